@@ -1,0 +1,1 @@
+//! Benchmarks of commute: criterion benches of the core (`benches/core.rs`).

@@ -1,0 +1,8 @@
+//! The private machinery behind the public types. Each module opens with the protocol it
+//! implements.
+
+pub(crate) mod backoff;
+pub(crate) mod thread;
+pub(crate) mod var;
+pub(crate) mod wait;
+pub(crate) mod write_set;

@@ -1,0 +1,251 @@
+//! Per-thread state, the registry of thread slots, and deferred reclamation of heap values.
+//!
+//! Every thread that runs a transaction gets a `ThreadCtx` (thread-local) and claims a `Slot` in
+//! the global registry. The slot holds the thread's statistics and its *pin*: while a
+//! transaction may dereference `TBox` values it publishes its read version there.
+//!
+//! Reclamation is quiescence on the STM clock (epoch-based reclamation where the epoch is the
+//! commit clock). A commit at version `wv` that replaces a heap value retires the old value with
+//! `wv`. A transaction whose pin is `rv >= wv` can never see the old value: it loaded the clock
+//! after the committer had locked the variable, so it sees the lock or the new value. The old
+//! value is therefore freed once every slot is unpinned or pinned at `rv >= wv`.
+//!
+//! The race between a reader pinning and a reclaimer scanning is the store-buffering pattern.
+//! Both sides use read-modify-writes on the slot word (the reader's `swap`, the reclaimer's
+//! `fetch_add(0)`), which are totally ordered on that word: either the reclaimer sees the pin, or
+//! the reader's later loads happen after the reclaimer's commit and see the new value. This needs
+//! only acquire/release, which loom models exactly.
+
+use std::cell::{Cell, RefCell};
+
+use crate::internal::write_set::DropFn;
+use crate::stats::{StatsCell, StatsSnapshot};
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{Arc, Mutex};
+use crate::tx::TxState;
+
+/// The pin value of a slot whose thread is not in a pinned transaction.
+pub(crate) const UNPINNED: u64 = u64::MAX;
+
+/// Retired values are scanned for reclamation in batches of this many.
+const RECLAIM_BATCH: usize = if cfg!(loom) { 1 } else { 64 };
+
+/// A value replaced by a commit, waiting until no transaction can still read it.
+pub(crate) struct Retired {
+    pub(crate) version: u64,
+    pub(crate) bits: u64,
+    pub(crate) drop_fn: DropFn,
+}
+
+// SAFETY: retired values are heap values of `TBox<T>` with `T: Send`; the drop function is the
+// only thing ever done with them, on whichever thread reclaims.
+unsafe impl Send for Retired {}
+
+impl Retired {
+    /// Drops the value.
+    ///
+    /// # Safety
+    ///
+    /// No transaction may still be able to read the value (see the module doc), and the value
+    /// must not have been dropped already.
+    unsafe fn free(self) {
+        // SAFETY: forwarded from the caller; `drop_fn` is the matching drop for `bits`.
+        unsafe { (self.drop_fn)(self.bits) }
+    }
+}
+
+/// One thread's entry in the registry.
+pub(crate) struct Slot {
+    pub(crate) pin: AtomicU64,
+    in_use: AtomicBool,
+    pub(crate) stats: StatsCell,
+}
+
+/// Global state shared by all threads.
+pub(crate) struct Globals {
+    /// The commit clock: bumped once by every committing writer.
+    pub(crate) clock: AtomicU64,
+    slots: Mutex<Vec<Arc<Slot>>>,
+    /// Retired values left behind by threads that exited.
+    orphans: Mutex<Vec<Retired>>,
+    /// Statistics of threads that exited.
+    pub(crate) exited_stats: Mutex<StatsSnapshot>,
+    /// Held by the one transaction running in irrevocable mode.
+    pub(crate) irrevocable: Mutex<()>,
+}
+
+crate::sync::global! {
+    static globals: Globals = Globals {
+        clock: AtomicU64::new(0),
+        slots: Mutex::new(Vec::new()),
+        orphans: Mutex::new(Vec::new()),
+        exited_stats: Mutex::new(StatsSnapshot::default()),
+        irrevocable: Mutex::new(()),
+    };
+}
+
+/// The process-wide state.
+pub(crate) fn global() -> &'static Globals {
+    globals()
+}
+
+/// The per-thread context: slot, scratch buffers for transactions, retired values.
+pub(crate) struct ThreadCtx {
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) in_tx: Cell<bool>,
+    pub(crate) state: RefCell<TxState>,
+    retired: RefCell<Vec<Retired>>,
+    rng: Cell<u64>,
+}
+
+crate::sync::thread_local! {
+    static CTX: ThreadCtx = ThreadCtx::new();
+}
+
+/// Runs `f` with this thread's context.
+///
+/// # Panics
+///
+/// Panics if called while the thread is being torn down (thread-local destructors).
+#[inline]
+pub(crate) fn with_ctx<R>(f: impl FnOnce(&ThreadCtx) -> R) -> R {
+    CTX.with(f)
+}
+
+impl ThreadCtx {
+    fn new() -> Self {
+        let g = global();
+        let mut slots = crate::sync::lock(&g.slots);
+        let slot = match slots.iter().find(|s| {
+            s.in_use.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        }) {
+            Some(s) => s.clone(),
+            None => {
+                let s = Arc::new(Slot {
+                    pin: AtomicU64::new(UNPINNED),
+                    in_use: AtomicBool::new(true),
+                    stats: StatsCell::default(),
+                });
+                slots.push(s.clone());
+                s
+            }
+        };
+        drop(slots);
+        let seed = slot.as_ref() as *const Slot as u64;
+        ThreadCtx {
+            slot,
+            in_tx: Cell::new(false),
+            state: RefCell::new(TxState::default()),
+            retired: RefCell::new(Vec::new()),
+            rng: Cell::new(seed | 1),
+        }
+    }
+
+    /// A cheap pseudo-random number (xorshift) for backoff jitter.
+    pub(crate) fn next_random(&self) -> u64 {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        x
+    }
+
+    /// Publishes `rv` as this thread's pin (see the module doc for the ordering argument).
+    #[inline]
+    pub(crate) fn pin(&self, rv: u64) {
+        self.slot.pin.swap(rv, Ordering::AcqRel);
+    }
+
+    #[inline]
+    pub(crate) fn unpin(&self) {
+        self.slot.pin.store(UNPINNED, Ordering::Release);
+    }
+
+    /// Queues values replaced by a commit; reclaims a batch when enough have gathered.
+    pub(crate) fn retire(&self, values: impl Iterator<Item = Retired>) {
+        let mut retired = self.retired.borrow_mut();
+        retired.extend(values);
+        if retired.len() >= RECLAIM_BATCH {
+            reclaim(&mut retired);
+        }
+    }
+
+    /// Reclaims what can be reclaimed now, this thread's retired values and orphans alike.
+    pub(crate) fn reclaim_now(&self) {
+        reclaim(&mut self.retired.borrow_mut());
+        let mut orphans = std::mem::take(&mut *crate::sync::lock(&global().orphans));
+        reclaim(&mut orphans);
+        crate::sync::lock(&global().orphans).append(&mut orphans);
+    }
+}
+
+/// The lowest pin of any slot: values retired at or below it are unreachable.
+fn oldest_pin() -> u64 {
+    let slots = crate::sync::lock(&global().slots);
+    slots.iter().map(|s| s.pin.fetch_add(0, Ordering::AcqRel)).min().unwrap_or(UNPINNED)
+}
+
+fn reclaim(retired: &mut Vec<Retired>) {
+    if retired.is_empty() {
+        return;
+    }
+    let oldest = oldest_pin();
+    let mut i = 0;
+    while i < retired.len() {
+        if retired[i].version <= oldest {
+            let value = retired.swap_remove(i);
+            // SAFETY: every pinned transaction has `rv >= value.version`, so none can read the
+            // value (module doc); it was retired exactly once by the commit that replaced it.
+            unsafe { value.free() };
+        } else {
+            i += 1;
+        }
+    }
+}
+
+impl Drop for ThreadCtx {
+    fn drop(&mut self) {
+        let g = global();
+        let mut retired = std::mem::take(&mut *self.retired.borrow_mut());
+        reclaim(&mut retired);
+        crate::sync::lock(&g.orphans).append(&mut retired);
+        // Fold this thread's statistics into the exited total and free the slot for reuse,
+        // both under the registry lock so that a global snapshot never counts them twice.
+        let slots = crate::sync::lock(&g.slots);
+        crate::sync::lock(&g.exited_stats).merge(&self.slot.stats.take());
+        self.slot.pin.store(UNPINNED, Ordering::Release);
+        self.slot.in_use.store(false, Ordering::Release);
+        drop(slots);
+    }
+}
+
+/// The sum of the statistics of every thread, running or exited.
+pub(crate) fn global_stats() -> StatsSnapshot {
+    let g = global();
+    let slots = crate::sync::lock(&g.slots);
+    let mut total = crate::sync::lock(&g.exited_stats).clone();
+    for s in slots.iter() {
+        total.merge(&s.stats.snapshot());
+    }
+    total
+}
+
+/// Frees every retired heap value that no running transaction can read any more, including
+/// those left behind by threads that have exited. Called by tests and loom models to check that
+/// nothing leaks; ordinary programs never need it (reclamation runs in batches by itself).
+#[doc(hidden)]
+pub fn reclaim_retired() {
+    with_ctx(|ctx| ctx.reclaim_now());
+}
+
+/// Purges `var` from the running attempt of this thread (see `VarCore::forget_in_running_tx`).
+pub(crate) fn forget_var(var: &crate::internal::var::VarCore) {
+    let _ = CTX.try_with(|ctx| {
+        if ctx.in_tx.get() {
+            if let Ok(mut st) = ctx.state.try_borrow_mut() {
+                st.forget(var);
+            }
+        }
+    });
+}

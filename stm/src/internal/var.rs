@@ -1,0 +1,140 @@
+//! The versioned lock word and the value word of one transactional variable.
+//!
+//! Lock word layout (TL2's versioned write lock, Dice, Shalev & Shavit 2006):
+//!
+//! ```text
+//!  63                                   3     2          1         0
+//! +--------------------------------------+-----------+---------+--------+
+//! | version: clock value of last commit  | IRREVOC.  | WAITERS | LOCKED |
+//! +--------------------------------------+-----------+---------+--------+
+//! ```
+//!
+//! - `LOCKED`: a committer (or the irrevocable transaction) owns the variable. The version bits
+//!   keep the pre-lock version so the owner can restore it on abort and check its own reads.
+//! - `IRREVOCABLE`: set together with `LOCKED` when the owner is the irrevocable transaction,
+//!   which holds its locks for a whole attempt; committers never wait on such a lock.
+//! - `WAITERS`: some transaction blocked in `retry` is waiting for this variable to change; the
+//!   next committer to lock it wakes the waiters (see `wait.rs`).
+//!
+//! Readers use the lock word as a sequence lock: load it, load the value, load it again; equal
+//! unlocked words (ignoring `WAITERS`) mean the value belongs to that version.
+
+use core::panic::Location;
+
+use crate::sync::atomic::{AtomicU64, Ordering};
+
+/// Set while a committer or the irrevocable transaction owns the variable.
+pub(crate) const LOCKED: u64 = 1;
+/// Set while some `retry` waiter wants to hear of the next change.
+pub(crate) const WAITERS: u64 = 1 << 1;
+/// Set with `LOCKED` when the owner is the irrevocable transaction.
+pub(crate) const IRREVOCABLE: u64 = 1 << 2;
+/// The version is stored above the flag bits.
+pub(crate) const VERSION_SHIFT: u32 = 3;
+/// The flag bits.
+pub(crate) const FLAGS: u64 = (1 << VERSION_SHIFT) - 1;
+
+/// The version stored in a lock word.
+#[inline]
+pub(crate) fn version_of(lock_word: u64) -> u64 {
+    lock_word >> VERSION_SHIFT
+}
+
+/// The unlocked lock word for `version`.
+#[inline]
+pub(crate) fn unlocked_word(version: u64) -> u64 {
+    version << VERSION_SHIFT
+}
+
+/// Where a variable came from: its creation site and an optional user label.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Origin {
+    pub(crate) site: &'static Location<'static>,
+    pub(crate) label: Option<&'static str>,
+}
+
+impl Origin {
+    pub(crate) fn site(site: &'static Location<'static>) -> Self {
+        Origin { site, label: None }
+    }
+}
+
+/// The untyped part of every `TVar` and `TBox`: lock word, value word, origin.
+#[derive(Debug)]
+pub(crate) struct VarCore {
+    pub(crate) lock: AtomicU64,
+    pub(crate) value: AtomicU64,
+    pub(crate) origin: Origin,
+}
+
+/// One consistent read of a variable: its value and the version it belongs to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Snapshot {
+    /// An unlocked, untorn read.
+    Value { bits: u64, version: u64 },
+    /// The variable was locked (by the lock word given).
+    Locked(u64),
+}
+
+impl VarCore {
+    pub(crate) fn new(bits: u64, origin: Origin) -> Self {
+        VarCore { lock: AtomicU64::new(0), value: AtomicU64::new(bits), origin }
+    }
+
+    /// The variable's address, its identity in read and write sets.
+    #[inline]
+    pub(crate) fn addr(&self) -> usize {
+        self as *const VarCore as usize
+    }
+
+    /// One sequence-lock read: a value with its version, or the lock word if locked.
+    #[inline]
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        loop {
+            let before = self.lock.load(Ordering::Acquire);
+            if before & LOCKED != 0 {
+                return Snapshot::Locked(before);
+            }
+            // Acquire keeps the second lock-word load below from moving above this one.
+            let bits = self.value.load(Ordering::Acquire);
+            let after = self.lock.load(Ordering::Acquire);
+            if (before | WAITERS) == (after | WAITERS) {
+                return Snapshot::Value { bits, version: version_of(before) };
+            }
+            // A commit (or a waiter flag) moved under us: read again.
+            crate::sync::spin_hint();
+        }
+    }
+
+    /// The latest committed value, waiting out any commit in progress.
+    pub(crate) fn load_committed(&self) -> u64 {
+        let mut backoff = crate::internal::backoff::Backoff::new();
+        loop {
+            match self.snapshot() {
+                Snapshot::Value { bits, .. } => return bits,
+                Snapshot::Locked(word) if word & IRREVOCABLE != 0 => {
+                    // The irrevocable owner may hold the lock for a whole transaction, but the
+                    // value word keeps the committed value until its write-back, which happens
+                    // under the lock; reading it here would race with that write-back, so wait.
+                    backoff.snooze();
+                }
+                Snapshot::Locked(_) => backoff.snooze(),
+            }
+        }
+    }
+}
+
+impl VarCore {
+    /// Removes this variable from the calling thread's running attempt, if any: it is being
+    /// dropped, which needs exclusive ownership, so no other thread can see it, and the attempt
+    /// must not touch its memory again.
+    pub(crate) fn forget_in_running_tx(&self) {
+        crate::internal::thread::forget_var(self);
+    }
+}
+
+impl Drop for VarCore {
+    fn drop(&mut self) {
+        self.forget_in_running_tx();
+    }
+}

@@ -1,0 +1,181 @@
+//! The write set: every variable the attempt writes or commutes, with its pending value.
+//!
+//! A small vector searched linearly; once it grows past `INDEX_THRESHOLD` entries a hashbrown
+//! map (ahash) from variable address to entry index takes over the lookups. Entries are unique
+//! per variable and updated in place; `or_else` takes a snapshot (see `tx.rs`).
+
+use std::rc::Rc;
+
+use hashbrown::HashMap;
+
+use crate::internal::var::VarCore;
+
+/// Above this many entries lookups go through the index map.
+const INDEX_THRESHOLD: usize = 8;
+
+/// A commutative operation recorded without reading the variable.
+#[derive(Clone)]
+pub(crate) enum Op {
+    /// Wrapping add of the delta, by the variable type's own add.
+    Add(u64, fn(u64, u64) -> u64),
+    /// A user function from old bits to new bits.
+    Apply(Rc<dyn Fn(u64) -> u64>),
+}
+
+impl Op {
+    #[inline]
+    fn apply(&self, bits: u64) -> u64 {
+        match self {
+            Op::Add(delta, add) => add(bits, *delta),
+            Op::Apply(f) => f(bits),
+        }
+    }
+}
+
+/// What the attempt will do to a variable at commit.
+#[derive(Clone)]
+pub(crate) enum Pending {
+    /// Store these bits.
+    Write(u64),
+    /// Apply these operations, in order, to the latest committed value.
+    Commute(OpList),
+    /// Nothing to store: the irrevocable transaction only holds the lock (it read the variable).
+    Hold,
+}
+
+/// Operations of one commuted variable. Adds fold into one; others queue up.
+#[derive(Clone)]
+pub(crate) enum OpList {
+    One(Op),
+    Many(Vec<Op>),
+}
+
+impl OpList {
+    pub(crate) fn push(&mut self, op: Op) {
+        match (self, op) {
+            (OpList::One(Op::Add(d, add)), Op::Add(e, _)) => *d = add(*d, e),
+            (OpList::Many(ops), op) => {
+                if let (Some(Op::Add(d, add)), Op::Add(e, _)) = (ops.last_mut(), &op) {
+                    *d = add(*d, *e);
+                } else {
+                    ops.push(op);
+                }
+            }
+            (this, op) => {
+                let OpList::One(first) = core::mem::replace(this, OpList::Many(Vec::new())) else {
+                    unreachable!()
+                };
+                *this = OpList::Many(vec![first, op]);
+            }
+        }
+    }
+
+    /// Applies the operations to `bits`, in the order they were recorded.
+    pub(crate) fn apply(&self, bits: u64) -> u64 {
+        match self {
+            OpList::One(op) => op.apply(bits),
+            OpList::Many(ops) => ops.iter().fold(bits, |b, op| op.apply(b)),
+        }
+    }
+}
+
+/// How to drop a heap value that a `TBox` stored as a word.
+pub(crate) type DropFn = unsafe fn(u64);
+
+/// One variable of the write set.
+#[derive(Clone)]
+pub(crate) struct Entry {
+    pub(crate) var: *const VarCore,
+    pub(crate) pending: Pending,
+    /// For `TBox` variables: how to drop the value a commit replaces.
+    pub(crate) drop_old: Option<DropFn>,
+    /// The lock word seen when this attempt locked the variable (commit or irrevocable).
+    pub(crate) locked_word: u64,
+}
+
+impl Entry {
+    #[inline]
+    pub(crate) fn var(&self) -> &VarCore {
+        // SAFETY: entries only live during one attempt, inside `atomically`, while the closure
+        // that produced them holds shared borrows of every variable it touched; variables
+        // therefore outlive their entries.
+        unsafe { &*self.var }
+    }
+}
+
+/// The write set of one attempt.
+#[derive(Default)]
+pub(crate) struct WriteSet {
+    pub(crate) entries: Vec<Entry>,
+    index: HashMap<usize, usize, ahash::RandomState>,
+}
+
+impl WriteSet {
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+        self.index.clear();
+    }
+
+    /// The index of `var`'s entry.
+    #[inline]
+    pub(crate) fn find(&self, var: &VarCore) -> Option<usize> {
+        let addr = var.addr();
+        if self.entries.len() <= INDEX_THRESHOLD {
+            self.entries.iter().position(|e| e.var as usize == addr)
+        } else {
+            self.index.get(&addr).copied()
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, i: usize) -> &mut Entry {
+        &mut self.entries[i]
+    }
+
+    /// Adds an entry for a variable not yet in the set.
+    pub(crate) fn push(&mut self, entry: Entry) {
+        debug_assert!(self.find(entry.var()).is_none());
+        let i = self.entries.len();
+        let addr = entry.var as usize;
+        self.entries.push(entry);
+        if i == INDEX_THRESHOLD {
+            // Crossing the threshold: index everything so far.
+            self.index.clear();
+            for (j, e) in self.entries.iter().enumerate() {
+                self.index.insert(e.var as usize, j);
+            }
+        } else if i > INDEX_THRESHOLD {
+            self.index.insert(addr, i);
+        }
+    }
+
+    /// Replaces the whole set (used by `or_else` to roll a branch back).
+    pub(crate) fn restore(&mut self, entries: Vec<Entry>) {
+        self.entries = entries;
+        self.index.clear();
+        if self.entries.len() > INDEX_THRESHOLD {
+            for (j, e) in self.entries.iter().enumerate() {
+                self.index.insert(e.var as usize, j);
+            }
+        }
+    }
+
+    /// Sorts entries by address, the global lock order that keeps committers deadlock-free.
+    /// Invalidates the index, so only the commit (which does no more lookups) calls it.
+    pub(crate) fn sort_for_commit(&mut self) {
+        if self.entries.len() > 1 {
+            self.entries.sort_unstable_by_key(|e| e.var as usize);
+        }
+        self.index.clear();
+    }
+}

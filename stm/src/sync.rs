@@ -1,0 +1,84 @@
+//! The one place that names synchronisation primitives.
+//!
+//! Everything else in the crate imports atomics, locks, thread-locals and yields from here, so
+//! that `--cfg loom` swaps all of them for loom's checked versions at once (the pattern of
+//! crossbeam-utils' `primitive` module and sharded-slab's `sync.rs`).
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) mod atomic {
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+}
+
+#[cfg(loom)]
+pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+#[cfg(loom)]
+pub(crate) mod atomic {
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+}
+
+/// Declares a thread-local through std or loom.
+#[cfg(not(loom))]
+macro_rules! shim_thread_local {
+    ($($t:tt)*) => { std::thread_local! { $($t)* } };
+}
+#[cfg(loom)]
+macro_rules! shim_thread_local {
+    ($($t:tt)*) => { loom::thread_local! { $($t)* } };
+}
+pub(crate) use shim_thread_local as thread_local;
+
+/// Declares a lazily initialised global that loom resets between executions.
+#[cfg(not(loom))]
+macro_rules! shim_global {
+    ($(#[$m:meta])* static $name:ident: $t:ty = $init:expr;) => {
+        $(#[$m])*
+        fn $name() -> &'static $t {
+            static CELL: std::sync::OnceLock<$t> = std::sync::OnceLock::new();
+            CELL.get_or_init(|| $init)
+        }
+    };
+}
+#[cfg(loom)]
+macro_rules! shim_global {
+    ($(#[$m:meta])* static $name:ident: $t:ty = $init:expr;) => {
+        $(#[$m])*
+        fn $name() -> &'static $t {
+            loom::lazy_static! { static ref CELL: $t = $init; }
+            &CELL
+        }
+    };
+}
+pub(crate) use shim_global as global;
+
+/// Gives the processor (or loom's scheduler) a chance to run another thread while we wait.
+#[inline]
+pub(crate) fn spin_hint() {
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
+/// Yields the time slice (loom: lets another modelled thread run).
+#[inline]
+pub(crate) fn yield_now() {
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
+/// Locks a mutex, ignoring poisoning: the data our mutexes guard stay consistent even when a
+/// holder panicked (every critical section is a few pushes or removals).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    #[cfg(not(loom))]
+    {
+        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    #[cfg(loom)]
+    {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,263 @@
+//! `TBox<T>`: an owned transactional pointer to a heap value, with deferred reclamation.
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::panic::Location;
+
+use crate::internal::thread::with_ctx;
+use crate::internal::var::{Origin, VarCore};
+use crate::sync::atomic::Ordering;
+use crate::tx::{StmResult, Transaction};
+
+/// A transactional box: a heap value of any type, replaced as a whole inside transactions.
+///
+/// Reads borrow the value (no clone) for the rest of the transaction. A write allocates the new
+/// value; the replaced one is freed only when no running transaction can still be reading it
+/// (quiescence on the commit clock, see `ARCHITECTURE.md`). Values written by an attempt that is
+/// rolled back are freed with it.
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{atomically, TBox};
+///
+/// let names = TBox::new(vec!["ada".to_string()]);
+/// atomically(|tx| {
+///     let mut next = names.read(tx)?.clone();
+///     next.push("grace".to_string());
+///     names.write(tx, next);
+///     Ok(())
+/// });
+/// assert_eq!(names.load().len(), 2);
+/// ```
+pub struct TBox<T> {
+    core: VarCore,
+    _owns: PhantomData<T>,
+}
+
+/// Drops a value that `TBox` stored as the bits of a `Box<T>` pointer.
+///
+/// # Safety
+///
+/// `bits` must come from `Box::<T>::into_raw`, not yet freed, and no longer reachable.
+unsafe fn drop_box<T>(bits: u64) {
+    // SAFETY: forwarded from the caller.
+    drop(unsafe { Box::from_raw(bits as usize as *mut T) });
+}
+
+fn into_bits<T>(value: T) -> u64 {
+    Box::into_raw(Box::new(value)) as usize as u64
+}
+
+impl<T: Send + Sync + 'static> TBox<T> {
+    /// Creates a box holding `value`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = commute_stm::TBox::new(String::from("hi"));
+    /// assert_eq!(b.load(), "hi");
+    /// ```
+    #[track_caller]
+    pub fn new(value: T) -> Self {
+        TBox {
+            core: VarCore::new(into_bits(value), Origin::site(Location::caller())),
+            _owns: PhantomData,
+        }
+    }
+
+    /// Names the box for statistics and conflict reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = commute_stm::TBox::new(0u8).with_label("config");
+    /// ```
+    pub fn with_label(mut self, label: &'static str) -> Self {
+        self.core.origin.label = Some(label);
+        self
+    }
+
+    #[inline]
+    fn deref_bits<'a>(bits: u64) -> &'a T {
+        // SAFETY: the bits are a live `Box<T>` pointer: either committed (and kept alive by the
+        // caller's pin until its attempt or load ends) or allocated by the running attempt (freed
+        // only after the attempt's closure returns).
+        unsafe { &*(bits as usize as *const T) }
+    }
+
+    /// Borrows the value inside a transaction, for as long as the transaction runs.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TBox};
+    ///
+    /// let b = TBox::new(vec![1, 2, 3]);
+    /// assert_eq!(atomically(|tx| Ok(b.read(tx)?.len())), 3);
+    /// ```
+    pub fn read<'a>(&'a self, tx: &'a Transaction) -> StmResult<&'a T> {
+        tx.pin();
+        tx.read_word(&self.core).map(Self::deref_bits)
+    }
+
+    /// Replaces the value inside a transaction (the new value is visible at commit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TBox};
+    ///
+    /// let b = TBox::new(1u64);
+    /// atomically(|tx| {
+    ///     b.write(tx, 2);
+    ///     Ok(())
+    /// });
+    /// assert_eq!(b.load(), 2);
+    /// ```
+    pub fn write(&self, tx: &Transaction, value: T) {
+        let bits = into_bits(value);
+        tx.track_alloc(bits, drop_box::<T>);
+        tx.write_word(&self.core, bits, Some(drop_box::<T>));
+    }
+
+    /// Replaces the value with `f` of the current one.
+    ///
+    /// # Errors
+    ///
+    /// As for [`read`](TBox::read).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TBox};
+    ///
+    /// let b = TBox::new(String::from("a"));
+    /// atomically(|tx| b.modify(tx, |s| format!("{s}b")));
+    /// assert_eq!(b.load(), "ab");
+    /// ```
+    pub fn modify(&self, tx: &Transaction, f: impl FnOnce(&T) -> T) -> StmResult<()> {
+        let new = f(self.read(tx)?);
+        self.write(tx, new);
+        Ok(())
+    }
+
+    /// Calls `f` with the latest committed value, outside any transaction.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction: use [`read`](TBox::read) there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = commute_stm::TBox::new(vec![1, 2]);
+    /// assert_eq!(b.load_with(|v| v.iter().sum::<i32>()), 3);
+    /// ```
+    pub fn load_with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        with_ctx(|ctx| {
+            assert!(
+                !ctx.in_tx.get(),
+                "commute: TBox::load_with/load called inside a transaction; use TBox::read(tx)"
+            );
+            struct Unpin<'a>(&'a crate::internal::thread::ThreadCtx);
+            impl Drop for Unpin<'_> {
+                fn drop(&mut self) {
+                    self.0.unpin();
+                }
+            }
+            ctx.pin(crate::internal::thread::global().clock.load(Ordering::Acquire));
+            let _unpin = Unpin(ctx);
+            f(Self::deref_bits(self.core.load_committed()))
+        })
+    }
+
+    /// A clone of the latest committed value, outside any transaction.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction: use [`read`](TBox::read) there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = commute_stm::TBox::new(String::from("x"));
+    /// assert_eq!(b.load(), "x");
+    /// ```
+    pub fn load(&self) -> T
+    where
+        T: Clone,
+    {
+        self.load_with(T::clone)
+    }
+
+    /// The value, mutably: no transaction can be reading it while the box is borrowed mutably.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut b = commute_stm::TBox::new(1);
+    /// *b.get_mut() += 1;
+    /// assert_eq!(b.load(), 2);
+    /// ```
+    pub fn get_mut(&mut self) -> &mut T {
+        let bits = self.core.value.load(Ordering::Acquire);
+        // SAFETY: `&mut self` proves no transaction holds the box; the committed pointer is a
+        // live `Box<T>` that only this box owns.
+        unsafe { &mut *(bits as usize as *mut T) }
+    }
+
+    /// The value, taken out of the box.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = commute_stm::TBox::new(vec![7]);
+    /// assert_eq!(b.into_inner(), vec![7]);
+    /// ```
+    pub fn into_inner(self) -> T {
+        let this = core::mem::ManuallyDrop::new(self);
+        let bits = this.core.value.load(Ordering::Acquire);
+        // SAFETY: we own the box (by value) and skip its `Drop`, so the pointer is freed once,
+        // here. The core holds only atomics; forgetting it leaks nothing.
+        let value = unsafe { *Box::from_raw(bits as usize as *mut T) };
+        this.core.forget_in_running_tx();
+        value
+    }
+}
+
+impl<T> Drop for TBox<T> {
+    fn drop(&mut self) {
+        let bits = self.core.value.load(Ordering::Acquire);
+        // SAFETY: dropping the box means no transaction holds a reference to it any more, and
+        // values it replaced were retired separately; the current one is owned only by us.
+        unsafe { drop_box::<T>(bits) };
+    }
+}
+
+impl<T: Default + Send + Sync + 'static> Default for TBox<T> {
+    #[track_caller]
+    fn default() -> Self {
+        Self::new(T::default())
+    }
+}
+
+impl<T: fmt::Debug + Send + Sync + 'static> fmt::Debug for TBox<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let in_tx = with_ctx(|ctx| ctx.in_tx.get());
+        let mut d = f.debug_struct("TBox");
+        if in_tx {
+            d.field("value", &format_args!("<in a transaction>"));
+        } else {
+            self.load_with(|v| {
+                d.field("value", v);
+            });
+        }
+        d.finish()
+    }
+}

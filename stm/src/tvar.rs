@@ -1,0 +1,303 @@
+//! `TVar<T>`: one transactional word, stored inline beside its versioned lock.
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::panic::Location;
+
+use crate::internal::var::{Origin, VarCore};
+use crate::tx::{StmResult, Transaction};
+use crate::word::{Integer, Word};
+
+/// A transactional variable holding one machine word (`T: `[`Word`]).
+///
+/// The value lives inline, next to a versioned lock: no allocation, no `Arc` per write, no clone
+/// per read. Read and write it inside [`atomically`](crate::atomically); outside a transaction,
+/// [`load`](TVar::load) returns a consistent snapshot.
+///
+/// Each `TVar` remembers where it was created (or the label given with
+/// [`with_label`](TVar::with_label)), so that [statistics](crate::stats) can say which variable a
+/// conflict was on.
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{atomically, TVar};
+///
+/// let a = TVar::new(10i64);
+/// let b = TVar::new(0i64);
+/// atomically(|tx| {
+///     let amount = a.read(tx)?;
+///     a.write(tx, 0);
+///     b.modify(tx, |x| x + amount)?;
+///     Ok(())
+/// });
+/// assert_eq!((a.load(), b.load()), (0, 10));
+/// ```
+pub struct TVar<T: Word> {
+    pub(crate) core: VarCore,
+    _marker: PhantomData<fn() -> T>,
+}
+
+impl<T: Word> TVar<T> {
+    /// Creates a variable holding `value`, remembering the caller's source location.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let flag = commute_stm::TVar::new(false);
+    /// assert!(!flag.load());
+    /// ```
+    #[track_caller]
+    pub fn new(value: T) -> Self {
+        Self::with_origin(value, Origin::site(Location::caller()))
+    }
+
+    pub(crate) fn with_origin(value: T, origin: Origin) -> Self {
+        TVar { core: VarCore::new(value.into_bits(), origin), _marker: PhantomData }
+    }
+
+    /// Gives the variable a name, used in statistics and conflict reports instead of its creation
+    /// site.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hits = commute_stm::TVar::new(0u64).with_label("hits");
+    /// assert_eq!(hits.label(), Some("hits"));
+    /// ```
+    pub fn with_label(mut self, label: &'static str) -> Self {
+        self.core.origin.label = Some(label);
+        self
+    }
+
+    /// The label given with [`with_label`](TVar::with_label), if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(commute_stm::TVar::new(1u8).label(), None);
+    /// ```
+    pub fn label(&self) -> Option<&'static str> {
+        self.core.origin.label
+    }
+
+    /// The source location where the variable was created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = commute_stm::TVar::new(1u8);
+    /// assert!(v.created_at().file().ends_with(".rs"));
+    /// ```
+    pub fn created_at(&self) -> &'static Location<'static> {
+        self.core.origin.site
+    }
+
+    /// Reads the latest committed value, outside any transaction.
+    ///
+    /// The value is one that some commit left (never a torn or uncommitted one). Inside a
+    /// transaction use [`read`](TVar::read), which takes part in conflict detection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = commute_stm::TVar::new('a');
+    /// assert_eq!(v.load(), 'a');
+    /// ```
+    pub fn load(&self) -> T {
+        T::from_bits(self.core.load_committed())
+    }
+
+    /// Reads the variable inside a transaction.
+    ///
+    /// Returns the value this transaction wrote (or commuted) if any, else a committed value
+    /// consistent with everything else the transaction has read.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the transaction must be rolled back and run
+    /// again; pass it on with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// let v = TVar::new(3u32);
+    /// assert_eq!(atomically(|tx| v.read(tx)), 3);
+    /// ```
+    #[inline]
+    pub fn read(&self, tx: &Transaction) -> StmResult<T> {
+        tx.read_word(&self.core).map(T::from_bits)
+    }
+
+    /// Sets the variable inside a transaction; the write becomes visible when the transaction
+    /// commits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// let v = TVar::new(3u32);
+    /// atomically(|tx| {
+    ///     v.write(tx, 4);
+    ///     Ok(())
+    /// });
+    /// assert_eq!(v.load(), 4);
+    /// ```
+    #[inline]
+    pub fn write(&self, tx: &Transaction, value: T) {
+        tx.write_word(&self.core, value.into_bits(), None);
+    }
+
+    /// Reads the variable, applies `f`, writes the result back, and returns the new value.
+    ///
+    /// # Errors
+    ///
+    /// As for [`read`](TVar::read).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// let v = TVar::new(3u32);
+    /// assert_eq!(atomically(|tx| v.modify(tx, |x| x * 2)), 6);
+    /// ```
+    #[inline]
+    pub fn modify(&self, tx: &Transaction, f: impl FnOnce(T) -> T) -> StmResult<T> {
+        let new = f(self.read(tx)?);
+        self.write(tx, new);
+        Ok(new)
+    }
+
+    /// Replaces the value and returns the old one.
+    ///
+    /// # Errors
+    ///
+    /// As for [`read`](TVar::read).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// let v = TVar::new(1u8);
+    /// assert_eq!(atomically(|tx| v.replace(tx, 2)), 1);
+    /// assert_eq!(v.load(), 2);
+    /// ```
+    #[inline]
+    pub fn replace(&self, tx: &Transaction, value: T) -> StmResult<T> {
+        let old = self.read(tx)?;
+        self.write(tx, value);
+        Ok(old)
+    }
+
+    /// Records a commutative update: `f` is applied at commit to the latest committed value.
+    ///
+    /// The transaction does not read the variable, so two transactions that only commute the same
+    /// variable never abort each other. If this transaction later reads the variable, it sees its
+    /// own pending updates applied, and from then on the variable is an ordinary read and write.
+    ///
+    /// `f` must be a pure function whose applications commute with each other (and with every
+    /// other update that concurrent transactions only commute); it may be called more than once
+    /// per transaction attempt, and runs while commit locks are held, so keep it short. A closure
+    /// that captures nothing is stored without allocating.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// let max_seen = TVar::new(0u64);
+    /// atomically(|tx| {
+    ///     max_seen.commute(tx, |m| m.max(42));
+    ///     Ok(())
+    /// });
+    /// assert_eq!(max_seen.load(), 42);
+    /// ```
+    pub fn commute(&self, tx: &Transaction, f: impl Fn(T) -> T + 'static) {
+        tx.commute_word(
+            &self.core,
+            crate::internal::write_set::Op::Apply(std::rc::Rc::new(move |bits| {
+                f(T::from_bits(bits)).into_bits()
+            })),
+        );
+    }
+}
+
+impl<T: Integer> TVar<T> {
+    /// Adds `delta` (wrapping) as a commutative update: no read, so concurrent adders never
+    /// conflict with each other.
+    ///
+    /// Use [`Integer::wrapping_sub`]-style negative deltas on signed types, or
+    /// [`sub`](TVar::sub), to subtract.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// let n = TVar::new(1i32);
+    /// atomically(|tx| {
+    ///     n.add(tx, 2);
+    ///     n.add(tx, -5);
+    ///     Ok(())
+    /// });
+    /// assert_eq!(n.load(), -2);
+    /// ```
+    #[inline]
+    pub fn add(&self, tx: &Transaction, delta: T) {
+        tx.commute_word(&self.core, crate::internal::write_set::Op::Add(delta.into_bits(), add_bits::<T>));
+    }
+
+    /// Subtracts `delta` (wrapping) as a commutative update, like [`add`](TVar::add).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// let n = TVar::new(10u32);
+    /// atomically(|tx| {
+    ///     n.sub(tx, 3);
+    ///     Ok(())
+    /// });
+    /// assert_eq!(n.load(), 7);
+    /// ```
+    #[inline]
+    pub fn sub(&self, tx: &Transaction, delta: T) {
+        self.add(tx, T::ZERO.wrapping_sub(delta));
+    }
+}
+
+fn add_bits<T: Integer>(value: u64, delta: u64) -> u64 {
+    T::from_bits(value).wrapping_add(T::from_bits(delta)).into_bits()
+}
+
+impl<T: Word + Default> Default for TVar<T> {
+    #[track_caller]
+    fn default() -> Self {
+        Self::new(T::default())
+    }
+}
+
+impl<T: Word> From<T> for TVar<T> {
+    #[track_caller]
+    fn from(value: T) -> Self {
+        Self::new(value)
+    }
+}
+
+impl<T: Word + fmt::Debug> fmt::Debug for TVar<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("TVar");
+        d.field("value", &self.load());
+        match self.core.origin.label {
+            Some(label) => d.field("label", &label),
+            None => d.field("created_at", &format_args!("{}", self.core.origin.site)),
+        };
+        d.finish()
+    }
+}

@@ -1,0 +1,972 @@
+//! Transactions: `atomically`, reads, writes, commutes, `retry`, `or_else`, hooks, commit.
+//!
+//! The protocol is TL2 (Dice, Shalev & Shavit, "Transactional Locking II", DISC 2006) with
+//! timestamp extension (Riegel, Felber & Fetzer's LSA) and commit-time commutative updates:
+//!
+//! - **Begin**: read the commit clock into `rv`, the attempt's read version.
+//! - **Read**: sequence-lock read of the variable (see `internal/var.rs`). A version above `rv`
+//!   means a commit happened since the attempt began: re-validate every earlier read and, if they
+//!   all still hold, move `rv` up to the current clock (extension); otherwise abort. So every
+//!   attempt, even one that will abort, sees a state some serial order produced (opacity).
+//! - **Write / commute**: buffered in the write set; commutes record operations, not values, and
+//!   add no read-set entry.
+//! - **Commit** (read-only attempts are already done): lock the write set in address order
+//!   (`lock_write_set`), take `wv` from the clock, validate the read set unless no commit
+//!   intervened (`validate_reads`), compute commuted values on the latest committed values
+//!   (`compute_values`), then write back and unlock with version `wv` (`write_back`).
+//! - **Progress**: a committer waits for locks held by other committers (they hold them for a
+//!   bounded time, and the global lock order rules out deadlock), but aborts rather than wait for
+//!   the irrevocable transaction. After `IRREVOCABLE_AFTER` conflict aborts in a row a
+//!   transaction becomes irrevocable: it takes a global token and locks every variable it touches
+//!   as it goes (strict two-phase locking), so it cannot abort and always commits.
+
+use core::cell::Cell;
+use core::fmt;
+use core::panic::Location;
+
+use crate::internal::backoff::Backoff;
+use crate::internal::thread::{Retired, ThreadCtx, global, with_ctx};
+use crate::internal::var::{
+    FLAGS, IRREVOCABLE, LOCKED, Origin, Snapshot, VarCore, WAITERS, unlocked_word, version_of,
+};
+use crate::internal::wait;
+use crate::internal::write_set::{DropFn, Entry, Op, OpList, Pending, WriteSet};
+use crate::stats::AbortCause;
+use crate::sync::atomic::Ordering;
+
+/// After this many conflict aborts in a row, a transaction runs in irrevocable mode, where it is
+/// guaranteed to commit.
+pub const IRREVOCABLE_AFTER: u32 = 16;
+
+/// How long a reader waits for a committer's lock before giving up on the attempt.
+const READ_LOCK_PATIENCE: u32 = if cfg!(loom) { 1 } else { 10 };
+
+/// The result of a transactional operation: `Err` means the attempt must stop and be rolled
+/// back (pass it on with `?`).
+pub type StmResult<T> = Result<T, StmError>;
+
+/// Why a transactional operation asks the attempt to stop.
+///
+/// Not an error to handle: return it from the closure (usually with `?`) and
+/// [`atomically`](crate::atomically) rolls the attempt back and runs it again, or blocks first
+/// if it was a [`retry`](Transaction::retry).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct StmError {
+    kind: ErrorKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ErrorKind {
+    Conflict,
+    Retry,
+}
+
+impl StmError {
+    const CONFLICT: StmError = StmError { kind: ErrorKind::Conflict };
+    const RETRY: StmError = StmError { kind: ErrorKind::Retry };
+
+    /// True if this is an explicit [`retry`](Transaction::retry) rather than a conflict.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// let v = TVar::new(1u8);
+    /// let was_retry = atomically(|tx| {
+    ///     let r: commute_stm::StmResult<()> = tx.or_else(
+    ///         |tx| {
+    ///             v.read(tx)?;
+    ///             tx.retry()
+    ///         },
+    ///         |_| Ok(()),
+    ///     );
+    ///     Ok(r.is_ok())
+    /// });
+    /// assert!(was_retry);
+    /// ```
+    pub fn is_retry(&self) -> bool {
+        self.kind == ErrorKind::Retry
+    }
+}
+
+impl fmt::Debug for StmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            ErrorKind::Conflict => f.write_str("StmError(conflict)"),
+            ErrorKind::Retry => f.write_str("StmError(retry)"),
+        }
+    }
+}
+
+impl fmt::Display for StmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            ErrorKind::Conflict => f.write_str("transaction conflict: the attempt will be re-run"),
+            ErrorKind::Retry => f.write_str("transaction retry: waiting for a change"),
+        }
+    }
+}
+
+impl std::error::Error for StmError {}
+
+/// One entry of the read set: a variable and the version this attempt read.
+#[derive(Clone, Copy)]
+pub(crate) struct ReadEntry {
+    var: *const VarCore,
+    version: u64,
+}
+
+impl ReadEntry {
+    #[inline]
+    fn var(&self) -> &VarCore {
+        // SAFETY: read entries live only during the attempt, while the closure's borrows keep
+        // every variable it read alive (as for write entries).
+        unsafe { &*self.var }
+    }
+}
+
+type Hook = Box<dyn FnOnce()>;
+
+/// The buffers of one attempt, kept per thread and reused so that transactions do not allocate.
+#[derive(Default)]
+pub(crate) struct TxState {
+    reads: Vec<ReadEntry>,
+    writes: WriteSet,
+    on_commit: Vec<Hook>,
+    on_abort: Vec<Hook>,
+    /// Heap values allocated by this attempt (for `TBox`), with their drop functions.
+    allocs: Vec<(u64, DropFn)>,
+    pinned: bool,
+    /// Heap values replaced by the commit, retired once the state borrow is released.
+    retired_by_commit: Vec<Retired>,
+    /// The cause and variable of the conflict that stopped this attempt.
+    abort: Option<(AbortCause, Origin)>,
+}
+
+impl TxState {
+    /// Drops every trace of `var` (it is being dropped during the attempt).
+    pub(crate) fn forget(&mut self, var: &VarCore) {
+        let addr = var.addr();
+        self.reads.retain(|r| r.var as usize != addr);
+        if self.writes.find(var).is_some() {
+            let kept: Vec<Entry> =
+                self.writes.entries.iter().filter(|e| e.var as usize != addr).cloned().collect();
+            self.writes.restore(kept);
+        }
+    }
+}
+
+/// An attempt of a transaction, handed to the closure given to [`atomically`].
+///
+/// All reads and writes of [`TVar`](crate::TVar)s and [`TBox`](crate::TBox)es take it. It cannot
+/// leave the closure or the thread.
+pub struct Transaction {
+    ctx: *const ThreadCtx,
+    rv: Cell<u64>,
+    irrevocable: bool,
+    site: &'static Location<'static>,
+    finished: Cell<bool>,
+}
+
+impl fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transaction")
+            .field("read_version", &self.rv.get())
+            .field("irrevocable", &self.irrevocable)
+            .field("site", &format_args!("{}", self.site))
+            .finish()
+    }
+}
+
+/// Runs `f` as a transaction and returns its result.
+///
+/// The closure appears to run alone: every transaction is serialisable with every other, and
+/// every attempt (even one that is later rolled back) sees a consistent state. The closure may
+/// run several times; effects outside transactional variables belong in
+/// [`Transaction::on_commit`].
+///
+/// # Panics
+///
+/// - If called inside a transaction: compose transactional code by passing the `&Transaction`
+///   down instead (functions taking `tx: &Transaction`).
+/// - If the closure calls [`Transaction::retry`] without having read any variable (it would
+///   block forever).
+/// - A panic in the closure rolls the attempt back (nothing of it is visible, no lock stays held)
+///   and then propagates to the caller.
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{atomically, TVar};
+///
+/// let balance = TVar::new(100i64);
+/// let ok = atomically(|tx| {
+///     if balance.read(tx)? < 30 {
+///         return Ok(false);
+///     }
+///     balance.modify(tx, |b| b - 30)?;
+///     Ok(true)
+/// });
+/// assert!(ok);
+/// assert_eq!(balance.load(), 70);
+/// ```
+#[track_caller]
+pub fn atomically<T, F>(f: F) -> T
+where
+    F: FnMut(&Transaction) -> StmResult<T>,
+{
+    let site = Location::caller();
+    with_ctx(|ctx| run(ctx, site, f))
+}
+
+fn run<T>(
+    ctx: &ThreadCtx,
+    site: &'static Location<'static>,
+    mut f: impl FnMut(&Transaction) -> StmResult<T>,
+) -> T {
+    if ctx.in_tx.replace(true) {
+        panic!(
+            "commute: atomically() called inside a transaction; transactions do not nest. \
+             Pass the `&Transaction` down to the inner code instead (take `tx: &Transaction` \
+             as a parameter), or use `tx.or_else` for alternatives"
+        );
+    }
+    let _in_tx = InTxGuard(ctx);
+    let mut conflicts: u32 = 0;
+    loop {
+        let irrevocable = conflicts >= IRREVOCABLE_AFTER;
+        let token = irrevocable.then(|| crate::sync::lock(&global().irrevocable));
+        let tx = Transaction::begin(ctx, site, irrevocable);
+        let outcome = f(&tx);
+        let is_retry = matches!(&outcome, Err(e) if e.is_retry());
+        if let Ok(value) = outcome {
+            if tx.commit().is_ok() {
+                ctx.slot.stats.commit(irrevocable);
+                let hooks = tx.finish_commit();
+                drop(tx);
+                drop(token);
+                run_hooks(ctx, hooks);
+                return value;
+            }
+        }
+        let (cause, origin) = if is_retry {
+            (AbortCause::Retry, None)
+        } else {
+            tx.abort_info().map_or((AbortCause::ReadValidation, None), |(c, o)| (c, Some(o)))
+        };
+        ctx.slot.stats.abort(cause, origin, site);
+        tx.free_allocs();
+        let wait_list = if is_retry { tx.wait_list() } else { Vec::new() };
+        let hooks = tx.finish_abort();
+        drop(tx);
+        drop(token);
+        run_hooks(ctx, hooks);
+        if is_retry {
+            if wait_list.is_empty() {
+                panic!(
+                    "commute: retry() called in a transaction that has read no TVar; it would \
+                     block forever. Read the variables whose change should wake it first"
+                );
+            }
+            // SAFETY: the variables are alive: the closure that read them is still borrowed by
+            // this call, and the attempt's own allocations (freed above) purged their variables
+            // from the read set as they were dropped.
+            let reads: Vec<(&VarCore, u64)> =
+                wait_list.iter().map(|&(v, ver)| (unsafe { &*v }, ver)).collect();
+            wait::wait_for_change(&reads);
+        } else {
+            conflicts += 1;
+            backoff(ctx, conflicts);
+        }
+    }
+}
+
+/// Runs commit or abort hooks outside the transaction: they may start new ones.
+fn run_hooks(ctx: &ThreadCtx, hooks: Vec<Hook>) {
+    if hooks.is_empty() {
+        return;
+    }
+    ctx.in_tx.set(false);
+    let _back_in_tx = RestoreInTx(ctx);
+    for hook in hooks {
+        hook();
+    }
+}
+
+struct RestoreInTx<'a>(&'a ThreadCtx);
+
+impl Drop for RestoreInTx<'_> {
+    fn drop(&mut self) {
+        self.0.in_tx.set(true);
+    }
+}
+
+/// Randomised exponential backoff after a conflict.
+fn backoff(ctx: &ThreadCtx, conflicts: u32) {
+    if cfg!(loom) {
+        crate::sync::yield_now();
+        return;
+    }
+    let ceiling = 1u64 << conflicts.min(10);
+    let spins = ctx.next_random() % ceiling;
+    for _ in 0..spins {
+        crate::sync::spin_hint();
+    }
+    if conflicts > 4 {
+        crate::sync::yield_now();
+    }
+}
+
+struct InTxGuard<'a>(&'a ThreadCtx);
+
+impl Drop for InTxGuard<'_> {
+    fn drop(&mut self) {
+        self.0.in_tx.set(false);
+    }
+}
+
+impl Transaction {
+    fn begin(ctx: &ThreadCtx, site: &'static Location<'static>, irrevocable: bool) -> Self {
+        let rv = global().clock.load(Ordering::Acquire);
+        Transaction {
+            ctx,
+            rv: Cell::new(rv),
+            irrevocable,
+            site,
+            finished: Cell::new(false),
+        }
+    }
+
+    #[inline]
+    fn ctx(&self) -> &ThreadCtx {
+        // SAFETY: a `Transaction` only exists inside `run`, on the thread that owns `ctx`, which
+        // outlives it (the thread-local is alive for the whole `with_ctx` call).
+        unsafe { &*self.ctx }
+    }
+
+    #[inline]
+    fn state(&self) -> core::cell::RefMut<'_, TxState> {
+        self.ctx().state.borrow_mut()
+    }
+
+    /// True if this attempt runs in irrevocable mode (after repeated conflicts): it holds a lock
+    /// on every variable it has touched and cannot abort.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!commute_stm::atomically(|tx| Ok(tx.is_irrevocable())));
+    /// ```
+    pub fn is_irrevocable(&self) -> bool {
+        self.irrevocable
+    }
+
+    /// Where the running `atomically` was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let line = commute_stm::atomically(|tx| Ok(tx.site().line()));
+    /// assert_eq!(line, line!());
+    /// ```
+    pub fn site(&self) -> &'static Location<'static> {
+        self.site
+    }
+
+    fn conflict(&self, st: &mut TxState, cause: AbortCause, var: &VarCore) -> StmError {
+        if st.abort.is_none() {
+            st.abort = Some((cause, var.origin));
+        }
+        StmError::CONFLICT
+    }
+
+    fn abort_info(&self) -> Option<(AbortCause, Origin)> {
+        self.state().abort
+    }
+
+    // ----- reads -------------------------------------------------------------------------
+
+    /// Reads a variable's word: own pending value first, else a validated committed value.
+    pub(crate) fn read_word(&self, var: &VarCore) -> StmResult<u64> {
+        let mut st = self.state();
+        if !st.writes.is_empty() {
+            if let Some(i) = st.writes.find(var) {
+                let pending = st.writes.get_mut(i).pending.clone();
+                return match pending {
+                    Pending::Write(bits) => Ok(bits),
+                    // The irrevocable transaction holds the lock: the value word is stable.
+                    Pending::Hold => Ok(var.value.load(Ordering::Acquire)),
+                    Pending::Commute(ops) => {
+                        // Reading a commuted variable turns it into an ordinary read and write.
+                        let base = if self.irrevocable {
+                            var.value.load(Ordering::Acquire)
+                        } else {
+                            self.read_committed(&mut st, var)?
+                        };
+                        drop(st);
+                        let bits = ops.apply(base);
+                        self.state().writes.get_mut(i).pending = Pending::Write(bits);
+                        Ok(bits)
+                    }
+                };
+            }
+        }
+        if self.irrevocable {
+            let i = self.lock_irrevocably(&mut st, var);
+            debug_assert!(matches!(st.writes.entries[i].pending, Pending::Hold));
+            return Ok(var.value.load(Ordering::Acquire));
+        }
+        self.read_committed(&mut st, var)
+    }
+
+    /// A committed value consistent with the rest of the read set; records the read.
+    fn read_committed(&self, st: &mut TxState, var: &VarCore) -> StmResult<u64> {
+        let mut backoff = Backoff::new();
+        loop {
+            match var.snapshot() {
+                Snapshot::Value { bits, version } => {
+                    if version > self.rv.get() {
+                        self.extend(st)?;
+                        continue;
+                    }
+                    st.reads.push(ReadEntry { var, version });
+                    return Ok(bits);
+                }
+                Snapshot::Locked(word) => {
+                    if word & IRREVOCABLE != 0 || backoff.steps() >= READ_LOCK_PATIENCE {
+                        return Err(self.conflict(st, AbortCause::LockBusy, var));
+                    }
+                    backoff.snooze();
+                }
+            }
+        }
+    }
+
+    /// Timestamp extension: if every read still holds, move `rv` up to the current clock.
+    fn extend(&self, st: &mut TxState) -> StmResult<()> {
+        let now = global().clock.load(Ordering::Acquire);
+        let changed = st.reads.iter().find(|r| {
+            let word = r.var().lock.load(Ordering::Acquire);
+            word & LOCKED != 0 || version_of(word) != r.version
+        });
+        if let Some(r) = changed {
+            let var = r.var;
+            // SAFETY: see `ReadEntry::var`.
+            return Err(self.conflict(st, AbortCause::ReadValidation, unsafe { &*var }));
+        }
+        self.rv.set(now);
+        Ok(())
+    }
+
+    // ----- writes ------------------------------------------------------------------------
+
+    /// Buffers a write of `bits`; `drop_old` is set for `TBox` variables.
+    pub(crate) fn write_word(&self, var: &VarCore, bits: u64, drop_old: Option<DropFn>) {
+        let mut st = self.state();
+        let i = match st.writes.find(var) {
+            Some(i) => i,
+            None if self.irrevocable => self.lock_irrevocably(&mut st, var),
+            None => {
+                st.writes.push(Entry { var, pending: Pending::Write(bits), drop_old, locked_word: 0 });
+                return;
+            }
+        };
+        let e = st.writes.get_mut(i);
+        e.pending = Pending::Write(bits);
+        e.drop_old = e.drop_old.or(drop_old);
+    }
+
+    /// Buffers a commutative operation.
+    pub(crate) fn commute_word(&self, var: &VarCore, op: Op) {
+        let mut st = self.state();
+        let i = match st.writes.find(var) {
+            Some(i) => i,
+            None if self.irrevocable => self.lock_irrevocably(&mut st, var),
+            None => {
+                st.writes.push(Entry {
+                    var,
+                    pending: Pending::Commute(OpList::One(op)),
+                    drop_old: None,
+                    locked_word: 0,
+                });
+                return;
+            }
+        };
+        let pending = &mut st.writes.get_mut(i).pending;
+        match pending {
+            Pending::Commute(ops) => ops.push(op),
+            Pending::Write(bits) => {
+                let base = *bits;
+                drop(st);
+                let new = OpList::One(op).apply(base);
+                self.state().writes.get_mut(i).pending = Pending::Write(new);
+            }
+            Pending::Hold => {
+                drop(st);
+                let new = OpList::One(op).apply(var.value.load(Ordering::Acquire));
+                self.state().writes.get_mut(i).pending = Pending::Write(new);
+            }
+        }
+    }
+
+    /// Irrevocable mode: locks `var` for the rest of the attempt; returns its write-set index.
+    fn lock_irrevocably(&self, st: &mut TxState, var: &VarCore) -> usize {
+        let mut backoff = Backoff::new();
+        loop {
+            let word = var.lock.load(Ordering::Relaxed);
+            if word & LOCKED == 0 {
+                if var
+                    .lock
+                    .compare_exchange_weak(
+                        word,
+                        word | LOCKED | IRREVOCABLE,
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    st.writes.push(Entry { var, pending: Pending::Hold, drop_old: None, locked_word: word });
+                    return st.writes.len() - 1;
+                }
+            } else {
+                // Only committers hold other locks, briefly, and they never wait for us.
+                backoff.snooze();
+            }
+        }
+    }
+
+    // ----- heap values ---------------------------------------------------------------------
+
+    /// Pins this thread so that heap values read from now on stay alive until the attempt ends.
+    pub(crate) fn pin(&self) {
+        let mut st = self.state();
+        if !st.pinned {
+            st.pinned = true;
+            self.ctx().pin(self.rv.get());
+        }
+    }
+
+    /// Records a heap value allocated by this attempt (freed unless a commit publishes it).
+    pub(crate) fn track_alloc(&self, bits: u64, drop_fn: DropFn) {
+        self.state().allocs.push((bits, drop_fn));
+    }
+
+    // ----- hooks, retry, or_else -----------------------------------------------------------
+
+    /// Runs `hook` after this transaction commits, once, outside the transaction.
+    ///
+    /// Use it for I/O and other effects that must not happen in an attempt that may be rolled
+    /// back. Hooks run in registration order; they may start new transactions. A hook registered
+    /// by an attempt that is rolled back (or by an `or_else` branch that retried) never runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let sent = Arc::new(AtomicU32::new(0));
+    /// let v = TVar::new(0u32);
+    /// let s = sent.clone();
+    /// atomically(move |tx| {
+    ///     v.write(tx, 1);
+    ///     let s = s.clone();
+    ///     tx.on_commit(move || {
+    ///         s.fetch_add(1, Ordering::Relaxed);
+    ///     });
+    ///     Ok(())
+    /// });
+    /// assert_eq!(sent.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn on_commit(&self, hook: impl FnOnce() + 'static) {
+        self.state().on_commit.push(Box::new(hook));
+    }
+
+    /// Runs `hook` if this attempt is rolled back (conflict or `retry`), after the rollback.
+    ///
+    /// Not run when the attempt commits, nor when the closure panics (the hooks are then dropped
+    /// unrun). Hooks of an `or_else` branch that retried are dropped too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::atomically;
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    ///
+    /// let aborted = Rc::new(Cell::new(false));
+    /// let a = aborted.clone();
+    /// atomically(move |tx| {
+    ///     let a = a.clone();
+    ///     tx.on_abort(move || a.set(true));
+    ///     Ok(())
+    /// });
+    /// assert!(!aborted.get());
+    /// ```
+    pub fn on_abort(&self, hook: impl FnOnce() + 'static) {
+        self.state().on_abort.push(Box::new(hook));
+    }
+
+    /// Abandons the attempt and blocks until a variable it read changes, then runs it again.
+    ///
+    /// Use it as `return tx.retry();` when the transaction cannot proceed yet (an empty queue, a
+    /// full buffer). Inside [`or_else`](Transaction::or_else) it falls through to the
+    /// alternative instead.
+    ///
+    /// # Errors
+    ///
+    /// Always returns the retry signal; propagate it.
+    ///
+    /// # Panics
+    ///
+    /// [`atomically`] panics if the attempt retries without having read any variable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    /// use std::sync::Arc;
+    ///
+    /// let ready = Arc::new(TVar::new(false));
+    /// let r = ready.clone();
+    /// let waiter = std::thread::spawn(move || {
+    ///     atomically(|tx| if r.read(tx)? { Ok("go") } else { tx.retry() })
+    /// });
+    /// atomically(|tx| {
+    ///     ready.write(tx, true);
+    ///     Ok(())
+    /// });
+    /// assert_eq!(waiter.join().unwrap(), "go");
+    /// ```
+    pub fn retry<T>(&self) -> StmResult<T> {
+        Err(StmError::RETRY)
+    }
+
+    /// Runs `first`; if it calls [`retry`](Transaction::retry), rolls back its writes (and
+    /// hooks) and runs `second` instead. Reads of both stay in the attempt, so if both retry the
+    /// transaction waits for a change to either. Nests freely.
+    ///
+    /// # Errors
+    ///
+    /// A conflict in either branch, or a retry of `second`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// let a = TVar::new(0u32);
+    /// let b = TVar::new(7u32);
+    /// let got = atomically(|tx| {
+    ///     tx.or_else(
+    ///         |tx| {
+    ///             a.write(tx, 99); // rolled back: this branch retries
+    ///             match b.read(tx)? {
+    ///                 0 => Ok(0),
+    ///                 _ => tx.retry(),
+    ///             }
+    ///         },
+    ///         |tx| b.read(tx),
+    ///     )
+    /// });
+    /// assert_eq!(got, 7);
+    /// assert_eq!(a.load(), 0);
+    /// ```
+    pub fn or_else<T>(
+        &self,
+        first: impl FnOnce(&Transaction) -> StmResult<T>,
+        second: impl FnOnce(&Transaction) -> StmResult<T>,
+    ) -> StmResult<T> {
+        let (saved_writes, commit_hooks, abort_hooks) = {
+            let st = self.state();
+            (st.writes.entries.clone(), st.on_commit.len(), st.on_abort.len())
+        };
+        match first(self) {
+            Err(e) if e.is_retry() => {
+                let mut st = self.state();
+                if self.irrevocable {
+                    // Locks taken by the branch stay held (as reads); only its values roll back.
+                    for e in st.writes.entries.iter_mut().skip(saved_writes.len()) {
+                        e.pending = Pending::Hold;
+                        e.drop_old = None;
+                    }
+                    let kept: Vec<Entry> = st.writes.entries[saved_writes.len()..].to_vec();
+                    let mut restored = saved_writes;
+                    restored.extend(kept);
+                    st.writes.restore(restored);
+                } else {
+                    st.writes.restore(saved_writes);
+                }
+                st.on_commit.truncate(commit_hooks);
+                st.on_abort.truncate(abort_hooks);
+                drop(st);
+                second(self)
+            }
+            other => other,
+        }
+    }
+
+    // ----- commit ------------------------------------------------------------------------
+
+    /// Tries to commit; on failure the attempt must be rolled back by the caller.
+    fn commit(&self) -> Result<(), ()> {
+        let mut guard = self.state();
+        let st: &mut TxState = &mut guard;
+        if st.writes.is_empty() {
+            return Ok(()); // read-only: every read was validated against `rv`
+        }
+        if self.irrevocable {
+            return self.commit_irrevocable(st);
+        }
+        st.writes.sort_for_commit();
+        let mut locks = LockGuard { entries: &mut st.writes.entries, held: 0 };
+        if let Err(var) = lock_write_set(&mut locks) {
+            drop(locks);
+            // SAFETY: the variable belongs to this attempt's write set (see `Entry::var`).
+            self.conflict(st, AbortCause::LockBusy, unsafe { &*var });
+            return Err(());
+        }
+        let wv = global().clock.fetch_add(1, Ordering::AcqRel) + 1;
+        if wv != self.rv.get() + 1 {
+            if let Err(var) = validate_reads(&st.reads, locks.entries) {
+                drop(locks);
+                // SAFETY: the variable belongs to this attempt's read set.
+                self.conflict(st, AbortCause::ReadValidation, unsafe { &*var });
+                return Err(());
+            }
+        }
+        compute_values(locks.entries);
+        let retired = write_back(locks.entries, wv);
+        locks.held = 0; // unlocked by write_back
+        drop(locks);
+        st.allocs = take_unpublished(st);
+        st.writes.clear();
+        st.retired_by_commit = retired;
+        Ok(())
+    }
+
+    /// The irrevocable commit: every variable is already locked, nothing can fail.
+    fn commit_irrevocable(&self, st: &mut TxState) -> Result<(), ()> {
+        let mut locks = LockGuard { entries: &mut st.writes.entries, held: 0 };
+        locks.held = locks.entries.len();
+        let wv = global().clock.fetch_add(1, Ordering::AcqRel) + 1;
+        let retired = write_back(locks.entries, wv);
+        locks.held = 0;
+        drop(locks);
+        st.allocs = take_unpublished(st);
+        // Unlocked by the write-back: the reset must not release these again.
+        st.writes.clear();
+        st.retired_by_commit = retired;
+        Ok(())
+    }
+
+    /// Frees the attempt's allocations (after a rollback, or those a commit did not publish).
+    /// Called with no state borrow held: dropping a value may drop variables, and a variable's
+    /// drop purges it from the running attempt's sets.
+    fn free_allocs(&self) {
+        let allocs = core::mem::take(&mut self.state().allocs);
+        free_all(allocs);
+    }
+
+    /// After a commit: clears the attempt, returns its commit hooks.
+    fn finish_commit(&self) -> Vec<Hook> {
+        // Frees happen with no state borrow held: dropping a value may drop variables, and a
+        // variable's drop looks at the running attempt's state.
+        self.free_allocs();
+        let (hooks, retired) = {
+            let mut st = self.state();
+            let hooks = core::mem::take(&mut st.on_commit);
+            let retired = core::mem::take(&mut st.retired_by_commit);
+            self.reset(&mut st); // unpins first, so our own retired values can go at once
+            (hooks, retired)
+        };
+        if !retired.is_empty() {
+            self.ctx().retire(retired.into_iter());
+        }
+        hooks
+    }
+
+    /// After a rollback: releases what the attempt held, returns its abort hooks.
+    fn finish_abort(&self) -> Vec<Hook> {
+        self.free_allocs();
+        let mut st = self.state();
+        let hooks = core::mem::take(&mut st.on_abort);
+        self.reset(&mut st);
+        hooks
+    }
+
+    /// The variables (and versions) whose change should wake a retried attempt.
+    fn wait_list(&self) -> Vec<(*const VarCore, u64)> {
+        let st = self.state();
+        let mut list: Vec<_> = st.reads.iter().map(|r| (r.var, r.version)).collect();
+        if self.irrevocable {
+            list.extend(st.writes.entries.iter().map(|e| (e.var, version_of(e.locked_word))));
+        }
+        list
+    }
+
+    /// Releases irrevocable locks, frees unpublished allocations, unpins, clears buffers.
+    fn reset(&self, st: &mut TxState) {
+        if self.irrevocable {
+            for e in &st.writes.entries {
+                // Restore the word exactly (WAITERS included): nothing changed.
+                e.var().lock.store(e.locked_word, Ordering::Release);
+            }
+        }
+        debug_assert!(st.allocs.is_empty(), "allocations are freed before the reset");
+        if st.pinned {
+            st.pinned = false;
+            self.ctx().unpin();
+        }
+        st.reads.clear();
+        st.writes.clear();
+        st.on_commit.clear();
+        st.on_abort.clear();
+        st.abort = None;
+        self.finished.set(true);
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if !self.finished.get() {
+            // The closure panicked (or a commit hook did before we cleared): roll back.
+            self.free_allocs();
+            let mut st = self.state();
+            st.on_commit.clear();
+            st.on_abort.clear();
+            self.reset(&mut st);
+        }
+    }
+}
+
+/// Write-set locks held during a commit; released (restoring the old words) if dropped early,
+/// for example when a commute function panics.
+struct LockGuard<'a> {
+    entries: &'a mut [Entry],
+    held: usize,
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        for e in &self.entries[..self.held] {
+            e.var().lock.store(e.locked_word, Ordering::Release);
+        }
+    }
+}
+
+/// Commit phase 1: lock every written variable, in address order.
+fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<(), *const VarCore> {
+    for i in 0..locks.entries.len() {
+        let var = locks.entries[i].var();
+        let mut backoff = Backoff::new();
+        loop {
+            let word = var.lock.load(Ordering::Relaxed);
+            if word & LOCKED == 0 {
+                if var
+                    .lock
+                    .compare_exchange_weak(word, word | LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    locks.entries[i].locked_word = word;
+                    locks.held = i + 1;
+                    break;
+                }
+            } else if word & IRREVOCABLE != 0 {
+                return Err(var);
+            } else {
+                // Another committer: it holds its locks briefly and, locking in the same order,
+                // never waits for one of ours.
+                backoff.snooze();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Commit phase 2: every read must still show the version it had (our own locks keep the
+/// pre-lock version in the word).
+fn validate_reads(reads: &[ReadEntry], locked: &[Entry]) -> Result<(), *const VarCore> {
+    for r in reads {
+        let word = r.var().lock.load(Ordering::Acquire);
+        if word & LOCKED != 0 {
+            let ours = locked.binary_search_by_key(&(r.var as usize), |e| e.var as usize).is_ok();
+            if !ours || version_of(word) != r.version {
+                return Err(r.var);
+            }
+        } else if version_of(word) != r.version {
+            return Err(r.var);
+        }
+    }
+    Ok(())
+}
+
+/// Commit phase 3: commuted values from the latest committed values (which our locks freeze).
+fn compute_values(entries: &mut [Entry]) {
+    for e in entries.iter_mut() {
+        if let Pending::Commute(ops) = &e.pending {
+            let bits = ops.apply(e.var().value.load(Ordering::Relaxed));
+            e.pending = Pending::Write(bits);
+        }
+    }
+}
+
+/// Commit phase 4: store the values, unlock at version `wv`, wake `retry` waiters. Returns the
+/// heap values the commit replaced.
+fn write_back(entries: &[Entry], wv: u64) -> Vec<Retired> {
+    let mut retired = Vec::new();
+    for e in entries {
+        let var = e.var();
+        match e.pending {
+            Pending::Write(bits) => {
+                if let Some(drop_fn) = e.drop_old {
+                    let old = var.value.load(Ordering::Relaxed);
+                    retired.push(Retired { version: wv, bits: old, drop_fn });
+                }
+                var.value.store(bits, Ordering::Release);
+            }
+            Pending::Hold => {}
+            Pending::Commute(_) => unreachable!("computed before write-back"),
+        }
+    }
+    for e in entries {
+        let var = e.var();
+        if matches!(e.pending, Pending::Hold) {
+            var.lock.store(e.locked_word, Ordering::Release);
+        } else {
+            var.lock.store(unlocked_word(wv), Ordering::Release);
+            if e.locked_word & WAITERS != 0 {
+                wait::wake(var);
+            }
+        }
+    }
+    debug_assert!(entries.iter().all(|e| e.locked_word & (FLAGS & !WAITERS) == 0));
+    retired
+}
+
+/// Takes the attempt's allocations, minus those the commit published (one per published write,
+/// matched by address).
+fn take_unpublished(st: &mut TxState) -> Vec<(u64, DropFn)> {
+    let mut allocs = core::mem::take(&mut st.allocs);
+    if allocs.is_empty() {
+        return allocs;
+    }
+    for e in &st.writes.entries {
+        if let (Some(_), Pending::Write(bits)) = (e.drop_old, &e.pending) {
+            if let Some(j) = allocs.iter().position(|(b, _)| b == bits) {
+                allocs.swap_remove(j);
+            }
+        }
+    }
+    allocs
+}
+
+fn free_all(allocs: Vec<(u64, DropFn)>) {
+    for (bits, drop_fn) in allocs {
+        // SAFETY: allocated by this attempt, never published (no committed variable holds it),
+        // and the closure that could borrow it has returned.
+        unsafe { drop_fn(bits) };
+    }
+}

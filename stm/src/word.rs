@@ -1,0 +1,200 @@
+//! Values that fit in one machine word and can live inline in a [`TVar`](crate::TVar).
+
+use core::ptr::NonNull;
+
+/// A value that a [`TVar`](crate::TVar) stores inline, as the bits of one 64-bit word.
+///
+/// Implemented for the integer types (up to 64 bits), `bool`, `char`, `f32`, `f64`, `()` and the
+/// pointer types `*const T`, `*mut T`, `NonNull<T>` and `Option<NonNull<T>>`. No allocation, no
+/// `Arc`: a read is two loads of the lock word and one of the value.
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::Word;
+///
+/// assert_eq!(u64::from_bits('x'.into_bits()), 'x' as u64);
+/// assert_eq!(f64::from_bits(1.5f64.into_bits()), 1.5);
+/// ```
+///
+/// # Safety
+///
+/// Implementors promise that:
+/// - `from_bits(x.into_bits())` gives back a value equal to `x`, and `from_bits` is only ever
+///   called by this crate on bits that `into_bits` of the same type produced;
+/// - values of the type may be copied to and used from any thread (the type is, in effect,
+///   `Send + Sync`; raw pointers qualify because dereferencing them is unsafe anyway).
+pub unsafe trait Word: Copy + 'static {
+    /// The value as the bits of a `u64`.
+    fn into_bits(self) -> u64;
+    /// The value back from the bits that [`into_bits`](Word::into_bits) produced.
+    fn from_bits(bits: u64) -> Self;
+}
+
+/// An integer [`Word`] that supports commutative, wrapping addition
+/// ([`TVar::add`](crate::TVar::add)).
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{atomically, TVar};
+///
+/// let hits = TVar::new(0u32);
+/// atomically(|tx| {
+///     hits.add(tx, 5);
+///     Ok(())
+/// });
+/// assert_eq!(hits.load(), 5);
+/// ```
+pub trait Integer: Word + Eq + core::fmt::Debug {
+    /// `self + rhs`, wrapping around at the type's bounds.
+    fn wrapping_add(self, rhs: Self) -> Self;
+    /// `self - rhs`, wrapping around at the type's bounds.
+    fn wrapping_sub(self, rhs: Self) -> Self;
+    /// The number one.
+    const ONE: Self;
+    /// The number zero.
+    const ZERO: Self;
+}
+
+macro_rules! integer_words {
+    ($($t:ty => $u:ty),* $(,)?) => {$(
+        // SAFETY: the cast round-trips every value of the type through its zero- or
+        // sign-extended 64-bit pattern, and integers are plain data.
+        unsafe impl Word for $t {
+            #[inline]
+            fn into_bits(self) -> u64 {
+                self as $u as u64
+            }
+            #[inline]
+            fn from_bits(bits: u64) -> Self {
+                bits as $u as $t
+            }
+        }
+        impl Integer for $t {
+            #[inline]
+            fn wrapping_add(self, rhs: Self) -> Self {
+                <$t>::wrapping_add(self, rhs)
+            }
+            #[inline]
+            fn wrapping_sub(self, rhs: Self) -> Self {
+                <$t>::wrapping_sub(self, rhs)
+            }
+            const ONE: Self = 1;
+            const ZERO: Self = 0;
+        }
+    )*};
+}
+
+integer_words!(
+    u8 => u8, u16 => u16, u32 => u32, u64 => u64, usize => usize,
+    i8 => u8, i16 => u16, i32 => u32, i64 => u64, isize => usize,
+);
+
+// SAFETY: 0 and 1 round-trip; `from_bits` only sees what `into_bits` produced.
+unsafe impl Word for bool {
+    #[inline]
+    fn into_bits(self) -> u64 {
+        self as u64
+    }
+    #[inline]
+    fn from_bits(bits: u64) -> Self {
+        bits != 0
+    }
+}
+
+// SAFETY: a `char` is a 32-bit scalar value; `from_bits` only sees valid scalar values, and
+// falls back to U+FFFD rather than misbehaving if that promise were ever broken.
+unsafe impl Word for char {
+    #[inline]
+    fn into_bits(self) -> u64 {
+        self as u64
+    }
+    #[inline]
+    fn from_bits(bits: u64) -> Self {
+        char::from_u32(bits as u32).unwrap_or(char::REPLACEMENT_CHARACTER)
+    }
+}
+
+// SAFETY: IEEE bit patterns round-trip exactly (NaN payloads included).
+unsafe impl Word for f32 {
+    #[inline]
+    fn into_bits(self) -> u64 {
+        self.to_bits() as u64
+    }
+    #[inline]
+    fn from_bits(bits: u64) -> Self {
+        f32::from_bits(bits as u32)
+    }
+}
+
+// SAFETY: IEEE bit patterns round-trip exactly (NaN payloads included).
+unsafe impl Word for f64 {
+    #[inline]
+    fn into_bits(self) -> u64 {
+        self.to_bits()
+    }
+    #[inline]
+    fn from_bits(bits: u64) -> Self {
+        f64::from_bits(bits)
+    }
+}
+
+// SAFETY: the unit type has one value.
+unsafe impl Word for () {
+    #[inline]
+    fn into_bits(self) -> u64 {
+        0
+    }
+    #[inline]
+    fn from_bits(_: u64) -> Self {}
+}
+
+// SAFETY: a thin pointer's address round-trips through u64 on every platform Rust supports
+// (at most 64-bit pointers); dereferencing the pointer stays the user's unsafe business.
+unsafe impl<T: 'static> Word for *const T {
+    #[inline]
+    fn into_bits(self) -> u64 {
+        self as usize as u64
+    }
+    #[inline]
+    fn from_bits(bits: u64) -> Self {
+        bits as usize as *const T
+    }
+}
+
+// SAFETY: as for `*const T`.
+unsafe impl<T: 'static> Word for *mut T {
+    #[inline]
+    fn into_bits(self) -> u64 {
+        self as usize as u64
+    }
+    #[inline]
+    fn from_bits(bits: u64) -> Self {
+        bits as usize as *mut T
+    }
+}
+
+// SAFETY: as for `*const T`; `from_bits` only sees non-zero addresses produced by `into_bits`.
+unsafe impl<T: 'static> Word for NonNull<T> {
+    #[inline]
+    fn into_bits(self) -> u64 {
+        self.as_ptr() as usize as u64
+    }
+    #[inline]
+    fn from_bits(bits: u64) -> Self {
+        NonNull::new(bits as usize as *mut T).expect("NonNull TVar held a null pointer")
+    }
+}
+
+// SAFETY: as for `*const T`, with `None` as address zero.
+unsafe impl<T: 'static> Word for Option<NonNull<T>> {
+    #[inline]
+    fn into_bits(self) -> u64 {
+        self.map_or(0, |p| p.as_ptr() as usize as u64)
+    }
+    #[inline]
+    fn from_bits(bits: u64) -> Self {
+        NonNull::new(bits as usize as *mut T)
+    }
+}
