@@ -2,7 +2,14 @@
 //! really does.
 //!
 //! This crate re-exports the STM core ([`commute_stm`]): [`TVar`], [`TBox`], [`atomically`],
-//! `retry`, `or_else`, commutative updates, hooks and statistics.
+//! `retry`, `or_else`, commutative updates, hooks and statistics; and adds collections whose
+//! common operations do not conflict with each other:
+//!
+//! | type | what never conflicts |
+//! |---|---|
+//! | [`TCounter`] | `add` vs `add` |
+//! | [`TQueue`] | `push` vs `push`, `push` vs `pop` of other items |
+//! | [`TMap`] / [`TSet`] | operations on different keys |
 //!
 //! # Examples
 //!
@@ -15,3 +22,13 @@
 //! ```
 
 pub use commute_stm::*;
+
+mod counter;
+mod map;
+mod queue;
+mod set;
+
+pub use counter::TCounter;
+pub use map::TMap;
+pub use queue::TQueue;
+pub use set::TSet;
