@@ -23,11 +23,13 @@
 
 pub use commute_stm::*;
 
+mod atomic;
 mod counter;
 mod map;
 mod queue;
 mod set;
 
+pub use atomic::Atomic;
 pub use counter::TCounter;
 pub use map::TMap;
 pub use queue::TQueue;
