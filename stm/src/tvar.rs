@@ -227,6 +227,89 @@ impl<T: Word> TVar<T> {
     }
 }
 
+impl<T: Word> TVar<T> {
+    /// Low-level: runs `op` once, at commit, with the variable's latest committed value and the
+    /// commit's version; its result becomes the new value.
+    ///
+    /// This is how a collection appends without reading: a queue's `push` publishes its node by
+    /// linking it after the tail the commit finds. Operations run in registration order, after
+    /// every check of the commit has passed and while the variable is locked, so code in `op` may
+    /// also write memory that only becomes reachable through the new value. They are not visible
+    /// to the transaction's own reads of this variable (which return the committed value), and
+    /// the variable cannot also be written or commuted in the same transaction. Two transactions
+    /// that only publish to the same variable never abort each other.
+    ///
+    /// # Safety
+    ///
+    /// `op` must not panic (a panic would leave the commit half applied) and must not block. Any
+    /// memory it writes besides the returned value must be reachable by other threads only
+    /// through this variable's new value or through links that readers check with
+    /// [`Transaction::observe_version`] against the version passed to `op`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// // The version of the last commit that published to `last_commit`.
+    /// let last_commit = TVar::new(0u64);
+    /// atomically(|tx| {
+    ///     // SAFETY: the operation neither panics nor touches other memory.
+    ///     unsafe { last_commit.publish_on_commit(tx, |_, version| version) };
+    ///     Ok(())
+    /// });
+    /// assert!(last_commit.load() > 0);
+    /// ```
+    pub unsafe fn publish_on_commit(&self, tx: &Transaction, op: impl Fn(T, u64) -> T + 'static) {
+        tx.publish_word(
+            &self.core,
+            std::rc::Rc::new(move |bits, version| op(T::from_bits(bits), version).into_bits()),
+        );
+    }
+
+    /// Low-level: sets a transaction-local value keyed by this variable.
+    ///
+    /// The value is never committed; it lives until the attempt ends and is rolled back with an
+    /// [`or_else`](Transaction::or_else) branch that retries. Collections use a dedicated
+    /// `TVar` as the key for per-transaction bookkeeping (a queue's own pending pushes). The
+    /// key must not also be read or written as a shared variable in the same transaction.
+    ///
+    /// # Panics
+    ///
+    /// If this transaction also reads, writes or commutes the variable as a shared one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// let key = TVar::new(0u32);
+    /// let seen = atomically(|tx| {
+    ///     assert_eq!(key.local(tx), None);
+    ///     key.set_local(tx, 7);
+    ///     Ok(key.local(tx))
+    /// });
+    /// assert_eq!(seen, Some(7));
+    /// assert_eq!(key.load(), 0); // never committed
+    /// ```
+    pub fn set_local(&self, tx: &Transaction, value: T) {
+        tx.set_local(&self.core, value.into_bits());
+    }
+
+    /// Low-level: the transaction-local value keyed by this variable, if this attempt set one
+    /// (see [`set_local`](TVar::set_local)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let key = commute_stm::TVar::new(0u8);
+    /// assert_eq!(commute_stm::atomically(|tx| Ok(key.local(tx))), None);
+    /// ```
+    pub fn local(&self, tx: &Transaction) -> Option<T> {
+        tx.get_local(&self.core).map(T::from_bits)
+    }
+}
+
 impl<T: Integer> TVar<T> {
     /// Adds `delta` (wrapping) as a commutative update: no read, so concurrent adders never
     /// conflict with each other.

@@ -138,6 +138,8 @@ pub(crate) struct TxState {
     /// Heap values allocated by this attempt (for `TBox`), with their drop functions.
     allocs: Vec<(u64, DropFn)>,
     pinned: bool,
+    /// Heap values to retire if the attempt commits (`Transaction::retire_on_commit`).
+    retire_on_commit: Vec<(u64, DropFn)>,
     /// Heap values replaced by the commit, retired once the state borrow is released.
     retired_by_commit: Vec<Retired>,
     /// The cause and variable of the conflict that stopped this attempt.
@@ -367,8 +369,8 @@ impl Transaction {
     /// # Examples
     ///
     /// ```
-    /// let line = commute_stm::atomically(|tx| Ok(tx.site().line()));
-    /// assert_eq!(line, line!());
+    /// let (line, here) = (commute_stm::atomically(|tx| Ok(tx.site().line())), line!());
+    /// assert_eq!(line, here);
     /// ```
     pub fn site(&self) -> &'static Location<'static> {
         self.site
@@ -394,9 +396,12 @@ impl Transaction {
             if let Some(i) = st.writes.find(var) {
                 let pending = st.writes.get_mut(i).pending.clone();
                 return match pending {
-                    Pending::Write(bits) => Ok(bits),
+                    Pending::Write(bits) | Pending::Local(bits) => Ok(bits),
                     // The irrevocable transaction holds the lock: the value word is stable.
                     Pending::Hold => Ok(var.value.load(Ordering::Acquire)),
+                    // Publishing operations are invisible to the transaction's own reads.
+                    Pending::Publish(_) if self.irrevocable => Ok(var.value.load(Ordering::Acquire)),
+                    Pending::Publish(_) => self.read_committed(&mut st, var),
                     Pending::Commute(ops) => {
                         // Reading a commuted variable turns it into an ordinary read and write.
                         let base = if self.irrevocable {
@@ -473,6 +478,7 @@ impl Transaction {
             }
         };
         let e = st.writes.get_mut(i);
+        check_not_publishing(&e.pending);
         e.pending = Pending::Write(bits);
         e.drop_old = e.drop_old.or(drop_old);
     }
@@ -494,8 +500,10 @@ impl Transaction {
             }
         };
         let pending = &mut st.writes.get_mut(i).pending;
+        check_not_publishing(pending);
         match pending {
             Pending::Commute(ops) => ops.push(op),
+            Pending::Publish(_) | Pending::Local(_) => unreachable!("checked above"),
             Pending::Write(bits) => {
                 let base = *bits;
                 drop(st);
@@ -536,15 +544,160 @@ impl Transaction {
         }
     }
 
-    // ----- heap values ---------------------------------------------------------------------
+    // ----- heap values and low-level building blocks ----------------------------------------
 
-    /// Pins this thread so that heap values read from now on stay alive until the attempt ends.
-    pub(crate) fn pin(&self) {
+    /// Low-level: keeps every heap value reachable from variables read from now on alive until
+    /// the attempt ends.
+    ///
+    /// [`TBox::read`](crate::TBox::read) does this itself. Collections that store raw pointers
+    /// in `TVar`s and free replaced nodes with
+    /// [`retire_on_commit`](Transaction::retire_on_commit) call it before following them.
+    /// Cheap after the first call in an attempt.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// commute_stm::atomically(|tx| {
+    ///     tx.pin();
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn pin(&self) {
         let mut st = self.state();
         if !st.pinned {
             st.pinned = true;
             self.ctx().pin(self.rv.get());
         }
+    }
+
+    /// Low-level: the attempt's read version. Everything it has read belongs to the committed
+    /// state at this version of the commit clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rv = commute_stm::atomically(|tx| Ok(tx.read_version()));
+    /// let _ = rv;
+    /// ```
+    pub fn read_version(&self) -> u64 {
+        self.rv.get()
+    }
+
+    /// Low-level: makes sure the attempt's snapshot includes the commit with version `version`.
+    ///
+    /// Collections call it when they follow a link that a commit published outside `TVar`s (see
+    /// [`TVar::publish_on_commit`](crate::TVar::publish_on_commit), which hands publishing code
+    /// the commit version): if `version` is newer than the snapshot, every earlier read is
+    /// re-validated and the snapshot moves forward, or the attempt aborts. That keeps attempts
+    /// opaque.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`] when an earlier read has changed; pass it on with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// commute_stm::atomically(|tx| tx.observe_version(0));
+    /// ```
+    pub fn observe_version(&self, version: u64) -> StmResult<()> {
+        if version <= self.rv.get() || self.irrevocable {
+            return Ok(());
+        }
+        let mut st = self.state();
+        self.extend(&mut st)?;
+        debug_assert!(version <= self.rv.get(), "a published version is never ahead of the clock");
+        Ok(())
+    }
+
+    /// Low-level: frees `ptr` (a `Box<T>` pointer) once this attempt has committed and no running
+    /// transaction can still read it; does nothing if the attempt is rolled back.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must come from `Box::<T>::into_raw`, and, if this attempt commits, it must be
+    /// unreachable from every shared location for transactions that begin after the commit
+    /// (the commit unlinks it), and must not be freed by anything else.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let node = Box::into_raw(Box::new(5u64));
+    /// commute_stm::atomically(|tx| {
+    ///     // SAFETY: `node` was never shared and is retired exactly once (the closure runs once
+    ///     // here: it has no reads, so it cannot conflict).
+    ///     unsafe { tx.retire_on_commit(node) };
+    ///     Ok(())
+    /// });
+    /// ```
+    pub unsafe fn retire_on_commit<T: Send + 'static>(&self, ptr: *mut T) {
+        /// Drops a boxed `T` stored as bits.
+        ///
+        /// # Safety
+        ///
+        /// `bits` is a live `Box<T>` pointer that nothing else frees.
+        unsafe fn drop_boxed<T>(bits: u64) {
+            // SAFETY: forwarded from the caller.
+            drop(unsafe { Box::from_raw(bits as usize as *mut T) });
+        }
+        self.state().retire_on_commit.push((ptr as usize as u64, drop_boxed::<T>));
+    }
+
+    /// Buffers a commit-time publishing operation.
+    pub(crate) fn publish_word(&self, var: &VarCore, op: crate::internal::write_set::PublishOp) {
+        let mut st = self.state();
+        let i = match st.writes.find(var) {
+            Some(i) => i,
+            None if self.irrevocable => self.lock_irrevocably(&mut st, var),
+            None => {
+                st.writes.push(Entry {
+                    var,
+                    pending: Pending::Publish(vec![op]),
+                    drop_old: None,
+                    locked_word: 0,
+                });
+                return;
+            }
+        };
+        let pending = &mut st.writes.get_mut(i).pending;
+        match pending {
+            Pending::Publish(ops) => ops.push(op),
+            Pending::Hold => *pending = Pending::Publish(vec![op]),
+            _ => panic!(
+                "commute: publish_on_commit on a TVar that this transaction also writes, commutes \
+                 or uses as a local key"
+            ),
+        }
+    }
+
+    /// Sets the transaction-local value keyed by `var`.
+    pub(crate) fn set_local(&self, var: &VarCore, bits: u64) {
+        let mut st = self.state();
+        match st.writes.find(var) {
+            Some(i) => {
+                let e = st.writes.get_mut(i);
+                assert!(
+                    matches!(e.pending, Pending::Local(_)),
+                    "commute: a TVar used as a transaction-local key is also read or written"
+                );
+                e.pending = Pending::Local(bits);
+            }
+            None => st.writes.push(Entry {
+                var,
+                pending: Pending::Local(bits),
+                drop_old: None,
+                locked_word: 0,
+            }),
+        }
+    }
+
+    /// The transaction-local value keyed by `var`, if set in this attempt.
+    pub(crate) fn get_local(&self, var: &VarCore) -> Option<u64> {
+        let st = self.state();
+        st.writes.find(var).and_then(|i| match st.writes.entries[i].pending {
+            Pending::Local(bits) => Some(bits),
+            _ => None,
+        })
     }
 
     /// Records a heap value allocated by this attempt (freed unless a commit publishes it).
@@ -679,20 +832,21 @@ impl Transaction {
         first: impl FnOnce(&Transaction) -> StmResult<T>,
         second: impl FnOnce(&Transaction) -> StmResult<T>,
     ) -> StmResult<T> {
-        let (saved_writes, commit_hooks, abort_hooks) = {
+        let (saved_writes, commit_hooks, abort_hooks, retirements) = {
             let st = self.state();
-            (st.writes.entries.clone(), st.on_commit.len(), st.on_abort.len())
+            let saved = st.writes.entries.clone();
+            (saved, st.on_commit.len(), st.on_abort.len(), st.retire_on_commit.len())
         };
         match first(self) {
             Err(e) if e.is_retry() => {
                 let mut st = self.state();
                 if self.irrevocable {
                     // Locks taken by the branch stay held (as reads); only its values roll back.
-                    for e in st.writes.entries.iter_mut().skip(saved_writes.len()) {
-                        e.pending = Pending::Hold;
-                        e.drop_old = None;
-                    }
-                    let kept: Vec<Entry> = st.writes.entries[saved_writes.len()..].to_vec();
+                    let kept: Vec<Entry> = st.writes.entries[saved_writes.len()..]
+                        .iter()
+                        .filter(|e| e.pending.is_shared())
+                        .map(|e| Entry { pending: Pending::Hold, drop_old: None, ..e.clone() })
+                        .collect();
                     let mut restored = saved_writes;
                     restored.extend(kept);
                     st.writes.restore(restored);
@@ -701,6 +855,7 @@ impl Transaction {
                 }
                 st.on_commit.truncate(commit_hooks);
                 st.on_abort.truncate(abort_hooks);
+                st.retire_on_commit.truncate(retirements);
                 drop(st);
                 second(self)
             }
@@ -714,8 +869,20 @@ impl Transaction {
     fn commit(&self) -> Result<(), ()> {
         let mut guard = self.state();
         let st: &mut TxState = &mut guard;
-        if st.writes.is_empty() {
-            return Ok(()); // read-only: every read was validated against `rv`
+        if !st.writes.has_shared() {
+            // Read-only: every read was validated against `rv`.
+            st.writes.clear();
+            if !st.retire_on_commit.is_empty() {
+                // Nothing was unlinked by this commit, so values retired here are unreachable
+                // to anyone who starts from now on: retire them at the next clock value.
+                let version = global().clock.load(Ordering::Acquire) + 1;
+                st.retired_by_commit = st
+                    .retire_on_commit
+                    .drain(..)
+                    .map(|(bits, drop_fn)| Retired { version, bits, drop_fn })
+                    .collect();
+            }
+            return Ok(());
         }
         if self.irrevocable {
             return self.commit_irrevocable(st);
@@ -738,8 +905,11 @@ impl Transaction {
             }
         }
         compute_values(locks.entries);
-        let retired = write_back(locks.entries, wv);
+        let mut retired = write_back(locks.entries, wv);
         locks.held = 0; // unlocked by write_back
+        retired.extend(
+            st.retire_on_commit.drain(..).map(|(bits, drop_fn)| Retired { version: wv, bits, drop_fn }),
+        );
         drop(locks);
         st.allocs = take_unpublished(st);
         st.writes.clear();
@@ -752,9 +922,12 @@ impl Transaction {
         let mut locks = LockGuard { entries: &mut st.writes.entries, held: 0 };
         locks.held = locks.entries.len();
         let wv = global().clock.fetch_add(1, Ordering::AcqRel) + 1;
-        let retired = write_back(locks.entries, wv);
+        let mut retired = write_back(locks.entries, wv);
         locks.held = 0;
         drop(locks);
+        retired.extend(
+            st.retire_on_commit.drain(..).map(|(bits, drop_fn)| Retired { version: wv, bits, drop_fn }),
+        );
         st.allocs = take_unpublished(st);
         // Unlocked by the write-back: the reset must not release these again.
         st.writes.clear();
@@ -802,7 +975,13 @@ impl Transaction {
         let st = self.state();
         let mut list: Vec<_> = st.reads.iter().map(|r| (r.var, r.version)).collect();
         if self.irrevocable {
-            list.extend(st.writes.entries.iter().map(|e| (e.var, version_of(e.locked_word))));
+            list.extend(
+                st.writes
+                    .entries
+                    .iter()
+                    .filter(|e| e.pending.is_shared())
+                    .map(|e| (e.var, version_of(e.locked_word))),
+            );
         }
         list
     }
@@ -810,7 +989,7 @@ impl Transaction {
     /// Releases irrevocable locks, frees unpublished allocations, unpins, clears buffers.
     fn reset(&self, st: &mut TxState) {
         if self.irrevocable {
-            for e in &st.writes.entries {
+            for e in st.writes.entries.iter().filter(|e| e.pending.is_shared()) {
                 // Restore the word exactly (WAITERS included): nothing changed.
                 e.var().lock.store(e.locked_word, Ordering::Release);
             }
@@ -824,6 +1003,7 @@ impl Transaction {
         st.writes.clear();
         st.on_commit.clear();
         st.on_abort.clear();
+        st.retire_on_commit.clear();
         st.abort = None;
         self.finished.set(true);
     }
@@ -851,7 +1031,7 @@ struct LockGuard<'a> {
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        for e in &self.entries[..self.held] {
+        for e in self.entries[..self.held].iter().filter(|e| e.pending.is_shared()) {
             e.var().lock.store(e.locked_word, Ordering::Release);
         }
     }
@@ -860,6 +1040,9 @@ impl Drop for LockGuard<'_> {
 /// Commit phase 1: lock every written variable, in address order.
 fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<(), *const VarCore> {
     for i in 0..locks.entries.len() {
+        if !locks.entries[i].pending.is_shared() {
+            continue;
+        }
         let var = locks.entries[i].var();
         let mut backoff = Backoff::new();
         loop {
@@ -892,7 +1075,9 @@ fn validate_reads(reads: &[ReadEntry], locked: &[Entry]) -> Result<(), *const Va
     for r in reads {
         let word = r.var().lock.load(Ordering::Acquire);
         if word & LOCKED != 0 {
-            let ours = locked.binary_search_by_key(&(r.var as usize), |e| e.var as usize).is_ok();
+            let ours = locked
+                .binary_search_by_key(&(r.var as usize), |e| e.var as usize)
+                .is_ok_and(|i| locked[i].pending.is_shared());
             if !ours || version_of(word) != r.version {
                 return Err(r.var);
             }
@@ -919,20 +1104,28 @@ fn write_back(entries: &[Entry], wv: u64) -> Vec<Retired> {
     let mut retired = Vec::new();
     for e in entries {
         let var = e.var();
-        match e.pending {
-            Pending::Write(bits) => {
+        match &e.pending {
+            &Pending::Write(bits) => {
                 if let Some(drop_fn) = e.drop_old {
                     let old = var.value.load(Ordering::Relaxed);
                     retired.push(Retired { version: wv, bits: old, drop_fn });
                 }
                 var.value.store(bits, Ordering::Release);
             }
-            Pending::Hold => {}
+            Pending::Publish(ops) => {
+                let old = var.value.load(Ordering::Relaxed);
+                let new = ops.iter().fold(old, |bits, op| op(bits, wv));
+                var.value.store(new, Ordering::Release);
+            }
+            Pending::Hold | Pending::Local(_) => {}
             Pending::Commute(_) => unreachable!("computed before write-back"),
         }
     }
     for e in entries {
         let var = e.var();
+        if matches!(e.pending, Pending::Local(_)) {
+            continue;
+        }
         if matches!(e.pending, Pending::Hold) {
             var.lock.store(e.locked_word, Ordering::Release);
         } else {
@@ -944,6 +1137,21 @@ fn write_back(entries: &[Entry], wv: u64) -> Vec<Retired> {
     }
     debug_assert!(entries.iter().all(|e| e.locked_word & (FLAGS & !WAITERS) == 0));
     retired
+}
+
+/// Panics if the entry holds commit-time publishing operations or a local value, which cannot be
+/// mixed with writes and commutes of the same variable.
+fn check_not_publishing(pending: &Pending) {
+    match pending {
+        Pending::Publish(_) => panic!(
+            "commute: a TVar with commit-time publishing operations cannot also be written or \
+             commuted in the same transaction"
+        ),
+        Pending::Local(_) => panic!(
+            "commute: a TVar used as a transaction-local key cannot also be written or commuted"
+        ),
+        _ => {}
+    }
 }
 
 /// Takes the attempt's allocations, minus those the commit published (one per published write,

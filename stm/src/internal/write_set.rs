@@ -41,6 +41,22 @@ pub(crate) enum Pending {
     Commute(OpList),
     /// Nothing to store: the irrevocable transaction only holds the lock (it read the variable).
     Hold,
+    /// Commit-time publishing operations, run in order during write-back with the old value and
+    /// the commit version (see `TVar::publish_on_commit`).
+    Publish(Vec<PublishOp>),
+    /// A transaction-local value keyed by the variable: never locked, validated or written.
+    Local(u64),
+}
+
+/// A commit-time publishing operation: old bits and commit version to new bits. Must not panic.
+pub(crate) type PublishOp = Rc<dyn Fn(u64, u64) -> u64>;
+
+impl Pending {
+    /// True for entries that take part in the commit (everything but locals).
+    #[inline]
+    pub(crate) fn is_shared(&self) -> bool {
+        !matches!(self, Pending::Local(_))
+    }
 }
 
 /// Operations of one commuted variable. Adds fold into one; others queue up.
@@ -168,6 +184,11 @@ impl WriteSet {
                 self.index.insert(e.var as usize, j);
             }
         }
+    }
+
+    /// True if some entry must be committed (not only transaction-local values).
+    pub(crate) fn has_shared(&self) -> bool {
+        self.entries.iter().any(|e| e.pending.is_shared())
     }
 
     /// Sorts entries by address, the global lock order that keeps committers deadlock-free.
