@@ -106,7 +106,11 @@ impl StatsSnapshot {
     /// assert_eq!(s.aborts_per_commit(), 0.0);
     /// ```
     pub fn aborts_per_commit(&self) -> f64 {
-        if self.commits == 0 { 0.0 } else { self.aborts() as f64 / self.commits as f64 }
+        if self.commits == 0 {
+            0.0
+        } else {
+            self.aborts() as f64 / self.commits as f64
+        }
     }
 
     /// The conflict sites, most frequent first.
@@ -119,7 +123,10 @@ impl StatsSnapshot {
     /// ```
     pub fn top_conflicts(&self) -> Vec<(ConflictSite, u64)> {
         let mut v: Vec<_> = self.conflicts.iter().map(|(k, n)| (*k, *n)).collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.tx_site.line().cmp(&b.0.tx_site.line())));
+        v.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then_with(|| a.0.tx_site.line().cmp(&b.0.tx_site.line()))
+        });
         v
     }
 

@@ -171,7 +171,11 @@ impl<T: Send + Sync + 'static> TBox<T> {
                     self.0.unpin();
                 }
             }
-            ctx.pin(crate::internal::thread::global().clock.load(Ordering::Acquire));
+            ctx.pin(
+                crate::internal::thread::global()
+                    .clock
+                    .load(Ordering::Acquire),
+            );
             let _unpin = Unpin(ctx);
             f(Self::deref_bits(self.core.load_committed()))
         })

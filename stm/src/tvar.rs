@@ -53,7 +53,10 @@ impl<T: Word> TVar<T> {
     }
 
     pub(crate) fn with_origin(value: T, origin: Origin) -> Self {
-        TVar { core: VarCore::new(value.into_bits(), origin), _marker: PhantomData }
+        TVar {
+            core: VarCore::new(value.into_bits(), origin),
+            _marker: PhantomData,
+        }
     }
 
     /// Gives the variable a name, used in statistics and conflict reports instead of its creation
@@ -332,7 +335,10 @@ impl<T: Integer> TVar<T> {
     /// ```
     #[inline]
     pub fn add(&self, tx: &Transaction, delta: T) {
-        tx.commute_word(&self.core, crate::internal::write_set::Op::Add(delta.into_bits(), add_bits::<T>));
+        tx.commute_word(
+            &self.core,
+            crate::internal::write_set::Op::Add(delta.into_bits(), add_bits::<T>),
+        );
     }
 
     /// Subtracts `delta` (wrapping) as a commutative update, like [`add`](TVar::add).
@@ -356,7 +362,9 @@ impl<T: Integer> TVar<T> {
 }
 
 fn add_bits<T: Integer>(value: u64, delta: u64) -> u64 {
-    T::from_bits(value).wrapping_add(T::from_bits(delta)).into_bits()
+    T::from_bits(value)
+        .wrapping_add(T::from_bits(delta))
+        .into_bits()
 }
 
 impl<T: Word + Default> Default for TVar<T> {

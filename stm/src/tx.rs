@@ -62,8 +62,12 @@ enum ErrorKind {
 }
 
 impl StmError {
-    const CONFLICT: StmError = StmError { kind: ErrorKind::Conflict };
-    const RETRY: StmError = StmError { kind: ErrorKind::Retry };
+    const CONFLICT: StmError = StmError {
+        kind: ErrorKind::Conflict,
+    };
+    const RETRY: StmError = StmError {
+        kind: ErrorKind::Retry,
+    };
 
     /// True if this is an explicit [`retry`](Transaction::retry) rather than a conflict.
     ///
@@ -152,8 +156,13 @@ impl TxState {
         let addr = var.addr();
         self.reads.retain(|r| r.var as usize != addr);
         if self.writes.find(var).is_some() {
-            let kept: Vec<Entry> =
-                self.writes.entries.iter().filter(|e| e.var as usize != addr).cloned().collect();
+            let kept: Vec<Entry> = self
+                .writes
+                .entries
+                .iter()
+                .filter(|e| e.var as usize != addr)
+                .cloned()
+                .collect();
             self.writes.restore(kept);
         }
     }
@@ -255,7 +264,8 @@ fn run<T>(
         let (cause, origin) = if is_retry {
             (AbortCause::Retry, None)
         } else {
-            tx.abort_info().map_or((AbortCause::ReadValidation, None), |(c, o)| (c, Some(o)))
+            tx.abort_info()
+                .map_or((AbortCause::ReadValidation, None), |(c, o)| (c, Some(o)))
         };
         ctx.slot.stats.abort(cause, origin, site);
         tx.free_allocs();
@@ -274,8 +284,10 @@ fn run<T>(
             // SAFETY: the variables are alive: the closure that read them is still borrowed by
             // this call, and the attempt's own allocations (freed above) purged their variables
             // from the read set as they were dropped.
-            let reads: Vec<(&VarCore, u64)> =
-                wait_list.iter().map(|&(v, ver)| (unsafe { &*v }, ver)).collect();
+            let reads: Vec<(&VarCore, u64)> = wait_list
+                .iter()
+                .map(|&(v, ver)| (unsafe { &*v }, ver))
+                .collect();
             wait::wait_for_change(&reads);
         } else {
             conflicts += 1;
@@ -400,7 +412,9 @@ impl Transaction {
                     // The irrevocable transaction holds the lock: the value word is stable.
                     Pending::Hold => Ok(var.value.load(Ordering::Acquire)),
                     // Publishing operations are invisible to the transaction's own reads.
-                    Pending::Publish(_) if self.irrevocable => Ok(var.value.load(Ordering::Acquire)),
+                    Pending::Publish(_) if self.irrevocable => {
+                        Ok(var.value.load(Ordering::Acquire))
+                    }
                     Pending::Publish(_) => self.read_committed(&mut st, var),
                     Pending::Commute(ops) => {
                         // Reading a commuted variable turns it into an ordinary read and write.
@@ -473,7 +487,12 @@ impl Transaction {
             Some(i) => i,
             None if self.irrevocable => self.lock_irrevocably(&mut st, var),
             None => {
-                st.writes.push(Entry { var, pending: Pending::Write(bits), drop_old, locked_word: 0 });
+                st.writes.push(Entry {
+                    var,
+                    pending: Pending::Write(bits),
+                    drop_old,
+                    locked_word: 0,
+                });
                 return;
             }
         };
@@ -534,7 +553,12 @@ impl Transaction {
                     )
                     .is_ok()
                 {
-                    st.writes.push(Entry { var, pending: Pending::Hold, drop_old: None, locked_word: word });
+                    st.writes.push(Entry {
+                        var,
+                        pending: Pending::Hold,
+                        drop_old: None,
+                        locked_word: word,
+                    });
                     return st.writes.len() - 1;
                 }
             } else {
@@ -606,7 +630,10 @@ impl Transaction {
         }
         let mut st = self.state();
         self.extend(&mut st)?;
-        debug_assert!(version <= self.rv.get(), "a published version is never ahead of the clock");
+        debug_assert!(
+            version <= self.rv.get(),
+            "a published version is never ahead of the clock"
+        );
         Ok(())
     }
 
@@ -640,7 +667,9 @@ impl Transaction {
             // SAFETY: forwarded from the caller.
             drop(unsafe { Box::from_raw(bits as usize as *mut T) });
         }
-        self.state().retire_on_commit.push((ptr as usize as u64, drop_boxed::<T>));
+        self.state()
+            .retire_on_commit
+            .push((ptr as usize as u64, drop_boxed::<T>));
     }
 
     /// Buffers a commit-time publishing operation.
@@ -694,10 +723,12 @@ impl Transaction {
     /// The transaction-local value keyed by `var`, if set in this attempt.
     pub(crate) fn get_local(&self, var: &VarCore) -> Option<u64> {
         let st = self.state();
-        st.writes.find(var).and_then(|i| match st.writes.entries[i].pending {
-            Pending::Local(bits) => Some(bits),
-            _ => None,
-        })
+        st.writes
+            .find(var)
+            .and_then(|i| match st.writes.entries[i].pending {
+                Pending::Local(bits) => Some(bits),
+                _ => None,
+            })
     }
 
     /// Records a heap value allocated by this attempt (freed unless a commit publishes it).
@@ -835,7 +866,12 @@ impl Transaction {
         let (saved_writes, commit_hooks, abort_hooks, retirements) = {
             let st = self.state();
             let saved = st.writes.entries.clone();
-            (saved, st.on_commit.len(), st.on_abort.len(), st.retire_on_commit.len())
+            (
+                saved,
+                st.on_commit.len(),
+                st.on_abort.len(),
+                st.retire_on_commit.len(),
+            )
         };
         match first(self) {
             Err(e) if e.is_retry() => {
@@ -845,7 +881,11 @@ impl Transaction {
                     let kept: Vec<Entry> = st.writes.entries[saved_writes.len()..]
                         .iter()
                         .filter(|e| e.pending.is_shared())
-                        .map(|e| Entry { pending: Pending::Hold, drop_old: None, ..e.clone() })
+                        .map(|e| Entry {
+                            pending: Pending::Hold,
+                            drop_old: None,
+                            ..e.clone()
+                        })
                         .collect();
                     let mut restored = saved_writes;
                     restored.extend(kept);
@@ -879,7 +919,11 @@ impl Transaction {
                 st.retired_by_commit = st
                     .retire_on_commit
                     .drain(..)
-                    .map(|(bits, drop_fn)| Retired { version, bits, drop_fn })
+                    .map(|(bits, drop_fn)| Retired {
+                        version,
+                        bits,
+                        drop_fn,
+                    })
                     .collect();
             }
             return Ok(());
@@ -888,7 +932,10 @@ impl Transaction {
             return self.commit_irrevocable(st);
         }
         st.writes.sort_for_commit();
-        let mut locks = LockGuard { entries: &mut st.writes.entries, held: 0 };
+        let mut locks = LockGuard {
+            entries: &mut st.writes.entries,
+            held: 0,
+        };
         if let Err(var) = lock_write_set(&mut locks) {
             drop(locks);
             // SAFETY: the variable belongs to this attempt's write set (see `Entry::var`).
@@ -908,7 +955,13 @@ impl Transaction {
         let mut retired = write_back(locks.entries, wv);
         locks.held = 0; // unlocked by write_back
         retired.extend(
-            st.retire_on_commit.drain(..).map(|(bits, drop_fn)| Retired { version: wv, bits, drop_fn }),
+            st.retire_on_commit
+                .drain(..)
+                .map(|(bits, drop_fn)| Retired {
+                    version: wv,
+                    bits,
+                    drop_fn,
+                }),
         );
         drop(locks);
         st.allocs = take_unpublished(st);
@@ -919,14 +972,23 @@ impl Transaction {
 
     /// The irrevocable commit: every variable is already locked, nothing can fail.
     fn commit_irrevocable(&self, st: &mut TxState) -> Result<(), ()> {
-        let mut locks = LockGuard { entries: &mut st.writes.entries, held: 0 };
+        let mut locks = LockGuard {
+            entries: &mut st.writes.entries,
+            held: 0,
+        };
         locks.held = locks.entries.len();
         let wv = global().clock.fetch_add(1, Ordering::AcqRel) + 1;
         let mut retired = write_back(locks.entries, wv);
         locks.held = 0;
         drop(locks);
         retired.extend(
-            st.retire_on_commit.drain(..).map(|(bits, drop_fn)| Retired { version: wv, bits, drop_fn }),
+            st.retire_on_commit
+                .drain(..)
+                .map(|(bits, drop_fn)| Retired {
+                    version: wv,
+                    bits,
+                    drop_fn,
+                }),
         );
         st.allocs = take_unpublished(st);
         // Unlocked by the write-back: the reset must not release these again.
@@ -994,7 +1056,10 @@ impl Transaction {
                 e.var().lock.store(e.locked_word, Ordering::Release);
             }
         }
-        debug_assert!(st.allocs.is_empty(), "allocations are freed before the reset");
+        debug_assert!(
+            st.allocs.is_empty(),
+            "allocations are freed before the reset"
+        );
         if st.pinned {
             st.pinned = false;
             self.ctx().unpin();
@@ -1031,7 +1096,10 @@ struct LockGuard<'a> {
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        for e in self.entries[..self.held].iter().filter(|e| e.pending.is_shared()) {
+        for e in self.entries[..self.held]
+            .iter()
+            .filter(|e| e.pending.is_shared())
+        {
             e.var().lock.store(e.locked_word, Ordering::Release);
         }
     }
@@ -1050,7 +1118,12 @@ fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<(), *const VarCore> {
             if word & LOCKED == 0 {
                 if var
                     .lock
-                    .compare_exchange_weak(word, word | LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                    .compare_exchange_weak(
+                        word,
+                        word | LOCKED,
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
                     .is_ok()
                 {
                     locks.entries[i].locked_word = word;
@@ -1108,7 +1181,11 @@ fn write_back(entries: &[Entry], wv: u64) -> Vec<Retired> {
             &Pending::Write(bits) => {
                 if let Some(drop_fn) = e.drop_old {
                     let old = var.value.load(Ordering::Relaxed);
-                    retired.push(Retired { version: wv, bits: old, drop_fn });
+                    retired.push(Retired {
+                        version: wv,
+                        bits: old,
+                        drop_fn,
+                    });
                 }
                 var.value.store(bits, Ordering::Release);
             }
@@ -1135,7 +1212,11 @@ fn write_back(entries: &[Entry], wv: u64) -> Vec<Retired> {
             }
         }
     }
-    debug_assert!(entries.iter().all(|e| e.locked_word & (FLAGS & !WAITERS) == 0));
+    debug_assert!(
+        entries
+            .iter()
+            .all(|e| e.locked_word & (FLAGS & !WAITERS) == 0)
+    );
     retired
 }
 

@@ -117,7 +117,9 @@ impl ThreadCtx {
         let g = global();
         let mut slots = crate::sync::lock(&g.slots);
         let slot = match slots.iter().find(|s| {
-            s.in_use.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+            s.in_use
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
         }) {
             Some(s) => s.clone(),
             None => {
@@ -183,7 +185,11 @@ impl ThreadCtx {
 /// The lowest pin of any slot: values retired at or below it are unreachable.
 fn oldest_pin() -> u64 {
     let slots = crate::sync::lock(&global().slots);
-    slots.iter().map(|s| s.pin.fetch_add(0, Ordering::AcqRel)).min().unwrap_or(UNPINNED)
+    slots
+        .iter()
+        .map(|s| s.pin.fetch_add(0, Ordering::AcqRel))
+        .min()
+        .unwrap_or(UNPINNED)
 }
 
 fn reclaim(retired: &mut Vec<Retired>) {

@@ -78,7 +78,11 @@ pub(crate) enum Snapshot {
 
 impl VarCore {
     pub(crate) fn new(bits: u64, origin: Origin) -> Self {
-        VarCore { lock: AtomicU64::new(0), value: AtomicU64::new(bits), origin }
+        VarCore {
+            lock: AtomicU64::new(0),
+            value: AtomicU64::new(bits),
+            origin,
+        }
     }
 
     /// The variable's address, its identity in read and write sets.
@@ -99,7 +103,10 @@ impl VarCore {
             let bits = self.value.load(Ordering::Acquire);
             let after = self.lock.load(Ordering::Acquire);
             if (before | WAITERS) == (after | WAITERS) {
-                return Snapshot::Value { bits, version: version_of(before) };
+                return Snapshot::Value {
+                    bits,
+                    version: version_of(before),
+                };
             }
             // A commit (or a waiter flag) moved under us: read again.
             crate::sync::spin_hint();

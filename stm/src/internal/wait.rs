@@ -53,11 +53,16 @@ pub(crate) fn wake(var: &VarCore) {
 /// Blocks until one of `reads` (variable, version read) is changed by a commit, or returns at
 /// once if one already has.
 pub(crate) fn wait_for_change(reads: &[(&VarCore, u64)]) {
-    let waiter = Arc::new(Waiter { woken: Mutex::new(false), cond: Condvar::new() });
+    let waiter = Arc::new(Waiter {
+        woken: Mutex::new(false),
+        cond: Condvar::new(),
+    });
     for (var, _) in reads {
         crate::sync::lock(stripe(var.addr())).push((var.addr(), waiter.clone()));
     }
-    let unchanged = reads.iter().all(|(var, version)| flag_waiting(var, *version));
+    let unchanged = reads
+        .iter()
+        .all(|(var, version)| flag_waiting(var, *version));
     if unchanged {
         let mut woken = crate::sync::lock(&waiter.woken);
         while !*woken {
