@@ -27,10 +27,10 @@ use core::panic::Location;
 use crate::internal::backoff::Backoff;
 use crate::internal::thread::{Retired, ThreadCtx, global, with_ctx};
 use crate::internal::var::{
-    FLAGS, IRREVOCABLE, LOCKED, Origin, Snapshot, VarCore, WAITERS, unlocked_word, version_of,
+    IRREVOCABLE, LOCKED, Origin, Snapshot, VarCore, WAITERS, unlocked_word, version_of,
 };
 use crate::internal::wait;
-use crate::internal::write_set::{DropFn, Entry, Op, OpList, Pending, WriteSet};
+use crate::internal::write_set::{DropFn, Entry, Op, OpList, Pending, PublishOp, WriteSet};
 use crate::stats::AbortCause;
 use crate::sync::atomic::Ordering;
 
@@ -142,6 +142,9 @@ pub(crate) struct TxState {
     /// Heap values allocated by this attempt (for `TBox`), with their drop functions.
     allocs: Vec<(u64, DropFn)>,
     pinned: bool,
+    /// Set when the attempt used anything beyond reads and writes (hooks, heap values, pins,
+    /// retirements): the end of the attempt then takes the slow path.
+    extras: bool,
     /// Heap values to retire if the attempt commits (`Transaction::retire_on_commit`).
     retire_on_commit: Vec<(u64, DropFn)>,
     /// Heap values replaced by the commit, retired once the state borrow is released.
@@ -297,10 +300,16 @@ fn run<T>(
 }
 
 /// Runs commit or abort hooks outside the transaction: they may start new ones.
+#[inline]
 fn run_hooks(ctx: &ThreadCtx, hooks: Vec<Hook>) {
     if hooks.is_empty() {
         return;
     }
+    run_hooks_slow(ctx, hooks);
+}
+
+#[cold]
+fn run_hooks_slow(ctx: &ThreadCtx, hooks: Vec<Hook>) {
     ctx.in_tx.set(false);
     let _back_in_tx = RestoreInTx(ctx);
     for hook in hooks {
@@ -406,7 +415,7 @@ impl Transaction {
         let mut st = self.state();
         if !st.writes.is_empty() {
             if let Some(i) = st.writes.find(var) {
-                let pending = st.writes.get_mut(i).pending.clone();
+                let pending = st.writes.entries[i].pending;
                 return match pending {
                     Pending::Write(bits) | Pending::Local(bits) => Ok(bits),
                     // The irrevocable transaction holds the lock: the value word is stable.
@@ -423,9 +432,8 @@ impl Transaction {
                         } else {
                             self.read_committed(&mut st, var)?
                         };
-                        drop(st);
-                        let bits = ops.apply(base);
-                        self.state().writes.get_mut(i).pending = Pending::Write(bits);
+                        let bits = st.writes.ops[ops as usize].apply(base);
+                        st.writes.get_mut(i).pending = Pending::Write(bits);
                         Ok(bits)
                     }
                 };
@@ -509,32 +517,23 @@ impl Transaction {
             Some(i) => i,
             None if self.irrevocable => self.lock_irrevocably(&mut st, var),
             None => {
-                st.writes.push(Entry {
-                    var,
-                    pending: Pending::Commute(OpList::One(op)),
-                    drop_old: None,
-                    locked_word: 0,
-                });
+                st.writes.push_commute(var, op);
                 return;
             }
         };
-        let pending = &mut st.writes.get_mut(i).pending;
-        check_not_publishing(pending);
-        match pending {
-            Pending::Commute(ops) => ops.push(op),
+        let st = &mut *st;
+        let pending = st.writes.entries[i].pending;
+        check_not_publishing(&pending);
+        let new = match pending {
+            Pending::Commute(ops) => {
+                st.writes.ops[ops as usize].push(op);
+                return;
+            }
+            Pending::Write(bits) => OpList::One(op).apply(bits),
+            Pending::Hold => OpList::One(op).apply(var.value.load(Ordering::Acquire)),
             Pending::Publish(_) | Pending::Local(_) => unreachable!("checked above"),
-            Pending::Write(bits) => {
-                let base = *bits;
-                drop(st);
-                let new = OpList::One(op).apply(base);
-                self.state().writes.get_mut(i).pending = Pending::Write(new);
-            }
-            Pending::Hold => {
-                drop(st);
-                let new = OpList::One(op).apply(var.value.load(Ordering::Acquire));
-                self.state().writes.get_mut(i).pending = Pending::Write(new);
-            }
-        }
+        };
+        st.writes.get_mut(i).pending = Pending::Write(new);
     }
 
     /// Irrevocable mode: locks `var` for the rest of the attempt; returns its write-set index.
@@ -590,6 +589,7 @@ impl Transaction {
         let mut st = self.state();
         if !st.pinned {
             st.pinned = true;
+            st.extras = true;
             self.ctx().pin(self.rv.get());
         }
     }
@@ -673,25 +673,28 @@ impl Transaction {
     }
 
     /// Buffers a commit-time publishing operation.
-    pub(crate) fn publish_word(&self, var: &VarCore, op: crate::internal::write_set::PublishOp) {
+    pub(crate) fn publish_word(&self, var: &VarCore, op: PublishOp) {
         let mut st = self.state();
         let i = match st.writes.find(var) {
             Some(i) => i,
             None if self.irrevocable => self.lock_irrevocably(&mut st, var),
             None => {
+                let pending = st.writes.new_publish(op);
                 st.writes.push(Entry {
                     var,
-                    pending: Pending::Publish(vec![op]),
+                    pending,
                     drop_old: None,
                     locked_word: 0,
                 });
                 return;
             }
         };
-        let pending = &mut st.writes.get_mut(i).pending;
-        match pending {
-            Pending::Publish(ops) => ops.push(op),
-            Pending::Hold => *pending = Pending::Publish(vec![op]),
+        match st.writes.entries[i].pending {
+            Pending::Publish(list) => st.writes.publishes[list as usize].push(op),
+            Pending::Hold => {
+                let pending = st.writes.new_publish(op);
+                st.writes.get_mut(i).pending = pending;
+            }
             _ => panic!(
                 "commute: publish_on_commit on a TVar that this transaction also writes, commutes \
                  or uses as a local key"
@@ -733,7 +736,9 @@ impl Transaction {
 
     /// Records a heap value allocated by this attempt (freed unless a commit publishes it).
     pub(crate) fn track_alloc(&self, bits: u64, drop_fn: DropFn) {
-        self.state().allocs.push((bits, drop_fn));
+        let mut st = self.state();
+        st.extras = true;
+        st.allocs.push((bits, drop_fn));
     }
 
     // ----- hooks, retry, or_else -----------------------------------------------------------
@@ -765,7 +770,9 @@ impl Transaction {
     /// assert_eq!(sent.load(Ordering::Relaxed), 1);
     /// ```
     pub fn on_commit(&self, hook: impl FnOnce() + 'static) {
-        self.state().on_commit.push(Box::new(hook));
+        let mut st = self.state();
+        st.extras = true;
+        st.on_commit.push(Box::new(hook));
     }
 
     /// Runs `hook` if this attempt is rolled back (conflict or `retry`), after the rollback.
@@ -790,7 +797,9 @@ impl Transaction {
     /// assert!(!aborted.get());
     /// ```
     pub fn on_abort(&self, hook: impl FnOnce() + 'static) {
-        self.state().on_abort.push(Box::new(hook));
+        let mut st = self.state();
+        st.extras = true;
+        st.on_abort.push(Box::new(hook));
     }
 
     /// Abandons the attempt and blocks until a variable it read changes, then runs it again.
@@ -865,7 +874,7 @@ impl Transaction {
     ) -> StmResult<T> {
         let (saved_writes, commit_hooks, abort_hooks, retirements) = {
             let st = self.state();
-            let saved = st.writes.entries.clone();
+            let saved = st.writes.save();
             (
                 saved,
                 st.on_commit.len(),
@@ -876,23 +885,22 @@ impl Transaction {
         match first(self) {
             Err(e) if e.is_retry() => {
                 let mut st = self.state();
-                if self.irrevocable {
-                    // Locks taken by the branch stay held (as reads); only its values roll back.
-                    let kept: Vec<Entry> = st.writes.entries[saved_writes.len()..]
+                // Locks that an irrevocable branch took stay held (as reads); only its values
+                // roll back.
+                let kept: Vec<Entry> = if self.irrevocable {
+                    st.writes.entries[saved_writes.len()..]
                         .iter()
                         .filter(|e| e.pending.is_shared())
                         .map(|e| Entry {
                             pending: Pending::Hold,
                             drop_old: None,
-                            ..e.clone()
+                            ..*e
                         })
-                        .collect();
-                    let mut restored = saved_writes;
-                    restored.extend(kept);
-                    st.writes.restore(restored);
+                        .collect()
                 } else {
-                    st.writes.restore(saved_writes);
-                }
+                    Vec::new()
+                };
+                st.writes.restore_saved(saved_writes, kept);
                 st.on_commit.truncate(commit_hooks);
                 st.on_abort.truncate(abort_hooks);
                 st.retire_on_commit.truncate(retirements);
@@ -951,22 +959,25 @@ impl Transaction {
                 return Err(());
             }
         }
-        compute_values(locks.entries);
-        let mut retired = write_back(locks.entries, wv);
+        compute_values(locks.entries, &st.writes.ops);
+        let mut retired = write_back(locks.entries, &st.writes.publishes, wv);
         locks.held = 0; // unlocked by write_back
-        retired.extend(
-            st.retire_on_commit
-                .drain(..)
-                .map(|(bits, drop_fn)| Retired {
-                    version: wv,
-                    bits,
-                    drop_fn,
-                }),
-        );
         drop(locks);
-        st.allocs = take_unpublished(st);
+        if st.extras || !retired.is_empty() {
+            retired.extend(
+                st.retire_on_commit
+                    .drain(..)
+                    .map(|(bits, drop_fn)| Retired {
+                        version: wv,
+                        bits,
+                        drop_fn,
+                    }),
+            );
+            st.allocs = take_unpublished(st);
+            st.extras = true;
+            st.retired_by_commit = retired;
+        }
         st.writes.clear();
-        st.retired_by_commit = retired;
         Ok(())
     }
 
@@ -978,7 +989,7 @@ impl Transaction {
         };
         locks.held = locks.entries.len();
         let wv = global().clock.fetch_add(1, Ordering::AcqRel) + 1;
-        let mut retired = write_back(locks.entries, wv);
+        let mut retired = write_back(locks.entries, &st.writes.publishes, wv);
         locks.held = 0;
         drop(locks);
         retired.extend(
@@ -1006,7 +1017,23 @@ impl Transaction {
     }
 
     /// After a commit: clears the attempt, returns its commit hooks.
+    #[inline]
     fn finish_commit(&self) -> Vec<Hook> {
+        {
+            let mut st = self.state();
+            if !st.extras {
+                // The common case: only the read set is left to clear (the commit cleared the
+                // write set).
+                st.reads.clear();
+                self.finished.set(true);
+                return Vec::new();
+            }
+        }
+        self.finish_commit_slow()
+    }
+
+    #[cold]
+    fn finish_commit_slow(&self) -> Vec<Hook> {
         // Frees happen with no state borrow held: dropping a value may drop variables, and a
         // variable's drop looks at the running attempt's state.
         self.free_allocs();
@@ -1070,6 +1097,7 @@ impl Transaction {
         st.on_abort.clear();
         st.retire_on_commit.clear();
         st.abort = None;
+        st.extras = false;
         self.finished.set(true);
     }
 }
@@ -1162,10 +1190,10 @@ fn validate_reads(reads: &[ReadEntry], locked: &[Entry]) -> Result<(), *const Va
 }
 
 /// Commit phase 3: commuted values from the latest committed values (which our locks freeze).
-fn compute_values(entries: &mut [Entry]) {
+fn compute_values(entries: &mut [Entry], ops: &[OpList]) {
     for e in entries.iter_mut() {
-        if let Pending::Commute(ops) = &e.pending {
-            let bits = ops.apply(e.var().value.load(Ordering::Relaxed));
+        if let Pending::Commute(i) = e.pending {
+            let bits = ops[i as usize].apply(e.var().value.load(Ordering::Relaxed));
             e.pending = Pending::Write(bits);
         }
     }
@@ -1173,7 +1201,7 @@ fn compute_values(entries: &mut [Entry]) {
 
 /// Commit phase 4: store the values, unlock at version `wv`, wake `retry` waiters. Returns the
 /// heap values the commit replaced.
-fn write_back(entries: &[Entry], wv: u64) -> Vec<Retired> {
+fn write_back(entries: &[Entry], publishes: &[Vec<PublishOp>], wv: u64) -> Vec<Retired> {
     let mut retired = Vec::new();
     for e in entries {
         let var = e.var();
@@ -1189,34 +1217,28 @@ fn write_back(entries: &[Entry], wv: u64) -> Vec<Retired> {
                 }
                 var.value.store(bits, Ordering::Release);
             }
-            Pending::Publish(ops) => {
+            &Pending::Publish(list) => {
                 let old = var.value.load(Ordering::Relaxed);
-                let new = ops.iter().fold(old, |bits, op| op(bits, wv));
+                let new = publishes[list as usize]
+                    .iter()
+                    .fold(old, |bits, op| op(bits, wv));
                 var.value.store(new, Ordering::Release);
             }
-            Pending::Hold | Pending::Local(_) => {}
+            Pending::Hold => {
+                // Read (and locked) by the irrevocable transaction only: restore the word.
+                var.lock.store(e.locked_word, Ordering::Release);
+                continue;
+            }
+            Pending::Local(_) => continue,
             Pending::Commute(_) => unreachable!("computed before write-back"),
         }
-    }
-    for e in entries {
-        let var = e.var();
-        if matches!(e.pending, Pending::Local(_)) {
-            continue;
-        }
-        if matches!(e.pending, Pending::Hold) {
-            var.lock.store(e.locked_word, Ordering::Release);
-        } else {
-            var.lock.store(unlocked_word(wv), Ordering::Release);
-            if e.locked_word & WAITERS != 0 {
-                wait::wake(var);
-            }
+        // Each variable is unlocked as soon as its value is in place: readers that see the new
+        // version see the new value, and the clock already shows `wv`.
+        var.lock.store(unlocked_word(wv), Ordering::Release);
+        if e.locked_word & WAITERS != 0 {
+            wait::wake(var);
         }
     }
-    debug_assert!(
-        entries
-            .iter()
-            .all(|e| e.locked_word & (FLAGS & !WAITERS) == 0)
-    );
     retired
 }
 

@@ -31,8 +31,6 @@ pub(crate) const WAITERS: u64 = 1 << 1;
 pub(crate) const IRREVOCABLE: u64 = 1 << 2;
 /// The version is stored above the flag bits.
 pub(crate) const VERSION_SHIFT: u32 = 3;
-/// The flag bits.
-pub(crate) const FLAGS: u64 = (1 << VERSION_SHIFT) - 1;
 
 /// The version stored in a lock word.
 #[inline]

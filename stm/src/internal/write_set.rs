@@ -32,18 +32,20 @@ impl Op {
     }
 }
 
-/// What the attempt will do to a variable at commit.
-#[derive(Clone)]
+/// What the attempt will do to a variable at commit. Plain data (`Copy`): operations live in
+/// side tables of the write set, so clearing the set costs nothing per entry.
+#[derive(Clone, Copy)]
 pub(crate) enum Pending {
     /// Store these bits.
     Write(u64),
-    /// Apply these operations, in order, to the latest committed value.
-    Commute(OpList),
+    /// Apply the operations at this index of `WriteSet::ops`, in order, to the latest committed
+    /// value.
+    Commute(u32),
     /// Nothing to store: the irrevocable transaction only holds the lock (it read the variable).
     Hold,
-    /// Commit-time publishing operations, run in order during write-back with the old value and
-    /// the commit version (see `TVar::publish_on_commit`).
-    Publish(Vec<PublishOp>),
+    /// Commit-time publishing operations (at this index of `WriteSet::publishes`), run in order
+    /// during write-back with the old value and the commit version (`TVar::publish_on_commit`).
+    Publish(u32),
     /// A transaction-local value keyed by the variable: never locked, validated or written.
     Local(u64),
 }
@@ -99,7 +101,7 @@ impl OpList {
 pub(crate) type DropFn = unsafe fn(u64);
 
 /// One variable of the write set.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub(crate) struct Entry {
     pub(crate) var: *const VarCore,
     pub(crate) pending: Pending,
@@ -124,6 +126,23 @@ impl Entry {
 pub(crate) struct WriteSet {
     pub(crate) entries: Vec<Entry>,
     index: HashMap<usize, usize, ahash::RandomState>,
+    /// Operations of commuted variables (`Pending::Commute`).
+    pub(crate) ops: Vec<OpList>,
+    /// Publishing operations (`Pending::Publish`).
+    pub(crate) publishes: Vec<Vec<PublishOp>>,
+}
+
+/// A copy of a write set, for rolling an `or_else` branch back.
+pub(crate) struct Saved {
+    entries: Vec<Entry>,
+    ops: Vec<OpList>,
+    publishes: Vec<Vec<PublishOp>>,
+}
+
+impl Saved {
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
 }
 
 impl WriteSet {
@@ -137,9 +156,55 @@ impl WriteSet {
         self.entries.len()
     }
 
+    #[inline]
     pub(crate) fn clear(&mut self) {
+        if self.entries.len() > INDEX_THRESHOLD {
+            self.index.clear();
+        }
         self.entries.clear();
-        self.index.clear();
+        if !self.ops.is_empty() {
+            self.ops.clear();
+        }
+        if !self.publishes.is_empty() {
+            self.publishes.clear();
+        }
+    }
+
+    /// Adds a commute entry for a variable not yet in the set.
+    pub(crate) fn push_commute(&mut self, var: *const VarCore, op: Op) {
+        let i = self.ops.len() as u32;
+        self.ops.push(OpList::One(op));
+        self.push(Entry {
+            var,
+            pending: Pending::Commute(i),
+            drop_old: None,
+            locked_word: 0,
+        });
+    }
+
+    /// Starts a publish list; returns its `Pending`.
+    pub(crate) fn new_publish(&mut self, op: PublishOp) -> Pending {
+        let i = self.publishes.len() as u32;
+        self.publishes.push(vec![op]);
+        Pending::Publish(i)
+    }
+
+    /// A copy of the whole set (for `or_else`).
+    pub(crate) fn save(&self) -> Saved {
+        Saved {
+            entries: self.entries.clone(),
+            ops: self.ops.clone(),
+            publishes: self.publishes.clone(),
+        }
+    }
+
+    /// Rolls back to a copy, keeping `extra` entries (irrevocable locks taken since).
+    pub(crate) fn restore_saved(&mut self, saved: Saved, extra: impl IntoIterator<Item = Entry>) {
+        let mut entries = saved.entries;
+        entries.extend(extra);
+        self.ops = saved.ops;
+        self.publishes = saved.publishes;
+        self.restore(entries);
     }
 
     /// The index of `var`'s entry.
@@ -159,6 +224,7 @@ impl WriteSet {
     }
 
     /// Adds an entry for a variable not yet in the set.
+    #[inline]
     pub(crate) fn push(&mut self, entry: Entry) {
         debug_assert!(self.find(entry.var()).is_none());
         let i = self.entries.len();
@@ -175,7 +241,7 @@ impl WriteSet {
         }
     }
 
-    /// Replaces the whole set (used by `or_else` to roll a branch back).
+    /// Replaces the entries (side tables stay).
     pub(crate) fn restore(&mut self, entries: Vec<Entry>) {
         self.entries = entries;
         self.index.clear();
@@ -195,8 +261,10 @@ impl WriteSet {
     /// Invalidates the index, so only the commit (which does no more lookups) calls it.
     pub(crate) fn sort_for_commit(&mut self) {
         if self.entries.len() > 1 {
+            if self.entries.len() > INDEX_THRESHOLD {
+                self.index.clear();
+            }
             self.entries.sort_unstable_by_key(|e| e.var as usize);
         }
-        self.index.clear();
     }
 }
