@@ -350,6 +350,7 @@ impl Drop for InTxGuard<'_> {
 }
 
 impl Transaction {
+    #[inline]
     fn begin(ctx: &ThreadCtx, site: &'static Location<'static>, irrevocable: bool) -> Self {
         let rv = global().clock.load(Ordering::Acquire);
         Transaction {
@@ -411,6 +412,7 @@ impl Transaction {
     // ----- reads -------------------------------------------------------------------------
 
     /// Reads a variable's word: own pending value first, else a validated committed value.
+    #[inline]
     pub(crate) fn read_word(&self, var: &VarCore) -> StmResult<u64> {
         let mut st = self.state();
         if !st.writes.is_empty() {
@@ -448,6 +450,7 @@ impl Transaction {
     }
 
     /// A committed value consistent with the rest of the read set; records the read.
+    #[inline]
     fn read_committed(&self, st: &mut TxState, var: &VarCore) -> StmResult<u64> {
         let mut backoff = Backoff::new();
         loop {
@@ -489,6 +492,7 @@ impl Transaction {
     // ----- writes ------------------------------------------------------------------------
 
     /// Buffers a write of `bits`; `drop_old` is set for `TBox` variables.
+    #[inline]
     pub(crate) fn write_word(&self, var: &VarCore, bits: u64, drop_old: Option<DropFn>) {
         let mut st = self.state();
         let i = match st.writes.find(var) {
@@ -511,6 +515,7 @@ impl Transaction {
     }
 
     /// Buffers a commutative operation.
+    #[inline]
     pub(crate) fn commute_word(&self, var: &VarCore, op: Op) {
         let mut st = self.state();
         let i = match st.writes.find(var) {
@@ -914,6 +919,7 @@ impl Transaction {
     // ----- commit ------------------------------------------------------------------------
 
     /// Tries to commit; on failure the attempt must be rolled back by the caller.
+    #[inline]
     fn commit(&self) -> Result<(), ()> {
         let mut guard = self.state();
         let st: &mut TxState = &mut guard;
@@ -1103,6 +1109,7 @@ impl Transaction {
 }
 
 impl Drop for Transaction {
+    #[inline]
     fn drop(&mut self) {
         if !self.finished.get() {
             // The closure panicked (or a commit hook did before we cleared): roll back.
@@ -1134,6 +1141,7 @@ impl Drop for LockGuard<'_> {
 }
 
 /// Commit phase 1: lock every written variable, in address order.
+#[inline]
 fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<(), *const VarCore> {
     for i in 0..locks.entries.len() {
         if !locks.entries[i].pending.is_shared() {
@@ -1172,6 +1180,7 @@ fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<(), *const VarCore> {
 
 /// Commit phase 2: every read must still show the version it had (our own locks keep the
 /// pre-lock version in the word).
+#[inline]
 fn validate_reads(reads: &[ReadEntry], locked: &[Entry]) -> Result<(), *const VarCore> {
     for r in reads {
         let word = r.var().lock.load(Ordering::Acquire);
@@ -1190,6 +1199,7 @@ fn validate_reads(reads: &[ReadEntry], locked: &[Entry]) -> Result<(), *const Va
 }
 
 /// Commit phase 3: commuted values from the latest committed values (which our locks freeze).
+#[inline]
 fn compute_values(entries: &mut [Entry], ops: &[OpList]) {
     for e in entries.iter_mut() {
         if let Pending::Commute(i) = e.pending {
@@ -1201,6 +1211,7 @@ fn compute_values(entries: &mut [Entry], ops: &[OpList]) {
 
 /// Commit phase 4: store the values, unlock at version `wv`, wake `retry` waiters. Returns the
 /// heap values the commit replaced.
+#[inline]
 fn write_back(entries: &[Entry], publishes: &[Vec<PublishOp>], wv: u64) -> Vec<Retired> {
     let mut retired = Vec::new();
     for e in entries {
