@@ -1,2 +1,448 @@
-//! placeholder
-pub struct TCounter;
+//! `TCounter`: a sharded transactional counter whose increments never conflict.
+//!
+//! The count is split over shards, each a `TVar<i64>` on its own cache line
+//! (`crossbeam_utils::CachePadded`). A thread always updates the same shard: the first time it
+//! touches any counter it takes an index from a global round-robin ticket, so threads started one
+//! after another get different shards (two share one only when their tickets are a multiple of
+//! the shard count apart). Updates use the core's commutative [`TVar::add`]: they are recorded
+//! without a read and applied to the latest committed value at commit, so two transactions that
+//! only add never abort each other, even on the same shard. The shards only spread the
+//! commit-time lock traffic over several cache lines.
+//!
+//! Reading the total ([`TCounter::get`]) reads every shard, so it conflicts with concurrent adds,
+//! as it must: the value it returns is exact for the transaction's serial position.
+//!
+//! Unique ids ([`TCounter::next_id`]) are not transactional: each thread reserves a block of ids
+//! from one global atomic and hands them out locally, so threads meet on that cache line once per
+//! block rather than once per id.
+
+use core::cell::Cell;
+use core::fmt;
+
+use crossbeam_utils::CachePadded;
+
+use crate::atomic::Atomic;
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::{StmResult, TVar, Transaction, atomically};
+
+/// How many ids a thread reserves from the global allocator at a time.
+const ID_BLOCK: u64 = if cfg!(loom) { 2 } else { 1024 };
+
+crate::sync::global! {
+    /// Hands out shard indexes to threads, round robin.
+    static shard_ticket: AtomicUsize = AtomicUsize::new(0);
+}
+
+crate::sync::global! {
+    /// The first id of the next unreserved block (ids start at 1, so 0 is never an id).
+    static next_id_block: AtomicU64 = AtomicU64::new(1);
+}
+
+crate::sync::thread_local! {
+    /// This thread's shard index (reduced modulo each counter's shard count).
+    static SHARD_INDEX: usize = shard_ticket().fetch_add(1, Ordering::Relaxed);
+}
+
+crate::sync::thread_local! {
+    /// The ids this thread has reserved: `next..end`.
+    static ID_RESERVE: Cell<(u64, u64)> = Cell::new((0, 0));
+}
+
+/// The calling thread's shard ticket (reduce it modulo a power-of-two shard count). Shared by
+/// every sharded structure of the crate, so a thread uses the same shard index everywhere.
+#[inline]
+pub(crate) fn thread_shard_index() -> usize {
+    SHARD_INDEX.with(|i| *i)
+}
+
+/// The default shard count: the available parallelism rounded up to a power of two, at least 2.
+pub(crate) fn default_shards() -> usize {
+    if cfg!(loom) {
+        return 2;
+    }
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .next_power_of_two()
+        .max(2)
+}
+
+/// A transactional counter whose increments never conflict with each other.
+///
+/// A plain `TVar<i64>` incremented by every transaction (a request counter, a statistics total)
+/// makes every pair of concurrent transactions conflict. `TCounter` records
+/// [`add`](TCounter::add)s as commutative updates on per-thread shards, so transactions that only
+/// add never abort each other; [`get`](TCounter::get) reads the exact total (and so conflicts with
+/// concurrent adds, as any read of a changing value must).
+///
+/// The count is an `i64`; overflow wraps.
+///
+/// # Examples
+///
+/// ```
+/// use commute::{atomically, TCounter};
+/// use std::sync::Arc;
+///
+/// let requests = Arc::new(TCounter::new());
+/// let workers: Vec<_> = (0..2)
+///     .map(|_| {
+///         let requests = requests.clone();
+///         std::thread::spawn(move || {
+///             for _ in 0..100 {
+///                 atomically(|tx| {
+///                     requests.incr(tx); // never aborts the other worker
+///                     Ok(())
+///                 });
+///             }
+///         })
+///     })
+///     .collect();
+/// for w in workers {
+///     w.join().unwrap();
+/// }
+/// assert_eq!(requests.load(), 200);
+/// ```
+pub struct TCounter {
+    shards: Box<[CachePadded<TVar<i64>>]>,
+}
+
+impl TCounter {
+    /// Creates a counter at zero, with one shard per available core (rounded up to a power of
+    /// two, at least 2).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = commute::TCounter::new();
+    /// assert_eq!(c.load(), 0);
+    /// assert!(c.shard_count() >= 2);
+    /// ```
+    #[track_caller]
+    pub fn new() -> Self {
+        Self::with_shards(default_shards())
+    }
+
+    /// Creates a counter at zero with `shards` shards, rounded up to a power of two.
+    ///
+    /// More shards than threads buys nothing; fewer shards are still conflict-free (adds commute),
+    /// but threads then share the lock of a shard at commit.
+    ///
+    /// # Panics
+    ///
+    /// If `shards` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = commute::TCounter::with_shards(3);
+    /// assert_eq!(c.shard_count(), 4);
+    /// ```
+    #[track_caller]
+    pub fn with_shards(shards: usize) -> Self {
+        Self::with_value(shards, 0)
+    }
+
+    /// A counter of `shards` shards (rounded up) starting at `value`.
+    #[track_caller]
+    pub(crate) fn with_value(shards: usize, value: i64) -> Self {
+        assert!(shards > 0, "commute: a TCounter needs at least one shard");
+        let shards = shards.next_power_of_two();
+        let mut vars = Vec::with_capacity(shards);
+        // A loop, not a closure, so that `#[track_caller]` gives every shard the user's site.
+        for i in 0..shards {
+            vars.push(CachePadded::new(TVar::new(if i == 0 { value } else { 0 })));
+        }
+        TCounter {
+            shards: vars.into_boxed_slice(),
+        }
+    }
+
+    /// A counter with the default shard count, starting at `value`.
+    #[track_caller]
+    pub(crate) fn starting_at(value: i64) -> Self {
+        Self::with_value(default_shards(), value)
+    }
+
+    /// Names the counter's variables for statistics and conflict reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let requests = commute::TCounter::new().with_label("requests");
+    /// assert_eq!(requests.load(), 0);
+    /// ```
+    pub fn with_label(self, label: &'static str) -> Self {
+        let shards = self
+            .shards
+            .into_vec()
+            .into_iter()
+            .map(|shard| CachePadded::new(CachePadded::into_inner(shard).with_label(label)))
+            .collect();
+        TCounter { shards }
+    }
+
+    /// The number of shards.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(commute::TCounter::with_shards(8).shard_count(), 8);
+    /// ```
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The calling thread's shard.
+    #[inline]
+    fn my_shard(&self) -> &TVar<i64> {
+        let index = thread_shard_index();
+        // The shard count is a power of two.
+        &self.shards[index & (self.shards.len() - 1)]
+    }
+
+    /// Adds `delta` (wrapping; negative to subtract) without reading the counter: concurrent adds
+    /// never conflict.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TCounter};
+    ///
+    /// let c = TCounter::new();
+    /// atomically(|tx| {
+    ///     c.add(tx, 5);
+    ///     c.add(tx, -2);
+    ///     Ok(())
+    /// });
+    /// assert_eq!(c.load(), 3);
+    /// ```
+    #[inline]
+    pub fn add(&self, tx: &Transaction, delta: i64) {
+        self.my_shard().add(tx, delta);
+    }
+
+    /// Adds one, like [`add`](TCounter::add).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TCounter};
+    ///
+    /// let c = TCounter::new();
+    /// atomically(|tx| {
+    ///     c.incr(tx);
+    ///     Ok(())
+    /// });
+    /// assert_eq!(c.load(), 1);
+    /// ```
+    #[inline]
+    pub fn incr(&self, tx: &Transaction) {
+        self.add(tx, 1);
+    }
+
+    /// Subtracts one, like [`add`](TCounter::add).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TCounter};
+    ///
+    /// let c = TCounter::new();
+    /// atomically(|tx| {
+    ///     c.decr(tx);
+    ///     Ok(())
+    /// });
+    /// assert_eq!(c.load(), -1);
+    /// ```
+    #[inline]
+    pub fn decr(&self, tx: &Transaction) {
+        self.add(tx, -1);
+    }
+
+    /// The exact total, inside a transaction (including this transaction's own adds).
+    ///
+    /// It reads every shard, so it conflicts with adds committed concurrently: call it only where
+    /// the transaction really depends on the total.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TCounter};
+    ///
+    /// let c = TCounter::new();
+    /// let seen = atomically(|tx| {
+    ///     c.add(tx, 2);
+    ///     c.get(tx)
+    /// });
+    /// assert_eq!(seen, 2);
+    /// ```
+    pub fn get(&self, tx: &Transaction) -> StmResult<i64> {
+        let mut total = 0i64;
+        for shard in self.shards.iter() {
+            total = total.wrapping_add(shard.read(tx)?);
+        }
+        Ok(total)
+    }
+
+    /// The total, outside transactions: runs [`get`](TCounter::get) as its own transaction, so
+    /// the value is one the counter really had (all shards read at one serial point).
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction (transactions do not nest): use [`get`](TCounter::get)
+    /// there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = commute::TCounter::new();
+    /// c.atomic().add(7);
+    /// assert_eq!(c.load(), 7);
+    /// ```
+    pub fn load(&self) -> i64 {
+        atomically(|tx| self.get(tx))
+    }
+
+    /// A process-wide unique id (never 0), without conflicts and without a transaction.
+    ///
+    /// Each thread reserves blocks of ids from one global atomic and hands them out locally, so
+    /// concurrent callers rarely touch shared memory. Ids are distinct across all threads and
+    /// increase within a thread; across threads they are only roughly increasing (each thread
+    /// works through its own block). Ids are not rolled back: one taken by a transaction attempt
+    /// that is later re-run is skipped, never handed out again, so ids have gaps.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::TCounter;
+    ///
+    /// let a = TCounter::next_id();
+    /// let b = TCounter::next_id();
+    /// assert!(a != 0 && b > a);
+    /// ```
+    pub fn next_id() -> u64 {
+        ID_RESERVE.with(|reserve| {
+            let (next, end) = reserve.get();
+            if next < end {
+                reserve.set((next + 1, end));
+                next
+            } else {
+                let start = next_id_block().fetch_add(ID_BLOCK, Ordering::Relaxed);
+                reserve.set((start + 1, start + ID_BLOCK));
+                start
+            }
+        })
+    }
+
+    /// A view whose methods each run one operation as its own transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = commute::TCounter::new();
+    /// c.atomic().incr();
+    /// assert_eq!(c.atomic().get(), 1);
+    /// ```
+    pub fn atomic(&self) -> Atomic<'_, Self> {
+        Atomic(self)
+    }
+}
+
+impl Atomic<'_, TCounter> {
+    /// Adds `delta` in its own transaction; see [`TCounter::add`].
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = commute::TCounter::new();
+    /// c.atomic().add(-4);
+    /// assert_eq!(c.load(), -4);
+    /// ```
+    pub fn add(self, delta: i64) {
+        atomically(|tx| {
+            self.0.add(tx, delta);
+            Ok(())
+        });
+    }
+
+    /// Adds one in its own transaction; see [`TCounter::incr`].
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = commute::TCounter::new();
+    /// c.atomic().incr();
+    /// assert_eq!(c.load(), 1);
+    /// ```
+    pub fn incr(self) {
+        self.add(1);
+    }
+
+    /// Subtracts one in its own transaction; see [`TCounter::decr`].
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = commute::TCounter::new();
+    /// c.atomic().decr();
+    /// assert_eq!(c.load(), -1);
+    /// ```
+    pub fn decr(self) {
+        self.add(-1);
+    }
+
+    /// The exact total, in its own transaction; the same as [`TCounter::load`].
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = commute::TCounter::new();
+    /// assert_eq!(c.atomic().get(), 0);
+    /// ```
+    pub fn get(self) -> i64 {
+        self.0.load()
+    }
+}
+
+impl Default for TCounter {
+    #[track_caller]
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for TCounter {
+    /// Shows the sum of the shards' committed values (each read on its own, so under concurrent
+    /// updates it may mix states; use [`TCounter::load`] for an exact total). Works inside
+    /// transactions too, where it does not see the running transaction's own adds.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total = self
+            .shards
+            .iter()
+            .fold(0i64, |sum, shard| sum.wrapping_add(shard.load()));
+        f.debug_struct("TCounter")
+            .field("value", &total)
+            .field("shards", &self.shards.len())
+            .finish()
+    }
+}

@@ -24,13 +24,21 @@
 pub use commute_stm::*;
 
 mod atomic;
+mod bounded;
 mod counter;
 mod map;
 mod queue;
 mod set;
+mod sync;
 
 pub use atomic::Atomic;
+pub use bounded::TBoundedQueue;
 pub use counter::TCounter;
 pub use map::TMap;
 pub use queue::TQueue;
 pub use set::TSet;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,2 +1,546 @@
-//! placeholder
-pub struct TQueue;
+//! `TQueue<T>`: a transactional FIFO whose pushes never conflict.
+//!
+//! Layout: a singly linked list with a sentinel (Michael & Scott's shape). `head` points at the
+//! sentinel, whose successor is the first item; `tail` points at the last node. Both are
+//! `TVar`s holding node pointers; a node's `next` link and its `stamp` are plain atomics written
+//! once, when a commit publishes the node.
+//!
+//! - `push` does not read the queue. It allocates a node and registers a commit-time publishing
+//!   operation on `tail` ([`TVar::publish_on_commit`]): at commit, with `tail` locked, the node
+//!   is stamped with the commit version and linked after whatever tail the commit finds. Pushes
+//!   therefore never abort each other, and never abort pops of other items.
+//! - `pop` reads `head` and follows the sentinel's `next`. If a successor exists, its stamp goes
+//!   through [`Transaction::observe_version`], so the attempt's snapshot includes the push that
+//!   published it (opacity); then `head` moves to it and the old sentinel is retired. Only when
+//!   the sentinel has no successor does `pop` read `tail`, so that "empty" conflicts with pushes,
+//!   as it must.
+//! - A transaction's own pending pushes are kept in transaction-local keys (`pending_first`,
+//!   `pending_last`) and linked privately; a pop that finds the committed queue empty continues
+//!   into them, so a transaction sees its own pushes in order.
+//!
+//! Replaced sentinels are freed by the core's deferred reclamation ([`Transaction::pin`],
+//! [`Transaction::retire_on_commit`]); nodes of rolled-back pushes are freed with the attempt.
+
+use core::cell::Cell;
+use core::fmt;
+use core::marker::PhantomData;
+use core::ptr;
+use std::rc::Rc;
+
+use crate::counter::TCounter;
+use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use crate::{Atomic, StmResult, TVar, Transaction, atomically};
+
+/// The stamp of a node not yet published by a commit.
+const UNPUBLISHED: u64 = u64::MAX;
+
+struct Node<T> {
+    /// `None` only in the queue's first sentinel.
+    item: Option<T>,
+    next: AtomicPtr<Node<T>>,
+    /// The version of the commit that published the node.
+    stamp: AtomicU64,
+}
+
+impl<T> Node<T> {
+    fn alloc(item: Option<T>, stamp: u64) -> *mut Node<T> {
+        Box::into_raw(Box::new(Node {
+            item,
+            next: AtomicPtr::new(ptr::null_mut()),
+            stamp: AtomicU64::new(stamp),
+        }))
+    }
+}
+
+/// Owns a pushed node until a commit publishes it; frees it if the push is rolled back.
+struct PendingNode<T> {
+    node: *mut Node<T>,
+    published: Cell<bool>,
+}
+
+impl<T> Drop for PendingNode<T> {
+    fn drop(&mut self) {
+        if !self.published.get() {
+            // SAFETY: the node came from `Node::alloc`, was never published (so never shared),
+            // and the attempt that could read it privately has ended (its write set, which owns
+            // this guard, is being dropped).
+            drop(unsafe { Box::from_raw(self.node) });
+        }
+    }
+}
+
+/// A transactional FIFO queue: pushes never conflict with each other, nor with pops of other
+/// items.
+///
+/// Items pushed by one transaction appear together, in order, when it commits; an aborted
+/// transaction's pushes never appear and its pops are not lost. A pop takes a clone of the item
+/// (the node it leaves behind is freed once no transaction can read it).
+///
+/// # Examples
+///
+/// ```
+/// use commute::{atomically, TQueue};
+///
+/// let log = TQueue::new();
+/// atomically(|tx| {
+///     log.push(tx, "started");
+///     log.push(tx, "served");
+///     Ok(())
+/// });
+/// assert_eq!(atomically(|tx| log.pop(tx)), Some("started"));
+/// assert_eq!(log.atomic().pop(), Some("served"));
+/// assert_eq!(log.atomic().pop(), None);
+/// ```
+pub struct TQueue<T: 'static> {
+    head: TVar<*mut Node<T>>,
+    tail: TVar<*mut Node<T>>,
+    /// Transaction-local key: the first node this transaction pushed and has not popped.
+    pending_first: TVar<*mut Node<T>>,
+    /// Transaction-local key: the last node this transaction pushed.
+    pending_last: TVar<*mut Node<T>>,
+    len: TCounter,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: the raw node pointers are owned by the queue; items are only cloned out (`T: Sync`)
+// and dropped on whichever thread frees a node (`T: Send`).
+unsafe impl<T: Send + Sync + 'static> Send for TQueue<T> {}
+// SAFETY: as above; all shared mutation goes through the STM or the nodes' atomics.
+unsafe impl<T: Send + Sync + 'static> Sync for TQueue<T> {}
+
+impl<T: Clone + Send + Sync + 'static> TQueue<T> {
+    /// Creates an empty queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: commute::TQueue<u32> = commute::TQueue::new();
+    /// assert!(q.atomic().is_empty());
+    /// ```
+    #[track_caller]
+    pub fn new() -> Self {
+        let sentinel = Node::alloc(None, 0);
+        TQueue {
+            head: TVar::new(sentinel),
+            tail: TVar::new(sentinel),
+            pending_first: TVar::new(ptr::null_mut()),
+            pending_last: TVar::new(ptr::null_mut()),
+            len: TCounter::new(),
+            _owns: PhantomData,
+        }
+    }
+
+    /// Names the queue's variables in statistics and conflict reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: commute::TQueue<u8> = commute::TQueue::new().with_label("log");
+    /// ```
+    pub fn with_label(mut self, label: &'static str) -> Self {
+        self.head.set_label(label);
+        self.tail.set_label(label);
+        self.len = core::mem::take(&mut self.len).with_label(label);
+        self
+    }
+
+    /// Appends `item` at the back; it becomes visible when the transaction commits.
+    ///
+    /// Does not read the queue: concurrent pushes never conflict.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    ///
+    /// let q = TQueue::new();
+    /// atomically(|tx| {
+    ///     q.push(tx, 1);
+    ///     Ok(())
+    /// });
+    /// assert_eq!(q.atomic().len(), 1);
+    /// ```
+    pub fn push(&self, tx: &Transaction, item: T) {
+        let node = Node::alloc(Some(item), UNPUBLISHED);
+        match self.pending_last.local(tx) {
+            // SAFETY: `last` is this attempt's own unpublished node, kept alive by its guard in
+            // the write set; nobody else can see it yet.
+            Some(last) if !last.is_null() => unsafe { (*last).next.store(node, Ordering::Relaxed) },
+            _ => self.pending_first.set_local(tx, node),
+        }
+        self.pending_last.set_local(tx, node);
+        let owner = Rc::new(PendingNode {
+            node,
+            published: Cell::new(false),
+        });
+        let publish = move |old_tail: *mut Node<T>, version: u64| {
+            let node = owner.node;
+            // SAFETY: runs once, at commit, with `tail` locked: `old_tail` is the committed last
+            // node (tails are never retired) and `node` is ours until this moment. The stamp is
+            // written before the release store that makes the node reachable.
+            unsafe {
+                (*node).next.store(ptr::null_mut(), Ordering::Relaxed);
+                (*node).stamp.store(version, Ordering::Relaxed);
+                (*old_tail).next.store(node, Ordering::Release);
+            }
+            owner.published.set(true);
+            node
+        };
+        // SAFETY: `publish` cannot panic or block; the memory it writes (the node, the old
+        // tail's link) becomes reachable only through the new tail or through a link whose
+        // stamp readers check with `observe_version`.
+        unsafe { self.tail.publish_on_commit(tx, publish) };
+        self.len.incr(tx);
+    }
+
+    /// The successor of the sentinel `head` in this attempt's view, or null if the queue is
+    /// empty. Takes the attempt's own pending pushes into account.
+    fn first_node(&self, tx: &Transaction, head: *mut Node<T>) -> StmResult<*mut Node<T>> {
+        // SAFETY: `head` was read from `self.head` after `tx.pin()`, so it stays alive for the
+        // attempt (or it is this attempt's own pending node, alive through its guard).
+        let sentinel = unsafe { &*head };
+        if sentinel.stamp.load(Ordering::Relaxed) == UNPUBLISHED {
+            // Already inside our own pending pushes.
+            let last = self.pending_last.local(tx).unwrap_or(ptr::null_mut());
+            return Ok(if head == last {
+                ptr::null_mut()
+            } else {
+                sentinel.next.load(Ordering::Relaxed)
+            });
+        }
+        loop {
+            let next = sentinel.next.load(Ordering::Acquire);
+            if !next.is_null() {
+                // SAFETY: published nodes stay alive while we are pinned.
+                tx.observe_version(unsafe { (*next).stamp.load(Ordering::Relaxed) })?;
+                return Ok(next);
+            }
+            // Empty in the committed queue? Only `tail` can tell consistently.
+            if self.tail.read(tx)? == head {
+                return Ok(self.pending_first.local(tx).unwrap_or(ptr::null_mut()));
+            }
+            // A push committed since we looked at the link: look again.
+        }
+    }
+
+    /// Removes and returns the front item, or `None` if the queue is empty.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it
+    /// on with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    ///
+    /// let q = TQueue::new();
+    /// q.atomic().push('a');
+    /// assert_eq!(atomically(|tx| q.pop(tx)), Some('a'));
+    /// assert_eq!(atomically(|tx| q.pop(tx)), None);
+    /// ```
+    pub fn pop(&self, tx: &Transaction) -> StmResult<Option<T>> {
+        tx.pin();
+        let head = self.head.read(tx)?;
+        let first = self.first_node(tx, head)?;
+        if first.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: `first` is alive (pinned, or our own pending node); only the queue's first
+        // sentinel has no item.
+        let item = unsafe { (*first).item.clone() };
+        self.head.write(tx, first);
+        // SAFETY: if this attempt commits, the old sentinel is unlinked (head moved past it and
+        // it is not the tail, since it has a successor) and nothing else frees it: a pending
+        // node's guard stands down once its push is published by this same commit.
+        unsafe { tx.retire_on_commit(head) };
+        self.len.decr(tx);
+        Ok(item)
+    }
+
+    /// Removes and returns the front item, blocking (through [`Transaction::retry`]) while the
+    /// queue is empty.
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TQueue::pop), plus the retry signal while empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    /// use std::sync::Arc;
+    ///
+    /// let q = Arc::new(TQueue::new());
+    /// let consumer = {
+    ///     let q = q.clone();
+    ///     std::thread::spawn(move || atomically(|tx| q.pop_wait(tx)))
+    /// };
+    /// q.atomic().push(42);
+    /// assert_eq!(consumer.join().unwrap(), 42);
+    /// ```
+    pub fn pop_wait(&self, tx: &Transaction) -> StmResult<T> {
+        match self.pop(tx)? {
+            Some(item) => Ok(item),
+            None => tx.retry(),
+        }
+    }
+
+    /// A clone of the front item, without removing it.
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    ///
+    /// let q = TQueue::new();
+    /// q.atomic().push(5);
+    /// assert_eq!(atomically(|tx| q.peek(tx)), Some(5));
+    /// assert_eq!(q.atomic().len(), 1);
+    /// ```
+    pub fn peek(&self, tx: &Transaction) -> StmResult<Option<T>> {
+        tx.pin();
+        let head = self.head.read(tx)?;
+        let first = self.first_node(tx, head)?;
+        if first.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: as in `pop`.
+        Ok(unsafe { (*first).item.clone() })
+    }
+
+    /// True if the queue has no items. Conflicts with pushes only while it is empty.
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    ///
+    /// let q: TQueue<u8> = TQueue::new();
+    /// assert!(atomically(|tx| q.is_empty(tx)));
+    /// ```
+    pub fn is_empty(&self, tx: &Transaction) -> StmResult<bool> {
+        tx.pin();
+        let head = self.head.read(tx)?;
+        Ok(self.first_node(tx, head)?.is_null())
+    }
+
+    /// The number of items. Reads the whole count, so it conflicts with concurrent pushes and
+    /// pops (as it must).
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    ///
+    /// let q = TQueue::new();
+    /// let n = atomically(|tx| {
+    ///     q.push(tx, 'x');
+    ///     q.push(tx, 'y');
+    ///     q.len(tx)
+    /// });
+    /// assert_eq!(n, 2);
+    /// ```
+    pub fn len(&self, tx: &Transaction) -> StmResult<usize> {
+        Ok(self.len.get(tx)?.max(0) as usize)
+    }
+
+    /// One-call forms: each method runs one operation as its own transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TQueue::new();
+    /// q.atomic().push(1);
+    /// assert_eq!(q.atomic().pop(), Some(1));
+    /// ```
+    pub fn atomic(&self) -> Atomic<'_, Self> {
+        Atomic(self)
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
+    /// Pushes `item` in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TQueue::new();
+    /// q.atomic().push("x");
+    /// assert_eq!(q.atomic().len(), 1);
+    /// ```
+    pub fn push(self, item: T) {
+        let mut item = Some(item);
+        atomically(|tx| {
+            // The closure has no reads, so it commits on its first attempt.
+            self.0
+                .push(tx, item.take().expect("a push attempt never re-runs"));
+            Ok(())
+        });
+    }
+
+    /// Pops in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TQueue::new();
+    /// q.atomic().push(1u8);
+    /// assert_eq!(q.atomic().pop(), Some(1));
+    /// ```
+    pub fn pop(self) -> Option<T> {
+        atomically(|tx| self.0.pop(tx))
+    }
+
+    /// Pops, blocking while the queue is empty.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TQueue::new();
+    /// q.atomic().push(3);
+    /// assert_eq!(q.atomic().pop_wait(), 3);
+    /// ```
+    pub fn pop_wait(self) -> T {
+        atomically(|tx| self.0.pop_wait(tx))
+    }
+
+    /// Peeks in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TQueue::new();
+    /// q.atomic().push(3);
+    /// assert_eq!(q.atomic().peek(), Some(3));
+    /// ```
+    pub fn peek(self) -> Option<T> {
+        atomically(|tx| self.0.peek(tx))
+    }
+
+    /// The number of items.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: commute::TQueue<u8> = commute::TQueue::new();
+    /// assert_eq!(q.atomic().len(), 0);
+    /// ```
+    pub fn len(self) -> usize {
+        atomically(|tx| self.0.len(tx))
+    }
+
+    /// True if the queue is empty.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: commute::TQueue<u8> = commute::TQueue::new();
+    /// assert!(q.atomic().is_empty());
+    /// ```
+    pub fn is_empty(self) -> bool {
+        atomically(|tx| self.0.is_empty(tx))
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Default for TQueue<T> {
+    #[track_caller]
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> FromIterator<T> for TQueue<T> {
+    #[track_caller]
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let mut q = TQueue::new();
+        q.extend(iter);
+        q
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Extend<T> for TQueue<T> {
+    /// Pushes every item, all in one transaction.
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        let items: Vec<T> = iter.into_iter().collect();
+        atomically(|tx| {
+            for item in &items {
+                self.push(tx, item.clone());
+            }
+            Ok(())
+        });
+    }
+}
+
+impl<T: Clone + Send + Sync + fmt::Debug + 'static> fmt::Debug for TQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let items = atomically(|tx| {
+            tx.pin();
+            let mut items = Vec::new();
+            let mut node = self.head.read(tx)?;
+            loop {
+                let next = self.first_node(tx, node)?;
+                if next.is_null() {
+                    return Ok(items);
+                }
+                // SAFETY: pinned, as in `pop`.
+                items.push(unsafe { (*next).item.clone() });
+                node = next;
+                if self.tail.read(tx)? == node {
+                    return Ok(items);
+                }
+            }
+        });
+        f.debug_list().entries(items.iter().flatten()).finish()
+    }
+}
+
+impl<T: 'static> Drop for TQueue<T> {
+    fn drop(&mut self) {
+        // `&mut self`: no transaction is running on the queue. Free the sentinel and every item
+        // node; replaced sentinels were retired to the core's reclamation already.
+        let mut node = self.head.load();
+        while !node.is_null() {
+            // SAFETY: we own every node from the head on; each is freed once.
+            let boxed = unsafe { Box::from_raw(node) };
+            node = boxed.next.load(Ordering::Relaxed);
+        }
+    }
+}

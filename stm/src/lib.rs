@@ -53,5 +53,5 @@ mod word;
 pub use internal::thread::reclaim_retired;
 pub use tbox::TBox;
 pub use tvar::TVar;
-pub use tx::{IRREVOCABLE_AFTER, StmError, StmResult, Transaction, atomically};
+pub use tx::{IRREVOCABLE_AFTER, StmError, StmResult, Transaction, atomically, in_transaction};
 pub use word::{Integer, Word};

@@ -142,6 +142,28 @@ impl StatsSnapshot {
     }
 }
 
+impl core::ops::AddAssign<&StatsSnapshot> for StatsSnapshot {
+    fn add_assign(&mut self, rhs: &StatsSnapshot) {
+        self.merge(rhs);
+    }
+}
+
+impl core::ops::Add for StatsSnapshot {
+    type Output = StatsSnapshot;
+
+    fn add(mut self, rhs: StatsSnapshot) -> StatsSnapshot {
+        self.merge(&rhs);
+        self
+    }
+}
+
+impl core::iter::Sum for StatsSnapshot {
+    /// Adds up snapshots, for example one per worker thread.
+    fn sum<I: Iterator<Item = StatsSnapshot>>(iter: I) -> StatsSnapshot {
+        iter.fold(StatsSnapshot::default(), |a, b| a + b)
+    }
+}
+
 impl core::ops::Sub for StatsSnapshot {
     type Output = StatsSnapshot;
 

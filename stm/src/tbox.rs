@@ -165,19 +165,7 @@ impl<T: Send + Sync + 'static> TBox<T> {
                 !ctx.in_tx.get(),
                 "commute: TBox::load_with/load called inside a transaction; use TBox::read(tx)"
             );
-            struct Unpin<'a>(&'a crate::internal::thread::ThreadCtx);
-            impl Drop for Unpin<'_> {
-                fn drop(&mut self) {
-                    self.0.unpin();
-                }
-            }
-            ctx.pin(
-                crate::internal::thread::global()
-                    .clock
-                    .load(Ordering::Acquire),
-            );
-            let _unpin = Unpin(ctx);
-            f(Self::deref_bits(self.core.load_committed()))
+            ctx.with_load_pin(|| f(Self::deref_bits(self.core.load_committed())))
         })
     }
 

@@ -73,6 +73,19 @@ impl<T: Word> TVar<T> {
         self
     }
 
+    /// Sets the label (see [`with_label`](TVar::with_label)) in place.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut v = commute_stm::TVar::new(0u8);
+    /// v.set_label("flags");
+    /// assert_eq!(v.label(), Some("flags"));
+    /// ```
+    pub fn set_label(&mut self, label: &'static str) {
+        self.core.origin.label = Some(label);
+    }
+
     /// The label given with [`with_label`](TVar::with_label), if any.
     ///
     /// # Examples
@@ -98,8 +111,9 @@ impl<T: Word> TVar<T> {
 
     /// Reads the latest committed value, outside any transaction.
     ///
-    /// The value is one that some commit left (never a torn or uncommitted one). Inside a
-    /// transaction use [`read`](TVar::read), which takes part in conflict detection.
+    /// The value is one that some commit left (never a torn or uncommitted one: the value word
+    /// only changes during a commit's write-back, after every check has passed). It takes part in
+    /// no conflict detection: inside a transaction use [`read`](TVar::read).
     ///
     /// # Examples
     ///
@@ -107,8 +121,20 @@ impl<T: Word> TVar<T> {
     /// let v = commute_stm::TVar::new('a');
     /// assert_eq!(v.load(), 'a');
     /// ```
+    #[inline]
     pub fn load(&self) -> T {
-        T::from_bits(self.core.load_committed())
+        T::from_bits(self.core.value.load(crate::sync::atomic::Ordering::Acquire))
+    }
+
+    /// The value, taking the variable apart.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(commute_stm::TVar::new(5u8).into_inner(), 5);
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.load()
     }
 
     /// Reads the variable inside a transaction.

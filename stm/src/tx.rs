@@ -325,6 +325,22 @@ impl Drop for RestoreInTx<'_> {
     }
 }
 
+/// True if the calling thread is inside a transaction (in the closure given to [`atomically`]).
+///
+/// Commit and abort hooks run outside the transaction.
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{atomically, in_transaction};
+///
+/// assert!(!in_transaction());
+/// assert!(atomically(|_| Ok(in_transaction())));
+/// ```
+pub fn in_transaction() -> bool {
+    with_ctx(|ctx| ctx.in_tx.get())
+}
+
 /// Randomised exponential backoff after a conflict.
 fn backoff(ctx: &ThreadCtx, conflicts: u32) {
     if cfg!(loom) {
@@ -1186,7 +1202,7 @@ fn validate_reads(reads: &[ReadEntry], locked: &[Entry]) -> Result<(), *const Va
         let word = r.var().lock.load(Ordering::Acquire);
         if word & LOCKED != 0 {
             let ours = locked
-                .binary_search_by_key(&(r.var as usize), |e| e.var as usize)
+                .binary_search_by_key(&r.var().lock_order(), |e| e.var().lock_order())
                 .is_ok_and(|i| locked[i].pending.is_shared());
             if !ours || version_of(word) != r.version {
                 return Err(r.var);

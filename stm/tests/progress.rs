@@ -200,3 +200,23 @@ fn labels_name_variables_in_conflict_statistics() {
     assert!(site.to_string().contains("TVar \"hits\""), "{site}");
     assert_eq!(hits.load(), 2);
 }
+
+#[test]
+fn load_inside_an_irrevocable_transaction_does_not_wait_for_its_own_lock() {
+    let v = Arc::new(TVar::new(0u64));
+    let seen = atomically(|tx| {
+        let read = v.read(tx)?;
+        if !tx.is_irrevocable() {
+            let v2 = v.clone();
+            std::thread::spawn(move || atomically(|tx| v2.modify(tx, |x| x + 1)))
+                .join()
+                .unwrap();
+            v.write(tx, 0);
+            return Ok(None);
+        }
+        // The irrevocable attempt holds v's lock; a plain load must still answer.
+        Ok(Some((read, v.load())))
+    });
+    let n = u64::from(IRREVOCABLE_AFTER);
+    assert_eq!(seen, Some((n, n)));
+}

@@ -127,3 +127,17 @@ fn load_inside_a_transaction_panics() {
     let b = TBox::new(1u8);
     atomically(|_| Ok(b.load()));
 }
+
+#[test]
+fn nested_loads_keep_the_outer_value_pinned() {
+    let outer = TBox::new(TBox::new(String::from("inner")));
+    let got = outer.load_with(|inner| {
+        let copy = inner.load(); // nested pinned load: must not unpin the outer one
+        (copy, inner.load_with(|s| s.len()))
+    });
+    assert_eq!(got, (String::from("inner"), 5));
+    assert_eq!(
+        format!("{outer:?}"),
+        "TBox { value: TBox { value: \"inner\" } }"
+    );
+}

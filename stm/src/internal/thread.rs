@@ -93,6 +93,8 @@ pub(crate) fn global() -> &'static Globals {
 pub(crate) struct ThreadCtx {
     pub(crate) slot: Arc<Slot>,
     pub(crate) in_tx: Cell<bool>,
+    /// Nesting depth of non-transactional pinned loads (`TBox::load_with`).
+    load_pins: Cell<u32>,
     pub(crate) state: RefCell<TxState>,
     retired: RefCell<Vec<Retired>>,
     rng: Cell<u64>,
@@ -137,6 +139,7 @@ impl ThreadCtx {
         ThreadCtx {
             slot,
             in_tx: Cell::new(false),
+            load_pins: Cell::new(0),
             state: RefCell::new(TxState::default()),
             retired: RefCell::new(Vec::new()),
             rng: Cell::new(seed | 1),
@@ -162,6 +165,27 @@ impl ThreadCtx {
     #[inline]
     pub(crate) fn unpin(&self) {
         self.slot.pin.store(UNPINNED, Ordering::Release);
+    }
+
+    /// Runs `f` pinned outside a transaction; nests (only the outermost call pins and unpins).
+    pub(crate) fn with_load_pin<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Unpin<'a>(&'a ThreadCtx);
+        impl Drop for Unpin<'_> {
+            fn drop(&mut self) {
+                let depth = self.0.load_pins.get() - 1;
+                self.0.load_pins.set(depth);
+                if depth == 0 {
+                    self.0.unpin();
+                }
+            }
+        }
+        let depth = self.load_pins.get();
+        if depth == 0 {
+            self.pin(global().clock.load(Ordering::Acquire));
+        }
+        self.load_pins.set(depth + 1);
+        let _unpin = Unpin(self);
+        f()
     }
 
     /// Queues values replaced by a commit; reclaims a batch when enough have gathered.

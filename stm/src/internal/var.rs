@@ -63,6 +63,10 @@ pub(crate) struct VarCore {
     pub(crate) lock: AtomicU64,
     pub(crate) value: AtomicU64,
     pub(crate) origin: Origin,
+    /// Creation number: the lock order under loom, whose executions must not depend on
+    /// addresses (they differ from one execution to the next).
+    #[cfg(loom)]
+    seq: u64,
 }
 
 /// One consistent read of a variable: its value and the version it belongs to.
@@ -80,7 +84,24 @@ impl VarCore {
             lock: AtomicU64::new(0),
             value: AtomicU64::new(bits),
             origin,
+            #[cfg(loom)]
+            seq: {
+                // Deliberately not a loom atomic: a plain counter outside the model, giving
+                // variables created in the same order the same relative keys in every execution.
+                static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         }
+    }
+
+    /// The key of the global lock order (and of `retry` wait stripes): the address, or under
+    /// loom the creation number.
+    #[inline]
+    pub(crate) fn lock_order(&self) -> usize {
+        #[cfg(loom)]
+        return self.seq as usize;
+        #[cfg(not(loom))]
+        self.addr()
     }
 
     /// The variable's address, its identity in read and write sets.

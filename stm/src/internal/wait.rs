@@ -18,7 +18,8 @@ use crate::internal::var::{LOCKED, VarCore, WAITERS, version_of};
 use crate::sync::atomic::Ordering;
 use crate::sync::{Arc, Condvar, Mutex};
 
-const STRIPES: usize = if cfg!(loom) { 2 } else { 64 };
+// One stripe under loom: stripe choice must not depend on anything that varies between executions.
+const STRIPES: usize = if cfg!(loom) { 1 } else { 64 };
 
 /// One sleeping transaction.
 struct Waiter {
@@ -32,16 +33,17 @@ crate::sync::global! {
     static stripes: Vec<Stripe> = (0..STRIPES).map(|_| Mutex::new(Vec::new())).collect();
 }
 
-fn stripe(addr: usize) -> &'static Stripe {
-    // Variables are at least 8-byte aligned; mix the address so neighbours spread out.
-    let h = (addr >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+fn stripe(var: &VarCore) -> &'static Stripe {
+    // Mix the key (the address; a creation number under loom, whose executions must not depend
+    // on addresses) so that neighbours spread out.
+    let h = (var.lock_order() >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     &stripes()[(h >> 32) % STRIPES]
 }
 
 /// Wakes the waiters of `var` (called by a committer that saw `WAITERS` when locking it).
 pub(crate) fn wake(var: &VarCore) {
     let addr = var.addr();
-    let list = crate::sync::lock(stripe(addr));
+    let list = crate::sync::lock(stripe(var));
     for (a, w) in list.iter() {
         if *a == addr {
             *crate::sync::lock(&w.woken) = true;
@@ -58,7 +60,7 @@ pub(crate) fn wait_for_change(reads: &[(&VarCore, u64)]) {
         cond: Condvar::new(),
     });
     for (var, _) in reads {
-        crate::sync::lock(stripe(var.addr())).push((var.addr(), waiter.clone()));
+        crate::sync::lock(stripe(var)).push((var.addr(), waiter.clone()));
     }
     let unchanged = reads
         .iter()
@@ -73,7 +75,7 @@ pub(crate) fn wait_for_change(reads: &[(&VarCore, u64)]) {
         }
     }
     for (var, _) in reads {
-        crate::sync::lock(stripe(var.addr())).retain(|(_, w)| !Arc::ptr_eq(w, &waiter));
+        crate::sync::lock(stripe(var)).retain(|(_, w)| !Arc::ptr_eq(w, &waiter));
     }
 }
 

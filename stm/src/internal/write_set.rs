@@ -264,7 +264,7 @@ impl WriteSet {
             if self.entries.len() > INDEX_THRESHOLD {
                 self.index.clear();
             }
-            self.entries.sort_unstable_by_key(|e| e.var as usize);
+            self.entries.sort_unstable_by_key(|e| e.var().lock_order());
         }
     }
 }

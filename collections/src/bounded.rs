@@ -1,0 +1,398 @@
+//! `TBoundedQueue<T>`: a `TQueue` with a capacity, whose accounting does not make every producer
+//! conflict with every consumer.
+//!
+//! Free capacity is kept as *credits* spread over shards (`CachePadded<TVar<i64>>`, one per
+//! thread shard, as in `TCounter`). A push takes a credit from its own thread's shard (a read and
+//! a write of that shard only); when that shard is empty it borrows from the others, and when all
+//! are empty it blocks through `retry`. A pop gives the credit back, as a commutative add, to the
+//! shard of the thread that pushed the item (each item remembers it). So producers never conflict
+//! with each other on the accounting, and a producer can only conflict with a consumer that is
+//! returning that producer's own credit at the same moment — not with every consumer.
+
+use core::fmt;
+
+use crossbeam_utils::CachePadded;
+
+use crate::atomic::Atomic;
+use crate::counter::thread_shard_index;
+use crate::queue::TQueue;
+use crate::{StmResult, TVar, Transaction, atomically};
+
+/// A transactional FIFO queue with a fixed capacity: [`push`](TBoundedQueue::push) blocks while
+/// it is full.
+///
+/// Pushes and pops keep [`TQueue`]'s conflict profile; the capacity accounting is sharded (see
+/// the module notes in the source), so it does not make every producer conflict with every
+/// consumer.
+///
+/// # Examples
+///
+/// ```
+/// use commute::{atomically, TBoundedQueue};
+///
+/// let q = TBoundedQueue::with_capacity(2);
+/// assert_eq!(q.atomic().try_push('a'), Ok(()));
+/// assert_eq!(q.atomic().try_push('b'), Ok(()));
+/// assert_eq!(q.atomic().try_push('c'), Err('c')); // full
+/// assert_eq!(atomically(|tx| q.pop(tx)), Some('a'));
+/// assert_eq!(q.atomic().try_push('c'), Ok(()));
+/// ```
+pub struct TBoundedQueue<T: 'static> {
+    queue: TQueue<(T, u32)>,
+    credits: Box<[CachePadded<TVar<i64>>]>,
+    capacity: usize,
+}
+
+impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
+    /// Creates an empty queue that holds at most `capacity` items.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: commute::TBoundedQueue<u8> = commute::TBoundedQueue::with_capacity(16);
+    /// assert_eq!(q.capacity(), 16);
+    /// ```
+    #[track_caller]
+    pub fn with_capacity(capacity: usize) -> Self {
+        assert!(
+            capacity > 0,
+            "TBoundedQueue::with_capacity: the capacity must be at least 1"
+        );
+        let shards = crate::counter::default_shards();
+        let credits = (0..shards)
+            .map(|i| {
+                let share = capacity / shards + usize::from(i < capacity % shards);
+                CachePadded::new(TVar::new(share as i64))
+            })
+            .collect();
+        TBoundedQueue {
+            queue: TQueue::new(),
+            credits,
+            capacity,
+        }
+    }
+
+    /// The most items the queue holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(commute::TBoundedQueue::<u8>::with_capacity(3).capacity(), 3);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn shard(&self) -> usize {
+        thread_shard_index() & (self.credits.len() - 1)
+    }
+
+    /// Takes one credit, own shard first; the shard it came from, or `None` if the queue is full.
+    fn take_credit(&self, tx: &Transaction) -> StmResult<Option<usize>> {
+        let n = self.credits.len();
+        let own = self.shard();
+        for k in 0..n {
+            let i = (own + k) & (n - 1);
+            let credit = self.credits[i].read(tx)?;
+            if credit > 0 {
+                self.credits[i].write(tx, credit - 1);
+                return Ok(Some(own));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Appends `item`, or gives it back if the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TBoundedQueue};
+    ///
+    /// let q = TBoundedQueue::with_capacity(1);
+    /// assert_eq!(atomically(|tx| q.try_push(tx, 1)), Ok(()));
+    /// assert_eq!(atomically(|tx| q.try_push(tx, 2)), Err(2));
+    /// ```
+    pub fn try_push(&self, tx: &Transaction, item: T) -> StmResult<Result<(), T>> {
+        match self.take_credit(tx)? {
+            Some(shard) => {
+                self.queue.push(tx, (item, shard as u32));
+                Ok(Ok(()))
+            }
+            None => Ok(Err(item)),
+        }
+    }
+
+    /// Appends `item`, blocking (through [`Transaction::retry`]) while the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_push`](TBoundedQueue::try_push), plus the retry signal while full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TBoundedQueue};
+    /// use std::sync::Arc;
+    ///
+    /// let q = Arc::new(TBoundedQueue::with_capacity(1));
+    /// q.atomic().push(1);
+    /// let producer = {
+    ///     let q = q.clone();
+    ///     std::thread::spawn(move || q.atomic().push(2)) // blocks until there is room
+    /// };
+    /// assert_eq!(q.atomic().pop_wait(), 1);
+    /// producer.join().unwrap();
+    /// assert_eq!(q.atomic().pop_wait(), 2);
+    /// ```
+    pub fn push(&self, tx: &Transaction, item: T) -> StmResult<()> {
+        match self.try_push(tx, item)? {
+            Ok(()) => Ok(()),
+            Err(_) => tx.retry(),
+        }
+    }
+
+    /// Removes and returns the front item, or `None` if the queue is empty.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_push`](TBoundedQueue::try_push).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(4);
+    /// q.atomic().push(7);
+    /// assert_eq!(q.atomic().pop(), Some(7));
+    /// assert_eq!(q.atomic().pop(), None);
+    /// ```
+    pub fn pop(&self, tx: &Transaction) -> StmResult<Option<T>> {
+        Ok(self.queue.pop(tx)?.map(|(item, shard)| {
+            // Give the credit back to the producer's shard, without reading it.
+            self.credits[shard as usize].add(tx, 1);
+            item
+        }))
+    }
+
+    /// Removes and returns the front item, blocking while the queue is empty.
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TBoundedQueue::pop), plus the retry signal while empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(4);
+    /// q.atomic().push(7);
+    /// assert_eq!(commute::atomically(|tx| q.pop_wait(tx)), 7);
+    /// ```
+    pub fn pop_wait(&self, tx: &Transaction) -> StmResult<T> {
+        match self.pop(tx)? {
+            Some(item) => Ok(item),
+            None => tx.retry(),
+        }
+    }
+
+    /// A clone of the front item, without removing it.
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TBoundedQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(4);
+    /// q.atomic().push(7);
+    /// assert_eq!(q.atomic().peek(), Some(7));
+    /// ```
+    pub fn peek(&self, tx: &Transaction) -> StmResult<Option<T>> {
+        Ok(self.queue.peek(tx)?.map(|(item, _)| item))
+    }
+
+    /// The number of items (conflicts with concurrent pushes and pops).
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TBoundedQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(4);
+    /// q.atomic().push(7);
+    /// assert_eq!(commute::atomically(|tx| q.len(tx)), 1);
+    /// ```
+    pub fn len(&self, tx: &Transaction) -> StmResult<usize> {
+        self.queue.len(tx)
+    }
+
+    /// True if the queue has no items.
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TBoundedQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: commute::TBoundedQueue<u8> = commute::TBoundedQueue::with_capacity(4);
+    /// assert!(commute::atomically(|tx| q.is_empty(tx)));
+    /// ```
+    pub fn is_empty(&self, tx: &Transaction) -> StmResult<bool> {
+        self.queue.is_empty(tx)
+    }
+
+    /// One-call forms: each method runs one operation as its own transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(1);
+    /// q.atomic().push(1);
+    /// assert_eq!(q.atomic().pop(), Some(1));
+    /// ```
+    pub fn atomic(&self) -> Atomic<'_, Self> {
+        Atomic(self)
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
+    /// Pushes, blocking while full, in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(1);
+    /// q.atomic().push(1);
+    /// ```
+    pub fn push(self, item: T) {
+        atomically(|tx| self.0.push(tx, item.clone()));
+    }
+
+    /// Pushes if there is room, in a transaction of its own; gives the item back if full.
+    ///
+    /// # Errors
+    ///
+    /// `Err(item)` when the queue is full.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(1);
+    /// assert_eq!(q.atomic().try_push(1), Ok(()));
+    /// assert_eq!(q.atomic().try_push(2), Err(2));
+    /// ```
+    pub fn try_push(self, item: T) -> Result<(), T> {
+        atomically(|tx| self.0.try_push(tx, item.clone()))
+    }
+
+    /// Pops in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
+    /// assert_eq!(q.atomic().pop(), None);
+    /// ```
+    pub fn pop(self) -> Option<T> {
+        atomically(|tx| self.0.pop(tx))
+    }
+
+    /// Pops, blocking while empty, in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(1);
+    /// q.atomic().push(5);
+    /// assert_eq!(q.atomic().pop_wait(), 5);
+    /// ```
+    pub fn pop_wait(self) -> T {
+        atomically(|tx| self.0.pop_wait(tx))
+    }
+
+    /// The number of items.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
+    /// assert_eq!(q.atomic().len(), 0);
+    /// ```
+    pub fn len(self) -> usize {
+        atomically(|tx| self.0.len(tx))
+    }
+
+    /// A clone of the front item.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(1);
+    /// q.atomic().push(5);
+    /// assert_eq!(q.atomic().peek(), Some(5));
+    /// ```
+    pub fn peek(self) -> Option<T> {
+        atomically(|tx| self.0.peek(tx))
+    }
+
+    /// True if the queue has no items.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
+    /// assert!(q.atomic().is_empty());
+    /// ```
+    pub fn is_empty(self) -> bool {
+        atomically(|tx| self.0.is_empty(tx))
+    }
+}
+
+impl<T: Clone + Send + Sync + fmt::Debug + 'static> fmt::Debug for TBoundedQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TBoundedQueue")
+            .field("capacity", &self.capacity)
+            .field("items", &self.queue)
+            .finish()
+    }
+}

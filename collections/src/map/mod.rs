@@ -1,0 +1,917 @@
+//! `TMap`: a transactional hash map whose operations on different keys do not conflict.
+//!
+//! A safe layer over the split-bucket hash trie of [`raw`] (the hashbrown split: `raw` knows node
+//! layout, this module knows hashing and the public API), plus a [`TCounter`] for the length so
+//! that inserts and removals of different keys do not conflict on the size either.
+
+mod raw;
+
+use core::borrow::Borrow;
+use core::fmt;
+use core::hash::{BuildHasher, Hash};
+
+use crate::atomic::Atomic;
+use crate::{StmResult, TCounter, Transaction, atomically};
+use raw::{Config, RawTrie};
+
+/// The default hasher: ahash's randomly seeded state (fixed seeds under loom, so that models are
+/// deterministic).
+fn default_hasher() -> ahash::RandomState {
+    if cfg!(loom) {
+        ahash::RandomState::with_seeds(1, 2, 3, 4)
+    } else {
+        ahash::RandomState::new()
+    }
+}
+
+/// A transactional hash map whose operations on different keys do not conflict.
+///
+/// The API follows std's [`HashMap`](std::collections::HashMap), with a `tx` argument: replace a
+/// `Mutex<HashMap<K, V>>` by a `TMap<K, V>`, and `map.lock().unwrap().insert(k, v)` by
+/// `map.insert(tx, k, v)?` inside [`atomically`], or by `map.atomic().insert(k, v)` on its own.
+///
+/// Inside, the map is a hash trie of small buckets, each bucket its own transactional variable.
+/// A bucket that overflows splits locally, so the map grows without ever rewriting the whole
+/// table: two transactions that touch keys in different buckets never abort each other, even
+/// while the map grows from empty to millions of keys. The length is a [`TCounter`], so
+/// inserting or removing different keys does not conflict on it either; reading it
+/// ([`len`](TMap::len)) does conflict with concurrent inserts and removals, as it must.
+///
+/// Buckets are replaced copy-on-write, which is why keys and values must be `Clone`: cheap to
+/// clone values (numbers, `Arc`s, short strings) suit it best.
+///
+/// # Examples
+///
+/// ```
+/// use commute::{atomically, TMap};
+///
+/// let sessions: TMap<u64, String> = TMap::new();
+/// atomically(|tx| {
+///     sessions.insert(tx, 1, "ada".to_string())?;
+///     sessions.insert(tx, 2, "grace".to_string())?;
+///     Ok(())
+/// });
+/// assert_eq!(sessions.atomic().get(&1).as_deref(), Some("ada"));
+/// assert_eq!(sessions.atomic().len(), 2);
+/// ```
+pub struct TMap<K, V, S = ahash::RandomState> {
+    raw: RawTrie<K, V>,
+    len: TCounter,
+    hash_builder: S,
+}
+
+impl<K, V> TMap<K, V, ahash::RandomState>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// Creates an empty map with ahash's randomly seeded hasher.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m: commute::TMap<u32, u32> = commute::TMap::new();
+    /// assert!(m.atomic().is_empty());
+    /// ```
+    #[track_caller]
+    pub fn new() -> Self {
+        Self::with_hasher(default_hasher())
+    }
+
+    /// Creates an empty map with a custom trie shape: `root_slots` root buckets, inner nodes of
+    /// `inner_slots` children, and buckets that split above `leaf_capacity` entries.
+    ///
+    /// For tests and loom models, which use tiny shapes to make splits happen with a few keys.
+    ///
+    /// # Panics
+    ///
+    /// If `root_slots` is not a power of two (at most 65536), `inner_slots` is not a power of two
+    /// from 2 to 65536, or `leaf_capacity` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m: commute::TMap<u32, u32> = commute::TMap::with_config(2, 2, 1);
+    /// m.atomic().insert(1, 1);
+    /// m.atomic().insert(2, 2); // the bucket of 1 may split here
+    /// assert_eq!(m.atomic().len(), 2);
+    /// ```
+    #[doc(hidden)]
+    #[track_caller]
+    pub fn with_config(root_slots: usize, inner_slots: usize, leaf_capacity: usize) -> Self {
+        Self::with_config_and_hasher(root_slots, inner_slots, leaf_capacity, default_hasher())
+    }
+}
+
+impl<K, V, S> TMap<K, V, S>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// Creates an empty map that hashes keys with `hash_builder`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::TMap;
+    /// use std::collections::hash_map::RandomState;
+    ///
+    /// let m: TMap<&str, i32, RandomState> = TMap::with_hasher(RandomState::new());
+    /// m.atomic().insert("a", 1);
+    /// assert_eq!(m.atomic().get("a"), Some(1));
+    /// ```
+    #[track_caller]
+    pub fn with_hasher(hash_builder: S) -> Self {
+        TMap {
+            raw: RawTrie::new(Config::DEFAULT),
+            len: TCounter::new(),
+            hash_builder,
+        }
+    }
+
+    /// [`with_config`](TMap::with_config) with a given hasher.
+    ///
+    /// # Panics
+    ///
+    /// As for [`with_config`](TMap::with_config).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::hash_map::RandomState;
+    ///
+    /// let m: commute::TMap<u8, u8, RandomState> =
+    ///     commute::TMap::with_config_and_hasher(1, 2, 1, RandomState::new());
+    /// m.atomic().insert(1, 1);
+    /// assert_eq!(m.atomic().get(&1), Some(1));
+    /// ```
+    #[doc(hidden)]
+    #[track_caller]
+    pub fn with_config_and_hasher(
+        root_slots: usize,
+        inner_slots: usize,
+        leaf_capacity: usize,
+        hash_builder: S,
+    ) -> Self {
+        TMap {
+            raw: RawTrie::new(Config::new(root_slots, inner_slots, leaf_capacity)),
+            len: TCounter::new(),
+            hash_builder,
+        }
+    }
+
+    /// Names the map's variables (buckets and length) for statistics and conflict reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sessions: commute::TMap<u64, u64> = commute::TMap::new().with_label("sessions");
+    /// assert!(sessions.atomic().is_empty());
+    /// ```
+    pub fn with_label(self, label: &'static str) -> Self {
+        TMap {
+            raw: self.raw.with_label(label),
+            len: self.len.with_label(label),
+            hash_builder: self.hash_builder,
+        }
+    }
+
+    /// The map's hasher.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::hash::BuildHasher;
+    ///
+    /// let m: commute::TMap<u8, u8> = commute::TMap::new();
+    /// assert_eq!(m.hasher().hash_one(1u8), m.hasher().hash_one(1u8));
+    /// ```
+    pub fn hasher(&self) -> &S {
+        &self.hash_builder
+    }
+
+    /// A view whose methods each run one operation as its own transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = commute::TMap::new();
+    /// m.atomic().insert("k", 1);
+    /// assert_eq!(m.atomic().get("k"), Some(1));
+    /// ```
+    pub fn atomic(&self) -> Atomic<'_, Self> {
+        Atomic(self)
+    }
+}
+
+impl<K, V, S> TMap<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    #[inline]
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hash_builder.hash_one(key)
+    }
+
+    /// The root bucket `key` falls under: keys under different root buckets never share a
+    /// bucket, so operations on them never conflict. For tests that need disjoint keys.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m: commute::TMap<u32, u32> = commute::TMap::with_config(2, 2, 1);
+    /// assert!(m.root_index(&7) < 2);
+    /// ```
+    #[doc(hidden)]
+    pub fn root_index<Q>(&self, key: &Q) -> usize
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.raw.root_index(self.hash(key))
+    }
+
+    /// A clone of the value of `key`, if present.
+    ///
+    /// Reads only `key`'s bucket (and the path to it): it conflicts only with writes to that
+    /// bucket.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TMap};
+    ///
+    /// let m = TMap::new();
+    /// m.atomic().insert("a".to_string(), 1);
+    /// assert_eq!(atomically(|tx| m.get(tx, "a")), Some(1));
+    /// assert_eq!(atomically(|tx| m.get(tx, "b")), None);
+    /// ```
+    pub fn get<Q>(&self, tx: &Transaction, key: &Q) -> StmResult<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        Ok(self.get_ref(tx, key)?.cloned())
+    }
+
+    /// The value of `key`, borrowed for the rest of the transaction (no clone).
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TMap};
+    ///
+    /// let m = TMap::new();
+    /// m.atomic().insert(1, vec![1, 2, 3]);
+    /// let len = atomically(|tx| Ok(m.get_ref(tx, &1)?.map(Vec::len)));
+    /// assert_eq!(len, Some(3));
+    /// ```
+    pub fn get_ref<'a, Q>(&'a self, tx: &'a Transaction, key: &Q) -> StmResult<Option<&'a V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        Ok(self.raw.get(tx, self.hash(key), key)?.map(|e| &e.value))
+    }
+
+    /// True if the map holds `key`.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TMap};
+    ///
+    /// let m = TMap::new();
+    /// m.atomic().insert(1, ());
+    /// assert!(atomically(|tx| m.contains_key(tx, &1)));
+    /// assert!(!atomically(|tx| m.contains_key(tx, &2)));
+    /// ```
+    pub fn contains_key<Q>(&self, tx: &Transaction, key: &Q) -> StmResult<bool>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        Ok(self.get_ref(tx, key)?.is_some())
+    }
+
+    /// Sets `key` to `value`; returns the old value, or `None` if the key was absent.
+    ///
+    /// Writes only `key`'s bucket (splitting it if it overflows, which touches nothing else) and,
+    /// for a new key, adds to the length counter without reading it.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TMap};
+    ///
+    /// let m = TMap::new();
+    /// assert_eq!(atomically(|tx| m.insert(tx, "k", 1)), None);
+    /// assert_eq!(atomically(|tx| m.insert(tx, "k", 2)), Some(1));
+    /// assert_eq!(m.atomic().get("k"), Some(2));
+    /// ```
+    pub fn insert(&self, tx: &Transaction, key: K, value: V) -> StmResult<Option<V>> {
+        let old = self.raw.insert(tx, self.hash(&key), key, value)?;
+        if old.is_none() {
+            self.len.incr(tx);
+        }
+        Ok(old)
+    }
+
+    /// Adds `key` with `value` if the key is absent; returns whether it was added. A present key
+    /// keeps its value and nothing is written.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TMap};
+    ///
+    /// let m = TMap::new();
+    /// assert!(atomically(|tx| m.insert_if_absent(tx, "k", 1)));
+    /// assert!(!atomically(|tx| m.insert_if_absent(tx, "k", 2)));
+    /// assert_eq!(m.atomic().get("k"), Some(1));
+    /// ```
+    pub fn insert_if_absent(&self, tx: &Transaction, key: K, value: V) -> StmResult<bool> {
+        let added = self.raw.insert_new(tx, self.hash(&key), key, value)?;
+        if added {
+            self.len.incr(tx);
+        }
+        Ok(added)
+    }
+
+    /// Removes `key`; returns its value if it was present.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TMap};
+    ///
+    /// let m = TMap::new();
+    /// m.atomic().insert(1, 'a');
+    /// assert_eq!(atomically(|tx| m.remove(tx, &1)), Some('a'));
+    /// assert_eq!(atomically(|tx| m.remove(tx, &1)), None);
+    /// ```
+    pub fn remove<Q>(&self, tx: &Transaction, key: &Q) -> StmResult<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let old = self.raw.remove(tx, self.hash(key), key)?;
+        if old.is_some() {
+            self.len.decr(tx);
+        }
+        Ok(old)
+    }
+
+    /// Updates the value of `key` in place with `update`, first inserting `default()` if the key
+    /// is absent (like std's `entry(key).or_insert_with(default)` followed by `update`).
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TMap};
+    ///
+    /// let words = TMap::new();
+    /// atomically(|tx| {
+    ///     for w in ["to", "be", "or", "not", "to", "be"] {
+    ///         words.upsert(tx, w, || 0, |n| *n += 1)?;
+    ///     }
+    ///     Ok(())
+    /// });
+    /// assert_eq!(words.atomic().get("to"), Some(2));
+    /// assert_eq!(words.atomic().get("or"), Some(1));
+    /// ```
+    pub fn upsert(
+        &self,
+        tx: &Transaction,
+        key: K,
+        default: impl FnOnce() -> V,
+        update: impl FnOnce(&mut V),
+    ) -> StmResult<()> {
+        if self.raw.upsert(tx, self.hash(&key), key, default, update)? {
+            self.len.incr(tx);
+        }
+        Ok(())
+    }
+
+    /// The number of entries.
+    ///
+    /// It reads the length counter, so it conflicts with concurrent inserts of new keys and
+    /// removals: read it only where the transaction depends on it.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TMap};
+    ///
+    /// let m = TMap::new();
+    /// let n = atomically(|tx| {
+    ///     m.insert(tx, 1, 1)?;
+    ///     m.insert(tx, 2, 2)?;
+    ///     m.len(tx)
+    /// });
+    /// assert_eq!(n, 2);
+    /// ```
+    pub fn len(&self, tx: &Transaction) -> StmResult<usize> {
+        let len = self.len.get(tx)?;
+        debug_assert!(
+            len >= 0,
+            "a map's length is never negative in a consistent snapshot"
+        );
+        Ok(usize::try_from(len).unwrap_or(0))
+    }
+
+    /// True if the map has no entries (reads the length, like [`len`](TMap::len)).
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TMap};
+    ///
+    /// let m: TMap<u8, u8> = TMap::new();
+    /// assert!(atomically(|tx| m.is_empty(tx)));
+    /// ```
+    pub fn is_empty(&self, tx: &Transaction) -> StmResult<bool> {
+        Ok(self.len(tx)? == 0)
+    }
+
+    /// Calls `f` with every entry, borrowed, in an unspecified order.
+    ///
+    /// The entries are a consistent snapshot (the transaction reads every bucket), so it conflicts
+    /// with every concurrent write to the map.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TMap};
+    ///
+    /// let m: TMap<u32, u32> = (1..=4).map(|k| (k, k * 10)).collect();
+    /// let mut sum = 0;
+    /// atomically(|tx| {
+    ///     sum = 0;
+    ///     m.for_each(tx, |_, v| sum += v)
+    /// });
+    /// assert_eq!(sum, 100);
+    /// ```
+    pub fn for_each<'a>(
+        &'a self,
+        tx: &'a Transaction,
+        f: impl FnMut(&'a K, &'a V),
+    ) -> StmResult<()> {
+        self.raw.for_each(tx, f)
+    }
+
+    /// Clones of every entry, in an unspecified order (a consistent snapshot, as for
+    /// [`for_each`](TMap::for_each)).
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TMap};
+    ///
+    /// let m: TMap<u32, char> = [(1, 'a'), (2, 'b')].into_iter().collect();
+    /// let mut entries = atomically(|tx| m.iter(tx));
+    /// entries.sort();
+    /// assert_eq!(entries, [(1, 'a'), (2, 'b')]);
+    /// ```
+    pub fn iter(&self, tx: &Transaction) -> StmResult<Vec<(K, V)>> {
+        let mut entries = Vec::new();
+        self.raw
+            .for_each(tx, |k, v| entries.push((k.clone(), v.clone())))?;
+        Ok(entries)
+    }
+
+    /// Clones of every key, in an unspecified order (a consistent snapshot).
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TMap};
+    ///
+    /// let m: TMap<u32, ()> = [(3, ()), (1, ())].into_iter().collect();
+    /// let mut keys = atomically(|tx| m.keys(tx));
+    /// keys.sort();
+    /// assert_eq!(keys, [1, 3]);
+    /// ```
+    pub fn keys(&self, tx: &Transaction) -> StmResult<Vec<K>> {
+        let mut keys = Vec::new();
+        self.raw.for_each(tx, |k, _| keys.push(k.clone()))?;
+        Ok(keys)
+    }
+
+    /// Removes every entry.
+    ///
+    /// It reads the length (to reset it) and the root buckets, so it conflicts with every
+    /// concurrent write to the map.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TMap};
+    ///
+    /// let m: TMap<u32, u32> = (0..100).map(|k| (k, k)).collect();
+    /// atomically(|tx| m.clear(tx));
+    /// assert!(m.atomic().is_empty());
+    /// assert_eq!(m.atomic().get(&5), None);
+    /// ```
+    pub fn clear(&self, tx: &Transaction) -> StmResult<()> {
+        let len = self.len.get(tx)?;
+        self.raw.clear(tx)?;
+        self.len.add(tx, len.wrapping_neg());
+        Ok(())
+    }
+
+    /// Keeps only the entries for which `keep` returns true.
+    ///
+    /// Unlike std's, `keep` gets `&V`, not `&mut V`: updating every value would write every
+    /// bucket and so conflict with everything. Only buckets that lose an entry are written.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TMap};
+    ///
+    /// let m: TMap<u32, u32> = (0..10).map(|k| (k, k)).collect();
+    /// atomically(|tx| m.retain(tx, |_, v| v % 2 == 0));
+    /// assert_eq!(m.atomic().len(), 5);
+    /// assert_eq!(m.atomic().get(&3), None);
+    /// ```
+    pub fn retain(&self, tx: &Transaction, keep: impl FnMut(&K, &V) -> bool) -> StmResult<()> {
+        let removed = self.raw.retain(tx, keep)?;
+        if removed > 0 {
+            self.len.add(tx, -(removed as i64));
+        }
+        Ok(())
+    }
+}
+
+impl<K, V, S> Atomic<'_, TMap<K, V, S>>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// [`TMap::get`] in its own transaction.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = commute::TMap::new();
+    /// m.atomic().insert(1, "one");
+    /// assert_eq!(m.atomic().get(&1), Some("one"));
+    /// ```
+    pub fn get<Q>(self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        atomically(|tx| self.0.get(tx, key))
+    }
+
+    /// [`TMap::contains_key`] in its own transaction.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = commute::TMap::new();
+    /// m.atomic().insert(1, ());
+    /// assert!(m.atomic().contains_key(&1));
+    /// ```
+    pub fn contains_key<Q>(self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        atomically(|tx| self.0.contains_key(tx, key))
+    }
+
+    /// [`TMap::insert`] in its own transaction.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = commute::TMap::new();
+    /// assert_eq!(m.atomic().insert(1, 'a'), None);
+    /// assert_eq!(m.atomic().insert(1, 'b'), Some('a'));
+    /// ```
+    pub fn insert(self, key: K, value: V) -> Option<V> {
+        atomically(|tx| self.0.insert(tx, key.clone(), value.clone()))
+    }
+
+    /// [`TMap::insert_if_absent`] in its own transaction.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = commute::TMap::new();
+    /// assert!(m.atomic().insert_if_absent(1, 'a'));
+    /// assert!(!m.atomic().insert_if_absent(1, 'b'));
+    /// ```
+    pub fn insert_if_absent(self, key: K, value: V) -> bool {
+        atomically(|tx| self.0.insert_if_absent(tx, key.clone(), value.clone()))
+    }
+
+    /// [`TMap::remove`] in its own transaction.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = commute::TMap::new();
+    /// m.atomic().insert(1, 'a');
+    /// assert_eq!(m.atomic().remove(&1), Some('a'));
+    /// ```
+    pub fn remove<Q>(self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        atomically(|tx| self.0.remove(tx, key))
+    }
+
+    /// [`TMap::upsert`] in its own transaction. The closures may run more than once (once per
+    /// attempt), hence `FnMut`.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hits = commute::TMap::new();
+    /// hits.atomic().upsert("/", || 0, |n| *n += 1);
+    /// hits.atomic().upsert("/", || 0, |n| *n += 1);
+    /// assert_eq!(hits.atomic().get("/"), Some(2));
+    /// ```
+    pub fn upsert(self, key: K, mut default: impl FnMut() -> V, mut update: impl FnMut(&mut V)) {
+        atomically(|tx| self.0.upsert(tx, key.clone(), &mut default, &mut update));
+    }
+
+    /// [`TMap::len`] in its own transaction.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = commute::TMap::new();
+    /// m.atomic().insert(1, 1);
+    /// assert_eq!(m.atomic().len(), 1);
+    /// ```
+    pub fn len(self) -> usize {
+        atomically(|tx| self.0.len(tx))
+    }
+
+    /// [`TMap::is_empty`] in its own transaction.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m: commute::TMap<u8, u8> = commute::TMap::new();
+    /// assert!(m.atomic().is_empty());
+    /// ```
+    pub fn is_empty(self) -> bool {
+        atomically(|tx| self.0.is_empty(tx))
+    }
+
+    /// [`TMap::iter`] in its own transaction: a consistent snapshot of every entry.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = commute::TMap::new();
+    /// m.atomic().insert(1, 'a');
+    /// assert_eq!(m.atomic().iter(), [(1, 'a')]);
+    /// ```
+    pub fn iter(self) -> Vec<(K, V)> {
+        atomically(|tx| self.0.iter(tx))
+    }
+
+    /// [`TMap::keys`] in its own transaction.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = commute::TMap::new();
+    /// m.atomic().insert(1, 'a');
+    /// assert_eq!(m.atomic().keys(), [1]);
+    /// ```
+    pub fn keys(self) -> Vec<K> {
+        atomically(|tx| self.0.keys(tx))
+    }
+
+    /// [`TMap::clear`] in its own transaction.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = commute::TMap::new();
+    /// m.atomic().insert(1, 'a');
+    /// m.atomic().clear();
+    /// assert!(m.atomic().is_empty());
+    /// ```
+    pub fn clear(self) {
+        atomically(|tx| self.0.clear(tx));
+    }
+
+    /// [`TMap::retain`] in its own transaction. `keep` may run more than once per entry (once per
+    /// attempt).
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m: commute::TMap<u32, u32> = (0..4).map(|k| (k, k)).collect();
+    /// m.atomic().retain(|k, _| *k < 2);
+    /// assert_eq!(m.atomic().len(), 2);
+    /// ```
+    pub fn retain(self, mut keep: impl FnMut(&K, &V) -> bool) {
+        atomically(|tx| self.0.retain(tx, &mut keep));
+    }
+}
+
+impl<K, V, S> Default for TMap<K, V, S>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: Default,
+{
+    #[track_caller]
+    fn default() -> Self {
+        Self::with_hasher(S::default())
+    }
+}
+
+impl<K, V, S> fmt::Debug for TMap<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static + fmt::Debug,
+    V: Clone + Send + Sync + 'static + fmt::Debug,
+    S: BuildHasher,
+{
+    /// Shows the entries of a snapshot taken in its own transaction.
+    ///
+    /// Panics inside a transaction (transactions do not nest): there, format `map.iter(tx)?`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.atomic().iter()).finish()
+    }
+}
+
+impl<K, V, S> FromIterator<(K, V)> for TMap<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Default,
+{
+    /// Builds the map directly, without transactions (so it works inside one too); a later
+    /// duplicate key replaces the earlier value, as in std.
+    #[track_caller]
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let hash_builder = S::default();
+        let mut raw = RawTrie::new(Config::DEFAULT);
+        let mut len = 0i64;
+        for (key, value) in iter {
+            if raw.insert_owned(hash_builder.hash_one(&key), key, value) {
+                len += 1;
+            }
+        }
+        TMap {
+            raw,
+            len: TCounter::starting_at(len),
+            hash_builder,
+        }
+    }
+}
+
+impl<K, V, S> Extend<(K, V)> for TMap<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// Inserts every pair in one transaction.
+    ///
+    /// Panics inside a transaction (transactions do not nest): there, call
+    /// [`insert`](TMap::insert) in a loop.
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        let pairs: Vec<(K, V)> = iter.into_iter().collect();
+        let map = &*self;
+        atomically(|tx| {
+            for (key, value) in &pairs {
+                map.insert(tx, key.clone(), value.clone())?;
+            }
+            Ok(())
+        });
+    }
+}

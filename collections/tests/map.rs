@@ -1,0 +1,725 @@
+//! `TMap`: model tests against std's `HashMap` (with tiny tries so that buckets split), exact
+//! invariants under concurrency, the zero-abort property of inserts of different keys while the
+//! map grows, and memory reclamation.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use commute::{StmResult, TMap, TVar, Transaction, atomically, stats};
+use quickcheck::{Arbitrary, Gen, QuickCheck};
+
+// ----- model tests -------------------------------------------------------------------------
+
+/// Keys come from a small range so that operations meet on the same keys.
+const KEYS: u8 = 24;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Insert(u8, u16),
+    InsertIfAbsent(u8, u16),
+    Remove(u8),
+    Get(u8),
+    GetRef(u8),
+    ContainsKey(u8),
+    /// Insert `default` if absent, then add one.
+    Upsert(u8, u16),
+    Len,
+    IsEmpty,
+    Iter,
+    /// Keep the values not divisible by `2 + n % 5`.
+    Retain(u8),
+    Clear,
+}
+
+impl Arbitrary for Op {
+    fn arbitrary(g: &mut Gen) -> Self {
+        let k = u8::arbitrary(g) % KEYS;
+        let v = u16::arbitrary(g);
+        match u8::arbitrary(g) % 40 {
+            0..=9 => Op::Insert(k, v),
+            10..=12 => Op::InsertIfAbsent(k, v),
+            13..=19 => Op::Remove(k),
+            20..=22 => Op::Get(k),
+            23..=24 => Op::GetRef(k),
+            25..=26 => Op::ContainsKey(k),
+            27..=30 => Op::Upsert(k, v),
+            31..=32 => Op::Len,
+            33 => Op::IsEmpty,
+            34..=35 => Op::Iter,
+            36..=38 => Op::Retain(k),
+            _ => Op::Clear,
+        }
+    }
+}
+
+/// How a group of operations runs.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// Each operation through `atomic()`, as its own transaction.
+    OneCall,
+    /// All operations in one transaction.
+    OneTx,
+    /// All operations in an `or_else` branch that then retries: nothing of it may stay.
+    RolledBack,
+}
+
+impl Arbitrary for Mode {
+    fn arbitrary(g: &mut Gen) -> Self {
+        *g.choose(&[
+            Mode::OneCall,
+            Mode::OneCall,
+            Mode::OneTx,
+            Mode::OneTx,
+            Mode::RolledBack,
+        ])
+        .unwrap()
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Out {
+    Value(Option<u16>),
+    Bool(bool),
+    Len(usize),
+    Entries(Vec<(u8, u16)>),
+    Unit,
+}
+
+fn sorted(mut entries: Vec<(u8, u16)>) -> Vec<(u8, u16)> {
+    entries.sort_unstable();
+    entries
+}
+
+fn keep(m: u8) -> impl Fn(&u8, &u16) -> bool {
+    move |_, v| v % (2 + u16::from(m % 5)) != 0
+}
+
+fn model_op(model: &mut HashMap<u8, u16>, op: &Op) -> Out {
+    match *op {
+        Op::Insert(k, v) => Out::Value(model.insert(k, v)),
+        Op::InsertIfAbsent(k, v) => {
+            let absent = !model.contains_key(&k);
+            if absent {
+                model.insert(k, v);
+            }
+            Out::Bool(absent)
+        }
+        Op::Remove(k) => Out::Value(model.remove(&k)),
+        Op::Get(k) | Op::GetRef(k) => Out::Value(model.get(&k).copied()),
+        Op::ContainsKey(k) => Out::Bool(model.contains_key(&k)),
+        Op::Upsert(k, d) => {
+            let v = model.entry(k).or_insert(d);
+            *v = v.wrapping_add(1);
+            Out::Unit
+        }
+        Op::Len => Out::Len(model.len()),
+        Op::IsEmpty => Out::Bool(model.is_empty()),
+        Op::Iter => Out::Entries(sorted(model.iter().map(|(k, v)| (*k, *v)).collect())),
+        Op::Retain(m) => {
+            let keep = keep(m);
+            model.retain(|k, v| keep(k, v));
+            Out::Unit
+        }
+        Op::Clear => {
+            model.clear();
+            Out::Unit
+        }
+    }
+}
+
+fn tx_op<S: BuildHasher>(map: &TMap<u8, u16, S>, tx: &Transaction, op: &Op) -> StmResult<Out> {
+    Ok(match *op {
+        Op::Insert(k, v) => Out::Value(map.insert(tx, k, v)?),
+        Op::InsertIfAbsent(k, v) => Out::Bool(map.insert_if_absent(tx, k, v)?),
+        Op::Remove(k) => Out::Value(map.remove(tx, &k)?),
+        Op::Get(k) => Out::Value(map.get(tx, &k)?),
+        Op::GetRef(k) => Out::Value(map.get_ref(tx, &k)?.copied()),
+        Op::ContainsKey(k) => Out::Bool(map.contains_key(tx, &k)?),
+        Op::Upsert(k, d) => {
+            map.upsert(tx, k, || d, |v| *v = v.wrapping_add(1))?;
+            Out::Unit
+        }
+        Op::Len => Out::Len(map.len(tx)?),
+        Op::IsEmpty => Out::Bool(map.is_empty(tx)?),
+        Op::Iter => Out::Entries(sorted(map.iter(tx)?)),
+        Op::Retain(m) => {
+            map.retain(tx, keep(m))?;
+            Out::Unit
+        }
+        Op::Clear => {
+            map.clear(tx)?;
+            Out::Unit
+        }
+    })
+}
+
+fn one_call_op<S: BuildHasher>(map: &TMap<u8, u16, S>, op: &Op) -> Out {
+    let a = map.atomic();
+    match *op {
+        Op::Insert(k, v) => Out::Value(a.insert(k, v)),
+        Op::InsertIfAbsent(k, v) => Out::Bool(a.insert_if_absent(k, v)),
+        Op::Remove(k) => Out::Value(a.remove(&k)),
+        Op::Get(k) | Op::GetRef(k) => Out::Value(a.get(&k)),
+        Op::ContainsKey(k) => Out::Bool(a.contains_key(&k)),
+        Op::Upsert(k, d) => {
+            a.upsert(k, || d, |v| *v = v.wrapping_add(1));
+            Out::Unit
+        }
+        Op::Len => Out::Len(a.len()),
+        Op::IsEmpty => Out::Bool(a.is_empty()),
+        Op::Iter => Out::Entries(sorted(a.iter())),
+        Op::Retain(m) => {
+            a.retain(keep(m));
+            Out::Unit
+        }
+        Op::Clear => {
+            a.clear();
+            Out::Unit
+        }
+    }
+}
+
+fn map_matches_model<S: BuildHasher>(map: TMap<u8, u16, S>, groups: &[(Mode, Vec<Op>)]) -> bool {
+    let mut model = HashMap::new();
+    for (mode, ops) in groups {
+        let expected: Vec<Out> = match mode {
+            Mode::RolledBack => Vec::new(),
+            _ => ops.iter().map(|op| model_op(&mut model, op)).collect(),
+        };
+        let got: Vec<Out> = match mode {
+            Mode::OneCall => ops.iter().map(|op| one_call_op(&map, op)).collect(),
+            Mode::OneTx => atomically(|tx| ops.iter().map(|op| tx_op(&map, tx, op)).collect()),
+            Mode::RolledBack => {
+                atomically(|tx| {
+                    tx.or_else(
+                        |tx| {
+                            for op in ops {
+                                tx_op(&map, tx, op)?;
+                            }
+                            tx.retry()
+                        },
+                        |_| Ok(()),
+                    )
+                });
+                Vec::new()
+            }
+        };
+        let snapshot = sorted(map.atomic().iter());
+        let expected_snapshot = sorted(model.iter().map(|(k, v)| (*k, *v)).collect());
+        if got != expected || snapshot != expected_snapshot || map.atomic().len() != model.len() {
+            eprintln!("mode {mode:?}, ops {ops:?}:\n got {got:?}\n expected {expected:?}");
+            return false;
+        }
+    }
+    true
+}
+
+fn quickcheck(prop: fn(Vec<(Mode, Vec<Op>)>) -> bool) {
+    QuickCheck::new()
+        .tests(200)
+        .rng(Gen::new(24))
+        .quickcheck(prop);
+}
+
+#[test]
+fn tiny_tries_match_std_hashmap() {
+    // Buckets of one entry, two children per node: nearly every insert splits something.
+    quickcheck(|groups| map_matches_model(TMap::with_config(2, 2, 1), &groups));
+    quickcheck(|groups| map_matches_model(TMap::with_config(1, 4, 2), &groups));
+}
+
+#[test]
+fn default_shape_matches_std_hashmap() {
+    quickcheck(|groups| map_matches_model(TMap::new(), &groups));
+}
+
+/// Hashes everything to the same value: every key collides on every bit.
+#[derive(Default)]
+struct Collide;
+
+impl Hasher for Collide {
+    fn finish(&self) -> u64 {
+        0x5555_5555_5555_5555
+    }
+    fn write(&mut self, _: &[u8]) {}
+}
+
+#[test]
+fn full_hash_collisions_match_std_hashmap() {
+    // Splits go down until the hash bits run out, then the last bucket just grows.
+    quickcheck(|groups| {
+        map_matches_model(
+            TMap::with_config_and_hasher(2, 16, 2, BuildHasherDefault::<Collide>::default()),
+            &groups,
+        )
+    });
+}
+
+#[test]
+fn large_map_through_many_splits() {
+    let map: TMap<u32, u32> = TMap::new();
+    for chunk in (0..20_000u32).collect::<Vec<_>>().chunks(500) {
+        atomically(|tx| {
+            for &k in chunk {
+                map.insert(tx, k, k * 2)?;
+            }
+            Ok(())
+        });
+    }
+    assert_eq!(map.atomic().len(), 20_000);
+    for k in (0..20_000).step_by(7) {
+        assert_eq!(map.atomic().get(&k), Some(k * 2));
+    }
+    assert_eq!(map.atomic().get(&20_000), None);
+    let mut keys = map.atomic().keys();
+    keys.sort_unstable();
+    assert_eq!(keys, (0..20_000).collect::<Vec<_>>());
+}
+
+#[test]
+fn borrowed_lookups_and_string_keys() {
+    let map: TMap<String, Vec<u8>> = TMap::new();
+    map.atomic().insert("ada".to_string(), vec![1, 2]);
+    let total = atomically(|tx| {
+        let v = map.get_ref(tx, "ada")?.expect("present");
+        Ok(v.iter().map(|&b| u32::from(b)).sum::<u32>())
+    });
+    assert_eq!(total, 3);
+    assert!(map.atomic().contains_key("ada"));
+    assert_eq!(map.atomic().remove("ada"), Some(vec![1, 2]));
+}
+
+#[test]
+fn from_iter_extend_debug_default_label() {
+    let mut map: TMap<u32, char> = [(1, 'a'), (2, 'b'), (1, 'c')].into_iter().collect();
+    assert_eq!(map.atomic().len(), 2);
+    assert_eq!(map.atomic().get(&1), Some('c'));
+    map.extend([(3, 'd'), (2, 'e')]);
+    assert_eq!(sorted_chars(&map), [(1, 'c'), (2, 'e'), (3, 'd')]);
+    let map = map.with_label("letters");
+    assert_eq!(sorted_chars(&map), [(1, 'c'), (2, 'e'), (3, 'd')]);
+    assert_eq!(format!("{:?}", TMap::<u8, u8>::new()), "{}");
+    let one: TMap<u8, u8> = [(7, 8)].into_iter().collect();
+    assert_eq!(format!("{one:?}"), "{7: 8}");
+    assert_eq!(format!("{:?}", one.atomic()), "Atomic({7: 8})");
+    let d: TMap<u8, u8> = TMap::default();
+    assert!(d.atomic().is_empty());
+    // A big collected map (split while being built) keeps working transactionally.
+    let big: TMap<u32, u32> = (0..5_000)
+        .map(|k| (k, k))
+        .collect::<TMap<_, _>>()
+        .with_label("big");
+    assert_eq!(big.atomic().len(), 5_000);
+    big.atomic().retain(|k, _| k % 2 == 0);
+    assert_eq!(big.atomic().len(), 2_500);
+    assert_eq!(big.atomic().get(&4_998), Some(4_998));
+}
+
+fn sorted_chars(map: &TMap<u32, char>) -> Vec<(u32, char)> {
+    let mut v = map.atomic().iter();
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn collect_works_inside_a_transaction() {
+    let source = TVar::new(3u32);
+    let map = atomically(|tx| {
+        let n = source.read(tx)?;
+        Ok((0..n).map(|k| (k, k)).collect::<TMap<u32, u32>>())
+    });
+    assert_eq!(map.atomic().len(), 3);
+}
+
+#[test]
+#[should_panic(expected = "power of two")]
+fn config_must_use_powers_of_two() {
+    let _ = TMap::<u8, u8>::with_config(3, 2, 1);
+}
+
+// ----- concurrency -------------------------------------------------------------------------
+
+/// Runs `f(thread_index)` on `threads` threads started together; returns their results.
+fn run_threads<R: Send + 'static>(
+    threads: usize,
+    f: impl Fn(usize) -> R + Send + Sync + 'static,
+) -> Vec<R> {
+    let f = Arc::new(f);
+    let start = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (f, start) = (f.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                f(t)
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+/// A small deterministic generator (xorshift), one per thread.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn concurrent_writers_leave_the_union_of_their_writes() {
+    // Each thread owns the keys congruent to its index mod 4: it inserts them all, then removes
+    // every third one again, mixing one-call and multi-key transactions.
+    let map: Arc<TMap<u32, u32>> = Arc::new(TMap::with_config(4, 4, 2));
+    let m = map.clone();
+    run_threads(4, move |t| {
+        let mine: Vec<u32> = (0..1_200).filter(|k| k % 4 == t as u32).collect();
+        for pair in mine.chunks(2) {
+            if pair[0] % 3 == 0 {
+                pair.iter()
+                    .for_each(|&k| assert_eq!(m.atomic().insert(k, k + 1), None));
+            } else {
+                atomically(|tx| {
+                    for &k in pair {
+                        m.insert(tx, k, k + 1)?;
+                    }
+                    Ok(())
+                });
+            }
+        }
+        for &k in mine.iter().filter(|&&k| k % 3 == 0) {
+            assert_eq!(m.atomic().remove(&k), Some(k + 1));
+        }
+    });
+    let mut entries = map.atomic().iter();
+    entries.sort_unstable();
+    let expected: Vec<(u32, u32)> = (0..1_200)
+        .filter(|k| k % 3 != 0)
+        .map(|k| (k, k + 1))
+        .collect();
+    assert_eq!(entries, expected);
+    assert_eq!(map.atomic().len(), expected.len());
+}
+
+#[test]
+fn concurrent_inserts_and_removes_of_the_same_keys_stay_consistent() {
+    // Four threads insert and remove the same 32 keys at random. Each counts the keys it added
+    // (insert returned None) minus those it removed (remove returned Some): in every serial
+    // order the sum of these tallies is the final length.
+    let map: Arc<TMap<u32, usize>> = Arc::new(TMap::with_config(2, 2, 2));
+    let m = map.clone();
+    let tallies = run_threads(4, move |t| {
+        let mut rng = 0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1);
+        let mut tally = 0i64;
+        for _ in 0..1_500 {
+            let r = xorshift(&mut rng);
+            let k = (r % 32) as u32;
+            tally += match (r >> 8) % 3 {
+                0 => i64::from(m.atomic().insert(k, t).is_none()),
+                1 => -i64::from(m.atomic().remove(&k).is_some()),
+                _ => atomically(|tx| {
+                    // Move: remove one key and insert the next, in one transaction.
+                    let removed = m.remove(tx, &k)?.is_some();
+                    let added = m.insert(tx, (k + 1) % 32, t)?.is_none();
+                    Ok(i64::from(added) - i64::from(removed))
+                }),
+            };
+        }
+        tally
+    });
+    let len = map.atomic().len();
+    assert_eq!(tallies.iter().sum::<i64>(), len as i64);
+    assert_eq!(map.atomic().iter().len(), len);
+    assert!(len <= 32);
+}
+
+#[test]
+fn transfers_between_keys_keep_every_snapshot_consistent() {
+    // Writers move amounts between random keys; readers check in one transaction that the
+    // total over a snapshot of all entries never changes.
+    const TOTAL: i64 = 1_000;
+    let map: Arc<TMap<u32, i64>> = Arc::new(TMap::with_config(2, 2, 2));
+    map.atomic().insert(0, TOTAL);
+    let m = map.clone();
+    run_threads(3, move |t| {
+        let mut rng = 0x2545_f491_4f6c_dd1d ^ (t as u64 + 7);
+        for _ in 0..1_000 {
+            if t == 0 {
+                let sum: i64 = atomically(|tx| {
+                    let mut sum = 0;
+                    m.for_each(tx, |_, v| sum += v)?;
+                    Ok(sum)
+                });
+                assert_eq!(sum, TOTAL, "a snapshot saw a half-done transfer");
+            } else {
+                let r = xorshift(&mut rng);
+                let (from, to) = ((r % 16) as u32, ((r >> 8) % 16) as u32);
+                atomically(|tx| {
+                    let have = m.get(tx, &from)?.unwrap_or(0);
+                    if have > 0 && from != to {
+                        m.insert(tx, from, have - 1)?;
+                        m.upsert(tx, to, || 0, |v| *v += 1)?;
+                    }
+                    Ok(())
+                });
+            }
+        }
+    });
+    assert_eq!(
+        map.atomic().iter().iter().map(|(_, v)| v).sum::<i64>(),
+        TOTAL
+    );
+}
+
+/// Sums, over the threads that ran `f`, the conflict aborts of their transactions.
+fn aborts_of(threads: usize, f: impl Fn(usize) + Send + Sync + 'static) -> u64 {
+    run_threads(threads, move |t| {
+        let before = stats::thread();
+        f(t);
+        (stats::thread() - before).aborts()
+    })
+    .into_iter()
+    .sum()
+}
+
+#[test]
+fn inserts_of_different_keys_never_abort_while_the_map_grows() {
+    // Two threads insert disjoint keys into one map that starts empty and splits its buckets
+    // many times meanwhile (default shape: 64 root buckets of 8). Keys are split between the
+    // threads by root bucket, so they never share a bucket; the length counter is shared.
+    const PER_THREAD: usize = 4_000;
+    let map: Arc<TMap<u64, u64>> = Arc::new(TMap::new().with_label("grown map"));
+    let mut keys: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+    let mut k = 0;
+    while keys.iter().any(|v| v.len() < PER_THREAD) {
+        let side = map.root_index(&k) % 2;
+        if keys[side].len() < PER_THREAD {
+            keys[side].push(k);
+        }
+        k += 1;
+    }
+    let keys = Arc::new(keys);
+    let (m, ks) = (map.clone(), keys.clone());
+    let aborts = aborts_of(2, move |t| {
+        for pair in ks[t].chunks(2) {
+            atomically(|tx| {
+                for &k in pair {
+                    m.insert(tx, k, k)?;
+                }
+                Ok(())
+            });
+        }
+    });
+    eprintln!(
+        "TMap, 2 threads x {PER_THREAD} inserts of different keys from empty: {aborts} aborts"
+    );
+    assert_eq!(
+        aborts, 0,
+        "inserts of keys in different buckets aborted each other"
+    );
+    assert_eq!(map.atomic().len(), 2 * PER_THREAD);
+    for k in keys.iter().flatten().step_by(13) {
+        assert_eq!(map.atomic().get(k), Some(*k));
+    }
+
+    // The same inserts into a map whose length is a plain TVar<u64>, read-modify-written: every
+    // pair of overlapping inserts now conflicts on it.
+    let naive = Arc::new((
+        TMap::<u64, u64>::new(),
+        TVar::new(0u64).with_label("naive length"),
+    ));
+    let seen = Arc::new(AtomicBool::new(false));
+    let (n, s, ks) = (naive.clone(), seen.clone(), keys.clone());
+    let naive_aborts = aborts_of(2, move |t| {
+        let before = stats::thread();
+        let mut done = 0u64;
+        // All the keys as above, then on (re-inserting) until an abort is seen, capped.
+        for &k in ks[t].iter().cycle() {
+            if done >= 2_000_000 || (s.load(Ordering::Relaxed) && done >= PER_THREAD as u64) {
+                break;
+            }
+            atomically(|tx| {
+                if n.0.insert(tx, k, k)?.is_none() {
+                    n.1.modify(tx, |len| len + 1)?;
+                }
+                Ok(())
+            });
+            done += 1;
+            if done % 64 == 0 && (stats::thread() - before.clone()).aborts() > 0 {
+                s.store(true, Ordering::Relaxed);
+            }
+        }
+    });
+    eprintln!(
+        "same inserts with a naive TVar<u64> length (read-modify-write), 2 threads: \
+         {naive_aborts} aborts"
+    );
+    assert!(
+        naive_aborts > 0,
+        "the naive length never aborted: the threads never overlapped"
+    );
+    assert_eq!(naive.1.load(), 2 * PER_THREAD as u64);
+}
+
+#[test]
+fn a_split_elsewhere_does_not_abort_an_open_transaction() {
+    // The main thread opens a transaction that reads and then writes a key under root bucket 0.
+    // Meanwhile another thread inserts keys that split buckets. If they split under root bucket
+    // 1, the open transaction commits at its first attempt; if they land in the same bucket as
+    // the main thread's key, it must run again (a real conflict).
+    for same_bucket in [false, true] {
+        let map: Arc<TMap<u32, u32>> = Arc::new(TMap::with_config(2, 2, 2));
+        let mut by_root: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+        for k in 0..200 {
+            by_root[map.root_index(&k)].push(k);
+        }
+        let main_key = by_root[0][0];
+        let others: Vec<u32> = if same_bucket {
+            by_root[0][1..9].to_vec()
+        } else {
+            by_root[1][..8].to_vec()
+        };
+        let opened = Arc::new(Barrier::new(2));
+        let inserted = Arc::new(Barrier::new(2));
+        let (m, o, i) = (map.clone(), opened.clone(), inserted.clone());
+        let other = std::thread::spawn(move || {
+            o.wait();
+            for k in others {
+                m.atomic().insert(k, k);
+            }
+            i.wait();
+        });
+        let mut attempts = 0;
+        atomically(|tx| {
+            attempts += 1;
+            let seen = map.get(tx, &main_key)?;
+            if attempts == 1 {
+                opened.wait();
+                inserted.wait();
+            }
+            map.insert(tx, main_key, seen.unwrap_or(0) + 1)?;
+            Ok(())
+        });
+        other.join().unwrap();
+        assert_eq!(map.atomic().len(), 9);
+        assert_eq!(
+            attempts,
+            if same_bucket { 2 } else { 1 },
+            "same_bucket = {same_bucket}"
+        );
+    }
+}
+
+// ----- memory ------------------------------------------------------------------------------
+
+/// A value that counts its live instances in a counter of its own test.
+struct Tracked {
+    live: &'static AtomicIsize,
+    id: u32,
+}
+
+impl Tracked {
+    fn new(live: &'static AtomicIsize, id: u32) -> Self {
+        live.fetch_add(1, Ordering::Relaxed);
+        Tracked { live, id }
+    }
+}
+
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        Tracked::new(self.live, self.id)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Frees retired values until `live` reaches `expected`. Other tests' transactions may pin old
+/// versions for a moment, so this repeats (without sleeping) up to a generous deadline.
+fn reclaim_until(live: &AtomicIsize, expected: isize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        commute::reclaim_retired();
+        let now = live.load(Ordering::Relaxed);
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{now} values live, expected {expected}: a leak"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn churn_frees_every_removed_value() {
+    static LIVE: AtomicIsize = AtomicIsize::new(0);
+    let map: TMap<u32, Tracked> = TMap::with_config(2, 2, 2);
+    let mut rng = 0x1234_5678_9abc_def1;
+    for round in 0..6_000u32 {
+        let k = (xorshift(&mut rng) % 64) as u32;
+        if round % 2 == 0 {
+            map.atomic().insert(k, Tracked::new(&LIVE, round));
+        } else {
+            atomically(|tx| {
+                map.remove(tx, &k)?;
+                map.upsert(tx, k ^ 1, || Tracked::new(&LIVE, round), |v| v.id += 1)
+            });
+        }
+    }
+    // Every value left is one entry of the map: copies in replaced buckets are all freed.
+    let len = map.atomic().len();
+    assert!(len > 0);
+    reclaim_until(&LIVE, len as isize);
+    map.atomic().retain(|k, _| k % 2 == 0);
+    reclaim_until(&LIVE, map.atomic().len() as isize);
+    map.atomic().clear();
+    reclaim_until(&LIVE, 0);
+}
+
+#[test]
+fn dropping_a_map_drops_every_value() {
+    static LIVE: AtomicIsize = AtomicIsize::new(0);
+    let map: TMap<u32, Tracked> = TMap::with_config(2, 4, 3);
+    for k in 0..2_000 {
+        map.atomic().insert(k, Tracked::new(&LIVE, k));
+    }
+    for k in (0..2_000).step_by(3) {
+        map.atomic().insert(k, Tracked::new(&LIVE, k + 1));
+    }
+    reclaim_until(&LIVE, 2_000);
+    drop(map);
+    reclaim_until(&LIVE, 0);
+    // A collected map too (built without transactions).
+    let map: TMap<u32, Tracked> = (0..500).map(|k| (k, Tracked::new(&LIVE, k))).collect();
+    assert_eq!(LIVE.load(Ordering::Relaxed), 500);
+    drop(map);
+    reclaim_until(&LIVE, 0);
+}
+
+#[test]
+fn a_rolled_back_insert_leaves_nothing_behind() {
+    static LIVE: AtomicIsize = AtomicIsize::new(0);
+    let map: TMap<u32, Tracked> = TMap::with_config(1, 2, 1);
+    map.atomic().insert(0, Tracked::new(&LIVE, 0));
+    atomically(|tx| {
+        tx.or_else(
+            |tx| {
+                for k in 1..20 {
+                    map.insert(tx, k, Tracked::new(&LIVE, k))?; // splits, all rolled back
+                }
+                tx.retry()
+            },
+            |_| Ok(()),
+        )
+    });
+    assert_eq!(map.atomic().len(), 1);
+    reclaim_until(&LIVE, 1);
+}

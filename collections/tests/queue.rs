@@ -1,0 +1,311 @@
+//! `TQueue`: model tests against `VecDeque`, concurrent invariants, zero-abort pushes, memory.
+
+use commute::{TQueue, TVar, atomically, reclaim_retired, stats};
+use quickcheck::{Arbitrary, Gen, QuickCheck};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+
+#[derive(Clone, Debug)]
+enum Op {
+    Push(u8),
+    Pop,
+    Peek,
+    Len,
+    IsEmpty,
+}
+
+impl Arbitrary for Op {
+    fn arbitrary(g: &mut Gen) -> Self {
+        match u8::arbitrary(g) % 6 {
+            0 | 1 => Op::Push(u8::arbitrary(g)),
+            2 | 3 => Op::Pop,
+            4 => Op::Peek,
+            _ => {
+                if bool::arbitrary(g) {
+                    Op::Len
+                } else {
+                    Op::IsEmpty
+                }
+            }
+        }
+    }
+}
+
+/// Runs batches of operations, each batch one transaction, against the queue and a `VecDeque`.
+fn matches_vecdeque(batches: Vec<Vec<Op>>) -> bool {
+    let q = TQueue::new();
+    let mut model = VecDeque::new();
+    for batch in batches {
+        let got = atomically(|tx| {
+            let mut out = Vec::new();
+            for op in &batch {
+                out.push(match *op {
+                    Op::Push(x) => {
+                        q.push(tx, x);
+                        None
+                    }
+                    Op::Pop => Some(q.pop(tx)?.map(usize::from)),
+                    Op::Peek => Some(q.peek(tx)?.map(usize::from)),
+                    Op::Len => Some(Some(q.len(tx)?)),
+                    Op::IsEmpty => Some(Some(usize::from(q.is_empty(tx)?))),
+                });
+            }
+            Ok(out)
+        });
+        let want: Vec<_> = batch
+            .iter()
+            .map(|op| match *op {
+                Op::Push(x) => {
+                    model.push_back(x);
+                    None
+                }
+                Op::Pop => Some(model.pop_front().map(usize::from)),
+                Op::Peek => Some(model.front().copied().map(usize::from)),
+                Op::Len => Some(Some(model.len())),
+                Op::IsEmpty => Some(Some(usize::from(model.is_empty()))),
+            })
+            .collect();
+        if got != want {
+            return false;
+        }
+    }
+    let rest: Vec<u8> = std::iter::from_fn(|| q.atomic().pop()).collect();
+    rest == model.into_iter().collect::<Vec<_>>()
+}
+
+#[test]
+fn behaves_like_vecdeque() {
+    QuickCheck::new()
+        .tests(500)
+        .quickcheck(matches_vecdeque as fn(Vec<Vec<Op>>) -> bool);
+}
+
+#[test]
+fn a_transaction_sees_its_own_pushes_in_order() {
+    let q = TQueue::new();
+    q.atomic().push(1);
+    let popped = atomically(|tx| {
+        q.push(tx, 2);
+        q.push(tx, 3);
+        let a = q.pop(tx)?; // committed item first
+        let b = q.pop(tx)?; // then our own, in order
+        q.push(tx, 4);
+        let c = q.pop(tx)?;
+        Ok((a, b, c, q.len(tx)?))
+    });
+    assert_eq!(popped, (Some(1), Some(2), Some(3), 1));
+    assert_eq!(q.atomic().pop(), Some(4));
+    assert_eq!(q.atomic().pop(), None);
+}
+
+#[test]
+fn rolled_back_pushes_never_appear_and_pops_are_not_lost() {
+    let q = TQueue::new();
+    q.atomic().push("kept");
+    let got = atomically(|tx| {
+        tx.or_else(
+            |tx| {
+                q.push(tx, "discarded");
+                let first = q.pop(tx)?;
+                assert_eq!(first, Some("kept"));
+                tx.retry()
+            },
+            |tx| q.peek(tx),
+        )
+    });
+    assert_eq!(got, Some("kept"));
+    assert_eq!(q.atomic().pop(), Some("kept"));
+    assert_eq!(q.atomic().pop(), None);
+}
+
+#[test]
+fn two_pushers_and_a_popper_lose_nothing_and_keep_per_pusher_order() {
+    const PER_PUSHER: u64 = 20_000;
+    let q = Arc::new(TQueue::new());
+    let barrier = Arc::new(Barrier::new(3));
+    let pushers: Vec<_> = (0..2u64)
+        .map(|p| {
+            let (q, barrier) = (q.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let before = stats::thread();
+                for i in 0..PER_PUSHER {
+                    // Two items per transaction: they must appear together and in order.
+                    if i % 2 == 0 {
+                        atomically(|tx| {
+                            q.push(tx, (p, i));
+                            q.push(tx, (p, i + 1));
+                            Ok(())
+                        });
+                    }
+                }
+                stats::thread() - before
+            })
+        })
+        .collect();
+    let popper = {
+        let (q, barrier) = (q.clone(), barrier.clone());
+        std::thread::spawn(move || {
+            barrier.wait();
+            let mut got = Vec::new();
+            while got.len() < 2 * PER_PUSHER as usize {
+                got.push(atomically(|tx| q.pop_wait(tx)));
+            }
+            got
+        })
+    };
+    let push_stats: Vec<_> = pushers.into_iter().map(|h| h.join().unwrap()).collect();
+    let got = popper.join().unwrap();
+    for p in 0..2 {
+        let mine: Vec<u64> = got
+            .iter()
+            .filter(|(who, _)| *who == p)
+            .map(|&(_, i)| i)
+            .collect();
+        assert_eq!(
+            mine,
+            (0..PER_PUSHER).collect::<Vec<_>>(),
+            "pusher {p}: lost, duplicated or reordered"
+        );
+    }
+    // Items pushed by one transaction are adjacent.
+    for pair in got.windows(2) {
+        if pair[0].1 % 2 == 0 {
+            assert_eq!(
+                pair[1],
+                (pair[0].0, pair[0].1 + 1),
+                "a transaction's items were split"
+            );
+        }
+    }
+    let aborts: u64 = push_stats.iter().map(|s| s.aborts()).sum();
+    eprintln!(
+        "TQueue: pushers' aborts = {aborts} over {} commits",
+        push_stats.iter().map(|s| s.commits).sum::<u64>()
+    );
+    assert_eq!(aborts, 0, "pushes aborted");
+    assert_eq!(q.atomic().pop(), None);
+}
+
+#[test]
+fn pushers_never_abort_while_a_naive_queue_tail_does() {
+    const N: u64 = 20_000;
+    let q = Arc::new(TQueue::new());
+    let naive_tail = Arc::new(TVar::new(0u64)); // a tail index every push reads and rewrites
+    let barrier = Arc::new(Barrier::new(2));
+    let results: Vec<_> = (0..2u64)
+        .map(|p| {
+            let (q, naive_tail, barrier) = (q.clone(), naive_tail.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let before = stats::thread();
+                for i in 0..N {
+                    atomically(|tx| {
+                        q.push(tx, p * N + i);
+                        Ok(())
+                    });
+                }
+                let ours = stats::thread() - before;
+                barrier.wait();
+                let before = stats::thread();
+                let mut rounds = 0;
+                // The naive tail must show the problem; keep going (bounded) until it does.
+                while rounds < 200 && (stats::thread() - before.clone()).aborts() == 0 {
+                    for _ in 0..N / 4 {
+                        atomically(|tx| naive_tail.modify(tx, |t| t + 1));
+                    }
+                    rounds += 1;
+                }
+                (ours, stats::thread() - before)
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    let ours: u64 = results.iter().map(|(o, _)| o.aborts()).sum();
+    let naive: u64 = results.iter().map(|(_, n)| n.aborts()).sum();
+    eprintln!(
+        "2 pushing threads: TQueue aborts = {ours}; naive read-modify-write tail aborts = {naive}"
+    );
+    assert_eq!(ours, 0);
+    assert!(
+        naive > 0,
+        "the naive tail never conflicted: the test shows nothing"
+    );
+    assert_eq!(q.atomic().len(), 2 * N as usize);
+}
+
+#[test]
+fn popped_items_and_dropped_queues_are_freed() {
+    struct Tracked(Arc<AtomicUsize>);
+    impl Clone for Tracked {
+        fn clone(&self) -> Self {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Tracked(self.0.clone())
+        }
+    }
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let live = Arc::new(AtomicUsize::new(0));
+    let q = TQueue::new();
+    for round in 0..100 {
+        for _ in 0..100 {
+            live.fetch_add(1, Ordering::SeqCst);
+            q.atomic().push(Tracked(live.clone()));
+        }
+        for _ in 0..100 {
+            drop(q.atomic().pop().expect("pushed above"));
+        }
+        // At most the current sentinel's item stays alive, once no other test's transaction is
+        // pinned (tests share the process, and so the reclamation epoch).
+        settle(|| live.load(Ordering::SeqCst) <= 1);
+        assert!(
+            live.load(Ordering::SeqCst) <= 1,
+            "round {round}: {} live",
+            live.load(Ordering::SeqCst)
+        );
+    }
+    for _ in 0..10 {
+        live.fetch_add(1, Ordering::SeqCst);
+        q.atomic().push(Tracked(live.clone()));
+    }
+    drop(q);
+    settle(|| live.load(Ordering::SeqCst) == 0);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
+
+/// Runs reclamation until `done` holds (other tests' pinned transactions may delay it), at most
+/// a bounded number of times.
+fn settle(done: impl Fn() -> bool) {
+    for _ in 0..10_000 {
+        reclaim_retired();
+        if done() {
+            return;
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn blocking_pop_wakes_on_push() {
+    for _ in 0..100 {
+        let q = Arc::new(TQueue::new());
+        let q2 = q.clone();
+        let consumer = std::thread::spawn(move || q2.atomic().pop_wait());
+        q.atomic().push(9u8);
+        assert_eq!(consumer.join().unwrap(), 9);
+    }
+}
+
+#[test]
+fn debug_from_iterator_and_extend() {
+    let mut q: TQueue<u8> = (1..=3).collect();
+    q.extend([4, 5]);
+    assert_eq!(format!("{q:?}"), "[1, 2, 3, 4, 5]");
+    assert_eq!(TQueue::<u8>::new().atomic().peek(), None);
+}
