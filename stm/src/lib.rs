@@ -12,7 +12,8 @@
 //! - [`Transaction::on_commit`] / [`Transaction::on_abort`] hooks for effects.
 //! - Progress: backoff, then an irrevocable mode after [`IRREVOCABLE_AFTER`] conflicts in a row.
 //! - Always-on [statistics](stats): commits, aborts by cause, and the variable and call site of
-//!   each conflict.
+//!   each conflict; and a [conflict profiler](conflicts) that adds the time each conflict costs
+//!   and who wrote the variable (`COMMUTE_CONFLICTS=1`).
 //!
 //! Most programs depend on the `commute` crate, which re-exports all of this together with
 //! conflict-free collections.
@@ -42,6 +43,7 @@
 
 #![warn(missing_docs)]
 
+pub mod conflicts;
 mod internal;
 pub mod stats;
 mod sync;

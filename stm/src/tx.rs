@@ -24,6 +24,7 @@ use core::cell::Cell;
 use core::fmt;
 use core::panic::Location;
 
+use crate::conflicts::{ConflictKey, ConflictKind};
 use crate::internal::backoff::Backoff;
 use crate::internal::thread::{Retired, ThreadCtx, global, with_ctx};
 use crate::internal::var::{
@@ -132,6 +133,17 @@ impl ReadEntry {
 
 type Hook = Box<dyn FnOnce()>;
 
+/// What stopped an attempt: the cause and the variable, with what the profiler wants to know.
+#[derive(Clone, Copy)]
+struct AbortRecord {
+    cause: AbortCause,
+    origin: Origin,
+    /// The variable's last committing writer (profiler on only).
+    written_by: Option<&'static Location<'static>>,
+    /// The attempt also wrote the variable (a read-modify-write).
+    also_written: bool,
+}
+
 /// The buffers of one attempt, kept per thread and reused so that transactions do not allocate.
 #[derive(Default)]
 pub(crate) struct TxState {
@@ -150,7 +162,7 @@ pub(crate) struct TxState {
     /// Heap values replaced by the commit, retired once the state borrow is released.
     retired_by_commit: Vec<Retired>,
     /// The cause and variable of the conflict that stopped this attempt.
-    abort: Option<(AbortCause, Origin)>,
+    abort: Option<AbortRecord>,
 }
 
 impl TxState {
@@ -179,6 +191,8 @@ pub struct Transaction {
     ctx: *const ThreadCtx,
     rv: Cell<u64>,
     irrevocable: bool,
+    /// The conflict profiler was on when the transaction started.
+    profiling: bool,
     site: &'static Location<'static>,
     finished: Cell<bool>,
 }
@@ -248,15 +262,20 @@ fn run<T>(
     }
     let _in_tx = InTxGuard(ctx);
     let mut conflicts: u32 = 0;
+    let profiling = global().profiling.load(Ordering::Relaxed);
     loop {
         let irrevocable = conflicts >= IRREVOCABLE_AFTER;
         let token = irrevocable.then(|| crate::sync::lock(&global().irrevocable));
-        let tx = Transaction::begin(ctx, site, irrevocable);
+        let started = profiling.then(std::time::Instant::now);
+        let tx = Transaction::begin(ctx, site, irrevocable, profiling);
         let outcome = f(&tx);
         let is_retry = matches!(&outcome, Err(e) if e.is_retry());
         if let Ok(value) = outcome {
             if tx.commit().is_ok() {
                 ctx.slot.stats.commit(irrevocable);
+                if let Some(started) = started {
+                    ctx.slot.profile.commit(started.elapsed());
+                }
                 let hooks = tx.finish_commit();
                 drop(tx);
                 drop(token);
@@ -264,13 +283,21 @@ fn run<T>(
                 return value;
             }
         }
-        let (cause, origin) = if is_retry {
-            (AbortCause::Retry, None)
-        } else {
-            tx.abort_info()
-                .map_or((AbortCause::ReadValidation, None), |(c, o)| (c, Some(o)))
-        };
-        ctx.slot.stats.abort(cause, origin, site);
+        let record = if is_retry { None } else { tx.abort_info() };
+        let cause = record.map_or(
+            if is_retry {
+                AbortCause::Retry
+            } else {
+                AbortCause::ReadValidation
+            },
+            |r| r.cause,
+        );
+        ctx.slot.stats.abort(cause, record.map(|r| r.origin), site);
+        if let Some(started) = started {
+            ctx.slot
+                .profile
+                .abort(conflict_key(cause, record, site), started.elapsed());
+        }
         tx.free_allocs();
         let wait_list = if is_retry { tx.wait_list() } else { Vec::new() };
         let hooks = tx.finish_abort();
@@ -296,6 +323,27 @@ fn run<T>(
             conflicts += 1;
             backoff(ctx, conflicts);
         }
+    }
+}
+
+/// The profiler's key for an aborted attempt.
+fn conflict_key(
+    cause: AbortCause,
+    record: Option<AbortRecord>,
+    site: &'static Location<'static>,
+) -> ConflictKey {
+    let kind = match (cause, record) {
+        (AbortCause::Retry, _) => ConflictKind::Retry,
+        (AbortCause::LockBusy, _) => ConflictKind::LockBusy,
+        (AbortCause::ReadValidation, Some(r)) if r.also_written => ConflictKind::WriteWrite,
+        (AbortCause::ReadValidation, _) => ConflictKind::ReadWrite,
+    };
+    ConflictKey {
+        kind,
+        var_label: record.and_then(|r| r.origin.label),
+        var_created_at: record.map(|r| r.origin.site),
+        aborted_at: site,
+        written_by: record.and_then(|r| r.written_by),
     }
 }
 
@@ -367,12 +415,18 @@ impl Drop for InTxGuard<'_> {
 
 impl Transaction {
     #[inline]
-    fn begin(ctx: &ThreadCtx, site: &'static Location<'static>, irrevocable: bool) -> Self {
+    fn begin(
+        ctx: &ThreadCtx,
+        site: &'static Location<'static>,
+        irrevocable: bool,
+        profiling: bool,
+    ) -> Self {
         let rv = global().clock.load(Ordering::Acquire);
         Transaction {
             ctx,
             rv: Cell::new(rv),
             irrevocable,
+            profiling,
             site,
             finished: Cell::new(false),
         }
@@ -416,12 +470,22 @@ impl Transaction {
 
     fn conflict(&self, st: &mut TxState, cause: AbortCause, var: &VarCore) -> StmError {
         if st.abort.is_none() {
-            st.abort = Some((cause, var.origin));
+            let (written_by, also_written) = if self.profiling {
+                (var.last_writer(), st.writes.find(var).is_some())
+            } else {
+                (None, false)
+            };
+            st.abort = Some(AbortRecord {
+                cause,
+                origin: var.origin,
+                written_by,
+                also_written,
+            });
         }
         StmError::CONFLICT
     }
 
-    fn abort_info(&self) -> Option<(AbortCause, Origin)> {
+    fn abort_info(&self) -> Option<AbortRecord> {
         self.state().abort
     }
 
@@ -982,7 +1046,8 @@ impl Transaction {
             }
         }
         compute_values(locks.entries, &st.writes.ops);
-        let mut retired = write_back(locks.entries, &st.writes.publishes, wv);
+        let writer = self.profiling.then_some(self.site);
+        let mut retired = write_back(locks.entries, &st.writes.publishes, wv, writer);
         locks.held = 0; // unlocked by write_back
         drop(locks);
         if st.extras || !retired.is_empty() {
@@ -1011,7 +1076,8 @@ impl Transaction {
         };
         locks.held = locks.entries.len();
         let wv = global().clock.fetch_add(1, Ordering::AcqRel) + 1;
-        let mut retired = write_back(locks.entries, &st.writes.publishes, wv);
+        let writer = self.profiling.then_some(self.site);
+        let mut retired = write_back(locks.entries, &st.writes.publishes, wv, writer);
         locks.held = 0;
         drop(locks);
         retired.extend(
@@ -1228,7 +1294,12 @@ fn compute_values(entries: &mut [Entry], ops: &[OpList]) {
 /// Commit phase 4: store the values, unlock at version `wv`, wake `retry` waiters. Returns the
 /// heap values the commit replaced.
 #[inline]
-fn write_back(entries: &[Entry], publishes: &[Vec<PublishOp>], wv: u64) -> Vec<Retired> {
+fn write_back(
+    entries: &[Entry],
+    publishes: &[Vec<PublishOp>],
+    wv: u64,
+    writer: Option<&'static Location<'static>>,
+) -> Vec<Retired> {
     let mut retired = Vec::new();
     for e in entries {
         let var = e.var();
@@ -1258,6 +1329,9 @@ fn write_back(entries: &[Entry], publishes: &[Vec<PublishOp>], wv: u64) -> Vec<R
             }
             Pending::Local(_) => continue,
             Pending::Commute(_) => unreachable!("computed before write-back"),
+        }
+        if let Some(site) = writer {
+            var.note_writer(site);
         }
         // Each variable is unlocked as soon as its value is in place: readers that see the new
         // version see the new value, and the clock already shows `wv`.

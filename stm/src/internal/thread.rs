@@ -18,6 +18,7 @@
 
 use std::cell::{Cell, RefCell};
 
+use crate::conflicts::ProfileCell;
 use crate::internal::write_set::DropFn;
 use crate::stats::{StatsCell, StatsSnapshot};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -59,6 +60,7 @@ pub(crate) struct Slot {
     pub(crate) pin: AtomicU64,
     in_use: AtomicBool,
     pub(crate) stats: StatsCell,
+    pub(crate) profile: ProfileCell,
 }
 
 /// Global state shared by all threads.
@@ -72,6 +74,10 @@ pub(crate) struct Globals {
     pub(crate) exited_stats: Mutex<StatsSnapshot>,
     /// Held by the one transaction running in irrevocable mode.
     pub(crate) irrevocable: Mutex<()>,
+    /// True while the conflict profiler is on (`COMMUTE_CONFLICTS=1` turns it on at start).
+    pub(crate) profiling: AtomicBool,
+    /// Conflict profiles of threads that exited.
+    exited_profile: ProfileCell,
 }
 
 crate::sync::global! {
@@ -81,7 +87,14 @@ crate::sync::global! {
         orphans: Mutex::new(Vec::new()),
         exited_stats: Mutex::new(StatsSnapshot::default()),
         irrevocable: Mutex::new(()),
+        profiling: AtomicBool::new(profiling_requested()),
+        exited_profile: ProfileCell::default(),
     };
+}
+
+/// True if the environment asks for the conflict profiler (`COMMUTE_CONFLICTS=1`).
+fn profiling_requested() -> bool {
+    !cfg!(loom) && std::env::var_os("COMMUTE_CONFLICTS").is_some_and(|v| v == "1")
 }
 
 /// The process-wide state.
@@ -129,6 +142,7 @@ impl ThreadCtx {
                     pin: AtomicU64::new(UNPINNED),
                     in_use: AtomicBool::new(true),
                     stats: StatsCell::default(),
+                    profile: ProfileCell::default(),
                 });
                 slots.push(s.clone());
                 s
@@ -244,6 +258,8 @@ impl Drop for ThreadCtx {
         // both under the registry lock so that a global snapshot never counts them twice.
         let slots = crate::sync::lock(&g.slots);
         crate::sync::lock(&g.exited_stats).merge(&self.slot.stats.take());
+        let profile = self.slot.profile.take();
+        g.exited_profile.absorb(profile);
         self.slot.pin.store(UNPINNED, Ordering::Release);
         self.slot.in_use.store(false, Ordering::Release);
         drop(slots);
@@ -278,4 +294,20 @@ pub(crate) fn forget_var(var: &crate::internal::var::VarCore) {
             }
         }
     });
+}
+
+/// Calls `f` with every slot's profile cell and with the profile of exited threads, under the
+/// registry lock (so no profile is seen twice or missed).
+pub(crate) fn for_each_profile(mut f: impl FnMut(&ProfileCell)) {
+    let g = global();
+    let slots = crate::sync::lock(&g.slots);
+    for s in slots.iter() {
+        f(&s.profile);
+    }
+    f(&g.exited_profile);
+}
+
+/// Forgets every conflict profile.
+pub(crate) fn reset_profiles() {
+    for_each_profile(|cell| drop(cell.take()));
 }

@@ -21,7 +21,7 @@
 
 use core::panic::Location;
 
-use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 /// Set while a committer or the irrevocable transaction owns the variable.
 pub(crate) const LOCKED: u64 = 1;
@@ -63,6 +63,9 @@ pub(crate) struct VarCore {
     pub(crate) lock: AtomicU64,
     pub(crate) value: AtomicU64,
     pub(crate) origin: Origin,
+    /// Call site of the last transaction that committed a write, kept only while the conflict
+    /// profiler is on (null otherwise).
+    pub(crate) last_writer: AtomicPtr<Location<'static>>,
     /// Creation number: the lock order under loom, whose executions must not depend on
     /// addresses (they differ from one execution to the next).
     #[cfg(loom)]
@@ -84,6 +87,7 @@ impl VarCore {
             lock: AtomicU64::new(0),
             value: AtomicU64::new(bits),
             origin,
+            last_writer: AtomicPtr::new(core::ptr::null_mut()),
             #[cfg(loom)]
             seq: {
                 // Deliberately not a loom atomic: a plain counter outside the model, giving
@@ -162,5 +166,22 @@ impl VarCore {
 impl Drop for VarCore {
     fn drop(&mut self) {
         self.forget_in_running_tx();
+    }
+}
+
+impl VarCore {
+    /// The call site of the last transaction that committed a write (profiler on), if known.
+    pub(crate) fn last_writer(&self) -> Option<&'static Location<'static>> {
+        let p = self.last_writer.load(Ordering::Relaxed);
+        // SAFETY: only ever set from `&'static Location` references (`note_writer`).
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    /// Records the call site of a committing writer (profiler on).
+    pub(crate) fn note_writer(&self, site: &'static Location<'static>) {
+        self.last_writer.store(
+            site as *const Location<'static> as *mut _,
+            Ordering::Relaxed,
+        );
     }
 }
