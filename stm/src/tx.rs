@@ -134,9 +134,19 @@ impl ReadEntry {
 type Hook = Box<dyn FnOnce()>;
 
 /// What stopped an attempt: the cause and the variable, with what the profiler wants to know.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct AbortRecord {
     cause: AbortCause,
+    var: Involved,
+    /// Other variables found changed at the same validation (profiler on only): an event that
+    /// conflicts on two globals is charged to both.
+    also: Vec<Involved>,
+}
+
+/// A variable involved in a conflict.
+#[derive(Clone, Copy)]
+struct Involved {
+    addr: usize,
     origin: Origin,
     /// The variable's last committing writer (profiler on only).
     written_by: Option<&'static Location<'static>>,
@@ -284,19 +294,17 @@ fn run<T>(
             }
         }
         let record = if is_retry { None } else { tx.abort_info() };
-        let cause = record.map_or(
-            if is_retry {
-                AbortCause::Retry
-            } else {
-                AbortCause::ReadValidation
-            },
-            |r| r.cause,
-        );
-        ctx.slot.stats.abort(cause, record.map(|r| r.origin), site);
+        let cause = match &record {
+            Some(r) => r.cause,
+            None if is_retry => AbortCause::Retry,
+            None => AbortCause::ReadValidation,
+        };
+        ctx.slot
+            .stats
+            .abort(cause, record.as_ref().map(|r| r.var.origin), site);
         if let Some(started) = started {
-            ctx.slot
-                .profile
-                .abort(conflict_key(cause, record, site), started.elapsed());
+            let keys = conflict_keys(cause, record, site);
+            ctx.slot.profile.abort(&keys, started.elapsed());
         }
         tx.free_allocs();
         let wait_list = if is_retry { tx.wait_list() } else { Vec::new() };
@@ -326,24 +334,31 @@ fn run<T>(
     }
 }
 
-/// The profiler's key for an aborted attempt.
-fn conflict_key(
+/// The profiler's keys for an aborted attempt: one per variable involved (one key without a
+/// variable for a retry or an unattributed abort).
+fn conflict_keys(
     cause: AbortCause,
     record: Option<AbortRecord>,
     site: &'static Location<'static>,
-) -> ConflictKey {
-    let kind = match (cause, record) {
-        (AbortCause::Retry, _) => ConflictKind::Retry,
-        (AbortCause::LockBusy, _) => ConflictKind::LockBusy,
-        (AbortCause::ReadValidation, Some(r)) if r.also_written => ConflictKind::WriteWrite,
-        (AbortCause::ReadValidation, _) => ConflictKind::ReadWrite,
-    };
-    ConflictKey {
-        kind,
-        var_label: record.and_then(|r| r.origin.label),
-        var_created_at: record.map(|r| r.origin.site),
+) -> Vec<ConflictKey> {
+    let key = |var: Option<Involved>| ConflictKey {
+        kind: match (cause, var) {
+            (AbortCause::Retry, _) => ConflictKind::Retry,
+            (AbortCause::LockBusy, _) => ConflictKind::LockBusy,
+            (AbortCause::ReadValidation, Some(v)) if v.also_written => ConflictKind::WriteWrite,
+            (AbortCause::ReadValidation, _) => ConflictKind::ReadWrite,
+        },
+        var_label: var.and_then(|v| v.origin.label),
+        var_created_at: var.map(|v| v.origin.site),
         aborted_at: site,
-        written_by: record.and_then(|r| r.written_by),
+        written_by: var.and_then(|v| v.written_by),
+    };
+    match record {
+        None => vec![key(None)],
+        Some(r) => std::iter::once(r.var)
+            .chain(r.also)
+            .map(|v| key(Some(v)))
+            .collect(),
     }
 }
 
@@ -470,23 +485,57 @@ impl Transaction {
 
     fn conflict(&self, st: &mut TxState, cause: AbortCause, var: &VarCore) -> StmError {
         if st.abort.is_none() {
-            let (written_by, also_written) = if self.profiling {
-                (var.last_writer(), st.writes.find(var).is_some())
-            } else {
-                (None, false)
-            };
+            let var = self.involved(st, var);
             st.abort = Some(AbortRecord {
                 cause,
-                origin: var.origin,
-                written_by,
-                also_written,
+                var,
+                also: Vec::new(),
             });
         }
         StmError::CONFLICT
     }
 
+    fn involved(&self, st: &TxState, var: &VarCore) -> Involved {
+        let (written_by, also_written) = if self.profiling {
+            (var.last_writer(), st.writes.find(var).is_some())
+        } else {
+            (None, false)
+        };
+        Involved {
+            addr: var.addr(),
+            origin: var.origin,
+            written_by,
+            also_written,
+        }
+    }
+
+    /// Profiler on: after a failed validation, charges the conflict also to every other read
+    /// variable that changed, and to `trigger` (the variable whose newer version started the
+    /// validation).
+    #[cold]
+    fn involve_other_changes(&self, st: &mut TxState, trigger: Option<&VarCore>) {
+        let Some(primary) = st.abort.as_ref().map(|a| a.var.addr) else {
+            return;
+        };
+        let mut seen = vec![primary];
+        let mut also = Vec::new();
+        let changed = st.reads.iter().filter(|r| {
+            let word = r.var().lock.load(Ordering::Acquire);
+            version_of(word) != r.version
+        });
+        for var in trigger.into_iter().chain(changed.map(ReadEntry::var)) {
+            if !seen.contains(&var.addr()) {
+                seen.push(var.addr());
+                also.push(self.involved(st, var));
+            }
+        }
+        if let Some(a) = st.abort.as_mut() {
+            a.also = also;
+        }
+    }
+
     fn abort_info(&self) -> Option<AbortRecord> {
-        self.state().abort
+        self.state().abort.clone()
     }
 
     // ----- reads -------------------------------------------------------------------------
@@ -537,7 +586,12 @@ impl Transaction {
             match var.snapshot() {
                 Snapshot::Value { bits, version } => {
                     if version > self.rv.get() {
-                        self.extend(st)?;
+                        if let Err(e) = self.extend(st) {
+                            if self.profiling {
+                                self.involve_other_changes(st, Some(var));
+                            }
+                            return Err(e);
+                        }
                         continue;
                     }
                     st.reads.push(ReadEntry { var, version });
@@ -1042,6 +1096,9 @@ impl Transaction {
                 drop(locks);
                 // SAFETY: the variable belongs to this attempt's read set.
                 self.conflict(st, AbortCause::ReadValidation, unsafe { &*var });
+                if self.profiling {
+                    self.involve_other_changes(st, None);
+                }
                 return Err(());
             }
         }

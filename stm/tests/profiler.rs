@@ -67,7 +67,7 @@ fn the_profiler_names_the_hot_variable_and_loses_no_record() {
 
     // 2. Under concurrency the profiler's counts equal the core's statistics.
     conflicts::reset();
-    assert_eq!(conflicts::report().aborts(), 0);
+    assert_eq!(conflicts::report().aborts, 0);
     let counter = Arc::new(TVar::new(0u64).with_label("counter"));
     let barrier = Arc::new(Barrier::new(2));
     let deltas: Vec<_> = (0..2)
@@ -89,9 +89,9 @@ fn the_profiler_names_the_hot_variable_and_loses_no_record() {
     let total: stats::StatsSnapshot = deltas.into_iter().sum();
     let report = conflicts::report();
     assert_eq!(report.commits, total.commits);
-    assert_eq!(report.aborts(), total.aborts() + total.retries);
+    assert_eq!(report.aborts, total.aborts() + total.retries);
     eprintln!("{report}");
-    if report.aborts() > 0 {
+    if report.aborts > 0 {
         let (key, _) = report.entries()[0];
         assert_eq!(key.var_label, Some("counter"));
         assert_eq!(key.kind, ConflictKind::WriteWrite);
