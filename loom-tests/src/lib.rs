@@ -3,5 +3,140 @@
 //! The models live in `tests/` and compile only under `--cfg loom`:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom -C debug-assertions" cargo test -p commute-loom-tests --release
+//! RUSTFLAGS="--cfg loom -C debug-assertions" CARGO_TARGET_DIR=target/loom \
+//!     LOOM_MAX_PREEMPTIONS=2 cargo test -p commute-loom-tests --release
 //! ```
+//!
+//! Each model is run through [`run_model`] (or [`run_model_with`]), which prints the model's name,
+//! how many executions loom explored and how long it took. Each model's doc comment names the
+//! bug it exists to catch.
+//!
+//! Two habits of loom 0.7 shape the harness:
+//!
+//! - Loom drops its `lazy_static`s (the core's globals) before the thread-locals of its main
+//!   thread, and `JoinHandle::join` returns before the joined thread's thread-locals are dropped.
+//!   The core's per-thread context uses the globals when it is dropped, so a model's body runs on
+//!   a spawned thread, and joined threads are given time to finish with [`settle`].
+//! - Loom can order a plain store between the read and the write of another thread's
+//!   read-modify-write (tokio-rs/loom#254), which C11 forbids; code that a model checks must not
+//!   rely on a store being seen by a later read-modify-write of another thread.
+
+#[cfg(loom)]
+pub use model::{ModelBuilder, capped_builder, model_builder, run_model, run_model_with, settle};
+
+#[cfg(loom)]
+mod model {
+    use std::cell::Cell;
+    use std::io::Write as _;
+    use std::sync::Arc as StdArc;
+    use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
+    use std::time::Instant;
+
+    std::thread_local! {
+        /// How many times `settle` yields: one more than the preemption bound of the model
+        /// running on this (test) thread. Loom runs every modelled thread on the test's own
+        /// thread, so they all see it.
+        static SETTLE_YIELDS: Cell<usize> = const { Cell::new(3) };
+    }
+
+    /// Lets threads that were joined finish their thread-local destructors.
+    ///
+    /// Loom's `JoinHandle::join` returns as soon as the joined closure has returned, before the
+    /// thread's thread-locals are dropped (std's `join` waits for them). The core's per-thread
+    /// context does real work when dropped: it reclaims or orphans the thread's retired values
+    /// and frees its slot. Call `settle` after joining, before looking at what they leave.
+    ///
+    /// It yields one more time than the preemption bound. After a yield loom runs another
+    /// runnable thread, and switching back to the caller while that thread could go on is a
+    /// preemption; so the caller gets past its last yield before the others have finished (or
+    /// blocked) only in schedules with more preemptions than the bound allows.
+    pub fn settle() {
+        for _ in 0..SETTLE_YIELDS.with(Cell::get) {
+            loom::thread::yield_now();
+        }
+    }
+
+    /// Loom's model configuration.
+    pub type ModelBuilder = loom::model::Builder;
+
+    /// The default configuration: loom's environment variables (`LOOM_MAX_PREEMPTIONS`,
+    /// `LOOM_MAX_BRANCHES`, ...), with a preemption bound of 2 when `LOOM_MAX_PREEMPTIONS` is not
+    /// set (an unbounded search would not finish).
+    #[must_use]
+    pub fn model_builder() -> ModelBuilder {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(2);
+        }
+        builder
+    }
+
+    /// The default configuration with the preemption bound lowered to `max_preemptions` if it
+    /// is higher: for the heavier models (three threads), which would take minutes at
+    /// `LOOM_MAX_PREEMPTIONS=3`.
+    #[must_use]
+    pub fn capped_builder(max_preemptions: usize) -> ModelBuilder {
+        let mut builder = model_builder();
+        builder.preemption_bound = builder
+            .preemption_bound
+            .map(|bound| bound.min(max_preemptions));
+        builder
+    }
+
+    /// Checks `f` under every interleaving loom explores with the default configuration.
+    ///
+    /// # Panics
+    ///
+    /// When the model fails in some execution (loom then prints how to replay it).
+    pub fn run_model<F>(name: &'static str, f: F)
+    where
+        F: Fn() + Sync + Send + 'static,
+    {
+        run_model_with(name, model_builder(), f);
+    }
+
+    /// Checks `f` with a custom configuration (for example a lower preemption bound).
+    ///
+    /// The body runs on a spawned loom thread, its "main" thread, not on loom's own main thread:
+    /// loom drops its `lazy_static`s before the main thread's thread-locals, and the core's
+    /// per-thread context reaches the global registry when it is dropped, which would panic
+    /// ("attempted to access `lazy_static` during shutdown"). Loom's main thread joins the
+    /// body's thread and [`settle`]s, so that every thread context is dropped before the
+    /// globals.
+    ///
+    /// # Panics
+    ///
+    /// When the model fails in some execution.
+    pub fn run_model_with<F>(name: &'static str, builder: ModelBuilder, f: F)
+    where
+        F: Fn() + Sync + Send + 'static,
+    {
+        // Written to the stderr handle directly, so libtest's capture does not hide it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "loom model {name}: preemption bound {:?}",
+            builder.preemption_bound
+        );
+        let executions = StdArc::new(StdAtomicUsize::new(0));
+        let counter = executions.clone();
+        let f = StdArc::new(f);
+        SETTLE_YIELDS.with(|n| n.set(builder.preemption_bound.map_or(16, |bound| bound + 1)));
+        let start = Instant::now();
+        builder.check(move || {
+            counter.fetch_add(1, StdOrdering::Relaxed);
+            let f = f.clone();
+            loom::thread::spawn(move || f())
+                .join()
+                .expect("the model's main thread panicked");
+            // The globals (a loom `lazy_static`) are dropped when this closure returns: every
+            // thread's context must be gone by then.
+            settle();
+        });
+        let _ = writeln!(
+            std::io::stderr(),
+            "loom model {name}: {} executions in {:.2?}",
+            executions.load(StdOrdering::Relaxed),
+            start.elapsed()
+        );
+    }
+}

@@ -63,6 +63,20 @@ pub(crate) struct Slot {
     pub(crate) profile: ProfileCell,
 }
 
+impl Slot {
+    /// Clears the pin. A plain store is enough (the reclaimer's read-modify-write reads the
+    /// latest value); under loom it is a swap, because loom 0.7 can order a plain store between
+    /// the read and the write of another thread's read-modify-write (tokio-rs/loom#254), which
+    /// would make reclaimers see a stale pin for ever.
+    #[inline]
+    fn unpin(&self) {
+        #[cfg(not(loom))]
+        self.pin.store(UNPINNED, Ordering::Release);
+        #[cfg(loom)]
+        self.pin.swap(UNPINNED, Ordering::AcqRel);
+    }
+}
+
 /// Global state shared by all threads.
 pub(crate) struct Globals {
     /// The commit clock: bumped once by every committing writer.
@@ -178,7 +192,7 @@ impl ThreadCtx {
 
     #[inline]
     pub(crate) fn unpin(&self) {
-        self.slot.pin.store(UNPINNED, Ordering::Release);
+        self.slot.unpin();
     }
 
     /// Runs `f` pinned outside a transaction; nests (only the outermost call pins and unpins).
@@ -260,7 +274,7 @@ impl Drop for ThreadCtx {
         crate::sync::lock(&g.exited_stats).merge(&self.slot.stats.take());
         let profile = self.slot.profile.take();
         g.exited_profile.absorb(profile);
-        self.slot.pin.store(UNPINNED, Ordering::Release);
+        self.slot.unpin();
         self.slot.in_use.store(false, Ordering::Release);
         drop(slots);
     }

@@ -37,7 +37,8 @@ fn stripe(var: &VarCore) -> &'static Stripe {
     // Mix the key (the address; a creation number under loom, whose executions must not depend
     // on addresses) so that neighbours spread out.
     let h = (var.lock_order() >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    &stripes()[(h >> 32) % STRIPES]
+    let all = stripes();
+    &all[(h >> 32) % all.len()]
 }
 
 /// Wakes the waiters of `var` (called by a committer that saw `WAITERS` when locking it).

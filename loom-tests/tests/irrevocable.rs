@@ -1,0 +1,114 @@
+//! Loom model of irrevocable mode racing an ordinary committer.
+#![cfg(loom)]
+
+use std::cell::Cell;
+
+use commute_loom_tests::{model_builder, run_model_with};
+use commute_stm::{IRREVOCABLE_AFTER, TVar, atomically, stats};
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use loom::thread;
+
+/// One thread is driven into irrevocable mode, then races an ordinary transaction of another
+/// thread: both commit, and the outcome is one of the two serial orders.
+///
+/// Driving the victim there takes `IRREVOCABLE_AFTER` real conflicts: in each setup round the
+/// victim reads `a`, lets the helper commit a change to `a`, and then fails validation. Those
+/// rounds run with loom's exploration switched off (one fixed schedule); exploration starts
+/// once the victim's attempt is irrevocable, so loom checks every interleaving of the race
+/// itself.
+///
+/// Catches an irrevocable transaction that can be overtaken (its locks not honoured by a
+/// committer or reader), a committer that waits for the irrevocable lock holder while holding
+/// locks the holder needs (deadlock), and locks or the irrevocable token left behind.
+#[test]
+fn irrevocable_vs_committer() {
+    let mut builder = model_builder();
+    // Exploration starts inside the victim's irrevocable attempt (`loom::explore`).
+    builder.expect_explicit_explore = true;
+    // The setup rounds are long (every branch point counts, explored or not).
+    builder.max_branches = 20_000;
+    run_model_with("irrevocable_vs_committer", builder, || {
+        let a = Arc::new(TVar::new(0u64));
+        let b = Arc::new(TVar::new(0u64));
+        // Setup handshake: the victim has read `a` in round `read`; the helper has committed
+        // its change for round `changed`. `racing`: the victim is irrevocable.
+        let read = Arc::new(AtomicU32::new(0));
+        let changed = Arc::new(AtomicU32::new(0));
+        let racing = Arc::new(AtomicBool::new(false));
+
+        let helper = {
+            let (a, b) = (a.clone(), b.clone());
+            let (read, changed, racing) = (read.clone(), changed.clone(), racing.clone());
+            thread::spawn(move || {
+                while let Some(round) = next_round(&read, &changed, &racing) {
+                    atomically(|tx| a.modify(tx, |n| n + 1));
+                    changed.store(round, Ordering::Release);
+                }
+                // The race: an ordinary read-write transaction against the irrevocable one.
+                atomically(|tx| {
+                    let seen = b.read(tx)?;
+                    a.write(tx, seen + 1);
+                    Ok(())
+                });
+            })
+        };
+
+        let before = stats::thread();
+        let rounds = Cell::new(0u32);
+        let irrevocable_seen = atomically(|tx| {
+            if tx.is_irrevocable() {
+                if !racing.load(Ordering::Relaxed) {
+                    loom::explore();
+                    racing.store(true, Ordering::Release);
+                }
+                let seen = a.read(tx)?;
+                b.write(tx, seen + 10);
+                return Ok(seen);
+            }
+            // A setup round: read `a`, have the helper change it, then fail validation.
+            let round = rounds.get() + 1;
+            assert!(
+                round <= IRREVOCABLE_AFTER,
+                "not irrevocable after {} conflicts",
+                round - 1
+            );
+            rounds.set(round);
+            a.read(tx)?;
+            b.write(tx, 0);
+            read.store(round, Ordering::Release);
+            while changed.load(Ordering::Acquire) != round {
+                thread::yield_now();
+            }
+            Ok(u64::MAX)
+        });
+        let after = stats::thread();
+        helper.join().unwrap();
+
+        assert_eq!(after.irrevocable_commits, before.irrevocable_commits + 1);
+        let rounds = u64::from(rounds.get());
+        let (a, b) = (a.load(), b.load());
+        if irrevocable_seen == rounds {
+            // Victim first: b = rounds + 10, then the helper: a = b + 1.
+            assert_eq!((a, b), (rounds + 11, rounds + 10));
+        } else {
+            // Helper first: a = 0 + 1, then the victim: b = a + 10.
+            assert_eq!((irrevocable_seen, a, b), (1, 1, 11));
+        }
+    });
+}
+
+/// The helper's next setup round (once the victim has read `a` for it), or `None` once the
+/// race has begun.
+fn next_round(read: &AtomicU32, changed: &AtomicU32, racing: &AtomicBool) -> Option<u32> {
+    loop {
+        if racing.load(Ordering::Acquire) {
+            return None;
+        }
+        let round = read.load(Ordering::Acquire);
+        if round > changed.load(Ordering::Relaxed) {
+            return Some(round);
+        }
+        thread::yield_now();
+    }
+}
