@@ -1,1 +1,23 @@
-//! Benchmarks of commute: criterion benches of the core (`benches/core.rs`).
+//! Benchmarks of commute: the `conflicts` runner (conflict rates, throughput, scaling, plots)
+//! and the criterion benches of the core (`benches/core.rs`).
+//!
+//! The runner measures, for each workload of an event-driven server (a request counter, a log,
+//! a session map, a queue, an event handler, and bank transfers as a control), how commute's
+//! collections, naive TVar-only structures, lock-based structures and peer STM crates do:
+//! operations per second and aborts per commit, over several thread counts. See
+//! `BENCHMARKS-draft.md` for how to read its table.
+//!
+//! ```text
+//! cargo run --release -p commute-benches --bin conflicts -- --help
+//! ```
+
+pub mod args;
+mod naive;
+mod peer;
+pub mod plot;
+pub mod report;
+pub mod rng;
+mod runner;
+pub mod suite;
+mod workloads;
+pub mod zipf;

@@ -25,7 +25,6 @@ use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;
 use core::ptr;
-use std::rc::Rc;
 
 use crate::counter::TCounter;
 use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
@@ -169,10 +168,11 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
             _ => self.pending_first.set_local(tx, node),
         }
         self.pending_last.set_local(tx, node);
-        let owner = Rc::new(PendingNode {
+        // Owned by the publishing operation: freed with it unless a commit publishes the node.
+        let owner = PendingNode {
             node,
             published: Cell::new(false),
-        });
+        };
         let publish = move |old_tail: *mut Node<T>, version: u64| {
             let node = owner.node;
             // SAFETY: runs once, at commit, with `tail` locked: `old_tail` is the committed last

@@ -26,6 +26,7 @@ use core::panic::Location;
 
 use crate::conflicts::{ConflictKey, ConflictKind};
 use crate::internal::backoff::Backoff;
+use crate::internal::clock;
 use crate::internal::thread::{Retired, ThreadCtx, global, with_ctx};
 use crate::internal::var::{
     IRREVOCABLE, LOCKED, Origin, Snapshot, VarCore, WAITERS, unlocked_word, version_of,
@@ -436,7 +437,7 @@ impl Transaction {
         irrevocable: bool,
         profiling: bool,
     ) -> Self {
-        let rv = global().clock.load(Ordering::Acquire);
+        let rv = clock::begin();
         Transaction {
             ctx,
             rv: Cell::new(rv),
@@ -586,7 +587,7 @@ impl Transaction {
             match var.snapshot() {
                 Snapshot::Value { bits, version } => {
                     if version > self.rv.get() {
-                        if let Err(e) = self.extend(st) {
+                        if let Err(e) = self.extend(st, version) {
                             if self.profiling {
                                 self.involve_other_changes(st, Some(var));
                             }
@@ -607,11 +608,12 @@ impl Transaction {
         }
     }
 
-    /// Timestamp extension: if every read still holds, move `rv` up to the current clock.
-    fn extend(&self, st: &mut TxState) -> StmResult<()> {
-        let now = global().clock.load(Ordering::Acquire);
+    /// Timestamp extension: advance the clock to `version` (a newer version this attempt met);
+    /// if every read still holds, move `rv` up to the clock.
+    fn extend(&self, st: &mut TxState, version: u64) -> StmResult<()> {
+        let now = clock::advance_to(version);
         let changed = st.reads.iter().find(|r| {
-            let word = r.var().lock.load(Ordering::Acquire);
+            let word = r.var().lock.load(clock::SC_LOAD);
             word & LOCKED != 0 || version_of(word) != r.version
         });
         if let Some(r) = changed {
@@ -686,7 +688,7 @@ impl Transaction {
                     .compare_exchange_weak(
                         word,
                         word | LOCKED | IRREVOCABLE,
-                        Ordering::Acquire,
+                        clock::SC,
                         Ordering::Relaxed,
                     )
                     .is_ok()
@@ -768,7 +770,7 @@ impl Transaction {
             return Ok(());
         }
         let mut st = self.state();
-        self.extend(&mut st)?;
+        self.extend(&mut st, version)?;
         debug_assert!(
             version <= self.rv.get(),
             "a published version is never ahead of the clock"
@@ -829,7 +831,7 @@ impl Transaction {
             }
         };
         match st.writes.entries[i].pending {
-            Pending::Publish(list) => st.writes.publishes[list as usize].push(op),
+            Pending::Publish(list) => st.writes.push_publish(list, op),
             Pending::Hold => {
                 let pending = st.writes.new_publish(op);
                 st.writes.get_mut(i).pending = pending;
@@ -1063,7 +1065,7 @@ impl Transaction {
             if !st.retire_on_commit.is_empty() {
                 // Nothing was unlinked by this commit, so values retired here are unreachable
                 // to anyone who starts from now on: retire them at the next clock value.
-                let version = global().clock.load(Ordering::Acquire) + 1;
+                let version = clock::write_version(0);
                 st.retired_by_commit = st
                     .retire_on_commit
                     .drain(..)
@@ -1084,23 +1086,26 @@ impl Transaction {
             entries: &mut st.writes.entries,
             held: 0,
         };
-        if let Err(var) = lock_write_set(&mut locks) {
-            drop(locks);
-            // SAFETY: the variable belongs to this attempt's write set (see `Entry::var`).
-            self.conflict(st, AbortCause::LockBusy, unsafe { &*var });
-            return Err(());
-        }
-        let wv = global().clock.fetch_add(1, Ordering::AcqRel) + 1;
-        if wv != self.rv.get() + 1 {
-            if let Err(var) = validate_reads(&st.reads, locks.entries) {
+        let newest_locked = match lock_write_set(&mut locks) {
+            Ok(newest) => newest,
+            Err(var) => {
                 drop(locks);
-                // SAFETY: the variable belongs to this attempt's read set.
-                self.conflict(st, AbortCause::ReadValidation, unsafe { &*var });
-                if self.profiling {
-                    self.involve_other_changes(st, None);
-                }
+                // SAFETY: the variable belongs to this attempt's write set (see `Entry::var`).
+                self.conflict(st, AbortCause::LockBusy, unsafe { &*var });
                 return Err(());
             }
+        };
+        let wv = clock::write_version(newest_locked);
+        // Always validate: the clock does not count commits, so "nobody committed since we
+        // began" cannot be read off it.
+        if let Err(var) = validate_reads(&st.reads, locks.entries) {
+            drop(locks);
+            // SAFETY: the variable belongs to this attempt's read set.
+            self.conflict(st, AbortCause::ReadValidation, unsafe { &*var });
+            if self.profiling {
+                self.involve_other_changes(st, None);
+            }
+            return Err(());
         }
         compute_values(locks.entries, &st.writes.ops);
         let writer = self.profiling.then_some(self.site);
@@ -1132,7 +1137,14 @@ impl Transaction {
             held: 0,
         };
         locks.held = locks.entries.len();
-        let wv = global().clock.fetch_add(1, Ordering::AcqRel) + 1;
+        let newest_locked = locks
+            .entries
+            .iter()
+            .filter(|e| e.pending.is_shared())
+            .map(|e| version_of(e.locked_word))
+            .max()
+            .unwrap_or(0);
+        let wv = clock::write_version(newest_locked);
         let writer = self.profiling.then_some(self.site);
         let mut retired = write_back(locks.entries, &st.writes.publishes, wv, writer);
         locks.held = 0;
@@ -1281,7 +1293,8 @@ impl Drop for LockGuard<'_> {
 
 /// Commit phase 1: lock every written variable, in address order.
 #[inline]
-fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<(), *const VarCore> {
+fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<u64, *const VarCore> {
+    let mut newest = 0;
     for i in 0..locks.entries.len() {
         if !locks.entries[i].pending.is_shared() {
             continue;
@@ -1293,15 +1306,11 @@ fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<(), *const VarCore> {
             if word & LOCKED == 0 {
                 if var
                     .lock
-                    .compare_exchange_weak(
-                        word,
-                        word | LOCKED,
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    )
+                    .compare_exchange_weak(word, word | LOCKED, clock::SC, Ordering::Relaxed)
                     .is_ok()
                 {
                     locks.entries[i].locked_word = word;
+                    newest = newest.max(version_of(word));
                     locks.held = i + 1;
                     break;
                 }
@@ -1314,7 +1323,7 @@ fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<(), *const VarCore> {
             }
         }
     }
-    Ok(())
+    Ok(newest)
 }
 
 /// Commit phase 2: every read must still show the version it had (our own locks keep the
@@ -1322,7 +1331,7 @@ fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<(), *const VarCore> {
 #[inline]
 fn validate_reads(reads: &[ReadEntry], locked: &[Entry]) -> Result<(), *const VarCore> {
     for r in reads {
-        let word = r.var().lock.load(Ordering::Acquire);
+        let word = r.var().lock.load(clock::SC_LOAD);
         if word & LOCKED != 0 {
             let ours = locked
                 .binary_search_by_key(&r.var().lock_order(), |e| e.var().lock_order())
@@ -1353,7 +1362,7 @@ fn compute_values(entries: &mut [Entry], ops: &[OpList]) {
 #[inline]
 fn write_back(
     entries: &[Entry],
-    publishes: &[Vec<PublishOp>],
+    publishes: &[(u32, PublishOp)],
     wv: u64,
     writer: Option<&'static Location<'static>>,
 ) -> Vec<Retired> {
@@ -1374,9 +1383,10 @@ fn write_back(
             }
             &Pending::Publish(list) => {
                 let old = var.value.load(Ordering::Relaxed);
-                let new = publishes[list as usize]
+                let new = publishes
                     .iter()
-                    .fold(old, |bits, op| op(bits, wv));
+                    .filter(|(l, _)| *l == list)
+                    .fold(old, |bits, (_, op)| op(bits, wv));
                 var.value.store(new, Ordering::Release);
             }
             Pending::Hold => {

@@ -2,6 +2,7 @@
 //! implements.
 
 pub(crate) mod backoff;
+pub(crate) mod clock;
 pub(crate) mod thread;
 pub(crate) mod var;
 pub(crate) mod wait;

@@ -209,7 +209,7 @@ impl ThreadCtx {
         }
         let depth = self.load_pins.get();
         if depth == 0 {
-            self.pin(global().clock.load(Ordering::Acquire));
+            self.pin(crate::internal::clock::begin());
         }
         self.load_pins.set(depth + 1);
         let _unpin = Unpin(self);
@@ -247,6 +247,11 @@ fn oldest_pin() -> u64 {
 fn reclaim(retired: &mut Vec<Retired>) {
     if retired.is_empty() {
         return;
+    }
+    // Values are retired at versions the clock may not have reached yet (commits do not move
+    // it): move it there, so that transactions pinning from now on pin at or above them.
+    if let Some(newest) = retired.iter().map(|r| r.version).max() {
+        crate::internal::clock::advance_to(newest);
     }
     let oldest = oldest_pin();
     let mut i = 0;

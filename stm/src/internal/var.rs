@@ -118,7 +118,7 @@ impl VarCore {
     #[inline]
     pub(crate) fn snapshot(&self) -> Snapshot {
         loop {
-            let before = self.lock.load(Ordering::Acquire);
+            let before = self.lock.load(crate::internal::clock::SC_LOAD);
             if before & LOCKED != 0 {
                 return Snapshot::Locked(before);
             }

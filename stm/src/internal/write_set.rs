@@ -128,15 +128,19 @@ pub(crate) struct WriteSet {
     index: HashMap<usize, usize, ahash::RandomState>,
     /// Operations of commuted variables (`Pending::Commute`).
     pub(crate) ops: Vec<OpList>,
-    /// Publishing operations (`Pending::Publish`).
-    pub(crate) publishes: Vec<Vec<PublishOp>>,
+    /// Publishing operations, flat and in registration order, each tagged with the list
+    /// (`Pending::Publish`) it belongs to: no allocation per transaction once warmed up.
+    pub(crate) publishes: Vec<(u32, PublishOp)>,
+    /// How many publish lists have been started.
+    publish_lists: u32,
 }
 
 /// A copy of a write set, for rolling an `or_else` branch back.
 pub(crate) struct Saved {
     entries: Vec<Entry>,
     ops: Vec<OpList>,
-    publishes: Vec<Vec<PublishOp>>,
+    publishes: Vec<(u32, PublishOp)>,
+    publish_lists: u32,
 }
 
 impl Saved {
@@ -167,6 +171,7 @@ impl WriteSet {
         }
         if !self.publishes.is_empty() {
             self.publishes.clear();
+            self.publish_lists = 0;
         }
     }
 
@@ -184,9 +189,15 @@ impl WriteSet {
 
     /// Starts a publish list; returns its `Pending`.
     pub(crate) fn new_publish(&mut self, op: PublishOp) -> Pending {
-        let i = self.publishes.len() as u32;
-        self.publishes.push(vec![op]);
-        Pending::Publish(i)
+        let list = self.publish_lists;
+        self.publish_lists += 1;
+        self.publishes.push((list, op));
+        Pending::Publish(list)
+    }
+
+    /// Adds an operation to a started publish list.
+    pub(crate) fn push_publish(&mut self, list: u32, op: PublishOp) {
+        self.publishes.push((list, op));
     }
 
     /// A copy of the whole set (for `or_else`).
@@ -195,6 +206,7 @@ impl WriteSet {
             entries: self.entries.clone(),
             ops: self.ops.clone(),
             publishes: self.publishes.clone(),
+            publish_lists: self.publish_lists,
         }
     }
 
@@ -204,6 +216,7 @@ impl WriteSet {
         entries.extend(extra);
         self.ops = saved.ops;
         self.publishes = saved.publishes;
+        self.publish_lists = saved.publish_lists;
         self.restore(entries);
     }
 

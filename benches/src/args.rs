@@ -1,0 +1,261 @@
+//! Command-line options of the `conflicts` runner, parsed by hand (a dozen flags do not need a
+//! parser crate).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Measuring time per cell when `--duration-ms` is not given.
+pub const DEFAULT_DURATION: Duration = Duration::from_millis(400);
+
+/// Measuring time per cell under `--quick` (CI smoke runs).
+pub const QUICK_DURATION: Duration = Duration::from_millis(15);
+
+/// The `--help` text.
+pub const USAGE: &str = "\
+conflicts: conflict rates and throughput of commute's collections, naive TVar-only structures,
+lock-based structures and peer STM crates, on the workloads of an event-driven server.
+
+USAGE:
+    cargo run --release -p commute-benches --bin conflicts -- [OPTIONS]
+
+OPTIONS:
+    --threads LIST       thread counts, e.g. 1,2,4 (default: 1, 2, 4, ... up to the cores)
+    --duration-ms N      measuring time per cell in milliseconds (default 400; 15 with --quick)
+    --workload LIST      workloads to run (default: all), e.g. counter,log
+    --structure LIST     structures to run (default: all), e.g. TCounter,naive-counter; a
+                         structure made of several (event's sets) is selected by any of its parts
+    --json FILE          also write every cell as a JSON array to FILE
+    --svg DIR            also write throughput and aborts-per-commit plots (SVG) per workload
+    --quick              very short cells: a smoke run of a few seconds
+    --list               print the workloads and the structures each runs with, then exit
+    --help               print this text
+
+A cell is one (workload, structure, thread count): the threads run the workload's operation in a
+loop for the measuring time. Aborts per commit is blank for structures that are not STM.
+";
+
+/// What the command line asked for.
+///
+/// # Examples
+///
+/// ```
+/// use commute_benches::args::Options;
+///
+/// let opts = Options::parse(["--threads", "1,4", "--quick"].map(String::from), 2).unwrap();
+/// assert_eq!(opts.threads, vec![1, 4]);
+/// assert!(opts.quick);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// Thread counts to run each cell with, in the order given.
+    pub threads: Vec<usize>,
+    /// Measuring time per cell.
+    pub duration: Duration,
+    /// Workloads to run; empty means all.
+    pub workloads: Vec<String>,
+    /// Structures to run; empty means all that apply.
+    pub structures: Vec<String>,
+    /// Where to write the JSON array of cells.
+    pub json: Option<PathBuf>,
+    /// Where to write the SVG plots.
+    pub svg: Option<PathBuf>,
+    /// Very short cells for smoke runs.
+    pub quick: bool,
+    /// Print the workload and structure names and exit.
+    pub list: bool,
+    /// Print [`USAGE`] and exit.
+    pub help: bool,
+}
+
+impl Options {
+    /// The default thread counts: 1, 2, 4, ... up to `cores`, with `cores` itself last.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_benches::args::Options;
+    ///
+    /// assert_eq!(Options::default_threads(2), vec![1, 2]);
+    /// assert_eq!(Options::default_threads(12), vec![1, 2, 4, 8, 12]);
+    /// ```
+    pub fn default_threads(cores: usize) -> Vec<usize> {
+        let cores = cores.max(1);
+        let mut threads: Vec<usize> = (0..)
+            .map(|i| 1usize << i)
+            .take_while(|&n| n < cores)
+            .collect();
+        threads.push(cores);
+        threads
+    }
+
+    /// Parses the arguments after the program name; `cores` caps the default thread counts
+    /// (counts given with `--threads` are used as they are).
+    ///
+    /// # Errors
+    ///
+    /// A message naming the bad option or value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_benches::args::Options;
+    ///
+    /// let opts = Options::parse(Vec::<String>::new(), 2).unwrap();
+    /// assert_eq!(opts.threads, vec![1, 2]);
+    /// assert!(Options::parse(["--threads", "0"].map(String::from), 2).is_err());
+    /// ```
+    pub fn parse<I: IntoIterator<Item = String>>(args: I, cores: usize) -> Result<Self, String> {
+        let mut threads = None;
+        let mut duration = None;
+        let mut opts = Options {
+            threads: Vec::new(),
+            duration: DEFAULT_DURATION,
+            workloads: Vec::new(),
+            structures: Vec::new(),
+            json: None,
+            svg: None,
+            quick: false,
+            list: false,
+            help: false,
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            // Both `--name value` and `--name=value`.
+            let (name, inline) = match arg.split_once('=') {
+                Some((name, value)) if name.starts_with("--") => (name.to_string(), Some(value)),
+                _ => (arg.clone(), None),
+            };
+            let mut value = || -> Result<String, String> {
+                match inline {
+                    Some(v) => Ok(v.to_string()),
+                    None => args.next().ok_or_else(|| format!("{name} needs a value")),
+                }
+            };
+            match name.as_str() {
+                "--threads" => threads = Some(parse_threads(&value()?)?),
+                "--duration-ms" => {
+                    let v = value()?;
+                    let ms: u64 =
+                        v.parse().ok().filter(|&ms| ms > 0).ok_or_else(|| {
+                            format!("--duration-ms: `{v}` is not a positive number")
+                        })?;
+                    duration = Some(Duration::from_millis(ms));
+                }
+                "--workload" | "--workloads" => opts.workloads.extend(parse_list(&value()?)),
+                "--structure" | "--structures" => opts.structures.extend(parse_list(&value()?)),
+                "--json" => opts.json = Some(PathBuf::from(value()?)),
+                "--svg" => opts.svg = Some(PathBuf::from(value()?)),
+                "--quick" => opts.quick = true,
+                "--list" => opts.list = true,
+                "--help" | "-h" => opts.help = true,
+                other => return Err(format!("unknown option `{other}` (try --help)")),
+            }
+            if inline.is_some() && matches!(name.as_str(), "--quick" | "--list" | "--help") {
+                return Err(format!("{name} takes no value"));
+            }
+        }
+        opts.threads = threads.unwrap_or_else(|| Options::default_threads(cores));
+        opts.duration = duration.unwrap_or(if opts.quick {
+            QUICK_DURATION
+        } else {
+            DEFAULT_DURATION
+        });
+        Ok(opts)
+    }
+}
+
+fn parse_list(value: &str) -> impl Iterator<Item = String> + '_ {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
+fn parse_threads(value: &str) -> Result<Vec<usize>, String> {
+    let threads: Vec<usize> = parse_list(value)
+        .map(|t| {
+            t.parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("--threads: `{t}` is not a positive number"))
+        })
+        .collect::<Result<_, _>>()?;
+    if threads.is_empty() {
+        return Err("--threads needs at least one count".to_string());
+    }
+    Ok(threads)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        Options::parse(args.iter().map(|s| s.to_string()), 2)
+    }
+
+    #[test]
+    fn defaults() {
+        let opts = parse(&[]).unwrap();
+        assert_eq!(opts.threads, vec![1, 2]);
+        assert_eq!(opts.duration, DEFAULT_DURATION);
+        assert!(opts.workloads.is_empty() && opts.structures.is_empty());
+        assert!(opts.json.is_none() && opts.svg.is_none());
+        assert!(!opts.quick && !opts.help && !opts.list);
+        assert_eq!(Options::default_threads(1), vec![1]);
+        assert_eq!(Options::default_threads(16), vec![1, 2, 4, 8, 16]);
+    }
+
+    #[test]
+    fn every_option_in_both_spellings() {
+        let opts = parse(&[
+            "--threads",
+            "1,2,4",
+            "--duration-ms=250",
+            "--workload",
+            "counter, log",
+            "--structure=TCounter",
+            "--structure",
+            "naive-counter",
+            "--json",
+            "out.json",
+            "--svg=plots",
+        ])
+        .unwrap();
+        assert_eq!(
+            opts.threads,
+            vec![1, 2, 4],
+            "given counts are not capped at the cores"
+        );
+        assert_eq!(opts.duration, Duration::from_millis(250));
+        assert_eq!(opts.workloads, ["counter", "log"]);
+        assert_eq!(opts.structures, ["TCounter", "naive-counter"]);
+        assert_eq!(opts.json, Some(PathBuf::from("out.json")));
+        assert_eq!(opts.svg, Some(PathBuf::from("plots")));
+    }
+
+    #[test]
+    fn quick_shortens_cells_unless_a_duration_is_given() {
+        assert_eq!(parse(&["--quick"]).unwrap().duration, QUICK_DURATION);
+        let opts = parse(&["--quick", "--duration-ms", "50"]).unwrap();
+        assert_eq!(opts.duration, Duration::from_millis(50));
+        assert!(parse(&["--help"]).unwrap().help);
+    }
+
+    #[test]
+    fn bad_input_is_an_error_that_names_it() {
+        for (args, needle) in [
+            (&["--threads", "1,x"][..], "`x`"),
+            (&["--threads", "0"][..], "`0`"),
+            (&["--threads", ","][..], "at least one"),
+            (&["--duration-ms", "-5"][..], "`-5`"),
+            (&["--json"][..], "needs a value"),
+            (&["--frobnicate"][..], "--frobnicate"),
+            (&["--quick=yes"][..], "takes no value"),
+        ] {
+            let err = parse(args).unwrap_err();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+}

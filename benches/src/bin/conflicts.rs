@@ -1,0 +1,112 @@
+//! `conflicts`: conflict rates and throughput of commute's collections beside naive TVar-only
+//! structures, lock-based structures and peer STM crates. `--help` for the options.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use commute_benches::args::{Options, USAGE};
+use commute_benches::plot::write_svgs;
+use commute_benches::report::{CellResult, json, table};
+use commute_benches::suite::{WORKLOADS, entries, select};
+
+fn main() -> ExitCode {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let opts = match Options::parse(std::env::args().skip(1), cores) {
+        Ok(opts) => opts,
+        Err(message) => {
+            eprintln!("conflicts: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if opts.help {
+        print!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if opts.list {
+        let all = entries();
+        for (workload, about) in WORKLOADS {
+            let names: Vec<&str> = all
+                .iter()
+                .filter(|e| e.workload == workload)
+                .map(|e| e.structure)
+                .collect();
+            println!(
+                "{workload:<13} {about}\n{:<13} structures: {}",
+                "",
+                names.join(", ")
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
+    match run(&opts, cores) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("conflicts: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(opts: &Options, cores: usize) -> Result<(), String> {
+    let selected = select(&opts.workloads, &opts.structures)?;
+    let workloads: Vec<&str> = WORKLOADS
+        .iter()
+        .map(|(w, _)| *w)
+        .filter(|w| selected.iter().any(|e| e.workload == *w))
+        .collect();
+    eprintln!(
+        "conflicts: {} cells ({} structures x threads {:?}), {} ms each, on {cores} cores{}",
+        selected.len() * opts.threads.len(),
+        selected.len(),
+        opts.threads,
+        opts.duration.as_millis(),
+        if cfg!(feature = "collections") {
+            ""
+        } else {
+            " (commute's collections left out: build with --features collections)"
+        },
+    );
+    let started = Instant::now();
+    let mut cells: Vec<CellResult> = Vec::new();
+    for (i, workload) in workloads.iter().enumerate() {
+        let here: Vec<_> = selected
+            .iter()
+            .filter(|e| e.workload == *workload)
+            .collect();
+        eprint!(
+            "[{}/{}] {workload:<12} {} structures x {} thread counts ...",
+            i + 1,
+            workloads.len(),
+            here.len(),
+            opts.threads.len()
+        );
+        let _ = std::io::stderr().flush();
+        let t = Instant::now();
+        for entry in &here {
+            for &threads in &opts.threads {
+                cells.push(entry.run(threads, opts.duration));
+            }
+        }
+        eprintln!(" {:.1} s", t.elapsed().as_secs_f64());
+    }
+    eprintln!(
+        "conflicts: done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    print!("{}", table(&cells));
+    if let Some(path) = &opts.json {
+        std::fs::write(path, json(&cells))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        eprintln!("conflicts: wrote {}", path.display());
+    }
+    if let Some(dir) = &opts.svg {
+        let files = write_svgs(&cells, dir)?;
+        eprintln!(
+            "conflicts: wrote {} plots in {}",
+            files.len(),
+            dir.display()
+        );
+    }
+    Ok(())
+}

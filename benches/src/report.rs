@@ -1,0 +1,304 @@
+//! Results of the cells and their presentation: the text table and the JSON array.
+
+use std::fmt::Write as _;
+
+/// The measurement of one cell: one workload on one structure with one thread count.
+///
+/// # Examples
+///
+/// ```
+/// use commute_benches::report::CellResult;
+///
+/// let cell = CellResult {
+///     workload: "counter",
+///     structure: "TCounter",
+///     threads: 2,
+///     ops: 3_000_000,
+///     seconds: 1.5,
+///     commits: Some(3_000_000),
+///     aborts: Some(3),
+/// };
+/// assert_eq!(cell.ops_per_sec(), 2_000_000.0);
+/// assert_eq!(cell.aborts_per_commit(), Some(1e-6));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellResult {
+    /// The workload's name (`counter`, `log`, ...).
+    pub workload: &'static str,
+    /// The structure's name (`TCounter`, `naive-counter`, `Mutex<u64>`, `fast-stm`, ...).
+    pub structure: &'static str,
+    /// Worker threads.
+    pub threads: usize,
+    /// Operations completed by all workers (an operation is one transaction, or one locked
+    /// operation; pops that found the queue empty are not counted).
+    pub ops: u64,
+    /// Measured wall-clock time.
+    pub seconds: f64,
+    /// Committed transactions, for STM structures.
+    pub commits: Option<u64>,
+    /// Rolled-back attempts (conflicts), for STM structures.
+    pub aborts: Option<u64>,
+}
+
+impl CellResult {
+    /// Operations per second.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cell = commute_benches::report::CellResult { workload: "log", structure: "SegQueue",
+    /// #     threads: 1, ops: 10, seconds: 2.0, commits: None, aborts: None };
+    /// assert_eq!(cell.ops_per_sec(), 5.0);
+    /// ```
+    pub fn ops_per_sec(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.ops as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// Aborts per commit: `None` for structures that are not STM, 0 when nothing committed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cell = commute_benches::report::CellResult { workload: "log", structure: "SegQueue",
+    /// #     threads: 1, ops: 10, seconds: 2.0, commits: None, aborts: None };
+    /// assert_eq!(cell.aborts_per_commit(), None);
+    /// ```
+    pub fn aborts_per_commit(&self) -> Option<f64> {
+        match (self.commits, self.aborts) {
+            (Some(0), Some(_)) => Some(0.0),
+            (Some(commits), Some(aborts)) => Some(aborts as f64 / commits as f64),
+            _ => None,
+        }
+    }
+}
+
+/// `12345678.9` as `12.35M`, `950.2k`, ...
+fn human(x: f64) -> String {
+    if x >= 1e9 {
+        format!("{:.2}G", x / 1e9)
+    } else if x >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.1}k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+fn ratio(x: f64) -> String {
+    if x == 0.0 {
+        "0".to_string()
+    } else if x < 0.001 {
+        format!("{x:.1e}")
+    } else {
+        format!("{x:.4}")
+    }
+}
+
+/// The cells as a text table: one row per cell, a blank line between workloads.
+///
+/// Columns: workload, structure, threads, ops, seconds, ops/s, `x1t` (throughput relative to
+/// the same structure's 1-thread cell, when there is one), commits, aborts, aborts per commit
+/// (blank for structures that are not STM).
+///
+/// # Examples
+///
+/// ```
+/// use commute_benches::report::{CellResult, table};
+///
+/// let cell = CellResult { workload: "counter", structure: "AtomicU64", threads: 1, ops: 100,
+///     seconds: 1.0, commits: None, aborts: None };
+/// let text = table(&[cell]);
+/// assert!(text.contains("AtomicU64"));
+/// ```
+pub fn table(cells: &[CellResult]) -> String {
+    let width = cells
+        .iter()
+        .map(|c| c.structure.len())
+        .max()
+        .unwrap_or(0)
+        .max(9);
+    let mut out = String::new();
+    let header = format!(
+        "{:<12} {:<width$} {:>3} {:>11} {:>6} {:>9} {:>5} {:>11} {:>9} {:>9}",
+        "workload",
+        "structure",
+        "thr",
+        "ops",
+        "secs",
+        "ops/s",
+        "x1t",
+        "commits",
+        "aborts",
+        "aborts/c"
+    );
+    let _ = writeln!(out, "{header}");
+    let _ = writeln!(out, "{}", "-".repeat(header.len()));
+    let mut previous = None;
+    for cell in cells {
+        if previous.is_some_and(|w| w != cell.workload) {
+            out.push('\n');
+        }
+        previous = Some(cell.workload);
+        let single = cells.iter().find(|c| {
+            c.workload == cell.workload && c.structure == cell.structure && c.threads == 1
+        });
+        let scaling = match single {
+            Some(one) if cell.threads != 1 && one.ops_per_sec() > 0.0 => {
+                format!("{:.2}", cell.ops_per_sec() / one.ops_per_sec())
+            }
+            _ => String::new(),
+        };
+        let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<12} {:<width$} {:>3} {:>11} {:>6.3} {:>9} {:>5} {:>11} {:>9} {:>9}",
+            cell.workload,
+            cell.structure,
+            cell.threads,
+            cell.ops,
+            cell.seconds,
+            human(cell.ops_per_sec()),
+            scaling,
+            opt(cell.commits),
+            opt(cell.aborts),
+            cell.aborts_per_commit().map(ratio).unwrap_or_default(),
+        );
+    }
+    out
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_number(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x}")
+    } else {
+        "null".to_string()
+    }
+}
+
+/// The cells as a JSON array of objects with exactly the keys `workload`, `structure`,
+/// `threads`, `ops`, `seconds`, `ops_per_sec`, `commits`, `aborts`, `aborts_per_commit`
+/// (`commits`, `aborts` and `aborts_per_commit` are `null` for structures that are not STM).
+///
+/// Written by hand: nine flat fields do not need serde.
+///
+/// # Examples
+///
+/// ```
+/// use commute_benches::report::{CellResult, json};
+///
+/// let cell = CellResult { workload: "counter", structure: "Mutex<u64>", threads: 2, ops: 10,
+///     seconds: 0.5, commits: None, aborts: None };
+/// let text = json(&[cell]);
+/// assert!(text.contains(r#""structure": "Mutex<u64>""#));
+/// assert!(text.contains(r#""aborts_per_commit": null"#));
+/// ```
+pub fn json(cells: &[CellResult]) -> String {
+    let mut out = String::from("[\n");
+    for (i, cell) in cells.iter().enumerate() {
+        let opt = |v: Option<u64>| v.map_or_else(|| "null".to_string(), |v| v.to_string());
+        let _ = write!(
+            out,
+            "  {{\"workload\": {}, \"structure\": {}, \"threads\": {}, \"ops\": {}, \
+             \"seconds\": {}, \"ops_per_sec\": {}, \"commits\": {}, \"aborts\": {}, \
+             \"aborts_per_commit\": {}}}",
+            json_string(cell.workload),
+            json_string(cell.structure),
+            cell.threads,
+            cell.ops,
+            json_number(cell.seconds),
+            json_number(cell.ops_per_sec()),
+            opt(cell.commits),
+            opt(cell.aborts),
+            cell.aborts_per_commit()
+                .map_or_else(|| "null".to_string(), json_number),
+        );
+        out.push_str(if i + 1 < cells.len() { ",\n" } else { "\n" });
+    }
+    out.push_str("]\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(structure: &'static str, threads: usize, ops: u64, stm: bool) -> CellResult {
+        CellResult {
+            workload: "counter",
+            structure,
+            threads,
+            ops,
+            seconds: 0.5,
+            commits: stm.then_some(ops),
+            aborts: stm.then_some(ops / 10),
+        }
+    }
+
+    #[test]
+    fn json_has_exactly_the_documented_keys() {
+        let text = json(&[
+            cell("naive-counter", 1, 100, true),
+            cell("AtomicU64", 2, 50, false),
+        ]);
+        let keys = [
+            "workload",
+            "structure",
+            "threads",
+            "ops",
+            "seconds",
+            "ops_per_sec",
+            "commits",
+            "aborts",
+            "aborts_per_commit",
+        ];
+        for line in text.lines().filter(|l| l.contains('{')) {
+            let found: Vec<&str> = line
+                .split('"')
+                .skip(1)
+                .step_by(2)
+                .filter(|k| keys.contains(k))
+                .collect();
+            assert_eq!(found, keys, "{line}");
+        }
+        assert!(text.contains("\"aborts_per_commit\": 0.1"));
+        assert!(text.contains("\"commits\": null, \"aborts\": null, \"aborts_per_commit\": null"));
+        assert!(text.trim_start().starts_with('[') && text.trim_end().ends_with(']'));
+        assert_eq!(json_string("a\"b\\c\n"), r#""a\"b\\c\u000a""#);
+    }
+
+    #[test]
+    fn table_shows_scaling_against_one_thread_and_blanks_for_locks() {
+        let text = table(&[
+            cell("TCounter", 1, 100, true),
+            cell("TCounter", 2, 190, true),
+        ]);
+        assert!(text.lines().nth(3).unwrap().contains(" 1.90 "), "{text}");
+        let locks = table(&[cell("AtomicU64", 1, 100, false)]);
+        assert!(
+            locks.lines().nth(2).unwrap().trim_end().ends_with(" 200"),
+            "{locks}"
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! Running one cell: spawn the workers, let them loop over the workload's operation for the
+//! measuring time, and add up what they did.
+//!
+//! Every worker waits on a barrier, then runs operations in batches until the main thread
+//! raises the stop flag. Commits and aborts are deltas over each worker thread's own counters,
+//! summed: `commute::stats::thread()` for commute's structures, the peer-crate counters of
+//! [`crate::peer`] for the peers. Setup (prefill) and teardown happen outside the measured time.
+
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::report::CellResult;
+use crate::rng::XorShift;
+
+/// Operations between two looks at the stop flag.
+const BATCH: usize = 16;
+
+/// Where a structure's commits and aborts come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Accounting {
+    /// commute's per-thread statistics (`commute_stm::stats::thread()`).
+    Commute,
+    /// The attempt and commit counters of [`crate::peer::atomically`].
+    Peer,
+    /// Not an STM: no commits, no aborts.
+    Lock,
+}
+
+/// One worker thread's view of the run.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    /// This worker's number, `0..threads`.
+    pub(crate) index: usize,
+    /// How many workers run the cell.
+    pub(crate) threads: usize,
+    /// This worker's random numbers (seeded by its index: every structure sees the same draws).
+    pub(crate) rng: XorShift,
+    /// Operations this worker has started so far.
+    pub(crate) seq: u64,
+}
+
+impl Worker {
+    /// A record for logs and queues: the worker's number and its operation count.
+    pub(crate) fn record(&self) -> u64 {
+        (self.index as u64) << 48 | self.seq
+    }
+}
+
+/// A workload on one structure, as the runner drives it.
+pub(crate) trait Subject: Send + Sync + Sized + 'static {
+    /// Where commits and aborts are counted.
+    const ACCOUNTING: Accounting;
+
+    /// Builds (and prefills) the shared structure for `threads` workers.
+    fn new(threads: usize) -> Self;
+
+    /// Runs one operation; returns how many operations it completed (0 for a pop that found
+    /// the queue empty).
+    fn op(&self, worker: &mut Worker) -> u64;
+
+    /// Checks the structure after the run, given the operations completed.
+    fn check(&self, _ops: u64) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    ops: u64,
+    commits: u64,
+    aborts: u64,
+    end: Option<Instant>,
+}
+
+fn work<S: Subject>(
+    subject: &S,
+    index: usize,
+    threads: usize,
+    stop: &AtomicBool,
+    start: &Barrier,
+) -> Tally {
+    let mut worker = Worker {
+        index,
+        threads,
+        rng: XorShift::new(0xC0FF_EE00 + index as u64),
+        seq: 0,
+    };
+    let stm_before = (S::ACCOUNTING == Accounting::Commute).then(commute_stm::stats::thread);
+    let peer_before = crate::peer::counters();
+    start.wait();
+    let mut ops = 0;
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..BATCH {
+            ops += subject.op(&mut worker);
+            worker.seq += 1;
+        }
+    }
+    let end = Instant::now();
+    let (commits, aborts) = match S::ACCOUNTING {
+        Accounting::Commute => {
+            let delta = commute_stm::stats::thread() - stm_before.unwrap_or_default();
+            (delta.commits, delta.aborts())
+        }
+        Accounting::Peer => {
+            let (commits, aborts) = crate::peer::counters();
+            (commits - peer_before.0, aborts - peer_before.1)
+        }
+        Accounting::Lock => (0, 0),
+    };
+    Tally {
+        ops,
+        commits,
+        aborts,
+        end: Some(end),
+    }
+}
+
+/// Runs `S` with `threads` workers for `duration` and measures it.
+///
+/// # Panics
+///
+/// If the structure fails its check after the run (a lost update, a broken invariant): a
+/// benchmark of a wrong structure is worthless.
+pub(crate) fn run_cell<S: Subject>(
+    workload: &'static str,
+    structure: &'static str,
+    threads: usize,
+    duration: Duration,
+) -> CellResult {
+    let subject = S::new(threads);
+    let stop = AtomicBool::new(false);
+    let start = Barrier::new(threads + 1);
+    let (began, tallies) = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|index| {
+                let (subject, stop, start) = (&subject, &stop, &start);
+                scope.spawn(move || work(subject, index, threads, stop, start))
+            })
+            .collect();
+        start.wait();
+        let began = Instant::now();
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
+        let tallies: Vec<Tally> = workers
+            .into_iter()
+            .map(|w| w.join().expect("worker panicked"))
+            .collect();
+        (began, tallies)
+    });
+    let ended = tallies.iter().filter_map(|t| t.end).max().unwrap_or(began);
+    let ops = tallies.iter().map(|t| t.ops).sum();
+    if let Err(problem) = subject.check(ops) {
+        panic!("{workload} on {structure} with {threads} threads: {problem}");
+    }
+    drop(subject);
+    commute_stm::reclaim_retired();
+    let stm = S::ACCOUNTING != Accounting::Lock;
+    CellResult {
+        workload,
+        structure,
+        threads,
+        ops,
+        seconds: ended.duration_since(began).as_secs_f64(),
+        commits: stm.then(|| tallies.iter().map(|t| t.commits).sum()),
+        aborts: stm.then(|| tallies.iter().map(|t| t.aborts).sum()),
+    }
+}

@@ -1,0 +1,683 @@
+//! The workloads, written once against small traits ([`Counter`], [`Queue`], [`Map`],
+//! [`Event`], [`Bank`]) that every structure family implements: commute's collections, the
+//! naive TVar-only structures, lock-based structures and the peer STM crates.
+//!
+//! Each trait method is one whole operation: one transaction for the STM families, one locked
+//! (or lock-free) operation otherwise.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use commute_stm::{TVar, atomically};
+use crossbeam_queue::SegQueue;
+use dashmap::DashMap;
+
+use crate::naive::{NaiveCounter, NaiveMap, NaiveQueue};
+use crate::peer::{self, PeerBank, PeerCounter, PeerMap, PeerQueue, PeerStm};
+use crate::runner::{Accounting, Subject, Worker};
+use crate::zipf::Zipf;
+
+/// Keys of `map-uniform` and `map-zipf` (all present from the start).
+pub(crate) const MAP_KEYS: u64 = 100_000;
+/// The skew of `map-zipf` (YCSB's default).
+pub(crate) const ZIPF_EXPONENT: f64 = 0.99;
+/// Keys each thread cycles through in `map-disjoint`.
+pub(crate) const DISJOINT_KEYS: u64 = 4096;
+/// Items in the queue before `queue` starts.
+pub(crate) const QUEUE_PREFILL: u64 = 1024;
+/// Users with a session in `event` (all present from the start).
+pub(crate) const USERS: u64 = 10_000;
+/// Accounts in `bank`.
+pub(crate) const ACCOUNTS: usize = 100;
+/// Starting balance of each account in `bank`.
+pub(crate) const BALANCE: u64 = 1_000;
+
+type Hasher = ahash::RandomState;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn zipf() -> &'static Zipf {
+    static ZIPF: OnceLock<Zipf> = OnceLock::new();
+    ZIPF.get_or_init(|| Zipf::new(MAP_KEYS as usize, ZIPF_EXPONENT))
+}
+
+// ----- the operations each family provides ---------------------------------------------------
+
+/// A shared count.
+pub(crate) trait Counter: Send + Sync + 'static {
+    const ACCOUNTING: Accounting;
+    fn create() -> Self;
+    fn increment(&self);
+    fn total(&self) -> u64;
+}
+
+/// A FIFO queue of records.
+pub(crate) trait Queue: Send + Sync + 'static {
+    const ACCOUNTING: Accounting;
+    fn create() -> Self;
+    fn enqueue(&self, record: u64);
+    fn dequeue(&self) -> Option<u64>;
+}
+
+/// A map from `u64` keys to `u64` values.
+pub(crate) trait Map: Send + Sync + 'static {
+    const ACCOUNTING: Accounting;
+    fn create() -> Self;
+    fn lookup(&self, key: u64) -> Option<u64>;
+    fn upsert(&self, key: u64, value: u64);
+    fn delete(&self, key: u64);
+}
+
+/// The event handler's shared state: a request counter, a session map and a log.
+pub(crate) trait Event: Send + Sync + 'static {
+    const ACCOUNTING: Accounting;
+    /// The state with a session for every user in `0..users`.
+    fn create(users: u64) -> Self;
+    /// One event: count the request, bump `user`'s session, append `record` to the log, all
+    /// as one atomic step where the family can do that.
+    fn handle(&self, user: u64, record: u64);
+}
+
+/// Bank accounts.
+pub(crate) trait Bank: Send + Sync + 'static {
+    const ACCOUNTING: Accounting;
+    fn create(accounts: usize, balance: u64) -> Self;
+    /// Moves `amount` from `from` to `to` if `from` holds that much.
+    fn transfer(&self, from: usize, to: usize, amount: u64);
+    fn total(&self) -> u64;
+}
+
+// ----- the workloads -------------------------------------------------------------------------
+
+/// `counter`: every operation increments one shared count.
+pub(crate) struct CounterWorkload<C>(C);
+
+impl<C: Counter> Subject for CounterWorkload<C> {
+    const ACCOUNTING: Accounting = C::ACCOUNTING;
+    fn new(_threads: usize) -> Self {
+        CounterWorkload(C::create())
+    }
+    fn op(&self, _worker: &mut Worker) -> u64 {
+        self.0.increment();
+        1
+    }
+    fn check(&self, ops: u64) -> Result<(), String> {
+        let total = self.0.total();
+        if total == ops {
+            Ok(())
+        } else {
+            Err(format!("count is {total} after {ops} increments"))
+        }
+    }
+}
+
+/// `log`: every operation appends one record to one shared log.
+pub(crate) struct LogWorkload<Q>(Q);
+
+impl<Q: Queue> Subject for LogWorkload<Q> {
+    const ACCOUNTING: Accounting = Q::ACCOUNTING;
+    fn new(_threads: usize) -> Self {
+        LogWorkload(Q::create())
+    }
+    fn op(&self, worker: &mut Worker) -> u64 {
+        self.0.enqueue(worker.record());
+        1
+    }
+}
+
+/// `queue`: the first half of the threads (rounded up) push, the others pop; one thread
+/// alternates. Pops that find the queue empty do not count as operations.
+pub(crate) struct QueueWorkload<Q>(Q);
+
+impl<Q: Queue> Subject for QueueWorkload<Q> {
+    const ACCOUNTING: Accounting = Q::ACCOUNTING;
+    fn new(_threads: usize) -> Self {
+        let queue = Q::create();
+        for i in 0..QUEUE_PREFILL {
+            queue.enqueue(i);
+        }
+        QueueWorkload(queue)
+    }
+    fn op(&self, worker: &mut Worker) -> u64 {
+        let pushes = if worker.threads == 1 {
+            worker.seq.is_multiple_of(2)
+        } else {
+            worker.index < worker.threads.div_ceil(2)
+        };
+        if pushes {
+            self.0.enqueue(worker.record());
+            1
+        } else {
+            u64::from(self.0.dequeue().is_some())
+        }
+    }
+}
+
+/// `map-disjoint`: each thread cycles through its own keys: a pass of inserts (new keys), two
+/// passes of updates, a pass of removals, and again.
+pub(crate) struct MapDisjoint<M>(M);
+
+impl<M: Map> Subject for MapDisjoint<M> {
+    const ACCOUNTING: Accounting = M::ACCOUNTING;
+    fn new(_threads: usize) -> Self {
+        MapDisjoint(M::create())
+    }
+    fn op(&self, worker: &mut Worker) -> u64 {
+        let slot = worker.seq % DISJOINT_KEYS;
+        let key = (worker.index as u64) << 32 | slot;
+        match (worker.seq / DISJOINT_KEYS) % 4 {
+            3 => self.0.delete(key),
+            _ => self.0.upsert(key, worker.seq),
+        }
+        1
+    }
+}
+
+/// `map-uniform` (`ZIPF = false`) and `map-zipf` (`ZIPF = true`): 90% lookups, 10% inserts or
+/// updates, over [`MAP_KEYS`] keys all present from the start.
+pub(crate) struct MapRandom<M, const ZIPF: bool>(M);
+
+impl<M: Map, const ZIPF: bool> Subject for MapRandom<M, ZIPF> {
+    const ACCOUNTING: Accounting = M::ACCOUNTING;
+    fn new(_threads: usize) -> Self {
+        let map = M::create();
+        for key in 0..MAP_KEYS {
+            map.upsert(key, key);
+        }
+        MapRandom(map)
+    }
+    fn op(&self, worker: &mut Worker) -> u64 {
+        let key = if ZIPF {
+            zipf().sample(&mut worker.rng) as u64
+        } else {
+            worker.rng.below(MAP_KEYS)
+        };
+        if worker.rng.below(10) == 0 {
+            self.0.upsert(key, worker.seq);
+        } else {
+            std::hint::black_box(self.0.lookup(key));
+        }
+        1
+    }
+}
+
+/// `event`: one event handler per operation, for a random user.
+pub(crate) struct EventWorkload<E>(E);
+
+impl<E: Event> Subject for EventWorkload<E> {
+    const ACCOUNTING: Accounting = E::ACCOUNTING;
+    fn new(_threads: usize) -> Self {
+        EventWorkload(E::create(USERS))
+    }
+    fn op(&self, worker: &mut Worker) -> u64 {
+        let user = worker.rng.below(USERS);
+        self.0.handle(user, worker.record());
+        1
+    }
+}
+
+/// `bank`: transfers of 1..=10 between two random distinct accounts.
+pub(crate) struct BankWorkload<B>(B);
+
+impl<B: Bank> Subject for BankWorkload<B> {
+    const ACCOUNTING: Accounting = B::ACCOUNTING;
+    fn new(_threads: usize) -> Self {
+        BankWorkload(B::create(ACCOUNTS, BALANCE))
+    }
+    fn op(&self, worker: &mut Worker) -> u64 {
+        let from = worker.rng.below(ACCOUNTS as u64) as usize;
+        let to = (from + 1 + worker.rng.below(ACCOUNTS as u64 - 1) as usize) % ACCOUNTS;
+        self.0.transfer(from, to, 1 + worker.rng.below(10));
+        1
+    }
+    fn check(&self, _ops: u64) -> Result<(), String> {
+        let (total, expected) = (self.0.total(), ACCOUNTS as u64 * BALANCE);
+        if total == expected {
+            Ok(())
+        } else {
+            Err(format!("money is {total}, not {expected}"))
+        }
+    }
+}
+
+// ----- commute's collections -----------------------------------------------------------------
+
+#[cfg(feature = "collections")]
+mod collections {
+    use super::*;
+    use commute::{TCounter, TMap, TQueue};
+
+    impl Counter for TCounter {
+        const ACCOUNTING: Accounting = Accounting::Commute;
+        fn create() -> Self {
+            TCounter::new()
+        }
+        fn increment(&self) {
+            atomically(|tx| {
+                self.incr(tx);
+                Ok(())
+            });
+        }
+        fn total(&self) -> u64 {
+            self.load() as u64
+        }
+    }
+
+    impl Queue for TQueue<u64> {
+        const ACCOUNTING: Accounting = Accounting::Commute;
+        fn create() -> Self {
+            TQueue::new()
+        }
+        fn enqueue(&self, record: u64) {
+            atomically(|tx| {
+                self.push(tx, record);
+                Ok(())
+            });
+        }
+        fn dequeue(&self) -> Option<u64> {
+            atomically(|tx| self.pop(tx))
+        }
+    }
+
+    impl Map for TMap<u64, u64> {
+        const ACCOUNTING: Accounting = Accounting::Commute;
+        fn create() -> Self {
+            TMap::new()
+        }
+        fn lookup(&self, key: u64) -> Option<u64> {
+            atomically(|tx| self.get(tx, &key))
+        }
+        fn upsert(&self, key: u64, value: u64) {
+            atomically(|tx| self.insert(tx, key, value));
+        }
+        fn delete(&self, key: u64) {
+            atomically(|tx| self.remove(tx, &key));
+        }
+    }
+
+    /// The event state on commute's collections.
+    pub(crate) struct CommuteEvent {
+        requests: TCounter,
+        sessions: TMap<u64, u64>,
+        log: TQueue<u64>,
+    }
+
+    impl Event for CommuteEvent {
+        const ACCOUNTING: Accounting = Accounting::Commute;
+        fn create(users: u64) -> Self {
+            let sessions = TMap::new();
+            for user in 0..users {
+                sessions.atomic().insert(user, 0);
+            }
+            CommuteEvent {
+                requests: TCounter::new(),
+                sessions,
+                log: TQueue::new(),
+            }
+        }
+        fn handle(&self, user: u64, record: u64) {
+            atomically(|tx| {
+                self.requests.incr(tx);
+                let seen = self.sessions.get(tx, &user)?.unwrap_or(0);
+                self.sessions.insert(tx, user, seen + 1)?;
+                self.log.push(tx, record);
+                Ok(())
+            });
+        }
+    }
+}
+
+#[cfg(feature = "collections")]
+pub(crate) use collections::CommuteEvent;
+
+// ----- naive TVar-only structures on commute's core -----------------------------------------
+
+impl Counter for NaiveCounter {
+    const ACCOUNTING: Accounting = Accounting::Commute;
+    fn create() -> Self {
+        NaiveCounter::new()
+    }
+    fn increment(&self) {
+        atomically(|tx| self.incr(tx));
+    }
+    fn total(&self) -> u64 {
+        self.load()
+    }
+}
+
+impl Queue for NaiveQueue {
+    const ACCOUNTING: Accounting = Accounting::Commute;
+    fn create() -> Self {
+        NaiveQueue::new()
+    }
+    fn enqueue(&self, record: u64) {
+        atomically(|tx| self.push(tx, record));
+    }
+    fn dequeue(&self) -> Option<u64> {
+        atomically(|tx| self.pop(tx))
+    }
+}
+
+impl Map for NaiveMap {
+    const ACCOUNTING: Accounting = Accounting::Commute;
+    fn create() -> Self {
+        NaiveMap::new()
+    }
+    fn lookup(&self, key: u64) -> Option<u64> {
+        atomically(|tx| self.get(tx, key))
+    }
+    fn upsert(&self, key: u64, value: u64) {
+        atomically(|tx| self.insert(tx, key, value));
+    }
+    fn delete(&self, key: u64) {
+        atomically(|tx| self.remove(tx, key));
+    }
+}
+
+/// The event state on the naive structures.
+pub(crate) struct NaiveEvent {
+    requests: NaiveCounter,
+    sessions: NaiveMap,
+    log: NaiveQueue,
+}
+
+impl Event for NaiveEvent {
+    const ACCOUNTING: Accounting = Accounting::Commute;
+    fn create(users: u64) -> Self {
+        let sessions = NaiveMap::new();
+        for user in 0..users {
+            atomically(|tx| sessions.insert(tx, user, 0));
+        }
+        NaiveEvent {
+            requests: NaiveCounter::new(),
+            sessions,
+            log: NaiveQueue::new(),
+        }
+    }
+    fn handle(&self, user: u64, record: u64) {
+        atomically(|tx| {
+            self.requests.incr(tx)?;
+            let seen = self.sessions.get(tx, user)?.unwrap_or(0);
+            self.sessions.insert(tx, user, seen + 1)?;
+            self.log.push(tx, record)
+        });
+    }
+}
+
+/// Bank accounts as plain `TVar`s: the right structure for transfers, whose conflicts are real.
+pub(crate) struct TVarBank(Box<[TVar<u64>]>);
+
+impl Bank for TVarBank {
+    const ACCOUNTING: Accounting = Accounting::Commute;
+    fn create(accounts: usize, balance: u64) -> Self {
+        TVarBank((0..accounts).map(|_| TVar::new(balance)).collect())
+    }
+    fn transfer(&self, from: usize, to: usize, amount: u64) {
+        atomically(|tx| {
+            let available = self.0[from].read(tx)?;
+            if available >= amount {
+                self.0[from].write(tx, available - amount);
+                self.0[to].modify(tx, |b| b + amount)?;
+            }
+            Ok(())
+        });
+    }
+    fn total(&self) -> u64 {
+        self.0.iter().map(TVar::load).sum()
+    }
+}
+
+// ----- lock-based and lock-free structures ---------------------------------------------------
+
+impl Counter for AtomicU64 {
+    const ACCOUNTING: Accounting = Accounting::Lock;
+    fn create() -> Self {
+        AtomicU64::new(0)
+    }
+    fn increment(&self) {
+        self.fetch_add(1, Ordering::Relaxed);
+    }
+    fn total(&self) -> u64 {
+        self.load(Ordering::Relaxed)
+    }
+}
+
+impl Counter for Mutex<u64> {
+    const ACCOUNTING: Accounting = Accounting::Lock;
+    fn create() -> Self {
+        Mutex::new(0)
+    }
+    fn increment(&self) {
+        *lock(self) += 1;
+    }
+    fn total(&self) -> u64 {
+        *lock(self)
+    }
+}
+
+impl Queue for Mutex<VecDeque<u64>> {
+    const ACCOUNTING: Accounting = Accounting::Lock;
+    fn create() -> Self {
+        Mutex::new(VecDeque::new())
+    }
+    fn enqueue(&self, record: u64) {
+        lock(self).push_back(record);
+    }
+    fn dequeue(&self) -> Option<u64> {
+        lock(self).pop_front()
+    }
+}
+
+impl Queue for SegQueue<u64> {
+    const ACCOUNTING: Accounting = Accounting::Lock;
+    fn create() -> Self {
+        SegQueue::new()
+    }
+    fn enqueue(&self, record: u64) {
+        self.push(record);
+    }
+    fn dequeue(&self) -> Option<u64> {
+        self.pop()
+    }
+}
+
+impl Map for Mutex<HashMap<u64, u64, Hasher>> {
+    const ACCOUNTING: Accounting = Accounting::Lock;
+    fn create() -> Self {
+        Mutex::new(HashMap::default())
+    }
+    fn lookup(&self, key: u64) -> Option<u64> {
+        lock(self).get(&key).copied()
+    }
+    fn upsert(&self, key: u64, value: u64) {
+        lock(self).insert(key, value);
+    }
+    fn delete(&self, key: u64) {
+        lock(self).remove(&key);
+    }
+}
+
+impl Map for DashMap<u64, u64, Hasher> {
+    const ACCOUNTING: Accounting = Accounting::Lock;
+    fn create() -> Self {
+        DashMap::default()
+    }
+    fn lookup(&self, key: u64) -> Option<u64> {
+        self.get(&key).map(|v| *v)
+    }
+    fn upsert(&self, key: u64, value: u64) {
+        self.insert(key, value);
+    }
+    fn delete(&self, key: u64) {
+        self.remove(&key);
+    }
+}
+
+/// The event state behind one `Mutex` (the handler holds it throughout: as atomic as a
+/// transaction, and a global lock).
+pub(crate) struct MutexEvent(Mutex<EventState>);
+
+/// The request count, the sessions and the log, together.
+type EventState = (u64, HashMap<u64, u64, Hasher>, VecDeque<u64>);
+
+impl Event for MutexEvent {
+    const ACCOUNTING: Accounting = Accounting::Lock;
+    fn create(users: u64) -> Self {
+        let sessions = (0..users).map(|user| (user, 0)).collect();
+        MutexEvent(Mutex::new((0, sessions, VecDeque::new())))
+    }
+    fn handle(&self, user: u64, record: u64) {
+        let mut state = lock(&self.0);
+        let (requests, sessions, log) = &mut *state;
+        *requests += 1;
+        *sessions.entry(user).or_insert(0) += 1;
+        log.push_back(record);
+    }
+}
+
+/// The event state on `AtomicU64`, `DashMap` and `SegQueue`: each step atomic on its own, the
+/// handler as a whole not (another thread can see the count bumped before the log record).
+pub(crate) struct LockFreeEvent {
+    requests: AtomicU64,
+    sessions: DashMap<u64, u64, Hasher>,
+    log: SegQueue<u64>,
+}
+
+impl Event for LockFreeEvent {
+    const ACCOUNTING: Accounting = Accounting::Lock;
+    fn create(users: u64) -> Self {
+        let sessions = DashMap::default();
+        for user in 0..users {
+            sessions.insert(user, 0);
+        }
+        LockFreeEvent {
+            requests: AtomicU64::new(0),
+            sessions,
+            log: SegQueue::new(),
+        }
+    }
+    fn handle(&self, user: u64, record: u64) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        *self.sessions.entry(user).or_insert(0) += 1;
+        self.log.push(record);
+    }
+}
+
+/// Accounts behind one `Mutex` each, locked in index order.
+pub(crate) struct MutexBank(Box<[Mutex<u64>]>);
+
+impl Bank for MutexBank {
+    const ACCOUNTING: Accounting = Accounting::Lock;
+    fn create(accounts: usize, balance: u64) -> Self {
+        MutexBank((0..accounts).map(|_| Mutex::new(balance)).collect())
+    }
+    fn transfer(&self, from: usize, to: usize, amount: u64) {
+        let (first, second) = (from.min(to), from.max(to));
+        let mut first = lock(&self.0[first]);
+        let mut second = lock(&self.0[second]);
+        let (source, target) = if from < to {
+            (&mut *first, &mut *second)
+        } else {
+            (&mut *second, &mut *first)
+        };
+        if *source >= amount {
+            *source -= amount;
+            *target += amount;
+        }
+    }
+    fn total(&self) -> u64 {
+        self.0.iter().map(|account| *lock(account)).sum()
+    }
+}
+
+// ----- the peer STM crates in the naive shapes ------------------------------------------------
+
+impl<S: PeerStm> Counter for PeerCounter<S> {
+    const ACCOUNTING: Accounting = Accounting::Peer;
+    fn create() -> Self {
+        PeerCounter::new()
+    }
+    fn increment(&self) {
+        peer::atomically::<S, _>(|tx| self.incr(tx));
+    }
+    fn total(&self) -> u64 {
+        self.load()
+    }
+}
+
+impl<S: PeerStm> Queue for PeerQueue<S> {
+    const ACCOUNTING: Accounting = Accounting::Peer;
+    fn create() -> Self {
+        PeerQueue::new()
+    }
+    fn enqueue(&self, record: u64) {
+        peer::atomically::<S, _>(|tx| self.push(tx, record));
+    }
+    fn dequeue(&self) -> Option<u64> {
+        peer::atomically::<S, _>(|tx| self.pop(tx))
+    }
+}
+
+impl<S: PeerStm> Map for PeerMap<S> {
+    const ACCOUNTING: Accounting = Accounting::Peer;
+    fn create() -> Self {
+        PeerMap::new()
+    }
+    fn lookup(&self, key: u64) -> Option<u64> {
+        peer::atomically::<S, _>(|tx| self.get(tx, key))
+    }
+    fn upsert(&self, key: u64, value: u64) {
+        peer::atomically::<S, _>(|tx| self.insert(tx, key, value));
+    }
+    fn delete(&self, key: u64) {
+        peer::atomically::<S, _>(|tx| self.remove(tx, key));
+    }
+}
+
+/// The event state on a peer crate's naive structures.
+pub(crate) struct PeerEvent<S: PeerStm> {
+    requests: PeerCounter<S>,
+    sessions: PeerMap<S>,
+    log: PeerQueue<S>,
+}
+
+impl<S: PeerStm> Event for PeerEvent<S> {
+    const ACCOUNTING: Accounting = Accounting::Peer;
+    fn create(users: u64) -> Self {
+        let sessions = PeerMap::new();
+        for user in 0..users {
+            sessions.upsert(user, 0);
+        }
+        PeerEvent {
+            requests: PeerCounter::new(),
+            sessions,
+            log: PeerQueue::new(),
+        }
+    }
+    fn handle(&self, user: u64, record: u64) {
+        peer::atomically::<S, _>(|tx| {
+            self.requests.incr(tx)?;
+            let seen = self.sessions.get(tx, user)?.unwrap_or(0);
+            self.sessions.insert(tx, user, seen.wrapping_add(1))?;
+            self.log.push(tx, record)
+        });
+    }
+}
+
+impl<S: PeerStm> Bank for PeerBank<S> {
+    const ACCOUNTING: Accounting = Accounting::Peer;
+    fn create(accounts: usize, balance: u64) -> Self {
+        PeerBank::new(accounts, balance)
+    }
+    fn transfer(&self, from: usize, to: usize, amount: u64) {
+        PeerBank::transfer(self, from, to, amount);
+    }
+    fn total(&self) -> u64 {
+        PeerBank::total(self)
+    }
+}

@@ -1,0 +1,79 @@
+//! The commit clock: versions without a shared increment per commit.
+//!
+//! TL2's global clock (GV1) makes every writing commit `fetch_add` one shared word: the scaling
+//! wall of TL2-style STMs. We use TL2's GV5 idea instead, made safe for the C11 memory model:
+//!
+//! - A committer, once it holds its write locks, *reads* the clock `c` and writes version
+//!   `wv = max(c, pre-lock versions of what it locked) + 1`. Disjoint committers only read the
+//!   clock's cache line; it stays shared.
+//! - A reader that meets a version `v` above its read version `rv` *advances* the clock to `v`
+//!   (`fetch_max`) before it re-validates and extends its snapshot. So the clock moves only when
+//!   some transaction actually reads a fresh value; commutes and blind writes never move it.
+//! - Reclamation advances the clock to the versions it wants to free (see `thread.rs`).
+//!
+//! The TL2 invariant we need: if a transaction begins with (or extends to) `rv >= wv`, it sees
+//! every lock of the commit that wrote `wv`, so it can never read an old value that commit
+//! replaces. With GV1 the committer's `fetch_add` carries that by release/acquire. Here the
+//! committer's clock read returned `c < wv`, while the reader's read returned a value `>= wv`
+//! written later by some `fetch_max`; sequential consistency orders the committer's lock CAS
+//! before its clock read, before that `fetch_max`, before the reader's clock read, before the
+//! reader's load of the locked word, which therefore sees the lock. The same argument (two
+//! committers whose validations could both miss each other's locks: the store-buffering shape)
+//! needs validation loads to be sequentially consistent too.
+//!
+//! So: lock CASes, clock accesses and lock-word loads on the read and validation paths are
+//! `SeqCst` (on x86 these compile to the same instructions as acquire/release: the CAS is a
+//! locked instruction anyway, loads are plain moves). Loom does not model `SeqCst` accesses (it
+//! treats them as `AcqRel`) but does model `SeqCst` fences, so under `cfg(loom)` the same
+//! ordering is expressed with fences at the two points that need it: after taking commit locks
+//! (before reading the clock and validating) and after reading or advancing the clock (before
+//! reading variables).
+
+use crate::sync::atomic::Ordering;
+
+use crate::internal::thread::global;
+
+/// The ordering of clock accesses, lock CASes and lock-word loads on the read/validate paths.
+pub(crate) const SC: Ordering = if cfg!(loom) {
+    Ordering::AcqRel
+} else {
+    Ordering::SeqCst
+};
+/// The ordering of loads on those paths (`AcqRel` is not valid for loads).
+pub(crate) const SC_LOAD: Ordering = if cfg!(loom) {
+    Ordering::Acquire
+} else {
+    Ordering::SeqCst
+};
+
+/// Under loom, a `SeqCst` fence standing in for the `SeqCst` accesses it cannot model.
+#[inline(always)]
+pub(crate) fn loom_fence() {
+    #[cfg(loom)]
+    crate::sync::atomic::fence(Ordering::SeqCst);
+}
+
+/// The read version for a transaction that begins now.
+#[inline]
+pub(crate) fn begin() -> u64 {
+    let rv = global().clock.load(SC_LOAD);
+    loom_fence();
+    rv
+}
+
+/// A committer's write version; call after every write lock is held. `newest_locked` is the
+/// highest pre-lock version among the locked variables.
+#[inline]
+pub(crate) fn write_version(newest_locked: u64) -> u64 {
+    loom_fence();
+    let c = global().clock.load(SC_LOAD);
+    c.max(newest_locked) + 1
+}
+
+/// Moves the clock up to at least `version`; returns the clock's value afterwards.
+#[inline]
+pub(crate) fn advance_to(version: u64) -> u64 {
+    let before = global().clock.fetch_max(version, SC);
+    loom_fence();
+    before.max(version)
+}
