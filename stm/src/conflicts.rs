@@ -151,6 +151,54 @@ impl ProfileCell {
     }
 }
 
+/// The profiler switch: `UNSET` until first read (then the environment decides), `OFF` or `ON`.
+#[cfg(not(loom))]
+static SWITCH: crate::sync::atomic::AtomicU8 = crate::sync::atomic::AtomicU8::new(UNSET);
+#[cfg(not(loom))]
+const UNSET: u8 = 0;
+#[cfg(not(loom))]
+const OFF: u8 = 1;
+#[cfg(not(loom))]
+const ON: u8 = 2;
+
+/// True while the profiler is on; read once per `atomically`.
+#[inline]
+pub(crate) fn profiling() -> bool {
+    #[cfg(not(loom))]
+    {
+        match SWITCH.load(Ordering::Relaxed) {
+            ON => true,
+            OFF => false,
+            _ => {
+                let on = std::env::var_os("COMMUTE_CONFLICTS").is_some_and(|v| v == "1");
+                // Only the first reader decides; an explicit enable/disable meanwhile wins.
+                let _ = SWITCH.compare_exchange(
+                    UNSET,
+                    if on { ON } else { OFF },
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                SWITCH.load(Ordering::Relaxed) == ON
+            }
+        }
+    }
+    #[cfg(loom)]
+    {
+        crate::internal::thread::global()
+            .profiling
+            .load(Ordering::Relaxed)
+    }
+}
+
+fn set_profiling(on: bool) {
+    #[cfg(not(loom))]
+    SWITCH.store(if on { ON } else { OFF }, Ordering::Relaxed);
+    #[cfg(loom)]
+    crate::internal::thread::global()
+        .profiling
+        .store(on, Ordering::Relaxed);
+}
+
 /// Switches the profiler on (for all threads).
 ///
 /// # Examples
@@ -160,9 +208,7 @@ impl ProfileCell {
 /// assert!(commute_stm::conflicts::is_enabled());
 /// ```
 pub fn enable() {
-    crate::internal::thread::global()
-        .profiling
-        .store(true, Ordering::Relaxed);
+    set_profiling(true);
 }
 
 /// Switches the profiler off. Records made so far stay until [`reset`].
@@ -174,9 +220,7 @@ pub fn enable() {
 /// assert!(!commute_stm::conflicts::is_enabled());
 /// ```
 pub fn disable() {
-    crate::internal::thread::global()
-        .profiling
-        .store(false, Ordering::Relaxed);
+    set_profiling(false);
 }
 
 /// True while the profiler is on.
@@ -187,9 +231,7 @@ pub fn disable() {
 /// let _on: bool = commute_stm::conflicts::is_enabled();
 /// ```
 pub fn is_enabled() -> bool {
-    crate::internal::thread::global()
-        .profiling
-        .load(Ordering::Relaxed)
+    profiling()
 }
 
 /// Forgets every record made so far (of all threads, running or exited).

@@ -273,7 +273,7 @@ fn run<T>(
     }
     let _in_tx = InTxGuard(ctx);
     let mut conflicts: u32 = 0;
-    let profiling = global().profiling.load(Ordering::Relaxed);
+    let profiling = crate::conflicts::profiling();
     loop {
         let irrevocable = conflicts >= IRREVOCABLE_AFTER;
         let token = irrevocable.then(|| crate::sync::lock(&global().irrevocable));
@@ -610,6 +610,7 @@ impl Transaction {
 
     /// Timestamp extension: advance the clock to `version` (a newer version this attempt met);
     /// if every read still holds, move `rv` up to the clock.
+    #[inline]
     fn extend(&self, st: &mut TxState, version: u64) -> StmResult<()> {
         let now = clock::advance_to(version);
         let changed = st.reads.iter().find(|r| {

@@ -29,9 +29,24 @@
 //! (before reading the clock and validating) and after reading or advancing the clock (before
 //! reading variables).
 
-use crate::sync::atomic::Ordering;
+use crate::sync::atomic::{AtomicU64, Ordering};
 
-use crate::internal::thread::global;
+/// The clock, on a cache line of its own (commits read it, readers advance it).
+#[cfg(not(loom))]
+static CLOCK: crossbeam_utils::CachePadded<AtomicU64> =
+    crossbeam_utils::CachePadded::new(AtomicU64::new(0));
+
+#[cfg(not(loom))]
+#[inline(always)]
+fn clock() -> &'static AtomicU64 {
+    &CLOCK
+}
+
+#[cfg(loom)]
+fn clock() -> &'static AtomicU64 {
+    loom::lazy_static! { static ref CLOCK: AtomicU64 = AtomicU64::new(0); }
+    &CLOCK
+}
 
 /// The ordering of clock accesses, lock CASes and lock-word loads on the read/validate paths.
 pub(crate) const SC: Ordering = if cfg!(loom) {
@@ -56,7 +71,7 @@ pub(crate) fn loom_fence() {
 /// The read version for a transaction that begins now.
 #[inline]
 pub(crate) fn begin() -> u64 {
-    let rv = global().clock.load(SC_LOAD);
+    let rv = clock().load(SC_LOAD);
     loom_fence();
     rv
 }
@@ -66,14 +81,14 @@ pub(crate) fn begin() -> u64 {
 #[inline]
 pub(crate) fn write_version(newest_locked: u64) -> u64 {
     loom_fence();
-    let c = global().clock.load(SC_LOAD);
+    let c = clock().load(SC_LOAD);
     c.max(newest_locked) + 1
 }
 
 /// Moves the clock up to at least `version`; returns the clock's value afterwards.
 #[inline]
 pub(crate) fn advance_to(version: u64) -> u64 {
-    let before = global().clock.fetch_max(version, SC);
+    let before = clock().fetch_max(version, SC);
     loom_fence();
     before.max(version)
 }

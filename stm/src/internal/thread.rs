@@ -79,8 +79,6 @@ impl Slot {
 
 /// Global state shared by all threads.
 pub(crate) struct Globals {
-    /// The commit clock: bumped once by every committing writer.
-    pub(crate) clock: AtomicU64,
     slots: Mutex<Vec<Arc<Slot>>>,
     /// Retired values left behind by threads that exited.
     orphans: Mutex<Vec<Retired>>,
@@ -88,7 +86,8 @@ pub(crate) struct Globals {
     pub(crate) exited_stats: Mutex<StatsSnapshot>,
     /// Held by the one transaction running in irrevocable mode.
     pub(crate) irrevocable: Mutex<()>,
-    /// True while the conflict profiler is on (`COMMUTE_CONFLICTS=1` turns it on at start).
+    /// Under loom, the conflict profiler switch (see `conflicts::profiling`; off at start).
+    #[cfg(loom)]
     pub(crate) profiling: AtomicBool,
     /// Conflict profiles of threads that exited.
     exited_profile: ProfileCell,
@@ -96,19 +95,14 @@ pub(crate) struct Globals {
 
 crate::sync::global! {
     static globals: Globals = Globals {
-        clock: AtomicU64::new(0),
         slots: Mutex::new(Vec::new()),
         orphans: Mutex::new(Vec::new()),
         exited_stats: Mutex::new(StatsSnapshot::default()),
         irrevocable: Mutex::new(()),
-        profiling: AtomicBool::new(profiling_requested()),
+        #[cfg(loom)]
+        profiling: AtomicBool::new(false),
         exited_profile: ProfileCell::default(),
     };
-}
-
-/// True if the environment asks for the conflict profiler (`COMMUTE_CONFLICTS=1`).
-fn profiling_requested() -> bool {
-    !cfg!(loom) && std::env::var_os("COMMUTE_CONFLICTS").is_some_and(|v| v == "1")
 }
 
 /// The process-wide state.
@@ -124,6 +118,8 @@ pub(crate) struct ThreadCtx {
     load_pins: Cell<u32>,
     pub(crate) state: RefCell<TxState>,
     retired: RefCell<Vec<Retired>>,
+    /// The length of `retired` at which the next reclamation pass runs.
+    reclaim_at: Cell<usize>,
     rng: Cell<u64>,
 }
 
@@ -170,6 +166,7 @@ impl ThreadCtx {
             load_pins: Cell::new(0),
             state: RefCell::new(TxState::default()),
             retired: RefCell::new(Vec::new()),
+            reclaim_at: Cell::new(RECLAIM_BATCH),
             rng: Cell::new(seed | 1),
         }
     }
@@ -220,8 +217,11 @@ impl ThreadCtx {
     pub(crate) fn retire(&self, values: impl Iterator<Item = Retired>) {
         let mut retired = self.retired.borrow_mut();
         retired.extend(values);
-        if retired.len() >= RECLAIM_BATCH {
+        // Scan once per batch of *new* retirements: values still pinned by a long transaction
+        // stay in the list, and re-scanning them on every commit would cost more than they do.
+        if retired.len() >= self.reclaim_at.get() {
             reclaim(&mut retired);
+            self.reclaim_at.set(retired.len() + RECLAIM_BATCH);
         }
     }
 

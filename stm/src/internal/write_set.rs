@@ -266,12 +266,14 @@ impl WriteSet {
     }
 
     /// True if some entry must be committed (not only transaction-local values).
+    #[inline]
     pub(crate) fn has_shared(&self) -> bool {
         self.entries.iter().any(|e| e.pending.is_shared())
     }
 
     /// Sorts entries by address, the global lock order that keeps committers deadlock-free.
     /// Invalidates the index, so only the commit (which does no more lookups) calls it.
+    #[inline]
     pub(crate) fn sort_for_commit(&mut self) {
         if self.entries.len() > 1 {
             if self.entries.len() > INDEX_THRESHOLD {
