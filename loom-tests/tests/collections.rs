@@ -2,14 +2,17 @@
 //!
 //! Under `cfg(loom)` the collections take tiny shapes: `TCounter` has 2 shards, `TMap::new()` is
 //! a trie of 2 root slots, inner nodes of 2 and leaves of 2 (fixed hash seeds), and the core
-//! reclaims retired values after every commit. The models below pick keys by their hash bits
+//! scans retired values for reclamation in batches of one (at almost every commit). The models below pick keys by their hash bits
 //! so that a bucket splits inside the model.
 #![cfg(loom)]
 
 use std::sync::Arc as StdArc;
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
 
-use commute::{TBoundedQueue, TCounter, TMap, TQueue, TVar, atomically, reclaim_retired, stats};
+use commute::{
+    StmResult, TBoundedQueue, TCounter, TMap, TQueue, TVar, Transaction, atomically,
+    reclaim_retired, stats,
+};
 use commute_loom_tests::{capped_builder, run_model, run_model_with, settle};
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
@@ -89,10 +92,7 @@ impl Drop for Item {
 }
 
 /// Runs `f` as one transaction and asserts that it committed on its first attempt.
-fn atomically_without_abort<T>(
-    what: &str,
-    f: impl Fn(&commute::Transaction) -> commute::StmResult<T>,
-) -> T {
+fn atomically_without_abort<T>(what: &str, f: impl Fn(&Transaction) -> StmResult<T>) -> T {
     let before = stats::thread();
     let result = atomically(f);
     let after = stats::thread();
@@ -107,15 +107,15 @@ fn drain(queue: &TQueue<Item>) -> Vec<u64> {
     std::iter::from_fn(|| queue.atomic().pop().map(|item| item.id())).collect()
 }
 
-/// After every thread is joined: frees what can be freed, checks that only the item copy kept
-/// by the queue's sentinel (`in_sentinel`: whether anything was ever popped) is alive, then
-/// drops the queue and checks that nothing is.
-fn check_queue_freed(queue: Arc<TQueue<Item>>, live: &Live, in_sentinel: bool) {
+/// After every thread is joined and the queue drained: frees what can be freed, checks that
+/// only one item is alive (the copy that a pop leaves in the node that becomes the sentinel),
+/// then drops the queue and checks that nothing is.
+fn check_queue_freed(queue: Arc<TQueue<Item>>, live: &Live) {
     settle();
     reclaim_retired();
     assert_eq!(
         live.count(),
-        usize::from(in_sentinel),
+        1,
         "an item of a replaced sentinel or of a rolled-back push was not freed"
     );
     drop(queue);
@@ -243,7 +243,7 @@ fn two_pushers_and_popper(pops: usize) {
         at(11).map(|i| i + 1),
         "one transaction's pushes split: {popped:?}"
     );
-    check_queue_freed(queue, &live, true);
+    check_queue_freed(queue, &live);
 }
 
 /// Two pushers and a popper that pops once (the rest is drained after joining); see
@@ -283,9 +283,9 @@ fn queue_two_pushers_and_two_pops() {
 /// rolled-back push are freed.
 ///
 /// Catches pushes of a rolled-back branch or attempt that still get published (the
-/// `ROLLED_BACK` item or a duplicate appears), a branch that links its node after a
-/// rolled-back node (transaction-local tail not restored), rolled-back nodes that leak, and a
-/// lost wake-up of a popper blocked on an empty queue.
+/// `ROLLED_BACK` item or a duplicate appears), nodes of rolled-back pushes that leak, and a
+/// lost wake-up of a popper blocked on an empty queue (an "empty" that is not a transactional
+/// read of `tail`: loom reports the popper as a deadlock).
 #[test]
 fn queue_rolled_back_push_never_appears() {
     const ROLLED_BACK: u64 = 99;
@@ -320,7 +320,7 @@ fn queue_rolled_back_push_never_appears() {
         pusher.join().unwrap();
         assert_eq!(drain(&queue), [], "an extra item after {first}");
         assert_eq!(queue.atomic().len(), 0);
-        check_queue_freed(queue, &live, true);
+        check_queue_freed(queue, &live);
     });
 }
 
@@ -358,7 +358,7 @@ fn queue_pop_snapshot_includes_push() {
         pusher.join().unwrap();
         let rest = drain(&queue);
         assert_eq!(popped.into_iter().chain(rest).collect::<Vec<_>>(), [1]);
-        check_queue_freed(queue, &live, true);
+        check_queue_freed(queue, &live);
     });
 }
 
@@ -394,7 +394,7 @@ fn queue_pops_never_read_freed_nodes() {
         let mut all = vec![mine, theirs[0], theirs[1]];
         all.sort_unstable();
         assert_eq!(all, [1, 2, 3], "{mine} {theirs:?}");
-        check_queue_freed(queue, &live, true);
+        check_queue_freed(queue, &live);
     });
 }
 
@@ -404,9 +404,9 @@ fn queue_pops_never_read_freed_nodes() {
 /// A full queue of capacity 1: a pusher blocks (retry) until the main thread's pop returns the
 /// credit, then its item is the next one popped.
 ///
-/// Catches a pop that returns the credit to a shard the blocked pusher did not read, or a
-/// waiter that is not woken by that commit (loom reports the blocked pusher as a deadlock),
-/// and a push over capacity.
+/// Catches a pop that does not give the credit back, or whose commit does not wake the
+/// blocked pusher (loom reports it as a deadlock), a pop of an empty queue that does not wait
+/// for the push, and a push over capacity.
 #[test]
 fn bounded_blocked_push_woken_by_pop() {
     run_model("bounded_blocked_push_woken_by_pop", || {

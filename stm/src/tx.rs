@@ -809,8 +809,9 @@ impl Transaction {
             // SAFETY: forwarded from the caller.
             drop(unsafe { Box::from_raw(bits as usize as *mut T) });
         }
-        self.state()
-            .retire_on_commit
+        let mut st = self.state();
+        st.extras = true; // the end of the attempt must hand these on (slow path)
+        st.retire_on_commit
             .push((ptr as usize as u64, drop_boxed::<T>));
     }
 

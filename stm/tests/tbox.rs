@@ -141,3 +141,37 @@ fn nested_loads_keep_the_outer_value_pinned() {
         "TBox { value: TBox { value: \"inner\" } }"
     );
 }
+
+#[test]
+fn values_retired_by_unpinned_attempts_are_freed() {
+    // Regression: `retire_on_commit` in an attempt that never pinned used to be carried over and
+    // then lost.
+    let live = Arc::new(AtomicUsize::new(0));
+    let v = commute_stm::TVar::new(0u8);
+    for writes in [false, true, true] {
+        let boxed = Box::into_raw(Box::new(Tracked::new(&live, 1)));
+        let mut once = Some(boxed);
+        atomically(|tx| {
+            if writes {
+                v.write(tx, 1);
+            }
+            if let Some(p) = once.take() {
+                // SAFETY: `p` was never shared and is retired exactly once.
+                unsafe { tx.retire_on_commit(p) };
+            }
+            Ok(())
+        });
+    }
+    for _ in 0..1000 {
+        reclaim_retired();
+        if live.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "a retired value was never freed"
+    );
+}
