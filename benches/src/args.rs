@@ -27,6 +27,8 @@ OPTIONS:
     --json FILE          also write every cell as a JSON array to FILE
     --svg DIR            also write throughput and aborts-per-commit plots (SVG) per workload
     --quick              very short cells: a smoke run of a few seconds
+    --report             switch the conflict profiler on and print its report (which TVar
+                         cost time, in which transactions) after each STM structure's cells
     --list               print the workloads and the structures each runs with, then exit
     --help               print this text
 
@@ -61,6 +63,8 @@ pub struct Options {
     pub svg: Option<PathBuf>,
     /// Very short cells for smoke runs.
     pub quick: bool,
+    /// Turn the conflict profiler on and print its report after each structure's cells.
+    pub report: bool,
     /// Print the workload and structure names and exit.
     pub list: bool,
     /// Print [`USAGE`] and exit.
@@ -115,6 +119,7 @@ impl Options {
             json: None,
             svg: None,
             quick: false,
+            report: false,
             list: false,
             help: false,
         };
@@ -146,6 +151,7 @@ impl Options {
                 "--json" => opts.json = Some(PathBuf::from(value()?)),
                 "--svg" => opts.svg = Some(PathBuf::from(value()?)),
                 "--quick" => opts.quick = true,
+                "--report" => opts.report = true,
                 "--list" => opts.list = true,
                 "--help" | "-h" => opts.help = true,
                 other => return Err(format!("unknown option `{other}` (try --help)")),

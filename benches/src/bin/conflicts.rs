@@ -83,12 +83,34 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
         );
         let _ = std::io::stderr().flush();
         let t = Instant::now();
+        let mut reports = Vec::new();
         for entry in &here {
+            if opts.report {
+                commute_stm::conflicts::enable();
+                commute_stm::conflicts::reset();
+            }
             for &threads in &opts.threads {
                 cells.push(entry.run(threads, opts.duration));
             }
+            if opts.report {
+                let report = commute_stm::conflicts::report();
+                // Only commute-based structures go through the profiler.
+                if report.commits > 0 {
+                    reports.push((entry.structure, report));
+                }
+            }
         }
         eprintln!(" {:.1} s", t.elapsed().as_secs_f64());
+        for (structure, report) in reports {
+            println!(
+                "conflict report: {workload} / {structure} (threads {:?})",
+                opts.threads
+            );
+            for line in report.to_string().lines().take(6) {
+                println!("    {line}");
+            }
+            println!();
+        }
     }
     eprintln!(
         "conflicts: done in {:.1} s",
