@@ -11,6 +11,9 @@
 //! | [`TQueue`] | `push` vs `push`, `push` vs `pop` of other items |
 //! | [`TMap`] / [`TSet`] | operations on different keys |
 //!
+//! [`TBoundedQueue`] adds a capacity to `TQueue`, and `TaskPool` runs closures as transactions
+//! on worker threads (an event loop that uses all cores), whose own bookkeeping never conflicts.
+//!
 //! # Examples
 //!
 //! ```
@@ -27,6 +30,8 @@ mod atomic;
 mod bounded;
 mod counter;
 mod map;
+#[cfg(not(loom))]
+mod pool;
 mod queue;
 mod set;
 mod sync;
@@ -35,6 +40,8 @@ pub use atomic::Atomic;
 pub use bounded::TBoundedQueue;
 pub use counter::TCounter;
 pub use map::TMap;
+#[cfg(not(loom))]
+pub use pool::{PoolReport, TaskCtx, TaskId, TaskPanic, TaskPool};
 pub use queue::TQueue;
 pub use set::TSet;
 

@@ -1,0 +1,434 @@
+//! The scheduler of one `TaskPool::run`: queues, workers, stealing, parking, completion.
+//!
+//! Nothing here is transactional: the pool's bookkeeping stays out of the tasks' transactions,
+//! so an empty task costs one uncontended lock of the worker's own queue and one `atomically`
+//! (with an `or_else` inside, for `retry`; see below).
+//!
+//! - **Queues.** Unordered mode: one `VecDeque` per worker behind its own `Mutex` (each on its own
+//!   cache line). A worker pops from the front of its own queue; when it is empty it steals the
+//!   back half of another worker's queue (`try_lock`, so a thief never waits for an owner).
+//!   Ordered mode: one FIFO shared by all workers, so that the task whose turn it is has always
+//!   been taken by a running worker (every taken task is older than every queued one), which is
+//!   what rules out deadlock there (see `order.rs`).
+//! - **Children.** `TaskCtx::add` registers an `on_commit` hook that moves the child into the
+//!   worker's child buffer; after `atomically` returns, the worker numbers the children and
+//!   appends them to its queue. So a child exists only if its parent's attempt committed (hooks
+//!   of rolled-back attempts, and of `or_else` branches that retried, never run).
+//! - **Completion.** `unfinished` counts tasks added and not yet finished. It is incremented
+//!   before children become visible, and decremented in batches: a worker counts the tasks it
+//!   finished locally and subtracts them when it runs out of work. So `unfinished` is never below
+//!   the true number, and reaching zero means every task has finished.
+//! - **Parking.** A worker with no work registers in `sleepers`, re-checks every queue under the
+//!   `idle` lock, and waits on the condition variable. Pushers read `sleepers` after pushing and
+//!   notify if it is non-zero; the worker that brings `unfinished` to zero notifies everyone.
+//!   (The sleeper's `SeqCst` increment precedes its re-check under the queue locks; a pusher's
+//!   `SeqCst` read follows its push under the same lock: one of the two sees the other.)
+//! - **`retry` (unordered mode).** Each task runs inside `tx.or_else(task, |_| Ok(Retried))`, so
+//!   a task that retries is rolled back without blocking its worker and put aside in `waiting`.
+//!   A worker with nothing else to do takes the tasks put aside and runs them as alternatives of
+//!   *one* transaction (an `or_else` chain): the first that can proceed commits; if none can,
+//!   the transaction blocks until something any of them read changes. The others go back to the
+//!   queue. So a task waiting for another task's effect never starves it of a worker.
+
+use core::any::Any;
+use core::panic::AssertUnwindSafe;
+use std::collections::VecDeque;
+use std::panic::catch_unwind;
+use std::sync::{Condvar, MutexGuard, PoisonError};
+
+use crossbeam_utils::CachePadded;
+
+use super::order::Order;
+use super::{Body, TaskCtx};
+use crate::stats::{self, StatsSnapshot};
+use crate::sync::Mutex;
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::{StmResult, Transaction, atomically};
+
+/// At most this many put-aside tasks are tried together in one transaction (each is one level
+/// of `or_else` nesting).
+const MAX_ALTERNATIVES: usize = 64;
+
+/// A task in a queue: its id and its closure.
+pub(super) struct Task {
+    pub(super) id: u64,
+    pub(super) body: Box<Body>,
+}
+
+/// What one worker did, summed into the run's report.
+#[derive(Default)]
+pub(super) struct Tally {
+    pub(super) committed: u64,
+    pub(super) panicked: u64,
+    pub(super) retried: u64,
+    pub(super) stats: StatsSnapshot,
+}
+
+/// The first panic of a run: the task's id and the payload.
+pub(super) type FirstPanic = Option<(u64, Box<dyn Any + Send>)>;
+
+/// How a task's transaction ended.
+enum Outcome {
+    Committed,
+    Retried,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks except allocation failure; a poisoned lock's
+    // data is still consistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The shared state of one run.
+pub(super) struct Run {
+    /// One queue per worker (unordered) or one shared FIFO (ordered).
+    queues: Box<[CachePadded<Mutex<VecDeque<Task>>>]>,
+    order: Option<Order>,
+    /// Tasks added and not yet finished (never below the true number; see the module doc).
+    unfinished: CachePadded<AtomicUsize>,
+    /// The id of the next child.
+    next_id: CachePadded<AtomicU64>,
+    /// Workers registered as parked (or about to park).
+    sleepers: CachePadded<AtomicUsize>,
+    idle: Mutex<()>,
+    wake: Condvar,
+    /// Unordered mode: tasks whose last attempt retried.
+    waiting: Mutex<Vec<Task>>,
+    first_panic: Mutex<FirstPanic>,
+}
+
+impl Run {
+    /// A run of `tasks` (ids ascending from `tasks[0].id`) on `workers` workers; children are
+    /// numbered from `next_id`.
+    pub(super) fn new(tasks: Vec<Task>, workers: usize, ordered: bool, next_id: u64) -> Self {
+        let unfinished = tasks.len();
+        let queues: Box<[_]> = if ordered {
+            Box::new([CachePadded::new(Mutex::new(VecDeque::from(tasks)))])
+        } else {
+            // Contiguous shares, so that neighbouring tasks (often touching neighbouring data)
+            // run on the same worker.
+            let share = unfinished.div_ceil(workers).max(1);
+            let mut tasks = tasks.into_iter();
+            (0..workers)
+                .map(|_| CachePadded::new(Mutex::new(tasks.by_ref().take(share).collect())))
+                .collect()
+        };
+        let order = ordered.then(|| {
+            let first = lock(&queues[0]).front().map_or(next_id, |t| t.id);
+            Order::new(first, workers)
+        });
+        Run {
+            queues,
+            order,
+            unfinished: CachePadded::new(AtomicUsize::new(unfinished)),
+            next_id: CachePadded::new(AtomicU64::new(next_id)),
+            sleepers: CachePadded::new(AtomicUsize::new(0)),
+            idle: Mutex::new(()),
+            wake: Condvar::new(),
+            waiting: Mutex::new(Vec::new()),
+            first_panic: Mutex::new(None),
+        }
+    }
+
+    /// The id the next child would get.
+    pub(super) fn next_id(&self) -> u64 {
+        self.next_id.load(Ordering::Acquire)
+    }
+
+    /// The first panic, if any task panicked.
+    pub(super) fn into_first_panic(self) -> FirstPanic {
+        self.first_panic
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The queue worker `worker` pops from and pushes children to.
+    fn home(&self, worker: usize) -> usize {
+        if self.order.is_some() { 0 } else { worker }
+    }
+
+    /// Worker `worker`'s loop: run tasks until every task of the run has finished.
+    pub(super) fn work(&self, worker: usize) -> Tally {
+        let before = stats::thread();
+        if let Some(order) = &self.order {
+            order.register(worker);
+        }
+        let ctx = TaskCtx::new(worker);
+        let mut tally = Tally::default();
+        let mut finished = 0;
+        loop {
+            if let Some(task) = self.next_task(worker) {
+                finished += self.execute(task, &ctx, &mut tally);
+                continue;
+            }
+            self.flush_finished(&mut finished);
+            if let Some(alternatives) = self.take_waiting() {
+                finished += self.execute_alternatives(alternatives, &ctx, &mut tally);
+                continue;
+            }
+            if !self.park() {
+                break;
+            }
+        }
+        tally.stats = stats::thread() - before;
+        tally
+    }
+
+    /// The next task for `worker`: its own queue's front, else half of another queue's back.
+    fn next_task(&self, worker: usize) -> Option<Task> {
+        let home = self.home(worker);
+        if let Some(task) = lock(&self.queues[home]).pop_front() {
+            return Some(task);
+        }
+        let n = self.queues.len();
+        for victim in (1..n).map(|i| (home + i) % n) {
+            let Ok(mut queue) = self.queues[victim].try_lock() else {
+                continue;
+            };
+            let len = queue.len();
+            if len == 0 {
+                continue;
+            }
+            let mut stolen = queue.split_off(len - len.div_ceil(2));
+            drop(queue);
+            let task = stolen.pop_front();
+            if !stolen.is_empty() {
+                lock(&self.queues[home]).append(&mut stolen);
+            }
+            return task;
+        }
+        None
+    }
+
+    /// Runs one task to its end (commit, panic, or, unordered, a retry that puts it aside).
+    /// Returns how many tasks finished (0 or 1).
+    fn execute(&self, task: Task, ctx: &TaskCtx, tally: &mut Tally) -> usize {
+        ctx.current.set(task.id);
+        match &self.order {
+            Some(order) => self.execute_in_order(order, task, ctx, tally),
+            None => self.execute_unordered(task, ctx, tally),
+        }
+    }
+
+    /// Ordered mode: the attempt waits for its turn before it may commit (see `order.rs`).
+    fn execute_in_order(
+        &self,
+        order: &Order,
+        task: Task,
+        ctx: &TaskCtx,
+        tally: &mut Tally,
+    ) -> usize {
+        let Task { id, mut body } = task;
+        let worker = ctx.worker;
+        let mut attempts = 0u32;
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            atomically(|tx| {
+                attempts += 1;
+                if attempts > 1 {
+                    // Re-runs start at the turn: nothing earlier can invalidate them again.
+                    order.wait_turn(id, worker);
+                }
+                body(tx, ctx)?;
+                order.wait_turn(id, worker);
+                order.join_predecessor(tx)
+            })
+        }));
+        match outcome {
+            Ok(()) => tally.committed += 1,
+            Err(payload) => {
+                // Still in order: the panic is recorded, and the turn passed on, at its turn.
+                order.wait_turn(id, worker);
+                tally.panicked += 1;
+                self.record_panic(id, payload);
+            }
+        }
+        // Children join the queue before the turn moves on: their place in the order is fixed.
+        self.push_children(ctx);
+        order.advance(id);
+        self.drop_task(id, body, tally);
+        1
+    }
+
+    /// Unordered mode: a retry puts the task aside instead of blocking the worker.
+    fn execute_unordered(&self, task: Task, ctx: &TaskCtx, tally: &mut Tally) -> usize {
+        let Task { id, mut body } = task;
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            atomically(|tx| {
+                tx.or_else(
+                    |tx| body(tx, ctx).map(|()| Outcome::Committed),
+                    |_| Ok(Outcome::Retried),
+                )
+            })
+        }));
+        let finished = match outcome {
+            Ok(Outcome::Committed) => {
+                tally.committed += 1;
+                1
+            }
+            Ok(Outcome::Retried) => {
+                // The retried branch's commit hooks were dropped: it has no children.
+                tally.retried += 1;
+                self.put_aside(Task { id, body });
+                return 0;
+            }
+            Err(payload) => {
+                tally.panicked += 1;
+                self.record_panic(id, payload);
+                1
+            }
+        };
+        self.push_children(ctx);
+        self.drop_task(id, body, tally);
+        finished
+    }
+
+    /// Runs put-aside tasks as alternatives of one transaction (see the module doc); the first
+    /// that can proceed commits, the others go back to the queue. Returns how many finished.
+    fn execute_alternatives(
+        &self,
+        mut tasks: Vec<Task>,
+        ctx: &TaskCtx,
+        tally: &mut Tally,
+    ) -> usize {
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            atomically(|tx| first_that_proceeds(tx, &mut tasks, ctx))
+        }));
+        let done = match outcome {
+            Ok(i) => {
+                tally.committed += 1;
+                i
+            }
+            Err(payload) => {
+                let id = ctx.current.get();
+                tally.panicked += 1;
+                self.record_panic(id, payload);
+                tasks
+                    .iter()
+                    .position(|t| t.id == id)
+                    .expect("the panicking task is one of the alternatives")
+            }
+        };
+        self.push_children(ctx);
+        let Task { id, body } = tasks.remove(done);
+        self.drop_task(id, body, tally);
+        if !tasks.is_empty() {
+            // Something changed (a task committed or panicked): let them try again.
+            lock(&self.queues[self.home(ctx.worker)]).extend(tasks);
+            self.wake_one();
+        }
+        1
+    }
+
+    /// Drops a finished task's closure; a panic in its `Drop` counts as the task's panic.
+    fn drop_task(&self, id: u64, body: Box<Body>, tally: &mut Tally) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(body))) {
+            tally.panicked += 1;
+            self.record_panic(id, payload);
+        }
+    }
+
+    /// Moves the children that the last transaction committed into the worker's queue.
+    fn push_children(&self, ctx: &TaskCtx) {
+        let children: Vec<Box<Body>> = core::mem::take(&mut *ctx.children.borrow_mut());
+        if children.is_empty() {
+            return;
+        }
+        let n = children.len();
+        // Counted before anyone can see (steal, finish) them.
+        self.unfinished.fetch_add(n, Ordering::AcqRel);
+        let mut queue = lock(&self.queues[self.home(ctx.worker)]);
+        // Numbered under the queue lock: in ordered mode, queue order is id order.
+        let first = self.next_id.fetch_add(n as u64, Ordering::AcqRel);
+        queue.extend(
+            children
+                .into_iter()
+                .zip(first..)
+                .map(|(body, id)| Task { id, body }),
+        );
+        drop(queue);
+        self.wake_one();
+    }
+
+    /// Unordered mode: a task whose attempt retried waits for a worker with nothing else to do.
+    fn put_aside(&self, task: Task) {
+        lock(&self.waiting).push(task);
+        self.wake_one();
+    }
+
+    /// Up to `MAX_ALTERNATIVES` put-aside tasks, oldest first.
+    fn take_waiting(&self) -> Option<Vec<Task>> {
+        let mut waiting = lock(&self.waiting);
+        if waiting.is_empty() {
+            return None;
+        }
+        let n = waiting.len().min(MAX_ALTERNATIVES);
+        Some(waiting.drain(..n).collect())
+    }
+
+    fn record_panic(&self, id: u64, payload: Box<dyn Any + Send>) {
+        let mut first = lock(&self.first_panic);
+        if first.is_none() {
+            *first = Some((id, payload));
+        }
+    }
+
+    /// Subtracts the tasks this worker finished; wakes everyone if that was the last.
+    fn flush_finished(&self, finished: &mut usize) {
+        if *finished == 0 {
+            return;
+        }
+        let n = core::mem::take(finished);
+        if self.unfinished.fetch_sub(n, Ordering::AcqRel) == n {
+            let _idle = lock(&self.idle);
+            self.wake.notify_all();
+        }
+    }
+
+    /// Wakes one parked worker, if any (after making work visible).
+    fn wake_one(&self) {
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let _idle = lock(&self.idle);
+            self.wake.notify_one();
+        }
+    }
+
+    fn has_work(&self) -> bool {
+        self.queues.iter().any(|q| !lock(q).is_empty()) || !lock(&self.waiting).is_empty()
+    }
+
+    /// Waits until there is work (true) or every task has finished (false).
+    fn park(&self) -> bool {
+        let mut idle = lock(&self.idle);
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let more = loop {
+            if self.unfinished.load(Ordering::SeqCst) == 0 {
+                break false;
+            }
+            if self.has_work() {
+                break true;
+            }
+            idle = self.wake.wait(idle).unwrap_or_else(PoisonError::into_inner);
+        };
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        more
+    }
+}
+
+/// Tries `tasks` in turn as `or_else` alternatives; returns the index of the one that committed.
+/// If all retry, so does the transaction (it waits for a change to anything any of them read).
+fn first_that_proceeds(tx: &Transaction, tasks: &mut [Task], ctx: &TaskCtx) -> StmResult<usize> {
+    let Some((first, rest)) = tasks.split_first_mut() else {
+        return tx.retry();
+    };
+    if rest.is_empty() {
+        ctx.current.set(first.id);
+        return (first.body)(tx, ctx).map(|()| 0);
+    }
+    tx.or_else(
+        |tx| {
+            ctx.current.set(first.id);
+            (first.body)(tx, ctx).map(|()| 0)
+        },
+        |tx| first_that_proceeds(tx, rest, ctx).map(|i| i + 1),
+    )
+}
