@@ -15,6 +15,8 @@ pub mod args;
 mod naive;
 mod peer;
 pub mod plot;
+#[cfg(feature = "collections")]
+mod pool_event;
 pub mod report;
 pub mod rng;
 mod runner;

@@ -15,7 +15,7 @@ use crate::runner::{Accounting, Subject, run_cell};
 use crate::workloads::*;
 
 /// The workloads, in the order the suite runs them, each with a one-line description.
-pub const WORKLOADS: [(&str, &str); 8] = [
+pub const WORKLOADS: [(&str, &str); 9] = [
     ("counter", "every transaction increments one shared count"),
     (
         "log",
@@ -40,6 +40,10 @@ pub const WORKLOADS: [(&str, &str); 8] = [
     (
         "event",
         "an event handler: count the request, update a user's session, log a record",
+    ),
+    (
+        "pool-event",
+        "the event handler run as tasks of commute's TaskPool (an event loop on all cores)",
     ),
     (
         "bank",
@@ -212,6 +216,25 @@ pub fn entries() -> Vec<Entry> {
         entry::<EventWorkload<PeerEvent<FastStm>>>("event", "fast-stm", &[]),
         entry::<EventWorkload<PeerEvent<StmCore>>>("event", "stm-core", &[]),
         entry::<EventWorkload<PeerEvent<KovanStm>>>("event", "kovan-stm", &[]),
+    ]);
+    #[cfg(feature = "collections")]
+    all.extend([
+        Entry {
+            workload: "pool-event",
+            structure: "commute",
+            parts: &["TCounter", "TMap", "TQueue", "TaskPool"],
+            stm: true,
+            run: crate::pool_event::run_cell::<CommuteEvent>,
+        },
+        Entry {
+            workload: "pool-event",
+            structure: "naive",
+            parts: &["naive-counter", "naive-map", "naive-queue"],
+            stm: true,
+            run: crate::pool_event::run_cell::<NaiveEvent>,
+        },
+    ]);
+    all.extend([
         entry::<BankWorkload<TVarBank>>("bank", "TVar", &[]),
         entry::<BankWorkload<MutexBank>>("bank", "Mutex<u64>", &[]),
         entry::<BankWorkload<PeerBank<FastStm>>>("bank", "fast-stm", &[]),

@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use commute_stm::{TVar, atomically};
+use commute_stm::{StmResult, TVar, Transaction, atomically};
 use crossbeam_queue::SegQueue;
 use dashmap::DashMap;
 
@@ -81,6 +81,12 @@ pub(crate) trait Event: Send + Sync + 'static {
     /// One event: count the request, bump `user`'s session, append `record` to the log, all
     /// as one atomic step where the family can do that.
     fn handle(&self, user: u64, record: u64);
+}
+
+/// An event handler that can run inside a caller's transaction (for `pool-event`).
+pub(crate) trait TxEvent: Event {
+    /// The event's work, as part of `tx`.
+    fn handle_in(&self, tx: &Transaction, user: u64, record: u64) -> StmResult<()>;
 }
 
 /// Bank accounts.
@@ -321,13 +327,17 @@ mod collections {
             }
         }
         fn handle(&self, user: u64, record: u64) {
-            atomically(|tx| {
-                self.requests.incr(tx);
-                let seen = self.sessions.get(tx, &user)?.unwrap_or(0);
-                self.sessions.insert(tx, user, seen + 1)?;
-                self.log.push(tx, record);
-                Ok(())
-            });
+            atomically(|tx| self.handle_in(tx, user, record));
+        }
+    }
+
+    impl TxEvent for CommuteEvent {
+        fn handle_in(&self, tx: &Transaction, user: u64, record: u64) -> StmResult<()> {
+            self.requests.incr(tx);
+            let seen = self.sessions.get(tx, &user)?.unwrap_or(0);
+            self.sessions.insert(tx, user, seen + 1)?;
+            self.log.push(tx, record);
+            Ok(())
         }
     }
 }
@@ -400,12 +410,16 @@ impl Event for NaiveEvent {
         }
     }
     fn handle(&self, user: u64, record: u64) {
-        atomically(|tx| {
-            self.requests.incr(tx)?;
-            let seen = self.sessions.get(tx, user)?.unwrap_or(0);
-            self.sessions.insert(tx, user, seen + 1)?;
-            self.log.push(tx, record)
-        });
+        atomically(|tx| self.handle_in(tx, user, record));
+    }
+}
+
+impl TxEvent for NaiveEvent {
+    fn handle_in(&self, tx: &Transaction, user: u64, record: u64) -> StmResult<()> {
+        self.requests.incr(tx)?;
+        let seen = self.sessions.get(tx, user)?.unwrap_or(0);
+        self.sessions.insert(tx, user, seen + 1)?;
+        self.log.push(tx, record)
     }
 }
 

@@ -33,7 +33,9 @@ fn every_entry_runs_and_passes_its_check() {
 
 #[test]
 fn every_workload_has_stm_and_lock_based_structures() {
-    for (workload, _) in WORKLOADS {
+    // `pool-event` compares commute's pool with itself on naive structures only: the pool is
+    // what it measures.
+    for (workload, _) in WORKLOADS.iter().filter(|(w, _)| *w != "pool-event") {
         let here = select(&[workload.to_string()], &[]).unwrap();
         assert!(here.iter().any(|e| e.stm), "{workload}");
         assert!(here.iter().any(|e| !e.stm), "{workload}");
