@@ -1111,22 +1111,32 @@ impl Transaction {
         }
         compute_values(locks.entries, &st.writes.ops);
         let writer = self.profiling.then_some(self.site);
-        let mut retired = write_back(locks.entries, &st.writes.publishes, wv, writer);
+        debug_assert!(st.retired_by_commit.is_empty());
+        let replaced_heap_values = {
+            let retired = &mut st.retired_by_commit;
+            write_back(locks.entries, &st.writes.publishes, wv, writer, retired);
+            !retired.is_empty()
+        };
         locks.held = 0; // unlocked by write_back
         drop(locks);
-        if st.extras || !retired.is_empty() {
-            retired.extend(
-                st.retire_on_commit
-                    .drain(..)
-                    .map(|(bits, drop_fn)| Retired {
-                        version: wv,
-                        bits,
-                        drop_fn,
-                    }),
-            );
+        if !st.reads.is_empty() {
+            // A transaction that read before it wrote (a read-modify-write) is likely to be
+            // followed by reads of what it wrote: move the clock past it now, once, so those
+            // reads need no extension. Commute-only and blind writers leave the clock alone.
+            clock::advance_to(wv);
+        }
+        if st.extras || replaced_heap_values {
+            let to_retire = st
+                .retire_on_commit
+                .drain(..)
+                .map(|(bits, drop_fn)| Retired {
+                    version: wv,
+                    bits,
+                    drop_fn,
+                });
+            st.retired_by_commit.extend(to_retire);
             st.allocs = take_unpublished(st);
             st.extras = true;
-            st.retired_by_commit = retired;
         }
         st.writes.clear();
         Ok(())
@@ -1148,7 +1158,14 @@ impl Transaction {
             .unwrap_or(0);
         let wv = clock::write_version(newest_locked);
         let writer = self.profiling.then_some(self.site);
-        let mut retired = write_back(locks.entries, &st.writes.publishes, wv, writer);
+        let mut retired = Vec::new();
+        write_back(
+            locks.entries,
+            &st.writes.publishes,
+            wv,
+            writer,
+            &mut retired,
+        );
         locks.held = 0;
         drop(locks);
         retired.extend(
@@ -1283,7 +1300,11 @@ struct LockGuard<'a> {
 }
 
 impl Drop for LockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
+        if self.held == 0 {
+            return;
+        }
         for e in self.entries[..self.held]
             .iter()
             .filter(|e| e.pending.is_shared())
@@ -1367,8 +1388,8 @@ fn write_back(
     publishes: &[(u32, PublishOp)],
     wv: u64,
     writer: Option<&'static Location<'static>>,
-) -> Vec<Retired> {
-    let mut retired = Vec::new();
+    retired: &mut Vec<Retired>,
+) {
     for e in entries {
         let var = e.var();
         match &e.pending {
@@ -1409,7 +1430,6 @@ fn write_back(
             wait::wake(var);
         }
     }
-    retired
 }
 
 /// Panics if the entry holds commit-time publishing operations or a local value, which cannot be
