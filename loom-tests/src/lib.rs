@@ -7,7 +7,7 @@
 //!     LOOM_MAX_PREEMPTIONS=2 cargo test -p commute-loom-tests --release
 //! ```
 //!
-//! Each model is run through [`run_model`] (or [`run_model_with`]), which prints the model's name,
+//! Each model is run through `run_model` (or `run_model_with`), which prints the model's name,
 //! how many executions loom explored and how long it took. Each model's doc comment names the
 //! bug it exists to catch.
 //!
@@ -16,7 +16,7 @@
 //! - Loom drops its `lazy_static`s (the core's globals) before the thread-locals of its main
 //!   thread, and `JoinHandle::join` returns before the joined thread's thread-locals are dropped.
 //!   The core's per-thread context uses the globals when it is dropped, so a model's body runs on
-//!   a spawned thread, and joined threads are given time to finish with [`settle`].
+//!   a spawned thread, and joined threads are given time to finish with `settle`.
 //! - Loom can order a plain store between the read and the write of another thread's
 //!   read-modify-write (tokio-rs/loom#254), which C11 forbids; code that a model checks must not
 //!   rely on a store being seen by a later read-modify-write of another thread.
