@@ -290,7 +290,9 @@ fn run<T>(
                 let hooks = tx.finish_commit();
                 drop(tx);
                 drop(token);
-                run_hooks(ctx, hooks);
+                if let Some(hooks) = hooks {
+                    run_hooks(ctx, hooks);
+                }
                 return value;
             }
         }
@@ -580,7 +582,7 @@ impl Transaction {
     }
 
     /// A committed value consistent with the rest of the read set; records the read.
-    #[inline]
+    #[inline(always)]
     fn read_committed(&self, st: &mut TxState, var: &VarCore) -> StmResult<u64> {
         let mut backoff = Backoff::new();
         loop {
@@ -1057,7 +1059,7 @@ impl Transaction {
     // ----- commit ------------------------------------------------------------------------
 
     /// Tries to commit; on failure the attempt must be rolled back by the caller.
-    #[inline]
+    #[inline(always)]
     fn commit(&self) -> Result<(), ()> {
         let mut guard = self.state();
         let st: &mut TxState = &mut guard;
@@ -1194,7 +1196,7 @@ impl Transaction {
 
     /// After a commit: clears the attempt, returns its commit hooks.
     #[inline]
-    fn finish_commit(&self) -> Vec<Hook> {
+    fn finish_commit(&self) -> Option<Vec<Hook>> {
         {
             let mut st = self.state();
             if !st.extras {
@@ -1202,10 +1204,10 @@ impl Transaction {
                 // write set).
                 st.reads.clear();
                 self.finished.set(true);
-                return Vec::new();
+                return None;
             }
         }
-        self.finish_commit_slow()
+        Some(self.finish_commit_slow())
     }
 
     #[cold]
@@ -1282,13 +1284,20 @@ impl Drop for Transaction {
     #[inline]
     fn drop(&mut self) {
         if !self.finished.get() {
-            // The closure panicked (or a commit hook did before we cleared): roll back.
-            self.free_allocs();
-            let mut st = self.state();
-            st.on_commit.clear();
-            st.on_abort.clear();
-            self.reset(&mut st);
+            self.roll_back_after_panic();
         }
+    }
+}
+
+impl Transaction {
+    /// The closure panicked (or a commit hook did before we cleared): roll back.
+    #[cold]
+    fn roll_back_after_panic(&self) {
+        self.free_allocs();
+        let mut st = self.state();
+        st.on_commit.clear();
+        st.on_abort.clear();
+        self.reset(&mut st);
     }
 }
 

@@ -162,17 +162,21 @@ impl WriteSet {
 
     #[inline]
     pub(crate) fn clear(&mut self) {
-        if self.entries.len() > INDEX_THRESHOLD {
-            self.index.clear();
+        if self.entries.len() > INDEX_THRESHOLD
+            || !self.ops.is_empty()
+            || !self.publishes.is_empty()
+        {
+            self.clear_side_tables();
         }
         self.entries.clear();
-        if !self.ops.is_empty() {
-            self.ops.clear();
-        }
-        if !self.publishes.is_empty() {
-            self.publishes.clear();
-            self.publish_lists = 0;
-        }
+    }
+
+    #[cold]
+    fn clear_side_tables(&mut self) {
+        self.index.clear();
+        self.ops.clear();
+        self.publishes.clear();
+        self.publish_lists = 0;
     }
 
     /// Adds a commute entry for a variable not yet in the set.
