@@ -20,6 +20,8 @@ mod pool_event;
 pub mod report;
 pub mod rng;
 mod runner;
+#[cfg(feature = "collections")]
+pub mod soak;
 pub mod suite;
 mod workloads;
 pub mod zipf;

@@ -268,6 +268,11 @@ impl<T: Word> TVar<T> {
     /// the variable cannot also be written or commuted in the same transaction. Two transactions
     /// that only publish to the same variable never abort each other.
     ///
+    /// # Panics
+    ///
+    /// If this transaction also writes or commutes the variable, or uses it as a
+    /// transaction-local key ([`set_local`](TVar::set_local)).
+    ///
     /// # Safety
     ///
     /// `op` must not panic (a panic would leave the commit half applied) and must not block. Any
@@ -305,7 +310,9 @@ impl<T: Word> TVar<T> {
     ///
     /// # Panics
     ///
-    /// If this transaction also reads, writes or commutes the variable as a shared one.
+    /// If this transaction also reads, writes or commutes the variable as a shared one (before
+    /// or after), or publishes to it; reads, writes and commutes of the key after `set_local`
+    /// panic too.
     ///
     /// # Examples
     ///

@@ -551,7 +551,14 @@ impl Transaction {
             if let Some(i) = st.writes.find(var) {
                 let pending = st.writes.entries[i].pending;
                 return match pending {
-                    Pending::Write(bits) | Pending::Local(bits) => Ok(bits),
+                    Pending::Write(bits) => Ok(bits),
+                    Pending::Local(_) => {
+                        drop(st);
+                        panic!(
+                            "commute: a TVar used as a transaction-local key (set_local) is also \
+                             read as a shared variable; use a TVar of its own as the key"
+                        )
+                    }
                     // The irrevocable transaction holds the lock: the value word is stable.
                     Pending::Hold => Ok(var.value.load(Ordering::Acquire)),
                     // Publishing operations are invisible to the transaction's own reads.
@@ -859,12 +866,22 @@ impl Transaction {
                 );
                 e.pending = Pending::Local(bits);
             }
-            None => st.writes.push(Entry {
-                var,
-                pending: Pending::Local(bits),
-                drop_old: None,
-                locked_word: 0,
-            }),
+            None => {
+                let addr = var.addr();
+                if st.reads.iter().any(|r| r.var as usize == addr) {
+                    drop(st);
+                    panic!(
+                        "commute: a TVar used as a transaction-local key (set_local) was also \
+                         read as a shared variable; use a TVar of its own as the key"
+                    );
+                }
+                st.writes.push(Entry {
+                    var,
+                    pending: Pending::Local(bits),
+                    drop_old: None,
+                    locked_word: 0,
+                })
+            }
         }
     }
 

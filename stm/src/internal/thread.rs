@@ -222,6 +222,11 @@ impl ThreadCtx {
         if retired.len() >= self.reclaim_at.get() {
             reclaim(&mut retired);
             self.reclaim_at.set(retired.len() + RECLAIM_BATCH);
+            // Values left by threads that exited are swept by whoever reclaims next (unless
+            // another thread is at it): nothing else would ever free them.
+            if let Some(mut orphans) = crate::sync::try_lock(&global().orphans) {
+                reclaim(&mut orphans);
+            }
         }
     }
 

@@ -1,0 +1,208 @@
+//! The structures every soak thread shares, the items and values stored in them (each carries
+//! enough redundancy to be checked for integrity when read back), and the checked pop used by
+//! every consumer.
+
+use commute::{StmResult, TBoundedQueue, TBox, TCounter, TMap, TQueue, TSet, TVar, Transaction};
+
+use super::monitor::Monitor;
+
+/// Bank accounts.
+pub const ACCOUNTS: usize = 64;
+/// Each account's opening balance.
+pub const OPENING_BALANCE: i64 = 1_000;
+/// The bank's total, conserved by every transfer.
+pub const BANK_TOTAL: i64 = ACCOUNTS as i64 * OPENING_BALANCE;
+/// Keys of the map (and of the set) each worker owns: its range is
+/// `index * KEYS_PER_WORKER ..` and only it writes there.
+pub const KEYS_PER_WORKER: u64 = 512;
+/// Shared heap values replaced by the churn.
+pub const BOXES: usize = 16;
+/// Capacity of the bounded queue the workers share.
+pub const BOUNDED_CAPACITY: usize = 64;
+/// Capacity of the blocking producer/consumer pipe.
+pub const PIPE_CAPACITY: usize = 8;
+/// Opening value of every variable of the long transactions.
+pub const LONG_OPENING: i64 = 100;
+
+/// A queued item: its producer, the producer's sequence number, and a heap body derived from
+/// both (so a torn or freed item shows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// The producing thread.
+    pub producer: u32,
+    /// The producer's sequence number: 0, 1, 2, ... in push order.
+    pub seq: u64,
+    body: Vec<u64>,
+}
+
+impl Item {
+    /// The item `seq` of `producer`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_benches::soak::shared::Item;
+    ///
+    /// assert!(Item::new(3, 17).is_intact());
+    /// ```
+    pub fn new(producer: u32, seq: u64) -> Self {
+        let stamp = Self::stamp(producer, seq);
+        Item {
+            producer,
+            seq,
+            body: vec![stamp; 1 + (seq % 4) as usize],
+        }
+    }
+
+    fn stamp(producer: u32, seq: u64) -> u64 {
+        (u64::from(producer) << 48) ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// True if the body still matches the producer and sequence number.
+    pub fn is_intact(&self) -> bool {
+        let stamp = Self::stamp(self.producer, self.seq);
+        self.body.len() == 1 + (self.seq % 4) as usize && self.body.iter().all(|&w| w == stamp)
+    }
+}
+
+/// The heap value stored for `v` (in the map, and with `BOXES` in the boxes): `v` repeated a
+/// number of times that depends on `v`, so sizes vary and corruption shows.
+///
+/// # Examples
+///
+/// ```
+/// use commute_benches::soak::shared::{decode_value, make_value};
+///
+/// assert_eq!(decode_value(&make_value(41, 3)), Some(41));
+/// assert_eq!(decode_value(&[5, 6]), None);
+/// ```
+pub fn make_value(v: u64, spread: u64) -> Vec<u64> {
+    vec![v; 1 + (v % spread) as usize]
+}
+
+/// The `v` of a value made by [`make_value`] with any spread, if the value is intact (all words
+/// equal, non-empty).
+pub fn decode_value(value: &[u64]) -> Option<u64> {
+    let first = *value.first()?;
+    value.iter().all(|&w| w == first).then_some(first)
+}
+
+/// The length [`make_value`] gives `v` with `spread`.
+pub fn value_len(v: u64, spread: u64) -> usize {
+    1 + (v % spread) as usize
+}
+
+/// Spread of map values (1 to 3 words).
+pub const MAP_SPREAD: u64 = 3;
+/// Spread of box values (1 to 64 words).
+pub const BOX_SPREAD: u64 = 64;
+
+/// Everything the soak's threads share.
+#[derive(Debug)]
+pub struct Shared {
+    /// Bank accounts; every transfer conserves their sum.
+    pub accounts: Box<[TVar<i64>]>,
+    /// Committed transfers (a commutative counter).
+    pub transfers: TCounter,
+    /// The unbounded queue; producers are the workers.
+    pub queue: TQueue<Item>,
+    /// Per producer, the sequence number the next pop of its items must find.
+    pub queue_next: Box<[TVar<u64>]>,
+    /// Items pushed to `queue` (commutative adds on one variable).
+    pub queue_pushes: TVar<u64>,
+    /// The bounded queue; producers are the workers.
+    pub bounded: TBoundedQueue<Item>,
+    /// Per producer, the sequence number the next pop of `bounded` must find.
+    pub bounded_next: Box<[TVar<u64>]>,
+    /// The blocking pipe between the pipeline producer and consumer.
+    pub pipe: TBoundedQueue<Item>,
+    /// The map: each worker owns a key range.
+    pub map: TMap<u64, Vec<u64>>,
+    /// Committed map writes (a commutative counter).
+    pub map_writes: TCounter,
+    /// The set: each worker owns a key range.
+    pub set: TSet<u64>,
+    /// Heap values replaced by the churn: box `b` holds `make_value(stamp, BOX_SPREAD)`, where
+    /// `stamp` counts its committed replacements.
+    pub boxes: Box<[TBox<Vec<u64>>]>,
+    /// The largest stamp committed by any push (a general `commute`: `max`); also where
+    /// injected commute panics are planted.
+    pub high_water: TVar<u64>,
+    /// The variables of the long transactions. Short writers move one unit between two of them;
+    /// each long transaction adds one to every one.
+    pub long_vars: Box<[TVar<i64>]>,
+    /// Set at the end, to wake threads blocked in `retry`.
+    pub stop: TVar<bool>,
+}
+
+impl Shared {
+    /// The structures for `producers` producing threads (workers and the pipeline producer)
+    /// and `long_vars` long-transaction variables.
+    pub fn new(producers: usize, long_vars: usize) -> Self {
+        Shared {
+            accounts: (0..ACCOUNTS)
+                .map(|_| TVar::new(OPENING_BALANCE).with_label("account"))
+                .collect(),
+            transfers: TCounter::new().with_label("transfers"),
+            queue: TQueue::new().with_label("queue"),
+            queue_next: (0..producers).map(|_| TVar::new(0)).collect(),
+            queue_pushes: TVar::new(0).with_label("queue pushes"),
+            bounded: TBoundedQueue::with_capacity(BOUNDED_CAPACITY),
+            bounded_next: (0..producers).map(|_| TVar::new(0)).collect(),
+            pipe: TBoundedQueue::with_capacity(PIPE_CAPACITY),
+            map: TMap::new().with_label("map"),
+            map_writes: TCounter::new().with_label("map writes"),
+            set: TSet::new().with_label("set"),
+            boxes: (0..BOXES)
+                .map(|_| TBox::new(make_value(0, BOX_SPREAD)).with_label("box"))
+                .collect(),
+            high_water: TVar::new(0).with_label("high water"),
+            long_vars: (0..long_vars)
+                .map(|_| TVar::new(LONG_OPENING).with_label("long"))
+                .collect(),
+            stop: TVar::new(false),
+        }
+    }
+
+    /// The sum of the long variables after `long_commits` long transactions.
+    pub fn long_sum(&self, long_commits: u64) -> i64 {
+        let n = self.long_vars.len() as i64;
+        n * LONG_OPENING + n * long_commits as i64
+    }
+}
+
+/// Pops one item and checks it against its producer's next sequence number (inside the
+/// attempt: every attempt sees a consistent state, so a mismatch is a real violation): the
+/// check that every item is consumed exactly once and in each producer's order.
+///
+/// # Errors
+///
+/// As for the queue's pop.
+pub fn pop_checked(
+    tx: &Transaction,
+    pop: impl FnOnce(&Transaction) -> StmResult<Option<Item>>,
+    next: &[TVar<u64>],
+    monitor: &Monitor,
+    slot: usize,
+) -> StmResult<Option<Item>> {
+    let Some(item) = pop(tx)? else {
+        return Ok(None);
+    };
+    let Some(want) = next.get(item.producer as usize) else {
+        monitor.check(slot, false, || {
+            format!("popped an item of no producer: {item:?}")
+        });
+        return Ok(Some(item));
+    };
+    let expected = want.read(tx)?;
+    monitor.check(slot, item.seq == expected && item.is_intact(), || {
+        format!(
+            "producer {}: popped item {} (intact: {}) where {expected} was next",
+            item.producer,
+            item.seq,
+            item.is_intact()
+        )
+    });
+    want.write(tx, expected.max(item.seq + 1));
+    Ok(Some(item))
+}

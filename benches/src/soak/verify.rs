@@ -1,0 +1,250 @@
+//! The checks after every soak thread has stopped: drain the queues, then compare every
+//! structure with the models rebuilt from the threads' logs of committed transactions.
+
+use std::collections::{HashMap, HashSet};
+
+use commute::{StmResult, Transaction, atomically};
+
+use super::monitor::Monitor;
+use super::shared::{
+    self, BANK_TOTAL, BOUNDED_CAPACITY, BOX_SPREAD, Item, MAP_SPREAD, Shared, make_value,
+};
+use super::{Finished, WorkerLog};
+
+/// The checks after every thread has stopped: drain the queues, then compare every structure
+/// with the models rebuilt from the logs.
+pub(crate) fn final_checks(shared: &Shared, monitor: &Monitor, main: usize, done: &Finished) {
+    let logs = &done.logs;
+    let sum = |f: fn(&WorkerLog) -> u64| logs.iter().map(f).sum::<u64>();
+
+    // Bank.
+    let total = atomically(|tx| {
+        let mut total = 0;
+        for account in shared.accounts.iter() {
+            total += account.read(tx)?;
+        }
+        Ok(total)
+    });
+    monitor.check_shared(total == BANK_TOTAL, || {
+        format!("bank: the accounts sum to {total}, not {BANK_TOTAL}")
+    });
+    let transfers = sum(|l| l.transfers);
+    let counted = shared.transfers.load();
+    monitor.check_shared(counted == transfers as i64, || {
+        format!("bank: the transfers counter reads {counted}, the logs say {transfers}")
+    });
+    println!(
+        "soak: bank: {} accounts, total {total} (conserved: {}); {transfers} transfers, \
+         counter exact: {}",
+        shared.accounts.len(),
+        total == BANK_TOTAL,
+        counted == transfers as i64
+    );
+
+    // Unbounded queue: drain, then every producer's items must all have been popped.
+    let drained = drain(|tx| {
+        shared::pop_checked(
+            tx,
+            |tx| shared.queue.pop(tx),
+            &shared.queue_next,
+            monitor,
+            main,
+        )
+    });
+    let pushed = sum(|l| l.queue_pushed);
+    let popped = sum(|l| l.queue_popped) + drained;
+    let mut ok = true;
+    for (p, log) in logs.iter().enumerate() {
+        let next = shared.queue_next[p].load();
+        ok &= next == log.queue_pushed;
+        monitor.check_shared(next == log.queue_pushed, || {
+            format!(
+                "queue: producer {p} pushed {} items, {next} were consumed",
+                log.queue_pushed
+            )
+        });
+    }
+    let adds = shared.queue_pushes.load();
+    ok &= popped == pushed && adds == pushed;
+    monitor.check_shared(popped == pushed && adds == pushed, || {
+        format!("queue: {pushed} pushed (counter {adds}), {popped} popped")
+    });
+    println!(
+        "soak: queue: {pushed} items from {} producers, {popped} consumed ({drained} at the \
+         end); every producer's items all consumed, push counter exact: {ok}",
+        logs.len(),
+    );
+
+    // Bounded queue: the same, then the capacity must be whole again.
+    let drained = drain(|tx| {
+        shared::pop_checked(
+            tx,
+            |tx| shared.bounded.pop(tx),
+            &shared.bounded_next,
+            monitor,
+            main,
+        )
+    });
+    let pushed = sum(|l| l.bounded_pushed);
+    let popped = sum(|l| l.bounded_popped) + drained;
+    let mut ok = popped == pushed;
+    for (p, log) in logs.iter().enumerate() {
+        let next = shared.bounded_next[p].load();
+        ok &= next == log.bounded_pushed;
+        monitor.check_shared(next == log.bounded_pushed, || {
+            format!(
+                "bounded queue: producer {p} pushed {} items, {next} were consumed",
+                log.bounded_pushed
+            )
+        });
+    }
+    monitor.check_shared(popped == pushed, || {
+        format!("bounded queue: {pushed} pushed, {popped} popped")
+    });
+    let accepted = (0..=BOUNDED_CAPACITY as u64)
+        .take_while(|&i| shared.bounded.atomic().try_push(Item::new(0, i)).is_ok())
+        .count();
+    monitor.check_shared(accepted == BOUNDED_CAPACITY, || {
+        format!(
+            "bounded queue: empty, it took {accepted} items, not its capacity {BOUNDED_CAPACITY}"
+        )
+    });
+    while let Some(item) = shared.bounded.atomic().pop() {
+        monitor.check_shared(item.is_intact(), || format!("bounded queue: torn {item:?}"));
+    }
+    println!(
+        "soak: bounded queue: {pushed} items, {popped} consumed ({drained} at the end); every \
+         producer's items all consumed: {ok}; capacity whole again: {}",
+        accepted == BOUNDED_CAPACITY
+    );
+
+    // Pipe: what is left continues the consumer's sequence.
+    let mut next = done.pipe_popped;
+    while let Some(item) = shared.pipe.atomic().pop() {
+        monitor.check_shared(item.seq == next && item.is_intact(), || {
+            format!("pipe: item {} left where {next} was next", item.seq)
+        });
+        next += 1;
+    }
+    monitor.check_shared(next == done.pipe_pushed, || {
+        format!(
+            "pipe: {} pushed, {} popped and {} left",
+            done.pipe_pushed,
+            done.pipe_popped,
+            next - done.pipe_popped
+        )
+    });
+    println!(
+        "soak: pipe: {} items through a blocking queue of {}, in order, none lost: {}",
+        done.pipe_pushed,
+        shared.pipe.capacity(),
+        next == done.pipe_pushed
+    );
+
+    // Map and set against the union of the owners' logs.
+    let model: HashMap<u64, Vec<u64>> = logs
+        .iter()
+        .flat_map(|l| l.map.iter().map(|(&k, &v)| (k, make_value(v, MAP_SPREAD))))
+        .collect();
+    let found: HashMap<u64, Vec<u64>> = shared.map.atomic().iter().into_iter().collect();
+    let len = shared.map.atomic().len();
+    monitor.check_shared(found == model && len == model.len(), || {
+        let missing = model.keys().filter(|k| !found.contains_key(k)).count();
+        let extra = found.keys().filter(|k| !model.contains_key(k)).count();
+        let differ = model
+            .iter()
+            .filter(|(k, v)| found.get(k).is_some_and(|f| f != *v))
+            .count();
+        format!(
+            "map: {missing} keys missing, {extra} extra, {differ} with other values, len {len} \
+             for {} keys",
+            model.len()
+        )
+    });
+    let writes = sum(|l| l.map_writes);
+    let counted = shared.map_writes.load();
+    monitor.check_shared(counted == writes as i64, || {
+        format!("map: the writes counter reads {counted}, the logs say {writes}")
+    });
+    let set_model: HashSet<u64> = logs.iter().flat_map(|l| l.set.iter().copied()).collect();
+    let set_found: HashSet<u64> = shared.set.atomic().iter().into_iter().collect();
+    let set_len = shared.set.atomic().len();
+    monitor.check_shared(set_found == set_model && set_len == set_model.len(), || {
+        format!(
+            "set: {} keys (len {set_len}), the logs say {}",
+            set_found.len(),
+            set_model.len()
+        )
+    });
+    println!(
+        "soak: map: {} keys equal to the model from {} logs: {}; {writes} writes, counter \
+         exact: {}; set: {} keys equal to the model: {}",
+        found.len(),
+        logs.len(),
+        found == model,
+        counted == writes as i64,
+        set_found.len(),
+        set_found == set_model
+    );
+
+    // Heap values: each box's stamp counts its committed replacements.
+    let mut boxes_ok = true;
+    for (b, boxed) in shared.boxes.iter().enumerate() {
+        let writes: u64 = logs.iter().map(|l| l.box_writes[b]).sum();
+        let value = boxed.load();
+        let ok = value == make_value(writes, BOX_SPREAD);
+        boxes_ok &= ok;
+        monitor.check_shared(ok, || {
+            format!(
+                "box {b}: holds {} words starting {:?}, the logs say {writes} replacements",
+                value.len(),
+                value.first()
+            )
+        });
+    }
+    let replacements: u64 = logs.iter().flat_map(|l| &l.box_writes).sum();
+    let pipe_stamp = done
+        .pipe_pushed
+        .checked_sub(1)
+        .map_or(0, |last| (last << 8) | u64::from(u32::MAX));
+    let high = logs
+        .iter()
+        .map(|l| l.high_water)
+        .max()
+        .unwrap_or(0)
+        .max(pipe_stamp);
+    let high_found = shared.high_water.load();
+    monitor.check_shared(high_found == high, || {
+        format!("high water: {high_found}, the logs say {high}")
+    });
+    println!(
+        "soak: heap values: {replacements} replacements of {} boxes, each equal to its log: \
+         {boxes_ok}; commuted high-water mark exact: {}",
+        shared.boxes.len(),
+        high_found == high
+    );
+
+    // Long transactions: every unit conserved, one added per long commit.
+    if let Some(long) = &done.long {
+        let sum: i64 = atomically(|tx| {
+            let mut sum = 0;
+            for var in shared.long_vars.iter() {
+                sum += var.read(tx)?;
+            }
+            Ok(sum)
+        });
+        let want = shared.long_sum(long.committed);
+        monitor.check_shared(sum == want, || {
+            format!("long variables sum to {sum}, not {want}")
+        });
+    }
+}
+
+/// Pops with `pop` until it finds nothing; returns how many it popped.
+fn drain(mut pop: impl FnMut(&Transaction) -> StmResult<Option<Item>>) -> u64 {
+    let mut drained = 0;
+    while atomically(&mut pop).is_some() {
+        drained += 1;
+    }
+    drained
+}
