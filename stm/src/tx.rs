@@ -1341,7 +1341,7 @@ impl Drop for LockGuard<'_> {
 }
 
 /// Commit phase 1: lock every written variable, in address order.
-#[inline]
+#[inline(always)]
 fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<u64, *const VarCore> {
     let mut newest = 0;
     for i in 0..locks.entries.len() {
@@ -1377,7 +1377,7 @@ fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<u64, *const VarCore> {
 
 /// Commit phase 2: every read must still show the version it had (our own locks keep the
 /// pre-lock version in the word).
-#[inline]
+#[inline(always)]
 fn validate_reads(reads: &[ReadEntry], locked: &[Entry]) -> Result<(), *const VarCore> {
     for r in reads {
         let word = r.var().lock.load(clock::SC_LOAD);
@@ -1396,7 +1396,7 @@ fn validate_reads(reads: &[ReadEntry], locked: &[Entry]) -> Result<(), *const Va
 }
 
 /// Commit phase 3: commuted values from the latest committed values (which our locks freeze).
-#[inline]
+#[inline(always)]
 fn compute_values(entries: &mut [Entry], ops: &[OpList]) {
     for e in entries.iter_mut() {
         if let Pending::Commute(i) = e.pending {
@@ -1408,7 +1408,7 @@ fn compute_values(entries: &mut [Entry], ops: &[OpList]) {
 
 /// Commit phase 4: store the values, unlock at version `wv`, wake `retry` waiters. Returns the
 /// heap values the commit replaced.
-#[inline]
+#[inline(always)]
 fn write_back(
     entries: &[Entry],
     publishes: &[(u32, PublishOp)],
