@@ -1207,8 +1207,16 @@ impl Transaction {
     /// Called with no state borrow held: dropping a value may drop variables, and a variable's
     /// drop purges it from the running attempt's sets.
     fn free_allocs(&self) {
-        let allocs = core::mem::take(&mut self.state().allocs);
-        free_all(allocs);
+        let mut allocs = core::mem::take(&mut self.state().allocs);
+        if allocs.is_empty() {
+            return;
+        }
+        free_all(allocs.drain(..));
+        // Hand the (empty) buffer back so the next attempt does not allocate one.
+        let mut st = self.state();
+        if st.allocs.is_empty() {
+            st.allocs = allocs;
+        }
     }
 
     /// After a commit: clears the attempt, returns its commit hooks.
@@ -1232,7 +1240,7 @@ impl Transaction {
         // Frees happen with no state borrow held: dropping a value may drop variables, and a
         // variable's drop looks at the running attempt's state.
         self.free_allocs();
-        let (hooks, retired) = {
+        let (hooks, mut retired) = {
             let mut st = self.state();
             let hooks = core::mem::take(&mut st.on_commit);
             let retired = core::mem::take(&mut st.retired_by_commit);
@@ -1240,7 +1248,9 @@ impl Transaction {
             (hooks, retired)
         };
         if !retired.is_empty() {
-            self.ctx().retire(retired.into_iter());
+            self.ctx().retire(retired.drain(..));
+            // Hand the (empty) buffer back so the next commit does not allocate one.
+            self.state().retired_by_commit = retired;
         }
         hooks
     }
@@ -1490,7 +1500,7 @@ fn take_unpublished(st: &mut TxState) -> Vec<(u64, DropFn)> {
     allocs
 }
 
-fn free_all(allocs: Vec<(u64, DropFn)>) {
+fn free_all(allocs: impl IntoIterator<Item = (u64, DropFn)>) {
     for (bits, drop_fn) in allocs {
         // SAFETY: allocated by this attempt, never published (no committed variable holds it),
         // and the closure that could borrow it has returned.
