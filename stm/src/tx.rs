@@ -595,7 +595,7 @@ impl Transaction {
         loop {
             match var.snapshot() {
                 Snapshot::Value { bits, version } => {
-                    if version > self.rv.get() {
+                    if version > self.rv.get() && !clock::written_by(version, self.ctx().tag) {
                         if let Err(e) = self.extend(st, version) {
                             if self.profiling {
                                 self.involve_other_changes(st, Some(var));
@@ -776,7 +776,10 @@ impl Transaction {
     /// commute_stm::atomically(|tx| tx.observe_version(0));
     /// ```
     pub fn observe_version(&self, version: u64) -> StmResult<()> {
-        if version <= self.rv.get() || self.irrevocable {
+        if version <= self.rv.get()
+            || self.irrevocable
+            || clock::written_by(version, self.ctx().tag)
+        {
             return Ok(());
         }
         let mut st = self.state();
@@ -1086,7 +1089,7 @@ impl Transaction {
             if !st.retire_on_commit.is_empty() {
                 // Nothing was unlinked by this commit, so values retired here are unreachable
                 // to anyone who starts from now on: retire them at the next clock value.
-                let version = clock::write_version(0);
+                let version = clock::write_version(0, self.ctx().tag);
                 st.retired_by_commit = st
                     .retire_on_commit
                     .drain(..)
@@ -1116,7 +1119,7 @@ impl Transaction {
                 return Err(());
             }
         };
-        let wv = clock::write_version(newest_locked);
+        let wv = clock::write_version(newest_locked, self.ctx().tag);
         // Always validate: the clock does not count commits, so "nobody committed since we
         // began" cannot be read off it.
         if let Err(var) = validate_reads(&st.reads, locks.entries) {
@@ -1138,12 +1141,6 @@ impl Transaction {
         };
         locks.held = 0; // unlocked by write_back
         drop(locks);
-        if !st.reads.is_empty() {
-            // A transaction that read before it wrote (a read-modify-write) is likely to be
-            // followed by reads of what it wrote: move the clock past it now, once, so those
-            // reads need no extension. Commute-only and blind writers leave the clock alone.
-            clock::advance_to(wv);
-        }
         if st.extras || replaced_heap_values {
             let to_retire = st
                 .retire_on_commit
@@ -1175,7 +1172,7 @@ impl Transaction {
             .map(|e| version_of(e.locked_word))
             .max()
             .unwrap_or(0);
-        let wv = clock::write_version(newest_locked);
+        let wv = clock::write_version(newest_locked, self.ctx().tag);
         let writer = self.profiling.then_some(self.site);
         let mut retired = Vec::new();
         write_back(

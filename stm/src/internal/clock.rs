@@ -21,6 +21,15 @@
 //! committers whose validations could both miss each other's locks: the store-buffering shape)
 //! needs validation loads to be sequentially consistent too.
 //!
+//! Own writes: a version's low bits name the thread that committed it. A transaction that
+//! meets a version above its read version, but written by its own thread, accepts it without
+//! extension: that commit finished before the transaction began, and the variable still shows
+//! its version, so the value is the one the variable had when the transaction began — exactly
+//! what a read at `rv` promises. So a thread that keeps updating its own data (a counter
+//! shard, its own keys of a map) never touches the clock at all. (Registry slots are reused
+//! only after their thread exited, so a tag also covers the slot's earlier owners, whose commits
+//! all finished before.)
+//!
 //! So: lock CASes, clock accesses and lock-word loads on the read and validation paths are
 //! `SeqCst` (on x86 these compile to the same instructions as acquire/release: the CAS is a
 //! locked instruction anyway, loads are plain moves). Loom does not model `SeqCst` accesses (it
@@ -76,13 +85,34 @@ pub(crate) fn begin() -> u64 {
     rv
 }
 
+/// Versions carry the committing thread's tag in their low bits (see "Own writes" in the
+/// module doc); the count is above them.
+pub(crate) const TAG_BITS: u32 = 10;
+const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
+/// The tag of threads that get none (more than `TAG_MASK` threads alive at once).
+pub(crate) const NO_TAG: u64 = 0;
+
+/// The tag of the thread whose registry slot is `slot`: `NO_TAG` when slots run out.
+pub(crate) fn tag_for_slot(slot: usize) -> u64 {
+    let tag = slot as u64 + 1;
+    if tag <= TAG_MASK { tag } else { NO_TAG }
+}
+
+/// True if `version` was written by a commit of the thread tagged `tag` (or of a thread that
+/// held its registry slot before it): such a commit finished before anything that thread runs
+/// now began.
+#[inline(always)]
+pub(crate) fn written_by(version: u64, tag: u64) -> bool {
+    tag != NO_TAG && version & TAG_MASK == tag
+}
+
 /// A committer's write version; call after every write lock is held. `newest_locked` is the
-/// highest pre-lock version among the locked variables.
+/// highest pre-lock version among the locked variables, `tag` the committing thread's.
 #[inline]
-pub(crate) fn write_version(newest_locked: u64) -> u64 {
+pub(crate) fn write_version(newest_locked: u64, tag: u64) -> u64 {
     loom_fence();
     let c = clock().load(SC_LOAD);
-    c.max(newest_locked) + 1
+    (((c.max(newest_locked) >> TAG_BITS) + 1) << TAG_BITS) | tag
 }
 
 /// Moves the clock up to at least `version`; returns the clock's value afterwards.

@@ -113,6 +113,8 @@ pub(crate) fn global() -> &'static Globals {
 /// The per-thread context: slot, scratch buffers for transactions, retired values.
 pub(crate) struct ThreadCtx {
     pub(crate) slot: Arc<Slot>,
+    /// The tag in the low bits of the versions this thread's commits write (see `clock.rs`).
+    pub(crate) tag: u64,
     pub(crate) in_tx: Cell<bool>,
     /// Nesting depth of non-transactional pinned loads (`TBox::load_with`).
     load_pins: Cell<u32>,
@@ -141,12 +143,13 @@ impl ThreadCtx {
     fn new() -> Self {
         let g = global();
         let mut slots = crate::sync::lock(&g.slots);
-        let slot = match slots.iter().find(|s| {
+        let free = slots.iter().position(|s| {
             s.in_use
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
-        }) {
-            Some(s) => s.clone(),
+        });
+        let (index, slot) = match free {
+            Some(i) => (i, slots[i].clone()),
             None => {
                 let s = Arc::new(Slot {
                     pin: AtomicU64::new(UNPINNED),
@@ -155,13 +158,14 @@ impl ThreadCtx {
                     profile: ProfileCell::default(),
                 });
                 slots.push(s.clone());
-                s
+                (slots.len() - 1, s)
             }
         };
         drop(slots);
         let seed = slot.as_ref() as *const Slot as u64;
         ThreadCtx {
             slot,
+            tag: crate::internal::clock::tag_for_slot(index),
             in_tx: Cell::new(false),
             load_pins: Cell::new(0),
             state: RefCell::new(TxState::default()),
