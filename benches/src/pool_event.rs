@@ -30,7 +30,8 @@ pub(crate) fn run_cell<E: TxEvent>(
     let (mut ops, mut commits, mut aborts) = (0, 0, 0);
     let mut busy = Duration::ZERO;
     let started = Instant::now();
-    while started.elapsed() < duration {
+    // At least one batch, however short the cell.
+    while ops == 0 || started.elapsed() < duration {
         let mut pool = TaskPool::new().with_threads(threads);
         for i in 0..BATCH {
             let state = state.clone();

@@ -90,10 +90,15 @@ fn work<S: Subject>(
     let peer_before = crate::peer::counters();
     start.wait();
     let mut ops = 0;
-    while !stop.load(Ordering::Relaxed) {
+    // At least one batch, even if the stop came before this worker was scheduled (a loaded
+    // machine, very short cells): every cell measures something.
+    loop {
         for _ in 0..BATCH {
             ops += subject.op(&mut worker);
             worker.seq += 1;
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
         }
     }
     let end = Instant::now();
