@@ -94,7 +94,12 @@ fn the_profiler_names_the_hot_variable_and_loses_no_record() {
     if report.aborts > 0 {
         let (key, _) = report.entries()[0];
         assert_eq!(key.var_label, Some("counter"));
-        assert_eq!(key.kind, ConflictKind::WriteWrite);
+        // A read-modify-write loses either at validation (write-write) or, more rarely, to a
+        // lock held by the other committer (lock busy): which one comes first is timing.
+        assert!(
+            matches!(key.kind, ConflictKind::WriteWrite | ConflictKind::LockBusy),
+            "{key:?}"
+        );
     }
     assert_eq!(counter.load(), 60_000);
 
