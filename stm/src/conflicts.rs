@@ -90,13 +90,14 @@ pub(crate) struct Profile {
 }
 
 impl Profile {
-    fn merge_into(&self, report: &mut ConflictReport) {
-        report.commits += self.commits;
-        report.aborts += self.aborts;
-        report.time_committed += self.time_committed;
-        report.time_aborted += self.time_aborted;
-        for (key, cost) in &self.entries {
-            let e = report.by_key.entry(*key).or_default();
+    /// Adds another profile's counts to this one.
+    fn add(&mut self, other: &Profile) {
+        self.commits += other.commits;
+        self.aborts += other.aborts;
+        self.time_committed += other.time_committed;
+        self.time_aborted += other.time_aborted;
+        for (key, cost) in &other.entries {
+            let e = self.entries.entry(*key).or_default();
             e.aborts += cost.aborts;
             e.time_lost += cost.time_lost;
         }
@@ -134,20 +135,7 @@ impl ProfileCell {
 
     /// Adds another profile (of a thread that exited) to this one.
     pub(crate) fn absorb(&self, other: Profile) {
-        let mut p = crate::sync::lock(&self.0);
-        p.commits += other.commits;
-        p.aborts += other.aborts;
-        p.time_committed += other.time_committed;
-        p.time_aborted += other.time_aborted;
-        for (key, cost) in other.entries {
-            let e = p.entries.entry(key).or_default();
-            e.aborts += cost.aborts;
-            e.time_lost += cost.time_lost;
-        }
-    }
-
-    fn merge_into(&self, report: &mut ConflictReport) {
-        crate::sync::lock(&self.0).merge_into(report);
+        crate::sync::lock(&self.0).add(&other);
     }
 }
 
@@ -255,10 +243,22 @@ pub fn reset() {
 /// assert!(report.entries().iter().all(|(_, cost)| cost.aborts > 0));
 /// ```
 pub fn report() -> ConflictReport {
-    let mut report = ConflictReport::default();
-    crate::internal::thread::for_each_profile(|cell| cell.merge_into(&mut report));
-    report.sort();
-    report
+    let mut total = Profile::default();
+    crate::internal::thread::for_each_profile(|cell| total.add(&crate::sync::lock(&cell.0)));
+    let mut sorted: Vec<_> = total.entries.into_iter().collect();
+    sorted.sort_by(|a, b| {
+        b.1.time_lost
+            .cmp(&a.1.time_lost)
+            .then(b.1.aborts.cmp(&a.1.aborts))
+            .then_with(|| a.0.aborted_at.line().cmp(&b.0.aborted_at.line()))
+    });
+    ConflictReport {
+        commits: total.commits,
+        aborts: total.aborts,
+        time_committed: total.time_committed,
+        time_aborted: total.time_aborted,
+        sorted,
+    }
 }
 
 /// An aggregated conflict report. `Display` prints the totals, then the costliest conflicts
@@ -278,21 +278,10 @@ pub struct ConflictReport {
     pub time_committed: Duration,
     /// Time spent in attempts that were rolled back.
     pub time_aborted: Duration,
-    by_key: HashMap<ConflictKey, ConflictCost>,
     sorted: Vec<(ConflictKey, ConflictCost)>,
 }
 
 impl ConflictReport {
-    fn sort(&mut self) {
-        self.sorted = self.by_key.iter().map(|(k, c)| (*k, *c)).collect();
-        self.sorted.sort_by(|a, b| {
-            b.1.time_lost
-                .cmp(&a.1.time_lost)
-                .then(b.1.aborts.cmp(&a.1.aborts))
-                .then_with(|| a.0.aborted_at.line().cmp(&b.0.aborted_at.line()))
-        });
-    }
-
     /// The conflicts, most time lost first.
     ///
     /// # Examples
