@@ -29,7 +29,7 @@ use crate::{StmResult, TMap, Transaction, atomically};
 /// assert!(online.atomic().contains("grace"));
 /// assert_eq!(online.atomic().len(), 1);
 /// ```
-pub struct TSet<T, S = ahash::RandomState> {
+pub struct TSet<T: 'static, S = ahash::RandomState> {
     map: TMap<T, (), S>,
 }
 

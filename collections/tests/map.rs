@@ -723,3 +723,47 @@ fn a_rolled_back_insert_leaves_nothing_behind() {
     assert_eq!(map.atomic().len(), 1);
     reclaim_until(&LIVE, 1);
 }
+
+#[test]
+fn a_panicking_clone_leaves_the_map_unchanged_and_leaks_nothing() {
+    static LIVE: AtomicIsize = AtomicIsize::new(0);
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    /// A value whose clone panics for id 13 once armed (a bucket copy then stops half way).
+    struct Fragile(Tracked);
+    impl Clone for Fragile {
+        fn clone(&self) -> Self {
+            let armed = ARMED.load(Ordering::Relaxed);
+            assert!(!armed || self.0.id != 13, "cloning value 13");
+            Fragile(self.0.clone())
+        }
+    }
+    // One root slot and buckets of 8: the eight keys share one bucket.
+    let map: TMap<u32, Fragile> = TMap::with_config(1, 2, 8);
+    for k in 0..8 {
+        map.atomic().insert(k, Fragile(Tracked::new(&LIVE, 10 + k)));
+    }
+    let ids = |map: &TMap<u32, Fragile>| {
+        let mut ids = Vec::new();
+        atomically(|tx| {
+            ids.clear();
+            map.for_each(tx, |k, v| ids.push((*k, v.0.id)))
+        });
+        ids.sort();
+        ids
+    };
+    let before = ids(&map);
+    ARMED.store(true, Ordering::Relaxed);
+    for k in [0, 5, 7] {
+        let update = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            map.atomic().insert(k, Fragile(Tracked::new(&LIVE, 99)))
+        }));
+        assert!(update.is_err(), "copying the bucket clones value 13");
+        let removal =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map.atomic().remove(&k)));
+        assert!(removal.is_err(), "so does removing a neighbour");
+    }
+    assert_eq!(ids(&map), before);
+    reclaim_until(&LIVE, 8);
+    drop(map);
+    reclaim_until(&LIVE, 0);
+}

@@ -56,4 +56,4 @@ pub use internal::thread::reclaim_retired;
 pub use tbox::TBox;
 pub use tvar::TVar;
 pub use tx::{IRREVOCABLE_AFTER, StmError, StmResult, Transaction, atomically, in_transaction};
-pub use word::{Integer, Word};
+pub use word::{Integer, OwnedWord, Word};

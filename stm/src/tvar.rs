@@ -6,7 +6,7 @@ use core::panic::Location;
 
 use crate::internal::var::{Origin, VarCore};
 use crate::tx::{StmResult, Transaction};
-use crate::word::{Integer, Word};
+use crate::word::{Integer, OwnedWord, Word};
 
 /// A transactional variable holding one machine word (`T: `[`Word`]).
 ///
@@ -299,6 +299,41 @@ impl<T: Word> TVar<T> {
             &self.core,
             std::rc::Rc::new(move |bits, version| op(T::from_bits(bits), version).into_bits()),
         );
+    }
+
+    /// Low-level: writes `value`, which owns heap memory, as [`TBox`](crate::TBox) writes its
+    /// boxes: if the attempt rolls back, or a later write of the same attempt replaces `value`
+    /// before the commit, `value` is freed with the attempt; the value a commit replaces is freed
+    /// once no running transaction can still read it.
+    ///
+    /// Readers that follow the pointer must call [`Transaction::pin`] first.
+    ///
+    /// # Safety
+    ///
+    /// `value` must be owned by nothing else (freshly allocated by this attempt, or an "empty"
+    /// value that owns nothing), and every value this variable holds must be one written with
+    /// `write_owned` or given to [`new`](TVar::new): the commit frees the value it replaces, so
+    /// nothing else may free it or keep a pointer into it.
+    ///
+    /// # Examples
+    ///
+    /// See [`OwnedWord`].
+    pub unsafe fn write_owned(&self, tx: &Transaction, value: T)
+    where
+        T: OwnedWord,
+    {
+        /// Frees an owned word given as bits.
+        ///
+        /// # Safety
+        ///
+        /// `bits` come from `into_bits` of an owned value that nothing else frees.
+        unsafe fn free_bits<T: OwnedWord>(bits: u64) {
+            // SAFETY: forwarded from the caller.
+            unsafe { T::from_bits(bits).free() }
+        }
+        let bits = value.into_bits();
+        tx.track_alloc(bits, free_bits::<T>);
+        tx.write_word(&self.core, bits, Some(free_bits::<T>));
     }
 
     /// Low-level: sets a transaction-local value keyed by this variable.

@@ -31,6 +31,68 @@ pub unsafe trait Word: Copy + 'static {
     fn from_bits(bits: u64) -> Self;
 }
 
+/// A [`Word`] that owns heap memory, such as a (possibly tagged) pointer to a node a
+/// collection allocated: [`TVar::write_owned`](crate::TVar::write_owned) frees replaced values
+/// once no transaction can read them, as [`TBox`](crate::TBox) does for its boxes.
+///
+/// Low-level: for collections that lay out their own nodes (commute's `TMap` does).
+///
+/// # Safety
+///
+/// Besides [`Word`]'s promises: [`free`](OwnedWord::free) must release exactly what the value
+/// owns, and must accept every value that is ever written with `write_owned` (including any
+/// "empty" value, for which it does nothing).
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{atomically, OwnedWord, TVar, Word};
+///
+/// /// A boxed `u64`, or null.
+/// #[derive(Clone, Copy)]
+/// struct Owned(*mut u64);
+///
+/// // SAFETY: a thin pointer round-trips through `u64`.
+/// unsafe impl Word for Owned {
+///     fn into_bits(self) -> u64 {
+///         self.0 as usize as u64
+///     }
+///     fn from_bits(bits: u64) -> Self {
+///         Owned(bits as usize as *mut u64)
+///     }
+/// }
+///
+/// // SAFETY: frees the box, if any.
+/// unsafe impl OwnedWord for Owned {
+///     unsafe fn free(self) {
+///         if !self.0.is_null() {
+///             // SAFETY: the pointer came from `Box::into_raw` and is freed once.
+///             drop(unsafe { Box::from_raw(self.0) });
+///         }
+///     }
+/// }
+///
+/// let v = TVar::new(Owned(core::ptr::null_mut()));
+/// atomically(|tx| {
+///     // SAFETY: a fresh box that nothing else owns.
+///     unsafe { v.write_owned(tx, Owned(Box::into_raw(Box::new(7)))) };
+///     Ok(())
+/// });
+/// // SAFETY: no transaction runs; the value is read once and freed once.
+/// unsafe {
+///     assert_eq!(*v.load().0, 7);
+///     v.into_inner().free();
+/// }
+/// ```
+pub unsafe trait OwnedWord: Word {
+    /// Releases what the value owns.
+    ///
+    /// # Safety
+    ///
+    /// Called at most once per owned value, when nothing can reach it any more.
+    unsafe fn free(self);
+}
+
 /// An integer [`Word`] that supports commutative, wrapping addition
 /// ([`TVar::add`](crate::TVar::add)).
 ///

@@ -54,7 +54,7 @@ fn default_hasher() -> ahash::RandomState {
 /// assert_eq!(sessions.atomic().get(&1).as_deref(), Some("ada"));
 /// assert_eq!(sessions.atomic().len(), 2);
 /// ```
-pub struct TMap<K, V, S = ahash::RandomState> {
+pub struct TMap<K: 'static, V: 'static, S = ahash::RandomState> {
     raw: RawTrie<K, V>,
     len: TCounter,
     hash_builder: S,

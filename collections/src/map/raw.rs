@@ -1,12 +1,19 @@
 //! The split-bucket hash trie under `TMap`: node layout and the transactional walk.
 //!
-//! Every slot of the trie is its own `TBox<Node>`, so transactions conflict only on the slots
-//! they really touch. A node is either
+//! Every slot of the trie is its own `TVar` holding a [`NodeRef`], so transactions conflict only
+//! on the slots they really touch. A slot holds one of
 //!
-//! - a **leaf**: a small vector of entries (hash, key, value), replaced copy-on-write as a whole
-//!   by every update of one of its keys; or
-//! - an **inner node**: `inner_slots` child slots (a power of two), indexed by the next
-//!   `inner_bits` bits of the key's hash.
+//! - **empty**: the null word; an empty leaf costs no allocation;
+//! - a **leaf**: one allocation holding its length and its entries (hash, key, value) inline,
+//!   exactly as many as it has, replaced copy-on-write as a whole by every update of one of its
+//!   keys; or
+//! - an **inner node**: one cache-line-aligned allocation of `inner_slots` child slots (a power
+//!   of two) inline, indexed by the next `inner_bits` bits of the key's hash.
+//!
+//! Nodes are laid out by hand so that a walk costs one dependent load per level (the slot, inline
+//! in its parent) plus one for the leaf, whose entries sit right after its length. The slot's
+//! word tags the kind: 0 is empty, a set low bit marks an inner node (whose width, as `log2`, sits
+//! in bits 1 to 5: inner nodes are 64-byte aligned), anything else is a leaf.
 //!
 //! The root is a fixed array of `root_slots` slots indexed by the hash's low `root_bits` bits;
 //! level *d* below it uses bits `root_bits + (d - 1) * inner_bits ..` upwards (the layout of a
@@ -27,13 +34,18 @@
 //! When the hash bits are used up (`shift + inner_bits > 64`, only for keys whose whole 64-bit
 //! hashes collide) a leaf just grows past its capacity.
 //!
-//! Memory: replaced leaves (and subtrees replaced by `clear`) are retired by the core's `TBox`
-//! and freed once no transaction can read them. Leaves emptied by removals are kept (they are
-//! small), so the trie's shape is bounded by the largest size the map had, not by its history.
+//! Memory: replaced leaves (and subtrees replaced by `clear`) are retired by the core
+//! ([`TVar::write_owned`]) and freed once no transaction can read them. A leaf emptied by
+//! removals becomes an empty slot (no allocation); inner nodes stay, so the trie's shape is
+//! bounded by the largest size the map had, not by its history.
 
+use core::alloc::Layout;
 use core::borrow::Borrow;
+use core::marker::PhantomData;
+use core::ptr::{self, NonNull};
+use std::alloc::{alloc, dealloc, handle_alloc_error};
 
-use crate::{StmResult, TBox, Transaction};
+use crate::{OwnedWord, StmResult, TVar, Transaction, Word};
 
 /// The shape of a trie: root width, inner node width, and when leaves split.
 #[derive(Clone, Copy, Debug)]
@@ -115,19 +127,269 @@ pub(crate) struct Entry<K, V> {
     pub(crate) value: V,
 }
 
-/// What a slot holds.
-pub(crate) enum Node<K, V> {
-    /// A small bucket, replaced copy-on-write.
-    Leaf(Vec<Entry<K, V>>),
-    /// Child slots indexed by the next hash bits.
-    Inner(Box<[Slot<K, V>]>),
+/// The low bit of a slot word that marks an inner node.
+const INNER_TAG: usize = 1;
+/// Inner nodes are aligned to this (a cache line), which frees the word's low 6 bits for tags.
+const INNER_ALIGN: usize = 64;
+/// Where an inner node's `log2` width sits in its word (5 bits: widths up to 2^31).
+const WIDTH_SHIFT: u32 = 1;
+const WIDTH_MASK: usize = 0x1f;
+
+/// The header of a leaf allocation; its entries follow it.
+struct LeafHeader {
+    len: usize,
+}
+
+/// What a slot holds, as one word: empty (0), a leaf, or a tagged inner node.
+pub(crate) struct NodeRef<K, V> {
+    bits: usize,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for NodeRef<K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K, V> Copy for NodeRef<K, V> {}
+
+// SAFETY: a pointer-sized word round-trips through `u64`; dereferencing it is this module's
+// unsafe business, done only under the rules of `NodeRef::node`.
+unsafe impl<K: 'static, V: 'static> Word for NodeRef<K, V> {
+    #[inline]
+    fn into_bits(self) -> u64 {
+        self.bits as u64
+    }
+    #[inline]
+    fn from_bits(bits: u64) -> Self {
+        NodeRef {
+            bits: bits as usize,
+            _types: PhantomData,
+        }
+    }
+}
+
+// SAFETY: `free` releases exactly the node (and, for an inner node, its whole subtree), and does
+// nothing for the empty word.
+unsafe impl<K: 'static, V: 'static> OwnedWord for NodeRef<K, V> {
+    unsafe fn free(self) {
+        // SAFETY: the caller frees each value once, when nothing can reach it: the node and,
+        // through it, its subtree are ours alone.
+        unsafe { self.free_subtree() }
+    }
+}
+
+/// A node, borrowed.
+enum Node<'a, K: 'static, V: 'static> {
+    Empty,
+    Leaf(&'a [Entry<K, V>]),
+    Inner(&'a [Slot<K, V>]),
 }
 
 /// A trie slot: its own transactional variable.
-pub(crate) type Slot<K, V> = TBox<Node<K, V>>;
+pub(crate) type Slot<K, V> = TVar<NodeRef<K, V>>;
 
-/// A leaf found by a walk: its slot, its entries and the shift of its level.
-struct LeafRef<'a, K, V> {
+/// The layout of a leaf of `len` entries, and the offset of its entries.
+fn leaf_layout<K, V>(len: usize) -> (Layout, usize) {
+    Layout::new::<LeafHeader>()
+        .extend(Layout::array::<Entry<K, V>>(len).expect("commute: TMap leaf too large"))
+        .expect("commute: TMap leaf too large")
+}
+
+/// The layout of an inner node of `width` slots.
+fn inner_layout<K: 'static, V: 'static>(width: usize) -> Layout {
+    Layout::array::<Slot<K, V>>(width)
+        .and_then(|l| l.align_to(INNER_ALIGN))
+        .expect("commute: TMap inner node too large")
+}
+
+impl<K, V> NodeRef<K, V> {
+    const EMPTY: Self = NodeRef {
+        bits: 0,
+        _types: PhantomData,
+    };
+
+    /// The node this word refers to.
+    ///
+    /// # Safety
+    ///
+    /// The node must stay alive for `'a`: read from a slot after `Transaction::pin` (or built by
+    /// the running attempt), for the attempt; or owned exclusively.
+    #[inline]
+    unsafe fn node<'a>(self) -> Node<'a, K, V>
+    where
+        K: 'static,
+        V: 'static,
+    {
+        if self.bits == 0 {
+            Node::Empty
+        } else if self.bits & INNER_TAG != 0 {
+            let width = 1usize << ((self.bits >> WIDTH_SHIFT) & WIDTH_MASK);
+            let first = (self.bits & !(INNER_ALIGN - 1)) as *const Slot<K, V>;
+            // SAFETY: an inner word points at `width` initialised slots (`alloc_inner`), alive
+            // per the caller.
+            Node::Inner(unsafe { core::slice::from_raw_parts(first, width) })
+        } else {
+            let header = self.bits as *const LeafHeader;
+            let (_, offset) = leaf_layout::<K, V>(0);
+            // SAFETY: a leaf word points at a header followed by `len` initialised entries
+            // (`LeafBuilder::finish`), alive per the caller.
+            unsafe {
+                let len = (*header).len;
+                let first = (self.bits as *const u8).add(offset) as *const Entry<K, V>;
+                Node::Leaf(core::slice::from_raw_parts(first, len))
+            }
+        }
+    }
+
+    /// Drops the node and everything below it.
+    ///
+    /// # Safety
+    ///
+    /// The node is owned exclusively and freed once.
+    unsafe fn free_subtree(self)
+    where
+        K: 'static,
+        V: 'static,
+    {
+        // SAFETY: owned exclusively (caller).
+        match unsafe { self.node() } {
+            Node::Empty => {}
+            Node::Leaf(entries) => {
+                let len = entries.len();
+                let (layout, _) = leaf_layout::<K, V>(len);
+                // SAFETY: the entries are initialised and ours; the allocation was made with
+                // this layout (`LeafBuilder::new` for `len` entries).
+                unsafe {
+                    ptr::drop_in_place(entries as *const [Entry<K, V>] as *mut [Entry<K, V>]);
+                    dealloc(self.bits as *mut u8, layout);
+                }
+            }
+            Node::Inner(children) => {
+                let width = children.len();
+                let first = children.as_ptr() as *mut Slot<K, V>;
+                for i in 0..width {
+                    // SAFETY: each slot is initialised and ours; it is read, then dropped, once.
+                    unsafe {
+                        let child = (*first.add(i)).load();
+                        ptr::drop_in_place(first.add(i));
+                        child.free_subtree();
+                    }
+                }
+                // SAFETY: allocated by `alloc_inner` with this layout.
+                unsafe { dealloc(first as *mut u8, inner_layout::<K, V>(width)) };
+            }
+        }
+    }
+
+    /// A new inner node holding `children` (a power-of-two count, at least 2).
+    fn alloc_inner(mut children: Vec<Slot<K, V>>) -> Self
+    where
+        K: 'static,
+        V: 'static,
+    {
+        let width = children.len();
+        debug_assert!(width.is_power_of_two() && width >= 2);
+        let layout = inner_layout::<K, V>(width);
+        // SAFETY: the layout has a non-zero size (at least two slots).
+        let first = unsafe { alloc(layout) } as *mut Slot<K, V>;
+        if first.is_null() {
+            handle_alloc_error(layout);
+        }
+        // SAFETY: `first` has room for `width` slots; the vector's slots are moved (bitwise)
+        // and the vector forgets them.
+        unsafe {
+            ptr::copy_nonoverlapping(children.as_ptr(), first, width);
+            children.set_len(0);
+        }
+        NodeRef {
+            bits: first as usize | INNER_TAG | (width.trailing_zeros() as usize) << WIDTH_SHIFT,
+            _types: PhantomData,
+        }
+    }
+
+    /// A leaf holding `entries` (empty if there are none).
+    fn leaf_from_vec(entries: Vec<Entry<K, V>>) -> Self
+    where
+        K: 'static,
+        V: 'static,
+    {
+        if entries.is_empty() {
+            return Self::EMPTY;
+        }
+        let mut leaf = LeafBuilder::new(entries.len());
+        for e in entries {
+            leaf.push(e);
+        }
+        leaf.finish()
+    }
+}
+
+/// A leaf being filled: frees what it holds if dropped before `finish` (a `Clone` panicked).
+struct LeafBuilder<K, V> {
+    base: NonNull<u8>,
+    first: *mut Entry<K, V>,
+    len: usize,
+    capacity: usize,
+}
+
+impl<K, V> LeafBuilder<K, V> {
+    /// Room for exactly `capacity` (at least 1) entries.
+    fn new(capacity: usize) -> Self {
+        debug_assert!(capacity > 0);
+        let (layout, offset) = leaf_layout::<K, V>(capacity);
+        // SAFETY: the layout has a non-zero size (the header).
+        let base = unsafe { alloc(layout) };
+        let Some(base) = NonNull::new(base) else {
+            handle_alloc_error(layout)
+        };
+        LeafBuilder {
+            base,
+            // SAFETY: the entries start `offset` bytes in, inside the allocation.
+            first: unsafe { base.as_ptr().add(offset) } as *mut Entry<K, V>,
+            len: 0,
+            capacity,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, entry: Entry<K, V>) {
+        assert!(self.len < self.capacity, "leaf builder overfilled");
+        // SAFETY: in bounds (checked), and not yet initialised.
+        unsafe { self.first.add(self.len).write(entry) };
+        self.len += 1;
+    }
+
+    /// The finished leaf.
+    fn finish(self) -> NodeRef<K, V> {
+        assert_eq!(self.len, self.capacity, "leaf builder underfilled");
+        let (base, len) = (self.base, self.len);
+        core::mem::forget(self);
+        // SAFETY: the header sits at the start of the allocation.
+        unsafe { (base.as_ptr() as *mut LeafHeader).write(LeafHeader { len }) };
+        NodeRef {
+            bits: base.as_ptr() as usize,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> Drop for LeafBuilder<K, V> {
+    fn drop(&mut self) {
+        let (layout, _) = leaf_layout::<K, V>(self.capacity);
+        // SAFETY: the first `len` entries are initialised and ours; the allocation was made
+        // with this layout in `new`.
+        unsafe {
+            ptr::drop_in_place(ptr::slice_from_raw_parts_mut(self.first, self.len));
+            dealloc(self.base.as_ptr(), layout);
+        }
+    }
+}
+
+/// A leaf found by a walk: its slot, its entries (none for an empty slot) and the shift of its
+/// level.
+struct LeafRef<'a, K: 'static, V: 'static> {
     slot: &'a Slot<K, V>,
     entries: &'a [Entry<K, V>],
     shift: u32,
@@ -140,10 +402,11 @@ struct Shape {
     label: Option<&'static str>,
 }
 
-/// The trie: a fixed root array of slots, and its shape.
-pub(crate) struct RawTrie<K, V> {
+/// The trie: a fixed root array of slots, and its shape. It owns every node below the root.
+pub(crate) struct RawTrie<K: 'static, V: 'static> {
     root: Box<[Slot<K, V>]>,
     shape: Shape,
+    _owns: PhantomData<Entry<K, V>>,
 }
 
 /// The index of the entry for `key` in a leaf.
@@ -158,14 +421,28 @@ where
         .position(|e| e.hash == hash && e.key.borrow() == key)
 }
 
+/// A copy of `entries` with entry `i` replaced by `with`.
+fn replaced<K: Clone + 'static, V: Clone + 'static>(
+    entries: &[Entry<K, V>],
+    i: usize,
+    with: Entry<K, V>,
+) -> NodeRef<K, V> {
+    let mut leaf = LeafBuilder::new(entries.len());
+    let mut with = Some(with);
+    for (j, e) in entries.iter().enumerate() {
+        leaf.push(if j == i {
+            with.take().expect("one replacement")
+        } else {
+            e.clone()
+        });
+    }
+    leaf.finish()
+}
+
 impl Shape {
     /// A new slot holding `node`, labelled like the trie.
-    fn new_slot<K, V>(&self, node: Node<K, V>) -> Slot<K, V>
-    where
-        K: Send + Sync + 'static,
-        V: Send + Sync + 'static,
-    {
-        let slot = TBox::new(node);
+    fn new_slot<K: 'static, V: 'static>(&self, node: NodeRef<K, V>) -> Slot<K, V> {
+        let slot = TVar::new(node);
         match self.label {
             Some(label) => slot.with_label(label),
             None => slot,
@@ -174,13 +451,13 @@ impl Shape {
 
     /// The node for `entries` at the level whose bits start at `shift`: a leaf if they fit (or no
     /// hash bits remain), else an inner node over new leaves, split as deep as needed.
-    fn build<K, V>(&self, entries: Vec<Entry<K, V>>, shift: u32) -> Node<K, V>
-    where
-        K: Send + Sync + 'static,
-        V: Send + Sync + 'static,
-    {
+    fn build<K: 'static, V: 'static>(
+        &self,
+        entries: Vec<Entry<K, V>>,
+        shift: u32,
+    ) -> NodeRef<K, V> {
         if entries.len() <= self.config.leaf_capacity || !self.config.can_split(shift) {
-            return Node::Leaf(entries);
+            return NodeRef::leaf_from_vec(entries);
         }
         let width = 1usize << self.config.inner_bits;
         let mut buckets: Vec<Vec<Entry<K, V>>> = (0..width).map(|_| Vec::new()).collect();
@@ -192,7 +469,29 @@ impl Shape {
             .into_iter()
             .map(|b| self.new_slot(self.build(b, next)))
             .collect();
-        Node::Inner(children.into_boxed_slice())
+        NodeRef::alloc_inner(children)
+    }
+
+    /// The node for `entries` plus `entry` (a new key) at level `shift`.
+    fn with_new_entry<K: Clone + 'static, V: Clone + 'static>(
+        &self,
+        entries: &[Entry<K, V>],
+        entry: Entry<K, V>,
+        shift: u32,
+    ) -> NodeRef<K, V> {
+        let len = entries.len() + 1;
+        if len > self.config.leaf_capacity && self.config.can_split(shift) {
+            let mut all = Vec::with_capacity(len);
+            all.extend_from_slice(entries);
+            all.push(entry);
+            return self.build(all, shift);
+        }
+        let mut leaf = LeafBuilder::new(len);
+        for e in entries {
+            leaf.push(e.clone());
+        }
+        leaf.push(entry);
+        leaf.finish()
     }
 }
 
@@ -201,14 +500,14 @@ where
     K: Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
-    /// An empty trie.
+    /// An empty trie (one allocation: the root slots, all empty).
     #[track_caller]
     pub(crate) fn new(config: Config) -> Self {
         let slots = 1usize << config.root_bits;
         let mut root = Vec::with_capacity(slots);
         // A loop, not a closure, so that `#[track_caller]` gives the slots the user's site.
         for _ in 0..slots {
-            root.push(TBox::new(Node::Leaf(Vec::new())));
+            root.push(TVar::new(NodeRef::EMPTY));
         }
         RawTrie {
             root: root.into_boxed_slice(),
@@ -216,41 +515,29 @@ where
                 config,
                 label: None,
             },
+            _owns: PhantomData,
         }
     }
 
     /// The trie with every slot, present and future, labelled `label`.
-    pub(crate) fn with_label(self, label: &'static str) -> Self {
-        fn relabel<K, V>(slot: Slot<K, V>, label: &'static str) -> Slot<K, V>
-        where
-            K: Send + Sync + 'static,
-            V: Send + Sync + 'static,
-        {
-            let node = match slot.into_inner() {
-                Node::Inner(children) => Node::Inner(
-                    children
-                        .into_vec()
-                        .into_iter()
-                        .map(|c| relabel(c, label))
-                        .collect(),
-                ),
-                leaf => leaf,
-            };
-            TBox::new(node).with_label(label)
+    pub(crate) fn with_label(mut self, label: &'static str) -> Self {
+        fn relabel<K: 'static, V: 'static>(slot: &mut Slot<K, V>, label: &'static str) {
+            slot.set_label(label);
+            // SAFETY: the trie is owned exclusively (`self` by value): nothing else reads or
+            // frees its nodes meanwhile.
+            if let Node::Inner(children) = unsafe { slot.load().node() } {
+                let first = children.as_ptr() as *mut Slot<K, V>;
+                for i in 0..children.len() {
+                    // SAFETY: as above; each child slot is borrowed mutably once at a time.
+                    relabel(unsafe { &mut *first.add(i) }, label);
+                }
+            }
         }
-        let root = self
-            .root
-            .into_vec()
-            .into_iter()
-            .map(|s| relabel(s, label))
-            .collect();
-        RawTrie {
-            root,
-            shape: Shape {
-                config: self.shape.config,
-                label: Some(label),
-            },
+        for slot in self.root.iter_mut() {
+            relabel(slot, label);
         }
+        self.shape.label = Some(label);
+        self
     }
 
     /// The root slot index of `hash`.
@@ -259,11 +546,20 @@ where
     }
 
     /// Walks from the root to the leaf that holds (or would hold) `hash`.
+    #[inline]
     fn find_leaf<'a>(&'a self, tx: &'a Transaction, hash: u64) -> StmResult<LeafRef<'a, K, V>> {
-        let mut slot = &self.root[self.shape.config.root_index(hash)];
-        let mut shift = self.shape.config.root_bits;
+        tx.pin();
+        let config = &self.shape.config;
+        let mut slot = &self.root[config.root_index(hash)];
+        let mut shift = config.root_bits;
         loop {
-            match slot.read(tx)? {
+            // SAFETY: read after `tx.pin()`: a committed node stays alive for the attempt, and
+            // a node this attempt wrote lives until the attempt ends.
+            match unsafe { slot.read(tx)?.node() } {
+                Node::Inner(children) => {
+                    slot = &children[config.child_index(hash, shift)];
+                    shift += config.inner_bits;
+                }
                 Node::Leaf(entries) => {
                     return Ok(LeafRef {
                         slot,
@@ -271,12 +567,24 @@ where
                         shift,
                     });
                 }
-                Node::Inner(children) => {
-                    slot = &children[self.shape.config.child_index(hash, shift)];
-                    shift += self.shape.config.inner_bits;
+                Node::Empty => {
+                    return Ok(LeafRef {
+                        slot,
+                        entries: &[],
+                        shift,
+                    });
                 }
             }
         }
+    }
+
+    /// Replaces the node in `slot` by `node`, a new one.
+    #[inline]
+    fn replace(tx: &Transaction, slot: &Slot<K, V>, node: NodeRef<K, V>) {
+        // SAFETY: `node` was just built and is owned by nothing else; every value a slot holds
+        // is a node of this trie, written with `write_owned` (or empty), which only its slot
+        // refers to.
+        unsafe { slot.write_owned(tx, node) };
     }
 
     /// The entry for `key`, borrowed for the transaction.
@@ -307,13 +615,13 @@ where
         V: Clone,
     {
         let leaf = self.find_leaf(tx, hash)?;
-        if let Some(i) = position(leaf.entries, hash, &key) {
-            let mut entries = leaf.entries.to_vec();
-            let old = core::mem::replace(&mut entries[i].value, value);
-            leaf.slot.write(tx, Node::Leaf(entries));
+        let entry = Entry { hash, key, value };
+        if let Some(i) = position(leaf.entries, hash, &entry.key) {
+            let old = leaf.entries[i].value.clone();
+            Self::replace(tx, leaf.slot, replaced(leaf.entries, i, entry));
             return Ok(Some(old));
         }
-        self.push(tx, &leaf, Entry { hash, key, value });
+        self.push(tx, &leaf, entry);
         Ok(None)
     }
 
@@ -354,9 +662,13 @@ where
     {
         let leaf = self.find_leaf(tx, hash)?;
         if let Some(i) = position(leaf.entries, hash, &key) {
-            let mut entries = leaf.entries.to_vec();
-            update(&mut entries[i].value);
-            leaf.slot.write(tx, Node::Leaf(entries));
+            let mut value = leaf.entries[i].value.clone();
+            update(&mut value);
+            Self::replace(
+                tx,
+                leaf.slot,
+                replaced(leaf.entries, i, Entry { hash, key, value }),
+            );
             return Ok(false);
         }
         let mut value = default();
@@ -371,10 +683,8 @@ where
         K: Clone,
         V: Clone,
     {
-        let mut entries = Vec::with_capacity(leaf.entries.len() + 1);
-        entries.extend_from_slice(leaf.entries);
-        entries.push(entry);
-        leaf.slot.write(tx, self.shape.build(entries, leaf.shift));
+        let node = self.shape.with_new_entry(leaf.entries, entry, leaf.shift);
+        Self::replace(tx, leaf.slot, node);
     }
 
     /// Removes `key`; returns its value if it was present.
@@ -388,22 +698,33 @@ where
         let Some(i) = position(leaf.entries, hash, key) else {
             return Ok(None);
         };
-        let mut entries = Vec::with_capacity(leaf.entries.len() - 1);
-        entries.extend_from_slice(&leaf.entries[..i]);
-        entries.extend_from_slice(&leaf.entries[i + 1..]);
-        leaf.slot.write(tx, Node::Leaf(entries));
+        let node = if leaf.entries.len() == 1 {
+            NodeRef::EMPTY
+        } else {
+            let mut rest = LeafBuilder::new(leaf.entries.len() - 1);
+            for (j, e) in leaf.entries.iter().enumerate() {
+                if j != i {
+                    rest.push(e.clone());
+                }
+            }
+            rest.finish()
+        };
+        Self::replace(tx, leaf.slot, node);
         Ok(Some(leaf.entries[i].value.clone()))
     }
 
-    /// Calls `visit` with every leaf (its slot and entries), in trie order.
+    /// Calls `visit` with every non-empty leaf (its slot and entries), in trie order.
     fn for_each_leaf<'a>(
         &'a self,
         tx: &'a Transaction,
         mut visit: impl FnMut(&'a Slot<K, V>, &'a [Entry<K, V>]) -> StmResult<()>,
     ) -> StmResult<()> {
+        tx.pin();
         let mut pending: Vec<&'a Slot<K, V>> = self.root.iter().rev().collect();
         while let Some(slot) = pending.pop() {
-            match slot.read(tx)? {
+            // SAFETY: read after `tx.pin()`, as in `find_leaf`.
+            match unsafe { slot.read(tx)?.node() } {
+                Node::Empty => {}
                 Node::Leaf(entries) => visit(slot, entries)?,
                 Node::Inner(children) => pending.extend(children.iter().rev()),
             }
@@ -447,20 +768,19 @@ where
                     .zip(&verdicts)
                     .filter(|&(_, &k)| k)
                     .map(|(e, _)| e.clone());
-                slot.write(tx, Node::Leaf(survivors.collect()));
+                Self::replace(tx, slot, NodeRef::leaf_from_vec(survivors.collect()));
             }
             Ok(())
         })?;
         Ok(removed)
     }
 
-    /// Empties the trie: every root slot that is not an empty leaf becomes one (the subtrees are
+    /// Empties the trie: every root slot that is not empty becomes empty (the subtrees are
     /// retired whole).
     pub(crate) fn clear(&self, tx: &Transaction) -> StmResult<()> {
         for slot in self.root.iter() {
-            let empty = matches!(slot.read(tx)?, Node::Leaf(entries) if entries.is_empty());
-            if !empty {
-                slot.write(tx, Node::Leaf(Vec::new()));
+            if !matches!(slot.read(tx)?.into_bits(), 0) {
+                Self::replace(tx, slot, NodeRef::EMPTY);
             }
         }
         Ok(())
@@ -470,32 +790,51 @@ where
     /// returns whether the key is new.
     pub(crate) fn insert_owned(&mut self, hash: u64, key: K, value: V) -> bool
     where
-        K: Eq,
+        K: Eq + Clone,
+        V: Clone,
     {
         let shape = self.shape;
         let config = shape.config;
-        let mut slot = &mut self.root[config.root_index(hash)];
+        let mut slot: *mut Slot<K, V> = &mut self.root[config.root_index(hash)];
         let mut shift = config.root_bits;
         loop {
-            let node = slot.get_mut();
-            match node {
+            // SAFETY: the trie is owned exclusively (`&mut self`): no transaction reads it, and
+            // the nodes reached are alive until this function replaces them.
+            let current = unsafe { (*slot).load() };
+            // SAFETY: as above.
+            let entries = match unsafe { current.node() } {
                 Node::Inner(children) => {
-                    slot = &mut children[config.child_index(hash, shift)];
+                    let first = children.as_ptr() as *mut Slot<K, V>;
+                    // SAFETY: the index is below the node's width.
+                    slot = unsafe { first.add(config.child_index(hash, shift)) };
                     shift += config.inner_bits;
+                    continue;
                 }
-                Node::Leaf(entries) => {
-                    if let Some(i) = position(entries, hash, &key) {
-                        entries[i].value = value;
-                        return false;
-                    }
-                    entries.push(Entry { hash, key, value });
-                    if entries.len() > config.leaf_capacity && config.can_split(shift) {
-                        let entries = core::mem::take(entries);
-                        *node = shape.build(entries, shift);
-                    }
-                    return true;
-                }
+                Node::Leaf(entries) => entries,
+                Node::Empty => &[],
+            };
+            let entry = Entry { hash, key, value };
+            let (node, new) = match position(entries, hash, &entry.key) {
+                Some(i) => (replaced(entries, i, entry), false),
+                None => (shape.with_new_entry(entries, entry, shift), true),
+            };
+            // SAFETY: exclusive, as above: the old node is unreachable once its slot is
+            // replaced, and nothing else frees it.
+            unsafe {
+                *slot = shape.new_slot(node);
+                current.free_subtree();
             }
+            return new;
+        }
+    }
+}
+
+impl<K: 'static, V: 'static> Drop for RawTrie<K, V> {
+    fn drop(&mut self) {
+        for slot in self.root.iter() {
+            // SAFETY: the trie is being dropped: its nodes are unreachable, and each root slot's
+            // subtree is freed once. (Nodes retired by commits are the core's to free.)
+            unsafe { slot.load().free_subtree() };
         }
     }
 }
