@@ -68,6 +68,14 @@ pub(crate) trait Queue: Send + Sync + 'static {
 pub(crate) trait Map: Send + Sync + 'static {
     const ACCOUNTING: Accounting;
     fn create() -> Self;
+    /// An empty map sized for about `keys` keys, where the structure can be presized (std's
+    /// `HashMap`, `DashMap`, `TMap`); the others ignore the hint.
+    fn with_capacity(_keys: u64) -> Self
+    where
+        Self: Sized,
+    {
+        Self::create()
+    }
     fn lookup(&self, key: u64) -> Option<u64>;
     fn upsert(&self, key: u64, value: u64);
     fn delete(&self, key: u64);
@@ -170,8 +178,8 @@ pub(crate) struct MapDisjoint<M>(M);
 
 impl<M: Map> Subject for MapDisjoint<M> {
     const ACCOUNTING: Accounting = M::ACCOUNTING;
-    fn new(_threads: usize) -> Self {
-        MapDisjoint(M::create())
+    fn new(threads: usize) -> Self {
+        MapDisjoint(M::with_capacity(threads as u64 * DISJOINT_KEYS))
     }
     fn op(&self, worker: &mut Worker) -> u64 {
         let slot = worker.seq % DISJOINT_KEYS;
@@ -191,7 +199,7 @@ pub(crate) struct MapRandom<M, const ZIPF: bool>(M);
 impl<M: Map, const ZIPF: bool> Subject for MapRandom<M, ZIPF> {
     const ACCOUNTING: Accounting = M::ACCOUNTING;
     fn new(_threads: usize) -> Self {
-        let map = M::create();
+        let map = M::with_capacity(MAP_KEYS);
         for key in 0..MAP_KEYS {
             map.upsert(key, key);
         }
@@ -295,6 +303,9 @@ mod collections {
         fn create() -> Self {
             TMap::new()
         }
+        fn with_capacity(keys: u64) -> Self {
+            TMap::with_capacity(keys as usize)
+        }
         fn lookup(&self, key: u64) -> Option<u64> {
             atomically(|tx| self.get(tx, &key))
         }
@@ -316,7 +327,7 @@ mod collections {
     impl Event for CommuteEvent {
         const ACCOUNTING: Accounting = Accounting::Commute;
         fn create(users: u64) -> Self {
-            let sessions = TMap::new();
+            let sessions = TMap::with_capacity(users as usize);
             for user in 0..users {
                 sessions.atomic().insert(user, 0);
             }
@@ -334,8 +345,7 @@ mod collections {
     impl TxEvent for CommuteEvent {
         fn handle_in(&self, tx: &Transaction, user: u64, record: u64) -> StmResult<()> {
             self.requests.incr(tx);
-            let seen = self.sessions.get(tx, &user)?.unwrap_or(0);
-            self.sessions.insert(tx, user, seen + 1)?;
+            self.sessions.upsert(tx, user, || 0, |seen| *seen += 1)?;
             self.log.push(tx, record);
             Ok(())
         }
@@ -505,6 +515,12 @@ impl Map for Mutex<HashMap<u64, u64, Hasher>> {
     fn create() -> Self {
         Mutex::new(HashMap::default())
     }
+    fn with_capacity(keys: u64) -> Self {
+        Mutex::new(HashMap::with_capacity_and_hasher(
+            keys as usize,
+            Hasher::default(),
+        ))
+    }
     fn lookup(&self, key: u64) -> Option<u64> {
         lock(self).get(&key).copied()
     }
@@ -520,6 +536,9 @@ impl Map for DashMap<u64, u64, Hasher> {
     const ACCOUNTING: Accounting = Accounting::Lock;
     fn create() -> Self {
         DashMap::default()
+    }
+    fn with_capacity(keys: u64) -> Self {
+        DashMap::with_capacity_and_hasher(keys as usize, Hasher::default())
     }
     fn lookup(&self, key: u64) -> Option<u64> {
         self.get(&key).map(|v| *v)
@@ -565,7 +584,7 @@ pub(crate) struct LockFreeEvent {
 impl Event for LockFreeEvent {
     const ACCOUNTING: Accounting = Accounting::Lock;
     fn create(users: u64) -> Self {
-        let sessions = DashMap::default();
+        let sessions = DashMap::with_capacity_and_hasher(users as usize, Hasher::default());
         for user in 0..users {
             sessions.insert(user, 0);
         }

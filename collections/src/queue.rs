@@ -21,10 +21,11 @@
 //! Replaced sentinels are freed by the core's deferred reclamation ([`Transaction::pin`],
 //! [`Transaction::retire_on_commit`]); nodes of rolled-back pushes are freed with the attempt.
 
-use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;
 use core::ptr;
+
+use crossbeam_utils::CachePadded;
 
 use crate::counter::TCounter;
 use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
@@ -51,21 +52,18 @@ impl<T> Node<T> {
     }
 }
 
-/// Owns a pushed node until a commit publishes it; frees it if the push is rolled back.
-struct PendingNode<T> {
-    node: *mut Node<T>,
-    published: Cell<bool>,
-}
-
-impl<T> Drop for PendingNode<T> {
-    fn drop(&mut self) {
-        if !self.published.get() {
-            // SAFETY: the node came from `Node::alloc`, was never published (so never shared),
-            // and the attempt that could read it privately has ended (its write set, which owns
-            // this guard, is being dropped).
-            drop(unsafe { Box::from_raw(self.node) });
-        }
+/// Publishes `node` at commit: stamps it with the commit version and links it after the
+/// committed tail `old_tail`; the node becomes the new tail.
+fn link<T>(old_tail: *mut Node<T>, version: u64, node: *mut Node<T>) -> *mut Node<T> {
+    // SAFETY: runs once, at commit, with `tail` locked: `old_tail` is the committed last node
+    // (tails are never retired) and `node` is ours until this moment. The stamp is written
+    // before the release store that makes the node reachable.
+    unsafe {
+        (*node).next.store(ptr::null_mut(), Ordering::Relaxed);
+        (*node).stamp.store(version, Ordering::Relaxed);
+        (*old_tail).next.store(node, Ordering::Release);
     }
+    node
 }
 
 /// A transactional FIFO queue: pushes never conflict with each other, nor with pops of other
@@ -91,8 +89,10 @@ impl<T> Drop for PendingNode<T> {
 /// assert_eq!(log.atomic().pop(), None);
 /// ```
 pub struct TQueue<T: 'static> {
-    head: TVar<*mut Node<T>>,
-    tail: TVar<*mut Node<T>>,
+    // On lines of their own: pops commit to `head`, pushes to `tail`, and neither should pull
+    // the other's line (or anything else) across cores.
+    head: CachePadded<TVar<*mut Node<T>>>,
+    tail: CachePadded<TVar<*mut Node<T>>>,
     /// Transaction-local key: the first node this transaction pushed and has not popped.
     pending_first: TVar<*mut Node<T>>,
     /// Transaction-local key: the last node this transaction pushed.
@@ -120,8 +120,8 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     pub fn new() -> Self {
         let sentinel = Node::alloc(None, 0);
         TQueue {
-            head: TVar::new(sentinel),
-            tail: TVar::new(sentinel),
+            head: CachePadded::new(TVar::new(sentinel)),
+            tail: CachePadded::new(TVar::new(sentinel)),
             pending_first: TVar::new(ptr::null_mut()),
             pending_last: TVar::new(ptr::null_mut()),
             len: TCounter::new(),
@@ -162,34 +162,17 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     pub fn push(&self, tx: &Transaction, item: T) {
         let node = Node::alloc(Some(item), UNPUBLISHED);
         match self.pending_last.local(tx) {
-            // SAFETY: `last` is this attempt's own unpublished node, kept alive by its guard in
-            // the write set; nobody else can see it yet.
+            // SAFETY: `last` is this attempt's own unpublished node, owned by its publishing
+            // operation in the write set; nobody else can see it yet.
             Some(last) if !last.is_null() => unsafe { (*last).next.store(node, Ordering::Relaxed) },
             _ => self.pending_first.set_local(tx, node),
         }
         self.pending_last.set_local(tx, node);
-        // Owned by the publishing operation: freed with it unless a commit publishes the node.
-        let owner = PendingNode {
-            node,
-            published: Cell::new(false),
-        };
-        let publish = move |old_tail: *mut Node<T>, version: u64| {
-            let node = owner.node;
-            // SAFETY: runs once, at commit, with `tail` locked: `old_tail` is the committed last
-            // node (tails are never retired) and `node` is ours until this moment. The stamp is
-            // written before the release store that makes the node reachable.
-            unsafe {
-                (*node).next.store(ptr::null_mut(), Ordering::Relaxed);
-                (*node).stamp.store(version, Ordering::Relaxed);
-                (*old_tail).next.store(node, Ordering::Release);
-            }
-            owner.published.set(true);
-            node
-        };
-        // SAFETY: `publish` cannot panic or block; the memory it writes (the node, the old
-        // tail's link) becomes reachable only through the new tail or through a link whose
-        // stamp readers check with `observe_version`.
-        unsafe { self.tail.publish_on_commit(tx, publish) };
+        // SAFETY: `link` cannot panic or block; the memory it writes (the node, the old tail's
+        // link) becomes reachable only through the new tail or through a link whose stamp
+        // readers check with `observe_version`. The node is fresh: the write set owns it until
+        // the commit hands it to `link` (or frees it if the push is rolled back).
+        unsafe { self.tail.publish_box_on_commit(tx, node, link::<T>) };
         self.len.incr(tx);
     }
 
@@ -197,7 +180,7 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     /// empty. Takes the attempt's own pending pushes into account.
     fn first_node(&self, tx: &Transaction, head: *mut Node<T>) -> StmResult<*mut Node<T>> {
         // SAFETY: `head` was read from `self.head` after `tx.pin()`, so it stays alive for the
-        // attempt (or it is this attempt's own pending node, alive through its guard).
+        // attempt (or it is this attempt's own pending node, owned by its publishing operation).
         let sentinel = unsafe { &*head };
         if sentinel.stamp.load(Ordering::Relaxed) == UNPUBLISHED {
             // Already inside our own pending pushes.
@@ -253,7 +236,7 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
         self.head.write(tx, first);
         // SAFETY: if this attempt commits, the old sentinel is unlinked (head moved past it and
         // it is not the tail, since it has a successor) and nothing else frees it: a pending
-        // node's guard stands down once its push is published by this same commit.
+        // node is handed to the queue when its push is published by this same commit.
         unsafe { tx.retire_on_commit(head) };
         self.len.decr(tx);
         Ok(item)

@@ -50,6 +50,22 @@ where
         TSet { map: TMap::new() }
     }
 
+    /// Creates an empty set sized for about `capacity` elements; see
+    /// [`TMap::with_capacity`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s: commute::TSet<u32> = commute::TSet::with_capacity(10_000);
+    /// assert!(s.atomic().insert(1));
+    /// ```
+    #[track_caller]
+    pub fn with_capacity(capacity: usize) -> Self {
+        TSet {
+            map: TMap::with_capacity(capacity),
+        }
+    }
+
     /// Creates an empty set with a custom trie shape; see `TMap::with_config`. For tests and loom
     /// models.
     ///

@@ -5,6 +5,7 @@ use core::marker::PhantomData;
 use core::panic::Location;
 
 use crate::internal::var::{Origin, VarCore};
+use crate::internal::write_set::PublishOp;
 use crate::tx::{StmResult, Transaction};
 use crate::word::{Integer, OwnedWord, Word};
 
@@ -297,7 +298,87 @@ impl<T: Word> TVar<T> {
     pub unsafe fn publish_on_commit(&self, tx: &Transaction, op: impl Fn(T, u64) -> T + 'static) {
         tx.publish_word(
             &self.core,
-            std::rc::Rc::new(move |bits, version| op(T::from_bits(bits), version).into_bits()),
+            PublishOp::Closure(std::rc::Rc::new(move |bits, version| {
+                op(T::from_bits(bits), version).into_bits()
+            })),
+        );
+    }
+
+    /// Low-level: [`publish_on_commit`](TVar::publish_on_commit) for a heap node, without
+    /// allocating a closure: at commit, `op` runs with the latest committed value, the commit
+    /// version and `node`, and takes the node over (it links it into the structure); if the
+    /// attempt, or the [`or_else`](Transaction::or_else) branch that registered it, is rolled
+    /// back instead, the node is dropped as the `Box` it came from.
+    ///
+    /// # Panics
+    ///
+    /// As for [`publish_on_commit`](TVar::publish_on_commit).
+    ///
+    /// # Safety
+    ///
+    /// As for [`publish_on_commit`](TVar::publish_on_commit); in addition, `node` must come from
+    /// `Box::into_raw` and be owned by nothing else, and once `op` has run, the structure that
+    /// `op` linked it into owns it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// // A stack of published numbers: each node points at the one below.
+    /// struct Node {
+    ///     value: u64,
+    ///     below: *mut Node,
+    /// }
+    /// fn link(top: *mut Node, _version: u64, node: *mut Node) -> *mut Node {
+    ///     // SAFETY: the node is ours until this returns it.
+    ///     unsafe { (*node).below = top };
+    ///     node
+    /// }
+    /// let top: TVar<*mut Node> = TVar::new(core::ptr::null_mut());
+    /// atomically(|tx| {
+    ///     let node = Box::into_raw(Box::new(Node { value: 7, below: core::ptr::null_mut() }));
+    ///     // SAFETY: `link` neither panics nor blocks; the node is fresh.
+    ///     unsafe { top.publish_box_on_commit(tx, node, link) };
+    ///     Ok(())
+    /// });
+    /// // SAFETY: no transaction runs; the one node is read and freed once.
+    /// let node = unsafe { Box::from_raw(top.load()) };
+    /// assert_eq!(node.value, 7);
+    /// ```
+    pub unsafe fn publish_box_on_commit<N: 'static>(
+        &self,
+        tx: &Transaction,
+        node: *mut N,
+        op: fn(T, u64, *mut N) -> T,
+    ) {
+        /// Calls `f`, an `fn(T, u64, *mut N) -> T`, on bits.
+        ///
+        /// # Safety
+        ///
+        /// `f` must be such a function pointer.
+        unsafe fn call<T: Word, N>(f: *const (), old: u64, version: u64, node: u64) -> u64 {
+            // SAFETY: `f` was made from a function pointer of exactly this type (below).
+            let f = unsafe { core::mem::transmute::<*const (), fn(T, u64, *mut N) -> T>(f) };
+            f(T::from_bits(old), version, node as usize as *mut N).into_bits()
+        }
+        /// Drops the boxed node.
+        ///
+        /// # Safety
+        ///
+        /// `bits` is a `Box<N>` pointer that nothing else owns.
+        unsafe fn free<N>(bits: u64) {
+            // SAFETY: forwarded from the caller.
+            drop(unsafe { Box::from_raw(bits as usize as *mut N) });
+        }
+        tx.publish_word(
+            &self.core,
+            PublishOp::Node {
+                call: call::<T, N>,
+                f: op as *const (),
+                node: node as usize as u64,
+                free: free::<N>,
+            },
         );
     }
 

@@ -165,7 +165,7 @@ pub(crate) struct TxState {
     /// Heap values allocated by this attempt (for `TBox`), with their drop functions.
     allocs: Vec<(u64, DropFn)>,
     pinned: bool,
-    /// Set when the attempt used anything beyond reads and writes (hooks, heap values, pins,
+    /// Set when the attempt used anything beyond reads, writes and a pin (hooks, heap values,
     /// retirements): the end of the attempt then takes the slow path.
     extras: bool,
     /// Heap values to retire if the attempt commits (`Transaction::retire_on_commit`).
@@ -740,7 +740,6 @@ impl Transaction {
         let mut st = self.state();
         if !st.pinned {
             st.pinned = true;
-            st.extras = true;
             self.ctx().pin(self.rv.get());
         }
     }
@@ -1065,7 +1064,9 @@ impl Transaction {
                 } else {
                     Vec::new()
                 };
-                st.writes.restore_saved(saved_writes, kept);
+                let nodes = st.writes.restore_saved(saved_writes, kept);
+                // Freed at the end of the attempt (commit or not), with no state borrow held.
+                st.allocs.extend(nodes);
                 st.on_commit.truncate(commit_hooks);
                 st.on_abort.truncate(abort_hooks);
                 st.retire_on_commit.truncate(retirements);
@@ -1204,10 +1205,14 @@ impl Transaction {
     /// Called with no state borrow held: dropping a value may drop variables, and a variable's
     /// drop purges it from the running attempt's sets.
     fn free_allocs(&self) {
-        let mut allocs = core::mem::take(&mut self.state().allocs);
-        if allocs.is_empty() {
-            return;
-        }
+        let mut allocs = {
+            let mut st = self.state();
+            if st.allocs.is_empty() {
+                // Keep the buffer (and its capacity) for the next attempt.
+                return;
+            }
+            core::mem::take(&mut st.allocs)
+        };
         free_all(allocs.drain(..));
         // Hand the (empty) buffer back so the next attempt does not allocate one.
         let mut st = self.state();
@@ -1223,8 +1228,12 @@ impl Transaction {
             let mut st = self.state();
             if !st.extras {
                 // The common case: only the read set is left to clear (the commit cleared the
-                // write set).
+                // write set), and the pin to release.
                 st.reads.clear();
+                if st.pinned {
+                    st.pinned = false;
+                    self.ctx().unpin();
+                }
                 self.finished.set(true);
                 return None;
             }
@@ -1252,8 +1261,19 @@ impl Transaction {
         hooks
     }
 
+    /// After a rollback: the nodes of publishing operations that never ran join the attempt's
+    /// allocations, to be freed with them.
+    fn hand_back_unpublished_nodes(&self) {
+        let mut st = self.state();
+        let nodes = st.writes.take_unpublished_nodes();
+        if !nodes.is_empty() {
+            st.allocs.extend(nodes);
+        }
+    }
+
     /// After a rollback: releases what the attempt held, returns its abort hooks.
     fn finish_abort(&self) -> Vec<Hook> {
+        self.hand_back_unpublished_nodes();
         self.free_allocs();
         let mut st = self.state();
         let hooks = core::mem::take(&mut st.on_abort);
@@ -1317,6 +1337,7 @@ impl Transaction {
     /// The closure panicked (or a commit hook did before we cleared): roll back.
     #[cold]
     fn roll_back_after_panic(&self) {
+        self.hand_back_unpublished_nodes();
         self.free_allocs();
         let mut st = self.state();
         st.on_commit.clear();
@@ -1442,7 +1463,7 @@ fn write_back(
                 let new = publishes
                     .iter()
                     .filter(|(l, _)| *l == list)
-                    .fold(old, |bits, (_, op)| op(bits, wv));
+                    .fold(old, |bits, (_, op)| op.run(bits, wv));
                 var.value.store(new, Ordering::Release);
             }
             Pending::Hold => {

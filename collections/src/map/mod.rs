@@ -78,6 +78,26 @@ where
         Self::with_hasher(default_hasher())
     }
 
+    /// Creates an empty map sized for about `capacity` keys, with ahash's randomly seeded
+    /// hasher.
+    ///
+    /// The map never needs this (it grows by local splits, without ever rewriting the table),
+    /// but a map that will hold many keys walks one or two levels less if its root starts wide:
+    /// the root gets about one slot per bucket of `capacity` keys (at most 65,536 slots, 64
+    /// bytes each). Small capacities give the default shape.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m: commute::TMap<u64, u64> = commute::TMap::with_capacity(100_000);
+    /// m.atomic().insert(1, 1);
+    /// assert_eq!(m.atomic().len(), 1);
+    /// ```
+    #[track_caller]
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self::with_capacity_and_hasher(capacity, default_hasher())
+    }
+
     /// Creates an empty map with a custom trie shape: `root_slots` root buckets, inner nodes of
     /// `inner_slots` children, and buckets that split above `leaf_capacity` entries.
     ///
@@ -124,6 +144,28 @@ where
     pub fn with_hasher(hash_builder: S) -> Self {
         TMap {
             raw: RawTrie::new(Config::DEFAULT),
+            len: TCounter::new(),
+            hash_builder,
+        }
+    }
+
+    /// Creates an empty map sized for about `capacity` keys (see
+    /// [`with_capacity`](TMap::with_capacity)) that hashes keys with `hash_builder`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::hash_map::RandomState;
+    ///
+    /// let m: commute::TMap<u8, u8, RandomState> =
+    ///     commute::TMap::with_capacity_and_hasher(1_000, RandomState::new());
+    /// m.atomic().insert(1, 1);
+    /// assert_eq!(m.atomic().get(&1), Some(1));
+    /// ```
+    #[track_caller]
+    pub fn with_capacity_and_hasher(capacity: usize, hash_builder: S) -> Self {
+        TMap {
+            raw: RawTrie::new(Config::for_capacity(capacity)),
             len: TCounter::new(),
             hash_builder,
         }

@@ -101,6 +101,17 @@ impl Config {
         }
     }
 
+    /// The default shape with a root wide enough that `capacity` keys fill it to about one
+    /// leaf each: a presized map starts with the walks (and splits) of a grown one saved. The
+    /// root never shrinks or grows; it has at most 65,536 slots (4 MiB).
+    pub(crate) fn for_capacity(capacity: usize) -> Self {
+        let mut config = Self::DEFAULT;
+        let wanted = (capacity / config.leaf_capacity).next_power_of_two();
+        let root_bits = wanted.trailing_zeros().clamp(config.root_bits, 16);
+        config.root_bits = root_bits;
+        config
+    }
+
     #[inline]
     fn root_index(&self, hash: u64) -> usize {
         (hash & ((1u64 << self.root_bits) - 1)) as usize
@@ -187,8 +198,26 @@ enum Node<'a, K: 'static, V: 'static> {
     Inner(&'a [Slot<K, V>]),
 }
 
-/// A trie slot: its own transactional variable.
-pub(crate) type Slot<K, V> = TVar<NodeRef<K, V>>;
+/// A trie slot: its own transactional variable, alone on its cache line, so that commits to
+/// neighbouring slots (different keys, often different threads) do not share a line, and a
+/// slot's lock word and value never straddle two.
+#[repr(align(64))]
+pub(crate) struct Slot<K: 'static, V: 'static>(TVar<NodeRef<K, V>>);
+
+impl<K: 'static, V: 'static> core::ops::Deref for Slot<K, V> {
+    type Target = TVar<NodeRef<K, V>>;
+    #[inline]
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<K: 'static, V: 'static> core::ops::DerefMut for Slot<K, V> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
 
 /// The layout of a leaf of `len` entries, and the offset of its entries.
 fn leaf_layout<K, V>(len: usize) -> (Layout, usize) {
@@ -443,10 +472,10 @@ impl Shape {
     /// A new slot holding `node`, labelled like the trie.
     fn new_slot<K: 'static, V: 'static>(&self, node: NodeRef<K, V>) -> Slot<K, V> {
         let slot = TVar::new(node);
-        match self.label {
+        Slot(match self.label {
             Some(label) => slot.with_label(label),
             None => slot,
-        }
+        })
     }
 
     /// The node for `entries` at the level whose bits start at `shift`: a leaf if they fit (or no
@@ -507,7 +536,7 @@ where
         let mut root = Vec::with_capacity(slots);
         // A loop, not a closure, so that `#[track_caller]` gives the slots the user's site.
         for _ in 0..slots {
-            root.push(TVar::new(NodeRef::EMPTY));
+            root.push(Slot(TVar::new(NodeRef::EMPTY)));
         }
         RawTrie {
             root: root.into_boxed_slice(),

@@ -51,7 +51,35 @@ pub(crate) enum Pending {
 }
 
 /// A commit-time publishing operation: old bits and commit version to new bits. Must not panic.
-pub(crate) type PublishOp = Rc<dyn Fn(u64, u64) -> u64>;
+#[derive(Clone)]
+pub(crate) enum PublishOp {
+    /// A closure (`TVar::publish_on_commit`).
+    Closure(Rc<dyn Fn(u64, u64) -> u64>),
+    /// A function and a heap node that it takes over at commit (`TVar::publish_box_on_commit`):
+    /// no allocation beyond the node. Until the commit the write set owns the node; an attempt
+    /// or `or_else` branch that is rolled back hands it to the attempt's allocations, which free
+    /// it ([`WriteSet::take_unpublished_nodes`]).
+    Node {
+        /// Calls `f` (a type-erased function pointer) with old bits, version and node.
+        call: unsafe fn(*const (), u64, u64, u64) -> u64,
+        f: *const (),
+        node: u64,
+        free: DropFn,
+    },
+}
+
+impl PublishOp {
+    /// Runs the operation on the variable's old bits at commit version `version`.
+    #[inline]
+    pub(crate) fn run(&self, old: u64, version: u64) -> u64 {
+        match self {
+            PublishOp::Closure(op) => op(old, version),
+            // SAFETY: `call` was made for `f`'s type (`TVar::publish_box_on_commit`), and a
+            // commit runs each operation once.
+            PublishOp::Node { call, f, node, .. } => unsafe { call(*f, old, version, *node) },
+        }
+    }
+}
 
 impl Pending {
     /// True for entries that take part in the commit (everything but locals).
@@ -139,7 +167,8 @@ pub(crate) struct WriteSet {
 pub(crate) struct Saved {
     entries: Vec<Entry>,
     ops: Vec<OpList>,
-    publishes: Vec<(u32, PublishOp)>,
+    /// Publishing operations are only ever added during a branch: rolling back truncates.
+    publishes: usize,
     publish_lists: u32,
 }
 
@@ -209,19 +238,34 @@ impl WriteSet {
         Saved {
             entries: self.entries.clone(),
             ops: self.ops.clone(),
-            publishes: self.publishes.clone(),
+            publishes: self.publishes.len(),
             publish_lists: self.publish_lists,
         }
     }
 
-    /// Rolls back to a copy, keeping `extra` entries (irrevocable locks taken since).
-    pub(crate) fn restore_saved(&mut self, saved: Saved, extra: impl IntoIterator<Item = Entry>) {
+    /// Rolls back to a copy, keeping `extra` entries (irrevocable locks taken since); returns
+    /// the nodes of the publishing operations rolled back, to be freed.
+    pub(crate) fn restore_saved(
+        &mut self,
+        saved: Saved,
+        extra: impl IntoIterator<Item = Entry>,
+    ) -> Vec<(u64, DropFn)> {
         let mut entries = saved.entries;
         entries.extend(extra);
         self.ops = saved.ops;
-        self.publishes = saved.publishes;
+        let nodes = nodes_of(self.publishes.drain(saved.publishes..));
         self.publish_lists = saved.publish_lists;
         self.restore(entries);
+        nodes
+    }
+
+    /// Takes the nodes of publishing operations that did not run (the attempt is being rolled
+    /// back), to be freed; the operations themselves are cleared with the set.
+    pub(crate) fn take_unpublished_nodes(&mut self) -> Vec<(u64, DropFn)> {
+        if self.publishes.is_empty() {
+            return Vec::new();
+        }
+        nodes_of(self.publishes.drain(..))
     }
 
     /// The index of `var`'s entry.
@@ -286,4 +330,13 @@ impl WriteSet {
             self.entries.sort_unstable_by_key(|e| e.var().lock_order());
         }
     }
+}
+
+/// The nodes owned by `ops`.
+fn nodes_of(ops: impl Iterator<Item = (u32, PublishOp)>) -> Vec<(u64, DropFn)> {
+    ops.filter_map(|(_, op)| match op {
+        PublishOp::Node { node, free, .. } => Some((node, free)),
+        PublishOp::Closure(_) => None,
+    })
+    .collect()
 }
