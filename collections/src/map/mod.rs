@@ -4,6 +4,7 @@
 //! layout, this module knows hashing and the public API), plus a [`TCounter`] for the length so
 //! that inserts and removals of different keys do not conflict on the size either.
 
+mod blocks;
 mod raw;
 
 use core::borrow::Borrow;

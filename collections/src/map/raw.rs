@@ -45,6 +45,7 @@ use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 use std::alloc::{alloc, dealloc, handle_alloc_error};
 
+use super::blocks;
 use crate::{OwnedWord, StmResult, TVar, Transaction, Word};
 
 /// The shape of a trie: root width, inner node width, and when leaves split.
@@ -288,11 +289,11 @@ impl<K, V> NodeRef<K, V> {
             Node::Leaf(entries) => {
                 let len = entries.len();
                 let (layout, _) = leaf_layout::<K, V>(len);
-                // SAFETY: the entries are initialised and ours; the allocation was made with
-                // this layout (`LeafBuilder::new` for `len` entries).
+                // SAFETY: the entries are initialised and ours; the block was allocated for this
+                // layout (`LeafBuilder::new` for `len` entries).
                 unsafe {
                     ptr::drop_in_place(entries as *const [Entry<K, V>] as *mut [Entry<K, V>]);
-                    dealloc(self.bits as *mut u8, layout);
+                    blocks::release(NonNull::new_unchecked(self.bits as *mut u8), layout);
                 }
             }
             Node::Inner(children) => {
@@ -368,11 +369,8 @@ impl<K, V> LeafBuilder<K, V> {
     fn new(capacity: usize) -> Self {
         debug_assert!(capacity > 0);
         let (layout, offset) = leaf_layout::<K, V>(capacity);
-        // SAFETY: the layout has a non-zero size (the header).
-        let base = unsafe { alloc(layout) };
-        let Some(base) = NonNull::new(base) else {
-            handle_alloc_error(layout)
-        };
+        // The layout has a non-zero size (the header).
+        let base = blocks::allocate(layout);
         LeafBuilder {
             base,
             // SAFETY: the entries start `offset` bytes in, inside the allocation.
@@ -407,11 +405,11 @@ impl<K, V> LeafBuilder<K, V> {
 impl<K, V> Drop for LeafBuilder<K, V> {
     fn drop(&mut self) {
         let (layout, _) = leaf_layout::<K, V>(self.capacity);
-        // SAFETY: the first `len` entries are initialised and ours; the allocation was made
-        // with this layout in `new`.
+        // SAFETY: the first `len` entries are initialised and ours; the block was allocated
+        // for this layout in `new`.
         unsafe {
             ptr::drop_in_place(ptr::slice_from_raw_parts_mut(self.first, self.len));
-            dealloc(self.base.as_ptr(), layout);
+            blocks::release(self.base, layout);
         }
     }
 }
