@@ -23,6 +23,7 @@
 
 use core::fmt;
 use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 use core::ptr;
 
 use crossbeam_utils::CachePadded;
@@ -33,22 +34,59 @@ use crate::{Atomic, StmResult, TVar, Transaction, atomically};
 
 /// The stamp of a node not yet published by a commit.
 const UNPUBLISHED: u64 = u64::MAX;
+/// The stamp of the queue's first sentinel, the one node without an item (commit versions are
+/// never 0).
+const FIRST: u64 = 0;
 
+/// A node: no `Option` around the item, so that a node of a word-sized item takes 24 bytes
+/// (one 32-byte allocator chunk instead of 48: a third less memory for a long log).
 struct Node<T> {
-    /// `None` only in the queue's first sentinel.
-    item: Option<T>,
+    /// Initialised in every node but the first sentinel (stamp [`FIRST`]).
+    item: MaybeUninit<T>,
     next: AtomicPtr<Node<T>>,
     /// The version of the commit that published the node.
     stamp: AtomicU64,
 }
 
 impl<T> Node<T> {
-    fn alloc(item: Option<T>, stamp: u64) -> *mut Node<T> {
+    /// A node for `item`, not yet published.
+    fn alloc(item: T) -> *mut Node<T> {
         Box::into_raw(Box::new(Node {
-            item,
+            item: MaybeUninit::new(item),
             next: AtomicPtr::new(ptr::null_mut()),
-            stamp: AtomicU64::new(stamp),
+            stamp: AtomicU64::new(UNPUBLISHED),
         }))
+    }
+
+    /// The queue's first sentinel.
+    fn first() -> *mut Node<T> {
+        Box::into_raw(Box::new(Node {
+            item: MaybeUninit::uninit(),
+            next: AtomicPtr::new(ptr::null_mut()),
+            stamp: AtomicU64::new(FIRST),
+        }))
+    }
+
+    /// A clone of the item.
+    ///
+    /// # Safety
+    ///
+    /// The node is not the first sentinel.
+    unsafe fn clone_item(&self) -> T
+    where
+        T: Clone,
+    {
+        // SAFETY: every node but the first sentinel holds an item (caller).
+        unsafe { self.item.assume_init_ref() }.clone()
+    }
+}
+
+impl<T> Drop for Node<T> {
+    fn drop(&mut self) {
+        if self.stamp.load(Ordering::Relaxed) != FIRST {
+            // SAFETY: only the first sentinel has no item, and a node is dropped once.
+            unsafe { self.item.assume_init_drop() };
+        }
     }
 }
 
@@ -118,7 +156,7 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     /// ```
     #[track_caller]
     pub fn new() -> Self {
-        let sentinel = Node::alloc(None, 0);
+        let sentinel = Node::first();
         TQueue {
             head: CachePadded::new(TVar::new(sentinel)),
             tail: CachePadded::new(TVar::new(sentinel)),
@@ -160,7 +198,7 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     /// assert_eq!(q.atomic().len(), 1);
     /// ```
     pub fn push(&self, tx: &Transaction, item: T) {
-        let node = Node::alloc(Some(item), UNPUBLISHED);
+        let node = Node::alloc(item);
         match self.pending_last.local(tx) {
             // SAFETY: `last` is this attempt's own unpublished node, owned by its publishing
             // operation in the write set; nobody else can see it yet.
@@ -232,7 +270,7 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
         }
         // SAFETY: `first` is alive (pinned, or our own pending node); only the queue's first
         // sentinel has no item.
-        let item = unsafe { (*first).item.clone() };
+        let item = Some(unsafe { (*first).clone_item() });
         self.head.write(tx, first);
         // SAFETY: if this attempt commits, the old sentinel is unlinked (head moved past it and
         // it is not the tail, since it has a successor) and nothing else frees it: a pending
@@ -294,7 +332,7 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
             return Ok(None);
         }
         // SAFETY: as in `pop`.
-        Ok(unsafe { (*first).item.clone() })
+        Ok(Some(unsafe { (*first).clone_item() }))
     }
 
     /// True if the queue has no items. Conflicts with pushes only while it is empty.
@@ -504,14 +542,14 @@ impl<T: Clone + Send + Sync + fmt::Debug + 'static> fmt::Debug for TQueue<T> {
                     return Ok(items);
                 }
                 // SAFETY: pinned, as in `pop`.
-                items.push(unsafe { (*next).item.clone() });
+                items.push(unsafe { (*next).clone_item() });
                 node = next;
                 if self.tail.read(tx)? == node {
                     return Ok(items);
                 }
             }
         });
-        f.debug_list().entries(items.iter().flatten()).finish()
+        f.debug_list().entries(items.iter()).finish()
     }
 }
 

@@ -1,24 +1,27 @@
-//! `TQueue` memory: popped items and dropped queues are freed. Its own test binary (one test), so
-//! that no other test's running transaction holds back reclamation.
+//! `TQueue` memory: popped items, dropped queues and rolled-back pushes are freed. Its own test
+//! binary, so that no other test file's running transaction holds back reclamation.
 
-use commute::{TQueue, reclaim_retired};
+use commute::{TQueue, atomically, reclaim_retired};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+struct Tracked(Arc<AtomicUsize>);
+
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Tracked(self.0.clone())
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[test]
 fn popped_items_and_dropped_queues_are_freed() {
-    struct Tracked(Arc<AtomicUsize>);
-    impl Clone for Tracked {
-        fn clone(&self) -> Self {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Tracked(self.0.clone())
-        }
-    }
-    impl Drop for Tracked {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
     let live = Arc::new(AtomicUsize::new(0));
     let q = TQueue::new();
     for round in 0..100 {
@@ -45,6 +48,29 @@ fn popped_items_and_dropped_queues_are_freed() {
     drop(q);
     settle(|| live.load(Ordering::SeqCst) == 0);
     assert_eq!(live.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn pushes_of_a_rolled_back_branch_are_freed_when_the_transaction_commits() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let q = TQueue::new();
+    let tracked = || {
+        live.fetch_add(1, Ordering::SeqCst);
+        Tracked(live.clone())
+    };
+    atomically(|tx| {
+        tx.or_else(
+            |tx| {
+                q.push(tx, tracked());
+                q.push(tx, tracked());
+                tx.retry()
+            },
+            |_| Ok(()),
+        )
+    });
+    // Not retired: never published, so freed with the attempt, no reclamation needed.
+    assert_eq!(live.load(Ordering::SeqCst), 0, "a rolled-back push leaked");
+    assert_eq!(q.atomic().len(), 0);
 }
 
 /// Runs reclamation until `done` holds (other tests' pinned transactions may delay it), at most

@@ -1065,8 +1065,12 @@ impl Transaction {
                     Vec::new()
                 };
                 let nodes = st.writes.restore_saved(saved_writes, kept);
-                // Freed at the end of the attempt (commit or not), with no state borrow held.
-                st.allocs.extend(nodes);
+                if !nodes.is_empty() {
+                    // Freed at the end of the attempt (commit or not), with no state borrow
+                    // held: the end of a commit must take the slow path to see them.
+                    st.extras = true;
+                    st.allocs.extend(nodes);
+                }
                 st.on_commit.truncate(commit_hooks);
                 st.on_abort.truncate(abort_hooks);
                 st.retire_on_commit.truncate(retirements);

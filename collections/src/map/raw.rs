@@ -107,7 +107,7 @@ impl Config {
     /// root never shrinks or grows; it has at most 65,536 slots (4 MiB).
     pub(crate) fn for_capacity(capacity: usize) -> Self {
         let mut config = Self::DEFAULT;
-        let wanted = (capacity / config.leaf_capacity).next_power_of_two();
+        let wanted = (capacity / 2).next_power_of_two();
         let root_bits = wanted.trailing_zeros().clamp(config.root_bits, 16);
         config.root_bits = root_bits;
         config
