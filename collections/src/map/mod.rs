@@ -84,8 +84,9 @@ where
     ///
     /// The map never needs this (it grows by local splits, without ever rewriting the table),
     /// but a map that will hold many keys walks one or two levels less if its root starts wide:
-    /// the root gets about one slot per bucket of `capacity` keys (at most 65,536 slots, 64
-    /// bytes each). Small capacities give the default shape.
+    /// the root gets about one slot per two keys (at most 65,536 slots, 64 bytes each: 32 bytes
+    /// per key, about what a `HashMap` of words spends on its table). Small capacities give the
+    /// default shape.
     ///
     /// # Examples
     ///
