@@ -1252,7 +1252,11 @@ impl Transaction {
         self.free_allocs();
         let (hooks, mut retired) = {
             let mut st = self.state();
-            let hooks = core::mem::take(&mut st.on_commit);
+            let hooks = if st.on_commit.is_empty() {
+                Vec::new()
+            } else {
+                core::mem::take(&mut st.on_commit)
+            };
             let retired = core::mem::take(&mut st.retired_by_commit);
             self.reset(&mut st); // unpins first, so our own retired values can go at once
             (hooks, retired)

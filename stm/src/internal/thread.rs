@@ -220,7 +220,9 @@ impl ThreadCtx {
     /// Queues values replaced by a commit; reclaims a batch when enough have gathered.
     pub(crate) fn retire(&self, values: impl Iterator<Item = Retired>) {
         let mut retired = self.retired.borrow_mut();
-        retired.extend(values);
+        for value in values {
+            retired.push(value);
+        }
         // Scan once per batch of *new* retirements: values still pinned by a long transaction
         // stay in the list, and re-scanning them on every commit would cost more than they do.
         if retired.len() >= self.reclaim_at.get() {

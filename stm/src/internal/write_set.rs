@@ -202,7 +202,9 @@ impl WriteSet {
 
     #[cold]
     fn clear_side_tables(&mut self) {
-        self.index.clear();
+        if self.entries.len() > INDEX_THRESHOLD {
+            self.index.clear();
+        }
         self.ops.clear();
         self.publishes.clear();
         self.publish_lists = 0;
