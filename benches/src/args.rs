@@ -4,8 +4,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Measuring time per cell when `--duration-ms` is not given.
-pub const DEFAULT_DURATION: Duration = Duration::from_millis(400);
+/// Measuring time per run of a cell when `--duration-ms` is not given.
+pub const DEFAULT_DURATION: Duration = Duration::from_millis(150);
+
+/// Runs per cell when `--repeat` is not given (1 under `--quick`): the suite runs that many
+/// rounds and each cell reports its median run, so that a burst of noise from outside (a
+/// neighbour on a shared machine) spoils one run of a cell, not the cell.
+pub const DEFAULT_REPEAT: usize = 3;
 
 /// Measuring time per cell under `--quick` (CI smoke runs).
 pub const QUICK_DURATION: Duration = Duration::from_millis(15);
@@ -20,7 +25,9 @@ USAGE:
 
 OPTIONS:
     --threads LIST       thread counts, e.g. 1,2,4 (default: 1, 2, 4, ... up to the cores)
-    --duration-ms N      measuring time per cell in milliseconds (default 400; 15 with --quick)
+    --duration-ms N      measuring time per run in milliseconds (default 150; 15 with --quick)
+    --repeat N           runs per cell; the cell reports its median run by throughput
+                         (default 3; 1 with --quick)
     --workload LIST      workloads to run (default: all), e.g. counter,log
     --structure LIST     structures to run (default: all), e.g. TCounter,naive-counter; a
                          structure made of several (event's sets) is selected by any of its parts
@@ -33,7 +40,9 @@ OPTIONS:
     --help               print this text
 
 A cell is one (workload, structure, thread count): the threads run the workload's operation in a
-loop for the measuring time. Aborts per commit is blank for structures that are not STM.
+loop for the measuring time, on a fresh structure. With --repeat N the whole suite runs N times
+in turn and each cell reports its median run. Aborts per commit is blank for structures that are
+not STM.
 ";
 
 /// What the command line asked for.
@@ -51,8 +60,10 @@ loop for the measuring time. Aborts per commit is blank for structures that are 
 pub struct Options {
     /// Thread counts to run each cell with, in the order given.
     pub threads: Vec<usize>,
-    /// Measuring time per cell.
+    /// Measuring time per run of a cell.
     pub duration: Duration,
+    /// Runs per cell (the median is reported).
+    pub repeat: usize,
     /// Workloads to run; empty means all.
     pub workloads: Vec<String>,
     /// Structures to run; empty means all that apply.
@@ -111,9 +122,11 @@ impl Options {
     pub fn parse<I: IntoIterator<Item = String>>(args: I, cores: usize) -> Result<Self, String> {
         let mut threads = None;
         let mut duration = None;
+        let mut repeat = None;
         let mut opts = Options {
             threads: Vec::new(),
             duration: DEFAULT_DURATION,
+            repeat: DEFAULT_REPEAT,
             workloads: Vec::new(),
             structures: Vec::new(),
             json: None,
@@ -146,6 +159,15 @@ impl Options {
                         })?;
                     duration = Some(Duration::from_millis(ms));
                 }
+                "--repeat" => {
+                    let v = value()?;
+                    let n: usize = v
+                        .parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| format!("--repeat: `{v}` is not a positive number"))?;
+                    repeat = Some(n);
+                }
                 "--workload" | "--workloads" => opts.workloads.extend(parse_list(&value()?)),
                 "--structure" | "--structures" => opts.structures.extend(parse_list(&value()?)),
                 "--json" => opts.json = Some(PathBuf::from(value()?)),
@@ -166,6 +188,7 @@ impl Options {
         } else {
             DEFAULT_DURATION
         });
+        opts.repeat = repeat.unwrap_or(if opts.quick { 1 } else { DEFAULT_REPEAT });
         Ok(opts)
     }
 }
@@ -244,6 +267,9 @@ mod tests {
     #[test]
     fn quick_shortens_cells_unless_a_duration_is_given() {
         assert_eq!(parse(&["--quick"]).unwrap().duration, QUICK_DURATION);
+        assert_eq!(parse(&["--quick"]).unwrap().repeat, 1);
+        assert_eq!(parse(&[]).unwrap().repeat, DEFAULT_REPEAT);
+        assert_eq!(parse(&["--quick", "--repeat", "2"]).unwrap().repeat, 2);
         let opts = parse(&["--quick", "--duration-ms", "50"]).unwrap();
         assert_eq!(opts.duration, Duration::from_millis(50));
         assert!(parse(&["--help"]).unwrap().help);
@@ -254,6 +280,7 @@ mod tests {
         for (args, needle) in [
             (&["--threads", "1,x"][..], "`x`"),
             (&["--threads", "0"][..], "`0`"),
+            (&["--repeat", "0"][..], "`0`"),
             (&["--threads", ","][..], "at least one"),
             (&["--duration-ms", "-5"][..], "`-5`"),
             (&["--json"][..], "needs a value"),

@@ -56,10 +56,12 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
         .filter(|w| selected.iter().any(|e| e.workload == *w))
         .collect();
     eprintln!(
-        "conflicts: {} cells ({} structures x threads {:?}), {} ms each, on {cores} cores{}",
+        "conflicts: {} cells ({} structures x threads {:?}), median of {} runs of {} ms each, on \
+         {cores} cores{}",
         selected.len() * opts.threads.len(),
         selected.len(),
         opts.threads,
+        opts.repeat,
         opts.duration.as_millis(),
         if cfg!(feature = "collections") {
             ""
@@ -68,50 +70,68 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
         },
     );
     let started = Instant::now();
-    let mut cells: Vec<CellResult> = Vec::new();
-    for (i, workload) in workloads.iter().enumerate() {
-        let here: Vec<_> = selected
-            .iter()
-            .filter(|e| e.workload == *workload)
-            .collect();
-        eprint!(
-            "[{}/{}] {workload:<12} {} structures x {} thread counts ...",
-            i + 1,
-            workloads.len(),
-            here.len(),
-            opts.threads.len()
-        );
-        let _ = std::io::stderr().flush();
-        let t = Instant::now();
-        let mut reports = Vec::new();
-        for entry in &here {
-            if opts.report {
-                commute_stm::conflicts::enable();
-                commute_stm::conflicts::reset();
-            }
-            for &threads in &opts.threads {
-                cells.push(entry.run(threads, opts.duration));
-            }
-            if opts.report {
-                let report = commute_stm::conflicts::report();
-                // Only commute-based structures go through the profiler.
-                if report.commits > 0 {
-                    reports.push((entry.structure, report));
+    // runs[cell] holds the cell's runs, one per round; cells in suite order. Rounds go through
+    // the whole suite in turn, so that a burst of outside noise (seconds long on a shared
+    // machine) spoils at most one run of a cell, not all of them.
+    let mut runs: Vec<Vec<CellResult>> = Vec::new();
+    for round in 0..opts.repeat {
+        let mut cell = 0;
+        let last_round = round + 1 == opts.repeat;
+        for (i, workload) in workloads.iter().enumerate() {
+            let here: Vec<_> = selected
+                .iter()
+                .filter(|e| e.workload == *workload)
+                .collect();
+            eprint!(
+                "[{}{}/{}] {workload:<12} {} structures x {} thread counts ...",
+                if opts.repeat > 1 {
+                    format!("round {}/{}, ", round + 1, opts.repeat)
+                } else {
+                    String::new()
+                },
+                i + 1,
+                workloads.len(),
+                here.len(),
+                opts.threads.len()
+            );
+            let _ = std::io::stderr().flush();
+            let t = Instant::now();
+            let mut reports = Vec::new();
+            for entry in &here {
+                if opts.report {
+                    commute_stm::conflicts::enable();
+                    commute_stm::conflicts::reset();
+                }
+                for &threads in &opts.threads {
+                    let result = entry.run(threads, opts.duration);
+                    match runs.get_mut(cell) {
+                        Some(cell_runs) => cell_runs.push(result),
+                        None => runs.push(vec![result]),
+                    }
+                    cell += 1;
+                }
+                if opts.report && last_round {
+                    let report = commute_stm::conflicts::report();
+                    // Only commute-based structures go through the profiler.
+                    if report.commits > 0 {
+                        reports.push((entry.structure, report));
+                    }
                 }
             }
-        }
-        eprintln!(" {:.1} s", t.elapsed().as_secs_f64());
-        for (structure, report) in reports {
-            println!(
-                "conflict report: {workload} / {structure} (threads {:?})",
-                opts.threads
-            );
-            for line in report.to_string().lines().take(6) {
-                println!("    {line}");
+            eprintln!(" {:.1} s", t.elapsed().as_secs_f64());
+            for (structure, report) in reports {
+                println!(
+                    "conflict report: {workload} / {structure} (threads {:?})",
+                    opts.threads
+                );
+                for line in report.to_string().lines().take(6) {
+                    println!("    {line}");
+                }
+                println!();
             }
-            println!();
         }
     }
+    let cells: Vec<CellResult> = runs.into_iter().map(median).collect();
     eprintln!(
         "conflicts: done in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -131,4 +151,11 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// The run with the median throughput (the lower middle one for an even count).
+fn median(mut runs: Vec<CellResult>) -> CellResult {
+    runs.sort_by(|a, b| a.ops_per_sec().total_cmp(&b.ops_per_sec()));
+    let middle = (runs.len() - 1) / 2;
+    runs.swap_remove(middle)
 }
