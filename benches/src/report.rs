@@ -240,6 +240,154 @@ pub fn json(cells: &[CellResult]) -> String {
     out
 }
 
+/// The throughput of a cell, if the run has it.
+fn rate(cells: &[CellResult], workload: &str, structure: &str, threads: usize) -> Option<f64> {
+    find(cells, workload, structure, threads).map(CellResult::ops_per_sec)
+}
+
+fn find<'a>(
+    cells: &'a [CellResult],
+    workload: &str,
+    structure: &str,
+    threads: usize,
+) -> Option<&'a CellResult> {
+    cells
+        .iter()
+        .find(|c| c.workload == workload && c.structure == structure && c.threads == threads)
+}
+
+/// The conflict-free structure of each of the four workloads the targets name.
+const OURS: [(&str, &str); 4] = [
+    ("counter", "TCounter"),
+    ("log", "TQueue"),
+    ("map-disjoint", "TMap"),
+    ("event", "commute"),
+];
+
+/// The runner issue's targets, checked against this run: at 2 threads (when the run has 1 and
+/// 2 threads) and at 16 (when it has 1 and 16). Each line gives the measured figures and
+/// whether the target held; a target whose cells the run lacks is left out. Empty if no target
+/// applies.
+///
+/// # Examples
+///
+/// ```
+/// use commute_benches::report::{CellResult, targets};
+///
+/// let cell = |structure, threads, ops| CellResult {
+///     workload: "counter",
+///     structure,
+///     threads,
+///     ops,
+///     seconds: 1.0,
+///     commits: Some(ops),
+///     aborts: Some(0),
+/// };
+/// let text = targets(&[cell("TCounter", 1, 100), cell("TCounter", 2, 190)]);
+/// assert!(text.contains("TCounter/counter 1.90x: held"), "{text}");
+/// ```
+pub fn targets(cells: &[CellResult]) -> String {
+    let mut out = String::new();
+    let has = |t: usize| cells.iter().any(|c| c.threads == t);
+    let verdict = |ok: bool| if ok { "held" } else { "missed" };
+    if has(1) && has(2) {
+        let t = 2;
+        let mut lines = Vec::new();
+        let low: Vec<String> = OURS
+            .iter()
+            .filter_map(|&(w, s)| {
+                let apc = find(cells, w, s, t)?.aborts_per_commit()?;
+                Some(format!("{s}/{w} {}: {}", ratio(apc), verdict(apc <= 0.001)))
+            })
+            .collect();
+        if !low.is_empty() {
+            lines.push(format!("aborts/commit <= 0.001: {}", low.join(", ")));
+        }
+        let naive: Vec<String> = [("counter", "naive-counter"), ("log", "naive-queue")]
+            .iter()
+            .filter_map(|&(w, s)| {
+                let apc = find(cells, w, s, t)?.aborts_per_commit()?;
+                Some(format!("{s}/{w} {}: {}", ratio(apc), verdict(apc >= 0.2)))
+            })
+            .collect();
+        if !naive.is_empty() {
+            lines.push(format!("naive aborts/commit >= 0.2: {}", naive.join(", ")));
+        }
+        let peers: Vec<String> = OURS
+            .iter()
+            .filter_map(|&(w, s)| {
+                let x = rate(cells, w, s, t)? / rate(cells, w, "fast-stm", t)?;
+                Some(format!("{s}/{w} {x:.1}x: {}", verdict(x >= 5.0)))
+            })
+            .collect();
+        if !peers.is_empty() {
+            lines.push(format!(">= 5x fast-stm: {}", peers.join(", ")));
+        }
+        let scaling: Vec<String> = OURS[..3]
+            .iter()
+            .filter_map(|&(w, s)| {
+                let x = rate(cells, w, s, t)? / rate(cells, w, s, 1)?;
+                Some(format!("{s}/{w} {x:.2}x: {}", verdict(x >= 1.8)))
+            })
+            .collect();
+        if !scaling.is_empty() {
+            lines.push(format!(
+                "2 threads >= 1.8x 1 thread: {}",
+                scaling.join(", ")
+            ));
+        }
+        if let (Some(ours), Some(dash)) = (
+            rate(cells, "map-uniform", "TMap", t),
+            rate(cells, "map-uniform", "DashMap", t),
+        ) {
+            let x = ours / dash;
+            lines.push(format!(
+                "TMap >= 0.5x DashMap on map-uniform: {x:.2}x: {}",
+                verdict(x >= 0.5)
+            ));
+        }
+        if !lines.is_empty() {
+            out.push_str("targets at 2 threads:\n");
+            for line in lines {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+    }
+    if has(1) && has(16) {
+        let mut lines = Vec::new();
+        let scaling: Vec<String> = OURS[..3]
+            .iter()
+            .filter_map(|&(w, s)| {
+                let x = rate(cells, w, s, 16)? / rate(cells, w, s, 1)?;
+                Some(format!("{s}/{w} {x:.1}x: {}", verdict(x >= 12.0)))
+            })
+            .collect();
+        if !scaling.is_empty() {
+            lines.push(format!(
+                "16 threads >= 12x 1 thread: {}",
+                scaling.join(", ")
+            ));
+        }
+        if let (Some(ours), Some(dash)) = (
+            rate(cells, "map-uniform", "TMap", 16),
+            rate(cells, "map-uniform", "DashMap", 16),
+        ) {
+            let x = ours / dash;
+            lines.push(format!(
+                "TMap >= 0.7x DashMap on map-uniform: {x:.2}x: {}",
+                verdict(x >= 0.7)
+            ));
+        }
+        if !lines.is_empty() {
+            out.push_str("targets at 16 threads:\n");
+            for line in lines {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,6 +447,50 @@ mod tests {
         assert!(
             locks.lines().nth(2).unwrap().trim_end().ends_with(" 200"),
             "{locks}"
+        );
+    }
+
+    #[test]
+    fn targets_check_each_threshold_and_skip_what_the_run_lacks() {
+        let mk = |workload, structure, threads, ops, aborts| CellResult {
+            workload,
+            structure,
+            threads,
+            ops,
+            seconds: 1.0,
+            commits: Some(ops),
+            aborts: Some(aborts),
+        };
+        let cells = [
+            mk("counter", "TCounter", 1, 100, 0),
+            mk("counter", "TCounter", 2, 150, 0),
+            mk("counter", "naive-counter", 2, 50, 15),
+            mk("counter", "fast-stm", 2, 10, 5),
+            mk("map-uniform", "TMap", 2, 60, 0),
+            CellResult {
+                commits: None,
+                aborts: None,
+                ..mk("map-uniform", "DashMap", 2, 100, 0)
+            },
+        ];
+        let text = targets(&cells);
+        assert!(text.starts_with("targets at 2 threads:"), "{text}");
+        assert!(text.contains("TCounter/counter 0: held"), "{text}");
+        assert!(
+            text.contains("naive-counter/counter 0.3000: held"),
+            "{text}"
+        );
+        assert!(text.contains("TCounter/counter 15.0x: held"), "{text}");
+        assert!(text.contains("TCounter/counter 1.50x: missed"), "{text}");
+        assert!(text.contains("map-uniform: 0.60x: held"), "{text}");
+        assert!(
+            !text.contains("TQueue") && !text.contains("16 threads"),
+            "{text}"
+        );
+        assert_eq!(
+            targets(&cells[..1]),
+            "",
+            "one thread count: nothing to check"
         );
     }
 }

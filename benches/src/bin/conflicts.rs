@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use commute_benches::args::{Options, USAGE};
 use commute_benches::plot::write_svgs;
-use commute_benches::report::{CellResult, json, table};
+use commute_benches::report::{CellResult, json, table, targets};
 use commute_benches::suite::{WORKLOADS, entries, select};
 
 fn main() -> ExitCode {
@@ -137,6 +137,10 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     print!("{}", table(&cells));
+    let checked = targets(&cells);
+    if !checked.is_empty() {
+        print!("\n{checked}");
+    }
     if let Some(path) = &opts.json {
         std::fs::write(path, json(&cells))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
