@@ -34,6 +34,9 @@ OPTIONS:
     --json FILE          also write every cell as a JSON array to FILE
     --svg DIR            also write throughput and aborts-per-commit plots (SVG) per workload
     --quick              very short cells: a smoke run of a few seconds
+    --in-process         run every structure in this process (default: each structure's runs
+                         in a child process of the runner, so that what one structure leaves
+                         in the heap cannot slow the next)
     --report             switch the conflict profiler on and print its report (which TVar
                          cost time, in which transactions) after each STM structure's cells
     --list               print the workloads and the structures each runs with, then exit
@@ -76,6 +79,12 @@ pub struct Options {
     pub quick: bool,
     /// Turn the conflict profiler on and print its report after each structure's cells.
     pub report: bool,
+    /// Run every structure in this process instead of one child process per structure and
+    /// round (always so under `--report`).
+    pub in_process: bool,
+    /// Internal: this process is a child of the runner; it prints its cells one per line for
+    /// the parent instead of the table.
+    pub child: bool,
     /// Print the workload and structure names and exit.
     pub list: bool,
     /// Print [`USAGE`] and exit.
@@ -133,6 +142,8 @@ impl Options {
             svg: None,
             quick: false,
             report: false,
+            in_process: false,
+            child: false,
             list: false,
             help: false,
         };
@@ -174,11 +185,18 @@ impl Options {
                 "--svg" => opts.svg = Some(PathBuf::from(value()?)),
                 "--quick" => opts.quick = true,
                 "--report" => opts.report = true,
+                "--in-process" => opts.in_process = true,
+                "--child" => opts.child = true,
                 "--list" => opts.list = true,
                 "--help" | "-h" => opts.help = true,
                 other => return Err(format!("unknown option `{other}` (try --help)")),
             }
-            if inline.is_some() && matches!(name.as_str(), "--quick" | "--list" | "--help") {
+            if inline.is_some()
+                && matches!(
+                    name.as_str(),
+                    "--quick" | "--list" | "--help" | "--in-process" | "--child" | "--report"
+                )
+            {
                 return Err(format!("{name} takes no value"));
             }
         }

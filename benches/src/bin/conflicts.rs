@@ -8,7 +8,7 @@ use std::time::Instant;
 use commute_benches::args::{Options, USAGE};
 use commute_benches::plot::write_svgs;
 use commute_benches::report::{CellResult, json, table, targets};
-use commute_benches::suite::{WORKLOADS, entries, select};
+use commute_benches::suite::{Entry, WORKLOADS, entries, select};
 
 fn main() -> ExitCode {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -38,6 +38,15 @@ fn main() -> ExitCode {
             );
         }
         return ExitCode::SUCCESS;
+    }
+    if opts.child {
+        return match run_child(&opts) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("conflicts (child): {message}");
+                ExitCode::FAILURE
+            }
+        };
     }
     match run(&opts, cores) {
         Ok(()) => ExitCode::SUCCESS,
@@ -102,8 +111,15 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
                     commute_stm::conflicts::enable();
                     commute_stm::conflicts::reset();
                 }
-                for &threads in &opts.threads {
-                    let result = entry.run(threads, opts.duration);
+                let results = if opts.in_process || opts.report {
+                    opts.threads
+                        .iter()
+                        .map(|&threads| entry.run(threads, opts.duration))
+                        .collect()
+                } else {
+                    run_in_child(entry, opts)?
+                };
+                for result in results {
                     match runs.get_mut(cell) {
                         Some(cell_runs) => cell_runs.push(result),
                         None => runs.push(vec![result]),
@@ -162,4 +178,98 @@ fn median(mut runs: Vec<CellResult>) -> CellResult {
     runs.sort_by(|a, b| a.ops_per_sec().total_cmp(&b.ops_per_sec()));
     let middle = (runs.len() - 1) / 2;
     runs.swap_remove(middle)
+}
+
+/// Runs `entry` at every thread count of `opts`, once, in a child process of this runner, and
+/// reads its cells back: each structure starts from a fresh process, as a program of its own
+/// would. (Run one after the other in one process, some peer crates left the heap in a state
+/// that slowed the next structures' cells by a fifth.)
+fn run_in_child(entry: &Entry, opts: &Options) -> Result<Vec<CellResult>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let threads: Vec<String> = opts.threads.iter().map(|t| t.to_string()).collect();
+    let output = std::process::Command::new(&exe)
+        .args(["--child", "--workload", entry.workload])
+        .args(["--structure", entry.structure])
+        .args(["--threads", &threads.join(",")])
+        .args(["--duration-ms", &opts.duration.as_millis().to_string()])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} on {} failed ({}):\n{}",
+            entry.workload,
+            entry.structure,
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let cells: Vec<CellResult> = text
+        .lines()
+        .filter_map(|line| parse_cell_line(entry, line))
+        .collect();
+    if cells.len() != opts.threads.len() {
+        return Err(format!(
+            "{} on {}: the child reported {} cells, not {}:\n{text}",
+            entry.workload,
+            entry.structure,
+            cells.len(),
+            opts.threads.len()
+        ));
+    }
+    Ok(cells)
+}
+
+/// The child's side: run the selected entries once at every thread count, print each cell as
+/// a line for the parent.
+fn run_child(opts: &Options) -> Result<(), String> {
+    for entry in select(&opts.workloads, &opts.structures)? {
+        for &threads in &opts.threads {
+            let c = entry.run(threads, opts.duration);
+            let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+            println!(
+                "cell {} {} {} {} {} {} {}",
+                c.workload,
+                c.structure,
+                c.threads,
+                c.ops,
+                c.seconds,
+                opt(c.commits),
+                opt(c.aborts)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A child's line for `entry`: `cell <workload> <structure> <threads> <ops> <seconds>
+/// <commits|-> <aborts|->`; `None` for other lines and other entries.
+fn parse_cell_line(entry: &Entry, line: &str) -> Option<CellResult> {
+    let mut words = line.split(' ');
+    if words.next()? != "cell" || words.next()? != entry.workload {
+        return None;
+    }
+    if words.next()? != entry.structure {
+        return None;
+    }
+    let number = |w: Option<&str>| -> Option<Option<u64>> {
+        match w? {
+            "-" => Some(None),
+            n => n.parse().ok().map(Some),
+        }
+    };
+    let threads = words.next()?.parse().ok()?;
+    let ops = words.next()?.parse().ok()?;
+    let seconds = words.next()?.parse().ok()?;
+    let commits = number(words.next())?;
+    let aborts = number(words.next())?;
+    Some(CellResult {
+        workload: entry.workload,
+        structure: entry.structure,
+        threads,
+        ops,
+        seconds,
+        commits,
+        aborts,
+    })
 }

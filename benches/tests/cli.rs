@@ -1,0 +1,86 @@
+//! The `conflicts` binary end to end: the table, the targets, the JSON file, with each structure
+//! run in a child process (the default) and all in one process (`--in-process`).
+
+use std::process::Command;
+
+fn conflicts(args: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_conflicts"))
+        .args(args)
+        .output()
+        .expect("the conflicts binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{args:?} failed:\n{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+/// The table rows of `structure` (workload counter), as (threads, ops).
+fn rows(table: &str, structure: &str) -> Vec<(usize, u64)> {
+    table
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            (words.len() > 3 && words[0] == "counter" && words[1] == structure)
+                .then(|| (words[2].parse().unwrap(), words[3].parse().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn child_processes_and_in_process_runs_report_the_same_cells() {
+    let json = std::env::temp_dir().join(format!("conflicts-cli-{}.json", std::process::id()));
+    for mode in [None, Some("--in-process")] {
+        let mut args = vec![
+            "--quick",
+            "--repeat",
+            "2",
+            "--threads",
+            "1,2",
+            "--workload",
+            "counter",
+            "--structure",
+            "TCounter,naive-counter,AtomicU64",
+            "--json",
+            json.to_str().unwrap(),
+        ];
+        args.extend(mode);
+        let (table, progress) = conflicts(&args);
+        for structure in ["TCounter", "naive-counter", "AtomicU64"] {
+            let cells = rows(&table, structure);
+            assert_eq!(cells.len(), 2, "{mode:?} {structure}:\n{table}");
+            assert_eq!(cells[0].0, 1);
+            assert_eq!(cells[1].0, 2);
+            assert!(cells.iter().all(|&(_, ops)| ops > 0), "{table}");
+        }
+        assert!(table.contains("targets at 2 threads:"), "{table}");
+        assert!(table.contains("TCounter/counter"), "{table}");
+        assert!(progress.contains("round 2/2"), "{progress}");
+        let written = std::fs::read_to_string(&json).unwrap();
+        assert_eq!(written.matches("\"workload\": \"counter\"").count(), 6);
+    }
+    let _ = std::fs::remove_file(&json);
+}
+
+#[test]
+fn a_child_reports_its_cells_one_per_line() {
+    let (out, _) = conflicts(&[
+        "--child",
+        "--workload",
+        "counter",
+        "--structure",
+        "AtomicU64",
+        "--threads",
+        "1",
+        "--duration-ms",
+        "5",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    let words: Vec<&str> = lines[0].split(' ').collect();
+    assert_eq!(words[..4], ["cell", "counter", "AtomicU64", "1"], "{out}");
+    assert_eq!(
+        words[6..],
+        ["-", "-"],
+        "a lock-based structure has no commits: {out}"
+    );
+}
