@@ -28,8 +28,14 @@ use crate::tx::TxState;
 /// The pin value of a slot whose thread is not in a pinned transaction.
 pub(crate) const UNPINNED: u64 = u64::MAX;
 
-/// Retired values are scanned for reclamation in batches of this many.
-const RECLAIM_BATCH: usize = if cfg!(loom) { 1 } else { 64 };
+/// Retired values are scanned for reclamation in batches of at least this many, and of
+/// [`BATCH_PER_SLOT`] per registered thread slot: a scan reads every slot's pin with a
+/// read-modify-write, so more threads make scans dearer. Small batches hand freed memory back
+/// while it is still in cache (the `TMap` leaf cache reuses it): 16 measured 5% faster than 64
+/// on updates, 256 5% slower.
+const RECLAIM_BATCH: usize = if cfg!(loom) { 1 } else { 16 };
+/// See [`RECLAIM_BATCH`].
+const BATCH_PER_SLOT: usize = if cfg!(loom) { 0 } else { 4 };
 
 /// A value replaced by a commit, waiting until no transaction can still read it.
 pub(crate) struct Retired {
@@ -226,8 +232,9 @@ impl ThreadCtx {
         // Scan once per batch of *new* retirements: values still pinned by a long transaction
         // stay in the list, and re-scanning them on every commit would cost more than they do.
         if retired.len() >= self.reclaim_at.get() {
-            reclaim(&mut retired);
-            self.reclaim_at.set(retired.len() + RECLAIM_BATCH);
+            let slots = reclaim(&mut retired);
+            let batch = RECLAIM_BATCH.max(BATCH_PER_SLOT * slots);
+            self.reclaim_at.set(retired.len() + batch);
             // Values left by threads that exited are swept by whoever reclaims next (unless
             // another thread is at it): nothing else would ever free them.
             if let Some(mut orphans) = crate::sync::try_lock(&global().orphans) {
@@ -245,26 +252,30 @@ impl ThreadCtx {
     }
 }
 
-/// The lowest pin of any slot: values retired at or below it are unreachable.
-fn oldest_pin() -> u64 {
+/// The lowest pin of any slot (values retired at or below it are unreachable), and the number
+/// of slots.
+fn oldest_pin() -> (u64, usize) {
     let slots = crate::sync::lock(&global().slots);
-    slots
+    let oldest = slots
         .iter()
         .map(|s| s.pin.fetch_add(0, Ordering::AcqRel))
         .min()
-        .unwrap_or(UNPINNED)
+        .unwrap_or(UNPINNED);
+    (oldest, slots.len())
 }
 
-fn reclaim(retired: &mut Vec<Retired>) {
+/// Frees the values no transaction can read any more; returns the number of thread slots
+/// scanned (0 if there was nothing to scan).
+fn reclaim(retired: &mut Vec<Retired>) -> usize {
     if retired.is_empty() {
-        return;
+        return 0;
     }
     // Values are retired at versions the clock may not have reached yet (commits do not move
     // it): move it there, so that transactions pinning from now on pin at or above them.
     if let Some(newest) = retired.iter().map(|r| r.version).max() {
         crate::internal::clock::advance_to(newest);
     }
-    let oldest = oldest_pin();
+    let (oldest, slots) = oldest_pin();
     let mut i = 0;
     while i < retired.len() {
         if retired[i].version <= oldest {
@@ -276,6 +287,7 @@ fn reclaim(retired: &mut Vec<Retired>) {
             i += 1;
         }
     }
+    slots
 }
 
 impl Drop for ThreadCtx {
