@@ -65,12 +65,15 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
         .filter(|w| selected.iter().any(|e| e.workload == *w))
         .collect();
     eprintln!(
-        "conflicts: {} cells ({} structures x threads {:?}), median of {} runs of {} ms each, on \
-         {cores} cores{}",
+        "conflicts: {} cells ({} structures x threads {:?}), {} of {} ms each, on {cores} cores{}",
         selected.len() * opts.threads.len(),
         selected.len(),
         opts.threads,
-        opts.repeat,
+        if opts.repeat == 1 {
+            "one run".to_string()
+        } else {
+            format!("median of {} runs", opts.repeat)
+        },
         opts.duration.as_millis(),
         if cfg!(feature = "collections") {
             ""
