@@ -6,9 +6,10 @@
 //! once, when a commit publishes the node.
 //!
 //! - `push` does not read the queue. It allocates a node and registers a commit-time publishing
-//!   operation on `tail` ([`TVar::publish_on_commit`]): at commit, with `tail` locked, the node
-//!   is stamped with the commit version and linked after whatever tail the commit finds. Pushes
-//!   therefore never abort each other, and never abort pops of other items.
+//!   operation on `tail` ([`TVar::publish_box_on_commit`]: a function and the node, nothing
+//!   else allocated): at commit, with `tail` locked, the node is stamped with the commit version
+//!   and linked after whatever tail the commit finds. Pushes therefore never abort each other,
+//!   and never abort pops of other items.
 //! - `pop` reads `head` and follows the sentinel's `next`. If a successor exists, its stamp goes
 //!   through [`Transaction::observe_version`], so the attempt's snapshot includes the push that
 //!   published it (opacity); then `head` moves to it and the old sentinel is retired. Only when
