@@ -31,7 +31,8 @@ fn child_processes_and_in_process_runs_report_the_same_cells() {
     let json = std::env::temp_dir().join(format!("conflicts-cli-{}.json", std::process::id()));
     for mode in [None, Some("--in-process")] {
         let mut args = vec![
-            "--quick",
+            "--duration-ms",
+            "10",
             "--repeat",
             "2",
             "--threads",
@@ -82,5 +83,21 @@ fn a_child_reports_its_cells_one_per_line() {
         words[6..],
         ["-", "-"],
         "a lock-based structure has no commits: {out}"
+    );
+}
+
+#[test]
+fn a_quick_run_does_not_judge_the_targets() {
+    let (table, _) = conflicts(&[
+        "--quick",
+        "--workload",
+        "counter",
+        "--structure",
+        "TCounter",
+    ]);
+    assert!(table.contains("targets: not checked"), "{table}");
+    assert!(
+        !table.contains("held") && !table.contains("missed"),
+        "{table}"
     );
 }

@@ -157,7 +157,9 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
     );
     print!("{}", table(&cells));
     let checked = targets(&cells);
-    if !checked.is_empty() {
+    if opts.quick {
+        println!("\ntargets: not checked (a --quick run is too short to tell)");
+    } else if !checked.is_empty() {
         print!("\n{checked}");
     }
     if let Some(path) = &opts.json {
