@@ -1323,8 +1323,13 @@ impl Transaction {
         }
         st.reads.clear();
         st.writes.clear();
-        st.on_commit.clear();
-        st.on_abort.clear();
+        // Hooks are rare: skip the (out-of-line) drop of empty hook lists.
+        if !st.on_commit.is_empty() {
+            st.on_commit.clear();
+        }
+        if !st.on_abort.is_empty() {
+            st.on_abort.clear();
+        }
         st.retire_on_commit.clear();
         st.abort = None;
         st.extras = false;
