@@ -175,3 +175,109 @@ fn values_retired_by_unpinned_attempts_are_freed() {
         "a retired value was never freed"
     );
 }
+
+/// `TVar::write_owned` gives a collection's own owned words `TBox`'s rules: a rolled-back value
+/// and one overwritten in the same attempt are freed with the attempt; a replaced committed one
+/// once no reader remains; an empty word is never freed.
+#[test]
+fn owned_words_follow_the_rules_of_boxes() {
+    use commute_stm::{OwnedWord, TVar, Word};
+
+    /// A tracked box, or null: an owned word.
+    #[derive(Clone, Copy)]
+    struct Owned(*mut Tracked);
+
+    // SAFETY: a thin pointer round-trips through `u64`.
+    unsafe impl Word for Owned {
+        fn into_bits(self) -> u64 {
+            self.0 as usize as u64
+        }
+        fn from_bits(bits: u64) -> Self {
+            Owned(bits as usize as *mut Tracked)
+        }
+    }
+
+    // SAFETY: frees the box it owns, if any.
+    unsafe impl OwnedWord for Owned {
+        unsafe fn free(self) {
+            if !self.0.is_null() {
+                // SAFETY: from `Box::into_raw`, freed once (the caller's promise).
+                drop(unsafe { Box::from_raw(self.0) });
+            }
+        }
+    }
+
+    let live = Arc::new(AtomicUsize::new(0));
+    let owned = |payload| Owned(Box::into_raw(Box::new(Tracked::new(&live, payload))));
+    let var = TVar::new(Owned(std::ptr::null_mut()));
+    let payload = |var: &TVar<Owned>| {
+        atomically(|tx| {
+            tx.pin();
+            let p = var.read(tx)?.0;
+            // SAFETY: pinned; a committed value stays alive for the attempt.
+            Ok((!p.is_null()).then(|| unsafe { (*p).payload() }))
+        })
+    };
+    // Overwritten in the same attempt: the first value never becomes visible and is freed.
+    atomically(|tx| {
+        // SAFETY: fresh boxes, owned by nothing else.
+        unsafe {
+            var.write_owned(tx, owned(1));
+            var.write_owned(tx, owned(2));
+        }
+        Ok(())
+    });
+    assert_eq!(payload(&var), Some(2));
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        1,
+        "the overwritten value was freed"
+    );
+    // Rolled back in an `or_else` branch, and with a whole attempt (a panic).
+    atomically(|tx| {
+        tx.or_else(
+            |tx| {
+                // SAFETY: as above.
+                unsafe { var.write_owned(tx, owned(3)) };
+                tx.retry()
+            },
+            |_| Ok(()),
+        )
+    });
+    let rolled_back = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        atomically(|tx| {
+            // SAFETY: as above.
+            unsafe { var.write_owned(tx, owned(4)) };
+            if true {
+                panic!("roll the attempt back");
+            }
+            Ok(())
+        })
+    }));
+    assert!(rolled_back.is_err());
+    assert_eq!(payload(&var), Some(2));
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        1,
+        "rolled-back values were freed"
+    );
+    // Replaced by a commit: retired, freed by reclamation; the empty word frees nothing.
+    atomically(|tx| {
+        // SAFETY: the empty word owns nothing.
+        unsafe { var.write_owned(tx, Owned(std::ptr::null_mut())) };
+        Ok(())
+    });
+    assert_eq!(payload(&var), None);
+    for _ in 0..1_000 {
+        reclaim_retired();
+        if live.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "the replaced value was freed"
+    );
+}
