@@ -8,6 +8,9 @@ use std::sync::{Arc, Barrier};
 use commute::{StmResult, TCounter, TVar, Transaction, atomically, stats};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
+mod common;
+use common::{aborts_of, run_threads};
+
 // ----- model tests -------------------------------------------------------------------------
 
 #[derive(Clone, Debug)]
@@ -142,25 +145,6 @@ fn overflow_wraps() {
 
 // ----- concurrency -------------------------------------------------------------------------
 
-/// Runs `f(thread_index)` on `threads` threads started together; returns their results.
-fn run_threads<R: Send + 'static>(
-    threads: usize,
-    f: impl Fn(usize) -> R + Send + Sync + 'static,
-) -> Vec<R> {
-    let f = Arc::new(f);
-    let start = Arc::new(Barrier::new(threads));
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let (f, start) = (f.clone(), start.clone());
-            std::thread::spawn(move || {
-                start.wait();
-                f(t)
-            })
-        })
-        .collect();
-    handles.into_iter().map(|h| h.join().unwrap()).collect()
-}
-
 #[test]
 fn concurrent_adds_give_the_exact_total() {
     let counter = Arc::new(TCounter::new());
@@ -210,17 +194,6 @@ fn get_returns_a_consistent_total_under_concurrent_adds() {
     assert_eq!(readings[0], 1_500);
     assert_eq!(pair.0.load(), 3_000);
     assert_eq!(pair.1.load(), 3_000);
-}
-
-/// Sums the conflict aborts that `f` caused on the threads that ran it.
-fn aborts_of(threads: usize, f: impl Fn(usize) + Send + Sync + 'static) -> u64 {
-    run_threads(threads, move |t| {
-        let before = stats::thread();
-        f(t);
-        (stats::thread() - before).aborts()
-    })
-    .into_iter()
-    .sum()
 }
 
 /// Two threads increment one plain `TVar` with read-modify-write transactions, `min` times each

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use commute::{StmResult, TMap, TVar, Transaction, atomically, stats};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
+mod common;
+use common::{aborts_of, run_threads};
+
 // ----- model tests -------------------------------------------------------------------------
 
 /// Keys come from a small range so that operations meet on the same keys.
@@ -342,25 +345,6 @@ fn config_must_use_powers_of_two() {
 
 // ----- concurrency -------------------------------------------------------------------------
 
-/// Runs `f(thread_index)` on `threads` threads started together; returns their results.
-fn run_threads<R: Send + 'static>(
-    threads: usize,
-    f: impl Fn(usize) -> R + Send + Sync + 'static,
-) -> Vec<R> {
-    let f = Arc::new(f);
-    let start = Arc::new(Barrier::new(threads));
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let (f, start) = (f.clone(), start.clone());
-            std::thread::spawn(move || {
-                start.wait();
-                f(t)
-            })
-        })
-        .collect();
-    handles.into_iter().map(|h| h.join().unwrap()).collect()
-}
-
 /// A small deterministic generator (xorshift), one per thread.
 fn xorshift(state: &mut u64) -> u64 {
     *state ^= *state << 13;
@@ -472,17 +456,6 @@ fn transfers_between_keys_keep_every_snapshot_consistent() {
         map.atomic().iter().iter().map(|(_, v)| v).sum::<i64>(),
         TOTAL
     );
-}
-
-/// Sums, over the threads that ran `f`, the conflict aborts of their transactions.
-fn aborts_of(threads: usize, f: impl Fn(usize) + Send + Sync + 'static) -> u64 {
-    run_threads(threads, move |t| {
-        let before = stats::thread();
-        f(t);
-        (stats::thread() - before).aborts()
-    })
-    .into_iter()
-    .sum()
 }
 
 #[test]

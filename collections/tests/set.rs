@@ -2,10 +2,13 @@
 //! zero-abort property of inserts of different (or already present) elements.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 
-use commute::{StmResult, TSet, Transaction, atomically, stats};
+use commute::{StmResult, TSet, Transaction, atomically};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
+
+mod common;
+use common::{aborts_of, run_threads};
 
 // ----- model tests -------------------------------------------------------------------------
 
@@ -216,25 +219,6 @@ fn sorted_strs(set: &TSet<&'static str>) -> Vec<&'static str> {
 
 // ----- concurrency -------------------------------------------------------------------------
 
-/// Runs `f(thread_index)` on `threads` threads started together; returns their results.
-fn run_threads<R: Send + 'static>(
-    threads: usize,
-    f: impl Fn(usize) -> R + Send + Sync + 'static,
-) -> Vec<R> {
-    let f = Arc::new(f);
-    let start = Arc::new(Barrier::new(threads));
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let (f, start) = (f.clone(), start.clone());
-            std::thread::spawn(move || {
-                start.wait();
-                f(t)
-            })
-        })
-        .collect();
-    handles.into_iter().map(|h| h.join().unwrap()).collect()
-}
-
 #[test]
 fn concurrent_inserts_and_removes_stay_consistent_with_len() {
     // Three threads insert and remove the same 48 elements. Each tallies the elements it added
@@ -260,17 +244,6 @@ fn concurrent_inserts_and_removes_stay_consistent_with_len() {
     let len = set.atomic().len();
     assert_eq!(tallies.iter().sum::<i64>(), len as i64);
     assert_eq!(set.atomic().iter().len(), len);
-}
-
-/// Sums, over the threads that ran `f`, the conflict aborts of their transactions.
-fn aborts_of(threads: usize, f: impl Fn(usize) + Send + Sync + 'static) -> u64 {
-    run_threads(threads, move |t| {
-        let before = stats::thread();
-        f(t);
-        (stats::thread() - before).aborts()
-    })
-    .into_iter()
-    .sum()
 }
 
 #[test]
