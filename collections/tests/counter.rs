@@ -9,7 +9,7 @@ use commute::{StmResult, TCounter, TVar, Transaction, atomically, stats};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
 mod common;
-use common::{aborts_of, run_threads};
+use common::{Mode, aborts_of, run_group, run_threads};
 
 // ----- model tests -------------------------------------------------------------------------
 
@@ -29,24 +29,6 @@ impl Arbitrary for Op {
             2 => Op::Decr,
             _ => Op::Get,
         }
-    }
-}
-
-/// How a group of operations runs.
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    /// Each operation through `atomic()`, as its own transaction.
-    OneCall,
-    /// All operations in one transaction.
-    OneTx,
-    /// All operations in an `or_else` branch that then retries: nothing of it may stay.
-    RolledBack,
-}
-
-impl Arbitrary for Mode {
-    fn arbitrary(g: &mut Gen) -> Self {
-        *g.choose(&[Mode::OneCall, Mode::OneTx, Mode::RolledBack])
-            .unwrap()
     }
 }
 
@@ -84,28 +66,13 @@ fn counter_matches_model(shards: u8, groups: Vec<(Mode, Vec<Op>)>) -> bool {
     let counter = TCounter::with_shards(usize::from(shards % 8) + 1);
     let mut model = 0i64;
     for (mode, ops) in groups {
-        let expected: Vec<Option<i64>> = match mode {
-            Mode::RolledBack => Vec::new(),
-            _ => ops.iter().map(|op| model_op(&mut model, op)).collect(),
-        };
-        let got: Vec<Option<i64>> = match mode {
-            Mode::OneCall => ops.iter().map(|op| one_call_op(&counter, op)).collect(),
-            Mode::OneTx => atomically(|tx| ops.iter().map(|op| tx_op(&counter, tx, op)).collect()),
-            Mode::RolledBack => {
-                atomically(|tx| {
-                    tx.or_else(
-                        |tx| {
-                            for op in &ops {
-                                tx_op(&counter, tx, op)?;
-                            }
-                            tx.retry()
-                        },
-                        |_| Ok(()),
-                    )
-                });
-                Vec::new()
-            }
-        };
+        let (expected, got) = run_group(
+            mode,
+            &ops,
+            |op| model_op(&mut model, op),
+            |op| one_call_op(&counter, op),
+            |tx, op| tx_op(&counter, tx, op),
+        );
         if got != expected || counter.load() != model {
             return false;
         }

@@ -12,7 +12,7 @@ use commute::{StmResult, TMap, TVar, Transaction, atomically, stats};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
 mod common;
-use common::{aborts_of, run_threads};
+use common::{Mode, aborts_of, run_group, run_threads};
 
 // ----- model tests -------------------------------------------------------------------------
 
@@ -55,30 +55,6 @@ impl Arbitrary for Op {
             36..=38 => Op::Retain(k),
             _ => Op::Clear,
         }
-    }
-}
-
-/// How a group of operations runs.
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    /// Each operation through `atomic()`, as its own transaction.
-    OneCall,
-    /// All operations in one transaction.
-    OneTx,
-    /// All operations in an `or_else` branch that then retries: nothing of it may stay.
-    RolledBack,
-}
-
-impl Arbitrary for Mode {
-    fn arbitrary(g: &mut Gen) -> Self {
-        *g.choose(&[
-            Mode::OneCall,
-            Mode::OneCall,
-            Mode::OneTx,
-            Mode::OneTx,
-            Mode::RolledBack,
-        ])
-        .unwrap()
     }
 }
 
@@ -188,28 +164,13 @@ fn one_call_op<S: BuildHasher>(map: &TMap<u8, u16, S>, op: &Op) -> Out {
 fn map_matches_model<S: BuildHasher>(map: TMap<u8, u16, S>, groups: &[(Mode, Vec<Op>)]) -> bool {
     let mut model = HashMap::new();
     for (mode, ops) in groups {
-        let expected: Vec<Out> = match mode {
-            Mode::RolledBack => Vec::new(),
-            _ => ops.iter().map(|op| model_op(&mut model, op)).collect(),
-        };
-        let got: Vec<Out> = match mode {
-            Mode::OneCall => ops.iter().map(|op| one_call_op(&map, op)).collect(),
-            Mode::OneTx => atomically(|tx| ops.iter().map(|op| tx_op(&map, tx, op)).collect()),
-            Mode::RolledBack => {
-                atomically(|tx| {
-                    tx.or_else(
-                        |tx| {
-                            for op in ops {
-                                tx_op(&map, tx, op)?;
-                            }
-                            tx.retry()
-                        },
-                        |_| Ok(()),
-                    )
-                });
-                Vec::new()
-            }
-        };
+        let (expected, got) = run_group(
+            *mode,
+            ops,
+            |op| model_op(&mut model, op),
+            |op| one_call_op(&map, op),
+            |tx, op| tx_op(&map, tx, op),
+        );
         let snapshot = sorted(map.atomic().iter());
         let expected_snapshot = sorted(model.iter().map(|(k, v)| (*k, *v)).collect());
         if got != expected || snapshot != expected_snapshot || map.atomic().len() != model.len() {

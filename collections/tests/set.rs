@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use commute::{StmResult, TSet, Transaction, atomically};
+use commute::{StmResult, TSet, Transaction};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
 mod common;
-use common::{aborts_of, run_threads};
+use common::{Mode, aborts_of, run_group, run_threads};
 
 // ----- model tests -------------------------------------------------------------------------
 
@@ -40,24 +40,6 @@ impl Arbitrary for Op {
             27..=28 => Op::Retain(x),
             _ => Op::Clear,
         }
-    }
-}
-
-/// How a group of operations runs.
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    /// Each operation through `atomic()`, as its own transaction.
-    OneCall,
-    /// All operations in one transaction.
-    OneTx,
-    /// All operations in an `or_else` branch that then retries: nothing of it may stay.
-    RolledBack,
-}
-
-impl Arbitrary for Mode {
-    fn arbitrary(g: &mut Gen) -> Self {
-        *g.choose(&[Mode::OneCall, Mode::OneTx, Mode::RolledBack])
-            .unwrap()
     }
 }
 
@@ -145,28 +127,13 @@ fn one_call_op(set: &TSet<u16>, op: &Op) -> Out {
 fn set_matches_model(set: TSet<u16>, groups: &[(Mode, Vec<Op>)]) -> bool {
     let mut model = HashSet::new();
     for (mode, ops) in groups {
-        let expected: Vec<Out> = match mode {
-            Mode::RolledBack => Vec::new(),
-            _ => ops.iter().map(|op| model_op(&mut model, op)).collect(),
-        };
-        let got: Vec<Out> = match mode {
-            Mode::OneCall => ops.iter().map(|op| one_call_op(&set, op)).collect(),
-            Mode::OneTx => atomically(|tx| ops.iter().map(|op| tx_op(&set, tx, op)).collect()),
-            Mode::RolledBack => {
-                atomically(|tx| {
-                    tx.or_else(
-                        |tx| {
-                            for op in ops {
-                                tx_op(&set, tx, op)?;
-                            }
-                            tx.retry()
-                        },
-                        |_| Ok(()),
-                    )
-                });
-                Vec::new()
-            }
-        };
+        let (expected, got) = run_group(
+            *mode,
+            ops,
+            |op| model_op(&mut model, op),
+            |op| one_call_op(&set, op),
+            |tx, op| tx_op(&set, tx, op),
+        );
         let snapshot = sorted(set.atomic().iter());
         if got != expected
             || snapshot != sorted(model.iter().copied().collect())

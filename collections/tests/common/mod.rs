@@ -3,7 +3,8 @@
 
 use std::sync::{Arc, Barrier};
 
-use commute::stats;
+use commute::{StmResult, Transaction, atomically, stats};
+use quickcheck::{Arbitrary, Gen};
 
 /// Runs `f(thread_index)` on `threads` threads started together; returns their results.
 pub(crate) fn run_threads<R: Send + 'static>(
@@ -33,4 +34,62 @@ pub(crate) fn aborts_of(threads: usize, f: impl Fn(usize) + Send + Sync + 'stati
     })
     .into_iter()
     .sum()
+}
+
+/// How a group of operations runs in the model-based tests.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Mode {
+    /// Each operation through `atomic()`, as its own transaction.
+    OneCall,
+    /// All operations in one transaction.
+    OneTx,
+    /// All operations in an `or_else` branch that then retries: nothing of it may stay.
+    RolledBack,
+}
+
+impl Arbitrary for Mode {
+    fn arbitrary(g: &mut Gen) -> Self {
+        *g.choose(&[
+            Mode::OneCall,
+            Mode::OneCall,
+            Mode::OneTx,
+            Mode::OneTx,
+            Mode::RolledBack,
+        ])
+        .unwrap()
+    }
+}
+
+/// Runs a group of operations on the sequential model (unless the group is rolled back) and on
+/// the collection in `mode`; returns what the model gave and what the collection gave.
+pub(crate) fn run_group<Op, Out>(
+    mode: Mode,
+    ops: &[Op],
+    model_op: impl FnMut(&Op) -> Out,
+    one_call_op: impl Fn(&Op) -> Out,
+    tx_op: impl Fn(&Transaction, &Op) -> StmResult<Out>,
+) -> (Vec<Out>, Vec<Out>) {
+    let expected = match mode {
+        Mode::RolledBack => Vec::new(),
+        _ => ops.iter().map(model_op).collect(),
+    };
+    let got = match mode {
+        Mode::OneCall => ops.iter().map(one_call_op).collect(),
+        Mode::OneTx => atomically(|tx| ops.iter().map(|op| tx_op(tx, op)).collect()),
+        Mode::RolledBack => {
+            atomically(|tx| {
+                tx.or_else(
+                    |tx| {
+                        for op in ops {
+                            tx_op(tx, op)?;
+                        }
+                        tx.retry()
+                    },
+                    |_| Ok(()),
+                )
+            });
+            Vec::new()
+        }
+    };
+    (expected, got)
 }
