@@ -287,99 +287,71 @@ const OURS: [(&str, &str); 4] = [
 /// assert!(text.contains("TCounter/counter 1.90x: held"), "{text}");
 /// ```
 pub fn targets(cells: &[CellResult]) -> String {
-    let mut out = String::new();
     let has = |t: usize| cells.iter().any(|c| c.threads == t);
     let verdict = |ok: bool| if ok { "held" } else { "missed" };
-    if has(1) && has(2) {
-        let t = 2;
+    let mut out = String::new();
+    // (thread count, its scaling target over 1 thread, TMap's target against DashMap)
+    for (t, scaling, vs_dashmap) in [(2, 1.8, 0.5), (16, 12.0, 0.7)] {
+        if !(has(1) && has(t)) {
+            continue;
+        }
         let mut lines = Vec::new();
-        let low: Vec<String> = OURS
-            .iter()
-            .filter_map(|&(w, s)| {
-                let apc = find(cells, w, s, t)?.aborts_per_commit()?;
-                Some(format!("{s}/{w} {}: {}", ratio(apc), verdict(apc <= 0.001)))
-            })
-            .collect();
-        if !low.is_empty() {
-            lines.push(format!("aborts/commit <= 0.001: {}", low.join(", ")));
-        }
-        let naive: Vec<String> = [("counter", "naive-counter"), ("log", "naive-queue")]
-            .iter()
-            .filter_map(|&(w, s)| {
-                let apc = find(cells, w, s, t)?.aborts_per_commit()?;
-                Some(format!("{s}/{w} {}: {}", ratio(apc), verdict(apc >= 0.2)))
-            })
-            .collect();
-        if !naive.is_empty() {
-            lines.push(format!("naive aborts/commit >= 0.2: {}", naive.join(", ")));
-        }
-        let peers: Vec<String> = OURS
-            .iter()
-            .filter_map(|&(w, s)| {
-                let x = rate(cells, w, s, t)? / rate(cells, w, "fast-stm", t)?;
-                Some(format!("{s}/{w} {x:.1}x: {}", verdict(x >= 5.0)))
-            })
-            .collect();
-        if !peers.is_empty() {
-            lines.push(format!(">= 5x fast-stm: {}", peers.join(", ")));
-        }
-        let scaling: Vec<String> = OURS[..3]
-            .iter()
-            .filter_map(|&(w, s)| {
-                let x = rate(cells, w, s, t)? / rate(cells, w, s, 1)?;
-                Some(format!("{s}/{w} {x:.2}x: {}", verdict(x >= 1.8)))
-            })
-            .collect();
-        if !scaling.is_empty() {
-            lines.push(format!(
-                "2 threads >= 1.8x 1 thread: {}",
-                scaling.join(", ")
-            ));
-        }
-        if let (Some(ours), Some(dash)) = (
-            rate(cells, "map-uniform", "TMap", t),
-            rate(cells, "map-uniform", "DashMap", t),
-        ) {
-            let x = ours / dash;
-            lines.push(format!(
-                "TMap >= 0.5x DashMap on map-uniform: {x:.2}x: {}",
-                verdict(x >= 0.5)
-            ));
-        }
-        if !lines.is_empty() {
-            out.push_str("targets at 2 threads:\n");
-            for line in lines {
-                let _ = writeln!(out, "  {line}");
+        let mut line = |target: String, items: Vec<String>| {
+            if !items.is_empty() {
+                lines.push(format!("{target}: {}", items.join(", ")));
             }
+        };
+        if t == 2 {
+            let apc = |w, s, ok: fn(f64) -> bool| {
+                let apc = find(cells, w, s, t)?.aborts_per_commit()?;
+                Some(format!("{s}/{w} {}: {}", ratio(apc), verdict(ok(apc))))
+            };
+            line(
+                "aborts/commit <= 0.001".into(),
+                OURS.iter()
+                    .filter_map(|&(w, s)| apc(w, s, |a| a <= 0.001))
+                    .collect(),
+            );
+            line(
+                "naive aborts/commit >= 0.2".into(),
+                [("counter", "naive-counter"), ("log", "naive-queue")]
+                    .iter()
+                    .filter_map(|&(w, s)| apc(w, s, |a| a >= 0.2))
+                    .collect(),
+            );
+            line(
+                ">= 5x fast-stm".into(),
+                OURS.iter()
+                    .filter_map(|&(w, s)| {
+                        let x = rate(cells, w, s, t)? / rate(cells, w, "fast-stm", t)?;
+                        Some(format!("{s}/{w} {x:.1}x: {}", verdict(x >= 5.0)))
+                    })
+                    .collect(),
+            );
         }
-    }
-    if has(1) && has(16) {
-        let mut lines = Vec::new();
-        let scaling: Vec<String> = OURS[..3]
-            .iter()
-            .filter_map(|&(w, s)| {
-                let x = rate(cells, w, s, 16)? / rate(cells, w, s, 1)?;
-                Some(format!("{s}/{w} {x:.1}x: {}", verdict(x >= 12.0)))
-            })
-            .collect();
-        if !scaling.is_empty() {
-            lines.push(format!(
-                "16 threads >= 12x 1 thread: {}",
-                scaling.join(", ")
-            ));
-        }
-        if let (Some(ours), Some(dash)) = (
-            rate(cells, "map-uniform", "TMap", 16),
-            rate(cells, "map-uniform", "DashMap", 16),
-        ) {
-            let x = ours / dash;
-            lines.push(format!(
-                "TMap >= 0.7x DashMap on map-uniform: {x:.2}x: {}",
-                verdict(x >= 0.7)
-            ));
-        }
+        line(
+            format!("{t} threads >= {scaling}x 1 thread"),
+            OURS[..3]
+                .iter()
+                .filter_map(|&(w, s)| {
+                    let x = rate(cells, w, s, t)? / rate(cells, w, s, 1)?;
+                    Some(format!("{s}/{w} {x:.2}x: {}", verdict(x >= scaling)))
+                })
+                .collect(),
+        );
+        line(
+            format!("TMap >= {vs_dashmap}x DashMap on map-uniform"),
+            rate(cells, "map-uniform", "TMap", t)
+                .zip(rate(cells, "map-uniform", "DashMap", t))
+                .map(|(ours, dash)| {
+                    let x = ours / dash;
+                    format!("{x:.2}x: {}", verdict(x >= vs_dashmap))
+                })
+                .into_iter()
+                .collect(),
+        );
         if !lines.is_empty() {
-            out.push_str("targets at 16 threads:\n");
+            let _ = writeln!(out, "targets at {t} threads:");
             for line in lines {
                 let _ = writeln!(out, "  {line}");
             }
