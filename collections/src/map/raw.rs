@@ -456,13 +456,12 @@ fn replaced<K: Clone + 'static, V: Clone + 'static>(
     with: Entry<K, V>,
 ) -> NodeRef<K, V> {
     let mut leaf = LeafBuilder::new(entries.len());
-    let mut with = Some(with);
-    for (j, e) in entries.iter().enumerate() {
-        leaf.push(if j == i {
-            with.take().expect("one replacement")
-        } else {
-            e.clone()
-        });
+    for e in &entries[..i] {
+        leaf.push(e.clone());
+    }
+    leaf.push(with);
+    for e in &entries[i + 1..] {
+        leaf.push(e.clone());
     }
     leaf.finish()
 }
