@@ -14,6 +14,11 @@ use commute_benches::soak::fault::{
 };
 use commute_benches::soak::run;
 
+/// Held by the tests that run many transactions in this process: the in-process soak's long
+/// transactions pin old versions for as long as they run, which would hold back the reclamation
+/// that `values_retired_by_exited_threads_are_reclaimed_without_help` measures.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A transfer with `point` planted in it, on fresh variables: only a panic in a commit hook
 /// leaves the transfer (and the hooks registered before it) in place.
 #[test]
@@ -72,6 +77,9 @@ fn no_fault_runs_the_body_once_and_commits() {
 
 #[test]
 fn a_short_soak_with_many_faults_finds_no_violation() {
+    let _alone = HEAVY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut opts = SoakOptions::defaults(2);
     opts.seconds = 1;
     opts.threads = 3;
@@ -153,6 +161,10 @@ fn the_binary_prints_the_summary_line_and_exits_by_its_verdict() {
 fn values_retired_by_exited_threads_are_reclaimed_without_help() {
     use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
     use std::time::{Duration, Instant};
+
+    let _alone = HEAVY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
 
     static LIVE: AtomicI64 = AtomicI64::new(0);
     struct Payload(#[allow(dead_code)] [u8; 1024]);

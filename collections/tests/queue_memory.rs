@@ -73,10 +73,12 @@ fn pushes_of_a_rolled_back_branch_are_freed_when_the_transaction_commits() {
     assert_eq!(q.atomic().len(), 0);
 }
 
-/// Runs reclamation until `done` holds (other tests' pinned transactions may delay it), at most
-/// a bounded number of times.
+/// Runs reclamation until `done` holds or a generous deadline passes (the caller then asserts):
+/// another test's transaction may hold an old pin for as long as the scheduler leaves its thread
+/// off a core, milliseconds on a busy two-core machine.
 fn settle(done: impl Fn() -> bool) {
-    for _ in 0..10_000 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
         reclaim_retired();
         if done() {
             return;

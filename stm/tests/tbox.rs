@@ -3,6 +3,7 @@
 use commute_stm::{TBox, atomically, reclaim_retired};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// Counts live instances; checks its own integrity when read.
 struct Tracked {
@@ -37,6 +38,26 @@ impl Drop for Tracked {
     }
 }
 
+/// Frees retired values until `live` values remain. The tests of this file run in parallel, and
+/// another test's transaction may hold an old pin for as long as the scheduler leaves its thread
+/// off a core (milliseconds on a busy two-core machine), so this repeats up to a generous
+/// deadline, failing with the count if the values are never freed.
+fn reclaim_until(live: &AtomicUsize, expected: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        reclaim_retired();
+        let now = live.load(Ordering::SeqCst);
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{now} values live, expected {expected}: a retired value was never freed"
+        );
+        std::thread::yield_now();
+    }
+}
+
 #[test]
 fn replaced_values_are_freed_once_no_reader_remains() {
     let live = Arc::new(AtomicUsize::new(0));
@@ -63,20 +84,7 @@ fn replaced_values_are_freed_once_no_reader_remains() {
         h.join().unwrap();
     }
     assert_eq!(b.load_with(Tracked::payload), 20_000);
-    reclaim_retired();
-    // Other tests' threads may pin briefly; retry reclamation until it settles.
-    for _ in 0..1000 {
-        if live.load(Ordering::SeqCst) == 1 {
-            break;
-        }
-        std::thread::yield_now();
-        reclaim_retired();
-    }
-    assert_eq!(
-        live.load(Ordering::SeqCst),
-        1,
-        "only the current value may remain"
-    );
+    reclaim_until(&live, 1);
     drop(b);
     assert_eq!(live.load(Ordering::SeqCst), 0);
 }
@@ -100,15 +108,7 @@ fn rolled_back_writes_are_freed_and_own_writes_are_read_back() {
         )
     });
     assert_eq!(got, 4);
-    reclaim_retired();
-    for _ in 0..1000 {
-        if live.load(Ordering::SeqCst) == 1 {
-            break;
-        }
-        std::thread::yield_now();
-        reclaim_retired();
-    }
-    assert_eq!(live.load(Ordering::SeqCst), 1);
+    reclaim_until(&live, 1);
     assert_eq!(b.into_inner().payload(), 4);
     assert_eq!(live.load(Ordering::SeqCst), 0);
 }
@@ -162,18 +162,7 @@ fn values_retired_by_unpinned_attempts_are_freed() {
             Ok(())
         });
     }
-    for _ in 0..1000 {
-        reclaim_retired();
-        if live.load(Ordering::SeqCst) == 0 {
-            break;
-        }
-        std::thread::yield_now();
-    }
-    assert_eq!(
-        live.load(Ordering::SeqCst),
-        0,
-        "a retired value was never freed"
-    );
+    reclaim_until(&live, 0);
 }
 
 /// `TVar::write_owned` gives a collection's own owned words `TBox`'s rules: a rolled-back value
@@ -268,16 +257,5 @@ fn owned_words_follow_the_rules_of_boxes() {
         Ok(())
     });
     assert_eq!(payload(&var), None);
-    for _ in 0..1_000 {
-        reclaim_retired();
-        if live.load(Ordering::SeqCst) == 0 {
-            break;
-        }
-        std::thread::yield_now();
-    }
-    assert_eq!(
-        live.load(Ordering::SeqCst),
-        0,
-        "the replaced value was freed"
-    );
+    reclaim_until(&live, 0);
 }
