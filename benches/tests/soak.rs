@@ -154,7 +154,7 @@ fn the_binary_prints_the_summary_line_and_exits_by_its_verdict() {
 /// thread of 1 KiB values here; 90 MiB after 3000 threads in a longer run). The soak does not
 /// show it because its threads live for the whole run and it calls `reclaim_retired()` before
 /// its heap check. Fixed: batch reclamation now sweeps the orphan list too. What may stay live is
-/// a backlog of a few reclamation batches (64 values each) held back by the reader's pins, so
+/// a backlog of a few reclamation batches (16 values, or 4 per thread slot, each) held back by the reader's pins, so
 /// the bound is 512, where the leak left about 7,400 (the reader is stopped before the final
 /// batches, so that a reader preempted while pinned cannot hold everything back).
 #[test]
