@@ -6,15 +6,18 @@
 //! once, when a commit publishes the node.
 //!
 //! - `push` does not read the queue. It allocates a node and registers a commit-time publishing
-//!   operation on `tail` ([`TVar::publish_box_on_commit`]: a function and the node, nothing
-//!   else allocated): at commit, with `tail` locked, the node is stamped with the commit version
-//!   and linked after whatever tail the commit finds. Pushes therefore never abort each other,
-//!   and never abort pops of other items.
+//!   operation on `tail` ([`TVar::publish_box_on_commit_then`]: two functions and the node,
+//!   nothing else allocated): at commit, with `tail` locked, the node is stamped with the commit
+//!   version and becomes the tail; once the commit has unlocked `tail`, it links the node after
+//!   the tail it replaced (that node's line was most likely written last by another core:
+//!   fetching it while `tail` is locked made every concurrent push wait for the transfer).
+//!   Pushes therefore never abort each other, and never abort pops of other items.
 //! - `pop` reads `head` and follows the sentinel's `next`. If a successor exists, its stamp goes
 //!   through [`Transaction::observe_version`], so the attempt's snapshot includes the push that
 //!   published it (opacity); then `head` moves to it and the old sentinel is retired. Only when
 //!   the sentinel has no successor does `pop` read `tail`, so that "empty" conflicts with pushes,
-//!   as it must.
+//!   as it must. A tail other than the sentinel means a commit has published the successor but
+//!   not linked it yet: `pop` waits for the link (the committer is past every lock).
 //! - A transaction's own pending pushes are kept in transaction-local keys (`pending_first`,
 //!   `pending_last`) and linked privately; a pop that finds the committed queue empty continues
 //!   into them, so a transaction sees its own pushes in order.
@@ -91,18 +94,27 @@ impl<T> Drop for Node<T> {
     }
 }
 
-/// Publishes `node` at commit: stamps it with the commit version and links it after the
-/// committed tail `old_tail`; the node becomes the new tail.
-fn link<T>(old_tail: *mut Node<T>, version: u64, node: *mut Node<T>) -> *mut Node<T> {
-    // SAFETY: runs once, at commit, with `tail` locked: `old_tail` is the committed last node
-    // (tails are never retired) and `node` is ours until this moment. The stamp is written
-    // before the release store that makes the node reachable.
+/// Publishes `node` at commit, with `tail` locked: stamps it with the commit version; it
+/// becomes the new tail. [`link`] follows once `tail` is unlocked.
+fn stamp<T>(_old_tail: *mut Node<T>, version: u64, node: *mut Node<T>) -> *mut Node<T> {
+    // SAFETY: runs once, at commit; `node` is ours until the release store of the new tail (by
+    // the commit, after this) or of the link (by `link`) makes it reachable, and both come
+    // after these stores.
     unsafe {
         (*node).next.store(ptr::null_mut(), Ordering::Relaxed);
         (*node).stamp.store(version, Ordering::Relaxed);
-        (*old_tail).next.store(node, Ordering::Release);
     }
     node
+}
+
+/// Links `node` after `old_tail`, the tail that [`stamp`] replaced, once the commit has unlocked
+/// `tail`.
+fn link<T>(old_tail: *mut Node<T>, node: *mut Node<T>) {
+    // SAFETY: `old_tail` is alive: a node is freed only after a pop moved `head` past it, and a
+    // pop moves past a node only to its successor, which for `old_tail` is the one this store
+    // sets (or, inside one transaction's pushes, already set: the same pointer again). The
+    // release store makes the node's stamp and item visible to whoever follows the link.
+    unsafe { (*old_tail).next.store(node, Ordering::Release) };
 }
 
 /// A transactional FIFO queue: pushes never conflict with each other, nor with pops of other
@@ -207,11 +219,16 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
             _ => self.pending_first.set_local(tx, node),
         }
         self.pending_last.set_local(tx, node);
-        // SAFETY: `link` cannot panic or block; the memory it writes (the node, the old tail's
-        // link) becomes reachable only through the new tail or through a link whose stamp
-        // readers check with `observe_version`. The node is fresh: the write set owns it until
-        // the commit hands it to `link` (or frees it if the push is rolled back).
-        unsafe { self.tail.publish_box_on_commit(tx, node, link::<T>) };
+        // SAFETY: `stamp` and `link` cannot panic or block; the memory they write (the node,
+        // the old tail's link) becomes reachable only through the new tail or through a link
+        // whose stamp readers check with `observe_version`. The node is fresh: the write set
+        // owns it until the commit hands it to `stamp` (or frees it if the push is rolled
+        // back). The old tail stays alive until `link` ran (see there), and readers that see
+        // the new tail before the link wait for it (`first_node`).
+        unsafe {
+            self.tail
+                .publish_box_on_commit_then(tx, node, stamp::<T>, link::<T>)
+        };
         self.len.incr(tx);
     }
 
@@ -230,6 +247,7 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
                 sentinel.next.load(Ordering::Relaxed)
             });
         }
+        let mut waited = 0u32;
         loop {
             let next = sentinel.next.load(Ordering::Acquire);
             if !next.is_null() {
@@ -241,7 +259,14 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
             if self.tail.read(tx)? == head {
                 return Ok(self.pending_first.local(tx).unwrap_or(ptr::null_mut()));
             }
-            // A push committed since we looked at the link: look again.
+            // A push committed since we looked at the link, or its commit has unlocked `tail`
+            // and is about to link: look again, giving way to the committer if it is slow.
+            waited += 1;
+            if waited < 64 {
+                crate::sync::spin_hint();
+            } else {
+                crate::sync::yield_now();
+            }
         }
     }
 

@@ -5,7 +5,7 @@ use core::marker::PhantomData;
 use core::panic::Location;
 
 use crate::internal::var::{Origin, VarCore};
-use crate::internal::write_set::PublishOp;
+use crate::internal::write_set::{After, PublishOp};
 use crate::tx::{StmResult, Transaction};
 use crate::word::{Integer, OwnedWord, Word};
 
@@ -352,6 +352,110 @@ impl<T: Word> TVar<T> {
         node: *mut N,
         op: fn(T, u64, *mut N) -> T,
     ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.publish_node(tx, node, op, None) }
+    }
+
+    /// Low-level: [`publish_box_on_commit`](TVar::publish_box_on_commit) in two steps: `op`
+    /// runs at commit with the variable locked, as there; `then` runs later in the same commit,
+    /// once the commit has unlocked its variables, with the value `op` replaced and the node.
+    ///
+    /// What `then` writes is thereby off the path on which other committers of this variable
+    /// wait. A queue links its node after the previous last node this way: that node's cache
+    /// line was most likely written last by another core, and fetching it while the tail is
+    /// locked would make every concurrent push wait for it too.
+    ///
+    /// `then` runs before the commit returns, so a transaction that begins after it sees what
+    /// `then` wrote; but a transaction running meanwhile can see the new value before `then`
+    /// has run (and publish after it), and must wait for what `then` writes if it needs it.
+    ///
+    /// # Panics
+    ///
+    /// As for [`publish_on_commit`](TVar::publish_on_commit).
+    ///
+    /// # Safety
+    ///
+    /// As for [`publish_box_on_commit`](TVar::publish_box_on_commit), for `op` and `then`
+    /// alike: neither may panic or block. In addition, what `then` writes must stay valid to
+    /// write until it has run (nothing may free it meanwhile), and readers that meet the new
+    /// value before `then` ran must tolerate its effects' absence.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    /// use std::sync::atomic::{AtomicPtr, Ordering};
+    ///
+    /// // A list built at its end: `last` is locked only while the node is swapped in; the
+    /// // previous last node's link is written after the unlock.
+    /// struct Node {
+    ///     value: u64,
+    ///     next: AtomicPtr<Node>,
+    /// }
+    /// fn swap_in(_last: *mut Node, _version: u64, node: *mut Node) -> *mut Node {
+    ///     node
+    /// }
+    /// fn link(last: *mut Node, node: *mut Node) {
+    ///     // SAFETY: `last` is the list's first node or an earlier one's successor, all alive.
+    ///     unsafe { (*last).next.store(node, Ordering::Release) };
+    /// }
+    /// let first = Box::into_raw(Box::new(Node { value: 0, next: AtomicPtr::default() }));
+    /// let last = TVar::new(first);
+    /// for value in 1..=2 {
+    ///     atomically(|tx| {
+    ///         let node = Box::into_raw(Box::new(Node { value, next: AtomicPtr::default() }));
+    ///         // SAFETY: neither step panics or blocks; no node is freed before the end.
+    ///         unsafe { last.publish_box_on_commit_then(tx, node, swap_in, link) };
+    ///         Ok(())
+    ///     });
+    /// }
+    /// // SAFETY: no transaction runs; each node is read and freed once.
+    /// let mut node = unsafe { Box::from_raw(first) };
+    /// let mut values = vec![node.value];
+    /// while let Some(next) = unsafe { node.next.load(Ordering::Acquire).as_mut() } {
+    ///     node = unsafe { Box::from_raw(next) };
+    ///     values.push(node.value);
+    /// }
+    /// assert_eq!(values, [0, 1, 2]);
+    /// ```
+    pub unsafe fn publish_box_on_commit_then<N: 'static>(
+        &self,
+        tx: &Transaction,
+        node: *mut N,
+        op: fn(T, u64, *mut N) -> T,
+        then: fn(T, *mut N),
+    ) {
+        /// Calls `f`, an `fn(T, *mut N)`, on bits.
+        ///
+        /// # Safety
+        ///
+        /// `f` must be such a function pointer.
+        unsafe fn call<T: Word, N>(f: *const (), old: u64, node: u64) {
+            // SAFETY: `f` was made from a function pointer of exactly this type (below).
+            let f = unsafe { core::mem::transmute::<*const (), fn(T, *mut N)>(f) };
+            f(T::from_bits(old), node as usize as *mut N);
+        }
+        let after = After {
+            call: call::<T, N>,
+            f: then as *const (),
+            old: 0,
+        };
+        // SAFETY: forwarded from the caller.
+        unsafe { self.publish_node(tx, node, op, Some(after)) }
+    }
+
+    /// Registers a [`PublishOp::Node`].
+    ///
+    /// # Safety
+    ///
+    /// As for [`publish_box_on_commit_then`](TVar::publish_box_on_commit_then).
+    unsafe fn publish_node<N: 'static>(
+        &self,
+        tx: &Transaction,
+        node: *mut N,
+        op: fn(T, u64, *mut N) -> T,
+        then: Option<After>,
+    ) {
         /// Calls `f`, an `fn(T, u64, *mut N) -> T`, on bits.
         ///
         /// # Safety
@@ -378,6 +482,7 @@ impl<T: Word> TVar<T> {
                 f: op as *const (),
                 node: node as usize as u64,
                 free: free::<N>,
+                then,
             },
         );
     }
@@ -539,5 +644,88 @@ impl<T: Word + fmt::Debug> fmt::Debug for TVar<T> {
             None => d.field("created_at", &format_args!("{}", self.core.origin.site)),
         };
         d.finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::TVar;
+    use crate::atomically;
+    use crate::internal::var::{LOCKED, VarCore};
+    use core::sync::atomic::Ordering;
+    use std::cell::{Cell, RefCell};
+
+    /// A node of the test: its number.
+    struct Node(u32);
+
+    thread_local! {
+        /// What the steps saw: `(step, old, node, was the variable locked)`.
+        static SEEN: RefCell<Vec<(&'static str, u32, u32, bool)>> = const { RefCell::new(Vec::new()) };
+        /// The nodes the first steps took over, to be freed by the test.
+        static TAKEN: RefCell<Vec<*mut Node>> = const { RefCell::new(Vec::new()) };
+        /// The variable being published to, for the steps to look at its lock.
+        static VAR: Cell<*const VarCore> = const { Cell::new(core::ptr::null()) };
+    }
+
+    fn number(node: *mut Node) -> u32 {
+        // SAFETY: the test's nodes stay alive until it frees them at the end (or are null).
+        unsafe { node.as_ref() }.map_or(0, |n| n.0)
+    }
+
+    fn locked() -> bool {
+        // SAFETY: the test sets `VAR` to its variable, alive while it runs transactions.
+        unsafe { &*VAR.get() }.lock.load(Ordering::Relaxed) & LOCKED != 0
+    }
+
+    fn first(old: *mut Node, _version: u64, node: *mut Node) -> *mut Node {
+        SEEN.with_borrow_mut(|s| s.push(("first", number(old), number(node), locked())));
+        TAKEN.with_borrow_mut(|t| t.push(node));
+        node
+    }
+
+    fn then(old: *mut Node, node: *mut Node) {
+        SEEN.with_borrow_mut(|s| s.push(("then", number(old), number(node), locked())));
+    }
+
+    #[test]
+    fn second_steps_run_in_order_after_the_unlock_and_never_for_rolled_back_publishes() {
+        let var: TVar<*mut Node> = TVar::new(core::ptr::null_mut());
+        VAR.set(&var.core);
+        let publish = |n: u32, tx: &crate::Transaction| {
+            let node = Box::into_raw(Box::new(Node(n)));
+            // SAFETY: the steps neither panic nor block, and free nothing.
+            unsafe { var.publish_box_on_commit_then(tx, node, first, then) };
+        };
+        atomically(|tx| {
+            publish(1, tx);
+            tx.or_else(
+                |tx| {
+                    publish(2, tx); // rolled back: its node is freed, no step runs
+                    tx.retry::<()>()
+                },
+                |tx| {
+                    publish(3, tx);
+                    Ok(())
+                },
+            )?;
+            publish(4, tx);
+            Ok(())
+        });
+        assert_eq!(
+            SEEN.with_borrow_mut(std::mem::take),
+            [
+                ("first", 0, 1, true),
+                ("first", 1, 3, true),
+                ("first", 3, 4, true),
+                ("then", 0, 1, false),
+                ("then", 1, 3, false),
+                ("then", 3, 4, false),
+            ]
+        );
+        assert_eq!(number(var.load()), 4);
+        for node in TAKEN.with_borrow_mut(std::mem::take) {
+            // SAFETY: each node was taken over once by `first`, and no transaction runs.
+            drop(unsafe { Box::from_raw(node) });
+        }
     }
 }

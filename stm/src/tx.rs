@@ -1141,7 +1141,7 @@ impl Transaction {
         debug_assert!(st.retired_by_commit.is_empty());
         let replaced_heap_values = {
             let retired = &mut st.retired_by_commit;
-            write_back(locks.entries, &st.writes.publishes, wv, writer, retired);
+            write_back(locks.entries, &mut st.writes.publishes, wv, writer, retired);
             !retired.is_empty()
         };
         locks.held = 0; // unlocked by write_back
@@ -1182,7 +1182,7 @@ impl Transaction {
         let mut retired = Vec::new();
         write_back(
             locks.entries,
-            &st.writes.publishes,
+            &mut st.writes.publishes,
             wv,
             writer,
             &mut retired,
@@ -1447,16 +1447,18 @@ fn compute_values(entries: &mut [Entry], ops: &[OpList]) {
     }
 }
 
-/// Commit phase 4: store the values, unlock at version `wv`, wake `retry` waiters. Returns the
-/// heap values the commit replaced.
+/// Commit phase 4: store the values, unlock at version `wv`, wake `retry` waiters, run the
+/// second steps of publishing operations. Collects the heap values the commit replaced in
+/// `retired`.
 #[inline(always)]
 fn write_back(
     entries: &[Entry],
-    publishes: &[(u32, PublishOp)],
+    publishes: &mut [(u32, PublishOp)],
     wv: u64,
     writer: Option<&'static Location<'static>>,
     retired: &mut Vec<Retired>,
 ) {
+    let mut then = false;
     for e in entries {
         let var = e.var();
         match &e.pending {
@@ -1473,10 +1475,11 @@ fn write_back(
             }
             &Pending::Publish(list) => {
                 let old = var.value.load(Ordering::Relaxed);
-                let new = publishes
-                    .iter()
-                    .filter(|(l, _)| *l == list)
-                    .fold(old, |bits, (_, op)| op.run(bits, wv));
+                let mut new = old;
+                for (_, op) in publishes.iter_mut().filter(|(l, _)| *l == list) {
+                    new = op.run(new, wv);
+                    then |= op.has_after();
+                }
                 var.value.store(new, Ordering::Release);
             }
             Pending::Hold => {
@@ -1495,6 +1498,14 @@ fn write_back(
         var.lock.store(unlocked_word(wv), Ordering::Release);
         if e.locked_word & WAITERS != 0 {
             wait::wake(var);
+        }
+    }
+    if then {
+        // Second steps, with every variable unlocked: what they write (a queue's link in the
+        // node that was last before the commit) is off the path that other committers of the
+        // same variables wait on.
+        for (_, op) in publishes.iter() {
+            op.run_after();
         }
     }
 }

@@ -65,19 +65,65 @@ pub(crate) enum PublishOp {
         f: *const (),
         node: u64,
         free: DropFn,
+        /// The second step, run once the variable is unlocked (`TVar::publish_box_on_commit_then`).
+        then: Option<After>,
     },
+}
+
+/// The step of a publishing operation that runs after the commit unlocked the variable.
+#[derive(Clone, Copy)]
+pub(crate) struct After {
+    /// Calls `f` (a type-erased function pointer) with the bits the operation replaced and the
+    /// node.
+    pub(crate) call: unsafe fn(*const (), u64, u64),
+    pub(crate) f: *const (),
+    /// The bits the operation replaced: set when it runs.
+    pub(crate) old: u64,
 }
 
 impl PublishOp {
     /// Runs the operation on the variable's old bits at commit version `version`.
     #[inline]
-    pub(crate) fn run(&self, old: u64, version: u64) -> u64 {
+    pub(crate) fn run(&mut self, old: u64, version: u64) -> u64 {
         match self {
             PublishOp::Closure(op) => op(old, version),
-            // SAFETY: `call` was made for `f`'s type (`TVar::publish_box_on_commit`), and a
-            // commit runs each operation once.
-            PublishOp::Node { call, f, node, .. } => unsafe { call(*f, old, version, *node) },
+            PublishOp::Node {
+                call,
+                f,
+                node,
+                then,
+                ..
+            } => {
+                if let Some(after) = then {
+                    after.old = old;
+                }
+                // SAFETY: `call` was made for `f`'s type (`TVar::publish_box_on_commit`), and a
+                // commit runs each operation once.
+                unsafe { call(*f, old, version, *node) }
+            }
         }
+    }
+
+    /// Runs the operation's second step, if it has one; after [`run`](PublishOp::run), once
+    /// the variable is unlocked.
+    #[inline]
+    pub(crate) fn run_after(&self) {
+        if let PublishOp::Node {
+            node,
+            then: Some(after),
+            ..
+        } = self
+        {
+            // SAFETY: `call` was made for `f`'s type (`TVar::publish_box_on_commit_then`); the
+            // commit ran the first step (which recorded `old`) and runs this one once.
+            unsafe { (after.call)(after.f, after.old, *node) }
+        }
+    }
+
+    /// True if the operation has a second step.
+    #[inline]
+    pub(crate) fn has_after(&self) -> bool {
+        matches!(self, PublishOp::Node { then: Some(_), .. })
     }
 }
 
