@@ -62,6 +62,13 @@ impl Retired {
 }
 
 /// One thread's entry in the registry.
+///
+/// Aligned (and so padded) to 128 bytes, crossbeam's `CachePadded` for x86-64: slots are
+/// allocated one after the other, and a slot's end (about 230 bytes with the `Arc` counts) shared
+/// a cache line with the next slot's pin and counters, which their threads write on every
+/// transaction. Measured with the `conflicts` runner on 2 cores: `TCounter` on `counter` at 2
+/// threads went from 66-69M to 71-74M increments/s (1.83-1.86x to 2.01-2.11x its 1-thread rate).
+#[repr(align(128))]
 pub(crate) struct Slot {
     pub(crate) pin: AtomicU64,
     in_use: AtomicBool,
