@@ -247,27 +247,32 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
                 sentinel.next.load(Ordering::Relaxed)
             });
         }
-        let mut waited = 0u32;
-        loop {
-            let next = sentinel.next.load(Ordering::Acquire);
-            if !next.is_null() {
-                // SAFETY: published nodes stay alive while we are pinned.
-                tx.observe_version(unsafe { (*next).stamp.load(Ordering::Relaxed) })?;
-                return Ok(next);
-            }
+        let mut next = sentinel.next.load(Ordering::Acquire);
+        if next.is_null() {
             // Empty in the committed queue? Only `tail` can tell consistently.
             if self.tail.read(tx)? == head {
                 return Ok(self.pending_first.local(tx).unwrap_or(ptr::null_mut()));
             }
-            // A push committed since we looked at the link, or its commit has unlocked `tail`
-            // and is about to link: look again, giving way to the committer if it is slow.
-            waited += 1;
-            if waited < 64 {
-                crate::sync::spin_hint();
-            } else {
-                crate::sync::yield_now();
+            // In this attempt's snapshot the sentinel has a successor, so the commit that
+            // published it has unlocked `tail` and links it (or has linked it since we looked):
+            // wait for the link, giving way to the committer if it is slow.
+            let mut waited = 0u32;
+            loop {
+                next = sentinel.next.load(Ordering::Acquire);
+                if !next.is_null() {
+                    break;
+                }
+                waited = waited.saturating_add(1);
+                if waited < 64 {
+                    crate::sync::spin_hint();
+                } else {
+                    crate::sync::yield_now();
+                }
             }
         }
+        // SAFETY: published nodes stay alive while we are pinned.
+        tx.observe_version(unsafe { (*next).stamp.load(Ordering::Relaxed) })?;
+        Ok(next)
     }
 
     /// Removes and returns the front item, or `None` if the queue is empty.
