@@ -254,3 +254,33 @@ fn debug_from_iterator_and_extend() {
     assert_eq!(format!("{q:?}"), "[1, 2, 3, 4, 5]");
     assert_eq!(TQueue::<u8>::new().atomic().peek(), None);
 }
+
+/// The irrevocable commit path publishes pushes too (its own write-back, then the links):
+/// pushes of a transaction that ran irrevocably appear once, in order, after the items before
+/// them, and later pushes link after them.
+#[test]
+fn pushes_of_an_irrevocable_transaction_are_linked_in_order() {
+    let q: TQueue<u32> = (1..=2).collect();
+    let v = Arc::new(TVar::new(0u64));
+    let ran_irrevocably = atomically(|tx| {
+        v.read(tx)?;
+        if !tx.is_irrevocable() {
+            // Push, then lose the commit to a writer of `v`: the attempt's pushes roll back.
+            q.push(tx, 100);
+            let v2 = v.clone();
+            std::thread::spawn(move || atomically(|tx| v2.modify(tx, |x| x + 1)))
+                .join()
+                .unwrap();
+            v.write(tx, 0);
+            return Ok(false);
+        }
+        assert_eq!(q.pop(tx)?, Some(1));
+        q.push(tx, 3);
+        q.push(tx, 4);
+        Ok(true)
+    });
+    assert!(ran_irrevocably);
+    q.atomic().push(5);
+    let drained: Vec<u32> = std::iter::from_fn(|| q.atomic().pop()).collect();
+    assert_eq!(drained, [2, 3, 4, 5]);
+}
