@@ -74,7 +74,7 @@ impl<T: Send + Sync + 'static> TBox<T> {
     /// let b = commute_stm::TBox::new(0u8).with_label("config");
     /// ```
     pub fn with_label(mut self, label: &'static str) -> Self {
-        self.core.origin.label = Some(label);
+        self.core.set_label(label);
         self
     }
 

@@ -70,7 +70,7 @@ impl<T: Word> TVar<T> {
     /// assert_eq!(hits.label(), Some("hits"));
     /// ```
     pub fn with_label(mut self, label: &'static str) -> Self {
-        self.core.origin.label = Some(label);
+        self.core.set_label(label);
         self
     }
 
@@ -84,7 +84,7 @@ impl<T: Word> TVar<T> {
     /// assert_eq!(v.label(), Some("flags"));
     /// ```
     pub fn set_label(&mut self, label: &'static str) {
-        self.core.origin.label = Some(label);
+        self.core.set_label(label);
     }
 
     /// The label given with [`with_label`](TVar::with_label), if any.
@@ -95,7 +95,7 @@ impl<T: Word> TVar<T> {
     /// assert_eq!(commute_stm::TVar::new(1u8).label(), None);
     /// ```
     pub fn label(&self) -> Option<&'static str> {
-        self.core.origin.label
+        self.core.origin().label
     }
 
     /// The source location where the variable was created.
@@ -107,7 +107,7 @@ impl<T: Word> TVar<T> {
     /// assert!(v.created_at().file().ends_with(".rs"));
     /// ```
     pub fn created_at(&self) -> &'static Location<'static> {
-        self.core.origin.site
+        self.core.origin().site
     }
 
     /// Reads the latest committed value, outside any transaction.
@@ -639,9 +639,10 @@ impl<T: Word + fmt::Debug> fmt::Debug for TVar<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("TVar");
         d.field("value", &self.load());
-        match self.core.origin.label {
+        let origin = self.core.origin();
+        match origin.label {
             Some(label) => d.field("label", &label),
-            None => d.field("created_at", &format_args!("{}", self.core.origin.site)),
+            None => d.field("created_at", &format_args!("{}", origin.site)),
         };
         d.finish()
     }

@@ -506,7 +506,7 @@ impl Transaction {
         };
         Involved {
             addr: var.addr(),
-            origin: var.origin,
+            origin: var.origin(),
             written_by,
             also_written,
         }

@@ -45,7 +45,7 @@ pub(crate) fn unlocked_word(version: u64) -> u64 {
 }
 
 /// Where a variable came from: its creation site and an optional user label.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Origin {
     pub(crate) site: &'static Location<'static>,
     pub(crate) label: Option<&'static str>,
@@ -57,12 +57,67 @@ impl Origin {
     }
 }
 
+/// An [`Origin`] in one word, so that a variable takes 32 bytes rather than 56 (a `TMap` has
+/// one per trie slot): the creation site's address, or, with the low bit set, the address of
+/// an interned `Origin` that also carries a label. Labels are rare and set once, usually right
+/// after creation, so interning them costs nothing that matters; sites are `&'static` and at
+/// least 4-byte aligned, which frees the low bit.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OriginWord(usize);
+
+impl OriginWord {
+    const LABELED: usize = 1;
+
+    fn new(origin: Origin) -> Self {
+        match origin.label {
+            None => OriginWord(origin.site as *const Location<'static> as usize),
+            Some(_) => OriginWord(intern(origin) as *const Origin as usize | Self::LABELED),
+        }
+    }
+
+    fn get(self) -> Origin {
+        if self.0 & Self::LABELED == 0 {
+            // SAFETY: made from a `&'static Location` in `new`.
+            Origin::site(unsafe { &*(self.0 as *const Location<'static>) })
+        } else {
+            // SAFETY: made from an `&'static Origin` (interned, never freed) in `new`.
+            *unsafe { &*((self.0 & !Self::LABELED) as *const Origin) }
+        }
+    }
+}
+
+/// The one `&'static Origin` for `origin`, leaked on first use: at most one per distinct
+/// creation site and label. Outside loom's model (a plain `std` lock, held for no yield point):
+/// labels have nothing to do with the protocol it checks.
+fn intern(origin: Origin) -> &'static Origin {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static INTERNED: OnceLock<Mutex<HashSet<&'static Origin>>> = OnceLock::new();
+    let mut set = INTERNED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(&known) = set.get(&origin) {
+        return known;
+    }
+    let leaked: &'static Origin = Box::leak(Box::new(origin));
+    set.insert(leaked);
+    leaked
+}
+
+// The low bit of a site's or an interned origin's address is free for `OriginWord::LABELED`.
+const _: () = assert!(core::mem::align_of::<Location<'static>>() >= 2);
+const _: () = assert!(core::mem::align_of::<Origin>() >= 2);
+// Lock word, value word, origin word, last writer.
+#[cfg(all(not(loom), target_pointer_width = "64"))]
+const _: () = assert!(core::mem::size_of::<VarCore>() == 32);
+
 /// The untyped part of every `TVar` and `TBox`: lock word, value word, origin.
 #[derive(Debug)]
 pub(crate) struct VarCore {
     pub(crate) lock: AtomicU64,
     pub(crate) value: AtomicU64,
-    pub(crate) origin: Origin,
+    origin: OriginWord,
     /// Call site of the last transaction that committed a write, kept only while the conflict
     /// profiler is on (null otherwise).
     pub(crate) last_writer: AtomicPtr<Location<'static>>,
@@ -86,7 +141,7 @@ impl VarCore {
         VarCore {
             lock: AtomicU64::new(0),
             value: AtomicU64::new(bits),
-            origin,
+            origin: OriginWord::new(origin),
             last_writer: AtomicPtr::new(core::ptr::null_mut()),
             #[cfg(loom)]
             seq: {
@@ -170,6 +225,20 @@ impl Drop for VarCore {
 }
 
 impl VarCore {
+    /// Where the variable came from.
+    #[inline]
+    pub(crate) fn origin(&self) -> Origin {
+        self.origin.get()
+    }
+
+    /// Gives the variable a label (or a new one).
+    pub(crate) fn set_label(&mut self, label: &'static str) {
+        self.origin = OriginWord::new(Origin {
+            label: Some(label),
+            ..self.origin()
+        });
+    }
+
     /// The call site of the last transaction that committed a write (profiler on), if known.
     pub(crate) fn last_writer(&self) -> Option<&'static Location<'static>> {
         let p = self.last_writer.load(Ordering::Relaxed);
@@ -183,5 +252,36 @@ impl VarCore {
             site as *const Location<'static> as *mut _,
             Ordering::Relaxed,
         );
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{Origin, OriginWord, VarCore, intern};
+    use core::panic::Location;
+
+    #[test]
+    fn origin_words_round_trip_and_labels_are_interned_once() {
+        let site = Location::caller();
+        let plain = Origin::site(site);
+        assert_eq!(OriginWord::new(plain).get(), plain);
+        let labeled = Origin {
+            site,
+            label: Some("hits"),
+        };
+        assert_eq!(OriginWord::new(labeled).get(), labeled);
+        assert!(core::ptr::eq(intern(labeled), intern(labeled)));
+        let other = Origin {
+            site,
+            label: Some("misses"),
+        };
+        assert!(!core::ptr::eq(intern(labeled), intern(other)));
+
+        let mut var = VarCore::new(7, plain);
+        assert_eq!(var.origin(), plain);
+        var.set_label("hits");
+        assert_eq!(var.origin(), labeled);
+        var.set_label("misses");
+        assert_eq!(var.origin(), other);
     }
 }
