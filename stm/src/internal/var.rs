@@ -60,8 +60,8 @@ impl Origin {
 /// An [`Origin`] in one word, so that a variable takes 32 bytes rather than 56 (a `TMap` has
 /// one per trie slot): the creation site's address, or, with the low bit set, the address of
 /// an interned `Origin` that also carries a label. Labels are rare and set once, usually right
-/// after creation, so interning them costs nothing that matters; sites are `&'static` and at
-/// least 4-byte aligned, which frees the low bit.
+/// after creation, so interning them costs nothing that matters; sites and interned origins are
+/// `&'static` and word-aligned, which frees the low bit.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct OriginWord(usize);
 
