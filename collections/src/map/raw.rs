@@ -105,7 +105,7 @@ impl Config {
     /// The default shape with a root of about one slot per two of `capacity` keys: a presized
     /// map walks straight from a root slot to a small leaf. (One slot per eight keys, a full
     /// leaf, measured about 20% slower on the runner's `map-uniform` at 2 threads.) The root
-    /// never shrinks or grows; it has at most 65,536 slots (4 MiB).
+    /// never shrinks or grows; it has at most 65,536 slots (2 MiB).
     pub(crate) fn for_capacity(capacity: usize) -> Self {
         let mut config = Self::DEFAULT;
         let wanted = (capacity / 2).next_power_of_two();
