@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use commute::IRREVOCABLE_AFTER;
 
-use super::fault::{Fault, FaultPoint, atomically_with_fault, injected_point};
+use super::fault::{Fault, FaultPoint, atomically_with_fault};
 use super::monitor::Monitor;
 use super::shared::Shared;
 use crate::rng::XorShift;
@@ -81,15 +81,7 @@ pub(crate) fn run_long(
                 Ok(())
             })
         }));
-        if let Err(payload) = outcome {
-            match injected_point(&*payload) {
-                Some(point) => monitor.slot(slot).fault(point),
-                None => monitor.violation(format!(
-                    "long transaction: unexpected panic: {}",
-                    super::panic_message(&*payload)
-                )),
-            }
-        }
+        monitor.caught(slot, outcome, || "long transaction".to_string());
         let n = attempts.get();
         monitor.check(slot, n <= bound, || {
             format!("a long transaction took {n} attempts (at most {bound} allowed)")

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
-use super::fault::FaultPoint;
+use super::fault::{FaultPoint, injected_point};
 
 /// How many violation messages are kept for the final report.
 const KEPT_MESSAGES: usize = 50;
@@ -117,6 +117,27 @@ impl Monitor {
         }
     }
 
+    /// Accounts for how an operation of thread `index` ended: a panic that the fault injector
+    /// planted counts as a caught fault, any other panic is a violation, described as
+    /// `"{who}: unexpected panic: {message}"`.
+    pub(crate) fn caught(
+        &self,
+        index: usize,
+        outcome: std::thread::Result<()>,
+        who: impl FnOnce() -> String,
+    ) {
+        if let Err(payload) = outcome {
+            match injected_point(&*payload) {
+                Some(point) => self.slots[index].fault(point),
+                None => self.violation(format!(
+                    "{}: unexpected panic: {}",
+                    who(),
+                    super::panic_message(&*payload)
+                )),
+            }
+        }
+    }
+
     /// Records a violation.
     pub fn violation(&self, message: String) {
         self.violations.fetch_add(1, Ordering::Relaxed);
@@ -165,5 +186,27 @@ impl Monitor {
         self.slots()
             .map(|s| s.transfers.load(Ordering::Acquire))
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Monitor;
+    use crate::soak::fault::{FaultPoint, InjectedFault};
+
+    #[test]
+    fn caught_counts_injected_faults_and_reports_other_panics() {
+        let monitor = Monitor::new(1);
+        monitor.caught(0, Ok(()), || unreachable!("no panic, no message"));
+        let injected = FaultPoint::InCommute;
+        monitor.caught(0, Err(Box::new(InjectedFault(injected))), || {
+            unreachable!("an injected fault is no violation")
+        });
+        monitor.caught(0, Err(Box::new("boom")), || "worker 0".to_string());
+        let mut expected = [0; FaultPoint::ALL.len()];
+        expected[injected.index()] = 1;
+        assert_eq!(monitor.faults(), expected);
+        assert_eq!(monitor.violations(), 1);
+        assert_eq!(monitor.messages(), ["worker 0: unexpected panic: boom"]);
     }
 }

@@ -9,7 +9,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::fault::{Fault, FaultPoint, atomically_with_fault, injected_point};
+use super::fault::{Fault, FaultPoint, atomically_with_fault};
 use super::monitor::Monitor;
 use super::shared::{Item, Shared};
 use crate::rng::XorShift;
@@ -55,7 +55,8 @@ pub(crate) fn run_producer(
                 Ok(())
             })
         }));
-        end_of_operation(monitor, slot, outcome, "pipeline producer");
+        monitor.caught(slot, outcome, || "pipeline producer".to_string());
+        monitor.slot(slot).progress();
     }
     pushed.get()
 }
@@ -97,20 +98,8 @@ pub(crate) fn run_consumer(
                 Ok(())
             })
         }));
-        end_of_operation(monitor, slot, outcome, "pipeline consumer");
+        monitor.caught(slot, outcome, || "pipeline consumer".to_string());
+        monitor.slot(slot).progress();
     }
     popped.get()
-}
-
-fn end_of_operation(monitor: &Monitor, slot: usize, outcome: std::thread::Result<()>, who: &str) {
-    if let Err(payload) = outcome {
-        match injected_point(&*payload) {
-            Some(point) => monitor.slot(slot).fault(point),
-            None => monitor.violation(format!(
-                "{who}: unexpected panic: {}",
-                super::panic_message(&*payload)
-            )),
-        }
-    }
-    monitor.slot(slot).progress();
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use commute::Transaction;
 
 use super::args::Mode;
-use super::fault::{Fault, FaultPoint, atomically_with_fault, injected_point};
+use super::fault::{Fault, FaultPoint, atomically_with_fault};
 use super::monitor::Monitor;
 use super::shared::{
     ACCOUNTS, BANK_TOTAL, BOUNDED_CAPACITY, BOX_SPREAD, BOXES, Item, KEYS_PER_WORKER, MAP_SPREAD,
@@ -162,16 +162,9 @@ impl<'a> Worker<'a> {
             let op = self.draw_op();
             let fault = Fault::at(FaultPoint::draw(&mut self.rng, self.fault_rate));
             let outcome = catch_unwind(AssertUnwindSafe(|| self.run_op(op, fault)));
-            if let Err(payload) = outcome {
-                match injected_point(&*payload) {
-                    Some(point) => slot.fault(point),
-                    None => self.monitor.violation(format!(
-                        "worker {}: unexpected panic in {op:?}: {}",
-                        self.index,
-                        super::panic_message(&*payload)
-                    )),
-                }
-            }
+            self.monitor.caught(self.index, outcome, || {
+                format!("worker {} in {op:?}", self.index)
+            });
             // Published after the transaction (and its hooks) ended: the reporter's counter
             // check allows one committed, unpublished transfer per thread.
             let transfers = self.log.borrow().transfers;
