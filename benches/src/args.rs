@@ -149,55 +149,26 @@ impl Options {
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
-            // Both `--name value` and `--name=value`.
-            let (name, inline) = match arg.split_once('=') {
-                Some((name, value)) if name.starts_with("--") => (name.to_string(), Some(value)),
-                _ => (arg.clone(), None),
-            };
-            let mut value = || -> Result<String, String> {
-                match inline {
-                    Some(v) => Ok(v.to_string()),
-                    None => args.next().ok_or_else(|| format!("{name} needs a value")),
-                }
-            };
-            match name.as_str() {
+            let arg = Arg::new(arg);
+            let name = arg.name.as_str();
+            let mut value = || arg.value(&mut args);
+            match name {
                 "--threads" => threads = Some(parse_threads(&value()?)?),
                 "--duration-ms" => {
-                    let v = value()?;
-                    let ms: u64 =
-                        v.parse().ok().filter(|&ms| ms > 0).ok_or_else(|| {
-                            format!("--duration-ms: `{v}` is not a positive number")
-                        })?;
-                    duration = Some(Duration::from_millis(ms));
+                    duration = Some(Duration::from_millis(positive(name, &value()?)?));
                 }
-                "--repeat" => {
-                    let v = value()?;
-                    let n: usize = v
-                        .parse()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .ok_or_else(|| format!("--repeat: `{v}` is not a positive number"))?;
-                    repeat = Some(n);
-                }
+                "--repeat" => repeat = Some(positive(name, &value()?)? as usize),
                 "--workload" | "--workloads" => opts.workloads.extend(parse_list(&value()?)),
                 "--structure" | "--structures" => opts.structures.extend(parse_list(&value()?)),
                 "--json" => opts.json = Some(PathBuf::from(value()?)),
                 "--svg" => opts.svg = Some(PathBuf::from(value()?)),
-                "--quick" => opts.quick = true,
-                "--report" => opts.report = true,
-                "--in-process" => opts.in_process = true,
-                "--child" => opts.child = true,
-                "--list" => opts.list = true,
-                "--help" | "-h" => opts.help = true,
+                "--quick" => opts.quick = arg.flag()?,
+                "--report" => opts.report = arg.flag()?,
+                "--in-process" => opts.in_process = arg.flag()?,
+                "--child" => opts.child = arg.flag()?,
+                "--list" => opts.list = arg.flag()?,
+                "--help" | "-h" => opts.help = arg.flag()?,
                 other => return Err(format!("unknown option `{other}` (try --help)")),
-            }
-            if inline.is_some()
-                && matches!(
-                    name.as_str(),
-                    "--quick" | "--list" | "--help" | "--in-process" | "--child" | "--report"
-                )
-            {
-                return Err(format!("{name} takes no value"));
             }
         }
         opts.threads = threads.unwrap_or_else(|| Options::default_threads(cores));
@@ -209,6 +180,63 @@ impl Options {
         opts.repeat = repeat.unwrap_or(if opts.quick { 1 } else { DEFAULT_REPEAT });
         Ok(opts)
     }
+}
+
+/// One command-line argument, read as an option: `--name value` and `--name=value` alike.
+/// Shared by the `conflicts` and `soak` parsers.
+pub(crate) struct Arg {
+    /// The option's name (the whole argument, unless it is `--name=value`).
+    pub(crate) name: String,
+    /// The value given after `=`, if any.
+    inline: Option<String>,
+}
+
+impl Arg {
+    pub(crate) fn new(arg: String) -> Self {
+        match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => Arg {
+                name: name.to_string(),
+                inline: Some(value.to_string()),
+            },
+            _ => Arg {
+                name: arg,
+                inline: None,
+            },
+        }
+    }
+
+    /// The option's value: the one after `=`, else the next argument of `rest`.
+    pub(crate) fn value(&self, rest: &mut impl Iterator<Item = String>) -> Result<String, String> {
+        match &self.inline {
+            Some(v) => Ok(v.clone()),
+            None => rest
+                .next()
+                .ok_or_else(|| format!("{} needs a value", self.name)),
+        }
+    }
+
+    /// For an option that takes no value: `true`, or an error if one was given after `=`.
+    pub(crate) fn flag(&self) -> Result<bool, String> {
+        match self.inline {
+            Some(_) => Err(format!("{} takes no value", self.name)),
+            None => Ok(true),
+        }
+    }
+}
+
+/// `value` as a number, or an error that names the option `name` and the value.
+pub(crate) fn number(name: &str, value: &str) -> Result<u64, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{name}: `{value}` is not a number"))
+}
+
+/// `value` as a number above 0, or an error that names the option `name` and the value.
+pub(crate) fn positive(name: &str, value: &str) -> Result<u64, String> {
+    number(name, value)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{name}: `{value}` is not a positive number"))
 }
 
 fn parse_list(value: &str) -> impl Iterator<Item = String> + '_ {

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::args::{Arg, number, positive};
+
 /// The `--help` text.
 pub const USAGE: &str = "\
 soak: runs every workload of commute at once on shared structures, with injected panics, and
@@ -135,24 +137,13 @@ impl SoakOptions {
         let mut opts = SoakOptions::defaults(cores);
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
-            let (name, inline) = match arg.split_once('=') {
-                Some((name, value)) if name.starts_with("--") => (name.to_string(), Some(value)),
-                _ => (arg.clone(), None),
-            };
-            let flag = matches!(name.as_str(), "--help" | "-h" | "--no-memory-check");
-            if flag && inline.is_some() {
-                return Err(format!("{name} takes no value"));
-            }
-            let mut value = || -> Result<String, String> {
-                match inline {
-                    Some(v) => Ok(v.to_string()),
-                    None => args.next().ok_or_else(|| format!("{name} needs a value")),
-                }
-            };
-            match name.as_str() {
-                "--seconds" => opts.seconds = positive(&name, &value()?)?,
-                "--threads" => opts.threads = positive(&name, &value()?)? as usize,
-                "--seed" => opts.seed = number(&name, &value()?)?,
+            let arg = Arg::new(arg);
+            let name = arg.name.as_str();
+            let mut value = || arg.value(&mut args);
+            match name {
+                "--seconds" => opts.seconds = positive(name, &value()?)?,
+                "--threads" => opts.threads = positive(name, &value()?)? as usize,
+                "--seed" => opts.seed = number(name, &value()?)?,
                 "--fault-rate" => {
                     let v = value()?;
                     opts.fault_rate = v
@@ -168,30 +159,17 @@ impl SoakOptions {
                         other => return Err(format!("{name}: `{other}` is not mixed or churn")),
                     }
                 }
-                "--interval" => opts.interval = Duration::from_secs(positive(&name, &value()?)?),
-                "--long-vars" => opts.long_vars = number(&name, &value()?)? as usize,
-                "--stall-seconds" => opts.stall = Duration::from_secs(positive(&name, &value()?)?),
-                "--flood-keys" => opts.flood_keys = number(&name, &value()?)? as usize,
-                "--no-memory-check" => opts.memory_check = false,
-                "--help" | "-h" => opts.help = true,
+                "--interval" => opts.interval = Duration::from_secs(positive(name, &value()?)?),
+                "--long-vars" => opts.long_vars = number(name, &value()?)? as usize,
+                "--stall-seconds" => opts.stall = Duration::from_secs(positive(name, &value()?)?),
+                "--flood-keys" => opts.flood_keys = number(name, &value()?)? as usize,
+                "--no-memory-check" => opts.memory_check = !arg.flag()?,
+                "--help" | "-h" => opts.help = arg.flag()?,
                 other => return Err(format!("unknown option `{other}` (try --help)")),
             }
         }
         Ok(opts)
     }
-}
-
-fn number(name: &str, value: &str) -> Result<u64, String> {
-    value
-        .parse()
-        .map_err(|_| format!("{name}: `{value}` is not a number"))
-}
-
-fn positive(name: &str, value: &str) -> Result<u64, String> {
-    number(name, value)
-        .ok()
-        .filter(|&n| n > 0)
-        .ok_or_else(|| format!("{name}: `{value}` is not a positive number"))
 }
 
 #[cfg(test)]
