@@ -206,3 +206,24 @@ pub fn pop_checked(
     want.write(tx, expected.max(item.seq + 1));
     Ok(Some(item))
 }
+
+/// Pops up to `most` items with [`pop_checked`], stopping early at an empty queue; returns how
+/// many it popped.
+///
+/// # Errors
+///
+/// As for the queue's pop.
+pub(crate) fn pop_up_to(
+    tx: &Transaction,
+    most: u64,
+    pop: impl Fn(&Transaction) -> StmResult<Option<Item>>,
+    next: &[TVar<u64>],
+    monitor: &Monitor,
+    slot: usize,
+) -> StmResult<u64> {
+    let mut popped = 0;
+    while popped < most && pop_checked(tx, &pop, next, monitor, slot)?.is_some() {
+        popped += 1;
+    }
+    Ok(popped)
+}

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use commute::{StmResult, Transaction, atomically};
+use commute::{StmResult, TVar, Transaction, atomically};
 
 use super::monitor::Monitor;
 use super::shared::{
@@ -42,28 +42,20 @@ pub(crate) fn final_checks(shared: &Shared, monitor: &Monitor, main: usize, done
     );
 
     // Unbounded queue: drain, then every producer's items must all have been popped.
-    let drained = drain(|tx| {
-        shared::pop_checked(
-            tx,
-            |tx| shared.queue.pop(tx),
-            &shared.queue_next,
-            monitor,
-            main,
-        )
-    });
-    let pushed = sum(|l| l.queue_pushed);
-    let popped = sum(|l| l.queue_popped) + drained;
-    let mut ok = true;
-    for (p, log) in logs.iter().enumerate() {
-        let next = shared.queue_next[p].load();
-        ok &= next == log.queue_pushed;
-        monitor.check_shared(next == log.queue_pushed, || {
-            format!(
-                "queue: producer {p} pushed {} items, {next} were consumed",
-                log.queue_pushed
-            )
-        });
-    }
+    let Drained {
+        pushed,
+        popped,
+        drained,
+        mut ok,
+    } = drain_producers(
+        "queue",
+        |tx| shared.queue.pop(tx),
+        &shared.queue_next,
+        (|l| l.queue_pushed, |l| l.queue_popped),
+        logs,
+        monitor,
+        main,
+    );
     let adds = shared.queue_pushes.load();
     ok &= popped == pushed && adds == pushed;
     monitor.check_shared(popped == pushed && adds == pushed, || {
@@ -76,28 +68,21 @@ pub(crate) fn final_checks(shared: &Shared, monitor: &Monitor, main: usize, done
     );
 
     // Bounded queue: the same, then the capacity must be whole again.
-    let drained = drain(|tx| {
-        shared::pop_checked(
-            tx,
-            |tx| shared.bounded.pop(tx),
-            &shared.bounded_next,
-            monitor,
-            main,
-        )
-    });
-    let pushed = sum(|l| l.bounded_pushed);
-    let popped = sum(|l| l.bounded_popped) + drained;
-    let mut ok = popped == pushed;
-    for (p, log) in logs.iter().enumerate() {
-        let next = shared.bounded_next[p].load();
-        ok &= next == log.bounded_pushed;
-        monitor.check_shared(next == log.bounded_pushed, || {
-            format!(
-                "bounded queue: producer {p} pushed {} items, {next} were consumed",
-                log.bounded_pushed
-            )
-        });
-    }
+    let Drained {
+        pushed,
+        popped,
+        drained,
+        mut ok,
+    } = drain_producers(
+        "bounded queue",
+        |tx| shared.bounded.pop(tx),
+        &shared.bounded_next,
+        (|l| l.bounded_pushed, |l| l.bounded_popped),
+        logs,
+        monitor,
+        main,
+    );
+    ok &= popped == pushed;
     monitor.check_shared(popped == pushed, || {
         format!("bounded queue: {pushed} pushed, {popped} popped")
     });
@@ -241,10 +226,50 @@ pub(crate) fn final_checks(shared: &Shared, monitor: &Monitor, main: usize, done
 }
 
 /// Pops with `pop` until it finds nothing; returns how many it popped.
-fn drain(mut pop: impl FnMut(&Transaction) -> StmResult<Option<Item>>) -> u64 {
+/// Reads one count of a worker's log.
+type LogCount = fn(&WorkerLog) -> u64;
+
+/// What [`drain_producers`] found.
+struct Drained {
+    /// Items the logs say were pushed.
+    pushed: u64,
+    /// Items the logs say were popped, plus `drained`.
+    popped: u64,
+    /// Items popped by the drain.
+    drained: u64,
+    /// Every producer's items were all consumed.
+    ok: bool,
+}
+
+/// Pops what is left in a queue of the producers' items (each checked as the workers check
+/// theirs), then checks that every producer's items were all consumed. `counts` reads the
+/// pushes and the pops of one worker's log.
+fn drain_producers(
+    queue: &str,
+    pop: impl Fn(&Transaction) -> StmResult<Option<Item>>,
+    next: &[TVar<u64>],
+    counts: (LogCount, LogCount),
+    logs: &[WorkerLog],
+    monitor: &Monitor,
+    main: usize,
+) -> Drained {
     let mut drained = 0;
-    while atomically(&mut pop).is_some() {
+    while atomically(|tx| shared::pop_checked(tx, &pop, next, monitor, main)).is_some() {
         drained += 1;
     }
-    drained
+    let (pushed_of, popped_of) = counts;
+    let mut ok = true;
+    for (p, log) in logs.iter().enumerate() {
+        let (pushed, consumed) = (pushed_of(log), next[p].load());
+        ok &= consumed == pushed;
+        monitor.check_shared(consumed == pushed, || {
+            format!("{queue}: producer {p} pushed {pushed} items, {consumed} were consumed")
+        });
+    }
+    Drained {
+        pushed: logs.iter().map(pushed_of).sum(),
+        popped: logs.iter().map(popped_of).sum::<u64>() + drained,
+        drained,
+        ok,
+    }
 }

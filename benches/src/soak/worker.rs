@@ -19,7 +19,7 @@ use super::fault::{Fault, FaultPoint, atomically_with_fault};
 use super::monitor::Monitor;
 use super::shared::{
     ACCOUNTS, BANK_TOTAL, BOUNDED_CAPACITY, BOX_SPREAD, BOXES, Item, KEYS_PER_WORKER, MAP_SPREAD,
-    Shared, decode_value, make_value, pop_checked, value_len,
+    Shared, decode_value, make_value, pop_up_to, value_len,
 };
 use crate::rng::XorShift;
 
@@ -252,14 +252,8 @@ impl<'a> Worker<'a> {
             Op::QueuePop => {
                 let most = 1 + self.rng.below(4);
                 atomically_with_fault(fault, sink, |tx, _| {
-                    let mut popped = 0;
-                    while popped < most {
-                        let pop = |tx: &Transaction| s.queue.pop(tx);
-                        if pop_checked(tx, pop, &s.queue_next, m, me)?.is_none() {
-                            break;
-                        }
-                        popped += 1;
-                    }
+                    let pop = |tx: &Transaction| s.queue.pop(tx);
+                    let popped = pop_up_to(tx, most, pop, &s.queue_next, m, me)?;
                     self.log_on_commit(tx, move |log| log.queue_popped += popped);
                     Ok(())
                 });
@@ -287,14 +281,8 @@ impl<'a> Worker<'a> {
                 let most = 1 + self.rng.below(3);
                 let check_len = self.rng.below(8) == 0;
                 atomically_with_fault(fault, sink, |tx, _| {
-                    let mut popped = 0;
-                    while popped < most {
-                        let pop = |tx: &Transaction| s.bounded.pop(tx);
-                        if pop_checked(tx, pop, &s.bounded_next, m, me)?.is_none() {
-                            break;
-                        }
-                        popped += 1;
-                    }
+                    let pop = |tx: &Transaction| s.bounded.pop(tx);
+                    let popped = pop_up_to(tx, most, pop, &s.bounded_next, m, me)?;
                     if check_len {
                         let len = s.bounded.len(tx)?;
                         m.check(me, len <= BOUNDED_CAPACITY, || {
