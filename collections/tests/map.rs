@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
 
 use commute::{StmResult, TMap, TVar, Transaction, atomically, stats};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
@@ -574,22 +573,11 @@ impl Drop for Tracked {
     }
 }
 
-/// Frees retired values until `live` reaches `expected`. Other tests' transactions may pin old
-/// versions for a moment, so this repeats (without sleeping) up to a generous deadline.
+/// Frees retired values until `live` reaches `expected` (see [`common::reclaim_until`]).
 fn reclaim_until(live: &AtomicIsize, expected: isize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        commute::reclaim_retired();
-        let now = live.load(Ordering::Relaxed);
-        if now == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{now} values live, expected {expected}: a leak"
-        );
-        std::thread::yield_now();
-    }
+    let reached = common::reclaim_until(|| live.load(Ordering::Relaxed) == expected);
+    let now = live.load(Ordering::Relaxed);
+    assert!(reached, "{now} values live, expected {expected}: a leak");
 }
 
 #[test]

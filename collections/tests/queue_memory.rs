@@ -1,7 +1,9 @@
 //! `TQueue` memory: popped items, dropped queues and rolled-back pushes are freed. Its own test
 //! binary, so that no other test file's running transaction holds back reclamation.
 
-use commute::{TQueue, atomically, reclaim_retired};
+mod common;
+
+use commute::{TQueue, atomically};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -34,9 +36,9 @@ fn popped_items_and_dropped_queues_are_freed() {
         }
         // At most the current sentinel's item stays alive, once no other test's transaction is
         // pinned (tests share the process, and so the reclamation epoch).
-        settle(|| live.load(Ordering::SeqCst) <= 1);
+        let settled = common::reclaim_until(|| live.load(Ordering::SeqCst) <= 1);
         assert!(
-            live.load(Ordering::SeqCst) <= 1,
+            settled,
             "round {round}: {} live",
             live.load(Ordering::SeqCst)
         );
@@ -46,8 +48,8 @@ fn popped_items_and_dropped_queues_are_freed() {
         q.atomic().push(Tracked(live.clone()));
     }
     drop(q);
-    settle(|| live.load(Ordering::SeqCst) == 0);
-    assert_eq!(live.load(Ordering::SeqCst), 0);
+    let freed = common::reclaim_until(|| live.load(Ordering::SeqCst) == 0);
+    assert!(freed, "{} live after the drop", live.load(Ordering::SeqCst));
 }
 
 #[test]
@@ -71,18 +73,4 @@ fn pushes_of_a_rolled_back_branch_are_freed_when_the_transaction_commits() {
     // Not retired: never published, so freed with the attempt, no reclamation needed.
     assert_eq!(live.load(Ordering::SeqCst), 0, "a rolled-back push leaked");
     assert_eq!(q.atomic().len(), 0);
-}
-
-/// Runs reclamation until `done` holds or a generous deadline passes (the caller then asserts):
-/// another test's transaction may hold an old pin for as long as the scheduler leaves its thread
-/// off a core, milliseconds on a busy two-core machine.
-fn settle(done: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        reclaim_retired();
-        if done() {
-            return;
-        }
-        std::thread::yield_now();
-    }
 }

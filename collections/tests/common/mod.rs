@@ -1,9 +1,11 @@
 //! Helpers shared by the collections' test files (each test file is its own crate and includes
-//! this module with `mod common;`).
+//! this module with `mod common;`, and uses some of them).
+#![allow(dead_code)]
 
 use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
-use commute::{StmResult, Transaction, atomically, stats};
+use commute::{StmResult, Transaction, atomically, reclaim_retired, stats};
 use quickcheck::{Arbitrary, Gen};
 
 /// Runs `f(thread_index)` on `threads` threads started together; returns their results.
@@ -92,4 +94,22 @@ pub(crate) fn run_group<Op, Out>(
         }
     };
     (expected, got)
+}
+
+/// Runs reclamation until `done` holds; false if it still does not after a generous deadline
+/// (the caller asserts, with its own message). The tests of a file run in parallel, and another
+/// test's transaction holds back reclamation for as long as the scheduler leaves its pinned
+/// thread off a core: milliseconds on a busy two-core machine.
+pub(crate) fn reclaim_until(done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        reclaim_retired();
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::yield_now();
+    }
 }
