@@ -38,13 +38,7 @@ pub(crate) fn run_producer(
                         shared.pipe.push(tx, Item::new(producer, seq))?;
                         Ok(true)
                     },
-                    |tx| {
-                        if shared.stop.read(tx)? {
-                            Ok(false)
-                        } else {
-                            tx.retry()
-                        }
-                    },
+                    |tx| shared.or_stopped(tx, false),
                 )?;
                 if done {
                     fault.between_writes();
@@ -79,13 +73,7 @@ pub(crate) fn run_consumer(
             atomically_with_fault(fault, &shared.high_water, |tx, _| {
                 let item = tx.or_else(
                     |tx| shared.pipe.pop_wait(tx).map(Some),
-                    |tx| {
-                        if shared.stop.read(tx)? {
-                            Ok(None)
-                        } else {
-                            tx.retry()
-                        }
-                    },
+                    |tx| shared.or_stopped(tx, None),
                 )?;
                 if let Some(item) = item {
                     let want = popped.get();

@@ -164,6 +164,20 @@ impl Shared {
         }
     }
 
+    /// The alternative of a blocking operation: `value` once the run is stopping, else a retry
+    /// (the thread waits until the operation can go on, or the run stops).
+    ///
+    /// # Errors
+    ///
+    /// The retry signal while the run goes on.
+    pub(crate) fn or_stopped<T>(&self, tx: &Transaction, value: T) -> StmResult<T> {
+        if self.stop.read(tx)? {
+            Ok(value)
+        } else {
+            tx.retry()
+        }
+    }
+
     /// The sum of the long variables after `long_commits` long transactions.
     pub fn long_sum(&self, long_commits: u64) -> i64 {
         let n = self.long_vars.len() as i64;
