@@ -21,6 +21,9 @@
 //! - A transaction's own pending pushes are kept in transaction-local keys (`pending_first`,
 //!   `pending_last`) and linked privately; a pop that finds the committed queue empty continues
 //!   into them, so a transaction sees its own pushes in order.
+//! - `for_each` (and `iter`) walk as repeated pops would, without moving `head`; they read `tail`
+//!   first and stop there before going on into the attempt's own pushes, so the walk covers one
+//!   snapshot and never follows links that later commits added.
 //!
 //! Replaced sentinels are freed by the core's deferred reclamation ([`Transaction::pin`],
 //! [`Transaction::retire_on_commit`]); nodes of rolled-back pushes are freed with the attempt.
@@ -410,6 +413,81 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
         Ok(self.len.get(tx)?.max(0) as usize)
     }
 
+    /// Calls `f` on every item, front to back: the items of a consistent snapshot of the
+    /// queue, then this transaction's own pushes (less the items it popped), as
+    /// [`pop`](TQueue::pop) would return them one by one.
+    ///
+    /// It reads both ends of the queue, so if the transaction commits, no push or pop committed
+    /// in between: a transaction that also writes conflicts with concurrent pushes and pops (as
+    /// it must, having seen every item).
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    ///
+    /// let log: TQueue<&str> = ["started", "served"].into_iter().collect();
+    /// let mut total = 0;
+    /// atomically(|tx| {
+    ///     total = 0;
+    ///     log.for_each(tx, |record| total += record.len())
+    /// });
+    /// assert_eq!(total, 13);
+    /// assert_eq!(log.atomic().len(), 2, "nothing was removed");
+    /// ```
+    pub fn for_each<'a>(&'a self, tx: &'a Transaction, mut f: impl FnMut(&'a T)) -> StmResult<()> {
+        tx.pin();
+        // The last committed node of this attempt's snapshot. The walk goes from there into
+        // the attempt's own pushes rather than along links that later commits have added.
+        let tail = self.tail.read(tx)?;
+        let mut node = self.head.read(tx)?;
+        loop {
+            let next = if node == tail {
+                self.pending_first.local(tx).unwrap_or(ptr::null_mut())
+            } else {
+                self.first_node(tx, node)?
+            };
+            if next.is_null() {
+                return Ok(());
+            }
+            // SAFETY: `next` follows a sentinel, so it holds an item; it is a published node
+            // (alive while the attempt is pinned, and the attempt outlives `'a`: `tx` is
+            // borrowed for it) or one of this attempt's pending nodes (owned by its write set
+            // or its allocations until the attempt ends).
+            f(unsafe { (*next).item.assume_init_ref() });
+            node = next;
+        }
+    }
+
+    /// Clones of every item, front to back (see [`for_each`](TQueue::for_each)).
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    ///
+    /// let q: TQueue<u32> = (1..=3).collect();
+    /// let seen = atomically(|tx| {
+    ///     q.pop(tx)?;
+    ///     q.push(tx, 4);
+    ///     q.iter(tx)
+    /// });
+    /// assert_eq!(seen, [2, 3, 4]);
+    /// ```
+    pub fn iter(&self, tx: &Transaction) -> StmResult<Vec<T>> {
+        let mut items = Vec::new();
+        self.for_each(tx, |item| items.push(item.clone()))?;
+        Ok(items)
+    }
+
     /// One-call forms: each method runs one operation as its own transaction.
     ///
     /// # Examples
@@ -530,6 +608,24 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     pub fn is_empty(self) -> bool {
         atomically(|tx| self.0.is_empty(tx))
     }
+
+    /// [`TQueue::iter`] in its own transaction: clones of every item, front to back.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TQueue::new();
+    /// q.atomic().push('a');
+    /// q.atomic().push('b');
+    /// assert_eq!(q.atomic().iter(), ['a', 'b']);
+    /// ```
+    pub fn iter(self) -> Vec<T> {
+        atomically(|tx| self.0.iter(tx))
+    }
 }
 
 impl<T: Clone + Send + Sync + 'static> Default for TQueue<T> {
@@ -563,24 +659,7 @@ impl<T: Clone + Send + Sync + 'static> Extend<T> for TQueue<T> {
 
 impl<T: Clone + Send + Sync + fmt::Debug + 'static> fmt::Debug for TQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let items = atomically(|tx| {
-            tx.pin();
-            let mut items = Vec::new();
-            let mut node = self.head.read(tx)?;
-            loop {
-                let next = self.first_node(tx, node)?;
-                if next.is_null() {
-                    return Ok(items);
-                }
-                // SAFETY: pinned, as in `pop`.
-                items.push(unsafe { (*next).clone_item() });
-                node = next;
-                if self.tail.read(tx)? == node {
-                    return Ok(items);
-                }
-            }
-        });
-        f.debug_list().entries(items.iter()).finish()
+        f.debug_list().entries(self.atomic().iter()).finish()
     }
 }
 

@@ -3,6 +3,7 @@
 use commute::{TQueue, TVar, atomically, stats};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
 #[derive(Clone, Debug)]
@@ -12,6 +13,7 @@ enum Op {
     Peek,
     Len,
     IsEmpty,
+    Iter,
 }
 
 impl Arbitrary for Op {
@@ -20,15 +22,23 @@ impl Arbitrary for Op {
             0 | 1 => Op::Push(u8::arbitrary(g)),
             2 | 3 => Op::Pop,
             4 => Op::Peek,
-            _ => {
-                if bool::arbitrary(g) {
-                    Op::Len
-                } else {
-                    Op::IsEmpty
-                }
-            }
+            _ => match u8::arbitrary(g) % 3 {
+                0 => Op::Len,
+                1 => Op::IsEmpty,
+                _ => Op::Iter,
+            },
         }
     }
+}
+
+/// What an operation returned.
+#[derive(Debug, PartialEq)]
+enum Out {
+    Pushed,
+    Item(Option<u8>),
+    Len(usize),
+    IsEmpty(bool),
+    Items(Vec<u8>),
 }
 
 /// Runs batches of operations, each batch one transaction, against the queue and a `VecDeque`.
@@ -42,12 +52,13 @@ fn matches_vecdeque(batches: Vec<Vec<Op>>) -> bool {
                 out.push(match *op {
                     Op::Push(x) => {
                         q.push(tx, x);
-                        None
+                        Out::Pushed
                     }
-                    Op::Pop => Some(q.pop(tx)?.map(usize::from)),
-                    Op::Peek => Some(q.peek(tx)?.map(usize::from)),
-                    Op::Len => Some(Some(q.len(tx)?)),
-                    Op::IsEmpty => Some(Some(usize::from(q.is_empty(tx)?))),
+                    Op::Pop => Out::Item(q.pop(tx)?),
+                    Op::Peek => Out::Item(q.peek(tx)?),
+                    Op::Len => Out::Len(q.len(tx)?),
+                    Op::IsEmpty => Out::IsEmpty(q.is_empty(tx)?),
+                    Op::Iter => Out::Items(q.iter(tx)?),
                 });
             }
             Ok(out)
@@ -57,20 +68,21 @@ fn matches_vecdeque(batches: Vec<Vec<Op>>) -> bool {
             .map(|op| match *op {
                 Op::Push(x) => {
                     model.push_back(x);
-                    None
+                    Out::Pushed
                 }
-                Op::Pop => Some(model.pop_front().map(usize::from)),
-                Op::Peek => Some(model.front().copied().map(usize::from)),
-                Op::Len => Some(Some(model.len())),
-                Op::IsEmpty => Some(Some(usize::from(model.is_empty()))),
+                Op::Pop => Out::Item(model.pop_front()),
+                Op::Peek => Out::Item(model.front().copied()),
+                Op::Len => Out::Len(model.len()),
+                Op::IsEmpty => Out::IsEmpty(model.is_empty()),
+                Op::Iter => Out::Items(model.iter().copied().collect()),
             })
             .collect();
         if got != want {
             return false;
         }
     }
-    let rest: Vec<u8> = std::iter::from_fn(|| q.atomic().pop()).collect();
-    rest == model.into_iter().collect::<Vec<_>>()
+    q.atomic().iter() == model.iter().copied().collect::<Vec<_>>()
+        && std::iter::from_fn(|| q.atomic().pop()).eq(model)
 }
 
 #[test]
@@ -185,6 +197,88 @@ fn two_pushers_and_a_popper_lose_nothing_and_keep_per_pusher_order() {
     );
     assert_eq!(aborts, 0, "pushes aborted");
     assert_eq!(q.atomic().pop(), None);
+}
+
+/// `iter` while two threads push pairs of items (one transaction each) and one pops: every
+/// snapshot is a window of the queue, so each pusher's items in it are consecutive and each
+/// pair is whole unless its first item was popped; successive snapshots never go back.
+#[test]
+fn iter_snapshots_are_windows_of_the_queue_and_never_go_back() {
+    const PER_PUSHER: u64 = 100_000;
+    const POPS: usize = 2 * PER_PUSHER as usize - 200;
+    let q = Arc::new(TQueue::new());
+    let finished = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(4));
+    let workers: Vec<_> = (0..3u64)
+        .map(|w| {
+            let (q, finished, barrier) = (q.clone(), finished.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                if w < 2 {
+                    for i in (0..PER_PUSHER).step_by(2) {
+                        atomically(|tx| {
+                            q.push(tx, (w, i));
+                            q.push(tx, (w, i + 1));
+                            Ok(())
+                        });
+                    }
+                } else {
+                    for _ in 0..POPS {
+                        atomically(|tx| q.pop_wait(tx));
+                    }
+                }
+                finished.fetch_add(1, Ordering::Release);
+            })
+        })
+        .collect();
+    barrier.wait();
+    let mut last: [Option<(u64, u64)>; 2] = [None; 2];
+    let mut snapshots = 0u64;
+    loop {
+        let done = finished.load(Ordering::Acquire) == 3;
+        let snapshot = q.atomic().iter();
+        snapshots += 1;
+        for (k, &(p, i)) in snapshot.iter().enumerate() {
+            if i % 2 == 0 {
+                assert_eq!(
+                    snapshot.get(k + 1),
+                    Some(&(p, i + 1)),
+                    "a pair pushed by one transaction is split in a snapshot"
+                );
+            }
+        }
+        for p in 0..2 {
+            let mine: Vec<u64> = snapshot
+                .iter()
+                .filter(|(who, _)| *who == p)
+                .map(|&(_, i)| i)
+                .collect();
+            assert!(
+                mine.windows(2).all(|w| w[1] == w[0] + 1),
+                "pusher {p}'s items are not consecutive in a snapshot"
+            );
+            if let (Some(&lo), Some(&hi)) = (mine.first(), mine.last()) {
+                if let Some((last_lo, last_hi)) = last[p as usize] {
+                    assert!(
+                        lo >= last_lo && hi >= last_hi,
+                        "pusher {p}: a snapshot went back ({lo}..={hi} after {last_lo}..={last_hi})"
+                    );
+                }
+                last[p as usize] = Some((lo, hi));
+            }
+        }
+        if done {
+            // The snapshot taken after every worker had finished: what the pops left.
+            assert_eq!(snapshot.len(), 2 * PER_PUSHER as usize - POPS);
+            break;
+        }
+    }
+    for w in workers {
+        w.join().unwrap();
+    }
+    eprintln!("TQueue::iter: {snapshots} snapshots checked");
+    let rest: Vec<_> = std::iter::from_fn(|| q.atomic().pop()).collect();
+    assert_eq!(rest.len(), 2 * PER_PUSHER as usize - POPS);
 }
 
 #[test]

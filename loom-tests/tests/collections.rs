@@ -398,6 +398,55 @@ fn queue_pops_never_read_freed_nodes() {
     });
 }
 
+/// The main thread walks the queue (`for_each`, reading every item in place) while one thread
+/// pushes two items in one transaction and another pops the two items there were, one at a
+/// time: the walk sees one of the states a serial order allows, and never reads an item whose
+/// node a pop has freed (the second pop frees the node of the first item).
+///
+/// Catches a walk that does not pin (loom reports the read of a freed item), one that mixes
+/// states (half of a transaction's pushes, or popped items beside items pushed after them in a
+/// snapshot without the pops), and one that runs past the end of its snapshot.
+///
+/// Preemption bound at most 2: three threads.
+#[test]
+fn queue_walk_sees_one_state() {
+    run_model_with("queue_walk_sees_one_state", capped_builder(2), || {
+        let live = Live::new();
+        let queue = Arc::new(TQueue::new());
+        queue.atomic().push(Item::new(1, &live));
+        queue.atomic().push(Item::new(2, &live));
+        let pusher = {
+            let (queue, live) = (queue.clone(), live.clone());
+            thread::spawn(move || {
+                atomically(|tx| {
+                    queue.push(tx, Item::new(3, &live));
+                    queue.push(tx, Item::new(4, &live));
+                    Ok(())
+                });
+            })
+        };
+        let popper = {
+            let queue = queue.clone();
+            thread::spawn(move || {
+                let first = queue.atomic().pop().map(|item| item.id());
+                let second = queue.atomic().pop().map(|item| item.id());
+                [first, second]
+            })
+        };
+        let seen = atomically(|tx| {
+            let mut seen = Vec::new();
+            queue.for_each(tx, |item| seen.push(item.id()))?;
+            Ok(seen)
+        });
+        let serial: [&[u64]; 6] = [&[1, 2], &[1, 2, 3, 4], &[2], &[2, 3, 4], &[], &[3, 4]];
+        assert!(serial.contains(&seen.as_slice()), "the walk saw {seen:?}");
+        pusher.join().unwrap();
+        assert_eq!(popper.join().unwrap(), [Some(1), Some(2)]);
+        assert_eq!(drain(&queue), [3, 4]);
+        check_queue_freed(queue, &live);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // TBoundedQueue
 
