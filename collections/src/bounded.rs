@@ -220,6 +220,52 @@ impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
         Ok(self.queue.peek(tx)?.map(|(item, _)| item))
     }
 
+    /// Calls `f` on every item, front to back, as [`TQueue::for_each`] does.
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TBoundedQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TBoundedQueue};
+    ///
+    /// let q = TBoundedQueue::with_capacity(4);
+    /// q.atomic().push(2);
+    /// q.atomic().push(3);
+    /// let mut product = 1;
+    /// atomically(|tx| {
+    ///     product = 1;
+    ///     q.for_each(tx, |n| product *= n)
+    /// });
+    /// assert_eq!(product, 6);
+    /// ```
+    pub fn for_each<'a>(&'a self, tx: &'a Transaction, mut f: impl FnMut(&'a T)) -> StmResult<()> {
+        self.queue.for_each(tx, |(item, _)| f(item))
+    }
+
+    /// Clones of every item, front to back (see [`TQueue::for_each`]).
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TBoundedQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TBoundedQueue};
+    ///
+    /// let q = TBoundedQueue::with_capacity(4);
+    /// q.atomic().push('x');
+    /// assert_eq!(atomically(|tx| q.iter(tx)), ['x']);
+    /// ```
+    pub fn iter(&self, tx: &Transaction) -> StmResult<Vec<T>> {
+        let mut items = Vec::new();
+        self.for_each(tx, |item| items.push(item.clone()))?;
+        Ok(items)
+    }
+
     /// The number of items (conflicts with concurrent pushes and pops).
     ///
     /// # Errors
@@ -371,6 +417,23 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
         atomically(|tx| self.0.peek(tx))
     }
 
+    /// [`TBoundedQueue::iter`] in its own transaction.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(2);
+    /// q.atomic().push(1u8);
+    /// assert_eq!(q.atomic().iter(), [1]);
+    /// ```
+    pub fn iter(self) -> Vec<T> {
+        atomically(|tx| self.0.iter(tx))
+    }
+
     /// True if the queue has no items.
     ///
     /// # Panics
@@ -392,7 +455,7 @@ impl<T: Clone + Send + Sync + fmt::Debug + 'static> fmt::Debug for TBoundedQueue
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TBoundedQueue")
             .field("capacity", &self.capacity)
-            .field("items", &self.queue)
+            .field("items", &self.atomic().iter())
             .finish()
     }
 }

@@ -80,3 +80,27 @@ fn rolled_back_pushes_return_their_credit() {
 fn zero_capacity_panics() {
     let _ = TBoundedQueue::<u8>::with_capacity(0);
 }
+
+#[test]
+fn iter_and_debug_show_the_items_front_to_back_and_nothing_else() {
+    let q = TBoundedQueue::with_capacity(4);
+    q.atomic().push('a');
+    q.atomic().push('b');
+    let seen = atomically(|tx| {
+        q.pop(tx)?;
+        q.push(tx, 'c')?;
+        q.iter(tx)
+    });
+    assert_eq!(seen, ['b', 'c']);
+    assert_eq!(q.atomic().iter(), ['b', 'c']);
+    let mut lengths = 0;
+    atomically(|tx| {
+        lengths = 0;
+        q.for_each(tx, |_| lengths += 1)
+    });
+    assert_eq!(lengths, 2);
+    assert_eq!(
+        format!("{q:?}"),
+        "TBoundedQueue { capacity: 4, items: ['b', 'c'] }"
+    );
+}
