@@ -12,7 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use commute::Transaction;
+use commute::{StmResult, Transaction};
 
 use super::args::Mode;
 use super::fault::{Fault, FaultPoint, atomically_with_fault};
@@ -34,6 +34,8 @@ enum Op {
     QueuePush,
     /// Pop up to 4 items from the unbounded queue, each checked.
     QueuePop,
+    /// Walk the unbounded queue in place: it must be what the pops left of the pushes.
+    QueueScan,
     /// Try to push 1 to 3 items on the bounded queue.
     BoundedPush,
     /// Pop up to 3 items from the bounded queue, each checked; sometimes check its length.
@@ -56,10 +58,11 @@ enum Op {
 
 /// Weights of the mixed mode (percent).
 const MIXED: &[(Op, u64)] = &[
-    (Op::Transfer, 16),
+    (Op::Transfer, 15),
     (Op::Audit, 3),
     (Op::QueuePush, 9),
     (Op::QueuePop, 10),
+    (Op::QueueScan, 2),
     (Op::BoundedPush, 6),
     (Op::BoundedPop, 7),
     (Op::MapWrite, 13),
@@ -68,16 +71,17 @@ const MIXED: &[(Op, u64)] = &[
     (Op::SetWrite, 6),
     (Op::BoxReplace, 6),
     (Op::BoxRead, 4),
-    (Op::LongShortWrite, 12),
+    (Op::LongShortWrite, 11),
 ];
 
 /// Weights of the churn mode: heap allocation and release, with their checks.
 const CHURN: &[(Op, u64)] = &[
     (Op::QueuePush, 14),
     (Op::QueuePop, 16),
+    (Op::QueueScan, 2),
     (Op::BoundedPush, 8),
     (Op::BoundedPop, 9),
-    (Op::MapWrite, 25),
+    (Op::MapWrite, 23),
     (Op::MapCheck, 2),
     (Op::SetWrite, 12),
     (Op::BoxReplace, 12),
@@ -258,6 +262,42 @@ impl<'a> Worker<'a> {
                     Ok(())
                 });
             }
+            Op::QueueScan => atomically_with_fault(fault, sink, |tx, _| {
+                // In one snapshot: each producer's items are those its pop cursor has not
+                // passed, in order, and there are as many as were pushed and not popped.
+                let next = s
+                    .queue_next
+                    .iter()
+                    .map(|v| v.read(tx))
+                    .collect::<StmResult<Vec<u64>>>()?;
+                let pushed = s.queue_pushes.read(tx)?;
+                let mut expected = next.clone();
+                let mut items = 0u64;
+                let mut wrong: Option<String> = None;
+                s.queue.for_each(tx, |item| {
+                    items += 1;
+                    match expected.get_mut(item.producer as usize) {
+                        Some(seq) if *seq == item.seq && item.is_intact() => *seq += 1,
+                        want => {
+                            wrong.get_or_insert_with(|| {
+                                format!(
+                                    "queue scan: producer {} item {} (intact: {}) where {want:?} \
+                                     was next",
+                                    item.producer,
+                                    item.seq,
+                                    item.is_intact()
+                                )
+                            });
+                        }
+                    }
+                })?;
+                m.check(me, wrong.is_none(), || wrong.clone().unwrap_or_default());
+                let popped: u64 = next.iter().sum();
+                m.check(me, pushed.checked_sub(popped) == Some(items), || {
+                    format!("queue scan: {items} items, but {pushed} pushed and {popped} popped")
+                });
+                Ok(())
+            }),
             Op::BoundedPush => {
                 let n = 1 + self.rng.below(3);
                 let first = self.log.borrow().bounded_pushed;
