@@ -31,6 +31,8 @@ enum Op {
     Len,
     IsEmpty,
     Iter,
+    Keys,
+    Values,
     /// Keep the values not divisible by `2 + n % 5`.
     Retain(u8),
     Clear,
@@ -50,7 +52,14 @@ impl Arbitrary for Op {
             27..=30 => Op::Upsert(k, v),
             31..=32 => Op::Len,
             33 => Op::IsEmpty,
-            34..=35 => Op::Iter,
+            34 => Op::Iter,
+            35 => {
+                if bool::arbitrary(g) {
+                    Op::Keys
+                } else {
+                    Op::Values
+                }
+            }
             36..=38 => Op::Retain(k),
             _ => Op::Clear,
         }
@@ -63,12 +72,14 @@ enum Out {
     Bool(bool),
     Len(usize),
     Entries(Vec<(u8, u16)>),
+    Keys(Vec<u8>),
+    Values(Vec<u16>),
     Unit,
 }
 
-fn sorted(mut entries: Vec<(u8, u16)>) -> Vec<(u8, u16)> {
-    entries.sort_unstable();
-    entries
+fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
+    items.sort_unstable();
+    items
 }
 
 fn keep(m: u8) -> impl Fn(&u8, &u16) -> bool {
@@ -96,6 +107,8 @@ fn model_op(model: &mut HashMap<u8, u16>, op: &Op) -> Out {
         Op::Len => Out::Len(model.len()),
         Op::IsEmpty => Out::Bool(model.is_empty()),
         Op::Iter => Out::Entries(sorted(model.iter().map(|(k, v)| (*k, *v)).collect())),
+        Op::Keys => Out::Keys(sorted(model.keys().copied().collect())),
+        Op::Values => Out::Values(sorted(model.values().copied().collect())),
         Op::Retain(m) => {
             let keep = keep(m);
             model.retain(|k, v| keep(k, v));
@@ -123,6 +136,8 @@ fn tx_op<S: BuildHasher>(map: &TMap<u8, u16, S>, tx: &Transaction, op: &Op) -> S
         Op::Len => Out::Len(map.len(tx)?),
         Op::IsEmpty => Out::Bool(map.is_empty(tx)?),
         Op::Iter => Out::Entries(sorted(map.iter(tx)?)),
+        Op::Keys => Out::Keys(sorted(map.keys(tx)?)),
+        Op::Values => Out::Values(sorted(map.values(tx)?)),
         Op::Retain(m) => {
             map.retain(tx, keep(m))?;
             Out::Unit
@@ -149,6 +164,8 @@ fn one_call_op<S: BuildHasher>(map: &TMap<u8, u16, S>, op: &Op) -> Out {
         Op::Len => Out::Len(a.len()),
         Op::IsEmpty => Out::Bool(a.is_empty()),
         Op::Iter => Out::Entries(sorted(a.iter())),
+        Op::Keys => Out::Keys(sorted(a.keys())),
+        Op::Values => Out::Values(sorted(a.values())),
         Op::Retain(m) => {
             a.retain(keep(m));
             Out::Unit
@@ -282,9 +299,7 @@ fn from_iter_extend_debug_default_label() {
 }
 
 fn sorted_chars(map: &TMap<u32, char>) -> Vec<(u32, char)> {
-    let mut v = map.atomic().iter();
-    v.sort_unstable();
-    v
+    sorted(map.atomic().iter())
 }
 
 #[test]

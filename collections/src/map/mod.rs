@@ -606,6 +606,28 @@ where
         Ok(keys)
     }
 
+    /// Clones of every value, in an unspecified order (a consistent snapshot).
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TMap};
+    ///
+    /// let m: TMap<&str, u32> = [("a", 1), ("b", 2)].into_iter().collect();
+    /// let total: u32 = atomically(|tx| m.values(tx)).into_iter().sum();
+    /// assert_eq!(total, 3);
+    /// ```
+    pub fn values(&self, tx: &Transaction) -> StmResult<Vec<V>> {
+        let mut values = Vec::new();
+        self.raw.for_each(tx, |_, v| values.push(v.clone()))?;
+        Ok(values)
+    }
+
     /// Removes every entry.
     ///
     /// It reads the length (to reset it) and the root buckets, so it conflicts with every
@@ -849,6 +871,23 @@ where
     /// ```
     pub fn keys(self) -> Vec<K> {
         atomically(|tx| self.0.keys(tx))
+    }
+
+    /// [`TMap::values`] in its own transaction.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = commute::TMap::new();
+    /// m.atomic().insert(1, 'a');
+    /// assert_eq!(m.atomic().values(), ['a']);
+    /// ```
+    pub fn values(self) -> Vec<V> {
+        atomically(|tx| self.0.values(tx))
     }
 
     /// [`TMap::clear`] in its own transaction.
