@@ -1,5 +1,7 @@
 //! `TQueue`: model tests against `VecDeque`, concurrent invariants, zero-abort pushes, memory.
 
+mod common;
+use common::run_threads;
 use commute::{TQueue, TVar, atomically, stats};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 use std::collections::VecDeque;
@@ -206,36 +208,56 @@ fn two_pushers_and_a_popper_lose_nothing_and_keep_per_pusher_order() {
 fn iter_snapshots_are_windows_of_the_queue_and_never_go_back() {
     const PER_PUSHER: u64 = 100_000;
     const POPS: usize = 2 * PER_PUSHER as usize - 200;
+    const WORKERS: usize = 3;
     let q = Arc::new(TQueue::new());
     let finished = Arc::new(AtomicUsize::new(0));
-    let barrier = Arc::new(Barrier::new(4));
-    let workers: Vec<_> = (0..3u64)
-        .map(|w| {
-            let (q, finished, barrier) = (q.clone(), finished.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                barrier.wait();
-                if w < 2 {
-                    for i in (0..PER_PUSHER).step_by(2) {
-                        atomically(|tx| {
-                            q.push(tx, (w, i));
-                            q.push(tx, (w, i + 1));
-                            Ok(())
-                        });
-                    }
-                } else {
-                    for _ in 0..POPS {
-                        atomically(|tx| q.pop_wait(tx));
-                    }
+    let walked = {
+        let q = q.clone();
+        // Threads 0 and 1 push, 2 pops, 3 walks until the others have finished.
+        run_threads(WORKERS + 1, move |t| match t {
+            0 | 1 => {
+                for i in (0..PER_PUSHER).step_by(2) {
+                    atomically(|tx| {
+                        q.push(tx, (t, i));
+                        q.push(tx, (t, i + 1));
+                        Ok(())
+                    });
                 }
                 finished.fetch_add(1, Ordering::Release);
-            })
+                None
+            }
+            2 => {
+                for _ in 0..POPS {
+                    atomically(|tx| q.pop_wait(tx));
+                }
+                finished.fetch_add(1, Ordering::Release);
+                None
+            }
+            _ => Some(walk_until(&q, || {
+                finished.load(Ordering::Acquire) == WORKERS
+            })),
         })
-        .collect();
-    barrier.wait();
+    };
+    let (snapshots, last) = walked
+        .into_iter()
+        .flatten()
+        .next()
+        .expect("the walker's result");
+    eprintln!("TQueue::iter: {snapshots} snapshots checked");
+    // The snapshot taken after every worker had finished is what the pops left.
+    assert_eq!(last.len(), 2 * PER_PUSHER as usize - POPS);
+    let rest: Vec<_> = std::iter::from_fn(|| q.atomic().pop()).collect();
+    assert_eq!(rest, last);
+}
+
+/// Takes snapshots of `q` (items `(pusher, i)`, pushed in pairs `i`, `i + 1`) and checks each
+/// (see `iter_snapshots_are_windows_of_the_queue_and_never_go_back`) until one taken after
+/// `done()` held; returns how many it took and that last one.
+fn walk_until(q: &TQueue<(usize, u64)>, done: impl Fn() -> bool) -> (u64, Vec<(usize, u64)>) {
     let mut last: [Option<(u64, u64)>; 2] = [None; 2];
     let mut snapshots = 0u64;
     loop {
-        let done = finished.load(Ordering::Acquire) == 3;
+        let finished = done();
         let snapshot = q.atomic().iter();
         snapshots += 1;
         for (k, &(p, i)) in snapshot.iter().enumerate() {
@@ -247,7 +269,7 @@ fn iter_snapshots_are_windows_of_the_queue_and_never_go_back() {
                 );
             }
         }
-        for p in 0..2 {
+        for (p, last) in last.iter_mut().enumerate() {
             let mine: Vec<u64> = snapshot
                 .iter()
                 .filter(|(who, _)| *who == p)
@@ -258,27 +280,19 @@ fn iter_snapshots_are_windows_of_the_queue_and_never_go_back() {
                 "pusher {p}'s items are not consecutive in a snapshot"
             );
             if let (Some(&lo), Some(&hi)) = (mine.first(), mine.last()) {
-                if let Some((last_lo, last_hi)) = last[p as usize] {
+                if let Some((last_lo, last_hi)) = *last {
                     assert!(
                         lo >= last_lo && hi >= last_hi,
                         "pusher {p}: a snapshot went back ({lo}..={hi} after {last_lo}..={last_hi})"
                     );
                 }
-                last[p as usize] = Some((lo, hi));
+                *last = Some((lo, hi));
             }
         }
-        if done {
-            // The snapshot taken after every worker had finished: what the pops left.
-            assert_eq!(snapshot.len(), 2 * PER_PUSHER as usize - POPS);
-            break;
+        if finished {
+            return (snapshots, snapshot);
         }
     }
-    for w in workers {
-        w.join().unwrap();
-    }
-    eprintln!("TQueue::iter: {snapshots} snapshots checked");
-    let rest: Vec<_> = std::iter::from_fn(|| q.atomic().pop()).collect();
-    assert_eq!(rest.len(), 2 * PER_PUSHER as usize - POPS);
 }
 
 #[test]
