@@ -577,10 +577,7 @@ where
     /// assert_eq!(entries, [(1, 'a'), (2, 'b')]);
     /// ```
     pub fn iter(&self, tx: &Transaction) -> StmResult<Vec<(K, V)>> {
-        let mut entries = Vec::new();
-        self.raw
-            .for_each(tx, |k, v| entries.push((k.clone(), v.clone())))?;
-        Ok(entries)
+        self.collect(tx, |k, v| (k.clone(), v.clone()))
     }
 
     /// Clones of every key, in an unspecified order (a consistent snapshot).
@@ -601,9 +598,7 @@ where
     /// assert_eq!(keys, [1, 3]);
     /// ```
     pub fn keys(&self, tx: &Transaction) -> StmResult<Vec<K>> {
-        let mut keys = Vec::new();
-        self.raw.for_each(tx, |k, _| keys.push(k.clone()))?;
-        Ok(keys)
+        self.collect(tx, |k, _| k.clone())
     }
 
     /// Clones of every value, in an unspecified order (a consistent snapshot).
@@ -623,9 +618,14 @@ where
     /// assert_eq!(total, 3);
     /// ```
     pub fn values(&self, tx: &Transaction) -> StmResult<Vec<V>> {
-        let mut values = Vec::new();
-        self.raw.for_each(tx, |_, v| values.push(v.clone()))?;
-        Ok(values)
+        self.collect(tx, |_, v| v.clone())
+    }
+
+    /// `f` of every entry, in the trie's order (one consistent snapshot).
+    fn collect<R>(&self, tx: &Transaction, mut f: impl FnMut(&K, &V) -> R) -> StmResult<Vec<R>> {
+        let mut out = Vec::new();
+        self.raw.for_each(tx, |k, v| out.push(f(k, v)))?;
+        Ok(out)
     }
 
     /// Removes every entry.
