@@ -10,7 +10,7 @@
 //! trip through the allocator.
 //!
 //! The cache holds at most [`DEPTH`] blocks of each of [`CLASSES`] sizes (up to [`MAX_SIZE`]
-//! bytes, 8-byte aligned): at most 256 KiB per thread, freed when the thread exits. Other
+//! bytes, 8-byte aligned): at most 132 KiB per thread, freed when the thread exits. Other
 //! layouts go straight to the global allocator. Under loom the cache is off.
 
 use core::alloc::Layout;
