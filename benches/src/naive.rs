@@ -60,7 +60,8 @@ impl Drop for Node {
     }
 }
 
-/// A linked FIFO queue on `TBox` links; every push reads and rewrites `tail`.
+/// A linked FIFO queue on `TBox` links; every push reads and rewrites `tail`, every pop `head`
+/// and the link of the node it takes.
 pub(crate) struct NaiveQueue {
     head: TBox<Link>,
     tail: TBox<Link>,
@@ -100,6 +101,9 @@ impl NaiveQueue {
         let next = first.next.read(tx)?.clone();
         if next.is_none() {
             self.tail.write(tx, None);
+        } else {
+            // As the peers' queues do (they need it: see `peer::PeerQueue::pop`).
+            first.next.write(tx, None);
         }
         let value = first.value;
         self.head.write(tx, next);
@@ -185,5 +189,30 @@ impl NaiveMap {
         bucket.write(tx, updated);
         self.size.modify(tx, |n| n - 1)?;
         Ok(Some(old))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commute_stm::atomically;
+
+    /// As the peers' queues (`peer::tests`): a stalled transaction's handle on the first node,
+    /// let go after everything behind it was popped, frees no chain of popped nodes.
+    #[test]
+    fn a_stale_first_node_frees_no_chain() {
+        const CHAIN: u64 = 100_000;
+        let queue = NaiveQueue::new();
+        atomically(|tx| queue.push(tx, 0));
+        let stale = atomically(|tx| Ok(queue.head.read(tx)?.clone()));
+        assert!(stale.is_some());
+        for i in 1..=CHAIN {
+            atomically(|tx| queue.push(tx, i));
+        }
+        for i in 0..=CHAIN {
+            assert_eq!(atomically(|tx| queue.pop(tx)), Some(i));
+        }
+        assert_eq!(atomically(|tx| queue.pop(tx)), None);
+        drop(stale);
     }
 }

@@ -173,7 +173,8 @@ pub(crate) struct PeerNode<S: PeerStm> {
     next: S::Var<Link<S>>,
 }
 
-/// A linked FIFO queue; every push reads and rewrites `tail`.
+/// A linked FIFO queue; every push reads and rewrites `tail`, every pop `head` and the link of
+/// the node it takes.
 pub(crate) struct PeerQueue<S: PeerStm> {
     head: S::Var<Link<S>>,
     tail: S::Var<Link<S>>,
@@ -206,6 +207,10 @@ impl<S: PeerStm> PeerQueue<S> {
         let next = S::read(tx, &first.next)?;
         if next.is_none() {
             S::write(tx, &self.tail, None)?;
+        } else {
+            // Unlink the popped node: a stalled transaction may still hold it, and popped
+            // nodes left linked would be freed one inside the other when it lets go.
+            S::write(tx, &first.next, None)?;
         }
         S::write(tx, &self.head, next)?;
         Ok(Some(first.value))
@@ -319,5 +324,49 @@ impl<S: PeerStm> PeerBank<S> {
             }
             Ok(total)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Items pushed and popped behind a stale handle: far more than the test thread's stack
+    /// could take one frame (or several) per node.
+    const CHAIN: u64 = 100_000;
+
+    /// A transaction that read the queue's first node and then stalled (a preempted thread)
+    /// holds it while other threads pop everything behind it. Letting go of it must not drop
+    /// the popped nodes one inside the other: with the links left in place, that recursed once
+    /// per popped node and overflowed the stack (the `queue` workload at 16 threads on 2
+    /// cores, fast-stm).
+    fn a_stale_first_node_frees_no_chain<S: PeerStm>() {
+        let queue = PeerQueue::<S>::new();
+        atomically::<S, _>(|tx| queue.push(tx, 0));
+        let stale = atomically::<S, _>(|tx| S::read(tx, &queue.head));
+        assert!(stale.is_some());
+        for i in 1..=CHAIN {
+            atomically::<S, _>(|tx| queue.push(tx, i));
+        }
+        for i in 0..=CHAIN {
+            assert_eq!(atomically::<S, _>(|tx| queue.pop(tx)), Some(i));
+        }
+        assert_eq!(atomically::<S, _>(|tx| queue.pop(tx)), None);
+        drop(stale);
+    }
+
+    #[test]
+    fn fast_stm_a_stale_first_node_frees_no_chain() {
+        a_stale_first_node_frees_no_chain::<FastStm>();
+    }
+
+    #[test]
+    fn stm_core_a_stale_first_node_frees_no_chain() {
+        a_stale_first_node_frees_no_chain::<StmCore>();
+    }
+
+    #[test]
+    fn kovan_stm_a_stale_first_node_frees_no_chain() {
+        a_stale_first_node_frees_no_chain::<KovanStm>();
     }
 }
