@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The one prepared run for a many-core machine without a Rust toolchain (the 16-core device
+# machine): the `conflicts` suite over 1-16 threads (docs/benchmarks.md, "On 16 cores") and
+# the 16-thread soaks (docs/reliability.md, "16-core device soak"). It builds nothing: build
+# the two binaries here first and carry them along.
+#
+#   cargo build --release -p commute-benches            # target/release/{conflicts,soak}
+#   scripts/device.sh                                  # on the device: results in $OUT
+#   DEVICE_QUICK=1 scripts/device.sh target/device     # a ~20 s rehearsal of the same steps
+#
+# Results (in the folder given as the first argument, else $OUT, else target/device):
+# machine.txt (date, kernel, CPU), table.txt (the table and the targets the runner checks,
+# 2 and 16 threads included), suite.json, plots/*.svg, progress.txt (the runner's stderr),
+# soak-mixed.txt, soak-churn.txt. Steps run one after the other and each failure is reported
+# at the end, so that a failing soak does not lose the table. The default run takes about
+# 7 minutes: suite ~3, soaks 2 x 90 s, with timeouts that keep it under 10.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+
+OUT_DIR="${1:-${OUT:-target/device}}"
+BIN="${BIN:-target/release}"
+THREADS="${THREADS:-1,2,4,8,16}"
+SOAK_THREADS="${SOAK_THREADS:-16}"
+SOAK_SECONDS="${SOAK_SECONDS:-90}"
+SUITE_ARGS=()
+if [ -n "${DEVICE_QUICK:-}" ]; then
+    THREADS="1,2"
+    SOAK_THREADS=2
+    SOAK_SECONDS=3
+    SUITE_ARGS=(--quick)
+fi
+
+for bin in conflicts soak; do
+    if [ ! -x "$BIN/$bin" ]; then
+        echo "device.sh: $BIN/$bin is missing: build it with" \
+            "'cargo build --release -p commute-benches' and carry it" >&2
+        exit 2
+    fi
+done
+
+mkdir -p "$OUT_DIR"
+failed=()
+
+{
+    echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "kernel: $(uname -srm)"
+    echo "cpus online: $(nproc)"
+    if command -v lscpu >/dev/null 2>&1; then
+        lscpu
+    else
+        grep -m1 'model name' /proc/cpuinfo || true
+    fi
+} >"$OUT_DIR/machine.txt" 2>&1
+
+# step NAME TIME-LIMIT STDOUT-FILE STDERR-FILE COMMAND...
+step() {
+    local name=$1 limit=$2 out=$3 err=$4
+    shift 4
+    echo "device.sh: $name" >&2
+    local start=$SECONDS
+    if [ "$out" = "$err" ]; then
+        timeout "$limit" "$@" >"$out" 2>&1
+    else
+        timeout "$limit" "$@" >"$out" 2>"$err"
+    fi
+    local rc=$?
+    echo "device.sh: $name: exit $rc after $((SECONDS - start)) s" >&2
+    if [ "$rc" -ne 0 ]; then
+        failed+=("$name (exit $rc)")
+    fi
+}
+
+step "conflicts suite, threads $THREADS" 300 "$OUT_DIR/table.txt" "$OUT_DIR/progress.txt" \
+    "$BIN/conflicts" --threads "$THREADS" --json "$OUT_DIR/suite.json" --svg "$OUT_DIR/plots" \
+    "${SUITE_ARGS[@]}"
+
+step "soak mixed, $SOAK_THREADS threads, $SOAK_SECONDS s" $((SOAK_SECONDS + 60)) \
+    "$OUT_DIR/soak-mixed.txt" "$OUT_DIR/soak-mixed.txt" \
+    "$BIN/soak" --seconds "$SOAK_SECONDS" --threads "$SOAK_THREADS" --fault-rate 0.01 --seed 1
+
+step "soak churn, $SOAK_THREADS threads, $SOAK_SECONDS s" $((SOAK_SECONDS + 60)) \
+    "$OUT_DIR/soak-churn.txt" "$OUT_DIR/soak-churn.txt" \
+    "$BIN/soak" --mode churn --seconds "$SOAK_SECONDS" --threads "$SOAK_THREADS" --seed 1
+
+if [ "${#failed[@]}" -ne 0 ]; then
+    printf 'device.sh: failed: %s\n' "${failed[@]}" >&2
+    exit 1
+fi
+echo "device.sh: all steps passed; results in $OUT_DIR" >&2
