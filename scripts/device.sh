@@ -6,14 +6,14 @@
 #
 #   cargo build --release -p commute-benches            # target/release/{conflicts,soak}
 #   scripts/device.sh                                  # on the device: results in $OUT
-#   DEVICE_QUICK=1 scripts/device.sh target/device     # a ~20 s rehearsal of the same steps
+#   DEVICE_QUICK=1 scripts/device.sh target/device     # a ~10 s rehearsal of the same steps
 #
 # Results (in the folder given as the first argument, else $OUT, else target/device):
 # machine.txt (date, kernel, CPU), table.txt (the table and the targets the runner checks,
 # 2 and 16 threads included), suite.json, plots/*.svg, progress.txt (the runner's stderr),
 # soak-mixed.txt, soak-churn.txt. Steps run one after the other and each failure is reported
 # at the end, so that a failing soak does not lose the table. The default run takes about
-# 7 minutes: suite ~3, soaks 2 x 90 s, with timeouts that keep it under 10.
+# 6 minutes: suite ~3, soaks 2 x 90 s, with time limits that keep it under 10.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
