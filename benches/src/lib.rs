@@ -5,7 +5,7 @@
 //! a session map, a queue, an event handler, and bank transfers as a control), how commute's
 //! collections, naive TVar-only structures, lock-based structures and peer STM crates do:
 //! operations per second and aborts per commit, over several thread counts. See
-//! `BENCHMARKS-draft.md` for how to read its table.
+//! `docs/benchmarks.md` for how to read its table.
 //!
 //! ```text
 //! cargo run --release -p commute-benches --bin conflicts -- --help
@@ -17,6 +17,7 @@ mod peer;
 pub mod plot;
 #[cfg(feature = "collections")]
 mod pool_event;
+pub mod probe;
 pub mod report;
 pub mod rng;
 mod runner;

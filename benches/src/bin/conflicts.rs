@@ -3,10 +3,11 @@
 
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use commute_benches::args::{Options, USAGE};
 use commute_benches::plot::write_svgs;
+use commute_benches::probe::handoff_ns;
 use commute_benches::report::{CellResult, json, table, targets};
 use commute_benches::suite::{Entry, WORKLOADS, entries, select};
 
@@ -81,6 +82,8 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
             " (commute's collections left out: build with --features collections)"
         },
     );
+    // Core-to-core handoff times, probed before each workload of each round and at the end.
+    let mut handoffs: Vec<f64> = Vec::new();
     let started = Instant::now();
     // runs[cell] holds the cell's runs, one per round; cells in suite order. Rounds go through
     // the whole suite in turn, so that a burst of outside noise (seconds long on a shared
@@ -107,6 +110,7 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
                 opts.threads.len()
             );
             let _ = std::io::stderr().flush();
+            handoffs.extend(handoff_ns(PROBE));
             let t = Instant::now();
             let mut reports = Vec::new();
             for entry in &here {
@@ -155,7 +159,11 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
         "conflicts: done in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    handoffs.extend(handoff_ns(PROBE));
     print!("{}", table(&cells));
+    if let Some(line) = handoff_line(&mut handoffs) {
+        println!("\n{line}");
+    }
     let checked = targets(&cells);
     if opts.quick {
         println!("\ntargets: not checked (a --quick run is too short to tell)");
@@ -176,6 +184,22 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// How long each core-to-core probe runs (before every workload of every round, and at the end).
+const PROBE: Duration = Duration::from_millis(20);
+
+/// The line that gives the run's core-to-core handoff time: the median and the range of the
+/// probes (each itself a median over its chunks).
+fn handoff_line(handoffs: &mut [f64]) -> Option<String> {
+    handoffs.sort_by(f64::total_cmp);
+    let (low, high) = (*handoffs.first()?, *handoffs.last()?);
+    Some(format!(
+        "machine: a cache line moved between two cores in {:.0} ns (median of {} probes between \
+         workloads, {low:.0}-{high:.0} ns; see docs/benchmarks.md, \"Reading the table\")",
+        handoffs[(handoffs.len() - 1) / 2],
+        handoffs.len(),
+    ))
 }
 
 /// The run with the median throughput (the lower middle one for an even count).
