@@ -110,7 +110,8 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
                 opts.threads.len()
             );
             let _ = std::io::stderr().flush();
-            handoffs.extend(handoff_ns(PROBE));
+            let handoff = handoff_ns(PROBE);
+            handoffs.extend(handoff);
             let t = Instant::now();
             let mut reports = Vec::new();
             for entry in &here {
@@ -141,7 +142,10 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
                     }
                 }
             }
-            eprintln!(" {:.1} s", t.elapsed().as_secs_f64());
+            match handoff {
+                Some(ns) => eprintln!(" {:.1} s (handoff {ns:.0} ns)", t.elapsed().as_secs_f64()),
+                None => eprintln!(" {:.1} s", t.elapsed().as_secs_f64()),
+            }
             for (structure, report) in reports {
                 println!(
                     "conflict report: {workload} / {structure} (threads {:?})",
