@@ -135,6 +135,8 @@ pub(crate) struct ThreadCtx {
     retired: RefCell<Vec<Retired>>,
     /// The length of `retired` at which the next reclamation pass runs.
     reclaim_at: Cell<usize>,
+    /// Scratch for reclamation passes: the registry's slots, copied under its lock.
+    scan: RefCell<Vec<*const Slot>>,
     rng: Cell<u64>,
 }
 
@@ -184,6 +186,7 @@ impl ThreadCtx {
             state: RefCell::new(TxState::default()),
             retired: RefCell::new(Vec::new()),
             reclaim_at: Cell::new(RECLAIM_BATCH),
+            scan: RefCell::new(Vec::new()),
             rng: Cell::new(seed | 1),
         }
     }
@@ -239,41 +242,55 @@ impl ThreadCtx {
         // Scan once per batch of *new* retirements: values still pinned by a long transaction
         // stay in the list, and re-scanning them on every commit would cost more than they do.
         if retired.len() >= self.reclaim_at.get() {
-            let slots = reclaim(&mut retired);
+            let mut scan = self.scan.borrow_mut();
+            let slots = reclaim(&mut retired, &mut scan);
             let batch = RECLAIM_BATCH.max(BATCH_PER_SLOT * slots);
             self.reclaim_at.set(retired.len() + batch);
             // Values left by threads that exited are swept by whoever reclaims next (unless
             // another thread is at it): nothing else would ever free them.
             if let Some(mut orphans) = crate::sync::try_lock(&global().orphans) {
-                reclaim(&mut orphans);
+                reclaim(&mut orphans, &mut scan);
             }
         }
     }
 
     /// Reclaims what can be reclaimed now, this thread's retired values and orphans alike.
     pub(crate) fn reclaim_now(&self) {
-        reclaim(&mut self.retired.borrow_mut());
+        let mut scan = self.scan.borrow_mut();
+        reclaim(&mut self.retired.borrow_mut(), &mut scan);
         let mut orphans = std::mem::take(&mut *crate::sync::lock(&global().orphans));
-        reclaim(&mut orphans);
+        reclaim(&mut orphans, &mut scan);
         crate::sync::lock(&global().orphans).append(&mut orphans);
     }
 }
 
 /// The lowest pin of any slot (values retired at or below it are unreachable), and the number
-/// of slots.
-fn oldest_pin() -> (u64, usize) {
-    let slots = crate::sync::lock(&global().slots);
-    let oldest = slots
+/// of slots. `scan` is scratch space.
+///
+/// The registry's lock is held only to copy the slots' addresses: each pin is then read with a
+/// read-modify-write on another thread's cache line, and holding the lock through all of them
+/// would make every other thread that reclaims wait for as many cache misses as there are
+/// threads (or for a scheduler slice, if the holder is preempted), once per batch. A slot
+/// registered after the copy needs no reading: its thread took the lock after this one
+/// released it, so everything it reads comes after the commits that retired the caller's
+/// values, and it finds their replacements, not them. (Loom's `tbox_replace_vs_reader` fails
+/// if a slot that was registered before the copy is left out.)
+fn oldest_pin(scan: &mut Vec<*const Slot>) -> (u64, usize) {
+    scan.clear();
+    scan.extend(crate::sync::lock(&global().slots).iter().map(Arc::as_ptr));
+    let oldest = scan
         .iter()
-        .map(|s| s.pin.fetch_add(0, Ordering::AcqRel))
+        // SAFETY: the registry never removes a slot (a thread that exits leaves its slot for
+        // reuse) and outlives every thread context, so each address points at a live `Slot`.
+        .map(|&s| unsafe { &*s }.pin.fetch_add(0, Ordering::AcqRel))
         .min()
         .unwrap_or(UNPINNED);
-    (oldest, slots.len())
+    (oldest, scan.len())
 }
 
 /// Frees the values no transaction can read any more; returns the number of thread slots
-/// scanned (0 if there was nothing to scan).
-fn reclaim(retired: &mut Vec<Retired>) -> usize {
+/// scanned (0 if there was nothing to scan). `scan` is scratch space for [`oldest_pin`].
+fn reclaim(retired: &mut Vec<Retired>, scan: &mut Vec<*const Slot>) -> usize {
     if retired.is_empty() {
         return 0;
     }
@@ -282,7 +299,7 @@ fn reclaim(retired: &mut Vec<Retired>) -> usize {
     if let Some(newest) = retired.iter().map(|r| r.version).max() {
         crate::internal::clock::advance_to(newest);
     }
-    let (oldest, slots) = oldest_pin();
+    let (oldest, slots) = oldest_pin(scan);
     let mut i = 0;
     while i < retired.len() {
         if retired[i].version <= oldest {
@@ -301,7 +318,7 @@ impl Drop for ThreadCtx {
     fn drop(&mut self) {
         let g = global();
         let mut retired = std::mem::take(&mut *self.retired.borrow_mut());
-        reclaim(&mut retired);
+        reclaim(&mut retired, &mut self.scan.borrow_mut());
         crate::sync::lock(&g.orphans).append(&mut retired);
         // Fold this thread's statistics into the exited total and free the slot for reuse,
         // both under the registry lock so that a global snapshot never counts them twice.
