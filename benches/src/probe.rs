@@ -19,9 +19,9 @@ const STOP: u64 = u64::MAX;
 const CHUNK: u64 = 64;
 
 /// Nanoseconds per turn of two threads taking turns on one atomic word, each turn moving the
-/// word's cache line from one core to the other: the median over chunks of [`CHUNK`] turns
-/// timed for about `duration`, so that a chunk in which the other thread waited to be scheduled
-/// does not count. `None` on a machine with fewer than two cores, where the two threads would
+/// word's cache line from one core to the other: the median over chunks of 64 turns timed for
+/// about `duration`, so that a chunk in which the other thread waited to be scheduled does not
+/// count. `None` on a machine with fewer than two cores, where the two threads would
 /// take turns on one core instead.
 ///
 /// # Examples
