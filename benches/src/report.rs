@@ -256,6 +256,32 @@ fn find<'a>(
         .find(|c| c.workload == workload && c.structure == structure && c.threads == threads)
 }
 
+/// The line that gives a run's core-to-core handoff times ([`crate::probe::handoff_ns`], in
+/// nanoseconds, in any order): the fastest and the median probe, and how many probes read over
+/// twice the fastest (the machine was in a slower state then). `None` without probes (a
+/// one-core machine). Sorts `handoffs`.
+///
+/// # Examples
+///
+/// ```
+/// let line = commute_benches::report::machine_line(&mut [30.0, 26.0, 200.0]).unwrap();
+/// assert!(line.contains("26 ns at best, 30 ns in the median of 3 probes"), "{line}");
+/// assert!(line.contains("1 read over twice the best"), "{line}");
+/// assert_eq!(commute_benches::report::machine_line(&mut []), None);
+/// ```
+pub fn machine_line(handoffs: &mut [f64]) -> Option<String> {
+    handoffs.sort_by(f64::total_cmp);
+    let fastest = *handoffs.first()?;
+    let median = handoffs[(handoffs.len() - 1) / 2];
+    let slow = handoffs.iter().filter(|&&ns| ns > 2.0 * fastest).count();
+    Some(format!(
+        "machine: a cache line moved between two cores in {fastest:.0} ns at best, {median:.0} ns \
+         in the median of {} probes between workloads; {slow} read over twice the best (see \
+         docs/benchmarks.md, \"Reading the table\")",
+        handoffs.len(),
+    ))
+}
+
 /// The conflict-free structure of each of the four workloads the targets name.
 const OURS: [(&str, &str); 4] = [
     ("counter", "TCounter"),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use commute_benches::args::{Options, USAGE};
 use commute_benches::plot::write_svgs;
 use commute_benches::probe::handoff_ns;
-use commute_benches::report::{CellResult, json, table, targets};
+use commute_benches::report::{CellResult, json, machine_line, table, targets};
 use commute_benches::suite::{Entry, WORKLOADS, entries, select};
 
 fn main() -> ExitCode {
@@ -165,7 +165,7 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
     );
     handoffs.extend(handoff_ns(PROBE));
     print!("{}", table(&cells));
-    if let Some(line) = handoff_line(&mut handoffs) {
+    if let Some(line) = machine_line(&mut handoffs) {
         println!("\n{line}");
     }
     let checked = targets(&cells);
@@ -192,21 +192,6 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
 
 /// How long each core-to-core probe runs (before every workload of every round, and at the end).
 const PROBE: Duration = Duration::from_millis(20);
-
-/// The line that gives the run's core-to-core handoff time: the fastest and the median probe,
-/// and how many probes read over twice the fastest (the machine was in a slower state then).
-fn handoff_line(handoffs: &mut [f64]) -> Option<String> {
-    handoffs.sort_by(f64::total_cmp);
-    let fastest = *handoffs.first()?;
-    let median = handoffs[(handoffs.len() - 1) / 2];
-    let slow = handoffs.iter().filter(|&&ns| ns > 2.0 * fastest).count();
-    Some(format!(
-        "machine: a cache line moved between two cores in {fastest:.0} ns at best, {median:.0} ns \
-         in the median of {} probes between workloads; {slow} read over twice the best (see \
-         docs/benchmarks.md, \"Reading the table\")",
-        handoffs.len(),
-    ))
-}
 
 /// The run with the median throughput (the lower middle one for an even count).
 fn median(mut runs: Vec<CellResult>) -> CellResult {
