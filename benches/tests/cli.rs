@@ -56,6 +56,14 @@ fn child_processes_and_in_process_runs_report_the_same_cells() {
         assert!(table.contains("targets at 2 threads:"), "{table}");
         assert!(table.contains("TCounter/counter"), "{table}");
         assert!(progress.contains("round 2/2"), "{progress}");
+        // One probe per workload and round, and one at the end; none on a one-core machine.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores >= 2 {
+            assert!(progress.contains("(handoff "), "{progress}");
+            assert!(table.contains("in the median of 3 probes"), "{table}");
+        } else {
+            assert!(!table.contains("machine:"), "{table}");
+        }
         let written = std::fs::read_to_string(&json).unwrap();
         assert_eq!(written.matches("\"workload\": \"counter\"").count(), 6);
     }
