@@ -225,7 +225,6 @@ pub(crate) fn final_checks(shared: &Shared, monitor: &Monitor, main: usize, done
     }
 }
 
-/// Pops with `pop` until it finds nothing; returns how many it popped.
 /// Reads one count of a worker's log.
 type LogCount = fn(&WorkerLog) -> u64;
 
