@@ -132,6 +132,16 @@ fn rolled_back_pushes_never_appear_and_pops_are_not_lost() {
     assert_eq!(q.atomic().pop(), None);
 }
 
+/// The sequence numbers of pusher `p`'s items among `items` (pairs of pusher and number), in
+/// their order there.
+fn of_pusher<P: PartialEq>(items: &[(P, u64)], p: P) -> Vec<u64> {
+    items
+        .iter()
+        .filter(|(who, _)| *who == p)
+        .map(|&(_, i)| i)
+        .collect()
+}
+
 #[test]
 fn two_pushers_and_a_popper_lose_nothing_and_keep_per_pusher_order() {
     const PER_PUSHER: u64 = 20_000;
@@ -171,11 +181,7 @@ fn two_pushers_and_a_popper_lose_nothing_and_keep_per_pusher_order() {
     let push_stats: Vec<_> = pushers.into_iter().map(|h| h.join().unwrap()).collect();
     let got = popper.join().unwrap();
     for p in 0..2 {
-        let mine: Vec<u64> = got
-            .iter()
-            .filter(|(who, _)| *who == p)
-            .map(|&(_, i)| i)
-            .collect();
+        let mine = of_pusher(&got, p);
         assert_eq!(
             mine,
             (0..PER_PUSHER).collect::<Vec<_>>(),
@@ -270,11 +276,7 @@ fn walk_until(q: &TQueue<(usize, u64)>, done: impl Fn() -> bool) -> (u64, Vec<(u
             }
         }
         for (p, last) in last.iter_mut().enumerate() {
-            let mine: Vec<u64> = snapshot
-                .iter()
-                .filter(|(who, _)| *who == p)
-                .map(|&(_, i)| i)
-                .collect();
+            let mine = of_pusher(&snapshot, p);
             assert!(
                 mine.windows(2).all(|w| w[1] == w[0] + 1),
                 "pusher {p}'s items are not consecutive in a snapshot"
