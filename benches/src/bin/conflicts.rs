@@ -142,10 +142,8 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
                     }
                 }
             }
-            match handoff {
-                Some(ns) => eprintln!(" {:.1} s (handoff {ns:.0} ns)", t.elapsed().as_secs_f64()),
-                None => eprintln!(" {:.1} s", t.elapsed().as_secs_f64()),
-            }
+            let probe = handoff.map_or(String::new(), |ns| format!(" (handoff {ns:.0} ns)"));
+            eprintln!(" {:.1} s{probe}", t.elapsed().as_secs_f64());
             for (structure, report) in reports {
                 println!(
                     "conflict report: {workload} / {structure} (threads {:?})",
