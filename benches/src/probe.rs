@@ -2,10 +2,11 @@
 //!
 //! Every 2-thread figure of the runner rests on that time (a `TQueue` push takes the tail's line
 //! from the other core, a `TMap` update often takes a slot's line), and on a shared virtual
-//! machine it is not constant: the development VM measured 45-50 ns for minutes, then several
-//! times that for minutes (its two virtual CPUs placed apart, or one of them shared). The runner
-//! measures it before and after the suite and prints both with the table, so that a table can be
-//! read with the conditions it was measured in.
+//! machine it is not constant: the development VM measured 22-26 ns for minutes, then about
+//! 200 ns for seconds or minutes (its two virtual CPUs placed apart, or one of them shared). The
+//! runner probes it before each workload of each round and once at the end, shows each probe on
+//! its progress line and sums them up under the table (`report::machine_line`), so that a table
+//! can be read with the conditions it was measured in.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
