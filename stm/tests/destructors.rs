@@ -1,0 +1,148 @@
+//! Where and when values die: variables dropped inside the transaction that uses them, and heap
+//! values whose `Drop` itself runs transactions.
+//!
+//! The crash cases run in a child process (this test binary again, with `CHILD` set), so that a
+//! crash fails the test instead of taking the whole test binary down.
+
+use commute_stm::{TBox, TVar, atomically, in_transaction, reclaim_retired};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const CHILD: &str = "COMMUTE_DESTRUCTORS_CHILD";
+
+/// Runs `body` in a child process (the test named `name` of this binary, run alone) and fails
+/// with its output unless it exits successfully within 60 s. In the child, runs `body` itself.
+fn in_child_process(name: &str, body: impl FnOnce()) {
+    if std::env::var_os(CHILD).is_some() {
+        body();
+        return;
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the child process running {name} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Frees retired values until `done` holds, failing after a generous deadline (other tests'
+/// transactions may hold old pins for a while).
+fn reclaim_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        reclaim_retired();
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_tbox_created_written_and_dropped_in_one_transaction() {
+    in_child_process(
+        "a_tbox_created_written_and_dropped_in_one_transaction",
+        || {
+            for i in 0..1_000 {
+                atomically(|tx| {
+                    let b = TBox::new(format!("a{i}"));
+                    b.write(tx, format!("b{i}"));
+                    drop(b);
+                    Ok(())
+                });
+            }
+        },
+    );
+}
+
+#[test]
+fn a_tvar_created_and_written_in_a_transaction_and_returned_keeps_the_write() {
+    in_child_process(
+        "a_tvar_created_and_written_in_a_transaction_and_returned_keeps_the_write",
+        || {
+            for i in 0..1_000u64 {
+                let v = atomically(|tx| {
+                    let v = TVar::new(0u64);
+                    v.write(tx, i);
+                    Ok(v)
+                });
+                assert_eq!(v.load(), i);
+            }
+        },
+    );
+}
+
+/// Counts its drops; on drop, runs a transaction of its own (a handle that unregisters itself).
+struct Unregisters {
+    registered: Arc<TVar<u64>>,
+    dropped: Arc<AtomicUsize>,
+}
+
+impl Drop for Unregisters {
+    fn drop(&mut self) {
+        assert!(!in_transaction(), "dropped inside a transaction");
+        atomically(|tx| self.registered.modify(tx, |n| n - 1));
+        self.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn replaced_values_whose_drop_runs_transactions_are_dropped_outside_transactions() {
+    in_child_process(
+        "replaced_values_whose_drop_runs_transactions_are_dropped_outside_transactions",
+        replace_values_whose_drop_runs_transactions,
+    );
+}
+
+fn replace_values_whose_drop_runs_transactions() {
+    const REPLACEMENTS: u64 = 5_000;
+    let registered = Arc::new(TVar::new(0u64));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let value = |registered: &Arc<TVar<u64>>, dropped: &Arc<AtomicUsize>| {
+        atomically(|tx| registered.modify(tx, |n| n + 1));
+        Unregisters {
+            registered: registered.clone(),
+            dropped: dropped.clone(),
+        }
+    };
+    let slot = Arc::new(TBox::new(value(&registered, &dropped)));
+    let worker = {
+        let (slot, registered, dropped) = (slot.clone(), registered.clone(), dropped.clone());
+        std::thread::spawn(move || {
+            for _ in 0..REPLACEMENTS {
+                let mut new = Some(value(&registered, &dropped));
+                // Only this thread writes the box and the attempt reads nothing: it runs once.
+                atomically(|tx| {
+                    slot.write(tx, new.take().expect("the attempt runs once"));
+                    Ok(())
+                });
+            }
+        })
+    };
+    // A panic in a destructor would surface here as a failed join.
+    worker.join().unwrap();
+    reclaim_until("every replaced value dropped", || {
+        dropped.load(Ordering::SeqCst) == REPLACEMENTS as usize
+    });
+    assert_eq!(registered.load(), 1, "only the value in the box is registered");
+    drop(Arc::try_unwrap(slot).ok().expect("the worker has exited"));
+    assert_eq!(registered.load(), 0);
+    assert_eq!(dropped.load(Ordering::SeqCst), REPLACEMENTS as usize + 1);
+}
