@@ -16,7 +16,7 @@ use crossbeam_utils::CachePadded;
 use crate::atomic::Atomic;
 use crate::counter::thread_shard_index;
 use crate::queue::TQueue;
-use crate::{StmResult, TVar, Transaction, atomically};
+use crate::{Inline, StmResult, TVar, Transaction, atomically};
 
 /// A transactional FIFO queue with a fixed capacity: [`push`](TBoundedQueue::push) blocks while
 /// it is full.
@@ -39,7 +39,7 @@ use crate::{StmResult, TVar, Transaction, atomically};
 /// ```
 pub struct TBoundedQueue<T: 'static> {
     queue: TQueue<(T, u32)>,
-    credits: Box<[CachePadded<TVar<i64>>]>,
+    credits: Box<[CachePadded<TVar<i64, Inline>>]>,
     capacity: usize,
 }
 
@@ -66,7 +66,8 @@ impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
         let credits = (0..shards)
             .map(|i| {
                 let share = capacity / shards + usize::from(i < capacity % shards);
-                CachePadded::new(TVar::new(share as i64))
+                // SAFETY: the shards live in the boxed slice collected here, which never moves them.
+                CachePadded::new(unsafe { TVar::new_inline(share as i64) })
             })
             .collect();
         TBoundedQueue {

@@ -23,7 +23,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::atomic::Atomic;
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use crate::{StmResult, TVar, Transaction, atomically};
+use crate::{Inline, StmResult, TVar, Transaction, atomically};
 
 /// How many ids a thread reserves from the global allocator at a time.
 const ID_BLOCK: u64 = if cfg!(loom) { 2 } else { 1024 };
@@ -102,7 +102,7 @@ pub(crate) fn default_shards() -> usize {
 /// assert_eq!(requests.load(), 200);
 /// ```
 pub struct TCounter {
-    shards: Box<[CachePadded<TVar<i64>>]>,
+    shards: Box<[CachePadded<TVar<i64, Inline>>]>,
 }
 
 impl TCounter {
@@ -149,7 +149,9 @@ impl TCounter {
         let mut vars = Vec::with_capacity(shards);
         // A loop, not a closure, so that `#[track_caller]` gives every shard the user's site.
         for i in 0..shards {
-            vars.push(CachePadded::new(TVar::new(if i == 0 { value } else { 0 })));
+            let initial = if i == 0 { value } else { 0 };
+            // SAFETY: the shard goes into the boxed slice below, which never moves its items.
+            vars.push(CachePadded::new(unsafe { TVar::new_inline(initial) }));
         }
         TCounter {
             shards: vars.into_boxed_slice(),
@@ -193,7 +195,7 @@ impl TCounter {
 
     /// The calling thread's shard.
     #[inline]
-    fn my_shard(&self) -> &TVar<i64> {
+    fn my_shard(&self) -> &TVar<i64, Inline> {
         let index = thread_shard_index();
         // The shard count is a power of two.
         &self.shards[index & (self.shards.len() - 1)]

@@ -37,7 +37,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::counter::TCounter;
 use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use crate::{Atomic, StmResult, TVar, Transaction, atomically};
+use crate::{Atomic, Inline, StmResult, TVar, Transaction, atomically};
 
 /// The stamp of a node not yet published by a commit.
 const UNPUBLISHED: u64 = u64::MAX;
@@ -145,8 +145,10 @@ fn link<T>(old_tail: *mut Node<T>, node: *mut Node<T>) {
 pub struct TQueue<T: 'static> {
     // On lines of their own: pops commit to `head`, pushes to `tail`, and neither should pull
     // the other's line (or anything else) across cores.
-    head: CachePadded<TVar<*mut Node<T>>>,
-    tail: CachePadded<TVar<*mut Node<T>>>,
+    // Each in a padded box of its own: a running attempt refers to them by address, and the
+    // queue itself may move (see `commute_stm::Inline`).
+    head: Box<CachePadded<TVar<*mut Node<T>, Inline>>>,
+    tail: Box<CachePadded<TVar<*mut Node<T>, Inline>>>,
     /// Transaction-local key: the first node this transaction pushed and has not popped.
     pending_first: TVar<*mut Node<T>>,
     /// Transaction-local key: the last node this transaction pushed.
@@ -174,8 +176,10 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     pub fn new() -> Self {
         let sentinel = Node::first();
         TQueue {
-            head: CachePadded::new(TVar::new(sentinel)),
-            tail: CachePadded::new(TVar::new(sentinel)),
+            // SAFETY: the variable goes straight into a box of its own, which never moves it.
+            head: Box::new(CachePadded::new(unsafe { TVar::new_inline(sentinel) })),
+            // SAFETY: as for `head`.
+            tail: Box::new(CachePadded::new(unsafe { TVar::new_inline(sentinel) })),
             pending_first: TVar::new(ptr::null_mut()),
             pending_last: TVar::new(ptr::null_mut()),
             len: TCounter::new(),

@@ -54,6 +54,6 @@ mod word;
 
 pub use internal::thread::reclaim_retired;
 pub use tbox::TBox;
-pub use tvar::TVar;
+pub use tvar::{Boxed, Home, Inline, TVar};
 pub use tx::{IRREVOCABLE_AFTER, StmError, StmResult, Transaction, atomically, in_transaction};
 pub use word::{Integer, OwnedWord, Word};

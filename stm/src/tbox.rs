@@ -31,7 +31,9 @@ use crate::tx::{StmResult, Transaction};
 /// assert_eq!(names.load().len(), 2);
 /// ```
 pub struct TBox<T> {
-    core: VarCore,
+    /// In a heap block of its own, like a [`TVar`](crate::TVar)'s: a running attempt records it
+    /// by address, and the box may move (be dropped, returned, swapped) during the attempt.
+    core: Box<VarCore>,
     _owns: PhantomData<T>,
 }
 
@@ -61,7 +63,10 @@ impl<T: Send + Sync + 'static> TBox<T> {
     #[track_caller]
     pub fn new(value: T) -> Self {
         TBox {
-            core: VarCore::new(into_bits(value), Origin::site(Location::caller())),
+            core: Box::new(VarCore::new(
+                into_bits(value),
+                Origin::site(Location::caller()),
+            )),
             _owns: PhantomData,
         }
     }
@@ -226,6 +231,11 @@ impl<T: Send + Sync + 'static> TBox<T> {
 impl<T> Drop for TBox<T> {
     fn drop(&mut self) {
         let bits = self.core.value.load(Ordering::Acquire);
+        // Dropped inside a transaction: the value's own `Drop` runs when the attempt ends,
+        // outside it (it may run transactions itself).
+        if crate::internal::thread::free_after_attempt(bits, drop_box::<T>) {
+            return;
+        }
         // SAFETY: dropping the box means no transaction holds a reference to it any more, and
         // values it replaced were retired separately; the current one is owned only by us.
         unsafe { drop_box::<T>(bits) };

@@ -1,4 +1,12 @@
-//! `TVar<T>`: one transactional word, stored inline beside its versioned lock.
+//! `TVar<T>`: one transactional word, stored beside its versioned lock.
+//!
+//! A running attempt records the variables it reads and writes by address until it commits, so
+//! a variable must not move while an attempt may refer to it. Rust moves values freely (`drop(v)`
+//! moves `v` first; so do returning it, pushing it into a growing `Vec`, `mem::swap`), so the
+//! lock and value words of an ordinary `TVar` live in a heap block of their own ([`Boxed`]),
+//! which moves with nothing. Collections that keep their variables in heap memory of their own
+//! (a map's trie nodes, a counter's boxed shards) store them inline instead ([`Inline`], whose
+//! constructor is `unsafe`: the collection promises not to move them).
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -11,8 +19,8 @@ use crate::word::{Integer, OwnedWord, Word};
 
 /// A transactional variable holding one machine word (`T: `[`Word`]).
 ///
-/// The value lives inline, next to a versioned lock: no allocation, no `Arc` per write, no clone
-/// per read. Read and write it inside [`atomically`](crate::atomically); outside a transaction,
+/// The value lives next to a versioned lock, in one 32-byte block allocated by
+/// [`new`](TVar::new) (see [`Boxed`]): no allocation, no `Arc` and no clone per read or write. Read and write it inside [`atomically`](crate::atomically); outside a transaction,
 /// [`load`](TVar::load) returns a consistent snapshot.
 ///
 /// Each `TVar` remembers where it was created (or the label given with
@@ -34,9 +42,68 @@ use crate::word::{Integer, OwnedWord, Word};
 /// });
 /// assert_eq!((a.load(), b.load()), (0, 10));
 /// ```
-pub struct TVar<T: Word> {
-    pub(crate) core: VarCore,
+pub struct TVar<T: Word, H: Home = Boxed> {
+    home: H,
     _marker: PhantomData<fn() -> T>,
+}
+
+/// Where a [`TVar`]'s lock and value words live: [`Boxed`] (the default) or [`Inline`].
+///
+/// Sealed: the two homes are all there is.
+pub trait Home: home::Sealed {}
+
+/// The default [`Home`] of a [`TVar`]: its words live in a heap block of their own (32 bytes,
+/// allocated once by [`TVar::new`]), so the `TVar` may be moved at any time, even in the middle
+/// of a transaction that uses it.
+#[derive(Debug)]
+pub struct Boxed(Box<VarCore>);
+
+/// The [`Home`] of a [`TVar`] kept by a collection in memory of its own that never moves: the
+/// words live inside the `TVar` itself. Made only by the `unsafe` [`TVar::new_inline`].
+#[derive(Debug)]
+pub struct Inline(VarCore);
+
+impl Home for Boxed {}
+impl Home for Inline {}
+
+// Sealed and unnameable outside the crate: `VarCore` never reaches users, although rustc counts
+// the supertrait's methods as reachable through `Home`.
+#[allow(private_interfaces)]
+mod home {
+    use crate::internal::var::VarCore;
+
+    /// Access to the words, whatever the home.
+    pub trait Sealed: Send + Sync {
+        fn wrap(core: VarCore) -> Self;
+        fn core(&self) -> &VarCore;
+        fn core_mut(&mut self) -> &mut VarCore;
+    }
+
+    impl Sealed for super::Boxed {
+        fn wrap(core: VarCore) -> Self {
+            super::Boxed(Box::new(core))
+        }
+        #[inline(always)]
+        fn core(&self) -> &VarCore {
+            &self.0
+        }
+        fn core_mut(&mut self) -> &mut VarCore {
+            &mut self.0
+        }
+    }
+
+    impl Sealed for super::Inline {
+        fn wrap(core: VarCore) -> Self {
+            super::Inline(core)
+        }
+        #[inline(always)]
+        fn core(&self) -> &VarCore {
+            &self.0
+        }
+        fn core_mut(&mut self) -> &mut VarCore {
+            &mut self.0
+        }
+    }
 }
 
 impl<T: Word> TVar<T> {
@@ -52,12 +119,52 @@ impl<T: Word> TVar<T> {
     pub fn new(value: T) -> Self {
         Self::with_origin(value, Origin::site(Location::caller()))
     }
+}
 
+impl<T: Word> TVar<T, Inline> {
+    /// Low-level: creates a variable whose lock and value words live inside the `TVar` itself,
+    /// saving the heap block of [`TVar::new`] and its pointer hop, for collections that keep
+    /// their variables in heap memory of their own.
+    ///
+    /// # Safety
+    ///
+    /// From its first use in a transaction until it is dropped, the variable must not move: keep
+    /// it in memory that stays put (a heap node, a boxed slice, a `Box`) and never move it out
+    /// of there (no `mem::swap`/`replace`, no `Vec` that may reallocate). A running attempt
+    /// records it by address; a moved variable would leave the attempt pointing at memory that
+    /// is no longer it. Dropping it in place is fine, inside a transaction too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, Inline, TVar};
+    ///
+    /// // SAFETY: the variable goes straight into a `Box` and never leaves it.
+    /// let shards: Box<[TVar<u64, Inline>]> =
+    ///     (0..4).map(|_| unsafe { TVar::new_inline(0) }).collect();
+    /// atomically(|tx| {
+    ///     shards[1].add(tx, 5);
+    ///     Ok(())
+    /// });
+    /// assert_eq!(shards[1].load(), 5);
+    /// ```
+    #[track_caller]
+    pub unsafe fn new_inline(value: T) -> Self {
+        Self::with_origin(value, Origin::site(Location::caller()))
+    }
+}
+
+impl<T: Word, H: Home> TVar<T, H> {
     pub(crate) fn with_origin(value: T, origin: Origin) -> Self {
         TVar {
-            core: VarCore::new(value.into_bits(), origin),
+            home: H::wrap(VarCore::new(value.into_bits(), origin)),
             _marker: PhantomData,
         }
+    }
+
+    #[inline(always)]
+    pub(crate) fn core(&self) -> &VarCore {
+        home::Sealed::core(&self.home)
     }
 
     /// Gives the variable a name, used in statistics and conflict reports instead of its creation
@@ -70,7 +177,7 @@ impl<T: Word> TVar<T> {
     /// assert_eq!(hits.label(), Some("hits"));
     /// ```
     pub fn with_label(mut self, label: &'static str) -> Self {
-        self.core.set_label(label);
+        home::Sealed::core_mut(&mut self.home).set_label(label);
         self
     }
 
@@ -84,7 +191,7 @@ impl<T: Word> TVar<T> {
     /// assert_eq!(v.label(), Some("flags"));
     /// ```
     pub fn set_label(&mut self, label: &'static str) {
-        self.core.set_label(label);
+        home::Sealed::core_mut(&mut self.home).set_label(label);
     }
 
     /// The label given with [`with_label`](TVar::with_label), if any.
@@ -95,7 +202,7 @@ impl<T: Word> TVar<T> {
     /// assert_eq!(commute_stm::TVar::new(1u8).label(), None);
     /// ```
     pub fn label(&self) -> Option<&'static str> {
-        self.core.origin().label
+        self.core().origin().label
     }
 
     /// The source location where the variable was created.
@@ -107,7 +214,7 @@ impl<T: Word> TVar<T> {
     /// assert!(v.created_at().file().ends_with(".rs"));
     /// ```
     pub fn created_at(&self) -> &'static Location<'static> {
-        self.core.origin().site
+        self.core().origin().site
     }
 
     /// Reads the latest committed value, outside any transaction.
@@ -124,7 +231,11 @@ impl<T: Word> TVar<T> {
     /// ```
     #[inline]
     pub fn load(&self) -> T {
-        T::from_bits(self.core.value.load(crate::sync::atomic::Ordering::Acquire))
+        T::from_bits(
+            self.core()
+                .value
+                .load(crate::sync::atomic::Ordering::Acquire),
+        )
     }
 
     /// The value, taking the variable apart.
@@ -158,7 +269,7 @@ impl<T: Word> TVar<T> {
     /// ```
     #[inline]
     pub fn read(&self, tx: &Transaction) -> StmResult<T> {
-        tx.read_word(&self.core).map(T::from_bits)
+        tx.read_word(self.core()).map(T::from_bits)
     }
 
     /// Sets the variable inside a transaction; the write becomes visible when the transaction
@@ -178,7 +289,7 @@ impl<T: Word> TVar<T> {
     /// ```
     #[inline]
     pub fn write(&self, tx: &Transaction, value: T) {
-        tx.write_word(&self.core, value.into_bits(), None);
+        tx.write_word(self.core(), value.into_bits(), None);
     }
 
     /// Reads the variable, applies `f`, writes the result back, and returns the new value.
@@ -249,7 +360,7 @@ impl<T: Word> TVar<T> {
     /// ```
     pub fn commute(&self, tx: &Transaction, f: impl Fn(T) -> T + 'static) {
         tx.commute_word(
-            &self.core,
+            self.core(),
             crate::internal::write_set::Op::Apply(std::rc::Rc::new(move |bits| {
                 f(T::from_bits(bits)).into_bits()
             })),
@@ -257,7 +368,7 @@ impl<T: Word> TVar<T> {
     }
 }
 
-impl<T: Word> TVar<T> {
+impl<T: Word, H: Home> TVar<T, H> {
     /// Low-level: runs `op` once, at commit, with the variable's latest committed value and the
     /// commit's version; its result becomes the new value.
     ///
@@ -297,7 +408,7 @@ impl<T: Word> TVar<T> {
     /// ```
     pub unsafe fn publish_on_commit(&self, tx: &Transaction, op: impl Fn(T, u64) -> T + 'static) {
         tx.publish_word(
-            &self.core,
+            self.core(),
             PublishOp::Closure(std::rc::Rc::new(move |bits, version| {
                 op(T::from_bits(bits), version).into_bits()
             })),
@@ -476,7 +587,7 @@ impl<T: Word> TVar<T> {
             drop(unsafe { Box::from_raw(bits as usize as *mut N) });
         }
         tx.publish_word(
-            &self.core,
+            self.core(),
             PublishOp::Node {
                 call: call::<T, N>,
                 f: op as *const (),
@@ -485,6 +596,40 @@ impl<T: Word> TVar<T> {
                 then,
             },
         );
+    }
+
+    /// Low-level: frees `ptr` (a `Box<N>` pointer) once this attempt has committed and no
+    /// running transaction can still read it, as [`Transaction::retire_on_commit`] does, unless
+    /// this variable is dropped before the attempt ends: the retirement is then cancelled with
+    /// the variable's pending writes, and `ptr` stays with the structure the variable belongs
+    /// to. A queue retires the node its `head` leaves behind this way, so that a queue dropped
+    /// in the same transaction frees that node once, with its other nodes.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Transaction::retire_on_commit`]; and if this variable is dropped during the
+    /// attempt, whatever drops it must free `ptr` (or leave it to something that does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// let node = Box::into_raw(Box::new(5u64));
+    /// let head = TVar::new(node);
+    /// let next = Box::into_raw(Box::new(6u64));
+    /// atomically(|tx| {
+    ///     head.write(tx, next);
+    ///     // SAFETY: the commit unlinks `node` (the only link to it was `head`), and the
+    ///     // closure runs once (it reads nothing, so it cannot conflict).
+    ///     unsafe { head.retire_on_commit(tx, node) };
+    ///     Ok(())
+    /// });
+    /// // SAFETY: no transaction can reach `next` any more.
+    /// drop(unsafe { Box::from_raw(head.into_inner()) });
+    /// ```
+    pub unsafe fn retire_on_commit<N: Send + 'static>(&self, tx: &Transaction, ptr: *mut N) {
+        tx.retire_on_commit_of(self.core(), ptr);
     }
 
     /// Low-level: writes `value`, which owns heap memory, as [`TBox`](crate::TBox) writes its
@@ -519,7 +664,7 @@ impl<T: Word> TVar<T> {
         }
         let bits = value.into_bits();
         tx.track_alloc(bits, free_bits::<T>);
-        tx.write_word(&self.core, bits, Some(free_bits::<T>));
+        tx.write_word(self.core(), bits, Some(free_bits::<T>));
     }
 
     /// Low-level: sets a transaction-local value keyed by this variable.
@@ -550,7 +695,7 @@ impl<T: Word> TVar<T> {
     /// assert_eq!(key.load(), 0); // never committed
     /// ```
     pub fn set_local(&self, tx: &Transaction, value: T) {
-        tx.set_local(&self.core, value.into_bits());
+        tx.set_local(self.core(), value.into_bits());
     }
 
     /// Low-level: the transaction-local value keyed by this variable, if this attempt set one
@@ -563,11 +708,11 @@ impl<T: Word> TVar<T> {
     /// assert_eq!(commute_stm::atomically(|tx| Ok(key.local(tx))), None);
     /// ```
     pub fn local(&self, tx: &Transaction) -> Option<T> {
-        tx.get_local(&self.core).map(T::from_bits)
+        tx.get_local(self.core()).map(T::from_bits)
     }
 }
 
-impl<T: Integer> TVar<T> {
+impl<T: Integer, H: Home> TVar<T, H> {
     /// Adds `delta` (wrapping) as a commutative update: no read, so concurrent adders never
     /// conflict with each other.
     ///
@@ -590,7 +735,7 @@ impl<T: Integer> TVar<T> {
     #[inline]
     pub fn add(&self, tx: &Transaction, delta: T) {
         tx.commute_word(
-            &self.core,
+            self.core(),
             crate::internal::write_set::Op::Add(delta.into_bits(), add_bits::<T>),
         );
     }
@@ -635,11 +780,11 @@ impl<T: Word> From<T> for TVar<T> {
     }
 }
 
-impl<T: Word + fmt::Debug> fmt::Debug for TVar<T> {
+impl<T: Word + fmt::Debug, H: Home> fmt::Debug for TVar<T, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("TVar");
         d.field("value", &self.load());
-        let origin = self.core.origin();
+        let origin = self.core().origin();
         match origin.label {
             Some(label) => d.field("label", &label),
             None => d.field("created_at", &format_args!("{}", origin.site)),
@@ -691,7 +836,7 @@ mod tests {
     #[test]
     fn second_steps_run_in_order_after_the_unlock_and_never_for_rolled_back_publishes() {
         let var: TVar<*mut Node> = TVar::new(core::ptr::null_mut());
-        VAR.set(&var.core);
+        VAR.set(var.core());
         let publish = |n: u32, tx: &crate::Transaction| {
             let node = Box::into_raw(Box::new(Node(n)));
             // SAFETY: the steps neither panic nor block, and free nothing.

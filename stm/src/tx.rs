@@ -23,6 +23,7 @@
 use core::cell::Cell;
 use core::fmt;
 use core::panic::Location;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 use crate::conflicts::{ConflictKey, ConflictKind};
 use crate::internal::backoff::Backoff;
@@ -168,8 +169,12 @@ pub(crate) struct TxState {
     /// Set when the attempt used anything beyond reads, writes and a pin (hooks, heap values,
     /// retirements): the end of the attempt then takes the slow path.
     extras: bool,
-    /// Heap values to retire if the attempt commits (`Transaction::retire_on_commit`).
-    retire_on_commit: Vec<(u64, DropFn)>,
+    /// Heap values to retire if the attempt commits (`Transaction::retire_on_commit`), each
+    /// with the address of the variable whose drop cancels it (0: none).
+    retire_on_commit: Vec<(u64, DropFn, usize)>,
+    /// Addresses of variables dropped during the attempt (see [`TxState::forget`]), for
+    /// `or_else` to purge them from the write set it restores.
+    forgotten: Vec<usize>,
     /// Heap values replaced by the commit, retired once the state borrow is released.
     retired_by_commit: Vec<Retired>,
     /// The cause and variable of the conflict that stopped this attempt.
@@ -177,20 +182,45 @@ pub(crate) struct TxState {
 }
 
 impl TxState {
-    /// Drops every trace of `var` (it is being dropped during the attempt).
+    /// Drops every trace of `var`: it is being dropped during the attempt, so the attempt must
+    /// never touch it again. What the attempt meant to do to it goes with it: a pending write
+    /// or commute is discarded (a value the attempt allocated for it is freed with the
+    /// attempt's allocations), a publishing operation's node joins those allocations, and a
+    /// retirement tied to it (`TVar::retire_on_commit`) is cancelled.
     pub(crate) fn forget(&mut self, var: &VarCore) {
         let addr = var.addr();
         self.reads.retain(|r| r.var as usize != addr);
-        if self.writes.find(var).is_some() {
-            let kept: Vec<Entry> = self
-                .writes
-                .entries
-                .iter()
-                .filter(|e| e.var as usize != addr)
-                .cloned()
-                .collect();
-            self.writes.restore(kept);
+        self.forget_written(addr);
+        self.retire_on_commit.retain(|&(_, _, owner)| owner != addr);
+        self.forgotten.push(addr);
+        self.extras = true; // the end of the attempt clears `forgotten`
+    }
+
+    /// Frees `bits` (with `drop_fn`) when the attempt ends, outside the transaction, whether it
+    /// commits or not: a value dropped inside the closure (a `TBox` dropped there).
+    pub(crate) fn free_after_attempt(&mut self, bits: u64, drop_fn: DropFn) {
+        self.allocs.push((bits, drop_fn));
+        self.extras = true;
+    }
+
+    /// Removes the write-set entry of the variable at `addr`, if any, without touching the
+    /// variable (it may already be freed).
+    fn forget_written(&mut self, addr: usize) {
+        let Some(i) = self
+            .writes
+            .entries
+            .iter()
+            .position(|e| e.var as usize == addr)
+        else {
+            return;
+        };
+        if let Pending::Publish(list) = self.writes.entries[i].pending {
+            let nodes = self.writes.abandon_publish(list);
+            self.allocs.extend(nodes);
         }
+        let mut entries = core::mem::take(&mut self.writes.entries);
+        entries.remove(i);
+        self.writes.restore(entries);
     }
 }
 
@@ -287,11 +317,11 @@ fn run<T>(
                 if let Some(started) = started {
                     ctx.slot.profile.commit(started.elapsed());
                 }
-                let hooks = tx.finish_commit();
+                let leftovers = tx.finish_commit();
                 drop(tx);
                 drop(token);
-                if let Some(hooks) = hooks {
-                    run_hooks(ctx, hooks);
+                if let Some(leftovers) = leftovers {
+                    leftovers.release(ctx);
                 }
                 return value;
             }
@@ -309,13 +339,14 @@ fn run<T>(
             let keys = conflict_keys(cause, record, site);
             ctx.slot.profile.abort(&keys, started.elapsed());
         }
-        tx.free_allocs();
-        let wait_list = if is_retry { tx.wait_list() } else { Vec::new() };
-        let hooks = tx.finish_abort();
+        let mut wait_list = if is_retry { tx.wait_list() } else { Vec::new() };
+        let leftovers = tx.finish_abort();
         drop(tx);
         drop(token);
-        run_hooks(ctx, hooks);
+        let dropped = leftovers.release_watching(ctx, is_retry);
         if is_retry {
+            // Variables freed with the attempt's values cannot change any more.
+            wait_list.retain(|(var, _)| !dropped.contains(&(*var as usize)));
             if wait_list.is_empty() {
                 panic!(
                     "commute: retry() called in a transaction that has read no TVar; it would \
@@ -323,8 +354,8 @@ fn run<T>(
                 );
             }
             // SAFETY: the variables are alive: the closure that read them is still borrowed by
-            // this call, and the attempt's own allocations (freed above) purged their variables
-            // from the read set as they were dropped.
+            // this call, variables dropped during the attempt purged themselves from its read
+            // set, and those freed with its values since were taken out of the list above.
             let reads: Vec<(&VarCore, u64)> = wait_list
                 .iter()
                 .map(|&(v, ver)| (unsafe { &*v }, ver))
@@ -365,21 +396,88 @@ fn conflict_keys(
     }
 }
 
-/// Runs commit or abort hooks outside the transaction: they may start new ones.
-#[inline]
-fn run_hooks(ctx: &ThreadCtx, hooks: Vec<Hook>) {
-    if hooks.is_empty() {
-        return;
-    }
-    run_hooks_slow(ctx, hooks);
+/// What an attempt leaves to be done once it has ended, outside the transaction: values to
+/// free (which may run transactions in their `Drop`), values to retire, hooks to run.
+pub(crate) struct Leftovers {
+    /// Values the attempt allocated and did not publish, and values dropped during it.
+    allocs: Vec<(u64, DropFn)>,
+    /// Values the commit replaced.
+    retired: Vec<Retired>,
+    /// Commit hooks, or abort hooks, to run.
+    hooks: Vec<Hook>,
+    /// Hooks not to run (abort hooks after a commit, commit hooks after a rollback): dropped.
+    unrun: Vec<Hook>,
 }
 
-#[cold]
-fn run_hooks_slow(ctx: &ThreadCtx, hooks: Vec<Hook>) {
-    ctx.in_tx.set(false);
-    let _back_in_tx = RestoreInTx(ctx);
-    for hook in hooks {
-        hook();
+impl Leftovers {
+    /// Frees, retires and runs everything, outside the transaction (the thread counts as not
+    /// in one meanwhile, so destructors and hooks may start transactions), then hands the
+    /// emptied buffers back to the thread's state so that the next attempt does not allocate.
+    ///
+    /// Every destructor and hook runs even if an earlier one panics; the first panic is then
+    /// passed on (unless the thread is already unwinding, when it is dropped).
+    #[cold]
+    fn release(self, ctx: &ThreadCtx) {
+        self.release_watching(ctx, false);
+    }
+
+    /// [`release`](Leftovers::release); if `watch`, returns the addresses of the variables
+    /// dropped meanwhile.
+    #[cold]
+    fn release_watching(mut self, ctx: &ThreadCtx, watch: bool) -> Vec<usize> {
+        let mut first_panic = None;
+        let dropped = {
+            ctx.in_tx.set(false);
+            let _back_in_tx = RestoreInTx(ctx);
+            if watch {
+                ctx.watch_drops();
+            }
+            for (bits, drop_fn) in self.allocs.drain(..) {
+                // SAFETY: allocated by the attempt and never published (no committed variable
+                // holds it), or owned by a value the attempt dropped; the closure that could
+                // borrow it has returned, and nothing else frees it.
+                let freed = catch_unwind(AssertUnwindSafe(|| unsafe { drop_fn(bits) }));
+                note_panic(&mut first_panic, freed);
+            }
+            if !self.retired.is_empty() {
+                let retired = catch_unwind(AssertUnwindSafe(|| ctx.retire(self.retired.drain(..))));
+                note_panic(&mut first_panic, retired);
+            }
+            let unrun = core::mem::take(&mut self.unrun);
+            note_panic(
+                &mut first_panic,
+                catch_unwind(AssertUnwindSafe(|| drop(unrun))),
+            );
+            for hook in self.hooks.drain(..) {
+                note_panic(&mut first_panic, catch_unwind(AssertUnwindSafe(hook)));
+            }
+            if watch {
+                ctx.take_dropped()
+            } else {
+                Vec::new()
+            }
+        };
+        if let Ok(mut st) = ctx.state.try_borrow_mut() {
+            if st.allocs.capacity() == 0 {
+                st.allocs = core::mem::take(&mut self.allocs);
+            }
+            if st.retired_by_commit.capacity() == 0 {
+                st.retired_by_commit = core::mem::take(&mut self.retired);
+            }
+        }
+        if let Some(payload) = first_panic {
+            if !std::thread::panicking() {
+                resume_unwind(payload);
+            }
+        }
+        dropped
+    }
+}
+
+/// Keeps the first panic of a series of destructors and hooks.
+fn note_panic(first: &mut Option<Box<dyn core::any::Any + Send>>, result: std::thread::Result<()>) {
+    if let Err(payload) = result {
+        first.get_or_insert(payload);
     }
 }
 
@@ -811,19 +909,20 @@ impl Transaction {
     /// });
     /// ```
     pub unsafe fn retire_on_commit<T: Send + 'static>(&self, ptr: *mut T) {
-        /// Drops a boxed `T` stored as bits.
-        ///
-        /// # Safety
-        ///
-        /// `bits` is a live `Box<T>` pointer that nothing else frees.
-        unsafe fn drop_boxed<T>(bits: u64) {
-            // SAFETY: forwarded from the caller.
-            drop(unsafe { Box::from_raw(bits as usize as *mut T) });
-        }
         let mut st = self.state();
         st.extras = true; // the end of the attempt must hand these on (slow path)
         st.retire_on_commit
-            .push((ptr as usize as u64, drop_boxed::<T>));
+            .push((ptr as usize as u64, drop_boxed::<T>, 0));
+    }
+
+    /// Low-level: [`retire_on_commit`](Transaction::retire_on_commit) tied to `var`: cancelled
+    /// if `var` is dropped before the attempt ends (whoever frees the structure that `var`
+    /// belongs to then frees `bits` too).
+    pub(crate) fn retire_on_commit_of<T: Send + 'static>(&self, var: &VarCore, ptr: *mut T) {
+        let mut st = self.state();
+        st.extras = true;
+        st.retire_on_commit
+            .push((ptr as usize as u64, drop_boxed::<T>, var.addr()));
     }
 
     /// Buffers a commit-time publishing operation.
@@ -912,6 +1011,11 @@ impl Transaction {
     /// Use it for I/O and other effects that must not happen in an attempt that may be rolled
     /// back. Hooks run in registration order; they may start new transactions. A hook registered
     /// by an attempt that is rolled back (or by an `or_else` branch that retried) never runs.
+    ///
+    /// # Panics
+    ///
+    /// A hook that panics does not stop the others: every hook of the commit runs, then the
+    /// first panic propagates from [`atomically`] (whose transaction has committed).
     ///
     /// # Examples
     ///
@@ -1036,7 +1140,7 @@ impl Transaction {
         first: impl FnOnce(&Transaction) -> StmResult<T>,
         second: impl FnOnce(&Transaction) -> StmResult<T>,
     ) -> StmResult<T> {
-        let (saved_writes, commit_hooks, abort_hooks, retirements) = {
+        let (saved_writes, commit_hooks, abort_hooks, retirements, forgotten) = {
             let st = self.state();
             let saved = st.writes.save();
             (
@@ -1044,6 +1148,7 @@ impl Transaction {
                 st.on_commit.len(),
                 st.on_abort.len(),
                 st.retire_on_commit.len(),
+                st.forgotten.len(),
             )
         };
         match first(self) {
@@ -1073,7 +1178,15 @@ impl Transaction {
                 }
                 st.on_commit.truncate(commit_hooks);
                 st.on_abort.truncate(abort_hooks);
-                st.retire_on_commit.truncate(retirements);
+                // Retirements of variables dropped in the branch are already gone, and none
+                // of those left were added by it, unless fewer remain than were saved.
+                let kept_retirements = retirements.min(st.retire_on_commit.len());
+                st.retire_on_commit.truncate(kept_retirements);
+                // Variables dropped during the branch must not come back with the copy.
+                for i in forgotten..st.forgotten.len() {
+                    let addr = st.forgotten[i];
+                    st.forget_written(addr);
+                }
                 drop(st);
                 second(self)
             }
@@ -1098,7 +1211,7 @@ impl Transaction {
                 st.retired_by_commit = st
                     .retire_on_commit
                     .drain(..)
-                    .map(|(bits, drop_fn)| Retired {
+                    .map(|(bits, drop_fn, _)| Retired {
                         version,
                         bits,
                         drop_fn,
@@ -1150,7 +1263,7 @@ impl Transaction {
             let to_retire = st
                 .retire_on_commit
                 .drain(..)
-                .map(|(bits, drop_fn)| Retired {
+                .map(|(bits, drop_fn, _)| Retired {
                     version: wv,
                     bits,
                     drop_fn,
@@ -1192,7 +1305,7 @@ impl Transaction {
         retired.extend(
             st.retire_on_commit
                 .drain(..)
-                .map(|(bits, drop_fn)| Retired {
+                .map(|(bits, drop_fn, _)| Retired {
                     version: wv,
                     bits,
                     drop_fn,
@@ -1205,68 +1318,36 @@ impl Transaction {
         Ok(())
     }
 
-    /// Frees the attempt's allocations (after a rollback, or those a commit did not publish).
-    /// Called with no state borrow held: dropping a value may drop variables, and a variable's
-    /// drop purges it from the running attempt's sets.
-    fn free_allocs(&self) {
-        let mut allocs = {
-            let mut st = self.state();
-            if st.allocs.is_empty() {
-                // Keep the buffer (and its capacity) for the next attempt.
-                return;
-            }
-            core::mem::take(&mut st.allocs)
-        };
-        free_all(allocs.drain(..));
-        // Hand the (empty) buffer back so the next attempt does not allocate one.
-        let mut st = self.state();
-        if st.allocs.is_empty() {
-            st.allocs = allocs;
-        }
-    }
-
-    /// After a commit: clears the attempt, returns its commit hooks.
+    /// After a commit: clears the attempt; returns what is left to do outside it, if anything.
     #[inline]
-    fn finish_commit(&self) -> Option<Vec<Hook>> {
-        {
-            let mut st = self.state();
-            if !st.extras {
-                // The common case: only the read set is left to clear (the commit cleared the
-                // write set), and the pin to release.
-                st.reads.clear();
-                if st.pinned {
-                    st.pinned = false;
-                    self.ctx().unpin();
-                }
-                self.finished.set(true);
-                return None;
+    fn finish_commit(&self) -> Option<Leftovers> {
+        let mut st = self.state();
+        if !st.extras {
+            // The common case: only the read set is left to clear (the commit cleared the
+            // write set), and the pin to release.
+            st.reads.clear();
+            if st.pinned {
+                st.pinned = false;
+                self.ctx().unpin();
             }
+            self.finished.set(true);
+            return None;
         }
+        drop(st);
         Some(self.finish_commit_slow())
     }
 
     #[cold]
-    fn finish_commit_slow(&self) -> Vec<Hook> {
-        // Frees happen with no state borrow held: dropping a value may drop variables, and a
-        // variable's drop looks at the running attempt's state.
-        self.free_allocs();
-        let (hooks, mut retired) = {
-            let mut st = self.state();
-            let hooks = if st.on_commit.is_empty() {
-                Vec::new()
-            } else {
-                core::mem::take(&mut st.on_commit)
-            };
-            let retired = core::mem::take(&mut st.retired_by_commit);
-            self.reset(&mut st); // unpins first, so our own retired values can go at once
-            (hooks, retired)
+    fn finish_commit_slow(&self) -> Leftovers {
+        let mut st = self.state();
+        let leftovers = Leftovers {
+            allocs: core::mem::take(&mut st.allocs),
+            retired: core::mem::take(&mut st.retired_by_commit),
+            hooks: core::mem::take(&mut st.on_commit),
+            unrun: core::mem::take(&mut st.on_abort),
         };
-        if !retired.is_empty() {
-            self.ctx().retire(retired.drain(..));
-            // Hand the (empty) buffer back so the next commit does not allocate one.
-            self.state().retired_by_commit = retired;
-        }
-        hooks
+        self.reset(&mut st); // unpins first, so our own retired values can go at once
+        leftovers
     }
 
     /// After a rollback: the nodes of publishing operations that never ran join the attempt's
@@ -1279,14 +1360,19 @@ impl Transaction {
         }
     }
 
-    /// After a rollback: releases what the attempt held, returns its abort hooks.
-    fn finish_abort(&self) -> Vec<Hook> {
+    /// After a rollback: releases what the attempt held; returns what is left to do outside
+    /// it (its allocations to free, its abort hooks to run).
+    fn finish_abort(&self) -> Leftovers {
         self.hand_back_unpublished_nodes();
-        self.free_allocs();
         let mut st = self.state();
-        let hooks = core::mem::take(&mut st.on_abort);
+        let leftovers = Leftovers {
+            allocs: core::mem::take(&mut st.allocs),
+            retired: Vec::new(),
+            hooks: core::mem::take(&mut st.on_abort),
+            unrun: core::mem::take(&mut st.on_commit),
+        };
         self.reset(&mut st);
-        hooks
+        leftovers
     }
 
     /// The variables (and versions) whose change should wake a retried attempt.
@@ -1315,7 +1401,7 @@ impl Transaction {
         }
         debug_assert!(
             st.allocs.is_empty(),
-            "allocations are freed before the reset"
+            "allocations are taken out before the reset"
         );
         if st.pinned {
             st.pinned = false;
@@ -1323,14 +1409,12 @@ impl Transaction {
         }
         st.reads.clear();
         st.writes.clear();
-        // Hooks are rare: skip the (out-of-line) drop of empty hook lists.
-        if !st.on_commit.is_empty() {
-            st.on_commit.clear();
-        }
-        if !st.on_abort.is_empty() {
-            st.on_abort.clear();
-        }
+        debug_assert!(
+            st.on_commit.is_empty() && st.on_abort.is_empty(),
+            "hooks are taken out before the reset (their drops may run transactions)"
+        );
         st.retire_on_commit.clear();
+        st.forgotten.clear();
         st.abort = None;
         st.extras = false;
         self.finished.set(true);
@@ -1347,15 +1431,14 @@ impl Drop for Transaction {
 }
 
 impl Transaction {
-    /// The closure panicked (or a commit hook did before we cleared): roll back.
+    /// The closure (or a commutative operation at commit) panicked: roll back. Abort hooks do
+    /// not run; they and the commit hooks are dropped, outside the transaction.
     #[cold]
     fn roll_back_after_panic(&self) {
-        self.hand_back_unpublished_nodes();
-        self.free_allocs();
-        let mut st = self.state();
-        st.on_commit.clear();
-        st.on_abort.clear();
-        self.reset(&mut st);
+        let mut leftovers = self.finish_abort();
+        let abort_hooks = core::mem::take(&mut leftovers.hooks);
+        leftovers.unrun.extend(abort_hooks);
+        leftovers.release(self.ctx());
     }
 }
 
@@ -1525,6 +1608,16 @@ fn check_not_publishing(pending: &Pending) {
     }
 }
 
+/// Drops a boxed `T` stored as bits.
+///
+/// # Safety
+///
+/// `bits` is a live `Box<T>` pointer that nothing else frees.
+unsafe fn drop_boxed<T>(bits: u64) {
+    // SAFETY: forwarded from the caller.
+    drop(unsafe { Box::from_raw(bits as usize as *mut T) });
+}
+
 /// Takes the attempt's allocations, minus those the commit published (one per published write,
 /// matched by address).
 fn take_unpublished(st: &mut TxState) -> Vec<(u64, DropFn)> {
@@ -1540,12 +1633,4 @@ fn take_unpublished(st: &mut TxState) -> Vec<(u64, DropFn)> {
         }
     }
     allocs
-}
-
-fn free_all(allocs: impl IntoIterator<Item = (u64, DropFn)>) {
-    for (bits, drop_fn) in allocs {
-        // SAFETY: allocated by this attempt, never published (no committed variable holds it),
-        // and the closure that could borrow it has returned.
-        unsafe { drop_fn(bits) };
-    }
 }

@@ -211,3 +211,35 @@ fn hooks_run_once_after_commit_and_abort_hooks_after_a_rollback() {
     assert_eq!((commits.get(), aborts.get()), (1, 1));
     assert_eq!(w.load(), 11);
 }
+
+#[test]
+fn every_commit_hook_runs_even_if_an_earlier_one_panics_and_the_first_panic_is_passed_on() {
+    let ran = Rc::new(Cell::new(Vec::new()));
+    let v = TVar::new(0u8);
+    let r = ran.clone();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        atomically(|tx| {
+            v.write(tx, 1);
+            for hook in 0..4 {
+                let r = r.clone();
+                tx.on_commit(move || {
+                    r.set([r.take(), vec![hook]].concat());
+                    if hook == 1 || hook == 2 {
+                        panic!("hook {hook} failed");
+                    }
+                });
+            }
+            Ok(())
+        })
+    }));
+    let payload = outcome.expect_err("the hook's panic reaches the caller");
+    assert_eq!(payload.downcast_ref::<String>().unwrap(), "hook 1 failed");
+    assert_eq!(ran.take(), [0, 1, 2, 3]);
+    assert_eq!(
+        v.load(),
+        1,
+        "the transaction committed before its hooks ran"
+    );
+    // The thread is usable afterwards: no transaction is left half-open.
+    assert_eq!(atomically(|tx| v.read(tx)), 1);
+}

@@ -141,7 +141,11 @@ fn replace_values_whose_drop_runs_transactions() {
     reclaim_until("every replaced value dropped", || {
         dropped.load(Ordering::SeqCst) == REPLACEMENTS as usize
     });
-    assert_eq!(registered.load(), 1, "only the value in the box is registered");
+    assert_eq!(
+        registered.load(),
+        1,
+        "only the value in the box is registered"
+    );
     drop(Arc::try_unwrap(slot).ok().expect("the worker has exited"));
     assert_eq!(registered.load(), 0);
     assert_eq!(dropped.load(Ordering::SeqCst), REPLACEMENTS as usize + 1);

@@ -46,7 +46,7 @@ use core::ptr::{self, NonNull};
 use std::alloc::{alloc, dealloc, handle_alloc_error};
 
 use super::blocks;
-use crate::{OwnedWord, StmResult, TVar, Transaction, Word};
+use crate::{Inline, OwnedWord, StmResult, TVar, Transaction, Word};
 
 /// The shape of a trie: root width, inner node width, and when leaves split.
 #[derive(Clone, Copy, Debug)]
@@ -206,10 +206,10 @@ enum Node<'a, K: 'static, V: 'static> {
 /// (`conflicts`, map-disjoint: 15.7-16.4M against 15.4-16.1M updates/s) and a quarter slower on
 /// `map-uniform`'s lookups, whose misses in a root twice as large dominate them.
 #[repr(align(32))]
-pub(crate) struct Slot<K: 'static, V: 'static>(TVar<NodeRef<K, V>>);
+pub(crate) struct Slot<K: 'static, V: 'static>(TVar<NodeRef<K, V>, Inline>);
 
 impl<K: 'static, V: 'static> core::ops::Deref for Slot<K, V> {
-    type Target = TVar<NodeRef<K, V>>;
+    type Target = TVar<NodeRef<K, V>, Inline>;
     #[inline]
     fn deref(&self) -> &Self::Target {
         &self.0
@@ -471,7 +471,9 @@ fn replaced<K: Clone + 'static, V: Clone + 'static>(
 impl Shape {
     /// A new slot holding `node`, labelled like the trie.
     fn new_slot<K: 'static, V: 'static>(&self, node: NodeRef<K, V>) -> Slot<K, V> {
-        let slot = TVar::new(node);
+        // SAFETY: slots live in the root's boxed slice or in an inner node's allocation, and
+        // are moved there before any transaction sees them; they never move after.
+        let slot = unsafe { TVar::new_inline(node) };
         Slot(match self.label {
             Some(label) => slot.with_label(label),
             None => slot,
@@ -536,7 +538,8 @@ where
         let mut root = Vec::with_capacity(slots);
         // A loop, not a closure, so that `#[track_caller]` gives the slots the user's site.
         for _ in 0..slots {
-            root.push(Slot(TVar::new(NodeRef::EMPTY)));
+            // SAFETY: the slots go into the boxed slice below before any transaction sees them.
+            root.push(Slot(unsafe { TVar::new_inline(NodeRef::EMPTY) }));
         }
         RawTrie {
             root: root.into_boxed_slice(),

@@ -137,6 +137,11 @@ pub(crate) struct ThreadCtx {
     reclaim_at: Cell<usize>,
     /// Scratch for reclamation passes: the registry's slots, copied under its lock.
     scan: RefCell<Vec<*const Slot>>,
+    /// Scratch for reclamation passes: the values a pass frees, once no borrow is held.
+    freeing: RefCell<Vec<Retired>>,
+    /// While an ended attempt's values are freed before a `retry` wait: the addresses of the
+    /// variables dropped meanwhile (see `Leftovers::release_watching`).
+    dropped_vars: RefCell<Option<Vec<usize>>>,
     rng: Cell<u64>,
 }
 
@@ -187,6 +192,8 @@ impl ThreadCtx {
             retired: RefCell::new(Vec::new()),
             reclaim_at: Cell::new(RECLAIM_BATCH),
             scan: RefCell::new(Vec::new()),
+            freeing: RefCell::new(Vec::new()),
+            dropped_vars: RefCell::new(None),
             rng: Cell::new(seed | 1),
         }
     }
@@ -234,33 +241,86 @@ impl ThreadCtx {
     }
 
     /// Queues values replaced by a commit; reclaims a batch when enough have gathered.
+    ///
+    /// Called outside any transaction: the values freed here may run transactions in their
+    /// `Drop` (which may retire more values: this is re-entrant).
     pub(crate) fn retire(&self, values: impl Iterator<Item = Retired>) {
-        let mut retired = self.retired.borrow_mut();
-        for value in values {
-            retired.push(value);
+        let due = {
+            let mut retired = self.retired.borrow_mut();
+            retired.extend(values);
+            retired.len() >= self.reclaim_at.get()
+        };
+        if due {
+            self.reclaim_pass();
         }
-        // Scan once per batch of *new* retirements: values still pinned by a long transaction
-        // stay in the list, and re-scanning them on every commit would cost more than they do.
-        if retired.len() >= self.reclaim_at.get() {
+    }
+
+    /// One reclamation pass over this thread's retired values, and over the orphans unless
+    /// another thread is at them.
+    #[cold]
+    fn reclaim_pass(&self) {
+        let mut free = core::mem::take(&mut *self.freeing.borrow_mut());
+        {
+            let mut retired = self.retired.borrow_mut();
             let mut scan = self.scan.borrow_mut();
-            let slots = reclaim(&mut retired, &mut scan);
+            // Scan once per batch of *new* retirements: values still pinned by a long
+            // transaction stay in the list, and re-scanning them on every commit would cost
+            // more than they do.
+            let slots = collect_reclaimable(&mut retired, &mut scan, &mut free);
             let batch = RECLAIM_BATCH.max(BATCH_PER_SLOT * slots);
             self.reclaim_at.set(retired.len() + batch);
             // Values left by threads that exited are swept by whoever reclaims next (unless
             // another thread is at it): nothing else would ever free them.
             if let Some(mut orphans) = crate::sync::try_lock(&global().orphans) {
-                reclaim(&mut orphans, &mut scan);
+                collect_reclaimable(&mut orphans, &mut scan, &mut free);
             }
+        }
+        free_each(&mut free);
+        let mut scratch = self.freeing.borrow_mut();
+        if scratch.capacity() == 0 {
+            *scratch = free;
         }
     }
 
     /// Reclaims what can be reclaimed now, this thread's retired values and orphans alike.
     pub(crate) fn reclaim_now(&self) {
-        let mut scan = self.scan.borrow_mut();
-        reclaim(&mut self.retired.borrow_mut(), &mut scan);
-        let mut orphans = std::mem::take(&mut *crate::sync::lock(&global().orphans));
-        reclaim(&mut orphans, &mut scan);
-        crate::sync::lock(&global().orphans).append(&mut orphans);
+        let mut free = Vec::new();
+        {
+            let mut scan = self.scan.borrow_mut();
+            collect_reclaimable(&mut self.retired.borrow_mut(), &mut scan, &mut free);
+            let mut orphans = crate::sync::lock(&global().orphans);
+            collect_reclaimable(&mut orphans, &mut scan, &mut free);
+        }
+        free_each(&mut free);
+    }
+
+    /// Starts recording the variables dropped on this thread (outside transactions).
+    pub(crate) fn watch_drops(&self) {
+        *self.dropped_vars.borrow_mut() = Some(Vec::new());
+    }
+
+    /// Stops recording; returns the addresses recorded since [`watch_drops`](Self::watch_drops).
+    pub(crate) fn take_dropped(&self) -> Vec<usize> {
+        self.dropped_vars.borrow_mut().take().unwrap_or_default()
+    }
+}
+
+/// Frees `values` (emptying the vector), with no borrow of the thread's state held: a value's
+/// `Drop` may run transactions. Every value is freed even if an earlier one's `Drop` panics;
+/// the first panic is then passed on.
+fn free_each(values: &mut Vec<Retired>) {
+    let mut first_panic = None;
+    for value in values.drain(..) {
+        // SAFETY: `collect_reclaimable` found no transaction that can read the value, and it
+        // was retired exactly once by the commit that replaced it.
+        let freed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { value.free() }));
+        if let Err(payload) = freed {
+            first_panic.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = first_panic {
+        std::panic::resume_unwind(payload);
     }
 }
 
@@ -288,9 +348,14 @@ fn oldest_pin(scan: &mut Vec<*const Slot>) -> (u64, usize) {
     (oldest, scan.len())
 }
 
-/// Frees the values no transaction can read any more; returns the number of thread slots
-/// scanned (0 if there was nothing to scan). `scan` is scratch space for [`oldest_pin`].
-fn reclaim(retired: &mut Vec<Retired>, scan: &mut Vec<*const Slot>) -> usize {
+/// Moves the values no transaction can read any more from `retired` to `free`; returns the
+/// number of thread slots scanned (0 if there was nothing to scan). `scan` is scratch space for
+/// [`oldest_pin`]. Runs no destructor.
+fn collect_reclaimable(
+    retired: &mut Vec<Retired>,
+    scan: &mut Vec<*const Slot>,
+    free: &mut Vec<Retired>,
+) -> usize {
     if retired.is_empty() {
         return 0;
     }
@@ -302,11 +367,10 @@ fn reclaim(retired: &mut Vec<Retired>, scan: &mut Vec<*const Slot>) -> usize {
     let (oldest, slots) = oldest_pin(scan);
     let mut i = 0;
     while i < retired.len() {
+        // Every pinned transaction has `rv >= version`, so none can read the value (module
+        // doc).
         if retired[i].version <= oldest {
-            let value = retired.swap_remove(i);
-            // SAFETY: every pinned transaction has `rv >= value.version`, so none can read the
-            // value (module doc); it was retired exactly once by the commit that replaced it.
-            unsafe { value.free() };
+            free.push(retired.swap_remove(i));
         } else {
             i += 1;
         }
@@ -317,8 +381,10 @@ fn reclaim(retired: &mut Vec<Retired>, scan: &mut Vec<*const Slot>) -> usize {
 impl Drop for ThreadCtx {
     fn drop(&mut self) {
         let g = global();
+        // Nothing is freed here: a value's `Drop` may use commute, whose thread-local state is
+        // being destroyed. Another thread's next reclamation pass (or `reclaim_retired`) frees
+        // them, outside any transaction.
         let mut retired = std::mem::take(&mut *self.retired.borrow_mut());
-        reclaim(&mut retired, &mut self.scan.borrow_mut());
         crate::sync::lock(&g.orphans).append(&mut retired);
         // Fold this thread's statistics into the exited total and free the slot for reuse,
         // both under the registry lock so that a global snapshot never counts them twice.
@@ -352,14 +418,48 @@ pub fn reclaim_retired() {
 }
 
 /// Purges `var` from the running attempt of this thread (see `VarCore::forget_in_running_tx`).
+///
+/// # Aborts
+///
+/// The process, if the variable is dropped while the attempt's state is in use: by a
+/// commutative operation (`TVar::commute`) that drops a transactional variable while it runs.
+/// The attempt may still hold the variable's address then, and could not be told.
 pub(crate) fn forget_var(var: &crate::internal::var::VarCore) {
     let _ = CTX.try_with(|ctx| {
         if ctx.in_tx.get() {
-            if let Ok(mut st) = ctx.state.try_borrow_mut() {
-                st.forget(var);
+            match ctx.state.try_borrow_mut() {
+                Ok(mut st) => st.forget(var),
+                Err(_) => {
+                    eprintln!(
+                        "commute: a transactional variable was dropped by a commutative operation \
+                         (TVar::commute) while it ran; aborting, as the transaction may still use it"
+                    );
+                    std::process::abort();
+                }
             }
+        } else if let Some(dropped) = ctx.dropped_vars.borrow_mut().as_mut() {
+            dropped.push(var.addr());
         }
     });
+}
+
+/// Inside a transaction of this thread, hands the value `bits` (with its drop function) to the
+/// running attempt, to be freed when it ends, outside the transaction; returns false, leaving
+/// the value to the caller, anywhere else.
+pub(crate) fn free_after_attempt(bits: u64, drop_fn: DropFn) -> bool {
+    CTX.try_with(|ctx| {
+        if !ctx.in_tx.get() {
+            return false;
+        }
+        match ctx.state.try_borrow_mut() {
+            Ok(mut st) => {
+                st.free_after_attempt(bits, drop_fn);
+                true
+            }
+            Err(_) => false,
+        }
+    })
+    .unwrap_or(false)
 }
 
 /// Calls `f` with every slot's profile cell and with the profile of exited threads, under the

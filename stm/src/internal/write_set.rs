@@ -68,6 +68,9 @@ pub(crate) enum PublishOp {
         /// The second step, run once the variable is unlocked (`TVar::publish_box_on_commit_then`).
         then: Option<After>,
     },
+    /// An operation whose variable was dropped during the attempt: it does nothing (its node,
+    /// if it had one, went to the attempt's allocations).
+    Gone,
 }
 
 /// The step of a publishing operation that runs after the commit unlocked the variable.
@@ -101,6 +104,7 @@ impl PublishOp {
                 // commit runs each operation once.
                 unsafe { call(*f, old, version, *node) }
             }
+            PublishOp::Gone => old,
         }
     }
 
@@ -307,6 +311,14 @@ impl WriteSet {
         nodes
     }
 
+    /// Abandons the operations of publish list `list` (their variable is being dropped): they
+    /// become [`PublishOp::Gone`], keeping every index of `publishes` in place for `or_else`'s
+    /// copies; returns their nodes, to be freed with the attempt.
+    pub(crate) fn abandon_publish(&mut self, list: u32) -> Vec<(u64, DropFn)> {
+        let ops = self.publishes.iter_mut().filter(|(l, _)| *l == list);
+        nodes_of(ops.map(|(_, op)| (list, core::mem::replace(op, PublishOp::Gone))))
+    }
+
     /// Takes the nodes of publishing operations that did not run (the attempt is being rolled
     /// back), to be freed; the operations themselves are cleared with the set.
     pub(crate) fn take_unpublished_nodes(&mut self) -> Vec<(u64, DropFn)> {
@@ -384,7 +396,7 @@ impl WriteSet {
 fn nodes_of(ops: impl Iterator<Item = (u32, PublishOp)>) -> Vec<(u64, DropFn)> {
     ops.filter_map(|(_, op)| match op {
         PublishOp::Node { node, free, .. } => Some((node, free)),
-        PublishOp::Closure(_) => None,
+        PublishOp::Closure(_) | PublishOp::Gone => None,
     })
     .collect()
 }
