@@ -18,7 +18,7 @@ const PARKED: usize = 1_024;
 
 #[test]
 fn tagless_threads_validate_each_others_commits() {
-    common::with_watchdog(60, || {
+    common::with_watchdog(20, || {
         // `a == b` always: the only writer changes both in one transaction.
         let a = Arc::new(TVar::new(0u64));
         let b = Arc::new(TVar::new(0u64));

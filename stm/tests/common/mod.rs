@@ -10,6 +10,7 @@ use std::time::Duration;
 /// barrier, joining a thread that waits) then fails instead of hanging. A panic in `f` is
 /// re-raised here with its own payload, so `#[should_panic(expected = ...)]` still works. On a
 /// timeout the blocked thread is left behind; the test binary exits without it.
+#[track_caller]
 pub(crate) fn with_watchdog<R: Send + 'static>(
     secs: u64,
     f: impl FnOnce() -> R + Send + 'static,
