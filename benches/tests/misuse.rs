@@ -12,6 +12,8 @@
 //! Each panic is caught, its message checked, and the thread checked to be usable afterwards
 //! (no transaction left open, the variables involved unlocked and unchanged).
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -75,17 +77,21 @@ fn each_panics_inside_a_transaction(calls: &[(&str, &dyn Fn())]) {
 
 #[test]
 fn tbox_load_with_inside_a_transaction_panics() {
-    let b = TBox::new(vec![1u8]);
-    assert_panics_with("use TBox::read(tx)", || {
-        atomically(|_| Ok(b.load_with(|v| v.len())));
+    common::with_watchdog(20, || {
+        let b = TBox::new(vec![1u8]);
+        assert_panics_with("use TBox::read(tx)", || {
+            atomically(|_| Ok(b.load_with(|v| v.len())));
+        });
+        assert_eq!(b.load(), vec![1]);
     });
-    assert_eq!(b.load(), vec![1]);
 }
 
 #[test]
 fn retry_in_both_branches_with_nothing_read_panics() {
-    assert_panics_with("has read no TVar", || {
-        atomically(|tx| tx.or_else(|tx| tx.retry::<()>(), |tx| tx.retry()));
+    common::with_watchdog(20, || {
+        assert_panics_with("has read no TVar", || {
+            atomically(|tx| tx.or_else(|tx| tx.retry::<()>(), |tx| tx.retry()));
+        });
     });
 }
 
@@ -111,62 +117,66 @@ fn a_nested_atomically_from_a_commit_hook_is_allowed() {
 
 #[test]
 fn a_local_key_cannot_also_be_written_or_commuted() {
-    let key = TVar::new(0u64);
-    assert_panics_with("transaction-local key is also read or written", || {
-        atomically(|tx| {
-            key.write(tx, 1);
-            key.set_local(tx, 2);
-            Ok(())
+    common::with_watchdog(20, || {
+        let key = TVar::new(0u64);
+        assert_panics_with("transaction-local key is also read or written", || {
+            atomically(|tx| {
+                key.write(tx, 1);
+                key.set_local(tx, 2);
+                Ok(())
+            });
         });
-    });
-    assert_panics_with("transaction-local key cannot also be written", || {
-        atomically(|tx| {
-            key.set_local(tx, 2);
-            key.write(tx, 1);
-            Ok(())
+        assert_panics_with("transaction-local key cannot also be written", || {
+            atomically(|tx| {
+                key.set_local(tx, 2);
+                key.write(tx, 1);
+                Ok(())
+            });
         });
-    });
-    assert_panics_with("transaction-local key cannot also be written", || {
-        atomically(|tx| {
-            key.set_local(tx, 2);
-            key.add(tx, 1);
-            Ok(())
+        assert_panics_with("transaction-local key cannot also be written", || {
+            atomically(|tx| {
+                key.set_local(tx, 2);
+                key.add(tx, 1);
+                Ok(())
+            });
         });
-    });
-    assert_panics_with("transaction-local key cannot also be written", || {
-        atomically(|tx| {
-            key.set_local(tx, 2);
-            key.commute(tx, |x| x + 1);
-            Ok(())
+        assert_panics_with("transaction-local key cannot also be written", || {
+            atomically(|tx| {
+                key.set_local(tx, 2);
+                key.commute(tx, |x| x + 1);
+                Ok(())
+            });
         });
+        // Nothing of those attempts stayed: the variable is unchanged and not locked.
+        assert_eq!(key.load(), 0);
+        atomically(|tx| key.modify(tx, |x| x + 5));
+        assert_eq!(key.load(), 5);
     });
-    // Nothing of those attempts stayed: the variable is unchanged and not locked.
-    assert_eq!(key.load(), 0);
-    atomically(|tx| key.modify(tx, |x| x + 5));
-    assert_eq!(key.load(), 5);
 }
 
 /// `TVar::set_local` panics if the transaction also reads the key as a shared variable, before
 /// or after (a read after it used to return the local value as if it were the shared one).
 #[test]
 fn a_local_key_cannot_also_be_read() {
-    let key = TVar::new(7u64);
-    assert_panics_with("transaction-local key", || {
-        atomically(|tx| {
-            key.read(tx)?;
-            key.set_local(tx, 2);
-            Ok(())
+    common::with_watchdog(20, || {
+        let key = TVar::new(7u64);
+        assert_panics_with("transaction-local key", || {
+            atomically(|tx| {
+                key.read(tx)?;
+                key.set_local(tx, 2);
+                Ok(())
+            });
         });
-    });
-    assert_panics_with("transaction-local key", || {
-        let seen = atomically(|tx| {
-            key.set_local(tx, 2);
-            key.read(tx)
+        assert_panics_with("transaction-local key", || {
+            let seen = atomically(|tx| {
+                key.set_local(tx, 2);
+                key.read(tx)
+            });
+            assert_eq!(
+                seen, 7,
+                "a shared read returned the transaction-local value"
+            );
         });
-        assert_eq!(
-            seen, 7,
-            "a shared read returned the transaction-local value"
-        );
     });
 }
 
@@ -178,61 +188,63 @@ fn publish_increment(v: &TVar<u64>, tx: &commute::Transaction) {
 
 #[test]
 fn publishing_cannot_be_mixed_with_writes_commutes_or_local_values() {
-    let v = TVar::new(10u64);
-    assert_panics_with(
-        "publish_on_commit on a TVar that this transaction also writes",
-        || {
+    common::with_watchdog(20, || {
+        let v = TVar::new(10u64);
+        assert_panics_with(
+            "publish_on_commit on a TVar that this transaction also writes",
+            || {
+                atomically(|tx| {
+                    v.write(tx, 1);
+                    publish_increment(&v, tx);
+                    Ok(())
+                });
+            },
+        );
+        assert_panics_with(
+            "publish_on_commit on a TVar that this transaction also writes",
+            || {
+                atomically(|tx| {
+                    v.add(tx, 1);
+                    publish_increment(&v, tx);
+                    Ok(())
+                });
+            },
+        );
+        assert_panics_with(
+            "commit-time publishing operations cannot also be written",
+            || {
+                atomically(|tx| {
+                    publish_increment(&v, tx);
+                    v.write(tx, 1);
+                    Ok(())
+                });
+            },
+        );
+        assert_panics_with(
+            "commit-time publishing operations cannot also be written",
+            || {
+                atomically(|tx| {
+                    publish_increment(&v, tx);
+                    v.commute(tx, |x| x * 2);
+                    Ok(())
+                });
+            },
+        );
+        assert_panics_with("transaction-local key is also read or written", || {
             atomically(|tx| {
-                v.write(tx, 1);
                 publish_increment(&v, tx);
+                v.set_local(tx, 3);
                 Ok(())
             });
-        },
-    );
-    assert_panics_with(
-        "publish_on_commit on a TVar that this transaction also writes",
-        || {
-            atomically(|tx| {
-                v.add(tx, 1);
-                publish_increment(&v, tx);
-                Ok(())
-            });
-        },
-    );
-    assert_panics_with(
-        "commit-time publishing operations cannot also be written",
-        || {
-            atomically(|tx| {
-                publish_increment(&v, tx);
-                v.write(tx, 1);
-                Ok(())
-            });
-        },
-    );
-    assert_panics_with(
-        "commit-time publishing operations cannot also be written",
-        || {
-            atomically(|tx| {
-                publish_increment(&v, tx);
-                v.commute(tx, |x| x * 2);
-                Ok(())
-            });
-        },
-    );
-    assert_panics_with("transaction-local key is also read or written", || {
-        atomically(|tx| {
-            publish_increment(&v, tx);
-            v.set_local(tx, 3);
-            Ok(())
         });
+        assert_eq!(v.load(), 10, "a rolled-back publish was applied");
+        // Reading and publishing the same variable is allowed: the read sees the committed value.
+        let seen = atomically(|tx| {
+            publish_increment(&v, tx);
+            v.read(tx)
+        });
+        assert_eq!((seen, v.load()), (10, 11));
     });
-    assert_eq!(v.load(), 10, "a rolled-back publish was applied");
-    // Reading and publishing the same variable is allowed: the read sees the committed value.
-    let seen = atomically(|tx| {
-        publish_increment(&v, tx);
-        v.read(tx)
-    });
-    assert_eq!((seen, v.load()), (10, 11));
 }
 
 // ----- the collections' constructors ----------------------------------------------------------
@@ -276,144 +288,154 @@ fn map_and_set_shapes_must_be_powers_of_two_and_leaves_non_empty() {
 
 #[test]
 fn counter_one_call_forms_panic_inside_a_transaction() {
-    let c = TCounter::new();
-    each_panics_inside_a_transaction(&[
-        ("add", &|| c.atomic().add(1)),
-        ("incr", &|| c.atomic().incr()),
-        ("decr", &|| c.atomic().decr()),
-        ("get", &|| {
-            let _ = c.atomic().get();
-        }),
-        ("load", &|| {
-            let _ = c.load();
-        }),
-    ]);
-    assert_eq!(c.load(), 0);
+    common::with_watchdog(20, || {
+        let c = TCounter::new();
+        each_panics_inside_a_transaction(&[
+            ("add", &|| c.atomic().add(1)),
+            ("incr", &|| c.atomic().incr()),
+            ("decr", &|| c.atomic().decr()),
+            ("get", &|| {
+                let _ = c.atomic().get();
+            }),
+            ("load", &|| {
+                let _ = c.load();
+            }),
+        ]);
+        assert_eq!(c.load(), 0);
+    });
 }
 
 #[test]
 fn queue_one_call_forms_panic_inside_a_transaction() {
-    let q: TQueue<String> = TQueue::new();
-    q.atomic().push("kept".to_string());
-    each_panics_inside_a_transaction(&[
-        ("push", &|| q.atomic().push("lost".to_string())),
-        ("pop", &|| {
-            let _ = q.atomic().pop();
-        }),
-        ("pop_wait", &|| {
-            let _ = q.atomic().pop_wait();
-        }),
-        ("peek", &|| {
-            let _ = q.atomic().peek();
-        }),
-        ("len", &|| {
-            let _ = q.atomic().len();
-        }),
-        ("is_empty", &|| {
-            let _ = q.atomic().is_empty();
-        }),
-    ]);
-    assert_eq!(q.atomic().pop().as_deref(), Some("kept"));
-    assert_eq!(q.atomic().pop(), None);
+    common::with_watchdog(20, || {
+        let q: TQueue<String> = TQueue::new();
+        q.atomic().push("kept".to_string());
+        each_panics_inside_a_transaction(&[
+            ("push", &|| q.atomic().push("lost".to_string())),
+            ("pop", &|| {
+                let _ = q.atomic().pop();
+            }),
+            ("pop_wait", &|| {
+                let _ = q.atomic().pop_wait();
+            }),
+            ("peek", &|| {
+                let _ = q.atomic().peek();
+            }),
+            ("len", &|| {
+                let _ = q.atomic().len();
+            }),
+            ("is_empty", &|| {
+                let _ = q.atomic().is_empty();
+            }),
+        ]);
+        assert_eq!(q.atomic().pop().as_deref(), Some("kept"));
+        assert_eq!(q.atomic().pop(), None);
+    });
 }
 
 #[test]
 fn bounded_queue_one_call_forms_panic_inside_a_transaction() {
-    let q: TBoundedQueue<u32> = TBoundedQueue::with_capacity(2);
-    q.atomic().push(1);
-    each_panics_inside_a_transaction(&[
-        ("push", &|| q.atomic().push(2)),
-        ("try_push", &|| {
-            let _ = q.atomic().try_push(2);
-        }),
-        ("pop", &|| {
-            let _ = q.atomic().pop();
-        }),
-        ("pop_wait", &|| {
-            let _ = q.atomic().pop_wait();
-        }),
-        ("peek", &|| {
-            let _ = q.atomic().peek();
-        }),
-        ("len", &|| {
-            let _ = q.atomic().len();
-        }),
-        ("is_empty", &|| {
-            let _ = q.atomic().is_empty();
-        }),
-    ]);
-    // The capacity accounting is intact: one item in, room for exactly one more.
-    assert_eq!(q.atomic().try_push(2), Ok(()));
-    assert_eq!(q.atomic().try_push(3), Err(3));
-    assert_eq!((q.atomic().pop(), q.atomic().pop()), (Some(1), Some(2)));
+    common::with_watchdog(20, || {
+        let q: TBoundedQueue<u32> = TBoundedQueue::with_capacity(2);
+        q.atomic().push(1);
+        each_panics_inside_a_transaction(&[
+            ("push", &|| q.atomic().push(2)),
+            ("try_push", &|| {
+                let _ = q.atomic().try_push(2);
+            }),
+            ("pop", &|| {
+                let _ = q.atomic().pop();
+            }),
+            ("pop_wait", &|| {
+                let _ = q.atomic().pop_wait();
+            }),
+            ("peek", &|| {
+                let _ = q.atomic().peek();
+            }),
+            ("len", &|| {
+                let _ = q.atomic().len();
+            }),
+            ("is_empty", &|| {
+                let _ = q.atomic().is_empty();
+            }),
+        ]);
+        // The capacity accounting is intact: one item in, room for exactly one more.
+        assert_eq!(q.atomic().try_push(2), Ok(()));
+        assert_eq!(q.atomic().try_push(3), Err(3));
+        assert_eq!((q.atomic().pop(), q.atomic().pop()), (Some(1), Some(2)));
+    });
 }
 
 #[test]
 fn map_one_call_forms_panic_inside_a_transaction() {
-    let m: TMap<u32, u32> = TMap::new();
-    m.atomic().insert(1, 10);
-    each_panics_inside_a_transaction(&[
-        ("get", &|| {
-            let _ = m.atomic().get(&1);
-        }),
-        ("contains_key", &|| {
-            let _ = m.atomic().contains_key(&1);
-        }),
-        ("insert", &|| {
-            let _ = m.atomic().insert(2, 20);
-        }),
-        ("insert_if_absent", &|| {
-            let _ = m.atomic().insert_if_absent(2, 20);
-        }),
-        ("remove", &|| {
-            let _ = m.atomic().remove(&1);
-        }),
-        ("upsert", &|| m.atomic().upsert(1, || 0, |v| *v += 1)),
-        ("len", &|| {
-            let _ = m.atomic().len();
-        }),
-        ("is_empty", &|| {
-            let _ = m.atomic().is_empty();
-        }),
-        ("iter", &|| {
-            let _ = m.atomic().iter();
-        }),
-        ("keys", &|| {
-            let _ = m.atomic().keys();
-        }),
-        ("clear", &|| m.atomic().clear()),
-        ("retain", &|| m.atomic().retain(|_, _| false)),
-    ]);
-    assert_eq!(m.atomic().iter(), vec![(1, 10)]);
+    common::with_watchdog(20, || {
+        let m: TMap<u32, u32> = TMap::new();
+        m.atomic().insert(1, 10);
+        each_panics_inside_a_transaction(&[
+            ("get", &|| {
+                let _ = m.atomic().get(&1);
+            }),
+            ("contains_key", &|| {
+                let _ = m.atomic().contains_key(&1);
+            }),
+            ("insert", &|| {
+                let _ = m.atomic().insert(2, 20);
+            }),
+            ("insert_if_absent", &|| {
+                let _ = m.atomic().insert_if_absent(2, 20);
+            }),
+            ("remove", &|| {
+                let _ = m.atomic().remove(&1);
+            }),
+            ("upsert", &|| m.atomic().upsert(1, || 0, |v| *v += 1)),
+            ("len", &|| {
+                let _ = m.atomic().len();
+            }),
+            ("is_empty", &|| {
+                let _ = m.atomic().is_empty();
+            }),
+            ("iter", &|| {
+                let _ = m.atomic().iter();
+            }),
+            ("keys", &|| {
+                let _ = m.atomic().keys();
+            }),
+            ("clear", &|| m.atomic().clear()),
+            ("retain", &|| m.atomic().retain(|_, _| false)),
+        ]);
+        assert_eq!(m.atomic().iter(), vec![(1, 10)]);
+    });
 }
 
 #[test]
 fn set_one_call_forms_panic_inside_a_transaction() {
-    let s: TSet<u32> = TSet::new();
-    s.atomic().insert(1);
-    each_panics_inside_a_transaction(&[
-        ("insert", &|| {
-            let _ = s.atomic().insert(2);
-        }),
-        ("remove", &|| {
-            let _ = s.atomic().remove(&1);
-        }),
-        ("contains", &|| {
-            let _ = s.atomic().contains(&1);
-        }),
-        ("len", &|| {
-            let _ = s.atomic().len();
-        }),
-        ("is_empty", &|| {
-            let _ = s.atomic().is_empty();
-        }),
-        ("iter", &|| {
-            let _ = s.atomic().iter();
-        }),
-        ("clear", &|| s.atomic().clear()),
-        ("retain", &|| s.atomic().retain(|_| false)),
-    ]);
-    assert_eq!(s.atomic().iter(), vec![1]);
+    common::with_watchdog(20, || {
+        let s: TSet<u32> = TSet::new();
+        s.atomic().insert(1);
+        each_panics_inside_a_transaction(&[
+            ("insert", &|| {
+                let _ = s.atomic().insert(2);
+            }),
+            ("remove", &|| {
+                let _ = s.atomic().remove(&1);
+            }),
+            ("contains", &|| {
+                let _ = s.atomic().contains(&1);
+            }),
+            ("len", &|| {
+                let _ = s.atomic().len();
+            }),
+            ("is_empty", &|| {
+                let _ = s.atomic().is_empty();
+            }),
+            ("iter", &|| {
+                let _ = s.atomic().iter();
+            }),
+            ("clear", &|| s.atomic().clear()),
+            ("retain", &|| s.atomic().retain(|_| false)),
+        ]);
+        assert_eq!(s.atomic().iter(), vec![1]);
+    });
 }
 
 // ----- the benches' own helpers ------------------------------------------------------------------

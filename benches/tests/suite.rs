@@ -1,6 +1,8 @@
 //! Every cell of the suite runs, briefly, at 1 and 2 threads: structures that lose updates or
 //! money fail their checks here (the runner panics on a failed check).
 
+mod common;
+
 use std::time::Duration;
 
 use commute_benches::report::json;
@@ -8,27 +10,29 @@ use commute_benches::suite::{WORKLOADS, entries, select};
 
 #[test]
 fn every_entry_runs_and_passes_its_check() {
-    let mut cells = Vec::new();
-    for entry in entries() {
-        for threads in [1, 2] {
-            let cell = entry.run(threads, Duration::from_millis(2));
-            assert_eq!(cell.threads, threads);
-            assert!(cell.seconds > 0.0, "{entry:?}");
-            assert_eq!(cell.commits.is_some(), entry.stm, "{entry:?}");
-            if entry.workload != "queue" {
-                assert!(cell.ops > 0, "{entry:?} did nothing");
+    common::with_watchdog(60, || {
+        let mut cells = Vec::new();
+        for entry in entries() {
+            for threads in [1, 2] {
+                let cell = entry.run(threads, Duration::from_millis(2));
+                assert_eq!(cell.threads, threads);
+                assert!(cell.seconds > 0.0, "{entry:?}");
+                assert_eq!(cell.commits.is_some(), entry.stm, "{entry:?}");
+                if entry.workload != "queue" {
+                    assert!(cell.ops > 0, "{entry:?} did nothing");
+                }
+                if let Some(commits) = cell.commits {
+                    assert!(
+                        commits >= cell.ops,
+                        "{entry:?}: every operation is a commit"
+                    );
+                }
+                cells.push(cell);
             }
-            if let Some(commits) = cell.commits {
-                assert!(
-                    commits >= cell.ops,
-                    "{entry:?}: every operation is a commit"
-                );
-            }
-            cells.push(cell);
         }
-    }
-    let text = json(&cells);
-    assert_eq!(text.matches("\"workload\"").count(), cells.len());
+        let text = json(&cells);
+        assert_eq!(text.matches("\"workload\"").count(), cells.len());
+    });
 }
 
 #[test]

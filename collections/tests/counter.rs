@@ -82,10 +82,12 @@ fn counter_matches_model(shards: u8, groups: Vec<(Mode, Vec<Op>)>) -> bool {
 
 #[test]
 fn transactions_match_a_plain_i64() {
-    QuickCheck::new()
-        .tests(150)
-        .rng(Gen::new(20))
-        .quickcheck(counter_matches_model as fn(u8, Vec<(Mode, Vec<Op>)>) -> bool);
+    common::with_watchdog(20, || {
+        QuickCheck::new()
+            .tests(150)
+            .rng(Gen::new(20))
+            .quickcheck(counter_matches_model as fn(u8, Vec<(Mode, Vec<Op>)>) -> bool);
+    });
 }
 
 #[test]
@@ -114,53 +116,57 @@ fn overflow_wraps() {
 
 #[test]
 fn concurrent_adds_give_the_exact_total() {
-    let counter = Arc::new(TCounter::new());
-    let c = counter.clone();
-    run_threads(4, move |t| {
-        for i in 0..2_000i64 {
-            match i % 3 {
-                0 => c.atomic().incr(),
-                1 => atomically(|tx| {
-                    c.add(tx, t as i64 + 2);
-                    c.decr(tx);
-                    Ok(())
-                }),
-                _ => c.atomic().add(-1),
+    common::with_watchdog(20, || {
+        let counter = Arc::new(TCounter::new());
+        let c = counter.clone();
+        run_threads(4, move |t| {
+            for i in 0..2_000i64 {
+                match i % 3 {
+                    0 => c.atomic().incr(),
+                    1 => atomically(|tx| {
+                        c.add(tx, t as i64 + 2);
+                        c.decr(tx);
+                        Ok(())
+                    }),
+                    _ => c.atomic().add(-1),
+                }
             }
-        }
+        });
+        // Per thread: 667 incrs, 667 * (t + 1), -666.
+        let expected: i64 = (0..4).map(|t| 667 + 667 * (t + 1) - 666).sum();
+        assert_eq!(counter.load(), expected);
     });
-    // Per thread: 667 incrs, 667 * (t + 1), -666.
-    let expected: i64 = (0..4).map(|t| 667 + 667 * (t + 1) - 666).sum();
-    assert_eq!(counter.load(), expected);
 }
 
 #[test]
 fn get_returns_a_consistent_total_under_concurrent_adds() {
-    // Every writer adds 1 to both counters in one transaction, so a consistent snapshot always
-    // sees them equal, however the adds are spread over shards.
-    let pair = Arc::new((TCounter::new(), TCounter::new()));
-    let p = pair.clone();
-    let readings = run_threads(3, move |t| {
-        let (a, b) = &*p;
-        let mut readings = 0;
-        for _ in 0..1_500 {
-            if t == 0 {
-                let (x, y) = atomically(|tx| Ok((a.get(tx)?, b.get(tx)?)));
-                assert_eq!(x, y, "a transaction saw a torn total");
-                readings += 1;
-            } else {
-                atomically(|tx| {
-                    a.incr(tx);
-                    b.incr(tx);
-                    Ok(())
-                });
+    common::with_watchdog(20, || {
+        // Every writer adds 1 to both counters in one transaction, so a consistent snapshot always
+        // sees them equal, however the adds are spread over shards.
+        let pair = Arc::new((TCounter::new(), TCounter::new()));
+        let p = pair.clone();
+        let readings = run_threads(3, move |t| {
+            let (a, b) = &*p;
+            let mut readings = 0;
+            for _ in 0..1_500 {
+                if t == 0 {
+                    let (x, y) = atomically(|tx| Ok((a.get(tx)?, b.get(tx)?)));
+                    assert_eq!(x, y, "a transaction saw a torn total");
+                    readings += 1;
+                } else {
+                    atomically(|tx| {
+                        a.incr(tx);
+                        b.incr(tx);
+                        Ok(())
+                    });
+                }
             }
-        }
-        readings
+            readings
+        });
+        assert_eq!(readings[0], 1_500);
+        assert_eq!(pair.0.load(), 3_000);
+        assert_eq!(pair.1.load(), 3_000);
     });
-    assert_eq!(readings[0], 1_500);
-    assert_eq!(pair.0.load(), 3_000);
-    assert_eq!(pair.1.load(), 3_000);
 }
 
 /// Two threads increment one plain `TVar` with read-modify-write transactions, `min` times each
@@ -193,99 +199,105 @@ fn naive_counter_aborts(min: u64) -> u64 {
 
 #[test]
 fn adds_never_abort_each_other_while_a_naive_counter_does() {
-    const ADDS: usize = 20_000;
-    for shards in [None, Some(1)] {
-        let counter = Arc::new(match shards {
-            None => TCounter::new(),
-            Some(n) => TCounter::with_shards(n),
-        });
-        let c = counter.clone();
-        let aborts = aborts_of(2, move |_| {
-            for _ in 0..ADDS {
-                atomically(|tx| {
-                    c.incr(tx);
-                    c.add(tx, 2);
-                    Ok(())
-                });
-            }
-        });
+    common::with_watchdog(20, || {
+        const ADDS: usize = 20_000;
+        for shards in [None, Some(1)] {
+            let counter = Arc::new(match shards {
+                None => TCounter::new(),
+                Some(n) => TCounter::with_shards(n),
+            });
+            let c = counter.clone();
+            let aborts = aborts_of(2, move |_| {
+                for _ in 0..ADDS {
+                    atomically(|tx| {
+                        c.incr(tx);
+                        c.add(tx, 2);
+                        Ok(())
+                    });
+                }
+            });
+            eprintln!(
+                "TCounter ({} shards), 2 threads x {ADDS} add-only transactions: {aborts} aborts",
+                counter.shard_count()
+            );
+            assert_eq!(aborts, 0, "add-only transactions aborted each other");
+            assert_eq!(counter.load(), 2 * 3 * ADDS as i64);
+        }
+        let naive = naive_counter_aborts(ADDS as u64);
         eprintln!(
-            "TCounter ({} shards), 2 threads x {ADDS} add-only transactions: {aborts} aborts",
-            counter.shard_count()
+            "naive TVar<u64> read-modify-write counter, 2 threads x >= {ADDS} transactions: {naive} aborts"
         );
-        assert_eq!(aborts, 0, "add-only transactions aborted each other");
-        assert_eq!(counter.load(), 2 * 3 * ADDS as i64);
-    }
-    let naive = naive_counter_aborts(ADDS as u64);
-    eprintln!(
-        "naive TVar<u64> read-modify-write counter, 2 threads x >= {ADDS} transactions: {naive} aborts"
-    );
-    assert!(
-        naive > 0,
-        "the naive counter never aborted: the threads never overlapped"
-    );
+        assert!(
+            naive > 0,
+            "the naive counter never aborted: the threads never overlapped"
+        );
+    });
 }
 
 #[test]
 fn an_add_does_not_abort_an_open_transaction_but_a_get_does() {
-    // The main thread opens a transaction, lets another thread commit an add to the same
-    // counter (same shard: one shard only), then commits. Adds commute: one attempt. A
-    // transaction that read the total must run again.
-    for read_total in [false, true] {
-        let counter = Arc::new(TCounter::with_shards(1));
-        let opened = Arc::new(Barrier::new(2));
-        let added = Arc::new(Barrier::new(2));
-        let (c, o, a) = (counter.clone(), opened.clone(), added.clone());
-        let other = std::thread::spawn(move || {
-            o.wait();
-            c.atomic().add(100);
-            a.wait();
-        });
-        let mut attempts = 0;
-        let mut ids = Vec::new();
-        atomically(|tx| {
-            attempts += 1;
-            // Not transactional: an id taken by an attempt that is re-run is skipped.
-            ids.push(TCounter::next_id());
-            if read_total {
-                counter.get(tx)?;
-            }
-            counter.incr(tx);
-            if attempts == 1 {
-                opened.wait();
-                added.wait();
-            }
-            Ok(())
-        });
-        other.join().unwrap();
-        assert_eq!(counter.load(), 101);
-        assert_eq!(
-            attempts,
-            if read_total { 2 } else { 1 },
-            "read_total = {read_total}"
-        );
-        assert!(
-            ids.windows(2).all(|w| w[0] < w[1]),
-            "a re-run attempt reused an id"
-        );
-    }
+    common::with_watchdog(20, || {
+        // The main thread opens a transaction, lets another thread commit an add to the same
+        // counter (same shard: one shard only), then commits. Adds commute: one attempt. A
+        // transaction that read the total must run again.
+        for read_total in [false, true] {
+            let counter = Arc::new(TCounter::with_shards(1));
+            let opened = Arc::new(Barrier::new(2));
+            let added = Arc::new(Barrier::new(2));
+            let (c, o, a) = (counter.clone(), opened.clone(), added.clone());
+            let other = std::thread::spawn(move || {
+                o.wait();
+                c.atomic().add(100);
+                a.wait();
+            });
+            let mut attempts = 0;
+            let mut ids = Vec::new();
+            atomically(|tx| {
+                attempts += 1;
+                // Not transactional: an id taken by an attempt that is re-run is skipped.
+                ids.push(TCounter::next_id());
+                if read_total {
+                    counter.get(tx)?;
+                }
+                counter.incr(tx);
+                if attempts == 1 {
+                    opened.wait();
+                    added.wait();
+                }
+                Ok(())
+            });
+            other.join().unwrap();
+            assert_eq!(counter.load(), 101);
+            assert_eq!(
+                attempts,
+                if read_total { 2 } else { 1 },
+                "read_total = {read_total}"
+            );
+            assert!(
+                ids.windows(2).all(|w| w[0] < w[1]),
+                "a re-run attempt reused an id"
+            );
+        }
+    });
 }
 
 // ----- ids and the rest --------------------------------------------------------------------
 
 #[test]
 fn ids_are_unique_across_threads_and_increase_within_one() {
-    let per_thread = run_threads(4, |_| {
-        let ids: Vec<u64> = (0..5_000).map(|_| TCounter::next_id()).collect();
-        assert!(
-            ids.windows(2).all(|w| w[0] < w[1]),
-            "ids of one thread must increase"
-        );
-        ids
+    common::with_watchdog(20, || {
+        let per_thread = run_threads(4, |_| {
+            let ids: Vec<u64> = (0..5_000).map(|_| TCounter::next_id()).collect();
+            assert!(
+                ids.windows(2).all(|w| w[0] < w[1]),
+                "ids of one thread must increase"
+            );
+            ids
+        });
+        let all: HashSet<u64> = per_thread.iter().flatten().copied().collect();
+        assert_eq!(all.len(), 20_000, "an id was handed out twice");
+        assert!(!all.contains(&0));
     });
-    let all: HashSet<u64> = per_thread.iter().flatten().copied().collect();
-    assert_eq!(all.len(), 20_000, "an id was handed out twice");
-    assert!(!all.contains(&0));
 }
 
 #[test]

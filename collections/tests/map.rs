@@ -206,14 +206,18 @@ fn quickcheck(prop: fn(Vec<(Mode, Vec<Op>)>) -> bool) {
 
 #[test]
 fn tiny_tries_match_std_hashmap() {
-    // Buckets of one entry, two children per node: nearly every insert splits something.
-    quickcheck(|groups| map_matches_model(TMap::with_config(2, 2, 1), &groups));
-    quickcheck(|groups| map_matches_model(TMap::with_config(1, 4, 2), &groups));
+    common::with_watchdog(20, || {
+        // Buckets of one entry, two children per node: nearly every insert splits something.
+        quickcheck(|groups| map_matches_model(TMap::with_config(2, 2, 1), &groups));
+        quickcheck(|groups| map_matches_model(TMap::with_config(1, 4, 2), &groups));
+    });
 }
 
 #[test]
 fn default_shape_matches_std_hashmap() {
-    quickcheck(|groups| map_matches_model(TMap::new(), &groups));
+    common::with_watchdog(20, || {
+        quickcheck(|groups| map_matches_model(TMap::new(), &groups));
+    });
 }
 
 /// Hashes everything to the same value: every key collides on every bit.
@@ -229,12 +233,14 @@ impl Hasher for Collide {
 
 #[test]
 fn full_hash_collisions_match_std_hashmap() {
-    // Splits go down until the hash bits run out, then the last bucket just grows.
-    quickcheck(|groups| {
-        map_matches_model(
-            TMap::with_config_and_hasher(2, 16, 2, BuildHasherDefault::<Collide>::default()),
-            &groups,
-        )
+    common::with_watchdog(20, || {
+        // Splits go down until the hash bits run out, then the last bucket just grows.
+        quickcheck(|groups| {
+            map_matches_model(
+                TMap::with_config_and_hasher(2, 16, 2, BuildHasherDefault::<Collide>::default()),
+                &groups,
+            )
+        });
     });
 }
 
@@ -330,235 +336,245 @@ fn xorshift(state: &mut u64) -> u64 {
 
 #[test]
 fn concurrent_writers_leave_the_union_of_their_writes() {
-    // Each thread owns the keys congruent to its index mod 4: it inserts them all, then removes
-    // every third one again, mixing one-call and multi-key transactions.
-    let map: Arc<TMap<u32, u32>> = Arc::new(TMap::with_config(4, 4, 2));
-    let m = map.clone();
-    run_threads(4, move |t| {
-        let mine: Vec<u32> = (0..1_200).filter(|k| k % 4 == t as u32).collect();
-        for pair in mine.chunks(2) {
-            if pair[0] % 3 == 0 {
-                pair.iter()
-                    .for_each(|&k| assert_eq!(m.atomic().insert(k, k + 1), None));
-            } else {
-                atomically(|tx| {
-                    for &k in pair {
-                        m.insert(tx, k, k + 1)?;
-                    }
-                    Ok(())
-                });
+    common::with_watchdog(20, || {
+        // Each thread owns the keys congruent to its index mod 4: it inserts them all, then removes
+        // every third one again, mixing one-call and multi-key transactions.
+        let map: Arc<TMap<u32, u32>> = Arc::new(TMap::with_config(4, 4, 2));
+        let m = map.clone();
+        run_threads(4, move |t| {
+            let mine: Vec<u32> = (0..1_200).filter(|k| k % 4 == t as u32).collect();
+            for pair in mine.chunks(2) {
+                if pair[0] % 3 == 0 {
+                    pair.iter()
+                        .for_each(|&k| assert_eq!(m.atomic().insert(k, k + 1), None));
+                } else {
+                    atomically(|tx| {
+                        for &k in pair {
+                            m.insert(tx, k, k + 1)?;
+                        }
+                        Ok(())
+                    });
+                }
             }
-        }
-        for &k in mine.iter().filter(|&&k| k % 3 == 0) {
-            assert_eq!(m.atomic().remove(&k), Some(k + 1));
-        }
+            for &k in mine.iter().filter(|&&k| k % 3 == 0) {
+                assert_eq!(m.atomic().remove(&k), Some(k + 1));
+            }
+        });
+        let mut entries = map.atomic().iter();
+        entries.sort_unstable();
+        let expected: Vec<(u32, u32)> = (0..1_200)
+            .filter(|k| k % 3 != 0)
+            .map(|k| (k, k + 1))
+            .collect();
+        assert_eq!(entries, expected);
+        assert_eq!(map.atomic().len(), expected.len());
     });
-    let mut entries = map.atomic().iter();
-    entries.sort_unstable();
-    let expected: Vec<(u32, u32)> = (0..1_200)
-        .filter(|k| k % 3 != 0)
-        .map(|k| (k, k + 1))
-        .collect();
-    assert_eq!(entries, expected);
-    assert_eq!(map.atomic().len(), expected.len());
 }
 
 #[test]
 fn concurrent_inserts_and_removes_of_the_same_keys_stay_consistent() {
-    // Four threads insert and remove the same 32 keys at random. Each counts the keys it added
-    // (insert returned None) minus those it removed (remove returned Some): in every serial
-    // order the sum of these tallies is the final length.
-    let map: Arc<TMap<u32, usize>> = Arc::new(TMap::with_config(2, 2, 2));
-    let m = map.clone();
-    let tallies = run_threads(4, move |t| {
-        let mut rng = 0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1);
-        let mut tally = 0i64;
-        for _ in 0..1_500 {
-            let r = xorshift(&mut rng);
-            let k = (r % 32) as u32;
-            tally += match (r >> 8) % 3 {
-                0 => i64::from(m.atomic().insert(k, t).is_none()),
-                1 => -i64::from(m.atomic().remove(&k).is_some()),
-                _ => atomically(|tx| {
-                    // Move: remove one key and insert the next, in one transaction.
-                    let removed = m.remove(tx, &k)?.is_some();
-                    let added = m.insert(tx, (k + 1) % 32, t)?.is_none();
-                    Ok(i64::from(added) - i64::from(removed))
-                }),
-            };
-        }
-        tally
+    common::with_watchdog(20, || {
+        // Four threads insert and remove the same 32 keys at random. Each counts the keys it added
+        // (insert returned None) minus those it removed (remove returned Some): in every serial
+        // order the sum of these tallies is the final length.
+        let map: Arc<TMap<u32, usize>> = Arc::new(TMap::with_config(2, 2, 2));
+        let m = map.clone();
+        let tallies = run_threads(4, move |t| {
+            let mut rng = 0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1);
+            let mut tally = 0i64;
+            for _ in 0..1_500 {
+                let r = xorshift(&mut rng);
+                let k = (r % 32) as u32;
+                tally += match (r >> 8) % 3 {
+                    0 => i64::from(m.atomic().insert(k, t).is_none()),
+                    1 => -i64::from(m.atomic().remove(&k).is_some()),
+                    _ => atomically(|tx| {
+                        // Move: remove one key and insert the next, in one transaction.
+                        let removed = m.remove(tx, &k)?.is_some();
+                        let added = m.insert(tx, (k + 1) % 32, t)?.is_none();
+                        Ok(i64::from(added) - i64::from(removed))
+                    }),
+                };
+            }
+            tally
+        });
+        let len = map.atomic().len();
+        assert_eq!(tallies.iter().sum::<i64>(), len as i64);
+        assert_eq!(map.atomic().iter().len(), len);
+        assert!(len <= 32);
     });
-    let len = map.atomic().len();
-    assert_eq!(tallies.iter().sum::<i64>(), len as i64);
-    assert_eq!(map.atomic().iter().len(), len);
-    assert!(len <= 32);
 }
 
 #[test]
 fn transfers_between_keys_keep_every_snapshot_consistent() {
-    // Writers move amounts between random keys; readers check in one transaction that the
-    // total over a snapshot of all entries never changes.
-    const TOTAL: i64 = 1_000;
-    let map: Arc<TMap<u32, i64>> = Arc::new(TMap::with_config(2, 2, 2));
-    map.atomic().insert(0, TOTAL);
-    let m = map.clone();
-    run_threads(3, move |t| {
-        let mut rng = 0x2545_f491_4f6c_dd1d ^ (t as u64 + 7);
-        for _ in 0..1_000 {
-            if t == 0 {
-                let sum: i64 = atomically(|tx| {
-                    let mut sum = 0;
-                    m.for_each(tx, |_, v| sum += v)?;
-                    Ok(sum)
-                });
-                assert_eq!(sum, TOTAL, "a snapshot saw a half-done transfer");
-            } else {
-                let r = xorshift(&mut rng);
-                let (from, to) = ((r % 16) as u32, ((r >> 8) % 16) as u32);
-                atomically(|tx| {
-                    let have = m.get(tx, &from)?.unwrap_or(0);
-                    if have > 0 && from != to {
-                        m.insert(tx, from, have - 1)?;
-                        m.upsert(tx, to, || 0, |v| *v += 1)?;
-                    }
-                    Ok(())
-                });
+    common::with_watchdog(20, || {
+        // Writers move amounts between random keys; readers check in one transaction that the
+        // total over a snapshot of all entries never changes.
+        const TOTAL: i64 = 1_000;
+        let map: Arc<TMap<u32, i64>> = Arc::new(TMap::with_config(2, 2, 2));
+        map.atomic().insert(0, TOTAL);
+        let m = map.clone();
+        run_threads(3, move |t| {
+            let mut rng = 0x2545_f491_4f6c_dd1d ^ (t as u64 + 7);
+            for _ in 0..1_000 {
+                if t == 0 {
+                    let sum: i64 = atomically(|tx| {
+                        let mut sum = 0;
+                        m.for_each(tx, |_, v| sum += v)?;
+                        Ok(sum)
+                    });
+                    assert_eq!(sum, TOTAL, "a snapshot saw a half-done transfer");
+                } else {
+                    let r = xorshift(&mut rng);
+                    let (from, to) = ((r % 16) as u32, ((r >> 8) % 16) as u32);
+                    atomically(|tx| {
+                        let have = m.get(tx, &from)?.unwrap_or(0);
+                        if have > 0 && from != to {
+                            m.insert(tx, from, have - 1)?;
+                            m.upsert(tx, to, || 0, |v| *v += 1)?;
+                        }
+                        Ok(())
+                    });
+                }
             }
-        }
+        });
+        assert_eq!(
+            map.atomic().iter().iter().map(|(_, v)| v).sum::<i64>(),
+            TOTAL
+        );
     });
-    assert_eq!(
-        map.atomic().iter().iter().map(|(_, v)| v).sum::<i64>(),
-        TOTAL
-    );
 }
 
 #[test]
 fn inserts_of_different_keys_never_abort_while_the_map_grows() {
-    // Two threads insert disjoint keys into one map that starts empty and splits its buckets
-    // many times meanwhile (default shape: 64 root buckets of 8). Keys are split between the
-    // threads by root bucket, so they never share a bucket; the length counter is shared.
-    const PER_THREAD: usize = 4_000;
-    let map: Arc<TMap<u64, u64>> = Arc::new(TMap::new().with_label("grown map"));
-    let mut keys: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
-    let mut k = 0;
-    while keys.iter().any(|v| v.len() < PER_THREAD) {
-        let side = map.root_index(&k) % 2;
-        if keys[side].len() < PER_THREAD {
-            keys[side].push(k);
+    common::with_watchdog(20, || {
+        // Two threads insert disjoint keys into one map that starts empty and splits its buckets
+        // many times meanwhile (default shape: 64 root buckets of 8). Keys are split between the
+        // threads by root bucket, so they never share a bucket; the length counter is shared.
+        const PER_THREAD: usize = 4_000;
+        let map: Arc<TMap<u64, u64>> = Arc::new(TMap::new().with_label("grown map"));
+        let mut keys: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+        let mut k = 0;
+        while keys.iter().any(|v| v.len() < PER_THREAD) {
+            let side = map.root_index(&k) % 2;
+            if keys[side].len() < PER_THREAD {
+                keys[side].push(k);
+            }
+            k += 1;
         }
-        k += 1;
-    }
-    let keys = Arc::new(keys);
-    let (m, ks) = (map.clone(), keys.clone());
-    let aborts = aborts_of(2, move |t| {
-        for pair in ks[t].chunks(2) {
-            atomically(|tx| {
-                for &k in pair {
-                    m.insert(tx, k, k)?;
-                }
-                Ok(())
-            });
+        let keys = Arc::new(keys);
+        let (m, ks) = (map.clone(), keys.clone());
+        let aborts = aborts_of(2, move |t| {
+            for pair in ks[t].chunks(2) {
+                atomically(|tx| {
+                    for &k in pair {
+                        m.insert(tx, k, k)?;
+                    }
+                    Ok(())
+                });
+            }
+        });
+        eprintln!(
+            "TMap, 2 threads x {PER_THREAD} inserts of different keys from empty: {aborts} aborts"
+        );
+        assert_eq!(
+            aborts, 0,
+            "inserts of keys in different buckets aborted each other"
+        );
+        assert_eq!(map.atomic().len(), 2 * PER_THREAD);
+        for k in keys.iter().flatten().step_by(13) {
+            assert_eq!(map.atomic().get(k), Some(*k));
         }
-    });
-    eprintln!(
-        "TMap, 2 threads x {PER_THREAD} inserts of different keys from empty: {aborts} aborts"
-    );
-    assert_eq!(
-        aborts, 0,
-        "inserts of keys in different buckets aborted each other"
-    );
-    assert_eq!(map.atomic().len(), 2 * PER_THREAD);
-    for k in keys.iter().flatten().step_by(13) {
-        assert_eq!(map.atomic().get(k), Some(*k));
-    }
 
-    // The same inserts into a map whose length is a plain TVar<u64>, read-modify-written: every
-    // pair of overlapping inserts now conflicts on it.
-    let naive = Arc::new((
-        TMap::<u64, u64>::new(),
-        TVar::new(0u64).with_label("naive length"),
-    ));
-    let seen = Arc::new(AtomicBool::new(false));
-    let (n, s, ks) = (naive.clone(), seen.clone(), keys.clone());
-    let naive_aborts = aborts_of(2, move |t| {
-        let before = stats::thread();
-        let mut done = 0u64;
-        // All the keys as above, then on (re-inserting) until an abort is seen, capped.
-        for &k in ks[t].iter().cycle() {
-            if done >= 2_000_000 || (s.load(Ordering::Relaxed) && done >= PER_THREAD as u64) {
-                break;
-            }
-            atomically(|tx| {
-                if n.0.insert(tx, k, k)?.is_none() {
-                    n.1.modify(tx, |len| len + 1)?;
+        // The same inserts into a map whose length is a plain TVar<u64>, read-modify-written: every
+        // pair of overlapping inserts now conflicts on it.
+        let naive = Arc::new((
+            TMap::<u64, u64>::new(),
+            TVar::new(0u64).with_label("naive length"),
+        ));
+        let seen = Arc::new(AtomicBool::new(false));
+        let (n, s, ks) = (naive.clone(), seen.clone(), keys.clone());
+        let naive_aborts = aborts_of(2, move |t| {
+            let before = stats::thread();
+            let mut done = 0u64;
+            // All the keys as above, then on (re-inserting) until an abort is seen, capped.
+            for &k in ks[t].iter().cycle() {
+                if done >= 2_000_000 || (s.load(Ordering::Relaxed) && done >= PER_THREAD as u64) {
+                    break;
                 }
-                Ok(())
-            });
-            done += 1;
-            if done % 64 == 0 && (stats::thread() - before.clone()).aborts() > 0 {
-                s.store(true, Ordering::Relaxed);
+                atomically(|tx| {
+                    if n.0.insert(tx, k, k)?.is_none() {
+                        n.1.modify(tx, |len| len + 1)?;
+                    }
+                    Ok(())
+                });
+                done += 1;
+                if done % 64 == 0 && (stats::thread() - before.clone()).aborts() > 0 {
+                    s.store(true, Ordering::Relaxed);
+                }
             }
-        }
-    });
-    eprintln!(
-        "same inserts with a naive TVar<u64> length (read-modify-write), 2 threads: \
+        });
+        eprintln!(
+            "same inserts with a naive TVar<u64> length (read-modify-write), 2 threads: \
          {naive_aborts} aborts"
-    );
-    assert!(
-        naive_aborts > 0,
-        "the naive length never aborted: the threads never overlapped"
-    );
-    assert_eq!(naive.1.load(), 2 * PER_THREAD as u64);
+        );
+        assert!(
+            naive_aborts > 0,
+            "the naive length never aborted: the threads never overlapped"
+        );
+        assert_eq!(naive.1.load(), 2 * PER_THREAD as u64);
+    });
 }
 
 #[test]
 fn a_split_elsewhere_does_not_abort_an_open_transaction() {
-    // The main thread opens a transaction that reads and then writes a key under root bucket 0.
-    // Meanwhile another thread inserts keys that split buckets. If they split under root bucket
-    // 1, the open transaction commits at its first attempt; if they land in the same bucket as
-    // the main thread's key, it must run again (a real conflict).
-    for same_bucket in [false, true] {
-        let map: Arc<TMap<u32, u32>> = Arc::new(TMap::with_config(2, 2, 2));
-        let mut by_root: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
-        for k in 0..200 {
-            by_root[map.root_index(&k)].push(k);
+    common::with_watchdog(20, || {
+        // The main thread opens a transaction that reads and then writes a key under root bucket 0.
+        // Meanwhile another thread inserts keys that split buckets. If they split under root bucket
+        // 1, the open transaction commits at its first attempt; if they land in the same bucket as
+        // the main thread's key, it must run again (a real conflict).
+        for same_bucket in [false, true] {
+            let map: Arc<TMap<u32, u32>> = Arc::new(TMap::with_config(2, 2, 2));
+            let mut by_root: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+            for k in 0..200 {
+                by_root[map.root_index(&k)].push(k);
+            }
+            let main_key = by_root[0][0];
+            let others: Vec<u32> = if same_bucket {
+                by_root[0][1..9].to_vec()
+            } else {
+                by_root[1][..8].to_vec()
+            };
+            let opened = Arc::new(Barrier::new(2));
+            let inserted = Arc::new(Barrier::new(2));
+            let (m, o, i) = (map.clone(), opened.clone(), inserted.clone());
+            let other = std::thread::spawn(move || {
+                o.wait();
+                for k in others {
+                    m.atomic().insert(k, k);
+                }
+                i.wait();
+            });
+            let mut attempts = 0;
+            atomically(|tx| {
+                attempts += 1;
+                let seen = map.get(tx, &main_key)?;
+                if attempts == 1 {
+                    opened.wait();
+                    inserted.wait();
+                }
+                map.insert(tx, main_key, seen.unwrap_or(0) + 1)?;
+                Ok(())
+            });
+            other.join().unwrap();
+            assert_eq!(map.atomic().len(), 9);
+            assert_eq!(
+                attempts,
+                if same_bucket { 2 } else { 1 },
+                "same_bucket = {same_bucket}"
+            );
         }
-        let main_key = by_root[0][0];
-        let others: Vec<u32> = if same_bucket {
-            by_root[0][1..9].to_vec()
-        } else {
-            by_root[1][..8].to_vec()
-        };
-        let opened = Arc::new(Barrier::new(2));
-        let inserted = Arc::new(Barrier::new(2));
-        let (m, o, i) = (map.clone(), opened.clone(), inserted.clone());
-        let other = std::thread::spawn(move || {
-            o.wait();
-            for k in others {
-                m.atomic().insert(k, k);
-            }
-            i.wait();
-        });
-        let mut attempts = 0;
-        atomically(|tx| {
-            attempts += 1;
-            let seen = map.get(tx, &main_key)?;
-            if attempts == 1 {
-                opened.wait();
-                inserted.wait();
-            }
-            map.insert(tx, main_key, seen.unwrap_or(0) + 1)?;
-            Ok(())
-        });
-        other.join().unwrap();
-        assert_eq!(map.atomic().len(), 9);
-        assert_eq!(
-            attempts,
-            if same_bucket { 2 } else { 1 },
-            "same_bucket = {same_bucket}"
-        );
-    }
+    });
 }
 
 // ----- memory ------------------------------------------------------------------------------
@@ -643,64 +659,68 @@ fn dropping_a_map_drops_every_value() {
 
 #[test]
 fn a_rolled_back_insert_leaves_nothing_behind() {
-    static LIVE: AtomicIsize = AtomicIsize::new(0);
-    let map: TMap<u32, Tracked> = TMap::with_config(1, 2, 1);
-    map.atomic().insert(0, Tracked::new(&LIVE, 0));
-    atomically(|tx| {
-        tx.or_else(
-            |tx| {
-                for k in 1..20 {
-                    map.insert(tx, k, Tracked::new(&LIVE, k))?; // splits, all rolled back
-                }
-                tx.retry()
-            },
-            |_| Ok(()),
-        )
+    common::with_watchdog(20, || {
+        static LIVE: AtomicIsize = AtomicIsize::new(0);
+        let map: TMap<u32, Tracked> = TMap::with_config(1, 2, 1);
+        map.atomic().insert(0, Tracked::new(&LIVE, 0));
+        atomically(|tx| {
+            tx.or_else(
+                |tx| {
+                    for k in 1..20 {
+                        map.insert(tx, k, Tracked::new(&LIVE, k))?; // splits, all rolled back
+                    }
+                    tx.retry()
+                },
+                |_| Ok(()),
+            )
+        });
+        assert_eq!(map.atomic().len(), 1);
+        reclaim_until(&LIVE, 1);
     });
-    assert_eq!(map.atomic().len(), 1);
-    reclaim_until(&LIVE, 1);
 }
 
 #[test]
 fn a_panicking_clone_leaves_the_map_unchanged_and_leaks_nothing() {
-    static LIVE: AtomicIsize = AtomicIsize::new(0);
-    static ARMED: AtomicBool = AtomicBool::new(false);
-    /// A value whose clone panics for id 13 once armed (a bucket copy then stops half way).
-    struct Fragile(Tracked);
-    impl Clone for Fragile {
-        fn clone(&self) -> Self {
-            let armed = ARMED.load(Ordering::Relaxed);
-            assert!(!armed || self.0.id != 13, "cloning value 13");
-            Fragile(self.0.clone())
+    common::with_watchdog(20, || {
+        static LIVE: AtomicIsize = AtomicIsize::new(0);
+        static ARMED: AtomicBool = AtomicBool::new(false);
+        /// A value whose clone panics for id 13 once armed (a bucket copy then stops half way).
+        struct Fragile(Tracked);
+        impl Clone for Fragile {
+            fn clone(&self) -> Self {
+                let armed = ARMED.load(Ordering::Relaxed);
+                assert!(!armed || self.0.id != 13, "cloning value 13");
+                Fragile(self.0.clone())
+            }
         }
-    }
-    // One root slot and buckets of 8: the eight keys share one bucket.
-    let map: TMap<u32, Fragile> = TMap::with_config(1, 2, 8);
-    for k in 0..8 {
-        map.atomic().insert(k, Fragile(Tracked::new(&LIVE, 10 + k)));
-    }
-    let ids = |map: &TMap<u32, Fragile>| {
-        let mut ids = Vec::new();
-        atomically(|tx| {
-            ids.clear();
-            map.for_each(tx, |k, v| ids.push((*k, v.0.id)))
-        });
-        ids.sort();
-        ids
-    };
-    let before = ids(&map);
-    ARMED.store(true, Ordering::Relaxed);
-    for k in [0, 5, 7] {
-        let update = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            map.atomic().insert(k, Fragile(Tracked::new(&LIVE, 99)))
-        }));
-        assert!(update.is_err(), "copying the bucket clones value 13");
-        let removal =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map.atomic().remove(&k)));
-        assert!(removal.is_err(), "so does removing a neighbour");
-    }
-    assert_eq!(ids(&map), before);
-    reclaim_until(&LIVE, 8);
-    drop(map);
-    reclaim_until(&LIVE, 0);
+        // One root slot and buckets of 8: the eight keys share one bucket.
+        let map: TMap<u32, Fragile> = TMap::with_config(1, 2, 8);
+        for k in 0..8 {
+            map.atomic().insert(k, Fragile(Tracked::new(&LIVE, 10 + k)));
+        }
+        let ids = |map: &TMap<u32, Fragile>| {
+            let mut ids = Vec::new();
+            atomically(|tx| {
+                ids.clear();
+                map.for_each(tx, |k, v| ids.push((*k, v.0.id)))
+            });
+            ids.sort();
+            ids
+        };
+        let before = ids(&map);
+        ARMED.store(true, Ordering::Relaxed);
+        for k in [0, 5, 7] {
+            let update = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                map.atomic().insert(k, Fragile(Tracked::new(&LIVE, 99)))
+            }));
+            assert!(update.is_err(), "copying the bucket clones value 13");
+            let removal =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map.atomic().remove(&k)));
+            assert!(removal.is_err(), "so does removing a neighbour");
+        }
+        assert_eq!(ids(&map), before);
+        reclaim_until(&LIVE, 8);
+        drop(map);
+        reclaim_until(&LIVE, 0);
+    });
 }

@@ -2,6 +2,8 @@
 //! mode against the serial run in insertion order, panics, children of rolled-back attempts,
 //! `retry`, and the pool's own conflict-freedom.
 
+mod common;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -353,148 +355,162 @@ fn serial_in_order(roots: &[Program]) -> (Vec<Vec<u64>>, HashMap<u64, Seen>) {
 
 #[test]
 fn random_programs_are_serialisable() {
-    fn prop(mut roots: Vec<Program>) -> bool {
-        label_all(&mut roots);
-        let (vars, seen) = run_on_pool(TaskPool::new().with_threads(2), &roots);
-        check_serialisable(&roots, &vars, &seen)
-    }
-    QuickCheck::new()
-        .tests(60)
-        .quickcheck(prop as fn(Vec<Program>) -> bool);
+    common::with_watchdog(20, || {
+        fn prop(mut roots: Vec<Program>) -> bool {
+            label_all(&mut roots);
+            let (vars, seen) = run_on_pool(TaskPool::new().with_threads(2), &roots);
+            check_serialisable(&roots, &vars, &seen)
+        }
+        QuickCheck::new()
+            .tests(60)
+            .quickcheck(prop as fn(Vec<Program>) -> bool);
+    });
 }
 
 #[test]
 fn random_programs_on_one_thread_are_serialisable() {
-    fn prop(mut roots: Vec<Program>) -> bool {
-        label_all(&mut roots);
-        let (vars, seen) = run_on_pool(TaskPool::new().with_threads(1), &roots);
-        check_serialisable(&roots, &vars, &seen)
-    }
-    QuickCheck::new()
-        .tests(30)
-        .quickcheck(prop as fn(Vec<Program>) -> bool);
+    common::with_watchdog(20, || {
+        fn prop(mut roots: Vec<Program>) -> bool {
+            label_all(&mut roots);
+            let (vars, seen) = run_on_pool(TaskPool::new().with_threads(1), &roots);
+            check_serialisable(&roots, &vars, &seen)
+        }
+        QuickCheck::new()
+            .tests(30)
+            .quickcheck(prop as fn(Vec<Program>) -> bool);
+    });
 }
 
 #[test]
 fn ordered_random_programs_equal_the_serial_run_in_order() {
-    fn prop(mut roots: Vec<Program>) -> bool {
-        label_all(&mut roots);
-        let (vars, seen) = run_on_pool(TaskPool::ordered().with_threads(2), &roots);
-        (vars, seen) == serial_in_order(&roots)
-    }
-    QuickCheck::new()
-        .tests(60)
-        .quickcheck(prop as fn(Vec<Program>) -> bool);
+    common::with_watchdog(20, || {
+        fn prop(mut roots: Vec<Program>) -> bool {
+            label_all(&mut roots);
+            let (vars, seen) = run_on_pool(TaskPool::ordered().with_threads(2), &roots);
+            (vars, seen) == serial_in_order(&roots)
+        }
+        QuickCheck::new()
+            .tests(60)
+            .quickcheck(prop as fn(Vec<Program>) -> bool);
+    });
 }
 
 #[test]
 fn many_conflicting_tasks_are_serialisable() {
-    // Larger than quickcheck's cases: 300 tasks (and their children) on 4 variables, so that
-    // attempts really overlap and abort.
-    let mut g = Gen::new(8);
-    let mut roots: Vec<Program> = (0..300).map(|_| Program::arbitrary(&mut g)).collect();
-    label_all(&mut roots);
-    for _ in 0..3 {
-        let (vars, seen) = run_on_pool(TaskPool::new().with_threads(2), &roots);
-        assert!(check_serialisable(&roots, &vars, &seen));
-        let ordered = run_on_pool(TaskPool::ordered().with_threads(2), &roots);
-        assert!(ordered == serial_in_order(&roots));
-    }
+    common::with_watchdog(20, || {
+        // Larger than quickcheck's cases: 300 tasks (and their children) on 4 variables, so that
+        // attempts really overlap and abort.
+        let mut g = Gen::new(8);
+        let mut roots: Vec<Program> = (0..300).map(|_| Program::arbitrary(&mut g)).collect();
+        label_all(&mut roots);
+        for _ in 0..3 {
+            let (vars, seen) = run_on_pool(TaskPool::new().with_threads(2), &roots);
+            assert!(check_serialisable(&roots, &vars, &seen));
+            let ordered = run_on_pool(TaskPool::ordered().with_threads(2), &roots);
+            assert!(ordered == serial_in_order(&roots));
+        }
+    });
 }
 
 // ----- ordered mode --------------------------------------------------------------------------
 
 #[test]
 fn ordered_mode_is_deterministic_for_conflicting_tasks() {
-    let expected = (0..500u64).fold(7u64, |x, i| x.wrapping_mul(31).wrapping_add(i));
-    for _ in 0..3 {
-        let v = Arc::new(TVar::new(7u64));
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let mut pool = TaskPool::ordered().with_threads(2);
-        for i in 0..500u64 {
-            let (v, out) = (v.clone(), out.clone());
-            pool.add(move |tx, _| {
-                let x = v.modify(tx, |x| x.wrapping_mul(31).wrapping_add(i))?;
-                let out = out.clone();
-                // Commit hooks run in commit order, which is insertion order.
-                tx.on_commit(move || out.lock().unwrap().push((i, x)));
-                Ok(())
-            });
+    common::with_watchdog(20, || {
+        let expected = (0..500u64).fold(7u64, |x, i| x.wrapping_mul(31).wrapping_add(i));
+        for _ in 0..3 {
+            let v = Arc::new(TVar::new(7u64));
+            let out = Arc::new(Mutex::new(Vec::new()));
+            let mut pool = TaskPool::ordered().with_threads(2);
+            for i in 0..500u64 {
+                let (v, out) = (v.clone(), out.clone());
+                pool.add(move |tx, _| {
+                    let x = v.modify(tx, |x| x.wrapping_mul(31).wrapping_add(i))?;
+                    let out = out.clone();
+                    // Commit hooks run in commit order, which is insertion order.
+                    tx.on_commit(move || out.lock().unwrap().push((i, x)));
+                    Ok(())
+                });
+            }
+            pool.run().unwrap();
+            assert_eq!(v.load(), expected);
+            let out = out.lock().unwrap();
+            let order: Vec<u64> = out.iter().map(|&(i, _)| i).collect();
+            assert_eq!(order, (0..500).collect::<Vec<_>>());
         }
-        pool.run().unwrap();
-        assert_eq!(v.load(), expected);
-        let out = out.lock().unwrap();
-        let order: Vec<u64> = out.iter().map(|&(i, _)| i).collect();
-        assert_eq!(order, (0..500).collect::<Vec<_>>());
-    }
+    });
 }
 
 #[test]
 fn ordered_read_only_tasks_see_their_predecessors() {
-    // Task 2i writes i; task 2i+1 only reads, and must see exactly i (not an older snapshot).
-    let v = Arc::new(TVar::new(u64::MAX));
-    let wrong = Arc::new(AtomicUsize::new(0));
-    let mut pool = TaskPool::ordered().with_threads(2);
-    for i in 0..2000u64 {
-        let (v, wrong) = (v.clone(), wrong.clone());
-        if i % 2 == 0 {
-            pool.add(move |tx, _| {
-                v.write(tx, i / 2);
-                // Commit late, so that the reader's attempt starts from the older state.
-                spin(3000);
-                Ok(())
-            });
-        } else {
-            pool.add(move |tx, _| {
-                let seen = v.read(tx)?;
-                if seen != i / 2 {
-                    let wrong = wrong.clone();
-                    tx.on_commit(move || {
-                        wrong.fetch_add(1, Ordering::Relaxed);
+    common::with_watchdog(20, || {
+        // Task 2i writes i; task 2i+1 only reads, and must see exactly i (not an older snapshot).
+        let v = Arc::new(TVar::new(u64::MAX));
+        let wrong = Arc::new(AtomicUsize::new(0));
+        let mut pool = TaskPool::ordered().with_threads(2);
+        for i in 0..2000u64 {
+            let (v, wrong) = (v.clone(), wrong.clone());
+            if i % 2 == 0 {
+                pool.add(move |tx, _| {
+                    v.write(tx, i / 2);
+                    // Commit late, so that the reader's attempt starts from the older state.
+                    spin(3000);
+                    Ok(())
+                });
+            } else {
+                pool.add(move |tx, _| {
+                    let seen = v.read(tx)?;
+                    if seen != i / 2 {
+                        let wrong = wrong.clone();
+                        tx.on_commit(move || {
+                            wrong.fetch_add(1, Ordering::Relaxed);
+                        });
+                    }
+                    Ok(())
+                });
+            }
+        }
+        pool.run().unwrap();
+        assert_eq!(wrong.load(Ordering::Relaxed), 0);
+    });
+}
+
+#[test]
+fn ordered_children_follow_every_task_added_before_their_parent_committed() {
+    common::with_watchdog(20, || {
+        let log = Arc::new(TQueue::new());
+        let mut pool = TaskPool::ordered().with_threads(2);
+        for i in 0..3u64 {
+            let log = log.clone();
+            pool.add(move |tx, ctx| {
+                log.push(tx, format!("root {i}"));
+                for c in 0..2u64 {
+                    let log = log.clone();
+                    ctx.add(tx, move |tx, ctx| {
+                        log.push(tx, format!("child {i}.{c} = {}", ctx.task()));
+                        Ok(())
                     });
                 }
                 Ok(())
             });
         }
-    }
-    pool.run().unwrap();
-    assert_eq!(wrong.load(Ordering::Relaxed), 0);
-}
-
-#[test]
-fn ordered_children_follow_every_task_added_before_their_parent_committed() {
-    let log = Arc::new(TQueue::new());
-    let mut pool = TaskPool::ordered().with_threads(2);
-    for i in 0..3u64 {
-        let log = log.clone();
-        pool.add(move |tx, ctx| {
-            log.push(tx, format!("root {i}"));
-            for c in 0..2u64 {
-                let log = log.clone();
-                ctx.add(tx, move |tx, ctx| {
-                    log.push(tx, format!("child {i}.{c} = {}", ctx.task()));
-                    Ok(())
-                });
-            }
-            Ok(())
-        });
-    }
-    pool.run().unwrap();
-    let lines: Vec<String> = std::iter::from_fn(|| log.atomic().pop()).collect();
-    assert_eq!(
-        lines,
-        [
-            "root 0",
-            "root 1",
-            "root 2",
-            "child 0.0 = task #3",
-            "child 0.1 = task #4",
-            "child 1.0 = task #5",
-            "child 1.1 = task #6",
-            "child 2.0 = task #7",
-            "child 2.1 = task #8",
-        ]
-    );
+        pool.run().unwrap();
+        let lines: Vec<String> = std::iter::from_fn(|| log.atomic().pop()).collect();
+        assert_eq!(
+            lines,
+            [
+                "root 0",
+                "root 1",
+                "root 2",
+                "child 0.0 = task #3",
+                "child 0.1 = task #4",
+                "child 1.0 = task #5",
+                "child 1.1 = task #6",
+                "child 2.0 = task #7",
+                "child 2.1 = task #8",
+            ]
+        );
+    });
 }
 
 // ----- panics --------------------------------------------------------------------------------
@@ -539,292 +555,314 @@ fn panicking_run(pool: TaskPool) {
 
 #[test]
 fn a_panicking_task_does_not_stop_the_others() {
-    panicking_run(TaskPool::new().with_threads(2));
-    panicking_run(TaskPool::new().with_threads(1));
+    common::with_watchdog(20, || {
+        panicking_run(TaskPool::new().with_threads(2));
+        panicking_run(TaskPool::new().with_threads(1));
+    });
 }
 
 #[test]
 fn ordered_mode_goes_on_after_a_panic_and_reports_the_earliest() {
-    for _ in 0..3 {
-        let mut pool = TaskPool::ordered().with_threads(2);
-        let order = Arc::new(Mutex::new(Vec::new()));
-        for i in 0..100u64 {
-            let order = order.clone();
-            pool.add(move |tx, _| {
-                if i == 80 || i == 30 {
-                    panic!("task {i} fails");
-                }
+    common::with_watchdog(20, || {
+        for _ in 0..3 {
+            let mut pool = TaskPool::ordered().with_threads(2);
+            let order = Arc::new(Mutex::new(Vec::new()));
+            for i in 0..100u64 {
                 let order = order.clone();
-                tx.on_commit(move || order.lock().unwrap().push(i));
-                Ok(())
-            });
+                pool.add(move |tx, _| {
+                    if i == 80 || i == 30 {
+                        panic!("task {i} fails");
+                    }
+                    let order = order.clone();
+                    tx.on_commit(move || order.lock().unwrap().push(i));
+                    Ok(())
+                });
+            }
+            let err = pool.run().unwrap_err();
+            assert_eq!(err.task().index(), 30, "the earliest in the order");
+            let expected: Vec<u64> = (0..100).filter(|&i| i != 30 && i != 80).collect();
+            assert_eq!(*order.lock().unwrap(), expected);
         }
-        let err = pool.run().unwrap_err();
-        assert_eq!(err.task().index(), 30, "the earliest in the order");
-        let expected: Vec<u64> = (0..100).filter(|&i| i != 30 && i != 80).collect();
-        assert_eq!(*order.lock().unwrap(), expected);
-    }
+    });
 }
 
 #[test]
 fn a_panicking_child_is_reported() {
-    let mut pool = TaskPool::new().with_threads(2);
-    let parent_done = Arc::new(TVar::new(false));
-    let done = parent_done.clone();
-    pool.add(move |tx, ctx| {
-        ctx.add(tx, |_, _| panic!("child fails"));
-        done.write(tx, true);
-        Ok(())
+    common::with_watchdog(20, || {
+        let mut pool = TaskPool::new().with_threads(2);
+        let parent_done = Arc::new(TVar::new(false));
+        let done = parent_done.clone();
+        pool.add(move |tx, ctx| {
+            ctx.add(tx, |_, _| panic!("child fails"));
+            done.write(tx, true);
+            Ok(())
+        });
+        let err = pool.run().unwrap_err();
+        assert_eq!(
+            err.task().index(),
+            1,
+            "the child got the id after its parent's"
+        );
+        assert_eq!(err.message(), Some("child fails"));
+        assert_eq!((err.report().tasks, err.report().panicked), (1, 1));
+        assert!(parent_done.load(), "the parent's commit stands");
     });
-    let err = pool.run().unwrap_err();
-    assert_eq!(
-        err.task().index(),
-        1,
-        "the child got the id after its parent's"
-    );
-    assert_eq!(err.message(), Some("child fails"));
-    assert_eq!((err.report().tasks, err.report().panicked), (1, 1));
-    assert!(parent_done.load(), "the parent's commit stands");
 }
 
 #[test]
 #[should_panic(expected = "boom")]
 fn a_task_panic_can_be_re_raised() {
-    let mut pool = TaskPool::new();
-    pool.add(|_, _| panic!("boom"));
-    if let Err(p) = pool.run() {
-        p.resume();
-    }
+    common::with_watchdog(20, || {
+        let mut pool = TaskPool::new();
+        pool.add(|_, _| panic!("boom"));
+        if let Err(p) = pool.run() {
+            p.resume();
+        }
+    });
 }
 
 // ----- children --------------------------------------------------------------------------------
 
 #[test]
 fn children_of_a_conflicted_attempt_never_run() {
-    let x = Arc::new(TVar::new(0u64));
-    let ran = Arc::new(Mutex::new(Vec::new()));
-    let go = Arc::new(AtomicBool::new(false));
-    let written = Arc::new(AtomicBool::new(false));
-    let attempts = Arc::new(AtomicU32::new(0));
-    let writer = {
-        let (x, go, written) = (x.clone(), go.clone(), written.clone());
-        std::thread::spawn(move || {
-            while !go.load(Ordering::Acquire) {
-                std::thread::yield_now();
-            }
-            atomically(|tx| {
-                x.write(tx, 1);
-                Ok(())
-            });
-            written.store(true, Ordering::Release);
-        })
-    };
-    let mut pool = TaskPool::new().with_threads(1);
-    {
-        let (x, ran, attempts) = (x.clone(), ran.clone(), attempts.clone());
-        pool.add(move |tx, ctx| {
-            let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
-            let seen = x.read(tx)?;
-            let ran2 = ran.clone();
-            ctx.add(tx, move |_, _| {
-                ran2.lock().unwrap().push((attempt, seen));
-                Ok(())
-            });
-            if attempt == 1 {
-                // Let another transaction change what this attempt read: its commit fails.
-                go.store(true, Ordering::Release);
-                while !written.load(Ordering::Acquire) {
+    common::with_watchdog(20, || {
+        let x = Arc::new(TVar::new(0u64));
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let go = Arc::new(AtomicBool::new(false));
+        let written = Arc::new(AtomicBool::new(false));
+        let attempts = Arc::new(AtomicU32::new(0));
+        let writer = {
+            let (x, go, written) = (x.clone(), go.clone(), written.clone());
+            std::thread::spawn(move || {
+                while !go.load(Ordering::Acquire) {
                     std::thread::yield_now();
                 }
-            }
-            x.write(tx, seen + 10);
-            Ok(())
-        });
-    }
-    let report = pool.run().unwrap();
-    writer.join().unwrap();
-    assert_eq!(attempts.load(Ordering::Relaxed), 2);
-    assert_eq!(
-        *ran.lock().unwrap(),
-        [(2, 1)],
-        "only the committed attempt's child ran"
-    );
-    assert_eq!(x.load(), 11);
-    assert_eq!(report.tasks, 2);
-    assert_eq!(report.aborts, 1);
-}
-
-#[test]
-fn children_of_a_retried_or_else_branch_never_run() {
-    let ran = Arc::new(Mutex::new(Vec::new()));
-    let gate = Arc::new(TVar::new(false));
-    let mut pool = TaskPool::new().with_threads(2);
-    let (r, g) = (ran.clone(), gate.clone());
-    pool.add(move |tx, ctx| {
-        tx.or_else(
-            |tx| {
-                let r = r.clone();
-                ctx.add(tx, move |_, _| {
-                    r.lock().unwrap().push("first");
+                atomically(|tx| {
+                    x.write(tx, 1);
                     Ok(())
                 });
-                if g.read(tx)? { Ok(()) } else { tx.retry() }
-            },
-            |_| {
-                let r = r.clone();
-                ctx.add(tx, move |_, _| {
-                    r.lock().unwrap().push("second");
-                    Ok(())
-                });
-                Ok(())
-            },
-        )
-    });
-    pool.run().unwrap();
-    assert_eq!(*ran.lock().unwrap(), ["second"]);
-}
-
-#[test]
-fn children_see_their_parents_commit() {
-    for pool in [
-        TaskPool::new().with_threads(2),
-        TaskPool::ordered().with_threads(2),
-    ] {
-        let mut pool = pool;
-        let cells: Arc<Vec<TVar<u64>>> = Arc::new((0..200).map(|_| TVar::new(0)).collect());
-        let bad = Arc::new(AtomicUsize::new(0));
-        for i in 0..200usize {
-            let (cells, bad) = (cells.clone(), bad.clone());
+                written.store(true, Ordering::Release);
+            })
+        };
+        let mut pool = TaskPool::new().with_threads(1);
+        {
+            let (x, ran, attempts) = (x.clone(), ran.clone(), attempts.clone());
             pool.add(move |tx, ctx| {
-                cells[i].write(tx, 1);
-                let (cells, bad) = (cells.clone(), bad.clone());
-                ctx.add(tx, move |tx, _| {
-                    if cells[i].read(tx)? != 1 {
-                        let bad = bad.clone();
-                        tx.on_commit(move || {
-                            bad.fetch_add(1, Ordering::Relaxed);
-                        });
-                    }
-                    cells[i].write(tx, 2);
+                let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+                let seen = x.read(tx)?;
+                let ran2 = ran.clone();
+                ctx.add(tx, move |_, _| {
+                    ran2.lock().unwrap().push((attempt, seen));
                     Ok(())
                 });
+                if attempt == 1 {
+                    // Let another transaction change what this attempt read: its commit fails.
+                    go.store(true, Ordering::Release);
+                    while !written.load(Ordering::Acquire) {
+                        std::thread::yield_now();
+                    }
+                }
+                x.write(tx, seen + 10);
                 Ok(())
             });
         }
         let report = pool.run().unwrap();
-        assert_eq!(bad.load(Ordering::Relaxed), 0);
-        assert!(cells.iter().all(|c| c.load() == 2));
-        assert_eq!(report.tasks, 400);
-    }
+        writer.join().unwrap();
+        assert_eq!(attempts.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            *ran.lock().unwrap(),
+            [(2, 1)],
+            "only the committed attempt's child ran"
+        );
+        assert_eq!(x.load(), 11);
+        assert_eq!(report.tasks, 2);
+        assert_eq!(report.aborts, 1);
+    });
+}
+
+#[test]
+fn children_of_a_retried_or_else_branch_never_run() {
+    common::with_watchdog(20, || {
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let gate = Arc::new(TVar::new(false));
+        let mut pool = TaskPool::new().with_threads(2);
+        let (r, g) = (ran.clone(), gate.clone());
+        pool.add(move |tx, ctx| {
+            tx.or_else(
+                |tx| {
+                    let r = r.clone();
+                    ctx.add(tx, move |_, _| {
+                        r.lock().unwrap().push("first");
+                        Ok(())
+                    });
+                    if g.read(tx)? { Ok(()) } else { tx.retry() }
+                },
+                |_| {
+                    let r = r.clone();
+                    ctx.add(tx, move |_, _| {
+                        r.lock().unwrap().push("second");
+                        Ok(())
+                    });
+                    Ok(())
+                },
+            )
+        });
+        pool.run().unwrap();
+        assert_eq!(*ran.lock().unwrap(), ["second"]);
+    });
+}
+
+#[test]
+fn children_see_their_parents_commit() {
+    common::with_watchdog(20, || {
+        for pool in [
+            TaskPool::new().with_threads(2),
+            TaskPool::ordered().with_threads(2),
+        ] {
+            let mut pool = pool;
+            let cells: Arc<Vec<TVar<u64>>> = Arc::new((0..200).map(|_| TVar::new(0)).collect());
+            let bad = Arc::new(AtomicUsize::new(0));
+            for i in 0..200usize {
+                let (cells, bad) = (cells.clone(), bad.clone());
+                pool.add(move |tx, ctx| {
+                    cells[i].write(tx, 1);
+                    let (cells, bad) = (cells.clone(), bad.clone());
+                    ctx.add(tx, move |tx, _| {
+                        if cells[i].read(tx)? != 1 {
+                            let bad = bad.clone();
+                            tx.on_commit(move || {
+                                bad.fetch_add(1, Ordering::Relaxed);
+                            });
+                        }
+                        cells[i].write(tx, 2);
+                        Ok(())
+                    });
+                    Ok(())
+                });
+            }
+            let report = pool.run().unwrap();
+            assert_eq!(bad.load(Ordering::Relaxed), 0);
+            assert!(cells.iter().all(|c| c.load() == 2));
+            assert_eq!(report.tasks, 400);
+        }
+    });
 }
 
 #[test]
 fn a_deep_chain_of_children_runs_to_the_end() {
-    fn link(
-        left: u32,
-        count: Arc<TCounter>,
-    ) -> impl FnMut(&Transaction, &TaskCtx) -> StmResult<()> + Send + 'static {
-        move |tx, ctx| {
-            count.incr(tx);
-            if left > 0 {
-                ctx.add(tx, link(left - 1, count.clone()));
+    common::with_watchdog(20, || {
+        fn link(
+            left: u32,
+            count: Arc<TCounter>,
+        ) -> impl FnMut(&Transaction, &TaskCtx) -> StmResult<()> + Send + 'static {
+            move |tx, ctx| {
+                count.incr(tx);
+                if left > 0 {
+                    ctx.add(tx, link(left - 1, count.clone()));
+                }
+                Ok(())
             }
-            Ok(())
         }
-    }
-    for pool in [
-        TaskPool::new().with_threads(2),
-        TaskPool::ordered().with_threads(2),
-    ] {
-        let mut pool = pool;
-        let count = Arc::new(TCounter::new());
-        pool.add(link(2000, count.clone()));
-        pool.add(link(2000, count.clone()));
-        assert_eq!(pool.run().unwrap().tasks, 4002);
-        assert_eq!(count.load(), 4002);
-    }
+        for pool in [
+            TaskPool::new().with_threads(2),
+            TaskPool::ordered().with_threads(2),
+        ] {
+            let mut pool = pool;
+            let count = Arc::new(TCounter::new());
+            pool.add(link(2000, count.clone()));
+            pool.add(link(2000, count.clone()));
+            assert_eq!(pool.run().unwrap().tasks, 4002);
+            assert_eq!(count.load(), 4002);
+        }
+    });
 }
 
 // ----- retry ---------------------------------------------------------------------------------
 
 #[test]
 fn a_task_waiting_for_a_later_task_does_not_block_its_worker() {
-    // With one worker, the consumer runs first and retries; the producer must still run.
-    for threads in [1, 2] {
-        let queue = Arc::new(TQueue::new());
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let mut pool = TaskPool::new().with_threads(threads);
-        for _ in 0..3 {
-            let (q, got) = (queue.clone(), got.clone());
-            pool.add(move |tx, _| {
-                let item = q.pop_wait(tx)?;
-                let got = got.clone();
-                tx.on_commit(move || got.lock().unwrap().push(item));
-                Ok(())
-            });
+    common::with_watchdog(20, || {
+        // With one worker, the consumer runs first and retries; the producer must still run.
+        for threads in [1, 2] {
+            let queue = Arc::new(TQueue::new());
+            let got = Arc::new(Mutex::new(Vec::new()));
+            let mut pool = TaskPool::new().with_threads(threads);
+            for _ in 0..3 {
+                let (q, got) = (queue.clone(), got.clone());
+                pool.add(move |tx, _| {
+                    let item = q.pop_wait(tx)?;
+                    let got = got.clone();
+                    tx.on_commit(move || got.lock().unwrap().push(item));
+                    Ok(())
+                });
+            }
+            for i in 0..3u64 {
+                let q = queue.clone();
+                pool.add(move |tx, _| {
+                    q.push(tx, i);
+                    Ok(())
+                });
+            }
+            let report = pool.run().unwrap();
+            assert_eq!(report.tasks, 6);
+            let mut got = got.lock().unwrap().clone();
+            got.sort_unstable();
+            assert_eq!(got, [0, 1, 2]);
         }
-        for i in 0..3u64 {
-            let q = queue.clone();
-            pool.add(move |tx, _| {
-                q.push(tx, i);
-                Ok(())
-            });
-        }
-        let report = pool.run().unwrap();
-        assert_eq!(report.tasks, 6);
-        let mut got = got.lock().unwrap().clone();
-        got.sort_unstable();
-        assert_eq!(got, [0, 1, 2]);
-    }
+    });
 }
 
 #[test]
 fn put_aside_tasks_wait_for_each_other() {
-    // A chain where each task waits for the previous one's flag, added in reverse.
-    let flags: Arc<Vec<TVar<bool>>> = Arc::new((0..20).map(|_| TVar::new(false)).collect());
-    let mut pool = TaskPool::new().with_threads(1);
-    for i in (0..20usize).rev() {
-        let flags = flags.clone();
-        pool.add(move |tx, _| {
-            if i > 0 && !flags[i - 1].read(tx)? {
-                return tx.retry();
-            }
-            flags[i].write(tx, true);
-            Ok(())
-        });
-    }
-    let report = pool.run().unwrap();
-    assert_eq!(report.tasks, 20);
-    assert!(report.retried > 0);
-    assert!(flags.iter().all(TVar::load));
+    common::with_watchdog(20, || {
+        // A chain where each task waits for the previous one's flag, added in reverse.
+        let flags: Arc<Vec<TVar<bool>>> = Arc::new((0..20).map(|_| TVar::new(false)).collect());
+        let mut pool = TaskPool::new().with_threads(1);
+        for i in (0..20usize).rev() {
+            let flags = flags.clone();
+            pool.add(move |tx, _| {
+                if i > 0 && !flags[i - 1].read(tx)? {
+                    return tx.retry();
+                }
+                flags[i].write(tx, true);
+                Ok(())
+            });
+        }
+        let report = pool.run().unwrap();
+        assert_eq!(report.tasks, 20);
+        assert!(report.retried > 0);
+        assert!(flags.iter().all(TVar::load));
+    });
 }
 
 #[test]
 fn ordered_retry_waits_for_an_outside_commit() {
-    let flag = Arc::new(TVar::new(false));
-    let order = Arc::new(Mutex::new(Vec::new()));
-    let mut pool = TaskPool::ordered().with_threads(2);
-    for i in 0..10u64 {
-        let (flag, order) = (flag.clone(), order.clone());
-        pool.add(move |tx, _| {
-            if i == 3 && !flag.read(tx)? {
-                return tx.retry();
-            }
-            let order = order.clone();
-            tx.on_commit(move || order.lock().unwrap().push(i));
-            Ok(())
-        });
-    }
-    let setter = {
-        let flag = flag.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            flag.atomic_set();
-        })
-    };
-    pool.run().unwrap();
-    setter.join().unwrap();
-    assert_eq!(*order.lock().unwrap(), (0..10).collect::<Vec<_>>());
+    common::with_watchdog(20, || {
+        let flag = Arc::new(TVar::new(false));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut pool = TaskPool::ordered().with_threads(2);
+        for i in 0..10u64 {
+            let (flag, order) = (flag.clone(), order.clone());
+            pool.add(move |tx, _| {
+                if i == 3 && !flag.read(tx)? {
+                    return tx.retry();
+                }
+                let order = order.clone();
+                tx.on_commit(move || order.lock().unwrap().push(i));
+                Ok(())
+            });
+        }
+        let setter = {
+            let flag = flag.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                flag.atomic_set();
+            })
+        };
+        pool.run().unwrap();
+        setter.join().unwrap();
+        assert_eq!(*order.lock().unwrap(), (0..10).collect::<Vec<_>>());
+    });
 }
 
 trait AtomicSet {
@@ -844,109 +882,123 @@ impl AtomicSet for TVar<bool> {
 
 #[test]
 fn empty_tasks_never_abort() {
-    for pool in [
-        TaskPool::new().with_threads(2),
-        TaskPool::ordered().with_threads(2),
-    ] {
-        let mut pool = pool;
-        for _ in 0..20_000 {
-            pool.add(|_, _| Ok(()));
+    common::with_watchdog(20, || {
+        for pool in [
+            TaskPool::new().with_threads(2),
+            TaskPool::ordered().with_threads(2),
+        ] {
+            let mut pool = pool;
+            for _ in 0..20_000 {
+                pool.add(|_, _| Ok(()));
+            }
+            let report = pool.run().unwrap();
+            assert_eq!(report.tasks, 20_000);
+            assert_eq!(report.commits, 20_000);
+            assert_eq!(report.aborts, 0, "{report}");
         }
-        let report = pool.run().unwrap();
-        assert_eq!(report.tasks, 20_000);
-        assert_eq!(report.commits, 20_000);
-        assert_eq!(report.aborts, 0, "{report}");
-    }
+    });
 }
 
 #[test]
 fn counting_tasks_never_abort() {
-    // Tasks that only touch commute's conflict-free structures: no pool-made conflicts either.
-    let hits = Arc::new(TCounter::new());
-    let log = Arc::new(TQueue::new());
-    let mut pool = TaskPool::new().with_threads(2);
-    for i in 0..20_000u64 {
-        let (hits, log) = (hits.clone(), log.clone());
-        pool.add(move |tx, _| {
-            hits.incr(tx);
-            log.push(tx, i);
-            Ok(())
-        });
-    }
-    let report = pool.run().unwrap();
-    assert_eq!(hits.load(), 20_000);
-    assert_eq!(log.atomic().len(), 20_000);
-    assert_eq!(report.aborts, 0, "{report}");
+    common::with_watchdog(20, || {
+        // Tasks that only touch commute's conflict-free structures: no pool-made conflicts either.
+        let hits = Arc::new(TCounter::new());
+        let log = Arc::new(TQueue::new());
+        let mut pool = TaskPool::new().with_threads(2);
+        for i in 0..20_000u64 {
+            let (hits, log) = (hits.clone(), log.clone());
+            pool.add(move |tx, _| {
+                hits.incr(tx);
+                log.push(tx, i);
+                Ok(())
+            });
+        }
+        let report = pool.run().unwrap();
+        assert_eq!(hits.load(), 20_000);
+        assert_eq!(log.atomic().len(), 20_000);
+        assert_eq!(report.aborts, 0, "{report}");
+    });
 }
 
 // ----- the pool itself -------------------------------------------------------------------------
 
 #[test]
 fn a_pool_runs_again_and_keeps_numbering() {
-    let mut pool = TaskPool::new().with_threads(2);
-    assert_eq!(pool.run().unwrap().tasks, 0);
-    let a = pool.add(|_, _| Ok(()));
-    pool.run().unwrap();
-    let b = pool.add(|_, _| Ok(()));
-    assert_eq!((a.index(), b.index()), (0, 1));
-    assert_eq!(pool.run().unwrap().tasks, 1);
-    assert!(pool.is_empty());
+    common::with_watchdog(20, || {
+        let mut pool = TaskPool::new().with_threads(2);
+        assert_eq!(pool.run().unwrap().tasks, 0);
+        let a = pool.add(|_, _| Ok(()));
+        pool.run().unwrap();
+        let b = pool.add(|_, _| Ok(()));
+        assert_eq!((a.index(), b.index()), (0, 1));
+        assert_eq!(pool.run().unwrap().tasks, 1);
+        assert!(pool.is_empty());
+    });
 }
 
 #[test]
 #[should_panic(expected = "inside a transaction")]
 fn run_inside_a_transaction_panics() {
-    atomically(|_| {
-        let mut pool = TaskPool::new();
-        pool.add(|_, _| Ok(()));
-        let _ = pool.run();
-        Ok(())
+    common::with_watchdog(20, || {
+        atomically(|_| {
+            let mut pool = TaskPool::new();
+            pool.add(|_, _| Ok(()));
+            let _ = pool.run();
+            Ok(())
+        });
     });
 }
 
 #[test]
 fn run_from_a_commit_hook_works() {
-    let done = Arc::new(TCounter::new());
-    let d = done.clone();
-    atomically(move |tx| {
-        let d = d.clone();
-        tx.on_commit(move || {
-            let mut pool = TaskPool::new().with_threads(2);
-            for _ in 0..10 {
-                let d = d.clone();
-                pool.add(move |tx, _| {
-                    d.incr(tx);
-                    Ok(())
-                });
-            }
-            pool.run().unwrap();
+    common::with_watchdog(20, || {
+        let done = Arc::new(TCounter::new());
+        let d = done.clone();
+        atomically(move |tx| {
+            let d = d.clone();
+            tx.on_commit(move || {
+                let mut pool = TaskPool::new().with_threads(2);
+                for _ in 0..10 {
+                    let d = d.clone();
+                    pool.add(move |tx, _| {
+                        d.incr(tx);
+                        Ok(())
+                    });
+                }
+                pool.run().unwrap();
+            });
+            Ok(())
         });
-        Ok(())
+        assert_eq!(done.load(), 10);
     });
-    assert_eq!(done.load(), 10);
 }
 
 #[test]
 fn debug_output_names_the_parts() {
-    let mut pool = TaskPool::ordered().with_threads(2);
-    pool.add(|_, _| Ok(()));
-    let s = format!("{pool:?}");
-    assert!(
-        s.contains("TaskPool") && s.contains("ordered: true") && s.contains("pending_tasks: 1")
-    );
-    let report = pool.run().unwrap();
-    assert!(format!("{report:?}").contains("PoolReport"));
-    assert!(report.to_string().contains("1 tasks on 2 threads"));
+    common::with_watchdog(20, || {
+        let mut pool = TaskPool::ordered().with_threads(2);
+        pool.add(|_, _| Ok(()));
+        let s = format!("{pool:?}");
+        assert!(
+            s.contains("TaskPool") && s.contains("ordered: true") && s.contains("pending_tasks: 1")
+        );
+        let report = pool.run().unwrap();
+        assert!(format!("{report:?}").contains("PoolReport"));
+        assert!(report.to_string().contains("1 tasks on 2 threads"));
+    });
 }
 
 #[test]
 fn the_pool_can_move_between_threads() {
-    fn is_send<T: Send>(_: &T) {}
-    let mut pool = TaskPool::new();
-    pool.add(|_, _| Ok(()));
-    is_send(&pool);
-    let report = std::thread::spawn(move || pool.run().unwrap())
-        .join()
-        .unwrap();
-    assert_eq!(report.tasks, 1);
+    common::with_watchdog(20, || {
+        fn is_send<T: Send>(_: &T) {}
+        let mut pool = TaskPool::new();
+        pool.add(|_, _| Ok(()));
+        is_send(&pool);
+        let report = std::thread::spawn(move || pool.run().unwrap())
+            .join()
+            .unwrap();
+        assert_eq!(report.tasks, 1);
+    });
 }

@@ -114,22 +114,24 @@ fn a_transaction_sees_its_own_pushes_in_order() {
 
 #[test]
 fn rolled_back_pushes_never_appear_and_pops_are_not_lost() {
-    let q = TQueue::new();
-    q.atomic().push("kept");
-    let got = atomically(|tx| {
-        tx.or_else(
-            |tx| {
-                q.push(tx, "discarded");
-                let first = q.pop(tx)?;
-                assert_eq!(first, Some("kept"));
-                tx.retry()
-            },
-            |tx| q.peek(tx),
-        )
+    common::with_watchdog(20, || {
+        let q = TQueue::new();
+        q.atomic().push("kept");
+        let got = atomically(|tx| {
+            tx.or_else(
+                |tx| {
+                    q.push(tx, "discarded");
+                    let first = q.pop(tx)?;
+                    assert_eq!(first, Some("kept"));
+                    tx.retry()
+                },
+                |tx| q.peek(tx),
+            )
+        });
+        assert_eq!(got, Some("kept"));
+        assert_eq!(q.atomic().pop(), Some("kept"));
+        assert_eq!(q.atomic().pop(), None);
     });
-    assert_eq!(got, Some("kept"));
-    assert_eq!(q.atomic().pop(), Some("kept"));
-    assert_eq!(q.atomic().pop(), None);
 }
 
 /// The sequence numbers of pusher `p`'s items among `items` (pairs of pusher and number), in
@@ -144,67 +146,69 @@ fn of_pusher<P: PartialEq>(items: &[(P, u64)], p: P) -> Vec<u64> {
 
 #[test]
 fn two_pushers_and_a_popper_lose_nothing_and_keep_per_pusher_order() {
-    const PER_PUSHER: u64 = 20_000;
-    let q = Arc::new(TQueue::new());
-    let barrier = Arc::new(Barrier::new(3));
-    let pushers: Vec<_> = (0..2u64)
-        .map(|p| {
+    common::with_watchdog(20, || {
+        const PER_PUSHER: u64 = 20_000;
+        let q = Arc::new(TQueue::new());
+        let barrier = Arc::new(Barrier::new(3));
+        let pushers: Vec<_> = (0..2u64)
+            .map(|p| {
+                let (q, barrier) = (q.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let before = stats::thread();
+                    for i in 0..PER_PUSHER {
+                        // Two items per transaction: they must appear together and in order.
+                        if i % 2 == 0 {
+                            atomically(|tx| {
+                                q.push(tx, (p, i));
+                                q.push(tx, (p, i + 1));
+                                Ok(())
+                            });
+                        }
+                    }
+                    stats::thread() - before
+                })
+            })
+            .collect();
+        let popper = {
             let (q, barrier) = (q.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                let before = stats::thread();
-                for i in 0..PER_PUSHER {
-                    // Two items per transaction: they must appear together and in order.
-                    if i % 2 == 0 {
-                        atomically(|tx| {
-                            q.push(tx, (p, i));
-                            q.push(tx, (p, i + 1));
-                            Ok(())
-                        });
-                    }
+                let mut got = Vec::new();
+                while got.len() < 2 * PER_PUSHER as usize {
+                    got.push(atomically(|tx| q.pop_wait(tx)));
                 }
-                stats::thread() - before
+                got
             })
-        })
-        .collect();
-    let popper = {
-        let (q, barrier) = (q.clone(), barrier.clone());
-        std::thread::spawn(move || {
-            barrier.wait();
-            let mut got = Vec::new();
-            while got.len() < 2 * PER_PUSHER as usize {
-                got.push(atomically(|tx| q.pop_wait(tx)));
-            }
-            got
-        })
-    };
-    let push_stats: Vec<_> = pushers.into_iter().map(|h| h.join().unwrap()).collect();
-    let got = popper.join().unwrap();
-    for p in 0..2 {
-        let mine = of_pusher(&got, p);
-        assert_eq!(
-            mine,
-            (0..PER_PUSHER).collect::<Vec<_>>(),
-            "pusher {p}: lost, duplicated or reordered"
-        );
-    }
-    // Items pushed by one transaction are adjacent.
-    for pair in got.windows(2) {
-        if pair[0].1 % 2 == 0 {
+        };
+        let push_stats: Vec<_> = pushers.into_iter().map(|h| h.join().unwrap()).collect();
+        let got = popper.join().unwrap();
+        for p in 0..2 {
+            let mine = of_pusher(&got, p);
             assert_eq!(
-                pair[1],
-                (pair[0].0, pair[0].1 + 1),
-                "a transaction's items were split"
+                mine,
+                (0..PER_PUSHER).collect::<Vec<_>>(),
+                "pusher {p}: lost, duplicated or reordered"
             );
         }
-    }
-    let aborts: u64 = push_stats.iter().map(|s| s.aborts()).sum();
-    eprintln!(
-        "TQueue: pushers' aborts = {aborts} over {} commits",
-        push_stats.iter().map(|s| s.commits).sum::<u64>()
-    );
-    assert_eq!(aborts, 0, "pushes aborted");
-    assert_eq!(q.atomic().pop(), None);
+        // Items pushed by one transaction are adjacent.
+        for pair in got.windows(2) {
+            if pair[0].1 % 2 == 0 {
+                assert_eq!(
+                    pair[1],
+                    (pair[0].0, pair[0].1 + 1),
+                    "a transaction's items were split"
+                );
+            }
+        }
+        let aborts: u64 = push_stats.iter().map(|s| s.aborts()).sum();
+        eprintln!(
+            "TQueue: pushers' aborts = {aborts} over {} commits",
+            push_stats.iter().map(|s| s.commits).sum::<u64>()
+        );
+        assert_eq!(aborts, 0, "pushes aborted");
+        assert_eq!(q.atomic().pop(), None);
+    });
 }
 
 /// `iter` while two threads push pairs of items (one transaction each) and one pops: every
@@ -212,48 +216,50 @@ fn two_pushers_and_a_popper_lose_nothing_and_keep_per_pusher_order() {
 /// pair is whole unless its first item was popped; successive snapshots never go back.
 #[test]
 fn iter_snapshots_are_windows_of_the_queue_and_never_go_back() {
-    const PER_PUSHER: u64 = 100_000;
-    const POPS: usize = 2 * PER_PUSHER as usize - 200;
-    const WORKERS: usize = 3;
-    let q = Arc::new(TQueue::new());
-    let finished = Arc::new(AtomicUsize::new(0));
-    let walked = {
-        let q = q.clone();
-        // Threads 0 and 1 push, 2 pops, 3 walks until the others have finished.
-        run_threads(WORKERS + 1, move |t| match t {
-            0 | 1 => {
-                for i in (0..PER_PUSHER).step_by(2) {
-                    atomically(|tx| {
-                        q.push(tx, (t, i));
-                        q.push(tx, (t, i + 1));
-                        Ok(())
-                    });
+    common::with_watchdog(60, || {
+        const PER_PUSHER: u64 = 100_000;
+        const POPS: usize = 2 * PER_PUSHER as usize - 200;
+        const WORKERS: usize = 3;
+        let q = Arc::new(TQueue::new());
+        let finished = Arc::new(AtomicUsize::new(0));
+        let walked = {
+            let q = q.clone();
+            // Threads 0 and 1 push, 2 pops, 3 walks until the others have finished.
+            run_threads(WORKERS + 1, move |t| match t {
+                0 | 1 => {
+                    for i in (0..PER_PUSHER).step_by(2) {
+                        atomically(|tx| {
+                            q.push(tx, (t, i));
+                            q.push(tx, (t, i + 1));
+                            Ok(())
+                        });
+                    }
+                    finished.fetch_add(1, Ordering::Release);
+                    None
                 }
-                finished.fetch_add(1, Ordering::Release);
-                None
-            }
-            2 => {
-                for _ in 0..POPS {
-                    atomically(|tx| q.pop_wait(tx));
+                2 => {
+                    for _ in 0..POPS {
+                        atomically(|tx| q.pop_wait(tx));
+                    }
+                    finished.fetch_add(1, Ordering::Release);
+                    None
                 }
-                finished.fetch_add(1, Ordering::Release);
-                None
-            }
-            _ => Some(walk_until(&q, || {
-                finished.load(Ordering::Acquire) == WORKERS
-            })),
-        })
-    };
-    let (snapshots, last) = walked
-        .into_iter()
-        .flatten()
-        .next()
-        .expect("the walker's result");
-    eprintln!("TQueue::iter: {snapshots} snapshots checked");
-    // The snapshot taken after every worker had finished is what the pops left.
-    assert_eq!(last.len(), 2 * PER_PUSHER as usize - POPS);
-    let rest: Vec<_> = std::iter::from_fn(|| q.atomic().pop()).collect();
-    assert_eq!(rest, last);
+                _ => Some(walk_until(&q, || {
+                    finished.load(Ordering::Acquire) == WORKERS
+                })),
+            })
+        };
+        let (snapshots, last) = walked
+            .into_iter()
+            .flatten()
+            .next()
+            .expect("the walker's result");
+        eprintln!("TQueue::iter: {snapshots} snapshots checked");
+        // The snapshot taken after every worker had finished is what the pops left.
+        assert_eq!(last.len(), 2 * PER_PUSHER as usize - POPS);
+        let rest: Vec<_> = std::iter::from_fn(|| q.atomic().pop()).collect();
+        assert_eq!(rest, last);
+    });
 }
 
 /// Takes snapshots of `q` (items `(pusher, i)`, pushed in pairs `i`, `i + 1`) and checks each
@@ -299,62 +305,66 @@ fn walk_until(q: &TQueue<(usize, u64)>, done: impl Fn() -> bool) -> (u64, Vec<(u
 
 #[test]
 fn pushers_never_abort_while_a_naive_queue_tail_does() {
-    const N: u64 = 20_000;
-    let q = Arc::new(TQueue::new());
-    let naive_tail = Arc::new(TVar::new(0u64)); // a tail index every push reads and rewrites
-    let barrier = Arc::new(Barrier::new(2));
-    let results: Vec<_> = (0..2u64)
-        .map(|p| {
-            let (q, naive_tail, barrier) = (q.clone(), naive_tail.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                barrier.wait();
-                let before = stats::thread();
-                for i in 0..N {
-                    atomically(|tx| {
-                        q.push(tx, p * N + i);
-                        Ok(())
-                    });
-                }
-                let ours = stats::thread() - before;
-                barrier.wait();
-                let before = stats::thread();
-                let mut rounds = 0;
-                // The naive tail must show the problem; keep going (bounded) until it does.
-                while rounds < 200 && (stats::thread() - before.clone()).aborts() == 0 {
-                    for _ in 0..N / 4 {
-                        atomically(|tx| naive_tail.modify(tx, |t| t + 1));
+    common::with_watchdog(60, || {
+        const N: u64 = 20_000;
+        let q = Arc::new(TQueue::new());
+        let naive_tail = Arc::new(TVar::new(0u64)); // a tail index every push reads and rewrites
+        let barrier = Arc::new(Barrier::new(2));
+        let results: Vec<_> = (0..2u64)
+            .map(|p| {
+                let (q, naive_tail, barrier) = (q.clone(), naive_tail.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let before = stats::thread();
+                    for i in 0..N {
+                        atomically(|tx| {
+                            q.push(tx, p * N + i);
+                            Ok(())
+                        });
                     }
-                    rounds += 1;
-                }
-                (ours, stats::thread() - before)
+                    let ours = stats::thread() - before;
+                    barrier.wait();
+                    let before = stats::thread();
+                    let mut rounds = 0;
+                    // The naive tail must show the problem; keep going (bounded) until it does.
+                    while rounds < 200 && (stats::thread() - before.clone()).aborts() == 0 {
+                        for _ in 0..N / 4 {
+                            atomically(|tx| naive_tail.modify(tx, |t| t + 1));
+                        }
+                        rounds += 1;
+                    }
+                    (ours, stats::thread() - before)
+                })
             })
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|h| h.join().unwrap())
-        .collect();
-    let ours: u64 = results.iter().map(|(o, _)| o.aborts()).sum();
-    let naive: u64 = results.iter().map(|(_, n)| n.aborts()).sum();
-    eprintln!(
-        "2 pushing threads: TQueue aborts = {ours}; naive read-modify-write tail aborts = {naive}"
-    );
-    assert_eq!(ours, 0);
-    assert!(
-        naive > 0,
-        "the naive tail never conflicted: the test shows nothing"
-    );
-    assert_eq!(q.atomic().len(), 2 * N as usize);
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        let ours: u64 = results.iter().map(|(o, _)| o.aborts()).sum();
+        let naive: u64 = results.iter().map(|(_, n)| n.aborts()).sum();
+        eprintln!(
+            "2 pushing threads: TQueue aborts = {ours}; naive read-modify-write tail aborts = {naive}"
+        );
+        assert_eq!(ours, 0);
+        assert!(
+            naive > 0,
+            "the naive tail never conflicted: the test shows nothing"
+        );
+        assert_eq!(q.atomic().len(), 2 * N as usize);
+    });
 }
 
 #[test]
 fn blocking_pop_wakes_on_push() {
-    for _ in 0..100 {
-        let q = Arc::new(TQueue::new());
-        let q2 = q.clone();
-        let consumer = std::thread::spawn(move || q2.atomic().pop_wait());
-        q.atomic().push(9u8);
-        assert_eq!(consumer.join().unwrap(), 9);
-    }
+    common::with_watchdog(20, || {
+        for _ in 0..100 {
+            let q = Arc::new(TQueue::new());
+            let q2 = q.clone();
+            let consumer = std::thread::spawn(move || q2.atomic().pop_wait());
+            q.atomic().push(9u8);
+            assert_eq!(consumer.join().unwrap(), 9);
+        }
+    });
 }
 
 #[test]
@@ -370,27 +380,29 @@ fn debug_from_iterator_and_extend() {
 /// them, and later pushes link after them.
 #[test]
 fn pushes_of_an_irrevocable_transaction_are_linked_in_order() {
-    let q: TQueue<u32> = (1..=2).collect();
-    let v = Arc::new(TVar::new(0u64));
-    let ran_irrevocably = atomically(|tx| {
-        v.read(tx)?;
-        if !tx.is_irrevocable() {
-            // Push, then lose the commit to a writer of `v`: the attempt's pushes roll back.
-            q.push(tx, 100);
-            let v2 = v.clone();
-            std::thread::spawn(move || atomically(|tx| v2.modify(tx, |x| x + 1)))
-                .join()
-                .unwrap();
-            v.write(tx, 0);
-            return Ok(false);
-        }
-        assert_eq!(q.pop(tx)?, Some(1));
-        q.push(tx, 3);
-        q.push(tx, 4);
-        Ok(true)
+    common::with_watchdog(20, || {
+        let q: TQueue<u32> = (1..=2).collect();
+        let v = Arc::new(TVar::new(0u64));
+        let ran_irrevocably = atomically(|tx| {
+            v.read(tx)?;
+            if !tx.is_irrevocable() {
+                // Push, then lose the commit to a writer of `v`: the attempt's pushes roll back.
+                q.push(tx, 100);
+                let v2 = v.clone();
+                std::thread::spawn(move || atomically(|tx| v2.modify(tx, |x| x + 1)))
+                    .join()
+                    .unwrap();
+                v.write(tx, 0);
+                return Ok(false);
+            }
+            assert_eq!(q.pop(tx)?, Some(1));
+            q.push(tx, 3);
+            q.push(tx, 4);
+            Ok(true)
+        });
+        assert!(ran_irrevocably);
+        q.atomic().push(5);
+        let drained: Vec<u32> = std::iter::from_fn(|| q.atomic().pop()).collect();
+        assert_eq!(drained, [2, 3, 4, 5]);
     });
-    assert!(ran_irrevocably);
-    q.atomic().push(5);
-    let drained: Vec<u32> = std::iter::from_fn(|| q.atomic().pop()).collect();
-    assert_eq!(drained, [2, 3, 4, 5]);
 }

@@ -54,23 +54,25 @@ fn popped_items_and_dropped_queues_are_freed() {
 
 #[test]
 fn pushes_of_a_rolled_back_branch_are_freed_when_the_transaction_commits() {
-    let live = Arc::new(AtomicUsize::new(0));
-    let q = TQueue::new();
-    let tracked = || {
-        live.fetch_add(1, Ordering::SeqCst);
-        Tracked(live.clone())
-    };
-    atomically(|tx| {
-        tx.or_else(
-            |tx| {
-                q.push(tx, tracked());
-                q.push(tx, tracked());
-                tx.retry()
-            },
-            |_| Ok(()),
-        )
+    common::with_watchdog(20, || {
+        let live = Arc::new(AtomicUsize::new(0));
+        let q = TQueue::new();
+        let tracked = || {
+            live.fetch_add(1, Ordering::SeqCst);
+            Tracked(live.clone())
+        };
+        atomically(|tx| {
+            tx.or_else(
+                |tx| {
+                    q.push(tx, tracked());
+                    q.push(tx, tracked());
+                    tx.retry()
+                },
+                |_| Ok(()),
+            )
+        });
+        // Not retired: never published, so freed with the attempt, no reclamation needed.
+        assert_eq!(live.load(Ordering::SeqCst), 0, "a rolled-back push leaked");
+        assert_eq!(q.atomic().len(), 0);
     });
-    // Not retired: never published, so freed with the attempt, no reclamation needed.
-    assert_eq!(live.load(Ordering::SeqCst), 0, "a rolled-back push leaked");
-    assert_eq!(q.atomic().len(), 0);
 }

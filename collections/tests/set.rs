@@ -148,17 +148,20 @@ fn set_matches_model(set: TSet<u16>, groups: &[(Mode, Vec<Op>)]) -> bool {
 
 #[test]
 fn sets_match_std_hashset() {
-    let prop: fn(Vec<(Mode, Vec<Op>)>) -> bool =
-        |groups| set_matches_model(TSet::with_config(2, 2, 1), &groups);
-    QuickCheck::new()
-        .tests(200)
-        .rng(Gen::new(24))
-        .quickcheck(prop);
-    let prop: fn(Vec<(Mode, Vec<Op>)>) -> bool = |groups| set_matches_model(TSet::new(), &groups);
-    QuickCheck::new()
-        .tests(100)
-        .rng(Gen::new(24))
-        .quickcheck(prop);
+    common::with_watchdog(20, || {
+        let prop: fn(Vec<(Mode, Vec<Op>)>) -> bool =
+            |groups| set_matches_model(TSet::with_config(2, 2, 1), &groups);
+        QuickCheck::new()
+            .tests(200)
+            .rng(Gen::new(24))
+            .quickcheck(prop);
+        let prop: fn(Vec<(Mode, Vec<Op>)>) -> bool =
+            |groups| set_matches_model(TSet::new(), &groups);
+        QuickCheck::new()
+            .tests(100)
+            .rng(Gen::new(24))
+            .quickcheck(prop);
+    });
 }
 
 #[test]
@@ -188,65 +191,69 @@ fn sorted_strs(set: &TSet<&'static str>) -> Vec<&'static str> {
 
 #[test]
 fn concurrent_inserts_and_removes_stay_consistent_with_len() {
-    // Three threads insert and remove the same 48 elements. Each tallies the elements it added
-    // minus those it removed; the tallies sum to the final length in every serial order.
-    let set: Arc<TSet<u32>> = Arc::new(TSet::with_config(2, 2, 2));
-    let s = set.clone();
-    let tallies = run_threads(3, move |t| {
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ (t as u64 + 3);
-        let mut tally = 0i64;
-        for _ in 0..1_500 {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let x = (rng % 48) as u32;
-            tally += if rng >> 40 & 1 == 0 {
-                i64::from(s.atomic().insert(x))
-            } else {
-                -i64::from(s.atomic().remove(&x))
-            };
-        }
-        tally
+    common::with_watchdog(20, || {
+        // Three threads insert and remove the same 48 elements. Each tallies the elements it added
+        // minus those it removed; the tallies sum to the final length in every serial order.
+        let set: Arc<TSet<u32>> = Arc::new(TSet::with_config(2, 2, 2));
+        let s = set.clone();
+        let tallies = run_threads(3, move |t| {
+            let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ (t as u64 + 3);
+            let mut tally = 0i64;
+            for _ in 0..1_500 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let x = (rng % 48) as u32;
+                tally += if rng >> 40 & 1 == 0 {
+                    i64::from(s.atomic().insert(x))
+                } else {
+                    -i64::from(s.atomic().remove(&x))
+                };
+            }
+            tally
+        });
+        let len = set.atomic().len();
+        assert_eq!(tallies.iter().sum::<i64>(), len as i64);
+        assert_eq!(set.atomic().iter().len(), len);
     });
-    let len = set.atomic().len();
-    assert_eq!(tallies.iter().sum::<i64>(), len as i64);
-    assert_eq!(set.atomic().iter().len(), len);
 }
 
 #[test]
 fn inserts_of_different_or_present_elements_never_abort() {
-    // Two threads insert disjoint elements (split by root bucket) into an empty set, then both
-    // insert every element again: present elements are only read, never written.
-    const PER_THREAD: usize = 3_000;
-    let set: Arc<TSet<u64>> = Arc::new(TSet::new());
-    let mut mine: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
-    let mut x = 0;
-    while mine.iter().any(|v| v.len() < PER_THREAD) {
-        let side = set.root_index(&x) % 2;
-        if mine[side].len() < PER_THREAD {
-            mine[side].push(x);
+    common::with_watchdog(20, || {
+        // Two threads insert disjoint elements (split by root bucket) into an empty set, then both
+        // insert every element again: present elements are only read, never written.
+        const PER_THREAD: usize = 3_000;
+        let set: Arc<TSet<u64>> = Arc::new(TSet::new());
+        let mut mine: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+        let mut x = 0;
+        while mine.iter().any(|v| v.len() < PER_THREAD) {
+            let side = set.root_index(&x) % 2;
+            if mine[side].len() < PER_THREAD {
+                mine[side].push(x);
+            }
+            x += 1;
         }
-        x += 1;
-    }
-    let mine = Arc::new(mine);
-    let (s, m) = (set.clone(), mine.clone());
-    let aborts = aborts_of(2, move |t| {
-        for &x in &m[t] {
-            assert!(s.atomic().insert(x));
-        }
+        let mine = Arc::new(mine);
+        let (s, m) = (set.clone(), mine.clone());
+        let aborts = aborts_of(2, move |t| {
+            for &x in &m[t] {
+                assert!(s.atomic().insert(x));
+            }
+        });
+        eprintln!("TSet, 2 threads x {PER_THREAD} inserts of different elements: {aborts} aborts");
+        assert_eq!(aborts, 0);
+        let (s, m) = (set.clone(), mine.clone());
+        let aborts = aborts_of(2, move |_| {
+            for &x in m.iter().flatten() {
+                assert!(!s.atomic().insert(x));
+            }
+        });
+        eprintln!(
+            "TSet, 2 threads x {} re-inserts of present elements: {aborts} aborts",
+            2 * PER_THREAD
+        );
+        assert_eq!(aborts, 0);
+        assert_eq!(set.atomic().len(), 2 * PER_THREAD);
     });
-    eprintln!("TSet, 2 threads x {PER_THREAD} inserts of different elements: {aborts} aborts");
-    assert_eq!(aborts, 0);
-    let (s, m) = (set.clone(), mine.clone());
-    let aborts = aborts_of(2, move |_| {
-        for &x in m.iter().flatten() {
-            assert!(!s.atomic().insert(x));
-        }
-    });
-    eprintln!(
-        "TSet, 2 threads x {} re-inserts of present elements: {aborts} aborts",
-        2 * PER_THREAD
-    );
-    assert_eq!(aborts, 0);
-    assert_eq!(set.atomic().len(), 2 * PER_THREAD);
 }

@@ -1,5 +1,7 @@
 //! `retry` wake-ups, `or_else` rollback and nesting, hooks.
 
+mod common;
+
 use commute_stm::{TBox, TVar, atomically};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -8,208 +10,224 @@ use std::sync::mpsc;
 
 #[test]
 fn retry_wakes_on_a_commit_to_what_it_read() {
-    for _ in 0..200 {
-        let slot = Arc::new(TVar::new(0u64));
-        let s = slot.clone();
-        let consumer = std::thread::spawn(move || {
-            atomically(|tx| match s.read(tx)? {
-                0 => tx.retry(),
-                v => Ok(v),
-            })
-        });
-        atomically(|tx| {
-            slot.write(tx, 7);
-            Ok(())
-        });
-        assert_eq!(consumer.join().unwrap(), 7);
-    }
+    common::with_watchdog(20, || {
+        for _ in 0..200 {
+            let slot = Arc::new(TVar::new(0u64));
+            let s = slot.clone();
+            let consumer = std::thread::spawn(move || {
+                atomically(|tx| match s.read(tx)? {
+                    0 => tx.retry(),
+                    v => Ok(v),
+                })
+            });
+            atomically(|tx| {
+                slot.write(tx, 7);
+                Ok(())
+            });
+            assert_eq!(consumer.join().unwrap(), 7);
+        }
+    });
 }
 
 #[test]
 fn retry_waits_for_any_of_several_variables() {
-    let a = Arc::new(TVar::new(false));
-    let b = Arc::new(TVar::new(false));
-    let (a2, b2) = (a.clone(), b.clone());
-    let (started_tx, started_rx) = mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let started = started_tx;
+    common::with_watchdog(20, || {
+        let a = Arc::new(TVar::new(false));
+        let b = Arc::new(TVar::new(false));
+        let (a2, b2) = (a.clone(), b.clone());
+        let (started_tx, started_rx) = mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let started = started_tx;
+            atomically(|tx| {
+                let _ = started.send(());
+                if a2.read(tx)? || b2.read(tx)? {
+                    Ok("woken")
+                } else {
+                    tx.retry()
+                }
+            })
+        });
+        started_rx.recv().unwrap();
         atomically(|tx| {
-            let _ = started.send(());
-            if a2.read(tx)? || b2.read(tx)? {
-                Ok("woken")
-            } else {
-                tx.retry()
-            }
-        })
+            b.write(tx, true);
+            Ok(())
+        });
+        assert_eq!(waiter.join().unwrap(), "woken");
     });
-    started_rx.recv().unwrap();
-    atomically(|tx| {
-        b.write(tx, true);
-        Ok(())
-    });
-    assert_eq!(waiter.join().unwrap(), "woken");
 }
 
 #[test]
 fn a_producer_consumer_pair_loses_no_wake_up() {
-    // A one-slot mailbox: every item must get through, each with a blocking handover.
-    let slot = Arc::new(TVar::new(0u64)); // 0 = empty
-    let s = slot.clone();
-    let consumer = std::thread::spawn(move || {
-        let mut sum = 0;
-        for _ in 0..5_000 {
-            sum += atomically(|tx| match s.read(tx)? {
-                0 => tx.retry(),
-                v => {
-                    s.write(tx, 0);
-                    Ok(v)
+    common::with_watchdog(20, || {
+        // A one-slot mailbox: every item must get through, each with a blocking handover.
+        let slot = Arc::new(TVar::new(0u64)); // 0 = empty
+        let s = slot.clone();
+        let consumer = std::thread::spawn(move || {
+            let mut sum = 0;
+            for _ in 0..5_000 {
+                sum += atomically(|tx| match s.read(tx)? {
+                    0 => tx.retry(),
+                    v => {
+                        s.write(tx, 0);
+                        Ok(v)
+                    }
+                });
+            }
+            sum
+        });
+        for i in 1..=5_000u64 {
+            atomically(|tx| match slot.read(tx)? {
+                0 => {
+                    slot.write(tx, i);
+                    Ok(())
                 }
+                _ => tx.retry(),
             });
         }
-        sum
+        assert_eq!(consumer.join().unwrap(), 5_000 * 5_001 / 2);
     });
-    for i in 1..=5_000u64 {
-        atomically(|tx| match slot.read(tx)? {
-            0 => {
-                slot.write(tx, i);
-                Ok(())
-            }
-            _ => tx.retry(),
-        });
-    }
-    assert_eq!(consumer.join().unwrap(), 5_000 * 5_001 / 2);
 }
 
 #[test]
 #[should_panic(expected = "retry() called in a transaction that has read no TVar")]
 fn retry_with_nothing_read_panics() {
-    atomically(|tx| tx.retry::<()>());
+    common::with_watchdog(20, || {
+        atomically(|tx| tx.retry::<()>());
+    });
 }
 
 #[test]
 fn or_else_rolls_back_the_first_branch() {
-    let a = TVar::new(1u32);
-    let b = TVar::new(2u32);
-    let boxed = TBox::new(String::from("kept"));
-    let committed_hooks = Rc::new(Cell::new(0));
-    let h = committed_hooks.clone();
-    let got = atomically(|tx| {
-        let (h1, h2) = (h.clone(), h.clone());
-        tx.or_else(
-            |tx| {
-                a.write(tx, 100);
-                b.add(tx, 5);
-                boxed.write(tx, String::from("discarded"));
-                tx.on_commit(move || h1.set(h1.get() + 10));
-                if a.read(tx)? == 100 {
-                    tx.retry()
-                } else {
-                    Ok(0)
-                }
-            },
-            |tx| {
-                tx.on_commit(move || h2.set(h2.get() + 1));
-                Ok(a.read(tx)? + b.read(tx)? + boxed.read(tx)?.len() as u32)
-            },
-        )
+    common::with_watchdog(20, || {
+        let a = TVar::new(1u32);
+        let b = TVar::new(2u32);
+        let boxed = TBox::new(String::from("kept"));
+        let committed_hooks = Rc::new(Cell::new(0));
+        let h = committed_hooks.clone();
+        let got = atomically(|tx| {
+            let (h1, h2) = (h.clone(), h.clone());
+            tx.or_else(
+                |tx| {
+                    a.write(tx, 100);
+                    b.add(tx, 5);
+                    boxed.write(tx, String::from("discarded"));
+                    tx.on_commit(move || h1.set(h1.get() + 10));
+                    if a.read(tx)? == 100 {
+                        tx.retry()
+                    } else {
+                        Ok(0)
+                    }
+                },
+                |tx| {
+                    tx.on_commit(move || h2.set(h2.get() + 1));
+                    Ok(a.read(tx)? + b.read(tx)? + boxed.read(tx)?.len() as u32)
+                },
+            )
+        });
+        assert_eq!(got, 1 + 2 + 4);
+        assert_eq!(
+            (a.load(), b.load(), boxed.load()),
+            (1, 2, String::from("kept"))
+        );
+        assert_eq!(
+            committed_hooks.get(),
+            1,
+            "only the second branch's hook runs"
+        );
     });
-    assert_eq!(got, 1 + 2 + 4);
-    assert_eq!(
-        (a.load(), b.load(), boxed.load()),
-        (1, 2, String::from("kept"))
-    );
-    assert_eq!(
-        committed_hooks.get(),
-        1,
-        "only the second branch's hook runs"
-    );
 }
 
 #[test]
 fn or_else_nests_and_keeps_outer_writes() {
-    let v = TVar::new(0u32);
-    let got = atomically(|tx| {
-        v.write(tx, 1); // before the or_else: must survive the inner rollbacks
-        tx.or_else(
-            |tx| {
-                v.write(tx, 2);
-                tx.or_else(
-                    |tx| {
-                        v.write(tx, 3);
-                        tx.retry()
-                    },
-                    |tx| {
-                        assert_eq!(v.read(tx)?, 2);
-                        tx.retry()
-                    },
-                )
-            },
-            |tx| v.read(tx),
-        )
+    common::with_watchdog(20, || {
+        let v = TVar::new(0u32);
+        let got = atomically(|tx| {
+            v.write(tx, 1); // before the or_else: must survive the inner rollbacks
+            tx.or_else(
+                |tx| {
+                    v.write(tx, 2);
+                    tx.or_else(
+                        |tx| {
+                            v.write(tx, 3);
+                            tx.retry()
+                        },
+                        |tx| {
+                            assert_eq!(v.read(tx)?, 2);
+                            tx.retry()
+                        },
+                    )
+                },
+                |tx| v.read(tx),
+            )
+        });
+        assert_eq!(got, 1);
+        assert_eq!(v.load(), 1);
     });
-    assert_eq!(got, 1);
-    assert_eq!(v.load(), 1);
 }
 
 #[test]
 fn when_both_branches_retry_the_transaction_waits_for_either() {
-    let a = Arc::new(TVar::new(0u8));
-    let b = Arc::new(TVar::new(0u8));
-    let (a2, b2) = (a.clone(), b.clone());
-    let waiter = std::thread::spawn(move || {
+    common::with_watchdog(20, || {
+        let a = Arc::new(TVar::new(0u8));
+        let b = Arc::new(TVar::new(0u8));
+        let (a2, b2) = (a.clone(), b.clone());
+        let waiter = std::thread::spawn(move || {
+            atomically(|tx| {
+                tx.or_else(
+                    |tx| {
+                        if a2.read(tx)? == 0 {
+                            tx.retry()
+                        } else {
+                            Ok('a')
+                        }
+                    },
+                    |tx| {
+                        if b2.read(tx)? == 0 {
+                            tx.retry()
+                        } else {
+                            Ok('b')
+                        }
+                    },
+                )
+            })
+        });
         atomically(|tx| {
-            tx.or_else(
-                |tx| {
-                    if a2.read(tx)? == 0 {
-                        tx.retry()
-                    } else {
-                        Ok('a')
-                    }
-                },
-                |tx| {
-                    if b2.read(tx)? == 0 {
-                        tx.retry()
-                    } else {
-                        Ok('b')
-                    }
-                },
-            )
-        })
+            b.write(tx, 1);
+            Ok(())
+        });
+        assert_eq!(waiter.join().unwrap(), 'b');
     });
-    atomically(|tx| {
-        b.write(tx, 1);
-        Ok(())
-    });
-    assert_eq!(waiter.join().unwrap(), 'b');
 }
 
 #[test]
 fn hooks_run_once_after_commit_and_abort_hooks_after_a_rollback() {
-    let v = Arc::new(TVar::new(0u8));
-    let w = TVar::new(0u8);
-    let commits = Rc::new(Cell::new(0));
-    let aborts = Rc::new(Cell::new(0));
-    let attempts = Cell::new(0);
-    let (c, a) = (commits.clone(), aborts.clone());
-    atomically(|tx| {
-        attempts.set(attempts.get() + 1);
-        let (c, a) = (c.clone(), a.clone());
-        tx.on_commit(move || c.set(c.get() + 1));
-        tx.on_abort(move || a.set(a.get() + 1));
-        let seen = v.read(tx)?;
-        if attempts.get() == 1 {
-            // Another thread commits to what we read: our commit must fail validation.
-            let v2 = v.clone();
-            std::thread::spawn(move || atomically(|tx| v2.modify(tx, |x| x + 1)))
-                .join()
-                .unwrap();
-        }
-        w.write(tx, seen + 10);
-        Ok(())
+    common::with_watchdog(20, || {
+        let v = Arc::new(TVar::new(0u8));
+        let w = TVar::new(0u8);
+        let commits = Rc::new(Cell::new(0));
+        let aborts = Rc::new(Cell::new(0));
+        let attempts = Cell::new(0);
+        let (c, a) = (commits.clone(), aborts.clone());
+        atomically(|tx| {
+            attempts.set(attempts.get() + 1);
+            let (c, a) = (c.clone(), a.clone());
+            tx.on_commit(move || c.set(c.get() + 1));
+            tx.on_abort(move || a.set(a.get() + 1));
+            let seen = v.read(tx)?;
+            if attempts.get() == 1 {
+                // Another thread commits to what we read: our commit must fail validation.
+                let v2 = v.clone();
+                std::thread::spawn(move || atomically(|tx| v2.modify(tx, |x| x + 1)))
+                    .join()
+                    .unwrap();
+            }
+            w.write(tx, seen + 10);
+            Ok(())
+        });
+        assert_eq!(attempts.get(), 2);
+        assert_eq!((commits.get(), aborts.get()), (1, 1));
+        assert_eq!(w.load(), 11);
     });
-    assert_eq!(attempts.get(), 2);
-    assert_eq!((commits.get(), aborts.get()), (1, 1));
-    assert_eq!(w.load(), 11);
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The conflict profiler. One test function: the profiler is process-wide, and this file is its
 //! own process, so nothing else runs transactions meanwhile.
 
+mod common;
+
 use commute_stm::conflicts::{self, ConflictKind};
 use commute_stm::{TVar, atomically, stats};
 use std::sync::{Arc, Barrier};
@@ -19,93 +21,95 @@ fn write_from_another_thread(v: &Arc<TVar<u64>>) -> u32 {
 
 #[test]
 fn the_profiler_names_the_hot_variable_and_loses_no_record() {
-    conflicts::enable();
-    conflicts::reset();
+    common::with_watchdog(20, || {
+        conflicts::enable();
+        conflicts::reset();
 
-    // 1. A planted hot variable: every first attempt reads it, then another transaction writes it.
-    let hot = Arc::new(TVar::new(0u64).with_label("hot"));
-    let cold = TVar::new(0u64);
-    let mut writer_line = 0;
-    let mut aborted_line = 0;
-    for _ in 0..5 {
-        let mut first = true;
-        aborted_line = line!() + 1;
-        atomically(|tx| {
-            let h = hot.read(tx)?;
-            if std::mem::take(&mut first) {
-                writer_line = write_from_another_thread(&hot);
-            }
-            cold.write(tx, h);
-            Ok(())
-        });
-    }
-    let report = conflicts::report();
-    let (key, cost) = report.entries()[0];
-    assert_eq!(key.kind, ConflictKind::ReadWrite);
-    assert_eq!(key.var_label, Some("hot"));
-    assert_eq!(key.var_created_at.unwrap().line(), hot.created_at().line());
-    assert_eq!(
-        (key.aborted_at.file(), key.aborted_at.line()),
-        (file!(), aborted_line)
-    );
-    assert_eq!(key.written_by.map(|w| w.line()), Some(writer_line));
-    assert_eq!(cost.aborts, 5);
-    assert!(!cost.time_lost.is_zero());
-    let text = report.to_string();
-    let first_line = text.lines().nth(1).unwrap();
-    assert!(
-        first_line.contains("in 5 aborts (100%): TVar \"hot\""),
-        "{text}"
-    );
-    assert!(
-        first_line.contains(&format!("written by {}:{writer_line}", file!())),
-        "{text}"
-    );
-    let json = report.to_json();
-    assert!(json.contains("\"label\":\"hot\""), "{json}");
-    assert!(json.contains("\"kind\":\"read-write\""), "{json}");
-
-    // 2. Under concurrency the profiler's counts equal the core's statistics.
-    conflicts::reset();
-    assert_eq!(conflicts::report().aborts, 0);
-    let counter = Arc::new(TVar::new(0u64).with_label("counter"));
-    let barrier = Arc::new(Barrier::new(2));
-    let deltas: Vec<_> = (0..2)
-        .map(|_| {
-            let (counter, barrier) = (counter.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                barrier.wait();
-                let before = stats::thread();
-                for _ in 0..30_000 {
-                    atomically(|tx| counter.modify(tx, |x| x + 1));
+        // 1. A planted hot variable: every first attempt reads it, then another transaction writes it.
+        let hot = Arc::new(TVar::new(0u64).with_label("hot"));
+        let cold = TVar::new(0u64);
+        let mut writer_line = 0;
+        let mut aborted_line = 0;
+        for _ in 0..5 {
+            let mut first = true;
+            aborted_line = line!() + 1;
+            atomically(|tx| {
+                let h = hot.read(tx)?;
+                if std::mem::take(&mut first) {
+                    writer_line = write_from_another_thread(&hot);
                 }
-                stats::thread() - before
-            })
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|h| h.join().unwrap())
-        .collect();
-    let total: stats::StatsSnapshot = deltas.into_iter().sum();
-    let report = conflicts::report();
-    assert_eq!(report.commits, total.commits);
-    assert_eq!(report.aborts, total.aborts() + total.retries);
-    eprintln!("{report}");
-    if report.aborts > 0 {
-        let (key, _) = report.entries()[0];
-        assert_eq!(key.var_label, Some("counter"));
-        // A read-modify-write loses either at validation (write-write) or, more rarely, to a
-        // lock held by the other committer (lock busy): which one comes first is timing.
-        assert!(
-            matches!(key.kind, ConflictKind::WriteWrite | ConflictKind::LockBusy),
-            "{key:?}"
+                cold.write(tx, h);
+                Ok(())
+            });
+        }
+        let report = conflicts::report();
+        let (key, cost) = report.entries()[0];
+        assert_eq!(key.kind, ConflictKind::ReadWrite);
+        assert_eq!(key.var_label, Some("hot"));
+        assert_eq!(key.var_created_at.unwrap().line(), hot.created_at().line());
+        assert_eq!(
+            (key.aborted_at.file(), key.aborted_at.line()),
+            (file!(), aborted_line)
         );
-    }
-    assert_eq!(counter.load(), 60_000);
+        assert_eq!(key.written_by.map(|w| w.line()), Some(writer_line));
+        assert_eq!(cost.aborts, 5);
+        assert!(!cost.time_lost.is_zero());
+        let text = report.to_string();
+        let first_line = text.lines().nth(1).unwrap();
+        assert!(
+            first_line.contains("in 5 aborts (100%): TVar \"hot\""),
+            "{text}"
+        );
+        assert!(
+            first_line.contains(&format!("written by {}:{writer_line}", file!())),
+            "{text}"
+        );
+        let json = report.to_json();
+        assert!(json.contains("\"label\":\"hot\""), "{json}");
+        assert!(json.contains("\"kind\":\"read-write\""), "{json}");
 
-    // 3. Off: nothing is recorded.
-    conflicts::disable();
-    conflicts::reset();
-    atomically(|tx| counter.modify(tx, |x| x + 1));
-    assert_eq!(conflicts::report().commits, 0);
+        // 2. Under concurrency the profiler's counts equal the core's statistics.
+        conflicts::reset();
+        assert_eq!(conflicts::report().aborts, 0);
+        let counter = Arc::new(TVar::new(0u64).with_label("counter"));
+        let barrier = Arc::new(Barrier::new(2));
+        let deltas: Vec<_> = (0..2)
+            .map(|_| {
+                let (counter, barrier) = (counter.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let before = stats::thread();
+                    for _ in 0..30_000 {
+                        atomically(|tx| counter.modify(tx, |x| x + 1));
+                    }
+                    stats::thread() - before
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        let total: stats::StatsSnapshot = deltas.into_iter().sum();
+        let report = conflicts::report();
+        assert_eq!(report.commits, total.commits);
+        assert_eq!(report.aborts, total.aborts() + total.retries);
+        eprintln!("{report}");
+        if report.aborts > 0 {
+            let (key, _) = report.entries()[0];
+            assert_eq!(key.var_label, Some("counter"));
+            // A read-modify-write loses either at validation (write-write) or, more rarely, to a
+            // lock held by the other committer (lock busy): which one comes first is timing.
+            assert!(
+                matches!(key.kind, ConflictKind::WriteWrite | ConflictKind::LockBusy),
+                "{key:?}"
+            );
+        }
+        assert_eq!(counter.load(), 60_000);
+
+        // 3. Off: nothing is recorded.
+        conflicts::disable();
+        conflicts::reset();
+        atomically(|tx| counter.modify(tx, |x| x + 1));
+        assert_eq!(conflicts::report().commits, 0);
+    });
 }

@@ -1,6 +1,8 @@
 //! Quickcheck: random transaction programs over a few TVars, run concurrently on two threads,
 //! end in a state, and observe values, that some serial order of the same programs produces.
 
+mod common;
+
 use commute_stm::{StmResult, TVar, Transaction, atomically};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 use std::sync::{Arc, Barrier};
@@ -151,10 +153,12 @@ fn concurrent_runs_are_serializable(a: Vec<Program>, b: Vec<Program>) -> bool {
 
 #[test]
 fn random_programs_are_serializable() {
-    // Each case races two threads; many cases so that real interleavings happen on 2 cores.
-    QuickCheck::new()
-        .tests(2_000)
-        .quickcheck(concurrent_runs_are_serializable as fn(Vec<Program>, Vec<Program>) -> bool);
+    common::with_watchdog(60, || {
+        // Each case races two threads; many cases so that real interleavings happen on 2 cores.
+        QuickCheck::new()
+            .tests(2_000)
+            .quickcheck(concurrent_runs_are_serializable as fn(Vec<Program>, Vec<Program>) -> bool);
+    });
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! Heap values: borrowing reads, deferred reclamation, no leaks and no double frees.
 
+mod common;
+
 use commute_stm::{TBox, atomically, reclaim_retired};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,57 +62,61 @@ fn reclaim_until(live: &AtomicUsize, expected: usize) {
 
 #[test]
 fn replaced_values_are_freed_once_no_reader_remains() {
-    let live = Arc::new(AtomicUsize::new(0));
-    let b = Arc::new(TBox::new(Tracked::new(&live, 0)));
-    let handles: Vec<_> = (0..2)
-        .map(|t| {
-            let (b, live) = (b.clone(), live.clone());
-            std::thread::spawn(move || {
-                for i in 0..20_000u64 {
-                    if (i + t) % 2 == 0 {
-                        atomically(|tx| {
-                            let next = b.read(tx)?.payload() + 1;
-                            b.write(tx, Tracked::new(&live, next));
-                            Ok(())
-                        });
-                    } else {
-                        atomically(|tx| b.read(tx).map(Tracked::payload));
+    common::with_watchdog(20, || {
+        let live = Arc::new(AtomicUsize::new(0));
+        let b = Arc::new(TBox::new(Tracked::new(&live, 0)));
+        let handles: Vec<_> = (0..2)
+            .map(|t| {
+                let (b, live) = (b.clone(), live.clone());
+                std::thread::spawn(move || {
+                    for i in 0..20_000u64 {
+                        if (i + t) % 2 == 0 {
+                            atomically(|tx| {
+                                let next = b.read(tx)?.payload() + 1;
+                                b.write(tx, Tracked::new(&live, next));
+                                Ok(())
+                            });
+                        } else {
+                            atomically(|tx| b.read(tx).map(Tracked::payload));
+                        }
                     }
-                }
+                })
             })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
-    assert_eq!(b.load_with(Tracked::payload), 20_000);
-    reclaim_until(&live, 1);
-    drop(b);
-    assert_eq!(live.load(Ordering::SeqCst), 0);
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(b.load_with(Tracked::payload), 20_000);
+        reclaim_until(&live, 1);
+        drop(b);
+        assert_eq!(live.load(Ordering::SeqCst), 0);
+    });
 }
 
 #[test]
 fn rolled_back_writes_are_freed_and_own_writes_are_read_back() {
-    let live = Arc::new(AtomicUsize::new(0));
-    let b = TBox::new(Tracked::new(&live, 1));
-    let got = atomically(|tx| {
-        tx.or_else(
-            |tx| {
-                b.write(tx, Tracked::new(&live, 2));
-                b.write(tx, Tracked::new(&live, 3));
-                assert_eq!(b.read(tx)?.payload(), 3);
-                tx.retry()
-            },
-            |tx| {
-                b.write(tx, Tracked::new(&live, 4));
-                b.read(tx).map(Tracked::payload)
-            },
-        )
+    common::with_watchdog(20, || {
+        let live = Arc::new(AtomicUsize::new(0));
+        let b = TBox::new(Tracked::new(&live, 1));
+        let got = atomically(|tx| {
+            tx.or_else(
+                |tx| {
+                    b.write(tx, Tracked::new(&live, 2));
+                    b.write(tx, Tracked::new(&live, 3));
+                    assert_eq!(b.read(tx)?.payload(), 3);
+                    tx.retry()
+                },
+                |tx| {
+                    b.write(tx, Tracked::new(&live, 4));
+                    b.read(tx).map(Tracked::payload)
+                },
+            )
+        });
+        assert_eq!(got, 4);
+        reclaim_until(&live, 1);
+        assert_eq!(b.into_inner().payload(), 4);
+        assert_eq!(live.load(Ordering::SeqCst), 0);
     });
-    assert_eq!(got, 4);
-    reclaim_until(&live, 1);
-    assert_eq!(b.into_inner().payload(), 4);
-    assert_eq!(live.load(Ordering::SeqCst), 0);
 }
 
 #[test]
@@ -170,92 +176,94 @@ fn values_retired_by_unpinned_attempts_are_freed() {
 /// once no reader remains; an empty word is never freed.
 #[test]
 fn owned_words_follow_the_rules_of_boxes() {
-    use commute_stm::{OwnedWord, TVar, Word};
+    common::with_watchdog(20, || {
+        use commute_stm::{OwnedWord, TVar, Word};
 
-    /// A tracked box, or null: an owned word.
-    #[derive(Clone, Copy)]
-    struct Owned(*mut Tracked);
+        /// A tracked box, or null: an owned word.
+        #[derive(Clone, Copy)]
+        struct Owned(*mut Tracked);
 
-    // SAFETY: a thin pointer round-trips through `u64`.
-    unsafe impl Word for Owned {
-        fn into_bits(self) -> u64 {
-            self.0 as usize as u64
-        }
-        fn from_bits(bits: u64) -> Self {
-            Owned(bits as usize as *mut Tracked)
-        }
-    }
-
-    // SAFETY: frees the box it owns, if any.
-    unsafe impl OwnedWord for Owned {
-        unsafe fn free(self) {
-            if !self.0.is_null() {
-                // SAFETY: from `Box::into_raw`, freed once (the caller's promise).
-                drop(unsafe { Box::from_raw(self.0) });
+        // SAFETY: a thin pointer round-trips through `u64`.
+        unsafe impl Word for Owned {
+            fn into_bits(self) -> u64 {
+                self.0 as usize as u64
+            }
+            fn from_bits(bits: u64) -> Self {
+                Owned(bits as usize as *mut Tracked)
             }
         }
-    }
 
-    let live = Arc::new(AtomicUsize::new(0));
-    let owned = |payload| Owned(Box::into_raw(Box::new(Tracked::new(&live, payload))));
-    let var = TVar::new(Owned(std::ptr::null_mut()));
-    let payload = |var: &TVar<Owned>| {
-        atomically(|tx| {
-            tx.pin();
-            let p = var.read(tx)?.0;
-            // SAFETY: pinned; a committed value stays alive for the attempt.
-            Ok((!p.is_null()).then(|| unsafe { (*p).payload() }))
-        })
-    };
-    // Overwritten in the same attempt: the first value never becomes visible and is freed.
-    atomically(|tx| {
-        // SAFETY: fresh boxes, owned by nothing else.
-        unsafe {
-            var.write_owned(tx, owned(1));
-            var.write_owned(tx, owned(2));
+        // SAFETY: frees the box it owns, if any.
+        unsafe impl OwnedWord for Owned {
+            unsafe fn free(self) {
+                if !self.0.is_null() {
+                    // SAFETY: from `Box::into_raw`, freed once (the caller's promise).
+                    drop(unsafe { Box::from_raw(self.0) });
+                }
+            }
         }
-        Ok(())
-    });
-    assert_eq!(payload(&var), Some(2));
-    assert_eq!(
-        live.load(Ordering::SeqCst),
-        1,
-        "the overwritten value was freed"
-    );
-    // Rolled back in an `or_else` branch, and with a whole attempt (a panic).
-    atomically(|tx| {
-        tx.or_else(
-            |tx| {
-                // SAFETY: as above.
-                unsafe { var.write_owned(tx, owned(3)) };
-                tx.retry()
-            },
-            |_| Ok(()),
-        )
-    });
-    let rolled_back = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+
+        let live = Arc::new(AtomicUsize::new(0));
+        let owned = |payload| Owned(Box::into_raw(Box::new(Tracked::new(&live, payload))));
+        let var = TVar::new(Owned(std::ptr::null_mut()));
+        let payload = |var: &TVar<Owned>| {
+            atomically(|tx| {
+                tx.pin();
+                let p = var.read(tx)?.0;
+                // SAFETY: pinned; a committed value stays alive for the attempt.
+                Ok((!p.is_null()).then(|| unsafe { (*p).payload() }))
+            })
+        };
+        // Overwritten in the same attempt: the first value never becomes visible and is freed.
         atomically(|tx| {
-            // SAFETY: as above.
-            unsafe { var.write_owned(tx, owned(4)) };
-            if true {
-                panic!("roll the attempt back");
+            // SAFETY: fresh boxes, owned by nothing else.
+            unsafe {
+                var.write_owned(tx, owned(1));
+                var.write_owned(tx, owned(2));
             }
             Ok(())
-        })
-    }));
-    assert!(rolled_back.is_err());
-    assert_eq!(payload(&var), Some(2));
-    assert_eq!(
-        live.load(Ordering::SeqCst),
-        1,
-        "rolled-back values were freed"
-    );
-    // Replaced by a commit: retired, freed by reclamation; the empty word frees nothing.
-    atomically(|tx| {
-        // SAFETY: the empty word owns nothing.
-        unsafe { var.write_owned(tx, Owned(std::ptr::null_mut())) };
-        Ok(())
+        });
+        assert_eq!(payload(&var), Some(2));
+        assert_eq!(
+            live.load(Ordering::SeqCst),
+            1,
+            "the overwritten value was freed"
+        );
+        // Rolled back in an `or_else` branch, and with a whole attempt (a panic).
+        atomically(|tx| {
+            tx.or_else(
+                |tx| {
+                    // SAFETY: as above.
+                    unsafe { var.write_owned(tx, owned(3)) };
+                    tx.retry()
+                },
+                |_| Ok(()),
+            )
+        });
+        let rolled_back = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            atomically(|tx| {
+                // SAFETY: as above.
+                unsafe { var.write_owned(tx, owned(4)) };
+                if true {
+                    panic!("roll the attempt back");
+                }
+                Ok(())
+            })
+        }));
+        assert!(rolled_back.is_err());
+        assert_eq!(payload(&var), Some(2));
+        assert_eq!(
+            live.load(Ordering::SeqCst),
+            1,
+            "rolled-back values were freed"
+        );
+        // Replaced by a commit: retired, freed by reclamation; the empty word frees nothing.
+        atomically(|tx| {
+            // SAFETY: the empty word owns nothing.
+            unsafe { var.write_owned(tx, Owned(std::ptr::null_mut())) };
+            Ok(())
+        });
+        assert_eq!(payload(&var), None);
+        reclaim_until(&live, 0);
     });
-    assert_eq!(payload(&var), None);
-    reclaim_until(&live, 0);
 }

@@ -1,0 +1,95 @@
+//! Version tags: a commit's version carries its thread's tag (registry slot + 1) in its low 10
+//! bits, and a transaction accepts a version newer than its snapshot without validation when its
+//! own thread wrote it. Threads beyond the 1,023 that get a tag all share `NO_TAG`: they must
+//! never take each other's commits for their own.
+//!
+//! One test in its own binary: the registry hands out the lowest free slot, and no slot-holding
+//! thread of this process exits before the tag-less threads have registered, so once the parked
+//! threads below hold slots, every thread that registers after them has no tag.
+
+mod common;
+
+use commute_stm::{TVar, atomically};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+
+/// Threads parked holding registry slots: more than the 1,023 tags there are.
+const PARKED: usize = 1_024;
+
+#[test]
+fn tagless_threads_validate_each_others_commits() {
+    common::with_watchdog(20, || {
+        // `a == b` always: the only writer changes both in one transaction.
+        let a = Arc::new(TVar::new(0u64));
+        let b = Arc::new(TVar::new(0u64));
+
+        // 1. Use up every tag: each parked thread runs a transaction (so takes a slot) and then
+        //    waits, alive, until the end.
+        let registered = Arc::new(Barrier::new(PARKED + 1));
+        let release = Arc::new(Barrier::new(PARKED + 1));
+        let parked: Vec<_> = (0..PARKED)
+            .map(|_| {
+                let (a, registered, release) = (a.clone(), registered.clone(), release.clone());
+                std::thread::Builder::new()
+                    .stack_size(64 * 1024)
+                    .spawn(move || {
+                        atomically(|tx| a.read(tx));
+                        registered.wait();
+                        release.wait();
+                    })
+                    .expect("spawn a parked thread")
+            })
+            .collect();
+        registered.wait();
+
+        // 2. Two tag-less threads. The reader reads `a`, then lets the writer commit to both
+        //    variables, then reads `b`: `b`'s version is newer than the reader's snapshot and
+        //    carries the writer's tag, `NO_TAG`, which is also the reader's. Taken for an own
+        //    write, it would be accepted unvalidated, and the read-only transaction would commit
+        //    `a` from before the writer and `b` from after it.
+        let (read_a, reader_read_a) = mpsc::channel::<()>();
+        let (wrote, writer_wrote) = mpsc::channel::<()>();
+        let writer = {
+            let (a, b) = (a.clone(), b.clone());
+            std::thread::spawn(move || {
+                reader_read_a.recv().expect("the reader read `a`");
+                atomically(|tx| {
+                    a.modify(tx, |x| x + 1)?;
+                    b.modify(tx, |x| x + 1)
+                });
+                wrote.send(()).expect("the reader waits");
+            })
+        };
+        let reader = std::thread::spawn(move || {
+            let mut attempts = 0;
+            let seen = atomically(|tx| {
+                attempts += 1;
+                let x = a.read(tx)?;
+                if attempts == 1 {
+                    read_a.send(()).expect("the writer waits");
+                    writer_wrote.recv().expect("the writer committed");
+                }
+                Ok((x, b.read(tx)?))
+            });
+            (seen, attempts)
+        });
+        writer.join().unwrap();
+        let (seen, attempts) = reader.join().unwrap();
+        release.wait();
+        for p in parked {
+            p.join().unwrap();
+        }
+
+        assert_eq!(
+            seen.0, seen.1,
+            "a tag-less thread took another tag-less thread's commit for its own: it saw a = {}, \
+             b = {}",
+            seen.0, seen.1
+        );
+        assert_eq!(seen, (1, 1));
+        assert_eq!(
+            attempts, 2,
+            "the reader's first attempt meets the writer's commit and runs again"
+        );
+    });
+}
