@@ -16,6 +16,26 @@ use crate::tx::{StmResult, Transaction};
 /// (quiescence on the commit clock, see `ARCHITECTURE.md`). Values written by an attempt that is
 /// rolled back are freed with it.
 ///
+/// # Where and when a value is dropped
+///
+/// Never inside a transaction, so a value's `Drop` may itself use commute (run
+/// [`atomically`](crate::atomically), update a counter, log to a queue):
+///
+/// - a value a commit **replaced** is dropped by a later reclamation pass, once no running
+///   transaction can still read it: on the committing thread, after one of its next commits
+///   (passes run every few dozen retirements), or by [`reclaim_retired`](crate::reclaim_retired);
+///   if that thread exits first, the value goes to a process-wide list that the next pass of any
+///   other thread empties (never from the exiting thread's thread-local destructors);
+/// - a value **written by an attempt that does not commit it** (rolled back, or overwritten
+///   later in the same attempt) is dropped when the attempt ends, right after it, on the same
+///   thread;
+/// - the value of a box **dropped inside a transaction** is dropped when that attempt ends, like
+///   the values it wrote; the box's pending write, if any, goes with it (the box is gone);
+/// - the value of a box dropped outside any transaction is dropped at once.
+///
+/// A destructor that panics does not stop the others of the same batch; its panic then
+/// propagates from the `atomically` (or `reclaim_retired`) that ran it.
+///
 /// # Examples
 ///
 /// ```

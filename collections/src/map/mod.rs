@@ -41,6 +41,17 @@ fn default_hasher() -> ahash::RandomState {
 /// Buckets are replaced copy-on-write, which is why keys and values must be `Clone`: cheap to
 /// clone values (numbers, `Arc`s, short strings) suit it best.
 ///
+/// # Where and when keys and values are dropped
+///
+/// A bucket holds its own clones of its keys and values. An insert, update or removal commits
+/// a new bucket and retires the old one; the old bucket's keys and values are dropped by a later
+/// reclamation pass, once no running transaction can still read them, never inside a
+/// transaction, so their `Drop` may use commute (see [`TBox`](crate::TBox) for where passes
+/// run, and what happens when the thread exits first). A removed value handed back to you is a
+/// clone; the map's own copy goes with its bucket. Buckets an attempt built but did not commit
+/// are dropped when the attempt ends. Dropping the map drops what it holds at once; dropping it
+/// inside a transaction also discards that transaction's pending changes to it.
+///
 /// # Examples
 ///
 /// ```
