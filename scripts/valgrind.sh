@@ -27,6 +27,8 @@ ONLY="${VALGRIND_ONLY:-all}"
 PACKAGES="${VALGRIND_PACKAGES:-commute commute-stm}"
 # Optional libtest `--skip` filters, space-separated, for tests too slow under valgrind.
 read -r -a SKIP <<<"${VALGRIND_SKIP:-}"
+# Deadlines of tests (watchdogs, child processes) stretch to fit memcheck.
+export COMMUTE_TEST_TIME_SCALE="${COMMUTE_TEST_TIME_SCALE:-20}"
 # Tests that expect panics would otherwise symbolise a backtrace each: slow under valgrind, and
 # std keeps the debug-info cache (tens of MiB, "still reachable") until exit.
 export RUST_BACKTRACE=0
@@ -43,35 +45,46 @@ MEMCHECK=(
     --show-leak-kinds=definite
     --fair-sched=yes
     --num-callers=30
+    # Tests that run a case in a child process (a crash must fail the test, not the binary) are
+    # checked in the child too; each process logs to a file of its own.
+    --trace-children=yes
 )
 
 failures=0
 summary=()
 
-# run NAME COMMAND...: runs COMMAND under memcheck, logging to $LOG_DIR/NAME.log, and records
-# its error count and definitely lost bytes.
+# run NAME COMMAND...: runs COMMAND under memcheck, logging to $LOG_DIR/NAME.PID.log (one per
+# process, children included), and records the errors and definitely lost bytes of them all.
 run() {
     local name="$1"
     shift
-    local log="$LOG_DIR/$name.log"
     local started status
     started=$(date +%s)
     echo "valgrind.sh: $name ..."
-    if "${MEMCHECK[@]}" --log-file="$log" "$@" >"$LOG_DIR/$name.out" 2>&1; then
+    if "${MEMCHECK[@]}" --log-file="$LOG_DIR/$name.%p.log" "$@" >"$LOG_DIR/$name.out" 2>&1; then
         status=0
     else
         status=$?
     fi
-    local errors lost
-    errors=$(sed -n 's/.*ERROR SUMMARY: \([0-9,]*\) errors.*/\1/p' "$log" | tail -n 1)
-    lost=$(sed -n 's/.*definitely lost: \([0-9,]*\) bytes.*/\1/p' "$log" | tail -n 1)
-    errors="${errors:-?}"
-    lost="${lost:-0}"
-    summary+=("$(printf '%-40s exit %-3s errors %-6s definitely lost %-8s bytes  %4ss' \
-        "$name" "$status" "$errors" "$lost" "$(($(date +%s) - started))")")
+    local errors=0 lost=0 processes=0 log e l
+    for log in "$LOG_DIR/$name".*.log; do
+        [ -e "$log" ] || continue
+        processes=$((processes + 1))
+        e=$(sed -n 's/.*ERROR SUMMARY: \([0-9,]*\) errors.*/\1/p' "$log" | tail -n 1 | tr -d ,)
+        l=$(sed -n 's/.*definitely lost: \([0-9,]*\) bytes.*/\1/p' "$log" | tail -n 1 | tr -d ,)
+        if [ -z "$e" ]; then
+            errors="?"
+        elif [ "$errors" != "?" ]; then
+            errors=$((errors + e))
+        fi
+        lost=$((lost + ${l:-0}))
+    done
+    [ "$processes" -gt 0 ] || errors="?"
+    summary+=("$(printf '%-40s exit %-3s errors %-6s definitely lost %-8s bytes  %3s proc %4ss' \
+        "$name" "$status" "$errors" "$lost" "$processes" "$(($(date +%s) - started))")")
     if [ "$status" -ne 0 ] || [ "$errors" != "0" ] || [ "$lost" != "0" ]; then
         failures=$((failures + 1))
-        echo "valgrind.sh: $name FAILED (exit $status); see $log and $LOG_DIR/$name.out" >&2
+        echo "valgrind.sh: $name FAILED (exit $status); see $LOG_DIR/$name.*.log and $LOG_DIR/$name.out" >&2
         tail -n 30 "$LOG_DIR/$name.out" >&2 || true
     fi
 }

@@ -1,12 +1,11 @@
 //! The `conflicts` binary end to end: the table, the targets, the JSON file, with each structure
 //! run in a child process (the default) and all in one process (`--in-process`).
 
-mod common;
-
+use commute_test_support::output_within;
 use std::process::Command;
 
 fn conflicts(args: &[&str]) -> (String, String) {
-    let out = common::output_within(Command::new(env!("CARGO_BIN_EXE_conflicts")).args(args), 60);
+    let out = output_within(Command::new(env!("CARGO_BIN_EXE_conflicts")).args(args), 60);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{args:?} failed:\n{stdout}\n{stderr}");

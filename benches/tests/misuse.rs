@@ -12,8 +12,7 @@
 //! Each panic is caught, its message checked, and the thread checked to be usable afterwards
 //! (no transaction left open, the variables involved unlocked and unchanged).
 
-mod common;
-
+use commute_test_support::with_watchdog;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -77,7 +76,7 @@ fn each_panics_inside_a_transaction(calls: &[(&str, &dyn Fn())]) {
 
 #[test]
 fn tbox_load_with_inside_a_transaction_panics() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let b = TBox::new(vec![1u8]);
         assert_panics_with("use TBox::read(tx)", || {
             atomically(|_| Ok(b.load_with(|v| v.len())));
@@ -88,7 +87,7 @@ fn tbox_load_with_inside_a_transaction_panics() {
 
 #[test]
 fn retry_in_both_branches_with_nothing_read_panics() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         assert_panics_with("has read no TVar", || {
             atomically(|tx| tx.or_else(|tx| tx.retry::<()>(), |tx| tx.retry()));
         });
@@ -117,7 +116,7 @@ fn a_nested_atomically_from_a_commit_hook_is_allowed() {
 
 #[test]
 fn a_local_key_cannot_also_be_written_or_commuted() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let key = TVar::new(0u64);
         assert_panics_with("transaction-local key is also read or written", || {
             atomically(|tx| {
@@ -158,7 +157,7 @@ fn a_local_key_cannot_also_be_written_or_commuted() {
 /// or after (a read after it used to return the local value as if it were the shared one).
 #[test]
 fn a_local_key_cannot_also_be_read() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let key = TVar::new(7u64);
         assert_panics_with("transaction-local key", || {
             atomically(|tx| {
@@ -188,7 +187,7 @@ fn publish_increment(v: &TVar<u64>, tx: &commute::Transaction) {
 
 #[test]
 fn publishing_cannot_be_mixed_with_writes_commutes_or_local_values() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let v = TVar::new(10u64);
         assert_panics_with(
             "publish_on_commit on a TVar that this transaction also writes",
@@ -288,7 +287,7 @@ fn map_and_set_shapes_must_be_powers_of_two_and_leaves_non_empty() {
 
 #[test]
 fn counter_one_call_forms_panic_inside_a_transaction() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let c = TCounter::new();
         each_panics_inside_a_transaction(&[
             ("add", &|| c.atomic().add(1)),
@@ -307,7 +306,7 @@ fn counter_one_call_forms_panic_inside_a_transaction() {
 
 #[test]
 fn queue_one_call_forms_panic_inside_a_transaction() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let q: TQueue<String> = TQueue::new();
         q.atomic().push("kept".to_string());
         each_panics_inside_a_transaction(&[
@@ -335,7 +334,7 @@ fn queue_one_call_forms_panic_inside_a_transaction() {
 
 #[test]
 fn bounded_queue_one_call_forms_panic_inside_a_transaction() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let q: TBoundedQueue<u32> = TBoundedQueue::with_capacity(2);
         q.atomic().push(1);
         each_panics_inside_a_transaction(&[
@@ -368,7 +367,7 @@ fn bounded_queue_one_call_forms_panic_inside_a_transaction() {
 
 #[test]
 fn map_one_call_forms_panic_inside_a_transaction() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let m: TMap<u32, u32> = TMap::new();
         m.atomic().insert(1, 10);
         each_panics_inside_a_transaction(&[
@@ -409,7 +408,7 @@ fn map_one_call_forms_panic_inside_a_transaction() {
 
 #[test]
 fn set_one_call_forms_panic_inside_a_transaction() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let s: TSet<u32> = TSet::new();
         s.atomic().insert(1);
         each_panics_inside_a_transaction(&[

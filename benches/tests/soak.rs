@@ -2,8 +2,8 @@
 //! high fault rate finds nothing wrong, and the binary keeps its output and exit-status
 //! contract.
 
-mod common;
-
+use commute_test_support::output_within;
+use commute_test_support::with_watchdog;
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::Command;
@@ -25,7 +25,7 @@ static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// leaves the transfer (and the hooks registered before it) in place.
 #[test]
 fn every_fault_point_panics_where_planned_and_leaves_no_partial_effect() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         install_quiet_hook();
         for point in FaultPoint::ALL {
             let (a, b, sink) = (TVar::new(100i64), TVar::new(0i64), TVar::new(7u64));
@@ -81,7 +81,7 @@ fn no_fault_runs_the_body_once_and_commits() {
 
 #[test]
 fn a_short_soak_with_many_faults_finds_no_violation() {
-    common::with_watchdog(60, || {
+    with_watchdog(60, || {
         let _alone = HEAVY
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -107,15 +107,15 @@ fn a_short_soak_with_many_faults_finds_no_violation() {
 #[test]
 fn the_binary_prints_the_summary_line_and_exits_by_its_verdict() {
     let soak = env!("CARGO_BIN_EXE_soak");
-    let help = common::output_within(Command::new(soak).arg("--help"), 20);
+    let help = output_within(Command::new(soak).arg("--help"), 20);
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--fault-rate F"));
 
-    let bad = common::output_within(Command::new(soak).arg("--fault-rate=2"), 20);
+    let bad = output_within(Command::new(soak).arg("--fault-rate=2"), 20);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("`2`"));
 
-    let run = common::output_within(
+    let run = output_within(
         Command::new(soak)
             .args([
                 "--seconds",
@@ -166,7 +166,7 @@ fn the_binary_prints_the_summary_line_and_exits_by_its_verdict() {
 /// batches, so that a reader preempted while pinned cannot hold everything back).
 #[test]
 fn values_retired_by_exited_threads_are_reclaimed_without_help() {
-    common::with_watchdog(60, || {
+    with_watchdog(60, || {
         use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
         use std::time::{Duration, Instant};
 

@@ -1,8 +1,7 @@
 //! Every cell of the suite runs, briefly, at 1 and 2 threads: structures that lose updates or
 //! money fail their checks here (the runner panics on a failed check).
 
-mod common;
-
+use commute_test_support::with_watchdog;
 use std::time::Duration;
 
 use commute_benches::report::json;
@@ -10,7 +9,7 @@ use commute_benches::suite::{WORKLOADS, entries, select};
 
 #[test]
 fn every_entry_runs_and_passes_its_check() {
-    common::with_watchdog(60, || {
+    with_watchdog(60, || {
         let mut cells = Vec::new();
         for entry in entries() {
             for threads in [1, 2] {

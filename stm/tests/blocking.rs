@@ -1,8 +1,7 @@
 //! `retry` wake-ups, `or_else` rollback and nesting, hooks.
 
-mod common;
-
 use commute_stm::{TBox, TVar, atomically};
+use commute_test_support::with_watchdog;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -10,7 +9,7 @@ use std::sync::mpsc;
 
 #[test]
 fn retry_wakes_on_a_commit_to_what_it_read() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         for _ in 0..200 {
             let slot = Arc::new(TVar::new(0u64));
             let s = slot.clone();
@@ -31,7 +30,7 @@ fn retry_wakes_on_a_commit_to_what_it_read() {
 
 #[test]
 fn retry_waits_for_any_of_several_variables() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let a = Arc::new(TVar::new(false));
         let b = Arc::new(TVar::new(false));
         let (a2, b2) = (a.clone(), b.clone());
@@ -58,7 +57,7 @@ fn retry_waits_for_any_of_several_variables() {
 
 #[test]
 fn a_producer_consumer_pair_loses_no_wake_up() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         // A one-slot mailbox: every item must get through, each with a blocking handover.
         let slot = Arc::new(TVar::new(0u64)); // 0 = empty
         let s = slot.clone();
@@ -91,14 +90,14 @@ fn a_producer_consumer_pair_loses_no_wake_up() {
 #[test]
 #[should_panic(expected = "retry() called in a transaction that has read no TVar")]
 fn retry_with_nothing_read_panics() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         atomically(|tx| tx.retry::<()>());
     });
 }
 
 #[test]
 fn or_else_rolls_back_the_first_branch() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let a = TVar::new(1u32);
         let b = TVar::new(2u32);
         let boxed = TBox::new(String::from("kept"));
@@ -139,7 +138,7 @@ fn or_else_rolls_back_the_first_branch() {
 
 #[test]
 fn or_else_nests_and_keeps_outer_writes() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let v = TVar::new(0u32);
         let got = atomically(|tx| {
             v.write(tx, 1); // before the or_else: must survive the inner rollbacks
@@ -167,7 +166,7 @@ fn or_else_nests_and_keeps_outer_writes() {
 
 #[test]
 fn when_both_branches_retry_the_transaction_waits_for_either() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let a = Arc::new(TVar::new(0u8));
         let b = Arc::new(TVar::new(0u8));
         let (a2, b2) = (a.clone(), b.clone());
@@ -201,7 +200,7 @@ fn when_both_branches_retry_the_transaction_waits_for_either() {
 
 #[test]
 fn hooks_run_once_after_commit_and_abort_hooks_after_a_rollback() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let v = Arc::new(TVar::new(0u8));
         let w = TVar::new(0u8);
         let commits = Rc::new(Cell::new(0));

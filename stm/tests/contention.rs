@@ -1,8 +1,7 @@
 //! Exact results under two-thread contention, and opacity checked inside running attempts.
 
-mod common;
-
 use commute_stm::{TVar, atomically, stats};
+use commute_test_support::with_watchdog;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 
@@ -26,7 +25,7 @@ fn on_threads<R: Send + 'static>(
 
 #[test]
 fn read_modify_write_increments_are_exact() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let v = Arc::new(TVar::new(0u64));
         let w = v.clone();
         on_threads(2, move |_| {
@@ -40,7 +39,7 @@ fn read_modify_write_increments_are_exact() {
 
 #[test]
 fn commutative_adds_are_exact_and_never_abort() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let v = Arc::new(TVar::new(0i64));
         let w = v.clone();
         let deltas = on_threads(2, move |i| {
@@ -76,7 +75,7 @@ fn a_read_after_add_sees_the_pending_update() {
 
 #[test]
 fn bank_total_is_invariant_inside_every_attempt() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         const ACCOUNTS: usize = 8;
         const TOTAL: i64 = 1_000 * ACCOUNTS as i64;
         let bank: Arc<Vec<TVar<i64>>> = Arc::new((0..ACCOUNTS).map(|_| TVar::new(1_000)).collect());

@@ -1,48 +1,14 @@
 //! Where and when values die: variables dropped inside the transaction that uses them, and heap
 //! values whose `Drop` itself runs transactions.
 //!
-//! The crash cases run in a child process (this test binary again, with `CHILD` set), so that a
+//! The crash cases run in a child process (`commute_test_support::in_child_process`), so that a
 //! crash fails the test instead of taking the whole test binary down.
 
 use commute_stm::{TBox, TVar, atomically, in_transaction, reclaim_retired};
-use std::process::Command;
+use commute_test_support::in_child_process;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-const CHILD: &str = "COMMUTE_DESTRUCTORS_CHILD";
-
-/// Runs `body` in a child process (the test named `name` of this binary, run alone) and fails
-/// with its output unless it exits successfully within 60 s. In the child, runs `body` itself.
-fn in_child_process(name: &str, body: impl FnOnce()) {
-    if std::env::var_os(CHILD).is_some() {
-        body();
-        return;
-    }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the child process running {name} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Frees retired values until `done` holds, failing after a generous deadline (other tests'
 /// transactions may hold old pins for a while).
@@ -57,36 +23,30 @@ fn reclaim_until(what: &str, done: impl Fn() -> bool) {
 
 #[test]
 fn a_tbox_created_written_and_dropped_in_one_transaction() {
-    in_child_process(
-        "a_tbox_created_written_and_dropped_in_one_transaction",
-        || {
-            for i in 0..1_000 {
-                atomically(|tx| {
-                    let b = TBox::new(format!("a{i}"));
-                    b.write(tx, format!("b{i}"));
-                    drop(b);
-                    Ok(())
-                });
-            }
-        },
-    );
+    in_child_process(|| {
+        for i in 0..1_000 {
+            atomically(|tx| {
+                let b = TBox::new(format!("a{i}"));
+                b.write(tx, format!("b{i}"));
+                drop(b);
+                Ok(())
+            });
+        }
+    });
 }
 
 #[test]
 fn a_tvar_created_and_written_in_a_transaction_and_returned_keeps_the_write() {
-    in_child_process(
-        "a_tvar_created_and_written_in_a_transaction_and_returned_keeps_the_write",
-        || {
-            for i in 0..1_000u64 {
-                let v = atomically(|tx| {
-                    let v = TVar::new(0u64);
-                    v.write(tx, i);
-                    Ok(v)
-                });
-                assert_eq!(v.load(), i);
-            }
-        },
-    );
+    in_child_process(|| {
+        for i in 0..1_000u64 {
+            let v = atomically(|tx| {
+                let v = TVar::new(0u64);
+                v.write(tx, i);
+                Ok(v)
+            });
+            assert_eq!(v.load(), i);
+        }
+    });
 }
 
 /// Counts its drops; on drop, runs a transaction of its own (a handle that unregisters itself).
@@ -105,10 +65,7 @@ impl Drop for Unregisters {
 
 #[test]
 fn replaced_values_whose_drop_runs_transactions_are_dropped_outside_transactions() {
-    in_child_process(
-        "replaced_values_whose_drop_runs_transactions_are_dropped_outside_transactions",
-        replace_values_whose_drop_runs_transactions,
-    );
+    in_child_process(replace_values_whose_drop_runs_transactions);
 }
 
 fn replace_values_whose_drop_runs_transactions() {

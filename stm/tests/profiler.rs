@@ -1,10 +1,9 @@
 //! The conflict profiler. One test function: the profiler is process-wide, and this file is its
 //! own process, so nothing else runs transactions meanwhile.
 
-mod common;
-
 use commute_stm::conflicts::{self, ConflictKind};
 use commute_stm::{TVar, atomically, stats};
+use commute_test_support::with_watchdog;
 use std::sync::{Arc, Barrier};
 
 /// Commits a write to `v` from another thread; returns the line of its `atomically` call.
@@ -21,7 +20,7 @@ fn write_from_another_thread(v: &Arc<TVar<u64>>) -> u32 {
 
 #[test]
 fn the_profiler_names_the_hot_variable_and_loses_no_record() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         conflicts::enable();
         conflicts::reset();
 

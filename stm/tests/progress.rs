@@ -1,16 +1,15 @@
 //! Progress: the irrevocable fallback, long transactions against short writers, panics,
 //! nesting.
 
-mod common;
-
 use commute_stm::{IRREVOCABLE_AFTER, TVar, atomically, stats};
+use commute_test_support::with_watchdog;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 #[test]
 fn after_enough_conflicts_a_transaction_runs_irrevocably_and_commits() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let v = Arc::new(TVar::new(0u64));
         let out = TVar::new(0u64);
         let before = stats::thread();
@@ -44,7 +43,7 @@ fn after_enough_conflicts_a_transaction_runs_irrevocably_and_commits() {
 
 #[test]
 fn a_transaction_reading_ten_thousand_tvars_completes_against_short_writers() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         const N: usize = 10_000;
         let vars: Arc<Vec<TVar<i64>>> = Arc::new((0..N).map(|_| TVar::new(1)).collect());
         let done = Arc::new(AtomicBool::new(false));
@@ -99,7 +98,7 @@ fn a_transaction_reading_ten_thousand_tvars_completes_against_short_writers() {
 
 #[test]
 fn a_panic_leaves_no_trace_and_releases_everything() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let a = Arc::new(TVar::new(1u32));
         let b = Arc::new(TVar::new(2u32));
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -134,7 +133,7 @@ fn a_panic_leaves_no_trace_and_releases_everything() {
 
 #[test]
 fn a_panicking_commute_at_commit_releases_the_locks() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let a = TVar::new(1u32);
         let b = TVar::new(5u32);
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -157,7 +156,7 @@ fn a_panicking_commute_at_commit_releases_the_locks() {
 
 #[test]
 fn a_panic_in_an_irrevocable_transaction_releases_its_locks() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let v = Arc::new(TVar::new(0u64));
         let result = catch_unwind(AssertUnwindSafe(|| {
             atomically(|tx| {
@@ -192,7 +191,7 @@ fn nested_atomically_panics_with_advice() {
 
 #[test]
 fn labels_name_variables_in_conflict_statistics() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let hits = Arc::new(TVar::new(0u64).with_label("hits"));
         let before = stats::thread();
         let mut first = true;
@@ -217,7 +216,7 @@ fn labels_name_variables_in_conflict_statistics() {
 
 #[test]
 fn load_inside_an_irrevocable_transaction_does_not_wait_for_its_own_lock() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let v = Arc::new(TVar::new(0u64));
         let seen = atomically(|tx| {
             let read = v.read(tx)?;

@@ -1,9 +1,8 @@
 //! Quickcheck: random transaction programs over a few TVars, run concurrently on two threads,
 //! end in a state, and observe values, that some serial order of the same programs produces.
 
-mod common;
-
 use commute_stm::{StmResult, TVar, Transaction, atomically};
+use commute_test_support::with_watchdog;
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 use std::sync::{Arc, Barrier};
 
@@ -153,7 +152,7 @@ fn concurrent_runs_are_serializable(a: Vec<Program>, b: Vec<Program>) -> bool {
 
 #[test]
 fn random_programs_are_serializable() {
-    common::with_watchdog(60, || {
+    with_watchdog(60, || {
         // Each case races two threads; many cases so that real interleavings happen on 2 cores.
         QuickCheck::new()
             .tests(2_000)

@@ -7,9 +7,8 @@
 //! thread of this process exits before the tag-less threads have registered, so once the parked
 //! threads below hold slots, every thread that registers after them has no tag.
 
-mod common;
-
 use commute_stm::{TVar, atomically};
+use commute_test_support::with_watchdog;
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 
@@ -18,7 +17,7 @@ const PARKED: usize = 1_024;
 
 #[test]
 fn tagless_threads_validate_each_others_commits() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         // `a == b` always: the only writer changes both in one transaction.
         let a = Arc::new(TVar::new(0u64));
         let b = Arc::new(TVar::new(0u64));

@@ -1,8 +1,7 @@
 //! Heap values: borrowing reads, deferred reclamation, no leaks and no double frees.
 
-mod common;
-
 use commute_stm::{TBox, atomically, reclaim_retired};
+use commute_test_support::with_watchdog;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -62,7 +61,7 @@ fn reclaim_until(live: &AtomicUsize, expected: usize) {
 
 #[test]
 fn replaced_values_are_freed_once_no_reader_remains() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let live = Arc::new(AtomicUsize::new(0));
         let b = Arc::new(TBox::new(Tracked::new(&live, 0)));
         let handles: Vec<_> = (0..2)
@@ -95,7 +94,7 @@ fn replaced_values_are_freed_once_no_reader_remains() {
 
 #[test]
 fn rolled_back_writes_are_freed_and_own_writes_are_read_back() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         let live = Arc::new(AtomicUsize::new(0));
         let b = TBox::new(Tracked::new(&live, 1));
         let got = atomically(|tx| {
@@ -176,7 +175,7 @@ fn values_retired_by_unpinned_attempts_are_freed() {
 /// once no reader remains; an empty word is never freed.
 #[test]
 fn owned_words_follow_the_rules_of_boxes() {
-    common::with_watchdog(20, || {
+    with_watchdog(20, || {
         use commute_stm::{OwnedWord, TVar, Word};
 
         /// A tracked box, or null: an owned word.

@@ -1,0 +1,185 @@
+//! Helpers shared by the tests of the commute crates (a dev-dependency of each, never published).
+//!
+//! - [`with_watchdog`]: a test that can block fails after a deadline instead of hanging CI;
+//! - [`output_within`]: a child process that runs past a deadline is killed and the test fails;
+//! - [`in_child_process`]: a case that might crash the process runs in a child, so that a crash
+//!   fails that one test (with the child's output) instead of taking the test binary down.
+//!
+//! Deadlines are multiplied by `COMMUTE_TEST_TIME_SCALE` (an integer, default 1):
+//! `scripts/valgrind.sh` sets it, because programs run some 50 times slower under memcheck.
+
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The environment variable that marks a child process started by [`in_child_process`].
+const CHILD: &str = "COMMUTE_TEST_CHILD";
+
+/// `secs` seconds, times `COMMUTE_TEST_TIME_SCALE`.
+///
+/// # Examples
+///
+/// ```
+/// assert!(commute_test_support::deadline(2) >= std::time::Duration::from_secs(2));
+/// ```
+pub fn deadline(secs: u64) -> Duration {
+    let scale = std::env::var("COMMUTE_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(1)
+        .max(1);
+    Duration::from_secs(secs.saturating_mul(scale))
+}
+
+/// Runs `f` (a test's body) on a thread of its own and returns its result, or panics, naming the
+/// test, if it has not finished after `secs` seconds (see [`deadline`]): a test that can block
+/// (in `retry` or `pop_wait`, on a barrier, joining threads that wait) then fails instead of
+/// hanging. A panic in `f` is re-raised here with its own payload, so
+/// `#[should_panic(expected = ...)]` still works. On a timeout the blocked thread is left
+/// behind; the test binary exits without it.
+///
+/// # Panics
+///
+/// On a timeout, and with `f`'s own panic.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(commute_test_support::with_watchdog(5, || 1 + 1), 2);
+/// ```
+#[track_caller]
+pub fn with_watchdog<R: Send + 'static>(secs: u64, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_owned();
+    let (done, finished) = mpsc::channel();
+    let body = std::thread::Builder::new()
+        .name(format!("{test} (body)"))
+        .spawn(move || {
+            let result = f();
+            let _ = done.send(());
+            result
+        })
+        .expect("spawn the test body");
+    let limit = deadline(secs);
+    match finished.recv_timeout(limit) {
+        // Finished, or panicked (the sender is dropped while unwinding).
+        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match body.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+            "watchdog: {test} did not finish within {} s (blocked or livelocked?)",
+            limit.as_secs()
+        ),
+    }
+}
+
+/// `command.output()`, but a child still running after `secs` seconds (see [`deadline`]) is
+/// killed and the test fails, naming the command, instead of waiting for it for ever.
+///
+/// # Panics
+///
+/// If the command does not start, or on a timeout.
+///
+/// # Examples
+///
+/// ```
+/// let out = commute_test_support::output_within(std::process::Command::new("true").arg(""), 5);
+/// assert!(out.status.success());
+/// ```
+#[track_caller]
+pub fn output_within(command: &mut Command, secs: u64) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?} does not start: {e}"));
+    // Drain both pipes meanwhile, so that a chatty child never blocks on a full pipe.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
+    let limit = deadline(secs);
+    let until = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child's status") {
+            break status;
+        }
+        if Instant::now() >= until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "watchdog: {command:?} did not exit within {} s (killed)",
+                limit.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("the stdout reader"),
+        stderr: stderr.join().expect("the stderr reader"),
+    }
+}
+
+/// Runs `body` in a child process: this test binary again, running only the calling test (whose
+/// name is the current thread's, as libtest names it) with `--exact`; in that child, runs `body`
+/// itself. The test fails, with the child's output, unless the child exits successfully within
+/// 60 s (see [`deadline`]): a crash (a signal, an abort on a double free) fails this test alone.
+///
+/// Call it from the test's own thread (not from a [`with_watchdog`] body: the name would be
+/// wrong); it has a deadline of its own.
+///
+/// # Panics
+///
+/// If the child fails, crashes or runs past its deadline (in the parent); with `body`'s panic
+/// (in the child).
+///
+/// # Examples
+///
+/// ```no_run
+/// #[test]
+/// fn a_case_that_might_crash() {
+///     commute_test_support::in_child_process(|| {
+///         // ... code that would take the whole test binary down if it crashed
+///     });
+/// }
+/// ```
+#[track_caller]
+pub fn in_child_process(body: impl FnOnce()) {
+    if std::env::var_os(CHILD).is_some() {
+        body();
+        return;
+    }
+    let name = std::thread::current()
+        .name()
+        .expect("in_child_process runs on the test's own thread, named after the test")
+        .to_owned();
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = output_within(
+        Command::new(exe)
+            .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1"),
+        60,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the child process running {name} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the child process ran no test named {name}:\n{stdout}"
+    );
+}
