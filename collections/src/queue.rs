@@ -312,8 +312,10 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
         self.head.write(tx, first);
         // SAFETY: if this attempt commits, the old sentinel is unlinked (head moved past it and
         // it is not the tail, since it has a successor) and nothing else frees it: a pending
-        // node is handed to the queue when its push is published by this same commit.
-        unsafe { tx.retire_on_commit(head) };
+        // node is handed to the queue when its push is published by this same commit. Tied to
+        // `head`: if the queue is dropped before the commit, its `Drop` frees the old sentinel
+        // (still the committed head) and the retirement is cancelled.
+        unsafe { self.head.retire_on_commit(tx, head) };
         self.len.decr(tx);
         Ok(item)
     }

@@ -11,7 +11,7 @@ mod audit;
 use std::borrow::Borrow;
 use std::sync::Arc;
 
-use audit::{End, Ledger, Origin, Subject, Tracked, isolated, run_case, test_name};
+use audit::{End, Ledger, Origin, Subject, Tracked, run_case};
 use commute::{StmResult, TBoundedQueue, TCounter, TMap, TQueue, TSet, Transaction, atomically};
 
 /// Sets of payloads are looked up by number (`Tracked` hashes and compares its number).

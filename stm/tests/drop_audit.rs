@@ -8,7 +8,7 @@ mod audit;
 
 use std::sync::Arc;
 
-use audit::{End, Ledger, Origin, Subject, Tracked, isolated, run_case, test_name};
+use audit::{End, Ledger, Origin, Subject, Tracked, run_case};
 use commute_stm::{OwnedWord, StmResult, TBox, TVar, Transaction, Word, atomically};
 
 /// The value-level view of a variable that the tests need: made with a value, read, written,

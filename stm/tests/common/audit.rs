@@ -2,8 +2,9 @@
 //! `collections/tests/drop_audit.rs` (the latter includes this file by path): every way a
 //! transactional object can die while the running transaction still refers to it.
 //!
-//! - [`isolated`] runs a test body in a child process (the test binary again, with one exact
-//!   test), so that a case that corrupts memory fails that test alone, with its signal.
+//! - Each case runs in a child process (`commute_test_support::in_child_process`: the test
+//!   binary again, with one exact test), so that a case that corrupts memory fails that test
+//!   alone, with its signal.
 //! - [`Ledger`] and [`Tracked`] count every payload value made and dropped, and catch double
 //!   drops.
 //! - [`run_case`] drives one object ([`Subject`]) through one way to die ([`Origin`]) and one
@@ -13,105 +14,15 @@
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
-use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use commute_stm::{StmResult, TVar, Transaction, atomically, reclaim_retired};
 
-/// Set in the child process: run the test body itself.
-const CHILD_ENV: &str = "COMMUTE_AUDIT_CHILD";
-/// How long a child may run before it counts as hung.
-const CHILD_DEADLINE: Duration = Duration::from_secs(30);
 /// How long reclamation may take to free every replaced value.
 const SETTLE_DEADLINE: Duration = Duration::from_secs(10);
-
-/// The name libtest knows a test by: `module_path!()` less the crate, then the function.
-pub(crate) fn test_name(module_path: &str, function: &str) -> String {
-    let path = module_path.split_once("::").map_or("", |(_, rest)| rest);
-    if path.is_empty() {
-        function.to_owned()
-    } else {
-        format!("{path}::{function}")
-    }
-}
-
-/// Runs `body` in a child process that re-executes this test binary for test `name` alone;
-/// fails if the child crashes, fails, hangs past [`CHILD_DEADLINE`] or runs no test. In the
-/// child (`COMMUTE_AUDIT_CHILD` set), runs `body` directly.
-pub(crate) fn isolated(name: String, body: impl FnOnce()) {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        body();
-        return;
-    }
-    let mut child = Command::new(std::env::current_exe().expect("the test binary's path"))
-        .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the child test process");
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_string(&mut text);
-            }
-            text
-        })
-    };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
-    let deadline = Instant::now() + CHILD_DEADLINE;
-    let status = loop {
-        match child.try_wait().expect("poll the child") {
-            Some(status) => break Some(status),
-            None if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            None => std::thread::sleep(Duration::from_millis(5)),
-        }
-    };
-    let (out, err) = (stdout.join().unwrap(), stderr.join().unwrap());
-    let ran_one = out.contains("running 1 test");
-    match status {
-        Some(status) if status.success() && ran_one => {}
-        _ => panic!(
-            "{name}: {}\n--- child stdout ---\n{out}\n--- child stderr ---\n{err}",
-            describe(status, ran_one)
-        ),
-    }
-}
-
-/// What went wrong with a child, in words.
-fn describe(status: Option<ExitStatus>, ran_one: bool) -> String {
-    let Some(status) = status else {
-        return format!("child hung: killed after {CHILD_DEADLINE:?}");
-    };
-    if status.success() && !ran_one {
-        return "child ran no test: the test name did not match".into();
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(signal) = status.signal() {
-            let name = match signal {
-                6 => "SIGABRT",
-                7 => "SIGBUS",
-                11 => "SIGSEGV",
-                _ => "signal",
-            };
-            return format!("child crashed: {name} ({signal})");
-        }
-    }
-    format!("child failed: {status}")
-}
 
 /// Counts the payload values of one test: made (new or cloned), dropped, and dropped twice.
 #[derive(Debug, Default)]
@@ -154,12 +65,17 @@ impl Ledger {
     /// then asserts that each was dropped exactly once.
     pub(crate) fn settle(&self) {
         let deadline = Instant::now() + SETTLE_DEADLINE;
+        // At least one pass, even when the counts already match: memory the case retired
+        // without a payload (a queue's sentinel) must be freed too, where a double free shows
+        // (under valgrind, or as glibc's abort).
+        reclaim_retired();
         while self.dropped.load(Ordering::SeqCst) < self.made.load(Ordering::SeqCst)
             && Instant::now() < deadline
         {
             reclaim_retired();
             std::thread::yield_now();
         }
+        reclaim_retired();
         let (made, dropped) = (
             self.made.load(Ordering::SeqCst),
             self.dropped.load(Ordering::SeqCst),
@@ -457,7 +373,7 @@ macro_rules! audit_matrix {
     (@ends $subject:ty, $act:expr, $origin:expr; $($name:ident: $end:expr),*) => {$(
         #[test]
         fn $name() {
-            isolated(test_name(module_path!(), stringify!($name)), || {
+            commute_test_support::in_child_process(|| {
                 run_case::<$subject>($origin, $act, $end)
             });
         }
@@ -469,7 +385,7 @@ macro_rules! isolated_tests {
     ($($name:ident: $body:expr;)*) => {$(
         #[test]
         fn $name() {
-            isolated(test_name(module_path!(), stringify!($name)), || $body);
+            commute_test_support::in_child_process(|| $body);
         }
     )*};
 }
