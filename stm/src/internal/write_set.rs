@@ -2,7 +2,7 @@
 //!
 //! A small vector searched linearly; once it grows past `INDEX_THRESHOLD` entries a hashbrown
 //! map (ahash) from variable address to entry index takes over the lookups. Entries are unique
-//! per variable and updated in place; `or_else` takes a snapshot (see `tx.rs`).
+//! per variable and updated in place; `or_else` takes a snapshot (see `tx/blocking.rs`).
 
 use std::rc::Rc;
 

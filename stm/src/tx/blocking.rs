@@ -1,0 +1,147 @@
+//! Blocking: `retry` and `or_else`, and the wait list a retried attempt sleeps on.
+
+use super::{StmError, StmResult, Transaction};
+use crate::internal::var::{VarCore, version_of};
+use crate::internal::write_set::{Entry, Pending};
+
+impl Transaction {
+    /// Abandons the attempt and blocks until a variable it read changes, then runs it again.
+    ///
+    /// Use it as `return tx.retry();` when the transaction cannot proceed yet (an empty queue, a
+    /// full buffer). Inside [`or_else`](Transaction::or_else) it falls through to the
+    /// alternative instead.
+    ///
+    /// # Errors
+    ///
+    /// Always returns the retry signal; propagate it.
+    ///
+    /// # Panics
+    ///
+    /// [`atomically`](crate::atomically) panics if the attempt retries without having read any variable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    /// use std::sync::Arc;
+    ///
+    /// let ready = Arc::new(TVar::new(false));
+    /// let r = ready.clone();
+    /// let waiter = std::thread::spawn(move || {
+    ///     atomically(|tx| if r.read(tx)? { Ok("go") } else { tx.retry() })
+    /// });
+    /// atomically(|tx| {
+    ///     ready.write(tx, true);
+    ///     Ok(())
+    /// });
+    /// assert_eq!(waiter.join().unwrap(), "go");
+    /// ```
+    pub fn retry<T>(&self) -> StmResult<T> {
+        Err(StmError::RETRY)
+    }
+
+    /// Runs `first`; if it calls [`retry`](Transaction::retry), rolls back its writes (and
+    /// hooks) and runs `second` instead. Reads of both stay in the attempt, so if both retry the
+    /// transaction waits for a change to either. Nests freely.
+    ///
+    /// # Errors
+    ///
+    /// A conflict in either branch, or a retry of `second`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// let a = TVar::new(0u32);
+    /// let b = TVar::new(7u32);
+    /// let got = atomically(|tx| {
+    ///     tx.or_else(
+    ///         |tx| {
+    ///             a.write(tx, 99); // rolled back: this branch retries
+    ///             match b.read(tx)? {
+    ///                 0 => Ok(0),
+    ///                 _ => tx.retry(),
+    ///             }
+    ///         },
+    ///         |tx| b.read(tx),
+    ///     )
+    /// });
+    /// assert_eq!(got, 7);
+    /// assert_eq!(a.load(), 0);
+    /// ```
+    pub fn or_else<T>(
+        &self,
+        first: impl FnOnce(&Transaction) -> StmResult<T>,
+        second: impl FnOnce(&Transaction) -> StmResult<T>,
+    ) -> StmResult<T> {
+        let (saved_writes, commit_hooks, abort_hooks, retirements, forgotten) = {
+            let st = self.state();
+            let saved = st.writes.save();
+            (
+                saved,
+                st.on_commit.len(),
+                st.on_abort.len(),
+                st.retire_on_commit.len(),
+                st.forgotten.len(),
+            )
+        };
+        match first(self) {
+            Err(e) if e.is_retry() => {
+                let mut st = self.state();
+                // Locks that an irrevocable branch took stay held (as reads); only its values
+                // roll back.
+                let kept: Vec<Entry> = if self.irrevocable {
+                    st.writes.entries[saved_writes.len()..]
+                        .iter()
+                        .filter(|e| e.pending.is_shared())
+                        .map(|e| Entry {
+                            pending: Pending::Hold,
+                            drop_old: None,
+                            ..*e
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let nodes = st.writes.restore_saved(saved_writes, kept);
+                if !nodes.is_empty() {
+                    // Freed at the end of the attempt (commit or not), with no state borrow
+                    // held: the end of a commit must take the slow path to see them.
+                    st.extras = true;
+                    st.allocs.extend(nodes);
+                }
+                st.on_commit.truncate(commit_hooks);
+                st.on_abort.truncate(abort_hooks);
+                // Retirements of variables dropped in the branch are already gone, and none
+                // of those left were added by it, unless fewer remain than were saved.
+                let kept_retirements = retirements.min(st.retire_on_commit.len());
+                st.retire_on_commit.truncate(kept_retirements);
+                // Variables dropped during the branch must not come back with the copy.
+                for i in forgotten..st.forgotten.len() {
+                    let addr = st.forgotten[i];
+                    st.forget_written(addr);
+                }
+                drop(st);
+                second(self)
+            }
+            other => other,
+        }
+    }
+
+    /// The variables (and versions) whose change should wake a retried attempt.
+    pub(super) fn wait_list(&self) -> Vec<(*const VarCore, u64)> {
+        let st = self.state();
+        let mut list: Vec<_> = st.reads.iter().map(|r| (r.var, r.version)).collect();
+        if self.irrevocable {
+            list.extend(
+                st.writes
+                    .entries
+                    .iter()
+                    .filter(|e| e.pending.is_shared())
+                    .map(|e| (e.var, version_of(e.locked_word))),
+            );
+        }
+        list
+    }
+}

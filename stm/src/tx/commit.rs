@@ -1,0 +1,304 @@
+//! The commit, in named phases: lock the write set in address order, take the write version,
+//! validate the read set, compute commuted values, write back and unlock.
+
+use super::{ReadEntry, Transaction, TxState};
+use crate::internal::backoff::Backoff;
+use crate::internal::thread::Retired;
+use crate::internal::var::{IRREVOCABLE, LOCKED, VarCore, WAITERS, unlocked_word, version_of};
+use crate::internal::write_set::{DropFn, Entry, OpList, Pending, PublishOp};
+use crate::internal::{clock, wait};
+use crate::stats::AbortCause;
+use crate::sync::atomic::Ordering;
+use core::panic::Location;
+
+impl Transaction {
+    /// Tries to commit; on failure the attempt must be rolled back by the caller.
+    #[inline(always)]
+    pub(super) fn commit(&self) -> Result<(), ()> {
+        let mut guard = self.state();
+        let st: &mut TxState = &mut guard;
+        if !st.writes.has_shared() {
+            // Read-only: every read was validated against `rv`.
+            st.writes.clear();
+            if !st.retire_on_commit.is_empty() {
+                // Nothing was unlinked by this commit, so values retired here are unreachable
+                // to anyone who starts from now on: retire them at the next clock value.
+                let version = clock::write_version(0, self.ctx().tag);
+                st.retired_by_commit = st
+                    .retire_on_commit
+                    .drain(..)
+                    .map(|(bits, drop_fn, _)| Retired {
+                        version,
+                        bits,
+                        drop_fn,
+                    })
+                    .collect();
+            }
+            return Ok(());
+        }
+        if self.irrevocable {
+            return self.commit_irrevocable(st);
+        }
+        st.writes.sort_for_commit();
+        let mut locks = LockGuard {
+            entries: &mut st.writes.entries,
+            held: 0,
+        };
+        let newest_locked = match lock_write_set(&mut locks) {
+            Ok(newest) => newest,
+            Err(var) => {
+                drop(locks);
+                // SAFETY: the variable belongs to this attempt's write set (see `Entry::var`).
+                self.conflict(st, AbortCause::LockBusy, unsafe { &*var });
+                return Err(());
+            }
+        };
+        let wv = clock::write_version(newest_locked, self.ctx().tag);
+        // Always validate: the clock does not count commits, so "nobody committed since we
+        // began" cannot be read off it.
+        if let Err(var) = validate_reads(&st.reads, locks.entries) {
+            drop(locks);
+            // SAFETY: the variable belongs to this attempt's read set.
+            self.conflict(st, AbortCause::ReadValidation, unsafe { &*var });
+            if self.profiling {
+                self.involve_other_changes(st, None);
+            }
+            return Err(());
+        }
+        compute_values(locks.entries, &st.writes.ops);
+        let writer = self.profiling.then_some(self.site);
+        debug_assert!(st.retired_by_commit.is_empty());
+        let replaced_heap_values = {
+            let retired = &mut st.retired_by_commit;
+            write_back(locks.entries, &mut st.writes.publishes, wv, writer, retired);
+            !retired.is_empty()
+        };
+        locks.held = 0; // unlocked by write_back
+        drop(locks);
+        if st.extras || replaced_heap_values {
+            let to_retire = st
+                .retire_on_commit
+                .drain(..)
+                .map(|(bits, drop_fn, _)| Retired {
+                    version: wv,
+                    bits,
+                    drop_fn,
+                });
+            st.retired_by_commit.extend(to_retire);
+            st.allocs = take_unpublished(st);
+            st.extras = true;
+        }
+        st.writes.clear();
+        Ok(())
+    }
+
+    /// The irrevocable commit: every variable is already locked, nothing can fail.
+    pub(super) fn commit_irrevocable(&self, st: &mut TxState) -> Result<(), ()> {
+        let mut locks = LockGuard {
+            entries: &mut st.writes.entries,
+            held: 0,
+        };
+        locks.held = locks.entries.len();
+        let newest_locked = locks
+            .entries
+            .iter()
+            .filter(|e| e.pending.is_shared())
+            .map(|e| version_of(e.locked_word))
+            .max()
+            .unwrap_or(0);
+        let wv = clock::write_version(newest_locked, self.ctx().tag);
+        let writer = self.profiling.then_some(self.site);
+        let mut retired = Vec::new();
+        write_back(
+            locks.entries,
+            &mut st.writes.publishes,
+            wv,
+            writer,
+            &mut retired,
+        );
+        locks.held = 0;
+        drop(locks);
+        retired.extend(
+            st.retire_on_commit
+                .drain(..)
+                .map(|(bits, drop_fn, _)| Retired {
+                    version: wv,
+                    bits,
+                    drop_fn,
+                }),
+        );
+        st.allocs = take_unpublished(st);
+        // Unlocked by the write-back: the reset must not release these again.
+        st.writes.clear();
+        st.retired_by_commit = retired;
+        Ok(())
+    }
+}
+
+/// Write-set locks held during a commit; released (restoring the old words) if dropped early,
+/// for example when a commute function panics.
+struct LockGuard<'a> {
+    entries: &'a mut [Entry],
+    held: usize,
+}
+
+impl Drop for LockGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.held == 0 {
+            return;
+        }
+        for e in self.entries[..self.held]
+            .iter()
+            .filter(|e| e.pending.is_shared())
+        {
+            e.var().lock.store(e.locked_word, Ordering::Release);
+        }
+    }
+}
+
+/// Commit phase 1: lock every written variable, in address order.
+#[inline(always)]
+fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<u64, *const VarCore> {
+    let mut newest = 0;
+    for i in 0..locks.entries.len() {
+        if !locks.entries[i].pending.is_shared() {
+            continue;
+        }
+        let var = locks.entries[i].var();
+        let mut backoff = Backoff::new();
+        loop {
+            let word = var.lock.load(Ordering::Relaxed);
+            if word & LOCKED == 0 {
+                if var
+                    .lock
+                    .compare_exchange_weak(word, word | LOCKED, clock::SC, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    locks.entries[i].locked_word = word;
+                    newest = newest.max(version_of(word));
+                    locks.held = i + 1;
+                    break;
+                }
+            } else if word & IRREVOCABLE != 0 {
+                return Err(var);
+            } else {
+                // Another committer: it holds its locks briefly and, locking in the same order,
+                // never waits for one of ours.
+                backoff.snooze();
+            }
+        }
+    }
+    Ok(newest)
+}
+
+/// Commit phase 2: every read must still show the version it had (our own locks keep the
+/// pre-lock version in the word).
+#[inline(always)]
+fn validate_reads(reads: &[ReadEntry], locked: &[Entry]) -> Result<(), *const VarCore> {
+    for r in reads {
+        let word = r.var().lock.load(clock::SC_LOAD);
+        if word & LOCKED != 0 {
+            let ours = locked
+                .binary_search_by_key(&r.var().lock_order(), |e| e.var().lock_order())
+                .is_ok_and(|i| locked[i].pending.is_shared());
+            if !ours || version_of(word) != r.version {
+                return Err(r.var);
+            }
+        } else if version_of(word) != r.version {
+            return Err(r.var);
+        }
+    }
+    Ok(())
+}
+
+/// Commit phase 3: commuted values from the latest committed values (which our locks freeze).
+#[inline(always)]
+fn compute_values(entries: &mut [Entry], ops: &[OpList]) {
+    for e in entries.iter_mut() {
+        if let Pending::Commute(i) = e.pending {
+            let bits = ops[i as usize].apply(e.var().value.load(Ordering::Relaxed));
+            e.pending = Pending::Write(bits);
+        }
+    }
+}
+
+/// Commit phase 4: store the values, unlock at version `wv`, wake `retry` waiters, run the
+/// second steps of publishing operations. Collects the heap values the commit replaced in
+/// `retired`.
+#[inline(always)]
+fn write_back(
+    entries: &[Entry],
+    publishes: &mut [(u32, PublishOp)],
+    wv: u64,
+    writer: Option<&'static Location<'static>>,
+    retired: &mut Vec<Retired>,
+) {
+    let mut then = false;
+    for e in entries {
+        let var = e.var();
+        match &e.pending {
+            &Pending::Write(bits) => {
+                if let Some(drop_fn) = e.drop_old {
+                    let old = var.value.load(Ordering::Relaxed);
+                    retired.push(Retired {
+                        version: wv,
+                        bits: old,
+                        drop_fn,
+                    });
+                }
+                var.value.store(bits, Ordering::Release);
+            }
+            &Pending::Publish(list) => {
+                let old = var.value.load(Ordering::Relaxed);
+                let mut new = old;
+                for (_, op) in publishes.iter_mut().filter(|(l, _)| *l == list) {
+                    new = op.run(new, wv);
+                    then |= op.has_after();
+                }
+                var.value.store(new, Ordering::Release);
+            }
+            Pending::Hold => {
+                // Read (and locked) by the irrevocable transaction only: restore the word.
+                var.lock.store(e.locked_word, Ordering::Release);
+                continue;
+            }
+            Pending::Local(_) => continue,
+            Pending::Commute(_) => unreachable!("computed before write-back"),
+        }
+        if let Some(site) = writer {
+            var.note_writer(site);
+        }
+        // Each variable is unlocked as soon as its value is in place: readers that see the new
+        // version see the new value, and the clock already shows `wv`.
+        var.lock.store(unlocked_word(wv), Ordering::Release);
+        if e.locked_word & WAITERS != 0 {
+            wait::wake(var);
+        }
+    }
+    if then {
+        // Second steps, with every variable unlocked: what they write (a queue's link in the
+        // node that was last before the commit) is off the path that other committers of the
+        // same variables wait on.
+        for (_, op) in publishes.iter() {
+            op.run_after();
+        }
+    }
+}
+
+/// Takes the attempt's allocations, minus those the commit published (one per published write,
+/// matched by address).
+fn take_unpublished(st: &mut TxState) -> Vec<(u64, DropFn)> {
+    let mut allocs = core::mem::take(&mut st.allocs);
+    if allocs.is_empty() {
+        return allocs;
+    }
+    for e in &st.writes.entries {
+        if let (Some(_), Pending::Write(bits)) = (e.drop_old, &e.pending) {
+            if let Some(j) = allocs.iter().position(|(b, _)| b == bits) {
+                allocs.swap_remove(j);
+            }
+        }
+    }
+    allocs
+}

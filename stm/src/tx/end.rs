@@ -1,0 +1,267 @@
+//! The end of an attempt: hooks, clearing the buffers, and the leftovers (values to free or
+//! retire, hooks to run) released outside the transaction, where destructors may run
+//! transactions of their own.
+
+use super::{Hook, RestoreInTx, Transaction, TxState};
+use crate::internal::thread::{Retired, ThreadCtx};
+use crate::internal::write_set::DropFn;
+use crate::sync::atomic::Ordering;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+
+/// What an attempt leaves to be done once it has ended, outside the transaction: values to
+/// free (which may run transactions in their `Drop`), values to retire, hooks to run.
+pub(crate) struct Leftovers {
+    /// Values the attempt allocated and did not publish, and values dropped during it.
+    allocs: Vec<(u64, DropFn)>,
+    /// Values the commit replaced.
+    retired: Vec<Retired>,
+    /// Commit hooks, or abort hooks, to run.
+    hooks: Vec<Hook>,
+    /// Hooks not to run (abort hooks after a commit, commit hooks after a rollback): dropped.
+    unrun: Vec<Hook>,
+}
+
+impl Leftovers {
+    /// Frees, retires and runs everything, outside the transaction (the thread counts as not
+    /// in one meanwhile, so destructors and hooks may start transactions), then hands the
+    /// emptied buffers back to the thread's state so that the next attempt does not allocate.
+    ///
+    /// Every destructor and hook runs even if an earlier one panics; the first panic is then
+    /// passed on (unless the thread is already unwinding, when it is dropped).
+    #[cold]
+    pub(super) fn release(self, ctx: &ThreadCtx) {
+        self.release_watching(ctx, false);
+    }
+
+    /// [`release`](Leftovers::release); if `watch`, returns the addresses of the variables
+    /// dropped meanwhile.
+    #[cold]
+    pub(super) fn release_watching(mut self, ctx: &ThreadCtx, watch: bool) -> Vec<usize> {
+        let mut first_panic = None;
+        let dropped = {
+            ctx.in_tx.set(false);
+            let _back_in_tx = RestoreInTx(ctx);
+            if watch {
+                ctx.watch_drops();
+            }
+            for (bits, drop_fn) in self.allocs.drain(..) {
+                // SAFETY: allocated by the attempt and never published (no committed variable
+                // holds it), or owned by a value the attempt dropped; the closure that could
+                // borrow it has returned, and nothing else frees it.
+                let freed = catch_unwind(AssertUnwindSafe(|| unsafe { drop_fn(bits) }));
+                note_panic(&mut first_panic, freed);
+            }
+            if !self.retired.is_empty() {
+                let retired = catch_unwind(AssertUnwindSafe(|| ctx.retire(self.retired.drain(..))));
+                note_panic(&mut first_panic, retired);
+            }
+            let unrun = core::mem::take(&mut self.unrun);
+            note_panic(
+                &mut first_panic,
+                catch_unwind(AssertUnwindSafe(|| drop(unrun))),
+            );
+            for hook in self.hooks.drain(..) {
+                note_panic(&mut first_panic, catch_unwind(AssertUnwindSafe(hook)));
+            }
+            if watch {
+                ctx.take_dropped()
+            } else {
+                Vec::new()
+            }
+        };
+        if let Ok(mut st) = ctx.state.try_borrow_mut() {
+            if st.allocs.capacity() == 0 {
+                st.allocs = core::mem::take(&mut self.allocs);
+            }
+            if st.retired_by_commit.capacity() == 0 {
+                st.retired_by_commit = core::mem::take(&mut self.retired);
+            }
+        }
+        if let Some(payload) = first_panic {
+            if !std::thread::panicking() {
+                resume_unwind(payload);
+            }
+        }
+        dropped
+    }
+}
+
+/// Keeps the first panic of a series of destructors and hooks.
+fn note_panic(first: &mut Option<Box<dyn core::any::Any + Send>>, result: std::thread::Result<()>) {
+    if let Err(payload) = result {
+        first.get_or_insert(payload);
+    }
+}
+
+impl Transaction {
+    /// Runs `hook` after this transaction commits, once, outside the transaction.
+    ///
+    /// Use it for I/O and other effects that must not happen in an attempt that may be rolled
+    /// back. Hooks run in registration order; they may start new transactions. A hook registered
+    /// by an attempt that is rolled back (or by an `or_else` branch that retried) never runs.
+    ///
+    /// # Panics
+    ///
+    /// A hook that panics does not stop the others: every hook of the commit runs, then the
+    /// first panic propagates from [`atomically`](crate::atomically) (whose transaction has committed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let sent = Arc::new(AtomicU32::new(0));
+    /// let v = TVar::new(0u32);
+    /// let s = sent.clone();
+    /// atomically(move |tx| {
+    ///     v.write(tx, 1);
+    ///     let s = s.clone();
+    ///     tx.on_commit(move || {
+    ///         s.fetch_add(1, Ordering::Relaxed);
+    ///     });
+    ///     Ok(())
+    /// });
+    /// assert_eq!(sent.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn on_commit(&self, hook: impl FnOnce() + 'static) {
+        let mut st = self.state();
+        st.extras = true;
+        st.on_commit.push(Box::new(hook));
+    }
+
+    /// Runs `hook` if this attempt is rolled back (conflict or `retry`), after the rollback.
+    ///
+    /// Not run when the attempt commits, nor when the closure panics (the hooks are then dropped
+    /// unrun). Hooks of an `or_else` branch that retried are dropped too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::atomically;
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    ///
+    /// let aborted = Rc::new(Cell::new(false));
+    /// let a = aborted.clone();
+    /// atomically(move |tx| {
+    ///     let a = a.clone();
+    ///     tx.on_abort(move || a.set(true));
+    ///     Ok(())
+    /// });
+    /// assert!(!aborted.get());
+    /// ```
+    pub fn on_abort(&self, hook: impl FnOnce() + 'static) {
+        let mut st = self.state();
+        st.extras = true;
+        st.on_abort.push(Box::new(hook));
+    }
+
+    /// After a commit: clears the attempt; returns what is left to do outside it, if anything.
+    #[inline]
+    pub(super) fn finish_commit(&self) -> Option<Leftovers> {
+        let mut st = self.state();
+        if !st.extras {
+            // The common case: only the read set is left to clear (the commit cleared the
+            // write set), and the pin to release.
+            st.reads.clear();
+            if st.pinned {
+                st.pinned = false;
+                self.ctx().unpin();
+            }
+            self.finished.set(true);
+            return None;
+        }
+        drop(st);
+        Some(self.finish_commit_slow())
+    }
+
+    #[cold]
+    pub(super) fn finish_commit_slow(&self) -> Leftovers {
+        let mut st = self.state();
+        let leftovers = Leftovers {
+            allocs: core::mem::take(&mut st.allocs),
+            retired: core::mem::take(&mut st.retired_by_commit),
+            hooks: core::mem::take(&mut st.on_commit),
+            unrun: core::mem::take(&mut st.on_abort),
+        };
+        self.reset(&mut st); // unpins first, so our own retired values can go at once
+        leftovers
+    }
+
+    /// After a rollback: the nodes of publishing operations that never ran join the attempt's
+    /// allocations, to be freed with them.
+    pub(super) fn hand_back_unpublished_nodes(&self) {
+        let mut st = self.state();
+        let nodes = st.writes.take_unpublished_nodes();
+        if !nodes.is_empty() {
+            st.allocs.extend(nodes);
+        }
+    }
+
+    /// After a rollback: releases what the attempt held; returns what is left to do outside
+    /// it (its allocations to free, its abort hooks to run).
+    pub(super) fn finish_abort(&self) -> Leftovers {
+        self.hand_back_unpublished_nodes();
+        let mut st = self.state();
+        let leftovers = Leftovers {
+            allocs: core::mem::take(&mut st.allocs),
+            retired: Vec::new(),
+            hooks: core::mem::take(&mut st.on_abort),
+            unrun: core::mem::take(&mut st.on_commit),
+        };
+        self.reset(&mut st);
+        leftovers
+    }
+
+    /// Releases irrevocable locks, frees unpublished allocations, unpins, clears buffers.
+    pub(super) fn reset(&self, st: &mut TxState) {
+        if self.irrevocable {
+            for e in st.writes.entries.iter().filter(|e| e.pending.is_shared()) {
+                // Restore the word exactly (WAITERS included): nothing changed.
+                e.var().lock.store(e.locked_word, Ordering::Release);
+            }
+        }
+        debug_assert!(
+            st.allocs.is_empty(),
+            "allocations are taken out before the reset"
+        );
+        if st.pinned {
+            st.pinned = false;
+            self.ctx().unpin();
+        }
+        st.reads.clear();
+        st.writes.clear();
+        debug_assert!(
+            st.on_commit.is_empty() && st.on_abort.is_empty(),
+            "hooks are taken out before the reset (their drops may run transactions)"
+        );
+        st.retire_on_commit.clear();
+        st.forgotten.clear();
+        st.abort = None;
+        st.extras = false;
+        self.finished.set(true);
+    }
+}
+
+impl Drop for Transaction {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.finished.get() {
+            self.roll_back_after_panic();
+        }
+    }
+}
+
+impl Transaction {
+    /// The closure (or a commutative operation at commit) panicked: roll back. Abort hooks do
+    /// not run; they and the commit hooks are dropped, outside the transaction.
+    #[cold]
+    pub(super) fn roll_back_after_panic(&self) {
+        let mut leftovers = self.finish_abort();
+        let abort_hooks = core::mem::take(&mut leftovers.hooks);
+        leftovers.unrun.extend(abort_hooks);
+        leftovers.release(self.ctx());
+    }
+}

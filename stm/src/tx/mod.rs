@@ -1,0 +1,406 @@
+//! Transactions: `atomically`, reads, writes, commutes, `retry`, `or_else`, hooks, commit.
+//!
+//! The protocol is TL2 (Dice, Shalev & Shavit, "Transactional Locking II", DISC 2006) with
+//! timestamp extension (Riegel, Felber & Fetzer's LSA) and commit-time commutative updates:
+//!
+//! - **Begin**: read the commit clock into `rv`, the attempt's read version.
+//! - **Read**: sequence-lock read of the variable (see `internal/var.rs`). A version above `rv`
+//!   means a commit happened since the attempt began: re-validate every earlier read and, if they
+//!   all still hold, move `rv` up to the current clock (extension); otherwise abort. So every
+//!   attempt, even one that will abort, sees a state some serial order produced (opacity).
+//! - **Write / commute**: buffered in the write set; commutes record operations, not values, and
+//!   add no read-set entry.
+//! - **Commit** (read-only attempts are already done): lock the write set in address order
+//!   (`lock_write_set`), take `wv` from the clock, validate the read set unless no commit
+//!   intervened (`validate_reads`), compute commuted values on the latest committed values
+//!   (`compute_values`), then write back and unlock with version `wv` (`write_back`).
+//! - **Progress**: a committer waits for locks held by other committers (they hold them for a
+//!   bounded time, and the global lock order rules out deadlock), but aborts rather than wait for
+//!   the irrevocable transaction. After `IRREVOCABLE_AFTER` conflict aborts in a row a
+//!   transaction becomes irrevocable: it takes a global token and locks every variable it touches
+//!   as it goes (strict two-phase locking), so it cannot abort and always commits.
+//!
+//! One file per phase: `read` (reads, extension, pins), `write` (the write set: writes,
+//! commutes, publishing operations, locals, heap values), `commit` (the commit phases),
+//! `blocking` (`retry`, `or_else`), `end` (hooks, clearing, the leftovers released outside the
+//! transaction), `conflict` (which variable stopped an attempt), `state` (the per-thread
+//! buffers). This file holds the driver, [`atomically`], which runs attempts until one commits.
+
+use core::cell::Cell;
+use core::fmt;
+use core::panic::Location;
+
+use crate::conflicts::{ConflictKey, ConflictKind};
+use crate::internal::clock;
+use crate::internal::thread::{ThreadCtx, global, with_ctx};
+use crate::internal::var::VarCore;
+use crate::internal::wait;
+use crate::stats::AbortCause;
+
+mod blocking;
+mod commit;
+mod conflict;
+mod end;
+mod read;
+mod state;
+mod write;
+
+use conflict::{AbortRecord, Involved};
+pub(crate) use state::TxState;
+use state::{Hook, ReadEntry};
+
+/// After this many conflict aborts in a row, a transaction runs in irrevocable mode, where it is
+/// guaranteed to commit.
+pub const IRREVOCABLE_AFTER: u32 = 16;
+
+/// How long a reader waits for a committer's lock before giving up on the attempt.
+const READ_LOCK_PATIENCE: u32 = if cfg!(loom) { 1 } else { 10 };
+
+/// The result of a transactional operation: `Err` means the attempt must stop and be rolled
+/// back (pass it on with `?`).
+pub type StmResult<T> = Result<T, StmError>;
+
+/// Why a transactional operation asks the attempt to stop.
+///
+/// Not an error to handle: return it from the closure (usually with `?`) and
+/// [`atomically`](crate::atomically) rolls the attempt back and runs it again, or blocks first
+/// if it was a [`retry`](Transaction::retry).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct StmError {
+    kind: ErrorKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ErrorKind {
+    Conflict,
+    Retry,
+}
+
+impl StmError {
+    const CONFLICT: StmError = StmError {
+        kind: ErrorKind::Conflict,
+    };
+    const RETRY: StmError = StmError {
+        kind: ErrorKind::Retry,
+    };
+
+    /// True if this is an explicit [`retry`](Transaction::retry) rather than a conflict.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// let v = TVar::new(1u8);
+    /// let was_retry = atomically(|tx| {
+    ///     let r: commute_stm::StmResult<()> = tx.or_else(
+    ///         |tx| {
+    ///             v.read(tx)?;
+    ///             tx.retry()
+    ///         },
+    ///         |_| Ok(()),
+    ///     );
+    ///     Ok(r.is_ok())
+    /// });
+    /// assert!(was_retry);
+    /// ```
+    pub fn is_retry(&self) -> bool {
+        self.kind == ErrorKind::Retry
+    }
+}
+
+impl fmt::Debug for StmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            ErrorKind::Conflict => f.write_str("StmError(conflict)"),
+            ErrorKind::Retry => f.write_str("StmError(retry)"),
+        }
+    }
+}
+
+impl fmt::Display for StmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            ErrorKind::Conflict => f.write_str("transaction conflict: the attempt will be re-run"),
+            ErrorKind::Retry => f.write_str("transaction retry: waiting for a change"),
+        }
+    }
+}
+
+impl std::error::Error for StmError {}
+
+/// An attempt of a transaction, handed to the closure given to [`atomically`].
+///
+/// All reads and writes of [`TVar`](crate::TVar)s and [`TBox`](crate::TBox)es take it. It cannot
+/// leave the closure or the thread.
+pub struct Transaction {
+    ctx: *const ThreadCtx,
+    rv: Cell<u64>,
+    irrevocable: bool,
+    /// The conflict profiler was on when the transaction started.
+    profiling: bool,
+    site: &'static Location<'static>,
+    finished: Cell<bool>,
+}
+
+impl fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transaction")
+            .field("read_version", &self.rv.get())
+            .field("irrevocable", &self.irrevocable)
+            .field("site", &format_args!("{}", self.site))
+            .finish()
+    }
+}
+
+/// Runs `f` as a transaction and returns its result.
+///
+/// The closure appears to run alone: every transaction is serialisable with every other, and
+/// every attempt (even one that is later rolled back) sees a consistent state. The closure may
+/// run several times; effects outside transactional variables belong in
+/// [`Transaction::on_commit`].
+///
+/// # Panics
+///
+/// - If called inside a transaction: compose transactional code by passing the `&Transaction`
+///   down instead (functions taking `tx: &Transaction`).
+/// - If the closure calls [`Transaction::retry`] without having read any variable (it would
+///   block forever).
+/// - A panic in the closure rolls the attempt back (nothing of it is visible, no lock stays held)
+///   and then propagates to the caller.
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{atomically, TVar};
+///
+/// let balance = TVar::new(100i64);
+/// let ok = atomically(|tx| {
+///     if balance.read(tx)? < 30 {
+///         return Ok(false);
+///     }
+///     balance.modify(tx, |b| b - 30)?;
+///     Ok(true)
+/// });
+/// assert!(ok);
+/// assert_eq!(balance.load(), 70);
+/// ```
+#[track_caller]
+pub fn atomically<T, F>(f: F) -> T
+where
+    F: FnMut(&Transaction) -> StmResult<T>,
+{
+    let site = Location::caller();
+    with_ctx(|ctx| run(ctx, site, f))
+}
+
+fn run<T>(
+    ctx: &ThreadCtx,
+    site: &'static Location<'static>,
+    mut f: impl FnMut(&Transaction) -> StmResult<T>,
+) -> T {
+    if ctx.in_tx.replace(true) {
+        panic!(
+            "commute: atomically() called inside a transaction; transactions do not nest. \
+             Pass the `&Transaction` down to the inner code instead (take `tx: &Transaction` \
+             as a parameter), or use `tx.or_else` for alternatives"
+        );
+    }
+    let _in_tx = InTxGuard(ctx);
+    let mut conflicts: u32 = 0;
+    let profiling = crate::conflicts::profiling();
+    loop {
+        let irrevocable = conflicts >= IRREVOCABLE_AFTER;
+        let token = irrevocable.then(|| crate::sync::lock(&global().irrevocable));
+        let started = profiling.then(std::time::Instant::now);
+        let tx = Transaction::begin(ctx, site, irrevocable, profiling);
+        let outcome = f(&tx);
+        let is_retry = matches!(&outcome, Err(e) if e.is_retry());
+        if let Ok(value) = outcome {
+            if tx.commit().is_ok() {
+                ctx.slot.stats.commit(irrevocable);
+                if let Some(started) = started {
+                    ctx.slot.profile.commit(started.elapsed());
+                }
+                let leftovers = tx.finish_commit();
+                drop(tx);
+                drop(token);
+                if let Some(leftovers) = leftovers {
+                    leftovers.release(ctx);
+                }
+                return value;
+            }
+        }
+        let record = if is_retry { None } else { tx.abort_info() };
+        let cause = match &record {
+            Some(r) => r.cause,
+            None if is_retry => AbortCause::Retry,
+            None => AbortCause::ReadValidation,
+        };
+        ctx.slot
+            .stats
+            .abort(cause, record.as_ref().map(|r| r.var.origin), site);
+        if let Some(started) = started {
+            let keys = conflict_keys(cause, record, site);
+            ctx.slot.profile.abort(&keys, started.elapsed());
+        }
+        let mut wait_list = if is_retry { tx.wait_list() } else { Vec::new() };
+        let leftovers = tx.finish_abort();
+        drop(tx);
+        drop(token);
+        let dropped = leftovers.release_watching(ctx, is_retry);
+        if is_retry {
+            // Variables freed with the attempt's values cannot change any more.
+            wait_list.retain(|(var, _)| !dropped.contains(&(*var as usize)));
+            if wait_list.is_empty() {
+                panic!(
+                    "commute: retry() called in a transaction that has read no TVar; it would \
+                     block forever. Read the variables whose change should wake it first"
+                );
+            }
+            // SAFETY: the variables are alive: the closure that read them is still borrowed by
+            // this call, variables dropped during the attempt purged themselves from its read
+            // set, and those freed with its values since were taken out of the list above.
+            let reads: Vec<(&VarCore, u64)> = wait_list
+                .iter()
+                .map(|&(v, ver)| (unsafe { &*v }, ver))
+                .collect();
+            wait::wait_for_change(&reads);
+        } else {
+            conflicts += 1;
+            backoff(ctx, conflicts);
+        }
+    }
+}
+
+/// The profiler's keys for an aborted attempt: one per variable involved (one key without a
+/// variable for a retry or an unattributed abort).
+fn conflict_keys(
+    cause: AbortCause,
+    record: Option<AbortRecord>,
+    site: &'static Location<'static>,
+) -> Vec<ConflictKey> {
+    let key = |var: Option<Involved>| ConflictKey {
+        kind: match (cause, var) {
+            (AbortCause::Retry, _) => ConflictKind::Retry,
+            (AbortCause::LockBusy, _) => ConflictKind::LockBusy,
+            (AbortCause::ReadValidation, Some(v)) if v.also_written => ConflictKind::WriteWrite,
+            (AbortCause::ReadValidation, _) => ConflictKind::ReadWrite,
+        },
+        var_label: var.and_then(|v| v.origin.label),
+        var_created_at: var.map(|v| v.origin.site),
+        aborted_at: site,
+        written_by: var.and_then(|v| v.written_by),
+    };
+    match record {
+        None => vec![key(None)],
+        Some(r) => std::iter::once(r.var)
+            .chain(r.also)
+            .map(|v| key(Some(v)))
+            .collect(),
+    }
+}
+
+struct RestoreInTx<'a>(&'a ThreadCtx);
+
+impl Drop for RestoreInTx<'_> {
+    fn drop(&mut self) {
+        self.0.in_tx.set(true);
+    }
+}
+
+/// True if the calling thread is inside a transaction (in the closure given to [`atomically`]).
+///
+/// Commit and abort hooks run outside the transaction.
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{atomically, in_transaction};
+///
+/// assert!(!in_transaction());
+/// assert!(atomically(|_| Ok(in_transaction())));
+/// ```
+pub fn in_transaction() -> bool {
+    with_ctx(|ctx| ctx.in_tx.get())
+}
+
+/// Randomised exponential backoff after a conflict.
+fn backoff(ctx: &ThreadCtx, conflicts: u32) {
+    if cfg!(loom) {
+        crate::sync::yield_now();
+        return;
+    }
+    let ceiling = 1u64 << conflicts.min(10);
+    let spins = ctx.next_random() % ceiling;
+    for _ in 0..spins {
+        crate::sync::spin_hint();
+    }
+    if conflicts > 4 {
+        crate::sync::yield_now();
+    }
+}
+
+struct InTxGuard<'a>(&'a ThreadCtx);
+
+impl Drop for InTxGuard<'_> {
+    fn drop(&mut self) {
+        self.0.in_tx.set(false);
+    }
+}
+
+impl Transaction {
+    #[inline]
+    fn begin(
+        ctx: &ThreadCtx,
+        site: &'static Location<'static>,
+        irrevocable: bool,
+        profiling: bool,
+    ) -> Self {
+        let rv = clock::begin();
+        Transaction {
+            ctx,
+            rv: Cell::new(rv),
+            irrevocable,
+            profiling,
+            site,
+            finished: Cell::new(false),
+        }
+    }
+
+    #[inline]
+    fn ctx(&self) -> &ThreadCtx {
+        // SAFETY: a `Transaction` only exists inside `run`, on the thread that owns `ctx`, which
+        // outlives it (the thread-local is alive for the whole `with_ctx` call).
+        unsafe { &*self.ctx }
+    }
+
+    #[inline]
+    fn state(&self) -> core::cell::RefMut<'_, TxState> {
+        self.ctx().state.borrow_mut()
+    }
+
+    /// True if this attempt runs in irrevocable mode (after repeated conflicts): it holds a lock
+    /// on every variable it has touched and cannot abort.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!commute_stm::atomically(|tx| Ok(tx.is_irrevocable())));
+    /// ```
+    pub fn is_irrevocable(&self) -> bool {
+        self.irrevocable
+    }
+
+    /// Where the running `atomically` was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (line, here) = (commute_stm::atomically(|tx| Ok(tx.site().line())), line!());
+    /// assert_eq!(line, here);
+    /// ```
+    pub fn site(&self) -> &'static Location<'static> {
+        self.site
+    }
+}

@@ -1,0 +1,174 @@
+//! The read phase: sequence-lock reads validated against the read version, timestamp
+//! extension (LSA) when a newer version shows up, and pinning for heap values.
+
+use super::{READ_LOCK_PATIENCE, ReadEntry, StmResult, Transaction, TxState};
+use crate::internal::backoff::Backoff;
+use crate::internal::clock;
+use crate::internal::var::{IRREVOCABLE, LOCKED, Snapshot, VarCore, version_of};
+use crate::internal::write_set::Pending;
+use crate::stats::AbortCause;
+use crate::sync::atomic::Ordering;
+
+impl Transaction {
+    /// Reads a variable's word: own pending value first, else a validated committed value.
+    #[inline]
+    pub(crate) fn read_word(&self, var: &VarCore) -> StmResult<u64> {
+        let mut st = self.state();
+        if !st.writes.is_empty() {
+            if let Some(i) = st.writes.find(var) {
+                let pending = st.writes.entries[i].pending;
+                return match pending {
+                    Pending::Write(bits) => Ok(bits),
+                    Pending::Local(_) => {
+                        drop(st);
+                        panic!(
+                            "commute: a TVar used as a transaction-local key (set_local) is also \
+                             read as a shared variable; use a TVar of its own as the key"
+                        )
+                    }
+                    // The irrevocable transaction holds the lock: the value word is stable.
+                    Pending::Hold => Ok(var.value.load(Ordering::Acquire)),
+                    // Publishing operations are invisible to the transaction's own reads.
+                    Pending::Publish(_) if self.irrevocable => {
+                        Ok(var.value.load(Ordering::Acquire))
+                    }
+                    Pending::Publish(_) => self.read_committed(&mut st, var),
+                    Pending::Commute(ops) => {
+                        // Reading a commuted variable turns it into an ordinary read and write.
+                        let base = if self.irrevocable {
+                            var.value.load(Ordering::Acquire)
+                        } else {
+                            self.read_committed(&mut st, var)?
+                        };
+                        let bits = st.writes.ops[ops as usize].apply(base);
+                        st.writes.get_mut(i).pending = Pending::Write(bits);
+                        Ok(bits)
+                    }
+                };
+            }
+        }
+        if self.irrevocable {
+            let i = self.lock_irrevocably(&mut st, var);
+            debug_assert!(matches!(st.writes.entries[i].pending, Pending::Hold));
+            return Ok(var.value.load(Ordering::Acquire));
+        }
+        self.read_committed(&mut st, var)
+    }
+
+    /// A committed value consistent with the rest of the read set; records the read.
+    #[inline(always)]
+    pub(super) fn read_committed(&self, st: &mut TxState, var: &VarCore) -> StmResult<u64> {
+        let mut backoff = Backoff::new();
+        loop {
+            match var.snapshot() {
+                Snapshot::Value { bits, version } => {
+                    if version > self.rv.get() && !clock::written_by(version, self.ctx().tag) {
+                        if let Err(e) = self.extend(st, version) {
+                            if self.profiling {
+                                self.involve_other_changes(st, Some(var));
+                            }
+                            return Err(e);
+                        }
+                        continue;
+                    }
+                    st.reads.push(ReadEntry { var, version });
+                    return Ok(bits);
+                }
+                Snapshot::Locked(word) => {
+                    if word & IRREVOCABLE != 0 || backoff.steps() >= READ_LOCK_PATIENCE {
+                        return Err(self.conflict(st, AbortCause::LockBusy, var));
+                    }
+                    backoff.snooze();
+                }
+            }
+        }
+    }
+
+    /// Timestamp extension: advance the clock to `version` (a newer version this attempt met);
+    /// if every read still holds, move `rv` up to the clock.
+    #[inline]
+    pub(super) fn extend(&self, st: &mut TxState, version: u64) -> StmResult<()> {
+        let now = clock::advance_to(version);
+        let changed = st.reads.iter().find(|r| {
+            let word = r.var().lock.load(clock::SC_LOAD);
+            word & LOCKED != 0 || version_of(word) != r.version
+        });
+        if let Some(r) = changed {
+            let var = r.var;
+            // SAFETY: see `ReadEntry::var`.
+            return Err(self.conflict(st, AbortCause::ReadValidation, unsafe { &*var }));
+        }
+        self.rv.set(now);
+        Ok(())
+    }
+
+    /// Low-level: keeps every heap value reachable from variables read from now on alive until
+    /// the attempt ends.
+    ///
+    /// [`TBox::read`](crate::TBox::read) does this itself. Collections that store raw pointers
+    /// in `TVar`s and free replaced nodes with
+    /// [`retire_on_commit`](Transaction::retire_on_commit) call it before following them.
+    /// Cheap after the first call in an attempt.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// commute_stm::atomically(|tx| {
+    ///     tx.pin();
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn pin(&self) {
+        let mut st = self.state();
+        if !st.pinned {
+            st.pinned = true;
+            self.ctx().pin(self.rv.get());
+        }
+    }
+
+    /// Low-level: the attempt's read version. Everything it has read belongs to the committed
+    /// state at this version of the commit clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rv = commute_stm::atomically(|tx| Ok(tx.read_version()));
+    /// let _ = rv;
+    /// ```
+    pub fn read_version(&self) -> u64 {
+        self.rv.get()
+    }
+
+    /// Low-level: makes sure the attempt's snapshot includes the commit with version `version`.
+    ///
+    /// Collections call it when they follow a link that a commit published outside `TVar`s (see
+    /// [`TVar::publish_on_commit`](crate::TVar::publish_on_commit), which hands publishing code
+    /// the commit version): if `version` is newer than the snapshot, every earlier read is
+    /// re-validated and the snapshot moves forward, or the attempt aborts. That keeps attempts
+    /// opaque.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when an earlier read has changed; pass it on with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// commute_stm::atomically(|tx| tx.observe_version(0));
+    /// ```
+    pub fn observe_version(&self, version: u64) -> StmResult<()> {
+        if version <= self.rv.get()
+            || self.irrevocable
+            || clock::written_by(version, self.ctx().tag)
+        {
+            return Ok(());
+        }
+        let mut st = self.state();
+        self.extend(&mut st, version)?;
+        debug_assert!(
+            version <= self.rv.get(),
+            "a published version is never ahead of the clock"
+        );
+        Ok(())
+    }
+}

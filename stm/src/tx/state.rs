@@ -1,0 +1,94 @@
+//! The buffers of one attempt, kept per thread and reused: the read set, the write set, hooks,
+//! the heap values the attempt allocated or retires, and what it forgot (variables dropped
+//! during it).
+
+use super::AbortRecord;
+use crate::internal::thread::Retired;
+use crate::internal::var::VarCore;
+use crate::internal::write_set::{DropFn, Pending, WriteSet};
+
+/// One entry of the read set: a variable and the version this attempt read.
+#[derive(Clone, Copy)]
+pub(crate) struct ReadEntry {
+    pub(super) var: *const VarCore,
+    pub(super) version: u64,
+}
+
+impl ReadEntry {
+    #[inline]
+    pub(super) fn var(&self) -> &VarCore {
+        // SAFETY: read entries live only during the attempt, while the closure's borrows keep
+        // every variable it read alive (as for write entries).
+        unsafe { &*self.var }
+    }
+}
+
+pub(super) type Hook = Box<dyn FnOnce()>;
+
+/// The buffers of one attempt, kept per thread and reused so that transactions do not allocate.
+#[derive(Default)]
+pub(crate) struct TxState {
+    pub(super) reads: Vec<ReadEntry>,
+    pub(super) writes: WriteSet,
+    pub(super) on_commit: Vec<Hook>,
+    pub(super) on_abort: Vec<Hook>,
+    /// Heap values allocated by this attempt (for `TBox`), with their drop functions.
+    pub(super) allocs: Vec<(u64, DropFn)>,
+    pub(super) pinned: bool,
+    /// Set when the attempt used anything beyond reads, writes and a pin (hooks, heap values,
+    /// retirements): the end of the attempt then takes the slow path.
+    pub(super) extras: bool,
+    /// Heap values to retire if the attempt commits (`Transaction::retire_on_commit`), each
+    /// with the address of the variable whose drop cancels it (0: none).
+    pub(super) retire_on_commit: Vec<(u64, DropFn, usize)>,
+    /// Addresses of variables dropped during the attempt (see [`TxState::forget`]), for
+    /// `or_else` to purge them from the write set it restores.
+    pub(super) forgotten: Vec<usize>,
+    /// Heap values replaced by the commit, retired once the state borrow is released.
+    pub(super) retired_by_commit: Vec<Retired>,
+    /// The cause and variable of the conflict that stopped this attempt.
+    pub(super) abort: Option<AbortRecord>,
+}
+
+impl TxState {
+    /// Drops every trace of `var`: it is being dropped during the attempt, so the attempt must
+    /// never touch it again. What the attempt meant to do to it goes with it: a pending write
+    /// or commute is discarded (a value the attempt allocated for it is freed with the
+    /// attempt's allocations), a publishing operation's node joins those allocations, and a
+    /// retirement tied to it (`TVar::retire_on_commit`) is cancelled.
+    pub(crate) fn forget(&mut self, var: &VarCore) {
+        let addr = var.addr();
+        self.reads.retain(|r| r.var as usize != addr);
+        self.forget_written(addr);
+        self.retire_on_commit.retain(|&(_, _, owner)| owner != addr);
+        self.forgotten.push(addr);
+        self.extras = true; // the end of the attempt clears `forgotten`
+    }
+
+    /// Frees `bits` (with `drop_fn`) when the attempt ends, outside the transaction, whether it
+    /// commits or not: a value dropped inside the closure (a `TBox` dropped there).
+    pub(crate) fn free_after_attempt(&mut self, bits: u64, drop_fn: DropFn) {
+        self.allocs.push((bits, drop_fn));
+        self.extras = true;
+    }
+
+    /// Removes the write-set entry of the variable at `addr`, if any, without touching the
+    /// variable (it may already be freed).
+    pub(super) fn forget_written(&mut self, addr: usize) {
+        let Some(i) = self
+            .writes
+            .entries
+            .iter()
+            .position(|e| e.var as usize == addr)
+        else {
+            return;
+        };
+        if let Pending::Publish(list) = self.writes.entries[i].pending {
+            let nodes = self.writes.abandon_publish(list);
+            self.allocs.extend(nodes);
+        }
+        let mut entries = core::mem::take(&mut self.writes.entries);
+        entries.remove(i);
+        self.writes.restore(entries);
+    }
+}

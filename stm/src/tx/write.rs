@@ -1,0 +1,233 @@
+//! The write set: buffered writes, commutative operations, commit-time publishing operations,
+//! transaction-local values, irrevocable locks, and heap values to free or retire.
+
+use super::{Transaction, TxState};
+use crate::internal::backoff::Backoff;
+use crate::internal::clock;
+use crate::internal::var::{IRREVOCABLE, LOCKED, VarCore};
+use crate::internal::write_set::{DropFn, Entry, Op, OpList, Pending, PublishOp};
+use crate::sync::atomic::Ordering;
+
+impl Transaction {
+    /// Buffers a write of `bits`; `drop_old` is set for `TBox` variables.
+    #[inline]
+    pub(crate) fn write_word(&self, var: &VarCore, bits: u64, drop_old: Option<DropFn>) {
+        let mut st = self.state();
+        let i = match st.writes.find(var) {
+            Some(i) => i,
+            None if self.irrevocable => self.lock_irrevocably(&mut st, var),
+            None => {
+                st.writes.push(Entry {
+                    var,
+                    pending: Pending::Write(bits),
+                    drop_old,
+                    locked_word: 0,
+                });
+                return;
+            }
+        };
+        let e = st.writes.get_mut(i);
+        check_not_publishing(&e.pending);
+        e.pending = Pending::Write(bits);
+        e.drop_old = e.drop_old.or(drop_old);
+    }
+
+    /// Buffers a commutative operation.
+    #[inline]
+    pub(crate) fn commute_word(&self, var: &VarCore, op: Op) {
+        let mut st = self.state();
+        let i = match st.writes.find(var) {
+            Some(i) => i,
+            None if self.irrevocable => self.lock_irrevocably(&mut st, var),
+            None => {
+                st.writes.push_commute(var, op);
+                return;
+            }
+        };
+        let st = &mut *st;
+        let pending = st.writes.entries[i].pending;
+        check_not_publishing(&pending);
+        let new = match pending {
+            Pending::Commute(ops) => {
+                st.writes.ops[ops as usize].push(op);
+                return;
+            }
+            Pending::Write(bits) => OpList::One(op).apply(bits),
+            Pending::Hold => OpList::One(op).apply(var.value.load(Ordering::Acquire)),
+            Pending::Publish(_) | Pending::Local(_) => unreachable!("checked above"),
+        };
+        st.writes.get_mut(i).pending = Pending::Write(new);
+    }
+
+    /// Irrevocable mode: locks `var` for the rest of the attempt; returns its write-set index.
+    pub(super) fn lock_irrevocably(&self, st: &mut TxState, var: &VarCore) -> usize {
+        let mut backoff = Backoff::new();
+        loop {
+            let word = var.lock.load(Ordering::Relaxed);
+            if word & LOCKED == 0 {
+                if var
+                    .lock
+                    .compare_exchange_weak(
+                        word,
+                        word | LOCKED | IRREVOCABLE,
+                        clock::SC,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    st.writes.push(Entry {
+                        var,
+                        pending: Pending::Hold,
+                        drop_old: None,
+                        locked_word: word,
+                    });
+                    return st.writes.len() - 1;
+                }
+            } else {
+                // Only committers hold other locks, briefly, and they never wait for us.
+                backoff.snooze();
+            }
+        }
+    }
+
+    /// Low-level: frees `ptr` (a `Box<T>` pointer) once this attempt has committed and no running
+    /// transaction can still read it; does nothing if the attempt is rolled back.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must come from `Box::<T>::into_raw`, and, if this attempt commits, it must be
+    /// unreachable from every shared location for transactions that begin after the commit
+    /// (the commit unlinks it), and must not be freed by anything else.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let node = Box::into_raw(Box::new(5u64));
+    /// commute_stm::atomically(|tx| {
+    ///     // SAFETY: `node` was never shared and is retired exactly once (the closure runs once
+    ///     // here: it has no reads, so it cannot conflict).
+    ///     unsafe { tx.retire_on_commit(node) };
+    ///     Ok(())
+    /// });
+    /// ```
+    pub unsafe fn retire_on_commit<T: Send + 'static>(&self, ptr: *mut T) {
+        let mut st = self.state();
+        st.extras = true; // the end of the attempt must hand these on (slow path)
+        st.retire_on_commit
+            .push((ptr as usize as u64, drop_boxed::<T>, 0));
+    }
+
+    /// Low-level: [`retire_on_commit`](Transaction::retire_on_commit) tied to `var`: cancelled
+    /// if `var` is dropped before the attempt ends (whoever frees the structure that `var`
+    /// belongs to then frees `bits` too).
+    pub(crate) fn retire_on_commit_of<T: Send + 'static>(&self, var: &VarCore, ptr: *mut T) {
+        let mut st = self.state();
+        st.extras = true;
+        st.retire_on_commit
+            .push((ptr as usize as u64, drop_boxed::<T>, var.addr()));
+    }
+
+    /// Buffers a commit-time publishing operation.
+    pub(crate) fn publish_word(&self, var: &VarCore, op: PublishOp) {
+        let mut st = self.state();
+        let i = match st.writes.find(var) {
+            Some(i) => i,
+            None if self.irrevocable => self.lock_irrevocably(&mut st, var),
+            None => {
+                let pending = st.writes.new_publish(op);
+                st.writes.push(Entry {
+                    var,
+                    pending,
+                    drop_old: None,
+                    locked_word: 0,
+                });
+                return;
+            }
+        };
+        match st.writes.entries[i].pending {
+            Pending::Publish(list) => st.writes.push_publish(list, op),
+            Pending::Hold => {
+                let pending = st.writes.new_publish(op);
+                st.writes.get_mut(i).pending = pending;
+            }
+            _ => panic!(
+                "commute: publish_on_commit on a TVar that this transaction also writes, commutes \
+                 or uses as a local key"
+            ),
+        }
+    }
+
+    /// Sets the transaction-local value keyed by `var`.
+    pub(crate) fn set_local(&self, var: &VarCore, bits: u64) {
+        let mut st = self.state();
+        match st.writes.find(var) {
+            Some(i) => {
+                let e = st.writes.get_mut(i);
+                assert!(
+                    matches!(e.pending, Pending::Local(_)),
+                    "commute: a TVar used as a transaction-local key is also read or written"
+                );
+                e.pending = Pending::Local(bits);
+            }
+            None => {
+                let addr = var.addr();
+                if st.reads.iter().any(|r| r.var as usize == addr) {
+                    drop(st);
+                    panic!(
+                        "commute: a TVar used as a transaction-local key (set_local) was also \
+                         read as a shared variable; use a TVar of its own as the key"
+                    );
+                }
+                st.writes.push(Entry {
+                    var,
+                    pending: Pending::Local(bits),
+                    drop_old: None,
+                    locked_word: 0,
+                })
+            }
+        }
+    }
+
+    /// The transaction-local value keyed by `var`, if set in this attempt.
+    pub(crate) fn get_local(&self, var: &VarCore) -> Option<u64> {
+        let st = self.state();
+        st.writes
+            .find(var)
+            .and_then(|i| match st.writes.entries[i].pending {
+                Pending::Local(bits) => Some(bits),
+                _ => None,
+            })
+    }
+
+    /// Records a heap value allocated by this attempt (freed unless a commit publishes it).
+    pub(crate) fn track_alloc(&self, bits: u64, drop_fn: DropFn) {
+        let mut st = self.state();
+        st.extras = true;
+        st.allocs.push((bits, drop_fn));
+    }
+}
+
+/// Panics if the entry holds commit-time publishing operations or a local value, which cannot be
+/// mixed with writes and commutes of the same variable.
+fn check_not_publishing(pending: &Pending) {
+    match pending {
+        Pending::Publish(_) => panic!(
+            "commute: a TVar with commit-time publishing operations cannot also be written or \
+             commuted in the same transaction"
+        ),
+        Pending::Local(_) => panic!(
+            "commute: a TVar used as a transaction-local key cannot also be written or commuted"
+        ),
+        _ => {}
+    }
+}
+
+/// Drops a boxed `T` stored as bits.
+///
+/// # Safety
+///
+/// `bits` is a live `Box<T>` pointer that nothing else frees.
+unsafe fn drop_boxed<T>(bits: u64) {
+    // SAFETY: forwarded from the caller.
+    drop(unsafe { Box::from_raw(bits as usize as *mut T) });
+}
