@@ -48,6 +48,8 @@ MEMCHECK=(
     # Tests that run a case in a child process (a crash must fail the test, not the binary) are
     # checked in the child too; each process logs to a file of its own.
     --trace-children=yes
+    # The tag test keeps more than 1,023 threads alive (valgrind's default limit is 500).
+    --max-threads=1500
 )
 
 failures=0

@@ -240,10 +240,12 @@ impl<T: Send + Sync + 'static> TBox<T> {
     pub fn into_inner(self) -> T {
         let this = core::mem::ManuallyDrop::new(self);
         let bits = this.core.value.load(Ordering::Acquire);
-        // SAFETY: we own the box (by value) and skip its `Drop`, so the pointer is freed once,
-        // here. The core holds only atomics; forgetting it leaks nothing.
+        // SAFETY: we own the box (by value) and skip its `Drop`, so the pointer is taken once,
+        // here.
         let value = unsafe { *Box::from_raw(bits as usize as *mut T) };
-        this.core.forget_in_running_tx();
+        // SAFETY: `this` is never used or dropped again, so its core's block is dropped once,
+        // here (which also purges it from a running attempt of this thread).
+        drop(unsafe { core::ptr::read(&this.core) });
         value
     }
 }
