@@ -25,6 +25,13 @@ use crate::{Inline, StmResult, TVar, Transaction, atomically};
 /// the module notes in the source), so it does not make every producer conflict with every
 /// consumer.
 ///
+/// Items are dropped as in a [`TQueue`] (see [when items are
+/// dropped](TQueue#when-items-are-dropped)): a pop returns a clone, and the queue's copy is
+/// dropped by the popping thread's next reclamation pass once no transaction that began before
+/// the pop committed can still read it, without waiting for another pop; a pop that is rolled
+/// back drops nothing but its clone; items left in the queue are dropped with it, on the
+/// dropping thread; the item of a rolled-back push is dropped when its attempt ends.
+///
 /// # Examples
 ///
 /// ```
@@ -163,6 +170,10 @@ impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
     }
 
     /// Removes and returns the front item, or `None` if the queue is empty.
+    ///
+    /// As [`TQueue::pop`]: the item returned is a clone, and the queue's copy is dropped after
+    /// the pop commits, by the popping thread's next reclamation pass once no transaction that
+    /// began before the commit can still read it. The credit goes back with the commit.
     ///
     /// # Errors
     ///

@@ -25,8 +25,18 @@
 //!   first and stop there before going on into the attempt's own pushes, so the walk covers one
 //!   snapshot and never follows links that later commits added.
 //!
-//! Replaced sentinels are freed by the core's deferred reclamation ([`Transaction::pin`],
-//! [`Transaction::retire_on_commit`]); nodes of rolled-back pushes are freed with the attempt.
+//! Memory goes through the core's deferred reclamation ([`Transaction::pin`],
+//! [`Transaction::retire_on_commit`]). A pop returns a clone of the item; the queue's own copy
+//! stays in its node, which becomes the sentinel, because transactions that began before the
+//! pop may still be cloning it. The pop's commit retires a `Popped` marker for the sentinel it
+//! replaced: once no transaction that could read either node is running, reclaiming the marker
+//! drops the popped item in place and lets go of both nodes. A node thus has two owners after it
+//! becomes the sentinel, its item's drop (retired by the pop that made it the sentinel) and its
+//! unlinking (retired by the pop that replaces it, or done by the queue's drop), which retired
+//! values of different threads meet in any order: each sets a bit in the node's stamp
+//! ([`Node::release`]) and the second frees the node. A marker is zero-sized, so neither a pop
+//! nor its reclamation allocates. Nodes of rolled-back pushes are freed, with their items, with
+//! the attempt.
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -41,17 +51,23 @@ use crate::{Atomic, Inline, StmResult, TVar, Transaction, atomically};
 
 /// The stamp of a node not yet published by a commit.
 const UNPUBLISHED: u64 = u64::MAX;
-/// The stamp of the queue's first sentinel, the one node without an item (commit versions are
-/// never 0).
-const FIRST: u64 = 0;
+/// Set in a published node's stamp by the first of its two owners to let go of it (see
+/// [`Node::release`]). Commit versions take 61 bits, so the bit is free in every stamp of a
+/// published node, and `version | LET_GO` is never [`UNPUBLISHED`].
+const LET_GO: u64 = 1 << 62;
+/// The stamp of the queue's first sentinel, the one node without an item: version 0 (commit
+/// versions are never 0), and as it has no item to drop, only its unlinking still owns it.
+const FIRST: u64 = LET_GO;
 
 /// A node: no `Option` around the item, so that a node of a word-sized item takes 24 bytes
 /// (one 32-byte allocator chunk instead of 48: a third less memory for a long log).
 struct Node<T> {
-    /// Initialised in every node but the first sentinel (stamp [`FIRST`]).
+    /// Initialised in every node but the first sentinel (stamp [`FIRST`]), until the pop that
+    /// makes the node the sentinel has its item dropped (see [`Popped`]).
     item: MaybeUninit<T>,
     next: AtomicPtr<Node<T>>,
-    /// The version of the commit that published the node.
+    /// The version of the commit that published the node ([`UNPUBLISHED`] before), plus
+    /// [`LET_GO`] once one of its two owners has let go of it.
     stamp: AtomicU64,
 }
 
@@ -88,11 +104,87 @@ impl<T> Node<T> {
     }
 }
 
+impl<T> Node<T> {
+    /// Lets go of `node` for one of its two owners once a pop has made it the sentinel: the
+    /// pop's [`Popped`] marker, when it has dropped the item, and the pop that replaces the
+    /// sentinel (its marker again) or the queue's drop. The second to let go frees the node.
+    ///
+    /// # Safety
+    ///
+    /// `node` is a published node that has been the sentinel, and the caller is one of its two
+    /// owners, letting go once and not touching the node afterwards. The first sentinel has
+    /// one owner only (it has no item): its stamp [`FIRST`] already says that the other let go.
+    unsafe fn release(node: *mut Self) {
+        // AcqRel: whichever comes second frees the node after everything the first did with it
+        // (the item's drop, the unlinking owner's last read of `next`).
+        // SAFETY: the node is alive until its second owner lets go, and we are one of them.
+        let before = unsafe { (*node).stamp.fetch_or(LET_GO, Ordering::AcqRel) };
+        if before & LET_GO != 0 {
+            // SAFETY: both owners have let go, so nothing else can reach the node; its item is
+            // dropped (or it never had one), and `Drop` leaves it alone (the node is published).
+            drop(unsafe { Box::from_raw(node) });
+        }
+    }
+}
+
 impl<T> Drop for Node<T> {
     fn drop(&mut self) {
-        if self.stamp.load(Ordering::Relaxed) != FIRST {
-            // SAFETY: only the first sentinel has no item, and a node is dropped once.
+        // A node dropped unpublished is the node of a rolled-back push, freed by the core with
+        // the attempt: its item goes with it. The items of published nodes are dropped
+        // explicitly (by `Popped`, or by the queue's drop) before their nodes are freed.
+        if self.stamp.load(Ordering::Relaxed) == UNPUBLISHED {
+            // SAFETY: an unpublished node holds its item, and a node is dropped once.
             unsafe { self.item.assume_init_drop() };
+        }
+    }
+}
+
+/// What a pop's commit retires: a zero-sized marker at the address of the sentinel the pop
+/// replaced.
+///
+/// The core frees a retired value as a `Box` of its type once no running transaction can read
+/// it. A `Box` of a zero-sized type owns no memory, so reclaiming the marker only runs its
+/// drop, which drops the popped item (in the node that became the sentinel) and lets go of both
+/// nodes ([`Node::release`]). By then no transaction pinned before the pop's commit, which could
+/// still clone the item or read the old sentinel, is running; transactions that began later see
+/// the new sentinel, and never read a sentinel's item.
+struct Popped<T>(PhantomData<T>);
+
+impl<T> Popped<T> {
+    /// The marker to retire for `old`, the sentinel a pop replaces.
+    ///
+    /// A marker is only an address: the node's provenance is exposed here and taken up again
+    /// by [`Popped::drop`] from the address alone.
+    fn of(old: *mut Node<T>) -> *mut Popped<T> {
+        ptr::without_provenance_mut(old.expose_provenance())
+    }
+}
+
+impl<T> Drop for Popped<T> {
+    fn drop(&mut self) {
+        /// Lets go of the new sentinel even if the item's drop panics.
+        struct Release<T>(*mut Node<T>);
+        impl<T> Drop for Release<T> {
+            fn drop(&mut self) {
+                // SAFETY: see below: the pop's marker owns the new sentinel for its item.
+                unsafe { Node::release(self.0) }
+            }
+        }
+        let old: *mut Node<T> = ptr::with_exposed_provenance_mut(ptr::from_mut(self).addr());
+        // SAFETY: `old` is the sentinel the pop replaced (`Popped::of`, provenance exposed
+        // there), and this marker is the owner that unlinked it, so it is alive until we let go.
+        // Its `next` is the node the pop made the sentinel: a pop moves `head` to the
+        // sentinel's successor only, linked before the pop's commit retired the marker (the pop
+        // followed the link, or, for a pending node of the popping transaction, the commit's
+        // `link` step stored it before the commit handed its retirements to reclamation). This
+        // marker owns that node's item drop, so the node is alive too, and the item (of which
+        // the pop returned a clone) is dropped exactly once, here, with no transaction left
+        // that could read it (the marker is reclaimed only then).
+        unsafe {
+            let new = (*old).next.load(Ordering::Acquire);
+            Node::release(old);
+            let _release = Release(new);
+            (*new).item.assume_init_drop();
         }
     }
 }
@@ -124,8 +216,29 @@ fn link<T>(old_tail: *mut Node<T>, node: *mut Node<T>) {
 /// items.
 ///
 /// Items pushed by one transaction appear together, in order, when it commits; an aborted
-/// transaction's pushes never appear and its pops are not lost. A pop takes a clone of the item
-/// (the node it leaves behind is freed once no transaction can read it).
+/// transaction's pushes never appear and its pops are not lost. A pop returns a clone of the
+/// item.
+///
+/// # When items are dropped
+///
+/// - **Popped.** The queue's own copy of a popped item cannot be dropped by the pop: a
+///   transaction that began before the pop committed may still be cloning it (or borrowing it
+///   in [`for_each`](TQueue::for_each)). The pop's commit retires it to the core's deferred
+///   reclamation, and it is dropped, in place, by the first reclamation pass that runs once
+///   every transaction that began before that commit and reads heap memory (any queue
+///   operation but [`push`](TQueue::push)) has finished. That pass runs on the popping thread,
+///   which reclaims in batches (after every 16 or so values it retires: each pop retires one,
+///   as does each replaced [`TBox`](crate::TBox) value) and when it exits; what is still read
+///   then is left to whichever thread reclaims next. No later pop is needed: once the caller
+///   has dropped the clone, an `Arc` popped from the queue goes back to the count it had
+///   before the push within a reclamation batch.
+/// - **Rolled back.** A pop in an attempt that is rolled back (a conflict, a
+///   [`retry`](Transaction::retry), an [`or_else`](Transaction::or_else) branch that retries, a
+///   panic) drops nothing but the clone it returned: the item stays at the front. The item of
+///   a rolled-back push is dropped when the attempt ends, on the pushing thread.
+/// - **Left in the queue.** Items still queued when the queue is dropped are dropped by its
+///   `drop`, front to back, on the dropping thread. (A popped item whose reclamation is still
+///   pending then stays with it, as above.)
 ///
 /// # Examples
 ///
@@ -158,7 +271,7 @@ pub struct TQueue<T: 'static> {
 }
 
 // SAFETY: the raw node pointers are owned by the queue; items are only cloned out (`T: Sync`)
-// and dropped on whichever thread frees a node (`T: Send`).
+// and dropped on whichever thread reclaims a pop's marker or drops the queue (`T: Send`).
 unsafe impl<T: Send + Sync + 'static> Send for TQueue<T> {}
 // SAFETY: as above; all shared mutation goes through the STM or the nodes' atomics.
 unsafe impl<T: Send + Sync + 'static> Sync for TQueue<T> {}
@@ -284,6 +397,12 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
 
     /// Removes and returns the front item, or `None` if the queue is empty.
     ///
+    /// The item returned is a clone. The queue's copy is dropped after the pop commits, as soon
+    /// as no transaction that began before the commit can still read it: by the popping
+    /// thread's next reclamation pass from then on, without waiting for another pop (see
+    /// [when items are dropped](TQueue#when-items-are-dropped)). If the attempt is rolled back,
+    /// nothing is dropped but the clone, and the item stays in the queue.
+    ///
     /// # Errors
     ///
     /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it
@@ -306,16 +425,21 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
         if first.is_null() {
             return Ok(None);
         }
-        // SAFETY: `first` is alive (pinned, or our own pending node); only the queue's first
-        // sentinel has no item.
+        // SAFETY: `first` is alive and holds its item (pinned: its item is dropped only by the
+        // marker of the pop that removes it, reclaimed once we have finished; or our own
+        // pending node); only the queue's first sentinel has no item.
         let item = Some(unsafe { (*first).clone_item() });
         self.head.write(tx, first);
-        // SAFETY: if this attempt commits, the old sentinel is unlinked (head moved past it and
-        // it is not the tail, since it has a successor) and nothing else frees it: a pending
-        // node is handed to the queue when its push is published by this same commit. Tied to
-        // `head`: if the queue is dropped before the commit, its `Drop` frees the old sentinel
-        // (still the committed head) and the retirement is cancelled.
-        unsafe { self.head.retire_on_commit(tx, head) };
+        // SAFETY: the marker is zero-sized (any aligned address will do). If this attempt
+        // commits, the old sentinel is unlinked (head moved past it and it is not the tail,
+        // since it has a successor) and `first`'s item is popped, and this marker is the only
+        // retirement of either: it is reclaimed once no transaction that could read them runs
+        // (see `Popped`). A pending node is handed to the queue when its push is published by
+        // this same commit. If the attempt rolls back, nothing is retired and nothing dropped.
+        // Tied to `head`: if the queue is dropped before the commit, the retirement is
+        // cancelled, and the queue's `Drop` lets go of the old sentinel (still the committed
+        // head) and drops `first`'s item with the other items left.
+        unsafe { self.head.retire_on_commit(tx, Popped::of(head)) };
         self.len.decr(tx);
         Ok(item)
     }
@@ -461,9 +585,10 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
                 return Ok(());
             }
             // SAFETY: `next` follows a sentinel, so it holds an item; it is a published node
-            // (alive while the attempt is pinned, and the attempt outlives `'a`: `tx` is
-            // borrowed for it) or one of this attempt's pending nodes (owned by its write set
-            // or its allocations until the attempt ends).
+            // (alive, item included, while the attempt is pinned: a pop that removes it commits
+            // after our snapshot, so its marker is reclaimed after the attempt; and the attempt
+            // outlives `'a`: `tx` is borrowed for it) or one of this attempt's pending nodes
+            // (owned by its write set or its allocations until the attempt ends).
             f(unsafe { (*next).item.assume_init_ref() });
             node = next;
         }
@@ -671,13 +796,23 @@ impl<T: Clone + Send + Sync + fmt::Debug + 'static> fmt::Debug for TQueue<T> {
 
 impl<T: 'static> Drop for TQueue<T> {
     fn drop(&mut self) {
-        // `&mut self`: no transaction is running on the queue. Free the sentinel and every item
-        // node; replaced sentinels were retired to the core's reclamation already.
-        let mut node = self.head.load();
+        // `&mut self`: no transaction is running on the queue, and every commit's `link` step
+        // has run. Replaced sentinels and popped items belong to the pops' retired markers.
+        let head = self.head.load();
+        // SAFETY: the sentinel is alive: its unlinking owner is the queue (no pop replaced it),
+        // and we let go of it last thing (if the marker of the pop that made it the sentinel
+        // has not dropped its item yet, that marker frees it).
+        let mut node = unsafe { (*head).next.load(Ordering::Relaxed) };
+        // SAFETY: as above; nothing but the sentinel's item drop still owns it.
+        unsafe { Node::release(head) };
         while !node.is_null() {
-            // SAFETY: we own every node from the head on; each is freed once.
-            let boxed = unsafe { Box::from_raw(node) };
+            // SAFETY: the nodes after the sentinel hold items no pop took, and belong to the
+            // queue alone: each item is dropped once and each node freed once (its `Drop`
+            // leaves the item of a published node alone).
+            let mut boxed = unsafe { Box::from_raw(node) };
             node = boxed.next.load(Ordering::Relaxed);
+            // SAFETY: as above.
+            unsafe { boxed.item.assume_init_drop() };
         }
     }
 }
