@@ -1,5 +1,6 @@
-//! Benchmarks of commute: the `conflicts` runner (conflict rates, throughput, scaling, plots)
-//! and the criterion benches of the core (`benches/core.rs`).
+//! Benchmarks of commute: the `conflicts` runner (conflict rates, throughput, scaling, plots),
+//! the `instructions` counter (instructions per operation under valgrind's callgrind; its cases
+//! are in the `instructions` module) and the criterion benches of the core (`benches/core.rs`).
 //!
 //! The runner measures, for each workload of an event-driven server (a request counter, a log,
 //! a session map, a queue, an event handler, and bank transfers as a control), how commute's
@@ -12,6 +13,8 @@
 //! ```
 
 pub mod args;
+#[cfg(feature = "collections")]
+pub mod instructions;
 mod naive;
 mod peer;
 pub mod plot;
