@@ -255,6 +255,20 @@ impl ThreadCtx {
         }
     }
 
+    /// True if retiring `more` values now would start a reclamation pass (which runs
+    /// destructors).
+    #[inline]
+    pub(crate) fn retire_is_due(&self, more: usize) -> bool {
+        self.retired.borrow().len() + more >= self.reclaim_at.get()
+    }
+
+    /// Queues `values` (emptying the vector) for a later pass, without starting one: runs no
+    /// destructor, so it may be called inside a transaction.
+    #[inline]
+    pub(crate) fn queue_retired(&self, values: &mut Vec<Retired>) {
+        self.retired.borrow_mut().append(values);
+    }
+
     /// One reclamation pass over this thread's retired values, and over the orphans unless
     /// another thread is at them.
     #[cold]

@@ -174,12 +174,23 @@ impl Transaction {
             return None;
         }
         drop(st);
-        Some(self.finish_commit_slow())
+        self.finish_commit_slow()
     }
 
     #[cold]
-    pub(super) fn finish_commit_slow(&self) -> Leftovers {
+    pub(super) fn finish_commit_slow(&self) -> Option<Leftovers> {
         let mut st = self.state();
+        if st.allocs.is_empty()
+            && st.on_commit.is_empty()
+            && st.on_abort.is_empty()
+            && !self.ctx().retire_is_due(st.retired_by_commit.len())
+        {
+            // No destructor or hook to run (the common update: a replaced value to queue for a
+            // later pass): nothing to release outside the transaction.
+            self.ctx().queue_retired(&mut st.retired_by_commit);
+            self.reset(&mut st);
+            return None;
+        }
         let leftovers = Leftovers {
             allocs: core::mem::take(&mut st.allocs),
             retired: core::mem::take(&mut st.retired_by_commit),
@@ -187,7 +198,7 @@ impl Transaction {
             unrun: core::mem::take(&mut st.on_abort),
         };
         self.reset(&mut st); // unpins first, so our own retired values can go at once
-        leftovers
+        Some(leftovers)
     }
 
     /// After a rollback: the nodes of publishing operations that never ran join the attempt's
@@ -202,9 +213,13 @@ impl Transaction {
 
     /// After a rollback: releases what the attempt held; returns what is left to do outside
     /// it (its allocations to free, its abort hooks to run).
-    pub(super) fn finish_abort(&self) -> Leftovers {
+    pub(super) fn finish_abort(&self) -> Option<Leftovers> {
         self.hand_back_unpublished_nodes();
         let mut st = self.state();
+        if st.allocs.is_empty() && st.on_commit.is_empty() && st.on_abort.is_empty() {
+            self.reset(&mut st);
+            return None;
+        }
         let leftovers = Leftovers {
             allocs: core::mem::take(&mut st.allocs),
             retired: Vec::new(),
@@ -212,7 +227,7 @@ impl Transaction {
             unrun: core::mem::take(&mut st.on_commit),
         };
         self.reset(&mut st);
-        leftovers
+        Some(leftovers)
     }
 
     /// Releases irrevocable locks, frees unpublished allocations, unpins, clears buffers.
@@ -259,9 +274,10 @@ impl Transaction {
     /// not run; they and the commit hooks are dropped, outside the transaction.
     #[cold]
     pub(super) fn roll_back_after_panic(&self) {
-        let mut leftovers = self.finish_abort();
-        let abort_hooks = core::mem::take(&mut leftovers.hooks);
-        leftovers.unrun.extend(abort_hooks);
-        leftovers.release(self.ctx());
+        if let Some(mut leftovers) = self.finish_abort() {
+            let abort_hooks = core::mem::take(&mut leftovers.hooks);
+            leftovers.unrun.extend(abort_hooks);
+            leftovers.release(self.ctx());
+        }
     }
 }

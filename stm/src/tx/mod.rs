@@ -248,7 +248,10 @@ fn run<T>(
         let leftovers = tx.finish_abort();
         drop(tx);
         drop(token);
-        let dropped = leftovers.release_watching(ctx, is_retry);
+        let dropped = match leftovers {
+            Some(leftovers) => leftovers.release_watching(ctx, is_retry),
+            None => Vec::new(),
+        };
         if is_retry {
             // Variables freed with the attempt's values cannot change any more.
             wait_list.retain(|(var, _)| !dropped.contains(&(*var as usize)));
