@@ -24,120 +24,11 @@
 
 use core::fmt;
 use core::panic::Location;
-use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::sync::Mutex;
+use crate::internal::profile::Profile;
+pub use crate::internal::profile::{ConflictCost, ConflictKey, ConflictKind};
 use crate::sync::atomic::Ordering;
-
-/// What made an attempt abort.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ConflictKind {
-    /// A variable the attempt only read was changed by another commit.
-    ReadWrite,
-    /// A variable the attempt read and wrote (a read-modify-write) was changed by another commit.
-    WriteWrite,
-    /// A variable the attempt needed was locked by another committing (or irrevocable)
-    /// transaction.
-    LockBusy,
-    /// The transaction called `retry` and waited for a change.
-    Retry,
-}
-
-impl ConflictKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            ConflictKind::ReadWrite => "read-write",
-            ConflictKind::WriteWrite => "write-write",
-            ConflictKind::LockBusy => "lock busy",
-            ConflictKind::Retry => "retry",
-        }
-    }
-}
-
-/// Where one kind of conflict happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConflictKey {
-    /// What made the attempts abort.
-    pub kind: ConflictKind,
-    /// The variable's label, if it has one.
-    pub var_label: Option<&'static str>,
-    /// Where the variable was created (`None` for retries, which name no single variable).
-    pub var_created_at: Option<&'static Location<'static>>,
-    /// Where the aborted transaction's `atomically` was called.
-    pub aborted_at: &'static Location<'static>,
-    /// Where the transaction that last committed a write to the variable was called, if known.
-    pub written_by: Option<&'static Location<'static>>,
-}
-
-/// The aggregated cost of one [`ConflictKey`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ConflictCost {
-    /// Aborted attempts.
-    pub aborts: u64,
-    /// The time those attempts ran before they were rolled back.
-    pub time_lost: Duration,
-}
-
-/// A thread's profile (kept in its registry slot).
-#[derive(Default)]
-pub(crate) struct Profile {
-    commits: u64,
-    aborts: u64,
-    time_committed: Duration,
-    time_aborted: Duration,
-    entries: HashMap<ConflictKey, ConflictCost>,
-}
-
-impl Profile {
-    /// Adds another profile's counts to this one.
-    fn add(&mut self, other: &Profile) {
-        self.commits += other.commits;
-        self.aborts += other.aborts;
-        self.time_committed += other.time_committed;
-        self.time_aborted += other.time_aborted;
-        for (key, cost) in &other.entries {
-            let e = self.entries.entry(*key).or_default();
-            e.aborts += cost.aborts;
-            e.time_lost += cost.time_lost;
-        }
-    }
-}
-
-/// The profile cell of one thread slot.
-#[derive(Default)]
-pub(crate) struct ProfileCell(Mutex<Profile>);
-
-impl ProfileCell {
-    pub(crate) fn commit(&self, elapsed: Duration) {
-        let mut p = crate::sync::lock(&self.0);
-        p.commits += 1;
-        p.time_committed += elapsed;
-    }
-
-    /// Records one aborted attempt, charged to every key (variable) involved; its time is split
-    /// between them.
-    pub(crate) fn abort(&self, keys: &[ConflictKey], elapsed: Duration) {
-        let mut p = crate::sync::lock(&self.0);
-        p.aborts += 1;
-        p.time_aborted += elapsed;
-        let share = elapsed / keys.len().max(1) as u32;
-        for key in keys {
-            let e = p.entries.entry(*key).or_default();
-            e.aborts += 1;
-            e.time_lost += share;
-        }
-    }
-
-    pub(crate) fn take(&self) -> Profile {
-        core::mem::take(&mut *crate::sync::lock(&self.0))
-    }
-
-    /// Adds another profile (of a thread that exited) to this one.
-    pub(crate) fn absorb(&self, other: Profile) {
-        crate::sync::lock(&self.0).add(&other);
-    }
-}
 
 /// The profiler switch: `UNSET` until first read (then the environment decides), `OFF` or `ON`.
 #[cfg(not(loom))]
@@ -244,7 +135,7 @@ pub fn reset() {
 /// ```
 pub fn report() -> ConflictReport {
     let mut total = Profile::default();
-    crate::internal::thread::for_each_profile(|cell| total.add(&crate::sync::lock(&cell.0)));
+    crate::internal::thread::for_each_profile(|cell| cell.add_to(&mut total));
     let mut sorted: Vec<_> = total.entries.into_iter().collect();
     sorted.sort_by(|a, b| {
         b.1.time_lost

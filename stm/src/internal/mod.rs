@@ -1,8 +1,11 @@
 //! The private machinery behind the public types. Each module opens with the protocol it
 //! implements.
 
+pub(crate) mod attempt;
 pub(crate) mod backoff;
 pub(crate) mod clock;
+pub(crate) mod counters;
+pub(crate) mod profile;
 pub(crate) mod thread;
 pub(crate) mod var;
 pub(crate) mod wait;

@@ -18,12 +18,12 @@
 
 use std::cell::{Cell, RefCell};
 
-use crate::conflicts::ProfileCell;
+use crate::internal::attempt::TxState;
+use crate::internal::counters::{StatsCell, StatsSnapshot};
+use crate::internal::profile::ProfileCell;
 use crate::internal::write_set::DropFn;
-use crate::stats::{StatsCell, StatsSnapshot};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{Arc, Mutex};
-use crate::tx::TxState;
 
 /// The pin value of a slot whose thread is not in a pinned transaction.
 pub(crate) const UNPINNED: u64 = u64::MAX;

@@ -1,31 +1,9 @@
 //! Conflict attribution: which variable stopped an attempt, and why (the profiler's input).
 
-use super::{ReadEntry, StmError, Transaction, TxState};
-use crate::internal::var::{Origin, VarCore, version_of};
+use super::{AbortRecord, Involved, ReadEntry, StmError, Transaction, TxState};
+use crate::internal::var::{VarCore, version_of};
 use crate::stats::AbortCause;
 use crate::sync::atomic::Ordering;
-use core::panic::Location;
-
-/// What stopped an attempt: the cause and the variable, with what the profiler wants to know.
-#[derive(Clone)]
-pub(super) struct AbortRecord {
-    pub(super) cause: AbortCause,
-    pub(super) var: Involved,
-    /// Other variables found changed at the same validation (profiler on only): an event that
-    /// conflicts on two globals is charged to both.
-    pub(super) also: Vec<Involved>,
-}
-
-/// A variable involved in a conflict.
-#[derive(Clone, Copy)]
-pub(super) struct Involved {
-    pub(super) addr: usize,
-    pub(super) origin: Origin,
-    /// The variable's last committing writer (profiler on only).
-    pub(super) written_by: Option<&'static Location<'static>>,
-    /// The attempt also wrote the variable (a read-modify-write).
-    pub(super) also_written: bool,
-}
 
 impl Transaction {
     pub(super) fn conflict(&self, st: &mut TxState, cause: AbortCause, var: &VarCore) -> StmError {

@@ -23,8 +23,8 @@
 //! One file per phase: `read` (reads, extension, pins), `write` (the write set: writes,
 //! commutes, publishing operations, locals, heap values), `commit` (the commit phases),
 //! `blocking` (`retry`, `or_else`), `end` (hooks, clearing, the leftovers released outside the
-//! transaction), `conflict` (which variable stopped an attempt), `state` (the per-thread
-//! buffers). This file holds the driver, [`atomically`], which runs attempts until one commits.
+//! transaction), `conflict` (which variable stopped an attempt); the per-thread buffers
+//! are `internal/attempt.rs`. This file holds the driver, [`atomically`], which runs attempts until one commits.
 
 use core::cell::Cell;
 use core::fmt;
@@ -42,12 +42,10 @@ mod commit;
 mod conflict;
 mod end;
 mod read;
-mod state;
 mod write;
 
-use conflict::{AbortRecord, Involved};
-pub(crate) use state::TxState;
-use state::{Hook, ReadEntry};
+pub(crate) use crate::internal::attempt::TxState;
+use crate::internal::attempt::{AbortRecord, Hook, Involved, ReadEntry};
 
 /// After this many conflict aborts in a row, a transaction runs in irrevocable mode, where it is
 /// guaranteed to commit.

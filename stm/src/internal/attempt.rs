@@ -1,53 +1,55 @@
-//! The buffers of one attempt, kept per thread and reused: the read set, the write set, hooks,
-//! the heap values the attempt allocated or retires, and what it forgot (variables dropped
-//! during it).
+//! The buffers of one attempt (`TxState`), kept per thread in its context and reused: the read
+//! set, the write set, hooks, the heap values the attempt allocated or retires, what it forgot
+//! (variables dropped during it), and the record of what stopped it.
 
-use super::AbortRecord;
+use crate::internal::counters::AbortCause;
 use crate::internal::thread::Retired;
+use crate::internal::var::Origin;
 use crate::internal::var::VarCore;
 use crate::internal::write_set::{DropFn, Pending, WriteSet};
+use core::panic::Location;
 
 /// One entry of the read set: a variable and the version this attempt read.
 #[derive(Clone, Copy)]
 pub(crate) struct ReadEntry {
-    pub(super) var: *const VarCore,
-    pub(super) version: u64,
+    pub(crate) var: *const VarCore,
+    pub(crate) version: u64,
 }
 
 impl ReadEntry {
     #[inline]
-    pub(super) fn var(&self) -> &VarCore {
+    pub(crate) fn var(&self) -> &VarCore {
         // SAFETY: read entries live only during the attempt, while the closure's borrows keep
         // every variable it read alive (as for write entries).
         unsafe { &*self.var }
     }
 }
 
-pub(super) type Hook = Box<dyn FnOnce()>;
+pub(crate) type Hook = Box<dyn FnOnce()>;
 
 /// The buffers of one attempt, kept per thread and reused so that transactions do not allocate.
 #[derive(Default)]
 pub(crate) struct TxState {
-    pub(super) reads: Vec<ReadEntry>,
-    pub(super) writes: WriteSet,
-    pub(super) on_commit: Vec<Hook>,
-    pub(super) on_abort: Vec<Hook>,
+    pub(crate) reads: Vec<ReadEntry>,
+    pub(crate) writes: WriteSet,
+    pub(crate) on_commit: Vec<Hook>,
+    pub(crate) on_abort: Vec<Hook>,
     /// Heap values allocated by this attempt (for `TBox`), with their drop functions.
-    pub(super) allocs: Vec<(u64, DropFn)>,
-    pub(super) pinned: bool,
+    pub(crate) allocs: Vec<(u64, DropFn)>,
+    pub(crate) pinned: bool,
     /// Set when the attempt used anything beyond reads, writes and a pin (hooks, heap values,
     /// retirements): the end of the attempt then takes the slow path.
-    pub(super) extras: bool,
+    pub(crate) extras: bool,
     /// Heap values to retire if the attempt commits (`Transaction::retire_on_commit`), each
     /// with the address of the variable whose drop cancels it (0: none).
-    pub(super) retire_on_commit: Vec<(u64, DropFn, usize)>,
+    pub(crate) retire_on_commit: Vec<(u64, DropFn, usize)>,
     /// Addresses of variables dropped during the attempt (see [`TxState::forget`]), for
     /// `or_else` to purge them from the write set it restores.
-    pub(super) forgotten: Vec<usize>,
+    pub(crate) forgotten: Vec<usize>,
     /// Heap values replaced by the commit, retired once the state borrow is released.
-    pub(super) retired_by_commit: Vec<Retired>,
+    pub(crate) retired_by_commit: Vec<Retired>,
     /// The cause and variable of the conflict that stopped this attempt.
-    pub(super) abort: Option<AbortRecord>,
+    pub(crate) abort: Option<AbortRecord>,
 }
 
 impl TxState {
@@ -74,7 +76,7 @@ impl TxState {
 
     /// Removes the write-set entry of the variable at `addr`, if any, without touching the
     /// variable (it may already be freed).
-    pub(super) fn forget_written(&mut self, addr: usize) {
+    pub(crate) fn forget_written(&mut self, addr: usize) {
         let Some(i) = self
             .writes
             .entries
@@ -91,4 +93,25 @@ impl TxState {
         entries.remove(i);
         self.writes.restore(entries);
     }
+}
+
+/// What stopped an attempt: the cause and the variable, with what the profiler wants to know.
+#[derive(Clone)]
+pub(crate) struct AbortRecord {
+    pub(crate) cause: AbortCause,
+    pub(crate) var: Involved,
+    /// Other variables found changed at the same validation (profiler on only): an event that
+    /// conflicts on two globals is charged to both.
+    pub(crate) also: Vec<Involved>,
+}
+
+/// A variable involved in a conflict.
+#[derive(Clone, Copy)]
+pub(crate) struct Involved {
+    pub(crate) addr: usize,
+    pub(crate) origin: Origin,
+    /// The variable's last committing writer (profiler on only).
+    pub(crate) written_by: Option<&'static Location<'static>>,
+    /// The attempt also wrote the variable (a read-modify-write).
+    pub(crate) also_written: bool,
 }
