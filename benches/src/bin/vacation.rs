@@ -4,7 +4,9 @@
 
 use std::io::Write as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use commute_benches::probe::handoff_ns;
 use commute_benches::vacation::args::{USAGE, VacationOptions};
 use commute_benches::vacation::report::{heading, json, summarise, table};
 use commute_benches::vacation::{Implementation, RunResult, run_once};
@@ -22,6 +24,8 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     println!("{}\n", heading(&opts));
+    let load_before = load_average();
+    let handoff = handoff_ns(Duration::from_millis(20));
     // Repetitions go round the implementations in turn, so that a burst of outside noise
     // spoils one run of each, not all runs of one.
     let mut runs: Vec<RunResult> = Vec::new();
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
     }
     let summaries = summarise(&opts.implementations, &runs);
     print!("{}", table(&summaries));
+    println!("\n{}", machine_line(load_before, load_average(), handoff));
     let mut failed = false;
     for run in runs.iter().filter(|r| !r.check.ok()) {
         failed = true;
@@ -126,6 +131,33 @@ fn compare_states(opts: &VacationOptions, runs: &[RunResult]) -> bool {
         );
     }
     false
+}
+
+/// The machine's state around the run: cores, load average before and after (Linux), and how
+/// long a cache line took to move between two cores (the conflicts runner's probe). On a shared
+/// machine the load says whether the client threads had the cores to themselves.
+fn machine_line(before: Option<String>, after: Option<String>, handoff: Option<f64>) -> String {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut line = format!("machine: {cores} cores");
+    if let (Some(before), Some(after)) = (before, after) {
+        line += &format!(", load average {before} before the runs and {after} after");
+    }
+    match handoff {
+        // Tens of nanoseconds when two cores are free; microseconds and more when the probe's
+        // two threads could not run at once (other processes held a core).
+        Some(ns) if ns < 1_000.0 => {
+            line += &format!(", a cache line moved between two cores in {ns:.0} ns");
+        }
+        Some(_) => line += ", two threads could not get two cores at once (the probe timed out)",
+        None => {}
+    }
+    line
+}
+
+/// The 1-minute load average, where the system tells it.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next().map(String::from)
 }
 
 fn names(implementations: &[Implementation]) -> String {

@@ -10,7 +10,7 @@ use crate::args::{Arg, number, positive};
 /// `-r` of the presets: scaled down from STAMP's 1,048,576 so that `--preset low` (three
 /// implementations, three repetitions, one client) takes about 10 s on the 2-core development
 /// machine.
-pub const PRESET_RELATIONS: u64 = 1 << 16;
+pub const PRESET_RELATIONS: u64 = 1 << 17;
 
 /// `-t` of the presets: four actions per relation, as in STAMP's canonical runs.
 pub const PRESET_TRANSACTIONS: u64 = 4 * PRESET_RELATIONS;
@@ -40,8 +40,8 @@ STAMP'S OPTIONS (also written -n2):
     -q, --queries PCT      percentage of the relations that actions use    (preset)
     -u, --user PCT         percentage of make-reservation actions; the rest are half
                            delete-customer, half update-tables             (preset)
-    -r, --relations N      rows per table, and customers, at the start     (65536)
-    -t, --transactions N   actions in all, split over the clients          (262144)
+    -r, --relations N      rows per table, and customers, at the start     (131072)
+    -t, --transactions N   actions in all, split over the clients          (524288)
     -c, --clients N        clients, one thread each                        (1)
 
 RUNNER'S OPTIONS:
@@ -49,7 +49,7 @@ RUNNER'S OPTIONS:
                            -n/-q/-u override the preset's
     --canonical            STAMP's sizes: -r1048576 -t4194304 (given -r/-t override them)
     --impl LIST            implementations to run (default sequential,global-lock,commute)
-    --reps N               repetitions; each time reported is the median (default 3)
+    --reps N               repetitions; each time reported is the best (default 3)
     --seed N               seed of the population and of the clients' actions (default 1)
     --json FILE            also write the results as a JSON array to FILE (- for stdout)
     --help                 print this text
@@ -263,7 +263,10 @@ mod tests {
         let opts = parse(&[]).unwrap();
         let p = opts.params;
         assert_eq!((p.number, p.queries, p.user), (2, 90, 98));
-        assert_eq!((p.relations, p.transactions, p.clients), (65536, 262144, 1));
+        assert_eq!(
+            (p.relations, p.transactions, p.clients),
+            (131072, 524288, 1)
+        );
         assert_eq!(opts.implementations, Implementation::ALL);
         assert_eq!((opts.reps, opts.seed, opts.custom_mix), (3, 1, false));
     }

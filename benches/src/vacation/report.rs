@@ -3,16 +3,16 @@
 use std::fmt::Write as _;
 
 use super::args::VacationOptions;
-use super::{Implementation, RunResult, median};
+use super::{Implementation, RunResult, best};
 
 /// One implementation's repetitions, summed up.
 #[derive(Clone, Debug)]
 pub struct Summary {
-    /// The median run by time.
-    pub median: RunResult,
+    /// The fastest run.
+    pub best: RunResult,
     /// Every run's time, in the order they ran.
     pub seconds: Vec<f64>,
-    /// The median time over `sequential`'s median time, if `sequential` ran.
+    /// The best time over `sequential`'s best time, if `sequential` ran.
     pub ratio: Option<f64>,
     /// Whether every run's final state passed the checks.
     pub checks_passed: bool,
@@ -32,17 +32,17 @@ pub fn summarise(implementations: &[Implementation], runs: &[RunResult]) -> Vec<
     };
     let sequential = implementations
         .contains(&Implementation::Sequential)
-        .then(|| median(&of(Implementation::Sequential)).seconds);
+        .then(|| best(&of(Implementation::Sequential)).seconds);
     implementations
         .iter()
         .map(|&i| {
             let mine = of(i);
-            let middle = median(&mine).clone();
+            let fastest = best(&mine).clone();
             Summary {
-                ratio: sequential.map(|s| middle.seconds / s),
+                ratio: sequential.map(|s| fastest.seconds / s),
                 seconds: mine.iter().map(|r| r.seconds).collect(),
                 checks_passed: mine.iter().all(|r| r.check.ok()),
-                median: middle,
+                best: fastest,
             }
         })
         .collect()
@@ -70,7 +70,7 @@ pub fn heading(opts: &VacationOptions) -> String {
         if opts.reps == 1 {
             "one run".to_string()
         } else {
-            format!("median of {} runs", opts.reps)
+            format!("best of {} runs", opts.reps)
         }
     )
 }
@@ -85,7 +85,7 @@ pub fn table(summaries: &[Summary]) -> String {
     );
     let _ = writeln!(out, "{}", "-".repeat(90));
     for s in summaries {
-        let r = &s.median;
+        let r = &s.best;
         let opt = |v: Option<u64>| v.map_or_else(String::new, |v| v.to_string());
         let _ = writeln!(
             out,
@@ -122,7 +122,7 @@ pub fn json(opts: &VacationOptions, summaries: &[Summary]) -> String {
     let float = |v: Option<f64>| v.map_or_else(|| "null".to_string(), |v| format!("{v:.6}"));
     let mut out = String::from("[\n");
     for (i, s) in summaries.iter().enumerate() {
-        let r = &s.median;
+        let r = &s.best;
         let all: Vec<String> = s.seconds.iter().map(|t| format!("{t:.6}")).collect();
         let _ = write!(
             out,
