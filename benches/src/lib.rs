@@ -1,6 +1,8 @@
 //! Benchmarks of commute: the `conflicts` runner (conflict rates, throughput, scaling, plots),
-//! the `instructions` counter (instructions per operation under valgrind's callgrind; its cases
-//! are in the `instructions` module) and the criterion benches of the core (`benches/core.rs`).
+//! the `vacation` port of STAMP's vacation (what a whole transaction costs against sequential
+//! code and a global lock), the `instructions` counter (instructions per operation under
+//! valgrind's callgrind; its cases are in the `instructions` module) and the criterion benches
+//! of the core (`benches/core.rs`).
 //!
 //! The runner measures, for each workload of an event-driven server (a request counter, a log,
 //! a session map, a queue, an event handler, and bank transfers as a control), how commute's
@@ -27,5 +29,7 @@ mod runner;
 #[cfg(feature = "collections")]
 pub mod soak;
 pub mod suite;
+#[cfg(feature = "collections")]
+pub mod vacation;
 mod workloads;
 pub mod zipf;

@@ -1,0 +1,210 @@
+//! The manager on commute: each table a `TMap`, each client action one `atomically`.
+//!
+//! Rows are `TMap<u64, Reservation>` with small `Copy` values: a read clones 32 bytes, an
+//! update writes the row back with `insert`, which replaces the row's bucket copy-on-write.
+//!
+//! Customers are `TMap<u64, Arc<Vec<ReservationInfo>>>`: the list is an immutable value,
+//! replaced whole when a reservation is added. That is what the map's documentation steers a
+//! new user to ("cheap to clone values (numbers, `Arc`s, short strings) suit it best"): a
+//! bucket is copied on every write to any of its keys, so a plain `Vec` value would be cloned
+//! (allocated) for each neighbour in the bucket, and an `Arc` costs one reference count
+//! instead. The alternative, a `TBox<Vec<..>>` per customer inside the map's value (STAMP's
+//! customer record pointing at a transactional list), avoids rewriting the customer's bucket
+//! on each reservation, but needs an `Arc` around a `TBox` to be a `Clone` value at all; it is
+//! not what one writes first.
+
+use std::sync::Arc;
+
+use commute::{StmError, TMap, Transaction, atomically};
+
+use super::manager::{Kind, Manager, Reservation, ReservationInfo, position};
+
+/// The manager's tables as commute collections.
+#[derive(Debug)]
+pub struct TxTables {
+    /// Cars, flights, rooms, indexed by [`Kind`].
+    pub(crate) rows: [TMap<u64, Reservation>; 3],
+    /// Customer id -> its reservations, sorted by (kind, id).
+    pub(crate) customers: TMap<u64, Arc<Vec<ReservationInfo>>>,
+}
+
+impl TxTables {
+    /// Empty tables sized for `relations` rows each (`TMap::with_capacity`: a wider root, so a
+    /// lookup walks fewer levels; the map would grow without it).
+    pub(crate) fn with_capacity(relations: usize) -> Self {
+        TxTables {
+            rows: [
+                TMap::with_capacity(relations),
+                TMap::with_capacity(relations),
+                TMap::with_capacity(relations),
+            ],
+            customers: TMap::with_capacity(relations),
+        }
+    }
+
+    /// Inserts `rows` into the table of `kind` (population, before the clients run), a batch
+    /// of rows per transaction.
+    pub(crate) fn load_rows(&self, kind: Kind, rows: &[(u64, Reservation)]) {
+        let table = &self.rows[kind as usize];
+        for batch in rows.chunks(LOAD_BATCH) {
+            atomically(|tx| {
+                for &(id, row) in batch {
+                    table.insert(tx, id, row)?;
+                }
+                Ok(())
+            });
+        }
+    }
+
+    /// Inserts customers with no reservations (population).
+    pub(crate) fn load_customers(&self, ids: &[u64]) {
+        let empty = Arc::new(Vec::new());
+        for batch in ids.chunks(LOAD_BATCH) {
+            atomically(|tx| {
+                for &id in batch {
+                    self.customers.insert(tx, id, empty.clone())?;
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// Rows inserted per transaction while populating the tables.
+const LOAD_BATCH: usize = 256;
+
+/// The manager inside one transaction: [`Manager`] calls on [`TxTables`] through `tx`.
+#[derive(Debug)]
+pub struct TxManager<'a> {
+    tables: &'a TxTables,
+    tx: &'a Transaction,
+}
+
+impl<'a> TxManager<'a> {
+    /// The tables as seen by the transaction `tx`.
+    pub fn new(tables: &'a TxTables, tx: &'a Transaction) -> Self {
+        TxManager { tables, tx }
+    }
+
+    fn table(&self, kind: Kind) -> &'a TMap<u64, Reservation> {
+        &self.tables.rows[kind as usize]
+    }
+}
+
+impl Manager for TxManager<'_> {
+    type Error = StmError;
+
+    fn query_free(&mut self, kind: Kind, id: u64) -> Result<Option<i64>, StmError> {
+        Ok(self.table(kind).get(self.tx, &id)?.map(|row| row.free))
+    }
+
+    fn query_price(&mut self, kind: Kind, id: u64) -> Result<Option<i64>, StmError> {
+        Ok(self.table(kind).get(self.tx, &id)?.map(|row| row.price))
+    }
+
+    fn add_customer(&mut self, id: u64) -> Result<bool, StmError> {
+        // Usually present: look before allocating an empty list.
+        if self.tables.customers.contains_key(self.tx, &id)? {
+            return Ok(false);
+        }
+        self.tables
+            .customers
+            .insert(self.tx, id, Arc::new(Vec::new()))?;
+        Ok(true)
+    }
+
+    fn reserve(&mut self, kind: Kind, customer: u64, id: u64) -> Result<bool, StmError> {
+        let tx = self.tx;
+        let customers = &self.tables.customers;
+        let Some(list) = customers.get_ref(tx, &customer)? else {
+            return Ok(false);
+        };
+        let table = self.table(kind);
+        let Some(mut row) = table.get(tx, &id)? else {
+            return Ok(false);
+        };
+        let Err(at) = position(list, (kind, id)) else {
+            return Ok(false);
+        };
+        if !row.make() {
+            return Ok(false);
+        }
+        table.insert(tx, id, row)?;
+        let mut longer = Vec::with_capacity(list.len() + 1);
+        longer.extend_from_slice(&list[..at]);
+        longer.push(ReservationInfo {
+            kind,
+            id,
+            price: row.price,
+        });
+        longer.extend_from_slice(&list[at..]);
+        customers.insert(tx, customer, Arc::new(longer))?;
+        Ok(true)
+    }
+
+    fn query_customer_bill(&mut self, customer: u64) -> Result<Option<i64>, StmError> {
+        Ok(self
+            .tables
+            .customers
+            .get_ref(self.tx, &customer)?
+            .map(|list| list.iter().map(|info| info.price).sum()))
+    }
+
+    fn delete_customer(&mut self, customer: u64) -> Result<bool, StmError> {
+        let Some(list) = self.tables.customers.remove(self.tx, &customer)? else {
+            return Ok(false);
+        };
+        for info in list.iter() {
+            let table = self.table(info.kind);
+            // Every attempt sees a consistent state (opacity), in which a reserved row exists
+            // and has a used unit: STAMP's TM_RESTART cases cannot happen here.
+            let mut row = table
+                .get(self.tx, &info.id)?
+                .expect("a reserved row cannot be deleted");
+            assert!(row.cancel(), "a reserved row has a used unit");
+            table.insert(self.tx, info.id, row)?;
+        }
+        Ok(true)
+    }
+
+    fn add_reservation(
+        &mut self,
+        kind: Kind,
+        id: u64,
+        num: i64,
+        price: Option<i64>,
+    ) -> Result<bool, StmError> {
+        let table = self.table(kind);
+        let Some(mut row) = table.get(self.tx, &id)? else {
+            return Ok(match price {
+                Some(price) if num >= 1 && price >= 0 => {
+                    table.insert(self.tx, id, Reservation::new(num, price))?;
+                    true
+                }
+                _ => false,
+            });
+        };
+        if !row.add_to_total(num) {
+            return Ok(false);
+        }
+        if row.total == 0 {
+            table.remove(self.tx, &id)?;
+        } else {
+            if let Some(price) = price.filter(|&p| p >= 0) {
+                row.price = price;
+            }
+            table.insert(self.tx, id, row)?;
+        }
+        Ok(true)
+    }
+
+    fn delete_flight(&mut self, id: u64) -> Result<bool, StmError> {
+        let Some(row) = self.table(Kind::Flight).get(self.tx, &id)? else {
+            return Ok(false);
+        };
+        if row.used > 0 {
+            return Ok(false);
+        }
+        self.add_reservation(Kind::Flight, id, -row.total, None)
+    }
+}
