@@ -308,14 +308,23 @@ impl ThreadCtx {
         free_each(&mut free);
     }
 
-    /// Starts recording the variables dropped on this thread (outside transactions).
-    pub(crate) fn watch_drops(&self) {
-        *self.dropped_vars.borrow_mut() = Some(Vec::new());
+    /// Starts recording the variables dropped on this thread (outside transactions); returns
+    /// the recording this one interrupts (a destructor's own transaction can retry while an
+    /// outer release records), to hand to [`take_dropped`](Self::take_dropped).
+    pub(crate) fn watch_drops(&self) -> Option<Vec<usize>> {
+        self.dropped_vars.borrow_mut().replace(Vec::new())
     }
 
-    /// Stops recording; returns the addresses recorded since [`watch_drops`](Self::watch_drops).
-    pub(crate) fn take_dropped(&self) -> Vec<usize> {
-        self.dropped_vars.borrow_mut().take().unwrap_or_default()
+    /// Stops recording; returns the addresses recorded since [`watch_drops`](Self::watch_drops)
+    /// and resumes the interrupted recording, which also gets them.
+    pub(crate) fn take_dropped(&self, outer: Option<Vec<usize>>) -> Vec<usize> {
+        let mut slot = self.dropped_vars.borrow_mut();
+        let dropped = slot.take().unwrap_or_default();
+        if let Some(mut outer) = outer {
+            outer.extend_from_slice(&dropped);
+            *slot = Some(outer);
+        }
+        dropped
     }
 }
 
@@ -451,7 +460,10 @@ pub(crate) fn forget_var(var: &crate::internal::var::VarCore) {
                     std::process::abort();
                 }
             }
-        } else if let Some(dropped) = ctx.dropped_vars.borrow_mut().as_mut() {
+        }
+        // A release that waits afterwards (`retry`) records every variable dropped meanwhile,
+        // in a destructor's own transaction too.
+        if let Some(dropped) = ctx.dropped_vars.borrow_mut().as_mut() {
             dropped.push(var.addr());
         }
     });

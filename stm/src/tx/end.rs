@@ -41,9 +41,7 @@ impl Leftovers {
         let dropped = {
             ctx.in_tx.set(false);
             let _back_in_tx = RestoreInTx(ctx);
-            if watch {
-                ctx.watch_drops();
-            }
+            let outer_watch = if watch { ctx.watch_drops() } else { None };
             for (bits, drop_fn) in self.allocs.drain(..) {
                 // SAFETY: allocated by the attempt and never published (no committed variable
                 // holds it), or owned by a value the attempt dropped; the closure that could
@@ -64,7 +62,7 @@ impl Leftovers {
                 note_panic(&mut first_panic, catch_unwind(AssertUnwindSafe(hook)));
             }
             if watch {
-                ctx.take_dropped()
+                ctx.take_dropped(outer_watch)
             } else {
                 Vec::new()
             }
