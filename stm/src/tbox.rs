@@ -53,7 +53,7 @@ use crate::tx::{StmResult, Transaction};
 pub struct TBox<T> {
     /// In a heap block of its own, like a [`TVar`](crate::TVar)'s: a running attempt records it
     /// by address, and the box may move (be dropped, returned, swapped) during the attempt.
-    core: Box<VarCore>,
+    core: core::mem::ManuallyDrop<Box<VarCore>>,
     _owns: PhantomData<T>,
 }
 
@@ -83,10 +83,10 @@ impl<T: Send + Sync + 'static> TBox<T> {
     #[track_caller]
     pub fn new(value: T) -> Self {
         TBox {
-            core: Box::new(VarCore::new(
+            core: core::mem::ManuallyDrop::new(Box::new(VarCore::new(
                 into_bits(value),
                 Origin::site(Location::caller()),
-            )),
+            ))),
             _owns: PhantomData,
         }
     }
@@ -213,7 +213,15 @@ impl<T: Send + Sync + 'static> TBox<T> {
         self.load_with(T::clone)
     }
 
-    /// The value, mutably: no transaction can be reading it while the box is borrowed mutably.
+    /// The value, mutably: no transaction can be reading or writing it while the box is
+    /// borrowed mutably.
+    ///
+    /// If other threads are inside [`atomically`](crate::atomically) meanwhile, the box first
+    /// moves its variable to a fresh block (one allocation): an attempt of theirs that still
+    /// holds the old one (it reached the box through a handle it has let go of) then aborts on
+    /// it instead of replacing the value under this borrow. Inside a transaction that has
+    /// written the box, this gives the committed value, and the pending write is then either
+    /// committed after the borrow (as a write after it) or, if the box had to move, dropped.
     ///
     /// # Examples
     ///
@@ -223,9 +231,25 @@ impl<T: Send + Sync + 'static> TBox<T> {
     /// assert_eq!(b.load(), 2);
     /// ```
     pub fn get_mut(&mut self) -> &mut T {
+        if crate::internal::thread::others_in_atomically() {
+            // This thread's own attempt, if any, lets go of the old block too.
+            self.core.forget_in_running_tx();
+            self.core.kill();
+            let fresh = VarCore::new(self.core.value.load(Ordering::Acquire), self.core.origin());
+            let old = core::mem::replace(&mut *self.core, Box::new(fresh));
+            // SAFETY: the old block, dead and no longer this box's, is freed once, after the
+            // calls that may still hold it; its value moved to the fresh block.
+            unsafe {
+                crate::internal::thread::drop_after_running_attempts(
+                    Box::into_raw(old) as usize as u64,
+                    crate::internal::var::drop_block,
+                )
+            };
+        }
         let bits = self.core.value.load(Ordering::Acquire);
-        // SAFETY: `&mut self` proves no transaction holds the box; the committed pointer is a
-        // live `Box<T>` that only this box owns.
+        // SAFETY: `&mut self` proves no transaction of this thread holds the box, and no
+        // attempt of another thread can commit to its current block (fresh if any may hold the
+        // old one); the committed pointer is a live `Box<T>` that only this box owns.
         unsafe { &mut *(bits as usize as *mut T) }
     }
 
@@ -238,30 +262,71 @@ impl<T: Send + Sync + 'static> TBox<T> {
     /// assert_eq!(b.into_inner(), vec![7]);
     /// ```
     pub fn into_inner(self) -> T {
-        let this = core::mem::ManuallyDrop::new(self);
+        let mut this = core::mem::ManuallyDrop::new(self);
+        this.core.forget_in_running_tx();
+        // An attempt of another thread that still holds the block (through a handle it has let
+        // go of) must not replace the value we take: it aborts on the dead block instead.
+        this.core.kill();
         let bits = this.core.value.load(Ordering::Acquire);
-        // SAFETY: we own the box (by value) and skip its `Drop`, so the pointer is taken once,
-        // here.
+        // SAFETY: we own the box (by value) and skip its `Drop`; the block is dead, so nothing
+        // replaces or frees the value: it is taken once, here.
         let value = unsafe { *Box::from_raw(bits as usize as *mut T) };
-        // SAFETY: `this` is never used or dropped again, so its core's block is dropped once,
-        // here (which also purges it from a running attempt of this thread).
-        drop(unsafe { core::ptr::read(&this.core) });
+        // SAFETY: `this` is never used or dropped again, so its block is taken once, here.
+        let block = unsafe { core::mem::ManuallyDrop::take(&mut this.core) };
+        // SAFETY: `drop_block` frees the block once, after the calls that may still hold it.
+        unsafe {
+            crate::internal::thread::drop_after_running_attempts(
+                Box::into_raw(block) as usize as u64,
+                crate::internal::var::drop_block,
+            )
+        };
         value
     }
 }
 
 impl<T> Drop for TBox<T> {
     fn drop(&mut self) {
-        let bits = self.core.value.load(Ordering::Acquire);
+        // This thread's running attempt forgets the box now (its pending write goes with it).
+        self.core.forget_in_running_tx();
+        // SAFETY: the block is taken once, here, and never used through `self` again.
+        let block = unsafe { core::mem::ManuallyDrop::take(&mut self.core) };
+        let bits = Box::into_raw(block) as usize as u64;
         // Dropped inside a transaction: the value's own `Drop` runs when the attempt ends,
         // outside it (it may run transactions itself).
-        if crate::internal::thread::free_after_attempt(bits, drop_box::<T>) {
+        if crate::internal::thread::free_after_attempt(bits, drop_dead_box_later::<T>) {
             return;
         }
-        // SAFETY: dropping the box means no transaction holds a reference to it any more, and
-        // values it replaced were retired separately; the current one is owned only by us.
-        unsafe { drop_box::<T>(bits) };
+        // SAFETY: the block (with its value) is handed over once, here.
+        unsafe { drop_dead_box_later::<T>(bits) };
     }
+}
+
+/// Drops a dropped box's block and its value once no `atomically` call of another thread that
+/// may still hold the block runs (at once if none: see `drop_after_running_attempts`).
+///
+/// # Safety
+///
+/// `bits` come from `Box::<VarCore>::into_raw` of a `TBox<T>`'s block, handed over once. (A
+/// `TBox<T>` exists only with `T: Send + Sync + 'static`, the bounds of its constructors, so
+/// the value may be dropped on any thread.)
+unsafe fn drop_dead_box_later<T>(bits: u64) {
+    // SAFETY: forwarded from the caller; `drop_dead_box` drops the pair once.
+    unsafe { crate::internal::thread::drop_after_running_attempts(bits, drop_dead_box::<T>) };
+}
+
+/// Drops a dead box's value (the one in its block now: a late commit of another thread may have
+/// replaced the one it had when it was dropped, and retired that one itself) and its block.
+///
+/// # Safety
+///
+/// As for [`drop_dead_box_later`], once no attempt can hold the block any more.
+unsafe fn drop_dead_box<T>(bits: u64) {
+    // SAFETY: forwarded from the caller.
+    let block = unsafe { Box::from_raw(bits as usize as *mut VarCore) };
+    let value = block.value.load(Ordering::Acquire);
+    // SAFETY: the box owned its current value, and nothing else can replace or free it now.
+    unsafe { drop_box::<T>(value) };
+    drop(block);
 }
 
 impl<T: Default + Send + Sync + 'static> Default for TBox<T> {

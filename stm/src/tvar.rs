@@ -56,7 +56,25 @@ pub trait Home: home::Sealed {}
 /// allocated once by [`TVar::new`]), so the `TVar` may be moved at any time, even in the middle
 /// of a transaction that uses it.
 #[derive(Debug)]
-pub struct Boxed(Box<VarCore>);
+pub struct Boxed(core::mem::ManuallyDrop<Box<VarCore>>);
+
+impl Drop for Boxed {
+    fn drop(&mut self) {
+        // This thread's running attempt forgets the variable now; another thread's attempt
+        // that may still refer to it keeps its block alive until it ends.
+        self.0.forget_in_running_tx();
+        // SAFETY: the block is taken once, here, and never used through `self` again.
+        let block = unsafe { core::mem::ManuallyDrop::take(&mut self.0) };
+        let bits = Box::into_raw(block) as usize as u64;
+        // SAFETY: `drop_block` frees the block once; nothing else uses it from now on.
+        unsafe {
+            crate::internal::thread::drop_after_running_attempts(
+                bits,
+                crate::internal::var::drop_block,
+            )
+        };
+    }
+}
 
 /// The [`Home`] of a [`TVar`] kept by a collection in memory of its own that never moves: the
 /// words live inside the `TVar` itself. Made only by the `unsafe` [`TVar::new_inline`].
@@ -81,7 +99,7 @@ mod home {
 
     impl Sealed for super::Boxed {
         fn wrap(core: VarCore) -> Self {
-            super::Boxed(Box::new(core))
+            super::Boxed(core::mem::ManuallyDrop::new(Box::new(core)))
         }
         #[inline(always)]
         fn core(&self) -> &VarCore {

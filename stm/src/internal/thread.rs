@@ -71,6 +71,9 @@ impl Retired {
 #[repr(align(128))]
 pub(crate) struct Slot {
     pub(crate) pin: AtomicU64,
+    /// Odd while the thread is inside `atomically` (its attempts and `retry` waits), even
+    /// otherwise; it moves on at every entry and exit (see [`drop_after_running_attempts`]).
+    attempt: AtomicU64,
     in_use: AtomicBool,
     pub(crate) stats: StatsCell,
     pub(crate) profile: ProfileCell,
@@ -95,6 +98,9 @@ pub(crate) struct Globals {
     slots: Mutex<Vec<Arc<Slot>>>,
     /// Retired values left behind by threads that exited.
     orphans: Mutex<Vec<Retired>>,
+    /// Variables dropped while other threads were inside `atomically` (see
+    /// [`drop_after_running_attempts`]).
+    deferred: Mutex<Vec<Deferred>>,
     /// Statistics of threads that exited.
     pub(crate) exited_stats: Mutex<StatsSnapshot>,
     /// Held by the one transaction running in irrevocable mode.
@@ -110,6 +116,7 @@ crate::sync::global! {
     static globals: Globals = Globals {
         slots: Mutex::new(Vec::new()),
         orphans: Mutex::new(Vec::new()),
+        deferred: Mutex::new(Vec::new()),
         exited_stats: Mutex::new(StatsSnapshot::default()),
         irrevocable: Mutex::new(()),
         #[cfg(loom)]
@@ -129,6 +136,11 @@ pub(crate) struct ThreadCtx {
     /// The tag in the low bits of the versions this thread's commits write (see `clock.rs`).
     pub(crate) tag: u64,
     pub(crate) in_tx: Cell<bool>,
+    /// True while this thread's attempt runs in irrevocable mode (it holds the global token).
+    pub(crate) irrevocable: Cell<bool>,
+    /// Nesting depth of `atomically` calls (a destructor run after an attempt may start one):
+    /// only the outermost moves the slot's `attempt` mark.
+    atomically_depth: Cell<u32>,
     /// Nesting depth of non-transactional pinned loads (`TBox::load_with`).
     load_pins: Cell<u32>,
     pub(crate) state: RefCell<TxState>,
@@ -173,6 +185,7 @@ impl ThreadCtx {
             None => {
                 let s = Arc::new(Slot {
                     pin: AtomicU64::new(UNPINNED),
+                    attempt: AtomicU64::new(0),
                     in_use: AtomicBool::new(true),
                     stats: StatsCell::default(),
                     profile: ProfileCell::default(),
@@ -187,6 +200,8 @@ impl ThreadCtx {
             slot,
             tag: crate::internal::clock::tag_for_slot(index),
             in_tx: Cell::new(false),
+            irrevocable: Cell::new(false),
+            atomically_depth: Cell::new(0),
             load_pins: Cell::new(0),
             state: RefCell::new(TxState::default()),
             retired: RefCell::new(Vec::new()),
@@ -195,6 +210,31 @@ impl ThreadCtx {
             freeing: RefCell::new(Vec::new()),
             dropped_vars: RefCell::new(None),
             rng: Cell::new(seed | 1),
+        }
+    }
+
+    /// Marks the thread as inside `atomically` (outermost call only): from here until
+    /// [`leave_atomically`](Self::leave_atomically), variables this thread may still refer to are
+    /// not freed by other threads (see [`drop_after_running_attempts`]).
+    #[inline]
+    pub(crate) fn enter_atomically(&self) {
+        let depth = self.atomically_depth.get();
+        if depth == 0 {
+            let mark = self.slot.attempt.load(Ordering::Relaxed) + 1;
+            self.slot.attempt.store(mark, Ordering::Release);
+        }
+        self.atomically_depth.set(depth + 1);
+    }
+
+    /// Ends [`enter_atomically`](Self::enter_atomically). Release: every access of the call to
+    /// its variables comes before a dropper that sees the new mark frees them.
+    #[inline]
+    pub(crate) fn leave_atomically(&self) {
+        let depth = self.atomically_depth.get() - 1;
+        self.atomically_depth.set(depth);
+        if depth == 0 {
+            let mark = self.slot.attempt.load(Ordering::Relaxed) + 1;
+            self.slot.attempt.store(mark, Ordering::Release);
         }
     }
 
@@ -290,6 +330,7 @@ impl ThreadCtx {
             }
         }
         free_each(&mut free);
+        drop_deferred(false);
         let mut scratch = self.freeing.borrow_mut();
         if scratch.capacity() == 0 {
             *scratch = free;
@@ -306,6 +347,7 @@ impl ThreadCtx {
             collect_reclaimable(&mut orphans, &mut scan, &mut free);
         }
         free_each(&mut free);
+        drop_deferred(true);
     }
 
     /// Starts recording the variables dropped on this thread (outside transactions); returns
@@ -339,6 +381,138 @@ fn free_each(values: &mut Vec<Retired>) {
         let freed =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { value.free() }));
         if let Err(payload) = freed {
+            first_panic.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = first_panic {
+        std::panic::resume_unwind(payload);
+    }
+}
+
+/// A dropped variable (with whatever it owns) waiting for the `atomically` calls that were
+/// running on other threads when it was dropped.
+pub(crate) struct Deferred {
+    /// The value, type-erased: `drop_fn(bits)` drops it.
+    bits: u64,
+    drop_fn: DropFn,
+    /// The slots that were inside `atomically`, with their marks then.
+    waits: Vec<(*const Slot, u64)>,
+}
+
+// SAFETY: the slot pointers point at registry slots, which live as long as the process and are
+// only read (atomically); the value may be dropped on any thread (the caller of
+// `drop_after_running_attempts` promises it).
+unsafe impl Send for Deferred {}
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        // SAFETY: `drop_after_running_attempts`'s caller handed the value over to be dropped
+        // once, and it is: a `Deferred` is dropped once, when it is due.
+        unsafe { (self.drop_fn)(self.bits) };
+    }
+}
+
+impl Deferred {
+    /// True once every call it waits for has returned.
+    fn is_due(&self) -> bool {
+        self.waits.iter().all(|&(slot, mark)| {
+            // SAFETY: slots are never freed (see `oldest_pin`).
+            unsafe { &*slot }.attempt.load(Ordering::Acquire) != mark
+        })
+    }
+}
+
+/// Drops `value`, which owns transactional variables that are being dropped, once no
+/// `atomically` call of another thread that may still refer to them is running; at once if
+/// none runs.
+///
+/// A running attempt keeps raw addresses of the variables it read or wrote until it ends (and
+/// through a `retry` wait). The calling thread's own attempt has purged them already (see
+/// `TxState::forget`); another thread's may still hold them if it reached them through a handle
+/// it let go of in mid-attempt (an `Arc` clone dropped inside its closure), while this thread
+/// dropped the last handle. Whatever made this thread the owner (the `Arc` count, a mutex, a
+/// channel) synchronised with that handle's release, which came after the other thread marked
+/// itself inside `atomically` ([`ThreadCtx::enter_atomically`]): so the scan below sees that
+/// mark, and the drop waits until the mark moves on. A thread that is not inside `atomically`
+/// holds no such address.
+///
+/// Deferred values are dropped by later reclamation passes, outside any transaction, and by
+/// [`reclaim_retired`], or by the next such drop outside a transaction.
+///
+/// # Safety
+///
+/// `drop_fn(bits)` drops the value, exactly once, on whichever thread runs it; nothing else
+/// uses the value from now on.
+pub(crate) unsafe fn drop_after_running_attempts(bits: u64, drop_fn: DropFn) {
+    let deferred = Deferred {
+        bits,
+        drop_fn,
+        waits: running_elsewhere(),
+    };
+    if deferred.waits.is_empty() {
+        drop(deferred);
+        return;
+    }
+    crate::sync::lock(&global().deferred).push(deferred);
+    let outside_transactions = CTX.try_with(|ctx| !ctx.in_tx.get()).unwrap_or(false);
+    if outside_transactions {
+        drop_deferred(false);
+    }
+}
+
+/// True if this thread's running attempt is the irrevocable one.
+pub(crate) fn holds_irrevocable_token() -> bool {
+    CTX.try_with(|ctx| ctx.irrevocable.get()).unwrap_or(false)
+}
+
+/// True if another thread is inside `atomically` now.
+pub(crate) fn others_in_atomically() -> bool {
+    !running_elsewhere().is_empty()
+}
+
+/// The slots of other threads that are inside `atomically` now, with their marks.
+fn running_elsewhere() -> Vec<(*const Slot, u64)> {
+    let own = CTX
+        .try_with(|ctx| Arc::as_ptr(&ctx.slot))
+        .unwrap_or(core::ptr::null());
+    let slots = crate::sync::lock(&global().slots);
+    slots
+        .iter()
+        .map(Arc::as_ptr)
+        .filter(|&s| s != own)
+        .filter_map(|s| {
+            // SAFETY: registry slots are never freed.
+            let mark = unsafe { &*s }.attempt.load(Ordering::Acquire);
+            (mark % 2 == 1).then_some((s, mark))
+        })
+        .collect()
+}
+
+/// Drops the deferred values that are due, outside any transaction; if `wait_for_lock`, even
+/// when another thread is at it.
+fn drop_deferred(wait_for_lock: bool) {
+    let due: Vec<Deferred> = {
+        let list = if wait_for_lock {
+            Some(crate::sync::lock(&global().deferred))
+        } else {
+            crate::sync::try_lock(&global().deferred)
+        };
+        let Some(mut list) = list else {
+            return;
+        };
+        if list.is_empty() {
+            return;
+        }
+        let (due, waiting) = core::mem::take(&mut *list)
+            .into_iter()
+            .partition(Deferred::is_due);
+        *list = waiting;
+        due
+    };
+    let mut first_panic = None;
+    for deferred in due {
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(deferred)));
+        if let Err(payload) = dropped {
             first_panic.get_or_insert(payload);
         }
     }

@@ -218,6 +218,54 @@ impl VarCore {
     }
 }
 
+impl VarCore {
+    /// Makes the variable dead for every attempt that still holds its address (one of another
+    /// thread that reached it through a handle it let go of): locks it for good, marked
+    /// `IRREVOCABLE`, so that such an attempt aborts on it (as on the irrevocable transaction's
+    /// locks) instead of committing to it; waits first for a committer that holds it. Called
+    /// by the variable's sole owner, before it takes the value out or moves it elsewhere.
+    pub(crate) fn kill(&self) {
+        let mut backoff = crate::internal::backoff::Backoff::new();
+        loop {
+            let word = self.lock.load(Ordering::Relaxed);
+            if word & IRREVOCABLE != 0 && crate::internal::thread::holds_irrevocable_token() {
+                // Locked by this thread's own irrevocable attempt, which has forgotten the
+                // variable: nobody will unlock it, so it is dead already.
+                return;
+            }
+            if word & LOCKED == 0
+                && self
+                    .lock
+                    .compare_exchange_weak(
+                        word,
+                        word | LOCKED | IRREVOCABLE,
+                        crate::internal::clock::SC,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                if word & WAITERS != 0 {
+                    // A `retry` waiter registered on it: let it run again (it will not find
+                    // the variable, which it can no longer reach).
+                    crate::internal::wait::wake(self);
+                }
+                return;
+            }
+            backoff.snooze();
+        }
+    }
+}
+
+/// Frees a variable's heap block given as the bits of its `Box` pointer.
+///
+/// # Safety
+///
+/// `bits` come from `Box::<VarCore>::into_raw`, and the block is freed once.
+pub(crate) unsafe fn drop_block(bits: u64) {
+    // SAFETY: forwarded from the caller.
+    drop(unsafe { Box::from_raw(bits as usize as *mut VarCore) });
+}
+
 impl Drop for VarCore {
     fn drop(&mut self) {
         self.forget_in_running_tx();

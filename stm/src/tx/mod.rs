@@ -204,12 +204,13 @@ fn run<T>(
              as a parameter), or use `tx.or_else` for alternatives"
         );
     }
+    ctx.enter_atomically();
     let _in_tx = InTxGuard(ctx);
     let mut conflicts: u32 = 0;
     let profiling = crate::conflicts::profiling();
     loop {
         let irrevocable = conflicts >= IRREVOCABLE_AFTER;
-        let token = irrevocable.then(|| crate::sync::lock(&global().irrevocable));
+        let token = irrevocable.then(|| IrrevocableToken::take(ctx));
         let started = profiling.then(std::time::Instant::now);
         let tx = Transaction::begin(ctx, site, irrevocable, profiling);
         let outcome = f(&tx);
@@ -342,11 +343,33 @@ fn backoff(ctx: &ThreadCtx, conflicts: u32) {
     }
 }
 
+/// The global irrevocable token, held by this thread's irrevocable attempt; the thread knows
+/// it holds it while it does (`ThreadCtx::irrevocable`).
+struct IrrevocableToken<'a> {
+    _token: crate::sync::MutexGuard<'a, ()>,
+    ctx: &'a ThreadCtx,
+}
+
+impl<'a> IrrevocableToken<'a> {
+    fn take(ctx: &'a ThreadCtx) -> Self {
+        let token = crate::sync::lock(&global().irrevocable);
+        ctx.irrevocable.set(true);
+        IrrevocableToken { _token: token, ctx }
+    }
+}
+
+impl Drop for IrrevocableToken<'_> {
+    fn drop(&mut self) {
+        self.ctx.irrevocable.set(false);
+    }
+}
+
 struct InTxGuard<'a>(&'a ThreadCtx);
 
 impl Drop for InTxGuard<'_> {
     fn drop(&mut self) {
         self.0.in_tx.set(false);
+        self.0.leave_atomically();
     }
 }
 
