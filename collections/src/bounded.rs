@@ -29,8 +29,8 @@ use crate::{Inline, StmResult, TVar, Transaction, atomically};
 /// dropped](TQueue#when-items-are-dropped)): a pop returns a clone, and the queue's copy is
 /// dropped by the popping thread's next reclamation pass once no transaction that began before
 /// the pop committed can still read it, without waiting for another pop; a pop that is rolled
-/// back drops nothing but its clone; items left in the queue are dropped with it, on the
-/// dropping thread; the item of a rolled-back push is dropped when its attempt ends.
+/// back drops nothing but its clone; items left in the queue are dropped with it (see
+/// [`TQueue`] for when); the item of a rolled-back push is dropped when its attempt ends.
 ///
 /// # Examples
 ///
@@ -48,6 +48,16 @@ pub struct TBoundedQueue<T: 'static> {
     queue: TQueue<(T, u32)>,
     credits: Box<[CachePadded<TVar<i64, Inline>>]>,
     capacity: usize,
+}
+
+impl<T: 'static> Drop for TBoundedQueue<T> {
+    fn drop(&mut self) {
+        let credits = core::mem::take(&mut self.credits);
+        // An attempt (of any thread) may still hold the credit shards' addresses: they are
+        // freed once no `atomically` call running now remains. (The queue frees its own.)
+        // SAFETY: shards are variables of `i64`, which may be freed on any thread.
+        unsafe { commute_stm::drop_after_running_transactions(Box::new(credits)) };
+    }
 }
 
 impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {

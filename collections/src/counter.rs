@@ -105,6 +105,19 @@ pub struct TCounter {
     shards: Box<[CachePadded<TVar<i64, Inline>>]>,
 }
 
+impl Drop for TCounter {
+    fn drop(&mut self) {
+        let shards = core::mem::take(&mut self.shards);
+        if shards.is_empty() {
+            return;
+        }
+        // An attempt (of any thread) may still hold the shards' addresses: they are freed once
+        // no `atomically` call running now remains.
+        // SAFETY: shards are variables of `i64`, which may be freed on any thread.
+        unsafe { commute_stm::drop_after_running_transactions(Box::new(shards)) };
+    }
+}
+
 impl TCounter {
     /// Creates a counter at zero, with one shard per available core (rounded up to a power of
     /// two, at least 2).
@@ -172,14 +185,12 @@ impl TCounter {
     /// let requests = commute::TCounter::new().with_label("requests");
     /// assert_eq!(requests.load(), 0);
     /// ```
-    pub fn with_label(self, label: &'static str) -> Self {
-        let shards = self
-            .shards
-            .into_vec()
-            .into_iter()
-            .map(|shard| CachePadded::new(CachePadded::into_inner(shard).with_label(label)))
-            .collect();
-        TCounter { shards }
+    pub fn with_label(mut self, label: &'static str) -> Self {
+        // In place: the shards never move once made (see `TVar::new_inline`).
+        for shard in self.shards.iter_mut() {
+            shard.set_label(label);
+        }
+        self
     }
 
     /// The number of shards.

@@ -40,7 +40,7 @@
 
 use core::fmt;
 use core::marker::PhantomData;
-use core::mem::MaybeUninit;
+use core::mem::{ManuallyDrop, MaybeUninit};
 use core::ptr;
 
 use crossbeam_utils::CachePadded;
@@ -189,6 +189,10 @@ impl<T> Drop for Popped<T> {
     }
 }
 
+/// One end of a queue (`head` or `tail`): a variable on a cache line of its own, in a box of
+/// its own (a running attempt refers to it by address, and the queue itself may move).
+type End<T> = CachePadded<TVar<*mut Node<T>, Inline>>;
+
 /// Publishes `node` at commit, with `tail` locked: stamps it with the commit version; it
 /// becomes the new tail. [`link`] follows once `tail` is unlocked.
 fn stamp<T>(_old_tail: *mut Node<T>, version: u64, node: *mut Node<T>) -> *mut Node<T> {
@@ -236,9 +240,12 @@ fn link<T>(old_tail: *mut Node<T>, node: *mut Node<T>) {
 ///   [`retry`](Transaction::retry), an [`or_else`](Transaction::or_else) branch that retries, a
 ///   panic) drops nothing but the clone it returned: the item stays at the front. The item of
 ///   a rolled-back push is dropped when the attempt ends, on the pushing thread.
-/// - **Left in the queue.** Items still queued when the queue is dropped are dropped by its
-///   `drop`, front to back, on the dropping thread. (A popped item whose reclamation is still
-///   pending then stays with it, as above.)
+/// - **Left in the queue.** Items still queued when the queue is dropped are dropped front to
+///   back: at once, on the dropping thread, if no thread is inside
+///   [`atomically`](crate::atomically) then; otherwise once every such call has returned (an
+///   attempt of another thread may still hold the queue, reached through a handle it has let
+///   go of), by a later reclamation pass, outside any transaction. (A popped item whose
+///   reclamation is still pending stays with it, as above.)
 ///
 /// # Examples
 ///
@@ -260,8 +267,8 @@ pub struct TQueue<T: 'static> {
     // the other's line (or anything else) across cores.
     // Each in a padded box of its own: a running attempt refers to them by address, and the
     // queue itself may move (see `commute_stm::Inline`).
-    head: Box<CachePadded<TVar<*mut Node<T>, Inline>>>,
-    tail: Box<CachePadded<TVar<*mut Node<T>, Inline>>>,
+    head: ManuallyDrop<Box<End<T>>>,
+    tail: ManuallyDrop<Box<End<T>>>,
     /// Transaction-local key: the first node this transaction pushed and has not popped.
     pending_first: TVar<*mut Node<T>>,
     /// Transaction-local key: the last node this transaction pushed.
@@ -290,9 +297,13 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
         let sentinel = Node::first();
         TQueue {
             // SAFETY: the variable goes straight into a box of its own, which never moves it.
-            head: Box::new(CachePadded::new(unsafe { TVar::new_inline(sentinel) })),
+            head: ManuallyDrop::new(Box::new(CachePadded::new(unsafe {
+                TVar::new_inline(sentinel)
+            }))),
             // SAFETY: as for `head`.
-            tail: Box::new(CachePadded::new(unsafe { TVar::new_inline(sentinel) })),
+            tail: ManuallyDrop::new(Box::new(CachePadded::new(unsafe {
+                TVar::new_inline(sentinel)
+            }))),
             pending_first: TVar::new(ptr::null_mut()),
             pending_last: TVar::new(ptr::null_mut()),
             len: TCounter::new(),
@@ -796,8 +807,32 @@ impl<T: Clone + Send + Sync + fmt::Debug + 'static> fmt::Debug for TQueue<T> {
 
 impl<T: 'static> Drop for TQueue<T> {
     fn drop(&mut self) {
-        // `&mut self`: no transaction is running on the queue, and every commit's `link` step
-        // has run. Replaced sentinels and popped items belong to the pops' retired markers.
+        // SAFETY: the ends are taken once, here, and never used through `self` again.
+        let ends = unsafe {
+            DeadQueue {
+                head: ManuallyDrop::take(&mut self.head),
+                _tail: ManuallyDrop::take(&mut self.tail),
+            }
+        };
+        // An attempt (of any thread) may still hold the ends' addresses: the nodes are freed
+        // once no `atomically` call running now remains, with whatever a late commit left.
+        // SAFETY: the queue is `Send` only for `T: Send`, and a queue exists only with
+        // `T: Send + Sync` (the bounds of its constructors): its nodes may be freed anywhere.
+        unsafe { commute_stm::drop_after_running_transactions(Box::new(ends)) };
+    }
+}
+
+/// A dropped queue's ends, which own its nodes: dropped once no attempt can use them.
+struct DeadQueue<T: 'static> {
+    head: Box<End<T>>,
+    /// Kept alive with `head`: a late commit may still link through it.
+    _tail: Box<End<T>>,
+}
+
+impl<T: 'static> Drop for DeadQueue<T> {
+    fn drop(&mut self) {
+        // No attempt holds the queue any more, and every commit's `link` step has run.
+        // Replaced sentinels and popped items belong to the pops' retired markers.
         let head = self.head.load();
         // SAFETY: the sentinel is alive: its unlinking owner is the queue (no pop replaced it),
         // and we let go of it last thing (if the marker of the pop that made it the sentinel

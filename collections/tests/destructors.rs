@@ -5,7 +5,7 @@
 
 mod common;
 
-use commute::{TCounter, TMap, TQueue, atomically, in_transaction};
+use commute::{TBoundedQueue, TCounter, TMap, TQueue, atomically, in_transaction};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -85,5 +85,60 @@ fn replaced_map_values_and_popped_queue_items_are_dropped_outside_transactions()
         drop(Arc::try_unwrap(queue).ok().expect("the worker has exited"));
         assert_eq!(live.load(Ordering::SeqCst), 0, "every value was dropped");
         assert!(drops.atomic().get() > held);
+    });
+}
+
+#[path = "../../stm/tests/common/cross_thread.rs"]
+mod cross_thread;
+
+#[test]
+fn a_map_dropped_by_another_thread_while_an_attempt_still_inserts() {
+    commute_test_support::in_child_process(|| {
+        cross_thread::write_after_another_thread_dropped_the_last_handle(
+            || {
+                (0..64u64)
+                    .map(|k| (k, k.to_string()))
+                    .collect::<TMap<_, _>>()
+            },
+            |tx, map| {
+                map.insert(tx, 7, String::from("seven")).unwrap();
+            },
+        );
+    });
+}
+
+#[test]
+fn a_queue_dropped_by_another_thread_while_an_attempt_still_pushes_and_pops() {
+    commute_test_support::in_child_process(|| {
+        cross_thread::write_after_another_thread_dropped_the_last_handle(
+            || {
+                let queue = TQueue::new();
+                queue.atomic().push(String::from("first"));
+                queue
+            },
+            |tx, queue| {
+                queue.push(tx, String::from("second"));
+                drop(queue.pop(tx).unwrap());
+            },
+        );
+    });
+}
+
+#[test]
+fn a_counter_dropped_by_another_thread_while_an_attempt_still_adds() {
+    commute_test_support::in_child_process(|| {
+        cross_thread::write_after_another_thread_dropped_the_last_handle(TCounter::new, |tx, c| {
+            c.incr(tx)
+        });
+    });
+}
+
+#[test]
+fn a_bounded_queue_dropped_by_another_thread_while_an_attempt_still_pushes() {
+    commute_test_support::in_child_process(|| {
+        cross_thread::write_after_another_thread_dropped_the_last_handle(
+            || TBoundedQueue::with_capacity(4),
+            |tx, queue| queue.push(tx, String::from("item")).unwrap(),
+        );
     });
 }

@@ -53,6 +53,35 @@ mod tx;
 mod word;
 
 pub use internal::thread::reclaim_retired;
+
+/// Low-level, for collections that keep transactional variables in memory of their own
+/// ([`TVar::new_inline`]): drops `value` (which owns such memory) once every
+/// [`atomically`] call running now, on any thread, this one included, has returned; at once if
+/// none runs.
+///
+/// A running attempt holds the addresses of the variables it used until it ends, and one of
+/// another thread may have reached a collection through a handle it has let go of, while this
+/// thread drops the last one. A collection's `Drop` hands its memory over here instead of
+/// freeing it (a commit that still lands in it is then freed with it). Deferred values are
+/// dropped by later reclamation passes, outside any transaction.
+///
+/// # Safety
+///
+/// `value` may be dropped on any thread (it is `Send`, or the caller vouches that dropping it
+/// elsewhere is sound), and, at that point, nothing may use what it owns but its `Drop`.
+///
+/// # Examples
+///
+/// ```
+/// let shards: Box<Vec<u64>> = Box::new(vec![1, 2, 3]);
+/// // SAFETY: a `Vec<u64>` may be dropped on any thread.
+/// unsafe { commute_stm::drop_after_running_transactions(shards) };
+/// ```
+pub unsafe fn drop_after_running_transactions<T>(value: Box<T>) {
+    let bits = Box::into_raw(value) as usize as u64;
+    // SAFETY: `drop_boxed::<T>` drops the box once; the caller vouches for the thread.
+    unsafe { internal::thread::drop_after_all_running_attempts(bits, tx::write_drop_boxed::<T>) }
+}
 pub use tbox::TBox;
 pub use tvar::{Boxed, Home, Inline, TVar};
 pub use tx::{IRREVOCABLE_AFTER, StmError, StmResult, Transaction, atomically, in_transaction};

@@ -31,7 +31,11 @@ use crate::tx::{StmResult, Transaction};
 ///   thread;
 /// - the value of a box **dropped inside a transaction** is dropped when that attempt ends, like
 ///   the values it wrote; the box's pending write, if any, goes with it (the box is gone);
-/// - the value of a box dropped outside any transaction is dropped at once.
+/// - the value of a box dropped outside any transaction is dropped at once, unless other
+///   threads are inside [`atomically`](crate::atomically) then: an attempt of theirs may still
+///   hold the box (reached through a handle it has let go of), so the value (the one the box
+///   holds by then) and the box's block wait until those calls have returned, and a later
+///   reclamation pass drops them.
 ///
 /// A destructor that panics does not stop the others of the same batch; its panic then
 /// propagates from the `atomically` (or `reclaim_retired`) that ran it.

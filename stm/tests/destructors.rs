@@ -6,8 +6,15 @@
 
 use commute_stm::{TBox, TVar, atomically, in_transaction, reclaim_retired};
 use commute_test_support::in_child_process;
+
+#[path = "common/cross_thread.rs"]
+mod cross_thread;
+use cross_thread::{
+    write_after_another_thread_dropped_the_last_handle,
+    write_after_another_thread_took_the_last_handle,
+};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// Frees retired values until `done` holds, failing after a generous deadline (other tests'
@@ -106,56 +113,6 @@ fn replace_values_whose_drop_runs_transactions() {
     drop(Arc::try_unwrap(slot).ok().expect("the worker has exited"));
     assert_eq!(registered.load(), 0);
     assert_eq!(dropped.load(Ordering::SeqCst), REPLACEMENTS as usize + 1);
-}
-
-/// One round of the cross-thread case: an attempt writes a variable it reached through a handle
-/// it lets go of in mid-attempt, while another thread drops the last handle; then it commits.
-fn write_after_another_thread_dropped_the_last_handle<V: Send + Sync + 'static>(
-    make: impl Fn() -> V,
-    write: impl Fn(&commute_stm::Transaction, &V),
-) {
-    write_after_another_thread_took_the_last_handle(make, write, drop);
-}
-
-/// As above, with `last` done to the last handle by the other thread.
-fn write_after_another_thread_took_the_last_handle<V: Send + Sync + 'static>(
-    make: impl Fn() -> V,
-    write: impl Fn(&commute_stm::Transaction, &V),
-    last: impl Fn(V) + Clone + Send + 'static,
-) {
-    for _ in 0..200 {
-        let shared = Arc::new(Mutex::new(Some(Arc::new(make()))));
-        let other = TVar::new(0u64);
-        let (go, wait_go) = mpsc::channel::<()>();
-        let (done, wait_done) = mpsc::channel::<()>();
-        let dropper = {
-            let (shared, last) = (shared.clone(), last.clone());
-            std::thread::spawn(move || {
-                wait_go.recv().unwrap();
-                // The last handle: the variable dies (or is taken apart) here, on this thread.
-                let handle = shared.lock().unwrap().take().unwrap();
-                last(Arc::try_unwrap(handle).ok().expect("the last handle"));
-                done.send(()).unwrap();
-            })
-        };
-        let mut first = true;
-        atomically(|tx| {
-            // A handle taken and let go of inside the attempt; the attempt reads nothing, so
-            // it cannot conflict and runs once.
-            if let Some(v) = shared.lock().unwrap().clone() {
-                write(tx, &v);
-            }
-            if std::mem::take(&mut first) {
-                go.send(()).unwrap();
-                wait_done.recv().unwrap();
-            }
-            other.write(tx, 1);
-            Ok(())
-        });
-        dropper.join().unwrap();
-        assert_eq!(other.load(), 1);
-    }
-    reclaim_retired();
 }
 
 #[test]

@@ -49,8 +49,10 @@ fn default_hasher() -> ahash::RandomState {
 /// transaction, so their `Drop` may use commute (see [`TBox`](crate::TBox) for where passes
 /// run, and what happens when the thread exits first). A removed value handed back to you is a
 /// clone; the map's own copy goes with its bucket. Buckets an attempt built but did not commit
-/// are dropped when the attempt ends. Dropping the map drops what it holds at once; dropping it
-/// inside a transaction also discards that transaction's pending changes to it.
+/// are dropped when the attempt ends. Dropping the map drops what it holds at once if no thread
+/// is inside [`atomically`] then; otherwise once every such call has returned (an attempt,
+/// maybe this thread's own, may still hold the map's buckets), by a later reclamation pass,
+/// outside any transaction.
 ///
 /// # Examples
 ///

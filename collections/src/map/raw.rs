@@ -863,9 +863,27 @@ where
 
 impl<K: 'static, V: 'static> Drop for RawTrie<K, V> {
     fn drop(&mut self) {
+        let root = core::mem::take(&mut self.root);
+        // An attempt (of any thread) may still hold the addresses of the trie's slots: its
+        // nodes are freed once no `atomically` call running now remains, with whatever a late
+        // commit left in them.
+        // SAFETY: a trie exists only with `K, V: Send + Sync` (the bounds of the map's
+        // constructors), so its nodes, keys and values may be freed on any thread.
+        unsafe { commute_stm::drop_after_running_transactions(Box::new(DeadTrie { root })) };
+    }
+}
+
+/// A dropped trie's root, which owns its nodes: dropped once no attempt can use them.
+struct DeadTrie<K: 'static, V: 'static> {
+    root: Box<[Slot<K, V>]>,
+}
+
+impl<K: 'static, V: 'static> Drop for DeadTrie<K, V> {
+    fn drop(&mut self) {
         for slot in self.root.iter() {
-            // SAFETY: the trie is being dropped: its nodes are unreachable, and each root slot's
-            // subtree is freed once. (Nodes retired by commits are the core's to free.)
+            // SAFETY: no attempt can reach the trie any more: its nodes are unreachable, and
+            // each root slot's subtree is freed once. (Nodes retired by commits are the core's
+            // to free.)
             unsafe { slot.load().free_subtree() };
         }
     }

@@ -444,10 +444,41 @@ impl Deferred {
 /// `drop_fn(bits)` drops the value, exactly once, on whichever thread runs it; nothing else
 /// uses the value from now on.
 pub(crate) unsafe fn drop_after_running_attempts(bits: u64, drop_fn: DropFn) {
+    // SAFETY: forwarded from the caller.
+    unsafe { defer_drop(bits, drop_fn, running_elsewhere()) }
+}
+
+/// As [`drop_after_running_attempts`], but also waiting for this thread's own `atomically`
+/// call, if it is inside one: for memory whose variables this thread's attempt may still hold
+/// because they were not purged from it (a collection dropped as a whole).
+///
+/// # Safety
+///
+/// As for [`drop_after_running_attempts`].
+pub(crate) unsafe fn drop_after_all_running_attempts(bits: u64, drop_fn: DropFn) {
+    let mut waits = running_elsewhere();
+    let own = CTX
+        .try_with(|ctx| {
+            let mark = ctx.slot.attempt.load(Ordering::Relaxed);
+            (mark % 2 == 1).then_some((Arc::as_ptr(&ctx.slot), mark))
+        })
+        .ok()
+        .flatten();
+    waits.extend(own);
+    // SAFETY: forwarded from the caller.
+    unsafe { defer_drop(bits, drop_fn, waits) }
+}
+
+/// Drops the value now if `waits` is empty, else once they are all over.
+///
+/// # Safety
+///
+/// As for [`drop_after_running_attempts`].
+unsafe fn defer_drop(bits: u64, drop_fn: DropFn, waits: Vec<(*const Slot, u64)>) {
     let deferred = Deferred {
         bits,
         drop_fn,
-        waits: running_elsewhere(),
+        waits,
     };
     if deferred.waits.is_empty() {
         drop(deferred);

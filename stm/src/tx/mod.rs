@@ -46,6 +46,7 @@ mod write;
 
 pub(crate) use crate::internal::attempt::TxState;
 use crate::internal::attempt::{AbortRecord, Hook, Involved, ReadEntry};
+pub(crate) use write::drop_boxed as write_drop_boxed;
 
 /// After this many conflict aborts in a row, a transaction runs in irrevocable mode, where it is
 /// guaranteed to commit.

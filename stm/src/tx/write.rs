@@ -227,7 +227,7 @@ fn check_not_publishing(pending: &Pending) {
 /// # Safety
 ///
 /// `bits` is a live `Box<T>` pointer that nothing else frees.
-unsafe fn drop_boxed<T>(bits: u64) {
+pub(crate) unsafe fn drop_boxed<T>(bits: u64) {
     // SAFETY: forwarded from the caller.
     drop(unsafe { Box::from_raw(bits as usize as *mut T) });
 }
