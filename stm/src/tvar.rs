@@ -364,6 +364,12 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// per transaction attempt, and runs while commit locks are held, so keep it short. A closure
     /// that captures nothing is stored without allocating.
     ///
+    /// # Aborts
+    ///
+    /// The process, if `f` drops a transactional variable (or a collection) while it runs, for
+    /// example the last handle to one taken out of its captures: the transaction may still hold
+    /// that variable's address, and nothing could tell it.
+    ///
     /// # Examples
     ///
     /// ```
