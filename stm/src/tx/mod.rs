@@ -32,7 +32,7 @@ use core::panic::Location;
 
 use crate::conflicts::{ConflictKey, ConflictKind};
 use crate::internal::clock;
-use crate::internal::thread::{ThreadCtx, global, with_ctx};
+use crate::internal::thread::{self, ThreadCtx, global, with_ctx};
 use crate::internal::var::VarCore;
 use crate::internal::wait;
 use crate::stats::AbortCause;
@@ -329,14 +329,14 @@ fn run<T>(
     site: &'static Location<'static>,
     mut f: impl FnMut(&Transaction) -> StmResult<T>,
 ) -> T {
-    if ctx.in_tx.replace(true) {
+    if thread::replace_in_tx(true) {
         panic!(
             "commute: atomically() called inside a transaction; transactions do not nest. \
              Pass the `&Transaction` down to the inner code instead (take `tx: &Transaction` \
              as a parameter), or use `tx.or_else` for alternatives"
         );
     }
-    let _in_tx = InTxGuard(ctx);
+    let _in_tx = InTxGuard;
     let mut conflicts: u32 = 0;
     let profiling = crate::conflicts::profiling();
     loop {
@@ -370,14 +370,14 @@ fn run_try<T, E>(
     site: &'static Location<'static>,
     mut f: impl FnMut(&Transaction) -> TxResult<T, E>,
 ) -> Result<T, E> {
-    if ctx.in_tx.replace(true) {
+    if thread::replace_in_tx(true) {
         panic!(
             "commute: atomically() called inside a transaction; transactions do not nest. \
              Pass the `&Transaction` down to the inner code instead (take `tx: &Transaction` \
              as a parameter), or use `tx.or_else` for alternatives"
         );
     }
-    let _in_tx = InTxGuard(ctx);
+    let _in_tx = InTxGuard;
     let mut conflicts: u32 = 0;
     let profiling = crate::conflicts::profiling();
     loop {
@@ -511,17 +511,21 @@ fn conflict_keys(
     }
 }
 
-struct RestoreInTx<'a>(&'a ThreadCtx);
+struct RestoreInTx;
 
-impl Drop for RestoreInTx<'_> {
+impl Drop for RestoreInTx {
     fn drop(&mut self) {
-        self.0.in_tx.set(true);
+        thread::set_in_tx(true);
     }
 }
 
 /// True if the calling thread is inside a transaction (in the closure given to [`atomically`]).
 ///
 /// Commit and abort hooks run outside the transaction.
+///
+/// The readers that work outside transactions ([`TVar::load`](crate::TVar::load),
+/// [`TBox::load`](crate::TBox::load), the collections' `load` and `.atomic()` views) panic while
+/// this is true: there they would read outside the transaction, unseen by conflict detection.
 ///
 /// # Examples
 ///
@@ -532,7 +536,7 @@ impl Drop for RestoreInTx<'_> {
 /// assert!(atomically(|_| Ok(in_transaction())));
 /// ```
 pub fn in_transaction() -> bool {
-    with_ctx(|ctx| ctx.in_tx.get())
+    thread::in_tx()
 }
 
 /// Randomised exponential backoff after a conflict.
@@ -551,11 +555,11 @@ fn backoff(ctx: &ThreadCtx, conflicts: u32) {
     }
 }
 
-struct InTxGuard<'a>(&'a ThreadCtx);
+struct InTxGuard;
 
-impl Drop for InTxGuard<'_> {
+impl Drop for InTxGuard {
     fn drop(&mut self) {
-        self.0.in_tx.set(false);
+        thread::set_in_tx(false);
     }
 }
 
