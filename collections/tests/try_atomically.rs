@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use commute::{
     TBox, TCounter, TMap, TQueue, TVar, TaskPool, TxError, atomically, stats, try_atomically,
 };
+use commute_test_support::with_watchdog;
 
 #[derive(Debug, PartialEq)]
 struct InsufficientFunds {
@@ -213,4 +214,34 @@ fn a_task_pool_task_rolls_back_by_panicking_with_its_error() {
         Some(&InsufficientFunds { short_by: 300 })
     );
     assert_eq!(balance.load(), 100);
+}
+
+#[test]
+fn an_irrevocable_attempt_that_fails_releases_its_locks() {
+    with_watchdog(20, || {
+        let v = Arc::new(TVar::new(0u64));
+        let r: Result<(), u64> = try_atomically(|tx| {
+            let read = v.read(tx)?;
+            if !tx.is_irrevocable() {
+                // Another thread's commit makes this attempt conflict, until it runs irrevocably.
+                let v2 = v.clone();
+                std::thread::spawn(move || atomically(|tx| v2.modify(tx, |x| x + 1)))
+                    .join()
+                    .unwrap();
+                v.write(tx, 0);
+                return Ok(());
+            }
+            v.write(tx, 1_000);
+            tx.abort(read)
+        });
+        let n = u64::from(commute::IRREVOCABLE_AFTER);
+        assert_eq!(r, Err(n));
+        assert_eq!(v.load(), n);
+        // Its locks are gone: another thread commits at once.
+        let v2 = v.clone();
+        std::thread::spawn(move || atomically(|tx| v2.modify(tx, |x| x + 1)))
+            .join()
+            .unwrap();
+        assert_eq!(v.load(), n + 1);
+    });
 }
