@@ -23,7 +23,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::atomic::Atomic;
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use crate::{Inline, StmResult, TVar, Transaction, atomically};
+use crate::{Inline, StmResult, TVar, Transaction, atomically, in_transaction};
 
 /// How many ids a thread reserves from the global allocator at a time.
 const ID_BLOCK: u64 = if cfg!(loom) { 2 } else { 1024 };
@@ -446,16 +446,19 @@ impl Default for TCounter {
 
 impl fmt::Debug for TCounter {
     /// Shows the sum of the shards' committed values (each read on its own, so under concurrent
-    /// updates it may mix states; use [`TCounter::load`] for an exact total). Works inside
-    /// transactions too, where it does not see the running transaction's own adds.
+    /// updates it may mix states; use [`TCounter::load`] for an exact total). Inside a
+    /// transaction, which may not read outside itself, shows `<in a transaction>` instead.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let total = self
-            .shards
-            .iter()
-            .fold(0i64, |sum, shard| sum.wrapping_add(shard.load()));
-        f.debug_struct("TCounter")
-            .field("value", &total)
-            .field("shards", &self.shards.len())
-            .finish()
+        let mut d = f.debug_struct("TCounter");
+        if in_transaction() {
+            d.field("value", &format_args!("<in a transaction>"));
+        } else {
+            let total = self
+                .shards
+                .iter()
+                .fold(0i64, |sum, shard| sum.wrapping_add(shard.load()));
+            d.field("value", &total);
+        }
+        d.field("shards", &self.shards.len()).finish()
     }
 }

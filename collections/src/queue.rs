@@ -833,7 +833,7 @@ impl<T: 'static> Drop for DeadQueue<T> {
     fn drop(&mut self) {
         // No attempt holds the queue any more, and every commit's `link` step has run.
         // Replaced sentinels and popped items belong to the pops' retired markers.
-        let head = self.head.load();
+        let head = self.head.load_mut();
         // SAFETY: the sentinel is alive: its unlinking owner is the queue (no pop replaced it),
         // and we let go of it last thing (if the marker of the pop that made it the sentinel
         // has not dropped its item yet, that marker frees it).

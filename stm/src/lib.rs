@@ -10,6 +10,8 @@
 //!   the primitive that commute's collections stand on.
 //! - [`Transaction::retry`] (block until something read changes) and [`Transaction::or_else`].
 //! - [`Transaction::on_commit`] / [`Transaction::on_abort`] hooks for effects.
+//! - [`try_atomically`]: transactions that fail with an error of their own
+//!   ([`Transaction::abort`]), rolling back everything they did.
 //! - Progress: backoff, then an irrevocable mode after [`IRREVOCABLE_AFTER`] conflicts in a row.
 //! - Always-on [statistics](stats): commits, aborts by cause, and the variable and call site of
 //!   each conflict; and a [conflict profiler](conflicts) that adds the time each conflict costs
@@ -84,5 +86,8 @@ pub unsafe fn drop_after_running_transactions<T>(value: Box<T>) {
 }
 pub use tbox::TBox;
 pub use tvar::{Boxed, Home, Inline, TVar};
-pub use tx::{IRREVOCABLE_AFTER, StmError, StmResult, Transaction, atomically, in_transaction};
+pub use tx::{
+    IRREVOCABLE_AFTER, StmError, StmResult, Transaction, TxError, TxResult, atomically,
+    in_transaction, try_atomically,
+};
 pub use word::{Integer, OwnedWord, Word};

@@ -189,13 +189,11 @@ impl<T: Send + Sync + 'static> TBox<T> {
     /// assert_eq!(b.load_with(|v| v.iter().sum::<i32>()), 3);
     /// ```
     pub fn load_with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-        with_ctx(|ctx| {
-            assert!(
-                !ctx.in_tx.get(),
-                "commute: TBox::load_with/load called inside a transaction; use TBox::read(tx)"
-            );
-            ctx.with_load_pin(|| f(Self::deref_bits(self.core.load_committed())))
-        })
+        assert!(
+            !crate::internal::thread::in_tx(),
+            "commute: TBox::load_with/load called inside a transaction; use TBox::read(tx)"
+        );
+        with_ctx(|ctx| ctx.with_load_pin(|| f(Self::deref_bits(self.core.load_committed()))))
     }
 
     /// A clone of the latest committed value, outside any transaction.
@@ -342,7 +340,7 @@ impl<T: Default + Send + Sync + 'static> Default for TBox<T> {
 
 impl<T: fmt::Debug + Send + Sync + 'static> fmt::Debug for TBox<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let in_tx = with_ctx(|ctx| ctx.in_tx.get());
+        let in_tx = crate::internal::thread::in_tx();
         let mut d = f.debug_struct("TBox");
         if in_tx {
             d.field("value", &format_args!("<in a transaction>"));

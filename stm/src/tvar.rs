@@ -241,6 +241,14 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// only changes during a commit's write-back, after every check has passed). It takes part in
     /// no conflict detection: inside a transaction use [`read`](TVar::read).
     ///
+    /// # Panics
+    ///
+    /// If called inside a transaction, where it would read outside it, unseen by conflict
+    /// detection: use [`read`](TVar::read) there. The same rule holds for every reader that
+    /// works outside transactions ([`TBox::load`](crate::TBox::load), the collections' `load`
+    /// and `.atomic()` views). With exclusive access, [`load_mut`](TVar::load_mut) and
+    /// [`into_inner`](TVar::into_inner) work anywhere.
+    ///
     /// # Examples
     ///
     /// ```
@@ -248,7 +256,30 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// assert_eq!(v.load(), 'a');
     /// ```
     #[inline]
+    #[track_caller]
     pub fn load(&self) -> T {
+        if crate::internal::thread::in_tx() {
+            load_in_transaction();
+        }
+        self.load_committed()
+    }
+
+    /// Reads the latest committed value through an exclusive borrow (destructors, code that
+    /// owns the variable), inside a transaction or not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut v = commute_stm::TVar::new(3u8);
+    /// assert_eq!(commute_stm::atomically(|_| Ok(v.load_mut())), 3);
+    /// ```
+    #[inline]
+    pub fn load_mut(&mut self) -> T {
+        self.load_committed()
+    }
+
+    #[inline]
+    fn load_committed(&self) -> T {
         T::from_bits(
             self.core()
                 .value
@@ -256,7 +287,7 @@ impl<T: Word, H: Home> TVar<T, H> {
         )
     }
 
-    /// The value, taking the variable apart.
+    /// The value, taking the variable apart (inside a transaction or not).
     ///
     /// # Examples
     ///
@@ -264,7 +295,7 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// assert_eq!(commute_stm::TVar::new(5u8).into_inner(), 5);
     /// ```
     pub fn into_inner(self) -> T {
-        self.load()
+        self.load_committed()
     }
 
     /// Reads the variable inside a transaction.
@@ -797,6 +828,16 @@ impl<T: Word + Default> Default for TVar<T> {
     }
 }
 
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn load_in_transaction() -> ! {
+    panic!(
+        "commute: TVar::load called inside a transaction, where it would read outside it; use \
+         TVar::read(tx)"
+    )
+}
+
 impl<T: Word> From<T> for TVar<T> {
     #[track_caller]
     fn from(value: T) -> Self {
@@ -807,7 +848,11 @@ impl<T: Word> From<T> for TVar<T> {
 impl<T: Word + fmt::Debug, H: Home> fmt::Debug for TVar<T, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("TVar");
-        d.field("value", &self.load());
+        if crate::internal::thread::in_tx() {
+            d.field("value", &format_args!("<in a transaction>"));
+        } else {
+            d.field("value", &self.load_committed());
+        }
         let origin = self.core().origin();
         match origin.label {
             Some(label) => d.field("label", &label),

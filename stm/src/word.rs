@@ -4,9 +4,54 @@ use core::ptr::NonNull;
 
 /// A value that a [`TVar`](crate::TVar) stores inline, as the bits of one 64-bit word.
 ///
-/// Implemented for the integer types (up to 64 bits), `bool`, `char`, `f32`, `f64`, `()` and the
-/// pointer types `*const T`, `*mut T`, `NonNull<T>` and `Option<NonNull<T>>`. No allocation, no
-/// `Arc`: a read is two loads of the lock word and one of the value.
+/// Implemented for the integer types (up to 64 bits), `bool`, `char`, `f32`, `f64`, `()`, the
+/// pointer types `*const T`, `*mut T`, `NonNull<T>` and `Option<NonNull<T>>`, and `Option` of
+/// the types up to 32 bits (`Option<u32>`, `Option<i16>`, `Option<bool>`, `Option<char>`...).
+/// No allocation, no `Arc`: a read is two loads of the lock word and one of the value.
+///
+/// # Other types
+///
+/// A type that is not `Word` does not compile in a `TVar` (`TVar<String>`: "`String` is not a
+/// `Word`: a `TVar` holds one machine word", with a note pointing to `TBox`). Store it in a
+/// [`TBox<T>`](crate::TBox), which holds any `T: Send + Sync` on the heap: larger values
+/// (`u128`, `String`, `Vec<T>`, structs of several fields) go there.
+///
+/// A small `Copy` type of your own that packs into 64 bits (a fieldless enum, a pair of
+/// `u32`s, a newtype) can stay inline by implementing `Word` for it; the trait is `unsafe`
+/// because [`from_bits`](Word::from_bits) is trusted to rebuild a valid value from what
+/// [`into_bits`](Word::into_bits) produced:
+///
+/// ```
+/// use commute_stm::{atomically, TVar, Word};
+///
+/// #[derive(Clone, Copy, Debug, PartialEq)]
+/// enum Light {
+///     Red,
+///     Amber,
+///     Green,
+/// }
+///
+/// // SAFETY: every value maps to 0..=2 and back; `Light` is plain data.
+/// unsafe impl Word for Light {
+///     fn into_bits(self) -> u64 {
+///         self as u64
+///     }
+///     fn from_bits(bits: u64) -> Self {
+///         match bits {
+///             0 => Light::Red,
+///             1 => Light::Amber,
+///             _ => Light::Green,
+///         }
+///     }
+/// }
+///
+/// let light = TVar::new(Light::Red);
+/// atomically(|tx| light.modify(tx, |_| Light::Green));
+/// assert_eq!(light.load(), Light::Green);
+/// ```
+///
+/// (Foreign types such as `Option<u64>` or `(u32, u32)` cannot be given an impl outside this
+/// crate: wrap them in a newtype of your own.)
 ///
 /// # Examples
 ///
@@ -15,6 +60,13 @@ use core::ptr::NonNull;
 ///
 /// assert_eq!(u64::from_bits('x'.into_bits()), 'x' as u64);
 /// assert_eq!(f64::from_bits(1.5f64.into_bits()), 1.5);
+/// assert_eq!(Option::<u32>::from_bits(None::<u32>.into_bits()), None);
+/// ```
+///
+/// A type that is not `Word` is refused at compile time, with a message naming `TBox`:
+///
+/// ```compile_fail
+/// let name = commute_stm::TVar::new(String::from("ada")); // use TBox<String>
 /// ```
 ///
 /// # Safety
@@ -24,6 +76,12 @@ use core::ptr::NonNull;
 ///   called by this crate on bits that `into_bits` of the same type produced;
 /// - values of the type may be copied to and used from any thread (the type is, in effect,
 ///   `Send + Sync`; raw pointers qualify because dereferencing them is unsafe anyway).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `Word`: a `TVar` holds one machine word",
+    label = "`{Self}` does not fit in one word",
+    note = "use `TBox<{Self}>` for heap values and values larger than a word (`TBox::new`, `TBox::read`, `TBox::write`)",
+    note = "a small `Copy` type of your own that packs into 64 bits can implement `Word` (see its docs)"
+)]
 pub unsafe trait Word: Copy + 'static {
     /// The value as the bits of a `u64`.
     fn into_bits(self) -> u64;
@@ -258,5 +316,70 @@ unsafe impl<T: 'static> Word for Option<NonNull<T>> {
     #[inline]
     fn from_bits(bits: u64) -> Self {
         NonNull::new(bits as usize as *mut T)
+    }
+}
+
+macro_rules! option_words {
+    ($($t:ty),* $(,)?) => {$(
+        // SAFETY: `Some(x)` is `x`'s bits (at most 32 of them), `None` is bit 32 alone, so the
+        // two never meet; `from_bits` only sees what `into_bits` produced.
+        unsafe impl Word for Option<$t> {
+            #[inline]
+            fn into_bits(self) -> u64 {
+                match self {
+                    Some(x) => x.into_bits() & u64::from(u32::MAX),
+                    None => 1 << 32,
+                }
+            }
+            #[inline]
+            fn from_bits(bits: u64) -> Self {
+                if bits >> 32 != 0 {
+                    None
+                } else {
+                    Some(<$t>::from_bits(bits))
+                }
+            }
+        }
+    )*};
+}
+
+option_words!(u8, u16, u32, i8, i16, i32, bool, char);
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Word;
+
+    fn round_trips<T: Word + PartialEq + core::fmt::Debug>(values: &[T]) {
+        for &v in values {
+            assert_eq!(T::from_bits(v.into_bits()), v);
+        }
+    }
+
+    #[test]
+    fn options_of_small_words_round_trip() {
+        round_trips(&[None, Some(0u8), Some(u8::MAX)]);
+        round_trips(&[None, Some(0u16), Some(u16::MAX)]);
+        round_trips(&[None, Some(0u32), Some(u32::MAX)]);
+        round_trips(&[None, Some(0i8), Some(-1i8), Some(i8::MIN)]);
+        round_trips(&[None, Some(0i16), Some(-1i16), Some(i16::MIN)]);
+        round_trips(&[
+            None,
+            Some(0i32),
+            Some(-1i32),
+            Some(i32::MIN),
+            Some(i32::MAX),
+        ]);
+        round_trips(&[None, Some(false), Some(true)]);
+        round_trips(&[None, Some('\0'), Some('é'), Some(char::MAX)]);
+    }
+
+    #[test]
+    fn an_option_in_a_tvar() {
+        let v = crate::TVar::new(None::<u32>);
+        crate::atomically(|tx| {
+            v.write(tx, Some(7));
+            Ok(())
+        });
+        assert_eq!(v.load(), Some(7));
     }
 }

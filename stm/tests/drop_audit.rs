@@ -104,7 +104,7 @@ impl Drop for OwnedBox {
     fn drop(&mut self) {
         // SAFETY: dropping needs ownership, so no transaction of another thread reads the
         // variable; the committed value is owned by it alone (replaced values were retired).
-        unsafe { self.0.load().free() };
+        unsafe { self.0.load_mut().free() };
     }
 }
 

@@ -305,7 +305,7 @@ impl<K, V> NodeRef<K, V> {
                 for i in 0..width {
                     // SAFETY: each slot is initialised and ours; it is read, then dropped, once.
                     unsafe {
-                        let child = (*first.add(i)).load();
+                        let child = (*first.add(i)).load_mut();
                         ptr::drop_in_place(first.add(i));
                         child.free_subtree();
                     }
@@ -557,7 +557,7 @@ where
             slot.set_label(label);
             // SAFETY: the trie is owned exclusively (`self` by value): nothing else reads or
             // frees its nodes meanwhile.
-            if let Node::Inner(children) = unsafe { slot.load().node() } {
+            if let Node::Inner(children) = unsafe { slot.load_mut().node() } {
                 let first = children.as_ptr() as *mut Slot<K, V>;
                 for i in 0..children.len() {
                     // SAFETY: as above; each child slot is borrowed mutably once at a time.
@@ -832,7 +832,7 @@ where
         loop {
             // SAFETY: the trie is owned exclusively (`&mut self`): no transaction reads it, and
             // the nodes reached are alive until this function replaces them.
-            let current = unsafe { (*slot).load() };
+            let current = unsafe { (*slot).load_mut() };
             // SAFETY: as above.
             let entries = match unsafe { current.node() } {
                 Node::Inner(children) => {
@@ -880,11 +880,11 @@ struct DeadTrie<K: 'static, V: 'static> {
 
 impl<K: 'static, V: 'static> Drop for DeadTrie<K, V> {
     fn drop(&mut self) {
-        for slot in self.root.iter() {
+        for slot in self.root.iter_mut() {
             // SAFETY: no attempt can reach the trie any more: its nodes are unreachable, and
             // each root slot's subtree is freed once. (Nodes retired by commits are the core's
             // to free.)
-            unsafe { slot.load().free_subtree() };
+            unsafe { slot.load_mut().free_subtree() };
         }
     }
 }

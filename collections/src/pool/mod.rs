@@ -106,6 +106,37 @@ type Body = dyn FnMut(&Transaction, &TaskCtx) -> StmResult<()> + Send + 'static;
 /// hooks comes after its commit: the commit stands, with the children added before that hook
 /// was registered; the hooks after it do not run. It is reported all the same.)
 ///
+/// # Errors in tasks
+///
+/// Tasks return [`StmResult<()>`](crate::StmResult), like closures given to
+/// [`atomically`](crate::atomically): `Ok` commits. A task that must fail and leave no trace
+/// (what [`try_atomically`](crate::try_atomically) does for one transaction) panics with its
+/// error as the payload, `std::panic::panic_any(e)`: it is rolled back like any panicking task,
+/// and `run` hands the error back in the [`TaskPanic`], where
+/// `payload().downcast_ref::<E>()` finds it.
+///
+/// ```
+/// use commute::{TaskPool, TVar};
+/// use std::sync::Arc;
+///
+/// #[derive(Debug, PartialEq)]
+/// struct InsufficientFunds;
+///
+/// let balance = Arc::new(TVar::new(100i64));
+/// let mut pool = TaskPool::new();
+/// let b = balance.clone();
+/// pool.add(move |tx, _| {
+///     b.modify(tx, |x| x - 400)?;
+///     if b.read(tx)? < 0 {
+///         std::panic::panic_any(InsufficientFunds); // rolls the task back
+///     }
+///     Ok(())
+/// });
+/// let failed = pool.run().unwrap_err();
+/// assert_eq!(failed.payload().downcast_ref(), Some(&InsufficientFunds));
+/// assert_eq!(balance.load(), 100);
+/// ```
+///
 /// # Examples
 ///
 /// ```

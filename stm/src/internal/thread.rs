@@ -135,7 +135,6 @@ pub(crate) struct ThreadCtx {
     pub(crate) slot: Arc<Slot>,
     /// The tag in the low bits of the versions this thread's commits write (see `clock.rs`).
     pub(crate) tag: u64,
-    pub(crate) in_tx: Cell<bool>,
     /// True while this thread's attempt runs in irrevocable mode (it holds the global token).
     pub(crate) irrevocable: Cell<bool>,
     /// Nesting depth of `atomically` calls (a destructor run after an attempt may start one):
@@ -159,6 +158,36 @@ pub(crate) struct ThreadCtx {
 
 crate::sync::thread_local! {
     static CTX: ThreadCtx = ThreadCtx::new();
+}
+
+// Whether the thread is inside a transaction (in the closure given to `atomically`), apart from
+// the thread's context: a constant thread-local without destructor, so that checking it costs
+// one load and never registers the thread nor fails during thread teardown.
+#[cfg(not(loom))]
+std::thread_local! {
+    static IN_TX: Cell<bool> = const { Cell::new(false) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static IN_TX: Cell<bool> = Cell::new(false);
+}
+
+/// True if the calling thread is inside a transaction.
+#[inline]
+pub(crate) fn in_tx() -> bool {
+    IN_TX.with(Cell::get)
+}
+
+/// Marks the calling thread as inside a transaction or not.
+#[inline]
+pub(crate) fn set_in_tx(inside: bool) {
+    IN_TX.with(|f| f.set(inside));
+}
+
+/// [`set_in_tx`], returning the previous mark.
+#[inline]
+pub(crate) fn replace_in_tx(inside: bool) -> bool {
+    IN_TX.with(|f| f.replace(inside))
 }
 
 /// Runs `f` with this thread's context.
@@ -199,7 +228,6 @@ impl ThreadCtx {
         ThreadCtx {
             slot,
             tag: crate::internal::clock::tag_for_slot(index),
-            in_tx: Cell::new(false),
             irrevocable: Cell::new(false),
             atomically_depth: Cell::new(0),
             load_pins: Cell::new(0),
@@ -485,7 +513,7 @@ unsafe fn defer_drop(bits: u64, drop_fn: DropFn, waits: Vec<(*const Slot, u64)>)
         return;
     }
     crate::sync::lock(&global().deferred).push(deferred);
-    let outside_transactions = CTX.try_with(|ctx| !ctx.in_tx.get()).unwrap_or(false);
+    let outside_transactions = IN_TX.try_with(|f| !f.get()).unwrap_or(false);
     if outside_transactions {
         drop_deferred(false);
     }
@@ -654,7 +682,7 @@ pub fn reclaim_retired() {
 /// The attempt may still hold the variable's address then, and could not be told.
 pub(crate) fn forget_var(var: &crate::internal::var::VarCore) {
     let _ = CTX.try_with(|ctx| {
-        if ctx.in_tx.get() {
+        if in_tx() {
             match ctx.state.try_borrow_mut() {
                 Ok(mut st) => st.forget(var),
                 Err(_) => {
@@ -679,7 +707,7 @@ pub(crate) fn forget_var(var: &crate::internal::var::VarCore) {
 /// the value to the caller, anywhere else.
 pub(crate) fn free_after_attempt(bits: u64, drop_fn: DropFn) -> bool {
     CTX.try_with(|ctx| {
-        if !ctx.in_tx.get() {
+        if !in_tx() {
             return false;
         }
         match ctx.state.try_borrow_mut() {

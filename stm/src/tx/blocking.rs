@@ -1,6 +1,6 @@
 //! Blocking: `retry` and `or_else`, and the wait list a retried attempt sleeps on.
 
-use super::{StmError, StmResult, Transaction};
+use super::{StmError, StmResult, Transaction, TxError, TxResult};
 use crate::internal::var::{VarCore, version_of};
 use crate::internal::write_set::{Entry, Pending};
 
@@ -42,7 +42,9 @@ impl Transaction {
 
     /// Runs `first`; if it calls [`retry`](Transaction::retry), rolls back its writes (and
     /// hooks) and runs `second` instead. Reads of both stay in the attempt, so if both retry the
-    /// transaction waits for a change to either. Nests freely.
+    /// transaction waits for a change to either. Nests freely. Inside
+    /// [`try_atomically`](crate::try_atomically), [`try_or_else`](Transaction::try_or_else) takes
+    /// branches that may fail with errors of their own.
     ///
     /// # Errors
     ///
@@ -75,6 +77,58 @@ impl Transaction {
         first: impl FnOnce(&Transaction) -> StmResult<T>,
         second: impl FnOnce(&Transaction) -> StmResult<T>,
     ) -> StmResult<T> {
+        self.alternatives(first, second, StmError::is_retry)
+    }
+
+    /// [`or_else`](Transaction::or_else) for closures that may fail with an error of their own
+    /// (inside [`try_atomically`](crate::try_atomically)): runs `first`; if it calls
+    /// [`retry`](Transaction::retry), rolls it back and runs `second` instead.
+    ///
+    /// An error of `first` (`Err(TxError::Abort(e))`) does not fall through to `second`: it is
+    /// returned, and ends the whole transaction (rolled back) unless the caller handles it.
+    ///
+    /// # Errors
+    ///
+    /// A conflict in either branch, a retry of `second`, or the error of the branch that ran
+    /// last.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{try_atomically, TVar};
+    ///
+    /// let a = TVar::new(0u32);
+    /// let b = TVar::new(7u32);
+    /// let r: Result<u32, &str> = try_atomically(|tx| {
+    ///     tx.try_or_else(
+    ///         |tx| {
+    ///             a.write(tx, 1);
+    ///             tx.abort("refused") // not a retry: `second` does not run
+    ///         },
+    ///         |tx| Ok(b.read(tx)?),
+    ///     )
+    /// });
+    /// assert_eq!(r, Err("refused"));
+    /// assert_eq!(a.load(), 0);
+    /// ```
+    pub fn try_or_else<T, E>(
+        &self,
+        first: impl FnOnce(&Transaction) -> TxResult<T, E>,
+        second: impl FnOnce(&Transaction) -> TxResult<T, E>,
+    ) -> TxResult<T, E> {
+        self.alternatives(
+            first,
+            second,
+            |e| matches!(e, TxError::Stm(e) if e.is_retry()),
+        )
+    }
+
+    fn alternatives<T, X>(
+        &self,
+        first: impl FnOnce(&Transaction) -> Result<T, X>,
+        second: impl FnOnce(&Transaction) -> Result<T, X>,
+        is_retry: impl FnOnce(&X) -> bool,
+    ) -> Result<T, X> {
         let (saved_writes, commit_hooks, abort_hooks, retirements, forgotten) = {
             let st = self.state();
             let saved = st.writes.save();
@@ -87,7 +141,7 @@ impl Transaction {
             )
         };
         match first(self) {
-            Err(e) if e.is_retry() => {
+            Err(e) if is_retry(&e) => {
                 let mut st = self.state();
                 // Locks that an irrevocable branch took stay held (as reads); only its values
                 // roll back.

@@ -39,8 +39,8 @@ impl Leftovers {
     pub(super) fn release_watching(mut self, ctx: &ThreadCtx, watch: bool) -> Vec<usize> {
         let mut first_panic = None;
         let dropped = {
-            ctx.in_tx.set(false);
-            let _back_in_tx = RestoreInTx(ctx);
+            crate::internal::thread::set_in_tx(false);
+            let _back_in_tx = RestoreInTx;
             let outer_watch = if watch { ctx.watch_drops() } else { None };
             for (bits, drop_fn) in self.allocs.drain(..) {
                 // SAFETY: allocated by the attempt and never published (no committed variable

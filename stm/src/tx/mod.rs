@@ -32,7 +32,7 @@ use core::panic::Location;
 
 use crate::conflicts::{ConflictKey, ConflictKind};
 use crate::internal::clock;
-use crate::internal::thread::{ThreadCtx, global, with_ctx};
+use crate::internal::thread::{self, ThreadCtx, global, with_ctx};
 use crate::internal::var::VarCore;
 use crate::internal::wait;
 use crate::stats::AbortCause;
@@ -128,6 +128,73 @@ impl fmt::Display for StmError {
 
 impl std::error::Error for StmError {}
 
+/// The result of a closure given to [`try_atomically`]: `Err` is commute's own signal (pass it
+/// on) or the closure's error, which rolls the transaction back.
+pub type TxResult<T, E> = Result<T, TxError<E>>;
+
+/// Why the closure of [`try_atomically`] stops an attempt: commute's signal, or the closure's
+/// own error.
+///
+/// `?` converts an [`StmError`] into [`TxError::Stm`] (`From`); build the other variant with
+/// [`Transaction::abort`], `TxError::Abort(e)`, or `result.map_err(TxError::Abort)?`. (A blanket
+/// `From<E>` is impossible beside `From<StmError>`: the two would overlap for `E = StmError`.)
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{try_atomically, TVar, TxError};
+///
+/// let v = TVar::new(7u32);
+/// let r: Result<u32, std::num::TryFromIntError> = try_atomically(|tx| {
+///     let small = u8::try_from(v.read(tx)? * 100).map_err(TxError::Abort)?;
+///     Ok(u32::from(small))
+/// });
+/// assert!(r.is_err());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TxError<E> {
+    /// A conflict or a [`retry`](Transaction::retry): the attempt is run again (after waiting,
+    /// for a retry).
+    Stm(StmError),
+    /// The closure's error: the transaction is rolled back and
+    /// [`try_atomically`] returns it.
+    Abort(E),
+}
+
+impl<E> From<StmError> for TxError<E> {
+    #[inline]
+    fn from(e: StmError) -> Self {
+        TxError::Stm(e)
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for TxError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TxError::Stm(e) => fmt::Debug::fmt(e, f),
+            TxError::Abort(e) => f.debug_tuple("Abort").field(e).finish(),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for TxError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TxError::Stm(e) => fmt::Display::fmt(e, f),
+            TxError::Abort(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for TxError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TxError::Stm(e) => Some(e),
+            TxError::Abort(e) => Some(e),
+        }
+    }
+}
+
 /// An attempt of a transaction, handed to the closure given to [`atomically`].
 ///
 /// All reads and writes of [`TVar`](crate::TVar)s and [`TBox`](crate::TBox)es take it. It cannot
@@ -158,6 +225,9 @@ impl fmt::Debug for Transaction {
 /// every attempt (even one that is later rolled back) sees a consistent state. The closure may
 /// run several times; effects outside transactional variables belong in
 /// [`Transaction::on_commit`].
+///
+/// Whatever the closure returns is committed, `Ok(Err(e))` included; for a transaction that
+/// fails with an error of its own and rolls back, see [`try_atomically`].
 ///
 /// # Panics
 ///
@@ -193,12 +263,74 @@ where
     with_ctx(|ctx| run(ctx, site, f))
 }
 
+/// Runs `f` as a transaction that may fail with an error of the caller's own: `Err(e)` rolls
+/// the transaction back and is returned, without running it again.
+///
+/// The closure returns [`TxResult<T, E>`]: `?` passes on both commute's own signals
+/// ([`StmError`], converted by `From`) and the closure's errors, built with
+/// [`Transaction::abort`] (or `.map_err(TxError::Abort)` on a `Result<_, E>`). Where
+/// [`atomically`] commits whatever the closure returns (`Ok(Err(e))` included, with every write
+/// made before the error), an `Err(TxError::Abort(e))` here rolls back every effect of the
+/// attempt, as a conflict does: writes, commutes, queue pushes, map inserts, frees of values
+/// written; its [`on_commit`](Transaction::on_commit) hooks are dropped unrun and its
+/// [`on_abort`](Transaction::on_abort) hooks run. Then `try_atomically` returns `Err(e)`.
+/// Values the attempt wrote are dropped once, outside the transaction.
+///
+/// [`retry`](Transaction::retry) and conflicts keep their meaning (wait, or run again). In
+/// [`try_or_else`](Transaction::try_or_else), an error of the first branch ends the whole
+/// transaction: only a retry falls through to the second branch.
+///
+/// No validation is needed before returning the error: every value an attempt reads belongs to
+/// one consistent committed state (opacity, see [`atomically`]), so an attempt that decides to
+/// fail is serialisable at its read version, like a read-only transaction (its writes are
+/// discarded). One exception is handled: an attempt that was already told to roll back (a
+/// conflict [`StmError`] that the closure swallowed instead of passing on) and then fails does
+/// not return its error, since its decision may rest on a value it never got: it runs again,
+/// as after any conflict. An attempt that ends with the closure's error counts in
+/// [`stats`](crate::stats) neither as a commit nor as an abort.
+///
+/// # Errors
+///
+/// The closure's error `e`, from the first attempt that ends with `Err(TxError::Abort(e))`.
+///
+/// # Panics
+///
+/// As [`atomically`].
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{try_atomically, TVar};
+///
+/// #[derive(Debug, PartialEq)]
+/// struct InsufficientFunds;
+///
+/// let balance = TVar::new(100i64);
+/// let refused = try_atomically(|tx| {
+///     balance.modify(tx, |b| b - 400)?; // rolled back by the abort below
+///     if balance.read(tx)? < 0 {
+///         return tx.abort(InsufficientFunds);
+///     }
+///     Ok(())
+/// });
+/// assert_eq!(refused, Err(InsufficientFunds));
+/// assert_eq!(balance.load(), 100);
+/// ```
+#[track_caller]
+pub fn try_atomically<T, E, F>(f: F) -> Result<T, E>
+where
+    F: FnMut(&Transaction) -> TxResult<T, E>,
+{
+    let site = Location::caller();
+    with_ctx(|ctx| run_try(ctx, site, f))
+}
+
 fn run<T>(
     ctx: &ThreadCtx,
     site: &'static Location<'static>,
     mut f: impl FnMut(&Transaction) -> StmResult<T>,
 ) -> T {
-    if ctx.in_tx.replace(true) {
+    if thread::replace_in_tx(true) {
         panic!(
             "commute: atomically() called inside a transaction; transactions do not nest. \
              Pass the `&Transaction` down to the inner code instead (take `tx: &Transaction` \
@@ -231,49 +363,127 @@ fn run<T>(
                 return value;
             }
         }
-        let record = if is_retry { None } else { tx.abort_info() };
-        let cause = match &record {
-            Some(r) => r.cause,
-            None if is_retry => AbortCause::Retry,
-            None => AbortCause::ReadValidation,
-        };
-        ctx.slot
-            .stats
-            .abort(cause, record.as_ref().map(|r| r.var.origin), site);
-        if let Some(started) = started {
-            let keys = conflict_keys(cause, record, site);
-            ctx.slot.profile.abort(&keys, started.elapsed());
-        }
-        let mut wait_list = if is_retry { tx.wait_list() } else { Vec::new() };
-        let leftovers = tx.finish_abort();
-        drop(tx);
-        drop(token);
-        let dropped = match leftovers {
-            Some(leftovers) => leftovers.release_watching(ctx, is_retry),
-            None => Vec::new(),
-        };
-        if is_retry {
-            // Variables freed with the attempt's values cannot change any more.
-            wait_list.retain(|(var, _)| !dropped.contains(&(*var as usize)));
-            if wait_list.is_empty() {
-                panic!(
-                    "commute: retry() called in a transaction that has read no TVar; it would \
-                     block forever. Read the variables whose change should wake it first"
-                );
-            }
-            // SAFETY: the variables are alive: the closure that read them is still borrowed by
-            // this call, variables dropped during the attempt purged themselves from its read
-            // set, and those freed with its values since were taken out of the list above.
-            let reads: Vec<(&VarCore, u64)> = wait_list
-                .iter()
-                .map(|&(v, ver)| (unsafe { &*v }, ver))
-                .collect();
-            wait::wait_for_change(&reads);
-        } else {
-            conflicts += 1;
-            backoff(ctx, conflicts);
-        }
+        after_rollback(ctx, site, tx, token, is_retry, started, &mut conflicts);
     }
+}
+
+fn run_try<T, E>(
+    ctx: &ThreadCtx,
+    site: &'static Location<'static>,
+    mut f: impl FnMut(&Transaction) -> TxResult<T, E>,
+) -> Result<T, E> {
+    if thread::replace_in_tx(true) {
+        panic!(
+            "commute: atomically() called inside a transaction; transactions do not nest. \
+             Pass the `&Transaction` down to the inner code instead (take `tx: &Transaction` \
+             as a parameter), or use `tx.or_else` for alternatives"
+        );
+    }
+    ctx.enter_atomically();
+    let _in_tx = InTxGuard(ctx);
+    let mut conflicts: u32 = 0;
+    let profiling = crate::conflicts::profiling();
+    loop {
+        let irrevocable = conflicts >= IRREVOCABLE_AFTER;
+        let token = irrevocable.then(|| IrrevocableToken::take(ctx));
+        let started = profiling.then(std::time::Instant::now);
+        let tx = Transaction::begin(ctx, site, irrevocable, profiling);
+        let outcome = f(&tx);
+        let is_retry = matches!(&outcome, Err(TxError::Stm(e)) if e.is_retry());
+        match outcome {
+            Ok(value) => {
+                if tx.commit().is_ok() {
+                    ctx.slot.stats.commit(irrevocable);
+                    if let Some(started) = started {
+                        ctx.slot.profile.commit(started.elapsed());
+                    }
+                    let leftovers = tx.finish_commit();
+                    drop(tx);
+                    drop(token);
+                    if let Some(leftovers) = leftovers {
+                        leftovers.release(ctx);
+                    }
+                    return Ok(value);
+                }
+            }
+            Err(TxError::Abort(e)) => {
+                if !tx.told_to_roll_back() {
+                    return Err(abort_with(ctx, tx, token, e));
+                }
+            }
+            Err(TxError::Stm(_)) => {}
+        }
+        after_rollback(ctx, site, tx, token, is_retry, started, &mut conflicts);
+    }
+}
+
+/// The end of an attempt that did not commit: statistics, rollback, then a wait (retry) or a
+/// backoff (conflict).
+#[inline(always)]
+fn after_rollback<G>(
+    ctx: &ThreadCtx,
+    site: &'static Location<'static>,
+    tx: Transaction,
+    token: Option<G>,
+    is_retry: bool,
+    started: Option<std::time::Instant>,
+    conflicts: &mut u32,
+) {
+    let record = if is_retry { None } else { tx.abort_info() };
+    let cause = match &record {
+        Some(r) => r.cause,
+        None if is_retry => AbortCause::Retry,
+        None => AbortCause::ReadValidation,
+    };
+    ctx.slot
+        .stats
+        .abort(cause, record.as_ref().map(|r| r.var.origin), site);
+    if let Some(started) = started {
+        let keys = conflict_keys(cause, record, site);
+        ctx.slot.profile.abort(&keys, started.elapsed());
+    }
+    let mut wait_list = if is_retry { tx.wait_list() } else { Vec::new() };
+    let leftovers = tx.finish_abort();
+    drop(tx);
+    drop(token);
+    let dropped = match leftovers {
+        Some(leftovers) => leftovers.release_watching(ctx, is_retry),
+        None => Vec::new(),
+    };
+    if is_retry {
+        // Variables freed with the attempt's values cannot change any more.
+        wait_list.retain(|(var, _)| !dropped.contains(&(*var as usize)));
+        if wait_list.is_empty() {
+            panic!(
+                "commute: retry() called in a transaction that has read no TVar; it would \
+             block forever. Read the variables whose change should wake it first"
+            );
+        }
+        // SAFETY: the variables are alive: the closure that read them is still borrowed by
+        // this call, variables dropped during the attempt purged themselves from its read
+        // set, and those freed with its values since were taken out of the list above.
+        let reads: Vec<(&VarCore, u64)> = wait_list
+            .iter()
+            .map(|&(v, ver)| (unsafe { &*v }, ver))
+            .collect();
+        wait::wait_for_change(&reads);
+    } else {
+        *conflicts += 1;
+        backoff(ctx, *conflicts);
+    }
+}
+
+/// The closure of [`try_atomically`] failed with `e` in a consistent attempt: roll the attempt
+/// back (its abort hooks run, outside the transaction) and hand `e` back.
+#[cold]
+fn abort_with<E, G>(ctx: &ThreadCtx, tx: Transaction, token: Option<G>, e: E) -> E {
+    let leftovers = tx.finish_abort();
+    drop(tx);
+    drop(token);
+    if let Some(leftovers) = leftovers {
+        leftovers.release(ctx);
+    }
+    e
 }
 
 /// The profiler's keys for an aborted attempt: one per variable involved (one key without a
@@ -304,17 +514,21 @@ fn conflict_keys(
     }
 }
 
-struct RestoreInTx<'a>(&'a ThreadCtx);
+struct RestoreInTx;
 
-impl Drop for RestoreInTx<'_> {
+impl Drop for RestoreInTx {
     fn drop(&mut self) {
-        self.0.in_tx.set(true);
+        thread::set_in_tx(true);
     }
 }
 
 /// True if the calling thread is inside a transaction (in the closure given to [`atomically`]).
 ///
 /// Commit and abort hooks run outside the transaction.
+///
+/// The readers that work outside transactions ([`TVar::load`](crate::TVar::load),
+/// [`TBox::load`](crate::TBox::load), the collections' `load` and `.atomic()` views) panic while
+/// this is true: there they would read outside the transaction, unseen by conflict detection.
 ///
 /// # Examples
 ///
@@ -325,7 +539,7 @@ impl Drop for RestoreInTx<'_> {
 /// assert!(atomically(|_| Ok(in_transaction())));
 /// ```
 pub fn in_transaction() -> bool {
-    with_ctx(|ctx| ctx.in_tx.get())
+    thread::in_tx()
 }
 
 /// Randomised exponential backoff after a conflict.
@@ -369,7 +583,7 @@ struct InTxGuard<'a>(&'a ThreadCtx);
 
 impl Drop for InTxGuard<'_> {
     fn drop(&mut self) {
-        self.0.in_tx.set(false);
+        thread::set_in_tx(false);
         self.0.leave_atomically();
     }
 }
@@ -415,6 +629,39 @@ impl Transaction {
     /// ```
     pub fn is_irrevocable(&self) -> bool {
         self.irrevocable
+    }
+
+    /// Ends the attempt with the closure's own error `e`: `return tx.abort(e);` in a closure
+    /// given to [`try_atomically`], which rolls the transaction back and returns `Err(e)`.
+    ///
+    /// # Errors
+    ///
+    /// Always `Err(TxError::Abort(e))`; return it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{try_atomically, TVar};
+    ///
+    /// let stock = TVar::new(0u32);
+    /// let r = try_atomically(|tx| {
+    ///     stock.write(tx, 5);
+    ///     if stock.read(tx)? < 10 {
+    ///         return tx.abort("out of stock");
+    ///     }
+    ///     Ok(())
+    /// });
+    /// assert_eq!(r, Err("out of stock"));
+    /// assert_eq!(stock.load(), 0);
+    /// ```
+    pub fn abort<T, E>(&self, e: E) -> TxResult<T, E> {
+        Err(TxError::Abort(e))
+    }
+
+    /// The attempt met a conflict (and returned the signal to its closure): it must not commit,
+    /// nor end with the closure's error.
+    fn told_to_roll_back(&self) -> bool {
+        self.state().abort.is_some()
     }
 
     /// Where the running `atomically` was called.
