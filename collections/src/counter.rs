@@ -74,7 +74,11 @@ pub(crate) fn default_shards() -> usize {
 /// add never abort each other; [`get`](TCounter::get) reads the exact total (and so conflicts with
 /// concurrent adds, as any read of a changing value must).
 ///
-/// The count is an `i64`; overflow wraps.
+/// The count is an `i64`, not a `u64` like the [`AtomicU64`](std::sync::atomic::AtomicU64) it
+/// replaces, because it can go down: [`decr`](TCounter::decr) and negative
+/// [`add`](TCounter::add)s make it a gauge (items in flight, open sessions), and a transaction
+/// that decrements before another's increment commits may see it below zero. Overflow wraps.
+/// For a count that only goes up, [`load_u64`](TCounter::load_u64) reads it as a `u64`.
 ///
 /// # Examples
 ///
@@ -318,6 +322,30 @@ impl TCounter {
     /// ```
     pub fn load(&self) -> i64 {
         atomically(|tx| self.get(tx))
+    }
+
+    /// [`load`](TCounter::load) as a `u64`, for a count that never goes below zero (what an
+    /// `AtomicU64` counter held).
+    ///
+    /// # Panics
+    ///
+    /// If the total is negative (more decrements than increments have committed: a bug in a
+    /// count that should never go down, so it is reported rather than hidden by saturating at
+    /// zero or wrapping), or if called inside a transaction (use [`get`](TCounter::get) there).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hits = commute::TCounter::new();
+    /// hits.atomic().add(3);
+    /// let n: u64 = hits.load_u64();
+    /// assert_eq!(n, 3);
+    /// ```
+    #[track_caller]
+    pub fn load_u64(&self) -> u64 {
+        let total = self.load();
+        u64::try_from(total)
+            .unwrap_or_else(|_| panic!("TCounter::load_u64: the count is negative ({total})"))
     }
 
     /// A process-wide unique id (never 0), without conflicts and without a transaction.
