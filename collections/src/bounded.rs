@@ -16,7 +16,7 @@ use crossbeam_utils::CachePadded;
 use crate::atomic::Atomic;
 use crate::counter::thread_shard_index;
 use crate::queue::TQueue;
-use crate::{Inline, StmResult, TVar, Transaction, atomically};
+use crate::{Inline, StmResult, TVar, Transaction, atomically, try_atomically};
 
 /// A transactional FIFO queue with a fixed capacity: [`push`](TBoundedQueue::push) blocks while
 /// it is full.
@@ -470,6 +470,53 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// ```
     pub fn is_empty(self) -> bool {
         atomically(|tx| self.0.is_empty(tx))
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Extend<T> for TBoundedQueue<T> {
+    /// Pushes every item in one transaction, all or none: they appear together, in order. The
+    /// iterator is drained first, outside the transaction (an attempt may run more than once).
+    ///
+    /// `TBoundedQueue` has no `Default` and no `FromIterator`, on purpose: a bounded queue
+    /// needs a capacity, and neither has a place to say it (taking the number of items would
+    /// make a queue that is full from the start, and an empty one impossible). Create it with
+    /// [`with_capacity`](TBoundedQueue::with_capacity), then `extend` it.
+    ///
+    /// # Panics
+    ///
+    /// If the items do not all fit in the free capacity; then none is pushed. `extend` takes
+    /// `&mut self`, so no other thread can pop while it runs: waiting for room, as
+    /// [`push`](TBoundedQueue::push) does, would never end. Also inside a transaction
+    /// (transactions do not nest): there, call [`push`](TBoundedQueue::push) in a loop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut q = commute::TBoundedQueue::with_capacity(4);
+    /// q.extend(['a', 'b', 'c']);
+    /// assert_eq!(q.atomic().iter(), ['a', 'b', 'c']);
+    /// ```
+    #[track_caller]
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        let items: Vec<T> = iter.into_iter().collect();
+        let q = &*self;
+        let pushed = try_atomically(|tx| {
+            for item in &items {
+                if q.try_push(tx, item.clone())?.is_err() {
+                    // Rolls back the pushes of this attempt.
+                    return tx.abort(());
+                }
+            }
+            Ok(())
+        });
+        if pushed.is_err() {
+            panic!(
+                "TBoundedQueue::extend: {} items do not fit (capacity {}, {} queued)",
+                items.len(),
+                q.capacity,
+                q.atomic().len()
+            );
+        }
     }
 }
 
