@@ -787,7 +787,11 @@ impl<T: Clone + Send + Sync + 'static> FromIterator<T> for TQueue<T> {
 }
 
 impl<T: Clone + Send + Sync + 'static> Extend<T> for TQueue<T> {
-    /// Pushes every item, all in one transaction.
+    /// Pushes every item, all in one transaction: they appear together, in order. The
+    /// iterator is drained first, outside the transaction (an attempt may run more than once).
+    ///
+    /// Panics inside a transaction (transactions do not nest): there, call
+    /// [`push`](TQueue::push) in a loop.
     fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
         let items: Vec<T> = iter.into_iter().collect();
         atomically(|tx| {
@@ -796,6 +800,37 @@ impl<T: Clone + Send + Sync + 'static> Extend<T> for TQueue<T> {
             }
             Ok(())
         });
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> IntoIterator for TQueue<T> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+
+    /// Consumes the queue: its items, front to back.
+    ///
+    /// The items are clones taken in one transaction (`self.atomic().iter()`), and
+    /// the queue is then dropped as usual, its own copies with it (see [when items are
+    /// dropped](TQueue#when-items-are-dropped)). Moving the items out instead would not be
+    /// sound: an attempt of another thread that reached the queue through a handle it has since
+    /// let go of may still be cloning them.
+    ///
+    /// There is no `IntoIterator` for `&TQueue`: reading the items needs a transaction, so use
+    /// [`iter`](TQueue::iter) inside one, or `atomic().iter()` outside.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction (transactions do not nest).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: commute::TQueue<u32> = (1..=3).collect();
+    /// let items: Vec<u32> = q.into_iter().collect();
+    /// assert_eq!(items, [1, 2, 3]);
+    /// ```
+    fn into_iter(self) -> Self::IntoIter {
+        self.atomic().iter().into_iter()
     }
 }
 

@@ -563,12 +563,48 @@ where
     }
 }
 
+impl<T, S> IntoIterator for TSet<T, S>
+where
+    T: Hash + Eq + Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+
+    /// Consumes the set: its elements, in no particular order.
+    ///
+    /// The elements are clones taken in one transaction (`self.atomic().iter()`), and the set
+    /// is then dropped as usual, its own copies with it (as a [`TMap`]'s). Moving the elements
+    /// out instead would not be sound: an attempt of another thread that reached the set
+    /// through a handle it has since let go of may still be reading them.
+    ///
+    /// There is no `IntoIterator` for `&TSet`: reading the elements needs a transaction, so use
+    /// [`iter`](TSet::iter) inside one, or `atomic().iter()` outside.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction (transactions do not nest).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s: commute::TSet<u32> = [3, 1, 2, 3].into_iter().collect();
+    /// let mut elements: Vec<u32> = s.into_iter().collect();
+    /// elements.sort();
+    /// assert_eq!(elements, [1, 2, 3]);
+    /// ```
+    fn into_iter(self) -> Self::IntoIter {
+        self.atomic().iter().into_iter()
+    }
+}
+
 impl<T, S> Extend<T> for TSet<T, S>
 where
     T: Hash + Eq + Clone + Send + Sync + 'static,
     S: BuildHasher,
 {
-    /// Inserts every element in one transaction.
+    /// Inserts every element in one transaction. The iterator is drained first, outside the
+    /// transaction (an attempt may run more than once).
     ///
     /// Panics inside a transaction (transactions do not nest): there, call
     /// [`insert`](TSet::insert) in a loop.

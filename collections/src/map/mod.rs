@@ -992,13 +992,52 @@ where
     }
 }
 
+impl<K, V, S> IntoIterator for TMap<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    type Item = (K, V);
+    type IntoIter = std::vec::IntoIter<(K, V)>;
+
+    /// Consumes the map: its entries, in no particular order.
+    ///
+    /// The entries are clones taken in one transaction (`self.atomic().iter()`), and the map is
+    /// then dropped as usual, its own copies with it (see [where and when keys and values are
+    /// dropped](TMap#where-and-when-keys-and-values-are-dropped)). Moving the entries out
+    /// instead would not be sound: an attempt of another thread that reached the map through a
+    /// handle it has since let go of may still be reading its buckets.
+    ///
+    /// There is no `IntoIterator` for `&TMap`: reading the entries needs a transaction, so use
+    /// [`iter`](TMap::iter) inside one, or `atomic().iter()` outside.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction (transactions do not nest).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m: commute::TMap<u32, char> = [(1, 'a'), (2, 'b')].into_iter().collect();
+    /// let mut entries: Vec<(u32, char)> = m.into_iter().collect();
+    /// entries.sort();
+    /// assert_eq!(entries, [(1, 'a'), (2, 'b')]);
+    /// ```
+    fn into_iter(self) -> Self::IntoIter {
+        self.atomic().iter().into_iter()
+    }
+}
+
 impl<K, V, S> Extend<(K, V)> for TMap<K, V, S>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
 {
-    /// Inserts every pair in one transaction.
+    /// Inserts every pair in one transaction (a later duplicate key replaces the earlier
+    /// value, as in std). The iterator is drained first, outside the transaction (an attempt
+    /// may run more than once).
     ///
     /// Panics inside a transaction (transactions do not nest): there, call
     /// [`insert`](TMap::insert) in a loop.
