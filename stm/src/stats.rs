@@ -15,6 +15,26 @@
 //! assert_eq!(delta.commits, 1);
 //! assert_eq!(delta.aborts(), 0);
 //! ```
+//!
+//! # Why there is no `reset`
+//!
+//! To measure a phase, take a snapshot before it and subtract it from one taken after, as
+//! above: that works for any number of measurements at once, on any thread, nested or
+//! overlapping. A `reset` would break it for everyone else. Zeroing every thread's counters
+//! would race with their owners (each slot has one writer, which updates it without atomic
+//! read-modify-writes, so a reset could be lost or undo a concurrent count), and zeroing the
+//! calling thread's only would still move [`snapshot`] backwards, so that a `later - earlier`
+//! taken across it underflows (a panic in debug builds). A snapshot to subtract is the reset:
+//!
+//! ```
+//! use commute_stm::{atomically, stats, TVar};
+//!
+//! let v = TVar::new(0u64);
+//! let start = stats::snapshot(); // "reset" every thread's counters
+//! atomically(|tx| v.modify(tx, |x| x + 1));
+//! let phase = stats::snapshot() - start;
+//! assert!(phase.commits >= 1); // other threads' commits count too
+//! ```
 
 pub use crate::internal::counters::{AbortCause, ConflictSite, StatsSnapshot};
 
