@@ -23,6 +23,128 @@
 //! atomically(|tx| v.modify(tx, |x| x + 1));
 //! assert_eq!(v.load(), 2);
 //! ```
+//!
+//! # Swapping in a collection
+//!
+//! Each collection takes the place of a lock-based or atomic structure; its operations take the
+//! transaction `tx` (or none, through `.atomic()`, a transaction of its own per call):
+//!
+//! | before | after |
+//! |---|---|
+//! | `Mutex<HashMap<K, V>>`: `map.lock().unwrap().insert(k, v)` | [`TMap<K, V>`](TMap): `map.insert(tx, k, v)?` |
+//! | `Mutex<VecDeque<T>>`: `q.lock().unwrap().push_back(x)` | [`TQueue<T>`](TQueue): `q.push(tx, x)` |
+//! | `AtomicU64`: `n.fetch_add(1, Relaxed)` | [`TCounter`]: `n.incr(tx)` |
+//! | a bounded channel: `tx.send(x)`, `rx.recv()` | [`TBoundedQueue<T>`](TBoundedQueue): `q.push(tx, x)?`, `q.pop_wait(tx)?` |
+//!
+//! What changes is that several operations, on several structures, now make one atomic step:
+//!
+//! ```
+//! use commute::{atomically, TBoundedQueue, TCounter, TMap, TQueue};
+//!
+//! let stock: TMap<&str, u32> = [("apple", 3)].into_iter().collect(); // Mutex<HashMap>
+//! let orders = TQueue::new(); // Mutex<VecDeque>
+//! let sold = TCounter::new(); // AtomicU64
+//! let shipping = TBoundedQueue::with_capacity(16); // a bounded channel
+//! atomically(|tx| {
+//!     let left = stock.get(tx, "apple")?.unwrap_or(0);
+//!     stock.insert(tx, "apple", left - 1)?;
+//!     orders.push(tx, "apple");
+//!     sold.incr(tx);
+//!     shipping.push(tx, "apple") // blocks (retries) while full
+//! });
+//! assert_eq!(stock.atomic().get("apple"), Some(2));
+//! assert_eq!(orders.atomic().iter(), ["apple"]);
+//! assert_eq!(sold.load_u64(), 1);
+//! assert_eq!(shipping.atomic().pop_wait(), "apple"); // a receiver's recv()
+//! ```
+//!
+//! [`TQueue`], [`TMap`] and [`TSet`] implement std's `Default`, `FromIterator`, `Extend` (all
+//! items in one transaction) and `IntoIterator` by value (clones taken in one transaction, then
+//! the collection is dropped as usual); [`TBoundedQueue`] only `Extend`, as it needs a
+//! capacity. There is no `IntoIterator` for `&TQueue` and the like, since reading a shared
+//! collection needs a transaction: call `iter(tx)` inside one, or `.atomic().iter()`.
+//!
+//! # Blocking: `retry`, `or_else`, `pop_wait`
+//!
+//! A transaction that cannot go on yet calls [`Transaction::retry`]: the attempt is rolled
+//! back, and runs again once a variable it read has changed. Blocking operations are built on
+//! it ([`TQueue::pop_wait`], [`TBoundedQueue::push`]), and [`Transaction::or_else`] tries an
+//! alternative instead of waiting:
+//!
+//! ```
+//! use commute::{atomically, TQueue};
+//! use std::sync::Arc;
+//!
+//! let (urgent, normal) = (Arc::new(TQueue::new()), Arc::new(TQueue::new()));
+//! let worker = {
+//!     let (urgent, normal) = (urgent.clone(), normal.clone());
+//!     // Waits until either queue has an item, urgent ones first.
+//!     std::thread::spawn(move || {
+//!         atomically(|tx| tx.or_else(|tx| urgent.pop_wait(tx), |tx| normal.pop_wait(tx)))
+//!     })
+//! };
+//! normal.atomic().push("report");
+//! assert_eq!(worker.join().unwrap(), "report");
+//! ```
+//!
+//! # Errors: `try_atomically`, `TxError`, `tx.abort`
+//!
+//! [`atomically`]'s closure returns [`StmResult`], whose error is commute's own signal (a
+//! conflict, a retry), passed on with `?`. For errors of your own, use [`try_atomically`]: its
+//! closure returns [`TxResult<T, E>`](TxResult), `tx.abort(e)` (or `Err(TxError::Abort(e))`)
+//! rolls the whole transaction back, and `try_atomically` returns `Err(e)`:
+//!
+//! ```
+//! use commute::{try_atomically, TMap, TxError};
+//!
+//! let accounts: TMap<&str, u64> = [("ada", 50), ("bob", 0)].into_iter().collect();
+//! let transfer = |from, to, amount: u64| {
+//!     try_atomically(|tx| {
+//!         let balance = accounts.get(tx, from)?.ok_or(TxError::Abort("no such account"))?;
+//!         accounts.upsert(tx, to, || 0, |b| *b += amount)?; // rolled back by an abort below
+//!         if balance < amount {
+//!             return tx.abort("insufficient funds");
+//!         }
+//!         accounts.insert(tx, from, balance - amount)?;
+//!         Ok(())
+//!     })
+//! };
+//! assert_eq!(transfer("ada", "bob", 80), Err("insufficient funds"));
+//! assert_eq!(transfer("eve", "bob", 1), Err("no such account"));
+//! assert_eq!(transfer("ada", "bob", 20), Ok(()));
+//! assert_eq!(accounts.atomic().get("bob"), Some(20));
+//! ```
+//!
+//! # Where destructors run
+//!
+//! Never inside a transaction, so a `Drop` may itself use commute:
+//!
+//! - a value a commit replaced or removed (a [`TBox`]'s old value, a [`TMap`] entry, a popped
+//!   [`TQueue`] item, whose pop returned a clone) is dropped by a later reclamation pass, once
+//!   no running transaction can still read it;
+//! - a value written by an attempt that is rolled back is dropped when the attempt ends;
+//! - a variable or collection dropped while other threads are inside [`atomically`] keeps its
+//!   values until those calls have returned (an attempt may still hold it), and a reclamation
+//!   pass drops them; with no such call, at once.
+//!
+//! The details are in [`TBox`] ("Where and when a value is dropped"), [`TMap`] ("Where and
+//! when keys and values are dropped") and [`TQueue`] ("When items are dropped").
+//!
+//! ```
+//! use commute::{atomically, TBox};
+//! use std::sync::Arc;
+//!
+//! let shared = Arc::new("config v1");
+//! let current = TBox::new(shared.clone());
+//! atomically(|tx| {
+//!     current.write(tx, Arc::new("config v2"));
+//!     Ok(())
+//! });
+//! // The replaced value is not dropped by the commit: a reclamation pass drops it later.
+//! drop(current);
+//! # while Arc::strong_count(&shared) > 1 { commute::reclaim_retired(); std::thread::yield_now(); }
+//! assert_eq!(Arc::strong_count(&shared), 1);
+//! ```
 
 pub use commute_stm::*;
 
