@@ -520,6 +520,29 @@ impl<T: Clone + Send + Sync + 'static> Extend<T> for TBoundedQueue<T> {
     }
 }
 
+impl<T: Clone + Send + Sync + 'static> IntoIterator for TBoundedQueue<T> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+
+    /// Consumes the queue: its items, front to back, as [`TQueue`]'s `into_iter` (clones taken
+    /// in one transaction, then the queue is dropped as usual).
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction (transactions do not nest).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut q = commute::TBoundedQueue::with_capacity(2);
+    /// q.extend([1, 2]);
+    /// assert_eq!(q.into_iter().collect::<Vec<_>>(), [1, 2]);
+    /// ```
+    fn into_iter(self) -> Self::IntoIter {
+        self.atomic().iter().into_iter()
+    }
+}
+
 impl<T: Clone + Send + Sync + fmt::Debug + 'static> fmt::Debug for TBoundedQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TBoundedQueue")

@@ -60,8 +60,8 @@
 //!
 //! [`TQueue`], [`TMap`] and [`TSet`] implement std's `Default`, `FromIterator`, `Extend` (all
 //! items in one transaction) and `IntoIterator` by value (clones taken in one transaction, then
-//! the collection is dropped as usual); [`TBoundedQueue`] only `Extend`, as it needs a
-//! capacity. There is no `IntoIterator` for `&TQueue` and the like, since reading a shared
+//! the collection is dropped as usual); [`TBoundedQueue`] `Extend` and `IntoIterator` only, as
+//! it needs a capacity. There is no `IntoIterator` for `&TQueue` and the like, since reading a shared
 //! collection needs a transaction: call `iter(tx)` inside one, or `.atomic().iter()`.
 //!
 //! # Blocking: `retry`, `or_else`, `pop_wait`

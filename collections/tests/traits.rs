@@ -1,4 +1,4 @@
-//! std traits on the collections: `IntoIterator` for owned collections, `Extend`, and
+//! std traits on the collections: `IntoIterator` for owned queues, maps and sets, `Extend`, and
 //! `TCounter::load_u64`.
 
 use std::sync::Arc;
@@ -81,6 +81,7 @@ fn bounded_queue_extend_past_capacity_panics_and_pushes_nothing() {
     // The credits of the rolled-back pushes are back: two items still fit.
     q.extend(['b', 'c']);
     assert_eq!(q.atomic().iter(), ['a', 'b', 'c']);
+    assert_eq!(q.into_iter().collect::<String>(), "abc");
 }
 
 #[test]
