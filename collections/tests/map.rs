@@ -728,6 +728,20 @@ fn an_alter_that_keeps_writes_nothing() {
 }
 
 #[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "TMap::alter's closure wrote the bucket of its own key")]
+fn an_alter_whose_closure_writes_its_own_bucket_panics_in_debug() {
+    // One bucket: the closure's insert of another key lands where the alter then writes.
+    let map: TMap<u32, u32> = TMap::with_config(1, 2, 64);
+    atomically(|tx| {
+        map.alter(tx, 1, |_| {
+            map.insert(tx, 2, 2).ok();
+            (Change::Set(1), ())
+        })
+    });
+}
+
+#[test]
 fn a_split_elsewhere_does_not_abort_an_open_transaction() {
     common::with_watchdog(20, || {
         // The main thread opens a transaction that reads and then writes a key under root bucket 0.

@@ -483,7 +483,9 @@ where
     /// reading it) only when the key appears or disappears.
     ///
     /// `f` runs once per attempt, inside the transaction: keep it free of side effects outside
-    /// it.
+    /// it, and do not write this map from it: the change applies to the bucket as it was read
+    /// before `f` ran, so it would overwrite a write of `f` to the same bucket (debug builds
+    /// panic then). Other variables and collections are fine.
     ///
     /// # Errors
     ///

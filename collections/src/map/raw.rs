@@ -714,6 +714,20 @@ where
         let leaf = self.find_leaf(tx, hash)?;
         let i = position(leaf.entries, hash, &key);
         let (change, result) = f(i.map(|i| &leaf.entries[i].value));
+        #[cfg(debug_assertions)]
+        if !matches!(change, Change::Keep) {
+            // SAFETY: read after `tx.pin()` (in `find_leaf`), as there.
+            let unchanged = match unsafe { leaf.slot.read(tx)?.node() } {
+                Node::Empty => leaf.entries.is_empty(),
+                Node::Leaf(now) => core::ptr::eq(now, leaf.entries),
+                Node::Inner(_) => false,
+            };
+            assert!(
+                unchanged,
+                "commute: TMap::alter's closure wrote the bucket of its own key; its change would \
+                 overwrite that write"
+            );
+        }
         let delta = match (change, i) {
             (Change::Keep, _) | (Change::Remove, None) => 0,
             (Change::Set(value), Some(i)) => {
