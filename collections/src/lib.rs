@@ -161,7 +161,7 @@ mod sync;
 pub use atomic::Atomic;
 pub use bounded::TBoundedQueue;
 pub use counter::TCounter;
-pub use map::TMap;
+pub use map::{Change, TMap};
 #[cfg(not(loom))]
 pub use pool::{PoolReport, TaskCtx, TaskId, TaskPanic, TaskPool};
 pub use queue::TQueue;

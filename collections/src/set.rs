@@ -5,7 +5,7 @@ use core::fmt;
 use core::hash::{BuildHasher, Hash};
 
 use crate::atomic::Atomic;
-use crate::{StmResult, TMap, Transaction, atomically};
+use crate::{Change, StmResult, TMap, Transaction, atomically};
 
 /// A transactional hash set whose operations on different elements do not conflict.
 ///
@@ -224,6 +224,33 @@ where
         Ok(self.map.remove(tx, value)?.is_some())
     }
 
+    /// Removes `value` if present, else adds it; returns whether it is now in the set.
+    ///
+    /// One walk ([`TMap::alter`]): it reads and writes only `value`'s bucket, like
+    /// [`insert`](TSet::insert) or [`remove`](TSet::remove).
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TSet};
+    ///
+    /// let selected = TSet::new();
+    /// assert!(atomically(|tx| selected.toggle(tx, 3)));
+    /// assert!(!atomically(|tx| selected.toggle(tx, 3)));
+    /// assert!(selected.atomic().is_empty());
+    /// ```
+    pub fn toggle(&self, tx: &Transaction, value: T) -> StmResult<bool> {
+        self.map.alter(tx, value, |present| match present {
+            Some(()) => (Change::Remove, false),
+            None => (Change::Set(()), true),
+        })
+    }
+
     /// True if the set holds `value`.
     ///
     /// # Errors
@@ -414,6 +441,23 @@ where
         Q: Hash + Eq + ?Sized,
     {
         atomically(|tx| self.0.remove(tx, value))
+    }
+
+    /// [`TSet::toggle`] in its own transaction.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = commute::TSet::new();
+    /// assert!(s.atomic().toggle('x'));
+    /// assert!(!s.atomic().toggle('x'));
+    /// ```
+    pub fn toggle(self, value: T) -> bool {
+        atomically(|tx| self.0.toggle(tx, value.clone()))
     }
 
     /// [`TSet::contains`] in its own transaction.

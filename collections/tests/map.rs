@@ -7,7 +7,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::{Arc, Barrier};
 
-use commute::{StmResult, TMap, TVar, Transaction, atomically, stats};
+use commute::{Change, StmResult, TMap, TVar, Transaction, atomically, stats};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
 mod common;
@@ -28,6 +28,8 @@ enum Op {
     ContainsKey(u8),
     /// Insert `default` if absent, then add one.
     Upsert(u8, u16),
+    /// `alter` with one of its outcomes, chosen from the current value (see `alter_rule`).
+    Alter(u8, u16),
     Len,
     IsEmpty,
     Iter,
@@ -42,7 +44,7 @@ impl Arbitrary for Op {
     fn arbitrary(g: &mut Gen) -> Self {
         let k = u8::arbitrary(g) % KEYS;
         let v = u16::arbitrary(g);
-        match u8::arbitrary(g) % 40 {
+        match u8::arbitrary(g) % 48 {
             0..=9 => Op::Insert(k, v),
             10..=12 => Op::InsertIfAbsent(k, v),
             13..=19 => Op::Remove(k),
@@ -53,6 +55,7 @@ impl Arbitrary for Op {
             31..=32 => Op::Len,
             33 => Op::IsEmpty,
             34 => Op::Iter,
+            40..=47 => Op::Alter(k, v),
             35 => {
                 if bool::arbitrary(g) {
                     Op::Keys
@@ -66,8 +69,32 @@ impl Arbitrary for Op {
     }
 }
 
+/// The decision of an `Op::Alter(_, v)` given the current value, and its result (the old value
+/// and which outcome it took), so that every outcome is exercised and checked: an absent key is
+/// inserted for even `v` and left absent otherwise; a present value `x` is removed if
+/// `x % 4 == 0`, left as it is if `x % 4 == 1`, and replaced by `x + v` (or `v`) otherwise.
+fn alter_rule(current: Option<&u16>, v: u16) -> (Change<u16>, (Option<u16>, &'static str)) {
+    let change = match current {
+        None if v % 2 == 0 => Change::Set(v),
+        None => Change::Keep,
+        Some(&x) if x % 4 == 0 => Change::Remove,
+        Some(&x) if x % 4 == 1 => Change::Keep,
+        Some(&x) if x % 4 == 2 => Change::Set(x.wrapping_add(v)),
+        Some(_) => Change::Set(v),
+    };
+    let outcome = match (&change, current) {
+        (Change::Keep, _) => "keep",
+        (Change::Set(_), None) => "insert",
+        (Change::Set(_), Some(_)) => "replace",
+        (Change::Remove, _) => "remove",
+    };
+    (change, (current.copied(), outcome))
+}
+
 #[derive(Debug, PartialEq)]
 enum Out {
+    /// An `alter`'s result: the old value and the outcome.
+    Altered(Option<u16>, &'static str),
     Value(Option<u16>),
     Bool(bool),
     Len(usize),
@@ -104,6 +131,19 @@ fn model_op(model: &mut HashMap<u8, u16>, op: &Op) -> Out {
             *v = v.wrapping_add(1);
             Out::Unit
         }
+        Op::Alter(k, v) => {
+            let (change, (old, outcome)) = alter_rule(model.get(&k), v);
+            match change {
+                Change::Keep => {}
+                Change::Set(new) => {
+                    model.insert(k, new);
+                }
+                Change::Remove => {
+                    model.remove(&k);
+                }
+            }
+            Out::Altered(old, outcome)
+        }
         Op::Len => Out::Len(model.len()),
         Op::IsEmpty => Out::Bool(model.is_empty()),
         Op::Iter => Out::Entries(sorted(model.iter().map(|(k, v)| (*k, *v)).collect())),
@@ -133,6 +173,10 @@ fn tx_op<S: BuildHasher>(map: &TMap<u8, u16, S>, tx: &Transaction, op: &Op) -> S
             map.upsert(tx, k, || d, |v| *v = v.wrapping_add(1))?;
             Out::Unit
         }
+        Op::Alter(k, v) => {
+            let (old, outcome) = map.alter(tx, k, |cur| alter_rule(cur, v))?;
+            Out::Altered(old, outcome)
+        }
         Op::Len => Out::Len(map.len(tx)?),
         Op::IsEmpty => Out::Bool(map.is_empty(tx)?),
         Op::Iter => Out::Entries(sorted(map.iter(tx)?)),
@@ -160,6 +204,10 @@ fn one_call_op<S: BuildHasher>(map: &TMap<u8, u16, S>, op: &Op) -> Out {
         Op::Upsert(k, d) => {
             a.upsert(k, || d, |v| *v = v.wrapping_add(1));
             Out::Unit
+        }
+        Op::Alter(k, v) => {
+            let (old, outcome) = a.alter(k, |cur| alter_rule(cur, v));
+            Out::Altered(old, outcome)
         }
         Op::Len => Out::Len(a.len()),
         Op::IsEmpty => Out::Bool(a.is_empty()),
@@ -523,6 +571,173 @@ fn inserts_of_different_keys_never_abort_while_the_map_grows() {
             "the naive length never aborted: the threads never overlapped"
         );
         assert_eq!(naive.1.load(), 2 * PER_THREAD as u64);
+    });
+}
+
+/// One step of a per-key counter through `alter`, cycling through every outcome: insert 1 when
+/// absent, replace by one more below 3, remove at 3; every fourth step (`step % 4 == 3`) keeps
+/// the value. Returns the old value and the outcome.
+fn counter_step(current: Option<&u64>, step: usize) -> (Change<u64>, (Option<u64>, &'static str)) {
+    let change = match current {
+        _ if step % 4 == 3 => Change::Keep,
+        None => Change::Set(1),
+        Some(&n) if n < 3 => Change::Set(n + 1),
+        Some(_) => Change::Remove,
+    };
+    let outcome = match (&change, current) {
+        (Change::Keep, _) => "keep",
+        (Change::Set(_), None) => "insert",
+        (Change::Set(_), Some(_)) => "replace",
+        (Change::Remove, _) => "remove",
+    };
+    (change, (current.copied(), outcome))
+}
+
+#[test]
+fn alters_of_different_keys_never_abort_each_other() {
+    common::with_watchdog(20, || {
+        // Two threads alter disjoint keys (split by root bucket, so they never share a bucket) of
+        // one map that starts empty, in transactions of two keys, through every outcome: keys are
+        // inserted, replaced, kept and removed, and buckets split meanwhile. The length counter is
+        // shared. Each thread checks every result against its own sequential model.
+        const PER_THREAD: usize = 1_000;
+        const ROUNDS: usize = 6;
+        let map: Arc<TMap<u64, u64>> = Arc::new(TMap::new().with_label("altered map"));
+        let mut keys: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+        let mut k = 0;
+        while keys.iter().any(|v| v.len() < PER_THREAD) {
+            let side = map.root_index(&k) % 2;
+            if keys[side].len() < PER_THREAD {
+                keys[side].push(k);
+            }
+            k += 1;
+        }
+        let keys = Arc::new(keys);
+        let (m, ks) = (map.clone(), keys.clone());
+        let aborts = aborts_of(2, move |t| {
+            let mut model: HashMap<u64, u64> = HashMap::new();
+            let mut outcomes: HashMap<&'static str, usize> = HashMap::new();
+            for round in 0..ROUNDS {
+                for (j, pair) in ks[t].chunks(2).enumerate() {
+                    let step = round * 3 + j;
+                    let got = atomically(|tx| {
+                        let mut got = Vec::new();
+                        for &k in pair {
+                            got.push(m.alter(tx, k, |cur| counter_step(cur, step))?);
+                        }
+                        Ok(got)
+                    });
+                    for (&k, got) in pair.iter().zip(got) {
+                        let (change, expected) = counter_step(model.get(&k), step);
+                        assert_eq!(got, expected, "key {k}, step {step}");
+                        match change {
+                            Change::Keep => {}
+                            Change::Set(n) => {
+                                model.insert(k, n);
+                            }
+                            Change::Remove => {
+                                model.remove(&k);
+                            }
+                        }
+                        *outcomes.entry(expected.1).or_default() += 1;
+                    }
+                }
+            }
+            for outcome in ["keep", "insert", "replace", "remove"] {
+                assert!(
+                    outcomes.get(outcome).is_some_and(|&n| n > 0),
+                    "no {outcome}"
+                );
+            }
+            for &k in &ks[t] {
+                assert_eq!(m.atomic().get(&k), model.get(&k).copied(), "key {k}");
+            }
+        });
+        eprintln!(
+            "TMap, 2 threads x {ROUNDS} x {PER_THREAD} alters of different keys: {aborts} aborts"
+        );
+        assert_eq!(
+            aborts, 0,
+            "alters of keys in different buckets aborted each other"
+        );
+        let live = keys
+            .iter()
+            .flatten()
+            .filter(|k| map.atomic().get(k).is_some())
+            .count();
+        assert_eq!(map.atomic().len(), live);
+    });
+}
+
+#[test]
+fn an_alter_that_keeps_writes_nothing() {
+    common::with_watchdog(20, || {
+        // The main thread opens a transaction that reads two keys of a one-bucket map, then waits
+        // while another thread runs one `alter` on that bucket, then writes elsewhere and commits.
+        // Only an alter that sets or removes a present key writes the bucket and so forces the
+        // main transaction to run again.
+        type Case = (
+            &'static str,
+            u32,
+            fn(Option<&u32>) -> (Change<u32>, ()),
+            usize,
+        );
+        let cases: [Case; 6] = [
+            ("keep a present key", 1, |_| (Change::Keep, ()), 1),
+            ("keep an absent key", 9, |_| (Change::Keep, ()), 1),
+            ("remove an absent key", 9, |_| (Change::Remove, ()), 1),
+            ("replace a key read", 1, |_| (Change::Set(10), ()), 2),
+            (
+                "insert a key in the bucket",
+                9,
+                |_| (Change::Set(10), ()),
+                2,
+            ),
+            ("remove a key in the bucket", 3, |_| (Change::Remove, ()), 2),
+        ];
+        for (name, key, f, expected_attempts) in cases {
+            let map: Arc<TMap<u32, u32>> = Arc::new(TMap::with_config(1, 2, 64));
+            for k in 1..=3 {
+                map.atomic().insert(k, k);
+            }
+            let out = TVar::new(0u32);
+            let opened = Arc::new(Barrier::new(2));
+            let altered = Arc::new(Barrier::new(2));
+            let (m, o, a) = (map.clone(), opened.clone(), altered.clone());
+            let other = std::thread::spawn(move || {
+                o.wait();
+                m.atomic().alter(key, f);
+                a.wait();
+            });
+            let mut attempts = 0;
+            atomically(|tx| {
+                attempts += 1;
+                let one = map.get(tx, &1)?.unwrap_or(0);
+                let two = map.get(tx, &2)?.unwrap_or(0);
+                if attempts == 1 {
+                    opened.wait();
+                    altered.wait();
+                }
+                out.write(tx, one + two);
+                Ok(())
+            });
+            other.join().unwrap();
+            assert_eq!(attempts, expected_attempts, "{name}");
+        }
+    });
+}
+
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "TMap::alter's closure wrote the bucket of its own key")]
+fn an_alter_whose_closure_writes_its_own_bucket_panics_in_debug() {
+    // One bucket: the closure's insert of another key lands where the alter then writes.
+    let map: TMap<u32, u32> = TMap::with_config(1, 2, 64);
+    atomically(|tx| {
+        map.alter(tx, 1, |_| {
+            map.insert(tx, 2, 2).ok();
+            (Change::Set(1), ())
+        })
     });
 }
 

@@ -18,6 +18,7 @@ const ELEMENTS: u16 = 40;
 enum Op {
     Insert(u16),
     Remove(u16),
+    Toggle(u16),
     Contains(u16),
     Len,
     IsEmpty,
@@ -30,7 +31,8 @@ enum Op {
 impl Arbitrary for Op {
     fn arbitrary(g: &mut Gen) -> Self {
         let x = u16::arbitrary(g) % ELEMENTS;
-        match u8::arbitrary(g) % 30 {
+        match u8::arbitrary(g) % 34 {
+            30..=33 => Op::Toggle(x),
             0..=10 => Op::Insert(x),
             11..=17 => Op::Remove(x),
             18..=21 => Op::Contains(x),
@@ -64,6 +66,7 @@ fn model_op(model: &mut HashSet<u16>, op: &Op) -> Out {
     match *op {
         Op::Insert(x) => Out::Bool(model.insert(x)),
         Op::Remove(x) => Out::Bool(model.remove(&x)),
+        Op::Toggle(x) => Out::Bool(!model.remove(&x) && model.insert(x)),
         Op::Contains(x) => Out::Bool(model.contains(&x)),
         Op::Len => Out::Len(model.len()),
         Op::IsEmpty => Out::Bool(model.is_empty()),
@@ -83,6 +86,7 @@ fn tx_op(set: &TSet<u16>, tx: &Transaction, op: &Op) -> StmResult<Out> {
     Ok(match *op {
         Op::Insert(x) => Out::Bool(set.insert(tx, x)?),
         Op::Remove(x) => Out::Bool(set.remove(tx, &x)?),
+        Op::Toggle(x) => Out::Bool(set.toggle(tx, x)?),
         Op::Contains(x) => Out::Bool(set.contains(tx, &x)?),
         Op::Len => Out::Len(set.len(tx)?),
         Op::IsEmpty => Out::Bool(set.is_empty(tx)?),
@@ -109,6 +113,7 @@ fn one_call_op(set: &TSet<u16>, op: &Op) -> Out {
     match *op {
         Op::Insert(x) => Out::Bool(a.insert(x)),
         Op::Remove(x) => Out::Bool(a.remove(&x)),
+        Op::Toggle(x) => Out::Bool(a.toggle(x)),
         Op::Contains(x) => Out::Bool(a.contains(&x)),
         Op::Len => Out::Len(a.len()),
         Op::IsEmpty => Out::Bool(a.is_empty()),

@@ -25,6 +25,21 @@ fn default_hasher() -> ahash::RandomState {
     }
 }
 
+/// What [`TMap::alter`]'s closure does with the key it was given.
+///
+/// The closure sees the key's current value (or `None`) and returns one of these with its
+/// result, like stm-containers' `focus` or a `match` on std's `Entry`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Change<V> {
+    /// Leave the key as it is, present or absent: nothing is written, so the operation is a read
+    /// of the key's bucket only.
+    Keep,
+    /// Set the key to this value: a replacement if it was present, an insertion if not.
+    Set(V),
+    /// Remove the key (nothing is written if it was absent).
+    Remove,
+}
+
 /// A transactional hash map whose operations on different keys do not conflict.
 ///
 /// The API follows std's [`HashMap`](std::collections::HashMap), with a `tx` argument: replace a
@@ -453,8 +468,110 @@ where
         Ok(old)
     }
 
+    /// Reads, inserts, replaces or removes `key` in one walk, as `f` decides; returns `f`'s
+    /// result.
+    ///
+    /// `f` gets the key's current value (`None` if absent) and returns a [`Change`] with a
+    /// result of its own: [`Keep`](Change::Keep) writes nothing, [`Set`](Change::Set) inserts
+    /// or replaces the value, [`Remove`](Change::Remove) removes the key. It is the one operation
+    /// behind std's `Entry` patterns, dashmap's `alter` and `remove_if`, and stm-containers'
+    /// `focus`.
+    ///
+    /// Its conflicts are those of a single-key operation: it reads only `key`'s bucket (and
+    /// the path to it), and writes that bucket only for a `Set` or for a `Remove` of a present
+    /// key, so a `Keep` aborts no concurrent reader. The length counter is added to (without
+    /// reading it) only when the key appears or disappears.
+    ///
+    /// `f` runs once per attempt, inside the transaction: keep it free of side effects outside
+    /// it, and do not write this map from it: the change applies to the bucket as it was read
+    /// before `f` ran, so it would overwrite a write of `f` to the same bucket (debug builds
+    /// panic then). Other variables and collections are fine.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back; pass it on
+    /// with `?`.
+    ///
+    /// # Examples
+    ///
+    /// A counter per key that disappears at zero; each call returns the new count:
+    ///
+    /// ```
+    /// use commute::{atomically, Change, TMap};
+    ///
+    /// let holds: TMap<&str, u32> = TMap::new();
+    /// let add = |key, delta: i32| {
+    ///     atomically(|tx| {
+    ///         holds.alter(tx, key, |n| {
+    ///             let n = n.map_or(0, |&n| n as i32) + delta;
+    ///             let change = if n > 0 { Change::Set(n as u32) } else { Change::Remove };
+    ///             (change, n.max(0) as u32)
+    ///         })
+    ///     })
+    /// };
+    /// assert_eq!(add("lock", 1), 1);
+    /// assert_eq!(add("lock", 1), 2);
+    /// assert_eq!(add("lock", -1), 1);
+    /// assert_eq!(add("lock", -1), 0);
+    /// assert_eq!(holds.atomic().get("lock"), None);
+    /// assert!(holds.atomic().is_empty());
+    /// ```
+    ///
+    /// A remove-if (here: remove an expired session, returning it):
+    ///
+    /// ```
+    /// use commute::{atomically, Change, TMap};
+    ///
+    /// let expiry: TMap<u64, u64> = [(1, 100), (2, 300)].into_iter().collect();
+    /// let now = 200;
+    /// let remove_if_expired = |id| {
+    ///     atomically(|tx| {
+    ///         expiry.alter(tx, id, |at| match at {
+    ///             Some(&at) if at <= now => (Change::Remove, Some(at)),
+    ///             _ => (Change::Keep, None),
+    ///         })
+    ///     })
+    /// };
+    /// assert_eq!(remove_if_expired(1), Some(100));
+    /// assert_eq!(remove_if_expired(2), None); // not expired: kept, nothing written
+    /// assert_eq!(remove_if_expired(3), None); // absent: nothing written
+    /// assert_eq!(expiry.atomic().iter(), [(2, 300)]);
+    /// ```
+    ///
+    /// A read-modify-write that returns the old value:
+    ///
+    /// ```
+    /// use commute::{atomically, Change, TMap};
+    ///
+    /// let names: TMap<u32, String> = TMap::new();
+    /// let old = atomically(|tx| {
+    ///     names.alter(tx, 7, |old| {
+    ///         let new = format!("{}!", old.map_or("", String::as_str));
+    ///         (Change::Set(new), old.cloned())
+    ///     })
+    /// });
+    /// assert_eq!(old, None);
+    /// let old = names.atomic().alter(7, |old| (Change::Set("hi".to_string()), old.cloned()));
+    /// assert_eq!(old.as_deref(), Some("!"));
+    /// assert_eq!(names.atomic().get(&7).as_deref(), Some("hi"));
+    /// ```
+    #[inline]
+    pub fn alter<R>(
+        &self,
+        tx: &Transaction,
+        key: K,
+        f: impl FnOnce(Option<&V>) -> (Change<V>, R),
+    ) -> StmResult<R> {
+        let (result, delta) = self.raw.alter(tx, self.hash(&key), key, f)?;
+        if delta != 0 {
+            self.len.add(tx, delta);
+        }
+        Ok(result)
+    }
+
     /// Updates the value of `key` in place with `update`, first inserting `default()` if the key
-    /// is absent (like std's `entry(key).or_insert_with(default)` followed by `update`).
+    /// is absent (like std's `entry(key).or_insert_with(default)` followed by `update`). A
+    /// shorthand for an [`alter`](TMap::alter) that always sets the key.
     ///
     /// # Errors
     ///
@@ -483,10 +600,14 @@ where
         default: impl FnOnce() -> V,
         update: impl FnOnce(&mut V),
     ) -> StmResult<()> {
-        if self.raw.upsert(tx, self.hash(&key), key, default, update)? {
-            self.len.incr(tx);
-        }
-        Ok(())
+        self.alter(tx, key, |old| {
+            let mut value = match old {
+                Some(old) => old.clone(),
+                None => default(),
+            };
+            update(&mut value);
+            (Change::Set(value), ())
+        })
     }
 
     /// The number of entries.
@@ -817,6 +938,36 @@ where
     /// ```
     pub fn upsert(self, key: K, mut default: impl FnMut() -> V, mut update: impl FnMut(&mut V)) {
         atomically(|tx| self.0.upsert(tx, key.clone(), &mut default, &mut update));
+    }
+
+    /// [`TMap::alter`] in its own transaction. The closure may run more than once (once per
+    /// attempt), hence `FnMut`.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::Change;
+    ///
+    /// let stock = commute::TMap::new();
+    /// stock.atomic().insert("apple", 1u32);
+    /// // Take one if there is one; the result says whether there was.
+    /// let take = |item| {
+    ///     stock.atomic().alter(item, |n| match n {
+    ///         Some(&1) => (Change::Remove, true),
+    ///         Some(&n) => (Change::Set(n - 1), true),
+    ///         None => (Change::Keep, false),
+    ///     })
+    /// };
+    /// assert!(take("apple"));
+    /// assert!(!take("apple"));
+    /// assert!(stock.atomic().is_empty());
+    /// ```
+    pub fn alter<R>(self, key: K, mut f: impl FnMut(Option<&V>) -> (Change<V>, R)) -> R {
+        atomically(|tx| self.0.alter(tx, key.clone(), &mut f))
     }
 
     /// [`TMap::len`] in its own transaction.

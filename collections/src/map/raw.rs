@@ -45,7 +45,7 @@ use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 use std::alloc::{alloc, dealloc, handle_alloc_error};
 
-use super::blocks;
+use super::{Change, blocks};
 use crate::{Inline, OwnedWord, StmResult, TVar, Transaction, Word};
 
 /// The shape of a trie: root width, inner node width, and when leaves split.
@@ -468,6 +468,23 @@ fn replaced<K: Clone + 'static, V: Clone + 'static>(
     leaf.finish()
 }
 
+/// A copy of `entries` without entry `i` (empty if it was the only one).
+fn without<K: Clone + 'static, V: Clone + 'static>(
+    entries: &[Entry<K, V>],
+    i: usize,
+) -> NodeRef<K, V> {
+    if entries.len() == 1 {
+        return NodeRef::EMPTY;
+    }
+    let mut rest = LeafBuilder::new(entries.len() - 1);
+    for (j, e) in entries.iter().enumerate() {
+        if j != i {
+            rest.push(e.clone());
+        }
+    }
+    rest.finish()
+}
+
 impl Shape {
     /// A new slot holding `node`, labelled like the trie.
     fn new_slot<K: 'static, V: 'static>(&self, node: NodeRef<K, V>) -> Slot<K, V> {
@@ -678,35 +695,56 @@ where
         Ok(true)
     }
 
-    /// Updates the value of `key` with `update`, first inserting `default()` if the key is
-    /// absent; returns whether it was inserted.
-    pub(crate) fn upsert(
+    /// Calls `f` with the value of `key` (if present) and applies the change it returns, in one
+    /// walk; returns `f`'s result and the change in the number of entries (-1, 0 or 1). Only
+    /// the key's leaf is read, and it is written only if the change is not [`Change::Keep`] (or
+    /// a removal of an absent key).
+    #[inline]
+    pub(crate) fn alter<R>(
         &self,
         tx: &Transaction,
         hash: u64,
         key: K,
-        default: impl FnOnce() -> V,
-        update: impl FnOnce(&mut V),
-    ) -> StmResult<bool>
+        f: impl FnOnce(Option<&V>) -> (Change<V>, R),
+    ) -> StmResult<(R, i64)>
     where
         K: Eq + Clone,
         V: Clone,
     {
         let leaf = self.find_leaf(tx, hash)?;
-        if let Some(i) = position(leaf.entries, hash, &key) {
-            let mut value = leaf.entries[i].value.clone();
-            update(&mut value);
-            Self::replace(
-                tx,
-                leaf.slot,
-                replaced(leaf.entries, i, Entry { hash, key, value }),
+        let i = position(leaf.entries, hash, &key);
+        let (change, result) = f(i.map(|i| &leaf.entries[i].value));
+        #[cfg(debug_assertions)]
+        if !matches!(change, Change::Keep) {
+            // SAFETY: read after `tx.pin()` (in `find_leaf`), as there.
+            let unchanged = match unsafe { leaf.slot.read(tx)?.node() } {
+                Node::Empty => leaf.entries.is_empty(),
+                Node::Leaf(now) => core::ptr::eq(now, leaf.entries),
+                Node::Inner(_) => false,
+            };
+            assert!(
+                unchanged,
+                "commute: TMap::alter's closure wrote the bucket of its own key; its change would \
+                 overwrite that write"
             );
-            return Ok(false);
         }
-        let mut value = default();
-        update(&mut value);
-        self.push(tx, &leaf, Entry { hash, key, value });
-        Ok(true)
+        let delta = match (change, i) {
+            (Change::Keep, _) | (Change::Remove, None) => 0,
+            (Change::Set(value), Some(i)) => {
+                let node = replaced(leaf.entries, i, Entry { hash, key, value });
+                Self::replace(tx, leaf.slot, node);
+                0
+            }
+            (Change::Set(value), None) => {
+                self.push(tx, &leaf, Entry { hash, key, value });
+                1
+            }
+            (Change::Remove, Some(i)) => {
+                Self::replace(tx, leaf.slot, without(leaf.entries, i));
+                -1
+            }
+        };
+        Ok((result, delta))
     }
 
     /// Writes the leaf plus `entry` (a new key), splitting it if it overflows.
@@ -730,18 +768,7 @@ where
         let Some(i) = position(leaf.entries, hash, key) else {
             return Ok(None);
         };
-        let node = if leaf.entries.len() == 1 {
-            NodeRef::EMPTY
-        } else {
-            let mut rest = LeafBuilder::new(leaf.entries.len() - 1);
-            for (j, e) in leaf.entries.iter().enumerate() {
-                if j != i {
-                    rest.push(e.clone());
-                }
-            }
-            rest.finish()
-        };
-        Self::replace(tx, leaf.slot, node);
+        Self::replace(tx, leaf.slot, without(leaf.entries, i));
         Ok(Some(leaf.entries[i].value.clone()))
     }
 
