@@ -387,6 +387,9 @@ fn map_one_call_forms_panic_inside_a_transaction() {
                 let _ = m.atomic().remove(&1);
             }),
             ("upsert", &|| m.atomic().upsert(1, || 0, |v| *v += 1)),
+            ("alter", &|| {
+                m.atomic().alter(1, |_| (commute::Change::Remove, ()));
+            }),
             ("len", &|| {
                 let _ = m.atomic().len();
             }),
@@ -429,6 +432,9 @@ fn set_one_call_forms_panic_inside_a_transaction() {
             }),
             ("iter", &|| {
                 let _ = s.atomic().iter();
+            }),
+            ("toggle", &|| {
+                let _ = s.atomic().toggle(1);
             }),
             ("clear", &|| s.atomic().clear()),
             ("retain", &|| s.atomic().retain(|_| false)),
