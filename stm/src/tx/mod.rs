@@ -330,36 +330,18 @@ fn run<T>(
     site: &'static Location<'static>,
     mut f: impl FnMut(&Transaction) -> StmResult<T>,
 ) -> T {
-    if thread::replace_in_tx(true) {
-        panic!(
-            "commute: atomically() called inside a transaction; transactions do not nest. \
-             Pass the `&Transaction` down to the inner code instead (take `tx: &Transaction` \
-             as a parameter), or use `tx.or_else` for alternatives"
-        );
-    }
-    ctx.enter_atomically();
-    let _in_tx = InTxGuard(ctx);
+    let _in_tx = enter(ctx);
     let mut conflicts: u32 = 0;
     let profiling = crate::conflicts::profiling();
     loop {
         let irrevocable = conflicts >= IRREVOCABLE_AFTER;
-        let token = irrevocable.then(|| IrrevocableToken::take(ctx));
+        let mut token = irrevocable.then(|| IrrevocableToken::take(ctx));
         let started = profiling.then(std::time::Instant::now);
         let tx = Transaction::begin(ctx, site, irrevocable, profiling);
         let outcome = f(&tx);
         let is_retry = matches!(&outcome, Err(e) if e.is_retry());
         if let Ok(value) = outcome {
-            if tx.commit().is_ok() {
-                ctx.slot.stats.commit(irrevocable);
-                if let Some(started) = started {
-                    ctx.slot.profile.commit(started.elapsed());
-                }
-                let leftovers = tx.finish_commit();
-                drop(tx);
-                drop(token);
-                if let Some(leftovers) = leftovers {
-                    leftovers.release(ctx);
-                }
+            if committed(ctx, &tx, &mut token, started) {
                 return value;
             }
         }
@@ -372,37 +354,19 @@ fn run_try<T, E>(
     site: &'static Location<'static>,
     mut f: impl FnMut(&Transaction) -> TxResult<T, E>,
 ) -> Result<T, E> {
-    if thread::replace_in_tx(true) {
-        panic!(
-            "commute: atomically() called inside a transaction; transactions do not nest. \
-             Pass the `&Transaction` down to the inner code instead (take `tx: &Transaction` \
-             as a parameter), or use `tx.or_else` for alternatives"
-        );
-    }
-    ctx.enter_atomically();
-    let _in_tx = InTxGuard(ctx);
+    let _in_tx = enter(ctx);
     let mut conflicts: u32 = 0;
     let profiling = crate::conflicts::profiling();
     loop {
         let irrevocable = conflicts >= IRREVOCABLE_AFTER;
-        let token = irrevocable.then(|| IrrevocableToken::take(ctx));
+        let mut token = irrevocable.then(|| IrrevocableToken::take(ctx));
         let started = profiling.then(std::time::Instant::now);
         let tx = Transaction::begin(ctx, site, irrevocable, profiling);
         let outcome = f(&tx);
         let is_retry = matches!(&outcome, Err(TxError::Stm(e)) if e.is_retry());
         match outcome {
             Ok(value) => {
-                if tx.commit().is_ok() {
-                    ctx.slot.stats.commit(irrevocable);
-                    if let Some(started) = started {
-                        ctx.slot.profile.commit(started.elapsed());
-                    }
-                    let leftovers = tx.finish_commit();
-                    drop(tx);
-                    drop(token);
-                    if let Some(leftovers) = leftovers {
-                        leftovers.release(ctx);
-                    }
+                if committed(ctx, &tx, &mut token, started) {
                     return Ok(value);
                 }
             }
@@ -415,6 +379,50 @@ fn run_try<T, E>(
         }
         after_rollback(ctx, site, tx, token, is_retry, started, &mut conflicts);
     }
+}
+
+/// Marks the thread as inside a transaction (and inside `atomically`) until the guard drops.
+///
+/// # Panics
+///
+/// If the thread is inside a transaction already: transactions do not nest.
+#[inline(always)]
+fn enter(ctx: &ThreadCtx) -> InTxGuard<'_> {
+    if thread::replace_in_tx(true) {
+        panic!(
+            "commute: atomically() called inside a transaction; transactions do not nest. \
+             Pass the `&Transaction` down to the inner code instead (take `tx: &Transaction` \
+             as a parameter), or use `tx.or_else` for alternatives"
+        );
+    }
+    ctx.enter_atomically();
+    InTxGuard(ctx)
+}
+
+/// Tries to commit the attempt; if it did, records the commit, ends the attempt, gives the
+/// irrevocable token back and releases what the attempt left (outside the transaction), and
+/// returns true.
+#[inline(always)]
+fn committed<G>(
+    ctx: &ThreadCtx,
+    tx: &Transaction,
+    token: &mut Option<G>,
+    started: Option<std::time::Instant>,
+) -> bool {
+    if tx.commit().is_err() {
+        return false;
+    }
+    ctx.slot.stats.commit(tx.irrevocable);
+    if let Some(started) = started {
+        ctx.slot.profile.commit(started.elapsed());
+    }
+    let leftovers = tx.finish_commit();
+    // The token first: a destructor or hook released below may itself become irrevocable.
+    drop(token.take());
+    if let Some(leftovers) = leftovers {
+        leftovers.release(ctx);
+    }
+    true
 }
 
 /// The end of an attempt that did not commit: statistics, rollback, then a wait (retry) or a
