@@ -50,11 +50,37 @@ pub struct TVar<T: Word, H: Home = Boxed> {
 /// Where a [`TVar`]'s lock and value words live: [`Boxed`] (the default) or [`Inline`].
 ///
 /// Sealed: the two homes are all there is.
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{Boxed, Home, TVar};
+///
+/// // Code generic over the home works with both kinds of variable.
+/// fn current<H: Home>(v: &TVar<u64, H>) -> u64 {
+///     v.load()
+/// }
+/// let v: TVar<u64, Boxed> = TVar::new(3); // the same type as `TVar<u64>`
+/// assert_eq!(current(&v), 3);
+/// ```
 pub trait Home: home::Sealed {}
 
 /// The default [`Home`] of a [`TVar`]: its words live in a heap block of their own (32 bytes,
 /// allocated once by [`TVar::new`]), so the `TVar` may be moved at any time, even in the middle
 /// of a transaction that uses it.
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{atomically, TVar};
+///
+/// let v = atomically(|tx| {
+///     let v = TVar::new(0u32); // Boxed: moving it out of the closure is fine
+///     v.write(tx, 7);
+///     Ok(v)
+/// });
+/// assert_eq!(v.load(), 7);
+/// ```
 #[derive(Debug)]
 pub struct Boxed(core::mem::ManuallyDrop<Box<VarCore>>);
 
@@ -78,6 +104,16 @@ impl Drop for Boxed {
 
 /// The [`Home`] of a [`TVar`] kept by a collection in memory of its own that never moves: the
 /// words live inside the `TVar` itself. Made only by the `unsafe` [`TVar::new_inline`].
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{Inline, TVar};
+///
+/// // SAFETY: the variable goes straight into a `Box` and never leaves it.
+/// let slot: Box<TVar<u8, Inline>> = Box::new(unsafe { TVar::new_inline(1) });
+/// assert_eq!(slot.load(), 1);
+/// ```
 #[derive(Debug)]
 pub struct Inline(VarCore);
 

@@ -29,6 +29,23 @@ fn default_hasher() -> ahash::RandomState {
 ///
 /// The closure sees the key's current value (or `None`) and returns one of these with its
 /// result, like stm-containers' `focus` or a `match` on std's `Entry`.
+///
+/// # Examples
+///
+/// ```
+/// use commute::{Change, TMap};
+///
+/// let stock: TMap<&str, u32> = TMap::new();
+/// stock.atomic().insert("pear", 1);
+/// // Take one pear; the key goes when the last one does.
+/// let left = stock.atomic().alter("pear", |n| match n {
+///     Some(&1) => (Change::Remove, 0),
+///     Some(&n) => (Change::Set(n - 1), n - 1),
+///     None => (Change::Keep, 0),
+/// });
+/// assert_eq!(left, 0);
+/// assert!(stock.atomic().is_empty());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Change<V> {
     /// Leave the key as it is, present or absent: nothing is written, so the operation is a read
