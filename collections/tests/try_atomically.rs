@@ -173,34 +173,36 @@ fn values_written_by_an_aborted_attempt_are_dropped_once_outside_it() {
 
 #[test]
 fn a_conflict_swallowed_by_the_closure_runs_the_attempt_again_instead_of_failing() {
-    let v = TVar::new(0u32);
-    let other = TVar::new(0u32);
-    let attempts = Cell::new(0u32);
-    let r: Result<u32, &str> = try_atomically(|tx| {
-        attempts.set(attempts.get() + 1);
-        other.read(tx)?;
-        if attempts.get() == 1 {
-            // Another thread changes both: reading `v`'s newer version then finds `other`
-            // changed too, a conflict.
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    atomically(|tx| {
-                        other.write(tx, 1);
-                        v.write(tx, 1);
-                        Ok(())
-                    })
+    with_watchdog(20, || {
+        let v = TVar::new(0u32);
+        let other = TVar::new(0u32);
+        let attempts = Cell::new(0u32);
+        let r: Result<u32, &str> = try_atomically(|tx| {
+            attempts.set(attempts.get() + 1);
+            other.read(tx)?;
+            if attempts.get() == 1 {
+                // Another thread changes both: reading `v`'s newer version then finds `other`
+                // changed too, a conflict.
+                std::thread::scope(|s| {
+                    s.spawn(|| {
+                        atomically(|tx| {
+                            other.write(tx, 1);
+                            v.write(tx, 1);
+                            Ok(())
+                        })
+                    });
                 });
-            });
-        }
-        match v.read(tx) {
-            Ok(x) => Ok(x),
-            // The closure swallows the signal and fails on a value it never got: the error
-            // is not returned, the attempt runs again.
-            Err(_) => tx.abort("fabricated"),
-        }
+            }
+            match v.read(tx) {
+                Ok(x) => Ok(x),
+                // The closure swallows the signal and fails on a value it never got: the error
+                // is not returned, the attempt runs again.
+                Err(_) => tx.abort("fabricated"),
+            }
+        });
+        assert_eq!(r, Ok(1));
+        assert_eq!(attempts.get(), 2);
     });
-    assert_eq!(r, Ok(1));
-    assert_eq!(attempts.get(), 2);
 }
 
 #[test]
