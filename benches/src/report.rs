@@ -172,7 +172,14 @@ pub fn table(cells: &[CellResult]) -> String {
     out
 }
 
-fn json_string(s: &str) -> String {
+/// `s` as a JSON string literal, quoted and escaped.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(commute_benches::report::json_string("a\"b"), r#""a\"b""#);
+/// ```
+pub fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -189,7 +196,16 @@ fn json_string(s: &str) -> String {
     out
 }
 
-fn json_number(x: f64) -> String {
+/// `x` as a JSON number, or `null` when it is not finite (JSON has no NaN or infinity).
+///
+/// # Examples
+///
+/// ```
+/// use commute_benches::report::json_number;
+/// assert_eq!(json_number(1.5), "1.5");
+/// assert_eq!(json_number(f64::NAN), "null");
+/// ```
+pub fn json_number(x: f64) -> String {
     if x.is_finite() {
         format!("{x}")
     } else {

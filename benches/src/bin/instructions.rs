@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use commute_benches::instructions::{CASES, Case, LOG_BATCH, ROWS_TABLE, Side, WARMUP, case};
+use commute_benches::report::{json_number, json_string};
 
 const USAGE: &str = "\
 instructions: instructions per operation of commute and lock-based baselines (callgrind)
@@ -484,25 +485,8 @@ fn table(opts: &Options, version: &str, lines: &[Line<'_>]) -> String {
     out
 }
 
-fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn json_opt(x: Option<f64>) -> String {
-    x.filter(|x| x.is_finite())
-        .map_or("null".into(), |x| format!("{x}"))
+    x.map_or_else(|| "null".into(), json_number)
 }
 
 fn json(opts: &Options, version: &str, measured: &[Measured], lines: &[Line<'_>]) -> String {
