@@ -166,6 +166,12 @@ impl OpList {
         }
     }
 
+    /// True unless the list is one add (which owns nothing: clearing it needs no destructor).
+    #[inline]
+    fn owns_anything(&self) -> bool {
+        !matches!(self, OpList::One(Op::Add(..)))
+    }
+
     /// Applies the operations to `bits`, in the order they were recorded.
     pub(crate) fn apply(&self, bits: u64) -> u64 {
         match self {
@@ -211,6 +217,10 @@ pub(crate) struct WriteSet {
     pub(crate) publishes: Vec<(u32, PublishOp)>,
     /// How many publish lists have been started.
     publish_lists: u32,
+    /// Some element of `ops` or `publishes` owns something (a closure, a list of operations):
+    /// clearing them must run their destructors. False for the common adds and queue nodes,
+    /// whose clearing is then free.
+    side_drops: bool,
 }
 
 /// A copy of a write set, for rolling an `or_else` branch back.
@@ -255,15 +265,36 @@ impl WriteSet {
         if self.entries.len() > INDEX_THRESHOLD {
             self.index.clear();
         }
-        self.ops.clear();
-        self.publishes.clear();
+        if self.side_drops {
+            self.ops.clear();
+            self.publishes.clear();
+            self.side_drops = false;
+        } else {
+            // SAFETY: a length of 0 is within capacity, and there is nothing to initialise.
+            // The elements are forgotten, not dropped: with `side_drops` false none of them
+            // owns anything (adds, queue nodes owned elsewhere, `Gone`), so nothing leaks.
+            unsafe {
+                self.ops.set_len(0);
+                self.publishes.set_len(0);
+            }
+        }
         self.publish_lists = 0;
+    }
+
+    /// Adds `op` to the operations of commuted entry `i`.
+    #[inline]
+    pub(crate) fn push_op(&mut self, i: u32, op: Op) {
+        let list = &mut self.ops[i as usize];
+        list.push(op);
+        self.side_drops |= list.owns_anything();
     }
 
     /// Adds a commute entry for a variable not yet in the set.
     pub(crate) fn push_commute(&mut self, var: *const VarCore, op: Op) {
         let i = self.ops.len() as u32;
-        self.ops.push(OpList::One(op));
+        let list = OpList::One(op);
+        self.side_drops |= list.owns_anything();
+        self.ops.push(list);
         self.push(Entry {
             var,
             pending: Pending::Commute(i),
@@ -276,12 +307,13 @@ impl WriteSet {
     pub(crate) fn new_publish(&mut self, op: PublishOp) -> Pending {
         let list = self.publish_lists;
         self.publish_lists += 1;
-        self.publishes.push((list, op));
+        self.push_publish(list, op);
         Pending::Publish(list)
     }
 
     /// Adds an operation to a started publish list.
     pub(crate) fn push_publish(&mut self, list: u32, op: PublishOp) {
+        self.side_drops |= matches!(op, PublishOp::Closure(_));
         self.publishes.push((list, op));
     }
 
@@ -304,6 +336,7 @@ impl WriteSet {
     ) -> Vec<(u64, DropFn)> {
         let mut entries = saved.entries;
         entries.extend(extra);
+        self.side_drops |= saved.ops.iter().any(OpList::owns_anything);
         self.ops = saved.ops;
         let nodes = nodes_of(self.publishes.drain(saved.publishes..));
         self.publish_lists = saved.publish_lists;

@@ -65,7 +65,9 @@ impl Transaction {
             }
             return Err(());
         }
-        compute_values(locks.entries, &st.writes.ops);
+        if !st.writes.ops.is_empty() {
+            compute_values(locks.entries, &st.writes.ops);
+        }
         let writer = self.profiling.then_some(self.site);
         debug_assert!(st.retired_by_commit.is_empty());
         let replaced_heap_values = {

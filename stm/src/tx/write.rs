@@ -49,7 +49,7 @@ impl Transaction {
         check_not_publishing(&pending);
         let new = match pending {
             Pending::Commute(ops) => {
-                st.writes.ops[ops as usize].push(op);
+                st.writes.push_op(ops, op);
                 return;
             }
             Pending::Write(bits) => OpList::One(op).apply(bits),
