@@ -173,6 +173,11 @@ pub const ROWS_TABLE: &[Row] = &[
         max: None,
         max_ratio: None,
     },
+    Row {
+        name: "anatomy",
+        max: None,
+        max_ratio: None,
+    },
 ];
 
 /// Every case, in table order: a row's commute cases, then its baseline.
@@ -303,6 +308,27 @@ pub const CASES: &[Case] = &[
         what: "Mutex<[HashMap; 3]>",
         run: vacation_mutex,
     },
+    Case {
+        name: "anatomy/empty",
+        row: "anatomy",
+        side: Side::Commute,
+        what: "atomically with an empty closure",
+        run: anatomy_empty,
+    },
+    Case {
+        name: "anatomy/read",
+        row: "anatomy",
+        side: Side::Commute,
+        what: "atomically reading one TVar",
+        run: anatomy_read,
+    },
+    Case {
+        name: "anatomy/write",
+        row: "anatomy",
+        side: Side::Commute,
+        what: "atomically writing one TVar",
+        run: anatomy_write,
+    },
 ];
 
 /// The case called `name`.
@@ -384,6 +410,35 @@ fn rmw_mutex(ops: u64) -> u64 {
     let value = *var.lock().unwrap();
     assert_eq!(value, total);
     value
+}
+
+// ----- anatomy: what a transaction costs before it does anything --------------------------
+
+fn anatomy_empty(ops: u64) -> u64 {
+    drive(ops, |i| {
+        black_box(atomically(|_| Ok(i)));
+    })
+}
+
+fn anatomy_read(ops: u64) -> u64 {
+    let var = TVar::new(7u64);
+    let total = drive(ops, |_| {
+        black_box(atomically(|tx| var.read(tx)));
+    });
+    assert_eq!(var.load(), 7);
+    total
+}
+
+fn anatomy_write(ops: u64) -> u64 {
+    let var = TVar::new(0u64);
+    let total = drive(ops, |i| {
+        atomically(|tx| {
+            var.write(tx, i);
+            Ok(())
+        });
+    });
+    assert_eq!(var.load(), total - 1);
+    total
 }
 
 // ----- counter increment ---------------------------------------------------------------------
