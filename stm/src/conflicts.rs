@@ -48,17 +48,7 @@ pub(crate) fn profiling() -> bool {
         match SWITCH.load(Ordering::Relaxed) {
             ON => true,
             OFF => false,
-            _ => {
-                let on = std::env::var_os("COMMUTE_CONFLICTS").is_some_and(|v| v == "1");
-                // Only the first reader decides; an explicit enable/disable meanwhile wins.
-                let _ = SWITCH.compare_exchange(
-                    UNSET,
-                    if on { ON } else { OFF },
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
-                SWITCH.load(Ordering::Relaxed) == ON
-            }
+            _ => profiling_from_env(),
         }
     }
     #[cfg(loom)]
@@ -67,6 +57,22 @@ pub(crate) fn profiling() -> bool {
             .profiling
             .load(Ordering::Relaxed)
     }
+}
+
+/// The first read of the switch: the environment decides (`COMMUTE_CONFLICTS=1`).
+#[cfg(not(loom))]
+#[cold]
+#[inline(never)]
+fn profiling_from_env() -> bool {
+    let on = std::env::var_os("COMMUTE_CONFLICTS").is_some_and(|v| v == "1");
+    // Only the first reader decides; an explicit enable/disable meanwhile wins.
+    let _ = SWITCH.compare_exchange(
+        UNSET,
+        if on { ON } else { OFF },
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    SWITCH.load(Ordering::Relaxed) == ON
 }
 
 fn set_profiling(on: bool) {
