@@ -3,6 +3,8 @@
 
 use commute_stm::{TBox, TVar, atomically};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 
 fn panics_inside_a_transaction(what: &str, f: impl Fn()) {
     let r = atomically(|_| Ok(catch_unwind(AssertUnwindSafe(&f)).is_err()));
@@ -47,4 +49,51 @@ fn debug_output_inside_a_transaction_reads_nothing() {
     let inside = atomically(|_| Ok(format!("{v:?}")));
     assert!(inside.contains("<in a transaction>"), "{inside}");
     assert!(format!("{v:?}").contains('9'));
+}
+
+/// A value whose drop is recorded.
+struct Tracked(Arc<AtomicBool>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A transaction run inside `TBox::load_with`'s closure must not take away the pin that keeps
+/// the borrowed value alive: once it ends, another thread replaces the value and reclaims; the
+/// borrowed value must still be there until the closure returns.
+#[test]
+fn a_transaction_inside_load_with_keeps_the_value_pinned() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let b = Arc::new(TBox::new(Tracked(dropped.clone())));
+    // A `TBox`: reading it pins the transaction.
+    let other = TBox::new(1u32);
+    let (go, went) = mpsc::channel::<()>();
+    let (done, finished) = mpsc::channel::<()>();
+    let replacer = {
+        let b = b.clone();
+        std::thread::spawn(move || {
+            went.recv().unwrap();
+            atomically(|tx| {
+                b.write(tx, Tracked(Arc::new(AtomicBool::new(false))));
+                Ok(())
+            });
+            commute_stm::reclaim_retired();
+            done.send(()).unwrap();
+        })
+    };
+    let alive_at_end = b.load_with(|_value| {
+        assert_eq!(atomically(|tx| Ok(*other.read(tx)?)), 1);
+        go.send(()).unwrap();
+        finished.recv().unwrap();
+        !dropped.load(Ordering::SeqCst)
+    });
+    replacer.join().unwrap();
+    assert!(
+        alive_at_end,
+        "the value borrowed by load_with was freed while borrowed"
+    );
+    commute_stm::reclaim_retired();
+    assert!(dropped.load(Ordering::SeqCst), "freed once the borrow ended");
 }

@@ -277,14 +277,24 @@ impl ThreadCtx {
     }
 
     /// Publishes `rv` as this thread's pin (see the module doc for the ordering argument).
+    ///
+    /// Inside [`with_load_pin`](Self::with_load_pin) (a transaction run by a destructor or by
+    /// the closure of `TBox::load_with`) the load's pin stays: it is older than `rv`, so it
+    /// keeps alive everything the transaction may read, and replacing it would free what the
+    /// load still borrows.
     #[inline]
     pub(crate) fn pin(&self, rv: u64) {
-        self.slot.pin.swap(rv, Ordering::AcqRel);
+        if self.load_pins.get() == 0 {
+            self.slot.pin.swap(rv, Ordering::AcqRel);
+        }
     }
 
+    /// Ends [`pin`](Self::pin): inside `with_load_pin`, the load's pin stays until it ends.
     #[inline]
     pub(crate) fn unpin(&self) {
-        self.slot.unpin();
+        if self.load_pins.get() == 0 {
+            self.slot.unpin();
+        }
     }
 
     /// Runs `f` pinned outside a transaction; nests (only the outermost call pins and unpins).
@@ -295,13 +305,13 @@ impl ThreadCtx {
                 let depth = self.0.load_pins.get() - 1;
                 self.0.load_pins.set(depth);
                 if depth == 0 {
-                    self.0.unpin();
+                    self.0.slot.unpin();
                 }
             }
         }
         let depth = self.load_pins.get();
         if depth == 0 {
-            self.pin(crate::internal::clock::begin());
+            self.slot.pin.swap(crate::internal::clock::begin(), Ordering::AcqRel);
         }
         self.load_pins.set(depth + 1);
         let _unpin = Unpin(self);
