@@ -34,3 +34,22 @@ impl<C: ?Sized + core::fmt::Debug> core::fmt::Debug for Atomic<'_, C> {
         f.debug_tuple("Atomic").field(&self.0).finish()
     }
 }
+
+/// Panics if the thread is inside a transaction: the one-call forms that do not go through
+/// `atomically` (a single-variable commit) must refuse as `atomically` does.
+#[track_caller]
+#[inline]
+pub(crate) fn assert_outside_transaction() {
+    if crate::in_transaction() {
+        outside_transaction_only();
+    }
+}
+
+#[cold]
+#[track_caller]
+fn outside_transaction_only() -> ! {
+    panic!(
+        "commute: an .atomic() operation runs as its own transaction and cannot be called \
+         inside one (transactions do not nest); call the method that takes the &Transaction"
+    )
+}

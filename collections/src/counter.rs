@@ -407,11 +407,12 @@ impl Atomic<'_, TCounter> {
     /// c.atomic().add(-4);
     /// assert_eq!(c.load(), -4);
     /// ```
+    #[track_caller]
     pub fn add(self, delta: i64) {
-        atomically(|tx| {
-            self.0.add(tx, delta);
-            Ok(())
-        });
+        crate::atomic::assert_outside_transaction();
+        // One shard, read and written alone: the commit of the one-variable transaction,
+        // without a transaction's bookkeeping.
+        self.0.my_shard().modify_alone(|v| v.wrapping_add(delta));
     }
 
     /// Adds one in its own transaction; see [`TCounter::incr`].

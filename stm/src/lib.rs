@@ -84,8 +84,30 @@ pub unsafe fn drop_after_running_transactions<T>(value: Box<T>) {
     // SAFETY: `drop_boxed::<T>` drops the box once; the caller vouches for the thread.
     unsafe { internal::thread::drop_after_all_running_attempts(bits, tx::write_drop_boxed::<T>) }
 }
+/// Low-level, outside transactions: runs `f` with the thread pinned, so that heap values that
+/// commits replace from now on (a `TBox`'s, a collection's nodes retired by
+/// [`TVar::commit_owned_alone`] or [`TVar::write_owned`]) stay alive until `f` returns: `f` may
+/// follow pointers it reads with [`TVar::load_seen`]. Nests.
+///
+/// # Panics
+///
+/// If called inside a transaction (which pins with [`Transaction::pin`]).
+///
+/// # Examples
+///
+/// ```
+/// let v = commute_stm::TVar::new(4u32);
+/// assert_eq!(commute_stm::pinned(|| v.load_seen().0), 4);
+/// ```
+pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
+    assert!(
+        !internal::thread::in_tx(),
+        "commute: pinned() called inside a transaction; use Transaction::pin"
+    );
+    tx::alone::pinned(f)
+}
 pub use tbox::TBox;
-pub use tvar::{Boxed, Home, Inline, TVar};
+pub use tvar::{Boxed, Home, Inline, Seen, TVar};
 pub use tx::{
     IRREVOCABLE_AFTER, StmError, StmResult, Transaction, TxError, TxResult, atomically,
     in_transaction, try_atomically,

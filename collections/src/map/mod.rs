@@ -854,12 +854,18 @@ where
     /// m.atomic().insert(1, "one");
     /// assert_eq!(m.atomic().get(&1), Some("one"));
     /// ```
+    #[track_caller]
     pub fn get<Q>(self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        atomically(|tx| self.0.get(tx, key))
+        crate::atomic::assert_outside_transaction();
+        // A lookup reads one leaf: the latest committed one, without a transaction.
+        let hash = self.0.hash(key);
+        self.0
+            .raw
+            .get_alone(hash, key, |e| e.map(|e| e.value.clone()))
     }
 
     /// [`TMap::contains_key`] in its own transaction.
@@ -875,12 +881,15 @@ where
     /// m.atomic().insert(1, ());
     /// assert!(m.atomic().contains_key(&1));
     /// ```
+    #[track_caller]
     pub fn contains_key<Q>(self, key: &Q) -> bool
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        atomically(|tx| self.0.contains_key(tx, key))
+        crate::atomic::assert_outside_transaction();
+        let hash = self.0.hash(key);
+        self.0.raw.get_alone(hash, key, |e| e.is_some())
     }
 
     /// [`TMap::insert`] in its own transaction.
@@ -896,8 +905,16 @@ where
     /// assert_eq!(m.atomic().insert(1, 'a'), None);
     /// assert_eq!(m.atomic().insert(1, 'b'), Some('a'));
     /// ```
+    #[track_caller]
     pub fn insert(self, key: K, value: V) -> Option<V> {
-        atomically(|tx| self.0.insert(tx, key.clone(), value.clone()))
+        crate::atomic::assert_outside_transaction();
+        // Updating a present key writes its leaf only: a commit of that one slot, without a
+        // transaction. A new key also changes the length: a transaction.
+        let hash = self.0.hash(&key);
+        match self.0.raw.update_alone(hash, key, value) {
+            Ok(old) => Some(old),
+            Err((key, value)) => atomically(|tx| self.0.insert(tx, key.clone(), value.clone())),
+        }
     }
 
     /// [`TMap::insert_if_absent`] in its own transaction.

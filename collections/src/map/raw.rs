@@ -46,7 +46,7 @@ use core::ptr::{self, NonNull};
 use std::alloc::{alloc, dealloc, handle_alloc_error};
 
 use super::{Change, blocks};
-use crate::{Inline, OwnedWord, StmResult, TVar, Transaction, Word};
+use crate::{Inline, OwnedWord, Seen, StmResult, TVar, Transaction, Word};
 
 /// The shape of a trie: root width, inner node width, and when leaves split.
 #[derive(Clone, Copy, Debug)]
@@ -242,6 +242,43 @@ impl<K, V> NodeRef<K, V> {
         bits: 0,
         _types: PhantomData,
     };
+
+    /// True for an inner node (a slot below the root holding one never changes again).
+    #[inline]
+    fn is_inner(&self) -> bool {
+        self.bits & INNER_TAG != 0
+    }
+
+    /// Takes entry `i` out of a leaf, freeing the leaf and its other entries.
+    ///
+    /// # Safety
+    ///
+    /// `self` is a leaf with more than `i` entries, owned exclusively (built by this thread and
+    /// never published).
+    unsafe fn into_entry(self, i: usize) -> Entry<K, V>
+    where
+        K: 'static,
+        V: 'static,
+    {
+        // SAFETY: owned exclusively (caller).
+        let Node::Leaf(entries) = (unsafe { self.node() }) else {
+            unreachable!("into_entry of a leaf")
+        };
+        let len = entries.len();
+        debug_assert!(i < len);
+        let first = entries.as_ptr() as *mut Entry<K, V>;
+        let (layout, _) = leaf_layout::<K, V>(len);
+        // SAFETY: the entries are initialised and ours: entry `i` is moved out, the others are
+        // dropped, each once; then the block, allocated for this layout by `LeafBuilder::new`
+        // (`len` entries), is released.
+        unsafe {
+            let taken = ptr::read(first.add(i));
+            ptr::drop_in_place(ptr::slice_from_raw_parts_mut(first, i));
+            ptr::drop_in_place(ptr::slice_from_raw_parts_mut(first.add(i + 1), len - i - 1));
+            blocks::release(NonNull::new_unchecked(self.bits as *mut u8), layout);
+            taken
+        }
+    }
 
     /// The node this word refers to.
     ///
@@ -634,6 +671,97 @@ where
         // is a node of this trie, written with `write_owned` (or empty), which only its slot
         // refers to.
         unsafe { slot.write_owned(tx, node) };
+    }
+
+    /// Outside transactions, pinned ([`commute_stm::pinned`]): the slot that holds (or would
+    /// hold) `hash`'s leaf, its node and what [`TVar::commit_owned_alone`] needs to replace
+    /// it. Every slot is read whole (`load_seen` waits out commits in progress), so the leaf is
+    /// the key's leaf of one committed state: a walk that went through a root slot that `clear`
+    /// replaced meanwhile ends in the state just before that `clear` (nothing writes below a
+    /// replaced root slot any more: every transaction that would has read the root slot).
+    #[inline]
+    fn walk_alone(&self, hash: u64) -> (&Slot<K, V>, NodeRef<K, V>, Seen) {
+        let config = &self.shape.config;
+        let mut slot = &self.root[config.root_index(hash)];
+        let mut shift = config.root_bits;
+        loop {
+            let (word, seen) = slot.load_seen();
+            if !word.is_inner() {
+                return (slot, word, seen);
+            }
+            // SAFETY: an inner node, read while pinned: alive until the pin ends.
+            let Node::Inner(children) = (unsafe { word.node() }) else {
+                unreachable!("an inner word is an inner node")
+            };
+            slot = &children[config.child_index(hash, shift)];
+            shift += config.inner_bits;
+        }
+    }
+
+    /// Outside transactions: calls `f` with the entry for `key` (if any) of the latest
+    /// committed state, without a transaction.
+    pub(crate) fn get_alone<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        f: impl FnOnce(Option<&Entry<K, V>>) -> R,
+    ) -> R
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        commute_stm::pinned(|| {
+            let (_, word, _) = self.walk_alone(hash);
+            // SAFETY: read while pinned: the node stays alive until the pin ends.
+            match unsafe { word.node() } {
+                Node::Leaf(entries) => f(position(entries, hash, key).map(|i| &entries[i])),
+                _ => f(None),
+            }
+        })
+    }
+
+    /// Outside transactions: replaces the value of `key` if the key is present, as a
+    /// transaction of its own that reads and writes the key's leaf slot only (the length does
+    /// not change); returns the old value, or gives the key and value back if the key is absent
+    /// (a new key changes the length too: the caller runs a transaction).
+    pub(crate) fn update_alone(&self, hash: u64, key: K, value: V) -> Result<V, (K, V)>
+    where
+        K: Eq + Clone,
+        V: Clone,
+    {
+        /// What one try did.
+        enum Step<K, V> {
+            Done(V),
+            Absent(Entry<K, V>),
+            Again(Entry<K, V>),
+        }
+        let mut entry = Entry { hash, key, value };
+        loop {
+            let step = commute_stm::pinned(|| {
+                let (slot, word, seen) = self.walk_alone(hash);
+                // SAFETY: read while pinned.
+                let Node::Leaf(entries) = (unsafe { word.node() }) else {
+                    return Step::Absent(entry);
+                };
+                let Some(i) = position(entries, hash, &entry.key) else {
+                    return Step::Absent(entry);
+                };
+                let old = entries[i].value.clone();
+                let node = replaced(entries, i, entry);
+                // SAFETY: `node` is new and ours; every value a slot holds is a node of this
+                // trie owned by the slot alone (see `replace`).
+                match unsafe { slot.commit_owned_alone(seen, node) } {
+                    Ok(()) => Step::Done(old),
+                    // SAFETY: our own leaf, never published, with the entry at `i`.
+                    Err(node) => Step::Again(unsafe { node.into_entry(i) }),
+                }
+            });
+            match step {
+                Step::Done(old) => return Ok(old),
+                Step::Absent(absent) => return Err((absent.key, absent.value)),
+                Step::Again(again) => entry = again,
+            }
+        }
     }
 
     /// The entry for `key`, borrowed for the transaction.

@@ -37,6 +37,7 @@ use crate::internal::var::VarCore;
 use crate::internal::wait;
 use crate::stats::AbortCause;
 
+pub(crate) mod alone;
 mod blocking;
 mod commit;
 mod conflict;

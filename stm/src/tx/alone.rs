@@ -1,0 +1,97 @@
+//! Single-variable commits outside the transaction machinery, for operations that read and
+//! write one variable only (a counter's add, a map update confined to one bucket).
+//!
+//! Such an operation is the transaction "read `var`, write `var`": its read set and its write
+//! set are the one variable. Its commit is the ordinary one with both sets of size one:
+//!
+//! 1. [`load_seen`]: a sequence-lock read of the value together with the whole lock word,
+//!    waiting out any commit in progress (so that the value is the latest committed one, and
+//!    a commit that also wrote other variables is seen whole or not at all).
+//! 2. [`commit_alone`]: lock the variable with a CAS from exactly that word. Success proves
+//!    that no commit changed it since the read (every commit moves the version; a committer
+//!    that locked it and gave up restores the very word), which is the read's validation; a
+//!    failure means "run again". Then take the write version as every commit does, store the
+//!    value, unlock at the new version, and wake `retry` waiters if the word had `WAITERS`.
+//!
+//! No transaction state is touched, so none of its bookkeeping is paid. The thread must not be
+//! inside a transaction (its attempt could not see the write, and would not be serialisable
+//! with it): both functions' callers check.
+
+use core::panic::Location;
+
+use crate::internal::clock;
+use crate::internal::thread::{Retired, with_ctx};
+use crate::internal::var::{LOCKED, VarCore, WAITERS, unlocked_word, version_of};
+use crate::internal::wait;
+use crate::internal::write_set::DropFn;
+use crate::sync::atomic::Ordering;
+
+/// The latest committed value of `var` and the (unlocked) lock word it was read under.
+#[inline]
+pub(crate) fn load_seen(var: &VarCore) -> (u64, u64) {
+    let mut backoff = crate::internal::backoff::Backoff::new();
+    loop {
+        let before = var.lock.load(clock::SC_LOAD);
+        if before & LOCKED == 0 {
+            // Acquire keeps the second lock-word load below from moving above this one.
+            let bits = var.value.load(Ordering::Acquire);
+            if var.lock.load(Ordering::Acquire) == before {
+                return (bits, before);
+            }
+            crate::sync::spin_hint();
+        } else {
+            // A committer (briefly) or the irrevocable transaction (until it ends).
+            backoff.snooze();
+        }
+    }
+}
+
+/// Commits `bits` to `var` if its lock word is still `seen` (from [`load_seen`]); returns the
+/// bits it replaced and the commit's version, or `None` if `var` changed meanwhile.
+#[inline]
+pub(crate) fn commit_alone(
+    var: &VarCore,
+    seen: u64,
+    bits: u64,
+    site: &'static Location<'static>,
+) -> Option<(u64, u64)> {
+    debug_assert_eq!(seen & LOCKED, 0, "a seen word is unlocked");
+    if var
+        .lock
+        .compare_exchange(seen, seen | LOCKED, clock::SC, Ordering::Relaxed)
+        .is_err()
+    {
+        return None;
+    }
+    let old = var.value.load(Ordering::Relaxed);
+    Some(with_ctx(|ctx| {
+        let wv = clock::write_version(version_of(seen), ctx.tag);
+        var.value.store(bits, Ordering::Release);
+        if crate::conflicts::profiling() {
+            var.note_writer(site);
+        }
+        var.lock.store(unlocked_word(wv), Ordering::Release);
+        if seen & WAITERS != 0 {
+            wait::wake(var);
+        }
+        ctx.slot.stats.commit(false);
+        (old, wv)
+    }))
+}
+
+/// Retires `bits` (freed by `drop_fn`), replaced by a commit of version `version`: freed once
+/// no running transaction can read it. Outside any transaction.
+pub(crate) fn retire_alone(bits: u64, drop_fn: DropFn, version: u64) {
+    with_ctx(|ctx| {
+        ctx.retire(core::iter::once(Retired {
+            version,
+            bits,
+            drop_fn,
+        }))
+    });
+}
+
+/// Runs `f` with the thread pinned (see [`crate::pinned`]).
+pub(crate) fn pinned<R>(f: impl FnOnce() -> R) -> R {
+    with_ctx(|ctx| ctx.with_load_pin(f))
+}
