@@ -547,6 +547,7 @@ impl Drop for RestoreInTx {
 /// assert!(!in_transaction());
 /// assert!(atomically(|_| Ok(in_transaction())));
 /// ```
+#[inline]
 pub fn in_transaction() -> bool {
     thread::in_tx()
 }
