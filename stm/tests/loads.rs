@@ -95,5 +95,8 @@ fn a_transaction_inside_load_with_keeps_the_value_pinned() {
         "the value borrowed by load_with was freed while borrowed"
     );
     commute_stm::reclaim_retired();
-    assert!(dropped.load(Ordering::SeqCst), "freed once the borrow ended");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "freed once the borrow ended"
+    );
 }

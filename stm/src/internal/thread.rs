@@ -311,7 +311,9 @@ impl ThreadCtx {
         }
         let depth = self.load_pins.get();
         if depth == 0 {
-            self.slot.pin.swap(crate::internal::clock::begin(), Ordering::AcqRel);
+            self.slot
+                .pin
+                .swap(crate::internal::clock::begin(), Ordering::AcqRel);
         }
         self.load_pins.set(depth + 1);
         let _unpin = Unpin(self);

@@ -7,7 +7,8 @@
 //! 1. [`load_seen`]: a sequence-lock read of the value together with the whole lock word,
 //!    waiting out any commit in progress (so that the value is the latest committed one, and
 //!    a commit that also wrote other variables is seen whole or not at all).
-//! 2. [`commit_alone`]: lock the variable with a CAS from exactly that word. Success proves
+//! 2. [`commit_alone`]: lock the variable with a CAS from that word (or from the same word
+//!    with the `WAITERS` bit that a sleeping transaction may have set since). Success proves
 //!    that no commit changed it since the read (every commit moves the version; a committer
 //!    that locked it and gave up restores the very word), which is the read's validation; a
 //!    failure means "run again". Then take the write version as every commit does, store the
@@ -56,12 +57,17 @@ pub(crate) fn commit_alone(
     site: &'static Location<'static>,
 ) -> Option<(u64, u64)> {
     debug_assert_eq!(seen & LOCKED, 0, "a seen word is unlocked");
-    if var
-        .lock
-        .compare_exchange(seen, seen | LOCKED, clock::SC, Ordering::Relaxed)
-        .is_err()
+    // The word may differ from `seen` by the `WAITERS` bit alone (a transaction went to sleep
+    // on the variable since): the version is what matters.
+    let mut word = seen;
+    while let Err(now) =
+        var.lock
+            .compare_exchange(word, word | LOCKED, clock::SC, Ordering::Relaxed)
     {
-        return None;
+        if now & LOCKED != 0 || (now | WAITERS) != (seen | WAITERS) {
+            return None;
+        }
+        word = now;
     }
     let old = var.value.load(Ordering::Relaxed);
     Some(with_ctx(|ctx| {
@@ -71,7 +77,7 @@ pub(crate) fn commit_alone(
             var.note_writer(site);
         }
         var.lock.store(unlocked_word(wv), Ordering::Release);
-        if seen & WAITERS != 0 {
+        if word & WAITERS != 0 {
             wait::wake(var);
         }
         ctx.slot.stats.commit(false);
