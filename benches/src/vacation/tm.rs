@@ -1,7 +1,8 @@
 //! The manager on commute: each table a `TMap`, each client action one `atomically`.
 //!
-//! Rows are `TMap<u64, Reservation>` with small `Copy` values: a read clones 32 bytes, an
-//! update writes the row back with `insert`, which replaces the row's bucket copy-on-write.
+//! Rows are `TMap<u64, Reservation>` with small `Copy` values: a read clones 32 bytes; an
+//! update reads, checks and writes the row in one walk with `alter` (as a user of `entry`
+//! would), which replaces the row's bucket copy-on-write.
 //!
 //! Customers are `TMap<u64, Arc<Vec<ReservationInfo>>>`: the list is an immutable value,
 //! replaced whole when a reservation is added. That is what the map's documentation steers a
@@ -15,7 +16,7 @@
 
 use std::sync::Arc;
 
-use commute::{StmError, TMap, Transaction, atomically};
+use commute::{Change, StmError, TMap, Transaction, atomically};
 
 use super::manager::{Kind, Manager, Reservation, ReservationInfo, position};
 
@@ -119,17 +120,24 @@ impl Manager for TxManager<'_> {
         let Some(list) = customers.get_ref(tx, &customer)? else {
             return Ok(false);
         };
-        let table = self.table(kind);
-        let Some(mut row) = table.get(tx, &id)? else {
-            return Ok(false);
-        };
         let Err(at) = position(list, (kind, id)) else {
             return Ok(false);
         };
-        if !row.make() {
+        // Read, check and update the row in one walk.
+        let made = self.table(kind).alter(tx, id, |row| match row {
+            Some(&row) => {
+                let mut row = row;
+                if row.make() {
+                    (Change::Set(row), Some(row))
+                } else {
+                    (Change::Keep, None)
+                }
+            }
+            None => (Change::Keep, None),
+        })?;
+        let Some(row) = made else {
             return Ok(false);
-        }
-        table.insert(tx, id, row)?;
+        };
         let mut longer = Vec::with_capacity(list.len() + 1);
         longer.extend_from_slice(&list[..at]);
         longer.push(ReservationInfo {
@@ -155,14 +163,13 @@ impl Manager for TxManager<'_> {
             return Ok(false);
         };
         for info in list.iter() {
-            let table = self.table(info.kind);
             // Every attempt sees a consistent state (opacity), in which a reserved row exists
             // and has a used unit: STAMP's TM_RESTART cases cannot happen here.
-            let mut row = table
-                .get(self.tx, &info.id)?
-                .expect("a reserved row cannot be deleted");
-            assert!(row.cancel(), "a reserved row has a used unit");
-            table.insert(self.tx, info.id, row)?;
+            self.table(info.kind).alter(self.tx, info.id, |row| {
+                let mut row = *row.expect("a reserved row cannot be deleted");
+                assert!(row.cancel(), "a reserved row has a used unit");
+                (Change::Set(row), ())
+            })?;
         }
         Ok(true)
     }
@@ -174,28 +181,28 @@ impl Manager for TxManager<'_> {
         num: i64,
         price: Option<i64>,
     ) -> Result<bool, StmError> {
-        let table = self.table(kind);
-        let Some(mut row) = table.get(self.tx, &id)? else {
-            return Ok(match price {
+        // Read, check and insert, update or remove the row in one walk.
+        self.table(kind).alter(self.tx, id, |row| match row {
+            None => match price {
                 Some(price) if num >= 1 && price >= 0 => {
-                    table.insert(self.tx, id, Reservation::new(num, price))?;
-                    true
+                    (Change::Set(Reservation::new(num, price)), true)
                 }
-                _ => false,
-            });
-        };
-        if !row.add_to_total(num) {
-            return Ok(false);
-        }
-        if row.total == 0 {
-            table.remove(self.tx, &id)?;
-        } else {
-            if let Some(price) = price.filter(|&p| p >= 0) {
-                row.price = price;
+                _ => (Change::Keep, false),
+            },
+            Some(&row) => {
+                let mut row = row;
+                if !row.add_to_total(num) {
+                    (Change::Keep, false)
+                } else if row.total == 0 {
+                    (Change::Remove, true)
+                } else {
+                    if let Some(price) = price.filter(|&p| p >= 0) {
+                        row.price = price;
+                    }
+                    (Change::Set(row), true)
+                }
             }
-            table.insert(self.tx, id, row)?;
-        }
-        Ok(true)
+        })
     }
 
     fn delete_flight(&mut self, id: u64) -> Result<bool, StmError> {
