@@ -41,11 +41,15 @@ mod blocking;
 mod commit;
 mod conflict;
 mod end;
+mod future;
 mod read;
 mod write;
 
 pub(crate) use crate::internal::attempt::TxState;
 use crate::internal::attempt::{AbortRecord, Hook, Involved, ReadEntry};
+pub use future::{
+    Atomically, TryAtomically, atomically_async, pending_async_registrations, try_atomically_async,
+};
 pub(crate) use write::drop_boxed as write_drop_boxed;
 
 /// After this many conflict aborts in a row, a transaction runs in irrevocable mode, where it is
@@ -474,6 +478,12 @@ fn after_rollback<G>(
             .iter()
             .map(|&(v, ver)| (unsafe { &*v }, ver))
             .collect();
+        if ctx.wakes_due.get() {
+            // Futures woken by this call's own commits (in destructors) must not wait for it.
+            thread::set_in_tx(false);
+            let _back_in_tx = RestoreInTx;
+            ctx.wake_due();
+        }
         wait::wait_for_change(&reads);
     } else {
         *conflicts += 1;
@@ -593,6 +603,10 @@ impl Drop for InTxGuard<'_> {
     fn drop(&mut self) {
         thread::set_in_tx(false);
         self.0.leave_atomically();
+        if self.0.wakes_due.get() {
+            // Pending futures that this call's commits woke (see `internal/async_wait.rs`).
+            self.0.wake_due();
+        }
     }
 }
 
