@@ -148,6 +148,7 @@
 
 pub use commute_stm::*;
 
+mod async_ops;
 mod atomic;
 mod bounded;
 mod counter;

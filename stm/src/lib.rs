@@ -89,7 +89,7 @@ pub unsafe fn drop_after_running_transactions<T>(value: Box<T>) {
 pub use tbox::TBox;
 pub use tvar::{Boxed, Home, Inline, TVar};
 #[doc(hidden)]
-pub use tx::pending_async_registrations;
+pub use tx::{__block_on, pending_async_registrations};
 pub use tx::{
     Atomically, IRREVOCABLE_AFTER, StmError, StmResult, Transaction, TryAtomically, TxError,
     TxResult, atomically, atomically_async, in_transaction, try_atomically, try_atomically_async,

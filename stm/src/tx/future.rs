@@ -54,21 +54,7 @@ use crate::stats::AbortCause;
 /// ```
 /// use commute_stm::{atomically, atomically_async, TVar};
 /// use std::sync::Arc;
-/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
-/// #     struct Unpark(std::thread::Thread);
-/// #     impl std::task::Wake for Unpark {
-/// #         fn wake(self: Arc<Self>) { self.0.unpark() }
-/// #     }
-/// #     let waker = Arc::new(Unpark(std::thread::current())).into();
-/// #     let mut cx = std::task::Context::from_waker(&waker);
-/// #     let mut f = std::pin::pin!(f);
-/// #     loop {
-/// #         match f.as_mut().poll(&mut cx) {
-/// #             std::task::Poll::Ready(v) => return v,
-/// #             std::task::Poll::Pending => std::thread::park(),
-/// #         }
-/// #     }
-/// # }
+/// # use commute_stm::__block_on as block_on;
 ///
 /// let ready = Arc::new(TVar::new(0u32));
 /// let setter = {
@@ -80,7 +66,7 @@ use crate::stats::AbortCause;
 ///         })
 ///     })
 /// };
-/// // `block_on` stands for any executor (tokio's, or the hand-written one hidden above).
+/// // `block_on` stands for any executor: `.await` in a tokio task, a runtime's `block_on`.
 /// let got = block_on(atomically_async(|tx| match ready.read(tx)? {
 ///     0 => tx.retry(),
 ///     n => Ok(n),
@@ -117,21 +103,7 @@ where
 ///
 /// ```
 /// use commute_stm::{try_atomically_async, TVar};
-/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
-/// #     struct Unpark(std::thread::Thread);
-/// #     impl std::task::Wake for Unpark {
-/// #         fn wake(self: std::sync::Arc<Self>) { self.0.unpark() }
-/// #     }
-/// #     let waker = std::sync::Arc::new(Unpark(std::thread::current())).into();
-/// #     let mut cx = std::task::Context::from_waker(&waker);
-/// #     let mut f = std::pin::pin!(f);
-/// #     loop {
-/// #         match f.as_mut().poll(&mut cx) {
-/// #             std::task::Poll::Ready(v) => return v,
-/// #             std::task::Poll::Pending => std::thread::park(),
-/// #         }
-/// #     }
-/// # }
+/// # use commute_stm::__block_on as block_on;
 ///
 /// let stock = TVar::new(3u32);
 /// let r: Result<(), &str> = block_on(try_atomically_async(|tx| {
@@ -396,6 +368,35 @@ impl Driver {
             .map(|&(v, ver)| (unsafe { &*v }, ver))
             .collect();
         Registration::register(&reads, waker)
+    }
+}
+
+/// Runs a future to completion on this thread, parking between polls: a minimal executor
+/// for the documentation's examples (which must not depend on an async runtime). Programs use
+/// their runtime's (`tokio::runtime::Runtime::block_on`, or `.await` in a task).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(commute_stm::__block_on(async { 1 + 1 }), 2);
+/// ```
+#[doc(hidden)]
+pub fn __block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = core::pin::pin!(f);
+    loop {
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(value) => return value,
+            // A spurious unpark costs one more poll that returns `Pending`.
+            Poll::Pending => std::thread::park(),
+        }
     }
 }
 

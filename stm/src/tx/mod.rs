@@ -48,7 +48,8 @@ mod write;
 pub(crate) use crate::internal::attempt::TxState;
 use crate::internal::attempt::{AbortRecord, Hook, Involved, ReadEntry};
 pub use future::{
-    Atomically, TryAtomically, atomically_async, pending_async_registrations, try_atomically_async,
+    __block_on, Atomically, TryAtomically, atomically_async, pending_async_registrations,
+    try_atomically_async,
 };
 pub(crate) use write::drop_boxed as write_drop_boxed;
 
