@@ -273,3 +273,75 @@ fn tokio_producer_in_a_task_of_its_own() {
         });
     });
 }
+
+/// A waker that checks it is called outside any transaction, and runs one itself.
+struct Reentrant {
+    wakes: AtomicUsize,
+    side: TVar<u64>,
+}
+
+impl Wake for Reentrant {
+    fn wake(self: Arc<Self>) {
+        assert!(!in_transaction(), "a waker was called inside a transaction");
+        atomically(|tx| self.side.modify(tx, |n| n + 1));
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn wakers_run_outside_the_committing_transaction() {
+    let reentrant = Arc::new(Reentrant {
+        wakes: AtomicUsize::new(0),
+        side: TVar::new(0),
+    });
+    let waker = Waker::from(reentrant.clone());
+    let mut cx = Context::from_waker(&waker);
+
+    // Woken by an ordinary commit: called once `atomically` has returned.
+    let v = TVar::new(0u64);
+    let mut fut = pin!(atomically_async(|tx| match v.read(tx)? {
+        0 => tx.retry(),
+        n => Ok(n),
+    }));
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    atomically(|tx| {
+        v.write(tx, 1);
+        Ok(())
+    });
+    assert_eq!(reentrant.wakes.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        reentrant.side.load(),
+        1,
+        "the waker's own transaction committed"
+    );
+    assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(1));
+
+    // Woken by a variable killed inside a transaction (`TBox::into_inner` wakes its waiters):
+    // called when that `atomically` returns, not inside it. The future reaches the box through
+    // shared state, so the box can go while the future waits.
+    let door: Arc<std::sync::Mutex<Option<commute_stm::TBox<String>>>> = Arc::new(
+        std::sync::Mutex::new(Some(commute_stm::TBox::new(String::new()))),
+    );
+    let inside = door.clone();
+    let mut fut = pin!(atomically_async(move |tx| {
+        let guard = inside.lock().unwrap();
+        match guard.as_ref() {
+            Some(b) if b.read(tx)?.is_empty() => tx.retry(),
+            Some(b) => Ok(b.read(tx)?.clone()),
+            None => Ok("gone".to_owned()),
+        }
+    }));
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    let taken = atomically(|tx| {
+        let boxed = door.lock().unwrap().take();
+        reentrant.side.read(tx)?; // a read, so the attempt is a real transaction
+        Ok(boxed.map(commute_stm::TBox::into_inner))
+    });
+    assert_eq!(taken.as_deref(), Some(""));
+    assert_eq!(
+        reentrant.wakes.load(Ordering::SeqCst),
+        2,
+        "woken by the kill, after the commit"
+    );
+    assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready("gone".to_owned()));
+}
