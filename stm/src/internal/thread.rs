@@ -276,6 +276,7 @@ impl ThreadCtx {
     /// Calls the wakers that commits of this thread woke inside a transaction. Call it outside
     /// any transaction: wakers are foreign code.
     #[cold]
+    #[inline(never)]
     pub(crate) fn wake_due(&self) {
         let due = core::mem::take(&mut *self.due_wakers.borrow_mut());
         self.wakes_due.set(false);

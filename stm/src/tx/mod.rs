@@ -480,16 +480,23 @@ fn after_rollback<G>(
             .map(|&(v, ver)| (unsafe { &*v }, ver))
             .collect();
         if ctx.wakes_due.get() {
-            // Futures woken by this call's own commits (in destructors) must not wait for it.
-            thread::set_in_tx(false);
-            let _back_in_tx = RestoreInTx;
-            ctx.wake_due();
+            wake_due_before_waiting(ctx);
         }
         wait::wait_for_change(&reads);
     } else {
         *conflicts += 1;
         backoff(ctx, *conflicts);
     }
+}
+
+/// Calls the wakers of pending futures that this attempt woke (a variable killed inside it),
+/// outside the transaction, before the thread blocks: they must not wait for it.
+#[cold]
+#[inline(never)]
+fn wake_due_before_waiting(ctx: &ThreadCtx) {
+    thread::set_in_tx(false);
+    let _back_in_tx = RestoreInTx;
+    ctx.wake_due();
 }
 
 /// The closure of [`try_atomically`] failed with `e` in a consistent attempt: roll the attempt
