@@ -345,3 +345,69 @@ fn wakers_run_outside_the_committing_transaction() {
     );
     assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready("gone".to_owned()));
 }
+
+#[test]
+fn a_pending_future_moves_to_another_thread_and_its_first_thread_exits() {
+    with_watchdog(20, || {
+        let v = Arc::new(TVar::new(0u64));
+        let (wakes, waker) = counting_waker();
+        // Polled first on a thread that then exits: nothing of the future stays in it.
+        let fut = {
+            let v = v.clone();
+            let waker = waker.clone();
+            std::thread::spawn(move || {
+                let mut fut = Box::pin(atomically_async(move |tx| match v.read(tx)? {
+                    0 => tx.retry(),
+                    n => Ok(n),
+                }));
+                let mut cx = Context::from_waker(&waker);
+                assert!(fut.as_mut().poll(&mut cx).is_pending());
+                fut
+            })
+            .join()
+            .unwrap()
+        };
+        let mut fut = fut;
+        atomically(|tx| {
+            v.write(tx, 8);
+            Ok(())
+        });
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(8));
+    });
+}
+
+#[test]
+#[should_panic(expected = "has read no TVar")]
+fn retry_without_reads_panics_from_poll() {
+    block_on(atomically_async(|tx| tx.retry::<()>()));
+}
+
+#[test]
+#[should_panic(expected = "polled after completion")]
+fn polling_after_completion_panics() {
+    let waker = Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    let mut fut = pin!(atomically_async(|_| Ok(1)));
+    assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(1));
+    let _ = fut.as_mut().poll(&mut cx);
+}
+
+#[test]
+fn a_panicking_closure_leaves_the_thread_clean() {
+    let v = TVar::new(0u64);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        block_on(atomically_async(|tx| {
+            v.write(tx, 9);
+            if v.read(tx)? == 9 {
+                panic!("in the closure");
+            }
+            Ok(())
+        }))
+    }));
+    assert!(caught.is_err());
+    assert!(!in_transaction());
+    assert_eq!(v.load(), 0, "rolled back");
+    assert_eq!(block_on(atomically_async(|tx| v.read(tx))), 0);
+}
