@@ -154,7 +154,9 @@ pub(crate) fn wake(var: &VarCore) {
     }
 }
 
-/// Calls each waker, all of them even if one panics; the first panic is passed on.
+/// Calls each waker, all of them even if one panics; the first panic is passed on, unless the
+/// thread is unwinding already (wakers run from the end of an `atomically` call, which a panic
+/// of its closure also reaches).
 pub(crate) fn wake_all(wakers: Vec<Waker>) {
     let mut first_panic = None;
     for waker in wakers {
@@ -164,7 +166,9 @@ pub(crate) fn wake_all(wakers: Vec<Waker>) {
         }
     }
     if let Some(payload) = first_panic {
-        std::panic::resume_unwind(payload);
+        if !std::thread::panicking() {
+            std::panic::resume_unwind(payload);
+        }
     }
 }
 
