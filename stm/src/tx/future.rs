@@ -360,9 +360,11 @@ impl Driver {
         // closure reached through a handle it let go of (an `Arc` clone dropped inside it, or
         // shared state another thread empties) is not freed by the thread that drops its last
         // handle while this thread is inside `atomically` (`_in_tx` in `attempts`, until
-        // `poll` returns). Holding the closure alone would not do for a pending future, since
-        // a closure may reach variables that it does not own: hence addresses only, once
-        // `poll` has returned.
+        // `poll` returns). Between polls the argument "the future owns the closure, so what
+        // it borrows lives" holds for what the closure borrows or owns (a `'static` closure's
+        // `Arc<TVar>` clones keep their variables alive as long as the future exists), but
+        // not for variables it reaches through shared state that others may empty (a
+        // `Mutex<Option<Arc<TVar>>>`): hence addresses only, once `poll` has returned.
         let reads: Vec<(&VarCore, u64)> = wait_list
             .iter()
             .map(|&(v, ver)| (unsafe { &*v }, ver))
