@@ -14,6 +14,11 @@
 //! [`TBoundedQueue`] adds a capacity to `TQueue`, and `TaskPool` runs closures as transactions
 //! on worker threads (an event loop that uses all cores), whose own bookkeeping never conflicts.
 //!
+//! In async code, [`atomically_async`] runs the same transactions in a future whose `retry`
+//! waits on the task's waker instead of blocking the thread (any executor), and the queues have
+//! waiting forms on it: `q.atomic().pop_wait_async().await`, and
+//! [`push_async`](Atomic::push_async) for the bounded queue.
+//!
 //! # Examples
 //!
 //! ```
@@ -148,6 +153,7 @@
 
 pub use commute_stm::*;
 
+mod async_ops;
 mod atomic;
 mod bounded;
 mod counter;

@@ -9,6 +9,8 @@
 //! - Commutative updates ([`TVar::add`], [`TVar::commute`]) that never conflict with each other:
 //!   the primitive that commute's collections stand on.
 //! - [`Transaction::retry`] (block until something read changes) and [`Transaction::or_else`].
+//! - [`atomically_async`] / [`try_atomically_async`]: the same transactions as futures, whose
+//!   `retry` waits on the task's waker instead of blocking the thread (any executor).
 //! - [`Transaction::on_commit`] / [`Transaction::on_abort`] hooks for effects.
 //! - [`try_atomically`]: transactions that fail with an error of their own
 //!   ([`Transaction::abort`]), rolling back everything they did.
@@ -108,8 +110,10 @@ pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
 }
 pub use tbox::TBox;
 pub use tvar::{Boxed, Home, Inline, Seen, TVar};
+#[doc(hidden)]
+pub use tx::{__block_on, pending_async_registrations};
 pub use tx::{
-    IRREVOCABLE_AFTER, StmError, StmResult, Transaction, TxError, TxResult, atomically,
-    in_transaction, try_atomically,
+    Atomically, IRREVOCABLE_AFTER, StmError, StmResult, Transaction, TryAtomically, TxError,
+    TxResult, atomically, atomically_async, in_transaction, try_atomically, try_atomically_async,
 };
 pub use word::{Integer, OwnedWord, Word};

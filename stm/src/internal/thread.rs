@@ -153,6 +153,11 @@ pub(crate) struct ThreadCtx {
     /// While an ended attempt's values are freed before a `retry` wait: the addresses of the
     /// variables dropped meanwhile (see `Leftovers::release_watching`).
     dropped_vars: RefCell<Option<Vec<usize>>>,
+    /// Wakers of pending futures (`atomically_async`) that a commit of this thread woke while
+    /// inside a transaction: called once the thread is outside it (see `async_wait.rs`).
+    due_wakers: RefCell<Vec<core::task::Waker>>,
+    /// `due_wakers` is not empty: one load on the way out of `atomically`.
+    pub(crate) wakes_due: Cell<bool>,
     rng: Cell<u64>,
 }
 
@@ -237,6 +242,8 @@ impl ThreadCtx {
             scan: RefCell::new(Vec::new()),
             freeing: RefCell::new(Vec::new()),
             dropped_vars: RefCell::new(None),
+            due_wakers: RefCell::new(Vec::new()),
+            wakes_due: Cell::new(false),
             rng: Cell::new(seed | 1),
         }
     }
@@ -264,6 +271,16 @@ impl ThreadCtx {
             let mark = self.slot.attempt.load(Ordering::Relaxed) + 1;
             self.slot.attempt.store(mark, Ordering::Release);
         }
+    }
+
+    /// Calls the wakers that commits of this thread woke inside a transaction. Call it outside
+    /// any transaction: wakers are foreign code.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn wake_due(&self) {
+        let due = core::mem::take(&mut *self.due_wakers.borrow_mut());
+        self.wakes_due.set(false);
+        crate::internal::async_wait::wake_all(due);
     }
 
     /// A cheap pseudo-random number (xorshift) for backoff jitter.
@@ -663,6 +680,12 @@ impl Drop for ThreadCtx {
         self.slot.unpin();
         self.slot.in_use.store(false, Ordering::Release);
         drop(slots);
+        // Wakers still due (a commit inside a destructor's transaction during teardown) are
+        // called rather than lost; a panicking one must not abort the thread's exit.
+        let due = std::mem::take(&mut *self.due_wakers.borrow_mut());
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::internal::async_wait::wake_all(due)
+        }));
     }
 }
 
@@ -712,6 +735,21 @@ pub(crate) fn forget_var(var: &crate::internal::var::VarCore) {
             dropped.push(var.addr());
         }
     });
+}
+
+/// Keeps `wakers` (woken by a commit inside a transaction) to be called once this thread is
+/// outside it ([`ThreadCtx::wake_due`]); calls them now if the thread is being torn down.
+pub(crate) fn wake_after_transaction(wakers: Vec<core::task::Waker>) {
+    let mut wakers = Some(wakers);
+    let _ = CTX.try_with(|ctx| {
+        if let Some(w) = wakers.take() {
+            ctx.due_wakers.borrow_mut().extend(w);
+            ctx.wakes_due.set(true);
+        }
+    });
+    if let Some(w) = wakers {
+        crate::internal::async_wait::wake_all(w);
+    }
 }
 
 /// Inside a transaction of this thread, hands the value `bits` (with its drop function) to the

@@ -51,6 +51,8 @@ pub(crate) fn wake(var: &VarCore) {
             w.cond.notify_all();
         }
     }
+    drop(list);
+    crate::internal::async_wait::wake(var);
 }
 
 /// Blocks until one of `reads` (variable, version read) is changed by a commit, or returns at
@@ -81,7 +83,7 @@ pub(crate) fn wait_for_change(reads: &[(&VarCore, u64)]) {
 }
 
 /// Sets `WAITERS` on `var` if it is still unlocked at `version`; false if it has changed.
-fn flag_waiting(var: &VarCore, version: u64) -> bool {
+pub(crate) fn flag_waiting(var: &VarCore, version: u64) -> bool {
     let mut word = var.lock.load(Ordering::Acquire);
     loop {
         if word & LOCKED != 0 || version_of(word) != version {

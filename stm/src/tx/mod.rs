@@ -42,11 +42,16 @@ mod blocking;
 mod commit;
 mod conflict;
 mod end;
+mod future;
 mod read;
 mod write;
 
 pub(crate) use crate::internal::attempt::TxState;
 use crate::internal::attempt::{AbortRecord, Hook, Involved, ReadEntry};
+pub use future::{
+    __block_on, Atomically, TryAtomically, atomically_async, pending_async_registrations,
+    try_atomically_async,
+};
 pub(crate) use write::drop_boxed as write_drop_boxed;
 
 /// After this many conflict aborts in a row, a transaction runs in irrevocable mode, where it is
@@ -475,11 +480,24 @@ fn after_rollback<G>(
             .iter()
             .map(|&(v, ver)| (unsafe { &*v }, ver))
             .collect();
+        if ctx.wakes_due.get() {
+            wake_due_before_waiting(ctx);
+        }
         wait::wait_for_change(&reads);
     } else {
         *conflicts += 1;
         backoff(ctx, *conflicts);
     }
+}
+
+/// Calls the wakers of pending futures that this attempt woke (a variable killed inside it),
+/// outside the transaction, before the thread blocks: they must not wait for it.
+#[cold]
+#[inline(never)]
+fn wake_due_before_waiting(ctx: &ThreadCtx) {
+    thread::set_in_tx(false);
+    let _back_in_tx = RestoreInTx;
+    ctx.wake_due();
 }
 
 /// The closure of [`try_atomically`] failed with `e` in a consistent attempt: roll the attempt
@@ -595,6 +613,10 @@ impl Drop for InTxGuard<'_> {
     fn drop(&mut self) {
         thread::set_in_tx(false);
         self.0.leave_atomically();
+        if self.0.wakes_due.get() {
+            // Pending futures that this call's commits woke (see `internal/async_wait.rs`).
+            self.0.wake_due();
+        }
     }
 }
 

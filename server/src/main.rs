@@ -1,0 +1,52 @@
+//! `commute-server --state commute|mutex --workers N --port P`: serves until killed.
+
+use std::sync::Arc;
+
+use commute_server::{AppState, Mode, http};
+
+fn main() {
+    let mut mode = Mode::Commute;
+    let mut workers = 2usize;
+    let mut port = 8080u16;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--state" => mode = value().parse().unwrap_or_else(|e: String| usage(&e)),
+            "--workers" => workers = value().parse().unwrap_or_else(|_| usage("--workers N")),
+            "--port" => port = value().parse().unwrap_or_else(|_| usage("--port P")),
+            "--help" | "-h" => usage(""),
+            other => usage(&format!("unknown flag {other}")),
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap_or_else(|e| usage(&format!("cannot bind port {port}: {e}")));
+        let addr = listener.local_addr().expect("a bound address");
+        println!(
+            "listening on http://{addr} (state {}, {workers} worker threads)",
+            mode.name()
+        );
+        if let Err(e) = http::serve(listener, Arc::new(AppState::new(mode))).await {
+            eprintln!("commute-server: {e}");
+            std::process::exit(1);
+        }
+    });
+}
+
+fn usage(problem: &str) -> ! {
+    if !problem.is_empty() {
+        eprintln!("commute-server: {problem}");
+    }
+    eprintln!("usage: commute-server [--state commute|mutex] [--workers N] [--port P (0: any)]");
+    std::process::exit(2);
+}
