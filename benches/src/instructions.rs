@@ -329,6 +329,13 @@ pub const CASES: &[Case] = &[
         what: "atomically writing one TVar",
         run: anatomy_write,
     },
+    Case {
+        name: "anatomy/mutex",
+        row: "anatomy",
+        side: Side::Baseline,
+        what: "Mutex<u64> lock, read, unlock",
+        run: anatomy_mutex,
+    },
 ];
 
 /// The case called `name`.
@@ -417,6 +424,13 @@ fn rmw_mutex(ops: u64) -> u64 {
 fn anatomy_empty(ops: u64) -> u64 {
     drive(ops, |i| {
         black_box(atomically(|_| Ok(i)));
+    })
+}
+
+fn anatomy_mutex(ops: u64) -> u64 {
+    let var = Mutex::new(7u64);
+    drive(ops, |_| {
+        black_box(*var.lock().unwrap());
     })
 }
 
