@@ -14,6 +14,8 @@
 //! cargo run --release -p commute-benches --bin conflicts -- --help
 //! ```
 
+#[cfg(feature = "collections")]
+pub mod apps;
 pub mod args;
 #[cfg(feature = "collections")]
 pub mod instructions;
