@@ -558,26 +558,7 @@ pub fn run(implementation: &'static str, stream: &Stream, threads: usize) -> Btr
         }
         other => panic!("btree: no implementation `{other}`"),
     };
-    let expected: Vec<u64> = stream.expected().into_iter().collect();
-    let check = shape_check.and_then(|()| {
-        if keys == expected {
-            Ok(format!("{} keys, the serial result", keys.len()))
-        } else {
-            let missing = expected
-                .iter()
-                .filter(|k| keys.binary_search(k).is_err())
-                .count();
-            let extra = keys
-                .iter()
-                .filter(|k| expected.binary_search(k).is_err())
-                .count();
-            Err(format!(
-                "{} keys where any serial order gives {}: {missing} missing, {extra} extra",
-                keys.len(),
-                expected.len()
-            ))
-        }
-    });
+    let check = shape_check.and_then(|()| check_keys(&keys, stream));
     BtreeRun {
         run: AppRun {
             benchmark: "btree".into(),
@@ -591,6 +572,27 @@ pub fn run(implementation: &'static str, stream: &Stream, threads: usize) -> Btr
         },
         keys,
     }
+}
+
+/// Whether `keys` (in order) is the set every serial order of `stream` ends with.
+fn check_keys(keys: &[u64], stream: &Stream) -> Result<String, String> {
+    let expected: Vec<u64> = stream.expected().into_iter().collect();
+    if keys == expected {
+        return Ok(format!("{} keys, the serial result", keys.len()));
+    }
+    let missing = expected
+        .iter()
+        .filter(|k| keys.binary_search(k).is_err())
+        .count();
+    let extra = keys
+        .iter()
+        .filter(|k| expected.binary_search(k).is_err())
+        .count();
+    Err(format!(
+        "{} keys where any serial order gives {}: {missing} missing, {extra} extra",
+        keys.len(),
+        expected.len()
+    ))
 }
 
 /// Runs commute's tree on plain threads instead of the pool: each thread one contiguous share
@@ -619,7 +621,6 @@ pub fn run_on_threads(stream: &Stream, threads: usize) -> AppRun {
     let (seconds, counts) = run_threads(jobs);
     let (commits, aborts) = sum_counts(counts);
     let (keys, shape_check) = tree.walk();
-    let expected: Vec<u64> = stream.expected().into_iter().collect();
     AppRun {
         benchmark: "btree".into(),
         implementation: "commute-threads",
@@ -628,17 +629,7 @@ pub fn run_on_threads(stream: &Stream, threads: usize) -> AppRun {
         work: stream.ops.len() as u64,
         commits: Some(commits),
         aborts: Some(aborts),
-        check: shape_check.and_then(|()| {
-            if keys == expected {
-                Ok(format!("{} keys, the serial result", keys.len()))
-            } else {
-                Err(format!(
-                    "{} keys, any serial order gives {}",
-                    keys.len(),
-                    expected.len()
-                ))
-            }
-        }),
+        check: shape_check.and_then(|()| check_keys(&keys, stream)),
     }
 }
 
@@ -683,5 +674,23 @@ mod tests {
             assert!(r.run.check.is_ok(), "{implementation}: {:?}", r.run.check);
         }
         assert!(run_on_threads(&stream, 3).check.is_ok());
+    }
+
+    #[test]
+    fn a_lost_insert_fails_the_check() {
+        let stream = Stream::generate(5_000, 2);
+        let mut keys: Vec<u64> = stream.expected().into_iter().collect();
+        assert!(check_keys(&keys, &stream).is_ok());
+        let inserted = stream
+            .ops
+            .iter()
+            .find_map(|op| match *op {
+                Op::Insert(k) if !stream.pre.contains(&k) => Some(k),
+                _ => None,
+            })
+            .expect("the stream inserts a new key");
+        keys.retain(|&k| k != inserted);
+        let err = check_keys(&keys, &stream).unwrap_err();
+        assert!(err.contains("1 missing"), "{err}");
     }
 }
