@@ -209,12 +209,11 @@ fn cluster(
                 points.len()
             ));
         }
-        for d in 0..dims {
+        for (d, &total) in expected.iter().enumerate() {
             let sum: i64 = (0..clusters).map(|k| r.sums[k * dims + d]).sum();
-            if problem.is_none() && sum != expected[d] {
+            if problem.is_none() && sum != total {
                 problem = Some(format!(
-                    "round {rounds}: coordinate {d} sums to {sum}, not {}",
-                    expected[d]
+                    "round {rounds}: coordinate {d} sums to {sum}, not {total}"
                 ));
             }
         }
@@ -360,7 +359,7 @@ pub fn run(
             let commutative = implementation == "commute-add";
             let sums: Vec<TVar<i64>> = (0..k * dims).map(|_| TVar::new(0)).collect();
             let sizes: Vec<TVar<i64>> = (0..k).map(|_| TVar::new(0)).collect();
-            let result = cluster(points, k, seed, |centres, membership| {
+            cluster(points, k, seed, |centres, membership| {
                 let (changed, round_counts) = std::thread::scope(|s| {
                     let handles: Vec<_> = shares(membership, threads)
                         .into_iter()
@@ -412,8 +411,7 @@ pub fn run(
                     Ok(())
                 });
                 round
-            });
-            result
+            })
         }
         other => panic!("kmeans: no implementation `{other}`"),
     };

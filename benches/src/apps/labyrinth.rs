@@ -315,7 +315,7 @@ fn initial_grid(params: &LabyrinthParams, pairs: &[Pair]) -> Vec<u32> {
 /// ```
 /// use commute_benches::apps::labyrinth::{LabyrinthParams, pairs, run};
 ///
-/// let p = LabyrinthParams { x: 24, y: 24, z: 3, paths: 40 };
+/// let p = LabyrinthParams { x: 32, y: 32, z: 3, paths: 40 };
 /// let pairs = pairs(&p, 1);
 /// let run = run("commute", &p, &pairs, 2);
 /// assert!(run.check.is_ok(), "{:?}", run.check);
@@ -705,10 +705,10 @@ mod tests {
 
     fn small() -> LabyrinthParams {
         LabyrinthParams {
-            x: 20,
-            y: 20,
+            x: 32,
+            y: 32,
             z: 2,
-            paths: 60,
+            paths: 40,
         }
     }
 

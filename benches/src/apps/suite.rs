@@ -119,8 +119,8 @@ pub const SMOKE: Preset = Preset {
     retry_keep: 2,
     retry_rounds: 10,
     kmeans: KmeansParams {
-        points: 2_048,
-        dims: 16,
+        points: 1_024,
+        dims: 8,
         clusters: 40,
     },
     btree_ops: 100_000,
