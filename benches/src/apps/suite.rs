@@ -404,7 +404,7 @@ pub fn table(rows: &[AppRun]) -> String {
     );
     let _ = writeln!(out, "{}", "-".repeat(89));
     for (i, r) in rows.iter().enumerate() {
-        if i > 0 && rows[i - 1].benchmark != r.benchmark {
+        if i > 0 && group(&rows[i - 1].benchmark) != group(&r.benchmark) {
             out.push('\n');
         }
         let ratio = ratio(rows, r);
@@ -435,6 +435,15 @@ pub fn table(rows: &[AppRun]) -> String {
         );
     }
     out
+}
+
+/// The rows a blank line does not separate: PyPy's three tests stay together.
+fn group(benchmark: &str) -> &str {
+    if benchmark.starts_with("pypy-") {
+        "pypy"
+    } else {
+        benchmark
+    }
 }
 
 /// Aborts per commit: 0, 4 decimals, or scientific.
