@@ -368,8 +368,8 @@ fn vacation_row(bench: &str, run: vacation::RunResult) -> AppRun {
     }
 }
 
-/// The time of `run`'s benchmark's `sequential` row over... `run`'s time over it, if there is
-/// one: 1.30 means 30% slower than sequential, 0.50 twice as fast.
+/// `run`'s time over the time of its benchmark's `sequential` row, if there is one: 1.30 means
+/// 30% slower than sequential, 0.50 twice as fast.
 pub fn ratio(rows: &[AppRun], run: &AppRun) -> Option<f64> {
     rows.iter()
         .find(|r| r.benchmark == run.benchmark && r.implementation == "sequential")
