@@ -15,8 +15,12 @@
 //! files), and a smaller grid (STAMP's `random-x512-y512-z7-n512` copies 1.8M cells per route).
 //!
 //! Implementations: `sequential` (a `Vec<u32>` grid, one thread), `global-lock` (the grid under
-//! one `Mutex`, held for a whole route: copy, expansion and write) and `commute` (the copy and
-//! the expansion outside the lock-free transaction that validates and writes the path).
+//! one `Mutex`, held for a whole route: copy, expansion and write), `commute` (a `Vec` of
+//! `TVar::new` cells; the copy and the expansion outside the transaction that validates and
+//! writes the path) and `commute-inline` (the same with the cells made by the low-level
+//! `TVar::new_inline` in one `Box<[_]>`: each cell's words beside its neighbours' instead of in
+//! a heap block of its own, at the price of one `unsafe` block; the copy reads one array instead
+//! of chasing a pointer per cell).
 //!
 //! The check: every routed path is connected from its source to its destination, every cell
 //! of it holds its id, and no other cell does (so no two paths share a cell).
@@ -34,13 +38,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use commute::{TBox, TQueue, TVar, atomically};
+use commute::{Home, Inline, TBox, TQueue, TVar, atomically};
 
 use super::{AppRun, counts_since, run_threads, sum_counts};
 use crate::rng::XorShift;
 
 /// The implementations of the plain variant, in the order they run.
-pub const IMPLEMENTATIONS: [&str; 3] = ["sequential", "global-lock", "commute"];
+pub const IMPLEMENTATIONS: [&str; 4] = ["sequential", "global-lock", "commute", "commute-inline"];
 
 /// A cell no path may enter, in the expansion's distance array.
 const BLOCKED: u32 = u32::MAX;
@@ -384,41 +388,16 @@ pub fn run(
         }
         "commute" => {
             let cells: Vec<TVar<u32>> = start.iter().map(|&v| TVar::new(v)).collect();
-            let jobs: Vec<_> = (0..threads)
-                .map(|_| {
-                    let (cells, claim) = (&cells, &claim);
-                    move || {
-                        let before = commute::stats::thread();
-                        let mut router = Router::new(params.cells());
-                        let mut mine = Vec::new();
-                        while let Some(i) = claim() {
-                            let id = i as u32 + 1;
-                            let path = loop {
-                                let Some(path) =
-                                    router.route(params, pairs[i], id, |c| cells[c].load())
-                                else {
-                                    break None;
-                                };
-                                if lay(cells, &path, id) {
-                                    break Some(path);
-                                }
-                                // Another route took a cell of this one: copy again.
-                            };
-                            mine.push((i, path));
-                        }
-                        (mine, counts_since(before))
-                    }
-                })
+            route_on_cells(params, pairs, threads, &cells, &claim)
+        }
+        "commute-inline" => {
+            let cells: Box<[TVar<u32, Inline>]> = start
+                .iter()
+                // SAFETY: the variables go straight into the boxed slice and never leave it
+                // (no push, no swap) until it is dropped after the routers have joined.
+                .map(|&v| unsafe { TVar::new_inline(v) })
                 .collect();
-            let (seconds, results) = run_threads(jobs);
-            let (routed, counts): (Vec<_>, Vec<_>) = results.into_iter().unzip();
-            let grid = cells.iter().map(TVar::load).collect();
-            (
-                seconds,
-                grid,
-                collect_paths(pairs.len(), routed),
-                Some(sum_counts(counts)),
-            )
+            route_on_cells(params, pairs, threads, &cells, &claim)
         }
         other => panic!("labyrinth: no implementation `{other}`"),
     };
@@ -442,7 +421,7 @@ pub fn run(
 
 /// The routing transaction: if every cell of `path` is still free (or one of the pair's own
 /// endpoints), writes `id` into all of them and returns true; otherwise changes nothing.
-fn lay(cells: &[TVar<u32>], path: &[u32], id: u32) -> bool {
+fn lay<H: Home>(cells: &[TVar<u32, H>], path: &[u32], id: u32) -> bool {
     atomically(|tx| {
         for &c in path {
             let v = cells[c as usize].read(tx)?;
@@ -455,6 +434,51 @@ fn lay(cells: &[TVar<u32>], path: &[u32], id: u32) -> bool {
         }
         Ok(true)
     })
+}
+
+/// The commute routers over `cells` (boxed or inline variables): returns the time, the final
+/// grid, the paths and the commits and aborts.
+#[allow(clippy::type_complexity)]
+fn route_on_cells<H: Home>(
+    params: &LabyrinthParams,
+    pairs: &[Pair],
+    threads: usize,
+    cells: &[TVar<u32, H>],
+    claim: &(impl Fn() -> Option<usize> + Sync),
+) -> (f64, Vec<u32>, Vec<Option<Vec<u32>>>, Option<(u64, u64)>) {
+    let jobs: Vec<_> = (0..threads)
+        .map(|_| {
+            move || {
+                let before = commute::stats::thread();
+                let mut router = Router::new(params.cells());
+                let mut mine = Vec::new();
+                while let Some(i) = claim() {
+                    let id = i as u32 + 1;
+                    let path = loop {
+                        let Some(path) = router.route(params, pairs[i], id, |c| cells[c].load())
+                        else {
+                            break None;
+                        };
+                        if lay(cells, &path, id) {
+                            break Some(path);
+                        }
+                        // Another route took a cell of this one: copy again.
+                    };
+                    mine.push((i, path));
+                }
+                (mine, counts_since(before))
+            }
+        })
+        .collect();
+    let (seconds, results) = run_threads(jobs);
+    let (routed, counts): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+    let grid = cells.iter().map(TVar::load).collect();
+    (
+        seconds,
+        grid,
+        collect_paths(pairs.len(), routed),
+        Some(sum_counts(counts)),
+    )
 }
 
 /// Each router's `(pair index, path)` lists, as one path (or none) per pair.
