@@ -8,7 +8,7 @@ use super::btree::{self, Stream};
 use super::kmeans::{self, KmeansParams, Points};
 use super::labyrinth::{self, LabyrinthParams};
 use super::{AppRun, pypy_conflicts};
-use crate::args::{Arg, number, parse_list, parse_threads};
+use crate::args::{Arg, number, parse_list, parse_threads, positive};
 use crate::report::{json_number, json_string};
 use crate::vacation::{self, client::Params};
 
@@ -44,6 +44,8 @@ OPTIONS:
                       (kmeans and vacation name both mixes)                (all)
     --seconds S       seconds per PyPy conflict test                (3; smoke 0.3)
     --seed N          seed of every generated input                        (1)
+    --reps N          run the suite N times; each row reports its fastest run, and a
+                      check failed in any run fails the row                (1)
     --json FILE       also write the rows as a JSON array to FILE (- for stdout)
     --help            print this text
 
@@ -152,6 +154,8 @@ pub struct AppsOptions {
     pub seconds: f64,
     /// Seed of every input.
     pub seed: u64,
+    /// Times the suite runs; each row keeps its fastest run.
+    pub reps: usize,
     /// Where to write JSON (`-` for stdout).
     pub json: Option<PathBuf>,
     /// Print [`USAGE`] and exit.
@@ -170,6 +174,7 @@ impl AppsOptions {
         let mut only: Vec<String> = Vec::new();
         let mut seconds = None;
         let mut seed = 1;
+        let mut reps = 1;
         let mut json = None;
         let mut help = false;
         let mut args = args.into_iter();
@@ -199,6 +204,7 @@ impl AppsOptions {
                     );
                 }
                 "--seed" => seed = number(&name, &value()?)?,
+                "--reps" => reps = positive(&name, &value()?)? as usize,
                 "--json" => json = Some(PathBuf::from(value()?)),
                 "--help" | "-h" => help = arg.flag()?,
                 other => return Err(format!("unknown option `{other}` (try --help)")),
@@ -226,6 +232,7 @@ impl AppsOptions {
             threads,
             only: BENCHMARKS.into_iter().filter(|b| chosen(b)).collect(),
             seed,
+            reps,
             json,
             help,
         })
@@ -345,6 +352,31 @@ pub fn run_suite(opts: &AppsOptions, mut progress: impl FnMut(&AppRun)) -> Vec<A
         }
     }
     rows
+}
+
+/// Merges the rows of several runs of the suite (in the same order each time): each row keeps
+/// its fastest run, unless a run's check failed, which then stands for the row.
+///
+/// # Panics
+///
+/// If the runs do not have the same rows.
+pub fn best_of(runs: Vec<Vec<AppRun>>) -> Vec<AppRun> {
+    let mut runs = runs.into_iter();
+    let mut best = runs.next().unwrap_or_default();
+    for run in runs {
+        assert_eq!(run.len(), best.len(), "every run has the same rows");
+        for (kept, new) in best.iter_mut().zip(run) {
+            assert_eq!(
+                (&kept.benchmark, kept.implementation, kept.threads),
+                (&new.benchmark, new.implementation, new.threads)
+            );
+            let failed = new.check.is_err() && kept.check.is_ok();
+            if failed || (kept.check.is_ok() && new.seconds < kept.seconds) {
+                *kept = new;
+            }
+        }
+    }
+    best
 }
 
 fn vacation_row(bench: &str, run: vacation::RunResult) -> AppRun {
@@ -516,10 +548,13 @@ mod tests {
             "--seconds",
             "0.5",
             "--seed=9",
+            "--reps",
+            "3",
             "--json",
             "-",
         ])
         .unwrap();
+        assert_eq!(opts.reps, 3);
         assert_eq!(opts.preset, SMOKE);
         assert_eq!(opts.threads, [1, 4]);
         assert_eq!(
@@ -531,6 +566,31 @@ mod tests {
         assert_eq!(parse(&["--preset", "smoke"]).unwrap().seconds, 0.3);
     }
 
+    fn row(seconds: f64, check: Result<String, String>) -> AppRun {
+        AppRun {
+            benchmark: "btree".into(),
+            implementation: "commute",
+            threads: 2,
+            seconds,
+            work: 1,
+            commits: Some(1),
+            aborts: Some(0),
+            check,
+        }
+    }
+
+    #[test]
+    fn best_of_keeps_the_fastest_run_and_any_failure() {
+        let ok = || Ok(String::new());
+        let best = best_of(vec![
+            vec![row(2.0, ok()), row(1.0, ok())],
+            vec![row(1.5, ok()), row(3.0, Err("lost".into()))],
+            vec![row(1.8, ok()), row(0.5, ok())],
+        ]);
+        assert_eq!(best[0].seconds, 1.5);
+        assert_eq!(best[1].check, Err("lost".into()));
+    }
+
     #[test]
     fn bad_input_is_an_error_that_names_it() {
         for (args, needle) in [
@@ -538,6 +598,7 @@ mod tests {
             (&["--only", "genome"][..], "genome"),
             (&["--threads", "0"][..], "`0`"),
             (&["--seconds", "-1"][..], "`-1`"),
+            (&["--reps", "0"][..], "`0`"),
             (&["--frob"][..], "--frob"),
         ] {
             let err = parse(args).unwrap_err();

@@ -4,7 +4,9 @@
 
 use std::process::ExitCode;
 
-use commute_benches::apps::suite::{AppsOptions, USAGE, json, progress_line, run_suite, table};
+use commute_benches::apps::suite::{
+    AppsOptions, USAGE, best_of, json, progress_line, run_suite, table,
+};
 
 fn main() -> ExitCode {
     let opts = match AppsOptions::parse(std::env::args().skip(1)) {
@@ -20,10 +22,21 @@ fn main() -> ExitCode {
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "apps: preset {}, threads {:?}, seed {}, PyPy tests {} s each, {cores} cores\n",
-        opts.preset.name, opts.threads, opts.seed, opts.seconds
+        "apps: preset {}, threads {:?}, seed {}, PyPy tests {} s each, {}, {cores} cores\n",
+        opts.preset.name,
+        opts.threads,
+        opts.seed,
+        opts.seconds,
+        if opts.reps == 1 {
+            "one run".to_string()
+        } else {
+            format!("best of {} runs", opts.reps)
+        }
     );
-    let rows = run_suite(&opts, progress_line);
+    let runs: Vec<_> = (0..opts.reps)
+        .map(|_| run_suite(&opts, progress_line))
+        .collect();
+    let rows = best_of(runs);
     print!("{}", table(&rows));
     if let Some(path) = &opts.json {
         let text = json(&opts, &rows);
