@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The one prepared run for a many-core machine without a Rust toolchain (the 16-core device
-# machine): the `conflicts` suite over 1-16 threads (docs/benchmarks.md, "On 16 cores") and
-# the 16-thread soaks (docs/reliability.md, "16-core device soak"). It builds nothing: build
-# the two binaries here first and carry them along.
+# machine): the `conflicts` suite over 1-16 threads (docs/benchmarks.md, "On 16 cores"), the
+# 16-thread soaks (docs/reliability.md, "16-core device soak") and, as a run of its own, the
+# application suite over 1-16 threads (docs/benchmarks.md, "Application suite"). It builds
+# nothing: build the binaries here first and carry them along.
 #
-#   cargo build --release -p commute-benches            # target/release/{conflicts,soak}
+#   cargo build --release -p commute-benches            # target/release/{conflicts,soak,apps}
 #   scripts/device.sh                                  # on the device: results in $OUT
+#   STEPS=apps scripts/device.sh                       # the application suite alone (~4 min)
 #   DEVICE_QUICK=1 scripts/device.sh target/device     # a ~10 s rehearsal of the same steps
 #
 # Results (in the folder given as the first argument, else $OUT, else target/device):
 # machine.txt (date, kernel, CPU), table.txt (the table and the targets the runner checks,
 # 2 and 16 threads included), suite.json, plots/*.svg, progress.txt (the runner's stderr),
-# soak-mixed.txt, soak-churn.txt. Steps run one after the other and each failure is reported
+# soak-mixed.txt, soak-churn.txt; with STEPS=apps, apps.txt (the application suite's table
+# and checks), apps.json and apps-progress.txt. Steps run one after the other and each failure is reported
 # at the end, so that a failing soak does not lose the table. The default run takes about
 # 6 minutes: suite ~3, soaks 2 x 90 s, with time limits that keep it under 10.
 set -uo pipefail
@@ -23,15 +26,26 @@ BIN="${BIN:-target/release}"
 THREADS="${THREADS:-1,2,4,8,16}"
 SOAK_THREADS="${SOAK_THREADS:-16}"
 SOAK_SECONDS="${SOAK_SECONDS:-90}"
+# Which runs: "conflicts,soaks" (the default, about 6 minutes) or "apps" (about 4), each
+# within the device's 10 minutes a command.
+STEPS="${STEPS:-conflicts,soaks}"
 SUITE_ARGS=()
+APPS_ARGS=(--preset default)
 if [ -n "${DEVICE_QUICK:-}" ]; then
     THREADS="1,2"
     SOAK_THREADS=2
     SOAK_SECONDS=3
     SUITE_ARGS=(--quick)
+    APPS_ARGS=(--preset smoke)
 fi
 
-for bin in conflicts soak; do
+wants() { [[ ",$STEPS," == *",$1,"* ]]; }
+
+bins=()
+wants conflicts && bins+=(conflicts)
+wants soaks && bins+=(soak)
+wants apps && bins+=(apps)
+for bin in "${bins[@]}"; do
     if [ ! -x "$BIN/$bin" ]; then
         echo "device.sh: $BIN/$bin is missing: build it with" \
             "'cargo build --release -p commute-benches' and carry it" >&2
@@ -71,17 +85,28 @@ step() {
     fi
 }
 
-step "conflicts suite, threads $THREADS" 300 "$OUT_DIR/table.txt" "$OUT_DIR/progress.txt" \
-    "$BIN/conflicts" --threads "$THREADS" --json "$OUT_DIR/suite.json" --svg "$OUT_DIR/plots" \
-    "${SUITE_ARGS[@]}"
+if wants conflicts; then
+    step "conflicts suite, threads $THREADS" 300 "$OUT_DIR/table.txt" "$OUT_DIR/progress.txt" \
+        "$BIN/conflicts" --threads "$THREADS" --json "$OUT_DIR/suite.json" --svg "$OUT_DIR/plots" \
+        "${SUITE_ARGS[@]}"
+fi
 
-step "soak mixed, $SOAK_THREADS threads, $SOAK_SECONDS s" $((SOAK_SECONDS + 60)) \
-    "$OUT_DIR/soak-mixed.txt" "$OUT_DIR/soak-mixed.txt" \
-    "$BIN/soak" --seconds "$SOAK_SECONDS" --threads "$SOAK_THREADS" --fault-rate 0.01 --seed 1
+if wants soaks; then
+    step "soak mixed, $SOAK_THREADS threads, $SOAK_SECONDS s" $((SOAK_SECONDS + 60)) \
+        "$OUT_DIR/soak-mixed.txt" "$OUT_DIR/soak-mixed.txt" \
+        "$BIN/soak" --seconds "$SOAK_SECONDS" --threads "$SOAK_THREADS" --fault-rate 0.01 --seed 1
 
-step "soak churn, $SOAK_THREADS threads, $SOAK_SECONDS s" $((SOAK_SECONDS + 60)) \
-    "$OUT_DIR/soak-churn.txt" "$OUT_DIR/soak-churn.txt" \
-    "$BIN/soak" --mode churn --seconds "$SOAK_SECONDS" --threads "$SOAK_THREADS" --seed 1
+    step "soak churn, $SOAK_THREADS threads, $SOAK_SECONDS s" $((SOAK_SECONDS + 60)) \
+        "$OUT_DIR/soak-churn.txt" "$OUT_DIR/soak-churn.txt" \
+        "$BIN/soak" --mode churn --seconds "$SOAK_SECONDS" --threads "$SOAK_THREADS" --seed 1
+fi
+
+# The application suite at 1-16 threads: sequential once per benchmark, the concurrent
+# implementations at each count (PyPy's conflict tests always at 3 threads, as PyPy's).
+if wants apps; then
+    step "apps suite, threads $THREADS" 540 "$OUT_DIR/apps.txt" "$OUT_DIR/apps-progress.txt" \
+        "$BIN/apps" --threads "$THREADS" --json "$OUT_DIR/apps.json" "${APPS_ARGS[@]}"
+fi
 
 if [ "${#failed[@]}" -ne 0 ]; then
     printf 'device.sh: failed: %s\n' "${failed[@]}" >&2

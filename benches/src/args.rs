@@ -239,7 +239,7 @@ pub(crate) fn positive(name: &str, value: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{name}: `{value}` is not a positive number"))
 }
 
-fn parse_list(value: &str) -> impl Iterator<Item = String> + '_ {
+pub(crate) fn parse_list(value: &str) -> impl Iterator<Item = String> + '_ {
     value
         .split(',')
         .map(str::trim)
@@ -247,7 +247,7 @@ fn parse_list(value: &str) -> impl Iterator<Item = String> + '_ {
         .map(String::from)
 }
 
-fn parse_threads(value: &str) -> Result<Vec<usize>, String> {
+pub(crate) fn parse_threads(value: &str) -> Result<Vec<usize>, String> {
     let threads: Vec<usize> = parse_list(value)
         .map(|t| {
             t.parse::<usize>()

@@ -1,8 +1,9 @@
 //! Benchmarks of commute: the `conflicts` runner (conflict rates, throughput, scaling, plots),
 //! the `vacation` port of STAMP's vacation (what a whole transaction costs against sequential
-//! code and a global lock), the `instructions` counter (instructions per operation under
-//! valgrind's callgrind; its cases are in the `instructions` module) and the criterion benches
-//! of the core (`benches/core.rs`).
+//! code and a global lock), the `apps` suite (STAMP's labyrinth and kmeans, PyPy's B-tree and
+//! conflict tests, and vacation, in one table; its programs are in the `apps` module), the
+//! `instructions` counter (instructions per operation under valgrind's callgrind; its cases are
+//! in the `instructions` module) and the criterion benches of the core (`benches/core.rs`).
 //!
 //! The runner measures, for each workload of an event-driven server (a request counter, a log,
 //! a session map, a queue, an event handler, and bank transfers as a control), how commute's
@@ -14,6 +15,8 @@
 //! cargo run --release -p commute-benches --bin conflicts -- --help
 //! ```
 
+#[cfg(feature = "collections")]
+pub mod apps;
 pub mod args;
 #[cfg(feature = "collections")]
 pub mod instructions;
