@@ -949,10 +949,15 @@ impl<T: Integer, H: Home> TVar<T, H> {
     /// ```
     #[inline]
     pub fn add(&self, tx: &Transaction, delta: T) {
-        tx.commute_word(
-            self.core(),
-            crate::internal::write_set::Op::Add(delta.into_bits(), add_bits::<T>),
-        );
+        if T::ADDS_AS_U64 {
+            // A 64-bit integer's wrapping add is the wrapping add of its bits: kept inline.
+            tx.commute_add64(self.core(), delta.into_bits());
+        } else {
+            tx.commute_word(
+                self.core(),
+                crate::internal::write_set::Op::Add(delta.into_bits(), add_bits::<T>),
+            );
+        }
     }
 
     /// Subtracts `delta` (wrapping) as a commutative update, like [`add`](TVar::add).

@@ -175,6 +175,11 @@ pub trait Integer: Word + Eq + core::fmt::Debug {
     const ONE: Self;
     /// The number zero.
     const ZERO: Self;
+    /// True if [`wrapping_add`](Integer::wrapping_add) is the wrapping addition of the 64-bit
+    /// patterns ([`Word::into_bits`]): the 64-bit integers, whose adds the transaction keeps
+    /// inline. False (the default) for any other implementation.
+    #[doc(hidden)]
+    const ADDS_AS_U64: bool = false;
 }
 
 macro_rules! integer_words {
@@ -202,6 +207,7 @@ macro_rules! integer_words {
             }
             const ONE: Self = 1;
             const ZERO: Self = 0;
+            const ADDS_AS_U64: bool = size_of::<$t>() == 8;
         }
     )*};
 }

@@ -41,6 +41,9 @@ pub(crate) enum Pending {
     /// Apply the operations at this index of `WriteSet::ops`, in order, to the latest committed
     /// value.
     Commute(u32),
+    /// Add this (wrapping) to the latest committed value of a 64-bit integer: the common
+    /// commute (a counter's add), kept inline so that it needs no side table.
+    Add(u64),
     /// Nothing to store: the irrevocable transaction only holds the lock (it read the variable).
     Hold,
     /// Commit-time publishing operations (at this index of `WriteSet::publishes`), run in order
@@ -139,6 +142,11 @@ impl Pending {
     }
 }
 
+/// The add of an inline [`Pending::Add`], as an [`Op`].
+pub(crate) fn wrapping_add_u64(value: u64, delta: u64) -> u64 {
+    value.wrapping_add(delta)
+}
+
 /// Operations of one commuted variable. Adds fold into one; others queue up.
 #[derive(Clone)]
 pub(crate) enum OpList {
@@ -217,6 +225,8 @@ pub(crate) struct WriteSet {
     pub(crate) publishes: Vec<(u32, PublishOp)>,
     /// How many publish lists have been started.
     publish_lists: u32,
+    /// Some entry is `Commute` or `Add`: the commit computes values (cleared with the set).
+    pub(crate) has_commutes: bool,
     /// Some element of `ops` or `publishes` owns something (a closure, a list of operations):
     /// clearing them must run their destructors. False for the common adds and queue nodes,
     /// whose clearing is then free.
@@ -251,6 +261,7 @@ impl WriteSet {
 
     #[inline]
     pub(crate) fn clear(&mut self) {
+        self.has_commutes = false;
         if self.entries.len() > INDEX_THRESHOLD
             || !self.ops.is_empty()
             || !self.publishes.is_empty()
@@ -281,6 +292,26 @@ impl WriteSet {
         self.publish_lists = 0;
     }
 
+    /// Adds an inline 64-bit add for a variable not yet in the set.
+    #[inline]
+    pub(crate) fn push_add(&mut self, var: *const VarCore, delta: u64) {
+        self.has_commutes = true;
+        self.push(Entry {
+            var,
+            pending: Pending::Add(delta),
+            drop_old: None,
+            locked_word: 0,
+        });
+    }
+
+    /// Turns entry `i`, an inline add of `delta`, into an operation list starting with it.
+    pub(crate) fn add_to_list(&mut self, i: usize, delta: u64) -> u32 {
+        let list = self.ops.len() as u32;
+        self.ops.push(OpList::One(Op::Add(delta, wrapping_add_u64)));
+        self.entries[i].pending = Pending::Commute(list);
+        list
+    }
+
     /// Adds `op` to the operations of commuted entry `i`.
     #[inline]
     pub(crate) fn push_op(&mut self, i: u32, op: Op) {
@@ -291,6 +322,7 @@ impl WriteSet {
 
     /// Adds a commute entry for a variable not yet in the set.
     pub(crate) fn push_commute(&mut self, var: *const VarCore, op: Op) {
+        self.has_commutes = true;
         let i = self.ops.len() as u32;
         let list = OpList::One(op);
         self.side_drops |= list.owns_anything();

@@ -65,7 +65,7 @@ impl Transaction {
             }
             return Err(());
         }
-        if !st.writes.ops.is_empty() {
+        if st.writes.has_commutes {
             compute_values(locks.entries, &st.writes.ops);
         }
         let writer = self.profiling.then_some(self.site);
@@ -218,10 +218,12 @@ fn validate_reads(reads: &[ReadEntry], locked: &[Entry]) -> Result<(), *const Va
 #[inline(always)]
 fn compute_values(entries: &mut [Entry], ops: &[OpList]) {
     for e in entries.iter_mut() {
-        if let Pending::Commute(i) = e.pending {
-            let bits = ops[i as usize].apply(e.var().value.load(Ordering::Relaxed));
-            e.pending = Pending::Write(bits);
-        }
+        let bits = match e.pending {
+            Pending::Add(d) => e.var().value.load(Ordering::Relaxed).wrapping_add(d),
+            Pending::Commute(i) => ops[i as usize].apply(e.var().value.load(Ordering::Relaxed)),
+            _ => continue,
+        };
+        e.pending = Pending::Write(bits);
     }
 }
 
@@ -266,7 +268,7 @@ fn write_back(
                 continue;
             }
             Pending::Local(_) => continue,
-            Pending::Commute(_) => unreachable!("computed before write-back"),
+            Pending::Commute(_) | Pending::Add(_) => unreachable!("computed before write-back"),
         }
         if let Some(site) = writer {
             var.note_writer(site);

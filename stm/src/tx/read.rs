@@ -33,14 +33,18 @@ impl Transaction {
                         Ok(var.value.load(Ordering::Acquire))
                     }
                     Pending::Publish(_) => self.read_committed(&mut st, var),
-                    Pending::Commute(ops) => {
+                    Pending::Commute(_) | Pending::Add(_) => {
                         // Reading a commuted variable turns it into an ordinary read and write.
                         let base = if self.irrevocable {
                             var.value.load(Ordering::Acquire)
                         } else {
                             self.read_committed(&mut st, var)?
                         };
-                        let bits = st.writes.ops[ops as usize].apply(base);
+                        let bits = match pending {
+                            Pending::Add(d) => base.wrapping_add(d),
+                            Pending::Commute(ops) => st.writes.ops[ops as usize].apply(base),
+                            _ => unreachable!("matched above"),
+                        };
                         st.writes.get_mut(i).pending = Pending::Write(bits);
                         Ok(bits)
                     }

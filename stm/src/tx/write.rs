@@ -32,6 +32,38 @@ impl Transaction {
         e.drop_old = e.drop_old.or(drop_old);
     }
 
+    /// Buffers a wrapping add of `delta` to a 64-bit integer: a commute kept inline in the
+    /// entry ([`Pending::Add`]).
+    #[inline]
+    pub(crate) fn commute_add64(&self, var: &VarCore, delta: u64) {
+        let mut st = self.state();
+        let i = match st.writes.find(var) {
+            Some(i) => i,
+            None if self.irrevocable => self.lock_irrevocably(&mut st, var),
+            None => {
+                st.writes.push_add(var, delta);
+                return;
+            }
+        };
+        let st = &mut *st;
+        let pending = st.writes.entries[i].pending;
+        check_not_publishing(&pending);
+        let new = match pending {
+            Pending::Add(d) => Pending::Add(d.wrapping_add(delta)),
+            Pending::Commute(ops) => {
+                st.writes.push_op(
+                    ops,
+                    Op::Add(delta, crate::internal::write_set::wrapping_add_u64),
+                );
+                return;
+            }
+            Pending::Write(bits) => Pending::Write(bits.wrapping_add(delta)),
+            Pending::Hold => Pending::Write(var.value.load(Ordering::Acquire).wrapping_add(delta)),
+            Pending::Publish(_) | Pending::Local(_) => unreachable!("checked above"),
+        };
+        st.writes.get_mut(i).pending = new;
+    }
+
     /// Buffers a commutative operation.
     #[inline]
     pub(crate) fn commute_word(&self, var: &VarCore, op: Op) {
@@ -49,6 +81,11 @@ impl Transaction {
         check_not_publishing(&pending);
         let new = match pending {
             Pending::Commute(ops) => {
+                st.writes.push_op(ops, op);
+                return;
+            }
+            Pending::Add(d) => {
+                let ops = st.writes.add_to_list(i, d);
                 st.writes.push_op(ops, op);
                 return;
             }

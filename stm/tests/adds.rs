@@ -1,0 +1,61 @@
+//! Commutative adds of every integer width, mixed in one transaction with reads, writes and
+//! other commutes of the same variable, equal what the same steps give on plain integers.
+
+use commute_stm::{TVar, atomically};
+
+#[test]
+fn adds_mix_with_commutes_reads_and_writes() {
+    let v = TVar::new(10i64);
+    let seen = atomically(|tx| {
+        v.add(tx, -3); // 7
+        v.commute(tx, |x| x * 2); // 14
+        v.add(tx, 1); // 15
+        let read = v.read(tx)?; // 15, turns the entry into a write
+        v.add(tx, 5); // 20
+        Ok(read)
+    });
+    assert_eq!((seen, v.load()), (15, 20));
+
+    atomically(|tx| {
+        v.write(tx, -1);
+        v.add(tx, -1); // -2
+        Ok(())
+    });
+    assert_eq!(v.load(), -2);
+}
+
+#[test]
+fn adds_wrap_at_each_width() {
+    let small = TVar::new(u32::MAX);
+    let big = TVar::new(u64::MAX);
+    let signed = TVar::new(i64::MIN);
+    atomically(|tx| {
+        small.add(tx, 2);
+        big.add(tx, 2);
+        signed.add(tx, -1);
+        Ok(())
+    });
+    assert_eq!(small.load(), 1);
+    assert_eq!(big.load(), 1);
+    assert_eq!(signed.load(), i64::MAX);
+}
+
+#[test]
+fn an_add_rolled_back_by_or_else_is_gone() {
+    let v = TVar::new(0u64);
+    let gate = TVar::new(false);
+    atomically(|tx| {
+        v.add(tx, 1);
+        tx.or_else(
+            |tx| {
+                v.add(tx, 100);
+                if gate.read(tx)? { Ok(()) } else { tx.retry() }
+            },
+            |tx| {
+                v.add(tx, 10);
+                Ok(())
+            },
+        )
+    });
+    assert_eq!(v.load(), 11);
+}
