@@ -45,6 +45,7 @@
 
 #![warn(missing_docs)]
 
+mod blocked;
 pub mod conflicts;
 mod internal;
 pub mod stats;
@@ -84,6 +85,7 @@ pub unsafe fn drop_after_running_transactions<T>(value: Box<T>) {
     // SAFETY: `drop_boxed::<T>` drops the box once; the caller vouches for the thread.
     unsafe { internal::thread::drop_after_all_running_attempts(bits, tx::write_drop_boxed::<T>) }
 }
+pub use blocked::{BlockedTx, BlockedVar, blocked_transactions};
 pub use tbox::TBox;
 pub use tvar::{Boxed, Home, Inline, TVar};
 pub use tx::{

@@ -29,6 +29,7 @@
 use core::cell::Cell;
 use core::fmt;
 use core::panic::Location;
+use std::time::Instant;
 
 use crate::conflicts::{ConflictKey, ConflictKind};
 use crate::internal::clock;
@@ -207,6 +208,8 @@ pub struct Transaction {
     profiling: bool,
     site: &'static Location<'static>,
     finished: Cell<bool>,
+    /// The earliest deadline given to [`Transaction::retry_until`] in this attempt.
+    deadline: Cell<Option<Instant>>,
 }
 
 impl fmt::Debug for Transaction {
@@ -451,6 +454,7 @@ fn after_rollback<G>(
         ctx.slot.profile.abort(&keys, started.elapsed());
     }
     let mut wait_list = if is_retry { tx.wait_list() } else { Vec::new() };
+    let deadline = tx.deadline.get();
     let leftovers = tx.finish_abort();
     drop(tx);
     drop(token);
@@ -461,7 +465,7 @@ fn after_rollback<G>(
     if is_retry {
         // Variables freed with the attempt's values cannot change any more.
         wait_list.retain(|(var, _)| !dropped.contains(&(*var as usize)));
-        if wait_list.is_empty() {
+        if wait_list.is_empty() && deadline.is_none() {
             panic!(
                 "commute: retry() called in a transaction that has read no TVar; it would \
              block forever. Read the variables whose change should wake it first"
@@ -474,7 +478,7 @@ fn after_rollback<G>(
             .iter()
             .map(|&(v, ver)| (unsafe { &*v }, ver))
             .collect();
-        wait::wait_for_change(&reads);
+        wait::wait_for_change(&reads, deadline, wait::WaitSite { site });
     } else {
         *conflicts += 1;
         backoff(ctx, *conflicts);
@@ -612,6 +616,7 @@ impl Transaction {
             profiling,
             site,
             finished: Cell::new(false),
+            deadline: Cell::new(None),
         }
     }
 
