@@ -150,6 +150,7 @@ pub use commute_stm::*;
 
 mod atomic;
 mod bounded;
+mod closed;
 mod counter;
 mod map;
 #[cfg(not(loom))]
@@ -160,10 +161,11 @@ mod sync;
 
 pub use atomic::Atomic;
 pub use bounded::TBoundedQueue;
+pub use closed::{Closed, RecvTimeoutError};
 pub use counter::TCounter;
 pub use map::{Change, TMap};
 #[cfg(not(loom))]
-pub use pool::{PoolReport, TaskCtx, TaskId, TaskPanic, TaskPool};
+pub use pool::{PoolReport, PoolWatcher, TaskCtx, TaskId, TaskPanic, TaskPool};
 pub use queue::TQueue;
 pub use set::TSet;
 
