@@ -16,7 +16,8 @@ use std::time::Instant;
 
 use commute::TBoundedQueue;
 
-const USAGE: &str = "usage: handoff [--items N] [--runs R] [--pipeline-capacity C]
+const USAGE: &str = "usage: handoff [--items N] [--runs R] [--pipeline-capacity C] [--only commute]
+  --only commute         run the commute cases only (for a profiler)
   --items N              items moved per run (default 200000)
   --runs R               runs of each case (default 5)
   --pipeline-capacity C  capacity of each of the pipeline's two queues (default 1)
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
     let mut items: u64 = 200_000;
     let mut runs: usize = 5;
     let mut pipeline_capacity: usize = 1;
+    let mut only_commute = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = |args: &mut dyn Iterator<Item = String>| {
@@ -48,6 +50,10 @@ fn main() -> ExitCode {
             "--pipeline-capacity" => match value(&mut args) {
                 Some(n) if n > 0 => pipeline_capacity = n as usize,
                 _ => return usage_error("--pipeline-capacity takes a positive number"),
+            },
+            "--only" => match args.next().as_deref() {
+                Some("commute") => only_commute = true,
+                _ => return usage_error("--only takes `commute`"),
             },
             "-h" | "--help" => {
                 print!("{USAGE}");
@@ -73,7 +79,11 @@ fn main() -> ExitCode {
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for run in 0..runs {
         eprint!("[run {}/{runs}]", run + 1);
-        for (i, (_, case, capacity)) in cases.iter().enumerate() {
+        for (i, (name, case, capacity)) in cases.iter().enumerate() {
+            if only_commute && !name.starts_with("commute") {
+                rates[i].push(f64::NAN);
+                continue;
+            }
             let rate = case(items, *capacity);
             eprint!(" {:.0}", rate);
             rates[i].push(rate);
