@@ -92,7 +92,7 @@
 //! [`Transaction::retry_until`] waits with a deadline; the queues' `recv_until` and
 //! `.atomic().recv_timeout(d)` use it ([`RecvTimeoutError`]). A thread stuck in a blocking
 //! call is asleep in `retry`: [`blocked_transactions`] says on what, since when (see
-//! [Debugging a hang](Transaction::retry#debugging-a-hang), and [`TaskPool::watcher`] for
+//! "Debugging a hang" in [`Transaction::retry`], and [`TaskPool::watcher`] for
 //! a pool).
 //!
 //! # Errors: `try_atomically`, `TxError`, `tx.abort`

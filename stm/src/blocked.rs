@@ -19,7 +19,7 @@ use crate::internal::wait::sleepers::{self, Sleeper};
 /// asleep longest first.
 ///
 /// A snapshot: by the time it returns, some may have woken up and others fallen asleep. See
-/// [Debugging a hang](crate::Transaction::retry#debugging-a-hang).
+/// "Debugging a hang" in the docs of [`retry`](crate::Transaction::retry).
 ///
 /// # Examples
 ///
