@@ -363,7 +363,6 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     /// });
     /// assert_eq!(q.atomic().len(), 1);
     /// ```
-    #[track_caller]
     pub fn push(&self, tx: &Transaction, item: T) {
         if self.closed_seen.load(Ordering::Acquire) {
             panic!(

@@ -218,3 +218,43 @@ fn many_wake_ups_lose_nothing() {
         assert!(!listed(std::thread::current().id()));
     });
 }
+
+#[test]
+fn a_deadline_of_an_attempt_that_did_not_wait_does_not_outlive_it() {
+    with_watchdog(20, || {
+        let v = Arc::new(TVar::new(0u8));
+        let v2 = v.clone();
+        let waiter = std::thread::spawn(move || {
+            // Commits through the second branch, after the first gave a deadline.
+            let near = Instant::now() + Duration::from_millis(1);
+            let branch = atomically(|tx| {
+                tx.or_else(
+                    |tx| {
+                        v2.read(tx)?;
+                        tx.retry_until(near)?;
+                        Ok(1)
+                    },
+                    |_| Ok(2),
+                )
+            });
+            assert_eq!(branch, 2);
+            // A plain wait afterwards sleeps until the write: two attempts, no more.
+            let mut attempts = 0;
+            atomically(|tx| {
+                attempts += 1;
+                if v2.read(tx)? == 0 {
+                    return tx.retry();
+                }
+                Ok(())
+            });
+            attempts
+        });
+        wait_until_listed(waiter.thread().id());
+        std::thread::sleep(Duration::from_millis(5)); // past `near`; not synchronisation
+        atomically(|tx| {
+            v.write(tx, 1);
+            Ok(())
+        });
+        assert_eq!(waiter.join().unwrap(), 2);
+    });
+}

@@ -123,11 +123,12 @@ impl Transaction {
         if Instant::now() >= deadline {
             return Ok(());
         }
-        let earliest = match self.deadline.get() {
+        let mut st = self.state();
+        st.deadline = Some(match st.deadline {
             Some(d) if d <= deadline => d,
             _ => deadline,
-        };
-        self.deadline.set(Some(earliest));
+        });
+        st.extras = true; // the end of the attempt clears the deadline
         Err(StmError::RETRY)
     }
 

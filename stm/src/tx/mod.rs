@@ -29,7 +29,6 @@
 use core::cell::Cell;
 use core::fmt;
 use core::panic::Location;
-use std::time::Instant;
 
 use crate::conflicts::{ConflictKey, ConflictKind};
 use crate::internal::clock;
@@ -208,8 +207,6 @@ pub struct Transaction {
     profiling: bool,
     site: &'static Location<'static>,
     finished: Cell<bool>,
-    /// The earliest deadline given to [`Transaction::retry_until`] in this attempt.
-    deadline: Cell<Option<Instant>>,
 }
 
 impl fmt::Debug for Transaction {
@@ -454,7 +451,7 @@ fn after_rollback<G>(
         ctx.slot.profile.abort(&keys, started.elapsed());
     }
     let mut wait_list = if is_retry { tx.wait_list() } else { Vec::new() };
-    let deadline = tx.deadline.get();
+    let deadline = if is_retry { tx.state().deadline } else { None };
     let leftovers = tx.finish_abort();
     drop(tx);
     drop(token);
@@ -616,7 +613,6 @@ impl Transaction {
             profiling,
             site,
             finished: Cell::new(false),
-            deadline: Cell::new(None),
         }
     }
 
