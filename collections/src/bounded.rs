@@ -840,10 +840,11 @@ impl<T: Clone + Send + Sync + 'static> Extend<T> for TBoundedQueue<T> {
     ///
     /// # Panics
     ///
-    /// If the items do not all fit in the free capacity; then none is pushed. `extend` takes
-    /// `&mut self`, so no other thread can pop while it runs: waiting for room, as
-    /// [`push`](TBoundedQueue::push) does, would never end. Also inside a transaction
-    /// (transactions do not nest): there, call [`push`](TBoundedQueue::push) in a loop.
+    /// If the items do not all fit in the free capacity, or the queue is closed; then none is
+    /// pushed. `extend` takes `&mut self`, so no other thread can pop while it runs: waiting
+    /// for room, as [`push`](TBoundedQueue::push) does, would never end. Also inside a
+    /// transaction (transactions do not nest): there, call [`push`](TBoundedQueue::push) in a
+    /// loop.
     ///
     /// # Examples
     ///
@@ -867,10 +868,11 @@ impl<T: Clone + Send + Sync + 'static> Extend<T> for TBoundedQueue<T> {
         });
         if pushed.is_err() {
             panic!(
-                "TBoundedQueue::extend: {} items do not fit (capacity {}, {} queued)",
+                "TBoundedQueue::extend: {} items do not fit (capacity {}, {} queued, closed: {})",
                 items.len(),
                 q.capacity,
-                q.atomic().len()
+                q.atomic().len(),
+                q.atomic().is_closed()
             );
         }
     }
