@@ -24,6 +24,11 @@
 //! - `for_each` (and `iter`) walk as repeated pops would, without moving `head`; they read `tail`
 //!   first and stop there before going on into the attempt's own pushes, so the walk covers one
 //!   snapshot and never follows links that later commits added.
+//! - `close` writes `closed`, a variable that only the channel operations read (`send`, `recv`,
+//!   `recv_until`, and `pop_wait` once the queue is empty), so pushes and pops stay as above
+//!   and a send conflicts only with a close. `push`, which reads nothing, checks a plain flag
+//!   that close's commit hook sets: a push that begins after a close panics; one racing with
+//!   it is not caught (`send` is the push that is exact about close).
 //!
 //! Memory goes through the core's deferred reclamation ([`Transaction::pin`],
 //! [`Transaction::retire_on_commit`]). A pop returns a clone of the item; the queue's own copy
