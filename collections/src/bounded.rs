@@ -14,9 +14,11 @@ use core::fmt;
 use crossbeam_utils::CachePadded;
 
 use crate::atomic::Atomic;
+use crate::closed::{Closed, RecvTimeoutError};
 use crate::counter::thread_shard_index;
 use crate::queue::TQueue;
 use crate::{Inline, StmResult, TVar, Transaction, atomically, try_atomically};
+use std::time::{Duration, Instant};
 
 /// A transactional FIFO queue with a fixed capacity: [`push`](TBoundedQueue::push) blocks while
 /// it is full.
@@ -124,7 +126,8 @@ impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
         Ok(None)
     }
 
-    /// Appends `item`, or gives it back if the queue is full.
+    /// Appends `item`, or gives it back if the queue is full or [closed](TBoundedQueue::close)
+    /// ([`is_closed`](TBoundedQueue::is_closed) tells which).
     ///
     /// # Errors
     ///
@@ -141,9 +144,17 @@ impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
     /// assert_eq!(atomically(|tx| q.try_push(tx, 2)), Err(2));
     /// ```
     pub fn try_push(&self, tx: &Transaction, item: T) -> StmResult<Result<(), T>> {
+        if self.queue.is_closed(tx)? {
+            return Ok(Err(item));
+        }
+        self.push_open(tx, item)
+    }
+
+    /// Appends `item` if there is room, without looking at `closed` (the caller has).
+    fn push_open(&self, tx: &Transaction, item: T) -> StmResult<Result<(), T>> {
         match self.take_credit(tx)? {
             Some(shard) => {
-                self.queue.push(tx, (item, shard as u32));
+                self.queue.push_open(tx, (item, shard as u32));
                 Ok(Ok(()))
             }
             None => Ok(Err(item)),
@@ -172,11 +183,119 @@ impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
     /// producer.join().unwrap();
     /// assert_eq!(q.atomic().pop_wait(), 2);
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the queue is [closed](TBoundedQueue::close), also while this push waits for room:
+    /// on a queue that may be closed, use [`send`](TBoundedQueue::send), which gives the item
+    /// back instead.
+    #[track_caller]
     pub fn push(&self, tx: &Transaction, item: T) -> StmResult<()> {
-        match self.try_push(tx, item)? {
+        if self.queue.is_closed(tx)? {
+            panic!(
+                "TBoundedQueue::push on a closed queue: use `send`, which hands the item back \
+                 as `Err(Closed(item))`"
+            );
+        }
+        match self.push_open(tx, item)? {
             Ok(()) => Ok(()),
             Err(_) => tx.retry(),
         }
+    }
+
+    /// Appends `item`, blocking while the queue is full and open; gives it back once the
+    /// queue is [closed](TBoundedQueue::close) (a send blocked on a full queue wakes up).
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_push`](TBoundedQueue::try_push), plus the retry signal while full and
+    /// open; `Ok(Err(Closed(item)))` if the queue is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, Closed, TBoundedQueue};
+    /// use std::sync::Arc;
+    ///
+    /// let q = Arc::new(TBoundedQueue::with_capacity(1));
+    /// q.atomic().push(1);
+    /// let producer = {
+    ///     let q = q.clone();
+    ///     std::thread::spawn(move || atomically(|tx| q.send(tx, 2))) // full: blocks
+    /// };
+    /// q.atomic().close(); // wakes it
+    /// assert_eq!(producer.join().unwrap(), Err(Closed(2)));
+    /// assert_eq!(q.atomic().recv(), Some(1));
+    /// assert_eq!(q.atomic().recv(), None);
+    /// ```
+    pub fn send(&self, tx: &Transaction, item: T) -> StmResult<Result<(), Closed<T>>> {
+        if self.queue.is_closed(tx)? {
+            return Ok(Err(Closed(item)));
+        }
+        match self.push_open(tx, item)? {
+            Ok(()) => Ok(Ok(())),
+            Err(_) => tx.retry(),
+        }
+    }
+
+    /// Closes the queue, as [`TQueue::close`]: from its commit on, sends give items back,
+    /// pushes panic, and receivers drain the items left, then [`recv`](TBoundedQueue::recv)
+    /// returns `None`. Wakes every transaction blocked in `send` or `recv`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TBoundedQueue};
+    ///
+    /// let q = TBoundedQueue::with_capacity(2);
+    /// q.atomic().push(1);
+    /// atomically(|tx| Ok(q.close(tx)));
+    /// assert_eq!(q.atomic().recv(), Some(1));
+    /// assert_eq!(q.atomic().recv(), None);
+    /// ```
+    pub fn close(&self, tx: &Transaction) {
+        self.queue.close(tx);
+    }
+
+    /// True if the queue is [closed](TBoundedQueue::close).
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TBoundedQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: commute::TBoundedQueue<u8> = commute::TBoundedQueue::with_capacity(1);
+    /// assert!(!commute::atomically(|tx| q.is_closed(tx)));
+    /// ```
+    pub fn is_closed(&self, tx: &Transaction) -> StmResult<bool> {
+        self.queue.is_closed(tx)
+    }
+
+    /// True if the queue holds [`capacity`](TBoundedQueue::capacity) items: a
+    /// [`push`](TBoundedQueue::push) would block. Reads the free capacity of every shard, so
+    /// it conflicts with concurrent pushes and pops.
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TBoundedQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(1);
+    /// assert!(!commute::atomically(|tx| q.is_full(tx)));
+    /// q.atomic().push('x');
+    /// assert!(commute::atomically(|tx| q.is_full(tx)));
+    /// ```
+    pub fn is_full(&self, tx: &Transaction) -> StmResult<bool> {
+        for credit in self.credits.iter() {
+            if credit.read(tx)? > 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Removes and returns the front item, or `None` if the queue is empty.
@@ -218,11 +337,103 @@ impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
     /// q.atomic().push(7);
     /// assert_eq!(commute::atomically(|tx| q.pop_wait(tx)), 7);
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the queue is [closed](TBoundedQueue::close) and empty (it would block forever): a
+    /// consumer of a queue that may be closed uses [`recv`](TBoundedQueue::recv).
+    #[track_caller]
     pub fn pop_wait(&self, tx: &Transaction) -> StmResult<T> {
         match self.pop(tx)? {
             Some(item) => Ok(item),
+            None if self.queue.is_closed(tx)? => panic!(
+                "TBoundedQueue::pop_wait on a closed and empty queue would block forever: use \
+                 `recv`, which returns None there"
+            ),
             None => tx.retry(),
         }
+    }
+
+    /// Removes and returns the front item, blocking while the queue is empty and open;
+    /// `None` once it is [closed](TBoundedQueue::close) and empty.
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TBoundedQueue::pop), plus the retry signal while empty and open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TBoundedQueue};
+    ///
+    /// let q = TBoundedQueue::with_capacity(2);
+    /// q.atomic().push(5);
+    /// q.atomic().close();
+    /// assert_eq!(atomically(|tx| q.recv(tx)), Some(5));
+    /// assert_eq!(atomically(|tx| q.recv(tx)), None);
+    /// ```
+    pub fn recv(&self, tx: &Transaction) -> StmResult<Option<T>> {
+        match self.pop(tx)? {
+            Some(item) => Ok(Some(item)),
+            None if self.queue.is_closed(tx)? => Ok(None),
+            None => tx.retry(),
+        }
+    }
+
+    /// [`recv`](TBoundedQueue::recv) with a deadline, as [`TQueue::recv_until`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TBoundedQueue::pop), plus the retry signal while empty and open before
+    /// the deadline; `Ok(Err(RecvTimeoutError::Timeout))` once it has passed,
+    /// `Ok(Err(RecvTimeoutError::Closed))` if the queue is closed and empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, RecvTimeoutError, TBoundedQueue};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let q: TBoundedQueue<u8> = TBoundedQueue::with_capacity(1);
+    /// let deadline = Instant::now() + Duration::from_millis(5);
+    /// assert_eq!(atomically(|tx| q.recv_until(tx, deadline)), Err(RecvTimeoutError::Timeout));
+    /// ```
+    pub fn recv_until(
+        &self,
+        tx: &Transaction,
+        deadline: Instant,
+    ) -> StmResult<Result<T, RecvTimeoutError>> {
+        match self.pop(tx)? {
+            Some(item) => Ok(Ok(item)),
+            None if self.queue.is_closed(tx)? => Ok(Err(RecvTimeoutError::Closed)),
+            None => {
+                tx.retry_until(deadline)?;
+                Ok(Err(RecvTimeoutError::Timeout))
+            }
+        }
+    }
+
+    /// Removes every item, front to back, in this transaction (repeated
+    /// [`pop`](TBoundedQueue::pop)s: the credits go back with the commit).
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TBoundedQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut q = commute::TBoundedQueue::with_capacity(4);
+    /// q.extend([1, 2, 3]);
+    /// assert_eq!(commute::atomically(|tx| q.drain(tx)), [1, 2, 3]);
+    /// assert_eq!(q.atomic().len(), 0);
+    /// ```
+    pub fn drain(&self, tx: &Transaction) -> StmResult<Vec<T>> {
+        let mut items = Vec::new();
+        while let Some(item) = self.pop(tx)? {
+            items.push(item);
+        }
+        Ok(items)
     }
 
     /// A clone of the front item, without removing it.
@@ -402,8 +613,153 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// q.atomic().push(5);
     /// assert_eq!(q.atomic().pop_wait(), 5);
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// Also if the queue is closed and empty (see [`TBoundedQueue::pop_wait`]).
+    #[track_caller]
     pub fn pop_wait(self) -> T {
         atomically(|tx| self.0.pop_wait(tx))
+    }
+
+    /// [`TBoundedQueue::send`] in a transaction of its own: blocks while full and open.
+    ///
+    /// # Errors
+    ///
+    /// `Err(Closed(item))` if the queue is closed.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(1);
+    /// assert_eq!(q.atomic().send(1), Ok(()));
+    /// q.atomic().close();
+    /// assert_eq!(q.atomic().send(2), Err(commute::Closed(2)));
+    /// ```
+    pub fn send(self, item: T) -> Result<(), Closed<T>> {
+        atomically(|tx| self.0.send(tx, item.clone()))
+    }
+
+    /// [`TBoundedQueue::recv`] in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(1);
+    /// q.atomic().push(1);
+    /// q.atomic().close();
+    /// assert_eq!(q.atomic().recv(), Some(1));
+    /// assert_eq!(q.atomic().recv(), None);
+    /// ```
+    pub fn recv(self) -> Option<T> {
+        atomically(|tx| self.0.recv(tx))
+    }
+
+    /// [`TBoundedQueue::recv_until`] in a transaction of its own, with the deadline `timeout`
+    /// from now.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] if the queue stayed empty for `timeout`,
+    /// [`RecvTimeoutError::Closed`] if it is closed and empty.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
+    /// assert_eq!(
+    ///     q.atomic().recv_timeout(Duration::from_millis(1)),
+    ///     Err(commute::RecvTimeoutError::Timeout)
+    /// );
+    /// ```
+    pub fn recv_timeout(self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        let deadline = Instant::now() + timeout;
+        atomically(|tx| self.0.recv_until(tx, deadline))
+    }
+
+    /// [`TBoundedQueue::close`] in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
+    /// q.atomic().close();
+    /// assert!(q.atomic().is_closed());
+    /// ```
+    pub fn close(self) {
+        atomically(|tx| {
+            self.0.close(tx);
+            Ok(())
+        });
+    }
+
+    /// [`TBoundedQueue::is_closed`] in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
+    /// assert!(!q.atomic().is_closed());
+    /// ```
+    pub fn is_closed(self) -> bool {
+        atomically(|tx| self.0.is_closed(tx))
+    }
+
+    /// [`TBoundedQueue::is_full`] in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(1);
+    /// q.atomic().push(1);
+    /// assert!(q.atomic().is_full());
+    /// ```
+    pub fn is_full(self) -> bool {
+        atomically(|tx| self.0.is_full(tx))
+    }
+
+    /// [`TBoundedQueue::drain`] in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(2);
+    /// q.atomic().push(1);
+    /// assert_eq!(q.atomic().drain(), [1]);
+    /// assert!(!q.atomic().is_full());
+    /// ```
+    pub fn drain(self) -> Vec<T> {
+        atomically(|tx| self.0.drain(tx))
     }
 
     /// The number of items.
@@ -484,10 +840,11 @@ impl<T: Clone + Send + Sync + 'static> Extend<T> for TBoundedQueue<T> {
     ///
     /// # Panics
     ///
-    /// If the items do not all fit in the free capacity; then none is pushed. `extend` takes
-    /// `&mut self`, so no other thread can pop while it runs: waiting for room, as
-    /// [`push`](TBoundedQueue::push) does, would never end. Also inside a transaction
-    /// (transactions do not nest): there, call [`push`](TBoundedQueue::push) in a loop.
+    /// If the items do not all fit in the free capacity, or the queue is closed; then none is
+    /// pushed. `extend` takes `&mut self`, so no other thread can pop while it runs: waiting
+    /// for room, as [`push`](TBoundedQueue::push) does, would never end. Also inside a
+    /// transaction (transactions do not nest): there, call [`push`](TBoundedQueue::push) in a
+    /// loop.
     ///
     /// # Examples
     ///
@@ -511,10 +868,11 @@ impl<T: Clone + Send + Sync + 'static> Extend<T> for TBoundedQueue<T> {
         });
         if pushed.is_err() {
             panic!(
-                "TBoundedQueue::extend: {} items do not fit (capacity {}, {} queued)",
+                "TBoundedQueue::extend: {} items do not fit (capacity {}, {} queued, closed: {})",
                 items.len(),
                 q.capacity,
-                q.atomic().len()
+                q.atomic().len(),
+                q.atomic().is_closed()
             );
         }
     }

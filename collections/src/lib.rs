@@ -39,7 +39,7 @@
 //! | `Mutex<HashMap<K, V>>`: `map.lock().unwrap().insert(k, v)` | [`TMap<K, V>`](TMap): `map.insert(tx, k, v)?` |
 //! | `Mutex<VecDeque<T>>`: `q.lock().unwrap().push_back(x)` | [`TQueue<T>`](TQueue): `q.push(tx, x)` |
 //! | `AtomicU64`: `n.fetch_add(1, Relaxed)` | [`TCounter`]: `n.incr(tx)` |
-//! | a bounded channel: `tx.send(x)`, `rx.recv()` | [`TBoundedQueue<T>`](TBoundedQueue): `q.push(tx, x)?`, `q.pop_wait(tx)?` |
+//! | a bounded channel: `tx.send(x)`, `rx.recv()` | [`TBoundedQueue<T>`](TBoundedQueue): `q.send(tx, x)?`, `q.recv(tx)?` (or `push`, `pop_wait` when it is never closed) |
 //!
 //! What changes is that several operations, on several structures, now make one atomic step:
 //!
@@ -69,7 +69,7 @@
 //! it needs a capacity. There is no `IntoIterator` for `&TQueue` and the like, since reading a shared
 //! collection needs a transaction: call `iter(tx)` inside one, or `.atomic().iter()`.
 //!
-//! # Blocking: `retry`, `or_else`, `pop_wait`
+//! # Blocking: `retry`, `or_else`, `pop_wait`, `close`
 //!
 //! A transaction that cannot go on yet calls [`Transaction::retry`]: the attempt is rolled
 //! back, and runs again once a variable it read has changed. Blocking operations are built on
@@ -91,6 +91,14 @@
 //! normal.atomic().push("report");
 //! assert_eq!(worker.join().unwrap(), "report");
 //! ```
+//!
+//! As channels, both queues can be [closed](TQueue::close): sends then give the item back
+//! ([`Closed`]), and [`recv`](TQueue::recv) drains the items left before it returns `None`.
+//! [`Transaction::retry_until`] waits with a deadline; the queues' `recv_until` and
+//! `.atomic().recv_timeout(d)` use it ([`RecvTimeoutError`]). A thread stuck in a blocking
+//! call is asleep in `retry`: [`blocked_transactions`] says on what, since when (see
+//! "Debugging a hang" in [`Transaction::retry`], and [`TaskPool::watcher`] for
+//! a pool).
 //!
 //! # Errors: `try_atomically`, `TxError`, `tx.abort`
 //!
@@ -156,6 +164,7 @@ pub use commute_stm::*;
 mod async_ops;
 mod atomic;
 mod bounded;
+mod closed;
 mod counter;
 mod map;
 #[cfg(not(loom))]
@@ -166,10 +175,11 @@ mod sync;
 
 pub use atomic::Atomic;
 pub use bounded::TBoundedQueue;
+pub use closed::{Closed, RecvTimeoutError};
 pub use counter::TCounter;
 pub use map::{Change, TMap};
 #[cfg(not(loom))]
-pub use pool::{PoolReport, TaskCtx, TaskId, TaskPanic, TaskPool};
+pub use pool::{PoolReport, PoolWatcher, TaskCtx, TaskId, TaskPanic, TaskPool};
 pub use queue::TQueue;
 pub use set::TSet;
 

@@ -24,6 +24,11 @@
 //! - `for_each` (and `iter`) walk as repeated pops would, without moving `head`; they read `tail`
 //!   first and stop there before going on into the attempt's own pushes, so the walk covers one
 //!   snapshot and never follows links that later commits added.
+//! - `close` writes `closed`, a variable that only the channel operations read (`send`, `recv`,
+//!   `recv_until`, and `pop_wait` once the queue is empty), so pushes and pops stay as above
+//!   and a send conflicts only with a close. `push`, which reads nothing, checks a plain flag
+//!   that close's commit hook sets: a push that begins after a close panics; one racing with
+//!   it is not caught (`send` is the push that is exact about close).
 //!
 //! Memory goes through the core's deferred reclamation ([`Transaction::pin`],
 //! [`Transaction::retire_on_commit`]). A pop returns a clone of the item; the queue's own copy
@@ -45,8 +50,12 @@ use core::ptr;
 
 use crossbeam_utils::CachePadded;
 
+use std::time::{Duration, Instant};
+
+use crate::closed::{Closed, RecvTimeoutError};
 use crate::counter::TCounter;
-use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use crate::sync::Arc;
+use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use crate::{Atomic, Inline, StmResult, TVar, Transaction, atomically};
 
 /// The stamp of a node not yet published by a commit.
@@ -274,6 +283,12 @@ pub struct TQueue<T: 'static> {
     /// Transaction-local key: the last node this transaction pushed.
     pending_last: TVar<*mut Node<T>>,
     len: TCounter,
+    /// Set by [`close`](TQueue::close); read by the channel operations only (never by
+    /// [`push`](TQueue::push) or [`pop`](TQueue::pop), which stay conflict-free).
+    closed: TVar<bool>,
+    /// Set once a close has committed: lets [`push`](TQueue::push), which reads nothing,
+    /// refuse a queue closed before it began.
+    closed_seen: Arc<AtomicBool>,
     _owns: PhantomData<T>,
 }
 
@@ -307,6 +322,8 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
             pending_first: TVar::new(ptr::null_mut()),
             pending_last: TVar::new(ptr::null_mut()),
             len: TCounter::new(),
+            closed: TVar::new(false),
+            closed_seen: Arc::new(AtomicBool::new(false)),
             _owns: PhantomData,
         }
     }
@@ -322,12 +339,22 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
         self.head.set_label(label);
         self.tail.set_label(label);
         self.len = core::mem::take(&mut self.len).with_label(label);
+        self.closed.set_label(label);
         self
     }
 
     /// Appends `item` at the back; it becomes visible when the transaction commits.
     ///
-    /// Does not read the queue: concurrent pushes never conflict.
+    /// Does not read the queue: concurrent pushes never conflict. For the same reason it does
+    /// not look at [`close`](TQueue::close) transactionally: on a queue that may be closed,
+    /// use [`send`](TQueue::send), which gives the item back instead.
+    ///
+    /// # Panics
+    ///
+    /// If the queue was closed (the close committed) before this call: the item would land
+    /// after the close, where a receiver that saw the queue closed and drained never looks. A
+    /// push racing with a close (its transaction commits after the close but called `push`
+    /// before) is not caught; that is what `send` is for.
     ///
     /// # Examples
     ///
@@ -342,6 +369,18 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     /// assert_eq!(q.atomic().len(), 1);
     /// ```
     pub fn push(&self, tx: &Transaction, item: T) {
+        if self.closed_seen.load(Ordering::Acquire) {
+            panic!(
+                "TQueue::push on a closed queue: use `send`, which hands the item back as \
+                 `Err(Closed(item))`"
+            );
+        }
+        self.push_open(tx, item);
+    }
+
+    /// [`push`](TQueue::push) without the check of a close: for callers that have read
+    /// `closed` in the same transaction (the channel operations, `TBoundedQueue`).
+    pub(crate) fn push_open(&self, tx: &Transaction, item: T) {
         let node = Node::alloc(item);
         match self.pending_last.local(tx) {
             // SAFETY: `last` is this attempt's own unpublished node, owned by its publishing
@@ -476,11 +515,197 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     /// q.atomic().push(42);
     /// assert_eq!(consumer.join().unwrap(), 42);
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the queue is [closed](TQueue::close) and empty: no item can come, so it would block
+    /// forever. A consumer of a queue that may be closed uses [`recv`](TQueue::recv).
+    #[track_caller]
     pub fn pop_wait(&self, tx: &Transaction) -> StmResult<T> {
         match self.pop(tx)? {
             Some(item) => Ok(item),
+            None if self.closed.read(tx)? => panic!(
+                "TQueue::pop_wait on a closed and empty queue would block forever: use `recv`, \
+                 which returns None there"
+            ),
             None => tx.retry(),
         }
+    }
+
+    /// Closes the queue: from its commit on, [`send`](TQueue::send) gives items back
+    /// (`Err(Closed(item))`), [`push`](TQueue::push) panics, and receivers take the items
+    /// still queued, then [`recv`](TQueue::recv) returns `None`. Wakes every transaction
+    /// blocked in `recv`. Closing a closed queue does nothing; a queue cannot be reopened.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    ///
+    /// let q = TQueue::new();
+    /// atomically(|tx| {
+    ///     q.push(tx, 1);
+    ///     q.close(tx);
+    ///     Ok(())
+    /// });
+    /// assert_eq!(atomically(|tx| q.recv(tx)), Some(1)); // drained first
+    /// assert_eq!(atomically(|tx| q.recv(tx)), None); // then closed
+    /// ```
+    pub fn close(&self, tx: &Transaction) {
+        self.closed.write(tx, true);
+        let seen = self.closed_seen.clone();
+        tx.on_commit(move || seen.store(true, Ordering::Release));
+    }
+
+    /// True if the queue is [closed](TQueue::close).
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    ///
+    /// let q: TQueue<u8> = TQueue::new();
+    /// assert!(!atomically(|tx| q.is_closed(tx)));
+    /// atomically(|tx| Ok(q.close(tx)));
+    /// assert!(atomically(|tx| q.is_closed(tx)));
+    /// ```
+    pub fn is_closed(&self, tx: &Transaction) -> StmResult<bool> {
+        self.closed.read(tx)
+    }
+
+    /// Appends `item` unless the queue is [closed](TQueue::close); then gives it back.
+    ///
+    /// It reads the closed flag, which only [`close`](TQueue::close) writes: sends still never
+    /// conflict with each other, nor with pops; a send and a close conflict, so each happens
+    /// wholly before or after the other.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back (pass it
+    /// on with `?`), and `Ok(Err(Closed(item)))` if the queue is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, Closed, TQueue};
+    ///
+    /// let q = TQueue::new();
+    /// assert_eq!(atomically(|tx| q.send(tx, 1)), Ok(()));
+    /// q.atomic().close();
+    /// assert_eq!(atomically(|tx| q.send(tx, 2)).map_err(Closed::into_inner), Err(2));
+    /// ```
+    pub fn send(&self, tx: &Transaction, item: T) -> StmResult<Result<(), Closed<T>>> {
+        if self.closed.read(tx)? {
+            return Ok(Err(Closed(item)));
+        }
+        self.push_open(tx, item);
+        Ok(Ok(()))
+    }
+
+    /// Removes and returns the front item, blocking while the queue is empty and open;
+    /// `None` once it is [closed](TQueue::close) and empty (the items sent before the close
+    /// come first).
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TQueue::pop), plus the retry signal while empty and open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    /// use std::sync::Arc;
+    ///
+    /// let q = Arc::new(TQueue::new());
+    /// let consumer = {
+    ///     let q = q.clone();
+    ///     std::thread::spawn(move || {
+    ///         let mut sum = 0;
+    ///         while let Some(n) = atomically(|tx| q.recv(tx)) {
+    ///             sum += n;
+    ///         }
+    ///         sum
+    ///     })
+    /// };
+    /// for n in 1..=4 {
+    ///     q.atomic().push(n);
+    /// }
+    /// q.atomic().close();
+    /// assert_eq!(consumer.join().unwrap(), 10);
+    /// ```
+    pub fn recv(&self, tx: &Transaction) -> StmResult<Option<T>> {
+        match self.pop(tx)? {
+            Some(item) => Ok(Some(item)),
+            None if self.closed.read(tx)? => Ok(None),
+            None => tx.retry(),
+        }
+    }
+
+    /// [`recv`](TQueue::recv) with a deadline: the front item, blocking while the queue is
+    /// empty and open, but not past `deadline` (see [`Transaction::retry_until`]).
+    ///
+    /// Compute the deadline outside the transaction's closure (which may run several
+    /// times); [`recv_timeout`](crate::Atomic::recv_timeout) does it for you.
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TQueue::pop), plus the retry signal while empty and open before the
+    /// deadline; `Ok(Err(RecvTimeoutError::Timeout))` once the deadline has passed with the
+    /// queue empty, `Ok(Err(RecvTimeoutError::Closed))` if it is closed and empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, RecvTimeoutError, TQueue};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let q: TQueue<u8> = TQueue::new();
+    /// let deadline = Instant::now() + Duration::from_millis(5);
+    /// assert_eq!(atomically(|tx| q.recv_until(tx, deadline)), Err(RecvTimeoutError::Timeout));
+    /// assert!(Instant::now() >= deadline);
+    /// ```
+    pub fn recv_until(
+        &self,
+        tx: &Transaction,
+        deadline: Instant,
+    ) -> StmResult<Result<T, RecvTimeoutError>> {
+        match self.pop(tx)? {
+            Some(item) => Ok(Ok(item)),
+            None if self.closed.read(tx)? => Ok(Err(RecvTimeoutError::Closed)),
+            None => {
+                tx.retry_until(deadline)?;
+                Ok(Err(RecvTimeoutError::Timeout))
+            }
+        }
+    }
+
+    /// Removes every item, front to back, in this transaction: the items of a consistent
+    /// snapshot, then the transaction's own pushes, as repeated [`pop`](TQueue::pop)s would
+    /// return them (with their clones and deferred drops).
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    ///
+    /// let q: TQueue<u32> = (1..=3).collect();
+    /// assert_eq!(atomically(|tx| q.drain(tx)), [1, 2, 3]);
+    /// assert!(q.atomic().is_empty());
+    /// ```
+    pub fn drain(&self, tx: &Transaction) -> StmResult<Vec<T>> {
+        let mut items = Vec::new();
+        while let Some(item) = self.pop(tx)? {
+            items.push(item);
+        }
+        Ok(items)
     }
 
     /// A clone of the front item, without removing it.
@@ -698,8 +923,137 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     /// q.atomic().push(3);
     /// assert_eq!(q.atomic().pop_wait(), 3);
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// Also if the queue is closed and empty (see [`TQueue::pop_wait`]).
+    #[track_caller]
     pub fn pop_wait(self) -> T {
         atomically(|tx| self.0.pop_wait(tx))
+    }
+
+    /// [`TQueue::close`] in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: commute::TQueue<u8> = commute::TQueue::new();
+    /// q.atomic().close();
+    /// assert!(q.atomic().is_closed());
+    /// ```
+    pub fn close(self) {
+        atomically(|tx| {
+            self.0.close(tx);
+            Ok(())
+        });
+    }
+
+    /// [`TQueue::is_closed`] in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: commute::TQueue<u8> = commute::TQueue::new();
+    /// assert!(!q.atomic().is_closed());
+    /// ```
+    pub fn is_closed(self) -> bool {
+        atomically(|tx| self.0.is_closed(tx))
+    }
+
+    /// [`TQueue::send`] in a transaction of its own.
+    ///
+    /// # Errors
+    ///
+    /// `Err(Closed(item))` if the queue is closed.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TQueue::new();
+    /// assert_eq!(q.atomic().send(1), Ok(()));
+    /// q.atomic().close();
+    /// assert_eq!(q.atomic().send(2), Err(commute::Closed(2)));
+    /// ```
+    pub fn send(self, item: T) -> Result<(), Closed<T>> {
+        atomically(|tx| self.0.send(tx, item.clone()))
+    }
+
+    /// [`TQueue::recv`] in a transaction of its own: the front item, blocking while the queue
+    /// is empty and open; `None` once it is closed and empty.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TQueue::new();
+    /// q.atomic().push('a');
+    /// q.atomic().close();
+    /// assert_eq!(q.atomic().recv(), Some('a'));
+    /// assert_eq!(q.atomic().recv(), None);
+    /// ```
+    pub fn recv(self) -> Option<T> {
+        atomically(|tx| self.0.recv(tx))
+    }
+
+    /// [`TQueue::recv_until`] in a transaction of its own, with the deadline `timeout` from
+    /// now.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] if the queue stayed empty for `timeout`,
+    /// [`RecvTimeoutError::Closed`] if it is closed and empty.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = commute::TQueue::new();
+    /// q.atomic().push(1);
+    /// assert_eq!(q.atomic().recv_timeout(Duration::from_secs(1)), Ok(1));
+    /// assert_eq!(
+    ///     q.atomic().recv_timeout(Duration::from_millis(1)),
+    ///     Err(commute::RecvTimeoutError::Timeout)
+    /// );
+    /// ```
+    pub fn recv_timeout(self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        let deadline = Instant::now() + timeout;
+        atomically(|tx| self.0.recv_until(tx, deadline))
+    }
+
+    /// [`TQueue::drain`] in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: commute::TQueue<u8> = (1..=2).collect();
+    /// assert_eq!(q.atomic().drain(), [1, 2]);
+    /// ```
+    pub fn drain(self) -> Vec<T> {
+        atomically(|tx| self.0.drain(tx))
     }
 
     /// Peeks in a transaction of its own.

@@ -1002,3 +1002,42 @@ fn the_pool_can_move_between_threads() {
         assert_eq!(report.tasks, 1);
     });
 }
+
+#[test]
+fn the_watcher_shows_a_stuck_workers_blocked_transaction() {
+    common::with_watchdog(20, || {
+        let gate = Arc::new(commute::TVar::new(false).with_label("pool-test gate"));
+        let mut pool = TaskPool::new().with_threads(2);
+        for _ in 0..2 {
+            let g = gate.clone();
+            pool.add(move |tx, _| if g.read(tx)? { Ok(()) } else { tx.retry() });
+        }
+        let watcher = pool.watcher();
+        assert!(!watcher.is_running());
+        let runner = std::thread::spawn(move || pool.run().map(|r| r.tasks));
+        let blocked = loop {
+            let blocked = watcher.blocked_transactions();
+            if !blocked.is_empty() {
+                break blocked;
+            }
+            std::thread::yield_now();
+        };
+        assert!(watcher.is_running());
+        assert!(
+            blocked.iter().all(|b| b
+                .waiting_on()
+                .iter()
+                .any(|v| v.label() == Some("pool-test gate"))),
+            "{blocked:?}"
+        );
+        let shown = format!("{watcher:?}");
+        assert!(shown.contains("pool-test gate"), "{shown}");
+        commute::atomically(|tx| {
+            gate.write(tx, true);
+            Ok(())
+        });
+        assert_eq!(runner.join().unwrap().unwrap(), 2);
+        assert!(!watcher.is_running());
+        assert!(watcher.blocked_transactions().is_empty());
+    });
+}

@@ -112,3 +112,46 @@ fn or_else_waits_on_both_branches() {
         assert_eq!(waiter.join().unwrap(), 1);
     });
 }
+
+/// A wait with a deadline (`retry_until`) that ends without a wake-up (loom has no time: such
+/// a wait returns as soon as it has registered, as if the deadline had passed), racing with
+/// the commit it was waiting for. The consumer's second attempt treats the deadline as passed.
+///
+/// Catches a timed-out waiter that leaves its registration or its `WAITERS` flag in a state
+/// that breaks the committer's wake-up (a use after free of the waiter, a lost or doubled
+/// item): the item is taken exactly once or left in the slot, never both nor neither.
+#[test]
+fn retry_until_times_out_against_a_commit() {
+    run_model("retry_until_times_out_against_a_commit", || {
+        let slot = Arc::new(TVar::new(0u64));
+        let consumer = {
+            let slot = slot.clone();
+            thread::spawn(move || {
+                let far = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+                let mut attempts = 0;
+                atomically(|tx| {
+                    attempts += 1;
+                    match slot.read(tx)? {
+                        0 if attempts >= 2 => Ok(None), // the deadline has passed
+                        0 => {
+                            tx.retry_until(far)?;
+                            Ok(None)
+                        }
+                        item => {
+                            slot.write(tx, 0);
+                            Ok(Some(item))
+                        }
+                    }
+                })
+            })
+        };
+        atomically(|tx| {
+            slot.write(tx, 7);
+            Ok(())
+        });
+        match consumer.join().unwrap() {
+            Some(item) => assert_eq!((item, slot.load()), (7, 0)),
+            None => assert_eq!(slot.load(), 7),
+        }
+    });
+}

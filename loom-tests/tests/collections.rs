@@ -511,6 +511,27 @@ fn bounded_blocked_push_woken_by_pop() {
     });
 }
 
+/// A full queue of capacity 1 closed while a sender waits for room (or before it looks): the
+/// sender gets its item back, and a receiver drains the one item, then sees the queue closed.
+///
+/// Catches a close whose commit does not wake a blocked `send` (loom reports a deadlock), a
+/// send that lands after the close, and a `recv` that reports closed before draining.
+#[test]
+fn bounded_close_wakes_a_blocked_send() {
+    run_model("bounded_close_wakes_a_blocked_send", || {
+        let queue = Arc::new(TBoundedQueue::with_capacity(1));
+        queue.atomic().push(1u64);
+        let sender = {
+            let queue = queue.clone();
+            thread::spawn(move || queue.atomic().send(2))
+        };
+        queue.atomic().close();
+        assert_eq!(sender.join().unwrap(), Err(commute::Closed(2)));
+        assert_eq!(queue.atomic().recv(), Some(1));
+        assert_eq!(queue.atomic().recv(), None);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // TMap
 

@@ -47,6 +47,7 @@
 
 #![warn(missing_docs)]
 
+mod blocked;
 pub mod conflicts;
 mod internal;
 pub mod stats;
@@ -108,6 +109,7 @@ pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
     );
     tx::alone::pinned(f)
 }
+pub use blocked::{BlockedTx, BlockedVar, blocked_transactions};
 pub use tbox::TBox;
 pub use tvar::{Boxed, Home, Inline, Seen, TVar};
 #[doc(hidden)]

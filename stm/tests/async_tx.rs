@@ -411,3 +411,16 @@ fn a_panicking_closure_leaves_the_thread_clean() {
     assert_eq!(v.load(), 0, "rolled back");
     assert_eq!(block_on(atomically_async(|tx| v.read(tx))), 0);
 }
+
+#[test]
+#[should_panic(expected = "no timer")]
+fn retry_until_in_an_async_transaction_panics_clearly() {
+    let v = commute_stm::TVar::new(0u32);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    commute_stm::__block_on(commute_stm::atomically_async(|tx| {
+        if v.read(tx)? == 0 {
+            tx.retry_until(deadline)?;
+        }
+        Ok(())
+    }));
+}

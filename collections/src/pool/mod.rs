@@ -172,6 +172,8 @@ pub struct TaskPool {
     ordered: bool,
     /// The id the next task gets.
     next_id: u64,
+    /// The threads of the run in progress, for [`PoolWatcher`].
+    watcher: PoolWatcher,
 }
 
 impl TaskPool {
@@ -191,6 +193,7 @@ impl TaskPool {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             ordered: false,
             next_id: 0,
+            watcher: PoolWatcher::default(),
         }
     }
 
@@ -378,13 +381,18 @@ impl TaskPool {
         let tasks = core::mem::take(&mut self.tasks);
         let workers = if tasks.is_empty() { 1 } else { self.threads };
         let run = Run::new(tasks, workers, self.ordered, self.next_id);
+        let watcher = &self.watcher;
+        let _watched = watcher.start();
         let tallies: Vec<sched::Tally> = std::thread::scope(|scope| {
             let run = &run;
             let spawned: Vec<_> = (1..workers)
                 .map(|worker| {
                     std::thread::Builder::new()
                         .name(format!("commute-pool-{worker}"))
-                        .spawn_scoped(scope, move || run.work(worker))
+                        .spawn_scoped(scope, move || {
+                            watcher.enter();
+                            run.work(worker)
+                        })
                         .expect("commute: could not start a TaskPool worker thread")
                 })
                 .collect();
@@ -438,6 +446,129 @@ impl fmt::Debug for TaskPool {
             .field("ordered", &self.ordered)
             .field("pending_tasks", &self.tasks.len())
             .field("next_id", &self.next_id)
+            .finish()
+    }
+}
+
+impl TaskPool {
+    /// A handle that shows, from another thread, what the pool's workers are blocked on while
+    /// [`run`](TaskPool::run) runs (which borrows the pool): for finding out why a run does
+    /// not end. Its `Debug` lists the workers' [blocked
+    /// transactions](crate::blocked_transactions); so does
+    /// [`blocked_transactions`](PoolWatcher::blocked_transactions).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TaskPool, TVar};
+    /// use std::sync::Arc;
+    ///
+    /// let gate = Arc::new(TVar::new(false).with_label("gate"));
+    /// let mut pool = TaskPool::ordered().with_threads(1);
+    /// let g = gate.clone();
+    /// pool.add(move |tx, _| if g.read(tx)? { Ok(()) } else { tx.retry() });
+    /// let watcher = pool.watcher();
+    /// let runner = std::thread::spawn(move || pool.run().map(|r| r.tasks));
+    /// // The run is stuck: its worker waits on "gate".
+    /// let blocked = loop {
+    ///     let blocked = watcher.blocked_transactions();
+    ///     if !blocked.is_empty() {
+    ///         break blocked;
+    ///     }
+    ///     std::thread::yield_now();
+    /// };
+    /// assert_eq!(blocked[0].waiting_on()[0].label(), Some("gate"));
+    /// println!("{watcher:?}");
+    /// atomically(|tx| Ok(gate.write(tx, true)));
+    /// assert_eq!(runner.join().unwrap().unwrap(), 1);
+    /// ```
+    pub fn watcher(&self) -> PoolWatcher {
+        self.watcher.clone()
+    }
+}
+
+/// A view of a [`TaskPool`]'s workers for debugging a run that does not end, made by
+/// [`TaskPool::watcher`]; cheap to clone and to send to another thread.
+///
+/// Its `Debug` shows whether the pool is running, its worker threads, and each worker's
+/// transaction blocked in `retry`, one line each (see
+/// [`BlockedTx`](crate::BlockedTx)'s `Display`).
+///
+/// # Examples
+///
+/// ```
+/// let pool = commute::TaskPool::new();
+/// let watcher = pool.watcher();
+/// assert!(!watcher.is_running());
+/// assert!(watcher.blocked_transactions().is_empty());
+/// ```
+#[derive(Clone, Default)]
+pub struct PoolWatcher {
+    /// The threads of the run in progress (empty between runs).
+    workers: std::sync::Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>,
+}
+
+impl PoolWatcher {
+    fn workers(&self) -> std::sync::MutexGuard<'_, Vec<std::thread::ThreadId>> {
+        self.workers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Lists the calling thread (the thread of `run`) as a worker until the guard drops.
+    fn start(&self) -> impl Drop + '_ {
+        struct Stop<'a>(&'a PoolWatcher);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.workers().clear();
+            }
+        }
+        self.enter();
+        Stop(self)
+    }
+
+    /// Lists the calling thread as a worker of the run in progress.
+    fn enter(&self) {
+        self.workers().push(std::thread::current().id());
+    }
+
+    /// True while the pool's [`run`](TaskPool::run) runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!commute::TaskPool::new().watcher().is_running());
+    /// ```
+    pub fn is_running(&self) -> bool {
+        !self.workers().is_empty()
+    }
+
+    /// The transactions of the pool's workers asleep in [`retry`](Transaction::retry) right
+    /// now (the [`blocked_transactions`](crate::blocked_transactions) of the workers' threads).
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskPool::watcher`].
+    pub fn blocked_transactions(&self) -> Vec<crate::BlockedTx> {
+        let workers = self.workers().clone();
+        crate::blocked_transactions()
+            .into_iter()
+            .filter(|b| workers.contains(&b.thread_id()))
+            .collect()
+    }
+}
+
+impl fmt::Debug for PoolWatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let blocked: Vec<String> = self
+            .blocked_transactions()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        f.debug_struct("PoolWatcher")
+            .field("running", &self.is_running())
+            .field("workers", &self.workers().len())
+            .field("blocked", &blocked)
             .finish()
     }
 }

@@ -50,6 +50,9 @@ pub(crate) struct TxState {
     pub(crate) retired_by_commit: Vec<Retired>,
     /// The cause and variable of the conflict that stopped this attempt.
     pub(crate) abort: Option<AbortRecord>,
+    /// The earliest deadline given to `Transaction::retry_until` in this attempt (which sets
+    /// `extras`, so that the end of the attempt clears it).
+    pub(crate) deadline: Option<std::time::Instant>,
 }
 
 impl TxState {

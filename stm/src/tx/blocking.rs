@@ -1,5 +1,7 @@
 //! Blocking: `retry` and `or_else`, and the wait list a retried attempt sleeps on.
 
+use std::time::Instant;
+
 use super::{StmError, StmResult, Transaction, TxError, TxResult};
 use crate::internal::var::{VarCore, version_of};
 use crate::internal::write_set::{Entry, Pending};
@@ -36,7 +38,101 @@ impl Transaction {
     /// });
     /// assert_eq!(waiter.join().unwrap(), "go");
     /// ```
+    ///
+    /// # Debugging a hang
+    ///
+    /// A thread that never comes back from `atomically` is most likely asleep here, waiting
+    /// for a change that does not come. [`blocked_transactions`](crate::blocked_transactions)
+    /// lists every transaction asleep in `retry` right now: its thread, the `atomically` call
+    /// site, the variables it waits on (by [label](crate::TVar::with_label), else creation
+    /// site) and since when. Call it from another thread (a watchdog, a signal handler
+    /// thread, a debug endpoint):
+    ///
+    /// ```
+    /// use commute_stm::{atomically, blocked_transactions, TVar};
+    /// use std::sync::Arc;
+    ///
+    /// let ready = Arc::new(TVar::new(false).with_label("ready"));
+    /// let r = ready.clone();
+    /// let waiter = std::thread::Builder::new()
+    ///     .name("waiter".into())
+    ///     .spawn(move || atomically(|tx| if r.read(tx)? { Ok(()) } else { tx.retry() }))
+    ///     .unwrap();
+    /// // Wait until it is asleep (a real program would just print the list when stuck).
+    /// let stuck = loop {
+    ///     let blocked = blocked_transactions();
+    ///     if let Some(b) = blocked.into_iter().find(|b| b.thread_name() == Some("waiter")) {
+    ///         break b;
+    ///     }
+    ///     std::thread::yield_now();
+    /// };
+    /// assert_eq!(stuck.waiting_on()[0].label(), Some("ready"));
+    /// println!("{stuck}"); // thread "waiter" blocked in retry at src/main.rs:9:34 for 2ms on TVar "ready" (...)
+    /// atomically(|tx| {
+    ///     ready.write(tx, true);
+    ///     Ok(())
+    /// });
+    /// waiter.join().unwrap();
+    /// ```
     pub fn retry<T>(&self) -> StmResult<T> {
+        Err(StmError::RETRY)
+    }
+
+    /// [`retry`](Transaction::retry) with a deadline: abandons the attempt and blocks until a
+    /// variable it read changes **or `deadline` passes**, then runs it again; once the deadline
+    /// has passed, returns `Ok(())` instead, and the closure goes on (to return a timeout of
+    /// its own, usually).
+    ///
+    /// Precisely: if `Instant::now() >= deadline` when it is called, it returns `Ok(())` and
+    /// the attempt continues like any other (what it does next commits as usual). Otherwise
+    /// it returns the retry signal (propagate it with `?`); the attempt is rolled back and
+    /// the thread sleeps until a variable the attempt read changes or until the deadline,
+    /// whichever comes first (several calls in one attempt: the earliest deadline), and then
+    /// the closure runs again. In that new attempt the same call, given the same deadline,
+    /// returns `Ok(())` if the deadline has passed. Compute the deadline once, **outside**
+    /// the closure (`Instant::now() + timeout`): the closure runs again after each wake-up,
+    /// and a deadline recomputed in it would move on each time.
+    ///
+    /// In [`atomically_async`](crate::atomically_async) it panics when the attempt retries
+    /// before the deadline (a future has no timer of its own): wrap the future in the
+    /// executor's timeout instead; it is cancel-safe.
+    ///
+    /// An attempt that read nothing may call it: it then just sleeps until the deadline. Inside
+    /// [`or_else`](Transaction::or_else), a retry signal falls through to the alternative, as
+    /// for `retry`; the deadline still bounds the wait if the whole attempt retries.
+    ///
+    /// # Errors
+    ///
+    /// The retry signal while the deadline has not passed; propagate it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let ready = TVar::new(false);
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// let got = atomically(|tx| {
+    ///     if ready.read(tx)? {
+    ///         return Ok(Some("ready"));
+    ///     }
+    ///     tx.retry_until(deadline)?; // Ok(()) once the deadline has passed
+    ///     Ok(None) // timed out
+    /// });
+    /// assert_eq!(got, None);
+    /// assert!(Instant::now() >= deadline);
+    /// ```
+    pub fn retry_until(&self, deadline: Instant) -> StmResult<()> {
+        if Instant::now() >= deadline {
+            return Ok(());
+        }
+        let mut st = self.state();
+        st.deadline = Some(match st.deadline {
+            Some(d) if d <= deadline => d,
+            _ => deadline,
+        });
+        st.extras = true; // the end of the attempt clears the deadline
         Err(StmError::RETRY)
     }
 

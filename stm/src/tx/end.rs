@@ -253,6 +253,7 @@ impl Transaction {
         st.retire_on_commit.clear();
         st.forgotten.clear();
         st.abort = None;
+        st.deadline = None;
         st.extras = false;
         self.finished.set(true);
     }

@@ -331,6 +331,7 @@ impl Driver {
             ctx.slot.profile.abort(&keys, started.elapsed());
         }
         let mut wait_list = if is_retry { tx.wait_list() } else { Vec::new() };
+        let with_deadline = is_retry && tx.state().deadline.is_some();
         let leftovers = tx.finish_abort();
         drop(tx);
         drop(token);
@@ -342,6 +343,13 @@ impl Driver {
             self.conflicts += 1;
             backoff(ctx, self.conflicts);
             return None;
+        }
+        if with_deadline {
+            panic!(
+                "commute: retry_until() in an async transaction: the future has no timer to \
+                 wake it at the deadline. Put the executor's timeout around the future instead \
+                 (tokio::time::timeout(d, atomically_async(..))): dropping it leaves no waiter"
+            );
         }
         // Variables freed with the attempt's values cannot change any more.
         wait_list.retain(|(var, _)| !dropped.contains(&(*var as usize)));

@@ -457,6 +457,7 @@ fn after_rollback<G>(
         ctx.slot.profile.abort(&keys, started.elapsed());
     }
     let mut wait_list = if is_retry { tx.wait_list() } else { Vec::new() };
+    let deadline = if is_retry { tx.state().deadline } else { None };
     let leftovers = tx.finish_abort();
     drop(tx);
     drop(token);
@@ -467,7 +468,7 @@ fn after_rollback<G>(
     if is_retry {
         // Variables freed with the attempt's values cannot change any more.
         wait_list.retain(|(var, _)| !dropped.contains(&(*var as usize)));
-        if wait_list.is_empty() {
+        if wait_list.is_empty() && deadline.is_none() {
             panic!(
                 "commute: retry() called in a transaction that has read no TVar; it would \
              block forever. Read the variables whose change should wake it first"
@@ -483,7 +484,7 @@ fn after_rollback<G>(
         if ctx.wakes_due.get() {
             wake_due_before_waiting(ctx);
         }
-        wait::wait_for_change(&reads);
+        wait::wait_for_change(&reads, deadline, wait::WaitSite { site });
     } else {
         *conflicts += 1;
         backoff(ctx, *conflicts);
