@@ -164,7 +164,7 @@ pub use counter::TCounter;
 pub use map::{Change, TMap};
 #[cfg(not(loom))]
 pub use pool::{PoolReport, TaskCtx, TaskId, TaskPanic, TaskPool};
-pub use queue::TQueue;
+pub use queue::{TQueue, Taken};
 pub use set::TSet;
 
 /// The README's examples, compiled and run as doctests.
