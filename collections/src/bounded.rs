@@ -31,7 +31,9 @@ use crate::{Inline, StmResult, TVar, Transaction, atomically, try_atomically};
 /// dropped by the popping thread's next reclamation pass once no transaction that began before
 /// the pop committed can still read it, without waiting for another pop; a pop that is rolled
 /// back drops nothing but its clone; items left in the queue are dropped with it (see
-/// [`TQueue`] for when); the item of a rolled-back push is dropped when its attempt ends.
+/// [`TQueue`] for when); the item of a rolled-back push is dropped when its attempt ends. An
+/// item removed by [`take`](TBoundedQueue::take) moves out through its [`Taken`] handle
+/// instead, or is dropped as a popped one if the handle is dropped unused.
 ///
 /// # Examples
 ///

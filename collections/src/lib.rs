@@ -122,6 +122,8 @@
 //! - a value a commit replaced or removed (a [`TBox`]'s old value, a [`TMap`] entry, a popped
 //!   [`TQueue`] item, whose pop returned a clone) is dropped by a later reclamation pass, once
 //!   no running transaction can still read it;
+//! - a [`TQueue`] item removed by `take` is not dropped at all: it moves out of its [`Taken`]
+//!   handle after the commit (or, if the handle is dropped unused, goes as a popped item);
 //! - a value written by an attempt that is rolled back is dropped when the attempt ends;
 //! - a variable or collection dropped while other threads are inside [`atomically`] keeps its
 //!   values until those calls have returned (an attempt may still hold it), and a reclamation

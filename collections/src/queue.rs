@@ -37,6 +37,33 @@
 //! ([`Node::release`]) and the second frees the node. A marker is zero-sized, so neither a pop
 //! nor its reclamation allocates. Nodes of rolled-back pushes are freed, with their items, with
 //! the attempt.
+//!
+//! **Taking without cloning.** [`TQueue::take`] makes the reads and writes of a pop, but
+//! instead of a clone it returns a [`Taken`] handle (a shared [`Ticket`] and the item's
+//! address), and it retires a [`TakenPop`] marker (a type of its own: plain pops pay nothing
+//! for takes) and registers a [`Claim`] on the queue's `taken` variable, a commit-time
+//! publishing operation that tells the ticket the commit's version. The item moves out in
+//! [`Taken::into_inner`], after the transaction. Why that is sound:
+//!
+//! - *Only a committed take's handle gets the item.* The claim runs in the commit that moves
+//!   `head` past the node, and only there: both are in one write set, and `taken` lives as long
+//!   as `head` (the queue's drop keeps both for late commits), so neither is purged without the
+//!   other. A rolled-back claim is dropped by the core and leaves the ticket pending: that
+//!   handle (kept out of its attempt through a captured variable) never touches the node, which
+//!   may be freed since; `into_inner` and `Deref` panic.
+//! - *The item does not move while it may be read.* Its readers (a pop's or a peek's clone,
+//!   `for_each`, another attempt's take) are attempts pinned before the take's commit;
+//!   attempts that begin later see the node as the sentinel, and never read a sentinel's item.
+//!   `into_inner` first waits for the commit's grace period
+//!   ([`commute_stm::wait_for_readers`]), the condition under which reclamation would drop the
+//!   item. Threads asleep in `retry` are unpinned and not waited for.
+//! - *The item is moved or dropped once, and the node freed once.* After the commit, the item's
+//!   fate is shared by the marker (reclaimed after the grace period) and the handle: each sets
+//!   [`ITEM_DONE`] in the node's stamp, once; a handle dropped without `into_inner` also sets
+//!   [`ITEM_LEFT`]. The second drops the item if it was left, then lets go of the node for the
+//!   item's owner ([`Node::release`]). A handle dropped before its take commits marks its
+//!   ticket abandoned, and the commit then does the handle's part. Until then a committed
+//!   handle reads the item in place (`Deref`, for `T: Sync`: others may still read it too).
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -550,7 +577,8 @@ fn link<T>(old_tail: *mut Node<T>, node: *mut Node<T>) {
 ///
 /// Items pushed by one transaction appear together, in order, when it commits; an aborted
 /// transaction's pushes never appear and its pops are not lost. A pop returns a clone of the
-/// item.
+/// item; a [`take`](TQueue::take) moves the item itself out (after the commit, through a
+/// [`Taken`] handle), so `T` need not be `Clone`.
 ///
 /// # When items are dropped
 ///
@@ -565,6 +593,10 @@ fn link<T>(old_tail: *mut Node<T>, node: *mut Node<T>) {
 ///   then is left to whichever thread reclaims next. No later pop is needed: once the caller
 ///   has dropped the clone, an `Arc` popped from the queue goes back to the count it had
 ///   before the push within a reclamation batch.
+/// - **Taken.** An item removed by [`take`](TQueue::take) is not dropped by the queue: it
+///   moves out with [`Taken::into_inner`]. A [`Taken`] handle dropped without `into_inner`
+///   leaves the item to be dropped as a popped item is, by a reclamation pass (or by the
+///   handle's drop, if that pass has run already; outside any transaction either way).
 /// - **Rolled back.** A pop in an attempt that is rolled back (a conflict, a
 ///   [`retry`](Transaction::retry), an [`or_else`](Transaction::or_else) branch that retries, a
 ///   panic) drops nothing but the clone it returned: the item stays at the front. The item of
@@ -840,9 +872,9 @@ impl<T: Send + 'static> TQueue<T> {
         });
         let handle = Taken::new(
             ticket.clone(),
-            // SAFETY: `first` holds an item (it follows a sentinel) and stays alive while the
-            // attempt is pinned.
-            project(unsafe { (*first).item.as_mut_ptr() }),
+            // SAFETY: `first` stays alive while the attempt is pinned. A raw pointer, not a
+            // reference: other attempts may be reading the item.
+            project(unsafe { (&raw mut (*first).item).cast::<T>() }),
         );
         // SAFETY: `commit_claim` neither panics nor blocks (an `Arc` drop may free the ticket);
         // it writes the ticket, which readers reach through the handle and its acquire load, and
