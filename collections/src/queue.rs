@@ -828,7 +828,7 @@ impl<T: Send + 'static> TQueue<T> {
     /// use commute::{atomically, TQueue};
     /// use std::sync::Arc;
     ///
-    /// let q = Arc::new(TQueue::new());
+    /// let q: Arc<TQueue<Box<u32>>> = Arc::new(TQueue::new());
     /// let consumer = {
     ///     let q = q.clone();
     ///     std::thread::spawn(move || atomically(|tx| q.take_wait(tx)).into_inner())
