@@ -59,11 +59,14 @@
 //!   item. Threads asleep in `retry` are unpinned and not waited for.
 //! - *The item is moved or dropped once, and the node freed once.* After the commit, the item's
 //!   fate is shared by the marker (reclaimed after the grace period) and the handle: each sets
-//!   [`ITEM_DONE`] in the node's stamp, once; a handle dropped without `into_inner` also sets
-//!   [`ITEM_LEFT`]. The second drops the item if it was left, then lets go of the node for the
-//!   item's owner ([`Node::release`]). A handle dropped before its take commits marks its
-//!   ticket abandoned, and the commit then does the handle's part. Until then a committed
-//!   handle reads the item in place (`Deref`, for `T: Sync`: others may still read it too).
+//!   [`ITEM_DONE`] in the ticket's `fate`, once; a handle dropped without `into_inner` also
+//!   sets [`ITEM_LEFT`]. The second drops the item if it was left, then lets go of the node for
+//!   the item's owner ([`Node::release`]). (Not in the node's stamp: attempts that began before
+//!   the take may still read it as a version, and a handle dropped unused is done at once.) A
+//!   handle dropped before its take commits marks its ticket abandoned, and the commit then
+//!   does the handle's part. Until then a committed handle reads the item in place (`Deref`,
+//!   for `T: Sync`: others may still read it too). The commit hands the claim's count of the
+//!   ticket to the marker, which finds the ticket at its own address.
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -86,13 +89,14 @@ const LET_GO: u64 = 1 << 62;
 /// The stamp of the queue's first sentinel, the one node without an item: version 0 (commit
 /// versions are never 0), and as it has no item to drop, only its unlinking still owns it.
 const FIRST: u64 = LET_GO;
-/// Set in the stamp of a node taken by a committed [`TQueue::take`] by the first of the two
-/// that share its item's fate, the take's [`TakenPop`] marker and the [`Taken`] handle (see
-/// [`Node::item_done`]); free in the stamps of published nodes, as [`LET_GO`] is.
-const ITEM_DONE: u64 = 1 << 63;
+/// Set in a [`Ticket`]'s `fate` by the first of the two that share the item of a node taken by
+/// a committed [`TQueue::take`], the take's [`TakenPop`] marker and the [`Taken`] handle (see
+/// [`Node::item_done`]). Not in the node's stamp: an attempt that began before the take may
+/// still read the stamp as a version, and the handle may be done before the grace period.
+const ITEM_DONE: u64 = 1;
 /// Set with [`ITEM_DONE`] by a [`Taken`] handle dropped without [`Taken::into_inner`]: the item
 /// is still in the node, to be dropped by whichever of the two comes second.
-const ITEM_LEFT: u64 = 1 << 61;
+const ITEM_LEFT: u64 = 2;
 
 /// A node: no `Option` around the item, so that a node of a word-sized item takes 24 bytes
 /// (one 32-byte allocator chunk instead of 48: a third less memory for a long log).
@@ -169,25 +173,28 @@ impl<T> Node<T> {
     /// item if the handle left it, then lets go of the node for the item's owner
     /// ([`Node::release`]).
     ///
+    /// The two meet in the take's `ticket` (its `fate`), which both hold.
+    ///
     /// # Safety
     ///
-    /// `node` was taken by a committed `take` that has made it the sentinel, each of the two
-    /// calls this once, and the second comes after the grace period of the take's commit (no
-    /// transaction that could read the item still runs): the marker is reclaimed only after it,
-    /// and a handle calls this after [`commute_stm::wait_for_readers`] or from the commit
-    /// itself (before the marker is retired, so it is first).
-    unsafe fn item_done(node: *mut Self, left: bool) {
+    /// `ticket` is the ticket of a committed `take` of a `Node<T>`, which the commit has made
+    /// the sentinel; each of the two calls this once, and whichever comes second comes after the
+    /// grace period of the take's commit (no transaction that could read the item still runs):
+    /// the marker is reclaimed only after it, and a handle that moves the item out waits for it
+    /// first ([`commute_stm::wait_for_readers`]). A handle that leaves the item may come first
+    /// at any time, even from the commit itself.
+    unsafe fn item_done(ticket: &Ticket, left: bool) {
         let mark = if left {
             ITEM_DONE | ITEM_LEFT
         } else {
             ITEM_DONE
         };
         // AcqRel: the second sees what the first did with the item (a handle's move or reads).
-        // SAFETY: the node is alive until its item's owner lets go of it, below.
-        let before = unsafe { (*node).stamp.fetch_or(mark, Ordering::AcqRel) };
+        let before = ticket.fate.fetch_or(mark, Ordering::AcqRel);
         if before & ITEM_DONE == 0 {
             return;
         }
+        let node = ticket.node.cast::<Node<T>>();
         /// Lets go of the node even if the item's drop panics.
         struct Release<T>(*mut Node<T>);
         impl<T> Drop for Release<T> {
@@ -202,16 +209,6 @@ impl<T> Node<T> {
             // is done with it, and the grace period is over (caller): dropped once, here.
             unsafe { (*node).item.assume_init_drop() };
         }
-    }
-
-    /// [`Node::item_done`] for a [`Taken`] handle, with the node's type erased.
-    ///
-    /// # Safety
-    ///
-    /// As for [`Node::item_done`]; `node` is a `*mut Node<T>`.
-    unsafe fn item_done_erased(node: *mut (), left: bool) {
-        // SAFETY: forwarded from the caller.
-        unsafe { Node::item_done(node.cast::<Node<T>>(), left) }
     }
 }
 
@@ -279,27 +276,32 @@ impl<T> Drop for Popped<T> {
 
 /// What a [`TQueue::take`]'s commit retires: as [`Popped`], but the item of the node that
 /// became the sentinel is shared with the take's [`Taken`] handle ([`Node::item_done`]), which
-/// may move it out. A type of its own, so that plain pops pay nothing for takes.
+/// may move it out. A type of its own, so that plain pops pay nothing for takes; a zero-sized
+/// marker at the address of the take's [`Ticket`], whose count the commit hands it
+/// ([`commit_claim`]).
 struct TakenPop<T>(PhantomData<T>);
 
 impl<T> TakenPop<T> {
-    /// The marker to retire for `old`, the sentinel a take replaces (see [`Popped::of`]).
-    fn of(old: *mut Node<T>) -> *mut TakenPop<T> {
-        ptr::without_provenance_mut(old.expose_provenance())
+    /// The marker to retire for the take of `ticket` (its provenance exposed).
+    fn of(ticket: &Arc<Ticket>) -> *mut TakenPop<T> {
+        ptr::without_provenance_mut(Arc::as_ptr(ticket).expose_provenance())
     }
 }
 
 impl<T> Drop for TakenPop<T> {
     fn drop(&mut self) {
-        let old: *mut Node<T> = ptr::with_exposed_provenance_mut(ptr::from_mut(self).addr());
+        // SAFETY: the marker is retired by the commit that also ran the take's claim, which
+        // left one count of the ticket to it (`commit_claim`); its provenance was exposed.
+        let ticket: Arc<Ticket> =
+            unsafe { Arc::from_raw(ptr::with_exposed_provenance(ptr::from_mut(self).addr())) };
+        let old = ticket.old.cast::<Node<T>>();
         // SAFETY: as in `Popped::drop`: `old` is the sentinel the take replaced and this marker
-        // unlinked it; its `next` is the node the take made the sentinel, whose item this marker
-        // shares with the take's handle. The marker is reclaimed after the commit's grace
-        // period, as `item_done` requires, and calls it once.
+        // unlinked it; the ticket's node is the one the take made the sentinel, whose item this
+        // marker shares with the take's handle. The marker is reclaimed after the commit's
+        // grace period, as `item_done` requires, and calls it once.
         unsafe {
-            let new = (*old).next.load(Ordering::Acquire);
             Node::release(old);
-            Node::item_done(new, false);
+            Node::<T>::item_done(&ticket, false);
         }
     }
 }
@@ -310,23 +312,27 @@ const PENDING: u64 = 0;
 /// A [`Taken`] handle dropped before its take committed (if it ever does).
 const ABANDONED: u64 = u64::MAX;
 
-/// What a [`Taken`] handle shares with the commit of its take: whether, and at which version,
-/// it committed.
+/// What a [`Taken`] handle shares with the commit of its take (whether, and at which version,
+/// it committed) and then with the take's [`TakenPop`] marker (the item's fate).
 struct Ticket {
     /// [`PENDING`]; the take's commit version (never 0) once it committed; [`ABANDONED`] if the
     /// handle was dropped before.
     state: AtomicU64,
-    /// The node taken (a `Node<S>` of the queue's stored type `S`).
+    /// [`ITEM_DONE`] and [`ITEM_LEFT`] (see [`Node::item_done`]).
+    fate: AtomicU64,
+    /// The sentinel the take replaces (a `Node<S>` of the queue's stored type `S`).
+    old: *mut (),
+    /// The node taken, which the take makes the sentinel (a `Node<S>`).
     node: *mut (),
-    /// `Node::<S>::item_done_erased`.
-    item_done: unsafe fn(*mut (), bool),
+    /// `Node::<S>::item_done`.
+    item_done: unsafe fn(&Ticket, bool),
 }
 
-// SAFETY: the node pointer is only used, through `item_done`, by whoever owns the item's fate
-// (the handle, or the commit for a handle already dropped), each once; the queue's item type
-// is `Send`, so the item may be dropped or moved wherever that runs.
+// SAFETY: the node pointers are only used by whoever owns the item's fate (the handle, or the
+// commit for a handle already dropped, and the marker), each once, through `item_done`; the
+// queue's item type is `Send`, so the item may be dropped or moved wherever that runs.
 unsafe impl Send for Ticket {}
-// SAFETY: shared between the handle and the commit only through the atomic `state`.
+// SAFETY: shared only through the atomics `state` and `fate`.
 unsafe impl Sync for Ticket {}
 
 /// What a take registers on its queue's `taken` variable: a zero-sized marker at the address of
@@ -363,18 +369,23 @@ impl Drop for Claim {
 
 /// Runs at the take's commit, with the queue's `taken` variable locked: the handle learns that
 /// its take committed, and at which version. A handle dropped already gives the item back to the
-/// take's marker, which drops it as a pop's ([`Node::item_done`]).
+/// take's marker, which drops it as a pop's ([`Node::item_done`]). The claim's count of the
+/// ticket goes to the take's [`TakenPop`] marker, which the same commit retires: the claim and
+/// the retirement are registered together and purged together (by an `or_else` that rolls the
+/// branch back; `head` and `taken` are never dropped while an attempt may use them, see
+/// [`DeadQueue`]), so the marker is retired exactly when this runs.
 fn commit_claim(_previous: u64, version: u64, claim: *mut Claim) -> u64 {
     // SAFETY: the marker registered by `take`, handed over once by the commit.
     let ticket = unsafe { Claim::ticket(claim) };
-    // AcqRel: the handle's load sees that the take committed (and, through the commit, the
-    // node); a handle dropped before hands its node over to us.
+    // AcqRel: the handle's load sees that the take committed; a handle dropped before hands
+    // its share of the item over to us.
     if ticket.state.swap(version, Ordering::AcqRel) == ABANDONED {
-        // SAFETY: the take committed, and its marker is retired after this (commit hooks run
-        // before retirement), so this is the first of the two; the node is alive (the attempt
-        // is pinned until it ends).
-        unsafe { (ticket.item_done)(ticket.node, true) };
+        // SAFETY: the take committed, and a handle that leaves the item may be done first at
+        // any time; it is done once (it was dropped without calling this).
+        unsafe { (ticket.item_done)(&ticket, true) };
     }
+    // The marker's count (see above).
+    let _ = Arc::into_raw(ticket);
     version
 }
 
@@ -478,7 +489,7 @@ impl<T: 'static> Taken<T> {
         // is moved out of the handle, which is never used again.
         unsafe {
             let ticket = ptr::read(&this.ticket);
-            (ticket.item_done)(ticket.node, false);
+            (ticket.item_done)(&ticket, false);
         }
         item
     }
@@ -522,7 +533,7 @@ impl<T: 'static> Drop for Taken<T> {
                 // SAFETY: the take committed and the handle is done with the item, once; if the
                 // marker comes second it runs after the grace period; if we do, the marker has
                 // run, which it does after it.
-                unsafe { (self.0.item_done)(self.0.node, true) }
+                unsafe { (self.0.item_done)(&self.0, true) }
             }
         }
         let left = Left(self.ticket.clone());
@@ -859,17 +870,20 @@ impl<T: Send + 'static> TQueue<T> {
             return Ok(None);
         }
         self.head.write(tx, first);
-        // SAFETY: as in `pop`, with the take's own marker: if this attempt commits, the old
-        // sentinel is unlinked and `first`'s item belongs to the marker and the handle
-        // (`Node::item_done`); the marker is this pop's only retirement. Tied to `head`, as
-        // there; the claim below commits with it (`taken` lives as long as `head`).
-        unsafe { self.head.retire_on_commit(tx, TakenPop::of(head)) };
         self.len.decr(tx);
         let ticket = Arc::new(Ticket {
             state: AtomicU64::new(PENDING),
+            fate: AtomicU64::new(0),
+            old: head.cast(),
             node: first.cast(),
-            item_done: Node::<T>::item_done_erased,
+            item_done: Node::<T>::item_done,
         });
+        // SAFETY: the marker is zero-sized. As in `pop`, with the take's own marker: if this
+        // attempt commits, the old sentinel is unlinked and `first`'s item belongs to the
+        // marker and the handle (`Node::item_done`); the marker is this pop's only retirement,
+        // and it is retired exactly when the claim below runs, which hands it a count of the
+        // ticket (see `commit_claim`). If the attempt rolls back, neither happens.
+        unsafe { self.head.retire_on_commit(tx, TakenPop::<T>::of(&ticket)) };
         let handle = Taken::new(
             ticket.clone(),
             // SAFETY: `first` stays alive while the attempt is pinned. A raw pointer, not a

@@ -428,3 +428,46 @@ fn bounded_rolled_back_take_keeps_item_and_credit() {
     assert_eq!(q.atomic().take().unwrap().id, 0);
     reclaim_until(|| total(&drops) == 1);
 }
+
+#[test]
+fn a_handle_dropped_early_leaves_readers_snapshots_alone() {
+    common::with_watchdog(60, || {
+        let q: Arc<TQueue<Box<u32>>> = Arc::new(TQueue::new());
+        q.atomic().push(Box::new(1));
+        q.atomic().push(Box::new(2));
+        let paused = Arc::new(AtomicBool::new(false));
+        let resume = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (q, paused, resume) = (q.clone(), paused.clone(), resume.clone());
+            std::thread::spawn(move || {
+                let mut first = true;
+                atomically(|tx| {
+                    let walked = q.for_each(tx, |_| {
+                        if std::mem::take(&mut first) {
+                            // Between the first item and the second: both are taken meanwhile.
+                            paused.store(true, Ordering::SeqCst);
+                            while !resume.load(Ordering::SeqCst) {
+                                std::thread::yield_now();
+                            }
+                        }
+                    });
+                    // Versions take 61 bits: whatever the walk met next, it was a version.
+                    assert!(
+                        tx.read_version() < 1 << 61,
+                        "the walk took a node's bits for a version"
+                    );
+                    walked
+                })
+            })
+        };
+        while !paused.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        let first = atomically(|tx| q.take(tx)).unwrap();
+        let second = atomically(|tx| q.take(tx)).unwrap();
+        drop(second); // before the reader's attempt ends
+        resume.store(true, Ordering::SeqCst);
+        reader.join().unwrap();
+        assert_eq!(*first.into_inner(), 1);
+    });
+}
