@@ -471,3 +471,21 @@ fn a_handle_dropped_early_leaves_readers_snapshots_alone() {
         assert_eq!(*first.into_inner(), 1);
     });
 }
+
+#[test]
+fn a_committed_handle_moves_to_another_thread() {
+    common::with_watchdog(60, || {
+        let q: TQueue<Job> = TQueue::new();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let counter = ran.clone();
+        q.atomic().push(Box::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }));
+        let taken = atomically(|tx| q.take(tx)).unwrap();
+        std::thread::spawn(move || (taken.into_inner())())
+            .join()
+            .unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        assert!(q.atomic().is_empty());
+    });
+}
