@@ -890,10 +890,10 @@ impl<T: Send + 'static> TQueue<T> {
             // reference: other attempts may be reading the item.
             project(unsafe { (&raw mut (*first).item).cast::<T>() }),
         );
-        // SAFETY: `commit_claim` neither panics nor blocks (an `Arc` drop may free the ticket);
-        // it writes the ticket, which readers reach through the handle and its acquire load, and
-        // the node's stamp bits for a dropped handle, which only the item's owners read. The
-        // claim is a fresh marker owning one count of the ticket.
+        // SAFETY: `commit_claim` neither panics nor blocks (nor frees: its count of the ticket
+        // goes to the marker); it writes only the ticket, which the handle reads through its
+        // acquire load and the marker after the commit. The claim is a fresh marker owning one
+        // count of the ticket.
         unsafe {
             self.taken
                 .publish_box_on_commit(tx, Claim::of(ticket), commit_claim)
