@@ -33,6 +33,7 @@
 //! |---|---|
 //! | `Mutex<HashMap<K, V>>`: `map.lock().unwrap().insert(k, v)` | [`TMap<K, V>`](TMap): `map.insert(tx, k, v)?` |
 //! | `Mutex<VecDeque<T>>`: `q.lock().unwrap().push_back(x)` | [`TQueue<T>`](TQueue): `q.push(tx, x)` |
+//! | a job queue of `Box<dyn FnOnce() + Send>`: `q.lock().unwrap().pop_front()` | [`TQueue`]: `q.take(tx)?` in the transaction, then [`Taken::into_inner`] (or `q.atomic().take()`): no `Clone` needed |
 //! | `AtomicU64`: `n.fetch_add(1, Relaxed)` | [`TCounter`]: `n.incr(tx)` |
 //! | a bounded channel: `tx.send(x)`, `rx.recv()` | [`TBoundedQueue<T>`](TBoundedQueue): `q.push(tx, x)?`, `q.pop_wait(tx)?` |
 //!
