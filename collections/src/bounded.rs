@@ -10,13 +10,14 @@
 //! returning that producer's own credit at the same moment — not with every consumer.
 
 use core::fmt;
+use core::ptr;
 
 use crossbeam_utils::CachePadded;
 
 use crate::atomic::Atomic;
 use crate::closed::{Closed, RecvTimeoutError};
 use crate::counter::thread_shard_index;
-use crate::queue::TQueue;
+use crate::queue::{TQueue, Taken};
 use crate::{Inline, StmResult, TVar, Transaction, atomically, try_atomically};
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,9 @@ use std::time::{Duration, Instant};
 /// dropped by the popping thread's next reclamation pass once no transaction that began before
 /// the pop committed can still read it, without waiting for another pop; a pop that is rolled
 /// back drops nothing but its clone; items left in the queue are dropped with it (see
-/// [`TQueue`] for when); the item of a rolled-back push is dropped when its attempt ends.
+/// [`TQueue`] for when); the item of a rolled-back push is dropped when its attempt ends. An
+/// item removed by [`take`](TBoundedQueue::take) moves out through its [`Taken`] handle
+/// instead, or is dropped as a popped one if the handle is dropped unused.
 ///
 /// # Examples
 ///
@@ -62,7 +65,7 @@ impl<T: 'static> Drop for TBoundedQueue<T> {
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
+impl<T: Send + 'static> TBoundedQueue<T> {
     /// Creates an empty queue that holds at most `capacity` items.
     ///
     /// # Panics
@@ -298,6 +301,65 @@ impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
         Ok(true)
     }
 
+    /// Removes the front item, or returns `None` if the queue is empty, without cloning it, as
+    /// [`TQueue::take`] does: the item moves out through the [`Taken`] handle once the
+    /// transaction has committed ([`Taken::into_inner`]). The credit goes back with the commit.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_push`](TBoundedQueue::try_push).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TBoundedQueue};
+    ///
+    /// let q = TBoundedQueue::with_capacity(1);
+    /// q.atomic().push(Box::new(7));
+    /// let taken = atomically(|tx| q.take(tx)).unwrap();
+    /// assert_eq!(q.atomic().try_push(Box::new(8)), Ok(()), "the credit is back");
+    /// assert_eq!(taken.into_inner(), Box::new(7));
+    /// ```
+    pub fn take(&self, tx: &Transaction) -> StmResult<Option<Taken<T>>> {
+        let mut shard = 0u32;
+        let taken = self.queue.take_map(tx, |stored: *mut (T, u32)| {
+            // SAFETY: `take_map` hands over a pointer to a live stored item; the shard is a
+            // `u32`, read without forming a reference to the item (which may not be `Sync`).
+            unsafe {
+                shard = ptr::read(&raw const (*stored).1);
+                &raw mut (*stored).0
+            }
+        })?;
+        if taken.is_some() {
+            // Give the credit back to the producer's shard, without reading it.
+            self.credits[shard as usize].add(tx, 1);
+        }
+        Ok(taken)
+    }
+
+    /// Removes the front item as [`take`](TBoundedQueue::take) does, blocking while the queue
+    /// is empty.
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TBoundedQueue::pop), plus the retry signal while empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(4);
+    /// q.atomic().push(String::from("x"));
+    /// assert_eq!(commute::atomically(|tx| q.take_wait(tx)).into_inner(), "x");
+    /// ```
+    pub fn take_wait(&self, tx: &Transaction) -> StmResult<Taken<T>> {
+        match self.take(tx)? {
+            Some(taken) => Ok(taken),
+            None => tx.retry(),
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
     /// Removes and returns the front item, or `None` if the queue is empty.
     ///
     /// As [`TQueue::pop`]: the item returned is a clone, and the queue's copy is dropped after
@@ -452,7 +514,9 @@ impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
     pub fn peek(&self, tx: &Transaction) -> StmResult<Option<T>> {
         Ok(self.queue.peek(tx)?.map(|(item, _)| item))
     }
+}
 
+impl<T: Send + Sync + 'static> TBoundedQueue<T> {
     /// Calls `f` on every item, front to back, as [`TQueue::for_each`] does.
     ///
     /// # Errors
@@ -477,7 +541,9 @@ impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
     pub fn for_each<'a>(&'a self, tx: &'a Transaction, mut f: impl FnMut(&'a T)) -> StmResult<()> {
         self.queue.for_each(tx, |(item, _)| f(item))
     }
+}
 
+impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
     /// Clones of every item, front to back (see [`TQueue::for_each`]).
     ///
     /// # Errors
@@ -498,7 +564,9 @@ impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
         self.for_each(tx, |item| items.push(item.clone()))?;
         Ok(items)
     }
+}
 
+impl<T: Send + 'static> TBoundedQueue<T> {
     /// The number of items (conflicts with concurrent pushes and pops).
     ///
     /// # Errors
@@ -543,6 +611,129 @@ impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
     /// ```
     pub fn atomic(&self) -> Atomic<'_, Self> {
         Atomic(self)
+    }
+}
+
+impl<T: Send + 'static> Atomic<'_, TBoundedQueue<T>> {
+    /// [`TBoundedQueue::take`] in a transaction of its own, and the item moved out
+    /// ([`Taken::into_inner`]).
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(1);
+    /// q.atomic().push(Box::new(5));
+    /// assert_eq!(q.atomic().take(), Some(Box::new(5)));
+    /// ```
+    pub fn take(self) -> Option<T> {
+        atomically(|tx| self.0.take(tx)).map(Taken::into_inner)
+    }
+
+    /// [`TBoundedQueue::take_wait`] in a transaction of its own, and the item moved out:
+    /// blocks while the queue is empty.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(1);
+    /// q.atomic().push(Box::new(5));
+    /// assert_eq!(q.atomic().take_wait(), Box::new(5));
+    /// ```
+    pub fn take_wait(self) -> T {
+        atomically(|tx| self.0.take_wait(tx)).into_inner()
+    }
+
+    /// The number of items.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
+    /// assert_eq!(q.atomic().len(), 0);
+    /// ```
+    pub fn len(self) -> usize {
+        atomically(|tx| self.0.len(tx))
+    }
+
+    /// True if the queue has no items.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
+    /// assert!(q.atomic().is_empty());
+    /// ```
+    pub fn is_empty(self) -> bool {
+        atomically(|tx| self.0.is_empty(tx))
+    }
+
+    /// [`TBoundedQueue::close`] in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
+    /// q.atomic().close();
+    /// assert!(q.atomic().is_closed());
+    /// ```
+    pub fn close(self) {
+        atomically(|tx| {
+            self.0.close(tx);
+            Ok(())
+        });
+    }
+
+    /// [`TBoundedQueue::is_closed`] in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
+    /// assert!(!q.atomic().is_closed());
+    /// ```
+    pub fn is_closed(self) -> bool {
+        atomically(|tx| self.0.is_closed(tx))
+    }
+
+    /// [`TBoundedQueue::is_full`] in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TBoundedQueue::with_capacity(1);
+    /// q.atomic().push(1);
+    /// assert!(q.atomic().is_full());
+    /// ```
+    pub fn is_full(self) -> bool {
+        atomically(|tx| self.0.is_full(tx))
     }
 }
 
@@ -691,59 +882,6 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
         atomically(|tx| self.0.recv_until(tx, deadline))
     }
 
-    /// [`TBoundedQueue::close`] in a transaction of its own.
-    ///
-    /// # Panics
-    ///
-    /// If called inside a transaction.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
-    /// q.atomic().close();
-    /// assert!(q.atomic().is_closed());
-    /// ```
-    pub fn close(self) {
-        atomically(|tx| {
-            self.0.close(tx);
-            Ok(())
-        });
-    }
-
-    /// [`TBoundedQueue::is_closed`] in a transaction of its own.
-    ///
-    /// # Panics
-    ///
-    /// If called inside a transaction.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
-    /// assert!(!q.atomic().is_closed());
-    /// ```
-    pub fn is_closed(self) -> bool {
-        atomically(|tx| self.0.is_closed(tx))
-    }
-
-    /// [`TBoundedQueue::is_full`] in a transaction of its own.
-    ///
-    /// # Panics
-    ///
-    /// If called inside a transaction.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = commute::TBoundedQueue::with_capacity(1);
-    /// q.atomic().push(1);
-    /// assert!(q.atomic().is_full());
-    /// ```
-    pub fn is_full(self) -> bool {
-        atomically(|tx| self.0.is_full(tx))
-    }
-
     /// [`TBoundedQueue::drain`] in a transaction of its own.
     ///
     /// # Panics
@@ -760,22 +898,6 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// ```
     pub fn drain(self) -> Vec<T> {
         atomically(|tx| self.0.drain(tx))
-    }
-
-    /// The number of items.
-    ///
-    /// # Panics
-    ///
-    /// If called inside a transaction.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
-    /// assert_eq!(q.atomic().len(), 0);
-    /// ```
-    pub fn len(self) -> usize {
-        atomically(|tx| self.0.len(tx))
     }
 
     /// A clone of the front item.
@@ -810,22 +932,6 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// ```
     pub fn iter(self) -> Vec<T> {
         atomically(|tx| self.0.iter(tx))
-    }
-
-    /// True if the queue has no items.
-    ///
-    /// # Panics
-    ///
-    /// If called inside a transaction.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
-    /// assert!(q.atomic().is_empty());
-    /// ```
-    pub fn is_empty(self) -> bool {
-        atomically(|tx| self.0.is_empty(tx))
     }
 }
 

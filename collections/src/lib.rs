@@ -38,6 +38,7 @@
 //! |---|---|
 //! | `Mutex<HashMap<K, V>>`: `map.lock().unwrap().insert(k, v)` | [`TMap<K, V>`](TMap): `map.insert(tx, k, v)?` |
 //! | `Mutex<VecDeque<T>>`: `q.lock().unwrap().push_back(x)` | [`TQueue<T>`](TQueue): `q.push(tx, x)` |
+//! | a job queue of `Box<dyn FnOnce() + Send>`: `q.lock().unwrap().pop_front()` | [`TQueue`]: `q.take(tx)?` in the transaction, then [`Taken::into_inner`] (or `q.atomic().take()`): no `Clone` needed |
 //! | `AtomicU64`: `n.fetch_add(1, Relaxed)` | [`TCounter`]: `n.incr(tx)` |
 //! | a bounded channel: `tx.send(x)`, `rx.recv()` | [`TBoundedQueue<T>`](TBoundedQueue): `q.send(tx, x)?`, `q.recv(tx)?` (or `push`, `pop_wait` when it is never closed) |
 //!
@@ -135,6 +136,8 @@
 //! - a value a commit replaced or removed (a [`TBox`]'s old value, a [`TMap`] entry, a popped
 //!   [`TQueue`] item, whose pop returned a clone) is dropped by a later reclamation pass, once
 //!   no running transaction can still read it;
+//! - a [`TQueue`] item removed by `take` is not dropped at all: it moves out of its [`Taken`]
+//!   handle after the commit (or, if the handle is dropped unused, goes as a popped item);
 //! - a value written by an attempt that is rolled back is dropped when the attempt ends;
 //! - a variable or collection dropped while other threads are inside [`atomically`] keeps its
 //!   values until those calls have returned (an attempt may still hold it), and a reclamation
@@ -180,7 +183,7 @@ pub use counter::TCounter;
 pub use map::{Change, TMap};
 #[cfg(not(loom))]
 pub use pool::{PoolReport, PoolWatcher, TaskCtx, TaskId, TaskPanic, TaskPool};
-pub use queue::TQueue;
+pub use queue::{TQueue, Taken};
 pub use set::TSet;
 
 /// The README's examples, compiled and run as doctests.

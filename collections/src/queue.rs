@@ -42,6 +42,36 @@
 //! ([`Node::release`]) and the second frees the node. A marker is zero-sized, so neither a pop
 //! nor its reclamation allocates. Nodes of rolled-back pushes are freed, with their items, with
 //! the attempt.
+//!
+//! **Taking without cloning.** [`TQueue::take`] makes the reads and writes of a pop, but
+//! instead of a clone it returns a [`Taken`] handle (a shared [`Ticket`] and the item's
+//! address), and it retires a [`TakenPop`] marker (a type of its own: plain pops pay nothing
+//! for takes) and registers a [`Claim`] on the queue's `taken` variable, a commit-time
+//! publishing operation that tells the ticket the commit's version. The item moves out in
+//! [`Taken::into_inner`], after the transaction. Why that is sound:
+//!
+//! - *Only a committed take's handle gets the item.* The claim runs in the commit that moves
+//!   `head` past the node, and only there: both are in one write set, and `taken` lives as long
+//!   as `head` (the queue's drop keeps both for late commits), so neither is purged without the
+//!   other. A rolled-back claim is dropped by the core and leaves the ticket pending: that
+//!   handle (kept out of its attempt through a captured variable) never touches the node, which
+//!   may be freed since; `into_inner` and `Deref` panic.
+//! - *The item does not move while it may be read.* Its readers (a pop's or a peek's clone,
+//!   `for_each`, another attempt's take) are attempts pinned before the take's commit;
+//!   attempts that begin later see the node as the sentinel, and never read a sentinel's item.
+//!   `into_inner` first waits for the commit's grace period
+//!   ([`commute_stm::wait_for_readers`]), the condition under which reclamation would drop the
+//!   item. Threads asleep in `retry` are unpinned and not waited for.
+//! - *The item is moved or dropped once, and the node freed once.* After the commit, the item's
+//!   fate is shared by the marker (reclaimed after the grace period) and the handle: each sets
+//!   [`ITEM_DONE`] in the ticket's `fate`, once; a handle dropped without `into_inner` also
+//!   sets [`ITEM_LEFT`]. The second drops the item if it was left, then lets go of the node for
+//!   the item's owner ([`Node::release`]). (Not in the node's stamp: attempts that began before
+//!   the take may still read it as a version, and a handle dropped unused is done at once.) A
+//!   handle dropped before its take commits marks its ticket abandoned, and the commit then
+//!   does the handle's part. Until then a committed handle reads the item in place (`Deref`,
+//!   for `T: Sync`: others may still read it too). The commit hands the claim's count of the
+//!   ticket to the marker, which finds the ticket at its own address.
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -67,6 +97,14 @@ const LET_GO: u64 = 1 << 62;
 /// The stamp of the queue's first sentinel, the one node without an item: version 0 (commit
 /// versions are never 0), and as it has no item to drop, only its unlinking still owns it.
 const FIRST: u64 = LET_GO;
+/// Set in a [`Ticket`]'s `fate` by the first of the two that share the item of a node taken by
+/// a committed [`TQueue::take`], the take's [`TakenPop`] marker and the [`Taken`] handle (see
+/// [`Node::item_done`]). Not in the node's stamp: an attempt that began before the take may
+/// still read the stamp as a version, and the handle may be done before the grace period.
+const ITEM_DONE: u64 = 1;
+/// Set with [`ITEM_DONE`] by a [`Taken`] handle dropped without [`Taken::into_inner`]: the item
+/// is still in the node, to be dropped by whichever of the two comes second.
+const ITEM_LEFT: u64 = 2;
 
 /// A node: no `Option` around the item, so that a node of a word-sized item takes 24 bytes
 /// (one 32-byte allocator chunk instead of 48: a third less memory for a long log).
@@ -136,6 +174,52 @@ impl<T> Node<T> {
     }
 }
 
+impl<T> Node<T> {
+    /// One of the two that share the item of a node taken by a committed [`TQueue::take`]
+    /// (its [`TakenPop`] marker and its [`Taken`] handle) is done with it; `left` from a handle
+    /// dropped without moving the item out, which leaves it in the node. The second drops the
+    /// item if the handle left it, then lets go of the node for the item's owner
+    /// ([`Node::release`]).
+    ///
+    /// The two meet in the take's `ticket` (its `fate`), which both hold.
+    ///
+    /// # Safety
+    ///
+    /// `ticket` is the ticket of a committed `take` of a `Node<T>`, which the commit has made
+    /// the sentinel; each of the two calls this once, and whichever comes second comes after the
+    /// grace period of the take's commit (no transaction that could read the item still runs):
+    /// the marker is reclaimed only after it, and a handle that moves the item out waits for it
+    /// first ([`commute_stm::wait_for_readers`]). A handle that leaves the item may come first
+    /// at any time, even from the commit itself.
+    unsafe fn item_done(ticket: &Ticket, left: bool) {
+        let mark = if left {
+            ITEM_DONE | ITEM_LEFT
+        } else {
+            ITEM_DONE
+        };
+        // AcqRel: the second sees what the first did with the item (a handle's move or reads).
+        let before = ticket.fate.fetch_or(mark, Ordering::AcqRel);
+        if before & ITEM_DONE == 0 {
+            return;
+        }
+        let node = ticket.node.cast::<Node<T>>();
+        /// Lets go of the node even if the item's drop panics.
+        struct Release<T>(*mut Node<T>);
+        impl<T> Drop for Release<T> {
+            fn drop(&mut self) {
+                // SAFETY: see below: we are the item's owner, letting go once.
+                unsafe { Node::release(self.0) }
+            }
+        }
+        let _release = Release(node);
+        if (before | mark) & ITEM_LEFT != 0 {
+            // SAFETY: the item was left in the node (not moved out by the handle), the other
+            // is done with it, and the grace period is over (caller): dropped once, here.
+            unsafe { (*node).item.assume_init_drop() };
+        }
+    }
+}
+
 impl<T> Drop for Node<T> {
     fn drop(&mut self) {
         // A node dropped unpublished is the node of a rolled-back push, freed by the core with
@@ -198,6 +282,288 @@ impl<T> Drop for Popped<T> {
     }
 }
 
+/// What a [`TQueue::take`]'s commit retires: as [`Popped`], but the item of the node that
+/// became the sentinel is shared with the take's [`Taken`] handle ([`Node::item_done`]), which
+/// may move it out. A type of its own, so that plain pops pay nothing for takes; a zero-sized
+/// marker at the address of the take's [`Ticket`], whose count the commit hands it
+/// ([`commit_claim`]).
+struct TakenPop<T>(PhantomData<T>);
+
+impl<T> TakenPop<T> {
+    /// The marker to retire for the take of `ticket` (its provenance exposed).
+    fn of(ticket: &Arc<Ticket>) -> *mut TakenPop<T> {
+        ptr::without_provenance_mut(Arc::as_ptr(ticket).expose_provenance())
+    }
+}
+
+impl<T> Drop for TakenPop<T> {
+    fn drop(&mut self) {
+        // SAFETY: the marker is retired by the commit that also ran the take's claim, which
+        // left one count of the ticket to it (`commit_claim`); its provenance was exposed.
+        let ticket: Arc<Ticket> =
+            unsafe { Arc::from_raw(ptr::with_exposed_provenance(ptr::from_mut(self).addr())) };
+        let old = ticket.old.cast::<Node<T>>();
+        // SAFETY: as in `Popped::drop`: `old` is the sentinel the take replaced and this marker
+        // unlinked it; the ticket's node is the one the take made the sentinel, whose item this
+        // marker shares with the take's handle. The marker is reclaimed after the commit's
+        // grace period, as `item_done` requires, and calls it once.
+        unsafe {
+            Node::release(old);
+            Node::<T>::item_done(&ticket, false);
+        }
+    }
+}
+
+/// The state of a [`Taken`] handle's take while its attempt runs; then the commit's version,
+/// or [`ABANDONED`].
+const PENDING: u64 = 0;
+/// A [`Taken`] handle dropped before its take committed (if it ever does).
+const ABANDONED: u64 = u64::MAX;
+
+/// What a [`Taken`] handle shares with the commit of its take (whether, and at which version,
+/// it committed) and then with the take's [`TakenPop`] marker (the item's fate).
+struct Ticket {
+    /// [`PENDING`]; the take's commit version (never 0) once it committed; [`ABANDONED`] if the
+    /// handle was dropped before.
+    state: AtomicU64,
+    /// [`ITEM_DONE`] and [`ITEM_LEFT`] (see [`Node::item_done`]).
+    fate: AtomicU64,
+    /// The sentinel the take replaces (a `Node<S>` of the queue's stored type `S`).
+    old: *mut (),
+    /// The node taken, which the take makes the sentinel (a `Node<S>`).
+    node: *mut (),
+    /// `Node::<S>::item_done`.
+    item_done: unsafe fn(&Ticket, bool),
+}
+
+// SAFETY: the node pointers are only used by whoever owns the item's fate (the handle, or the
+// commit for a handle already dropped, and the marker), each once, through `item_done`; the
+// queue's item type is `Send`, so the item may be dropped or moved wherever that runs.
+unsafe impl Send for Ticket {}
+// SAFETY: shared only through the atomics `state` and `fate`.
+unsafe impl Sync for Ticket {}
+
+/// What a take registers on its queue's `taken` variable: a zero-sized marker at the address of
+/// the handle's [`Ticket`] (one `Arc` count, whose provenance is exposed). The core drops it as
+/// a `Box` if the take is rolled back, or hands it to [`commit_claim`] at commit.
+struct Claim;
+
+impl Claim {
+    /// The marker for `ticket`, which it owns.
+    fn of(ticket: Arc<Ticket>) -> *mut Claim {
+        ptr::without_provenance_mut(Arc::into_raw(ticket).expose_provenance())
+    }
+
+    /// The ticket the marker at `claim` owns.
+    ///
+    /// # Safety
+    ///
+    /// `claim` comes from [`Claim::of`], and is taken up once.
+    unsafe fn ticket(claim: *mut Claim) -> Arc<Ticket> {
+        // SAFETY: the address of an `Arc::into_raw` whose provenance `Claim::of` exposed; its
+        // count is the marker's (caller).
+        unsafe { Arc::from_raw(ptr::with_exposed_provenance(claim.addr())) }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // The take was rolled back (its attempt, or the `or_else` branch, or the queue was
+        // dropped in the same attempt): the handle stays `PENDING`, and never touches the node.
+        // SAFETY: a marker dropped by the core was made by `Claim::of`, and is dropped once.
+        drop(unsafe { Claim::ticket(ptr::from_mut(self)) });
+    }
+}
+
+/// Runs at the take's commit, with the queue's `taken` variable locked: the handle learns that
+/// its take committed, and at which version. A handle dropped already gives the item back to the
+/// take's marker, which drops it as a pop's ([`Node::item_done`]). The claim's count of the
+/// ticket goes to the take's [`TakenPop`] marker, which the same commit retires: the claim and
+/// the retirement are registered together and purged together (by an `or_else` that rolls the
+/// branch back; `head` and `taken` are never dropped while an attempt may use them, see
+/// [`DeadQueue`]), so the marker is retired exactly when this runs.
+fn commit_claim(_previous: u64, version: u64, claim: *mut Claim) -> u64 {
+    // SAFETY: the marker registered by `take`, handed over once by the commit.
+    let ticket = unsafe { Claim::ticket(claim) };
+    // AcqRel: the handle's load sees that the take committed; a handle dropped before hands
+    // its share of the item over to us.
+    if ticket.state.swap(version, Ordering::AcqRel) == ABANDONED {
+        // SAFETY: the take committed, and a handle that leaves the item may be done first at
+        // any time; it is done once (it was dropped without calling this).
+        unsafe { (ticket.item_done)(&ticket, true) };
+    }
+    // The marker's count (see above).
+    let _ = Arc::into_raw(ticket);
+    version
+}
+
+/// The item removed by a [`TQueue::take`] (or [`TBoundedQueue::take`](crate::TBoundedQueue::take)),
+/// to be moved out with [`into_inner`](Taken::into_inner) once the transaction has committed.
+///
+/// A pop that hands out a clone can drop the queue's copy later, once no transaction can still
+/// read it; a take moves the item itself, so it must wait for those readers, and for its own
+/// commit: an attempt is speculative, and one rolled back must leave the item in the queue,
+/// unmoved. So `take` returns this handle, and the item moves when the handle is consumed after
+/// the commit, outside any transaction. Until then the item stays in the queue's node (no longer
+/// in the queue), and the handle can read it ([`Deref`](core::ops::Deref)) once the take has
+/// committed.
+///
+/// - [`into_inner`](Taken::into_inner) outside transactions, after the commit: waits until no
+///   transaction of another thread that began before the commit still runs (at once if none),
+///   then moves the item out.
+/// - A handle from an attempt that did not commit (kept out of it through a captured variable)
+///   holds nothing: `into_inner` panics, and the item is still in the queue.
+/// - A handle dropped without `into_inner`: the item is dropped as a popped item is, by a
+///   later reclamation pass (see [when items are dropped](TQueue#when-items-are-dropped)).
+///
+/// # Examples
+///
+/// ```
+/// use commute::{atomically, TQueue};
+///
+/// let jobs: TQueue<Box<dyn FnOnce() -> u32 + Send>> = TQueue::new();
+/// jobs.atomic().push(Box::new(|| 7));
+/// let job = atomically(|tx| jobs.take(tx)).expect("one job queued");
+/// assert_eq!(job.into_inner()(), 7);
+/// ```
+pub struct Taken<T: 'static> {
+    ticket: Arc<Ticket>,
+    /// The item, in the node the ticket names.
+    item: *mut T,
+}
+
+// SAFETY: the handle moves the item out (`into_inner`) or may drop it, wherever it is: `T: Send`.
+unsafe impl<T: Send + 'static> Send for Taken<T> {}
+// SAFETY: through `&Taken` the item is only read (`Deref`, for `T: Sync`).
+unsafe impl<T: Sync + 'static> Sync for Taken<T> {}
+
+impl<T: 'static> Taken<T> {
+    /// A handle for `item`, inside the node of `ticket`.
+    fn new(ticket: Arc<Ticket>, item: *mut T) -> Self {
+        Taken { ticket, item }
+    }
+
+    /// The version of the take's commit, if it committed.
+    fn committed(&self) -> Option<u64> {
+        let state = self.ticket.state.load(Ordering::Acquire);
+        (state != PENDING).then_some(state)
+    }
+
+    /// Moves the item out, once no transaction that could still read it runs.
+    ///
+    /// Waits (outside transactions) until every transaction of another thread that began
+    /// before the take committed has finished; threads blocked in
+    /// [`retry`](crate::Transaction::retry) or between transactions are not waited for.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction, or if the take that made this handle did not commit
+    /// (a handle kept out of an attempt that was rolled back: the item is still in the queue,
+    /// and a later pop or take gets it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    ///
+    /// let q = TQueue::new();
+    /// q.atomic().push(String::from("job"));
+    /// let taken = atomically(|tx| q.take(tx)).unwrap();
+    /// let job: String = taken.into_inner();
+    /// assert_eq!(job, "job");
+    /// assert!(q.atomic().is_empty());
+    /// ```
+    pub fn into_inner(self) -> T {
+        assert!(
+            !crate::in_transaction(),
+            "commute: Taken::into_inner called inside a transaction; call it once the \
+             transaction that took the item has returned"
+        );
+        let Some(version) = self.committed() else {
+            panic!(
+                "commute: Taken::into_inner on a handle whose take did not commit (it was kept out \
+                 of an attempt that was rolled back); the item is still in the queue"
+            );
+        };
+        commute_stm::wait_for_readers(version);
+        let this = ManuallyDrop::new(self);
+        // SAFETY: the take committed, so the handle owns the item's fate with the take's
+        // marker (`Node::item_done`), and neither has let go yet (the handle is consumed once,
+        // here): the item is in its node, alive. The grace period of the commit is over
+        // (`wait_for_readers`; the calling thread is outside transactions): no transaction
+        // reads the item any more, and none that begins now can reach it. It is read once.
+        let item = unsafe { ptr::read(this.item) };
+        // SAFETY: the handle is done with the item, once; the grace period is over. The ticket
+        // is moved out of the handle, which is never used again.
+        unsafe {
+            let ticket = ptr::read(&this.ticket);
+            (ticket.item_done)(&ticket, false);
+        }
+        item
+    }
+}
+
+impl<T: Sync + 'static> core::ops::Deref for Taken<T> {
+    type Target = T;
+
+    /// The item, while it is still in the handle.
+    ///
+    /// # Panics
+    ///
+    /// If the take that made this handle has not committed (inside its own attempt, too: the
+    /// item can be read once the transaction has returned).
+    fn deref(&self) -> &T {
+        assert!(
+            self.committed().is_some(),
+            "commute: a Taken item can be read once its take has committed (not inside the \
+             attempt, nor from an attempt that was rolled back)"
+        );
+        // SAFETY: the take committed and the handle has not let go of the item (it would have
+        // been consumed): the item stays in its node until then, and is only read meanwhile
+        // (by attempts that began before the commit, and through this handle): `T: Sync`.
+        unsafe { &*self.item }
+    }
+}
+
+impl<T: 'static> Drop for Taken<T> {
+    fn drop(&mut self) {
+        // AcqRel: if the commit comes later, it sees that the handle is gone and gives the item
+        // back to the marker; if it came before, we see it did.
+        let state = self.ticket.state.swap(ABANDONED, Ordering::AcqRel);
+        if state == PENDING {
+            // Rolled back (never to commit), or committing later: nothing of the node is ours.
+            return;
+        }
+        /// A committed handle's share of the item, given back once no transaction runs.
+        struct Left(Arc<Ticket>);
+        impl Drop for Left {
+            fn drop(&mut self) {
+                // SAFETY: the take committed and the handle is done with the item, once; if the
+                // marker comes second it runs after the grace period; if we do, the marker has
+                // run, which it does after it.
+                unsafe { (self.0.item_done)(&self.0, true) }
+            }
+        }
+        let left = Left(self.ticket.clone());
+        if crate::in_transaction() {
+            // We may be the second and drop the item, whose `Drop` may run transactions.
+            // SAFETY: the item is `Send` (the ticket's queue holds `Send` items), and nothing
+            // but this uses the handle's share any more.
+            unsafe { commute_stm::drop_after_running_transactions(Box::new(left)) };
+        } else {
+            drop(left);
+        }
+    }
+}
+
+impl<T: 'static> fmt::Debug for Taken<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Taken")
+            .field("committed", &self.committed().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// One end of a queue (`head` or `tail`): a variable on a cache line of its own, in a box of
 /// its own (a running attempt refers to it by address, and the queue itself may move).
 type End<T> = CachePadded<TVar<*mut Node<T>, Inline>>;
@@ -230,7 +596,8 @@ fn link<T>(old_tail: *mut Node<T>, node: *mut Node<T>) {
 ///
 /// Items pushed by one transaction appear together, in order, when it commits; an aborted
 /// transaction's pushes never appear and its pops are not lost. A pop returns a clone of the
-/// item.
+/// item; a [`take`](TQueue::take) moves the item itself out (after the commit, through a
+/// [`Taken`] handle), so `T` need not be `Clone`.
 ///
 /// # When items are dropped
 ///
@@ -245,6 +612,10 @@ fn link<T>(old_tail: *mut Node<T>, node: *mut Node<T>) {
 ///   then is left to whichever thread reclaims next. No later pop is needed: once the caller
 ///   has dropped the clone, an `Arc` popped from the queue goes back to the count it had
 ///   before the push within a reclamation batch.
+/// - **Taken.** An item removed by [`take`](TQueue::take) is not dropped by the queue: it
+///   moves out with [`Taken::into_inner`]. A [`Taken`] handle dropped without `into_inner`
+///   leaves the item to be dropped as a popped item is, by a reclamation pass (or by the
+///   handle's drop, if that pass has run already; outside any transaction either way).
 /// - **Rolled back.** A pop in an attempt that is rolled back (a conflict, a
 ///   [`retry`](Transaction::retry), an [`or_else`](Transaction::or_else) branch that retries, a
 ///   panic) drops nothing but the clone it returned: the item stays at the front. The item of
@@ -282,6 +653,11 @@ pub struct TQueue<T: 'static> {
     pending_first: TVar<*mut Node<T>>,
     /// Transaction-local key: the last node this transaction pushed.
     pending_last: TVar<*mut Node<T>>,
+    /// Only published to: each [`take`](TQueue::take) registers its [`Claim`] on it, which
+    /// lets the handle know that (and when) the take committed. It lives as long as `head`
+    /// (in [`DeadQueue`] after the queue's drop): a take commits exactly when the pop it made
+    /// does, even into a queue dropped meanwhile.
+    taken: ManuallyDrop<TVar<u64>>,
     len: TCounter,
     /// Set by [`close`](TQueue::close); read by the channel operations only (never by
     /// [`push`](TQueue::push) or [`pop`](TQueue::pop), which stay conflict-free).
@@ -292,13 +668,17 @@ pub struct TQueue<T: 'static> {
     _owns: PhantomData<T>,
 }
 
-// SAFETY: the raw node pointers are owned by the queue; items are only cloned out (`T: Sync`)
-// and dropped on whichever thread reclaims a pop's marker or drops the queue (`T: Send`).
-unsafe impl<T: Send + Sync + 'static> Send for TQueue<T> {}
-// SAFETY: as above; all shared mutation goes through the STM or the nodes' atomics.
-unsafe impl<T: Send + Sync + 'static> Sync for TQueue<T> {}
+// SAFETY: the raw node pointers are owned by the queue; items are moved in by pushes, moved
+// out by takes and dropped on whichever thread reclaims a pop's marker or drops the queue
+// (`T: Send`).
+unsafe impl<T: Send + 'static> Send for TQueue<T> {}
+// SAFETY: as above; all shared mutation goes through the STM or the nodes' atomics. Items are
+// reached by reference from several threads only through the methods that require `T: Sync`
+// (`pop`, `peek` and `iter` clone them, `for_each` lends them, a `Taken` handle derefs), as a
+// `Mutex<T>` is `Sync` for `T: Send`.
+unsafe impl<T: Send + 'static> Sync for TQueue<T> {}
 
-impl<T: Clone + Send + Sync + 'static> TQueue<T> {
+impl<T: Send + 'static> TQueue<T> {
     /// Creates an empty queue.
     ///
     /// # Examples
@@ -321,6 +701,7 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
             }))),
             pending_first: TVar::new(ptr::null_mut()),
             pending_last: TVar::new(ptr::null_mut()),
+            taken: ManuallyDrop::new(TVar::new(0)),
             len: TCounter::new(),
             closed: TVar::new(false),
             closed_seen: Arc::new(AtomicBool::new(false)),
@@ -445,6 +826,195 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
         Ok(next)
     }
 
+    /// Removes the front item, or returns `None` if the queue is empty, without cloning it: the
+    /// item moves out of the queue through the returned [`Taken`] handle, with
+    /// [`Taken::into_inner`] once the transaction has committed. So `T` need not be `Clone`.
+    ///
+    /// Inside the attempt it is a [`pop`](TQueue::pop): the same reads and writes, the same
+    /// conflicts. If the attempt is rolled back, the item stays at the front and the handle
+    /// (if kept out of the attempt) holds nothing. A handle dropped without `into_inner` leaves
+    /// the item to be dropped as a popped item is (see [when items are
+    /// dropped](TQueue#when-items-are-dropped)).
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    /// use std::sync::Arc;
+    ///
+    /// type Job = Box<dyn FnOnce() + Send>;
+    /// let jobs: Arc<TQueue<Job>> = Arc::new(TQueue::new());
+    /// let ran = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    /// for _ in 0..3 {
+    ///     let ran = ran.clone();
+    ///     jobs.atomic().push(Box::new(move || {
+    ///         ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ///     }));
+    /// }
+    /// while let Some(job) = atomically(|tx| jobs.take(tx)) {
+    ///     (job.into_inner())();
+    /// }
+    /// assert_eq!(ran.load(std::sync::atomic::Ordering::Relaxed), 3);
+    /// ```
+    pub fn take(&self, tx: &Transaction) -> StmResult<Option<Taken<T>>> {
+        self.take_map(tx, |item| item)
+    }
+
+    /// Removes the front item as [`take`](TQueue::take) does, blocking (through
+    /// [`Transaction::retry`]) while the queue is empty.
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TQueue::pop), plus the retry signal while empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    /// use std::sync::Arc;
+    ///
+    /// let q: Arc<TQueue<Box<u32>>> = Arc::new(TQueue::new());
+    /// let consumer = {
+    ///     let q = q.clone();
+    ///     std::thread::spawn(move || atomically(|tx| q.take_wait(tx)).into_inner())
+    /// };
+    /// q.atomic().push(Box::new(42));
+    /// assert_eq!(*consumer.join().unwrap(), 42);
+    /// ```
+    pub fn take_wait(&self, tx: &Transaction) -> StmResult<Taken<T>> {
+        match self.take(tx)? {
+            Some(taken) => Ok(taken),
+            None => tx.retry(),
+        }
+    }
+
+    /// [`take`](TQueue::take), with the handle's item a part of the stored item: `project`
+    /// gets a pointer to the item in its node (alive and initialised, read only as `pop`
+    /// would, while the attempt runs) and returns the pointer to the part the handle moves
+    /// out; the rest is left in the node and must need no drop.
+    pub(crate) fn take_map<U: 'static>(
+        &self,
+        tx: &Transaction,
+        project: impl FnOnce(*mut T) -> *mut U,
+    ) -> StmResult<Option<Taken<U>>> {
+        tx.pin();
+        let head = self.head.read(tx)?;
+        let first = self.first_node(tx, head)?;
+        if first.is_null() {
+            return Ok(None);
+        }
+        self.head.write(tx, first);
+        self.len.decr(tx);
+        let ticket = Arc::new(Ticket {
+            state: AtomicU64::new(PENDING),
+            fate: AtomicU64::new(0),
+            old: head.cast(),
+            node: first.cast(),
+            item_done: Node::<T>::item_done,
+        });
+        // SAFETY: the marker is zero-sized. As in `pop`, with the take's own marker: if this
+        // attempt commits, the old sentinel is unlinked and `first`'s item belongs to the
+        // marker and the handle (`Node::item_done`); the marker is this pop's only retirement,
+        // and it is retired exactly when the claim below runs, which hands it a count of the
+        // ticket (see `commit_claim`). If the attempt rolls back, neither happens.
+        unsafe { self.head.retire_on_commit(tx, TakenPop::<T>::of(&ticket)) };
+        let handle = Taken::new(
+            ticket.clone(),
+            // SAFETY: `first` stays alive while the attempt is pinned. A raw pointer, not a
+            // reference: other attempts may be reading the item.
+            project(unsafe { (&raw mut (*first).item).cast::<T>() }),
+        );
+        // SAFETY: `commit_claim` neither panics nor blocks (nor frees: its count of the ticket
+        // goes to the marker); it writes only the ticket, which the handle reads through its
+        // acquire load and the marker after the commit. The claim is a fresh marker owning one
+        // count of the ticket.
+        unsafe {
+            self.taken
+                .publish_box_on_commit(tx, Claim::of(ticket), commit_claim)
+        };
+        Ok(Some(handle))
+    }
+
+    /// Closes the queue: from its commit on, [`send`](TQueue::send) gives items back
+    /// (`Err(Closed(item))`), [`push`](TQueue::push) panics, and receivers take the items
+    /// still queued, then [`recv`](TQueue::recv) returns `None`. Wakes every transaction
+    /// blocked in `recv`. Closing a closed queue does nothing; a queue cannot be reopened.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    ///
+    /// let q = TQueue::new();
+    /// atomically(|tx| {
+    ///     q.push(tx, 1);
+    ///     q.close(tx);
+    ///     Ok(())
+    /// });
+    /// assert_eq!(atomically(|tx| q.recv(tx)), Some(1)); // drained first
+    /// assert_eq!(atomically(|tx| q.recv(tx)), None); // then closed
+    /// ```
+    pub fn close(&self, tx: &Transaction) {
+        self.closed.write(tx, true);
+        let seen = self.closed_seen.clone();
+        tx.on_commit(move || seen.store(true, Ordering::Release));
+    }
+
+    /// True if the queue is [closed](TQueue::close).
+    ///
+    /// # Errors
+    ///
+    /// As for [`pop`](TQueue::pop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, TQueue};
+    ///
+    /// let q: TQueue<u8> = TQueue::new();
+    /// assert!(!atomically(|tx| q.is_closed(tx)));
+    /// atomically(|tx| Ok(q.close(tx)));
+    /// assert!(atomically(|tx| q.is_closed(tx)));
+    /// ```
+    pub fn is_closed(&self, tx: &Transaction) -> StmResult<bool> {
+        self.closed.read(tx)
+    }
+
+    /// Appends `item` unless the queue is [closed](TQueue::close); then gives it back.
+    ///
+    /// It reads the closed flag, which only [`close`](TQueue::close) writes: sends still never
+    /// conflict with each other, nor with pops; a send and a close conflict, so each happens
+    /// wholly before or after the other.
+    ///
+    /// # Errors
+    ///
+    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back (pass it
+    /// on with `?`), and `Ok(Err(Closed(item)))` if the queue is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute::{atomically, Closed, TQueue};
+    ///
+    /// let q = TQueue::new();
+    /// assert_eq!(atomically(|tx| q.send(tx, 1)), Ok(()));
+    /// q.atomic().close();
+    /// assert_eq!(atomically(|tx| q.send(tx, 2)).map_err(Closed::into_inner), Err(2));
+    /// ```
+    pub fn send(&self, tx: &Transaction, item: T) -> StmResult<Result<(), Closed<T>>> {
+        if self.closed.read(tx)? {
+            return Ok(Err(Closed(item)));
+        }
+        self.push_open(tx, item);
+        Ok(Ok(()))
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     /// Removes and returns the front item, or `None` if the queue is empty.
     ///
     /// The item returned is a clone. The queue's copy is dropped after the pop commits, as soon
@@ -530,80 +1100,6 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
             ),
             None => tx.retry(),
         }
-    }
-
-    /// Closes the queue: from its commit on, [`send`](TQueue::send) gives items back
-    /// (`Err(Closed(item))`), [`push`](TQueue::push) panics, and receivers take the items
-    /// still queued, then [`recv`](TQueue::recv) returns `None`. Wakes every transaction
-    /// blocked in `recv`. Closing a closed queue does nothing; a queue cannot be reopened.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use commute::{atomically, TQueue};
-    ///
-    /// let q = TQueue::new();
-    /// atomically(|tx| {
-    ///     q.push(tx, 1);
-    ///     q.close(tx);
-    ///     Ok(())
-    /// });
-    /// assert_eq!(atomically(|tx| q.recv(tx)), Some(1)); // drained first
-    /// assert_eq!(atomically(|tx| q.recv(tx)), None); // then closed
-    /// ```
-    pub fn close(&self, tx: &Transaction) {
-        self.closed.write(tx, true);
-        let seen = self.closed_seen.clone();
-        tx.on_commit(move || seen.store(true, Ordering::Release));
-    }
-
-    /// True if the queue is [closed](TQueue::close).
-    ///
-    /// # Errors
-    ///
-    /// As for [`pop`](TQueue::pop).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use commute::{atomically, TQueue};
-    ///
-    /// let q: TQueue<u8> = TQueue::new();
-    /// assert!(!atomically(|tx| q.is_closed(tx)));
-    /// atomically(|tx| Ok(q.close(tx)));
-    /// assert!(atomically(|tx| q.is_closed(tx)));
-    /// ```
-    pub fn is_closed(&self, tx: &Transaction) -> StmResult<bool> {
-        self.closed.read(tx)
-    }
-
-    /// Appends `item` unless the queue is [closed](TQueue::close); then gives it back.
-    ///
-    /// It reads the closed flag, which only [`close`](TQueue::close) writes: sends still never
-    /// conflict with each other, nor with pops; a send and a close conflict, so each happens
-    /// wholly before or after the other.
-    ///
-    /// # Errors
-    ///
-    /// Returns an [`StmError`](crate::StmError) when the attempt must be rolled back (pass it
-    /// on with `?`), and `Ok(Err(Closed(item)))` if the queue is closed.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use commute::{atomically, Closed, TQueue};
-    ///
-    /// let q = TQueue::new();
-    /// assert_eq!(atomically(|tx| q.send(tx, 1)), Ok(()));
-    /// q.atomic().close();
-    /// assert_eq!(atomically(|tx| q.send(tx, 2)).map_err(Closed::into_inner), Err(2));
-    /// ```
-    pub fn send(&self, tx: &Transaction, item: T) -> StmResult<Result<(), Closed<T>>> {
-        if self.closed.read(tx)? {
-            return Ok(Err(Closed(item)));
-        }
-        self.push_open(tx, item);
-        Ok(Ok(()))
     }
 
     /// Removes and returns the front item, blocking while the queue is empty and open;
@@ -734,7 +1230,9 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
         // SAFETY: as in `pop`.
         Ok(Some(unsafe { (*first).clone_item() }))
     }
+}
 
+impl<T: Send + 'static> TQueue<T> {
     /// True if the queue has no items. Conflicts with pushes only while it is empty.
     ///
     /// # Errors
@@ -778,7 +1276,9 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     pub fn len(&self, tx: &Transaction) -> StmResult<usize> {
         Ok(self.len.get(tx)?.max(0) as usize)
     }
+}
 
+impl<T: Send + Sync + 'static> TQueue<T> {
     /// Calls `f` on every item, front to back: the items of a consistent snapshot of the
     /// queue, then this transaction's own pushes (less the items it popped), as
     /// [`pop`](TQueue::pop) would return them one by one.
@@ -829,7 +1329,9 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
             node = next;
         }
     }
+}
 
+impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     /// Clones of every item, front to back (see [`for_each`](TQueue::for_each)).
     ///
     /// # Errors
@@ -854,7 +1356,9 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
         self.for_each(tx, |item| items.push(item.clone()))?;
         Ok(items)
     }
+}
 
+impl<T: Send + 'static> TQueue<T> {
     /// One-call forms: each method runs one operation as its own transaction.
     ///
     /// # Examples
@@ -869,7 +1373,7 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
+impl<T: Send + 'static> Atomic<'_, TQueue<T>> {
     /// Pushes `item` in a transaction of its own.
     ///
     /// # Panics
@@ -893,6 +1397,113 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
         });
     }
 
+    /// [`TQueue::take`] in a transaction of its own, and the item moved out
+    /// ([`Taken::into_inner`]): the front item itself, not a clone.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TQueue::new();
+    /// q.atomic().push(Box::new(1u8));
+    /// assert_eq!(q.atomic().take(), Some(Box::new(1)));
+    /// assert_eq!(q.atomic().take(), None);
+    /// ```
+    pub fn take(self) -> Option<T> {
+        atomically(|tx| self.0.take(tx)).map(Taken::into_inner)
+    }
+
+    /// [`TQueue::take_wait`] in a transaction of its own, and the item moved out: blocks while
+    /// the queue is empty.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = commute::TQueue::new();
+    /// q.atomic().push(String::from("x"));
+    /// assert_eq!(q.atomic().take_wait(), "x");
+    /// ```
+    pub fn take_wait(self) -> T {
+        atomically(|tx| self.0.take_wait(tx)).into_inner()
+    }
+
+    /// The number of items.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: commute::TQueue<u8> = commute::TQueue::new();
+    /// assert_eq!(q.atomic().len(), 0);
+    /// ```
+    pub fn len(self) -> usize {
+        atomically(|tx| self.0.len(tx))
+    }
+
+    /// True if the queue is empty.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: commute::TQueue<u8> = commute::TQueue::new();
+    /// assert!(q.atomic().is_empty());
+    /// ```
+    pub fn is_empty(self) -> bool {
+        atomically(|tx| self.0.is_empty(tx))
+    }
+
+    /// [`TQueue::close`] in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: commute::TQueue<u8> = commute::TQueue::new();
+    /// q.atomic().close();
+    /// assert!(q.atomic().is_closed());
+    /// ```
+    pub fn close(self) {
+        atomically(|tx| {
+            self.0.close(tx);
+            Ok(())
+        });
+    }
+
+    /// [`TQueue::is_closed`] in a transaction of its own.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: commute::TQueue<u8> = commute::TQueue::new();
+    /// assert!(!q.atomic().is_closed());
+    /// ```
+    pub fn is_closed(self) -> bool {
+        atomically(|tx| self.0.is_closed(tx))
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     /// Pops in a transaction of its own.
     ///
     /// # Panics
@@ -930,42 +1541,6 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     #[track_caller]
     pub fn pop_wait(self) -> T {
         atomically(|tx| self.0.pop_wait(tx))
-    }
-
-    /// [`TQueue::close`] in a transaction of its own.
-    ///
-    /// # Panics
-    ///
-    /// If called inside a transaction.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q: commute::TQueue<u8> = commute::TQueue::new();
-    /// q.atomic().close();
-    /// assert!(q.atomic().is_closed());
-    /// ```
-    pub fn close(self) {
-        atomically(|tx| {
-            self.0.close(tx);
-            Ok(())
-        });
-    }
-
-    /// [`TQueue::is_closed`] in a transaction of its own.
-    ///
-    /// # Panics
-    ///
-    /// If called inside a transaction.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q: commute::TQueue<u8> = commute::TQueue::new();
-    /// assert!(!q.atomic().is_closed());
-    /// ```
-    pub fn is_closed(self) -> bool {
-        atomically(|tx| self.0.is_closed(tx))
     }
 
     /// [`TQueue::send`] in a transaction of its own.
@@ -1073,38 +1648,6 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
         atomically(|tx| self.0.peek(tx))
     }
 
-    /// The number of items.
-    ///
-    /// # Panics
-    ///
-    /// If called inside a transaction.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q: commute::TQueue<u8> = commute::TQueue::new();
-    /// assert_eq!(q.atomic().len(), 0);
-    /// ```
-    pub fn len(self) -> usize {
-        atomically(|tx| self.0.len(tx))
-    }
-
-    /// True if the queue is empty.
-    ///
-    /// # Panics
-    ///
-    /// If called inside a transaction.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q: commute::TQueue<u8> = commute::TQueue::new();
-    /// assert!(q.atomic().is_empty());
-    /// ```
-    pub fn is_empty(self) -> bool {
-        atomically(|tx| self.0.is_empty(tx))
-    }
-
     /// [`TQueue::iter`] in its own transaction: clones of every item, front to back.
     ///
     /// # Panics
@@ -1124,14 +1667,14 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> Default for TQueue<T> {
+impl<T: Send + 'static> Default for TQueue<T> {
     #[track_caller]
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> FromIterator<T> for TQueue<T> {
+impl<T: Clone + Send + 'static> FromIterator<T> for TQueue<T> {
     #[track_caller]
     fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
         let mut q = TQueue::new();
@@ -1140,7 +1683,7 @@ impl<T: Clone + Send + Sync + 'static> FromIterator<T> for TQueue<T> {
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> Extend<T> for TQueue<T> {
+impl<T: Clone + Send + 'static> Extend<T> for TQueue<T> {
     /// Pushes every item, all in one transaction: they appear together, in order. The
     /// iterator is drained first, outside the transaction (an attempt may run more than once).
     ///
@@ -1201,12 +1744,13 @@ impl<T: 'static> Drop for TQueue<T> {
             DeadQueue {
                 head: ManuallyDrop::take(&mut self.head),
                 _tail: ManuallyDrop::take(&mut self.tail),
+                _taken: ManuallyDrop::take(&mut self.taken),
             }
         };
         // An attempt (of any thread) may still hold the ends' addresses: the nodes are freed
         // once no `atomically` call running now remains, with whatever a late commit left.
         // SAFETY: the queue is `Send` only for `T: Send`, and a queue exists only with
-        // `T: Send + Sync` (the bounds of its constructors): its nodes may be freed anywhere.
+        // `T: Send` (the bound of its constructors): its nodes may be freed anywhere.
         unsafe { commute_stm::drop_after_running_transactions(Box::new(ends)) };
     }
 }
@@ -1216,6 +1760,8 @@ struct DeadQueue<T: 'static> {
     head: Box<End<T>>,
     /// Kept alive with `head`: a late commit may still link through it.
     _tail: Box<End<T>>,
+    /// Kept with `head`: a late take's claim commits with its pop.
+    _taken: TVar<u64>,
 }
 
 impl<T: 'static> Drop for DeadQueue<T> {

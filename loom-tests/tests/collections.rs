@@ -485,6 +485,56 @@ fn queue_popped_item_dropped_after_readers_only() {
     });
 }
 
+/// A taker moves the front item out ([`TQueue::take`], then `Taken::into_inner`, then drops
+/// it), or drops its handle unused, while the main thread's transaction reads the item: the
+/// move or the drop comes after the reader's attempt, and the item is dropped once.
+///
+/// Catches an `into_inner` that does not wait for the grace period of the take's commit (loom
+/// reports the reader's read racing with the moved item's drop), and a handle and a marker that
+/// both drop the item, or neither (`check_queue_freed`).
+fn taken_item_vs_reader(consume: bool) {
+    let live = Live::new();
+    let queue = Arc::new(TQueue::new());
+    queue.atomic().push(Item::new(1, &live));
+    let taker = {
+        let queue = queue.clone();
+        thread::spawn(move || {
+            let taken = atomically(|tx| queue.take(tx)).expect("the item is queued");
+            let id = if consume {
+                taken.into_inner().id()
+            } else {
+                drop(taken);
+                1
+            };
+            reclaim_retired();
+            id
+        })
+    };
+    let seen = atomically(|tx| {
+        let mut walked = Vec::new();
+        queue.for_each(tx, |item| walked.push(item.id()))?;
+        Ok(walked)
+    });
+    assert!(seen == [1] || seen.is_empty(), "the reader saw {seen:?}");
+    assert_eq!(taker.join().unwrap(), 1);
+    assert_eq!(drain(&queue), []);
+    check_queue_freed(queue, &live);
+}
+
+#[test]
+fn queue_taken_item_moves_after_readers_only() {
+    run_model("queue_taken_item_moves_after_readers_only", || {
+        taken_item_vs_reader(true)
+    });
+}
+
+#[test]
+fn queue_unused_taken_item_dropped_once() {
+    run_model("queue_unused_taken_item_dropped_once", || {
+        taken_item_vs_reader(false)
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // TBoundedQueue
 

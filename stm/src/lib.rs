@@ -110,6 +110,46 @@ pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
     tx::alone::pinned(f)
 }
 pub use blocked::{BlockedTx, BlockedVar, blocked_transactions};
+
+/// Low-level: waits until no transaction of another thread that may still read memory unlinked
+/// by the commit at `version` is running.
+///
+/// That is the grace period after which reclamation frees a value retired at `version`
+/// ([`Transaction::retire_on_commit`]): every other thread is then outside any pinned attempt
+/// (or [`TBox::load_with`]) or in one that began after the commit. A collection that hands an
+/// unlinked item to its owner by moving it out, instead of dropping it, waits for this first,
+/// so that no attempt still borrows the item when it moves. Threads asleep in
+/// [`retry`](Transaction::retry) or between transactions are not waited for.
+///
+/// It blocks only while attempts that began before the commit run: attempts beginning later
+/// pin above `version`.
+///
+/// # Panics
+///
+/// If called inside a transaction (an attempt must not wait for others).
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{atomically, TVar};
+///
+/// let last_commit = TVar::new(0u64);
+/// atomically(|tx| {
+///     // SAFETY: the operation neither panics nor touches other memory.
+///     unsafe { last_commit.publish_on_commit(tx, |_, version| version) };
+///     Ok(())
+/// });
+/// // No other thread runs a transaction here: this returns at once.
+/// commute_stm::wait_for_readers(last_commit.load());
+/// ```
+pub fn wait_for_readers(version: u64) {
+    assert!(
+        !in_transaction(),
+        "commute: wait_for_readers called inside a transaction; call it after the transaction"
+    );
+    internal::thread::wait_for_pins_below(version);
+}
+
 pub use tbox::TBox;
 pub use tvar::{Boxed, Home, Inline, Seen, TVar};
 #[doc(hidden)]

@@ -576,6 +576,41 @@ fn running_elsewhere() -> Vec<(*const Slot, u64)> {
         .collect()
 }
 
+/// Waits until no transaction of another thread that may still read what the commit at
+/// `version` unlinked is running: until every other slot is unpinned or pinned at `version` or
+/// above, the condition under which reclamation frees a value retired at `version`.
+///
+/// A thread asleep in `retry` is unpinned (its attempt ended before it sleeps), and so is one
+/// between transactions: neither is waited for. The calling thread's own slot is skipped: it is
+/// not inside an attempt (the caller's promise), so it holds no reference an attempt made.
+///
+/// Each slot is waited for once: a slot seen unpinned, or pinned at `version` or above, can
+/// pin below `version` afterwards only for an attempt that reads the commit's result, by the
+/// argument of [`oldest_pin`] (the read-modify-write below is ordered against its `swap`), and
+/// the clock is advanced to `version` first, so that attempts beginning from now on pin above.
+pub(crate) fn wait_for_pins_below(version: u64) {
+    crate::internal::clock::advance_to(version);
+    let own = CTX
+        .try_with(|ctx| Arc::as_ptr(&ctx.slot))
+        .unwrap_or(core::ptr::null());
+    let slots: Vec<*const Slot> = crate::sync::lock(&global().slots)
+        .iter()
+        .map(Arc::as_ptr)
+        .filter(|&s| s != own)
+        .collect();
+    for slot in slots {
+        let mut backoff = crate::internal::backoff::Backoff::new();
+        loop {
+            // SAFETY: registry slots are never freed (see `oldest_pin`).
+            let pin = unsafe { &*slot }.pin.fetch_add(0, Ordering::AcqRel);
+            if pin == UNPINNED || pin >= version {
+                break;
+            }
+            backoff.snooze();
+        }
+    }
+}
+
 /// Drops the deferred values that are due, outside any transaction; if `wait_for_lock`, even
 /// when another thread is at it.
 fn drop_deferred(wait_for_lock: bool) {
