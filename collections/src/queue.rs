@@ -750,19 +750,36 @@ impl<T: Send + 'static> TQueue<T> {
     /// assert_eq!(q.atomic().len(), 1);
     /// ```
     pub fn push(&self, tx: &Transaction, item: T) {
+        self.check_open_for_push();
+        self.push_open(tx, item);
+    }
+
+    /// Panics if a close of the queue has committed (see [`push`](TQueue::push)).
+    #[track_caller]
+    fn check_open_for_push(&self) {
         if self.closed_seen.load(Ordering::Acquire) {
             panic!(
                 "TQueue::push on a closed queue: use `send`, which hands the item back as \
                  `Err(Closed(item))`"
             );
         }
-        self.push_open(tx, item);
     }
 
     /// [`push`](TQueue::push) without the check of a close: for callers that have read
     /// `closed` in the same transaction (the channel operations, `TBoundedQueue`).
     pub(crate) fn push_open(&self, tx: &Transaction, item: T) {
-        let node = Node::alloc(item);
+        // SAFETY: a fresh node, handed over to the write set.
+        unsafe { self.push_node(tx, Node::alloc(item), false) };
+    }
+
+    /// Appends `node`, a fresh node of this queue's kind. If `kept`, a rollback leaves the node
+    /// to the caller (to push again in the next attempt) instead of freeing it.
+    ///
+    /// # Safety
+    ///
+    /// `node` comes from `Node::alloc` and is owned by the caller alone; if `kept`, the caller
+    /// publishes it in at most one committing attempt and frees or leaks it if none commits.
+    unsafe fn push_node(&self, tx: &Transaction, node: *mut Node<T>, kept: bool) {
         match self.pending_last.local(tx) {
             // SAFETY: `last` is this attempt's own unpublished node, owned by its publishing
             // operation in the write set; nobody else can see it yet.
@@ -777,8 +794,13 @@ impl<T: Send + 'static> TQueue<T> {
         // back). The old tail stays alive until `link` ran (see there), and readers that see
         // the new tail before the link wait for it (`first_node`).
         unsafe {
-            self.tail
-                .publish_box_on_commit_then(tx, node, stamp::<T>, link::<T>)
+            if kept {
+                self.tail
+                    .publish_kept_box_on_commit_then(tx, node, stamp::<T>, link::<T>)
+            } else {
+                self.tail
+                    .publish_box_on_commit_then(tx, node, stamp::<T>, link::<T>)
+            }
         };
         self.len.incr(tx);
     }
@@ -1388,11 +1410,17 @@ impl<T: Send + 'static> Atomic<'_, TQueue<T>> {
     /// assert_eq!(q.atomic().len(), 1);
     /// ```
     pub fn push(self, item: T) {
-        let mut item = Some(item);
+        crate::atomic::assert_outside_transaction();
+        self.0.check_open_for_push();
+        // The item goes into its node once, outside the transaction: an attempt rolled back
+        // (its commit met the irrevocable transaction holding the tail) leaves the node here
+        // for the next one, so the item is neither lost nor needs `Clone`.
+        let node = Node::alloc(item);
         atomically(|tx| {
-            // The closure has no reads, so it commits on its first attempt.
-            self.0
-                .push(tx, item.take().expect("a push attempt never re-runs"));
+            // SAFETY: `node` is ours; only the committing attempt publishes it, and
+            // `atomically` returns only once one has committed (a panic of the closure would
+            // leak the node, never free it twice).
+            unsafe { self.0.push_node(tx, node, true) };
             Ok(())
         });
     }

@@ -688,7 +688,7 @@ impl<T: Word, H: Home> TVar<T, H> {
         op: fn(T, u64, *mut N) -> T,
     ) {
         // SAFETY: forwarded from the caller.
-        unsafe { self.publish_node(tx, node, op, None) }
+        unsafe { self.publish_node(tx, node, op, None, false) }
     }
 
     /// Low-level: [`publish_box_on_commit`](TVar::publish_box_on_commit) in two steps: `op`
@@ -760,23 +760,54 @@ impl<T: Word, H: Home> TVar<T, H> {
         op: fn(T, u64, *mut N) -> T,
         then: fn(T, *mut N),
     ) {
-        /// Calls `f`, an `fn(T, *mut N)`, on bits.
-        ///
-        /// # Safety
-        ///
-        /// `f` must be such a function pointer.
-        unsafe fn call<T: Word, N>(f: *const (), old: u64, node: u64) {
-            // SAFETY: `f` was made from a function pointer of exactly this type (below).
-            let f = unsafe { core::mem::transmute::<*const (), fn(T, *mut N)>(f) };
-            f(T::from_bits(old), node as usize as *mut N);
-        }
-        let after = After {
-            call: call::<T, N>,
-            f: then as *const (),
-            old: 0,
-        };
+        let after = after_step(then);
         // SAFETY: forwarded from the caller.
-        unsafe { self.publish_node(tx, node, op, Some(after)) }
+        unsafe { self.publish_node(tx, node, op, Some(after), false) }
+    }
+
+    /// Low-level: [`publish_box_on_commit_then`](TVar::publish_box_on_commit_then) of a node
+    /// that the caller keeps if the attempt is rolled back: the rollback does not free it, so
+    /// that the next attempt (of a closure that must not lose what the node holds) can publish
+    /// the same node again. Once the transaction has committed, the node belongs to whatever
+    /// `op` and `then` linked it into.
+    ///
+    /// # Safety
+    ///
+    /// As for [`publish_box_on_commit_then`](TVar::publish_box_on_commit_then), except that
+    /// `node` stays the caller's until a commit publishes it: the caller frees it (or leaks
+    /// it) if no attempt ever commits, and publishes it in at most one committing attempt.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// fn swap_in(old: *mut u64, _version: u64, node: *mut u64) -> *mut u64 {
+    ///     // The old node is not needed here: free it (no transaction can reach it but ours).
+    ///     drop(unsafe { Box::from_raw(old) });
+    ///     node
+    /// }
+    /// fn nothing(_old: *mut u64, _node: *mut u64) {}
+    /// let slot = TVar::new(Box::into_raw(Box::new(1u64)));
+    /// let node = Box::into_raw(Box::new(2u64));
+    /// atomically(|tx| {
+    ///     // SAFETY: neither step blocks or panics; `node` is published by the one commit.
+    ///     unsafe { slot.publish_kept_box_on_commit_then(tx, node, swap_in, nothing) };
+    ///     Ok(())
+    /// });
+    /// // SAFETY: no transaction runs; the node is freed once.
+    /// assert_eq!(*unsafe { Box::from_raw(slot.into_inner()) }, 2);
+    /// ```
+    pub unsafe fn publish_kept_box_on_commit_then<N: 'static>(
+        &self,
+        tx: &Transaction,
+        node: *mut N,
+        op: fn(T, u64, *mut N) -> T,
+        then: fn(T, *mut N),
+    ) {
+        let after = after_step(then);
+        // SAFETY: forwarded from the caller.
+        unsafe { self.publish_node(tx, node, op, Some(after), true) }
     }
 
     /// Registers a [`PublishOp::Node`].
@@ -790,6 +821,7 @@ impl<T: Word, H: Home> TVar<T, H> {
         node: *mut N,
         op: fn(T, u64, *mut N) -> T,
         then: Option<After>,
+        kept: bool,
     ) {
         /// Calls `f`, an `fn(T, u64, *mut N) -> T`, on bits.
         ///
@@ -810,13 +842,19 @@ impl<T: Word, H: Home> TVar<T, H> {
             // SAFETY: forwarded from the caller.
             drop(unsafe { Box::from_raw(bits as usize as *mut N) });
         }
+        /// Leaves a kept node to its caller.
+        ///
+        /// # Safety
+        ///
+        /// Nothing to uphold: it does nothing.
+        unsafe fn keep(_bits: u64) {}
         tx.publish_word(
             self.core(),
             PublishOp::Node {
                 call: call::<T, N>,
                 f: op as *const (),
                 node: node as usize as u64,
-                free: free::<N>,
+                free: if kept { keep } else { free::<N> },
                 then,
             },
         );
@@ -996,6 +1034,25 @@ impl<T: Word + Default> Default for TVar<T> {
 #[cold]
 #[inline(never)]
 #[track_caller]
+/// The second step of a publishing operation: `then`, type-erased.
+fn after_step<T: Word, N>(then: fn(T, *mut N)) -> After {
+    /// Calls `f`, an `fn(T, *mut N)`, on bits.
+    ///
+    /// # Safety
+    ///
+    /// `f` must be such a function pointer.
+    unsafe fn call<T: Word, N>(f: *const (), old: u64, node: u64) {
+        // SAFETY: `f` was made from a function pointer of exactly this type (below).
+        let f = unsafe { core::mem::transmute::<*const (), fn(T, *mut N)>(f) };
+        f(T::from_bits(old), node as usize as *mut N);
+    }
+    After {
+        call: call::<T, N>,
+        f: then as *const (),
+        old: 0,
+    }
+}
+
 /// Frees an owned word given as bits.
 ///
 /// # Safety
