@@ -225,19 +225,32 @@ fn a_deadline_of_an_attempt_that_did_not_wait_does_not_outlive_it() {
         let v = Arc::new(TVar::new(0u8));
         let v2 = v.clone();
         let waiter = std::thread::spawn(move || {
-            // Commits through the second branch, after the first gave a deadline.
-            let near = Instant::now() + Duration::from_millis(1);
-            let branch = atomically(|tx| {
-                tx.or_else(
-                    |tx| {
-                        v2.read(tx)?;
-                        tx.retry_until(near)?;
-                        Ok(1)
-                    },
-                    |_| Ok(2),
-                )
-            });
-            assert_eq!(branch, 2);
+            // Commits through the second branch, after the first gave a deadline. (A slow run,
+            // valgrind's, may reach the branch after the deadline: it then tries again with a
+            // wider margin; nothing was written.)
+            let mut margin = Duration::from_millis(1);
+            let near = loop {
+                let near = Instant::now() + margin;
+                let branch = atomically(|tx| {
+                    tx.or_else(
+                        |tx| {
+                            v2.read(tx)?;
+                            tx.retry_until(near)?;
+                            Ok(1)
+                        },
+                        |_| Ok(2),
+                    )
+                });
+                if branch == 2 {
+                    break near;
+                }
+                margin *= 4;
+            };
+            // Let the deadline pass: a deadline left over from that attempt would now end the
+            // wait below early, and take a third attempt.
+            while Instant::now() <= near {
+                std::thread::yield_now();
+            }
             // A plain wait afterwards sleeps until the write: two attempts, no more.
             let mut attempts = 0;
             atomically(|tx| {
@@ -250,7 +263,6 @@ fn a_deadline_of_an_attempt_that_did_not_wait_does_not_outlive_it() {
             attempts
         });
         wait_until_listed(waiter.thread().id());
-        std::thread::sleep(Duration::from_millis(5)); // past `near`; not synchronisation
         atomically(|tx| {
             v.write(tx, 1);
             Ok(())
