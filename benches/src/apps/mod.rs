@@ -24,9 +24,6 @@ pub mod labyrinth;
 pub mod pypy_conflicts;
 pub mod suite;
 
-use std::sync::Barrier;
-use std::time::Instant;
-
 /// One run of one implementation of one benchmark: its time, its counts and its check.
 #[derive(Clone, Debug)]
 pub struct AppRun {
@@ -82,27 +79,4 @@ pub(crate) fn sum_counts(counts: impl IntoIterator<Item = (u64, u64)>) -> (u64, 
         .fold((0, 0), |(c, a), (dc, da)| (c + dc, a + da))
 }
 
-/// Runs each job on a thread of its own, all released at once; returns the seconds from the
-/// release to the end of the last job, and the jobs' results.
-pub(crate) fn run_threads<R: Send, F: FnOnce() -> R + Send>(jobs: Vec<F>) -> (f64, Vec<R>) {
-    let start = Barrier::new(jobs.len() + 1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = jobs
-            .into_iter()
-            .map(|job| {
-                let start = &start;
-                scope.spawn(move || {
-                    start.wait();
-                    job()
-                })
-            })
-            .collect();
-        start.wait();
-        let began = Instant::now();
-        let results: Vec<R> = handles
-            .into_iter()
-            .map(|h| h.join().expect("a benchmark thread panicked"))
-            .collect();
-        (began.elapsed().as_secs_f64(), results)
-    })
-}
+pub(crate) use crate::vacation::run_threads;

@@ -10,6 +10,7 @@ use super::labyrinth::{self, LabyrinthParams};
 use super::{AppRun, pypy_conflicts};
 use crate::args::{Arg, number, parse_list, parse_threads, positive};
 use crate::report::{json_number, json_string};
+use crate::vacation::report::short_ratio;
 use crate::vacation::{self, client::Params};
 
 /// The benchmarks, in the order they run.
@@ -475,17 +476,6 @@ fn group(benchmark: &str) -> &str {
         "pypy"
     } else {
         benchmark
-    }
-}
-
-/// Aborts per commit: 0, 4 decimals, or scientific.
-fn short_ratio(x: f64) -> String {
-    if x == 0.0 {
-        "0".into()
-    } else if x >= 0.001 {
-        format!("{x:.4}")
-    } else {
-        format!("{x:.1e}")
     }
 }
 

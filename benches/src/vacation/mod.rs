@@ -207,7 +207,7 @@ pub fn run_once(implementation: Implementation, params: &Params, seed: u64) -> R
 
 /// Runs each job on a thread of its own, all released at once; returns the seconds from the
 /// release to the end of the last job, and the jobs' results.
-fn run_threads<R: Send, F: FnOnce() -> R + Send>(jobs: Vec<F>) -> (f64, Vec<R>) {
+pub(crate) fn run_threads<R: Send, F: FnOnce() -> R + Send>(jobs: Vec<F>) -> (f64, Vec<R>) {
     let start = Barrier::new(jobs.len() + 1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
@@ -224,7 +224,7 @@ fn run_threads<R: Send, F: FnOnce() -> R + Send>(jobs: Vec<F>) -> (f64, Vec<R>) 
         let began = Instant::now();
         let results: Vec<R> = handles
             .into_iter()
-            .map(|h| h.join().expect("a client thread panicked"))
+            .map(|h| h.join().expect("a benchmark thread panicked"))
             .collect();
         (began.elapsed().as_secs_f64(), results)
     })

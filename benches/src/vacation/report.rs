@@ -105,7 +105,7 @@ pub fn table(summaries: &[Summary]) -> String {
 }
 
 /// Aborts per commit as the conflicts runner prints it: 0, 4 decimals, or scientific.
-fn short_ratio(x: f64) -> String {
+pub(crate) fn short_ratio(x: f64) -> String {
     if x == 0.0 {
         "0".into()
     } else if x >= 0.001 {
