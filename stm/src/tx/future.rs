@@ -21,12 +21,11 @@ use core::task::{Context, Poll, Waker};
 use super::TxError;
 use super::{
     IRREVOCABLE_AFTER, IrrevocableToken, StmResult, Transaction, TxResult, abort_with, backoff,
-    committed, conflict_keys, enter,
+    committed, enter, nothing_to_wait_on, roll_back,
 };
 use crate::internal::async_wait::Registration;
 use crate::internal::thread::{ThreadCtx, with_ctx};
 use crate::internal::var::VarCore;
-use crate::stats::AbortCause;
 
 /// Runs `f` as a transaction in a future: like [`atomically`](crate::atomically), but a
 /// [`retry`](Transaction::retry) makes the future wait (`Poll::Pending`, the task woken by the
@@ -317,47 +316,20 @@ impl Driver {
         started: Option<std::time::Instant>,
         waker: &Waker,
     ) -> Option<Registration> {
-        let record = if is_retry { None } else { tx.abort_info() };
-        let cause = match &record {
-            Some(r) => r.cause,
-            None if is_retry => AbortCause::Retry,
-            None => AbortCause::ReadValidation,
-        };
-        ctx.slot
-            .stats
-            .abort(cause, record.as_ref().map(|r| r.var.origin), self.site);
-        if let Some(started) = started {
-            let keys = conflict_keys(cause, record, self.site);
-            ctx.slot.profile.abort(&keys, started.elapsed());
-        }
-        let mut wait_list = if is_retry { tx.wait_list() } else { Vec::new() };
-        let with_deadline = is_retry && tx.state().deadline.is_some();
-        let leftovers = tx.finish_abort();
-        drop(tx);
-        drop(token);
-        let dropped = match leftovers {
-            Some(leftovers) => leftovers.release_watching(ctx, is_retry),
-            None => Vec::new(),
-        };
-        if !is_retry {
+        let Some(wait) = roll_back(ctx, self.site, tx, token, is_retry, started) else {
             self.conflicts += 1;
             backoff(ctx, self.conflicts);
             return None;
-        }
-        if with_deadline {
+        };
+        if wait.deadline.is_some() {
             panic!(
                 "commute: retry_until() in an async transaction: the future has no timer to \
                  wake it at the deadline. Put the executor's timeout around the future instead \
                  (tokio::time::timeout(d, atomically_async(..))): dropping it leaves no waiter"
             );
         }
-        // Variables freed with the attempt's values cannot change any more.
-        wait_list.retain(|(var, _)| !dropped.contains(&(*var as usize)));
-        if wait_list.is_empty() {
-            panic!(
-                "commute: retry() called in a transaction that has read no TVar; it would \
-                 wait forever. Read the variables whose change should wake it first"
-            );
+        if wait.vars.is_empty() {
+            nothing_to_wait_on();
         }
         // SAFETY: the variables are alive for the rest of this `poll`, which is all the
         // registration needs (it dereferences them only to compute their stripes and to set
@@ -373,7 +345,8 @@ impl Driver {
         // `Arc<TVar>` clones keep their variables alive as long as the future exists), but
         // not for variables it reaches through shared state that others may empty (a
         // `Mutex<Option<Arc<TVar>>>`): hence addresses only, once `poll` has returned.
-        let reads: Vec<(&VarCore, u64)> = wait_list
+        let reads: Vec<(&VarCore, u64)> = wait
+            .vars
             .iter()
             .map(|&(v, ver)| (unsafe { &*v }, ver))
             .collect();

@@ -443,6 +443,48 @@ fn after_rollback<G>(
     started: Option<std::time::Instant>,
     conflicts: &mut u32,
 ) {
+    let Some(wait) = roll_back(ctx, site, tx, token, is_retry, started) else {
+        *conflicts += 1;
+        backoff(ctx, *conflicts);
+        return;
+    };
+    if wait.vars.is_empty() && wait.deadline.is_none() {
+        nothing_to_wait_on();
+    }
+    // SAFETY: the variables are alive: the closure that read them is still borrowed by this
+    // call, variables dropped during the attempt purged themselves from its read set, and
+    // those freed with its values since were taken out of the list (`roll_back`).
+    let reads: Vec<(&VarCore, u64)> = wait
+        .vars
+        .iter()
+        .map(|&(v, ver)| (unsafe { &*v }, ver))
+        .collect();
+    if ctx.wakes_due.get() {
+        wake_due_before_waiting(ctx);
+    }
+    wait::wait_for_change(&reads, wait.deadline, wait::WaitSite { site });
+}
+
+/// What a retried attempt waits for: a change of one of these variables (from the version it
+/// read), or the deadline of `retry_until`.
+struct WaitFor {
+    vars: Vec<(*const VarCore, u64)>,
+    deadline: Option<std::time::Instant>,
+}
+
+/// The rollback shared by the blocking and the async drivers: records the abort (statistics,
+/// profiler), ends the attempt, gives the token back and releases what it left, outside the
+/// transaction. For a retry, returns what to wait for, less the variables freed meanwhile
+/// (which can no longer change); for a conflict, `None`.
+#[inline(always)]
+fn roll_back<G>(
+    ctx: &ThreadCtx,
+    site: &'static Location<'static>,
+    tx: Transaction,
+    token: Option<G>,
+    is_retry: bool,
+    started: Option<std::time::Instant>,
+) -> Option<WaitFor> {
     let record = if is_retry { None } else { tx.abort_info() };
     let cause = match &record {
         Some(r) => r.cause,
@@ -456,8 +498,10 @@ fn after_rollback<G>(
         let keys = conflict_keys(cause, record, site);
         ctx.slot.profile.abort(&keys, started.elapsed());
     }
-    let mut wait_list = if is_retry { tx.wait_list() } else { Vec::new() };
-    let deadline = if is_retry { tx.state().deadline } else { None };
+    let wait = is_retry.then(|| WaitFor {
+        vars: tx.wait_list(),
+        deadline: tx.state().deadline,
+    });
     let leftovers = tx.finish_abort();
     drop(tx);
     drop(token);
@@ -465,30 +509,21 @@ fn after_rollback<G>(
         Some(leftovers) => leftovers.release_watching(ctx, is_retry),
         None => Vec::new(),
     };
-    if is_retry {
-        // Variables freed with the attempt's values cannot change any more.
-        wait_list.retain(|(var, _)| !dropped.contains(&(*var as usize)));
-        if wait_list.is_empty() && deadline.is_none() {
-            panic!(
-                "commute: retry() called in a transaction that has read no TVar; it would \
-             block forever. Read the variables whose change should wake it first"
-            );
-        }
-        // SAFETY: the variables are alive: the closure that read them is still borrowed by
-        // this call, variables dropped during the attempt purged themselves from its read
-        // set, and those freed with its values since were taken out of the list above.
-        let reads: Vec<(&VarCore, u64)> = wait_list
-            .iter()
-            .map(|&(v, ver)| (unsafe { &*v }, ver))
-            .collect();
-        if ctx.wakes_due.get() {
-            wake_due_before_waiting(ctx);
-        }
-        wait::wait_for_change(&reads, deadline, wait::WaitSite { site });
-    } else {
-        *conflicts += 1;
-        backoff(ctx, *conflicts);
-    }
+    wait.map(|mut wait| {
+        wait.vars
+            .retain(|(var, _)| !dropped.contains(&(*var as usize)));
+        wait
+    })
+}
+
+/// A retry with nothing to wait for would block for ever.
+#[cold]
+#[track_caller]
+fn nothing_to_wait_on() -> ! {
+    panic!(
+        "commute: retry() called in a transaction that has read no TVar; it would block \
+         forever. Read the variables whose change should wake it first"
+    )
 }
 
 /// Calls the wakers of pending futures that this attempt woke (a variable killed inside it),
