@@ -782,21 +782,25 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// ```
     /// use commute_stm::{atomically, TVar};
     ///
-    /// fn swap_in(old: *mut u64, _version: u64, node: *mut u64) -> *mut u64 {
-    ///     // The old node is not needed here: free it (no transaction can reach it but ours).
-    ///     drop(unsafe { Box::from_raw(old) });
+    /// fn swap_in(_old: *mut u64, _version: u64, node: *mut u64) -> *mut u64 {
     ///     node
     /// }
     /// fn nothing(_old: *mut u64, _node: *mut u64) {}
-    /// let slot = TVar::new(Box::into_raw(Box::new(1u64)));
+    /// let first = Box::into_raw(Box::new(1u64));
+    /// let slot = TVar::new(first);
+    /// // Made once, outside the closure: a rolled-back attempt leaves it for the next one.
     /// let node = Box::into_raw(Box::new(2u64));
     /// atomically(|tx| {
-    ///     // SAFETY: neither step blocks or panics; `node` is published by the one commit.
+    ///     // SAFETY: neither step blocks or panics; only the committing attempt publishes
+    ///     // `node`, and `atomically` returns once one has.
     ///     unsafe { slot.publish_kept_box_on_commit_then(tx, node, swap_in, nothing) };
     ///     Ok(())
     /// });
-    /// // SAFETY: no transaction runs; the node is freed once.
-    /// assert_eq!(*unsafe { Box::from_raw(slot.into_inner()) }, 2);
+    /// // SAFETY: no transaction runs any more: each node is freed once.
+    /// unsafe {
+    ///     drop(Box::from_raw(first));
+    ///     assert_eq!(*Box::from_raw(slot.into_inner()), 2);
+    /// }
     /// ```
     pub unsafe fn publish_kept_box_on_commit_then<N: 'static>(
         &self,
