@@ -368,7 +368,8 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// (load again and decide again).
     ///
     /// It is exactly the commit of `atomically(|tx| { v.read(tx)?; v.write(tx, value); .. })`:
-    /// serialisable with every transaction, counted in [`stats`](crate::stats) as a commit,
+    /// serialisable with every transaction, counted in [`stats`](crate::stats) as a commit (a
+    /// refusal as an abort, charged to this variable),
     /// waking transactions blocked in [`retry`](Transaction::retry) on the variable. For one
     /// variable it costs a few tens of instructions instead of a few hundred.
     ///

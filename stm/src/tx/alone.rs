@@ -21,6 +21,7 @@
 use core::panic::Location;
 
 use crate::internal::clock;
+use crate::internal::counters::AbortCause;
 use crate::internal::thread::{Retired, with_ctx};
 use crate::internal::var::{LOCKED, VarCore, WAITERS, unlocked_word, version_of};
 use crate::internal::wait;
@@ -65,6 +66,7 @@ pub(crate) fn commit_alone(
             .compare_exchange(word, word | LOCKED, clock::SC, Ordering::Relaxed)
     {
         if now & LOCKED != 0 || (now | WAITERS) != (seen | WAITERS) {
+            count_abort(var, now, site);
             return None;
         }
         word = now;
@@ -83,6 +85,19 @@ pub(crate) fn commit_alone(
         ctx.slot.stats.commit(false);
         (old, wv)
     }))
+}
+
+/// Counts a commit alone that found `var` changed (or locked) as the aborted attempt it is, in
+/// the statistics, so that contention on one-call operations shows there as it does for
+/// transactions.
+#[cold]
+fn count_abort(var: &VarCore, now: u64, site: &'static Location<'static>) {
+    let cause = if now & LOCKED != 0 {
+        AbortCause::LockBusy
+    } else {
+        AbortCause::ReadValidation
+    };
+    with_ctx(|ctx| ctx.slot.stats.abort(cause, Some(var.origin()), site));
 }
 
 /// Retires `bits` (freed by `drop_fn`), replaced by a commit of version `version`: freed once
