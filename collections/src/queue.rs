@@ -1702,7 +1702,7 @@ impl<T: Send + 'static> Default for TQueue<T> {
     }
 }
 
-impl<T: Clone + Send + 'static> FromIterator<T> for TQueue<T> {
+impl<T: Send + 'static> FromIterator<T> for TQueue<T> {
     #[track_caller]
     fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
         let mut q = TQueue::new();
@@ -1711,17 +1711,25 @@ impl<T: Clone + Send + 'static> FromIterator<T> for TQueue<T> {
     }
 }
 
-impl<T: Clone + Send + 'static> Extend<T> for TQueue<T> {
+impl<T: Send + 'static> Extend<T> for TQueue<T> {
     /// Pushes every item, all in one transaction: they appear together, in order. The
-    /// iterator is drained first, outside the transaction (an attempt may run more than once).
+    /// iterator is drained first, outside the transaction, and each item goes into its node
+    /// once (an attempt that runs again publishes the same nodes): items need not be `Clone`.
     ///
     /// Panics inside a transaction (transactions do not nest): there, call
-    /// [`push`](TQueue::push) in a loop.
+    /// [`push`](TQueue::push) in a loop. Panics on a closed queue, as `push` does.
     fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        crate::atomic::assert_outside_transaction();
+        self.check_open_for_push();
         let items: Vec<T> = iter.into_iter().collect();
+        let nodes: Vec<*mut Node<T>> = items.into_iter().map(Node::alloc).collect();
         atomically(|tx| {
-            for item in &items {
-                self.push(tx, item.clone());
+            for &node in &nodes {
+                // SAFETY: each node is ours and fresh; only the committing attempt publishes
+                // them, in the same order in every attempt (so the links an attempt set
+                // between them are set again alike), and `atomically` returns once one has
+                // committed (a panic would leak the nodes, never free them twice).
+                unsafe { self.push_node(tx, node, true) };
             }
             Ok(())
         });

@@ -489,3 +489,15 @@ fn a_committed_handle_moves_to_another_thread() {
         assert!(q.atomic().is_empty());
     });
 }
+
+#[test]
+fn a_queue_of_non_clone_items_collects_and_extends_in_order() {
+    type Job = Box<dyn FnOnce() -> u32 + Send>;
+    let mut q: TQueue<Job> = (1..=3u32).map(|i| Box::new(move || i) as Job).collect();
+    q.extend([Box::new(|| 4u32) as Job]);
+    let mut ran = Vec::new();
+    while let Some(job) = q.atomic().take() {
+        ran.push(job());
+    }
+    assert_eq!(ran, [1, 2, 3, 4]);
+}
