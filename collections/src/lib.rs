@@ -14,6 +14,10 @@
 //! [`TBoundedQueue`] adds a capacity to `TQueue`, and `TaskPool` runs closures as transactions
 //! on worker threads (an event loop that uses all cores), whose own bookkeeping never conflicts.
 //!
+//! Long reads of shared state (a status page that sums a map, a report) run in [`read_only`]:
+//! one consistent snapshot, one attempt, and writers never wait for it (see
+//! [`TMap`'s snapshots](TMap#snapshots-reading-the-whole-map-under-updates)).
+//!
 //! In async code, [`atomically_async`] runs the same transactions in a future whose `retry`
 //! waits on the task's waker instead of blocking the thread (any executor), and the queues have
 //! waiting forms on it: `q.atomic().pop_wait_async().await`, and

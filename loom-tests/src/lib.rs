@@ -140,3 +140,61 @@ mod model {
         );
     }
 }
+
+#[cfg(loom)]
+pub use payload::Payload;
+
+#[cfg(loom)]
+mod payload {
+    use loom::cell::UnsafeCell;
+    use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A heap value whose reads and drop loom checks.
+    ///
+    /// Reads go through a loom `UnsafeCell`, which the drop writes: a drop that is not ordered
+    /// after every read (use after free) is a causality violation, and so is a read of a value
+    /// whose creation it does not see (unsafe publication). The drop also counts itself, and
+    /// the loom `Arc` it holds makes loom report a value that is never freed.
+    #[repr(C)]
+    pub struct Payload {
+        // Padding first: the allocator reuses the first words of a freed block, and a read of
+        // a freed payload should still find the cell's loom identity intact to report the race.
+        _pad: [u64; 2],
+        id: UnsafeCell<u64>,
+        drops: Arc<AtomicUsize>,
+    }
+
+    // SAFETY: shared references only read the cell; the one write is in `drop`, which has
+    // `&mut`.
+    unsafe impl Sync for Payload {}
+
+    const FREED: u64 = u64::MAX;
+
+    impl Payload {
+        /// A payload numbered `id`, counting its drop in `drops`.
+        pub fn new(id: u64, drops: &Arc<AtomicUsize>) -> Self {
+            Payload {
+                _pad: [0; 2],
+                id: UnsafeCell::new(id),
+                drops: drops.clone(),
+            }
+        }
+
+        /// Its number; panics if it was dropped (and loom reports a read racing with the drop).
+        pub fn id(&self) -> u64 {
+            // SAFETY: only `drop` writes the cell; loom checks that it does not race with us.
+            let id = self.id.with(|p| unsafe { *p });
+            assert_ne!(id, FREED, "read a freed payload");
+            id
+        }
+    }
+
+    impl Drop for Payload {
+        fn drop(&mut self) {
+            // SAFETY: loom checks that no read of the cell is concurrent with this write.
+            self.id.with_mut(|p| unsafe { *p = FREED });
+            self.drops.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

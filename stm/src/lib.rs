@@ -12,6 +12,8 @@
 //! - [`atomically_async`] / [`try_atomically_async`]: the same transactions as futures, whose
 //!   `retry` waits on the task's waker instead of blocking the thread (any executor).
 //! - [`Transaction::on_commit`] / [`Transaction::on_abort`] hooks for effects.
+//! - [`read_only`]: read-only transactions on a snapshot, which never abort because of writers
+//!   and never make them wait (old versions kept while they run).
 //! - [`try_atomically`]: transactions that fail with an error of their own
 //!   ([`Transaction::abort`]), rolling back everything they did.
 //! - Progress: backoff, then an irrevocable mode after [`IRREVOCABLE_AFTER`] conflicts in a row.
@@ -156,6 +158,7 @@ pub use tvar::{Boxed, Home, Inline, Seen, TVar};
 pub use tx::{__block_on, pending_async_registrations};
 pub use tx::{
     Atomically, IRREVOCABLE_AFTER, StmError, StmResult, Transaction, TryAtomically, TxError,
-    TxResult, atomically, atomically_async, in_transaction, try_atomically, try_atomically_async,
+    TxResult, atomically, atomically_async, in_transaction, read_only, try_atomically,
+    try_atomically_async,
 };
 pub use word::{Integer, OwnedWord, Word};

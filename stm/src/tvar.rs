@@ -13,7 +13,7 @@ use core::marker::PhantomData;
 use core::panic::Location;
 
 use crate::internal::var::{Origin, VarCore};
-use crate::internal::write_set::{After, PublishOp};
+use crate::internal::write_set::{After, DropFn, PublishOp};
 use crate::tx::{StmResult, Transaction};
 use crate::word::{Integer, OwnedWord, Word};
 
@@ -393,7 +393,7 @@ impl<T: Word, H: Home> TVar<T, H> {
     #[track_caller]
     #[inline]
     pub fn commit_alone(&self, seen: Seen, value: T) -> Result<(), T> {
-        self.commit_bits_alone(seen, value.into_bits())
+        self.commit_bits_alone(seen, value.into_bits(), None)
             .map(|_| ())
             .ok_or(value)
     }
@@ -420,10 +420,8 @@ impl<T: Word, H: Home> TVar<T, H> {
     where
         T: OwnedWord,
     {
-        let (old, version) = self
-            .commit_bits_alone(seen, value.into_bits())
+        self.commit_bits_alone(seen, value.into_bits(), Some(free_owned_bits::<T>))
             .ok_or(value)?;
-        crate::tx::alone::retire_alone(old, free_owned_bits::<T>, version);
         Ok(())
     }
 
@@ -450,7 +448,7 @@ impl<T: Word, H: Home> TVar<T, H> {
             let (value, seen) = self.load_seen();
             let new = f(value);
             let bits = new.into_bits();
-            if self.commit_bits_alone(seen, bits).is_some() {
+            if self.commit_bits_alone(seen, bits, None).is_some() {
                 return T::from_bits(bits);
             }
         }
@@ -458,14 +456,14 @@ impl<T: Word, H: Home> TVar<T, H> {
 
     #[track_caller]
     #[inline]
-    fn commit_bits_alone(&self, seen: Seen, bits: u64) -> Option<(u64, u64)> {
+    fn commit_bits_alone(&self, seen: Seen, bits: u64, drop_old: Option<DropFn>) -> Option<u64> {
         if crate::internal::thread::in_tx() {
             panic!(
                 "commute: TVar::commit_alone/modify_alone called inside a transaction, where \
                  it would write outside it; use TVar::write(tx) or modify(tx)"
             );
         }
-        crate::tx::alone::commit_alone(self.core(), seen.0, bits, Location::caller())
+        crate::tx::alone::commit_alone(self.core(), seen.0, bits, drop_old, Location::caller())
     }
 
     /// Reads the variable inside a transaction.

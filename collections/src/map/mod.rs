@@ -86,6 +86,28 @@ pub enum Change<V> {
 /// maybe this thread's own, may still hold the map's buckets), by a later reclamation pass,
 /// outside any transaction.
 ///
+/// # Snapshots: reading the whole map under updates
+///
+/// Inside [`read_only`](crate::read_only), [`for_each`](TMap::for_each), [`iter`](TMap::iter),
+/// [`get`](TMap::get) and [`len`](TMap::len) read the map as it was when the snapshot was taken,
+/// however long the walk takes and whatever commits meanwhile: taking the snapshot is O(1) (no
+/// copy), the walk never aborts, and writers are never held up by it. Each commit that replaces
+/// a bucket the snapshot still needs keeps the old bucket for it (one per bucket, whatever the
+/// number of commits), and lets go of it once the snapshot ends. In an ordinary
+/// [`atomically`] transaction, the same walk conflicts with every concurrent write to the map.
+///
+/// ```
+/// use commute::{read_only, TMap};
+///
+/// let balances: TMap<u32, i64> = (0..1000).map(|k| (k, 10)).collect();
+/// let total = read_only(|tx| {
+///     let mut total = 0;
+///     balances.for_each(tx, |_, v| total += v)?;
+///     Ok(total)
+/// });
+/// assert_eq!(total, 10_000);
+/// ```
+///
 /// # Examples
 ///
 /// ```
@@ -629,8 +651,9 @@ where
 
     /// The number of entries.
     ///
-    /// It reads the length counter, so it conflicts with concurrent inserts of new keys and
-    /// removals: read it only where the transaction depends on it.
+    /// It reads the length counter (its per-thread shards, never the buckets), so it conflicts
+    /// with concurrent inserts of new keys and removals: read it only where the transaction
+    /// depends on it. In a [`read_only`](crate::read_only) snapshot it never conflicts.
     ///
     /// # Errors
     ///
@@ -680,8 +703,10 @@ where
 
     /// Calls `f` with every entry, borrowed, in an unspecified order.
     ///
-    /// The entries are a consistent snapshot (the transaction reads every bucket), so it conflicts
-    /// with every concurrent write to the map.
+    /// The entries are a consistent snapshot (the transaction reads every bucket), so in an
+    /// ordinary transaction it conflicts with every concurrent write to the map; run it in
+    /// [`read_only`](crate::read_only) to walk a snapshot that writers do not disturb (see
+    /// [snapshots](TMap#snapshots-reading-the-whole-map-under-updates)).
     ///
     /// # Errors
     ///

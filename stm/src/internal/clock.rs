@@ -70,6 +70,13 @@ pub(crate) const SC_LOAD: Ordering = if cfg!(loom) {
     Ordering::SeqCst
 };
 
+/// The ordering of stores on those paths (`AcqRel` is not valid for stores).
+pub(crate) const SC_STORE: Ordering = if cfg!(loom) {
+    Ordering::Release
+} else {
+    Ordering::SeqCst
+};
+
 /// Under loom, a `SeqCst` fence standing in for the `SeqCst` accesses it cannot model.
 #[inline(always)]
 pub(crate) fn loom_fence() {

@@ -6,6 +6,7 @@ pub(crate) mod attempt;
 pub(crate) mod backoff;
 pub(crate) mod clock;
 pub(crate) mod counters;
+pub(crate) mod history;
 pub(crate) mod profile;
 pub(crate) mod thread;
 pub(crate) mod var;

@@ -118,9 +118,12 @@ pub(crate) struct VarCore {
     pub(crate) lock: AtomicU64,
     pub(crate) value: AtomicU64,
     origin: OriginWord,
-    /// Call site of the last transaction that committed a write, kept only while the conflict
-    /// profiler is on (null otherwise).
-    pub(crate) last_writer: AtomicPtr<Location<'static>>,
+    /// Null; or the call site of the last transaction that committed a write, kept only while
+    /// the conflict profiler is on; or, with the low bit set, the newest of the old versions
+    /// kept for read-only snapshot transactions (`history.rs`), which takes the word's place
+    /// while there are any (the profiler then names no last writer). Changed only by the
+    /// holder of the variable's lock (or its sole owner).
+    extra: AtomicPtr<()>,
     /// Creation number: the lock order under loom, whose executions must not depend on
     /// addresses (they differ from one execution to the next).
     #[cfg(loom)]
@@ -142,7 +145,7 @@ impl VarCore {
             lock: AtomicU64::new(0),
             value: AtomicU64::new(bits),
             origin: OriginWord::new(origin),
-            last_writer: AtomicPtr::new(core::ptr::null_mut()),
+            extra: AtomicPtr::new(core::ptr::null_mut()),
             #[cfg(loom)]
             seq: {
                 // Deliberately not a loom atomic: a plain counter outside the model, giving
@@ -269,8 +272,17 @@ pub(crate) unsafe fn drop_block(bits: u64) {
 impl Drop for VarCore {
     fn drop(&mut self) {
         self.forget_in_running_tx();
+        let versions = self.history_head(Ordering::Relaxed);
+        if !versions.is_null() {
+            // SAFETY: the variable is being dropped, so no snapshot reader can reach it (and its
+            // versions) any more, and nothing else will let go of them.
+            unsafe { crate::internal::history::drop_versions(versions) };
+        }
     }
 }
+
+/// The tag of an `extra` word that points at old versions.
+const HISTORY_TAG: usize = 1;
 
 impl VarCore {
     /// Where the variable came from.
@@ -289,17 +301,42 @@ impl VarCore {
 
     /// The call site of the last transaction that committed a write (profiler on), if known.
     pub(crate) fn last_writer(&self) -> Option<&'static Location<'static>> {
-        let p = self.last_writer.load(Ordering::Relaxed);
-        // SAFETY: only ever set from `&'static Location` references (`note_writer`).
-        (!p.is_null()).then(|| unsafe { &*p })
+        let p = self.extra.load(Ordering::Relaxed);
+        // SAFETY: an untagged word is only ever set from a `&'static Location` (`note_writer`).
+        (!p.is_null() && p.addr() & HISTORY_TAG == 0)
+            .then(|| unsafe { &*p.cast::<Location<'static>>() })
     }
 
-    /// Records the call site of a committing writer (profiler on).
+    /// Records the call site of a committing writer (profiler on), unless the word holds old
+    /// versions. Called with the variable locked.
     pub(crate) fn note_writer(&self, site: &'static Location<'static>) {
-        self.last_writer.store(
-            site as *const Location<'static> as *mut _,
-            Ordering::Relaxed,
-        );
+        if self.extra.load(Ordering::Relaxed).addr() & HISTORY_TAG == 0 {
+            let site: *const Location<'static> = site;
+            self.extra.store(site.cast_mut().cast(), Ordering::Relaxed);
+        }
+    }
+
+    /// The newest old version kept for snapshot readers, or null.
+    #[inline]
+    pub(crate) fn history_head(&self, order: Ordering) -> *mut crate::internal::history::Version {
+        let p = self.extra.load(order);
+        if p.addr() & HISTORY_TAG == 0 {
+            core::ptr::null_mut()
+        } else {
+            p.map_addr(|a| a & !HISTORY_TAG).cast()
+        }
+    }
+
+    /// Makes `head` (or none, if null) the newest old version. Called with the variable
+    /// locked; sequentially consistent (see `history.rs`).
+    pub(crate) fn set_history_head(&self, head: *mut crate::internal::history::Version) {
+        let word = if head.is_null() {
+            core::ptr::null_mut()
+        } else {
+            head.map_addr(|a| a | HISTORY_TAG).cast()
+        };
+        self.extra.store(word, crate::internal::clock::SC_STORE);
+        crate::internal::clock::loom_fence();
     }
 }
 

@@ -20,12 +20,12 @@
 
 use core::panic::Location;
 
-use crate::internal::clock;
 use crate::internal::counters::AbortCause;
 use crate::internal::thread::{Retired, with_ctx};
 use crate::internal::var::{LOCKED, VarCore, WAITERS, unlocked_word, version_of};
 use crate::internal::wait;
 use crate::internal::write_set::DropFn;
+use crate::internal::{clock, history};
 use crate::sync::atomic::Ordering;
 
 /// The latest committed value of `var` and the (unlocked) lock word it was read under.
@@ -49,14 +49,16 @@ pub(crate) fn load_seen(var: &VarCore) -> (u64, u64) {
 }
 
 /// Commits `bits` to `var` if its lock word is still `seen` (from [`load_seen`]); returns the
-/// bits it replaced and the commit's version, or `None` if `var` changed meanwhile.
+/// bits it replaced, or `None` if `var` changed meanwhile. If `drop_old` is given, the value
+/// replaced owns heap memory, which it frees once no running transaction can read it.
 #[inline]
 pub(crate) fn commit_alone(
     var: &VarCore,
     seen: u64,
     bits: u64,
+    drop_old: Option<DropFn>,
     site: &'static Location<'static>,
-) -> Option<(u64, u64)> {
+) -> Option<u64> {
     debug_assert_eq!(seen & LOCKED, 0, "a seen word is unlocked");
     // The word may differ from `seen` by the `WAITERS` bit alone (a transaction went to sleep
     // on the variable since): the version is what matters.
@@ -74,6 +76,9 @@ pub(crate) fn commit_alone(
     let old = var.value.load(Ordering::Relaxed);
     Some(with_ctx(|ctx| {
         let wv = clock::write_version(version_of(seen), ctx.tag);
+        let view = history::writer_view();
+        let mut versions = Vec::new();
+        let kept = history::on_write(var, old, drop_old, wv, view, &mut versions);
         var.value.store(bits, Ordering::Release);
         if crate::conflicts::profiling() {
             var.note_writer(site);
@@ -83,7 +88,17 @@ pub(crate) fn commit_alone(
             wait::wake(var);
         }
         ctx.slot.stats.commit(false);
-        (old, wv)
+        if let Some(drop_fn) = drop_old.filter(|_| !kept) {
+            ctx.retire(core::iter::once(Retired {
+                version: wv,
+                bits: old,
+                drop_fn,
+            }));
+        }
+        if !versions.is_empty() {
+            ctx.retire(versions.into_iter());
+        }
+        old
     }))
 }
 
@@ -98,18 +113,6 @@ fn count_abort(var: &VarCore, now: u64, site: &'static Location<'static>) {
         AbortCause::ReadValidation
     };
     with_ctx(|ctx| ctx.slot.stats.abort(cause, Some(var.origin()), site));
-}
-
-/// Retires `bits` (freed by `drop_fn`), replaced by a commit of version `version`: freed once
-/// no running transaction can read it. Outside any transaction.
-pub(crate) fn retire_alone(bits: u64, drop_fn: DropFn, version: u64) {
-    with_ctx(|ctx| {
-        ctx.retire(core::iter::once(Retired {
-            version,
-            bits,
-            drop_fn,
-        }))
-    });
 }
 
 /// Runs `f` with the thread pinned (see [`crate::pinned`]).

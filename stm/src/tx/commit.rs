@@ -6,7 +6,7 @@ use crate::internal::backoff::Backoff;
 use crate::internal::thread::Retired;
 use crate::internal::var::{IRREVOCABLE, LOCKED, VarCore, WAITERS, unlocked_word, version_of};
 use crate::internal::write_set::{DropFn, Entry, OpList, Pending, PublishOp};
-use crate::internal::{clock, wait};
+use crate::internal::{clock, history, wait};
 use crate::stats::AbortCause;
 use crate::sync::atomic::Ordering;
 use core::panic::Location;
@@ -132,6 +132,8 @@ impl Transaction {
         st.allocs = take_unpublished(st);
         // Unlocked by the write-back: the reset must not release these again.
         st.writes.clear();
+        // Values kept for snapshot readers may be retired by a commit of words alone.
+        st.extras |= !retired.is_empty();
         st.retired_by_commit = retired;
         Ok(())
     }
@@ -239,12 +241,16 @@ fn write_back(
     retired: &mut Vec<Retired>,
 ) {
     let mut then = false;
+    // Every lock is held: from here on, snapshot readers registering see this commit as before
+    // them, and those registered already get the values it replaces (`history.rs`).
+    let view = history::writer_view();
     for e in entries {
         let var = e.var();
         match &e.pending {
             &Pending::Write(bits) => {
-                if let Some(drop_fn) = e.drop_old {
-                    let old = var.value.load(Ordering::Relaxed);
+                let old = var.value.load(Ordering::Relaxed);
+                let kept = history::on_write(var, old, e.drop_old, wv, view, retired);
+                if let Some(drop_fn) = e.drop_old.filter(|_| !kept) {
                     retired.push(Retired {
                         version: wv,
                         bits: old,
@@ -255,6 +261,7 @@ fn write_back(
             }
             &Pending::Publish(list) => {
                 let old = var.value.load(Ordering::Relaxed);
+                history::on_write(var, old, None, wv, view, retired);
                 let mut new = old;
                 for (_, op) in publishes.iter_mut().filter(|(l, _)| *l == list) {
                     new = op.run(new, wv);

@@ -44,6 +44,7 @@ mod conflict;
 mod end;
 mod future;
 mod read;
+mod snapshot;
 mod write;
 
 pub(crate) use crate::internal::attempt::TxState;
@@ -52,6 +53,7 @@ pub use future::{
     __block_on, Atomically, TryAtomically, atomically_async, pending_async_registrations,
     try_atomically_async,
 };
+pub use snapshot::read_only;
 pub(crate) use write::drop_boxed as write_drop_boxed;
 
 /// After this many conflict aborts in a row, a transaction runs in irrevocable mode, where it is
@@ -213,6 +215,11 @@ pub struct Transaction {
     profiling: bool,
     site: &'static Location<'static>,
     finished: Cell<bool>,
+    /// The epoch of the snapshot this attempt reads ([`read_only`]), or 0.
+    snapshot: u64,
+    /// The snapshot attempt met what a snapshot cannot read (a queue link published after it):
+    /// it must not commit, and runs again as an ordinary transaction.
+    snapshot_left: Cell<bool>,
 }
 
 impl fmt::Debug for Transaction {
@@ -220,6 +227,7 @@ impl fmt::Debug for Transaction {
         f.debug_struct("Transaction")
             .field("read_version", &self.rv.get())
             .field("irrevocable", &self.irrevocable)
+            .field("snapshot", &(self.snapshot != 0))
             .field("site", &format_args!("{}", self.site))
             .finish()
     }
@@ -672,6 +680,8 @@ impl Transaction {
             profiling,
             site,
             finished: Cell::new(false),
+            snapshot: 0,
+            snapshot_left: Cell::new(false),
         }
     }
 

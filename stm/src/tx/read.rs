@@ -51,6 +51,9 @@ impl Transaction {
                 };
             }
         }
+        if self.snapshot != 0 {
+            return self.read_snapshot(&mut st, var);
+        }
         if self.irrevocable {
             let i = self.lock_irrevocably(&mut st, var);
             debug_assert!(matches!(st.writes.entries[i].pending, Pending::Hold));
@@ -109,10 +112,12 @@ impl Transaction {
     /// Low-level: keeps every heap value reachable from variables read from now on alive until
     /// the attempt ends.
     ///
-    /// [`TBox::read`](crate::TBox::read) does this itself. Collections that store raw pointers
-    /// in `TVar`s and free replaced nodes with
+    /// Collections that store raw pointers in `TVar`s and free replaced nodes with
     /// [`retire_on_commit`](Transaction::retire_on_commit) call it before following them.
-    /// Cheap after the first call in an attempt.
+    /// Cheap after the first call in an attempt. In a [snapshot](crate::read_only) attempt it
+    /// holds back all reclamation until the attempt ends; structures whose heap values are all
+    /// owned by their variables call [`pin_owned`](Transaction::pin_owned) instead (as
+    /// [`TBox::read`](crate::TBox::read) does).
     ///
     /// # Examples
     ///
@@ -126,7 +131,11 @@ impl Transaction {
         let mut st = self.state();
         if !st.pinned {
             st.pinned = true;
-            self.ctx().pin(self.rv.get());
+            // A snapshot attempt may read values that commits after its snapshot replaced, and
+            // such a commit's version may be below `rv` (its clock read came before the
+            // snapshot's): it holds back every retirement instead.
+            let at = if self.snapshot != 0 { 0 } else { self.rv.get() };
+            self.ctx().pin(at);
         }
     }
 
@@ -166,6 +175,10 @@ impl Transaction {
             || clock::written_by(version, self.ctx().tag)
         {
             return Ok(());
+        }
+        if self.snapshot != 0 {
+            // The commit may be after the snapshot, and what it published is not versioned.
+            return Err(self.leave_snapshot());
         }
         let mut st = self.state();
         self.extend(&mut st, version)?;

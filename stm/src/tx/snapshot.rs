@@ -1,0 +1,225 @@
+//! Read-only snapshot transactions: [`read_only`] runs its closure on the committed state of
+//! the moment it starts, reading old versions kept by the writers that commit meanwhile
+//! (`internal/history.rs` has the protocol), so it never aborts because of them and never
+//! makes them wait.
+
+use core::panic::Location;
+
+use super::{StmError, StmResult, Transaction, TxState, committed, enter, roll_back, run};
+use crate::internal::backoff::Backoff;
+use crate::internal::history;
+use crate::internal::thread::{ThreadCtx, with_ctx};
+use crate::internal::var::{IRREVOCABLE, Snapshot, VarCore};
+use crate::stats::AbortCause;
+
+/// How long a snapshot read waits for a variable held by the irrevocable transaction before
+/// the attempt gives up the snapshot (see [`read_only`]).
+const IRREVOCABLE_PATIENCE: u32 = 64;
+
+/// Runs `f` as a read-only transaction on a snapshot: the committed state of the moment it
+/// starts, however long it runs and whatever commits meanwhile.
+///
+/// Where an [`atomically`](crate::atomically) transaction that reads a lot aborts whenever a
+/// commit changes something it read (and after many aborts runs irrevocably, stopping every
+/// writer), `read_only` commits in its first attempt: commits that change what it reads keep
+/// the values they replace for it, and it reads those. Writers never wait for it, and it never
+/// aborts them. Use it for whole-state reads under update load: a status page that sums a map,
+/// a report, a checkpoint.
+///
+/// **Read-only, explicitly.** A transaction becomes a snapshot transaction only through this
+/// call, never by detection. Its closure may write all the same (through helpers shared with
+/// updating code): the writes are kept in the attempt (its own reads see them), but a snapshot
+/// cannot commit them, so at the end the attempt is rolled back and the closure runs again as
+/// an ordinary [`atomically`](crate::atomically) transaction, which validates its reads and
+/// commits, aborts or blocks as any other. The same happens if the closure calls
+/// [`retry`](Transaction::retry) (a snapshot never changes, so waiting on it would never end:
+/// the ordinary transaction waits instead), if it walks a `TQueue` past items pushed after the
+/// snapshot, or, rarely, if it meets a variable held for a long time by the irrevocable
+/// transaction. [`Transaction::is_snapshot`] tells an attempt which kind it is.
+///
+/// **What it costs.** Taking the snapshot registers the reader (one lock and one shared
+/// read-modify-write); each read of a variable costs one more load than in an ordinary
+/// transaction, plus a short walk of the variable's old versions if a commit changed it since
+/// the snapshot. A writer pays one load per commit while no snapshot reader is registered;
+/// while one is, each commit keeps (allocates) the first old value of each variable it
+/// changes that some registered reader may need, at most one per variable per snapshot taken.
+/// A snapshot reader holds back only those old values (the `TMap` leaves, `TBox` values and
+/// words its snapshot still needs), not the reclamation of everything replaced meanwhile:
+/// ordinary reclamation goes on while it runs. Reading a `TQueue` still pins like an
+/// ordinary transaction.
+///
+/// # Panics
+///
+/// As [`atomically`](crate::atomically); and if 65,535 read-only transactions run at once.
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{atomically, read_only, TVar};
+/// use std::sync::Arc;
+///
+/// let accounts: Arc<Vec<TVar<i64>>> = Arc::new((0..100).map(|_| TVar::new(10)).collect());
+/// let writer = {
+///     let accounts = accounts.clone();
+///     std::thread::spawn(move || {
+///         for i in 0..10_000 {
+///             let (a, b) = (i % 100, (i * 7 + 1) % 100);
+///             atomically(|tx| {
+///                 accounts[a].modify(tx, |x| x - 1)?;
+///                 accounts[b].modify(tx, |x| x + 1)
+///             });
+///         }
+///     })
+/// };
+/// // The total never changes, and a snapshot always sees it, in one attempt.
+/// let mut attempts = 0;
+/// let total = read_only(|tx| {
+///     attempts += 1;
+///     let mut sum = 0;
+///     for a in accounts.iter() {
+///         sum += a.read(tx)?;
+///     }
+///     Ok(sum)
+/// });
+/// assert_eq!(total, 1000);
+/// assert_eq!(attempts, 1);
+/// writer.join().unwrap();
+/// ```
+#[track_caller]
+pub fn read_only<T, F>(mut f: F) -> T
+where
+    F: FnMut(&Transaction) -> StmResult<T>,
+{
+    let site = Location::caller();
+    with_ctx(|ctx| match snapshot_attempt(ctx, site, &mut f) {
+        Some(value) => value,
+        None => run(ctx, site, f),
+    })
+}
+
+/// The snapshot attempt of [`read_only`]: its value, or `None` if it must run again as an
+/// ordinary transaction (it wrote, retried, or left the snapshot).
+fn snapshot_attempt<T>(
+    ctx: &ThreadCtx,
+    site: &'static Location<'static>,
+    f: &mut impl FnMut(&Transaction) -> StmResult<T>,
+) -> Option<T> {
+    let in_tx = enter(ctx);
+    // Deregisters after the attempt is over (dropped before `in_tx`), even if `f` panics.
+    let registered = Registered {
+        epoch: history::register(),
+        ctx,
+    };
+    let profiling = crate::conflicts::profiling();
+    let started = profiling.then(std::time::Instant::now);
+    let mut tx = Transaction::begin(ctx, site, false, profiling);
+    tx.snapshot = registered.epoch;
+    let outcome = f(&tx);
+    let is_retry = matches!(&outcome, Err(e) if e.is_retry());
+    if let Ok(value) = outcome {
+        let clean =
+            !tx.snapshot_left.get() && !tx.told_to_roll_back() && !tx.state().writes.has_shared();
+        // A clean snapshot attempt is read-only: its commit cannot fail.
+        if clean && committed(ctx, &tx, &mut None::<()>, started) {
+            return Some(value);
+        }
+    }
+    drop(roll_back(ctx, site, tx, None::<()>, is_retry, started));
+    drop(registered);
+    drop(in_tx);
+    None
+}
+
+/// A registered snapshot reader: deregisters when dropped, and queues the old versions that
+/// no registered reader can reach any more for reclamation.
+struct Registered<'a> {
+    epoch: u64,
+    ctx: &'a ThreadCtx,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut freed = history::deregister(self.epoch);
+        if !freed.is_empty() {
+            // Runs no destructor (we may be inside the transaction still).
+            self.ctx.queue_retired(&mut freed);
+        }
+    }
+}
+
+impl Transaction {
+    /// The value of `var` in this attempt's snapshot.
+    #[inline(never)]
+    pub(super) fn read_snapshot(&self, st: &mut TxState, var: &VarCore) -> StmResult<u64> {
+        let mut backoff = Backoff::new();
+        loop {
+            match var.snapshot() {
+                Snapshot::Value { bits, .. } => {
+                    return Ok(history::visible(var, self.snapshot).unwrap_or(bits));
+                }
+                Snapshot::Locked(word) => {
+                    if let Some(bits) = history::visible(var, self.snapshot) {
+                        return Ok(bits);
+                    }
+                    // A committer: its writes are in the snapshot, or it keeps the old value
+                    // before it stores a new one; either way, wait a moment. The irrevocable
+                    // transaction may hold the variable for long (or for ever, if the variable
+                    // was killed): give the snapshot up then.
+                    if word & IRREVOCABLE != 0 && backoff.steps() >= IRREVOCABLE_PATIENCE {
+                        self.snapshot_left.set(true);
+                        return Err(self.conflict(st, AbortCause::LockBusy, var));
+                    }
+                    backoff.snooze();
+                }
+            }
+        }
+    }
+
+    /// Ends the snapshot: the attempt met a commit published after it that it cannot read
+    /// around (see [`observe_version`](Transaction::observe_version)); it runs again as an
+    /// ordinary transaction.
+    #[cold]
+    pub(super) fn leave_snapshot(&self) -> StmError {
+        self.snapshot_left.set(true);
+        StmError::CONFLICT
+    }
+
+    /// True if this attempt reads a snapshot: the first attempt of a [`read_only`]
+    /// transaction (false once it runs again as an ordinary one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, read_only};
+    ///
+    /// assert!(read_only(|tx| Ok(tx.is_snapshot())));
+    /// assert!(!atomically(|tx| Ok(tx.is_snapshot())));
+    /// ```
+    pub fn is_snapshot(&self) -> bool {
+        self.snapshot != 0
+    }
+
+    /// Low-level: [`pin`](Transaction::pin) for structures whose heap values are all owned by
+    /// their variables (written with [`TVar::write_owned`](crate::TVar::write_owned), as
+    /// [`TBox`](crate::TBox) and `TMap` do), never retired by
+    /// [`retire_on_commit`](Transaction::retire_on_commit).
+    ///
+    /// In an ordinary attempt it pins. A [snapshot](read_only) attempt needs no pin for such
+    /// values: the commits that replace them after the snapshot keep them for it (see
+    /// [`read_only`]), so it does not hold back the reclamation of everything else.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// commute_stm::read_only(|tx| {
+    ///     tx.pin_owned();
+    ///     Ok(())
+    /// });
+    /// ```
+    #[inline]
+    pub fn pin_owned(&self) {
+        if self.snapshot == 0 {
+            self.pin();
+        }
+    }
+}

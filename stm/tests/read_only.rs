@@ -1,0 +1,188 @@
+//! Read-only snapshot transactions (`read_only`): one attempt whatever the writers do, one
+//! consistent snapshot, writers never held up, old values kept only while needed.
+//!
+//! The readers below wait, in the middle of their snapshot, until writers have committed more:
+//! a writer blocked by the reader (or a reader that holds a lock) would deadlock, caught by
+//! the watchdog.
+
+use commute_stm::{TVar, atomically, read_only};
+use commute_test_support::with_watchdog;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+
+/// Waits (yielding) until `count` has grown by `more` since `from`.
+fn wait_for(count: &AtomicU64, from: u64, more: u64) {
+    while count.load(Ordering::Acquire) < from + more {
+        thread::yield_now();
+    }
+}
+
+/// A writer thread that runs `step` (one transaction) until `stop`, counting its commits.
+fn writer(
+    stop: Arc<AtomicBool>,
+    commits: Arc<AtomicU64>,
+    mut step: impl FnMut(u64) + Send + 'static,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut i = 0;
+        while !stop.load(Ordering::Acquire) {
+            step(i);
+            i += 1;
+            commits.fetch_add(1, Ordering::Release);
+        }
+    })
+}
+
+#[test]
+fn a_long_sum_commits_in_one_attempt_while_transfers_go_on() {
+    with_watchdog(120, || {
+        const N: usize = 1000;
+        let accounts: Arc<Vec<TVar<i64>>> = Arc::new((0..N).map(|_| TVar::new(100)).collect());
+        let (stop, commits) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let w = {
+            let accounts = accounts.clone();
+            writer(stop.clone(), commits.clone(), move |i| {
+                let a = (i as usize * 7919) % N;
+                let b = (i as usize * 104_729 + 1) % N;
+                atomically(|tx| {
+                    accounts[a].modify(tx, |x| x - 3)?;
+                    accounts[b].modify(tx, |x| x + 3)
+                });
+            })
+        };
+        for _ in 0..5 {
+            let mut attempts = 0;
+            let mut during = 0;
+            let sum = read_only(|tx| {
+                attempts += 1;
+                assert!(tx.is_snapshot() && !tx.is_irrevocable());
+                let start = commits.load(Ordering::Acquire);
+                let mut sum = 0;
+                for (i, a) in accounts.iter().enumerate() {
+                    sum += a.read(tx)?;
+                    if i % 100 == 99 {
+                        // Writers keep committing while the snapshot is open.
+                        wait_for(&commits, commits.load(Ordering::Acquire), 20);
+                    }
+                }
+                during = commits.load(Ordering::Acquire) - start;
+                Ok(sum)
+            });
+            assert_eq!(sum, 100 * N as i64);
+            assert_eq!(attempts, 1);
+            assert!(
+                during >= 200,
+                "writers committed {during} times during the read"
+            );
+        }
+        stop.store(true, Ordering::Release);
+        w.join().unwrap();
+        let total: i64 = accounts.iter().map(TVar::load).sum();
+        assert_eq!(total, 100 * N as i64);
+    });
+}
+
+#[test]
+fn old_versions_keep_a_cross_variable_invariant() {
+    with_watchdog(120, || {
+        // x + y == 0 always; x changes in every commit.
+        let (x, y) = (Arc::new(TVar::new(0i64)), Arc::new(TVar::new(0i64)));
+        let (stop, commits) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let w = {
+            let (x, y) = (x.clone(), y.clone());
+            writer(stop.clone(), commits.clone(), move |i| {
+                atomically(|tx| {
+                    let d = (i % 5) as i64 + 1;
+                    x.modify(tx, |v| v + d)?;
+                    y.modify(tx, |v| v - d)
+                });
+            })
+        };
+        for round in 0..200 {
+            let (a, b) = read_only(|tx| {
+                // Alternate the order in which the two are read.
+                let first = if round % 2 == 0 { &x } else { &y };
+                let a = first.read(tx)?;
+                wait_for(&commits, commits.load(Ordering::Acquire), 3);
+                let second = if round % 2 == 0 { &y } else { &x };
+                let b = second.read(tx)?;
+                // Read again: the snapshot does not move.
+                assert_eq!(first.read(tx)?, a);
+                Ok((a, b))
+            });
+            assert_eq!(a + b, 0, "round {round}: {a} + {b}");
+        }
+        stop.store(true, Ordering::Release);
+        w.join().unwrap();
+        assert_eq!(x.load() + y.load(), 0);
+    });
+}
+
+#[test]
+fn a_snapshot_that_writes_runs_again_as_an_ordinary_transaction() {
+    let hits = TVar::new(1u64);
+    let mut kinds = Vec::new();
+    let seen = read_only(|tx| {
+        kinds.push(tx.is_snapshot());
+        let h = hits.read(tx)?;
+        hits.write(tx, h + 1);
+        // Its own write is visible to it, in both attempts.
+        assert_eq!(hits.read(tx)?, h + 1);
+        Ok(h)
+    });
+    assert_eq!(kinds, [true, false]);
+    assert_eq!(seen, 1);
+    assert_eq!(hits.load(), 2);
+}
+
+#[test]
+fn a_snapshot_that_retries_waits_as_an_ordinary_transaction() {
+    with_watchdog(60, || {
+        let gate = Arc::new(TVar::new(false));
+        let opener = {
+            let gate = gate.clone();
+            thread::spawn(move || {
+                // Open the gate once the reader waits on it (it is then blocked in retry).
+                while commute_stm::blocked_transactions().is_empty() {
+                    thread::yield_now();
+                }
+                atomically(|tx| {
+                    gate.write(tx, true);
+                    Ok(())
+                });
+            })
+        };
+        let mut kinds = Vec::new();
+        read_only(|tx| {
+            kinds.push(tx.is_snapshot());
+            if !gate.read(tx)? {
+                return tx.retry();
+            }
+            Ok(())
+        });
+        opener.join().unwrap();
+        assert!(kinds[0]);
+        assert!(kinds[1..].iter().all(|&s| !s));
+    });
+}
+
+#[test]
+fn a_panic_in_a_snapshot_leaves_writers_and_later_snapshots_working() {
+    let v = TVar::new(5u32);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_only(|tx| -> commute_stm::StmResult<()> {
+            v.read(tx)?;
+            panic!("boom")
+        })
+    }));
+    assert!(r.is_err());
+    atomically(|tx| v.modify(tx, |x| x + 1));
+    assert_eq!(read_only(|tx| v.read(tx)), 6);
+}
