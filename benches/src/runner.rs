@@ -121,25 +121,32 @@ fn work<S: Subject>(
     }
 }
 
-/// Runs `S` with `threads` workers for `duration` and measures it.
-///
-/// # Panics
-///
-/// If the structure fails its check after the run (a lost update, a broken invariant): a
-/// benchmark of a wrong structure is worthless.
-pub(crate) fn run_cell<S: Subject>(
-    workload: &'static str,
-    structure: &'static str,
+/// What the workers of one run did, added up.
+#[derive(Debug)]
+pub(crate) struct Measured {
+    /// Operations completed by all workers.
+    pub(crate) ops: u64,
+    /// From the start to the last worker's last operation.
+    pub(crate) seconds: f64,
+    /// Commits counted as the structure's [`Accounting`] says (0 for locks).
+    pub(crate) commits: u64,
+    /// Aborts, likewise.
+    pub(crate) aborts: u64,
+}
+
+/// Runs `threads` workers on `subject` from one start for `duration`, then raises `stop` (which
+/// a thread of the caller's may watch too) and adds up what the workers did.
+pub(crate) fn measure<S: Subject>(
+    subject: &S,
     threads: usize,
     duration: Duration,
-) -> CellResult {
-    let subject = S::new(threads);
-    let stop = AtomicBool::new(false);
+    stop: &AtomicBool,
+) -> Measured {
     let start = Barrier::new(threads + 1);
     let (began, tallies) = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|index| {
-                let (subject, stop, start) = (&subject, &stop, &start);
+                let start = &start;
                 scope.spawn(move || work(subject, index, threads, stop, start))
             })
             .collect();
@@ -154,8 +161,29 @@ pub(crate) fn run_cell<S: Subject>(
         (began, tallies)
     });
     let ended = tallies.iter().filter_map(|t| t.end).max().unwrap_or(began);
-    let ops = tallies.iter().map(|t| t.ops).sum();
-    if let Err(problem) = subject.check(ops) {
+    Measured {
+        ops: tallies.iter().map(|t| t.ops).sum(),
+        seconds: ended.duration_since(began).as_secs_f64(),
+        commits: tallies.iter().map(|t| t.commits).sum(),
+        aborts: tallies.iter().map(|t| t.aborts).sum(),
+    }
+}
+
+/// Runs `S` with `threads` workers for `duration` and measures it.
+///
+/// # Panics
+///
+/// If the structure fails its check after the run (a lost update, a broken invariant): a
+/// benchmark of a wrong structure is worthless.
+pub(crate) fn run_cell<S: Subject>(
+    workload: &'static str,
+    structure: &'static str,
+    threads: usize,
+    duration: Duration,
+) -> CellResult {
+    let subject = S::new(threads);
+    let measured = measure(&subject, threads, duration, &AtomicBool::new(false));
+    if let Err(problem) = subject.check(measured.ops) {
         panic!("{workload} on {structure} with {threads} threads: {problem}");
     }
     drop(subject);
@@ -165,9 +193,9 @@ pub(crate) fn run_cell<S: Subject>(
         workload,
         structure,
         threads,
-        ops,
-        seconds: ended.duration_since(began).as_secs_f64(),
-        commits: stm.then(|| tallies.iter().map(|t| t.commits).sum()),
-        aborts: stm.then(|| tallies.iter().map(|t| t.aborts).sum()),
+        ops: measured.ops,
+        seconds: measured.seconds,
+        commits: stm.then_some(measured.commits),
+        aborts: stm.then_some(measured.aborts),
     }
 }
