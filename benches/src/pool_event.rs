@@ -52,5 +52,6 @@ pub(crate) fn run_cell<E: TxEvent>(
         seconds: busy.as_secs_f64(),
         commits: Some(commits),
         aborts: Some(aborts),
+        long_read: None,
     }
 }

@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 ///     seconds: 1.5,
 ///     commits: Some(3_000_000),
 ///     aborts: Some(3),
+///     long_read: None,
 /// };
 /// assert_eq!(cell.ops_per_sec(), 2_000_000.0);
 /// assert_eq!(cell.aborts_per_commit(), Some(1e-6));
@@ -38,6 +39,58 @@ pub struct CellResult {
     pub commits: Option<u64>,
     /// Rolled-back attempts (conflicts), for STM structures.
     pub aborts: Option<u64>,
+    /// For a `long-read` cell, the reader's figures and the writers' without it (the cell's
+    /// own `ops`, `seconds`, `commits` and `aborts` are the writers' beside the reader).
+    pub long_read: Option<LongRead>,
+}
+
+/// What a `long-read` cell measured besides the writers' throughput next to the reader.
+///
+/// # Examples
+///
+/// ```
+/// use commute_benches::report::LongRead;
+///
+/// let reader = LongRead { reads: 4, attempts: 6, ordinary: 0, inexact: 0, alone_ops: 3_000,
+///     alone_seconds: 0.5 };
+/// assert_eq!(reader.attempts_per_read(), 1.5);
+/// assert_eq!(reader.alone_per_ms(), 6.0);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LongRead {
+    /// Whole-map sums the reader completed beside the writers.
+    pub reads: u64,
+    /// Attempts those sums took (one per sum for the lock-based maps).
+    pub attempts: u64,
+    /// Attempts that ran as ordinary transactions, not on a snapshot (commute's `TMap` only).
+    pub ordinary: u64,
+    /// Sums that differed from the money in the map (only a map whose walk is not one
+    /// consistent state, `DashMap`, may have any: the runner stops on a wrong sum of the others).
+    pub inexact: u64,
+    /// Transfers the writers completed without the reader.
+    pub alone_ops: u64,
+    /// The measured time of that phase.
+    pub alone_seconds: f64,
+}
+
+impl LongRead {
+    /// Attempts per completed sum (0 without sums).
+    pub fn attempts_per_read(&self) -> f64 {
+        if self.reads > 0 {
+            self.attempts as f64 / self.reads as f64
+        } else {
+            0.0
+        }
+    }
+
+    /// The writers' transfers per millisecond without the reader.
+    pub fn alone_per_ms(&self) -> f64 {
+        if self.alone_seconds > 0.0 {
+            self.alone_ops as f64 / self.alone_seconds / 1e3
+        } else {
+            0.0
+        }
+    }
 }
 
 impl CellResult {
@@ -47,7 +100,8 @@ impl CellResult {
     ///
     /// ```
     /// # let cell = commute_benches::report::CellResult { workload: "log", structure: "SegQueue",
-    /// #     threads: 1, ops: 10, seconds: 2.0, commits: None, aborts: None };
+    /// #     threads: 1, ops: 10, seconds: 2.0, commits: None, aborts: None,
+    /// #     long_read: None };
     /// assert_eq!(cell.ops_per_sec(), 5.0);
     /// ```
     pub fn ops_per_sec(&self) -> f64 {
@@ -64,7 +118,8 @@ impl CellResult {
     ///
     /// ```
     /// # let cell = commute_benches::report::CellResult { workload: "log", structure: "SegQueue",
-    /// #     threads: 1, ops: 10, seconds: 2.0, commits: None, aborts: None };
+    /// #     threads: 1, ops: 10, seconds: 2.0, commits: None, aborts: None,
+    /// #     long_read: None };
     /// assert_eq!(cell.aborts_per_commit(), None);
     /// ```
     pub fn aborts_per_commit(&self) -> Option<f64> {
@@ -111,7 +166,7 @@ fn ratio(x: f64) -> String {
 /// use commute_benches::report::{CellResult, table};
 ///
 /// let cell = CellResult { workload: "counter", structure: "AtomicU64", threads: 1, ops: 100,
-///     seconds: 1.0, commits: None, aborts: None };
+///     seconds: 1.0, commits: None, aborts: None, long_read: None };
 /// let text = table(&[cell]);
 /// assert!(text.contains("AtomicU64"));
 /// ```
@@ -172,6 +227,85 @@ pub fn table(cells: &[CellResult]) -> String {
     out
 }
 
+/// The `long-read` cells as a table of their own; empty if the run has none.
+///
+/// Columns: structure, threads, `reads` (the reader's whole-map sums), `att/read` (attempts per
+/// sum), `ordinary` (attempts that did not run on a snapshot), `exact` (whether every sum was
+/// the money in the map), the writers' transfers per millisecond without the reader
+/// (`alone/ms`) and beside it (`beside/ms`), and `beside/alone`.
+///
+/// # Examples
+///
+/// ```
+/// use commute_benches::report::{CellResult, LongRead, long_read_table};
+///
+/// let reader = LongRead { reads: 10, attempts: 10, ordinary: 0, inexact: 3, alone_ops: 2_000,
+///     alone_seconds: 1.0 };
+/// let cell = CellResult { workload: "long-read", structure: "DashMap", threads: 2, ops: 1_000,
+///     seconds: 1.0, commits: None, aborts: None, long_read: Some(reader) };
+/// let text = long_read_table(&[cell]);
+/// assert!(text.contains("no: 3 of 10"), "{text}");
+/// assert!(text.lines().last().unwrap().ends_with(" 0.50"), "{text}");
+/// ```
+pub fn long_read_table(cells: &[CellResult]) -> String {
+    let rows: Vec<(&CellResult, &LongRead)> = cells
+        .iter()
+        .filter_map(|c| Some((c, c.long_read.as_ref()?)))
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let width = rows
+        .iter()
+        .map(|(c, _)| c.structure.len())
+        .max()
+        .unwrap_or(0)
+        .max(9);
+    let mut out = String::from(
+        "long-read: one thread sums the whole map while thr - 1 threads (at least 1) transfer\n",
+    );
+    let header = format!(
+        "{:<width$} {:>3} {:>6} {:>8} {:>8} {:>14} {:>9} {:>9} {:>12}",
+        "structure",
+        "thr",
+        "reads",
+        "att/read",
+        "ordinary",
+        "exact",
+        "alone/ms",
+        "beside/ms",
+        "beside/alone"
+    );
+    let _ = writeln!(out, "{header}");
+    let _ = writeln!(out, "{}", "-".repeat(header.len()));
+    for (cell, reader) in rows {
+        let (alone, beside) = (reader.alone_per_ms(), cell.ops_per_sec() / 1e3);
+        let exact = if reader.inexact == 0 {
+            "yes".to_string()
+        } else {
+            format!("no: {} of {}", reader.inexact, reader.reads)
+        };
+        let _ = writeln!(
+            out,
+            "{:<width$} {:>3} {:>6} {:>8.2} {:>8} {:>14} {:>9.1} {:>9.1} {:>12}",
+            cell.structure,
+            cell.threads,
+            reader.reads,
+            reader.attempts_per_read(),
+            reader.ordinary,
+            exact,
+            alone,
+            beside,
+            if alone > 0.0 {
+                format!("{:.2}", beside / alone)
+            } else {
+                String::new()
+            },
+        );
+    }
+    out
+}
+
 /// `s` as a JSON string literal, quoted and escaped.
 ///
 /// # Examples
@@ -214,10 +348,12 @@ pub fn json_number(x: f64) -> String {
 }
 
 /// The cells as a JSON array of objects with exactly the keys `workload`, `structure`,
-/// `threads`, `ops`, `seconds`, `ops_per_sec`, `commits`, `aborts`, `aborts_per_commit`
-/// (`commits`, `aborts` and `aborts_per_commit` are `null` for structures that are not STM).
+/// `threads`, `ops`, `seconds`, `ops_per_sec`, `commits`, `aborts`, `aborts_per_commit`,
+/// `long_read` (`commits`, `aborts` and `aborts_per_commit` are `null` for structures that are
+/// not STM; `long_read` is `null` but for `long-read` cells, where it is an object with the keys
+/// `reads`, `attempts`, `ordinary`, `inexact`, `alone_ops`, `alone_seconds`, `alone_per_ms`).
 ///
-/// Written by hand: nine flat fields do not need serde.
+/// Written by hand: ten flat fields do not need serde.
 ///
 /// # Examples
 ///
@@ -225,7 +361,7 @@ pub fn json_number(x: f64) -> String {
 /// use commute_benches::report::{CellResult, json};
 ///
 /// let cell = CellResult { workload: "counter", structure: "Mutex<u64>", threads: 2, ops: 10,
-///     seconds: 0.5, commits: None, aborts: None };
+///     seconds: 0.5, commits: None, aborts: None, long_read: None };
 /// let text = json(&[cell]);
 /// assert!(text.contains(r#""structure": "Mutex<u64>""#));
 /// assert!(text.contains(r#""aborts_per_commit": null"#));
@@ -238,7 +374,7 @@ pub fn json(cells: &[CellResult]) -> String {
             out,
             "  {{\"workload\": {}, \"structure\": {}, \"threads\": {}, \"ops\": {}, \
              \"seconds\": {}, \"ops_per_sec\": {}, \"commits\": {}, \"aborts\": {}, \
-             \"aborts_per_commit\": {}}}",
+             \"aborts_per_commit\": {}, \"long_read\": {}}}",
             json_string(cell.workload),
             json_string(cell.structure),
             cell.threads,
@@ -249,6 +385,20 @@ pub fn json(cells: &[CellResult]) -> String {
             opt(cell.aborts),
             cell.aborts_per_commit()
                 .map_or_else(|| "null".to_string(), json_number),
+            cell.long_read.map_or_else(
+                || "null".to_string(),
+                |r| format!(
+                    "{{\"reads\": {}, \"attempts\": {}, \"ordinary\": {}, \"inexact\": {}, \
+                     \"alone_ops\": {}, \"alone_seconds\": {}, \"alone_per_ms\": {}}}",
+                    r.reads,
+                    r.attempts,
+                    r.ordinary,
+                    r.inexact,
+                    r.alone_ops,
+                    json_number(r.alone_seconds),
+                    json_number(r.alone_per_ms()),
+                )
+            ),
         );
         out.push_str(if i + 1 < cells.len() { ",\n" } else { "\n" });
     }
@@ -324,6 +474,7 @@ const OURS: [(&str, &str); 4] = [
 ///     seconds: 1.0,
 ///     commits: Some(ops),
 ///     aborts: Some(0),
+///     long_read: None,
 /// };
 /// let text = targets(&[cell("TCounter", 1, 100), cell("TCounter", 2, 190)]);
 /// assert!(text.contains("TCounter/counter 1.90x: held"), "{text}");
@@ -415,6 +566,7 @@ mod tests {
             seconds: 0.5,
             commits: stm.then_some(ops),
             aborts: stm.then_some(ops / 10),
+            long_read: None,
         }
     }
 
@@ -434,6 +586,7 @@ mod tests {
             "commits",
             "aborts",
             "aborts_per_commit",
+            "long_read",
         ];
         for line in text.lines().filter(|l| l.contains('{')) {
             let found: Vec<&str> = line
@@ -445,9 +598,37 @@ mod tests {
             assert_eq!(found, keys, "{line}");
         }
         assert!(text.contains("\"aborts_per_commit\": 0.1"));
-        assert!(text.contains("\"commits\": null, \"aborts\": null, \"aborts_per_commit\": null"));
+        assert!(text.contains(
+            "\"commits\": null, \"aborts\": null, \"aborts_per_commit\": null, \"long_read\": null"
+        ));
         assert!(text.trim_start().starts_with('[') && text.trim_end().ends_with(']'));
         assert_eq!(json_string("a\"b\\c\n"), r#""a\"b\\c\u000a""#);
+    }
+
+    #[test]
+    fn json_gives_a_long_read_cell_its_reader() {
+        let reader = LongRead {
+            reads: 3,
+            attempts: 4,
+            ordinary: 1,
+            inexact: 0,
+            alone_ops: 500,
+            alone_seconds: 0.25,
+        };
+        let text = json(&[CellResult {
+            workload: "long-read",
+            long_read: Some(reader),
+            ..cell("TMap", 2, 100, true)
+        }]);
+        assert!(
+            text.contains(
+                "\"long_read\": {\"reads\": 3, \"attempts\": 4, \"ordinary\": 1, \
+                 \"inexact\": 0, \"alone_ops\": 500, \"alone_seconds\": 0.25, \
+                 \"alone_per_ms\": 2}}"
+            ),
+            "{text}"
+        );
+        assert_eq!(long_read_table(&[cell("TMap", 2, 100, true)]), "");
     }
 
     #[test]
@@ -474,6 +655,7 @@ mod tests {
             seconds: 1.0,
             commits: Some(ops),
             aborts: Some(aborts),
+            long_read: None,
         };
         let cells = [
             mk("counter", "TCounter", 1, 100, 0),

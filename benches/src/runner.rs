@@ -197,5 +197,6 @@ pub(crate) fn run_cell<S: Subject>(
         seconds: measured.seconds,
         commits: stm.then_some(measured.commits),
         aborts: stm.then_some(measured.aborts),
+        long_read: None,
     }
 }

@@ -87,8 +87,8 @@ fn a_child_reports_its_cells_one_per_line() {
     assert_eq!(words[..4], ["cell", "counter", "AtomicU64", "1"], "{out}");
     assert_eq!(
         words[6..],
-        ["-", "-"],
-        "a lock-based structure has no commits: {out}"
+        ["-", "-", "-"],
+        "a lock-based structure has no commits, and it is no long-read cell: {out}"
     );
 }
 

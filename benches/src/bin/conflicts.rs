@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use commute_benches::args::{Options, USAGE};
 use commute_benches::plot::write_svgs;
 use commute_benches::probe::handoff_ns;
-use commute_benches::report::{CellResult, json, machine_line, table, targets};
+use commute_benches::report::{
+    CellResult, LongRead, json, long_read_table, machine_line, table, targets,
+};
 use commute_benches::suite::{Entry, WORKLOADS, entries, select};
 
 fn main() -> ExitCode {
@@ -163,6 +165,10 @@ fn run(opts: &Options, cores: usize) -> Result<(), String> {
     );
     handoffs.extend(handoff_ns(PROBE));
     print!("{}", table(&cells));
+    let long_reads = long_read_table(&cells);
+    if !long_reads.is_empty() {
+        print!("\n{long_reads}");
+    }
     if let Some(line) = machine_line(&mut handoffs) {
         println!("\n{line}");
     }
@@ -245,8 +251,17 @@ fn run_child(opts: &Options) -> Result<(), String> {
         for &threads in &opts.threads {
             let c = entry.run(threads, opts.duration);
             let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+            let long_read = c.long_read.map_or_else(
+                || "-".to_string(),
+                |r| {
+                    format!(
+                        "{},{},{},{},{},{}",
+                        r.reads, r.attempts, r.ordinary, r.inexact, r.alone_ops, r.alone_seconds
+                    )
+                },
+            );
             println!(
-                "cell {} {} {} {} {} {} {}",
+                "cell {} {} {} {} {} {} {} {long_read}",
                 c.workload,
                 c.structure,
                 c.threads,
@@ -261,7 +276,8 @@ fn run_child(opts: &Options) -> Result<(), String> {
 }
 
 /// A child's line for `entry`: `cell <workload> <structure> <threads> <ops> <seconds>
-/// <commits|-> <aborts|->`; `None` for other lines and other entries.
+/// <commits|-> <aborts|-> <long-read|->`, the last a [`LongRead`] as its six fields joined by
+/// commas; `None` for other lines and other entries.
 fn parse_cell_line(entry: &Entry, line: &str) -> Option<CellResult> {
     let mut words = line.split(' ');
     if words.next()? != "cell" || words.next()? != entry.workload {
@@ -281,6 +297,21 @@ fn parse_cell_line(entry: &Entry, line: &str) -> Option<CellResult> {
     let seconds = words.next()?.parse().ok()?;
     let commits = number(words.next())?;
     let aborts = number(words.next())?;
+    let long_read = match words.next()? {
+        "-" => None,
+        fields => {
+            let mut fields = fields.split(',');
+            let mut count = || fields.next()?.parse().ok();
+            Some(LongRead {
+                reads: count()?,
+                attempts: count()?,
+                ordinary: count()?,
+                inexact: count()?,
+                alone_ops: count()?,
+                alone_seconds: fields.next()?.parse().ok()?,
+            })
+        }
+    };
     Some(CellResult {
         workload: entry.workload,
         structure: entry.structure,
@@ -289,5 +320,6 @@ fn parse_cell_line(entry: &Entry, line: &str) -> Option<CellResult> {
         seconds,
         commits,
         aborts,
+        long_read,
     })
 }
