@@ -8,8 +8,9 @@
 //! The runner measures, for each workload of an event-driven server (a request counter, a log,
 //! a session map, a queue, an event handler, and bank transfers as a control), how commute's
 //! collections, naive TVar-only structures, lock-based structures and peer STM crates do:
-//! operations per second and aborts per commit, over several thread counts. See
-//! `docs/benchmarks.md` for how to read its table.
+//! operations per second and aborts per commit, over several thread counts; and, for a long
+//! read of a whole map beside writers (`long-read`), the reader's attempts and the writers'
+//! throughput with and without it. See `docs/benchmarks.md` for how to read its tables.
 //!
 //! ```text
 //! cargo run --release -p commute-benches --bin conflicts -- --help
@@ -20,6 +21,7 @@ pub mod apps;
 pub mod args;
 #[cfg(feature = "collections")]
 pub mod instructions;
+mod long_read;
 mod naive;
 mod peer;
 pub mod plot;

@@ -1,8 +1,8 @@
 //! The suite: every workload with the structures that apply to it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use crossbeam_queue::SegQueue;
@@ -15,7 +15,7 @@ use crate::runner::{Accounting, Subject, run_cell};
 use crate::workloads::*;
 
 /// The workloads, in the order the suite runs them, each with a one-line description.
-pub const WORKLOADS: [(&str, &str); 9] = [
+pub const WORKLOADS: [(&str, &str); 10] = [
     ("counter", "every transaction increments one shared count"),
     (
         "log",
@@ -48,6 +48,10 @@ pub const WORKLOADS: [(&str, &str); 9] = [
     (
         "bank",
         "transfers between 2 of 100 random accounts: real conflicts (control)",
+    ),
+    (
+        "long-read",
+        "one thread sums 100,000 accounts (1 ms pause per 10,000) while the others transfer",
     ),
 ];
 
@@ -241,11 +245,29 @@ pub fn entries() -> Vec<Entry> {
         entry::<BankWorkload<PeerBank<StmCore>>>("bank", "stm-core", &[]),
         entry::<BankWorkload<PeerBank<KovanStm>>>("bank", "kovan-stm", &[]),
     ]);
+    #[cfg(feature = "collections")]
+    all.push(long_read::<commute::TMap<u64, u64>>("TMap"));
+    all.extend([
+        long_read::<LockedMap>("Mutex<HashMap>"),
+        long_read::<RwLock<HashMap<u64, u64, ahash::RandomState>>>("RwLock<HashMap>"),
+        long_read::<ShardedMap>("DashMap"),
+    ]);
     all
 }
 
 type LockedMap = Mutex<HashMap<u64, u64, ahash::RandomState>>;
 type ShardedMap = DashMap<u64, u64, ahash::RandomState>;
+
+/// `long-read` on `L`: its own driver ([`crate::long_read`]), two phases a cell.
+fn long_read<L: Ledger>(structure: &'static str) -> Entry {
+    Entry {
+        workload: "long-read",
+        structure,
+        parts: &[],
+        stm: L::ACCOUNTING != Accounting::Lock,
+        run: crate::long_read::run_cell::<L>,
+    }
+}
 
 fn map_entries() -> Vec<Entry> {
     fn for_map<M: Map>(structure: &'static str) -> [Entry; 3] {

@@ -1,13 +1,14 @@
 //! The workloads, written once against small traits ([`Counter`], [`Queue`], [`Map`],
-//! [`Event`], [`Bank`]) that every structure family implements: commute's collections, the
-//! naive TVar-only structures, lock-based structures and the peer STM crates.
+//! [`Event`], [`Bank`], [`Ledger`]) that every structure family implements: commute's
+//! collections, the naive TVar-only structures, lock-based structures and the peer STM crates.
 //!
 //! Each trait method is one whole operation: one transaction for the STM families, one locked
 //! (or lock-free) operation otherwise.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use commute_stm::{StmResult, TVar, Transaction, atomically};
 use crossbeam_queue::SegQueue;
@@ -18,7 +19,8 @@ use crate::peer::{self, PeerBank, PeerCounter, PeerMap, PeerQueue, PeerStm};
 use crate::runner::{Accounting, Subject, Worker};
 use crate::zipf::Zipf;
 
-/// Keys of `map-uniform` and `map-zipf` (all present from the start).
+/// Keys of `map-uniform` and `map-zipf`, and accounts of `long-read` (all present from the
+/// start).
 pub(crate) const MAP_KEYS: u64 = 100_000;
 /// The skew of `map-zipf` (YCSB's default).
 pub(crate) const ZIPF_EXPONENT: f64 = 0.99;
@@ -30,8 +32,13 @@ pub(crate) const QUEUE_PREFILL: u64 = 1024;
 pub(crate) const USERS: u64 = 10_000;
 /// Accounts in `bank`.
 pub(crate) const ACCOUNTS: usize = 100;
-/// Starting balance of each account in `bank`.
+/// Starting balance of each account in `bank` and `long-read`.
 pub(crate) const BALANCE: u64 = 1_000;
+/// Accounts `long-read`'s reader adds up between two of its pauses.
+pub(crate) const PAUSE_EVERY: u64 = 10_000;
+/// Each pause of `long-read`'s reader: a sleep that stands for work done on the accounts read,
+/// not synchronisation.
+pub(crate) const PAUSE: Duration = Duration::from_millis(1);
 
 type Hasher = ahash::RandomState;
 
@@ -39,6 +46,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn read<T>(rw: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    rw.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(rw: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    rw.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn zipf() -> &'static Zipf {
@@ -104,6 +119,53 @@ pub(crate) trait Bank: Send + Sync + 'static {
     /// Moves `amount` from `from` to `to` if `from` holds that much.
     fn transfer(&self, from: usize, to: usize, amount: u64);
     fn total(&self) -> u64;
+}
+
+/// Bank accounts that one thread sums in one long walk while others transfer (`long-read`).
+pub(crate) trait Ledger: Bank {
+    /// True if a walk reads one consistent state, so that every sum is the money in the
+    /// accounts; false where it may see a transfer half done (`DashMap`).
+    const CONSISTENT: bool;
+    /// Sums every balance in one walk that pauses as [`Walk`] does: one transaction, or under
+    /// one lock, where the structure has them.
+    fn long_sum(&self) -> Sum;
+}
+
+/// One long read: the sum, and the attempts it took.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sum {
+    /// The balances added up.
+    pub(crate) money: u64,
+    /// Runs of the walk: 1 but for a transaction that ran again.
+    pub(crate) attempts: u64,
+    /// Of those, the runs that did not read a snapshot (`Transaction::is_snapshot` false).
+    pub(crate) ordinary: u64,
+}
+
+/// The running sum of a long read: after every [`PAUSE_EVERY`] balances it sleeps [`PAUSE`].
+#[derive(Default)]
+struct Walk {
+    money: u64,
+    seen: u64,
+}
+
+impl Walk {
+    fn add(&mut self, balance: u64) {
+        self.money += balance;
+        self.seen += 1;
+        if self.seen.is_multiple_of(PAUSE_EVERY) {
+            std::thread::sleep(PAUSE);
+        }
+    }
+
+    /// The sum of a walk that ran once, holding a lock.
+    fn locked(self) -> Sum {
+        Sum {
+            money: self.money,
+            attempts: 1,
+            ordinary: 0,
+        }
+    }
 }
 
 // ----- the workloads -------------------------------------------------------------------------
@@ -235,22 +297,23 @@ impl<E: Event> Subject for EventWorkload<E> {
     }
 }
 
-/// `bank`: transfers of 1..=10 between two random distinct accounts.
-pub(crate) struct BankWorkload<B>(B);
+/// `bank`: transfers of 1..=10 between two random distinct accounts of `N` ([`ACCOUNTS`];
+/// `long-read`'s writers run it on [`MAP_KEYS`]).
+pub(crate) struct BankWorkload<B, const N: usize = ACCOUNTS>(pub(crate) B);
 
-impl<B: Bank> Subject for BankWorkload<B> {
+impl<B: Bank, const N: usize> Subject for BankWorkload<B, N> {
     const ACCOUNTING: Accounting = B::ACCOUNTING;
     fn new(_threads: usize) -> Self {
-        BankWorkload(B::create(ACCOUNTS, BALANCE))
+        BankWorkload(B::create(N, BALANCE))
     }
     fn op(&self, worker: &mut Worker) -> u64 {
-        let from = worker.rng.below(ACCOUNTS as u64) as usize;
-        let to = (from + 1 + worker.rng.below(ACCOUNTS as u64 - 1) as usize) % ACCOUNTS;
+        let from = worker.rng.below(N as u64) as usize;
+        let to = (from + 1 + worker.rng.below(N as u64 - 1) as usize) % N;
         self.0.transfer(from, to, 1 + worker.rng.below(10));
         1
     }
     fn check(&self, _ops: u64) -> Result<(), String> {
-        let (total, expected) = (self.0.total(), ACCOUNTS as u64 * BALANCE);
+        let (total, expected) = (self.0.total(), N as u64 * BALANCE);
         if total == expected {
             Ok(())
         } else {
@@ -314,6 +377,52 @@ mod collections {
         }
         fn delete(&self, key: u64) {
             atomically(|tx| self.remove(tx, &key));
+        }
+    }
+
+    impl Bank for TMap<u64, u64> {
+        const ACCOUNTING: Accounting = Accounting::Commute;
+        fn create(accounts: usize, balance: u64) -> Self {
+            let map = TMap::with_capacity(accounts);
+            for account in 0..accounts as u64 {
+                map.atomic().insert(account, balance);
+            }
+            map
+        }
+        fn transfer(&self, from: usize, to: usize, amount: u64) {
+            let (from, to) = (from as u64, to as u64);
+            atomically(|tx| {
+                let available = self.get(tx, &from)?.unwrap_or(0);
+                if available >= amount {
+                    self.insert(tx, from, available - amount)?;
+                    self.upsert(tx, to, || 0, |b| *b += amount)?;
+                }
+                Ok(())
+            });
+        }
+        fn total(&self) -> u64 {
+            self.atomic().iter().into_iter().map(|(_, b)| b).sum()
+        }
+    }
+
+    /// The reader sums the map on one snapshot (`commute::read_only`): writers neither abort
+    /// it nor wait for it.
+    impl Ledger for TMap<u64, u64> {
+        const CONSISTENT: bool = true;
+        fn long_sum(&self) -> Sum {
+            let (mut attempts, mut ordinary) = (0, 0);
+            let money = commute::read_only(|tx| {
+                attempts += 1;
+                ordinary += u64::from(!tx.is_snapshot());
+                let mut walk = Walk::default();
+                self.for_each(tx, |_, &balance| walk.add(balance))?;
+                Ok(walk.money)
+            });
+            Sum {
+                money,
+                attempts,
+                ordinary,
+            }
         }
     }
 
@@ -548,6 +657,101 @@ impl Map for DashMap<u64, u64, Hasher> {
     }
     fn delete(&self, key: u64) {
         self.remove(&key);
+    }
+}
+
+/// A transfer between two accounts of a map under a lock (the `Mutex` and `RwLock` banks).
+fn move_money(accounts: &mut HashMap<u64, u64, Hasher>, from: usize, to: usize, amount: u64) {
+    let source = accounts.entry(from as u64).or_insert(0);
+    if *source >= amount {
+        *source -= amount;
+        *accounts.entry(to as u64).or_insert(0) += amount;
+    }
+}
+
+/// Accounts in one `HashMap` behind one `Mutex`: the reader holds it for its whole walk.
+impl Bank for Mutex<HashMap<u64, u64, Hasher>> {
+    const ACCOUNTING: Accounting = Accounting::Lock;
+    fn create(accounts: usize, balance: u64) -> Self {
+        Mutex::new((0..accounts as u64).map(|a| (a, balance)).collect())
+    }
+    fn transfer(&self, from: usize, to: usize, amount: u64) {
+        move_money(&mut lock(self), from, to, amount);
+    }
+    fn total(&self) -> u64 {
+        lock(self).values().sum()
+    }
+}
+
+impl Ledger for Mutex<HashMap<u64, u64, Hasher>> {
+    const CONSISTENT: bool = true;
+    fn long_sum(&self) -> Sum {
+        let mut walk = Walk::default();
+        lock(self).values().for_each(|&b| walk.add(b));
+        walk.locked()
+    }
+}
+
+/// Accounts in one `HashMap` behind one `RwLock`: the reader holds the read lock for its whole
+/// walk, each transfer the write lock.
+impl Bank for RwLock<HashMap<u64, u64, Hasher>> {
+    const ACCOUNTING: Accounting = Accounting::Lock;
+    fn create(accounts: usize, balance: u64) -> Self {
+        RwLock::new((0..accounts as u64).map(|a| (a, balance)).collect())
+    }
+    fn transfer(&self, from: usize, to: usize, amount: u64) {
+        move_money(&mut write(self), from, to, amount);
+    }
+    fn total(&self) -> u64 {
+        read(self).values().sum()
+    }
+}
+
+impl Ledger for RwLock<HashMap<u64, u64, Hasher>> {
+    const CONSISTENT: bool = true;
+    fn long_sum(&self) -> Sum {
+        let mut walk = Walk::default();
+        read(self).values().for_each(|&b| walk.add(b));
+        walk.locked()
+    }
+}
+
+/// Accounts in a `DashMap`: a transfer takes the amount from one account, then adds it to the
+/// other, each step under its own shard's lock (holding one entry while locking the other
+/// deadlocks when both are in one shard), so a reader can see the money in flight.
+impl Bank for DashMap<u64, u64, Hasher> {
+    const ACCOUNTING: Accounting = Accounting::Lock;
+    fn create(accounts: usize, balance: u64) -> Self {
+        let map = DashMap::with_capacity_and_hasher(accounts, Hasher::default());
+        for account in 0..accounts as u64 {
+            map.insert(account, balance);
+        }
+        map
+    }
+    fn transfer(&self, from: usize, to: usize, amount: u64) {
+        let taken = self.get_mut(&(from as u64)).is_some_and(|mut source| {
+            let enough = *source >= amount;
+            if enough {
+                *source -= amount;
+            }
+            enough
+        });
+        if taken {
+            *self.entry(to as u64).or_insert(0) += amount;
+        }
+    }
+    fn total(&self) -> u64 {
+        self.iter().map(|entry| *entry.value()).sum()
+    }
+}
+
+/// The reader walks the shards in turn, each under its read lock: not one consistent state.
+impl Ledger for DashMap<u64, u64, Hasher> {
+    const CONSISTENT: bool = false;
+    fn long_sum(&self) -> Sum {
+        let mut walk = Walk::default();
+        self.iter().for_each(|entry| walk.add(*entry.value()));
+        walk.locked()
     }
 }
 

@@ -93,6 +93,38 @@ fn a_child_reports_its_cells_one_per_line() {
 }
 
 #[test]
+fn long_read_cells_come_back_from_the_children_with_their_reader() {
+    let (table, _) = conflicts(&[
+        "--quick",
+        "--threads",
+        "2",
+        "--workload",
+        "long-read",
+        "--structure",
+        "TMap,DashMap",
+    ]);
+    let section = table
+        .split_once("long-read: ")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no long-read table:\n{table}"));
+    for structure in ["TMap", "DashMap"] {
+        let row: Vec<&str> = section
+            .lines()
+            .find(|line| line.starts_with(structure))
+            .unwrap_or_else(|| panic!("no {structure} row:\n{table}"))
+            .split_whitespace()
+            .collect();
+        assert_eq!(row[1], "2", "{table}");
+        assert!(row[2].parse::<u64>().unwrap() >= 1, "a sum each: {table}");
+    }
+    let tmap = section.lines().find(|l| l.starts_with("TMap")).unwrap();
+    assert!(
+        tmap.contains(" yes "),
+        "every sum of TMap is exact: {table}"
+    );
+}
+
+#[test]
 fn a_quick_run_does_not_judge_the_targets() {
     let (table, _) = conflicts(&[
         "--quick",

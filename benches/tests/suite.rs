@@ -20,6 +20,24 @@ fn every_entry_runs_and_passes_its_check() {
                 if entry.workload != "queue" {
                     assert!(cell.ops > 0, "{entry:?} did nothing");
                 }
+                assert_eq!(
+                    cell.long_read.is_some(),
+                    entry.workload == "long-read",
+                    "{entry:?}"
+                );
+                if let Some(reader) = cell.long_read {
+                    assert!(
+                        reader.reads >= 1 && reader.attempts >= reader.reads,
+                        "{entry:?}"
+                    );
+                    assert!(
+                        reader.alone_ops > 0,
+                        "{entry:?}: no writes without the reader"
+                    );
+                    if entry.structure != "DashMap" {
+                        assert_eq!(reader.inexact, 0, "{entry:?}: one consistent state");
+                    }
+                }
                 if let Some(commits) = cell.commits {
                     assert!(
                         commits >= cell.ops,
@@ -37,12 +55,15 @@ fn every_entry_runs_and_passes_its_check() {
 #[test]
 fn every_workload_has_stm_and_lock_based_structures() {
     // `pool-event` compares commute's pool with itself on naive structures only: the pool is
-    // what it measures.
+    // what it measures. `long-read` compares `TMap`'s snapshot reads with locked maps: the peers
+    // have no map to walk.
     for (workload, _) in WORKLOADS.iter().filter(|(w, _)| *w != "pool-event") {
         let here = select(&[workload.to_string()], &[]).unwrap();
         assert!(here.iter().any(|e| e.stm), "{workload}");
         assert!(here.iter().any(|e| !e.stm), "{workload}");
-        assert!(here.iter().any(|e| e.structure == "fast-stm"), "{workload}");
+        if *workload != "long-read" {
+            assert!(here.iter().any(|e| e.structure == "fast-stm"), "{workload}");
+        }
     }
     // A set is selected by any of its parts.
     let event = select(&["event".to_string()], &["naive-map".to_string()]).unwrap();
