@@ -26,7 +26,9 @@ use std::collections::{HashMap, VecDeque};
 use std::hint::black_box;
 use std::sync::Mutex;
 
-use commute::{StmError, StmResult, TCounter, TMap, TQueue, TVar, Transaction, atomically};
+use commute::{
+    StmError, StmResult, TCounter, TMap, TQueue, TVar, Transaction, atomically, read_only,
+};
 use dashmap::DashMap;
 
 use crate::rng::XorShift;
@@ -251,6 +253,13 @@ pub const CASES: &[Case] = &[
         side: Side::Commute,
         what: "TMap .atomic().insert",
         run: map_update_atomic,
+    },
+    Case {
+        name: "map-update/snapshot",
+        row: "map-update",
+        side: Side::Commute,
+        what: "TMap::insert, a read_only open",
+        run: map_update_beside_snapshot,
     },
     Case {
         name: "map-update/mutex",
@@ -534,7 +543,12 @@ fn map_get_dashmap(ops: u64) -> u64 {
 /// The checksum of the update cases: the sum of the replaced values, plus the sum of the final
 /// values over all keys.
 fn map_update_commute(ops: u64) -> u64 {
-    let (map, keys) = (filled_tmap(), map_keys());
+    map_update_in(&filled_tmap(), ops)
+}
+
+/// `ops` inserts of present keys into `map` (filled), each in a transaction of its own.
+fn map_update_in(map: &TMap<u64, u64>, ops: u64) -> u64 {
+    let keys = map_keys();
     let mut sum = 0;
     drive(ops, |i| {
         sum += black_box(atomically(|tx| map.insert(tx, at(&keys, i), i))).unwrap();
@@ -543,6 +557,32 @@ fn map_update_commute(ops: u64) -> u64 {
     sum + (0..MAP_KEYS)
         .map(|k| map.atomic().get(&k).unwrap())
         .sum::<u64>()
+}
+
+/// `map_update_commute` while another thread holds a `read_only` snapshot open (blocked in a
+/// channel, so it adds no instructions per operation): what a writer pays for a long reader.
+fn map_update_beside_snapshot(ops: u64) -> u64 {
+    let map = std::sync::Arc::new(filled_tmap());
+    let (opened, open) = std::sync::mpsc::channel();
+    let (close, closed) = std::sync::mpsc::channel::<()>();
+    let reader = {
+        let map = map.clone();
+        std::thread::spawn(move || {
+            read_only(|tx| {
+                let first = map.get(tx, &0)?;
+                opened.send(()).expect("the case waits for the snapshot");
+                closed.recv().expect("the case closes the snapshot");
+                // Still the value of the snapshot's start, whatever was inserted since.
+                assert_eq!(map.get(tx, &0)?, first);
+                Ok(())
+            })
+        })
+    };
+    open.recv().expect("the reader opens its snapshot");
+    let sum = map_update_in(&map, ops);
+    close.send(()).expect("the reader waits");
+    reader.join().expect("the reader's checks hold");
+    sum
 }
 
 fn map_update_atomic(ops: u64) -> u64 {

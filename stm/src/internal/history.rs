@@ -208,33 +208,37 @@ fn view_of(word: u64) -> WriterView {
     }
 }
 
-/// Called by a committer that holds `var`'s lock, before it stores the commit's value
-/// (version `wv`): keeps `old` (owned, if `drop_fn`) for the registered readers that need it,
-/// and lets go of versions that none needs (into `retired`). Returns true if a version took
-/// `old` over (the commit must not retire it).
+/// True if a commit of `var` has versions to keep or let go of ([`on_write`] does nothing
+/// otherwise): a reader is registered, or the variable keeps versions.
 #[inline(always)]
+pub(crate) fn involved(var: &VarCore, view: Option<WriterView>) -> bool {
+    view.is_some() || !var.history_head(Ordering::Relaxed).is_null()
+}
+
+/// Called by a committer that holds `var`'s lock, before it stores the commit's value
+/// (version `wv`), if [`involved`]: keeps the value it replaces (owned, if `drop_fn`) for the
+/// registered readers that need it, and lets go of versions that none needs (into `retired`).
+/// Returns true if a version took the old value over (the commit must not retire it).
+#[cold]
 pub(crate) fn on_write(
     var: &VarCore,
-    old: u64,
     drop_fn: Option<DropFn>,
     wv: u64,
     view: Option<WriterView>,
     retired: &mut Vec<Retired>,
 ) -> bool {
     let head = var.history_head(Ordering::Relaxed);
-    if head.is_null() && view.is_none() {
-        return false;
-    }
+    let old = var.value.load(Ordering::Relaxed);
     // SAFETY: we hold the lock; the list is the variable's.
     unsafe { keep(var, head, old, drop_fn, wv, view, retired) }
 }
 
-/// The slow path of [`on_write`].
+/// [`on_write`], given the list and the old value.
 ///
 /// # Safety
 ///
 /// `head` is `var`'s list, and the caller holds `var`'s lock.
-#[cold]
+#[inline(always)]
 unsafe fn keep(
     var: &VarCore,
     head: *mut Version,
@@ -266,8 +270,8 @@ unsafe fn keep(
             while (*last).older_epoch >= view.oldest {
                 last = (*last).older.load(Ordering::Relaxed);
             }
-            let cut = (*last).older.swap(core::ptr::null_mut(), clock::SC);
-            if !cut.is_null() {
+            if !(*last).older.load(Ordering::Relaxed).is_null() {
+                let cut = (*last).older.swap(core::ptr::null_mut(), clock::SC);
                 clock::loom_fence();
                 bury(cut, retired);
             }

@@ -21,7 +21,7 @@
 use core::panic::Location;
 
 use crate::internal::counters::AbortCause;
-use crate::internal::thread::{Retired, with_ctx};
+use crate::internal::thread::{Retired, ThreadCtx, with_ctx};
 use crate::internal::var::{LOCKED, VarCore, WAITERS, unlocked_word, version_of};
 use crate::internal::wait;
 use crate::internal::write_set::DropFn;
@@ -74,11 +74,10 @@ pub(crate) fn commit_alone(
         word = now;
     }
     let old = var.value.load(Ordering::Relaxed);
-    Some(with_ctx(|ctx| {
+    let (wv, kept) = with_ctx(|ctx| {
         let wv = clock::write_version(version_of(seen), ctx.tag);
         let view = history::writer_view();
-        let mut versions = Vec::new();
-        let kept = history::on_write(var, old, drop_old, wv, view, &mut versions);
+        let kept = history::involved(var, view) && keep_alone(ctx, var, drop_old, wv, view);
         var.value.store(bits, Ordering::Release);
         if crate::conflicts::profiling() {
             var.note_writer(site);
@@ -88,18 +87,40 @@ pub(crate) fn commit_alone(
             wait::wake(var);
         }
         ctx.slot.stats.commit(false);
-        if let Some(drop_fn) = drop_old.filter(|_| !kept) {
-            ctx.retire(core::iter::once(Retired {
-                version: wv,
-                bits: old,
-                drop_fn,
-            }));
-        }
-        if !versions.is_empty() {
-            ctx.retire(versions.into_iter());
-        }
-        old
-    }))
+        (wv, kept)
+    });
+    if let Some(drop_fn) = drop_old.filter(|_| !kept) {
+        retire_alone(old, drop_fn, wv);
+    }
+    Some(old)
+}
+
+/// [`history::on_write`] for a commit alone, which has no attempt to hand versions let go of
+/// to: they are queued on the thread (no destructor runs while `var` is locked).
+#[cold]
+fn keep_alone(
+    ctx: &ThreadCtx,
+    var: &VarCore,
+    drop_old: Option<DropFn>,
+    wv: u64,
+    view: Option<history::WriterView>,
+) -> bool {
+    let mut versions = Vec::new();
+    let kept = history::on_write(var, drop_old, wv, view, &mut versions);
+    ctx.queue_retired(&mut versions);
+    kept
+}
+
+/// Retires `bits` (freed by `drop_fn`), replaced by a commit of version `version`: freed once
+/// no running transaction can read it. Outside any transaction.
+fn retire_alone(bits: u64, drop_fn: DropFn, version: u64) {
+    with_ctx(|ctx| {
+        ctx.retire(core::iter::once(Retired {
+            version,
+            bits,
+            drop_fn,
+        }))
+    });
 }
 
 /// Counts a commit alone that found `var` changed (or locked) as the aborted attempt it is, in

@@ -248,20 +248,24 @@ fn write_back(
         let var = e.var();
         match &e.pending {
             &Pending::Write(bits) => {
-                let old = var.value.load(Ordering::Relaxed);
-                let kept = history::on_write(var, old, e.drop_old, wv, view, retired);
-                if let Some(drop_fn) = e.drop_old.filter(|_| !kept) {
-                    retired.push(Retired {
-                        version: wv,
-                        bits: old,
-                        drop_fn,
-                    });
+                let kept = history::involved(var, view)
+                    && history::on_write(var, e.drop_old, wv, view, retired);
+                if let Some(drop_fn) = e.drop_old {
+                    if !kept {
+                        retired.push(Retired {
+                            version: wv,
+                            bits: var.value.load(Ordering::Relaxed),
+                            drop_fn,
+                        });
+                    }
                 }
                 var.value.store(bits, Ordering::Release);
             }
             &Pending::Publish(list) => {
+                if history::involved(var, view) {
+                    history::on_write(var, None, wv, view, retired);
+                }
                 let old = var.value.load(Ordering::Relaxed);
-                history::on_write(var, old, None, wv, view, retired);
                 let mut new = old;
                 for (_, op) in publishes.iter_mut().filter(|(l, _)| *l == list) {
                     new = op.run(new, wv);
