@@ -43,6 +43,11 @@
 //! nor its reclamation allocates. Nodes of rolled-back pushes are freed, with their items, with
 //! the attempt.
 //!
+//! A snapshot attempt ([`read_only`](crate::read_only)) does not pin: the markers that commits
+//! after its snapshot retire are held until it ends (the core holds what commits retire outside
+//! variables for the snapshots registered before them), so the nodes and items it walks, from
+//! the old `head` kept for it to the old `tail`, stay alive as they do for a pinned attempt.
+//!
 //! **Taking without cloning.** [`TQueue::take`] makes the reads and writes of a pop, but
 //! instead of a clone it returns a [`Taken`] handle (a shared [`Ticket`] and the item's
 //! address), and it retires a [`TakenPop`] marker (a type of its own: plain pops pay nothing
@@ -57,7 +62,8 @@
 //!   handle (kept out of its attempt through a captured variable) never touches the node, which
 //!   may be freed since; `into_inner` and `Deref` panic.
 //! - *The item does not move while it may be read.* Its readers (a pop's or a peek's clone,
-//!   `for_each`, another attempt's take) are attempts pinned before the take's commit;
+//!   `for_each`, another attempt's take) are attempts pinned before the take's commit, and
+//!   snapshot attempts registered before it (which `wait_for_readers` also waits for);
 //!   attempts that begin later see the node as the sentinel, and never read a sentinel's item.
 //!   `into_inner` first waits for the commit's grace period
 //!   ([`commute_stm::wait_for_readers`]), the condition under which reclamation would drop the
@@ -820,12 +826,17 @@ impl<T: Send + 'static> TQueue<T> {
                 sentinel.next.load(Ordering::Relaxed)
             });
         }
+        let snapshot = tx.is_snapshot();
         let mut next = sentinel.next.load(Ordering::Acquire);
-        if next.is_null() {
-            // Empty in the committed queue? Only `tail` can tell consistently.
+        if next.is_null() || snapshot {
+            // Empty in the committed queue? Only `tail` can tell consistently. A snapshot
+            // attempt asks first: links after its snapshot's `tail` are later commits', which
+            // it must not follow (their versions cannot tell it so: see `read_only`).
             if self.tail.read(tx)? == head {
                 return Ok(self.pending_first.local(tx).unwrap_or(ptr::null_mut()));
             }
+        }
+        if next.is_null() {
             // In this attempt's snapshot the sentinel has a successor, so the commit that
             // published it has unlocked `tail` and links it (or has linked it since we looked):
             // wait for the link, giving way to the committer if it is slow.
@@ -843,8 +854,11 @@ impl<T: Send + 'static> TQueue<T> {
                 }
             }
         }
-        // SAFETY: published nodes stay alive while we are pinned.
-        tx.observe_version(unsafe { (*next).stamp.load(Ordering::Relaxed) })?;
+        if !snapshot {
+            // SAFETY: published nodes stay alive while we are pinned.
+            tx.observe_version(unsafe { (*next).stamp.load(Ordering::Relaxed) })?;
+        }
+        // (A snapshot's link, before its `tail`, was published by a commit before it.)
         Ok(next)
     }
 

@@ -3,8 +3,8 @@
 //! is freed under it although it does not pin.
 #![cfg(loom)]
 
+use commute::{TBox, TQueue, TVar, atomically, read_only, reclaim_retired};
 use commute_loom_tests::{Payload, run_model, settle};
-use commute_stm::{TBox, TVar, atomically, read_only, reclaim_retired};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
@@ -91,5 +91,53 @@ fn snapshot_sees_whole_commits() {
         assert_eq!(a, b, "torn snapshot");
         writer.join().unwrap();
         settle();
+    });
+}
+
+/// A consumer takes the front item and a producer pushes one while a snapshot reader walks the
+/// queue.
+///
+/// Catches a snapshot walk that follows a link published after it (seeing the pushed item
+/// without the take, or leaving its snapshot), nodes freed under the walk (they are retired
+/// outside variables, so no version keeps them: commits after the snapshot must hold them for
+/// it), and a taken item moved out and dropped while the snapshot still reads it in place
+/// (`Taken::into_inner` must wait for the snapshot).
+#[test]
+fn snapshot_walks_a_queue_under_takes_and_pushes() {
+    run_model("snapshot_walks_a_queue_under_takes_and_pushes", || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let q: Arc<TQueue<Payload>> = Arc::new(TQueue::new());
+        q.atomic().push(Payload::new(1, &drops));
+        q.atomic().push(Payload::new(2, &drops));
+        let worker = {
+            let (q, drops) = (q.clone(), drops.clone());
+            thread::spawn(move || {
+                let taken = atomically(|tx| q.take(tx)).expect("two items queued");
+                // Moves the item out (and drops it) once no snapshot can read it.
+                drop(taken.into_inner());
+                q.atomic().push(Payload::new(3, &drops));
+            })
+        };
+        let mut attempts = 0;
+        let ids = read_only(|tx| {
+            attempts += 1;
+            assert!(tx.is_snapshot());
+            let mut ids = Vec::new();
+            q.for_each(tx, |p| ids.push(p.id()))?;
+            Ok(ids)
+        });
+        assert_eq!(attempts, 1);
+        assert!(
+            matches!(ids.as_slice(), [1, 2] | [2] | [2, 3]),
+            "not a state of the queue: {ids:?}"
+        );
+        worker.join().unwrap();
+        settle();
+        reclaim_retired();
+        assert_eq!(
+            drops.fetch_add(0, Ordering::AcqRel),
+            1,
+            "the taken item not dropped once"
+        );
     });
 }

@@ -124,7 +124,8 @@ pub use blocked::{BlockedTx, BlockedVar, blocked_transactions};
 /// [`retry`](Transaction::retry) or between transactions are not waited for.
 ///
 /// It blocks only while attempts that began before the commit run: attempts beginning later
-/// pin above `version`.
+/// pin above `version`. It also waits for every [`read_only`] transaction running when it is
+/// called (one that began before the commit may read the value in its snapshot).
 ///
 /// # Panics
 ///
@@ -150,6 +151,9 @@ pub fn wait_for_readers(version: u64) {
         "commute: wait_for_readers called inside a transaction; call it after the transaction"
     );
     internal::thread::wait_for_pins_below(version);
+    // Snapshot readers do not pin: those registered before the commit may read what it
+    // unlinked (through the old values kept for them) until they end.
+    internal::history::wait_for_registered_readers();
 }
 
 pub use tbox::TBox;

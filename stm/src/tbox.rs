@@ -131,9 +131,7 @@ impl<T: Send + Sync + 'static> TBox<T> {
     /// assert_eq!(atomically(|tx| Ok(b.read(tx)?.len())), 3);
     /// ```
     pub fn read<'a>(&'a self, tx: &'a Transaction) -> StmResult<&'a T> {
-        // Every value a box holds is written with `write_owned`: a snapshot attempt's values
-        // are kept for it by the commits that replace them.
-        tx.pin_owned();
+        tx.pin();
         tx.read_word(&self.core).map(Self::deref_bits)
     }
 

@@ -634,16 +634,14 @@ where
     /// Walks from the root to the leaf that holds (or would hold) `hash`.
     #[inline]
     fn find_leaf<'a>(&'a self, tx: &'a Transaction, hash: u64) -> StmResult<LeafRef<'a, K, V>> {
-        // Every node is written with `write_owned` (`replace`): in a snapshot attempt, the
-        // commits that replace the nodes it reads keep them for it, so it need not pin.
-        tx.pin_owned();
+        tx.pin();
         let config = &self.shape.config;
         let mut slot = &self.root[config.root_index(hash)];
         let mut shift = config.root_bits;
         loop {
-            // SAFETY: read after `tx.pin_owned()`: a committed node stays alive for the attempt
-            // (pinned, or kept for its snapshot), and a node this attempt wrote lives until the
-            // attempt ends.
+            // SAFETY: read after `tx.pin()`: a committed node stays alive for the attempt
+            // (pinned, or kept in a version for its snapshot), and a node this attempt wrote
+            // lives until the attempt ends.
             match unsafe { slot.read(tx)?.node() } {
                 Node::Inner(children) => {
                     slot = &children[config.child_index(hash, shift)];
@@ -847,7 +845,7 @@ where
         let (change, result) = f(i.map(|i| &leaf.entries[i].value));
         #[cfg(debug_assertions)]
         if !matches!(change, Change::Keep) {
-            // SAFETY: read after `tx.pin_owned()` (in `find_leaf`), as there.
+            // SAFETY: read after `tx.pin()` (in `find_leaf`), as there.
             let unchanged = match unsafe { leaf.slot.read(tx)?.node() } {
                 Node::Empty => leaf.entries.is_empty(),
                 Node::Leaf(now) => core::ptr::eq(now, leaf.entries),
@@ -909,10 +907,10 @@ where
         tx: &'a Transaction,
         mut visit: impl FnMut(&'a Slot<K, V>, &'a [Entry<K, V>]) -> StmResult<()>,
     ) -> StmResult<()> {
-        tx.pin_owned();
+        tx.pin();
         let mut pending: Vec<&'a Slot<K, V>> = self.root.iter().rev().collect();
         while let Some(slot) = pending.pop() {
-            // SAFETY: read after `tx.pin_owned()`, as in `find_leaf`.
+            // SAFETY: read after `tx.pin()`, as in `find_leaf`.
             match unsafe { slot.read(tx)?.node() } {
                 Node::Empty => {}
                 Node::Leaf(entries) => visit(slot, entries)?,

@@ -38,6 +38,13 @@
 //! so that snapshot readers need not pin: while they run, reclamation goes on, and they hold
 //! back only the values they can still read.
 //!
+//! **Values retired outside variables.** A commit after registered readers hands what it
+//! retires with `TVar::retire_on_commit` (a queue's popped nodes and items, which a snapshot may
+//! reach through the old `head` kept for it) to the registry ([`hold`]) instead of reclamation,
+//! until every reader registered before it has left; and `wait_for_readers`, which a take waits
+//! on before it moves an item out, waits for registered readers too. So snapshot readers never
+//! pin.
+//!
 //! **Freeing versions.** Ordinary transactions never read versions, but a snapshot reader may
 //! be reading one when a committer cuts it off (it loaded the list before the cut). A cut list
 //! is buried with the epoch loaded after the cut ([`bury`]): readers registered later see the
@@ -85,6 +92,10 @@ struct Registry {
     /// Cut-off lists, each with the epoch loaded after its cut: freed once every reader of
     /// that epoch or older has deregistered.
     buried: Vec<(u64, *mut Version)>,
+    /// Values that commits after registered readers retired outside variables (a queue's
+    /// popped nodes), each with the newest epoch the commit loaded: retired once every reader
+    /// of that epoch or older has deregistered.
+    held: Vec<(u64, Vec<Retired>)>,
 }
 
 // SAFETY: the buried versions are only handed to reclamation, once, under the lock; their
@@ -127,6 +138,7 @@ crate::sync::global! {
     static registry: Mutex<Registry> = Mutex::new(Registry {
         readers: Vec::new(),
         buried: Vec::new(),
+        held: Vec::new(),
     });
 }
 
@@ -167,6 +179,14 @@ pub(crate) fn deregister(epoch: u64) -> Vec<Retired> {
     snapshots().fetch_sub(1, SC);
     clock::loom_fence();
     let mut freed = Vec::new();
+    reg.held.retain_mut(|(tag, values)| {
+        if *tag < oldest_now {
+            freed.append(values);
+            false
+        } else {
+            true
+        }
+    });
     reg.buried.retain(|&(tag, list)| {
         if tag < oldest_now {
             // SAFETY: every reader that could be reading the list has deregistered (see the
@@ -315,6 +335,34 @@ unsafe fn bury(list: *mut Version, retired: &mut Vec<Retired>) {
         unsafe { retire_list(list, 0, retired) };
     } else {
         reg.buried.push((tag, list));
+    }
+}
+
+/// Called by a commit after registered readers (`view`) for the values it retires outside
+/// variables (`TVar::retire_on_commit`: a queue's popped nodes and items), which a snapshot
+/// reader may still reach through the old values kept for it: holds them until every reader
+/// registered before the commit has deregistered. Returns them if none is registered any more
+/// (the commit retires them itself).
+pub(crate) fn hold(view: WriterView, mut values: Vec<Retired>) -> Vec<Retired> {
+    let mut reg = lock(registry());
+    if reg.readers.iter().any(|&epoch| epoch <= view.newest) {
+        reg.held.push((view.newest, core::mem::take(&mut values)));
+    }
+    values
+}
+
+/// Waits until every snapshot reader registered now has deregistered (at once if none is): a
+/// value unlinked by a commit before now may be read in place until then
+/// ([`crate::wait_for_readers`]). Outside transactions.
+pub(crate) fn wait_for_registered_readers() {
+    let word = snapshots().load(SC_LOAD);
+    if word & COUNT_MASK == 0 {
+        return;
+    }
+    let newest = word >> COUNT_BITS;
+    let mut backoff = crate::internal::backoff::Backoff::new();
+    while oldest().load(SC_LOAD) <= newest {
+        backoff.snooze();
     }
 }
 

@@ -24,15 +24,10 @@ impl Transaction {
                 // Nothing was unlinked by this commit, so values retired here are unreachable
                 // to anyone who starts from now on: retire them at the next clock value.
                 let version = clock::write_version(0, self.ctx().tag);
-                st.retired_by_commit = st
-                    .retire_on_commit
-                    .drain(..)
-                    .map(|(bits, drop_fn, _)| Retired {
-                        version,
-                        bits,
-                        drop_fn,
-                    })
-                    .collect();
+                let view = history::writer_view();
+                let mut retired = Vec::new();
+                retire_after_commit(&mut st.retire_on_commit, version, view, &mut retired);
+                st.retired_by_commit = retired;
             }
             return Ok(());
         }
@@ -54,6 +49,9 @@ impl Transaction {
             }
         };
         let wv = clock::write_version(newest_locked, self.ctx().tag);
+        // Every lock is held: from here on, snapshot readers registering see this commit as
+        // before them, and those registered already get the values it replaces (`history.rs`).
+        let view = history::writer_view();
         // Always validate: the clock does not count commits, so "nobody committed since we
         // began" cannot be read off it.
         if let Err(var) = validate_reads(&st.reads, locks.entries) {
@@ -72,21 +70,25 @@ impl Transaction {
         debug_assert!(st.retired_by_commit.is_empty());
         let replaced_heap_values = {
             let retired = &mut st.retired_by_commit;
-            write_back(locks.entries, &mut st.writes.publishes, wv, writer, retired);
+            write_back(
+                locks.entries,
+                &mut st.writes.publishes,
+                wv,
+                view,
+                writer,
+                retired,
+            );
             !retired.is_empty()
         };
         locks.held = 0; // unlocked by write_back
         drop(locks);
         if st.extras || replaced_heap_values {
-            let to_retire = st
-                .retire_on_commit
-                .drain(..)
-                .map(|(bits, drop_fn, _)| Retired {
-                    version: wv,
-                    bits,
-                    drop_fn,
-                });
-            st.retired_by_commit.extend(to_retire);
+            retire_after_commit(
+                &mut st.retire_on_commit,
+                wv,
+                view,
+                &mut st.retired_by_commit,
+            );
             st.allocs = take_unpublished(st);
             st.extras = true;
         }
@@ -109,26 +111,20 @@ impl Transaction {
             .max()
             .unwrap_or(0);
         let wv = clock::write_version(newest_locked, self.ctx().tag);
+        let view = history::writer_view();
         let writer = self.profiling.then_some(self.site);
         let mut retired = Vec::new();
         write_back(
             locks.entries,
             &mut st.writes.publishes,
             wv,
+            view,
             writer,
             &mut retired,
         );
         locks.held = 0;
         drop(locks);
-        retired.extend(
-            st.retire_on_commit
-                .drain(..)
-                .map(|(bits, drop_fn, _)| Retired {
-                    version: wv,
-                    bits,
-                    drop_fn,
-                }),
-        );
+        retire_after_commit(&mut st.retire_on_commit, wv, view, &mut retired);
         st.allocs = take_unpublished(st);
         // Unlocked by the write-back: the reset must not release these again.
         st.writes.clear();
@@ -136,6 +132,29 @@ impl Transaction {
         st.extras |= !retired.is_empty();
         st.retired_by_commit = retired;
         Ok(())
+    }
+}
+
+/// Adds the values the attempt retires outside variables ([`TVar::retire_on_commit`]) to
+/// `into`, as retirements of version `version`; held back instead for the snapshot readers
+/// registered before the commit (`view`), if any (`history::hold`).
+///
+/// [`TVar::retire_on_commit`]: crate::TVar::retire_on_commit
+fn retire_after_commit(
+    pending: &mut Vec<(u64, DropFn, usize)>,
+    version: u64,
+    view: Option<history::WriterView>,
+    into: &mut Vec<Retired>,
+) {
+    let held = view.filter(|_| !pending.is_empty());
+    let values = pending.drain(..).map(|(bits, drop_fn, _)| Retired {
+        version,
+        bits,
+        drop_fn,
+    });
+    match held {
+        Some(view) => into.extend(history::hold(view, values.collect())),
+        None => into.extend(values),
     }
 }
 
@@ -237,13 +256,11 @@ fn write_back(
     entries: &[Entry],
     publishes: &mut [(u32, PublishOp)],
     wv: u64,
+    view: Option<history::WriterView>,
     writer: Option<&'static Location<'static>>,
     retired: &mut Vec<Retired>,
 ) {
     let mut then = false;
-    // Every lock is held: from here on, snapshot readers registering see this commit as before
-    // them, and those registered already get the values it replaces (`history.rs`).
-    let view = history::writer_view();
     for e in entries {
         let var = e.var();
         match &e.pending {

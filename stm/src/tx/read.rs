@@ -112,12 +112,11 @@ impl Transaction {
     /// Low-level: keeps every heap value reachable from variables read from now on alive until
     /// the attempt ends.
     ///
-    /// Collections that store raw pointers in `TVar`s and free replaced nodes with
+    /// [`TBox::read`](crate::TBox::read) does this itself. Collections that store raw pointers
+    /// in `TVar`s and free replaced nodes with
     /// [`retire_on_commit`](Transaction::retire_on_commit) call it before following them.
-    /// Cheap after the first call in an attempt. In a [snapshot](crate::read_only) attempt it
-    /// holds back all reclamation until the attempt ends; structures whose heap values are all
-    /// owned by their variables call [`pin_owned`](Transaction::pin_owned) instead (as
-    /// [`TBox::read`](crate::TBox::read) does).
+    /// Cheap after the first call in an attempt. A [snapshot](crate::read_only) attempt needs
+    /// no pin (what it reads is kept for it otherwise), and does nothing here.
     ///
     /// # Examples
     ///
@@ -128,14 +127,15 @@ impl Transaction {
     /// });
     /// ```
     pub fn pin(&self) {
+        if self.snapshot != 0 {
+            // What a snapshot reads stays alive without a pin: values replaced after it are
+            // kept in versions, values retired outside variables are held for it (`history`).
+            return;
+        }
         let mut st = self.state();
         if !st.pinned {
             st.pinned = true;
-            // A snapshot attempt may read values that commits after its snapshot replaced, and
-            // such a commit's version may be below `rv` (its clock read came before the
-            // snapshot's): it holds back every retirement instead.
-            let at = if self.snapshot != 0 { 0 } else { self.rv.get() };
-            self.ctx().pin(at);
+            self.ctx().pin(self.rv.get());
         }
     }
 

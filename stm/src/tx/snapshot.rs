@@ -33,8 +33,9 @@ const IRREVOCABLE_PATIENCE: u32 = 64;
 /// an ordinary [`atomically`](crate::atomically) transaction, which validates its reads and
 /// commits, aborts or blocks as any other. The same happens if the closure calls
 /// [`retry`](Transaction::retry) (a snapshot never changes, so waiting on it would never end:
-/// the ordinary transaction waits instead), if it walks a `TQueue` past items pushed after the
-/// snapshot, or, rarely, if it meets a variable held for a long time by the irrevocable
+/// the ordinary transaction waits instead), if it follows a link that a commit published outside
+/// variables ([`Transaction::observe_version`]: commute's queues stop at their snapshot's tail
+/// and never do), or, rarely, if it meets a variable held for a long time by the irrevocable
 /// transaction. [`Transaction::is_snapshot`] tells an attempt which kind it is.
 ///
 /// **What it costs.** Taking the snapshot registers the reader (one lock and one shared
@@ -45,8 +46,10 @@ const IRREVOCABLE_PATIENCE: u32 = 64;
 /// changes that some registered reader may need, at most one per variable per snapshot taken.
 /// A snapshot reader holds back only those old values (the `TMap` leaves, `TBox` values and
 /// words its snapshot still needs), not the reclamation of everything replaced meanwhile:
-/// ordinary reclamation goes on while it runs. Reading a `TQueue` still pins like an
-/// ordinary transaction.
+/// ordinary reclamation goes on while it runs. The exception is what commits retire outside
+/// variables, a `TQueue`'s popped nodes and items: those that commits after the snapshot
+/// retire are held until it ends (it may walk them), and a `Taken` item moves out only once
+/// the snapshots running when `into_inner` is called have ended.
 ///
 /// # Panics
 ///
@@ -197,29 +200,5 @@ impl Transaction {
     /// ```
     pub fn is_snapshot(&self) -> bool {
         self.snapshot != 0
-    }
-
-    /// Low-level: [`pin`](Transaction::pin) for structures whose heap values are all owned by
-    /// their variables (written with [`TVar::write_owned`](crate::TVar::write_owned), as
-    /// [`TBox`](crate::TBox) and `TMap` do), never retired by
-    /// [`retire_on_commit`](Transaction::retire_on_commit).
-    ///
-    /// In an ordinary attempt it pins. A [snapshot](read_only) attempt needs no pin for such
-    /// values: the commits that replace them after the snapshot keep them for it (see
-    /// [`read_only`]), so it does not hold back the reclamation of everything else.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// commute_stm::read_only(|tx| {
-    ///     tx.pin_owned();
-    ///     Ok(())
-    /// });
-    /// ```
-    #[inline]
-    pub fn pin_owned(&self) {
-        if self.snapshot == 0 {
-            self.pin();
-        }
     }
 }
