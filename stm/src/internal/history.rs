@@ -45,6 +45,11 @@
 //! on before it moves an item out, waits for registered readers too. So snapshot readers never
 //! pin.
 //!
+//! **What a commit pays without readers.** Committers load `SNAPSHOTS` and `LISTS` (how many
+//! variables keep versions) once per commit; with no reader registered and no variable keeping
+//! versions they do nothing more. A variable of theirs that keeps versions got its list from a
+//! commit that unlocked it before they locked it, so its count shows in their load.
+//!
 //! **Freeing versions.** Ordinary transactions never read versions, but a snapshot reader may
 //! be reading one when a committer cuts it off (it loaded the list before the cut). A cut list
 //! is buried with the epoch loaded after the cut ([`bury`]): readers registered later see the
@@ -67,6 +72,10 @@ use crate::sync::{Mutex, lock};
 /// registration is above them.
 const COUNT_BITS: u32 = 16;
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+/// The most readers registered at once; the count's top bit is free for [`LINGERING`].
+const MAX_READERS: u64 = (1 << (COUNT_BITS - 1)) - 1;
+/// Set in a [`WriterView`] (never in `SNAPSHOTS`) when some variable keeps versions.
+const LINGERING: u64 = 1 << (COUNT_BITS - 1);
 
 /// An old value of a variable, kept for the snapshot readers registered up to its epoch.
 pub(crate) struct Version {
@@ -106,6 +115,8 @@ unsafe impl Send for Registry {}
 static SNAPSHOTS: AtomicU64 = AtomicU64::new(0);
 #[cfg(not(loom))]
 static OLDEST: AtomicU64 = AtomicU64::new(u64::MAX);
+#[cfg(not(loom))]
+static LISTS: AtomicU64 = AtomicU64::new(0);
 
 /// The newest registered epoch (above [`COUNT_BITS`]) and the number of registered readers.
 #[cfg(not(loom))]
@@ -119,6 +130,19 @@ fn snapshots() -> &'static AtomicU64 {
 #[inline(always)]
 fn oldest() -> &'static AtomicU64 {
     &OLDEST
+}
+
+/// How many variables keep versions (a list hangs off their extra word).
+#[cfg(not(loom))]
+#[inline(always)]
+fn lists() -> &'static AtomicU64 {
+    &LISTS
+}
+
+#[cfg(loom)]
+fn lists() -> &'static AtomicU64 {
+    loom::lazy_static! { static ref W: AtomicU64 = AtomicU64::new(0); }
+    &W
 }
 
 #[cfg(loom)]
@@ -153,8 +177,8 @@ pub(crate) fn register() -> u64 {
     // Only changed under this lock.
     let word = snapshots().load(Ordering::Relaxed);
     assert!(
-        word & COUNT_MASK < COUNT_MASK,
-        "commute: too many read-only transactions running at once (65,535)"
+        word & COUNT_MASK < MAX_READERS,
+        "commute: too many read-only transactions running at once (32,767)"
     );
     let epoch = (word >> COUNT_BITS) + 1;
     if reg.readers.is_empty() {
@@ -200,39 +224,52 @@ pub(crate) fn deregister(epoch: u64) -> Vec<Retired> {
     freed
 }
 
-/// What a committer learns once its write locks are held: `None` if no snapshot reader is
-/// registered; else the newest registered epoch and the oldest.
+/// What a committer learns once its write locks are held: the `SNAPSHOTS` word it loaded
+/// (the newest registered epoch and the number of registered readers), with [`LINGERING`] if
+/// some variable kept versions then.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct WriterView {
-    newest: u64,
-    oldest: u64,
+pub(crate) struct WriterView(u64);
+
+impl WriterView {
+    /// True if a snapshot reader was registered.
+    #[inline(always)]
+    fn readers(self) -> bool {
+        self.0 & MAX_READERS != 0
+    }
+
+    /// True if a reader was registered or some variable kept versions: else no variable the
+    /// committer holds keeps versions, and it has nothing to do for snapshots.
+    #[inline(always)]
+    fn active(self) -> bool {
+        self.0 & COUNT_MASK != 0
+    }
+
+    /// The newest registered epoch.
+    fn newest(self) -> u64 {
+        self.0 >> COUNT_BITS
+    }
 }
 
 /// Loads `SNAPSHOTS`; call once per commit, with every write lock held, before the first value
 /// is stored.
 #[inline(always)]
-pub(crate) fn writer_view() -> Option<WriterView> {
+pub(crate) fn writer_view() -> WriterView {
     clock::loom_fence();
     let word = snapshots().load(SC_LOAD);
-    if word & COUNT_MASK == 0 {
-        return None;
-    }
-    Some(view_of(word))
-}
-
-#[cold]
-fn view_of(word: u64) -> WriterView {
-    WriterView {
-        newest: word >> COUNT_BITS,
-        oldest: oldest().load(SC_LOAD),
+    // A variable of ours that keeps versions got them before the commit that last unlocked
+    // it, which happened before we locked it: its count shows here.
+    if lists().load(Ordering::Acquire) != 0 {
+        WriterView(word | LINGERING)
+    } else {
+        WriterView(word)
     }
 }
 
 /// True if a commit of `var` has versions to keep or let go of ([`on_write`] does nothing
 /// otherwise): a reader is registered, or the variable keeps versions.
 #[inline(always)]
-pub(crate) fn involved(var: &VarCore, view: Option<WriterView>) -> bool {
-    view.is_some() || !var.history_head(Ordering::Relaxed).is_null()
+pub(crate) fn involved(var: &VarCore, view: WriterView) -> bool {
+    view.active() && (view.readers() || !var.history_head(Ordering::Relaxed).is_null())
 }
 
 /// Called by a committer that holds `var`'s lock, before it stores the commit's value
@@ -244,13 +281,26 @@ pub(crate) fn on_write(
     var: &VarCore,
     drop_fn: Option<DropFn>,
     wv: u64,
-    view: Option<WriterView>,
+    view: WriterView,
     retired: &mut Vec<Retired>,
 ) -> bool {
     let head = var.history_head(Ordering::Relaxed);
     let old = var.value.load(Ordering::Relaxed);
     // SAFETY: we hold the lock; the list is the variable's.
-    unsafe { keep(var, head, old, drop_fn, wv, view, retired) }
+    let kept = unsafe { keep(var, head, old, drop_fn, wv, view, retired) };
+    match (
+        head.is_null(),
+        var.history_head(Ordering::Relaxed).is_null(),
+    ) {
+        (true, false) => {
+            lists().fetch_add(1, Ordering::Release);
+        }
+        (false, true) => {
+            lists().fetch_sub(1, Ordering::Release);
+        }
+        _ => {}
+    }
+    kept
 }
 
 /// [`on_write`], given the list and the old value.
@@ -265,10 +315,10 @@ unsafe fn keep(
     old: u64,
     drop_fn: Option<DropFn>,
     wv: u64,
-    view: Option<WriterView>,
+    view: WriterView,
     retired: &mut Vec<Retired>,
 ) -> bool {
-    let Some(view) = view else {
+    if !view.readers() {
         // No reader registered (one registering now sees this commit as before it): no one
         // can need the list.
         var.set_history_head(core::ptr::null_mut());
@@ -276,18 +326,22 @@ unsafe fn keep(
         // and ordinary transactions never read versions.
         unsafe { retire_list(head, wv, retired) };
         return false;
-    };
+    }
+    // Loaded after `SNAPSHOTS` (`writer_view`): at most the epoch of every reader registered
+    // before that load that is still registered (module doc).
+    let oldest = oldest().load(SC_LOAD);
+    let newest = view.newest();
     let mut kept = head;
     // SAFETY: versions of the list are alive while it links them (we hold the lock: only we
     // change it).
     unsafe {
-        if !head.is_null() && (*head).epoch < view.oldest {
+        if !head.is_null() && (*head).epoch < oldest {
             var.set_history_head(core::ptr::null_mut());
             bury(head, retired);
             kept = core::ptr::null_mut();
         } else if !head.is_null() {
             let mut last = head;
-            while (*last).older_epoch >= view.oldest {
+            while (*last).older_epoch >= oldest {
                 last = (*last).older.load(Ordering::Relaxed);
             }
             if !(*last).older.load(Ordering::Relaxed).is_null() {
@@ -296,7 +350,7 @@ unsafe fn keep(
                 bury(cut, retired);
             }
         }
-        if !kept.is_null() && (*kept).epoch >= view.newest {
+        if !kept.is_null() && (*kept).epoch >= newest {
             // Every registered reader already has its value.
             return false;
         }
@@ -310,7 +364,7 @@ unsafe fn keep(
     let version = Box::into_raw(Box::new(Version {
         bits: old,
         drop_fn,
-        epoch: view.newest,
+        epoch: newest,
         replaced_at: wv,
         older: AtomicPtr::new(kept),
         older_epoch,
@@ -344,11 +398,19 @@ unsafe fn bury(list: *mut Version, retired: &mut Vec<Retired>) {
 /// registered before the commit has deregistered. Returns them if none is registered any more
 /// (the commit retires them itself).
 pub(crate) fn hold(view: WriterView, mut values: Vec<Retired>) -> Vec<Retired> {
+    let newest = view.newest();
     let mut reg = lock(registry());
-    if reg.readers.iter().any(|&epoch| epoch <= view.newest) {
-        reg.held.push((view.newest, core::mem::take(&mut values)));
+    if reg.readers.iter().any(|&epoch| epoch <= newest) {
+        reg.held.push((newest, core::mem::take(&mut values)));
     }
     values
+}
+
+/// True if `view` saw snapshot readers registered: a commit's retirements outside variables
+/// go to [`hold`].
+#[inline(always)]
+pub(crate) fn holds(view: WriterView) -> bool {
+    view.readers()
 }
 
 /// Waits until every snapshot reader registered now has deregistered (at once if none is): a
@@ -433,6 +495,7 @@ unsafe fn retire_list(list: *mut Version, at: u64, retired: &mut Vec<Retired>) {
 /// The variable is being dropped: no snapshot reader can reach it, and `list` is handed over
 /// once.
 pub(crate) unsafe fn drop_versions(list: *mut Version) {
+    lists().fetch_sub(1, Ordering::Release);
     let mut retired = Vec::new();
     // SAFETY: forwarded from the caller.
     unsafe { retire_list(list, 0, &mut retired) };

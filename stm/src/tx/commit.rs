@@ -83,12 +83,14 @@ impl Transaction {
         locks.held = 0; // unlocked by write_back
         drop(locks);
         if st.extras || replaced_heap_values {
-            retire_after_commit(
-                &mut st.retire_on_commit,
-                wv,
-                view,
-                &mut st.retired_by_commit,
-            );
+            if !st.retire_on_commit.is_empty() {
+                retire_after_commit(
+                    &mut st.retire_on_commit,
+                    wv,
+                    view,
+                    &mut st.retired_by_commit,
+                );
+            }
             st.allocs = take_unpublished(st);
             st.extras = true;
         }
@@ -140,21 +142,22 @@ impl Transaction {
 /// registered before the commit (`view`), if any (`history::hold`).
 ///
 /// [`TVar::retire_on_commit`]: crate::TVar::retire_on_commit
+#[inline]
 fn retire_after_commit(
     pending: &mut Vec<(u64, DropFn, usize)>,
     version: u64,
-    view: Option<history::WriterView>,
+    view: history::WriterView,
     into: &mut Vec<Retired>,
 ) {
-    let held = view.filter(|_| !pending.is_empty());
     let values = pending.drain(..).map(|(bits, drop_fn, _)| Retired {
         version,
         bits,
         drop_fn,
     });
-    match held {
-        Some(view) => into.extend(history::hold(view, values.collect())),
-        None => into.extend(values),
+    if history::holds(view) {
+        into.extend(history::hold(view, values.collect()));
+    } else {
+        into.extend(values);
     }
 }
 
@@ -256,7 +259,7 @@ fn write_back(
     entries: &[Entry],
     publishes: &mut [(u32, PublishOp)],
     wv: u64,
-    view: Option<history::WriterView>,
+    view: history::WriterView,
     writer: Option<&'static Location<'static>>,
     retired: &mut Vec<Retired>,
 ) {

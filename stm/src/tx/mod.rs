@@ -215,11 +215,11 @@ pub struct Transaction {
     profiling: bool,
     site: &'static Location<'static>,
     finished: Cell<bool>,
-    /// The epoch of the snapshot this attempt reads ([`read_only`]), or 0.
-    snapshot: u64,
-    /// The snapshot attempt met what a snapshot cannot read (a queue link published after it):
-    /// it must not commit, and runs again as an ordinary transaction.
-    snapshot_left: Cell<bool>,
+    /// The epoch of the snapshot this attempt reads ([`read_only`]), or 0; with
+    /// [`snapshot::LEFT`] set once the attempt met what a snapshot cannot read (a link published
+    /// outside variables after it): it must not commit, and runs again as an ordinary
+    /// transaction.
+    snapshot: Cell<u64>,
 }
 
 impl fmt::Debug for Transaction {
@@ -227,7 +227,7 @@ impl fmt::Debug for Transaction {
         f.debug_struct("Transaction")
             .field("read_version", &self.rv.get())
             .field("irrevocable", &self.irrevocable)
-            .field("snapshot", &(self.snapshot != 0))
+            .field("snapshot", &self.is_snapshot())
             .field("site", &format_args!("{}", self.site))
             .finish()
     }
@@ -680,8 +680,7 @@ impl Transaction {
             profiling,
             site,
             finished: Cell::new(false),
-            snapshot: 0,
-            snapshot_left: Cell::new(false),
+            snapshot: Cell::new(0),
         }
     }
 

@@ -51,7 +51,7 @@ impl Transaction {
                 };
             }
         }
-        if self.snapshot != 0 {
+        if self.snapshot.get() != 0 {
             return self.read_snapshot(&mut st, var);
         }
         if self.irrevocable {
@@ -127,7 +127,7 @@ impl Transaction {
     /// });
     /// ```
     pub fn pin(&self) {
-        if self.snapshot != 0 {
+        if self.snapshot.get() != 0 {
             // What a snapshot reads stays alive without a pin: values replaced after it are
             // kept in versions, values retired outside variables are held for it (`history`).
             return;
@@ -176,7 +176,7 @@ impl Transaction {
         {
             return Ok(());
         }
-        if self.snapshot != 0 {
+        if self.snapshot.get() != 0 {
             // The commit may be after the snapshot, and what it published is not versioned.
             return Err(self.leave_snapshot());
         }

@@ -12,6 +12,10 @@ use crate::internal::thread::{ThreadCtx, with_ctx};
 use crate::internal::var::{IRREVOCABLE, Snapshot, VarCore};
 use crate::stats::AbortCause;
 
+/// Set in [`Transaction`]'s snapshot word once the attempt left its snapshot (epochs stay far
+/// below it).
+pub(super) const LEFT: u64 = 1 << 63;
+
 /// How long a snapshot read waits for a variable held by the irrevocable transaction before
 /// the attempt gives up the snapshot (see [`read_only`]).
 const IRREVOCABLE_PATIENCE: u32 = 64;
@@ -115,13 +119,14 @@ fn snapshot_attempt<T>(
     };
     let profiling = crate::conflicts::profiling();
     let started = profiling.then(std::time::Instant::now);
-    let mut tx = Transaction::begin(ctx, site, false, profiling);
-    tx.snapshot = registered.epoch;
+    let tx = Transaction::begin(ctx, site, false, profiling);
+    tx.snapshot.set(registered.epoch);
     let outcome = f(&tx);
     let is_retry = matches!(&outcome, Err(e) if e.is_retry());
     if let Ok(value) = outcome {
-        let clean =
-            !tx.snapshot_left.get() && !tx.told_to_roll_back() && !tx.state().writes.has_shared();
+        let clean = tx.snapshot.get() & LEFT == 0
+            && !tx.told_to_roll_back()
+            && !tx.state().writes.has_shared();
         // A clean snapshot attempt is read-only: its commit cannot fail.
         if clean && committed(ctx, &tx, &mut None::<()>, started) {
             return Some(value);
@@ -158,10 +163,10 @@ impl Transaction {
         loop {
             match var.snapshot() {
                 Snapshot::Value { bits, .. } => {
-                    return Ok(history::visible(var, self.snapshot).unwrap_or(bits));
+                    return Ok(history::visible(var, self.epoch()).unwrap_or(bits));
                 }
                 Snapshot::Locked(word) => {
-                    if let Some(bits) = history::visible(var, self.snapshot) {
+                    if let Some(bits) = history::visible(var, self.epoch()) {
                         return Ok(bits);
                     }
                     // A committer: its writes are in the snapshot, or it keeps the old value
@@ -169,7 +174,7 @@ impl Transaction {
                     // transaction may hold the variable for long (or for ever, if the variable
                     // was killed): give the snapshot up then.
                     if word & IRREVOCABLE != 0 && backoff.steps() >= IRREVOCABLE_PATIENCE {
-                        self.snapshot_left.set(true);
+                        self.snapshot.set(self.snapshot.get() | LEFT);
                         return Err(self.conflict(st, AbortCause::LockBusy, var));
                     }
                     backoff.snooze();
@@ -183,8 +188,14 @@ impl Transaction {
     /// ordinary transaction.
     #[cold]
     pub(super) fn leave_snapshot(&self) -> StmError {
-        self.snapshot_left.set(true);
+        self.snapshot.set(self.snapshot.get() | LEFT);
         StmError::CONFLICT
+    }
+
+    /// The epoch of the snapshot this attempt reads (it keeps reading it after leaving it:
+    /// still opaque until the closure returns).
+    fn epoch(&self) -> u64 {
+        self.snapshot.get() & !LEFT
     }
 
     /// True if this attempt reads a snapshot: the first attempt of a [`read_only`]
@@ -199,6 +210,6 @@ impl Transaction {
     /// assert!(!atomically(|tx| Ok(tx.is_snapshot())));
     /// ```
     pub fn is_snapshot(&self) -> bool {
-        self.snapshot != 0
+        self.snapshot.get() != 0
     }
 }
