@@ -5,35 +5,9 @@
 //! held up by the reader would deadlock, caught by the watchdog.
 
 use commute::{TMap, TQueue, atomically, read_only};
-use commute_test_support::with_watchdog;
+use commute_test_support::{spawn_counted, wait_for_more, with_watchdog};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread;
-
-/// Waits (yielding) until `count` has grown by `more` from its value now.
-fn wait_for_more(count: &AtomicU64, more: u64) {
-    let from = count.load(Ordering::Acquire);
-    while count.load(Ordering::Acquire) < from + more {
-        thread::yield_now();
-    }
-}
-
-/// A thread that runs `step` until `stop`, counting its iterations in `done`.
-fn spawn_loop(
-    stop: &Arc<AtomicBool>,
-    done: &Arc<AtomicU64>,
-    mut step: impl FnMut(u64) + Send + 'static,
-) -> thread::JoinHandle<()> {
-    let (stop, done) = (stop.clone(), done.clone());
-    thread::spawn(move || {
-        let mut i = 0;
-        while !stop.load(Ordering::Acquire) {
-            step(i);
-            i += 1;
-            done.fetch_add(1, Ordering::Release);
-        }
-    })
-}
 
 /// The measurement as a test: one transaction sums a 100,000-entry map, pausing (here:
 /// waiting for the writer) every 10,000 entries, while another thread runs transfers on random
@@ -50,7 +24,7 @@ fn a_whole_map_sum_commits_in_one_attempt_under_transfers() {
         let writer = {
             let map = map.clone();
             let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-            spawn_loop(&stop, &transfers, move |_| {
+            spawn_counted(&stop, &transfers, move |_| {
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
                 rng ^= rng << 17;
@@ -111,7 +85,7 @@ fn a_snapshot_length_matches_its_walk_while_keys_move() {
         );
         let writer = {
             let map = map.clone();
-            spawn_loop(&stop, &moves, move |i| {
+            spawn_counted(&stop, &moves, move |i| {
                 atomically(|tx| {
                     map.remove(tx, &i)?;
                     map.insert(tx, i + LIVE, i + LIVE)?;
@@ -155,11 +129,11 @@ fn a_queue_snapshot_is_a_consistent_run() {
         let popped = Arc::new(AtomicU64::new(0));
         let producer = {
             let q = q.clone();
-            spawn_loop(&stop, &pushed, move |i| q.atomic().push(i))
+            spawn_counted(&stop, &pushed, move |i| q.atomic().push(i))
         };
         let consumer = {
             let q = q.clone();
-            spawn_loop(&stop, &popped, move |_| {
+            spawn_counted(&stop, &popped, move |_| {
                 atomically(|tx| q.pop(tx));
             })
         };

@@ -6,33 +6,10 @@
 //! the watchdog.
 
 use commute_stm::{TVar, atomically, read_only};
-use commute_test_support::with_watchdog;
+use commute_test_support::{spawn_counted, wait_for_more, with_watchdog};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
-
-/// Waits (yielding) until `count` has grown by `more` since `from`.
-fn wait_for(count: &AtomicU64, from: u64, more: u64) {
-    while count.load(Ordering::Acquire) < from + more {
-        thread::yield_now();
-    }
-}
-
-/// A writer thread that runs `step` (one transaction) until `stop`, counting its commits.
-fn writer(
-    stop: Arc<AtomicBool>,
-    commits: Arc<AtomicU64>,
-    mut step: impl FnMut(u64) + Send + 'static,
-) -> thread::JoinHandle<()> {
-    thread::spawn(move || {
-        let mut i = 0;
-        while !stop.load(Ordering::Acquire) {
-            step(i);
-            i += 1;
-            commits.fetch_add(1, Ordering::Release);
-        }
-    })
-}
 
 #[test]
 fn a_long_sum_commits_in_one_attempt_while_transfers_go_on() {
@@ -45,7 +22,7 @@ fn a_long_sum_commits_in_one_attempt_while_transfers_go_on() {
         );
         let w = {
             let accounts = accounts.clone();
-            writer(stop.clone(), commits.clone(), move |i| {
+            spawn_counted(&stop, &commits, move |i| {
                 let a = (i as usize * 7919) % N;
                 let b = (i as usize * 104_729 + 1) % N;
                 atomically(|tx| {
@@ -66,7 +43,7 @@ fn a_long_sum_commits_in_one_attempt_while_transfers_go_on() {
                     sum += a.read(tx)?;
                     if i % 100 == 99 {
                         // Writers keep committing while the snapshot is open.
-                        wait_for(&commits, commits.load(Ordering::Acquire), 20);
+                        wait_for_more(&commits, 20);
                     }
                 }
                 during = commits.load(Ordering::Acquire) - start;
@@ -97,7 +74,7 @@ fn old_versions_keep_a_cross_variable_invariant() {
         );
         let w = {
             let (x, y) = (x.clone(), y.clone());
-            writer(stop.clone(), commits.clone(), move |i| {
+            spawn_counted(&stop, &commits, move |i| {
                 atomically(|tx| {
                     let d = (i % 5) as i64 + 1;
                     x.modify(tx, |v| v + d)?;
@@ -110,7 +87,7 @@ fn old_versions_keep_a_cross_variable_invariant() {
                 // Alternate the order in which the two are read.
                 let first = if round % 2 == 0 { &x } else { &y };
                 let a = first.read(tx)?;
-                wait_for(&commits, commits.load(Ordering::Acquire), 3);
+                wait_for_more(&commits, 3);
                 let second = if round % 2 == 0 { &y } else { &x };
                 let b = second.read(tx)?;
                 // Read again: the snapshot does not move.

@@ -3,10 +3,9 @@
 //! binary: other tests' snapshot readers and pins would hold values back too.
 
 use commute_stm::{TBox, atomically, read_only, reclaim_retired};
-use commute_test_support::with_watchdog;
+use commute_test_support::{spawn_counted, wait_for_more, with_watchdog};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::thread;
 
 /// A value that counts how many of its kind are alive.
 struct Counted {
@@ -42,28 +41,19 @@ fn an_open_snapshot_holds_back_only_what_it_can_see() {
         let most_alive = Arc::new(AtomicUsize::new(0));
         let w = {
             let (b, live, most) = (b.clone(), live.clone(), most_alive.clone());
-            let (stop, commits) = (stop.clone(), commits.clone());
-            thread::spawn(move || {
-                let mut i = 0;
-                while !stop.load(Ordering::Acquire) {
-                    i += 1;
-                    atomically(|tx| {
-                        b.write(tx, Counted::new(i, &live));
-                        Ok(())
-                    });
-                    most.fetch_max(live.load(Ordering::Relaxed), Ordering::Relaxed);
-                    commits.fetch_add(1, Ordering::Release);
-                }
+            spawn_counted(&stop, &commits, move |i| {
+                atomically(|tx| {
+                    b.write(tx, Counted::new(i + 1, &live));
+                    Ok(())
+                });
+                most.fetch_max(live.load(Ordering::Relaxed), Ordering::Relaxed);
             })
         };
         const WRITES: u64 = 50_000;
         let seen = read_only(|tx| {
             let before = b.read(tx)?.value;
             // 50,000 replacements while the snapshot stays open.
-            let from = commits.load(Ordering::Acquire);
-            while commits.load(Ordering::Acquire) < from + WRITES {
-                thread::yield_now();
-            }
+            wait_for_more(&commits, WRITES);
             assert_eq!(b.read(tx)?.value, before, "the snapshot moved");
             Ok(before)
         });

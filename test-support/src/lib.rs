@@ -3,14 +3,19 @@
 //! - [`with_watchdog`]: a test that can block fails after a deadline instead of hanging CI;
 //! - [`output_within`]: a child process that runs past a deadline is killed and the test fails;
 //! - [`in_child_process`]: a case that might crash the process runs in a child, so that a crash
-//!   fails that one test (with the child's output) instead of taking the test binary down.
+//!   fails that one test (with the child's output) instead of taking the test binary down;
+//! - [`spawn_counted`] and [`wait_for_more`]: a thread that repeats a step (a writer) while the
+//!   test waits, at chosen points, until it has made progress (a reader proving that it does
+//!   not hold the writer up).
 //!
 //! Deadlines are multiplied by `COMMUTE_TEST_TIME_SCALE` (an integer, default 1):
 //! `scripts/valgrind.sh` sets it, because programs run some 50 times slower under memcheck.
 
 use std::io::Read;
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The environment variable that marks a child process started by [`in_child_process`].
@@ -182,4 +187,45 @@ pub fn in_child_process(body: impl FnOnce()) {
         stdout.contains("1 passed"),
         "the child process ran no test named {name}:\n{stdout}"
     );
+}
+
+/// A thread that runs `step(0)`, `step(1)`, ... until `stop` is set, adding one to `done` after
+/// each step.
+///
+/// # Examples
+///
+/// ```
+/// use commute_test_support::{spawn_counted, wait_for_more};
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+///
+/// let (stop, done) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+/// let worker = spawn_counted(&stop, &done, |_| {});
+/// wait_for_more(&done, 10);
+/// stop.store(true, Ordering::Release);
+/// worker.join().unwrap();
+/// assert!(done.load(Ordering::Acquire) >= 10);
+/// ```
+pub fn spawn_counted(
+    stop: &Arc<AtomicBool>,
+    done: &Arc<AtomicU64>,
+    mut step: impl FnMut(u64) + Send + 'static,
+) -> JoinHandle<()> {
+    let (stop, done) = (stop.clone(), done.clone());
+    std::thread::spawn(move || {
+        let mut i = 0;
+        while !stop.load(Ordering::Acquire) {
+            step(i);
+            i += 1;
+            done.fetch_add(1, Ordering::Release);
+        }
+    })
+}
+
+/// Waits (yielding) until `count` has grown by `more` from its value now.
+pub fn wait_for_more(count: &AtomicU64, more: u64) {
+    let from = count.load(Ordering::Acquire);
+    while count.load(Ordering::Acquire) < from + more {
+        std::thread::yield_now();
+    }
 }
