@@ -63,7 +63,8 @@
 //!   may be freed since; `into_inner` and `Deref` panic.
 //! - *The item does not move while it may be read.* Its readers (a pop's or a peek's clone,
 //!   `for_each`, another attempt's take) are attempts pinned before the take's commit, and
-//!   snapshot attempts registered before it (which `wait_for_readers` also waits for);
+//!   snapshot attempts registered before it (the take's commit notes the snapshot mark, and
+//!   `into_inner` waits for those snapshots with [`commute_stm::wait_for_readers_up_to`]);
 //!   attempts that begin later see the node as the sentinel, and never read a sentinel's item.
 //!   `into_inner` first waits for the commit's grace period
 //!   ([`commute_stm::wait_for_readers`]), the condition under which reclamation would drop the
@@ -334,6 +335,9 @@ struct Ticket {
     state: AtomicU64,
     /// [`ITEM_DONE`] and [`ITEM_LEFT`] (see [`Node::item_done`]).
     fate: AtomicU64,
+    /// The snapshot mark taken by the commit ([`commute_stm::snapshot_mark`]): the `read_only`
+    /// transactions that may still read the item in place.
+    mark: AtomicU64,
     /// The sentinel the take replaces (a `Node<S>` of the queue's stored type `S`).
     old: *mut (),
     /// The node taken, which the take makes the sentinel (a `Node<S>`).
@@ -393,6 +397,10 @@ fn commit_claim(_previous: u64, version: u64, claim: *mut Claim) -> u64 {
     let ticket = unsafe { Claim::ticket(claim) };
     // AcqRel: the handle's load sees that the take committed; a handle dropped before hands
     // its share of the item over to us.
+    // Before the state's swap publishes it: the snapshots that may still see the item.
+    ticket
+        .mark
+        .store(commute_stm::snapshot_mark(), Ordering::Relaxed);
     if ticket.state.swap(version, Ordering::AcqRel) == ABANDONED {
         // SAFETY: the take committed, and a handle that leaves the item may be done first at
         // any time; it is done once (it was dropped without calling this).
@@ -458,8 +466,10 @@ impl<T: 'static> Taken<T> {
     /// Moves the item out, once no transaction that could still read it runs.
     ///
     /// Waits (outside transactions) until every transaction of another thread that began
-    /// before the take committed has finished; threads blocked in
-    /// [`retry`](crate::Transaction::retry) or between transactions are not waited for.
+    /// before the take committed has finished, [`read_only`](crate::read_only) snapshots
+    /// included (they may read the item in place however long they run); threads blocked in
+    /// [`retry`](crate::Transaction::retry) or between transactions, and snapshots taken after
+    /// the commit, are not waited for.
     ///
     /// # Panics
     ///
@@ -491,7 +501,7 @@ impl<T: 'static> Taken<T> {
                  of an attempt that was rolled back); the item is still in the queue"
             );
         };
-        commute_stm::wait_for_readers(version);
+        commute_stm::wait_for_readers_up_to(version, self.ticket.mark.load(Ordering::Relaxed));
         let this = ManuallyDrop::new(self);
         // SAFETY: the take committed, so the handle owns the item's fate with the take's
         // marker (`Node::item_done`), and neither has let go yet (the handle is consumed once,
@@ -948,6 +958,7 @@ impl<T: Send + 'static> TQueue<T> {
         let ticket = Arc::new(Ticket {
             state: AtomicU64::new(PENDING),
             fate: AtomicU64::new(0),
+            mark: AtomicU64::new(0),
             old: head.cast(),
             node: first.cast(),
             item_done: Node::<T>::item_done,

@@ -12,7 +12,9 @@ use crate::{Change, StmResult, TMap, Transaction, atomically};
 /// A [`TMap<T, ()>`](TMap) underneath, with the same properties: split buckets, a length counter
 /// that concurrent inserts do not conflict on, and an API that follows std's
 /// [`HashSet`](std::collections::HashSet) with a `tx` argument (or none, through
-/// [`atomic`](TSet::atomic)).
+/// [`atomic`](TSet::atomic)). Inside [`read_only`](crate::read_only) its reads see an O(1)
+/// snapshot that writers do not disturb, as the map's do (see
+/// [`TMap`'s snapshots](TMap#snapshots-reading-the-whole-map-under-updates)).
 ///
 /// # Examples
 ///

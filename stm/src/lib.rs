@@ -125,7 +125,8 @@ pub use blocked::{BlockedTx, BlockedVar, blocked_transactions};
 ///
 /// It blocks only while attempts that began before the commit run: attempts beginning later
 /// pin above `version`. It also waits for every [`read_only`] transaction running when it is
-/// called (one that began before the commit may read the value in its snapshot).
+/// called (one that began before the commit may read the value in its snapshot; see
+/// [`wait_for_readers_up_to`] to wait only for those).
 ///
 /// # Panics
 ///
@@ -150,10 +151,60 @@ pub fn wait_for_readers(version: u64) {
         !in_transaction(),
         "commute: wait_for_readers called inside a transaction; call it after the transaction"
     );
+    wait_for_readers_up_to(version, internal::history::mark());
+}
+
+/// Low-level: the mark of the [`read_only`] transactions registered so far, for
+/// [`wait_for_readers_up_to`]. Taken while a commit runs (in a publishing operation, which
+/// [`TVar::publish_on_commit`] runs with the commit's locks held), it covers every
+/// `read_only` transaction that may still see what the commit unlinked.
+///
+/// # Examples
+///
+/// ```
+/// let before = commute_stm::snapshot_mark();
+/// commute_stm::read_only(|_| Ok(()));
+/// assert!(commute_stm::snapshot_mark() > before);
+/// ```
+pub fn snapshot_mark() -> u64 {
+    internal::history::mark()
+}
+
+/// Low-level: [`wait_for_readers`], waiting only for the [`read_only`] transactions registered
+/// up to `mark` ([`snapshot_mark`], taken during the commit) instead of every one running now:
+/// those registered after the commit cannot see what it unlinked, so a long snapshot that
+/// began later does not hold the caller up.
+///
+/// # Panics
+///
+/// If called inside a transaction.
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{atomically, snapshot_mark, wait_for_readers_up_to, TVar};
+///
+/// let (version, mark) = (TVar::new(0u64), TVar::new(0u64));
+/// atomically(|tx| {
+///     // SAFETY: the operations neither panic nor touch other memory.
+///     unsafe {
+///         version.publish_on_commit(tx, |_, v| v);
+///         mark.publish_on_commit(tx, |_, _| snapshot_mark());
+///     }
+///     Ok(())
+/// });
+/// // Nothing runs elsewhere: returns at once.
+/// wait_for_readers_up_to(version.load(), mark.load());
+/// ```
+pub fn wait_for_readers_up_to(version: u64, mark: u64) {
+    assert!(
+        !in_transaction(),
+        "commute: wait_for_readers called inside a transaction; call it after the transaction"
+    );
     internal::thread::wait_for_pins_below(version);
     // Snapshot readers do not pin: those registered before the commit may read what it
     // unlinked (through the old values kept for them) until they end.
-    internal::history::wait_for_registered_readers();
+    internal::history::wait_for_readers_up_to(mark);
 }
 
 pub use tbox::TBox;

@@ -41,9 +41,9 @@
 //! **Values retired outside variables.** A commit after registered readers hands what it
 //! retires with `TVar::retire_on_commit` (a queue's popped nodes and items, which a snapshot may
 //! reach through the old `head` kept for it) to the registry ([`hold`]) instead of reclamation,
-//! until every reader registered before it has left; and `wait_for_readers`, which a take waits
-//! on before it moves an item out, waits for registered readers too. So snapshot readers never
-//! pin.
+//! until every reader registered before it has left; and a take waits for those readers
+//! before it moves an item out (`wait_for_readers_up_to`, with the [`mark`] its commit took).
+//! So snapshot readers never pin.
 //!
 //! **What a commit pays without readers.** Committers load `SNAPSHOTS` and `LISTS` (how many
 //! variables keep versions) once per commit; with no reader registered and no variable keeping
@@ -413,17 +413,20 @@ pub(crate) fn holds(view: WriterView) -> bool {
     view.readers()
 }
 
-/// Waits until every snapshot reader registered now has deregistered (at once if none is): a
-/// value unlinked by a commit before now may be read in place until then
-/// ([`crate::wait_for_readers`]). Outside transactions.
-pub(crate) fn wait_for_registered_readers() {
-    let word = snapshots().load(SC_LOAD);
-    if word & COUNT_MASK == 0 {
-        return;
-    }
-    let newest = word >> COUNT_BITS;
+/// The epoch of the newest snapshot reader registered so far (0 if none ever was): loaded
+/// during a commit, at least the newest epoch of every reader that commit is after
+/// ([`crate::snapshot_mark`]).
+pub(crate) fn mark() -> u64 {
+    snapshots().load(SC_LOAD) >> COUNT_BITS
+}
+
+/// Waits until every snapshot reader of epoch `mark` or older has deregistered (at once if
+/// none is registered): a value unlinked by a commit that loaded `mark` or less may be read in
+/// place until then ([`crate::wait_for_readers`]). Outside transactions.
+pub(crate) fn wait_for_readers_up_to(mark: u64) {
     let mut backoff = crate::internal::backoff::Backoff::new();
-    while oldest().load(SC_LOAD) <= newest {
+    // `OLDEST` is `u64::MAX` with no reader registered.
+    while oldest().load(SC_LOAD) <= mark {
         backoff.snooze();
     }
 }
