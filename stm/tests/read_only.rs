@@ -163,3 +163,47 @@ fn a_panic_in_a_snapshot_leaves_writers_and_later_snapshots_working() {
     atomically(|tx| v.modify(tx, |x| x + 1));
     assert_eq!(read_only(|tx| v.read(tx)), 6);
 }
+
+/// A snapshot reads a variable held by the irrevocable transaction (for its whole attempt) as
+/// it was, at once and in its first attempt: the irrevocable writer here waits for the snapshot
+/// to finish before it commits, so a reader that waited for its lock (or gave the snapshot up
+/// and ran as an ordinary transaction, which waits for the irrevocable token) would deadlock.
+#[test]
+fn a_snapshot_reads_past_the_irrevocable_transaction() {
+    with_watchdog(60, || {
+        let v = Arc::new(TVar::new(0u64));
+        let (holding, held) = std::sync::mpsc::channel();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let writer = {
+            let v = v.clone();
+            thread::spawn(move || {
+                atomically(|tx| {
+                    let now = v.read(tx)?;
+                    if !tx.is_irrevocable() {
+                        // Conflict on purpose until the attempt runs irrevocably.
+                        let v2 = v.clone();
+                        thread::spawn(move || atomically(|tx| v2.modify(tx, |x| x + 1)))
+                            .join()
+                            .unwrap();
+                        v.write(tx, 0);
+                        return Ok(());
+                    }
+                    holding.send(now).unwrap();
+                    wait.recv().unwrap();
+                    v.write(tx, 999);
+                    Ok(())
+                })
+            })
+        };
+        let before = held.recv().unwrap();
+        let mut attempts = 0;
+        let seen = read_only(|tx| {
+            attempts += 1;
+            v.read(tx)
+        });
+        assert_eq!((seen, attempts), (before, 1));
+        go.send(()).unwrap();
+        writer.join().unwrap();
+        assert_eq!(v.load(), 999);
+    });
+}

@@ -113,6 +113,12 @@ impl Transaction {
             .max()
             .unwrap_or(0);
         let wv = clock::write_version(newest_locked, self.ctx().tag);
+        // The locks stop being the irrevocable transaction's before the commit decides which
+        // snapshots it is after: a snapshot reader that still sees one reads the value under
+        // it, which this commit has not replaced yet and which is the snapshot's (`history.rs`).
+        for e in locks.entries.iter().filter(|e| e.pending.is_shared()) {
+            e.var().lock.store(e.locked_word | LOCKED, clock::SC_STORE);
+        }
         let view = history::writer_view();
         let writer = self.profiling.then_some(self.site);
         let mut retired = Vec::new();

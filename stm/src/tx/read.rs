@@ -52,7 +52,7 @@ impl Transaction {
             }
         }
         if self.snapshot.get() != 0 {
-            return self.read_snapshot(&mut st, var);
+            return self.read_snapshot(var);
         }
         if self.irrevocable {
             let i = self.lock_irrevocably(&mut st, var);

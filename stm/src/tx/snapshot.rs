@@ -5,20 +5,16 @@
 
 use core::panic::Location;
 
-use super::{StmError, StmResult, Transaction, TxState, committed, enter, roll_back, run};
+use super::{StmError, StmResult, Transaction, committed, enter, roll_back, run};
 use crate::internal::backoff::Backoff;
-use crate::internal::history;
 use crate::internal::thread::{ThreadCtx, with_ctx};
 use crate::internal::var::{IRREVOCABLE, Snapshot, VarCore};
-use crate::stats::AbortCause;
+use crate::internal::{clock, history};
+use crate::sync::atomic::Ordering;
 
 /// Set in [`Transaction`]'s snapshot word once the attempt left its snapshot (epochs stay far
 /// below it).
 pub(super) const LEFT: u64 = 1 << 63;
-
-/// How long a snapshot read waits for a variable held by the irrevocable transaction before
-/// the attempt gives up the snapshot (see [`read_only`]).
-const IRREVOCABLE_PATIENCE: u32 = 64;
 
 /// Runs `f` as a read-only transaction on a snapshot: the committed state of the moment it
 /// starts, however long it runs and whatever commits meanwhile.
@@ -37,10 +33,11 @@ const IRREVOCABLE_PATIENCE: u32 = 64;
 /// an ordinary [`atomically`](crate::atomically) transaction, which validates its reads and
 /// commits, aborts or blocks as any other. The same happens if the closure calls
 /// [`retry`](Transaction::retry) (a snapshot never changes, so waiting on it would never end:
-/// the ordinary transaction waits instead), if it follows a link that a commit published outside
-/// variables ([`Transaction::observe_version`]: commute's queues stop at their snapshot's tail
-/// and never do), or, rarely, if it meets a variable held for a long time by the irrevocable
-/// transaction. [`Transaction::is_snapshot`] tells an attempt which kind it is.
+/// the ordinary transaction waits instead), or if it follows a link that a commit published
+/// outside variables ([`Transaction::observe_version`]: commute's queues stop at their
+/// snapshot's tail and never do). Variables held by the irrevocable transaction are read as
+/// they were before it, without waiting. [`Transaction::is_snapshot`] tells an attempt which
+/// kind it is.
 ///
 /// **What it costs.** Taking the snapshot registers the reader (one lock and one shared
 /// read-modify-write); each read of a variable costs one more load than in an ordinary
@@ -158,7 +155,7 @@ impl Drop for Registered<'_> {
 impl Transaction {
     /// The value of `var` in this attempt's snapshot.
     #[inline(never)]
-    pub(super) fn read_snapshot(&self, st: &mut TxState, var: &VarCore) -> StmResult<u64> {
+    pub(super) fn read_snapshot(&self, var: &VarCore) -> StmResult<u64> {
         let mut backoff = Backoff::new();
         loop {
             match var.snapshot() {
@@ -169,14 +166,20 @@ impl Transaction {
                     if let Some(bits) = history::visible(var, self.epoch()) {
                         return Ok(bits);
                     }
-                    // A committer: its writes are in the snapshot, or it keeps the old value
-                    // before it stores a new one; either way, wait a moment. The irrevocable
-                    // transaction may hold the variable for long (or for ever, if the variable
-                    // was killed): give the snapshot up then.
-                    if word & IRREVOCABLE != 0 && backoff.steps() >= IRREVOCABLE_PATIENCE {
-                        self.snapshot.set(self.snapshot.get() | LEFT);
-                        return Err(self.conflict(st, AbortCause::LockBusy, var));
+                    if word & IRREVOCABLE != 0 {
+                        // The irrevocable transaction holds it, for as long as it runs. Its
+                        // commit turns the lock into a plain one before it decides which
+                        // snapshots it is after (so it is after this one) and before it stores
+                        // anything: while the lock is still the irrevocable one, the value
+                        // under it is the snapshot's.
+                        let bits = var.value.load(Ordering::Acquire);
+                        if var.lock.load(clock::SC_LOAD) == word {
+                            return Ok(bits);
+                        }
+                        continue;
                     }
+                    // A committer: its writes are in the snapshot, or it keeps the old value
+                    // before it stores a new one; either way, it is done in a moment.
                     backoff.snooze();
                 }
             }
