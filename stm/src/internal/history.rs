@@ -21,13 +21,16 @@
 //!   Committers before the snapshot hold all their locks when they load, so a variable that
 //!   the reader finds unlocked has no commit before the snapshot still to come.
 //!
-//! So the reader reads a variable as (`read_snapshot` in `tx/read.rs`): a consistent
+//! So the reader reads a variable as (`read_snapshot` in `tx/snapshot.rs`): a consistent
 //! (sequence-lock) read of the committed value, then the list; the oldest version stamped with
 //! an epoch at least its own holds its value (the value the first committer after it
 //! replaced); with none, the committed value read is its value. A locked variable with no such
 //! version is waited for: its committer's writes are either before the snapshot (and the reader
 //! needs them) or will push a version first. A version pushed between the read and the list's
-//! load holds the very value read.
+//! load holds the very value read. The irrevocable transaction's locks are the exception, as
+//! they last its whole attempt: its commit turns them into plain locks before it loads
+//! `SNAPSHOTS`, so a reader that sees the irrevocable lock before and after reading the value
+//! has read a value that the commit (after the snapshot) has not replaced yet.
 //!
 //! **Memory.** A committer pushes no version if the newest kept one already carries the newest
 //! registered epoch (every registered reader has its value): a variable keeps at most one
