@@ -120,6 +120,22 @@ fn a_snapshot_that_writes_runs_again_as_an_ordinary_transaction() {
 }
 
 #[test]
+fn a_snapshot_run_again_is_not_counted_as_a_conflict() {
+    // Alone on its thread, so the thread's statistics count only what happens here.
+    thread::spawn(|| {
+        let v = TVar::new(0u64);
+        let before = commute_stm::stats::thread();
+        read_only(|tx| v.modify(tx, |x| x + 1));
+        let delta = commute_stm::stats::thread() - before;
+        // One transaction, committed once (ordinary); its snapshot attempt was no conflict.
+        assert_eq!((delta.commits, delta.aborts(), delta.retries), (1, 0, 0));
+        assert!(delta.top_conflicts().is_empty());
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
 fn a_snapshot_that_retries_waits_as_an_ordinary_transaction() {
     with_watchdog(60, || {
         let gate = Arc::new(TVar::new(false));

@@ -544,8 +544,10 @@ fn wake_due_before_waiting(ctx: &ThreadCtx) {
     ctx.wake_due();
 }
 
-/// The closure of [`try_atomically`] failed with `e` in a consistent attempt: roll the attempt
-/// back (its abort hooks run, outside the transaction) and hand `e` back.
+/// Rolls an attempt back without counting it as an abort (its abort hooks run, outside the
+/// transaction) and hands `e` back: the closure of [`try_atomically`] failed with `e` in a
+/// consistent attempt, or a [`read_only`] snapshot attempt ends to run again as an ordinary
+/// transaction (neither met a conflict).
 #[cold]
 fn abort_with<E, G>(ctx: &ThreadCtx, tx: Transaction, token: Option<G>, e: E) -> E {
     let leftovers = tx.finish_abort();

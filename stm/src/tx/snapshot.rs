@@ -5,7 +5,7 @@
 
 use core::panic::Location;
 
-use super::{StmError, StmResult, Transaction, committed, enter, roll_back, run};
+use super::{StmError, StmResult, Transaction, abort_with, committed, enter, run};
 use crate::internal::backoff::Backoff;
 use crate::internal::thread::{ThreadCtx, with_ctx};
 use crate::internal::var::{IRREVOCABLE, Snapshot, VarCore};
@@ -118,9 +118,7 @@ fn snapshot_attempt<T>(
     let started = profiling.then(std::time::Instant::now);
     let tx = Transaction::begin(ctx, site, false, profiling);
     tx.snapshot.set(registered.epoch);
-    let outcome = f(&tx);
-    let is_retry = matches!(&outcome, Err(e) if e.is_retry());
-    if let Ok(value) = outcome {
+    if let Ok(value) = f(&tx) {
         let clean = tx.snapshot.get() & LEFT == 0
             && !tx.told_to_roll_back()
             && !tx.state().writes.has_shared();
@@ -129,7 +127,9 @@ fn snapshot_attempt<T>(
             return Some(value);
         }
     }
-    drop(roll_back(ctx, site, tx, None::<()>, is_retry, started));
+    // It wrote, retried or left its snapshot: no conflict (a snapshot meets none), so nothing
+    // to count or wait for; the ordinary run that follows counts what it meets.
+    abort_with(ctx, tx, None::<()>, ());
     drop(registered);
     drop(in_tx);
     None
