@@ -25,7 +25,6 @@ use super::{
 };
 use crate::internal::async_wait::Registration;
 use crate::internal::thread::{ThreadCtx, with_ctx};
-use crate::internal::var::VarCore;
 
 /// Runs `f` as a transaction in a future: like [`atomically`](crate::atomically), but a
 /// [`retry`](Transaction::retry) makes the future wait (`Poll::Pending`, the task woken by the
@@ -345,11 +344,7 @@ impl Driver {
         // `Arc<TVar>` clones keep their variables alive as long as the future exists), but
         // not for variables it reaches through shared state that others may empty (a
         // `Mutex<Option<Arc<TVar>>>`): hence addresses only, once `poll` has returned.
-        let reads: Vec<(&VarCore, u64)> = wait
-            .vars
-            .iter()
-            .map(|&(v, ver)| (unsafe { &*v }, ver))
-            .collect();
+        let reads = unsafe { wait.borrowed() };
         Registration::register(&reads, waker)
     }
 }

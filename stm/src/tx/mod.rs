@@ -462,11 +462,7 @@ fn after_rollback<G>(
     // SAFETY: the variables are alive: the closure that read them is still borrowed by this
     // call, variables dropped during the attempt purged themselves from its read set, and
     // those freed with its values since were taken out of the list (`roll_back`).
-    let reads: Vec<(&VarCore, u64)> = wait
-        .vars
-        .iter()
-        .map(|&(v, ver)| (unsafe { &*v }, ver))
-        .collect();
+    let reads = unsafe { wait.borrowed() };
     if ctx.wakes_due.get() {
         wake_due_before_waiting(ctx);
     }
@@ -478,6 +474,21 @@ fn after_rollback<G>(
 struct WaitFor {
     vars: Vec<(*const VarCore, u64)>,
     deadline: Option<std::time::Instant>,
+}
+
+impl WaitFor {
+    /// The variables to wait on, borrowed, with the versions read.
+    ///
+    /// # Safety
+    ///
+    /// Every variable is alive while the result is used.
+    unsafe fn borrowed(&self) -> Vec<(&VarCore, u64)> {
+        self.vars
+            .iter()
+            // SAFETY: alive (caller).
+            .map(|&(v, ver)| (unsafe { &*v }, ver))
+            .collect()
+    }
 }
 
 /// The rollback shared by the blocking and the async drivers: records the abort (statistics,
