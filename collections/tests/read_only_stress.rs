@@ -5,39 +5,9 @@
 //! value must have been dropped exactly once.
 
 use commute::{TBox, TMap, TQueue, atomically, read_only, reclaim_retired};
-use commute_test_support::{spawn_counted, with_watchdog};
+use commute_test_support::{Counted, spawn_counted, with_watchdog};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-
-/// A value that counts how many of its kind are alive, and checks it is read only while alive.
-struct Counted {
-    value: u64,
-    alive: AtomicBool,
-    live: Arc<AtomicUsize>,
-}
-
-impl Counted {
-    fn new(value: u64, live: &Arc<AtomicUsize>) -> Self {
-        live.fetch_add(1, Ordering::Relaxed);
-        Counted {
-            value,
-            alive: AtomicBool::new(true),
-            live: live.clone(),
-        }
-    }
-
-    fn value(&self) -> u64 {
-        assert!(self.alive.load(Ordering::Relaxed), "read a dropped value");
-        self.value
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        assert!(self.alive.swap(false, Ordering::Relaxed), "dropped twice");
-        self.live.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 #[test]
 fn overlapping_snapshots_stay_exact_and_drop_everything_once() {

@@ -3,31 +3,9 @@
 //! binary: other tests' snapshot readers and pins would hold values back too.
 
 use commute_stm::{TBox, atomically, read_only, reclaim_retired};
-use commute_test_support::{spawn_counted, wait_for_more, with_watchdog};
+use commute_test_support::{Counted, spawn_counted, wait_for_more, with_watchdog};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-
-/// A value that counts how many of its kind are alive.
-struct Counted {
-    value: u64,
-    live: Arc<AtomicUsize>,
-}
-
-impl Counted {
-    fn new(value: u64, live: &Arc<AtomicUsize>) -> Self {
-        live.fetch_add(1, Ordering::Relaxed);
-        Counted {
-            value,
-            live: live.clone(),
-        }
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.live.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 #[test]
 fn an_open_snapshot_holds_back_only_what_it_can_see() {
@@ -51,15 +29,15 @@ fn an_open_snapshot_holds_back_only_what_it_can_see() {
         };
         const WRITES: u64 = 50_000;
         let seen = read_only(|tx| {
-            let before = b.read(tx)?.value;
+            let before = b.read(tx)?.value();
             // 50,000 replacements while the snapshot stays open.
             wait_for_more(&commits, WRITES);
-            assert_eq!(b.read(tx)?.value, before, "the snapshot moved");
+            assert_eq!(b.read(tx)?.value(), before, "the snapshot moved");
             Ok(before)
         });
         stop.store(true, Ordering::Release);
         w.join().unwrap();
-        assert!(b.load_with(|c| c.value) > seen);
+        assert!(b.load_with(|c| c.value()) > seen);
         // Reclamation went on while the reader ran: the writer never saw more than a few
         // batches of replaced values alive (an ordinary pin would have kept all 50,000).
         let most = most_alive.load(Ordering::Relaxed);

@@ -6,14 +6,16 @@
 //!   fails that one test (with the child's output) instead of taking the test binary down;
 //! - [`spawn_counted`] and [`wait_for_more`]: a thread that repeats a step (a writer) while the
 //!   test waits, at chosen points, until it has made progress (a reader proving that it does
-//!   not hold the writer up).
+//!   not hold the writer up);
+//! - [`Counted`]: a value that counts how many of its kind are alive, and panics if it is read
+//!   after its drop or dropped twice.
 //!
 //! Deadlines are multiplied by `COMMUTE_TEST_TIME_SCALE` (an integer, default 1):
 //! `scripts/valgrind.sh` sets it, because programs run some 50 times slower under memcheck.
 
 use std::io::Read;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -197,7 +199,7 @@ pub fn in_child_process(body: impl FnOnce()) {
 /// ```
 /// use commute_test_support::{spawn_counted, wait_for_more};
 /// use std::sync::Arc;
-/// use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+/// use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 ///
 /// let (stop, done) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
 /// let worker = spawn_counted(&stop, &done, |_| {});
@@ -227,5 +229,58 @@ pub fn wait_for_more(count: &AtomicU64, more: u64) {
     let from = count.load(Ordering::Acquire);
     while count.load(Ordering::Acquire) < from + more {
         std::thread::yield_now();
+    }
+}
+
+/// A value that counts how many of its kind are alive, and checks that it is read only while
+/// alive and dropped once (a reclamation bug shows as a panic or a wrong count, not only under
+/// memcheck).
+///
+/// # Examples
+///
+/// ```
+/// use commute_test_support::Counted;
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// let live = Arc::new(AtomicUsize::new(0));
+/// let c = Counted::new(7, &live);
+/// assert_eq!((c.value(), live.load(Ordering::Relaxed)), (7, 1));
+/// drop(c);
+/// assert_eq!(live.load(Ordering::Relaxed), 0);
+/// ```
+#[derive(Debug)]
+pub struct Counted {
+    value: u64,
+    alive: AtomicBool,
+    live: Arc<AtomicUsize>,
+}
+
+impl Counted {
+    /// A value counted in `live`.
+    pub fn new(value: u64, live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::Relaxed);
+        Counted {
+            value,
+            alive: AtomicBool::new(true),
+            live: live.clone(),
+        }
+    }
+
+    /// The value.
+    ///
+    /// # Panics
+    ///
+    /// If it was dropped already (read through a dangling reference that memcheck would flag).
+    pub fn value(&self) -> u64 {
+        assert!(self.alive.load(Ordering::Relaxed), "read a dropped value");
+        self.value
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        assert!(self.alive.swap(false, Ordering::Relaxed), "dropped twice");
+        self.live.fetch_sub(1, Ordering::Relaxed);
     }
 }
