@@ -3,6 +3,7 @@
 //! counting allocator: other tests would allocate meanwhile.
 
 use commute::{TMap, atomically, read_only, reclaim_retired};
+use commute_test_support::with_watchdog;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -76,6 +77,11 @@ fn churn_while<T>(
 
 #[test]
 fn an_open_snapshot_keeps_at_most_one_old_bucket_per_bucket() {
+    // The reader waits for the writer inside its snapshot: a writer held up would hang.
+    with_watchdog(300, keeps_at_most_one_old_bucket_per_bucket);
+}
+
+fn keeps_at_most_one_old_bucket_per_bucket() {
     const KEYS: u64 = 20_000;
     const UPDATES: u64 = 200_000;
     let before = live();
