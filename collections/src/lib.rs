@@ -184,7 +184,7 @@ pub use atomic::Atomic;
 pub use bounded::TBoundedQueue;
 pub use closed::{Closed, RecvTimeoutError};
 pub use counter::TCounter;
-pub use map::{Change, TMap};
+pub use map::{Change, MapValue, Owned, TMap};
 #[cfg(not(loom))]
 pub use pool::{PoolReport, PoolWatcher, TaskCtx, TaskId, TaskPanic, TaskPool};
 pub use queue::{TQueue, Taken};

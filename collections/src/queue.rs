@@ -328,8 +328,9 @@ const PENDING: u64 = 0;
 const ABANDONED: u64 = u64::MAX;
 
 /// What a [`Taken`] handle shares with the commit of its take (whether, and at which version,
-/// it committed) and then with the take's [`TakenPop`] marker (the item's fate).
-struct Ticket {
+/// it committed) and then with the take's [`TakenPop`] marker (the item's fate). A `TMap`
+/// removal of an [`Owned`](crate::Owned) value makes one too ([`Ticket::for_value`]).
+pub(crate) struct Ticket {
     /// [`PENDING`]; the take's commit version (never 0) once it committed; [`ABANDONED`] if the
     /// handle was dropped before.
     state: AtomicU64,
@@ -340,10 +341,40 @@ struct Ticket {
     mark: AtomicU64,
     /// The sentinel the take replaces (a `Node<S>` of the queue's stored type `S`).
     old: *mut (),
-    /// The node taken, which the take makes the sentinel (a `Node<S>`).
-    node: *mut (),
+    /// The node taken, which the take makes the sentinel (a `Node<S>`); for a map value, its
+    /// cell.
+    pub(crate) node: *mut (),
     /// `Node::<S>::item_done`.
     item_done: unsafe fn(&Ticket, bool),
+}
+
+impl Ticket {
+    /// A pending ticket for the value in `cell` (a map's), which `item_done` ends.
+    pub(crate) fn for_value(cell: *mut (), item_done: unsafe fn(&Ticket, bool)) -> Arc<Ticket> {
+        Arc::new(Ticket {
+            state: AtomicU64::new(PENDING),
+            fate: AtomicU64::new(0),
+            mark: AtomicU64::new(0),
+            old: ptr::null_mut(),
+            node: cell,
+            item_done,
+        })
+    }
+
+    /// The take committed: `version` is its commit's version (or a bound above every attempt
+    /// that began before it), `mark` the snapshots that may still read the item. A handle
+    /// dropped already gives the item back ([`Node::item_done`], or the map's).
+    pub(crate) fn commit(&self, version: u64, mark: u64) {
+        // Before the state's swap publishes it: the snapshots that may still see the item.
+        self.mark.store(mark, Ordering::Relaxed);
+        // AcqRel: the handle's load sees that the take committed; a handle dropped before hands
+        // its share of the item over to us.
+        if self.state.swap(version, Ordering::AcqRel) == ABANDONED {
+            // SAFETY: the take committed, and a handle that leaves the item may be done first
+            // at any time; it is done once (it was dropped without calling this).
+            unsafe { (self.item_done)(self, true) };
+        }
+    }
 }
 
 // SAFETY: the node pointers are only used by whoever owns the item's fate (the handle, or the
@@ -395,17 +426,7 @@ impl Drop for Claim {
 fn commit_claim(_previous: u64, version: u64, claim: *mut Claim) -> u64 {
     // SAFETY: the marker registered by `take`, handed over once by the commit.
     let ticket = unsafe { Claim::ticket(claim) };
-    // AcqRel: the handle's load sees that the take committed; a handle dropped before hands
-    // its share of the item over to us.
-    // Before the state's swap publishes it: the snapshots that may still see the item.
-    ticket
-        .mark
-        .store(commute_stm::snapshot_mark(), Ordering::Relaxed);
-    if ticket.state.swap(version, Ordering::AcqRel) == ABANDONED {
-        // SAFETY: the take committed, and a handle that leaves the item may be done first at
-        // any time; it is done once (it was dropped without calling this).
-        unsafe { (ticket.item_done)(&ticket, true) };
-    }
+    ticket.commit(version, commute_stm::snapshot_mark());
     // The marker's count (see above).
     let _ = Arc::into_raw(ticket);
     version
@@ -452,8 +473,8 @@ unsafe impl<T: Send + 'static> Send for Taken<T> {}
 unsafe impl<T: Sync + 'static> Sync for Taken<T> {}
 
 impl<T: 'static> Taken<T> {
-    /// A handle for `item`, inside the node of `ticket`.
-    fn new(ticket: Arc<Ticket>, item: *mut T) -> Self {
+    /// A handle for `item`, inside the node (or map cell) of `ticket`.
+    pub(crate) fn new(ticket: Arc<Ticket>, item: *mut T) -> Self {
         Taken { ticket, item }
     }
 

@@ -154,6 +154,26 @@ pub fn wait_for_readers(version: u64) {
     wait_for_readers_up_to(version, internal::history::mark());
 }
 
+/// Low-level: a version above the read version of every attempt running now, for
+/// [`wait_for_readers_up_to`] where the version of the commit to wait for is not at hand (a
+/// [`Transaction::on_commit`] hook runs after the commit, outside it): taken after the commit,
+/// it covers every attempt that began before it, and a few that began after.
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{atomically, snapshot_mark, version_bound, wait_for_readers_up_to};
+///
+/// let rv = atomically(|tx| Ok(tx.read_version()));
+/// let bound = version_bound();
+/// assert!(bound > rv);
+/// // Nothing runs elsewhere: returns at once.
+/// wait_for_readers_up_to(bound, snapshot_mark());
+/// ```
+pub fn version_bound() -> u64 {
+    internal::clock::begin() + 1
+}
+
 /// Low-level: the mark of the [`read_only`] transactions registered so far, for
 /// [`wait_for_readers_up_to`]. Taken while a commit runs (in a publishing operation, which
 /// [`TVar::publish_on_commit`] runs with the commit's locks held), it covers every

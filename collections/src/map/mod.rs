@@ -5,6 +5,7 @@
 //! that inserts and removals of different keys do not conflict on the size either.
 
 mod blocks;
+mod owned;
 mod raw;
 
 use core::borrow::Borrow;
@@ -13,6 +14,8 @@ use core::hash::{BuildHasher, Hash};
 
 use crate::atomic::Atomic;
 use crate::{StmResult, TCounter, Transaction, atomically};
+use owned::sealed::TOKEN;
+pub use owned::{MapValue, Owned};
 use raw::{Config, RawTrie};
 
 /// The default hasher: ahash's randomly seeded state (fixed seeds under loom, so that models are
@@ -320,7 +323,7 @@ where
 impl<K, V, S> TMap<K, V, S>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
+    V: MapValue,
     S: BuildHasher,
 {
     #[inline]
@@ -368,6 +371,7 @@ where
     /// ```
     pub fn get<Q>(&self, tx: &Transaction, key: &Q) -> StmResult<Option<V>>
     where
+        V: Clone,
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
@@ -444,7 +448,7 @@ where
     /// assert_eq!(atomically(|tx| m.insert(tx, "k", 2)), Some(1));
     /// assert_eq!(m.atomic().get("k"), Some(2));
     /// ```
-    pub fn insert(&self, tx: &Transaction, key: K, value: V) -> StmResult<Option<V>> {
+    pub fn insert(&self, tx: &Transaction, key: K, value: V) -> StmResult<Option<V::Removed>> {
         let old = self.raw.insert(tx, self.hash(&key), key, value)?;
         if old.is_none() {
             self.len.incr(tx);
@@ -495,7 +499,7 @@ where
     /// assert_eq!(atomically(|tx| m.remove(tx, &1)), Some('a'));
     /// assert_eq!(atomically(|tx| m.remove(tx, &1)), None);
     /// ```
-    pub fn remove<Q>(&self, tx: &Transaction, key: &Q) -> StmResult<Option<V>>
+    pub fn remove<Q>(&self, tx: &Transaction, key: &Q) -> StmResult<Option<V::Removed>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -638,7 +642,10 @@ where
         key: K,
         default: impl FnOnce() -> V,
         update: impl FnOnce(&mut V),
-    ) -> StmResult<()> {
+    ) -> StmResult<()>
+    where
+        V: Clone,
+    {
         self.alter(tx, key, |old| {
             let mut value = match old {
                 Some(old) => old.clone(),
@@ -752,7 +759,10 @@ where
     /// entries.sort();
     /// assert_eq!(entries, [(1, 'a'), (2, 'b')]);
     /// ```
-    pub fn iter(&self, tx: &Transaction) -> StmResult<Vec<(K, V)>> {
+    pub fn iter(&self, tx: &Transaction) -> StmResult<Vec<(K, V)>>
+    where
+        V: Clone,
+    {
         self.collect(tx, |k, v| (k.clone(), v.clone()))
     }
 
@@ -793,7 +803,10 @@ where
     /// let total: u32 = atomically(|tx| m.values(tx)).into_iter().sum();
     /// assert_eq!(total, 3);
     /// ```
-    pub fn values(&self, tx: &Transaction) -> StmResult<Vec<V>> {
+    pub fn values(&self, tx: &Transaction) -> StmResult<Vec<V>>
+    where
+        V: Clone,
+    {
         self.collect(tx, |_, v| v.clone())
     }
 
@@ -863,7 +876,7 @@ where
 impl<K, V, S> Atomic<'_, TMap<K, V, S>>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
+    V: MapValue,
     S: BuildHasher,
 {
     /// [`TMap::get`] in its own transaction.
@@ -882,6 +895,7 @@ where
     #[track_caller]
     pub fn get<Q>(self, key: &Q) -> Option<V>
     where
+        V: Clone,
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
@@ -931,14 +945,16 @@ where
     /// assert_eq!(m.atomic().insert(1, 'b'), Some('a'));
     /// ```
     #[track_caller]
-    pub fn insert(self, key: K, value: V) -> Option<V> {
+    pub fn insert(self, key: K, value: V) -> Option<V::Removed> {
         crate::atomic::assert_outside_transaction();
         // Updating a present key writes its leaf only: a commit of that one slot, without a
         // transaction. A new key also changes the length: a transaction.
         let hash = self.0.hash(&key);
         match self.0.raw.update_alone(hash, key, value) {
             Ok(old) => Some(old),
-            Err((key, value)) => atomically(|tx| self.0.insert(tx, key.clone(), value.clone())),
+            Err((key, value)) => {
+                atomically(|tx| self.0.insert(tx, key.clone(), value.share(TOKEN)))
+            }
         }
     }
 
@@ -956,7 +972,7 @@ where
     /// assert!(!m.atomic().insert_if_absent(1, 'b'));
     /// ```
     pub fn insert_if_absent(self, key: K, value: V) -> bool {
-        atomically(|tx| self.0.insert_if_absent(tx, key.clone(), value.clone()))
+        atomically(|tx| self.0.insert_if_absent(tx, key.clone(), value.share(TOKEN)))
     }
 
     /// [`TMap::remove`] in its own transaction.
@@ -972,7 +988,7 @@ where
     /// m.atomic().insert(1, 'a');
     /// assert_eq!(m.atomic().remove(&1), Some('a'));
     /// ```
-    pub fn remove<Q>(self, key: &Q) -> Option<V>
+    pub fn remove<Q>(self, key: &Q) -> Option<V::Removed>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -995,7 +1011,10 @@ where
     /// hits.atomic().upsert("/", || 0, |n| *n += 1);
     /// assert_eq!(hits.atomic().get("/"), Some(2));
     /// ```
-    pub fn upsert(self, key: K, mut default: impl FnMut() -> V, mut update: impl FnMut(&mut V)) {
+    pub fn upsert(self, key: K, mut default: impl FnMut() -> V, mut update: impl FnMut(&mut V))
+    where
+        V: Clone,
+    {
         atomically(|tx| self.0.upsert(tx, key.clone(), &mut default, &mut update));
     }
 
@@ -1075,7 +1094,10 @@ where
     /// m.atomic().insert(1, 'a');
     /// assert_eq!(m.atomic().iter(), [(1, 'a')]);
     /// ```
-    pub fn iter(self) -> Vec<(K, V)> {
+    pub fn iter(self) -> Vec<(K, V)>
+    where
+        V: Clone,
+    {
         atomically(|tx| self.0.iter(tx))
     }
 
@@ -1109,7 +1131,10 @@ where
     /// m.atomic().insert(1, 'a');
     /// assert_eq!(m.atomic().values(), ['a']);
     /// ```
-    pub fn values(self) -> Vec<V> {
+    pub fn values(self) -> Vec<V>
+    where
+        V: Clone,
+    {
         atomically(|tx| self.0.values(tx))
     }
 
@@ -1165,21 +1190,27 @@ where
 impl<K, V, S> fmt::Debug for TMap<K, V, S>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static + fmt::Debug,
-    V: Clone + Send + Sync + 'static + fmt::Debug,
+    V: MapValue + fmt::Debug,
     S: BuildHasher,
 {
     /// Shows the entries of a snapshot taken in its own transaction.
     ///
     /// Panics inside a transaction (transactions do not nest): there, format `map.iter(tx)?`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.atomic().iter()).finish()
+        crate::read_only(|tx| {
+            let mut map = f.debug_map();
+            self.for_each(tx, |k, v| {
+                map.entry(k, v);
+            })?;
+            Ok(map.finish())
+        })
     }
 }
 
 impl<K, V, S> FromIterator<(K, V)> for TMap<K, V, S>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
+    V: MapValue,
     S: BuildHasher + Default,
 {
     /// Builds the map directly, without transactions (so it works inside one too); a later
@@ -1242,7 +1273,7 @@ where
 impl<K, V, S> Extend<(K, V)> for TMap<K, V, S>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
+    V: MapValue,
     S: BuildHasher,
 {
     /// Inserts every pair in one transaction (a later duplicate key replaces the earlier
@@ -1256,7 +1287,7 @@ where
         let map = &*self;
         atomically(|tx| {
             for (key, value) in &pairs {
-                map.insert(tx, key.clone(), value.clone())?;
+                map.insert(tx, key.clone(), value.share(TOKEN))?;
             }
             Ok(())
         });

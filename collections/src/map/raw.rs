@@ -45,6 +45,8 @@ use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 use std::alloc::{alloc, dealloc, handle_alloc_error};
 
+use super::owned::MapValue;
+use super::owned::sealed::{Stored, TOKEN};
 use super::{Change, blocks};
 use crate::{Inline, OwnedWord, Seen, StmResult, TVar, Transaction, Word};
 
@@ -133,11 +135,23 @@ impl Config {
 }
 
 /// One key-value pair with its hash (kept so that splits and lookups need not rehash).
-#[derive(Clone)]
 pub(crate) struct Entry<K, V> {
     pub(crate) hash: u64,
     pub(crate) key: K,
     pub(crate) value: V,
+}
+
+impl<K: Clone, V: Stored> Entry<K, V> {
+    /// The copy of the entry a new bucket version holds (a clone of the key; the value's
+    /// [`share`](Stored::share)).
+    #[inline]
+    fn share(&self) -> Self {
+        Entry {
+            hash: self.hash,
+            key: self.key.clone(),
+            value: self.value.share(TOKEN),
+        }
+    }
 }
 
 /// The low bit of a slot word that marks an inner node.
@@ -489,24 +503,24 @@ where
 }
 
 /// A copy of `entries` with entry `i` replaced by `with`.
-fn replaced<K: Clone + 'static, V: Clone + 'static>(
+fn replaced<K: Clone + 'static, V: Stored + 'static>(
     entries: &[Entry<K, V>],
     i: usize,
     with: Entry<K, V>,
 ) -> NodeRef<K, V> {
     let mut leaf = LeafBuilder::new(entries.len());
     for e in &entries[..i] {
-        leaf.push(e.clone());
+        leaf.push(e.share());
     }
     leaf.push(with);
     for e in &entries[i + 1..] {
-        leaf.push(e.clone());
+        leaf.push(e.share());
     }
     leaf.finish()
 }
 
 /// A copy of `entries` without entry `i` (empty if it was the only one).
-fn without<K: Clone + 'static, V: Clone + 'static>(
+fn without<K: Clone + 'static, V: Stored + 'static>(
     entries: &[Entry<K, V>],
     i: usize,
 ) -> NodeRef<K, V> {
@@ -516,7 +530,7 @@ fn without<K: Clone + 'static, V: Clone + 'static>(
     let mut rest = LeafBuilder::new(entries.len() - 1);
     for (j, e) in entries.iter().enumerate() {
         if j != i {
-            rest.push(e.clone());
+            rest.push(e.share());
         }
     }
     rest.finish()
@@ -558,7 +572,7 @@ impl Shape {
     }
 
     /// The node for `entries` plus `entry` (a new key) at level `shift`.
-    fn with_new_entry<K: Clone + 'static, V: Clone + 'static>(
+    fn with_new_entry<K: Clone + 'static, V: Stored + 'static>(
         &self,
         entries: &[Entry<K, V>],
         entry: Entry<K, V>,
@@ -567,13 +581,13 @@ impl Shape {
         let len = entries.len() + 1;
         if len > self.config.leaf_capacity && self.config.can_split(shift) {
             let mut all = Vec::with_capacity(len);
-            all.extend_from_slice(entries);
+            all.extend(entries.iter().map(Entry::share));
             all.push(entry);
             return self.build(all, shift);
         }
         let mut leaf = LeafBuilder::new(len);
         for e in entries {
-            leaf.push(e.clone());
+            leaf.push(e.share());
         }
         leaf.push(entry);
         leaf.finish()
@@ -725,14 +739,14 @@ where
     /// transaction of its own that reads and writes the key's leaf slot only (the length does
     /// not change); returns the old value, or gives the key and value back if the key is absent
     /// (a new key changes the length too: the caller runs a transaction).
-    pub(crate) fn update_alone(&self, hash: u64, key: K, value: V) -> Result<V, (K, V)>
+    pub(crate) fn update_alone(&self, hash: u64, key: K, value: V) -> Result<V::Removed, (K, V)>
     where
         K: Eq + Clone,
-        V: Clone,
+        V: MapValue,
     {
         /// What one try did.
-        enum Step<K, V> {
-            Done(V),
+        enum Step<K, V: MapValue> {
+            Done(V::Removed),
             Absent(Entry<K, V>),
             Again(Entry<K, V>),
         }
@@ -747,12 +761,12 @@ where
                 let Some(i) = position(entries, hash, &entry.key) else {
                     return Step::Absent(entry);
                 };
-                let old = entries[i].value.clone();
                 let node = replaced(entries, i, entry);
                 // SAFETY: `node` is new and ours; every value a slot holds is a node of this
                 // trie owned by the slot alone (see `replace`).
                 match unsafe { slot.commit_owned_alone(seen, node) } {
-                    Ok(()) => Step::Done(old),
+                    // The old leaf is retired, and alive while we are pinned.
+                    Ok(()) => Step::Done(entries[i].value.removed_alone(TOKEN)),
                     // SAFETY: our own leaf, never published, with the entry at `i`.
                     Err(node) => Step::Again(unsafe { node.into_entry(i) }),
                 }
@@ -787,15 +801,15 @@ where
         hash: u64,
         key: K,
         value: V,
-    ) -> StmResult<Option<V>>
+    ) -> StmResult<Option<V::Removed>>
     where
         K: Eq + Clone,
-        V: Clone,
+        V: MapValue,
     {
         let leaf = self.find_leaf(tx, hash)?;
         let entry = Entry { hash, key, value };
         if let Some(i) = position(leaf.entries, hash, &entry.key) {
-            let old = leaf.entries[i].value.clone();
+            let old = leaf.entries[i].value.removed(tx, TOKEN);
             Self::replace(tx, leaf.slot, replaced(leaf.entries, i, entry));
             return Ok(Some(old));
         }
@@ -814,7 +828,7 @@ where
     ) -> StmResult<bool>
     where
         K: Eq + Clone,
-        V: Clone,
+        V: Stored,
     {
         let leaf = self.find_leaf(tx, hash)?;
         if position(leaf.entries, hash, &key).is_some() {
@@ -838,7 +852,7 @@ where
     ) -> StmResult<(R, i64)>
     where
         K: Eq + Clone,
-        V: Clone,
+        V: Stored,
     {
         let leaf = self.find_leaf(tx, hash)?;
         let i = position(leaf.entries, hash, &key);
@@ -880,17 +894,22 @@ where
     fn push(&self, tx: &Transaction, leaf: &LeafRef<'_, K, V>, entry: Entry<K, V>)
     where
         K: Clone,
-        V: Clone,
+        V: Stored,
     {
         let node = self.shape.with_new_entry(leaf.entries, entry, leaf.shift);
         Self::replace(tx, leaf.slot, node);
     }
 
     /// Removes `key`; returns its value if it was present.
-    pub(crate) fn remove<Q>(&self, tx: &Transaction, hash: u64, key: &Q) -> StmResult<Option<V>>
+    pub(crate) fn remove<Q>(
+        &self,
+        tx: &Transaction,
+        hash: u64,
+        key: &Q,
+    ) -> StmResult<Option<V::Removed>>
     where
         K: Borrow<Q> + Clone,
-        V: Clone,
+        V: MapValue,
         Q: Eq + ?Sized,
     {
         let leaf = self.find_leaf(tx, hash)?;
@@ -898,7 +917,7 @@ where
             return Ok(None);
         };
         Self::replace(tx, leaf.slot, without(leaf.entries, i));
-        Ok(Some(leaf.entries[i].value.clone()))
+        Ok(Some(leaf.entries[i].value.removed(tx, TOKEN)))
     }
 
     /// Calls `visit` with every non-empty leaf (its slot and entries), in trie order.
@@ -943,7 +962,7 @@ where
     ) -> StmResult<usize>
     where
         K: Clone,
-        V: Clone,
+        V: Stored,
     {
         let mut removed = 0;
         self.for_each_leaf(tx, |slot, entries| {
@@ -955,7 +974,7 @@ where
                     .iter()
                     .zip(&verdicts)
                     .filter(|&(_, &k)| k)
-                    .map(|(e, _)| e.clone());
+                    .map(|(e, _)| e.share());
                 Self::replace(tx, slot, NodeRef::leaf_from_vec(survivors.collect()));
             }
             Ok(())
@@ -979,7 +998,7 @@ where
     pub(crate) fn insert_owned(&mut self, hash: u64, key: K, value: V) -> bool
     where
         K: Eq + Clone,
-        V: Clone,
+        V: Stored,
     {
         let shape = self.shape;
         let config = shape.config;
