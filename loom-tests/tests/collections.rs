@@ -10,7 +10,7 @@ use std::sync::Arc as StdArc;
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
 
 use commute::{
-    StmResult, TBoundedQueue, TCounter, TMap, TQueue, TVar, Transaction, atomically,
+    Owned, StmResult, TBoundedQueue, TCounter, TMap, TQueue, TVar, Transaction, atomically,
     reclaim_retired, stats,
 };
 use commute_loom_tests::{capped_builder, run_model, run_model_with, settle};
@@ -714,4 +714,96 @@ fn map_insert_vs_remove_same_key() {
         assert_eq!(map.atomic().len(), 1 + usize::from(now.is_some()));
         assert_eq!(map.atomic().get(&other), Some(0));
     });
+}
+
+/// How the taker of [`owned_value_vs_reader`] gets the value of key 1 out of the map.
+#[derive(Clone, Copy)]
+enum Out {
+    /// `remove` in a transaction, then `into_inner`.
+    Move,
+    /// `remove` in a transaction, the handle dropped unused.
+    Leave,
+    /// `.atomic().insert` of a new value (a commit of its own outside transactions), the old
+    /// value moved out of the handle it returns.
+    Replace,
+}
+
+/// A map of [`Owned`] items holds keys 1 and 2 in one bucket (every bucket update shares the
+/// other key's cell); a taker gets key 1's item out (see [`Out`]) while the main thread's
+/// transaction reads both items: the move or drop comes after the reader's attempt, every item
+/// is dropped exactly once, and nothing is left once the map is dropped.
+///
+/// Catches a handle that does not wait for the grace period of the removal's commit (loom
+/// reports the reader's read racing with the moved item's drop), cell shares that are not
+/// counted (an item dropped twice, or never: `Live`), and a last share that drops an item
+/// already moved out.
+fn owned_value_vs_reader(out: Out) {
+    let live = Live::new();
+    let map: Arc<TMap<u64, Owned<Item>>> = Arc::new(TMap::new());
+    map.atomic().insert(1, Owned::new(Item::new(1, &live)));
+    map.atomic().insert(2, Owned::new(Item::new(2, &live)));
+    let taker = {
+        let (map, live) = (map.clone(), live.clone());
+        thread::spawn(move || {
+            let id = match out {
+                Out::Move => atomically(|tx| map.remove(tx, &1))
+                    .expect("key 1 is there")
+                    .into_inner()
+                    .id(),
+                Out::Leave => {
+                    drop(atomically(|tx| map.remove(tx, &1)).expect("key 1 is there"));
+                    1
+                }
+                Out::Replace => map
+                    .atomic()
+                    .insert(1, Owned::new(Item::new(3, &live)))
+                    .expect("key 1 is there")
+                    .into_inner()
+                    .id(),
+            };
+            reclaim_retired();
+            id
+        })
+    };
+    let seen = atomically(|tx| {
+        let one = map.get_ref(tx, &1)?.map(|item| item.id());
+        let two = map.get_ref(tx, &2)?.map(|item| item.id());
+        Ok((one, two))
+    });
+    let after = match out {
+        Out::Replace => Some(3),
+        Out::Move | Out::Leave => None,
+    };
+    assert!(
+        seen == (Some(1), Some(2)) || seen == (after, Some(2)),
+        "the reader saw {seen:?}"
+    );
+    assert_eq!(taker.join().unwrap(), 1);
+    assert_eq!(map.atomic().len(), 1 + usize::from(after.is_some()));
+    drop(map);
+    settle();
+    reclaim_retired();
+    assert_eq!(live.count(), 0, "an item was leaked");
+}
+
+#[test]
+fn map_owned_value_moves_after_readers_only() {
+    run_model("map_owned_value_moves_after_readers_only", || {
+        owned_value_vs_reader(Out::Move)
+    });
+}
+
+#[test]
+fn map_owned_value_left_in_its_handle_dropped_once() {
+    run_model("map_owned_value_left_in_its_handle_dropped_once", || {
+        owned_value_vs_reader(Out::Leave)
+    });
+}
+
+#[test]
+fn map_owned_value_replaced_alone_moves_after_readers_only() {
+    run_model(
+        "map_owned_value_replaced_alone_moves_after_readers_only",
+        || owned_value_vs_reader(Out::Replace),
+    );
 }
