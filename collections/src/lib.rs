@@ -43,6 +43,7 @@
 //! | `Mutex<HashMap<K, V>>`: `map.lock().unwrap().insert(k, v)` | [`TMap<K, V>`](TMap): `map.insert(tx, k, v)?` |
 //! | `Mutex<VecDeque<T>>`: `q.lock().unwrap().push_back(x)` | [`TQueue<T>`](TQueue): `q.push(tx, x)` |
 //! | a job queue of `Box<dyn FnOnce() + Send>`: `q.lock().unwrap().pop_front()` | [`TQueue`]: `q.take(tx)?` in the transaction, then [`Taken::into_inner`] (or `q.atomic().take()`): no `Clone` needed |
+//! | a map of one-shot senders (`Mutex<HashMap<K, Sender>>`): `map.lock().unwrap().remove(&k)` | [`TMap<K, Owned<Sender>>`](Owned): `map.remove(tx, &k)?` in the transaction, then [`Taken::into_inner`]: no `Clone` needed |
 //! | `AtomicU64`: `n.fetch_add(1, Relaxed)` | [`TCounter`]: `n.incr(tx)` |
 //! | a bounded channel: `tx.send(x)`, `rx.recv()` | [`TBoundedQueue<T>`](TBoundedQueue): `q.send(tx, x)?`, `q.recv(tx)?` (or `push`, `pop_wait` when it is never closed) |
 //!
@@ -141,7 +142,9 @@
 //!   [`TQueue`] item, whose pop returned a clone) is dropped by a later reclamation pass, once
 //!   no running transaction can still read it;
 //! - a [`TQueue`] item removed by `take` is not dropped at all: it moves out of its [`Taken`]
-//!   handle after the commit (or, if the handle is dropped unused, goes as a popped item);
+//!   handle after the commit (or, if the handle is dropped unused, goes as a popped item); so
+//!   does an [`Owned`] map value that `remove` or `insert` hands back (or, with its handle
+//!   dropped unused, it goes with the last bucket that held it);
 //! - a value written by an attempt that is rolled back is dropped when the attempt ends;
 //! - a variable or collection dropped while other threads are inside [`atomically`] keeps its
 //!   values until those calls have returned (an attempt may still hold it), and a reclamation

@@ -433,7 +433,9 @@ fn commit_claim(_previous: u64, version: u64, claim: *mut Claim) -> u64 {
 }
 
 /// The item removed by a [`TQueue::take`] (or [`TBoundedQueue::take`](crate::TBoundedQueue::take)),
-/// to be moved out with [`into_inner`](Taken::into_inner) once the transaction has committed.
+/// or the [`Owned`](crate::Owned) value that a [`TMap::remove`](crate::TMap::remove) or
+/// [`TMap::insert`](crate::TMap::insert) removed or replaced, to be moved out with
+/// [`into_inner`](Taken::into_inner) once the transaction has committed.
 ///
 /// A pop that hands out a clone can drop the queue's copy later, once no transaction can still
 /// read it; a take moves the item itself, so it must wait for those readers, and for its own
@@ -447,9 +449,10 @@ fn commit_claim(_previous: u64, version: u64, claim: *mut Claim) -> u64 {
 ///   transaction of another thread that began before the commit still runs (at once if none),
 ///   then moves the item out.
 /// - A handle from an attempt that did not commit (kept out of it through a captured variable)
-///   holds nothing: `into_inner` panics, and the item is still in the queue.
+///   holds nothing: `into_inner` panics, and the item is still in the queue (or map).
 /// - A handle dropped without `into_inner`: the item is dropped as a popped item is, by a
-///   later reclamation pass (see [when items are dropped](TQueue#when-items-are-dropped)).
+///   later reclamation pass (see [when items are dropped](TQueue#when-items-are-dropped)); a
+///   map value, with the last bucket that held it.
 ///
 /// # Examples
 ///
@@ -519,7 +522,7 @@ impl<T: 'static> Taken<T> {
         let Some(version) = self.committed() else {
             panic!(
                 "commute: Taken::into_inner on a handle whose take did not commit (it was kept out \
-                 of an attempt that was rolled back); the item is still in the queue"
+                 of an attempt that was rolled back); the item is still in the queue (or map)"
             );
         };
         commute_stm::wait_for_readers_up_to(version, self.ticket.mark.load(Ordering::Relaxed));

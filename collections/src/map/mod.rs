@@ -73,8 +73,28 @@ pub enum Change<V> {
 /// inserting or removing different keys does not conflict on it either; reading it
 /// ([`len`](TMap::len)) does conflict with concurrent inserts and removals, as it must.
 ///
-/// Buckets are replaced copy-on-write, which is why keys and values must be `Clone`: cheap to
-/// clone values (numbers, `Arc`s, short strings) suit it best.
+/// Buckets are replaced copy-on-write, which is why keys must be `Clone`, and values
+/// [`MapValue`]: either `Clone` (each bucket holds its own clones: cheap to clone values such as
+/// numbers, `Arc`s and short strings suit it best), or wrapped in [`Owned`], for values that are
+/// not `Clone` or are costly to clone (jobs, one-shot senders, large buffers): buckets then
+/// share one heap cell per value, and [`remove`](TMap::remove) and [`insert`](TMap::insert)
+/// hand the old value back through a [`Taken`](crate::Taken) handle that moves it out after the
+/// commit. The operations that copy values out ([`get`](TMap::get), [`iter`](TMap::iter),
+/// [`values`](TMap::values), [`upsert`](TMap::upsert)) need `V: Clone`; the others
+/// ([`get_ref`](TMap::get_ref), [`for_each`](TMap::for_each), [`alter`](TMap::alter), ...)
+/// work with `Owned` values too.
+///
+/// ```
+/// use commute::{atomically, Owned, TMap};
+///
+/// let buffers: TMap<&str, Owned<Vec<u8>>> = TMap::new();
+/// buffers.atomic().insert("frame", Owned::new(vec![0; 1 << 20]));
+/// // Reads borrow the value; updates of other keys never copy it.
+/// let len = atomically(|tx| Ok(buffers.get_ref(tx, "frame")?.map(|b| b.len())));
+/// assert_eq!(len, Some(1 << 20));
+/// let frame: Vec<u8> = buffers.atomic().remove("frame").unwrap().into_inner();
+/// assert_eq!(frame.len(), 1 << 20);
+/// ```
 ///
 /// # Where and when keys and values are dropped
 ///
@@ -83,7 +103,8 @@ pub enum Change<V> {
 /// reclamation pass, once no running transaction can still read them, never inside a
 /// transaction, so their `Drop` may use commute (see [`TBox`](crate::TBox) for where passes
 /// run, and what happens when the thread exits first). A removed value handed back to you is a
-/// clone; the map's own copy goes with its bucket. Buckets an attempt built but did not commit
+/// clone; the map's own copy goes with its bucket. An [`Owned`] value is dropped with the last
+/// bucket that holds it, unless a removal's [`Taken`](crate::Taken) handle moves it out first. Buckets an attempt built but did not commit
 /// are dropped when the attempt ends. Dropping the map drops what it holds at once if no thread
 /// is inside [`atomically`] then; otherwise once every such call has returned (an attempt,
 /// maybe this thread's own, may still hold the map's buckets), by a later reclamation pass,
