@@ -104,6 +104,7 @@ pub unsafe fn drop_after_running_transactions<T>(value: Box<T>) {
 /// let v = commute_stm::TVar::new(4u32);
 /// assert_eq!(commute_stm::pinned(|| v.load_seen().0), 4);
 /// ```
+#[inline]
 pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
     assert!(
         !internal::thread::in_tx(),

@@ -694,7 +694,9 @@ where
     /// the key's leaf of one committed state: a walk that went through a root slot that `clear`
     /// replaced meanwhile ends in the state just before that `clear` (nothing writes below a
     /// replaced root slot any more: every transaction that would has read the root slot).
-    #[inline]
+    // Always inlined: a lookup outside transactions walks one or two levels, and a call's
+    // prologue and returned triple cost as much as the walk (`instructions`, `map-get/atomic`).
+    #[inline(always)]
     fn walk_alone(&self, hash: u64) -> (&Slot<K, V>, NodeRef<K, V>, Seen) {
         let config = &self.shape.config;
         let mut slot = &self.root[config.root_index(hash)];

@@ -315,9 +315,11 @@ impl ThreadCtx {
     }
 
     /// Runs `f` pinned outside a transaction; nests (only the outermost call pins and unpins).
+    #[inline]
     pub(crate) fn with_load_pin<R>(&self, f: impl FnOnce() -> R) -> R {
         struct Unpin<'a>(&'a ThreadCtx);
         impl Drop for Unpin<'_> {
+            #[inline]
             fn drop(&mut self) {
                 let depth = self.0.load_pins.get() - 1;
                 self.0.load_pins.set(depth);

@@ -140,6 +140,7 @@ fn count_abort(var: &VarCore, now: u64, site: &'static Location<'static>) {
 }
 
 /// Runs `f` with the thread pinned (see [`crate::pinned`]).
+#[inline]
 pub(crate) fn pinned<R>(f: impl FnOnce() -> R) -> R {
     with_ctx(|ctx| ctx.with_load_pin(f))
 }
