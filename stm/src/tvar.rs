@@ -484,7 +484,7 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// let v = TVar::new(3u32);
     /// assert_eq!(atomically(|tx| v.read(tx)), 3);
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn read(&self, tx: &Transaction) -> StmResult<T> {
         tx.read_word(self.core()).map(T::from_bits)
     }

@@ -11,8 +11,32 @@ use crate::sync::atomic::Ordering;
 
 impl Transaction {
     /// Reads a variable's word: own pending value first, else a validated committed value.
-    #[inline]
+    ///
+    /// Inlined for the common case: an ordinary attempt that has written nothing yet reads a
+    /// variable that is unlocked, and no newer than its read version or last written by this
+    /// thread (the first loop turn of
+    /// [`read_committed`](Self::read_committed)). Everything else goes to
+    /// [`read_word_slow`](Self::read_word_slow), which starts over.
+    #[inline(always)]
     pub(crate) fn read_word(&self, var: &VarCore) -> StmResult<u64> {
+        if self.snapshot.get() == 0 && !self.irrevocable {
+            let mut st = self.state();
+            if st.writes.is_empty() {
+                if let Snapshot::Value { bits, version } = var.snapshot() {
+                    if version <= self.rv.get() || clock::written_by(version, self.ctx().tag) {
+                        st.reads.push(ReadEntry { var, version });
+                        return Ok(bits);
+                    }
+                }
+            }
+        }
+        self.read_word_slow(var)
+    }
+
+    /// [`read_word`](Self::read_word) in every case: pending values, snapshots, the
+    /// irrevocable mode, locked variables and timestamp extension.
+    #[inline(never)]
+    fn read_word_slow(&self, var: &VarCore) -> StmResult<u64> {
         let mut st = self.state();
         if !st.writes.is_empty() {
             if let Some(i) = st.writes.find(var) {
