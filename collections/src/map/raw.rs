@@ -646,7 +646,8 @@ where
     }
 
     /// Walks from the root to the leaf that holds (or would hold) `hash`.
-    #[inline]
+    // Always inlined, as `walk_alone`: a call costs about 20 instructions of a lookup's 90.
+    #[inline(always)]
     fn find_leaf<'a>(&'a self, tx: &'a Transaction, hash: u64) -> StmResult<LeafRef<'a, K, V>> {
         tx.pin();
         let config = &self.shape.config;
