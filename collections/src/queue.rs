@@ -689,7 +689,8 @@ pub struct TQueue<T: 'static> {
     // queue itself may move (see `commute_stm::Inline`).
     head: ManuallyDrop<Box<End<T>>>,
     tail: ManuallyDrop<Box<End<T>>>,
-    /// Transaction-local key: the first node this transaction pushed and has not popped.
+    /// Transaction-local key: the first node this transaction pushed, set by its second push
+    /// (until then the first is `pending_last`).
     pending_first: TVar<*mut Node<T>>,
     /// Transaction-local key: the last node this transaction pushed.
     pending_last: TVar<*mut Node<T>>,
@@ -820,11 +821,16 @@ impl<T: Send + 'static> TQueue<T> {
     /// `node` comes from `Node::alloc` and is owned by the caller alone; if `kept`, the caller
     /// publishes it in at most one committing attempt and frees or leaks it if none commits.
     unsafe fn push_node(&self, tx: &Transaction, node: *mut Node<T>, kept: bool) {
-        match self.pending_last.local(tx) {
+        // The first push sets `pending_last` only (the first node is the last); the second
+        // sets `pending_first` to the node before it: one local fewer for the usual
+        // transaction, which pushes once (`pending_first` reads both).
+        if let Some(last) = self.pending_last.local(tx).filter(|last| !last.is_null()) {
             // SAFETY: `last` is this attempt's own unpublished node, owned by its publishing
             // operation in the write set; nobody else can see it yet.
-            Some(last) if !last.is_null() => unsafe { (*last).next.store(node, Ordering::Relaxed) },
-            _ => self.pending_first.set_local(tx, node),
+            unsafe { (*last).next.store(node, Ordering::Relaxed) };
+            if self.pending_first.local(tx).is_none() {
+                self.pending_first.set_local(tx, last);
+            }
         }
         self.pending_last.set_local(tx, node);
         // SAFETY: `stamp` and `link` cannot panic or block; the memory they write (the node,
@@ -843,6 +849,15 @@ impl<T: Send + 'static> TQueue<T> {
             }
         };
         self.len.incr(tx);
+    }
+
+    /// The first node this attempt pushed, or null if it pushed none: `pending_first`, set
+    /// from the second push on, or else `pending_last` (see `push_node`).
+    fn pending_first(&self, tx: &Transaction) -> *mut Node<T> {
+        self.pending_first
+            .local(tx)
+            .or_else(|| self.pending_last.local(tx))
+            .unwrap_or(ptr::null_mut())
     }
 
     /// The successor of the sentinel `head` in this attempt's view, or null if the queue is
@@ -867,7 +882,7 @@ impl<T: Send + 'static> TQueue<T> {
             // attempt asks first: links after its snapshot's `tail` are later commits', which
             // it must not follow (their versions cannot tell it so: see `read_only`).
             if self.tail.read(tx)? == head {
-                return Ok(self.pending_first.local(tx).unwrap_or(ptr::null_mut()));
+                return Ok(self.pending_first(tx));
             }
         }
         if next.is_null() {
@@ -1384,7 +1399,7 @@ impl<T: Send + Sync + 'static> TQueue<T> {
         let mut node = self.head.read(tx)?;
         loop {
             let next = if node == tail {
-                self.pending_first.local(tx).unwrap_or(ptr::null_mut())
+                self.pending_first(tx)
             } else {
                 self.first_node(tx, node)?
             };

@@ -112,6 +112,35 @@ fn a_transaction_sees_its_own_pushes_in_order() {
     assert_eq!(q.atomic().pop(), None);
 }
 
+/// The attempt's first push is remembered through its last until a second push (`push_node`):
+/// a branch that pushes a second item and retries must leave the first one first, alone, and
+/// a walk must still find it after the rollback.
+#[test]
+fn a_rolled_back_second_push_leaves_the_first_in_place() {
+    let q = TQueue::new();
+    q.atomic().push(0);
+    let seen = atomically(|tx| {
+        q.push(tx, 1);
+        tx.or_else(
+            |tx| {
+                q.push(tx, 2);
+                assert_eq!(q.iter(tx)?, vec![0, 1, 2]);
+                tx.retry()
+            },
+            |tx| {
+                assert_eq!(q.iter(tx)?, vec![0, 1]);
+                q.push(tx, 3);
+                Ok(())
+            },
+        )?;
+        let all = q.iter(tx)?;
+        let front = (q.pop(tx)?, q.pop(tx)?);
+        Ok((all, front, q.iter(tx)?))
+    });
+    assert_eq!(seen, (vec![0, 1, 3], (Some(0), Some(1)), vec![3]));
+    assert_eq!(q.atomic().iter(), vec![3]);
+}
+
 #[test]
 fn rolled_back_pushes_never_appear_and_pops_are_not_lost() {
     common::with_watchdog(20, || {
