@@ -683,10 +683,19 @@ fn collect_reclaimable(
     }
     // Values are retired at versions the clock may not have reached yet (commits do not move
     // it): move it there, so that transactions pinning from now on pin at or above them.
-    if let Some(newest) = retired.iter().map(|r| r.version).max() {
-        crate::internal::clock::advance_to(newest);
-    }
+    let newest = retired.iter().map(|r| r.version).max().unwrap_or(0);
+    crate::internal::clock::advance_to(newest);
     let (oldest, slots) = oldest_pin(scan);
+    if newest <= oldest {
+        // Every value can go (no pinned transaction began before the newest retirement): the
+        // usual pass. The buffers change hands instead of the values moving one by one.
+        if free.is_empty() {
+            core::mem::swap(free, retired);
+        } else {
+            free.append(retired);
+        }
+        return slots;
+    }
     let mut i = 0;
     while i < retired.len() {
         // Every pinned transaction has `rv >= version`, so none can read the value (module
