@@ -343,6 +343,9 @@ fn take_unpublished(st: &mut TxState) -> Vec<(u64, DropFn)> {
         if let (Some(_), Pending::Write(bits)) = (e.drop_old, &e.pending) {
             if let Some(j) = allocs.iter().position(|(b, _)| b == bits) {
                 allocs.swap_remove(j);
+                if allocs.is_empty() {
+                    break;
+                }
             }
         }
     }

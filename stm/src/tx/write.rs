@@ -246,16 +246,24 @@ impl Transaction {
 
 /// Panics if the entry holds commit-time publishing operations or a local value, which cannot be
 /// mixed with writes and commutes of the same variable.
+#[inline]
 fn check_not_publishing(pending: &Pending) {
+    if matches!(pending, Pending::Publish(_) | Pending::Local(_)) {
+        mixed_with_publishing(pending);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn mixed_with_publishing(pending: &Pending) -> ! {
     match pending {
         Pending::Publish(_) => panic!(
             "commute: a TVar with commit-time publishing operations cannot also be written or \
              commuted in the same transaction"
         ),
-        Pending::Local(_) => panic!(
+        _ => panic!(
             "commute: a TVar used as a transaction-local key cannot also be written or commuted"
         ),
-        _ => {}
     }
 }
 
