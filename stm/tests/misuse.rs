@@ -21,52 +21,39 @@ fn panic_message(f: impl Fn(&commute_stm::Transaction)) -> String {
         .expect("a text panic")
 }
 
-#[test]
-fn writing_a_variable_published_to_panics_and_rolls_back() {
-    let v = TVar::new(5u64);
-    let message = panic_message(|tx| {
-        // SAFETY: the operation neither panics nor touches other memory.
-        unsafe { v.publish_on_commit(tx, |x, _| x + 1) };
-        v.write(tx, 7);
-    });
-    assert!(
-        message.contains("publishing operations cannot also be written or commuted"),
-        "{message}"
-    );
-    assert_eq!(v.load(), 5);
+/// What the transaction does to the variable first.
+#[derive(Clone, Copy, Debug)]
+enum First {
+    Publish,
+    SetLocal,
 }
 
 #[test]
-fn adding_to_a_variable_published_to_panics() {
-    let v = TVar::new(5u64);
-    let message = panic_message(|tx| {
-        // SAFETY: as above.
-        unsafe { v.publish_on_commit(tx, |x, _| x + 1) };
-        v.add(tx, 1);
-    });
-    assert!(
-        message.contains("publishing operations cannot also be written or commuted"),
-        "{message}"
-    );
-    assert_eq!(v.load(), 5);
-}
-
-#[test]
-fn writing_or_adding_to_a_local_key_panics() {
-    let key = TVar::new(0u64);
-    for add in [false, true] {
-        let message = panic_message(|tx| {
-            key.set_local(tx, 3);
-            if add {
-                key.add(tx, 1);
-            } else {
-                key.write(tx, 1);
-            }
-        });
-        assert!(
-            message.contains("transaction-local key cannot also be written or commuted"),
-            "{message}"
-        );
-        assert_eq!(key.load(), 0);
+fn writing_or_adding_to_a_variable_published_to_or_used_as_a_local_key_panics() {
+    for first in [First::Publish, First::SetLocal] {
+        for add in [false, true] {
+            let v = TVar::new(5u64);
+            let message = panic_message(|tx| {
+                match first {
+                    // SAFETY: the operation neither panics nor touches other memory.
+                    First::Publish => unsafe { v.publish_on_commit(tx, |x, _| x + 1) },
+                    First::SetLocal => v.set_local(tx, 3),
+                }
+                if add {
+                    v.add(tx, 1);
+                } else {
+                    v.write(tx, 7);
+                }
+            });
+            let expected = match first {
+                First::Publish => "publishing operations cannot also be written or commuted",
+                First::SetLocal => "transaction-local key cannot also be written or commuted",
+            };
+            assert!(
+                message.contains(expected),
+                "{first:?}, add {add}: {message}"
+            );
+            assert_eq!(v.load(), 5, "rolled back");
+        }
     }
 }
