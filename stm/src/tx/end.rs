@@ -166,6 +166,7 @@ impl Transaction {
             st.reads.clear();
             if st.pinned {
                 st.pinned = false;
+                self.pinned.set(false);
                 self.ctx().unpin();
             }
             self.finished.set(true);
@@ -242,6 +243,7 @@ impl Transaction {
         );
         if st.pinned {
             st.pinned = false;
+            self.pinned.set(false);
             self.ctx().unpin();
         }
         st.reads.clear();

@@ -215,6 +215,9 @@ pub struct Transaction {
     profiling: bool,
     site: &'static Location<'static>,
     finished: Cell<bool>,
+    /// The attempt has pinned its thread ([`pin`](Transaction::pin)): later calls return at
+    /// once. A copy of the attempt state's `pinned`, read without borrowing the state.
+    pinned: Cell<bool>,
     /// The epoch of the snapshot this attempt reads ([`read_only`]), or 0; with
     /// [`snapshot::LEFT`] set once the attempt met what a snapshot cannot read (a link published
     /// outside variables after it): it must not commit, and runs again as an ordinary
@@ -693,6 +696,7 @@ impl Transaction {
             profiling,
             site,
             finished: Cell::new(false),
+            pinned: Cell::new(false),
             snapshot: Cell::new(0),
         }
     }

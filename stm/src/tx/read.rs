@@ -150,7 +150,16 @@ impl Transaction {
     ///     Ok(())
     /// });
     /// ```
+    #[inline]
     pub fn pin(&self) {
+        if !self.pinned.get() {
+            self.pin_first();
+        }
+    }
+
+    /// The first [`pin`](Self::pin) of an ordinary attempt pins the thread at the attempt's read
+    /// version; a snapshot attempt does nothing.
+    fn pin_first(&self) {
         if self.snapshot.get() != 0 {
             // What a snapshot reads stays alive without a pin: values replaced after it are
             // kept in versions, values retired outside variables are held for it (`history`).
@@ -161,6 +170,7 @@ impl Transaction {
             st.pinned = true;
             self.ctx().pin(self.rv.get());
         }
+        self.pinned.set(true);
     }
 
     /// Low-level: the attempt's read version. Everything it has read belongs to the committed
