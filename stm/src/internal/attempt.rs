@@ -36,7 +36,6 @@ pub(crate) struct TxState {
     pub(crate) on_abort: Vec<Hook>,
     /// Heap values allocated by this attempt (for `TBox`), with their drop functions.
     pub(crate) allocs: Vec<(u64, DropFn)>,
-    pub(crate) pinned: bool,
     /// Set when the attempt used anything beyond reads, writes and a pin (hooks, heap values,
     /// retirements): the end of the attempt then takes the slow path.
     pub(crate) extras: bool,

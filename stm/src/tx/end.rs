@@ -164,8 +164,7 @@ impl Transaction {
             // The common case: only the read set is left to clear (the commit cleared the
             // write set), and the pin to release.
             st.reads.clear();
-            if st.pinned {
-                st.pinned = false;
+            if self.pinned.get() {
                 self.pinned.set(false);
                 self.ctx().unpin();
             }
@@ -241,8 +240,7 @@ impl Transaction {
             st.allocs.is_empty(),
             "allocations are taken out before the reset"
         );
-        if st.pinned {
-            st.pinned = false;
+        if self.pinned.get() {
             self.pinned.set(false);
             self.ctx().unpin();
         }

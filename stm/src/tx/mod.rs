@@ -216,7 +216,7 @@ pub struct Transaction {
     site: &'static Location<'static>,
     finished: Cell<bool>,
     /// The attempt has pinned its thread ([`pin`](Transaction::pin)): later calls return at
-    /// once. A copy of the attempt state's `pinned`, read without borrowing the state.
+    /// once, and the end of the attempt unpins.
     pinned: Cell<bool>,
     /// The epoch of the snapshot this attempt reads ([`read_only`]), or 0; with
     /// [`snapshot::LEFT`] set once the attempt met what a snapshot cannot read (a link published

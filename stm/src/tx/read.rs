@@ -165,11 +165,7 @@ impl Transaction {
             // kept in versions, values retired outside variables are held for it (`history`).
             return;
         }
-        let mut st = self.state();
-        if !st.pinned {
-            st.pinned = true;
-            self.ctx().pin(self.rv.get());
-        }
+        self.ctx().pin(self.rv.get());
         self.pinned.set(true);
     }
 
