@@ -365,7 +365,16 @@ impl ThreadCtx {
     /// destructor, so it may be called inside a transaction.
     #[inline]
     pub(crate) fn queue_retired(&self, values: &mut Vec<Retired>) {
-        self.retired.borrow_mut().append(values);
+        let mut retired = self.retired.borrow_mut();
+        // One value (an update's replaced leaf, a pop's marker) is the usual case: a push,
+        // where `append` calls `memcpy`.
+        if values.len() == 1 {
+            if let Some(only) = values.pop() {
+                retired.push(only);
+            }
+        } else {
+            retired.append(values);
+        }
     }
 
     /// One reclamation pass over this thread's retired values, and over the orphans unless

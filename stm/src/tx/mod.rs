@@ -670,6 +670,7 @@ impl Drop for IrrevocableToken<'_> {
 struct InTxGuard<'a>(&'a ThreadCtx);
 
 impl Drop for InTxGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         thread::set_in_tx(false);
         self.0.leave_atomically();
