@@ -91,7 +91,7 @@ impl Transaction {
                     &mut st.retired_by_commit,
                 );
             }
-            st.allocs = take_unpublished(st);
+            keep_unpublished(st);
             st.extras = true;
         }
         st.writes.clear();
@@ -133,7 +133,7 @@ impl Transaction {
         locks.held = 0;
         drop(locks);
         retire_after_commit(&mut st.retire_on_commit, wv, view, &mut retired);
-        st.allocs = take_unpublished(st);
+        keep_unpublished(st);
         // Unlocked by the write-back: the reset must not release these again.
         st.writes.clear();
         // Values kept for snapshot readers may be retired by a commit of words alone.
@@ -332,22 +332,22 @@ fn write_back(
     }
 }
 
-/// Takes the attempt's allocations, minus those the commit published (one per published write,
-/// matched by address).
-fn take_unpublished(st: &mut TxState) -> Vec<(u64, DropFn)> {
-    let mut allocs = core::mem::take(&mut st.allocs);
+/// Leaves in the attempt's allocations only those the commit did not publish (one per
+/// published write, matched by address): the rest are freed when the attempt ends.
+#[inline]
+fn keep_unpublished(st: &mut TxState) {
+    let allocs = &mut st.allocs;
     if allocs.is_empty() {
-        return allocs;
+        return;
     }
     for e in &st.writes.entries {
         if let (Some(_), Pending::Write(bits)) = (e.drop_old, &e.pending) {
             if let Some(j) = allocs.iter().position(|(b, _)| b == bits) {
                 allocs.swap_remove(j);
                 if allocs.is_empty() {
-                    break;
+                    return;
                 }
             }
         }
     }
-    allocs
 }
