@@ -28,15 +28,22 @@ const DEPTH: usize = 16;
 /// The alignment of every cached block.
 const ALIGN: usize = 8;
 
-/// The layout a block of `layout` is really allocated with, and its size class, if cacheable.
+/// The size class of a block of `layout`, if cacheable.
 #[inline]
-fn class_of(layout: Layout) -> Option<(Layout, usize)> {
+fn class_of(layout: Layout) -> Option<usize> {
     if cfg!(loom) || layout.align() > ALIGN || layout.size() == 0 || layout.size() > MAX_SIZE {
         return None;
     }
-    let size = layout.size().div_ceil(GRANULE) * GRANULE;
-    let real = Layout::from_size_align(size, ALIGN).ok()?;
-    Some((real, size / GRANULE - 1))
+    Some((layout.size() - 1) / GRANULE)
+}
+
+/// The layout every block of size class `class` is really allocated with.
+#[inline]
+fn class_layout(class: usize) -> Layout {
+    debug_assert!(class < CLASSES);
+    // SAFETY: `(class + 1) * GRANULE` is at most `MAX_SIZE`, far below `isize::MAX`, and
+    // `ALIGN` is a power of two.
+    unsafe { Layout::from_size_align_unchecked((class + 1) * GRANULE, ALIGN) }
 }
 
 struct Cache {
@@ -46,8 +53,7 @@ struct Cache {
 impl Drop for Cache {
     fn drop(&mut self) {
         for (class, bin) in self.bins.iter_mut().enumerate() {
-            let layout =
-                Layout::from_size_align((class + 1) * GRANULE, ALIGN).expect("a valid size class");
+            let layout = class_layout(class);
             for block in bin.drain(..) {
                 // SAFETY: every cached block was allocated with its class's layout and is
                 // owned by the cache alone.
@@ -69,7 +75,7 @@ std::thread_local! {
 #[inline]
 pub(crate) fn allocate(layout: Layout) -> NonNull<u8> {
     let real = match class_of(layout) {
-        Some((real, class)) => {
+        Some(class) => {
             let cached = CACHE
                 .try_with(|c| {
                     c.try_borrow_mut()
@@ -81,7 +87,7 @@ pub(crate) fn allocate(layout: Layout) -> NonNull<u8> {
             if let Some(block) = cached {
                 return block;
             }
-            real
+            class_layout(class)
         }
         None => layout,
     };
@@ -98,7 +104,7 @@ pub(crate) fn allocate(layout: Layout) -> NonNull<u8> {
 #[inline]
 pub(crate) unsafe fn release(block: NonNull<u8>, layout: Layout) {
     let real = match class_of(layout) {
-        Some((real, class)) => {
+        Some(class) => {
             let kept = CACHE
                 .try_with(|c| match c.try_borrow_mut() {
                     Ok(mut c) if c.bins[class].len() < DEPTH => {
@@ -115,7 +121,7 @@ pub(crate) unsafe fn release(block: NonNull<u8>, layout: Layout) {
             if kept {
                 return;
             }
-            real
+            class_layout(class)
         }
         None => layout,
     };
@@ -165,7 +171,7 @@ mod tests {
             // SAFETY: each block is released once, with its layout.
             unsafe { release(b, layout) };
         }
-        let cached = CACHE.with(|c| c.borrow().bins[class_of(layout).unwrap().1].len());
+        let cached = CACHE.with(|c| c.borrow().bins[class_of(layout).unwrap()].len());
         assert_eq!(cached, DEPTH);
     }
 }
