@@ -164,29 +164,46 @@ impl Transaction {
             // The common case: only the read set is left to clear (the commit cleared the
             // write set), and the pin to release.
             st.reads.clear();
-            if self.pinned.get() {
-                self.pinned.set(false);
-                self.ctx().unpin();
-            }
-            self.finished.set(true);
+            self.unpin_at_end();
             return None;
         }
         drop(st);
         self.finish_commit_slow()
     }
 
+    /// Ends a committed attempt with nothing left: unpins, and marks the attempt finished.
+    #[inline]
+    fn unpin_at_end(&self) {
+        if self.pinned.get() {
+            self.pinned.set(false);
+            self.ctx().unpin();
+        }
+        self.finished.set(true);
+    }
+
     #[cold]
     pub(super) fn finish_commit_slow(&self) -> Option<Leftovers> {
         let mut st = self.state();
-        if st.allocs.is_empty()
-            && st.on_commit.is_empty()
-            && st.on_abort.is_empty()
-            && !self.ctx().retire_is_due(st.retired_by_commit.len())
-        {
+        let nothing_to_run =
+            st.allocs.is_empty() && st.on_commit.is_empty() && st.on_abort.is_empty();
+        if nothing_to_run && !self.ctx().retire_is_due(st.retired_by_commit.len()) {
             // No destructor or hook to run (the common update: a replaced value to queue for a
             // later pass): nothing to release outside the transaction.
             self.ctx().queue_retired(&mut st.retired_by_commit);
-            self.reset(&mut st);
+            if self.irrevocable
+                || !st.retire_on_commit.is_empty()
+                || !st.forgotten.is_empty()
+                || st.abort.is_some()
+                || st.deadline.is_some()
+            {
+                self.reset(&mut st);
+            } else {
+                // The common update: the commit cleared the write set and published every
+                // allocation, and left nothing else that the reset clears.
+                st.reads.clear();
+                st.extras = false;
+                self.unpin_at_end();
+            }
             return None;
         }
         let leftovers = Leftovers {
