@@ -12,11 +12,11 @@ use crate::sync::atomic::Ordering;
 use core::panic::Location;
 
 impl Transaction {
-    /// Tries to commit; on failure the attempt must be rolled back by the caller.
+    /// Tries to commit, with the attempt's state borrowed by the caller (who goes on to
+    /// [`finish_commit`](Transaction::finish_commit) under the same borrow); on failure the
+    /// attempt must be rolled back by the caller, once the borrow has ended.
     #[inline(always)]
-    pub(super) fn commit(&self) -> Result<(), ()> {
-        let mut guard = self.state();
-        let st: &mut TxState = &mut guard;
+    pub(super) fn commit(&self, st: &mut TxState) -> Result<(), ()> {
         if !st.writes.has_shared() {
             // Read-only: every read was validated against `rv`.
             st.writes.clear();

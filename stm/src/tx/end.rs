@@ -6,6 +6,7 @@ use super::{Hook, RestoreInTx, Transaction, TxState};
 use crate::internal::thread::{Retired, ThreadCtx};
 use crate::internal::write_set::DropFn;
 use crate::sync::atomic::Ordering;
+use core::cell::RefMut;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 /// What an attempt leaves to be done once it has ended, outside the transaction: values to
@@ -156,10 +157,10 @@ impl Transaction {
         st.on_abort.push(Box::new(hook));
     }
 
-    /// After a commit: clears the attempt; returns what is left to do outside it, if anything.
+    /// After a commit: clears the attempt (its state borrowed by the caller since the commit);
+    /// returns what is left to do outside it, if anything.
     #[inline]
-    pub(super) fn finish_commit(&self) -> Option<Leftovers> {
-        let mut st = self.state();
+    pub(super) fn finish_commit(&self, mut st: RefMut<'_, TxState>) -> Option<Leftovers> {
         if !st.extras {
             // The common case: only the read set is left to clear (the commit cleared the
             // write set), and the pin to release.

@@ -426,14 +426,16 @@ fn committed<G>(
     token: &mut Option<G>,
     started: Option<std::time::Instant>,
 ) -> bool {
-    if tx.commit().is_err() {
+    // One borrow of the attempt's state from the commit to the end of the attempt.
+    let mut st = tx.state();
+    if tx.commit(&mut st).is_err() {
         return false;
     }
     ctx.slot.stats.commit(tx.irrevocable);
     if let Some(started) = started {
         ctx.slot.profile.commit(started.elapsed());
     }
-    let leftovers = tx.finish_commit();
+    let leftovers = tx.finish_commit(st);
     // The token first: a destructor or hook released below may itself become irrevocable.
     drop(token.take());
     if let Some(leftovers) = leftovers {
