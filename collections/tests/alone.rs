@@ -3,8 +3,10 @@
 //! transactions on the same variables: no update is lost, and what they return is exact.
 
 use commute::{TCounter, TMap, atomically};
+use commute_test_support::{Counted, in_child_process};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 const ROUNDS: u64 = 20_000;
 
@@ -109,4 +111,32 @@ fn counter_adds_alone_and_in_transactions_sum_exactly() {
 fn atomic_forms_alone_panic_inside_a_transaction() {
     let m: TMap<u8, u8> = TMap::new();
     atomically(|_| Ok(m.atomic().get(&1)));
+}
+
+/// Each update alone retires the leaf holding the value it replaced, from inside the pin under
+/// which it walked: the reclamation passes those retirements make due must still run (when the
+/// pin ends), so replaced values are dropped as the updates go, not left to pile up. In a child
+/// process, so that no other test's pinned thread holds reclamation back.
+#[test]
+fn values_replaced_by_updates_alone_are_dropped_as_they_go() {
+    in_child_process(|| {
+        let live = Arc::new(AtomicUsize::new(0));
+        let m: TMap<u64, Arc<Counted>> = TMap::new();
+        m.atomic().insert(1, Arc::new(Counted::new(0, &live)));
+        for i in 1..=1_000 {
+            let old = m.atomic().insert(1, Arc::new(Counted::new(i, &live)));
+            assert_eq!(old.map(|v| v.value()), Some(i - 1));
+        }
+        // The map's value, plus those replaced but not reclaimed yet: less than two batches
+        // of retirements (a pass runs every 16 or so).
+        let alive = live.load(Ordering::Relaxed);
+        assert!(
+            (1..=40).contains(&alive),
+            "{alive} values alive after 1,000 updates alone of one key"
+        );
+        assert_eq!(m.atomic().get(&1).map(|v| v.value()), Some(1_000));
+        drop(m);
+        commute::reclaim_retired();
+        assert_eq!(live.load(Ordering::Relaxed), 0);
+    });
 }

@@ -142,6 +142,9 @@ pub(crate) struct ThreadCtx {
     atomically_depth: Cell<u32>,
     /// Nesting depth of non-transactional pinned loads (`TBox::load_with`).
     load_pins: Cell<u32>,
+    /// A commit alone retired a value inside a pinned load and found a reclamation pass due:
+    /// the pass runs when the outermost pinned load ends (see [`Self::retire_alone`]).
+    pass_after_pin: Cell<bool>,
     pub(crate) state: RefCell<TxState>,
     retired: RefCell<Vec<Retired>>,
     /// The length of `retired` at which the next reclamation pass runs.
@@ -236,6 +239,7 @@ impl ThreadCtx {
             irrevocable: Cell::new(false),
             atomically_depth: Cell::new(0),
             load_pins: Cell::new(0),
+            pass_after_pin: Cell::new(false),
             state: RefCell::new(TxState::default()),
             retired: RefCell::new(Vec::new()),
             reclaim_at: Cell::new(RECLAIM_BATCH),
@@ -325,6 +329,9 @@ impl ThreadCtx {
                 self.0.load_pins.set(depth);
                 if depth == 0 {
                     self.0.slot.unpin();
+                    if self.0.pass_after_pin.get() {
+                        self.0.pass_after_unpin();
+                    }
                 }
             }
         }
@@ -352,6 +359,35 @@ impl ThreadCtx {
         if due {
             self.reclaim_pass();
         }
+    }
+
+    /// [`retire`](Self::retire) of the one value a commit alone replaced (outside any
+    /// transaction). Inside a pinned load (a map's update alone reads the old entry after its
+    /// commit), a pass that is due waits for the outermost load to end: run under the load's
+    /// pin, it could free nothing retired since the pin began, this value included, and would
+    /// test and move the rest one by one instead of handing the whole list over.
+    pub(crate) fn retire_alone(&self, value: Retired) {
+        let due = {
+            let mut retired = self.retired.borrow_mut();
+            retired.push(value);
+            retired.len() >= self.reclaim_at.get()
+        };
+        if due {
+            if self.load_pins.get() > 0 {
+                self.pass_after_pin.set(true);
+            } else {
+                self.reclaim_pass();
+            }
+        }
+    }
+
+    /// The pass that [`retire_alone`](Self::retire_alone) left for the end of the outermost
+    /// pinned load, which has just unpinned the thread.
+    #[cold]
+    #[inline(never)]
+    fn pass_after_unpin(&self) {
+        self.pass_after_pin.set(false);
+        self.reclaim_pass();
     }
 
     /// True if retiring `more` values now would start a reclamation pass (which runs
