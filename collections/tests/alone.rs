@@ -140,3 +140,74 @@ fn values_replaced_by_updates_alone_are_dropped_as_they_go() {
         assert_eq!(live.load(Ordering::Relaxed), 0);
     });
 }
+
+/// A value whose `Clone` panics if it is fragile, and which counts the drops that ran while
+/// its thread was unwinding.
+struct Brittle {
+    fragile: bool,
+    live: Arc<AtomicUsize>,
+    dropped_unwinding: Arc<AtomicUsize>,
+}
+
+impl Brittle {
+    fn new(fragile: bool, live: &Arc<AtomicUsize>, dropped_unwinding: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::Relaxed);
+        Brittle {
+            fragile,
+            live: live.clone(),
+            dropped_unwinding: dropped_unwinding.clone(),
+        }
+    }
+}
+
+impl Clone for Brittle {
+    fn clone(&self) -> Self {
+        assert!(!self.fragile, "a fragile value is never cloned");
+        Brittle::new(false, &self.live, &self.dropped_unwinding)
+    }
+}
+
+impl Drop for Brittle {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        if std::thread::panicking() {
+            self.dropped_unwinding.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// An update alone whose copy of the old value panics (after its commit, still pinned) unwinds
+/// without reclaiming there: no retired value is dropped while the thread unwinds, and each is
+/// dropped once, later. In a child process, as above.
+#[test]
+fn a_panic_after_an_update_alone_runs_no_destructor_while_unwinding() {
+    in_child_process(|| {
+        let live = Arc::new(AtomicUsize::new(0));
+        let dropped_unwinding = Arc::new(AtomicUsize::new(0));
+        let m: TMap<u64, Brittle> = TMap::new();
+        assert!(
+            m.atomic()
+                .insert(1, Brittle::new(false, &live, &dropped_unwinding))
+                .is_none()
+        );
+        let mut panicked = 0;
+        for _ in 0..200 {
+            let value = Brittle::new(true, &live, &dropped_unwinding);
+            let update = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                drop(m.atomic().insert(1, value));
+            }));
+            panicked += usize::from(update.is_err());
+        }
+        // Every update but the first replaced a fragile value, whose copy panicked.
+        assert_eq!(panicked, 199);
+        assert_eq!(dropped_unwinding.load(Ordering::Relaxed), 0);
+        // The replaced values are retired; a pass outside any unwinding frees them.
+        assert!(m.atomic().contains_key(&1));
+        commute::reclaim_retired();
+        assert_eq!(live.load(Ordering::Relaxed), 1);
+        drop(m);
+        commute::reclaim_retired();
+        assert_eq!(live.load(Ordering::Relaxed), 0);
+        assert_eq!(dropped_unwinding.load(Ordering::Relaxed), 0);
+    });
+}

@@ -382,11 +382,15 @@ impl ThreadCtx {
     }
 
     /// The pass that [`retire_alone`](Self::retire_alone) left for the end of the outermost
-    /// pinned load, which has just unpinned the thread.
+    /// pinned load, which has just unpinned the thread. Not while the load unwinds from a
+    /// panic (a value's `Clone` in a map's update alone): destructors are not run from there,
+    /// and the flag stays until the next pinned load ends or another pass runs.
     #[cold]
     #[inline(never)]
     fn pass_after_unpin(&self) {
-        self.pass_after_pin.set(false);
+        if std::thread::panicking() {
+            return;
+        }
         self.reclaim_pass();
     }
 
@@ -417,6 +421,8 @@ impl ThreadCtx {
     /// another thread is at them.
     #[cold]
     fn reclaim_pass(&self) {
+        // Whatever made it due, this pass is the one a pinned load may have left for later.
+        self.pass_after_pin.set(false);
         let mut free = core::mem::take(&mut *self.freeing.borrow_mut());
         {
             let mut retired = self.retired.borrow_mut();
