@@ -18,9 +18,10 @@
 //!   the sentinel has no successor does `pop` read `tail`, so that "empty" conflicts with pushes,
 //!   as it must. A tail other than the sentinel means a commit has published the successor but
 //!   not linked it yet: `pop` waits for the link (the committer is past every lock).
-//! - A transaction's own pending pushes are kept in transaction-local keys (`pending_first`,
-//!   `pending_last`) and linked privately; a pop that finds the committed queue empty continues
-//!   into them, so a transaction sees its own pushes in order.
+//! - A transaction's own pending pushes are the nodes of its publishing operations on `tail`
+//!   ([`TVar::first_published_node`], [`TVar::last_published_node`]: they come and go with
+//!   the operations, `or_else` rollbacks included), linked privately; a pop that finds the committed queue empty continues into
+//!   them, so a transaction sees its own pushes in order.
 //! - `for_each` (and `iter`) walk as repeated pops would, without moving `head`; they read `tail`
 //!   first and stop there before going on into the attempt's own pushes, so the walk covers one
 //!   snapshot and never follows links that later commits added.
@@ -689,11 +690,6 @@ pub struct TQueue<T: 'static> {
     // queue itself may move (see `commute_stm::Inline`).
     head: ManuallyDrop<Box<End<T>>>,
     tail: ManuallyDrop<Box<End<T>>>,
-    /// Transaction-local key: the first node this transaction pushed, set by its second push
-    /// (until then the first is `pending_last`).
-    pending_first: TVar<*mut Node<T>>,
-    /// Transaction-local key: the last node this transaction pushed.
-    pending_last: TVar<*mut Node<T>>,
     /// Only published to: each [`take`](TQueue::take) registers its [`Claim`] on it, which
     /// lets the handle know that (and when) the take committed. It lives as long as `head`
     /// (in [`DeadQueue`] after the queue's drop): a take commits exactly when the pop it made
@@ -740,8 +736,6 @@ impl<T: Send + 'static> TQueue<T> {
             tail: ManuallyDrop::new(Box::new(CachePadded::new(unsafe {
                 TVar::new_inline(sentinel)
             }))),
-            pending_first: TVar::new(ptr::null_mut()),
-            pending_last: TVar::new(ptr::null_mut()),
             taken: ManuallyDrop::new(TVar::new(0)),
             len: TCounter::new(),
             closed: TVar::new(false),
@@ -821,18 +815,11 @@ impl<T: Send + 'static> TQueue<T> {
     /// `node` comes from `Node::alloc` and is owned by the caller alone; if `kept`, the caller
     /// publishes it in at most one committing attempt and frees or leaks it if none commits.
     unsafe fn push_node(&self, tx: &Transaction, node: *mut Node<T>, kept: bool) {
-        // The first push sets `pending_last` only (the first node is the last); the second
-        // sets `pending_first` to the node before it: one local fewer for the usual
-        // transaction, which pushes once (`pending_first` reads both).
-        if let Some(last) = self.pending_last.local(tx).filter(|last| !last.is_null()) {
+        if let Some(last) = self.tail.last_published_node::<Node<T>>(tx) {
             // SAFETY: `last` is this attempt's own unpublished node, owned by its publishing
             // operation in the write set; nobody else can see it yet.
             unsafe { (*last).next.store(node, Ordering::Relaxed) };
-            if self.pending_first.local(tx).is_none() {
-                self.pending_first.set_local(tx, last);
-            }
         }
-        self.pending_last.set_local(tx, node);
         // SAFETY: `stamp` and `link` cannot panic or block; the memory they write (the node,
         // the old tail's link) becomes reachable only through the new tail or through a link
         // whose stamp readers check with `observe_version`. The node is fresh: the write set
@@ -851,12 +838,10 @@ impl<T: Send + 'static> TQueue<T> {
         self.len.incr(tx);
     }
 
-    /// The first node this attempt pushed, or null if it pushed none: `pending_first`, set
-    /// from the second push on, or else `pending_last` (see `push_node`).
+    /// The first node this attempt pushed, or null if it pushed none.
     fn pending_first(&self, tx: &Transaction) -> *mut Node<T> {
-        self.pending_first
-            .local(tx)
-            .or_else(|| self.pending_last.local(tx))
+        self.tail
+            .first_published_node::<Node<T>>(tx)
             .unwrap_or(ptr::null_mut())
     }
 
@@ -868,7 +853,10 @@ impl<T: Send + 'static> TQueue<T> {
         let sentinel = unsafe { &*head };
         if sentinel.stamp.load(Ordering::Relaxed) == UNPUBLISHED {
             // Already inside our own pending pushes.
-            let last = self.pending_last.local(tx).unwrap_or(ptr::null_mut());
+            let last = self
+                .tail
+                .last_published_node::<Node<T>>(tx)
+                .unwrap_or(ptr::null_mut());
             return Ok(if head == last {
                 ptr::null_mut()
             } else {

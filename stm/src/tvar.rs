@@ -813,6 +813,60 @@ impl<T: Word, H: Home> TVar<T, H> {
         unsafe { self.publish_node(tx, node, op, Some(after), true) }
     }
 
+    /// Low-level: the first node this attempt has handed to
+    /// [`publish_box_on_commit_then`](TVar::publish_box_on_commit_then) (or the `kept` form) on
+    /// this variable and not rolled back (an [`or_else`](Transaction::or_else) branch that
+    /// retried takes its nodes with it), or `None` if there is none. With
+    /// [`last_published_node`](TVar::last_published_node), a collection reads its pending nodes
+    /// here instead of keeping them in transaction-locals.
+    ///
+    /// The pointer is the node as given, cast back to `N`: the caller names the type it
+    /// published with (dereferencing it is its own `unsafe` business).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// fn swap_in(_old: *mut u64, _version: u64, node: *mut u64) -> *mut u64 {
+    ///     node
+    /// }
+    /// fn nothing(_old: *mut u64, _node: *mut u64) {}
+    /// let first = Box::into_raw(Box::new(0u64));
+    /// let last = TVar::new(first);
+    /// let (a, b) = (Box::into_raw(Box::new(1u64)), Box::into_raw(Box::new(2u64)));
+    /// let seen = atomically(|tx| {
+    ///     assert_eq!(last.last_published_node::<u64>(tx), None);
+    ///     // SAFETY: the steps do not panic or block; every node is freed below.
+    ///     unsafe {
+    ///         last.publish_kept_box_on_commit_then(tx, a, swap_in, nothing);
+    ///         last.publish_kept_box_on_commit_then(tx, b, swap_in, nothing);
+    ///     }
+    ///     Ok((last.first_published_node::<u64>(tx), last.last_published_node::<u64>(tx)))
+    /// });
+    /// assert_eq!(seen, (Some(a), Some(b)));
+    /// assert_eq!(last.load(), b);
+    /// // SAFETY: no transaction runs; each box is freed once.
+    /// unsafe { [first, a, b].map(|p| drop(Box::from_raw(p))) };
+    /// ```
+    pub fn first_published_node<N>(&self, tx: &Transaction) -> Option<*mut N> {
+        tx.published_node(self.core(), false)
+            .map(|bits| bits as usize as *mut N)
+    }
+
+    /// Low-level: the last node this attempt has handed to
+    /// [`publish_box_on_commit_then`](TVar::publish_box_on_commit_then) (or the `kept` form) on
+    /// this variable and not rolled back; see
+    /// [`first_published_node`](TVar::first_published_node).
+    ///
+    /// # Examples
+    ///
+    /// See [`first_published_node`](TVar::first_published_node).
+    pub fn last_published_node<N>(&self, tx: &Transaction) -> Option<*mut N> {
+        tx.published_node(self.core(), true)
+            .map(|bits| bits as usize as *mut N)
+    }
+
     /// Registers a [`PublishOp::Node`].
     ///
     /// # Safety

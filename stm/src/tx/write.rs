@@ -194,6 +194,28 @@ impl Transaction {
         }
     }
 
+    /// The first (or, if `last`, the last) node of the publishing operations on `var` in this
+    /// attempt (see `TVar::first_published_node`). The last is searched from the end of the
+    /// attempt's operations and the first from the start, so a run of pushes to one queue
+    /// finds either at once.
+    pub(crate) fn published_node(&self, var: &VarCore, last: bool) -> Option<u64> {
+        let st = self.state();
+        let i = st.writes.find(var)?;
+        let Pending::Publish(list) = st.writes.entries[i].pending else {
+            return None;
+        };
+        let node_of = |(l, op): &(u32, PublishOp)| match op {
+            PublishOp::Node { node, .. } if *l == list => Some(*node),
+            _ => None,
+        };
+        let ops = &st.writes.publishes;
+        if last {
+            ops.iter().rev().find_map(node_of)
+        } else {
+            ops.iter().find_map(node_of)
+        }
+    }
+
     /// Sets the transaction-local value keyed by `var`.
     pub(crate) fn set_local(&self, var: &VarCore, bits: u64) {
         let mut st = self.state();
