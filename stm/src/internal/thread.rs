@@ -142,8 +142,8 @@ pub(crate) struct ThreadCtx {
     atomically_depth: Cell<u32>,
     /// Nesting depth of non-transactional pinned loads (`TBox::load_with`).
     load_pins: Cell<u32>,
-    /// A commit alone retired a value inside a pinned load and found a reclamation pass due:
-    /// the pass runs when the outermost pinned load ends (see [`Self::retire_alone`]).
+    /// A retirement inside a pinned load found a reclamation pass due:
+    /// the pass runs when the outermost pinned load ends (see [`Self::retire`]).
     pass_after_pin: Cell<bool>,
     pub(crate) state: RefCell<TxState>,
     retired: RefCell<Vec<Retired>>,
@@ -350,26 +350,16 @@ impl ThreadCtx {
     ///
     /// Called outside any transaction: the values freed here may run transactions in their
     /// `Drop` (which may retire more values: this is re-entrant).
-    pub(crate) fn retire(&self, values: impl Iterator<Item = Retired>) {
+    ///
+    /// Inside a pinned load (a map's update alone reads the old entry after its commit; a
+    /// transaction run by `TBox::load_with`'s closure), a pass that is due waits for the
+    /// outermost load to end: run under the load's pin, it could free nothing retired since the
+    /// pin began, and would test and move the rest one by one instead of handing the whole
+    /// list over.
+    pub(crate) fn retire(&self, values: impl IntoIterator<Item = Retired>) {
         let due = {
             let mut retired = self.retired.borrow_mut();
             retired.extend(values);
-            retired.len() >= self.reclaim_at.get()
-        };
-        if due {
-            self.reclaim_pass();
-        }
-    }
-
-    /// [`retire`](Self::retire) of the one value a commit alone replaced (outside any
-    /// transaction). Inside a pinned load (a map's update alone reads the old entry after its
-    /// commit), a pass that is due waits for the outermost load to end: run under the load's
-    /// pin, it could free nothing retired since the pin began, this value included, and would
-    /// test and move the rest one by one instead of handing the whole list over.
-    pub(crate) fn retire_alone(&self, value: Retired) {
-        let due = {
-            let mut retired = self.retired.borrow_mut();
-            retired.push(value);
             retired.len() >= self.reclaim_at.get()
         };
         if due {
@@ -381,7 +371,7 @@ impl ThreadCtx {
         }
     }
 
-    /// The pass that [`retire_alone`](Self::retire_alone) left for the end of the outermost
+    /// The pass that [`retire`](Self::retire) left for the end of the outermost
     /// pinned load, which has just unpinned the thread. Not while the load unwinds from a
     /// panic (a value's `Clone` in a map's update alone): destructors are not run from there,
     /// and the flag stays until the next pinned load ends or another pass runs.

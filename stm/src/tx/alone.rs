@@ -118,11 +118,11 @@ fn keep_alone(
 /// no running transaction can read it. Outside any transaction.
 fn retire_alone(bits: u64, drop_fn: DropFn, version: u64) {
     with_ctx(|ctx| {
-        ctx.retire_alone(Retired {
+        ctx.retire(Some(Retired {
             version,
             bits,
             drop_fn,
-        })
+        }))
     });
 }
 
