@@ -172,7 +172,7 @@ impl Transaction {
         self.finish_commit_slow()
     }
 
-    /// Ends a committed attempt with nothing left: unpins, and marks the attempt finished.
+    /// Unpins the attempt (if it pinned) and marks it finished.
     #[inline]
     fn unpin_at_end(&self) {
         if self.pinned.get() {
@@ -183,7 +183,7 @@ impl Transaction {
     }
 
     #[cold]
-    pub(super) fn finish_commit_slow(&self) -> Option<Leftovers> {
+    fn finish_commit_slow(&self) -> Option<Leftovers> {
         let mut st = self.state();
         let nothing_to_run =
             st.allocs.is_empty() && st.on_commit.is_empty() && st.on_abort.is_empty();
@@ -191,19 +191,14 @@ impl Transaction {
             // No destructor or hook to run (the common update: a replaced value to queue for a
             // later pass): nothing to release outside the transaction.
             self.ctx().queue_retired(&mut st.retired_by_commit);
-            if self.irrevocable
-                || !st.retire_on_commit.is_empty()
-                || !st.forgotten.is_empty()
-                || st.abort.is_some()
-                || st.deadline.is_some()
-            {
-                self.reset(&mut st);
-            } else {
+            if self.only_reads_left(&st) {
                 // The common update: the commit cleared the write set and published every
-                // allocation, and left nothing else that the reset clears.
+                // allocation.
                 st.reads.clear();
                 st.extras = false;
                 self.unpin_at_end();
+            } else {
+                self.reset(&mut st);
             }
             return None;
         }
@@ -246,6 +241,18 @@ impl Transaction {
         Some(leftovers)
     }
 
+    /// True if, after a commit (which cleared the write set and took the allocations it
+    /// published), [`reset`](Self::reset) would do no more than clear the read set and `extras`
+    /// and unpin: nothing else it clears or releases is set. Kept beside `reset`, whose every
+    /// other step this must rule out.
+    fn only_reads_left(&self, st: &TxState) -> bool {
+        !self.irrevocable
+            && st.retire_on_commit.is_empty()
+            && st.forgotten.is_empty()
+            && st.abort.is_none()
+            && st.deadline.is_none()
+    }
+
     /// Releases irrevocable locks, frees unpublished allocations, unpins, clears buffers.
     pub(super) fn reset(&self, st: &mut TxState) {
         if self.irrevocable {
@@ -258,10 +265,7 @@ impl Transaction {
             st.allocs.is_empty(),
             "allocations are taken out before the reset"
         );
-        if self.pinned.get() {
-            self.pinned.set(false);
-            self.ctx().unpin();
-        }
+        self.unpin_at_end();
         st.reads.clear();
         st.writes.clear();
         debug_assert!(
@@ -273,7 +277,6 @@ impl Transaction {
         st.abort = None;
         st.deadline = None;
         st.extras = false;
-        self.finished.set(true);
     }
 }
 
