@@ -20,8 +20,9 @@
 //!   not linked it yet: `pop` waits for the link (the committer is past every lock).
 //! - A transaction's own pending pushes are the nodes of its publishing operations on `tail`
 //!   ([`TVar::first_published_node`], [`TVar::last_published_node`]: they come and go with
-//!   the operations, `or_else` rollbacks included), linked privately; a pop that finds the committed queue empty continues into
-//!   them, so a transaction sees its own pushes in order.
+//!   the operations, `or_else` rollbacks included), linked privately; a pop that finds the
+//!   committed queue empty continues into them, so a transaction sees its own pushes in
+//!   order.
 //! - `for_each` (and `iter`) walk as repeated pops would, without moving `head`; they read `tail`
 //!   first and stop there before going on into the attempt's own pushes, so the walk covers one
 //!   snapshot and never follows links that later commits added.
