@@ -173,6 +173,7 @@ pub use commute_stm::*;
 
 mod async_ops;
 mod atomic;
+mod blocks;
 mod bounded;
 mod closed;
 mod counter;

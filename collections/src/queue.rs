@@ -85,12 +85,13 @@
 use core::fmt;
 use core::marker::PhantomData;
 use core::mem::{ManuallyDrop, MaybeUninit};
-use core::ptr;
+use core::ptr::{self, NonNull};
 
 use crossbeam_utils::CachePadded;
 
 use std::time::{Duration, Instant};
 
+use crate::blocks;
 use crate::closed::{Closed, RecvTimeoutError};
 use crate::counter::TCounter;
 use crate::sync::Arc;
@@ -128,13 +129,20 @@ struct Node<T> {
 }
 
 impl<T> Node<T> {
-    /// A node for `item`, not yet published.
+    /// A node for `item`, not yet published: from this thread's cache of freed blocks (pops
+    /// free their nodes to it), or from the allocator; either way a block that may be freed as
+    /// a `Box` (the core frees the nodes of rolled-back pushes so).
     fn alloc(item: T) -> *mut Node<T> {
-        Box::into_raw(Box::new(Node {
-            item: MaybeUninit::new(item),
-            next: AtomicPtr::new(ptr::null_mut()),
-            stamp: AtomicU64::new(UNPUBLISHED),
-        }))
+        let node = blocks::allocate_for::<Node<T>>().as_ptr();
+        // SAFETY: a fresh block with the layout of a node, ours alone.
+        unsafe {
+            node.write(Node {
+                item: MaybeUninit::new(item),
+                next: AtomicPtr::new(ptr::null_mut()),
+                stamp: AtomicU64::new(UNPUBLISHED),
+            });
+        }
+        node
     }
 
     /// The queue's first sentinel.
@@ -178,7 +186,12 @@ impl<T> Node<T> {
         if before & LET_GO != 0 {
             // SAFETY: both owners have let go, so nothing else can reach the node; its item is
             // dropped (or it never had one), and `Drop` leaves it alone (the node is published).
-            drop(unsafe { Box::from_raw(node) });
+            // Its block came from `Node::alloc` (or `Box`, the first sentinel's) and goes back to
+            // this thread's cache.
+            unsafe {
+                ptr::drop_in_place(node);
+                blocks::release_for(NonNull::new_unchecked(node));
+            }
         }
     }
 }

@@ -4,7 +4,6 @@
 //! layout, this module knows hashing and the public API), plus a [`TCounter`] for the length so
 //! that inserts and removals of different keys do not conflict on the size either.
 
-mod blocks;
 mod owned;
 mod raw;
 

@@ -45,9 +45,10 @@ use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 use std::alloc::{alloc, dealloc, handle_alloc_error};
 
+use super::Change;
 use super::owned::MapValue;
 use super::owned::sealed::{Stored, TOKEN};
-use super::{Change, blocks};
+use crate::blocks;
 use crate::{Inline, OwnedWord, Seen, StmResult, TVar, Transaction, Word};
 
 /// The shape of a trie: root width, inner node width, and when leaves split.
