@@ -4,7 +4,6 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::panic::Location;
 
-use crate::internal::thread::with_ctx;
 use crate::internal::var::{Origin, VarCore};
 use crate::sync::atomic::Ordering;
 use crate::tx::{StmResult, Transaction};
@@ -193,7 +192,7 @@ impl<T: Send + Sync + 'static> TBox<T> {
             !crate::internal::thread::in_tx(),
             "commute: TBox::load_with/load called inside a transaction; use TBox::read(tx)"
         );
-        with_ctx(|ctx| ctx.with_load_pin(|| f(Self::deref_bits(self.core.load_committed()))))
+        crate::tx::alone::pinned(|| f(Self::deref_bits(self.core.load_committed())))
     }
 
     /// A clone of the latest committed value, outside any transaction.

@@ -4,9 +4,20 @@
 use commute_stm::{TBox, TVar, atomically};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+
+/// Taken by the tests that check when reclamation frees a value, and by those that pin while
+/// panicking (the panic hook runs with the thread pinned): reclamation is global, so a pin held
+/// by one test would keep another's value alive.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn panics_inside_a_transaction(what: &str, f: impl Fn()) {
+    let _serial = serial();
     let r = atomically(|_| Ok(catch_unwind(AssertUnwindSafe(&f)).is_err()));
     assert!(r, "{what} did not panic inside a transaction");
     f(); // and works outside
@@ -65,6 +76,7 @@ impl Drop for Tracked {
 /// borrowed value must still be there until the closure returns.
 #[test]
 fn a_transaction_inside_load_with_keeps_the_value_pinned() {
+    let _serial = serial();
     let dropped = Arc::new(AtomicBool::new(false));
     let b = Arc::new(TBox::new(Tracked(dropped.clone())));
     // A `TBox`: reading it pins the transaction.
@@ -99,4 +111,37 @@ fn a_transaction_inside_load_with_keeps_the_value_pinned() {
         dropped.load(Ordering::SeqCst),
         "freed once the borrow ended"
     );
+}
+
+/// A panic inside `TBox::load_with`'s closure (or `pinned`'s) ends the pin it took: afterwards
+/// another thread replaces the value and reclaims, and the old value is freed at once. A pin
+/// left behind would keep it (and everything retired after it) alive for good.
+#[test]
+fn a_panic_inside_load_with_ends_its_pin() {
+    let _serial = serial();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let b = Arc::new(TBox::new(Tracked(dropped.clone())));
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        b.load_with(|_value| -> u32 { panic!("inside load_with") })
+    }));
+    assert!(panicked.is_err());
+    let panicked = catch_unwind(|| commute_stm::pinned(|| -> u32 { panic!("inside pinned") }));
+    assert!(panicked.is_err());
+    let replacer = {
+        let b = b.clone();
+        std::thread::spawn(move || {
+            atomically(|tx| {
+                b.write(tx, Tracked(Arc::new(AtomicBool::new(false))));
+                Ok(())
+            });
+            commute_stm::reclaim_retired();
+        })
+    };
+    replacer.join().unwrap();
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the replaced value was not freed: the panic left this thread pinned"
+    );
+    // And pins still nest and end as before.
+    assert_eq!(b.load_with(|_| commute_stm::pinned(|| 7)), 7);
 }

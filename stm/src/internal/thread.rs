@@ -299,10 +299,10 @@ impl ThreadCtx {
 
     /// Publishes `rv` as this thread's pin (see the module doc for the ordering argument).
     ///
-    /// Inside [`with_load_pin`](Self::with_load_pin) (a transaction run by a destructor or by
-    /// the closure of `TBox::load_with`) the load's pin stays: it is older than `rv`, so it
-    /// keeps alive everything the transaction may read, and replacing it would free what the
-    /// load still borrows.
+    /// Inside a load's pin ([`begin_load_pin`](Self::begin_load_pin): a transaction run by a
+    /// destructor or by the closure of `TBox::load_with`) the load's pin stays: it is older than
+    /// `rv`, so it keeps alive everything the transaction may read, and replacing it would free
+    /// what the load still borrows.
     #[inline]
     pub(crate) fn pin(&self, rv: u64) {
         if self.load_pins.get() == 0 {
@@ -310,7 +310,7 @@ impl ThreadCtx {
         }
     }
 
-    /// Ends [`pin`](Self::pin): inside `with_load_pin`, the load's pin stays until it ends.
+    /// Ends [`pin`](Self::pin): inside a load's pin, the thread stays pinned until that ends.
     #[inline]
     pub(crate) fn unpin(&self) {
         if self.load_pins.get() == 0 {
@@ -318,23 +318,11 @@ impl ThreadCtx {
         }
     }
 
-    /// Runs `f` pinned outside a transaction; nests (only the outermost call pins and unpins).
+    /// Begins a pin outside a transaction (`crate::pinned`, `TBox::load_with`); nests (only the
+    /// outermost pins and unpins). Each call is followed by one
+    /// [`end_load_pin`](Self::end_load_pin), even on a panic.
     #[inline]
-    pub(crate) fn with_load_pin<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Unpin<'a>(&'a ThreadCtx);
-        impl Drop for Unpin<'_> {
-            #[inline]
-            fn drop(&mut self) {
-                let depth = self.0.load_pins.get() - 1;
-                self.0.load_pins.set(depth);
-                if depth == 0 {
-                    self.0.slot.unpin();
-                    if self.0.pass_after_pin.get() {
-                        self.0.pass_after_unpin();
-                    }
-                }
-            }
-        }
+    pub(crate) fn begin_load_pin(&self) {
         let depth = self.load_pins.get();
         if depth == 0 {
             self.slot
@@ -342,8 +330,20 @@ impl ThreadCtx {
                 .swap(crate::internal::clock::begin(), Ordering::AcqRel);
         }
         self.load_pins.set(depth + 1);
-        let _unpin = Unpin(self);
-        f()
+    }
+
+    /// Ends a [`begin_load_pin`](Self::begin_load_pin): the outermost unpins, then runs a
+    /// reclamation pass that fell due under the pin.
+    #[inline]
+    pub(crate) fn end_load_pin(&self) {
+        let depth = self.load_pins.get() - 1;
+        self.load_pins.set(depth);
+        if depth == 0 {
+            self.slot.unpin();
+            if self.pass_after_pin.get() {
+                self.pass_after_unpin();
+            }
+        }
     }
 
     /// Queues values replaced by a commit; reclaims a batch when enough have gathered.
