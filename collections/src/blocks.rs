@@ -13,8 +13,8 @@
 //!
 //! The cache holds, of each of [`CLASSES`] sizes (multiples of [`GRANULE`] bytes up to
 //! [`MAX_SIZE`], 8-byte aligned), at most [`DEPTH`] blocks or [`BIN_BYTES`] bytes, whichever is
-//! more: at most 280 KiB per thread, freed when the thread exits. Other layouts go straight to the global allocator. Under loom the
-//! cache is off.
+//! more: at most 275 KiB per thread, freed when the thread exits. Other layouts go straight to
+//! the global allocator. Under loom the cache is off.
 //!
 //! A layout of 8-byte alignment whose size is a multiple of [`GRANULE`] is its class's layout
 //! itself, so its blocks are exactly what `Box` allocates and frees for a type of that layout:
@@ -37,15 +37,21 @@ const DEPTH: usize = 16;
 /// Bytes kept per size class, at most, where that is more than [`DEPTH`] blocks: small blocks
 /// (queue nodes) are retired in batches (a consumer that drains a log in one transaction).
 const BIN_BYTES: usize = 2048;
-
-/// How many blocks of size class `class` the cache keeps.
-#[inline]
-fn depth(class: usize) -> usize {
-    let per_bytes = BIN_BYTES / ((class + 1) * GRANULE);
-    if per_bytes > DEPTH { per_bytes } else { DEPTH }
-}
 /// The alignment of every cached block.
 const ALIGN: usize = 8;
+
+/// How many blocks each size class keeps: [`DEPTH`], or as many as fit in [`BIN_BYTES`].
+const DEPTHS: [u32; CLASSES] = {
+    let mut depths = [0; CLASSES];
+    let mut class = 0;
+    while class < CLASSES {
+        let per_bytes = BIN_BYTES / ((class + 1) * GRANULE);
+        let depth = if per_bytes > DEPTH { per_bytes } else { DEPTH };
+        depths[class] = depth as u32;
+        class += 1;
+    }
+    depths
+};
 
 /// The size class of a block of `layout`, if cacheable.
 #[inline]
@@ -122,8 +128,27 @@ pub(crate) fn allocate(layout: Layout) -> NonNull<u8> {
         None => layout,
     };
     // SAFETY: the layout has a non-zero size (the caller's promise, kept by rounding up).
-    let block = unsafe { alloc(real) };
-    NonNull::new(block).unwrap_or_else(|| handle_alloc_error(real))
+    unsafe { alloc_exactly(real) }
+}
+
+/// A block from the global allocator for `layout`.
+///
+/// # Safety
+///
+/// `layout` has a non-zero size.
+#[inline]
+unsafe fn alloc_exactly(layout: Layout) -> NonNull<u8> {
+    // SAFETY: forwarded from the caller.
+    let block = unsafe { alloc(layout) };
+    NonNull::new(block).unwrap_or_else(|| handle_alloc_error(layout))
+}
+
+/// True if [`allocate`] and [`release`] use `layout` itself with the global allocator, as
+/// `Box` does for a type of that layout: an uncached layout, or one that is its class's own
+/// (8-byte aligned, its size a multiple of [`GRANULE`]).
+#[inline]
+fn as_box(layout: Layout) -> bool {
+    class_of(layout).is_none_or(|class| class_layout(class) == layout)
 }
 
 /// Allocates an uninitialised block for a `T`, with `T`'s own layout (`T` is not zero-sized):
@@ -131,15 +156,13 @@ pub(crate) fn allocate(layout: Layout) -> NonNull<u8> {
 #[inline]
 pub(crate) fn allocate_for<T>() -> NonNull<T> {
     let layout = Layout::new::<T>();
-    debug_assert!(layout.size() != 0);
-    if class_of(layout).is_some_and(|class| class_layout(class) == layout) {
-        return allocate(layout).cast();
+    assert!(layout.size() != 0, "allocate_for of a zero-sized type");
+    if as_box(layout) {
+        allocate(layout).cast()
+    } else {
+        // SAFETY: not zero-sized (checked above).
+        unsafe { alloc_exactly(layout) }.cast()
     }
-    // SAFETY: `T` is not zero-sized (the caller's promise).
-    let block = unsafe { alloc(layout) };
-    NonNull::new(block)
-        .unwrap_or_else(|| handle_alloc_error(layout))
-        .cast()
 }
 
 /// Frees a block of `T`'s layout whose value is dropped or moved out already.
@@ -151,8 +174,8 @@ pub(crate) fn allocate_for<T>() -> NonNull<T> {
 #[inline]
 pub(crate) unsafe fn release_for<T>(block: NonNull<T>) {
     let layout = Layout::new::<T>();
-    if class_of(layout).is_some_and(|class| class_layout(class) == layout) {
-        // SAFETY: an exact class's blocks are allocated with `layout` itself, whether by the
+    if as_box(layout) {
+        // SAFETY: such a layout's blocks are allocated with `layout` itself, whether by the
         // cache, by `allocate_for` or by `Box` (the caller's promise).
         unsafe { release(block.cast(), layout) };
     } else {
@@ -172,16 +195,15 @@ pub(crate) unsafe fn release(block: NonNull<u8>, layout: Layout) {
         Some(class) => {
             let kept = CACHE
                 .try_with(|c| {
-                    let len = c.lens[class].get() as usize;
-                    // The division only once a bin holds `DEPTH`.
-                    if len >= DEPTH && len >= depth(class) {
+                    let len = c.lens[class].get();
+                    if len >= DEPTHS[class] {
                         return false;
                     }
                     // SAFETY: the block is ours and at least one word long, 8-byte aligned
                     // (its class's layout): its first word links it to the next cached block.
                     unsafe { block.cast::<*mut u8>().write(c.heads[class].get()) };
                     c.heads[class].set(block.as_ptr());
-                    c.lens[class].set(len as u32 + 1);
+                    c.lens[class].set(len + 1);
                     true
                 })
                 .unwrap_or(false);
@@ -240,13 +262,20 @@ mod tests {
             assert_eq!(*Box::from_raw(block.as_ptr()), (8, [2; 16]));
         }
         // A type whose layout is not its class's own bypasses the cache both ways.
-        assert!(
-            class_of(Layout::new::<[u8; 12]>())
-                .is_some_and(|c| class_layout(c) != Layout::new::<[u8; 12]>())
-        );
+        let odd_layout = Layout::new::<[u8; 12]>();
+        assert!(!as_box(odd_layout));
+        let class = class_of(odd_layout).unwrap();
+        let cached = || CACHE.with(|c| c.lens[class].get());
+        let before = cached();
         let odd = allocate_for::<[u8; 12]>();
         // SAFETY: allocated just above for this type, released once.
         unsafe { release_for(odd) };
+        assert_eq!(
+            cached(),
+            before,
+            "not cached: its class's blocks are 16 bytes"
+        );
+        assert!(as_box(Layout::new::<[u64; 3]>()) && as_box(Layout::new::<[u8; 4096]>()));
     }
 
     #[test]
@@ -263,18 +292,19 @@ mod tests {
     fn a_full_bin_frees_to_the_allocator() {
         let layout = Layout::from_size_align(24, 8).unwrap();
         let class = class_of(layout).unwrap();
-        let blocks: Vec<_> = (0..depth(class) * 2).map(|_| allocate(layout)).collect();
+        let depth = DEPTHS[class] as usize;
+        let blocks: Vec<_> = (0..depth * 2).map(|_| allocate(layout)).collect();
         for b in blocks {
             // SAFETY: each block is released once, with its layout.
             unsafe { release(b, layout) };
         }
         let cached = CACHE.with(|c| c.lens[class].get() as usize);
-        assert_eq!(cached, depth(class));
+        assert_eq!(cached, depth);
+        assert_eq!(depth, 2048 / 24, "small classes keep up to BIN_BYTES");
         assert_eq!(
-            depth(class),
-            2048 / 24,
-            "small classes keep up to BIN_BYTES"
+            DEPTHS[CLASSES - 1] as usize,
+            DEPTH,
+            "large ones DEPTH blocks"
         );
-        assert_eq!(depth(CLASSES - 1), DEPTH, "large ones DEPTH blocks");
     }
 }
