@@ -6,9 +6,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
-/// Taken by the tests that check when reclamation frees a value, and by those that pin while
-/// panicking (the panic hook runs with the thread pinned): reclamation is global, so a pin held
-/// by one test would keep another's value alive.
+/// Taken by every test here: two check when reclamation frees a value, and reclamation is
+/// global, so a pin held by another test (a transaction's, or a panic hook's running while its
+/// thread is pinned) could keep that value alive.
 fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     SERIAL
@@ -44,6 +44,7 @@ fn tbox_load_panics_inside_a_transaction() {
 
 #[test]
 fn exclusive_access_reads_anywhere() {
+    let _serial = serial();
     let got = atomically(|tx| {
         let mut v = TVar::new(5u32);
         let first = v.load_mut();
@@ -56,6 +57,7 @@ fn exclusive_access_reads_anywhere() {
 
 #[test]
 fn debug_output_inside_a_transaction_reads_nothing() {
+    let _serial = serial();
     let v = TVar::new(9u32);
     let inside = atomically(|_| Ok(format!("{v:?}")));
     assert!(inside.contains("<in a transaction>"), "{inside}");
