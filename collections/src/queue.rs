@@ -26,6 +26,11 @@
 //! - `for_each` (and `iter`) walk as repeated pops would, without moving `head`; they read `tail`
 //!   first and stop there before going on into the attempt's own pushes, so the walk covers one
 //!   snapshot and never follows links that later commits added.
+//! - The length needs no variable of its own: each node holds its position, the number of items
+//!   pushed up to and including it, which the commit that publishes it sets with `tail` locked
+//!   (from a count beside `tail` on its cache line, not from the old tail node), so `len` is the
+//!   tail's position less the head's, plus the attempt's own pending pushes. A push or a pop
+//!   thus commits one variable, not two.
 //! - `close` writes `closed`, a variable that only the channel operations read (`send`, `recv`,
 //!   `recv_until`, and `pop_wait` once the queue is empty), so pushes and pops stay as above
 //!   and a send conflicts only with a close. `push`, which reads nothing, checks a plain flag
@@ -93,7 +98,6 @@ use std::time::{Duration, Instant};
 
 use crate::blocks;
 use crate::closed::{Closed, RecvTimeoutError};
-use crate::counter::TCounter;
 use crate::sync::Arc;
 use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use crate::{Atomic, Inline, StmResult, TVar, Transaction, atomically};
@@ -116,8 +120,7 @@ const ITEM_DONE: u64 = 1;
 /// is still in the node, to be dropped by whichever of the two comes second.
 const ITEM_LEFT: u64 = 2;
 
-/// A node: no `Option` around the item, so that a node of a word-sized item takes 24 bytes
-/// (one 32-byte allocator chunk instead of 48: a third less memory for a long log).
+/// A node: no `Option` around the item, so that a node of a word-sized item takes 32 bytes.
 struct Node<T> {
     /// Initialised in every node but the first sentinel (stamp [`FIRST`]), until the pop that
     /// makes the node the sentinel has its item dropped (see [`Popped`]).
@@ -126,6 +129,11 @@ struct Node<T> {
     /// The version of the commit that published the node ([`UNPUBLISHED`] before), plus
     /// [`LET_GO`] once one of its two owners has let go of it.
     stamp: AtomicU64,
+    /// Once published: the node's position, the number of items pushed into the queue up to
+    /// and including it (0 for the first sentinel), so that the length is the tail's position
+    /// less the head's. Before: the address of the queue's [`End::pushed`], from which
+    /// [`stamp`] takes the position (see there).
+    pos: AtomicU64,
 }
 
 impl<T> Node<T> {
@@ -140,6 +148,7 @@ impl<T> Node<T> {
                 item: MaybeUninit::new(item),
                 next: AtomicPtr::new(ptr::null_mut()),
                 stamp: AtomicU64::new(UNPUBLISHED),
+                pos: AtomicU64::new(0),
             });
         }
         node
@@ -151,6 +160,7 @@ impl<T> Node<T> {
             item: MaybeUninit::uninit(),
             next: AtomicPtr::new(ptr::null_mut()),
             stamp: AtomicU64::new(FIRST),
+            pos: AtomicU64::new(0),
         }))
     }
 
@@ -621,15 +631,54 @@ impl<T: 'static> fmt::Debug for Taken<T> {
 
 /// One end of a queue (`head` or `tail`): a variable on a cache line of its own, in a box of
 /// its own (a running attempt refers to it by address, and the queue itself may move).
-type End<T> = CachePadded<TVar<*mut Node<T>, Inline>>;
+struct End<T: 'static> {
+    var: TVar<*mut Node<T>, Inline>,
+    /// At the tail: the position of the tail node (items ever pushed), on the variable's cache
+    /// line, so that a commit that publishes a node takes its position without reading the
+    /// old tail's line (see [`stamp`]). Read and written only by `stamp`, with `tail` locked
+    /// (the lock orders one commit's stores before the next's loads). Unused at the head.
+    pushed: AtomicU64,
+}
 
-/// Publishes `node` at commit, with `tail` locked: stamps it with the commit version; it
-/// becomes the new tail. [`link`] follows once `tail` is unlocked.
+impl<T: 'static> End<T> {
+    /// An end holding `node`, in a padded box of its own.
+    fn boxed(node: *mut Node<T>) -> Box<CachePadded<End<T>>> {
+        Box::new(CachePadded::new(End {
+            // SAFETY: the variable goes straight into a box of its own, which never moves it.
+            var: unsafe { TVar::new_inline(node) },
+            pushed: AtomicU64::new(0),
+        }))
+    }
+}
+
+impl<T: 'static> core::ops::Deref for End<T> {
+    type Target = TVar<*mut Node<T>, Inline>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.var
+    }
+}
+
+impl<T: 'static> core::ops::DerefMut for End<T> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.var
+    }
+}
+
+/// Publishes `node` at commit, with `tail` locked: stamps it with the commit version and its
+/// position (the tail's, plus one); it becomes the new tail. [`link`] follows once `tail` is
+/// unlocked.
 fn stamp<T>(_old_tail: *mut Node<T>, version: u64, node: *mut Node<T>) -> *mut Node<T> {
     // SAFETY: runs once, at commit; `node` is ours until the release store of the new tail (by
     // the commit, after this) or of the link (by `link`) makes it reachable, and both come
-    // after these stores.
+    // after these stores. Its `pos` holds the address of its queue's `End::pushed` (set by
+    // `push_node`), alive since the tail is (the commit is writing it), and written only here,
+    // under the tail's lock, which this commit holds.
     unsafe {
+        let pushed = &*((*node).pos.load(Ordering::Relaxed) as usize as *const AtomicU64);
+        let pos = pushed.load(Ordering::Relaxed) + 1;
+        pushed.store(pos, Ordering::Relaxed);
+        (*node).pos.store(pos, Ordering::Relaxed);
         (*node).next.store(ptr::null_mut(), Ordering::Relaxed);
         (*node).stamp.store(version, Ordering::Relaxed);
     }
@@ -702,14 +751,13 @@ pub struct TQueue<T: 'static> {
     // the other's line (or anything else) across cores.
     // Each in a padded box of its own: a running attempt refers to them by address, and the
     // queue itself may move (see `commute_stm::Inline`).
-    head: ManuallyDrop<Box<End<T>>>,
-    tail: ManuallyDrop<Box<End<T>>>,
+    head: ManuallyDrop<Box<CachePadded<End<T>>>>,
+    tail: ManuallyDrop<Box<CachePadded<End<T>>>>,
     /// Only published to: each [`take`](TQueue::take) registers its [`Claim`] on it, which
     /// lets the handle know that (and when) the take committed. It lives as long as `head`
     /// (in [`DeadQueue`] after the queue's drop): a take commits exactly when the pop it made
     /// does, even into a queue dropped meanwhile.
     taken: ManuallyDrop<TVar<u64>>,
-    len: TCounter,
     /// Set by [`close`](TQueue::close); read by the channel operations only (never by
     /// [`push`](TQueue::push) or [`pop`](TQueue::pop), which stay conflict-free).
     closed: TVar<bool>,
@@ -742,16 +790,9 @@ impl<T: Send + 'static> TQueue<T> {
     pub fn new() -> Self {
         let sentinel = Node::first();
         TQueue {
-            // SAFETY: the variable goes straight into a box of its own, which never moves it.
-            head: ManuallyDrop::new(Box::new(CachePadded::new(unsafe {
-                TVar::new_inline(sentinel)
-            }))),
-            // SAFETY: as for `head`.
-            tail: ManuallyDrop::new(Box::new(CachePadded::new(unsafe {
-                TVar::new_inline(sentinel)
-            }))),
+            head: ManuallyDrop::new(End::boxed(sentinel)),
+            tail: ManuallyDrop::new(End::boxed(sentinel)),
             taken: ManuallyDrop::new(TVar::new(0)),
-            len: TCounter::new(),
             closed: TVar::new(false),
             closed_seen: Arc::new(AtomicBool::new(false)),
             _owns: PhantomData,
@@ -768,7 +809,6 @@ impl<T: Send + 'static> TQueue<T> {
     pub fn with_label(mut self, label: &'static str) -> Self {
         self.head.set_label(label);
         self.tail.set_label(label);
-        self.len = core::mem::take(&mut self.len).with_label(label);
         self.closed.set_label(label);
         self
     }
@@ -829,6 +869,10 @@ impl<T: Send + 'static> TQueue<T> {
     /// `node` comes from `Node::alloc` and is owned by the caller alone; if `kept`, the caller
     /// publishes it in at most one committing attempt and frees or leaks it if none commits.
     unsafe fn push_node(&self, tx: &Transaction, node: *mut Node<T>, kept: bool) {
+        // For `stamp`, which the commit calls with `node`: where to take its position from.
+        let pushed: *const AtomicU64 = &self.tail.pushed;
+        // SAFETY: the node is ours alone (caller).
+        unsafe { (*node).pos.store(pushed as usize as u64, Ordering::Relaxed) };
         if let Some(last) = self.tail.last_published_node::<Node<T>>(tx) {
             // SAFETY: `last` is this attempt's own unpublished node, owned by its publishing
             // operation in the write set; nobody else can see it yet.
@@ -849,7 +893,6 @@ impl<T: Send + 'static> TQueue<T> {
                     .publish_box_on_commit_then(tx, node, stamp::<T>, link::<T>)
             }
         };
-        self.len.incr(tx);
     }
 
     /// The first node this attempt pushed, or null if it pushed none.
@@ -995,7 +1038,6 @@ impl<T: Send + 'static> TQueue<T> {
             return Ok(None);
         }
         self.head.write(tx, first);
-        self.len.decr(tx);
         let ticket = Arc::new(Ticket {
             state: AtomicU64::new(PENDING),
             fate: AtomicU64::new(0),
@@ -1148,7 +1190,6 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
         // cancelled, and the queue's `Drop` lets go of the old sentinel (still the committed
         // head) and drops `first`'s item with the other items left.
         unsafe { self.head.retire_on_commit(tx, Popped::of(head)) };
-        self.len.decr(tx);
         Ok(item)
     }
 
@@ -1341,8 +1382,9 @@ impl<T: Send + 'static> TQueue<T> {
         Ok(self.first_node(tx, head)?.is_null())
     }
 
-    /// The number of items. Reads the whole count, so it conflicts with concurrent pushes and
-    /// pops (as it must).
+    /// The number of items. Reads `head` and `tail` (the length is the tail's position less
+    /// the head's), so it conflicts with concurrent pushes and pops (as it must); the
+    /// attempt's own pending pushes are counted one by one.
     ///
     /// # Errors
     ///
@@ -1362,7 +1404,45 @@ impl<T: Send + 'static> TQueue<T> {
     /// assert_eq!(n, 2);
     /// ```
     pub fn len(&self, tx: &Transaction) -> StmResult<usize> {
-        Ok(self.len.get(tx)?.max(0) as usize)
+        tx.pin();
+        let head = self.head.read(tx)?;
+        // SAFETY: as in `first_node`: read after `tx.pin()`, or our own pending node.
+        let sentinel = unsafe { &*head };
+        if sentinel.stamp.load(Ordering::Relaxed) == UNPUBLISHED {
+            // Popped into our own pending pushes: the rest of them.
+            let last = self.tail.last_published_node::<Node<T>>(tx);
+            return Ok(if last == Some(head) {
+                0
+            } else {
+                self.pending_from(tx, sentinel.next.load(Ordering::Relaxed))
+            });
+        }
+        let tail = self.tail.read(tx)?;
+        // SAFETY: `tail` was read after `tx.pin()`, and published nodes stay alive while we are
+        // pinned. Both positions were stored before the nodes were published, and do not
+        // change; in the attempt's consistent view the head is at or before the tail.
+        let committed = unsafe { (*tail).pos.load(Ordering::Relaxed) }
+            - sentinel.pos.load(Ordering::Relaxed);
+        Ok(committed as usize + self.pending_from(tx, self.pending_first(tx)))
+    }
+
+    /// The number of this attempt's pending pushes from `node` (one of them, or null) to the
+    /// last.
+    fn pending_from(&self, tx: &Transaction, mut node: *mut Node<T>) -> usize {
+        let Some(last) = self.tail.last_published_node::<Node<T>>(tx) else {
+            return 0;
+        };
+        if node.is_null() {
+            return 0;
+        }
+        let mut n = 1;
+        while node != last {
+            // SAFETY: the attempt's pending nodes, owned by its publishing operations, are
+            // linked in push order up to `last` (`push_node`).
+            node = unsafe { (*node).next.load(Ordering::Relaxed) };
+            n += 1;
+        }
+        n
     }
 }
 
@@ -1859,9 +1939,9 @@ impl<T: 'static> Drop for TQueue<T> {
 
 /// A dropped queue's ends, which own its nodes: dropped once no attempt can use them.
 struct DeadQueue<T: 'static> {
-    head: Box<End<T>>,
+    head: Box<CachePadded<End<T>>>,
     /// Kept alive with `head`: a late commit may still link through it.
-    _tail: Box<End<T>>,
+    _tail: Box<CachePadded<End<T>>>,
     /// Kept with `head`: a late take's claim commits with its pop.
     _taken: TVar<u64>,
 }

@@ -435,3 +435,59 @@ fn pushes_of_an_irrevocable_transaction_are_linked_in_order() {
         assert_eq!(drained, [2, 3, 4, 5]);
     });
 }
+
+/// The length is the tail's position less the head's (`Node::pos`): while pushers and poppers
+/// commit on other threads, every transaction's `len` equals the number of items its own walk
+/// of the same snapshot finds, in plain attempts and in snapshot ones, before and after its own
+/// pushes and pops.
+#[test]
+fn len_agrees_with_a_walk_of_the_same_snapshot() {
+    const ROUNDS: usize = 20_000;
+    common::with_watchdog(60, || {
+        let q: Arc<TQueue<u64>> = Arc::new((0..10).collect());
+        let done = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..2)
+            .map(|t| {
+                let (q, done) = (q.clone(), done.clone());
+                std::thread::spawn(move || {
+                    for i in 0..ROUNDS as u64 {
+                        atomically(|tx| {
+                            q.push(tx, i);
+                            if i % 3 != t {
+                                q.push(tx, i + 1);
+                            }
+                            Ok(())
+                        });
+                        atomically(|tx| q.pop(tx));
+                    }
+                    done.fetch_add(1, Ordering::Release);
+                })
+            })
+            .collect();
+        let mut checks = 0;
+        while done.load(Ordering::Acquire) < 2 || checks < 100 {
+            // Rolled back (its own error): the queue is left as it was.
+            let Err((len, walked, after)) = commute::try_atomically::<(), _, _>(|tx| {
+                let len = q.len(tx)?;
+                let walked = q.iter(tx)?.len();
+                q.push(tx, 7);
+                q.push(tx, 8);
+                let popped = usize::from(q.pop(tx)?.is_some());
+                let after = q.len(tx)?;
+                tx.abort((len, walked, after + popped))
+            }) else {
+                unreachable!("the closure always ends with its error")
+            };
+            assert_eq!(len, walked);
+            assert_eq!(after, len + 2);
+            let (len, walked) = commute::read_only(|tx| Ok((q.len(tx)?, q.iter(tx)?.len())));
+            assert_eq!(len, walked);
+            checks += 1;
+        }
+        for w in workers {
+            w.join().unwrap();
+        }
+        let left = q.atomic().iter().len();
+        assert_eq!(q.atomic().len(), left);
+    });
+}

@@ -405,7 +405,8 @@ fn queue_pops_never_read_freed_nodes() {
 ///
 /// Catches a walk that does not pin (loom reports the read of a freed item), one that mixes
 /// states (half of a transaction's pushes, or popped items beside items pushed after them in a
-/// snapshot without the pops), and one that runs past the end of its snapshot.
+/// snapshot without the pops), and one that runs past the end of its snapshot; and a length
+/// (the tail's position less the head's) that is not the walk's.
 ///
 /// Preemption bound at most 2: three threads.
 #[test]
@@ -433,13 +434,14 @@ fn queue_walk_sees_one_state() {
                 [first, second]
             })
         };
-        let seen = atomically(|tx| {
+        let (seen, len) = atomically(|tx| {
             let mut seen = Vec::new();
             queue.for_each(tx, |item| seen.push(item.id()))?;
-            Ok(seen)
+            Ok((seen, queue.len(tx)?))
         });
         let serial: [&[u64]; 6] = [&[1, 2], &[1, 2, 3, 4], &[2], &[2, 3, 4], &[], &[3, 4]];
         assert!(serial.contains(&seen.as_slice()), "the walk saw {seen:?}");
+        assert_eq!(len, seen.len(), "the length of the walk's state");
         pusher.join().unwrap();
         assert_eq!(popper.join().unwrap(), [Some(1), Some(2)]);
         assert_eq!(drain(&queue), [3, 4]);

@@ -468,6 +468,7 @@ where
     /// assert_eq!(atomically(|tx| m.insert(tx, "k", 2)), Some(1));
     /// assert_eq!(m.atomic().get("k"), Some(2));
     /// ```
+    #[inline]
     pub fn insert(&self, tx: &Transaction, key: K, value: V) -> StmResult<Option<V::Removed>> {
         let old = self.raw.insert(tx, self.hash(&key), key, value)?;
         if old.is_none() {
