@@ -1421,8 +1421,8 @@ impl<T: Send + 'static> TQueue<T> {
         // SAFETY: `tail` was read after `tx.pin()`, and published nodes stay alive while we are
         // pinned. Both positions were stored before the nodes were published, and do not
         // change; in the attempt's consistent view the head is at or before the tail.
-        let committed = unsafe { (*tail).pos.load(Ordering::Relaxed) }
-            - sentinel.pos.load(Ordering::Relaxed);
+        let committed =
+            unsafe { (*tail).pos.load(Ordering::Relaxed) } - sentinel.pos.load(Ordering::Relaxed);
         Ok(committed as usize + self.pending_from(tx, self.pending_first(tx)))
     }
 

@@ -200,6 +200,10 @@ impl Transaction {
     /// finds either at once.
     pub(crate) fn published_node(&self, var: &VarCore, last: bool) -> Option<u64> {
         let st = self.state();
+        if st.writes.publishes.is_empty() {
+            // No publishing operation at all (a transaction's first push): no search.
+            return None;
+        }
         let i = st.writes.find(var)?;
         let Pending::Publish(list) = st.writes.entries[i].pending else {
             return None;
