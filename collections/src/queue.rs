@@ -31,6 +31,12 @@
 //!   (from a count beside `tail` on its cache line, not from the old tail node), so `len` is the
 //!   tail's position less the head's, plus the attempt's own pending pushes. A push or a pop
 //!   thus commits one variable, not two.
+//! - One-call pushes and pops (`.atomic()`) are commits of their own, without a transaction's
+//!   buffers: a push publishes its node with [`TVar::publish_box_alone`] (the same `stamp` and
+//!   `link` steps, the same lock), a pop reads `head` with `load_seen` (pinned), follows the
+//!   sentinel as above (reading `tail` only when it has no successor) and moves `head` with
+//!   [`TVar::commit_alone_retiring`], which retires the same marker and takes a version above
+//!   the popped node's stamp; a pop that finds `head` changed tries again.
 //! - `close` writes `closed`, a variable that only the channel operations read (`send`, `recv`,
 //!   `recv_until`, and `pop_wait` once the queue is empty), so pushes and pops stay as above
 //!   and a send conflicts only with a close. `push`, which reads nothing, checks a plain flag
@@ -685,6 +691,24 @@ fn stamp<T>(_old_tail: *mut Node<T>, version: u64, node: *mut Node<T>) -> *mut N
     node
 }
 
+/// The successor of `sentinel`, once the commit that published it (and has unlocked `tail`, or
+/// is about to) has linked it: waits for the link, giving way to the committer if it is slow.
+fn wait_for_link<T>(sentinel: &Node<T>) -> *mut Node<T> {
+    let mut waited = 0u32;
+    loop {
+        let next = sentinel.next.load(Ordering::Acquire);
+        if !next.is_null() {
+            return next;
+        }
+        waited = waited.saturating_add(1);
+        if waited < 64 {
+            crate::sync::spin_hint();
+        } else {
+            crate::sync::yield_now();
+        }
+    }
+}
+
 /// Links `node` after `old_tail`, the tail that [`stamp`] replaced, once the commit has unlocked
 /// `tail`.
 fn link<T>(old_tail: *mut Node<T>, node: *mut Node<T>) {
@@ -868,11 +892,10 @@ impl<T: Send + 'static> TQueue<T> {
     ///
     /// `node` comes from `Node::alloc` and is owned by the caller alone; if `kept`, the caller
     /// publishes it in at most one committing attempt and frees or leaks it if none commits.
+    #[inline(always)]
     unsafe fn push_node(&self, tx: &Transaction, node: *mut Node<T>, kept: bool) {
-        // For `stamp`, which the commit calls with `node`: where to take its position from.
-        let pushed: *const AtomicU64 = &self.tail.pushed;
         // SAFETY: the node is ours alone (caller).
-        unsafe { (*node).pos.store(pushed as usize as u64, Ordering::Relaxed) };
+        unsafe { self.aim(node) };
         if let Some(last) = self.tail.last_published_node::<Node<T>>(tx) {
             // SAFETY: `last` is this attempt's own unpublished node, owned by its publishing
             // operation in the write set; nobody else can see it yet.
@@ -893,6 +916,18 @@ impl<T: Send + 'static> TQueue<T> {
                     .publish_box_on_commit_then(tx, node, stamp::<T>, link::<T>)
             }
         };
+    }
+
+    /// Tells `node`, about to be pushed, where [`stamp`] takes its position from: this queue's
+    /// [`End::pushed`].
+    ///
+    /// # Safety
+    ///
+    /// `node` is a fresh node owned by the caller alone.
+    unsafe fn aim(&self, node: *mut Node<T>) {
+        let pushed: *const AtomicU64 = &self.tail.pushed;
+        // SAFETY: the node is ours alone (caller).
+        unsafe { (*node).pos.store(pushed as usize as u64, Ordering::Relaxed) };
     }
 
     /// The first node this attempt pushed, or null if it pushed none.
@@ -932,21 +967,8 @@ impl<T: Send + 'static> TQueue<T> {
         }
         if next.is_null() {
             // In this attempt's snapshot the sentinel has a successor, so the commit that
-            // published it has unlocked `tail` and links it (or has linked it since we looked):
-            // wait for the link, giving way to the committer if it is slow.
-            let mut waited = 0u32;
-            loop {
-                next = sentinel.next.load(Ordering::Acquire);
-                if !next.is_null() {
-                    break;
-                }
-                waited = waited.saturating_add(1);
-                if waited < 64 {
-                    crate::sync::spin_hint();
-                } else {
-                    crate::sync::yield_now();
-                }
-            }
+            // published it has unlocked `tail` and links it (or has linked it since we looked).
+            next = wait_for_link(sentinel);
         }
         if !snapshot {
             // SAFETY: published nodes stay alive while we are pinned.
@@ -1382,6 +1404,48 @@ impl<T: Send + 'static> TQueue<T> {
         Ok(self.first_node(tx, head)?.is_null())
     }
 
+    /// One try of [`Atomic::pop`]: a pop as a commit of its own to `head` (it reads `head`, and
+    /// `tail` if the queue looks empty, and writes `head`), or `None` if a commit changed
+    /// `head` meanwhile (try again). The caller pins the thread.
+    fn pop_alone(&self) -> Option<Option<T>>
+    where
+        T: Clone,
+    {
+        let (head, seen) = self.head.load_seen();
+        // SAFETY: read while pinned (caller): a node a pop replaces is freed only after every
+        // thread pinned before that pop's commit has unpinned.
+        let sentinel = unsafe { &*head };
+        let mut next = sentinel.next.load(Ordering::Acquire);
+        if next.is_null() {
+            // Empty, unless a commit has published a successor and not linked it yet: only
+            // `tail` can tell. A `tail` that is our `head` means an empty queue when we read it
+            // (`head` never passes `tail`, and it was here before).
+            if self.tail.load() == head {
+                return Some(None);
+            }
+            next = wait_for_link(sentinel);
+        }
+        // SAFETY: as for `head`: pinned, and `next` holds an item (only the first sentinel has
+        // none, and it is never a successor).
+        let (item, version) = unsafe {
+            (
+                (*next).clone_item(),
+                (*next).stamp.load(Ordering::Relaxed) & !LET_GO,
+            )
+        };
+        // SAFETY: as in `pop`: if this commit succeeds, it unlinks the old sentinel and pops
+        // `next`'s item, and the marker is the only retirement of either; it comes after the
+        // push that published `next` (its version), as a transactional pop's snapshot does
+        // (`observe_version`). If it is refused, nothing is retired and the clone is dropped.
+        match unsafe {
+            self.head
+                .commit_alone_retiring(seen, next, version, Popped::of(head))
+        } {
+            Ok(()) => Some(Some(item)),
+            Err(_) => None,
+        }
+    }
+
     /// The number of items. Reads `head` and `tail` (the length is the tail's position less
     /// the head's), so it conflicts with concurrent pushes and pops (as it must); the
     /// attempt's own pending pushes are counted one by one.
@@ -1558,17 +1622,15 @@ impl<T: Send + 'static> Atomic<'_, TQueue<T>> {
     pub fn push(self, item: T) {
         crate::atomic::assert_outside_transaction();
         self.0.check_open_for_push();
-        // The item goes into its node once, outside the transaction: an attempt rolled back
-        // (its commit met the irrevocable transaction holding the tail) leaves the node here
-        // for the next one, so the item is neither lost nor needs `Clone`.
+        // A push reads nothing: as a commit of its own it publishes the node to `tail` with
+        // the same two steps as a transaction's commit (`push_node`), without the transaction.
         let node = Node::alloc(item);
-        atomically(|tx| {
-            // SAFETY: `node` is ours; only the committing attempt publishes it, and
-            // `atomically` returns only once one has committed (a panic of the closure would
-            // leak the node, never free it twice).
-            unsafe { self.0.push_node(tx, node, true) };
-            Ok(())
-        });
+        // SAFETY: `node` is fresh and ours; `stamp` and `link` neither panic nor block, and
+        // publish it once (see `push_node` for what they write and why readers cope).
+        unsafe {
+            self.0.aim(node);
+            self.0.tail.publish_box_alone(node, stamp::<T>, link::<T>);
+        }
     }
 
     /// [`TQueue::take`] in a transaction of its own, and the item moved out
@@ -1692,7 +1754,12 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     /// assert_eq!(q.atomic().pop(), Some(1));
     /// ```
     pub fn pop(self) -> Option<T> {
-        atomically(|tx| self.0.pop(tx))
+        crate::atomic::assert_outside_transaction();
+        loop {
+            if let Some(popped) = commute_stm::pinned(|| self.0.pop_alone()) {
+                return popped;
+            }
+        }
     }
 
     /// Pops, blocking while the queue is empty.

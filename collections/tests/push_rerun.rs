@@ -1,5 +1,6 @@
 //! A one-call push whose commit meets the irrevocable transaction holding the queue's tail
-//! runs again: the item must still be pushed, once, and nothing may panic.
+//! waits for it (counted as a lock-busy abort, where a transaction's commit would abort): the item
+//! must still be pushed, once, and nothing may panic.
 
 use commute::{TQueue, TVar, atomically, stats};
 use commute_test_support::with_watchdog;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 #[test]
-fn an_atomic_push_rolled_back_by_the_irrevocable_transaction_still_lands_once() {
+fn an_atomic_push_that_meets_the_irrevocable_transaction_lands_once() {
     with_watchdog(60, || {
         let q: Arc<TQueue<Box<u64>>> = Arc::new(TQueue::new());
         let x = Arc::new(TVar::new(0u64));
@@ -58,7 +59,7 @@ fn an_atomic_push_rolled_back_by_the_irrevocable_transaction_still_lands_once() 
         drop(to_writer);
         pusher
             .join()
-            .expect("the push must not panic when it runs again");
+            .expect("the push must not panic when it waits for the lock");
         writer.join().unwrap();
         assert_eq!(q.atomic().pop(), Some(Box::new(7)));
         assert_eq!(q.atomic().pop(), None);

@@ -491,3 +491,75 @@ fn len_agrees_with_a_walk_of_the_same_snapshot() {
         assert_eq!(q.atomic().len(), left);
     });
 }
+
+/// One-call pushes and pops (`.atomic()`, commits of their own without a transaction) beside
+/// transactional ones: one thread pushes singly with `.atomic().push`, one in pairs in
+/// transactions, one pops with `.atomic().pop` and one with `pop_wait` in transactions. Every
+/// item comes out exactly once, each popper sees each pusher's items in order, a one-call push
+/// never counts an abort, and `len` (transactional) agrees with what is left.
+#[test]
+fn one_call_and_transactional_pushes_and_pops_lose_nothing() {
+    common::with_watchdog(60, || {
+        const PER_PUSHER: u64 = 20_000;
+        const PER_POPPER: usize = PER_PUSHER as usize - 100;
+        let q: Arc<TQueue<(usize, u64)>> = Arc::new(TQueue::new());
+        let results = {
+            let q = q.clone();
+            run_threads(4, move |t| {
+                let before = stats::thread();
+                let mut got = Vec::new();
+                match t {
+                    0 => (0..PER_PUSHER).for_each(|i| q.atomic().push((0, i))),
+                    1 => {
+                        for i in (0..PER_PUSHER).step_by(2) {
+                            atomically(|tx| {
+                                q.push(tx, (1, i));
+                                q.push(tx, (1, i + 1));
+                                Ok(())
+                            });
+                        }
+                    }
+                    2 => {
+                        while got.len() < PER_POPPER {
+                            match q.atomic().pop() {
+                                Some(item) => got.push(item),
+                                None => std::thread::yield_now(),
+                            }
+                        }
+                    }
+                    _ => {
+                        while got.len() < PER_POPPER {
+                            got.push(atomically(|tx| q.pop_wait(tx)));
+                        }
+                    }
+                }
+                (got, stats::thread() - before)
+            })
+        };
+        assert_eq!(results[0].1.aborts(), 0, "one-call pushes counted aborts");
+        assert_eq!(
+            results[0].1.commits, PER_PUSHER,
+            "a commit per one-call push"
+        );
+        let rest: Vec<_> = std::iter::from_fn(|| q.atomic().pop()).collect();
+        assert_eq!(rest.len(), 2 * (PER_PUSHER as usize - PER_POPPER));
+        let mut all = Vec::new();
+        for (got, _) in &results[2..] {
+            for p in 0..2 {
+                let mine = of_pusher(got, p);
+                assert!(
+                    mine.windows(2).all(|w| w[0] < w[1]),
+                    "a popper saw pusher {p}'s items out of order"
+                );
+            }
+            all.extend_from_slice(got);
+        }
+        all.extend_from_slice(&rest);
+        all.sort_unstable();
+        let want: Vec<_> = (0..2)
+            .flat_map(|p| (0..PER_PUSHER).map(move |i| (p, i)))
+            .collect();
+        assert_eq!(all, want, "items lost or duplicated");
+        assert_eq!(q.atomic().len(), 0);
+    });
+}

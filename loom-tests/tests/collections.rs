@@ -202,8 +202,9 @@ fn counter_next_id_unique() {
 /// Two pushers push two items each (one in a single transaction, one in two) while the main
 /// thread pops `pops` times: nothing is lost or duplicated, each pusher's order is kept, the
 /// items of one transaction stay together, pushers never abort, and afterwards every replaced
-/// sentinel is freed.
-fn two_pushers_and_popper(pops: usize) {
+/// sentinel is freed. If `one_call`, the second pusher's pushes and the pops are one-call
+/// operations (`.atomic()`: commits of their own, without a transaction).
+fn two_pushers_and_popper(pops: usize, one_call: bool) {
     let live = Live::new();
     let queue = Arc::new(TQueue::new());
     let together = {
@@ -220,15 +221,26 @@ fn two_pushers_and_popper(pops: usize) {
         let (queue, live) = (queue.clone(), live.clone());
         thread::spawn(move || {
             for id in [21, 22] {
-                atomically_without_abort("a push", |tx| {
-                    queue.push(tx, Item::new(id, &live));
-                    Ok(())
-                });
+                if one_call {
+                    queue.atomic().push(Item::new(id, &live));
+                } else {
+                    atomically_without_abort("a push", |tx| {
+                        queue.push(tx, Item::new(id, &live));
+                        Ok(())
+                    });
+                }
             }
         })
     };
     let mut popped: Vec<u64> = (0..pops)
-        .filter_map(|_| atomically(|tx| queue.pop(tx)).map(|item| item.id()))
+        .filter_map(|_| {
+            let item = if one_call {
+                queue.atomic().pop()
+            } else {
+                atomically(|tx| queue.pop(tx))
+            };
+            item.map(|item| item.id())
+        })
         .collect();
     together.join().unwrap();
     apart.join().unwrap();
@@ -258,7 +270,61 @@ fn two_pushers_and_popper(pops: usize) {
 #[test]
 fn queue_two_pushers_and_popper() {
     run_model_with("queue_two_pushers_and_popper", capped_builder(2), || {
-        two_pushers_and_popper(1);
+        two_pushers_and_popper(1, false);
+    });
+}
+
+/// As `queue_two_pushers_and_popper`, with one pusher's pushes and the pop made by one-call
+/// operations (`.atomic()`: `TVar::publish_box_alone`, `TVar::commit_alone_retiring`) beside
+/// the other pusher's transaction.
+///
+/// Catches a one-call push that publishes its node without the tail's lock, or links it before
+/// it is stamped (lost or duplicated items, a pop of an unpublished node), and a one-call pop
+/// whose marker is not retired (leaks).
+///
+/// Preemption bound at most 2: three threads.
+#[test]
+fn queue_one_call_pushes_and_pop() {
+    run_model_with("queue_one_call_pushes_and_pop", capped_builder(2), || {
+        two_pushers_and_popper(1, true);
+    });
+}
+
+/// Two one-call pops race for the two items of a queue while a one-call push adds a third:
+/// the pops take the first two items, one each, and the third is left.
+///
+/// Catches a one-call pop whose commit does not check that `head` is still the sentinel it
+/// read (both pops take the same item), one that reads a node freed by the other pop's
+/// reclamation (loom reports it), and markers that are not retired (leaks).
+///
+/// Preemption bound at most 2: three threads.
+#[test]
+fn queue_one_call_pops_race() {
+    run_model_with("queue_one_call_pops_race", capped_builder(2), || {
+        let live = Live::new();
+        let queue = Arc::new(TQueue::new());
+        queue.atomic().push(Item::new(1, &live));
+        queue.atomic().push(Item::new(2, &live));
+        let pusher = {
+            let (queue, live) = (queue.clone(), live.clone());
+            thread::spawn(move || queue.atomic().push(Item::new(3, &live)))
+        };
+        let popper = {
+            let queue = queue.clone();
+            thread::spawn(move || queue.atomic().pop().map(|item| item.id()))
+        };
+        let mine = queue.atomic().pop().map(|item| item.id());
+        let theirs = popper.join().unwrap();
+        pusher.join().unwrap();
+        let mut popped = [mine, theirs];
+        popped.sort_unstable();
+        assert_eq!(
+            popped,
+            [Some(1), Some(2)],
+            "the pops took {mine:?} and {theirs:?}"
+        );
+        assert_eq!(drain(&queue), [3]);
+        check_queue_freed(queue, &live);
     });
 }
 
@@ -272,7 +338,7 @@ fn queue_two_pushers_and_popper() {
 #[test]
 fn queue_two_pushers_and_two_pops() {
     run_model_with("queue_two_pushers_and_two_pops", capped_builder(1), || {
-        two_pushers_and_popper(2);
+        two_pushers_and_popper(2, false);
     });
 }
 

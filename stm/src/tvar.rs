@@ -454,15 +454,130 @@ impl<T: Word, H: Home> TVar<T, H> {
         }
     }
 
+    /// Low-level, outside transactions: [`commit_alone`](TVar::commit_alone) that, if it
+    /// commits, also retires `retired` as [`Transaction::retire_on_commit`] does, and whose
+    /// commit comes after version `after`.
+    ///
+    /// `after` is a version the caller read in memory that `value` makes reachable (a node's
+    /// publishing version, which a transaction would hand to
+    /// [`Transaction::observe_version`]), or 0: the commit takes a version above it, so that a
+    /// transaction that sees the new value at its read version also sees what that version
+    /// published.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Transaction::retire_on_commit`], with this commit as the transaction's: `retired`
+    /// comes from `Box::<R>::into_raw`, the commit makes it unreachable for transactions that
+    /// begin after it, and nothing else frees it. (If the commit is refused, nothing is
+    /// retired.)
+    ///
+    /// # Errors
+    ///
+    /// As [`commit_alone`](TVar::commit_alone).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{Boxed, TVar};
+    ///
+    /// // A slot whose replaced boxes are retired, not freed at once: readers may still use them.
+    /// let first = Box::into_raw(Box::new(1u64));
+    /// let slot: TVar<*mut u64, Boxed> = TVar::new(first);
+    /// let (old, seen) = slot.load_seen();
+    /// let second = Box::into_raw(Box::new(2u64));
+    /// // SAFETY: `old` was boxed, is unlinked by this commit and freed by nothing else.
+    /// assert!(unsafe { slot.commit_alone_retiring(seen, second, 0, old) }.is_ok());
+    /// // SAFETY: the slot's box, freed once (nothing else frees it).
+    /// assert_eq!(*unsafe { Box::from_raw(slot.load()) }, 2);
+    /// ```
+    #[track_caller]
+    #[inline]
+    pub unsafe fn commit_alone_retiring<R: Send + 'static>(
+        &self,
+        seen: Seen,
+        value: T,
+        after: u64,
+        retired: *mut R,
+    ) -> Result<(), T> {
+        check_alone();
+        let retired = (
+            retired as usize as u64,
+            crate::tx::write_drop_boxed::<R> as DropFn,
+        );
+        let site = Location::caller();
+        crate::tx::alone::commit_alone_retiring(
+            self.core(),
+            seen.0,
+            value.into_bits(),
+            after,
+            retired,
+            site,
+        )
+        .map(|_| ())
+        .ok_or(value)
+    }
+
+    /// Low-level, outside transactions: publishes `node` as a transaction of its own that only
+    /// runs [`publish_box_on_commit_then`](TVar::publish_box_on_commit_then)'s two steps: `op`
+    /// with the variable locked (the value it replaces, the commit's version, the node; its
+    /// result is stored), then `then` once the variable is unlocked (the value `op` replaced,
+    /// the node).
+    ///
+    /// It reads nothing, so it never fails: it waits while a committer (or the irrevocable
+    /// transaction) holds the variable, and it wakes transactions blocked in
+    /// [`retry`](Transaction::retry) on it. It is serialisable with every transaction, and
+    /// counted as a commit in [`stats`](crate::stats) (and a wait for the irrevocable
+    /// transaction as a lock-busy abort, as a transaction's commit would abort there).
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Safety
+    ///
+    /// As for [`publish_box_on_commit_then`](TVar::publish_box_on_commit_then), with this
+    /// commit as the transaction's: `node` is handed to `op`, which publishes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::TVar;
+    ///
+    /// fn swap_in(_old: *mut u64, _version: u64, node: *mut u64) -> *mut u64 {
+    ///     node
+    /// }
+    /// fn free_old(old: *mut u64, _node: *mut u64) {
+    ///     // SAFETY: no transaction runs here, and the old box is ours (a real structure
+    ///     // would retire it: readers may still hold it).
+    ///     drop(unsafe { Box::from_raw(old) });
+    /// }
+    /// let slot = TVar::new(Box::into_raw(Box::new(1u64)));
+    /// // SAFETY: neither step blocks or panics; the node is published once.
+    /// unsafe { slot.publish_box_alone(Box::into_raw(Box::new(2u64)), swap_in, free_old) };
+    /// // SAFETY: the slot's box, freed once.
+    /// assert_eq!(*unsafe { Box::from_raw(slot.load()) }, 2);
+    /// ```
+    #[track_caller]
+    #[inline]
+    pub unsafe fn publish_box_alone<N: 'static>(
+        &self,
+        node: *mut N,
+        op: fn(T, u64, *mut N) -> T,
+        then: fn(T, *mut N),
+    ) {
+        check_alone();
+        let old = crate::tx::alone::publish_alone(
+            self.core(),
+            |old, version| op(T::from_bits(old), version, node).into_bits(),
+            Location::caller(),
+        );
+        then(T::from_bits(old), node);
+    }
+
     #[track_caller]
     #[inline]
     fn commit_bits_alone(&self, seen: Seen, bits: u64, drop_old: Option<DropFn>) -> Option<u64> {
-        if crate::internal::thread::in_tx() {
-            panic!(
-                "commute: TVar::commit_alone/modify_alone called inside a transaction, where \
-                 it would write outside it; use TVar::write(tx) or modify(tx)"
-            );
-        }
+        check_alone();
         crate::tx::alone::commit_alone(self.core(), seen.0, bits, drop_old, Location::caller())
     }
 
@@ -1133,6 +1248,25 @@ unsafe fn free_owned_bits<T: OwnedWord>(bits: u64) {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Seen(u64);
+
+/// Panics inside a transaction: a commit alone would write outside it.
+#[inline]
+#[track_caller]
+fn check_alone() {
+    if crate::internal::thread::in_tx() {
+        alone_in_transaction();
+    }
+}
+
+#[cold]
+#[track_caller]
+fn alone_in_transaction() -> ! {
+    panic!(
+        "commute: a commit alone (TVar::commit_alone, modify_alone, publish_box_alone, ...) \
+         called inside a transaction, where it would write outside it; use TVar::write(tx) or \
+         modify(tx)"
+    )
+}
 
 #[cold]
 #[track_caller]

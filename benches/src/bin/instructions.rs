@@ -416,16 +416,17 @@ fn table_rows(measured: &[Measured]) -> Vec<Line<'_>> {
             .iter()
             .filter(|m| m.case.row == row.name && m.case.side == Side::Commute)
         {
+            let targets = row.targets_of(commute.case);
             let met = match baseline {
-                Some(b) => row.met(commute.per_op, b.per_op),
+                Some(b) => targets.met(commute.per_op, b.per_op),
                 // No baseline measured: check the absolute target only.
-                None if row.max.is_some() => row.met(commute.per_op, f64::INFINITY),
+                None if targets.max.is_some() => targets.met(commute.per_op, f64::INFINITY),
                 None => None,
             };
             lines.push(Line {
                 commute,
                 baseline,
-                target: row.target_text(),
+                target: targets.target_text(),
                 met,
             });
         }

@@ -743,6 +743,7 @@ where
     /// transaction of its own that reads and writes the key's leaf slot only (the length does
     /// not change); returns the old value, or gives the key and value back if the key is absent
     /// (a new key changes the length too: the caller runs a transaction).
+    #[inline]
     pub(crate) fn update_alone(&self, hash: u64, key: K, value: V) -> Result<V::Removed, (K, V)>
     where
         K: Eq + Clone,

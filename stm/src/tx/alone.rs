@@ -16,13 +16,21 @@
 //!
 //! No transaction state is touched, so none of its bookkeeping is paid. The thread must not be
 //! inside a transaction (its attempt could not see the write, and would not be serialisable
-//! with it): both functions' callers check.
+//! with it): the callers check.
+//!
+//! Two variants: [`commit_alone_retiring`] also retires a value outside the variable (a queue's
+//! pop, whose marker frees the sentinel it replaced), as `retire_on_commit` does in a
+//! transaction, and can be told a version its commit must come after; [`publish_alone`] is the
+//! transaction "publish to `var`" (a queue's push), which reads nothing and so cannot fail: it
+//! waits for the variable to be unlocked, locks it from whatever word it holds, and computes
+//! the new value from the old one under the lock, as a transaction's write-back runs a
+//! publishing operation.
 
 use core::panic::Location;
 
 use crate::internal::counters::AbortCause;
 use crate::internal::thread::{Retired, ThreadCtx, with_ctx};
-use crate::internal::var::{LOCKED, VarCore, WAITERS, unlocked_word, version_of};
+use crate::internal::var::{IRREVOCABLE, LOCKED, VarCore, WAITERS, unlocked_word, version_of};
 use crate::internal::wait;
 use crate::internal::write_set::DropFn;
 use crate::internal::{clock, history};
@@ -59,6 +67,82 @@ pub(crate) fn commit_alone(
     drop_old: Option<DropFn>,
     site: &'static Location<'static>,
 ) -> Option<u64> {
+    let word = lock_seen(var, seen, site)?;
+    Some(write_locked(
+        var,
+        word,
+        version_of(seen),
+        |_, _| bits,
+        drop_old,
+        None,
+        site,
+    ))
+}
+
+/// [`commit_alone`] of `bits`, whose commit comes after version `after` (a version the caller
+/// read in memory that the new value makes reachable), and which also retires `retired` (bits
+/// and how to free them) at its version, as a transaction's `retire_on_commit` does: held for
+/// the snapshot readers registered before it, freed once no running transaction can read it.
+#[inline]
+pub(crate) fn commit_alone_retiring(
+    var: &VarCore,
+    seen: u64,
+    bits: u64,
+    after: u64,
+    retired: (u64, DropFn),
+    site: &'static Location<'static>,
+) -> Option<u64> {
+    let word = lock_seen(var, seen, site)?;
+    Some(write_locked(
+        var,
+        word,
+        version_of(seen).max(after),
+        |_, _| bits,
+        None,
+        Some(retired),
+        site,
+    ))
+}
+
+/// A commit of its own that publishes to `var`: locks it from whatever word it holds (waiting
+/// while a committer or the irrevocable transaction holds it; a wait for the irrevocable one
+/// counts as one lock-busy abort, as a transaction's commit would abort there), stores `publish(old bits, commit version)` and unlocks; returns the bits replaced. `publish` runs with the variable locked:
+/// it must not panic or block.
+#[inline]
+pub(crate) fn publish_alone(
+    var: &VarCore,
+    publish: impl FnOnce(u64, u64) -> u64,
+    site: &'static Location<'static>,
+) -> u64 {
+    let mut backoff = crate::internal::backoff::Backoff::new();
+    let mut waited = false;
+    let word = loop {
+        let word = var.lock.load(Ordering::Relaxed);
+        if word & LOCKED == 0 {
+            if var
+                .lock
+                .compare_exchange_weak(word, word | LOCKED, clock::SC, Ordering::Relaxed)
+                .is_ok()
+            {
+                break word;
+            }
+        } else {
+            if word & IRREVOCABLE != 0 && !waited {
+                // A transaction's commit would abort here (another committer it waits out): the
+                // wait stands for that rerun, counted once.
+                waited = true;
+                count_abort(var, word, site);
+            }
+            backoff.snooze();
+        }
+    };
+    write_locked(var, word, version_of(word), publish, None, None, site)
+}
+
+/// Locks `var` if its word is still `seen` (or `seen` with `WAITERS`); returns the word it
+/// locked, or `None` (counted as an abort) if a commit changed the variable since.
+#[inline(always)]
+fn lock_seen(var: &VarCore, seen: u64, site: &'static Location<'static>) -> Option<u64> {
     debug_assert_eq!(seen & LOCKED, 0, "a seen word is unlocked");
     // The word may differ from `seen` by the `WAITERS` bit alone (a transaction went to sleep
     // on the variable since): the version is what matters.
@@ -73,6 +157,22 @@ pub(crate) fn commit_alone(
         }
         word = now;
     }
+    Some(word)
+}
+
+/// The rest of a commit alone, with `var` locked from `word`: takes a write version above
+/// `newest` (and the clock), stores `new(old bits, version)`, unlocks, wakes waiters, then retires the
+/// value replaced (with `drop_old`) and `retired`. Returns the bits replaced.
+#[inline(always)]
+fn write_locked(
+    var: &VarCore,
+    word: u64,
+    newest: u64,
+    new: impl FnOnce(u64, u64) -> u64,
+    drop_old: Option<DropFn>,
+    retired: Option<(u64, DropFn)>,
+    site: &'static Location<'static>,
+) -> u64 {
     let old = var.value.load(Ordering::Relaxed);
     // A plain reference rather than a closure around the commit: the closure's size decided
     // whether `LocalKey::with` was inlined (60 instructions a commit alone when it was not).
@@ -80,10 +180,10 @@ pub(crate) fn commit_alone(
     // SAFETY: this thread's context lives until its thread-locals are torn down, which does not
     // happen during this call (see `Transaction::ctx`).
     let ctx = unsafe { &*ctx };
-    let wv = clock::write_version(version_of(seen), ctx.tag);
+    let wv = clock::write_version(newest, ctx.tag);
     let view = history::writer_view();
     let kept = history::involved(var, view) && keep_alone(ctx, var, drop_old, wv, view);
-    var.value.store(bits, Ordering::Release);
+    var.value.store(new(old, wv), Ordering::Release);
     if crate::conflicts::profiling() {
         var.note_writer(site);
     }
@@ -92,10 +192,34 @@ pub(crate) fn commit_alone(
         wait::wake(var);
     }
     ctx.slot.stats.commit(false);
+    // Retired once the variable is unlocked: a reclamation pass may start, which runs
+    // destructors.
     if let Some(drop_fn) = drop_old.filter(|_| !kept) {
-        retire_alone(old, drop_fn, wv);
+        ctx.retire(Some(Retired {
+            version: wv,
+            bits: old,
+            drop_fn,
+        }));
     }
-    Some(old)
+    if let Some((bits, drop_fn)) = retired {
+        let value = Retired {
+            version: wv,
+            bits,
+            drop_fn,
+        };
+        if history::holds(view) {
+            retire_held(ctx, value, view);
+        } else {
+            ctx.retire(Some(value));
+        }
+    }
+    old
+}
+
+/// Retires `value`, unless a snapshot reader registered before its commit (`view`) holds it.
+#[cold]
+fn retire_held(ctx: &ThreadCtx, value: Retired, view: history::WriterView) {
+    ctx.retire(history::hold(view, vec![value]));
 }
 
 /// [`history::on_write`] for a commit alone, which has no attempt to hand versions let go of
@@ -112,18 +236,6 @@ fn keep_alone(
     let kept = history::on_write(var, drop_old, wv, view, &mut versions);
     ctx.queue_retired(&mut versions);
     kept
-}
-
-/// Retires `bits` (freed by `drop_fn`), replaced by a commit of version `version`: freed once
-/// no running transaction can read it. Outside any transaction.
-fn retire_alone(bits: u64, drop_fn: DropFn, version: u64) {
-    with_ctx(|ctx| {
-        ctx.retire(Some(Retired {
-            version,
-            bits,
-            drop_fn,
-        }))
-    });
 }
 
 /// Counts a commit alone that found `var` changed (or locked) as the aborted attempt it is, in
