@@ -104,7 +104,8 @@ pub struct Row {
     pub max_ratio: Option<f64>,
     /// For the row's one-call case (`.atomic()`, named `<row>/atomic`): at most this many times
     /// the baseline, as well (the issue's "a single collection operation through `.atomic()`
-    /// within 1.5x" of `DashMap` and `Mutex<VecDeque>`).
+    /// within 1.5x" of `DashMap` and `Mutex<VecDeque>`: the lookup and the queue rows; the
+    /// update's baseline is a `Mutex<HashMap>`, and its row keeps its own 3x).
     pub atomic_max_ratio: Option<f64>,
 }
 
@@ -192,7 +193,7 @@ pub const ROWS_TABLE: &[Row] = &[
         name: "map-update",
         max: Some(500.0),
         max_ratio: Some(3.0),
-        atomic_max_ratio: Some(1.5),
+        atomic_max_ratio: None,
     },
     Row {
         name: "queue",
