@@ -1781,6 +1781,10 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     /// Also if the queue is closed and empty (see [`TQueue::pop_wait`]).
     #[track_caller]
     pub fn pop_wait(self) -> T {
+        // An item there: the one-call pop. Empty: the transaction, which blocks (or panics).
+        if let Some(item) = self.pop() {
+            return item;
+        }
         atomically(|tx| self.0.pop_wait(tx))
     }
 
@@ -1823,6 +1827,10 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     /// assert_eq!(q.atomic().recv(), None);
     /// ```
     pub fn recv(self) -> Option<T> {
+        // As `pop_wait`: a closed queue still hands out what it holds.
+        if let Some(item) = self.pop() {
+            return Some(item);
+        }
         atomically(|tx| self.0.recv(tx))
     }
 

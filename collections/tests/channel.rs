@@ -57,6 +57,24 @@ fn a_closed_tqueue_refuses_push_with_a_panic() {
     assert_eq!(q.atomic().len(), 0);
 }
 
+/// A closed queue still hands out what it holds, to the one-call `pop_wait` too (which pops
+/// without a transaction when an item is there), and only then refuses.
+#[test]
+fn pop_wait_on_a_closed_tqueue_drains_it_first() {
+    let q = TQueue::new();
+    q.atomic().push(1);
+    q.atomic().push(2);
+    q.atomic().close();
+    assert_eq!(q.atomic().pop_wait(), 1);
+    assert_eq!(q.atomic().recv(), Some(2));
+    assert_eq!(q.atomic().recv(), None);
+    let r = catch_unwind(AssertUnwindSafe(|| q.atomic().pop_wait()));
+    assert!(
+        r.is_err(),
+        "pop_wait on the closed, drained queue must panic"
+    );
+}
+
 #[test]
 #[should_panic(expected = "closed and empty queue would block forever")]
 fn pop_wait_on_a_closed_empty_tqueue_panics() {
