@@ -15,6 +15,7 @@ fn overlapping_snapshots_stay_exact_and_drop_everything_once() {
         const KEYS: u64 = 2_000;
         const BOXES: usize = 64;
         const ROUNDS: u64 = 30;
+        const BACKLOG: u64 = 256;
         let live = Arc::new(AtomicUsize::new(0));
         let map: Arc<TMap<u64, i64>> = Arc::new((0..KEYS).map(|k| (k, 100)).collect());
         // The boxes hold values whose sum is always `BOXES * 1000`, moved in pairs.
@@ -49,14 +50,25 @@ fn overlapping_snapshots_stay_exact_and_drop_everything_once() {
                 });
             }));
         }
+        // Items taken by the popper: the pusher stays at most `BACKLOG` ahead (a one-call push
+        // is several times faster than a transactional pop, and every reader walks the queue).
+        let taken = Arc::new(AtomicU64::new(0));
         {
-            let queue = queue.clone();
-            workers.push(spawn_counted(&stop, &done, move |i| queue.atomic().push(i)));
+            let (queue, stop2, taken) = (queue.clone(), stop.clone(), taken.clone());
+            workers.push(spawn_counted(&stop, &done, move |i| {
+                while i >= taken.load(Ordering::Acquire) + BACKLOG && !stop2.load(Ordering::Acquire)
+                {
+                    std::thread::yield_now();
+                }
+                queue.atomic().push(i);
+            }));
         }
         {
             let queue = queue.clone();
             workers.push(spawn_counted(&stop, &done, move |_| {
-                atomically(|tx| queue.pop(tx));
+                if atomically(|tx| queue.pop(tx)).is_some() {
+                    taken.fetch_add(1, Ordering::Release);
+                }
             }));
         }
         let readers: Vec<_> = (0..2)
