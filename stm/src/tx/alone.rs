@@ -106,8 +106,9 @@ pub(crate) fn commit_alone_retiring(
 
 /// A commit of its own that publishes to `var`: locks it from whatever word it holds (waiting
 /// while a committer or the irrevocable transaction holds it; a wait for the irrevocable one
-/// counts as one lock-busy abort, as a transaction's commit would abort there), stores `publish(old bits, commit version)` and unlocks; returns the bits replaced. `publish` runs with the variable locked:
-/// it must not panic or block.
+/// counts as one lock-busy abort, as a transaction's commit would abort there), stores
+/// `publish(old bits, commit version)` and unlocks; returns the bits replaced. `publish` runs
+/// with the variable locked: it must not panic or block.
 #[inline]
 pub(crate) fn publish_alone(
     var: &VarCore,
@@ -128,8 +129,8 @@ pub(crate) fn publish_alone(
             }
         } else {
             if word & IRREVOCABLE != 0 && !waited {
-                // A transaction's commit would abort here (another committer it waits out): the
-                // wait stands for that rerun, counted once.
+                // A transaction's commit aborts on the irrevocable transaction's lock (it waits
+                // out other committers'): the wait stands for that rerun, counted once.
                 waited = true;
                 count_abort(var, word, site);
             }
@@ -161,8 +162,8 @@ fn lock_seen(var: &VarCore, seen: u64, site: &'static Location<'static>) -> Opti
 }
 
 /// The rest of a commit alone, with `var` locked from `word`: takes a write version above
-/// `newest` (and the clock), stores `new(old bits, version)`, unlocks, wakes waiters, then retires the
-/// value replaced (with `drop_old`) and `retired`. Returns the bits replaced.
+/// `newest` (and the clock), stores `new(old bits, version)`, unlocks, wakes waiters, then
+/// retires the value replaced (with `drop_old`) and `retired`. Returns the bits replaced.
 #[inline(always)]
 fn write_locked(
     var: &VarCore,
