@@ -45,16 +45,12 @@ fn a_commit_alone_retiring_retires_only_when_it_commits() {
     let (_, seen) = v.load_seen();
     let retired = Box::into_raw(Box::new(Counted(drops.clone())));
     // SAFETY: `retired` is a box that nothing else frees.
-    assert_eq!(
-        unsafe { v.commit_alone_retiring(seen, 2, 7, retired) },
-        Ok(())
-    );
+    let first = unsafe { v.commit_alone_retiring(seen, 2, 7, retired) };
+    assert_eq!(first, Ok(()));
     let stale = Box::into_raw(Box::new(Counted(drops.clone())));
     // SAFETY: as above; refused, so it stays ours.
-    assert_eq!(
-        unsafe { v.commit_alone_retiring(seen, 3, 0, stale) },
-        Err(3)
-    );
+    let second = unsafe { v.commit_alone_retiring(seen, 3, 0, stale) };
+    assert_eq!(second, Err(3));
     assert_eq!(v.load(), 2);
     let released = (0..1000).any(|_| {
         commute_stm::reclaim_retired();
