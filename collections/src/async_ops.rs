@@ -36,6 +36,10 @@ impl<'a, T: Clone + Send + Sync + 'static> Atomic<'a, TQueue<T>> {
     /// producer.join().unwrap();
     /// ```
     pub async fn pop_wait_async(self) -> T {
+        // An item there: the one-call pop, within this poll. Empty: the transaction that waits.
+        if let Some(item) = self.pop() {
+            return item;
+        }
         let queue = self.0;
         atomically_async(|tx| queue.pop_wait(tx)).await
     }
