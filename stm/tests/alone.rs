@@ -79,6 +79,8 @@ fn a_publish_alone_runs_both_steps_and_wakes_a_waiter() {
         drop(unsafe { Box::from_raw(node) });
     }
     let v = Arc::new(TVar::new(0u64));
+    // Counted before the waiter starts, so that its retry cannot come before the count.
+    let retries = stats::snapshot().retries;
     let waiter = {
         let v = v.clone();
         std::thread::spawn(move || {
@@ -92,8 +94,8 @@ fn a_publish_alone_runs_both_steps_and_wakes_a_waiter() {
         })
     };
     // Once the waiter has retried it sleeps on `v` (or checks `v` again first, and then sees
-    // the publish: either way it must end with 5).
-    let retries = stats::snapshot().retries;
+    // the publish: either way it must end with 5). Another test's retry may end the wait
+    // early: the order does not matter for the result.
     while stats::snapshot().retries == retries && !waiter.is_finished() {
         std::thread::yield_now();
     }
