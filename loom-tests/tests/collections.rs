@@ -199,6 +199,15 @@ fn counter_next_id_unique() {
 // ---------------------------------------------------------------------------------------------
 // TQueue
 
+/// A queue holding items `ids`, in order, each pushed by a one-call push.
+fn queue_of(ids: &[u64], live: &Live) -> Arc<TQueue<Item>> {
+    let queue = Arc::new(TQueue::new());
+    for &id in ids {
+        queue.atomic().push(Item::new(id, live));
+    }
+    queue
+}
+
 /// Two pushers push two items each (one in a single transaction, one in two) while the main
 /// thread pops `pops` times: nothing is lost or duplicated, each pusher's order is kept, the
 /// items of one transaction stay together, pushers never abort, and afterwards every replaced
@@ -302,9 +311,7 @@ fn queue_one_call_pushes_and_pop() {
 fn queue_one_call_pops_race() {
     run_model_with("queue_one_call_pops_race", capped_builder(2), || {
         let live = Live::new();
-        let queue = Arc::new(TQueue::new());
-        queue.atomic().push(Item::new(1, &live));
-        queue.atomic().push(Item::new(2, &live));
+        let queue = queue_of(&[1, 2], &live);
         let pusher = {
             let (queue, live) = (queue.clone(), live.clone());
             thread::spawn(move || queue.atomic().push(Item::new(3, &live)))
@@ -479,9 +486,7 @@ fn queue_pops_never_read_freed_nodes() {
 fn queue_walk_sees_one_state() {
     run_model_with("queue_walk_sees_one_state", capped_builder(2), || {
         let live = Live::new();
-        let queue = Arc::new(TQueue::new());
-        queue.atomic().push(Item::new(1, &live));
-        queue.atomic().push(Item::new(2, &live));
+        let queue = queue_of(&[1, 2], &live);
         let pusher = {
             let (queue, live) = (queue.clone(), live.clone());
             thread::spawn(move || {

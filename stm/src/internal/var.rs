@@ -172,6 +172,29 @@ impl VarCore {
         self as *const VarCore as usize
     }
 
+    /// One try to lock the variable from whatever word it holds, as a committer does:
+    /// `Ok(word)` (the word before) if it was unlocked and this CAS locked it; `Err(word)` if it
+    /// is locked (`word` says by whom), or, with an unlocked `word`, if the CAS lost a race
+    /// (try again).
+    #[inline(always)]
+    pub(crate) fn try_lock(&self) -> Result<u64, u64> {
+        let word = self.lock.load(Ordering::Relaxed);
+        if word & LOCKED == 0
+            && self
+                .lock
+                .compare_exchange_weak(
+                    word,
+                    word | LOCKED,
+                    crate::internal::clock::SC,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            return Ok(word);
+        }
+        Err(word)
+    }
+
     /// One sequence-lock read: a value with its version, or the lock word if locked.
     #[inline]
     pub(crate) fn snapshot(&self) -> Snapshot {

@@ -67,16 +67,7 @@ pub(crate) fn commit_alone(
     drop_old: Option<DropFn>,
     site: &'static Location<'static>,
 ) -> Option<u64> {
-    let word = lock_seen(var, seen, site)?;
-    Some(write_locked(
-        var,
-        word,
-        version_of(seen),
-        |_, _| bits,
-        drop_old,
-        None,
-        site,
-    ))
+    commit_seen(var, seen, bits, 0, drop_old, None, site)
 }
 
 /// [`commit_alone`] of `bits`, whose commit comes after version `after` (a version the caller
@@ -92,14 +83,29 @@ pub(crate) fn commit_alone_retiring(
     retired: (u64, DropFn),
     site: &'static Location<'static>,
 ) -> Option<u64> {
+    commit_seen(var, seen, bits, after, None, Some(retired), site)
+}
+
+/// The two above: lock `var` from `seen` and write `bits` at a version above `after`.
+#[inline(always)]
+fn commit_seen(
+    var: &VarCore,
+    seen: u64,
+    bits: u64,
+    after: u64,
+    drop_old: Option<DropFn>,
+    retired: Option<(u64, DropFn)>,
+    site: &'static Location<'static>,
+) -> Option<u64> {
     let word = lock_seen(var, seen, site)?;
+    let newest = version_of(seen).max(after);
     Some(write_locked(
         var,
         word,
-        version_of(seen).max(after),
+        newest,
         |_, _| bits,
-        None,
-        Some(retired),
+        drop_old,
+        retired,
         site,
     ))
 }
@@ -118,23 +124,19 @@ pub(crate) fn publish_alone(
     let mut backoff = crate::internal::backoff::Backoff::new();
     let mut waited = false;
     let word = loop {
-        let word = var.lock.load(Ordering::Relaxed);
-        if word & LOCKED == 0 {
-            if var
-                .lock
-                .compare_exchange_weak(word, word | LOCKED, clock::SC, Ordering::Relaxed)
-                .is_ok()
-            {
-                break word;
+        match var.try_lock() {
+            Ok(word) => break word,
+            Err(word) if word & LOCKED == 0 => {}
+            Err(word) => {
+                if word & IRREVOCABLE != 0 && !waited {
+                    // A transaction's commit aborts on the irrevocable transaction's lock (it
+                    // waits out other committers'): the wait stands for that rerun, counted
+                    // once.
+                    waited = true;
+                    count_abort(var, word, site);
+                }
+                backoff.snooze();
             }
-        } else {
-            if word & IRREVOCABLE != 0 && !waited {
-                // A transaction's commit aborts on the irrevocable transaction's lock (it waits
-                // out other committers'): the wait stands for that rerun, counted once.
-                waited = true;
-                count_abort(var, word, site);
-            }
-            backoff.snooze();
         }
     };
     write_locked(var, word, version_of(word), publish, None, None, site)

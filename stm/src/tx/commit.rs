@@ -205,24 +205,19 @@ fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<u64, *const VarCore> {
         let var = locks.entries[i].var();
         let mut backoff = Backoff::new();
         loop {
-            let word = var.lock.load(Ordering::Relaxed);
-            if word & LOCKED == 0 {
-                if var
-                    .lock
-                    .compare_exchange_weak(word, word | LOCKED, clock::SC, Ordering::Relaxed)
-                    .is_ok()
-                {
+            match var.try_lock() {
+                Ok(word) => {
                     locks.entries[i].locked_word = word;
                     newest = newest.max(version_of(word));
                     locks.held = i + 1;
                     break;
                 }
-            } else if word & IRREVOCABLE != 0 {
-                return Err(var);
-            } else {
+                // Lost a race for an unlocked word: again.
+                Err(word) if word & LOCKED == 0 => {}
+                Err(word) if word & IRREVOCABLE != 0 => return Err(var),
                 // Another committer: it holds its locks briefly and, locking in the same order,
                 // never waits for one of ours.
-                backoff.snooze();
+                Err(_) => backoff.snooze(),
             }
         }
     }
