@@ -61,18 +61,21 @@ fn a_closed_tqueue_refuses_push_with_a_panic() {
 /// without a transaction when an item is there), and only then refuses.
 #[test]
 fn pop_wait_on_a_closed_tqueue_drains_it_first() {
-    let q = TQueue::new();
-    q.atomic().push(1);
-    q.atomic().push(2);
-    q.atomic().close();
-    assert_eq!(q.atomic().pop_wait(), 1);
-    assert_eq!(q.atomic().recv(), Some(2));
-    assert_eq!(q.atomic().recv(), None);
-    let r = catch_unwind(AssertUnwindSafe(|| q.atomic().pop_wait()));
-    assert!(
-        r.is_err(),
-        "pop_wait on the closed, drained queue must panic"
-    );
+    // A wrong answer here would block: under a watchdog.
+    common::with_watchdog(20, || {
+        let q = TQueue::new();
+        q.atomic().push(1);
+        q.atomic().push(2);
+        q.atomic().close();
+        assert_eq!(q.atomic().pop_wait(), 1);
+        assert_eq!(q.atomic().recv(), Some(2));
+        assert_eq!(q.atomic().recv(), None);
+        let r = catch_unwind(AssertUnwindSafe(|| q.atomic().pop_wait()));
+        assert!(
+            r.is_err(),
+            "pop_wait on the closed, drained queue must panic"
+        );
+    });
 }
 
 #[test]

@@ -4,8 +4,10 @@
 //! none may run inside a transaction.
 
 use commute_stm::{TVar, stats};
+use commute_test_support::with_watchdog;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 #[test]
 fn a_stale_commit_alone_is_refused_and_counted_as_an_abort() {
@@ -52,10 +54,16 @@ fn a_commit_alone_retiring_retires_only_when_it_commits() {
     let second = unsafe { v.commit_alone_retiring(seen, 3, 0, stale) };
     assert_eq!(second, Err(3));
     assert_eq!(v.load(), 2);
-    let released = (0..1000).any(|_| {
+    // Another test's running transaction may hold reclamation back for a while: a deadline,
+    // not a count of tries.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let released = loop {
         commute_stm::reclaim_retired();
-        drops.load(Ordering::SeqCst) == 1
-    });
+        if drops.load(Ordering::SeqCst) == 1 || Instant::now() >= deadline {
+            break drops.load(Ordering::SeqCst) == 1;
+        }
+        std::thread::yield_now();
+    };
     assert!(released, "the retired value was not dropped by reclamation");
     // SAFETY: the refused commit left it to us.
     drop(unsafe { Box::from_raw(stale) });
@@ -67,44 +75,57 @@ fn a_commit_alone_retiring_retires_only_when_it_commits() {
 /// as a commit and wakes a transaction blocked in `retry` on the variable.
 #[test]
 fn a_publish_alone_runs_both_steps_and_wakes_a_waiter() {
+    // What the steps saw, checked after the publish: neither step may panic.
+    static VERSION: AtomicU64 = AtomicU64::new(0);
+    static REPLACED: AtomicU64 = AtomicU64::new(u64::MAX);
     fn swap_in(_old: u64, version: u64, node: *mut u64) -> u64 {
+        VERSION.store(version, Ordering::SeqCst);
         // SAFETY: the node is ours until this step publishes its value.
-        let value = unsafe { *node };
-        assert!(version > 0, "a commit version");
-        value
+        unsafe { *node }
     }
     fn free(old: u64, node: *mut u64) {
-        assert_eq!(old, 0, "the second step gets the value replaced");
+        REPLACED.store(old, Ordering::SeqCst);
         // SAFETY: the first step copied the value out; the box is ours to free.
         drop(unsafe { Box::from_raw(node) });
     }
-    let v = Arc::new(TVar::new(0u64));
-    // Counted before the waiter starts, so that its retry cannot come before the count.
-    let retries = stats::snapshot().retries;
-    let waiter = {
-        let v = v.clone();
-        std::thread::spawn(move || {
-            commute_stm::atomically(|tx| {
-                let value = v.read(tx)?;
-                if value == 0 {
-                    return tx.retry();
-                }
-                Ok(value)
+    with_watchdog(20, || {
+        let v = Arc::new(TVar::new(0u64));
+        // Counted before the waiter starts, so that its retry cannot come before the count.
+        let retries = stats::snapshot().retries;
+        let waiter = {
+            let v = v.clone();
+            std::thread::spawn(move || {
+                commute_stm::atomically(|tx| {
+                    let value = v.read(tx)?;
+                    if value == 0 {
+                        return tx.retry();
+                    }
+                    Ok(value)
+                })
             })
-        })
-    };
-    // Once the waiter has retried it sleeps on `v` (or checks `v` again first, and then sees
-    // the publish: either way it must end with 5). Another test's retry may end the wait
-    // early: the order does not matter for the result.
-    while stats::snapshot().retries == retries && !waiter.is_finished() {
-        std::thread::yield_now();
-    }
-    let before = stats::thread();
-    // SAFETY: neither step blocks or panics; the node is published once and freed once.
-    unsafe { v.publish_box_alone(Box::into_raw(Box::new(5u64)), swap_in, free) };
-    assert_eq!(stats::thread().commits - before.commits, 1);
-    assert_eq!(waiter.join().unwrap(), 5);
-    assert_eq!(v.load(), 5);
+        };
+        // Once the waiter has retried it sleeps on `v` (or checks `v` again first, and then
+        // sees the publish: either way it must end with 5). Another test's retry may end the
+        // wait early: the order does not matter for the result.
+        while stats::snapshot().retries == retries && !waiter.is_finished() {
+            std::thread::yield_now();
+        }
+        let before = stats::thread();
+        // SAFETY: neither step blocks or panics; the node is published once and freed once.
+        unsafe { v.publish_box_alone(Box::into_raw(Box::new(5u64)), swap_in, free) };
+        assert_eq!(stats::thread().commits - before.commits, 1);
+        assert!(
+            VERSION.load(Ordering::SeqCst) > 0,
+            "the first step got a commit version"
+        );
+        assert_eq!(
+            REPLACED.load(Ordering::SeqCst),
+            0,
+            "the second step got the value replaced"
+        );
+        assert_eq!(waiter.join().unwrap(), 5);
+        assert_eq!(v.load(), 5);
+    });
 }
 
 #[test]
