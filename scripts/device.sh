@@ -8,13 +8,16 @@
 #   cargo build --release -p commute-benches            # target/release/{conflicts,soak,apps}
 #   scripts/device.sh                                  # on the device: results in $OUT
 #   STEPS=apps scripts/device.sh                       # the application suite alone (~4 min)
+#   STEPS=vacation scripts/device.sh                   # STAMP vacation, 1-16 clients (~5 min)
 #   DEVICE_QUICK=1 scripts/device.sh target/device     # a ~10 s rehearsal of the same steps
 #
 # Results (in the folder given as the first argument, else $OUT, else target/device):
 # machine.txt (date, kernel, CPU), table.txt (the table and the targets the runner checks,
 # 2 and 16 threads included), suite.json, plots/*.svg, progress.txt (the runner's stderr),
 # soak-mixed.txt, soak-churn.txt; with STEPS=apps, apps.txt (the application suite's table
-# and checks), apps.json and apps-progress.txt. Steps run one after the other and each failure is reported
+# and checks), apps.json and apps-progress.txt; with STEPS=vacation, vacation-low.txt and
+# vacation-high.txt (one table per client count, with the runner's progress lines) and
+# vacation.json. Steps run one after the other and each failure is reported
 # at the end, so that a failing soak does not lose the table. The default run takes about
 # 6 minutes: suite ~3, soaks 2 x 90 s, with time limits that keep it under 10.
 set -uo pipefail
@@ -26,17 +29,22 @@ BIN="${BIN:-target/release}"
 THREADS="${THREADS:-1,2,4,8,16}"
 SOAK_THREADS="${SOAK_THREADS:-16}"
 SOAK_SECONDS="${SOAK_SECONDS:-90}"
-# Which runs: "conflicts,soaks" (the default, about 6 minutes) or "apps" (about 4), each
-# within the device's 10 minutes a command.
+# Which runs: "conflicts,soaks" (the default, about 6 minutes), "apps" (about 4) or
+# "vacation" (about 5), each within the device's 10 minutes a command.
 STEPS="${STEPS:-conflicts,soaks}"
 SUITE_ARGS=()
 APPS_ARGS=(--preset default)
+# STAMP's own sizes (-r1048576 -t4194304), those of the published figures.
+VACATION_ARGS=(--canonical --reps 1)
+VACATION_LIMIT=240
 if [ -n "${DEVICE_QUICK:-}" ]; then
     THREADS="1,2"
     SOAK_THREADS=2
     SOAK_SECONDS=3
     SUITE_ARGS=(--quick)
     APPS_ARGS=(--preset smoke)
+    VACATION_ARGS=(-r16384 -t65536 --reps 1)
+    VACATION_LIMIT=60
 fi
 
 wants() { [[ ",$STEPS," == *",$1,"* ]]; }
@@ -45,6 +53,7 @@ bins=()
 wants conflicts && bins+=(conflicts)
 wants soaks && bins+=(soak)
 wants apps && bins+=(apps)
+wants vacation && bins+=(vacation)
 for bin in "${bins[@]}"; do
     if [ ! -x "$BIN/$bin" ]; then
         echo "device.sh: $BIN/$bin is missing: build it with" \
@@ -106,6 +115,33 @@ fi
 if wants apps; then
     step "apps suite, threads $THREADS" 540 "$OUT_DIR/apps.txt" "$OUT_DIR/apps-progress.txt" \
         "$BIN/apps" --threads "$THREADS" --json "$OUT_DIR/apps.json" "${APPS_ARGS[@]}"
+fi
+
+# vacation-low and -high at each client count: sequential, global-lock and commute in one
+# process at the first count (its table gives the ratios), then global-lock and commute at the
+# others (the ratio to sequential is taken against the first count's sequential time: it runs
+# the same number of actions on one thread whatever the count). One time limit for each preset.
+vacation_preset() {
+    local preset=$1 first=1 clients impls
+    IFS=, read -ra counts <<<"$THREADS"
+    for clients in "${counts[@]}"; do
+        impls=global-lock,commute
+        [ "$first" = 1 ] && impls=sequential,global-lock,commute
+        first=0
+        echo "== vacation --preset $preset -c $clients --impl $impls ${VACATION_ARGS[*]}"
+        "$BIN/vacation" --preset "$preset" -c "$clients" --impl "$impls" "${VACATION_ARGS[@]}" \
+            --json "$OUT_DIR/vacation-$preset-$clients.json" || return 1
+    done
+}
+if wants vacation; then
+    for preset in low high; do
+        step "vacation-$preset, clients $THREADS" "$VACATION_LIMIT" \
+            "$OUT_DIR/vacation-$preset.txt" "$OUT_DIR/vacation-$preset.txt" \
+            bash -c "$(declare -f vacation_preset); $(declare -p THREADS BIN OUT_DIR VACATION_ARGS); vacation_preset $preset"
+    done
+    # One file for every run's JSON (the device returns a few files only).
+    cat "$OUT_DIR"/vacation-*-*.json >"$OUT_DIR/vacation.json" 2>/dev/null
+    rm -f "$OUT_DIR"/vacation-*-*.json
 fi
 
 if [ "${#failed[@]}" -ne 0 ]; then
