@@ -83,13 +83,24 @@ impl Transaction {
         locks.held = 0; // unlocked by write_back
         drop(locks);
         if st.extras || replaced_heap_values {
-            if !st.retire_on_commit.is_empty() {
-                retire_after_commit(
+            match st.retire_on_commit.as_slice() {
+                [] => {}
+                // One value (a queue's popped sentinel), no snapshot reader to hold it for:
+                // pushed here, without the call.
+                &[(bits, drop_fn, _)] if !history::holds(view) => {
+                    st.retired_by_commit.push(Retired {
+                        version: wv,
+                        bits,
+                        drop_fn,
+                    });
+                    st.retire_on_commit.clear();
+                }
+                _ => retire_after_commit(
                     &mut st.retire_on_commit,
                     wv,
                     view,
                     &mut st.retired_by_commit,
-                );
+                ),
             }
             keep_unpublished(st);
             st.extras = true;
