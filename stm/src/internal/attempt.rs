@@ -45,7 +45,8 @@ pub(crate) struct TxState {
     /// Addresses of variables dropped during the attempt (see [`TxState::forget`]), for
     /// `or_else` to purge them from the write set it restores.
     pub(crate) forgotten: Vec<usize>,
-    /// Heap values replaced by the commit, retired once the state borrow is released.
+    /// Heap values replaced by an irrevocable or read-only commit, retired once the state
+    /// borrow is released (the plain commit retires straight into the thread's list).
     pub(crate) retired_by_commit: Vec<Retired>,
     /// The cause and variable of the conflict that stopped this attempt.
     pub(crate) abort: Option<AbortRecord>,

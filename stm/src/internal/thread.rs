@@ -391,6 +391,15 @@ impl ThreadCtx {
         self.retired.borrow().len() + more >= self.reclaim_at.get()
     }
 
+    /// This thread's retired values, for a commit's write-back to add what it replaces
+    /// straight to them: no pass starts (so no destructor runs), and the borrow lasts only
+    /// while the commit writes back (no code of the thread's passes or users runs meanwhile).
+    /// The end of the attempt runs a pass that this made due, outside the transaction.
+    #[inline]
+    pub(crate) fn retired_list(&self) -> core::cell::RefMut<'_, Vec<Retired>> {
+        self.retired.borrow_mut()
+    }
+
     /// Queues `values` (emptying the vector) for a later pass, without starting one: runs no
     /// destructor, so it may be called inside a transaction.
     #[inline]

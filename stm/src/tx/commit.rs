@@ -67,41 +67,38 @@ impl Transaction {
             compute_values(locks.entries, &st.writes.ops);
         }
         let writer = self.profiling.then_some(self.site);
-        debug_assert!(st.retired_by_commit.is_empty());
-        let replaced_heap_values = {
-            let retired = &mut st.retired_by_commit;
-            write_back(
-                locks.entries,
-                &mut st.writes.publishes,
-                wv,
-                view,
-                writer,
-                retired,
-            );
-            !retired.is_empty()
-        };
+        // What the commit replaces goes straight to the thread's retired values, without the
+        // copy through the attempt's own list (the end of the attempt runs a reclamation pass
+        // that this makes due). The borrow lasts until the retirements are in: no pass runs
+        // meanwhile, and so no destructor.
+        let mut retired = self.ctx().retired_list();
+        let retired_before = retired.len();
+        write_back(
+            locks.entries,
+            &mut st.writes.publishes,
+            wv,
+            view,
+            writer,
+            &mut retired,
+        );
         locks.held = 0; // unlocked by write_back
         drop(locks);
-        if st.extras || replaced_heap_values {
+        if st.extras || retired.len() != retired_before {
             match st.retire_on_commit.as_slice() {
                 [] => {}
                 // One value (a queue's popped sentinel), no snapshot reader to hold it for:
                 // pushed here, without the call.
                 &[(bits, drop_fn, _)] if !history::holds(view) => {
-                    st.retired_by_commit.push(Retired {
+                    retired.push(Retired {
                         version: wv,
                         bits,
                         drop_fn,
                     });
                     st.retire_on_commit.clear();
                 }
-                _ => retire_after_commit(
-                    &mut st.retire_on_commit,
-                    wv,
-                    view,
-                    &mut st.retired_by_commit,
-                ),
+                _ => retire_after_commit(&mut st.retire_on_commit, wv, view, &mut retired),
             }
+            drop(retired);
             keep_unpublished(st);
             st.extras = true;
         }

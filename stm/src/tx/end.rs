@@ -50,7 +50,9 @@ impl Leftovers {
                 let freed = catch_unwind(AssertUnwindSafe(|| unsafe { drop_fn(bits) }));
                 note_panic(&mut first_panic, freed);
             }
-            if !self.retired.is_empty() {
+            // Also with none of its own: a commit's write-back retires into the thread's list,
+            // and a pass it made due runs here.
+            if !self.retired.is_empty() || ctx.retire_is_due(0) {
                 let retired = catch_unwind(AssertUnwindSafe(|| ctx.retire(self.retired.drain(..))));
                 note_panic(&mut first_panic, retired);
             }
@@ -188,9 +190,12 @@ impl Transaction {
         let nothing_to_run =
             st.allocs.is_empty() && st.on_commit.is_empty() && st.on_abort.is_empty();
         if nothing_to_run && !self.ctx().retire_is_due(st.retired_by_commit.len()) {
-            // No destructor or hook to run (the common update: a replaced value to queue for a
-            // later pass): nothing to release outside the transaction.
-            self.ctx().queue_retired(&mut st.retired_by_commit);
+            // No destructor or hook to run and no pass due (the common update: the commit put
+            // the value it replaced in the thread's list): nothing to release outside the
+            // transaction.
+            if !st.retired_by_commit.is_empty() {
+                self.ctx().queue_retired(&mut st.retired_by_commit);
+            }
             if self.only_reads_left(&st) {
                 // The common update: the commit cleared the write set and published every
                 // allocation.
