@@ -67,41 +67,51 @@ impl Transaction {
             compute_values(locks.entries, &st.writes.ops);
         }
         let writer = self.profiling.then_some(self.site);
-        // What the commit replaces goes straight to the thread's retired values, without the
-        // copy through the attempt's own list (the end of the attempt runs a reclamation pass
-        // that this makes due). The borrow lasts until the retirements are in: no pass runs
-        // meanwhile, and so no destructor.
-        let mut retired = self.ctx().retired_list();
-        let retired_before = retired.len();
-        write_back(
-            locks.entries,
-            &mut st.writes.publishes,
-            wv,
-            view,
-            writer,
-            &mut retired,
-        );
-        locks.held = 0; // unlocked by write_back
-        drop(locks);
-        if st.extras || retired.len() != retired_before {
-            match st.retire_on_commit.as_slice() {
-                [] => {}
-                // One value (a queue's popped sentinel), no snapshot reader to hold it for:
-                // pushed here, without the call.
-                &[(bits, drop_fn, _)] if !history::holds(view) => {
-                    retired.push(Retired {
-                        version: wv,
-                        bits,
-                        drop_fn,
-                    });
-                    st.retire_on_commit.clear();
-                }
-                _ => retire_after_commit(&mut st.retire_on_commit, wv, view, &mut retired),
+        if st.extras {
+            // An attempt with extras (an allocation, a value to retire) most likely retires
+            // what its commit replaces: straight into the thread's retired values, without the
+            // copy through the attempt's own list (the end of the attempt runs a reclamation
+            // pass that this makes due). The borrow lasts until the retirements are in: no pass
+            // runs meanwhile, and so no destructor.
+            let mut retired = self.ctx().retired_list();
+            write_back(
+                locks.entries,
+                &mut st.writes.publishes,
+                wv,
+                view,
+                writer,
+                &mut retired,
+            );
+            locks.held = 0; // unlocked by write_back
+            drop(locks);
+            retire_pending(&mut st.retire_on_commit, wv, view, &mut retired);
+        } else {
+            // The others seldom retire anything (a value kept for a snapshot reader, a box
+            // written without an allocation of this attempt): into the attempt's own list,
+            // which the end of the attempt hands on, without borrowing the thread's.
+            write_back(
+                locks.entries,
+                &mut st.writes.publishes,
+                wv,
+                view,
+                writer,
+                &mut st.retired_by_commit,
+            );
+            locks.held = 0; // unlocked by write_back
+            drop(locks);
+            if st.retired_by_commit.is_empty() {
+                st.writes.clear();
+                return Ok(());
             }
-            drop(retired);
-            keep_unpublished(st);
-            st.extras = true;
+            retire_pending(
+                &mut st.retire_on_commit,
+                wv,
+                view,
+                &mut st.retired_by_commit,
+            );
         }
+        keep_unpublished(st);
+        st.extras = true;
         st.writes.clear();
         Ok(())
     }
@@ -148,6 +158,29 @@ impl Transaction {
         st.extras |= !retired.is_empty();
         st.retired_by_commit = retired;
         Ok(())
+    }
+}
+
+/// [`retire_after_commit`], with the usual case inline: one value (a queue's popped sentinel)
+/// and no snapshot reader to hold it for.
+#[inline(always)]
+fn retire_pending(
+    pending: &mut Vec<(u64, DropFn, usize)>,
+    version: u64,
+    view: history::WriterView,
+    into: &mut Vec<Retired>,
+) {
+    match pending.as_slice() {
+        [] => {}
+        &[(bits, drop_fn, _)] if !history::holds(view) => {
+            into.push(Retired {
+                version,
+                bits,
+                drop_fn,
+            });
+            pending.clear();
+        }
+        _ => retire_after_commit(pending, version, view, into),
     }
 }
 
