@@ -74,30 +74,16 @@ impl Transaction {
             // pass that this makes due). The borrow lasts until the retirements are in: no pass
             // runs meanwhile, and so no destructor.
             let mut retired = self.ctx().retired_list();
-            write_back(
-                locks.entries,
-                &mut st.writes.publishes,
-                wv,
-                view,
-                writer,
-                &mut retired,
-            );
-            locks.held = 0; // unlocked by write_back
+            let publishes = &mut st.writes.publishes;
+            write_back_unlocking(&mut locks, publishes, wv, view, writer, &mut retired);
             drop(locks);
             retire_pending(&mut st.retire_on_commit, wv, view, &mut retired);
         } else {
             // The others seldom retire anything (a value kept for a snapshot reader, a box
             // written without an allocation of this attempt): into the attempt's own list,
             // which the end of the attempt hands on, without borrowing the thread's.
-            write_back(
-                locks.entries,
-                &mut st.writes.publishes,
-                wv,
-                view,
-                writer,
-                &mut st.retired_by_commit,
-            );
-            locks.held = 0; // unlocked by write_back
+            let (publishes, retired) = (&mut st.writes.publishes, &mut st.retired_by_commit);
+            write_back_unlocking(&mut locks, publishes, wv, view, writer, retired);
             drop(locks);
             if st.retired_by_commit.is_empty() {
                 st.writes.clear();
@@ -140,15 +126,8 @@ impl Transaction {
         let view = history::writer_view();
         let writer = self.profiling.then_some(self.site);
         let mut retired = Vec::new();
-        write_back(
-            locks.entries,
-            &mut st.writes.publishes,
-            wv,
-            view,
-            writer,
-            &mut retired,
-        );
-        locks.held = 0;
+        let publishes = &mut st.writes.publishes;
+        write_back_unlocking(&mut locks, publishes, wv, view, writer, &mut retired);
         drop(locks);
         retire_after_commit(&mut st.retire_on_commit, wv, view, &mut retired);
         keep_unpublished(st);
@@ -296,6 +275,20 @@ fn compute_values(entries: &mut [Entry], ops: &[OpList]) {
         };
         e.pending = Pending::Write(bits);
     }
+}
+
+/// [`write_back`] with every lock of `locks` held, which releases them all.
+#[inline(always)]
+fn write_back_unlocking(
+    locks: &mut LockGuard<'_>,
+    publishes: &mut [(u32, PublishOp)],
+    wv: u64,
+    view: history::WriterView,
+    writer: Option<&'static Location<'static>>,
+    retired: &mut Vec<Retired>,
+) {
+    write_back(locks.entries, publishes, wv, view, writer, retired);
+    locks.held = 0; // unlocked by write_back
 }
 
 /// Commit phase 4: store the values, unlock at version `wv`, wake `retry` waiters, run the
