@@ -478,11 +478,11 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// # Examples
     ///
     /// ```
-    /// use commute_stm::{Boxed, TVar};
+    /// use commute_stm::TVar;
     ///
     /// // A slot whose replaced boxes are retired, not freed at once: readers may still use them.
     /// let first = Box::into_raw(Box::new(1u64));
-    /// let slot: TVar<*mut u64, Boxed> = TVar::new(first);
+    /// let slot = TVar::new(first);
     /// let (old, seen) = slot.load_seen();
     /// let second = Box::into_raw(Box::new(2u64));
     /// // SAFETY: `old` was boxed, is unlinked by this commit and freed by nothing else.

@@ -45,8 +45,10 @@ pub(crate) struct TxState {
     /// Addresses of variables dropped during the attempt (see [`TxState::forget`]), for
     /// `or_else` to purge them from the write set it restores.
     pub(crate) forgotten: Vec<usize>,
-    /// Heap values replaced by an irrevocable or read-only commit, retired once the state
-    /// borrow is released (the plain commit retires straight into the thread's list).
+    /// Heap values replaced by a commit that did not retire into the thread's list (an
+    /// irrevocable or read-only commit, or one of an attempt without extras), retired once the
+    /// state borrow is released: a commit of an attempt with extras retires straight into the
+    /// thread's list.
     pub(crate) retired_by_commit: Vec<Retired>,
     /// The cause and variable of the conflict that stopped this attempt.
     pub(crate) abort: Option<AbortRecord>,

@@ -14,7 +14,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 pub(crate) struct Leftovers {
     /// Values the attempt allocated and did not publish, and values dropped during it.
     allocs: Vec<(u64, DropFn)>,
-    /// Values the commit replaced.
+    /// Values the commit replaced, where it did not retire them into the thread's list
+    /// itself; `release` also runs a reclamation pass that is due without them.
     retired: Vec<Retired>,
     /// Commit hooks, or abort hooks, to run.
     hooks: Vec<Hook>,
