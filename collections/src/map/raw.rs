@@ -60,6 +60,9 @@ pub(crate) struct Config {
     inner_bits: u32,
     /// A leaf holding more entries than this splits (while hash bits remain).
     leaf_capacity: usize,
+    /// `inner_slots - 1`: the mask of a child index, kept so that a walk that stops at the
+    /// root (a presized map) does not compute it.
+    inner_mask: u64,
 }
 
 impl Config {
@@ -70,12 +73,14 @@ impl Config {
             root_bits: 1,
             inner_bits: 1,
             leaf_capacity: 2,
+            inner_mask: 1,
         }
     } else {
         Config {
             root_bits: 6,
             inner_bits: 4,
             leaf_capacity: 8,
+            inner_mask: 15,
         }
     };
 
@@ -102,6 +107,7 @@ impl Config {
             root_bits: root_slots.trailing_zeros(),
             inner_bits: inner_slots.trailing_zeros(),
             leaf_capacity,
+            inner_mask: inner_slots as u64 - 1,
         }
     }
 
@@ -125,7 +131,7 @@ impl Config {
     /// The child index at the level whose bits start at `shift` (`shift < 64`).
     #[inline]
     fn child_index(&self, hash: u64, shift: u32) -> usize {
-        ((hash >> shift) & ((1u64 << self.inner_bits) - 1)) as usize
+        ((hash >> shift) & self.inner_mask) as usize
     }
 
     /// Whether a leaf at `shift` can still split: enough hash bits remain for one more level.
@@ -646,13 +652,21 @@ where
         self.shape.config.root_index(hash)
     }
 
+    /// The root slot of `hash`: masked by the root's length (a power of two), which the
+    /// compiler sees to be in bounds.
+    #[inline(always)]
+    fn root_slot(&self, hash: u64) -> &Slot<K, V> {
+        let last = self.root.len() - 1;
+        &self.root[hash as usize & last]
+    }
+
     /// Walks from the root to the leaf that holds (or would hold) `hash`.
     // Always inlined, as `walk_alone`: a call costs about 20 instructions of a lookup's 90.
     #[inline(always)]
     fn find_leaf<'a>(&'a self, tx: &'a Transaction, hash: u64) -> StmResult<LeafRef<'a, K, V>> {
         tx.pin();
         let config = &self.shape.config;
-        let mut slot = &self.root[config.root_index(hash)];
+        let mut slot = self.root_slot(hash);
         let mut shift = config.root_bits;
         loop {
             // SAFETY: read after `tx.pin()`: a committed node stays alive for the attempt
@@ -701,7 +715,7 @@ where
     #[inline(always)]
     fn walk_alone(&self, hash: u64) -> (&Slot<K, V>, NodeRef<K, V>, Seen) {
         let config = &self.shape.config;
-        let mut slot = &self.root[config.root_index(hash)];
+        let mut slot = self.root_slot(hash);
         let mut shift = config.root_bits;
         loop {
             let (word, seen) = slot.load_seen();
@@ -785,6 +799,7 @@ where
     }
 
     /// The entry for `key`, borrowed for the transaction.
+    #[inline(always)]
     pub(crate) fn get<'a, Q>(
         &'a self,
         tx: &'a Transaction,
