@@ -150,8 +150,7 @@ impl<T: Send + Sync + 'static> TBox<T> {
     /// ```
     pub fn write(&self, tx: &Transaction, value: T) {
         let bits = into_bits(value);
-        tx.track_alloc(bits, drop_box::<T>);
-        tx.write_word(&self.core, bits, Some(drop_box::<T>));
+        tx.write_allocated(&self.core, bits, drop_box::<T>);
     }
 
     /// Replaces the value with `f` of the current one.

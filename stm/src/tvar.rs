@@ -1088,8 +1088,7 @@ impl<T: Word, H: Home> TVar<T, H> {
         T: OwnedWord,
     {
         let bits = value.into_bits();
-        tx.track_alloc(bits, free_owned_bits::<T>);
-        tx.write_word(self.core(), bits, Some(free_owned_bits::<T>));
+        tx.write_allocated(self.core(), bits, free_owned_bits::<T>);
     }
 
     /// Low-level: sets a transaction-local value keyed by this variable.

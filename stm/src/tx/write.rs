@@ -13,9 +13,26 @@ impl Transaction {
     #[inline]
     pub(crate) fn write_word(&self, var: &VarCore, bits: u64, drop_old: Option<DropFn>) {
         let mut st = self.state();
+        self.buffer_write(&mut st, var, bits, drop_old);
+    }
+
+    /// Buffers a write of `bits`, a heap value this attempt allocated, to a variable whose
+    /// values are all such heap values (a `TBox`, an owned `TVar`): the value is freed with
+    /// `drop_fn` unless a commit publishes it, and the one it replaces is retired by the
+    /// commit. One borrow of the attempt's state for both records.
+    #[inline]
+    pub(crate) fn write_allocated(&self, var: &VarCore, bits: u64, drop_fn: DropFn) {
+        let mut st = self.state();
+        st.extras = true;
+        st.allocs.push((bits, drop_fn));
+        self.buffer_write(&mut st, var, bits, Some(drop_fn));
+    }
+
+    #[inline(always)]
+    fn buffer_write(&self, st: &mut TxState, var: &VarCore, bits: u64, drop_old: Option<DropFn>) {
         let i = match st.writes.find(var) {
             Some(i) => i,
-            None if self.irrevocable => self.lock_irrevocably(&mut st, var),
+            None if self.irrevocable => self.lock_irrevocably(st, var),
             None => {
                 st.writes.push(Entry {
                     var,
@@ -260,13 +277,6 @@ impl Transaction {
                 Pending::Local(bits) => Some(bits),
                 _ => None,
             })
-    }
-
-    /// Records a heap value allocated by this attempt (freed unless a commit publishes it).
-    pub(crate) fn track_alloc(&self, bits: u64, drop_fn: DropFn) {
-        let mut st = self.state();
-        st.extras = true;
-        st.allocs.push((bits, drop_fn));
     }
 }
 
