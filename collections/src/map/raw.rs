@@ -339,6 +339,9 @@ impl<K, V> NodeRef<K, V> {
     /// # Safety
     ///
     /// The node is owned exclusively and freed once.
+    // Inlined (a leaf, what reclamation frees after each update, in the caller's body); an
+    // inner node's subtree goes through `free_children`.
+    #[inline]
     unsafe fn free_subtree(self)
     where
         K: 'static,
@@ -358,20 +361,35 @@ impl<K, V> NodeRef<K, V> {
                 }
             }
             Node::Inner(children) => {
-                let width = children.len();
                 let first = children.as_ptr() as *mut Slot<K, V>;
-                for i in 0..width {
-                    // SAFETY: each slot is initialised and ours; it is read, then dropped, once.
-                    unsafe {
-                        let child = (*first.add(i)).load_mut();
-                        ptr::drop_in_place(first.add(i));
-                        child.free_subtree();
-                    }
-                }
-                // SAFETY: allocated by `alloc_inner` with this layout.
-                unsafe { dealloc(first as *mut u8, inner_layout::<K, V>(width)) };
+                // SAFETY: owned exclusively, with its children (caller).
+                unsafe { Self::free_children(first, children.len()) }
             }
         }
+    }
+
+    /// Drops the `width` child slots of the inner node at `first` and their subtrees, then
+    /// frees the node.
+    ///
+    /// # Safety
+    ///
+    /// `first` is an inner node of `width` slots, owned exclusively, and freed once.
+    #[inline(never)]
+    unsafe fn free_children(first: *mut Slot<K, V>, width: usize)
+    where
+        K: 'static,
+        V: 'static,
+    {
+        for i in 0..width {
+            // SAFETY: each slot is initialised and ours; it is read, then dropped, once.
+            unsafe {
+                let child = (*first.add(i)).load_mut();
+                ptr::drop_in_place(first.add(i));
+                child.free_subtree();
+            }
+        }
+        // SAFETY: allocated by `alloc_inner` with this layout.
+        unsafe { dealloc(first as *mut u8, inner_layout::<K, V>(width)) };
     }
 
     /// A new inner node holding `children` (a power-of-two count, at least 2).
@@ -427,6 +445,7 @@ struct LeafBuilder<K, V> {
 
 impl<K, V> LeafBuilder<K, V> {
     /// Room for exactly `capacity` (at least 1) entries.
+    #[inline]
     fn new(capacity: usize) -> Self {
         debug_assert!(capacity > 0);
         let (layout, offset) = leaf_layout::<K, V>(capacity);
