@@ -198,11 +198,11 @@ fn write_locked(
     // Retired once the variable is unlocked: a reclamation pass may start, which runs
     // destructors.
     if let Some(drop_fn) = drop_old.filter(|_| !kept) {
-        ctx.retire(Some(Retired {
+        ctx.retire_one(Retired {
             version: wv,
             bits: old,
             drop_fn,
-        }));
+        });
     }
     if let Some((bits, drop_fn)) = retired {
         let value = Retired {
@@ -213,7 +213,7 @@ fn write_locked(
         if history::holds(view) {
             retire_held(ctx, value, view);
         } else {
-            ctx.retire(Some(value));
+            ctx.retire_one(value);
         }
     }
     old
