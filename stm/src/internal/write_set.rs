@@ -213,6 +213,9 @@ impl Entry {
     }
 }
 
+/// How many entries [`WriteSet::lacks_few`] scans at most.
+const FEW: usize = 4;
+
 /// The write set of one attempt.
 #[derive(Default)]
 pub(crate) struct WriteSet {
@@ -391,6 +394,14 @@ impl WriteSet {
             return Vec::new();
         }
         nodes_of(self.publishes.drain(..))
+    }
+
+    /// True if the set holds at most a few entries (no index) and none for `var`: a read of
+    /// `var` reads its committed value.
+    #[inline]
+    pub(crate) fn lacks_few(&self, var: &VarCore) -> bool {
+        let addr = var.addr();
+        self.entries.len() <= FEW && self.entries.iter().all(|e| e.var as usize != addr)
     }
 
     /// The index of `var`'s entry.

@@ -12,16 +12,17 @@ use crate::sync::atomic::Ordering;
 impl Transaction {
     /// Reads a variable's word: own pending value first, else a validated committed value.
     ///
-    /// Inlined for the common case: an ordinary attempt that has written nothing yet reads a
-    /// variable that is unlocked, and no newer than its read version or last written by this
-    /// thread (the first loop turn of
+    /// Inlined for the common case: an ordinary attempt that has written nothing yet (or only
+    /// a few other variables: an event's counter before its map and queue) reads a variable
+    /// that is unlocked, and no newer than its read version or last written by this thread
+    /// (the first loop turn of
     /// [`read_committed`](Self::read_committed)). Everything else goes to
     /// [`read_word_slow`](Self::read_word_slow), which starts over.
     #[inline(always)]
     pub(crate) fn read_word(&self, var: &VarCore) -> StmResult<u64> {
         if self.snapshot.get() == 0 && !self.irrevocable {
             let mut st = self.state();
-            if st.writes.is_empty() {
+            if st.writes.is_empty() || st.writes.lacks_few(var) {
                 if let Snapshot::Value { bits, version } = var.snapshot() {
                     if version <= self.rv.get() || clock::written_by(version, self.ctx().tag) {
                         st.reads.push(ReadEntry { var, version });
