@@ -357,23 +357,23 @@ impl ThreadCtx {
     /// pin began, and would test and move the rest one by one instead of handing the whole
     /// list over.
     pub(crate) fn retire(&self, values: impl IntoIterator<Item = Retired>) {
-        let due = {
-            let mut retired = self.retired.borrow_mut();
-            retired.extend(values);
-            retired.len() >= self.reclaim_at.get()
-        };
-        if due {
-            self.due_pass();
-        }
+        self.retire_by(|retired| retired.extend(values));
     }
 
     /// [`retire`](Self::retire) of one value (a commit alone's replaced value): a push, where
     /// `extend` of an `Option` cost about 15 instructions more.
     #[inline]
     pub(crate) fn retire_one(&self, value: Retired) {
+        self.retire_by(|retired| retired.push(value));
+    }
+
+    /// Adds to the retired values with `add` (which runs no code of users), then starts the
+    /// pass that this made due.
+    #[inline(always)]
+    fn retire_by(&self, add: impl FnOnce(&mut Vec<Retired>)) {
         let due = {
             let mut retired = self.retired.borrow_mut();
-            retired.push(value);
+            add(&mut retired);
             retired.len() >= self.reclaim_at.get()
         };
         if due {
