@@ -67,7 +67,20 @@ impl Transaction {
             compute_values(locks.entries, &st.writes.ops);
         }
         let writer = self.profiling.then_some(self.site);
-        if st.extras {
+        if !st.extras {
+            // No allocation of the attempt and nothing retired outside variables (both set
+            // `extras`): such a commit seldom retires anything (a value kept for a snapshot
+            // reader, a box written without an allocation of this attempt). Into the attempt's
+            // own list, which the end of the attempt hands on, without borrowing the thread's.
+            let (publishes, retired) = (&mut st.writes.publishes, &mut st.retired_by_commit);
+            write_back_unlocking(&mut locks, publishes, wv, view, writer, retired);
+            drop(locks);
+            debug_assert!(st.allocs.is_empty() && st.retire_on_commit.is_empty());
+            st.extras = !st.retired_by_commit.is_empty();
+            st.writes.clear();
+            return Ok(());
+        }
+        {
             // An attempt with extras (an allocation, a value to retire) most likely retires
             // what its commit replaces: straight into the thread's retired values, without the
             // copy through the attempt's own list (the end of the attempt runs a reclamation
@@ -78,26 +91,8 @@ impl Transaction {
             write_back_unlocking(&mut locks, publishes, wv, view, writer, &mut retired);
             drop(locks);
             retire_pending(&mut st.retire_on_commit, wv, view, &mut retired);
-        } else {
-            // The others seldom retire anything (a value kept for a snapshot reader, a box
-            // written without an allocation of this attempt): into the attempt's own list,
-            // which the end of the attempt hands on, without borrowing the thread's.
-            let (publishes, retired) = (&mut st.writes.publishes, &mut st.retired_by_commit);
-            write_back_unlocking(&mut locks, publishes, wv, view, writer, retired);
-            drop(locks);
-            if st.retired_by_commit.is_empty() {
-                st.writes.clear();
-                return Ok(());
-            }
-            retire_pending(
-                &mut st.retire_on_commit,
-                wv,
-                view,
-                &mut st.retired_by_commit,
-            );
         }
         keep_unpublished(st);
-        st.extras = true;
         st.writes.clear();
         Ok(())
     }
