@@ -60,8 +60,9 @@ pub(crate) struct Config {
     inner_bits: u32,
     /// A leaf holding more entries than this splits (while hash bits remain).
     leaf_capacity: usize,
-    /// `inner_slots - 1`: the mask of a child index, kept so that a walk that stops at the
-    /// root (a presized map) does not compute it.
+    /// `inner_slots - 1`, the mask of a child index (derived from `inner_bits` in
+    /// [`from_bits`](Self::from_bits)): kept, so that a walk that stops at the root (a
+    /// presized map) does not compute it.
     inner_mask: u64,
 }
 
@@ -69,20 +70,20 @@ impl Config {
     /// 64 root slots, inner nodes of 16, leaves of up to 8 entries; under loom, 2 and 2 (and
     /// leaves of 2), so that models stay small and still split.
     pub(crate) const DEFAULT: Config = if cfg!(loom) {
-        Config {
-            root_bits: 1,
-            inner_bits: 1,
-            leaf_capacity: 2,
-            inner_mask: 1,
-        }
+        Config::from_bits(1, 1, 2)
     } else {
-        Config {
-            root_bits: 6,
-            inner_bits: 4,
-            leaf_capacity: 8,
-            inner_mask: 15,
-        }
+        Config::from_bits(6, 4, 8)
     };
+
+    /// A configuration from `log2` widths (`inner_bits` from 1 to 16) and a leaf capacity.
+    const fn from_bits(root_bits: u32, inner_bits: u32, leaf_capacity: usize) -> Self {
+        Config {
+            root_bits,
+            inner_bits,
+            leaf_capacity,
+            inner_mask: (1 << inner_bits) - 1,
+        }
+    }
 
     /// A configuration from slot counts (powers of two) and a leaf capacity.
     ///
@@ -103,12 +104,11 @@ impl Config {
             leaf_capacity > 0,
             "commute: leaf_capacity must be at least 1"
         );
-        Config {
-            root_bits: root_slots.trailing_zeros(),
-            inner_bits: inner_slots.trailing_zeros(),
+        Config::from_bits(
+            root_slots.trailing_zeros(),
+            inner_slots.trailing_zeros(),
             leaf_capacity,
-            inner_mask: inner_slots as u64 - 1,
-        }
+        )
     }
 
     /// The default shape with a root of about one slot per two of `capacity` keys: a presized
@@ -121,11 +121,6 @@ impl Config {
         let root_bits = wanted.trailing_zeros().clamp(config.root_bits, 16);
         config.root_bits = root_bits;
         config
-    }
-
-    #[inline]
-    fn root_index(&self, hash: u64) -> usize {
-        (hash & ((1u64 << self.root_bits) - 1)) as usize
     }
 
     /// The child index at the level whose bits start at `shift` (`shift < 64`).
@@ -666,17 +661,18 @@ where
         self
     }
 
-    /// The root slot index of `hash`.
+    /// The root slot index of `hash`: its low bits, masked by the root's length (a power of
+    /// two, `1 << root_bits`), which leaves the compiler only a check that the root is not
+    /// empty where the index is used.
+    #[inline(always)]
     pub(crate) fn root_index(&self, hash: u64) -> usize {
-        self.shape.config.root_index(hash)
+        hash as usize & (self.root.len() - 1)
     }
 
-    /// The root slot of `hash`: masked by the root's length (a power of two), which the
-    /// compiler sees to be in bounds.
+    /// The root slot of `hash`.
     #[inline(always)]
     fn root_slot(&self, hash: u64) -> &Slot<K, V> {
-        let last = self.root.len() - 1;
-        &self.root[hash as usize & last]
+        &self.root[self.root_index(hash)]
     }
 
     /// Walks from the root to the leaf that holds (or would hold) `hash`.
@@ -1041,7 +1037,8 @@ where
     {
         let shape = self.shape;
         let config = shape.config;
-        let mut slot: *mut Slot<K, V> = &mut self.root[config.root_index(hash)];
+        let root = self.root_index(hash);
+        let mut slot: *mut Slot<K, V> = &mut self.root[root];
         let mut shift = config.root_bits;
         loop {
             // SAFETY: the trie is owned exclusively (`&mut self`): no transaction reads it, and
