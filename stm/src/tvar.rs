@@ -728,7 +728,10 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// `op` must not panic (a panic would leave the commit half applied) and must not block. Any
     /// memory it writes besides the returned value must be reachable by other threads only
     /// through this variable's new value or through links that readers check with
-    /// [`Transaction::observe_version`] against the version passed to `op`.
+    /// [`Transaction::observe_version`] against the version passed to `op`. It runs inside the
+    /// commit, with the attempt's state (and the thread's retired values) borrowed: it must not
+    /// use commute itself (create, drop, read or write its variables, run or pin a
+    /// transaction).
     ///
     /// # Examples
     ///
