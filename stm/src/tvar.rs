@@ -416,6 +416,7 @@ impl<T: Word, H: Home> TVar<T, H> {
     ///
     /// See [`OwnedWord`].
     #[track_caller]
+    #[inline]
     pub unsafe fn commit_owned_alone(&self, seen: Seen, value: T) -> Result<(), T>
     where
         T: OwnedWord,
