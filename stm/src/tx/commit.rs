@@ -34,11 +34,25 @@ impl Transaction {
         if self.irrevocable {
             return self.commit_irrevocable(st);
         }
-        st.writes.sort_for_commit();
-        let mut locks = LockGuard {
-            entries: &mut st.writes.entries,
-            held: 0,
+        if st.writes.entries.len() == 1 {
+            // The usual write: one variable. The same phases, on a slice whose length the
+            // compiler knows, so that their loops fold away.
+            self.commit_shared::<true>(st)
+        } else {
+            st.writes.sort_for_commit();
+            self.commit_shared::<false>(st)
+        }
+    }
+
+    /// The commit of an ordinary attempt that writes: `ONE` if its write set holds one entry.
+    #[inline(always)]
+    fn commit_shared<const ONE: bool>(&self, st: &mut TxState) -> Result<(), ()> {
+        let entries = if ONE {
+            &mut st.writes.entries[..1]
+        } else {
+            &mut st.writes.entries[..]
         };
+        let mut locks = LockGuard { entries, held: 0 };
         let newest_locked = match lock_write_set(&mut locks) {
             Ok(newest) => newest,
             Err(var) => {
