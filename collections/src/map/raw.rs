@@ -524,6 +524,7 @@ where
 }
 
 /// A copy of `entries` with entry `i` replaced by `with`.
+#[inline(always)]
 fn replaced<K: Clone + 'static, V: Stored + 'static>(
     entries: &[Entry<K, V>],
     i: usize,
