@@ -407,7 +407,13 @@ impl ThreadCtx {
     /// destructors).
     #[inline]
     pub(crate) fn retire_is_due(&self, more: usize) -> bool {
-        self.retired.borrow().len() + more >= self.reclaim_at.get()
+        self.pass_due_at(self.retired.borrow().len() + more)
+    }
+
+    /// True if a list of `len` retired values is due for a reclamation pass.
+    #[inline]
+    pub(crate) fn pass_due_at(&self, len: usize) -> bool {
+        len >= self.reclaim_at.get()
     }
 
     /// This thread's retired values, for a commit's write-back to add what it replaces

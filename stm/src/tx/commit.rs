@@ -94,7 +94,7 @@ impl Transaction {
             st.writes.clear();
             return Ok(());
         }
-        {
+        let pass_due = {
             // An attempt with extras (an allocation, a value to retire) most likely retires
             // what its commit replaces: straight into the thread's retired values, without the
             // copy through the attempt's own list (the end of the attempt runs a reclamation
@@ -105,9 +105,15 @@ impl Transaction {
             write_back_unlocking(&mut locks, publishes, wv, view, writer, &mut retired);
             drop(locks);
             retire_pending(&mut st.retire_on_commit, wv, view, &mut retired);
-        }
+            self.ctx().pass_due_at(retired.len())
+        };
         keep_unpublished(st);
         st.writes.clear();
+        if !pass_due && self.ends_quietly(st) {
+            // The usual collection update: its allocations published, what it replaced in the
+            // thread's list, no pass due. The attempt ends as one without extras.
+            st.extras = false;
+        }
         Ok(())
     }
 

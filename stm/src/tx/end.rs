@@ -88,6 +88,12 @@ impl Leftovers {
     }
 }
 
+/// True if the attempt leaves no allocation to free and no hook to run or drop.
+#[inline]
+fn nothing_to_run(st: &TxState) -> bool {
+    st.allocs.is_empty() && st.on_commit.is_empty() && st.on_abort.is_empty()
+}
+
 /// Keeps the first panic of a series of destructors and hooks.
 fn note_panic(first: &mut Option<Box<dyn core::any::Any + Send>>, result: std::thread::Result<()>) {
     if let Err(payload) = result {
@@ -185,12 +191,18 @@ impl Transaction {
         self.finished.set(true);
     }
 
+    /// True if, after a commit, nothing is left to the end of the attempt but its reads and
+    /// its pin: no allocation to free, no hook, no value retired into the attempt's own list,
+    /// and nothing [`only_reads_left`](Self::only_reads_left) rules out.
+    #[inline]
+    pub(super) fn ends_quietly(&self, st: &TxState) -> bool {
+        nothing_to_run(st) && st.retired_by_commit.is_empty() && self.only_reads_left(st)
+    }
+
     #[cold]
     fn finish_commit_slow(&self) -> Option<Leftovers> {
         let mut st = self.state();
-        let nothing_to_run =
-            st.allocs.is_empty() && st.on_commit.is_empty() && st.on_abort.is_empty();
-        if nothing_to_run && !self.ctx().retire_is_due(st.retired_by_commit.len()) {
+        if nothing_to_run(&st) && !self.ctx().retire_is_due(st.retired_by_commit.len()) {
             // No destructor or hook to run and no pass due (the common update: the commit put
             // the value it replaced in the thread's list): nothing to release outside the
             // transaction.
@@ -233,7 +245,7 @@ impl Transaction {
     pub(super) fn finish_abort(&self) -> Option<Leftovers> {
         self.hand_back_unpublished_nodes();
         let mut st = self.state();
-        if st.allocs.is_empty() && st.on_commit.is_empty() && st.on_abort.is_empty() {
+        if nothing_to_run(&st) {
             self.reset(&mut st);
             return None;
         }
