@@ -274,8 +274,28 @@ impl WriteSet {
         self.entries.clear();
     }
 
-    #[cold]
+    /// Empties the side tables (and the index). Inline for the usual case, a queue's push:
+    /// nothing in them owns anything, and they are emptied by setting their lengths.
+    #[inline]
     fn clear_side_tables(&mut self) {
+        if self.entries.len() > INDEX_THRESHOLD || self.side_drops {
+            self.drop_side_tables();
+        }
+        // SAFETY: a length of 0 is within capacity, and there is nothing to initialise. The
+        // elements are forgotten, not dropped: with `side_drops` false (`drop_side_tables`
+        // dropped them otherwise) none of them owns anything (adds, queue nodes owned
+        // elsewhere, `Gone`), so nothing leaks.
+        unsafe {
+            self.ops.set_len(0);
+            self.publishes.set_len(0);
+        }
+        self.publish_lists = 0;
+    }
+
+    /// [`clear_side_tables`](Self::clear_side_tables)'s rare work: the index of a large set,
+    /// and side tables whose entries own something (a closure) and must be dropped.
+    #[cold]
+    fn drop_side_tables(&mut self) {
         if self.entries.len() > INDEX_THRESHOLD {
             self.index.clear();
         }
@@ -283,16 +303,7 @@ impl WriteSet {
             self.ops.clear();
             self.publishes.clear();
             self.side_drops = false;
-        } else {
-            // SAFETY: a length of 0 is within capacity, and there is nothing to initialise.
-            // The elements are forgotten, not dropped: with `side_drops` false none of them
-            // owns anything (adds, queue nodes owned elsewhere, `Gone`), so nothing leaks.
-            unsafe {
-                self.ops.set_len(0);
-                self.publishes.set_len(0);
-            }
         }
-        self.publish_lists = 0;
     }
 
     /// Adds an inline 64-bit add for a variable not yet in the set.
