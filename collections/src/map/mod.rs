@@ -389,7 +389,7 @@ where
     /// assert_eq!(atomically(|tx| m.get(tx, "a")), Some(1));
     /// assert_eq!(atomically(|tx| m.get(tx, "b")), None);
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn get<Q>(&self, tx: &Transaction, key: &Q) -> StmResult<Option<V>>
     where
         V: Clone,
@@ -416,7 +416,7 @@ where
     /// let len = atomically(|tx| Ok(m.get_ref(tx, &1)?.map(Vec::len)));
     /// assert_eq!(len, Some(3));
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn get_ref<'a, Q>(&'a self, tx: &'a Transaction, key: &Q) -> StmResult<Option<&'a V>>
     where
         K: Borrow<Q>,
