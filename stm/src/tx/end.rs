@@ -6,7 +6,6 @@ use super::{Hook, RestoreInTx, Transaction, TxState};
 use crate::internal::thread::{Retired, ThreadCtx};
 use crate::internal::write_set::DropFn;
 use crate::sync::atomic::Ordering;
-use core::cell::RefMut;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 /// What an attempt leaves to be done once it has ended, outside the transaction: values to
@@ -166,19 +165,15 @@ impl Transaction {
         st.on_abort.push(Box::new(hook));
     }
 
-    /// After a commit: clears the attempt (its state borrowed by the caller since the commit);
-    /// returns what is left to do outside it, if anything.
+    /// The end of a committed attempt without extras (its state borrowed by the caller since
+    /// the commit): only the read set is left to clear (the commit cleared the write set), and
+    /// the pin to release. An attempt with extras ends with
+    /// [`finish_commit_slow`](Self::finish_commit_slow) instead.
     #[inline]
-    pub(super) fn finish_commit(&self, mut st: RefMut<'_, TxState>) -> Option<Leftovers> {
-        if !st.extras {
-            // The common case: only the read set is left to clear (the commit cleared the
-            // write set), and the pin to release.
-            st.reads.clear();
-            self.unpin_at_end();
-            return None;
-        }
-        drop(st);
-        self.finish_commit_slow()
+    pub(super) fn finish_commit(&self, st: &mut TxState) {
+        debug_assert!(!st.extras);
+        st.reads.clear();
+        self.unpin_at_end();
     }
 
     /// Unpins the attempt (if it pinned) and marks it finished.
@@ -199,8 +194,10 @@ impl Transaction {
         nothing_to_run(st) && st.retired_by_commit.is_empty() && self.only_reads_left(st)
     }
 
+    /// After a commit of an attempt with extras (no borrow of its state held): clears the
+    /// attempt; returns what is left to do outside it, if anything.
     #[cold]
-    fn finish_commit_slow(&self) -> Option<Leftovers> {
+    pub(super) fn finish_commit_slow(&self) -> Option<Leftovers> {
         let mut st = self.state();
         if nothing_to_run(&st) && !self.ctx().retire_is_due(st.retired_by_commit.len()) {
             // No destructor or hook to run and no pass due (the common update: the commit put
@@ -210,11 +207,9 @@ impl Transaction {
                 self.ctx().queue_retired(&mut st.retired_by_commit);
             }
             if self.only_reads_left(&st) {
-                // The common update: the commit cleared the write set and published every
-                // allocation.
-                st.reads.clear();
+                // The commit cleared the write set and published every allocation.
                 st.extras = false;
-                self.unpin_at_end();
+                self.finish_commit(&mut st);
             } else {
                 self.reset(&mut st);
             }

@@ -435,7 +435,15 @@ fn committed<G>(
     if let Some(started) = started {
         ctx.slot.profile.commit(started.elapsed());
     }
-    let leftovers = tx.finish_commit(st);
+    if !st.extras {
+        // The usual end, on a path of its own (no leftovers to test for).
+        tx.finish_commit(&mut st);
+        drop(st);
+        drop(token.take());
+        return true;
+    }
+    drop(st);
+    let leftovers = tx.finish_commit_slow();
     // The token first: a destructor or hook released below may itself become irrevocable.
     drop(token.take());
     if let Some(leftovers) = leftovers {
