@@ -10,7 +10,7 @@ use crate::sync::atomic::Ordering;
 
 impl Transaction {
     /// Buffers a write of `bits`; `drop_old` is set for `TBox` variables.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write_word(&self, var: &VarCore, bits: u64, drop_old: Option<DropFn>) {
         let mut st = self.state();
         self.buffer_write(&mut st, var, bits, drop_old);
