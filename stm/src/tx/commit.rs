@@ -13,8 +13,10 @@ use core::panic::Location;
 
 impl Transaction {
     /// Tries to commit, with the attempt's state borrowed by the caller (who goes on to
-    /// [`finish_commit`](Transaction::finish_commit) under the same borrow); on failure the
-    /// attempt must be rolled back by the caller, once the borrow has ended.
+    /// [`finish_commit`](Transaction::finish_commit) under the same borrow if the attempt has
+    /// no extras left, to [`finish_commit_slow`](Transaction::finish_commit_slow) once the
+    /// borrow has ended if it has); on failure the attempt must be rolled back by the caller,
+    /// once the borrow has ended.
     #[inline(always)]
     pub(super) fn commit(&self, st: &mut TxState) -> Result<(), ()> {
         if !st.writes.has_shared() {
