@@ -622,7 +622,7 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// ```
     #[inline]
     pub fn write(&self, tx: &Transaction, value: T) {
-        tx.write_word(self.core(), value.into_bits(), None);
+        tx.write_word(self.core(), value.into_bits());
     }
 
     /// Reads the variable, applies `f`, writes the result back, and returns the new value.

@@ -9,11 +9,11 @@ use crate::internal::write_set::{DropFn, Entry, Op, OpList, Pending, PublishOp};
 use crate::sync::atomic::Ordering;
 
 impl Transaction {
-    /// Buffers a write of `bits`; `drop_old` is set for `TBox` variables.
+    /// Buffers a write of `bits`, a plain value (owning no heap memory: `TVar::write`).
     #[inline(always)]
-    pub(crate) fn write_word(&self, var: &VarCore, bits: u64, drop_old: Option<DropFn>) {
+    pub(crate) fn write_word(&self, var: &VarCore, bits: u64) {
         let mut st = self.state();
-        self.buffer_write(&mut st, var, bits, drop_old);
+        self.buffer_write(&mut st, var, bits, None);
     }
 
     /// Buffers a write of `bits`, a heap value this attempt allocated, to a variable whose
@@ -28,6 +28,8 @@ impl Transaction {
         self.buffer_write(&mut st, var, bits, Some(drop_fn));
     }
 
+    /// Records the write of `bits` to `var` in the write set (a new entry, or the variable's
+    /// entry overwritten); `drop_old` frees the values of a variable that owns heap memory.
     #[inline(always)]
     fn buffer_write(&self, st: &mut TxState, var: &VarCore, bits: u64, drop_old: Option<DropFn>) {
         let i = match st.writes.find(var) {
