@@ -213,8 +213,10 @@ impl Entry {
     }
 }
 
-/// How many entries [`WriteSet::lacks_few`] scans at most.
+/// How many entries [`WriteSet::lacks_few`] scans at most (below [`INDEX_THRESHOLD`]: a scan,
+/// not the index).
 const FEW: usize = 4;
+const _: () = assert!(FEW <= INDEX_THRESHOLD);
 
 /// The write set of one attempt.
 #[derive(Default)]
@@ -411,8 +413,7 @@ impl WriteSet {
     /// `var` reads its committed value.
     #[inline]
     pub(crate) fn lacks_few(&self, var: &VarCore) -> bool {
-        let addr = var.addr();
-        self.entries.len() <= FEW && self.entries.iter().all(|e| e.var as usize != addr)
+        self.entries.len() <= FEW && self.find(var).is_none()
     }
 
     /// The index of `var`'s entry.
