@@ -206,8 +206,9 @@ impl Transaction {
             if !st.retired_by_commit.is_empty() {
                 self.ctx().queue_retired(&mut st.retired_by_commit);
             }
-            if self.only_reads_left(&st) {
-                // The commit cleared the write set and published every allocation.
+            if self.ends_quietly(&st) {
+                // As a commit of an update decides it for itself (`commit`): the commit
+                // cleared the write set and published every allocation.
                 st.extras = false;
                 self.finish_commit(&mut st);
             } else {
