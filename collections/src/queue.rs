@@ -1407,6 +1407,7 @@ impl<T: Send + 'static> TQueue<T> {
     /// One try of [`Atomic::pop`]: a pop as a commit of its own to `head` (it reads `head`, and
     /// `tail` if the queue looks empty, and writes `head`), or `None` if a commit changed
     /// `head` meanwhile (try again). The caller pins the thread.
+    #[inline]
     fn pop_alone(&self) -> Option<Option<T>>
     where
         T: Clone,
