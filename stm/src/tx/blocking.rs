@@ -241,7 +241,7 @@ impl Transaction {
                 let mut st = self.state();
                 // Locks that an irrevocable branch took stay held (as reads); only its values
                 // roll back.
-                let kept: Vec<Entry> = if self.irrevocable {
+                let kept: Vec<Entry> = if self.irrevocable() {
                     st.writes.entries[saved_writes.len()..]
                         .iter()
                         .filter(|e| e.pending.is_shared())
@@ -283,7 +283,7 @@ impl Transaction {
     pub(super) fn wait_list(&self) -> Vec<(*const VarCore, u64)> {
         let st = self.state();
         let mut list: Vec<_> = st.reads.iter().map(|r| (r.var, r.version)).collect();
-        if self.irrevocable {
+        if self.irrevocable() {
             list.extend(
                 st.writes
                     .entries

@@ -33,7 +33,7 @@ impl Transaction {
             }
             return Ok(());
         }
-        if self.irrevocable {
+        if self.irrevocable() {
             return self.commit_irrevocable(st);
         }
         if st.writes.entries.len() == 1 {

@@ -260,7 +260,7 @@ impl Transaction {
     /// and unpin: nothing else it clears or releases is set. Kept beside `reset`, whose every
     /// other step this must rule out.
     fn only_reads_left(&self, st: &TxState) -> bool {
-        !self.irrevocable
+        !self.irrevocable()
             && st.retire_on_commit.is_empty()
             && st.forgotten.is_empty()
             && st.abort.is_none()
@@ -269,7 +269,7 @@ impl Transaction {
 
     /// Releases irrevocable locks, frees unpublished allocations, unpins, clears buffers.
     pub(super) fn reset(&self, st: &mut TxState) {
-        if self.irrevocable {
+        if self.irrevocable() {
             for e in st.writes.entries.iter().filter(|e| e.pending.is_shared()) {
                 // Restore the word exactly (WAITERS included): nothing changed.
                 e.var().lock.store(e.locked_word, Ordering::Release);

@@ -210,7 +210,8 @@ impl<E: std::error::Error + 'static> std::error::Error for TxError<E> {
 pub struct Transaction {
     ctx: *const ThreadCtx,
     rv: Cell<u64>,
-    irrevocable: bool,
+    /// What kind of attempt this is: one test tells the fast paths an ordinary attempt.
+    mode: Cell<Mode>,
     /// The conflict profiler was on when the transaction started.
     profiling: bool,
     site: &'static Location<'static>,
@@ -225,11 +226,23 @@ pub struct Transaction {
     snapshot: Cell<u64>,
 }
 
+/// The kinds of attempt. An attempt never changes kind, but for a snapshot attempt, which
+/// begins as `Plain` and becomes `Snapshot` before its closure runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// An ordinary attempt.
+    Plain,
+    /// After repeated conflicts: it locks what it touches and cannot abort.
+    Irrevocable,
+    /// The first attempt of a [`read_only`] transaction, which reads a snapshot.
+    Snapshot,
+}
+
 impl fmt::Debug for Transaction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transaction")
             .field("read_version", &self.rv.get())
-            .field("irrevocable", &self.irrevocable)
+            .field("irrevocable", &self.irrevocable())
             .field("snapshot", &self.is_snapshot())
             .field("site", &format_args!("{}", self.site))
             .finish()
@@ -431,7 +444,7 @@ fn committed<G>(
     if tx.commit(&mut st).is_err() {
         return false;
     }
-    ctx.slot.stats.commit(tx.irrevocable);
+    ctx.slot.stats.commit(tx.irrevocable());
     if let Some(started) = started {
         ctx.slot.profile.commit(started.elapsed());
     }
@@ -703,7 +716,11 @@ impl Transaction {
         Transaction {
             ctx,
             rv: Cell::new(rv),
-            irrevocable,
+            mode: Cell::new(if irrevocable {
+                Mode::Irrevocable
+            } else {
+                Mode::Plain
+            }),
             profiling,
             site,
             finished: Cell::new(false),
@@ -733,7 +750,18 @@ impl Transaction {
     /// assert!(!commute_stm::atomically(|tx| Ok(tx.is_irrevocable())));
     /// ```
     pub fn is_irrevocable(&self) -> bool {
-        self.irrevocable
+        self.irrevocable()
+    }
+
+    #[inline(always)]
+    fn irrevocable(&self) -> bool {
+        self.mode.get() == Mode::Irrevocable
+    }
+
+    /// True for an ordinary attempt: neither irrevocable nor reading a snapshot.
+    #[inline(always)]
+    fn plain(&self) -> bool {
+        self.mode.get() == Mode::Plain
     }
 
     /// Ends the attempt with the closure's own error `e`: `return tx.abort(e);` in a closure

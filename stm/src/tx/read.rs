@@ -20,7 +20,7 @@ impl Transaction {
     /// [`read_word_slow`](Self::read_word_slow), which starts over.
     #[inline(always)]
     pub(crate) fn read_word(&self, var: &VarCore) -> StmResult<u64> {
-        if self.snapshot.get() == 0 && !self.irrevocable {
+        if self.plain() {
             let mut st = self.state();
             if st.writes.is_empty() || st.writes.lacks_few(var) {
                 if let Snapshot::Value { bits, version } = var.snapshot() {
@@ -54,13 +54,13 @@ impl Transaction {
                     // The irrevocable transaction holds the lock: the value word is stable.
                     Pending::Hold => Ok(var.value.load(Ordering::Acquire)),
                     // Publishing operations are invisible to the transaction's own reads.
-                    Pending::Publish(_) if self.irrevocable => {
+                    Pending::Publish(_) if self.irrevocable() => {
                         Ok(var.value.load(Ordering::Acquire))
                     }
                     Pending::Publish(_) => self.read_committed(&mut st, var),
                     Pending::Commute(_) | Pending::Add(_) => {
                         // Reading a commuted variable turns it into an ordinary read and write.
-                        let base = if self.irrevocable {
+                        let base = if self.irrevocable() {
                             var.value.load(Ordering::Acquire)
                         } else {
                             self.read_committed(&mut st, var)?
@@ -79,7 +79,7 @@ impl Transaction {
         if self.snapshot.get() != 0 {
             return self.read_snapshot(var);
         }
-        if self.irrevocable {
+        if self.irrevocable() {
             let i = self.lock_irrevocably(&mut st, var);
             debug_assert!(matches!(st.writes.entries[i].pending, Pending::Hold));
             return Ok(var.value.load(Ordering::Acquire));
@@ -202,7 +202,7 @@ impl Transaction {
     /// ```
     pub fn observe_version(&self, version: u64) -> StmResult<()> {
         if version <= self.rv.get()
-            || self.irrevocable
+            || self.irrevocable()
             || clock::written_by(version, self.ctx().tag)
         {
             return Ok(());

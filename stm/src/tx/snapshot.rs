@@ -5,7 +5,7 @@
 
 use core::panic::Location;
 
-use super::{StmError, StmResult, Transaction, abort_with, committed, enter, run};
+use super::{Mode, StmError, StmResult, Transaction, abort_with, committed, enter, run};
 use crate::internal::backoff::Backoff;
 use crate::internal::thread::{ThreadCtx, with_ctx};
 use crate::internal::var::{IRREVOCABLE, Snapshot, VarCore};
@@ -118,6 +118,7 @@ fn snapshot_attempt<T>(
     let started = profiling.then(std::time::Instant::now);
     let tx = Transaction::begin(ctx, site, false, profiling);
     tx.snapshot.set(registered.epoch);
+    tx.mode.set(Mode::Snapshot);
     if let Ok(value) = f(&tx) {
         let clean = tx.snapshot.get() & LEFT == 0
             && !tx.told_to_roll_back()

@@ -34,7 +34,7 @@ impl Transaction {
     fn buffer_write(&self, st: &mut TxState, var: &VarCore, bits: u64, drop_old: Option<DropFn>) {
         let i = match st.writes.find(var) {
             Some(i) => i,
-            None if self.irrevocable => self.lock_irrevocably(st, var),
+            None if self.irrevocable() => self.lock_irrevocably(st, var),
             None => {
                 st.writes.push(Entry {
                     var,
@@ -58,7 +58,7 @@ impl Transaction {
         let mut st = self.state();
         let i = match st.writes.find(var) {
             Some(i) => i,
-            None if self.irrevocable => self.lock_irrevocably(&mut st, var),
+            None if self.irrevocable() => self.lock_irrevocably(&mut st, var),
             None => {
                 st.writes.push_add(var, delta);
                 return;
@@ -89,7 +89,7 @@ impl Transaction {
         let mut st = self.state();
         let i = match st.writes.find(var) {
             Some(i) => i,
-            None if self.irrevocable => self.lock_irrevocably(&mut st, var),
+            None if self.irrevocable() => self.lock_irrevocably(&mut st, var),
             None => {
                 st.writes.push_commute(var, op);
                 return;
@@ -188,7 +188,7 @@ impl Transaction {
         let mut st = self.state();
         let i = match st.writes.find(var) {
             Some(i) => i,
-            None if self.irrevocable => self.lock_irrevocably(&mut st, var),
+            None if self.irrevocable() => self.lock_irrevocably(&mut st, var),
             None => {
                 let pending = st.writes.new_publish(op);
                 st.writes.push(Entry {
