@@ -137,6 +137,9 @@ pub(crate) struct ThreadCtx {
     pub(crate) tag: u64,
     /// True while this thread's attempt runs in irrevocable mode (it holds the global token).
     pub(crate) irrevocable: Cell<bool>,
+    /// When the running attempt began, if the conflict profiler was on then (set by the
+    /// attempt's begin; read by its end, for the profiler's times).
+    pub(crate) attempt_started: Cell<Option<std::time::Instant>>,
     /// Nesting depth of `atomically` calls (a destructor run after an attempt may start one):
     /// only the outermost moves the slot's `attempt` mark.
     atomically_depth: Cell<u32>,
@@ -237,6 +240,7 @@ impl ThreadCtx {
             slot,
             tag: crate::internal::clock::tag_for_slot(index),
             irrevocable: Cell::new(false),
+            attempt_started: Cell::new(None),
             atomically_depth: Cell::new(0),
             load_pins: Cell::new(0),
             pass_after_pin: Cell::new(false),

@@ -280,13 +280,12 @@ impl Driver {
         loop {
             let irrevocable = self.conflicts >= IRREVOCABLE_AFTER;
             let mut token = irrevocable.then(|| IrrevocableToken::take(ctx));
-            let started = profiling.then(std::time::Instant::now);
             let tx = Transaction::begin(ctx, self.site, irrevocable, profiling);
             let outcome = attempt(&tx);
             let is_retry = matches!(outcome, Outcome::Stop { retry: true });
             match outcome {
                 Outcome::Commit(value) => {
-                    if committed(ctx, &tx, &mut token, started) {
+                    if committed(ctx, &tx, &mut token) {
                         return Ok(value);
                     }
                 }
@@ -298,7 +297,7 @@ impl Driver {
                 }
                 Outcome::Stop { .. } => {}
             }
-            if let Some(wait) = self.rolled_back(ctx, tx, token, is_retry, started, waker) {
+            if let Some(wait) = self.rolled_back(ctx, tx, token, is_retry, waker) {
                 return Err(wait);
             }
         }
@@ -312,10 +311,9 @@ impl Driver {
         tx: Transaction,
         token: Option<G>,
         is_retry: bool,
-        started: Option<std::time::Instant>,
         waker: &Waker,
     ) -> Option<Registration> {
-        let Some(wait) = roll_back(ctx, self.site, tx, token, is_retry, started) else {
+        let Some(wait) = roll_back(ctx, self.site, tx, token, is_retry) else {
             self.conflicts += 1;
             backoff(ctx, self.conflicts);
             return None;

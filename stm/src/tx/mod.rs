@@ -366,16 +366,15 @@ fn run<T>(
     loop {
         let irrevocable = conflicts >= IRREVOCABLE_AFTER;
         let mut token = irrevocable.then(|| IrrevocableToken::take(ctx));
-        let started = profiling.then(std::time::Instant::now);
         let tx = Transaction::begin(ctx, site, irrevocable, profiling);
         let outcome = f(&tx);
         let is_retry = matches!(&outcome, Err(e) if e.is_retry());
         if let Ok(value) = outcome {
-            if committed(ctx, &tx, &mut token, started) {
+            if committed(ctx, &tx, &mut token) {
                 return value;
             }
         }
-        after_rollback(ctx, site, tx, token, is_retry, started, &mut conflicts);
+        after_rollback(ctx, site, tx, token, is_retry, &mut conflicts);
     }
 }
 
@@ -390,13 +389,12 @@ fn run_try<T, E>(
     loop {
         let irrevocable = conflicts >= IRREVOCABLE_AFTER;
         let mut token = irrevocable.then(|| IrrevocableToken::take(ctx));
-        let started = profiling.then(std::time::Instant::now);
         let tx = Transaction::begin(ctx, site, irrevocable, profiling);
         let outcome = f(&tx);
         let is_retry = matches!(&outcome, Err(TxError::Stm(e)) if e.is_retry());
         match outcome {
             Ok(value) => {
-                if committed(ctx, &tx, &mut token, started) {
+                if committed(ctx, &tx, &mut token) {
                     return Ok(value);
                 }
             }
@@ -407,7 +405,7 @@ fn run_try<T, E>(
             }
             Err(TxError::Stm(_)) => {}
         }
-        after_rollback(ctx, site, tx, token, is_retry, started, &mut conflicts);
+        after_rollback(ctx, site, tx, token, is_retry, &mut conflicts);
     }
 }
 
@@ -433,20 +431,15 @@ fn enter(ctx: &ThreadCtx) -> InTxGuard<'_> {
 /// irrevocable token back and releases what the attempt left (outside the transaction), and
 /// returns true.
 #[inline(always)]
-fn committed<G>(
-    ctx: &ThreadCtx,
-    tx: &Transaction,
-    token: &mut Option<G>,
-    started: Option<std::time::Instant>,
-) -> bool {
+fn committed<G>(ctx: &ThreadCtx, tx: &Transaction, token: &mut Option<G>) -> bool {
     // One borrow of the attempt's state from the commit to the end of the attempt.
     let mut st = tx.state();
     if tx.commit(&mut st).is_err() {
         return false;
     }
     ctx.slot.stats.commit(tx.irrevocable());
-    if let Some(started) = started {
-        ctx.slot.profile.commit(started.elapsed());
+    if tx.profiling {
+        ctx.slot.profile.commit(tx.attempt_time());
     }
     if !st.extras {
         // The usual end, on a path of its own (no leftovers to test for).
@@ -474,10 +467,9 @@ fn after_rollback<G>(
     tx: Transaction,
     token: Option<G>,
     is_retry: bool,
-    started: Option<std::time::Instant>,
     conflicts: &mut u32,
 ) {
-    let Some(wait) = roll_back(ctx, site, tx, token, is_retry, started) else {
+    let Some(wait) = roll_back(ctx, site, tx, token, is_retry) else {
         *conflicts += 1;
         backoff(ctx, *conflicts);
         return;
@@ -528,7 +520,6 @@ fn roll_back<G>(
     tx: Transaction,
     token: Option<G>,
     is_retry: bool,
-    started: Option<std::time::Instant>,
 ) -> Option<WaitFor> {
     let record = if is_retry { None } else { tx.abort_info() };
     let cause = match &record {
@@ -539,9 +530,9 @@ fn roll_back<G>(
     ctx.slot
         .stats
         .abort(cause, record.as_ref().map(|r| r.var.origin), site);
-    if let Some(started) = started {
+    if tx.profiling {
         let keys = conflict_keys(cause, record, site);
-        ctx.slot.profile.abort(&keys, started.elapsed());
+        ctx.slot.profile.abort(&keys, tx.attempt_time());
     }
     let wait = is_retry.then(|| WaitFor {
         vars: tx.wait_list(),
@@ -690,6 +681,13 @@ impl Drop for IrrevocableToken<'_> {
     }
 }
 
+/// Notes when an attempt begins, for the conflict profiler's times.
+#[cold]
+#[inline(never)]
+fn note_start(ctx: &ThreadCtx) {
+    ctx.attempt_started.set(Some(std::time::Instant::now()));
+}
+
 struct InTxGuard<'a>(&'a ThreadCtx);
 
 impl Drop for InTxGuard<'_> {
@@ -712,6 +710,9 @@ impl Transaction {
         irrevocable: bool,
         profiling: bool,
     ) -> Self {
+        if profiling {
+            note_start(ctx);
+        }
         let rv = clock::begin();
         Transaction {
             ctx,
@@ -727,6 +728,15 @@ impl Transaction {
             pinned: Cell::new(false),
             snapshot: Cell::new(0),
         }
+    }
+
+    /// How long the attempt has run (for the profiler: only when `profiling`).
+    #[cold]
+    fn attempt_time(&self) -> std::time::Duration {
+        self.ctx()
+            .attempt_started
+            .get()
+            .map_or(std::time::Duration::ZERO, |started| started.elapsed())
     }
 
     #[inline]

@@ -115,7 +115,6 @@ fn snapshot_attempt<T>(
         ctx,
     };
     let profiling = crate::conflicts::profiling();
-    let started = profiling.then(std::time::Instant::now);
     let tx = Transaction::begin(ctx, site, false, profiling);
     tx.snapshot.set(registered.epoch);
     tx.mode.set(Mode::Snapshot);
@@ -124,7 +123,7 @@ fn snapshot_attempt<T>(
             && !tx.told_to_roll_back()
             && !tx.state().writes.has_shared();
         // A clean snapshot attempt is read-only: its commit cannot fail.
-        if clean && committed(ctx, &tx, &mut None::<()>, started) {
+        if clean && committed(ctx, &tx, &mut None::<()>) {
             return Some(value);
         }
     }
