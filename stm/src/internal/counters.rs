@@ -214,11 +214,14 @@ fn bump(c: &AtomicU64) {
 
 impl StatsCell {
     #[inline]
-    pub(crate) fn commit(&self, irrevocable: bool) {
+    pub(crate) fn commit(&self) {
         bump(&self.commits);
-        if irrevocable {
-            bump(&self.irrevocable_commits);
-        }
+    }
+
+    /// Counts a commit (counted by [`commit`](Self::commit) too) as irrevocable.
+    #[inline]
+    pub(crate) fn irrevocable_commit(&self) {
+        bump(&self.irrevocable_commits);
     }
 
     pub(crate) fn abort(

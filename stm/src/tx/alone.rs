@@ -194,7 +194,7 @@ fn write_locked(
     if word & WAITERS != 0 {
         wait::wake(var);
     }
-    ctx.slot.stats.commit(false);
+    ctx.slot.stats.commit();
     // Retired once the variable is unlocked: a reclamation pass may start, which runs
     // destructors.
     if let Some(drop_fn) = drop_old.filter(|_| !kept) {

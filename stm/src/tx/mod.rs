@@ -371,6 +371,7 @@ fn run<T>(
         let is_retry = matches!(&outcome, Err(e) if e.is_retry());
         if let Ok(value) = outcome {
             if committed(ctx, &tx, &mut token) {
+                ended(tx);
                 return value;
             }
         }
@@ -395,6 +396,7 @@ fn run_try<T, E>(
         match outcome {
             Ok(value) => {
                 if committed(ctx, &tx, &mut token) {
+                    ended(tx);
                     return Ok(value);
                 }
             }
@@ -437,7 +439,7 @@ fn committed<G>(ctx: &ThreadCtx, tx: &Transaction, token: &mut Option<G>) -> boo
     if tx.commit(&mut st).is_err() {
         return false;
     }
-    ctx.slot.stats.commit(tx.irrevocable());
+    ctx.slot.stats.commit();
     if tx.profiling {
         ctx.slot.profile.commit(tx.attempt_time());
     }
@@ -445,17 +447,35 @@ fn committed<G>(ctx: &ThreadCtx, tx: &Transaction, token: &mut Option<G>) -> boo
         // The usual end, on a path of its own (no leftovers to test for).
         tx.finish_commit(&mut st);
         drop(st);
-        drop(token.take());
+        give_token_back(ctx, token);
         return true;
     }
     drop(st);
     let leftovers = tx.finish_commit_slow();
     // The token first: a destructor or hook released below may itself become irrevocable.
-    drop(token.take());
+    give_token_back(ctx, token);
     if let Some(leftovers) = leftovers {
         leftovers.release(ctx);
     }
     true
+}
+
+/// After a commit: an irrevocable attempt (the one kind that holds the token) counts as an
+/// irrevocable commit and gives the token back.
+#[inline(always)]
+fn give_token_back<G>(ctx: &ThreadCtx, token: &mut Option<G>) {
+    if let Some(token) = token.take() {
+        ctx.slot.stats.irrevocable_commit();
+        drop(token);
+    }
+}
+
+/// A committed attempt, ended by [`committed`]: nothing is left for its drop, which only
+/// rolls back an attempt that a panic left unfinished.
+#[inline(always)]
+fn ended(tx: Transaction) {
+    debug_assert!(tx.finished.get());
+    core::mem::forget(tx);
 }
 
 /// The end of an attempt that did not commit: statistics, rollback, then a wait (retry) or a
