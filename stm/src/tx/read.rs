@@ -34,10 +34,27 @@ impl Transaction {
         self.read_word_slow(var)
     }
 
+    /// [`read_word`](Self::read_word) off its inlined path. First, on a path short enough to
+    /// keep a small frame, an ordinary attempt's read of a variable it has written (a queue's
+    /// head, popped again in the same attempt: the pending value); everything else goes on to
+    /// [`read_word_general`](Self::read_word_general).
+    #[inline(never)]
+    fn read_word_slow(&self, var: &VarCore) -> StmResult<u64> {
+        if self.plain() {
+            let st = self.state();
+            if let Some(i) = st.writes.find(var) {
+                if let Pending::Write(bits) = st.writes.entries[i].pending {
+                    return Ok(bits);
+                }
+            }
+        }
+        self.read_word_general(var)
+    }
+
     /// [`read_word`](Self::read_word) in every case: pending values, snapshots, the
     /// irrevocable mode, locked variables and timestamp extension.
     #[inline(never)]
-    fn read_word_slow(&self, var: &VarCore) -> StmResult<u64> {
+    fn read_word_general(&self, var: &VarCore) -> StmResult<u64> {
         let mut st = self.state();
         if !st.writes.is_empty() {
             if let Some(i) = st.writes.find(var) {
