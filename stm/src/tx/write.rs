@@ -216,13 +216,20 @@ impl Transaction {
     /// The first (or, if `last`, the last) node of the publishing operations on `var` in this
     /// attempt (see `TVar::first_published_node`). The last is searched from the end of the
     /// attempt's operations and the first from the start, so a run of pushes to one queue
-    /// finds either at once.
+    /// finds either at once. Inline up to the usual answer: no publishing operation at all (a
+    /// transaction's first push), no search.
+    #[inline]
     pub(crate) fn published_node(&self, var: &VarCore, last: bool) -> Option<u64> {
-        let st = self.state();
-        if st.writes.publishes.is_empty() {
-            // No publishing operation at all (a transaction's first push): no search.
+        if self.state().writes.publishes.is_empty() {
             return None;
         }
+        self.search_published_node(var, last)
+    }
+
+    /// [`published_node`](Self::published_node)'s search.
+    #[inline(never)]
+    fn search_published_node(&self, var: &VarCore, last: bool) -> Option<u64> {
+        let st = self.state();
         let i = st.writes.find(var)?;
         let Pending::Publish(list) = st.writes.entries[i].pending else {
             return None;
