@@ -217,11 +217,21 @@ impl Transaction {
     /// ```
     /// commute_stm::atomically(|tx| tx.observe_version(0));
     /// ```
+    #[inline]
     pub fn observe_version(&self, version: u64) -> StmResult<()> {
-        if version <= self.rv.get()
-            || self.irrevocable()
-            || clock::written_by(version, self.ctx().tag)
-        {
+        // Inline up to the usual answers: a version the attempt's snapshot already includes, or
+        // one this thread's own commit wrote (see `clock::written_by`).
+        if version <= self.rv.get() || clock::written_by(version, self.ctx().tag) {
+            return Ok(());
+        }
+        self.observe_newer_version(version)
+    }
+
+    /// [`observe_version`](Self::observe_version) of a version newer than the read version,
+    /// written by another thread.
+    #[inline(never)]
+    fn observe_newer_version(&self, version: u64) -> StmResult<()> {
+        if self.irrevocable() {
             return Ok(());
         }
         if self.snapshot.get() != 0 {
