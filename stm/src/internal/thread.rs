@@ -385,6 +385,14 @@ impl ThreadCtx {
         }
     }
 
+    /// The pass that retirements queued without one ([`queue_retired`](Self::queue_retired))
+    /// made due, if they did. Called outside any transaction, as [`retire`](Self::retire).
+    pub(crate) fn run_due_pass(&self) {
+        if self.retire_is_due(0) {
+            self.due_pass();
+        }
+    }
+
     /// The pass that a retirement made due: now, or at the end of the outermost pinned load.
     fn due_pass(&self) {
         if self.load_pins.get() > 0 {

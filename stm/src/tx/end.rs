@@ -87,6 +87,31 @@ impl Leftovers {
     }
 }
 
+/// What a committed attempt with extras leaves to do once it has ended, outside the
+/// transaction ([`Transaction::finish_commit_slow`]).
+pub(crate) enum AfterCommit {
+    /// Nothing.
+    Nothing,
+    /// A reclamation pass over the thread's retired values, which now hold the commit's: due,
+    /// and the only thing left (no destructor or hook of the attempt's own), so it runs without
+    /// the bookkeeping of [`Leftovers`] ([`run_due_pass`]).
+    Pass,
+    /// Values to free or retire, hooks to run: [`Leftovers::release`].
+    Release(Leftovers),
+}
+
+/// The reclamation pass a commit left due ([`AfterCommit::Pass`]), outside the transaction:
+/// the values it frees may run transactions in their `Drop`. A panic of one of them passes on
+/// once the others are freed (`free_each`), with the thread back inside the transaction for
+/// the guard of `atomically` that unwinds.
+#[cold]
+#[inline(never)]
+pub(super) fn run_due_pass(ctx: &ThreadCtx) {
+    crate::internal::thread::set_in_tx(false);
+    let _back_in_tx = RestoreInTx;
+    ctx.run_due_pass();
+}
+
 /// True if the attempt leaves no allocation to free and no hook to run or drop.
 #[inline]
 fn nothing_to_run(st: &TxState) -> bool {
@@ -195,14 +220,15 @@ impl Transaction {
     }
 
     /// After a commit of an attempt with extras (no borrow of its state held): clears the
-    /// attempt; returns what is left to do outside it, if anything.
+    /// attempt; returns what is left to do outside it.
     #[cold]
-    pub(super) fn finish_commit_slow(&self) -> Option<Leftovers> {
+    pub(super) fn finish_commit_slow(&self) -> AfterCommit {
         let mut st = self.state();
-        if nothing_to_run(&st) && !self.ctx().retire_is_due(st.retired_by_commit.len()) {
-            // No destructor or hook to run and no pass due (the common update: the commit put
-            // the value it replaced in the thread's list): nothing to release outside the
-            // transaction.
+        if nothing_to_run(&st) {
+            // No destructor or hook to run (the common update: the commit put the value it
+            // replaced in the thread's list, or left it here): at most a reclamation pass is
+            // left to run outside the transaction, on the thread's list alone.
+            let pass = self.ctx().retire_is_due(st.retired_by_commit.len());
             if !st.retired_by_commit.is_empty() {
                 self.ctx().queue_retired(&mut st.retired_by_commit);
             }
@@ -212,9 +238,13 @@ impl Transaction {
                 st.extras = false;
                 self.finish_commit(&mut st);
             } else {
-                self.reset(&mut st);
+                self.reset(&mut st); // unpins first, so our own retired values can go at once
             }
-            return None;
+            return if pass {
+                AfterCommit::Pass
+            } else {
+                AfterCommit::Nothing
+            };
         }
         let leftovers = Leftovers {
             allocs: core::mem::take(&mut st.allocs),
@@ -223,7 +253,7 @@ impl Transaction {
             unrun: core::mem::take(&mut st.on_abort),
         };
         self.reset(&mut st); // unpins first, so our own retired values can go at once
-        Some(leftovers)
+        AfterCommit::Release(leftovers)
     }
 
     /// After a rollback: the nodes of publishing operations that never ran join the attempt's

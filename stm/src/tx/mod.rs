@@ -42,6 +42,7 @@ mod blocking;
 mod commit;
 mod conflict;
 mod end;
+use end::AfterCommit;
 mod future;
 mod read;
 mod snapshot;
@@ -451,11 +452,13 @@ fn committed<G>(ctx: &ThreadCtx, tx: &Transaction, token: &mut Option<G>) -> boo
         return true;
     }
     drop(st);
-    let leftovers = tx.finish_commit_slow();
+    let after = tx.finish_commit_slow();
     // The token first: a destructor or hook released below may itself become irrevocable.
     give_token_back(ctx, token);
-    if let Some(leftovers) = leftovers {
-        leftovers.release(ctx);
+    match after {
+        AfterCommit::Nothing => {}
+        AfterCommit::Pass => end::run_due_pass(ctx),
+        AfterCommit::Release(leftovers) => leftovers.release(ctx),
     }
     true
 }
