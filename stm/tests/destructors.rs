@@ -160,3 +160,62 @@ fn a_tbox_borrowed_mutably_by_another_thread_while_an_attempt_still_writes_it() 
         );
     });
 }
+
+/// Counts its drops, and panics in its drop if `panics`.
+struct PanicsOnDrop {
+    panics: bool,
+    dropped: Arc<AtomicUsize>,
+}
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        self.dropped.fetch_add(1, Ordering::SeqCst);
+        if self.panics {
+            panic!("the drop of a replaced value panics");
+        }
+    }
+}
+
+#[test]
+fn a_panic_in_the_reclamation_pass_a_commit_made_due_comes_out_of_that_call() {
+    in_child_process(|| {
+        const WRITES: usize = 200;
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let value = |panics| PanicsOnDrop {
+            panics,
+            dropped: dropped.clone(),
+        };
+        let b = TBox::new(value(true));
+        let mut panicked = 0;
+        for _ in 0..WRITES {
+            let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                atomically(|tx| {
+                    b.write(tx, value(false));
+                    Ok(())
+                })
+            }));
+            if let Err(payload) = written {
+                panicked += 1;
+                assert_eq!(
+                    payload.downcast_ref::<&str>(),
+                    Some(&"the drop of a replaced value panics")
+                );
+                assert!(
+                    !in_transaction(),
+                    "the panic left the thread in a transaction"
+                );
+            }
+        }
+        // The first value's drop panicked once, in a pass that one of the commits made due
+        // (which committed: every write after it went on).
+        assert_eq!(panicked, 1);
+        // Every replaced value is dropped once: the first and all but the last written.
+        reclaim_until("every replaced value dropped", || {
+            dropped.load(Ordering::SeqCst) == WRITES
+        });
+        drop(b);
+        reclaim_until("the last value dropped", || {
+            dropped.load(Ordering::SeqCst) == WRITES + 1
+        });
+    });
+}
