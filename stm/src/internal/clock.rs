@@ -105,12 +105,18 @@ pub(crate) fn tag_for_slot(slot: usize) -> u64 {
     if tag <= TAG_MASK { tag } else { NO_TAG }
 }
 
-/// True if `version` was written by a commit of the thread tagged `tag` (or of a thread that
-/// held its registry slot before it): such a commit finished before anything that thread runs
-/// now began.
+/// What the thread tagged `tag` compares the low bits of versions with ([`written_by`]): its
+/// tag, or, for a thread without one, a value that the low bits of no version equal.
+pub(crate) fn own_mark(tag: u64) -> u64 {
+    if tag == NO_TAG { TAG_MASK + 1 } else { tag }
+}
+
+/// True if `version` was written by a commit of the thread whose [`own_mark`] is `own` (or of
+/// a thread that held its registry slot before it): such a commit finished before anything
+/// that thread runs now began. Never true for a thread without a tag.
 #[inline(always)]
-pub(crate) fn written_by(version: u64, tag: u64) -> bool {
-    tag != NO_TAG && version & TAG_MASK == tag
+pub(crate) fn written_by(version: u64, own: u64) -> bool {
+    version & TAG_MASK == own
 }
 
 /// A committer's write version; call after every write lock is held. `newest_locked` is the
@@ -128,4 +134,23 @@ pub(crate) fn advance_to(version: u64) -> u64 {
     let before = clock().fetch_max(version, SC);
     loom_fence();
     before.max(version)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_without_a_tag_owns_no_version() {
+        let untagged = own_mark(tag_for_slot(TAG_MASK as usize));
+        let tagged = own_mark(tag_for_slot(0));
+        for count in [0u64, 1, 7, 1 << 40] {
+            // Versions of tagged threads (slots 0..TAG_MASK) and of untagged ones (low bits 0).
+            for tag in [NO_TAG, 1, 2, TAG_MASK] {
+                let version = (count << TAG_BITS) | tag;
+                assert!(!written_by(version, untagged), "{version:#x}");
+                assert_eq!(written_by(version, tagged), tag == 1, "{version:#x}");
+            }
+        }
+    }
 }

@@ -135,6 +135,9 @@ pub(crate) struct ThreadCtx {
     pub(crate) slot: Arc<Slot>,
     /// The tag in the low bits of the versions this thread's commits write (see `clock.rs`).
     pub(crate) tag: u64,
+    /// [`clock::own_mark`](crate::internal::clock::own_mark) of `tag`: what `clock::written_by`
+    /// compares versions with.
+    pub(crate) own_mark: u64,
     /// True while this thread's attempt runs in irrevocable mode (it holds the global token).
     pub(crate) irrevocable: Cell<bool>,
     /// When the running attempt began, if the conflict profiler was on then (set by the
@@ -236,9 +239,11 @@ impl ThreadCtx {
         };
         drop(slots);
         let seed = slot.as_ref() as *const Slot as u64;
+        let tag = crate::internal::clock::tag_for_slot(index);
         ThreadCtx {
             slot,
-            tag: crate::internal::clock::tag_for_slot(index),
+            tag,
+            own_mark: crate::internal::clock::own_mark(tag),
             irrevocable: Cell::new(false),
             attempt_started: Cell::new(None),
             atomically_depth: Cell::new(0),

@@ -24,7 +24,7 @@ impl Transaction {
             let mut st = self.state();
             if st.writes.is_empty() || st.writes.lacks_few(var) {
                 if let Snapshot::Value { bits, version } = var.snapshot() {
-                    if version <= self.rv.get() || clock::written_by(version, self.ctx().tag) {
+                    if version <= self.rv.get() || clock::written_by(version, self.ctx().own_mark) {
                         st.reads.push(ReadEntry { var, version });
                         return Ok(bits);
                     }
@@ -111,7 +111,7 @@ impl Transaction {
         loop {
             match var.snapshot() {
                 Snapshot::Value { bits, version } => {
-                    if version > self.rv.get() && !clock::written_by(version, self.ctx().tag) {
+                    if version > self.rv.get() && !clock::written_by(version, self.ctx().own_mark) {
                         if let Err(e) = self.extend(st, version) {
                             if self.profiling {
                                 self.involve_other_changes(st, Some(var));
@@ -221,7 +221,7 @@ impl Transaction {
     pub fn observe_version(&self, version: u64) -> StmResult<()> {
         // Inline up to the usual answers: a version the attempt's snapshot already includes, or
         // one this thread's own commit wrote (see `clock::written_by`).
-        if version <= self.rv.get() || clock::written_by(version, self.ctx().tag) {
+        if version <= self.rv.get() || clock::written_by(version, self.ctx().own_mark) {
             return Ok(());
         }
         self.observe_newer_version(version)
