@@ -464,7 +464,13 @@ impl WriteSet {
     /// True if some entry must be committed (not only transaction-local values).
     #[inline]
     pub(crate) fn has_shared(&self) -> bool {
-        self.entries.iter().any(|e| e.pending.is_shared())
+        // The first entry on its own: an empty set (a read-only attempt) and a first entry that
+        // is shared (nearly every attempt that writes) are answered without setting up a loop.
+        match self.entries.split_first() {
+            None => false,
+            Some((first, _)) if first.pending.is_shared() => true,
+            Some((_, rest)) => rest.iter().any(|e| e.pending.is_shared()),
+        }
     }
 
     /// Sorts entries by address, the global lock order that keeps committers deadlock-free.
