@@ -42,7 +42,6 @@ mod blocking;
 mod commit;
 mod conflict;
 mod end;
-use end::AfterCommit;
 mod future;
 mod read;
 mod snapshot;
@@ -50,6 +49,7 @@ mod write;
 
 pub(crate) use crate::internal::attempt::TxState;
 use crate::internal::attempt::{AbortRecord, Hook, Involved, ReadEntry};
+use end::AfterCommit;
 pub use future::{
     __block_on, Atomically, TryAtomically, atomically_async, pending_async_registrations,
     try_atomically_async,
