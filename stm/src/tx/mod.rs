@@ -220,10 +220,10 @@ pub struct Transaction {
     /// The attempt has pinned its thread ([`pin`](Transaction::pin)): later calls return at
     /// once, and the end of the attempt unpins.
     pinned: Cell<bool>,
-    /// The epoch of the snapshot this attempt reads ([`read_only`]), or 0; with
-    /// [`snapshot::LEFT`] set once the attempt met what a snapshot cannot read (a link published
-    /// outside variables after it): it must not commit, and runs again as an ordinary
-    /// transaction.
+    /// The epoch of the snapshot this attempt reads ([`read_only`]; set with `Mode::Snapshot`,
+    /// which alone tells a snapshot attempt), or 0; with [`snapshot::LEFT`] set once the
+    /// attempt met what a snapshot cannot read (a link published outside variables after it):
+    /// it must not commit, and runs again as an ordinary transaction.
     snapshot: Cell<u64>,
 }
 

@@ -93,7 +93,7 @@ impl Transaction {
                 };
             }
         }
-        if self.snapshot.get() != 0 {
+        if self.is_snapshot() {
             return self.read_snapshot(var);
         }
         if self.irrevocable() {
@@ -178,7 +178,7 @@ impl Transaction {
     /// The first [`pin`](Self::pin) of an ordinary attempt pins the thread at the attempt's read
     /// version; a snapshot attempt does nothing.
     fn pin_first(&self) {
-        if self.snapshot.get() != 0 {
+        if self.is_snapshot() {
             // What a snapshot reads stays alive without a pin: values replaced after it are
             // kept in versions, values retired outside variables are held for it (`history`).
             return;
@@ -234,7 +234,7 @@ impl Transaction {
         if self.irrevocable() {
             return Ok(());
         }
-        if self.snapshot.get() != 0 {
+        if self.is_snapshot() {
             // The commit may be after the snapshot, and what it published is not versioned.
             return Err(self.leave_snapshot());
         }

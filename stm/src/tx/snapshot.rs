@@ -212,7 +212,8 @@ impl Transaction {
     /// assert!(read_only(|tx| Ok(tx.is_snapshot())));
     /// assert!(!atomically(|tx| Ok(tx.is_snapshot())));
     /// ```
+    #[inline]
     pub fn is_snapshot(&self) -> bool {
-        self.snapshot.get() != 0
+        self.mode.get() == Mode::Snapshot
     }
 }
