@@ -971,7 +971,8 @@ where
     pub fn insert(self, key: K, value: V) -> Option<V::Removed> {
         crate::atomic::assert_outside_transaction();
         // Updating a present key writes its leaf only: a commit of that one slot, without a
-        // transaction. A new key also changes the length: a transaction.
+        // transaction. A new key also changes the length: a transaction, as is the update
+        // that found its leaf changed by another commit first.
         let hash = self.0.hash(&key);
         match self.0.raw.update_alone(hash, key, value) {
             Ok(old) => Some(old),

@@ -246,6 +246,33 @@ fn leaf_layout<K, V>(len: usize) -> (Layout, usize) {
         .expect("commute: TMap leaf too large")
 }
 
+/// [`leaf_layout`] of a leaf that exists: of `len` entries, built by [`LeafBuilder`], whose
+/// layout was computed and checked then. The same arithmetic without the checks against
+/// overflow (a map update computes it twice: for the copy and for the free of the old leaf).
+///
+/// # Safety
+///
+/// A block of `leaf_layout::<K, V>(len)` was allocated (so that layout is valid).
+#[inline]
+unsafe fn existing_leaf_layout<K, V>(len: usize) -> (Layout, usize) {
+    let header = Layout::new::<LeafHeader>();
+    let entry = Layout::new::<Entry<K, V>>();
+    let offset = header.size().next_multiple_of(entry.align());
+    let size = offset + len * entry.size();
+    let align = header.align().max(entry.align());
+    debug_assert!({
+        let (checked, checked_offset) = leaf_layout::<K, V>(len);
+        (checked.size(), checked.align(), checked_offset) == (size, align, offset)
+    });
+    // SAFETY: the size and alignment that `leaf_layout` computed and checked for `len` (it
+    // succeeded: the caller's promise): a power-of-two alignment, and a size that, rounded up
+    // to it, does not exceed `isize::MAX`.
+    (
+        unsafe { Layout::from_size_align_unchecked(size, align) },
+        offset,
+    )
+}
+
 /// The layout of an inner node of `width` slots.
 fn inner_layout<K: 'static, V: 'static>(width: usize) -> Layout {
     Layout::array::<Slot<K, V>>(width)
@@ -346,11 +373,10 @@ impl<K, V> NodeRef<K, V> {
         match unsafe { self.node() } {
             Node::Empty => {}
             Node::Leaf(entries) => {
-                let len = entries.len();
-                let (layout, _) = leaf_layout::<K, V>(len);
                 // SAFETY: the entries are initialised and ours; the block was allocated for this
                 // layout (`LeafBuilder::new` for `len` entries).
                 unsafe {
+                    let (layout, _) = existing_leaf_layout::<K, V>(entries.len());
                     ptr::drop_in_place(entries as *const [Entry<K, V>] as *mut [Entry<K, V>]);
                     blocks::release(NonNull::new_unchecked(self.bits as *mut u8), layout);
                 }
@@ -444,6 +470,25 @@ impl<K, V> LeafBuilder<K, V> {
     fn new(capacity: usize) -> Self {
         debug_assert!(capacity > 0);
         let (layout, offset) = leaf_layout::<K, V>(capacity);
+        Self::with_layout(capacity, layout, offset)
+    }
+
+    /// Room for exactly as many entries as `leaf` has (for its copy with one entry changed),
+    /// with the layout computed without checks.
+    ///
+    /// # Safety
+    ///
+    /// `leaf` is the entries of a leaf node ([`Node::Leaf`]).
+    #[inline]
+    unsafe fn like(leaf: &[Entry<K, V>]) -> Self {
+        // SAFETY: a leaf's entries live in a block of this layout (`LeafBuilder::finish`; the
+        // caller's promise).
+        let (layout, offset) = unsafe { existing_leaf_layout::<K, V>(leaf.len()) };
+        Self::with_layout(leaf.len(), layout, offset)
+    }
+
+    #[inline(always)]
+    fn with_layout(capacity: usize, layout: Layout, offset: usize) -> Self {
         // The layout has a non-zero size (the header).
         let base = blocks::allocate(layout);
         LeafBuilder {
@@ -524,13 +569,19 @@ where
 }
 
 /// A copy of `entries` with entry `i` replaced by `with`.
+///
+/// # Safety
+///
+/// `entries` is the entries of a leaf node ([`Node::Leaf`]; found by a walk, with entry `i`
+/// among them).
 #[inline(always)]
-fn replaced<K: Clone + 'static, V: Stored + 'static>(
+unsafe fn replaced<K: Clone + 'static, V: Stored + 'static>(
     entries: &[Entry<K, V>],
     i: usize,
     with: Entry<K, V>,
 ) -> NodeRef<K, V> {
-    let mut leaf = LeafBuilder::new(entries.len());
+    // SAFETY: the caller's promise.
+    let mut leaf = unsafe { LeafBuilder::like(entries) };
     for e in &entries[..i] {
         leaf.push(e.share());
     }
@@ -772,46 +823,41 @@ where
     /// Outside transactions: replaces the value of `key` if the key is present, as a
     /// transaction of its own that reads and writes the key's leaf slot only (the length does
     /// not change); returns the old value, or gives the key and value back if the key is absent
-    /// (a new key changes the length too: the caller runs a transaction).
+    /// (a new key changes the length too) or if another commit changed the leaf first: the
+    /// caller then runs a transaction.
+    ///
+    /// One try, no loop: a retry here would be a second copy of the whole update, and a loop's
+    /// setup cost every update; the caller's transaction retries as transactions do.
     #[inline]
     pub(crate) fn update_alone(&self, hash: u64, key: K, value: V) -> Result<V::Removed, (K, V)>
     where
         K: Eq + Clone,
         V: MapValue,
     {
-        /// What one try did.
-        enum Step<K, V: MapValue> {
-            Done(V::Removed),
-            Absent(Entry<K, V>),
-            Again(Entry<K, V>),
-        }
-        let mut entry = Entry { hash, key, value };
-        loop {
-            let step = commute_stm::pinned(|| {
-                let (slot, word, seen) = self.walk_alone(hash);
-                // SAFETY: read while pinned.
-                let Node::Leaf(entries) = (unsafe { word.node() }) else {
-                    return Step::Absent(entry);
-                };
-                let Some(i) = position(entries, hash, &entry.key) else {
-                    return Step::Absent(entry);
-                };
-                let node = replaced(entries, i, entry);
-                // SAFETY: `node` is new and ours; every value a slot holds is a node of this
-                // trie owned by the slot alone (see `replace`).
-                match unsafe { slot.commit_owned_alone(seen, node) } {
-                    // The old leaf is retired, and alive while we are pinned.
-                    Ok(()) => Step::Done(entries[i].value.removed_alone(TOKEN)),
+        let entry = Entry { hash, key, value };
+        commute_stm::pinned(|| {
+            let (slot, word, seen) = self.walk_alone(hash);
+            // SAFETY: read while pinned.
+            let Node::Leaf(entries) = (unsafe { word.node() }) else {
+                return Err((entry.key, entry.value));
+            };
+            let Some(i) = position(entries, hash, &entry.key) else {
+                return Err((entry.key, entry.value));
+            };
+            // SAFETY: the entries of the leaf node matched just above.
+            let node = unsafe { replaced(entries, i, entry) };
+            // SAFETY: `node` is new and ours; every value a slot holds is a node of this trie
+            // owned by the slot alone (see `replace`).
+            match unsafe { slot.commit_owned_alone(seen, node) } {
+                // The old leaf is retired, and alive while we are pinned.
+                Ok(()) => Ok(entries[i].value.removed_alone(TOKEN)),
+                Err(node) => {
                     // SAFETY: our own leaf, never published, with the entry at `i`.
-                    Err(node) => Step::Again(unsafe { node.into_entry(i) }),
+                    let entry = unsafe { node.into_entry(i) };
+                    Err((entry.key, entry.value))
                 }
-            });
-            match step {
-                Step::Done(old) => return Ok(old),
-                Step::Absent(absent) => return Err((absent.key, absent.value)),
-                Step::Again(again) => entry = again,
             }
-        }
+        })
     }
 
     /// The entry for `key`, borrowed for the transaction.
@@ -846,7 +892,9 @@ where
         let entry = Entry { hash, key, value };
         if let Some(i) = position(leaf.entries, hash, &entry.key) {
             let old = leaf.entries[i].value.removed(tx, TOKEN);
-            Self::replace(tx, leaf.slot, replaced(leaf.entries, i, entry));
+            // SAFETY: a walk's entries, with entry `i`: a leaf node's.
+            let node = unsafe { replaced(leaf.entries, i, entry) };
+            Self::replace(tx, leaf.slot, node);
             return Ok(Some(old));
         }
         self.push(tx, &leaf, entry);
@@ -910,7 +958,8 @@ where
         let delta = match (change, i) {
             (Change::Keep, _) | (Change::Remove, None) => 0,
             (Change::Set(value), Some(i)) => {
-                let node = replaced(leaf.entries, i, Entry { hash, key, value });
+                // SAFETY: a walk's entries, with entry `i`: a leaf node's.
+                let node = unsafe { replaced(leaf.entries, i, Entry { hash, key, value }) };
                 Self::replace(tx, leaf.slot, node);
                 0
             }
@@ -1059,7 +1108,8 @@ where
             };
             let entry = Entry { hash, key, value };
             let (node, new) = match position(entries, hash, &entry.key) {
-                Some(i) => (replaced(entries, i, entry), false),
+                // SAFETY: entry `i` is among them: the entries of the leaf node matched above.
+                Some(i) => (unsafe { replaced(entries, i, entry) }, false),
                 None => (shape.with_new_entry(entries, entry, shift), true),
             };
             // SAFETY: exclusive, as above: the old node is unreachable once its slot is
@@ -1098,5 +1148,30 @@ impl<K: 'static, V: 'static> Drop for DeadTrie<K, V> {
             // to free.)
             unsafe { slot.load_mut().free_subtree() };
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The unchecked layout of an existing leaf is the checked one, for entries of several
+    /// sizes and alignments.
+    fn same_layouts<K, V>() {
+        for len in 0..100 {
+            let checked = leaf_layout::<K, V>(len);
+            // SAFETY: `leaf_layout` succeeded for `len` just above.
+            let unchecked = unsafe { existing_leaf_layout::<K, V>(len) };
+            assert_eq!(checked, unchecked, "{len} entries");
+        }
+    }
+
+    #[test]
+    fn an_existing_leaf_has_the_layout_it_was_built_with() {
+        same_layouts::<u64, u64>();
+        same_layouts::<u8, ()>();
+        same_layouts::<u32, u16>();
+        same_layouts::<String, [u8; 3]>();
+        same_layouts::<u128, u8>();
     }
 }
