@@ -150,7 +150,7 @@ impl<T> SweptList<T> {
     /// Runs `f` on the list under its lock, then records whether the list is empty.
     fn with<R>(&self, f: impl FnOnce(&mut Vec<T>) -> R) -> R {
         let mut list = crate::sync::lock(&self.list);
-        Self::changed(&self.filled, &mut list, f)
+        self.changed(&mut list, f)
     }
 
     /// False if the list was empty when last changed (as far as this thread has seen).
@@ -166,12 +166,13 @@ impl<T> SweptList<T> {
             return None;
         }
         let mut list = crate::sync::try_lock(&self.list)?;
-        Some(Self::changed(&self.filled, &mut list, f))
+        Some(self.changed(&mut list, f))
     }
 
-    fn changed<R>(filled: &AtomicBool, list: &mut Vec<T>, f: impl FnOnce(&mut Vec<T>) -> R) -> R {
+    /// Runs `f` on `list`, this list's, locked by the caller; then records whether it is empty.
+    fn changed<R>(&self, list: &mut Vec<T>, f: impl FnOnce(&mut Vec<T>) -> R) -> R {
         let r = f(list);
-        filled.store(!list.is_empty(), Ordering::Relaxed);
+        self.filled.store(!list.is_empty(), Ordering::Relaxed);
         r
     }
 }
