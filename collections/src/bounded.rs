@@ -491,11 +491,15 @@ impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
     /// assert_eq!(q.atomic().len(), 0);
     /// ```
     pub fn drain(&self, tx: &Transaction) -> StmResult<Vec<T>> {
-        let mut items = Vec::new();
-        while let Some(item) = self.pop(tx)? {
-            items.push(item);
-        }
-        Ok(items)
+        let drained = self.queue.drain(tx)?;
+        Ok(drained
+            .into_iter()
+            .map(|(item, shard)| {
+                // As in `pop`: each item's credit goes back to its producer's shard.
+                self.credits[shard as usize].add(tx, 1);
+                item
+            })
+            .collect())
     }
 
     /// A clone of the front item, without removing it.

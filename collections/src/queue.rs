@@ -641,8 +641,9 @@ struct End<T: 'static> {
     var: TVar<*mut Node<T>, Inline>,
     /// At the tail: the position of the tail node (items ever pushed), on the variable's cache
     /// line, so that a commit that publishes a node takes its position without reading the
-    /// old tail's line (see [`stamp`]). Read and written only by `stamp`, with `tail` locked
-    /// (the lock orders one commit's stores before the next's loads). Unused at the head.
+    /// old tail's line (see [`stamp`]). Written only by `stamp`, with `tail` locked (the lock
+    /// orders one commit's stores before the next's loads), and read there; elsewhere only as
+    /// a hint (`TQueue::committed_hint`). Unused at the head.
     pushed: AtomicU64,
 }
 
@@ -938,7 +939,9 @@ impl<T: Send + 'static> TQueue<T> {
     }
 
     /// The successor of the sentinel `head` in this attempt's view, or null if the queue is
-    /// empty. Takes the attempt's own pending pushes into account.
+    /// empty. Takes the attempt's own pending pushes into account. Inlined: the hot step of
+    /// `pop` and `drain`.
+    #[inline(always)]
     fn first_node(&self, tx: &Transaction, head: *mut Node<T>) -> StmResult<*mut Node<T>> {
         // SAFETY: `head` was read from `self.head` after `tx.pin()`, so it stays alive for the
         // attempt (or it is this attempt's own pending node, owned by its publishing operation).
@@ -1348,11 +1351,51 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     /// assert!(q.atomic().is_empty());
     /// ```
     pub fn drain(&self, tx: &Transaction) -> StmResult<Vec<T>> {
-        let mut items = Vec::new();
-        while let Some(item) = self.pop(tx)? {
-            items.push(item);
+        // The reads, clones and retirements of repeated pops, with `head` read and written
+        // once: the walk moves a local sentinel instead of the variable.
+        tx.pin();
+        let head = self.head.read(tx)?;
+        let mut sentinel = head;
+        // SAFETY: read after `tx.pin()`, in this attempt.
+        let mut items = Vec::with_capacity(unsafe { self.committed_hint(head) });
+        loop {
+            let first = self.first_node(tx, sentinel)?;
+            if first.is_null() {
+                break;
+            }
+            // SAFETY: as in `pop`: `first` follows a sentinel, so it holds an item, alive while
+            // the attempt is pinned (or a pending node of this attempt).
+            items.push(unsafe { (*first).clone_item() });
+            // SAFETY: as in `pop`, for the pop that would move `head` from `sentinel` to
+            // `first`: the commit that moves `head` past both retires this marker once, and
+            // the commit's `head` (written below) is a node after `first` or `first` itself, so
+            // `sentinel` is unlinked and `first`'s item popped. Tied to `head`, as there.
+            unsafe { self.head.retire_on_commit(tx, Popped::of(sentinel)) };
+            sentinel = first;
+        }
+        if sentinel != head {
+            self.head.write(tx, sentinel);
         }
         Ok(items)
+    }
+
+    /// About how many committed items follow the sentinel `head`, read without the
+    /// transaction (a capacity for `drain`, nothing more): the count of items ever pushed, as
+    /// the last commit that pushed left it, less `head`'s position; 0 for a pending `head`.
+    ///
+    /// # Safety
+    ///
+    /// `head` was read from `self.head` by a pinned attempt that is still running (or is one
+    /// of its pending nodes), so that it is alive.
+    unsafe fn committed_hint(&self, head: *mut Node<T>) -> usize {
+        // SAFETY: alive (caller).
+        let sentinel = unsafe { &*head };
+        if sentinel.stamp.load(Ordering::Relaxed) == UNPUBLISHED {
+            // A pending node's `pos` is still the address of `pushed`.
+            return 0;
+        }
+        let pushed = self.tail.pushed.load(Ordering::Relaxed);
+        usize::try_from(pushed.saturating_sub(sentinel.pos.load(Ordering::Relaxed))).unwrap_or(0)
     }
 
     /// A clone of the front item, without removing it.

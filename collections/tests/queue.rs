@@ -16,6 +16,7 @@ enum Op {
     Len,
     IsEmpty,
     Iter,
+    Drain,
 }
 
 impl Arbitrary for Op {
@@ -24,10 +25,11 @@ impl Arbitrary for Op {
             0 | 1 => Op::Push(u8::arbitrary(g)),
             2 | 3 => Op::Pop,
             4 => Op::Peek,
-            _ => match u8::arbitrary(g) % 3 {
+            _ => match u8::arbitrary(g) % 4 {
                 0 => Op::Len,
                 1 => Op::IsEmpty,
-                _ => Op::Iter,
+                2 => Op::Iter,
+                _ => Op::Drain,
             },
         }
     }
@@ -61,6 +63,7 @@ fn matches_vecdeque(batches: Vec<Vec<Op>>) -> bool {
                     Op::Len => Out::Len(q.len(tx)?),
                     Op::IsEmpty => Out::IsEmpty(q.is_empty(tx)?),
                     Op::Iter => Out::Items(q.iter(tx)?),
+                    Op::Drain => Out::Items(q.drain(tx)?),
                 });
             }
             Ok(out)
@@ -77,6 +80,7 @@ fn matches_vecdeque(batches: Vec<Vec<Op>>) -> bool {
                 Op::Len => Out::Len(model.len()),
                 Op::IsEmpty => Out::IsEmpty(model.is_empty()),
                 Op::Iter => Out::Items(model.iter().copied().collect()),
+                Op::Drain => Out::Items(model.drain(..).collect()),
             })
             .collect();
         if got != want {
@@ -236,6 +240,68 @@ fn two_pushers_and_a_popper_lose_nothing_and_keep_per_pusher_order() {
             push_stats.iter().map(|s| s.commits).sum::<u64>()
         );
         assert_eq!(aborts, 0, "pushes aborted");
+        assert_eq!(q.atomic().pop(), None);
+    });
+}
+
+/// Two threads push pairs of items (one transaction each) while a third drains the queue, each
+/// drain one transaction (blocking in `pop_wait` while the queue is empty): every item arrives
+/// once, each pusher's in order, the items of one transaction together.
+#[test]
+fn two_pushers_and_a_drainer_lose_nothing_and_keep_per_pusher_order() {
+    common::with_watchdog(20, || {
+        const PER_PUSHER: u64 = 20_000;
+        let q = Arc::new(TQueue::new());
+        let barrier = Arc::new(Barrier::new(3));
+        let pushers: Vec<_> = (0..2u64)
+            .map(|p| {
+                let (q, barrier) = (q.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    for i in (0..PER_PUSHER).step_by(2) {
+                        atomically(|tx| {
+                            q.push(tx, (p, i));
+                            q.push(tx, (p, i + 1));
+                            Ok(())
+                        });
+                    }
+                })
+            })
+            .collect();
+        barrier.wait();
+        let mut got = Vec::new();
+        let mut drains = 0;
+        while got.len() < 2 * PER_PUSHER as usize {
+            let batch = atomically(|tx| {
+                let mut batch = q.drain(tx)?;
+                if batch.is_empty() {
+                    batch.push(q.pop_wait(tx)?);
+                }
+                Ok(batch)
+            });
+            got.extend(batch);
+            drains += 1;
+        }
+        for pusher in pushers {
+            pusher.join().unwrap();
+        }
+        for p in 0..2 {
+            assert_eq!(
+                of_pusher(&got, p),
+                (0..PER_PUSHER).collect::<Vec<_>>(),
+                "pusher {p}: lost, duplicated or reordered"
+            );
+        }
+        for pair in got.windows(2) {
+            if pair[0].1 % 2 == 0 {
+                assert_eq!(
+                    pair[1],
+                    (pair[0].0, pair[0].1 + 1),
+                    "a transaction's items were split"
+                );
+            }
+        }
+        eprintln!("TQueue: {} items in {drains} drains", got.len());
         assert_eq!(q.atomic().pop(), None);
     });
 }

@@ -281,6 +281,103 @@ fn pops_that_roll_back_neither_drop_nor_lose_the_item() {
     });
 }
 
+/// The ids of `items`, in order.
+fn ids(items: &[Tracked]) -> Vec<usize> {
+    items.iter().map(Tracked::id).collect()
+}
+
+/// A drain takes every item in one transaction, the committed ones and then the transaction's
+/// own pushes, as repeated pops do: each item is dropped exactly once, by the reclamation after
+/// the drain's commit; a drain in an `or_else` branch that retries, in an attempt that panics
+/// or in one that conflicts drops nothing and loses nothing.
+#[test]
+fn drained_items_are_dropped_exactly_once_and_rolled_back_drains_drop_nothing() {
+    common::with_watchdog(20, || {
+        const N: usize = 12;
+        let counts = Counts::new(N);
+        let item = |id| Tracked::new(id, &counts);
+        let q = TQueue::new();
+        for id in 0..8 {
+            q.atomic().push(item(id));
+        }
+        assert_eq!(atomically(|tx| q.drain(tx)).len(), 8, "a first drain");
+        assert_all_dropped(&counts, "after the first drain");
+        for id in 0..8 {
+            q.atomic().push(item(id));
+        }
+
+        // An `or_else` branch that drains and retries; the alternative pops one.
+        let popped = atomically(|tx| {
+            tx.or_else(
+                |tx| {
+                    assert_eq!(ids(&q.drain(tx)?), (0..8).collect::<Vec<_>>());
+                    assert_eq!(q.drain(tx)?.len(), 0, "drained twice");
+                    tx.retry()
+                },
+                |tx| Ok(q.pop(tx)?.map(|t| t.id())),
+            )
+        });
+        assert_eq!(popped, Some(0));
+
+        // A panic after a drain.
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            atomically(|tx| -> commute::StmResult<()> {
+                assert_eq!(ids(&q.drain(tx)?), (1..8).collect::<Vec<_>>());
+                panic!("deliberate panic after a drain");
+            })
+        }));
+        assert!(result.is_err());
+        let settled = reclaim_until(|| counts.live(0) == 0);
+        assert!(settled, "the popped item 0 is still alive");
+        let queued: Vec<isize> = (1..8).map(|id| counts.live(id)).collect();
+        assert_eq!(
+            queued, [1; 7],
+            "a rolled-back drain dropped or copied an item"
+        );
+
+        // A drain after a pop, into the transaction's own pushes, twice, in an attempt that
+        // conflicts once: another thread writes a variable it read, after the drains.
+        let gate = Arc::new(TVar::new(0u32));
+        let attempts = Cell::new(0);
+        let (first, drained, again) = atomically(|tx| {
+            attempts.set(attempts.get() + 1);
+            gate.read(tx)?;
+            let first = q.pop(tx)?.map(|t| t.id());
+            q.push(tx, item(8));
+            q.push(tx, item(9));
+            let drained = ids(&q.drain(tx)?);
+            q.push(tx, item(10));
+            let again = ids(&q.drain(tx)?);
+            q.push(tx, item(11));
+            if attempts.get() == 1 {
+                let gate = gate.clone();
+                std::thread::spawn(move || {
+                    atomically(|tx| {
+                        gate.write(tx, 1);
+                        Ok(())
+                    })
+                })
+                .join()
+                .unwrap();
+            }
+            Ok((first, drained, again))
+        });
+        assert_eq!(attempts.get(), 2, "the first attempt did not conflict");
+        assert_eq!(first, Some(1));
+        assert_eq!(drained, (2..10).collect::<Vec<_>>());
+        assert_eq!(again, [10]);
+        let settled = reclaim_until(|| (0..=10).all(|id| counts.live(id) == 0));
+        assert!(settled, "drained items {:?} still alive", counts.alive());
+        assert_eq!(counts.live(11), 1, "the item pushed after the drains");
+        assert_eq!(q.atomic().len(), 1);
+        assert_eq!(ids(&q.atomic().drain()), [11]);
+        assert_eq!(atomically(|tx| q.drain(tx)).len(), 0, "an empty queue");
+        assert_all_dropped(&counts, "after the last drain");
+        drop(q);
+        assert_eq!(counts.total(), 0, "dropping the drained queue");
+    });
+}
+
 /// Two threads: one pushes and pops, reclaiming after every chunk, the other walks the queue
 /// (`for_each`, reading every item in place, and `iter`, cloning each) and pops now and then.
 /// No walk reads a dropped item (`Tracked::id` checks), walks see ascending ids, and every item
@@ -422,10 +519,11 @@ fn pushes_of_a_rolled_back_branch_are_freed_when_the_transaction_commits() {
     });
 }
 
-/// The bounded queue's items are dropped exactly once too: popped, and left in a dropped queue.
+/// The bounded queue's items are dropped exactly once too: popped, drained, and left in a
+/// dropped queue.
 #[test]
 fn bounded_items_are_dropped_exactly_once() {
-    let counts = Counts::new(8);
+    let counts = Counts::new(12);
     let q = TBoundedQueue::with_capacity(8);
     for id in 0..8 {
         q.atomic().push(Tracked::new(id, &counts));
@@ -435,6 +533,18 @@ fn bounded_items_are_dropped_exactly_once() {
     }
     let settled = reclaim_until(|| (0..5).all(|id| counts.live(id) == 0));
     assert!(settled, "popped items {:?} still alive", counts.alive());
+    for id in 8..12 {
+        q.atomic().push(Tracked::new(id, &counts));
+    }
+    let drained = atomically(|tx| {
+        let drained = q.drain(tx)?;
+        q.push(tx, Tracked::new(0, &counts))?;
+        Ok(ids(&drained))
+    });
+    assert_eq!(drained, [5, 6, 7, 8, 9, 10, 11]);
+    let settled = reclaim_until(|| (1..12).all(|id| counts.live(id) == 0));
+    assert!(settled, "drained items {:?} still alive", counts.alive());
+    assert_eq!(counts.live(0), 1, "the item pushed after the drain");
     drop(q);
     assert_all_dropped(&counts, "after dropping the bounded queue");
 }

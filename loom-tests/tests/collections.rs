@@ -520,6 +520,45 @@ fn queue_walk_sees_one_state() {
     });
 }
 
+/// The main thread drains the queue (`TQueue::drain`, one transaction) while another thread
+/// pushes an item and then pops one: the drain takes a run from the front as a serial order
+/// allows, every item is taken exactly once, no read meets a freed node, and every node and
+/// item is freed afterwards.
+///
+/// Catches a drain that retires a sentinel it did not unlink (freed while the queue still
+/// reaches it: loom reports the read), one that moves `head` short of its last item (that item
+/// is taken twice) or past it, and one that misses nodes published during its walk.
+#[test]
+fn queue_drain_vs_push_and_pop() {
+    run_model("queue_drain_vs_push_and_pop", || {
+        let live = Live::new();
+        let queue = queue_of(&[1, 2], &live);
+        let other = {
+            let (queue, live) = (queue.clone(), live.clone());
+            thread::spawn(move || {
+                atomically_without_abort("a push", |tx| {
+                    queue.push(tx, Item::new(3, &live));
+                    Ok(())
+                });
+                queue.atomic().pop().map(|item| item.id())
+            })
+        };
+        let drained: Vec<u64> = atomically(|tx| queue.drain(tx))
+            .iter()
+            .map(Item::id)
+            .collect();
+        let popped = other.join().unwrap();
+        let serial: [(&[u64], Option<u64>); 3] =
+            [(&[1, 2], Some(3)), (&[1, 2, 3], None), (&[2, 3], Some(1))];
+        assert!(
+            serial.contains(&(drained.as_slice(), popped)),
+            "drained {drained:?}, popped {popped:?}"
+        );
+        assert_eq!(drain(&queue), []);
+        check_queue_freed(queue, &live);
+    });
+}
+
 /// A thread pops the only item and reclaims at once, while the main thread reads the item in
 /// place (`for_each`) and clones it (`peek`) in one transaction that may be pinned before the
 /// pop commits: the reader sees the item or an empty queue, never a dropped item, and the
