@@ -26,6 +26,10 @@
 //! - `for_each` (and `iter`) walk as repeated pops would, without moving `head`; they read `tail`
 //!   first and stop there before going on into the attempt's own pushes, so the walk covers one
 //!   snapshot and never follows links that later commits added.
+//! - `drain` makes the reads, clones and retirements of repeated pops (a `Popped` marker per
+//!   item, as each pop retires one), but reads and writes `head` once, walking a local sentinel;
+//!   its vector's capacity is the tail's count of pushes less the head's position, read outside
+//!   the transaction as a hint.
 //! - The length needs no variable of its own: each node holds its position, the number of items
 //!   pushed up to and including it, which the commit that publishes it sets with `tail` locked
 //!   (from a count beside `tail` on its cache line, not from the old tail node), so `len` is the
