@@ -177,132 +177,108 @@ fn of_pusher<P: PartialEq>(items: &[(P, u64)], p: P) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn two_pushers_and_a_popper_lose_nothing_and_keep_per_pusher_order() {
-    common::with_watchdog(20, || {
-        const PER_PUSHER: u64 = 20_000;
-        let q = Arc::new(TQueue::new());
-        let barrier = Arc::new(Barrier::new(3));
-        let pushers: Vec<_> = (0..2u64)
-            .map(|p| {
-                let (q, barrier) = (q.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    barrier.wait();
-                    let before = stats::thread();
-                    for i in 0..PER_PUSHER {
-                        // Two items per transaction: they must appear together and in order.
-                        if i % 2 == 0 {
-                            atomically(|tx| {
-                                q.push(tx, (p, i));
-                                q.push(tx, (p, i + 1));
-                                Ok(())
-                            });
-                        }
-                    }
-                    stats::thread() - before
-                })
-            })
-            .collect();
-        let popper = {
+/// Items each of two pushers pushes, in pairs.
+const PER_PUSHER: u64 = 20_000;
+
+/// Two pushers (pusher 0 and 1), started behind `barrier` (of 3: the caller is the third),
+/// each pushing its items `(p, 0..PER_PUSHER)` two per transaction; each returns its
+/// statistics.
+fn pair_pushers(
+    q: &Arc<TQueue<(u64, u64)>>,
+    barrier: &Arc<Barrier>,
+) -> Vec<std::thread::JoinHandle<stats::StatsSnapshot>> {
+    (0..2u64)
+        .map(|p| {
             let (q, barrier) = (q.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                let mut got = Vec::new();
-                while got.len() < 2 * PER_PUSHER as usize {
-                    got.push(atomically(|tx| q.pop_wait(tx)));
+                let before = stats::thread();
+                for i in (0..PER_PUSHER).step_by(2) {
+                    // Two items per transaction: they must appear together and in order.
+                    atomically(|tx| {
+                        q.push(tx, (p, i));
+                        q.push(tx, (p, i + 1));
+                        Ok(())
+                    });
                 }
-                got
+                stats::thread() - before
             })
-        };
-        let push_stats: Vec<_> = pushers.into_iter().map(|h| h.join().unwrap()).collect();
-        let got = popper.join().unwrap();
-        for p in 0..2 {
-            let mine = of_pusher(&got, p);
+        })
+        .collect()
+}
+
+/// Joins the pushers of [`pair_pushers`] and checks what was taken from the queue, `got`:
+/// every item once, each pusher's in order, each transaction's pair together; and that the
+/// pushers never aborted.
+fn check_pairs(pushers: Vec<std::thread::JoinHandle<stats::StatsSnapshot>>, got: &[(u64, u64)]) {
+    let push_stats: Vec<_> = pushers.into_iter().map(|h| h.join().unwrap()).collect();
+    for p in 0..2 {
+        assert_eq!(
+            of_pusher(got, p),
+            (0..PER_PUSHER).collect::<Vec<_>>(),
+            "pusher {p}: lost, duplicated or reordered"
+        );
+    }
+    for pair in got.windows(2) {
+        if pair[0].1 % 2 == 0 {
             assert_eq!(
-                mine,
-                (0..PER_PUSHER).collect::<Vec<_>>(),
-                "pusher {p}: lost, duplicated or reordered"
+                pair[1],
+                (pair[0].0, pair[0].1 + 1),
+                "a transaction's items were split"
             );
         }
-        // Items pushed by one transaction are adjacent.
-        for pair in got.windows(2) {
-            if pair[0].1 % 2 == 0 {
-                assert_eq!(
-                    pair[1],
-                    (pair[0].0, pair[0].1 + 1),
-                    "a transaction's items were split"
-                );
-            }
-        }
-        let aborts: u64 = push_stats.iter().map(|s| s.aborts()).sum();
-        eprintln!(
-            "TQueue: pushers' aborts = {aborts} over {} commits",
-            push_stats.iter().map(|s| s.commits).sum::<u64>()
-        );
-        assert_eq!(aborts, 0, "pushes aborted");
-        assert_eq!(q.atomic().pop(), None);
+    }
+    let aborts: u64 = push_stats.iter().map(|s| s.aborts()).sum();
+    eprintln!(
+        "TQueue: pushers' aborts = {aborts} over {} commits",
+        push_stats.iter().map(|s| s.commits).sum::<u64>()
+    );
+    assert_eq!(aborts, 0, "pushes aborted");
+}
+
+/// Runs [`pair_pushers`] while the calling thread takes their items with `take` (one
+/// transaction per call, returning what it took) until it has them all; then checks them
+/// ([`check_pairs`]) and that the queue is empty. Returns the number of calls.
+fn pushed_pairs_taken_by(mut take: impl FnMut(&TQueue<(u64, u64)>) -> Vec<(u64, u64)>) -> usize {
+    let q = Arc::new(TQueue::new());
+    let barrier = Arc::new(Barrier::new(3));
+    let pushers = pair_pushers(&q, &barrier);
+    barrier.wait();
+    let (mut got, mut calls) = (Vec::new(), 0);
+    while got.len() < 2 * PER_PUSHER as usize {
+        got.extend(take(&q));
+        calls += 1;
+    }
+    check_pairs(pushers, &got);
+    assert_eq!(q.atomic().pop(), None);
+    calls
+}
+
+/// Two threads push pairs of items (one transaction each) while this one pops them, one per
+/// transaction: every item arrives once, each pusher's in order, each transaction's pair
+/// together, and the pushes never abort.
+#[test]
+fn two_pushers_and_a_popper_lose_nothing_and_keep_per_pusher_order() {
+    common::with_watchdog(20, || {
+        pushed_pairs_taken_by(|q| vec![atomically(|tx| q.pop_wait(tx))]);
     });
 }
 
-/// Two threads push pairs of items (one transaction each) while a third drains the queue, each
-/// drain one transaction (blocking in `pop_wait` while the queue is empty): every item arrives
-/// once, each pusher's in order, the items of one transaction together.
+/// As above, with a drainer instead of the popper: each drain one transaction, blocking in
+/// `pop_wait` while the queue is empty.
 #[test]
 fn two_pushers_and_a_drainer_lose_nothing_and_keep_per_pusher_order() {
     common::with_watchdog(20, || {
-        const PER_PUSHER: u64 = 20_000;
-        let q = Arc::new(TQueue::new());
-        let barrier = Arc::new(Barrier::new(3));
-        let pushers: Vec<_> = (0..2u64)
-            .map(|p| {
-                let (q, barrier) = (q.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    barrier.wait();
-                    for i in (0..PER_PUSHER).step_by(2) {
-                        atomically(|tx| {
-                            q.push(tx, (p, i));
-                            q.push(tx, (p, i + 1));
-                            Ok(())
-                        });
-                    }
-                })
-            })
-            .collect();
-        barrier.wait();
-        let mut got = Vec::new();
-        let mut drains = 0;
-        while got.len() < 2 * PER_PUSHER as usize {
-            let batch = atomically(|tx| {
+        let drains = pushed_pairs_taken_by(|q| {
+            atomically(|tx| {
                 let mut batch = q.drain(tx)?;
                 if batch.is_empty() {
                     batch.push(q.pop_wait(tx)?);
                 }
                 Ok(batch)
-            });
-            got.extend(batch);
-            drains += 1;
-        }
-        for pusher in pushers {
-            pusher.join().unwrap();
-        }
-        for p in 0..2 {
-            assert_eq!(
-                of_pusher(&got, p),
-                (0..PER_PUSHER).collect::<Vec<_>>(),
-                "pusher {p}: lost, duplicated or reordered"
-            );
-        }
-        for pair in got.windows(2) {
-            if pair[0].1 % 2 == 0 {
-                assert_eq!(
-                    pair[1],
-                    (pair[0].0, pair[0].1 + 1),
-                    "a transaction's items were split"
-                );
-            }
-        }
-        eprintln!("TQueue: {} items in {drains} drains", got.len());
-        assert_eq!(q.atomic().pop(), None);
+            })
+        });
+        eprintln!("TQueue: {} items in {drains} drains", 2 * PER_PUSHER);
     });
 }
 

@@ -194,6 +194,20 @@ fn every_item_is_dropped_exactly_once() {
     }
 }
 
+/// Commits a write of `gate` on another thread, and waits for it: an attempt that read `gate`
+/// before then conflicts.
+fn write_elsewhere(gate: &Arc<TVar<u32>>) {
+    let gate = gate.clone();
+    std::thread::spawn(move || {
+        atomically(|tx| {
+            gate.write(tx, 1);
+            Ok(())
+        })
+    })
+    .join()
+    .unwrap();
+}
+
 /// A pop in an attempt that conflicts, panics, or sits in an `or_else` branch that retries
 /// neither drops its item nor loses it; afterwards each item is dropped exactly once.
 #[test]
@@ -214,15 +228,7 @@ fn pops_that_roll_back_neither_drop_nor_lose_the_item() {
             let item = q.pop(tx)?.expect("four items");
             if attempts.get() == 1 {
                 assert_eq!(counts.live(item.id()), 2, "the queue's copy and ours");
-                let gate = gate.clone();
-                std::thread::spawn(move || {
-                    atomically(|tx| {
-                        gate.write(tx, 1);
-                        Ok(())
-                    })
-                })
-                .join()
-                .unwrap();
+                write_elsewhere(&gate);
             }
             Ok(item.id())
         });
@@ -350,15 +356,7 @@ fn drained_items_are_dropped_exactly_once_and_rolled_back_drains_drop_nothing() 
             let again = ids(&q.drain(tx)?);
             q.push(tx, item(11));
             if attempts.get() == 1 {
-                let gate = gate.clone();
-                std::thread::spawn(move || {
-                    atomically(|tx| {
-                        gate.write(tx, 1);
-                        Ok(())
-                    })
-                })
-                .join()
-                .unwrap();
+                write_elsewhere(&gate);
             }
             Ok((first, drained, again))
         });
