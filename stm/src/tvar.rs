@@ -1070,6 +1070,54 @@ impl<T: Word, H: Home> TVar<T, H> {
         tx.retire_on_commit_of(self.core(), ptr);
     }
 
+    /// Low-level: [`retire_on_commit`](TVar::retire_on_commit) for a value whose drop frees
+    /// what `values` retired values would (a marker for a run of nodes a structure unlinked in
+    /// this attempt): the thread's reclamation passes, which run after every so many
+    /// retirements, count it as `values`, so that what it holds comes back as soon as that
+    /// many separate values' memory would. Only when passes run depends on `values`, never
+    /// what is freed or when freeing is safe; it counts when called, so an attempt that rolls
+    /// back only makes the thread's next pass come early.
+    ///
+    /// # Safety
+    ///
+    /// As for [`retire_on_commit`](TVar::retire_on_commit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// // Two nodes unlinked by one commit, freed by one retired value.
+    /// struct Pair(*mut u64, *mut u64);
+    /// // SAFETY: the pair owns both boxes.
+    /// unsafe impl Send for Pair {}
+    /// impl Drop for Pair {
+    ///     fn drop(&mut self) {
+    ///         // SAFETY: each box is freed once, here.
+    ///         unsafe { drop((Box::from_raw(self.0), Box::from_raw(self.1))) };
+    ///     }
+    /// }
+    /// let (a, b) = (Box::into_raw(Box::new(1u64)), Box::into_raw(Box::new(2u64)));
+    /// let head = TVar::new(a);
+    /// let pair = Box::into_raw(Box::new(Pair(a, b)));
+    /// atomically(|tx| {
+    ///     head.write(tx, std::ptr::null_mut());
+    ///     // SAFETY: the commit unlinks both nodes (`head` was the only link to `a`, and `a`
+    ///     // stood for `b`), and the closure runs once (it reads nothing, so it cannot
+    ///     // conflict).
+    ///     unsafe { head.retire_run_on_commit(tx, pair, 2) };
+    ///     Ok(())
+    /// });
+    /// ```
+    pub unsafe fn retire_run_on_commit<N: Send + 'static>(
+        &self,
+        tx: &Transaction,
+        ptr: *mut N,
+        values: usize,
+    ) {
+        tx.retire_run_on_commit_of(self.core(), ptr, values);
+    }
+
     /// Low-level: writes `value`, which owns heap memory, as [`TBox`](crate::TBox) writes its
     /// boxes: if the attempt rolls back, or a later write of the same attempt replaces `value`
     /// before the commit, `value` is freed with the attempt; the value a commit replaces is freed

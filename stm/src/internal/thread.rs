@@ -485,6 +485,16 @@ impl ThreadCtx {
         len >= self.reclaim_at.get()
     }
 
+    /// Counts `values` more retired values towards the next reclamation pass, beyond the
+    /// list's length: for one retired value that stands for several (`TVar::retire_run_on_commit`).
+    /// Only when passes run depends on it, never what they free; the next pass sets its own
+    /// mark again.
+    #[inline]
+    pub(crate) fn bring_pass_closer(&self, values: usize) {
+        self.reclaim_at
+            .set(self.reclaim_at.get().saturating_sub(values));
+    }
+
     /// This thread's retired values, for a commit's write-back to add what it replaces
     /// straight to them: no pass starts (so no destructor runs), and the borrow lasts only
     /// while the commit writes back (no code of the thread's passes or users runs meanwhile).

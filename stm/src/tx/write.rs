@@ -183,6 +183,19 @@ impl Transaction {
             .push((ptr as usize as u64, drop_boxed::<T>, var.addr()));
     }
 
+    /// [`retire_on_commit_of`](Self::retire_on_commit_of) for a value that stands for `values`
+    /// retired values: counted as that many towards this thread's next reclamation pass, now
+    /// (an attempt that rolls back only makes that pass come a little early).
+    pub(crate) fn retire_run_on_commit_of<T: Send + 'static>(
+        &self,
+        var: &VarCore,
+        ptr: *mut T,
+        values: usize,
+    ) {
+        self.retire_on_commit_of(var, ptr);
+        self.ctx().bring_pass_closer(values.saturating_sub(1));
+    }
+
     /// Buffers a commit-time publishing operation.
     pub(crate) fn publish_word(&self, var: &VarCore, op: PublishOp) {
         let mut st = self.state();
