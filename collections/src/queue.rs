@@ -26,10 +26,11 @@
 //! - `for_each` (and `iter`) walk as repeated pops would, without moving `head`; they read `tail`
 //!   first and stop there before going on into the attempt's own pushes, so the walk covers one
 //!   snapshot and never follows links that later commits added.
-//! - `drain` makes the reads, clones and retirements of repeated pops (a `Popped` marker per
-//!   item, as each pop retires one), but reads and writes `head` once, walking a local sentinel;
-//!   its vector's capacity is the tail's count of pushes less the head's position, read outside
-//!   the transaction as a hint.
+//! - `drain` makes the reads and clones of repeated pops, but reads and writes `head` once,
+//!   walking a local sentinel, and retires one `PoppedRun` marker for up to eight pops (their
+//!   count in the low bits of its address), which does what their `Popped` markers would and
+//!   counts as them towards the thread's next reclamation pass; its vector's capacity is the
+//!   tail's count of pushes less the head's position, read outside the transaction as a hint.
 //! - The length needs no variable of its own: each node holds its position, the number of items
 //!   pushed up to and including it, which the commit that publishes it sets with `tail` locked
 //!   (from a count beside `tail` on its cache line, not from the old tail node), so `len` is the
@@ -104,6 +105,7 @@ use core::ptr::{self, NonNull};
 
 use crossbeam_utils::CachePadded;
 
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::{Duration, Instant};
 
 use crate::blocks;
@@ -297,6 +299,25 @@ impl<T> Popped<T> {
 
 impl<T> Drop for Popped<T> {
     fn drop(&mut self) {
+        let old: *mut Node<T> = ptr::with_exposed_provenance_mut(ptr::from_mut(self).addr());
+        // SAFETY: `old` is the sentinel the pop replaced (`Popped::of`, provenance exposed
+        // there), and this marker, reclaimed once no transaction that could read either node
+        // runs, is the pop's (see `Node::popped`).
+        unsafe { Node::popped(old) }
+    }
+}
+
+impl<T> Node<T> {
+    /// What reclaiming a pop's marker does: drops the popped item, in `old`'s successor (which
+    /// the pop made the sentinel), and lets go of both nodes for the pop.
+    ///
+    /// # Safety
+    ///
+    /// `old` is the sentinel a committed pop replaced, and the caller acts for that pop's
+    /// marker, once, after the pop's grace period (no transaction pinned before the pop's
+    /// commit still runs, nor a snapshot registered before it).
+    #[inline(always)]
+    unsafe fn popped(old: *mut Self) {
         /// Lets go of the new sentinel even if the item's drop panics.
         struct Release<T>(*mut Node<T>);
         impl<T> Drop for Release<T> {
@@ -305,21 +326,71 @@ impl<T> Drop for Popped<T> {
                 unsafe { Node::release(self.0) }
             }
         }
-        let old: *mut Node<T> = ptr::with_exposed_provenance_mut(ptr::from_mut(self).addr());
-        // SAFETY: `old` is the sentinel the pop replaced (`Popped::of`, provenance exposed
-        // there), and this marker is the owner that unlinked it, so it is alive until we let go.
+        // SAFETY: the marker is the owner that unlinked `old`, so it is alive until we let go.
         // Its `next` is the node the pop made the sentinel: a pop moves `head` to the
         // sentinel's successor only, linked before the pop's commit retired the marker (the pop
         // followed the link, or, for a pending node of the popping transaction, the commit's
-        // `link` step stored it before the commit handed its retirements to reclamation). This
+        // `link` step stored it before the commit handed its retirements to reclamation). The
         // marker owns that node's item drop, so the node is alive too, and the item (of which
         // the pop returned a clone) is dropped exactly once, here, with no transaction left
-        // that could read it (the marker is reclaimed only then).
+        // that could read it (caller).
         unsafe {
             let new = (*old).next.load(Ordering::Acquire);
             Node::release(old);
             let _release = Release(new);
             (*new).item.assume_init_drop();
+        }
+    }
+}
+
+/// How many pops one [`PoppedRun`] marker stands for, at most: the count sits in the low bits
+/// of the marker's address, which a node's alignment leaves zero.
+const RUN: usize = 8;
+
+/// What a drain's commit retires for up to [`RUN`] consecutive pops: a zero-sized marker at
+/// the address of the first sentinel they replace, plus the number of pops less one.
+///
+/// Reclaiming it does, in order, what reclaiming those pops' [`Popped`] markers would do
+/// ([`Node::popped`]): the markers would be retired by one commit, at one version, and so
+/// become reclaimable together; one marker instead of eight moves one entry through the
+/// retired lists and the reclamation pass, and counts as its pops towards the thread's next
+/// pass ([`TVar::retire_run_on_commit`]), so that their nodes come back as soon as separate
+/// markers' would. A panic in one item's drop does not stop the run: every step runs, then
+/// the first panic passes on (as separate markers' panics would, one each).
+struct PoppedRun<T>(PhantomData<T>);
+
+impl<T> PoppedRun<T> {
+    /// The marker to retire for `pops` (1 to [`RUN`]) consecutive pops, the first of which
+    /// replaces the sentinel `first`. Its provenance is exposed, as in [`Popped::of`].
+    fn of(first: *mut Node<T>, pops: usize) -> *mut PoppedRun<T> {
+        const { assert!(align_of::<Node<T>>() >= RUN) };
+        debug_assert!((1..=RUN).contains(&pops));
+        ptr::without_provenance_mut(first.expose_provenance() | (pops - 1))
+    }
+}
+
+impl<T> Drop for PoppedRun<T> {
+    fn drop(&mut self) {
+        let addr = ptr::from_mut(self).addr();
+        let mut old: *mut Node<T> = ptr::with_exposed_provenance_mut(addr & !(RUN - 1));
+        let mut first_panic = None;
+        for _ in 0..=addr & (RUN - 1) {
+            // SAFETY: `old` is the sentinel that the run's next pop replaced (the first one's
+            // from `PoppedRun::of`, each later one the successor its pop moved `head` to), and
+            // this marker stands for that pop's, reclaimed after the drain's grace period. The
+            // successor is read first: the step may free `old`. It stays alive after the step,
+            // which lets go of it only for its item; its unlinking is the run's next step, or a
+            // later pop's, or the queue's drop.
+            let next = unsafe { (*old).next.load(Ordering::Acquire) };
+            // SAFETY: as above.
+            let step = catch_unwind(AssertUnwindSafe(|| unsafe { Node::popped(old) }));
+            if let Err(payload) = step {
+                first_panic.get_or_insert(payload);
+            }
+            old = next;
+        }
+        if let Some(payload) = first_panic {
+            resume_unwind(payload);
         }
     }
 }
@@ -1362,6 +1433,8 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
         let mut sentinel = head;
         // SAFETY: read after `tx.pin()`, in this attempt.
         let mut items = Vec::with_capacity(unsafe { self.committed_hint(head) });
+        // The pops not yet retired: `run` of them, from the sentinel `run_start` on.
+        let (mut run_start, mut run) = (head, 0);
         loop {
             let first = self.first_node(tx, sentinel)?;
             if first.is_null() {
@@ -1370,17 +1443,40 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
             // SAFETY: as in `pop`: `first` follows a sentinel, so it holds an item, alive while
             // the attempt is pinned (or a pending node of this attempt).
             items.push(unsafe { (*first).clone_item() });
-            // SAFETY: as in `pop`, for the pop that would move `head` from `sentinel` to
-            // `first`: the commit that moves `head` past both retires this marker once, and
-            // the commit's `head` (written below) is a node after `first` or `first` itself, so
-            // `sentinel` is unlinked and `first`'s item popped. Tied to `head`, as there.
-            unsafe { self.head.retire_on_commit(tx, Popped::of(sentinel)) };
             sentinel = first;
+            run += 1;
+            if run == RUN {
+                // SAFETY: `head` is written below to `sentinel`, the last of these pops' items,
+                // or to a node after it; their marker is retired here only.
+                unsafe { self.retire_run(tx, run_start, run) };
+                (run_start, run) = (sentinel, 0);
+            }
+        }
+        if run > 0 {
+            // SAFETY: as above, for the last pops.
+            unsafe { self.retire_run(tx, run_start, run) };
         }
         if sentinel != head {
             self.head.write(tx, sentinel);
         }
         Ok(items)
+    }
+
+    /// Retires, if the attempt commits, the marker of `pops` (1 to [`RUN`]) consecutive pops
+    /// of `drain`, the first of which replaces the sentinel `first`.
+    ///
+    /// # Safety
+    ///
+    /// The attempt moves `head` past those pops' items (it writes `head` to the last of them
+    /// or to a node after it), and retires no other marker for them: as for a pop's marker in
+    /// `pop`, the commit then unlinks each sentinel and pops each item, once. Tied to `head`,
+    /// as there.
+    unsafe fn retire_run(&self, tx: &Transaction, first: *mut Node<T>, pops: usize) {
+        // SAFETY: the caller's; a marker is zero-sized (its address is only data).
+        unsafe {
+            self.head
+                .retire_run_on_commit(tx, PoppedRun::of(first, pops), pops)
+        };
     }
 
     /// About how many committed items follow the sentinel `head`, read without the

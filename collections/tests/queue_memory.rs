@@ -376,6 +376,97 @@ fn drained_items_are_dropped_exactly_once_and_rolled_back_drains_drop_nothing() 
     });
 }
 
+/// A queue item that counts its instances per id, and whose queued original panics when
+/// dropped if it is armed (clones are not).
+struct Bomb {
+    id: usize,
+    armed: bool,
+    counts: Arc<Counts>,
+}
+
+const BOOM: &str = "deliberate panic in an item's drop";
+
+impl Clone for Bomb {
+    fn clone(&self) -> Self {
+        self.counts.0[self.id].fetch_add(1, Ordering::SeqCst);
+        Bomb {
+            id: self.id,
+            armed: false,
+            counts: self.counts.clone(),
+        }
+    }
+}
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        let before = self.counts.0[self.id].fetch_sub(1, Ordering::SeqCst);
+        assert!(before > 0, "item {} dropped more often than made", self.id);
+        if self.armed {
+            panic!("{BOOM}");
+        }
+    }
+}
+
+/// Items whose drop panics, drained with others in one transaction: the panics pass on from
+/// the reclamation that drops them (at the end of `atomically` or in `reclaim_retired`), and
+/// still every item, panicking or not, is dropped exactly once.
+#[test]
+fn a_panicking_drop_of_a_drained_item_drops_every_other_item_once() {
+    common::with_watchdog(20, || {
+        const N: usize = 40;
+        let counts = Counts::new(N);
+        let q = TQueue::new();
+        for id in 0..N {
+            counts.0[id].fetch_add(1, Ordering::SeqCst);
+            let armed = [3, 4, 13, 39].contains(&id);
+            q.atomic().push(Bomb {
+                id,
+                armed,
+                counts: counts.clone(),
+            });
+        }
+        let mut panics = Vec::new();
+        let mut note = |r: std::thread::Result<()>| {
+            if let Err(payload) = r {
+                let message = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()));
+                panics.push(message.unwrap_or_default());
+            }
+        };
+        note(catch_unwind(AssertUnwindSafe(|| {
+            let drained = atomically(|tx| q.drain(tx));
+            assert_eq!(
+                drained.iter().map(|b| b.id).collect::<Vec<_>>(),
+                (0..N).collect::<Vec<_>>()
+            );
+        })));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while counts.total() != 0 && std::time::Instant::now() < deadline {
+            note(catch_unwind(reclaim_retired));
+        }
+        assert_eq!(counts.total(), 0, "items {:?} still alive", counts.alive());
+        assert!(!panics.is_empty(), "no item's panic passed on");
+        assert!(
+            panics.iter().all(|m| m == BOOM),
+            "a panic other than the items': {panics:?}"
+        );
+        assert_eq!(q.atomic().len(), 0);
+        q.atomic().push(Bomb {
+            id: 0,
+            armed: false,
+            counts: {
+                counts.0[0].fetch_add(1, Ordering::SeqCst);
+                counts.clone()
+            },
+        });
+        assert_eq!(q.atomic().pop().map(|b| b.id), Some(0));
+        drop(q);
+        assert_all_dropped(&counts, "after the last pop");
+    });
+}
+
 /// Two threads: one pushes and pops, reclaiming after every chunk, the other walks the queue
 /// (`for_each`, reading every item in place, and `iter`, cloning each) and pops now and then.
 /// No walk reads a dropped item (`Tracked::id` checks), walks see ascending ids, and every item
