@@ -374,7 +374,7 @@ impl<T> Drop for PoppedRun<T> {
         let addr = ptr::from_mut(self).addr();
         let mut old: *mut Node<T> = ptr::with_exposed_provenance_mut(addr & !(RUN - 1));
         let mut first_panic = None;
-        for _ in 0..=addr & (RUN - 1) {
+        for _ in 0..=(addr & (RUN - 1)) {
             // SAFETY: `old` is the sentinel that the run's next pop replaced (the first one's
             // from `PoppedRun::of`, each later one the successor its pop moved `head` to), and
             // this marker stands for that pop's, reclaimed after the drain's grace period. The

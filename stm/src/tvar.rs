@@ -1087,25 +1087,15 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// ```
     /// use commute_stm::{atomically, TVar};
     ///
-    /// // Two nodes unlinked by one commit, freed by one retired value.
-    /// struct Pair(*mut u64, *mut u64);
-    /// // SAFETY: the pair owns both boxes.
-    /// unsafe impl Send for Pair {}
-    /// impl Drop for Pair {
-    ///     fn drop(&mut self) {
-    ///         // SAFETY: each box is freed once, here.
-    ///         unsafe { drop((Box::from_raw(self.0), Box::from_raw(self.1))) };
-    ///     }
-    /// }
-    /// let (a, b) = (Box::into_raw(Box::new(1u64)), Box::into_raw(Box::new(2u64)));
-    /// let head = TVar::new(a);
-    /// let pair = Box::into_raw(Box::new(Pair(a, b)));
+    /// // A run of three nodes, unlinked by one commit and freed by one retired value.
+    /// let nodes: Vec<Box<u64>> = (1..=3).map(Box::new).collect();
+    /// let head = TVar::new(&*nodes[0] as *const u64 as *mut u64);
+    /// let run = Box::into_raw(Box::new(nodes));
     /// atomically(|tx| {
     ///     head.write(tx, std::ptr::null_mut());
-    ///     // SAFETY: the commit unlinks both nodes (`head` was the only link to `a`, and `a`
-    ///     // stood for `b`), and the closure runs once (it reads nothing, so it cannot
-    ///     // conflict).
-    ///     unsafe { head.retire_run_on_commit(tx, pair, 2) };
+    ///     // SAFETY: the commit unlinks the run (`head` was the only way to it), retired once:
+    ///     // the closure reads nothing, so it cannot conflict and runs once.
+    ///     unsafe { head.retire_run_on_commit(tx, run, 3) };
     ///     Ok(())
     /// });
     /// ```
