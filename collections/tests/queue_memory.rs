@@ -39,19 +39,30 @@ const ALIVE: u64 = 0xA11E_A11E_A11E_A11E;
 const DROPPED: u64 = 0xDEAD_DEAD_DEAD_DEAD;
 
 /// A queue item that counts its instances per id and marks itself dropped, so that a read of a
-/// dropped item (its node is still allocated) and a second drop both fail loudly.
+/// dropped item (its node is still allocated) and a second drop both fail loudly. An armed item
+/// panics in its drop, once it has done all that (its clones are not armed).
 struct Tracked {
     id: usize,
     state: u64,
+    armed: bool,
     counts: Arc<Counts>,
 }
 
+/// What an armed [`Tracked`] panics with.
+const BOOM: &str = "deliberate panic in an item's drop";
+
 impl Tracked {
     fn new(id: usize, counts: &Arc<Counts>) -> Self {
+        Tracked::armed(id, counts, false)
+    }
+
+    /// An item whose drop panics ([`BOOM`]), if `armed`.
+    fn armed(id: usize, counts: &Arc<Counts>, armed: bool) -> Self {
         counts.0[id].fetch_add(1, Ordering::SeqCst);
         Tracked {
             id,
             state: ALIVE,
+            armed,
             counts: counts.clone(),
         }
     }
@@ -80,6 +91,9 @@ impl Drop for Tracked {
         unsafe { std::ptr::write_volatile(&mut self.state, DROPPED) };
         let before = self.counts.0[self.id].fetch_sub(1, Ordering::SeqCst);
         assert!(before > 0, "item {} dropped more often than made", self.id);
+        if self.armed {
+            panic!("{BOOM}");
+        }
     }
 }
 
@@ -376,37 +390,6 @@ fn drained_items_are_dropped_exactly_once_and_rolled_back_drains_drop_nothing() 
     });
 }
 
-/// A queue item that counts its instances per id, and whose queued original panics when
-/// dropped if it is armed (clones are not).
-struct Bomb {
-    id: usize,
-    armed: bool,
-    counts: Arc<Counts>,
-}
-
-const BOOM: &str = "deliberate panic in an item's drop";
-
-impl Clone for Bomb {
-    fn clone(&self) -> Self {
-        self.counts.0[self.id].fetch_add(1, Ordering::SeqCst);
-        Bomb {
-            id: self.id,
-            armed: false,
-            counts: self.counts.clone(),
-        }
-    }
-}
-
-impl Drop for Bomb {
-    fn drop(&mut self) {
-        let before = self.counts.0[self.id].fetch_sub(1, Ordering::SeqCst);
-        assert!(before > 0, "item {} dropped more often than made", self.id);
-        if self.armed {
-            panic!("{BOOM}");
-        }
-    }
-}
-
 /// Items whose drop panics, drained with others in one transaction: the panics pass on from
 /// the reclamation that drops them (at the end of `atomically` or in `reclaim_retired`), and
 /// still every item, panicking or not, is dropped exactly once.
@@ -417,13 +400,8 @@ fn a_panicking_drop_of_a_drained_item_drops_every_other_item_once() {
         let counts = Counts::new(N);
         let q = TQueue::new();
         for id in 0..N {
-            counts.0[id].fetch_add(1, Ordering::SeqCst);
             let armed = [3, 4, 13, 39].contains(&id);
-            q.atomic().push(Bomb {
-                id,
-                armed,
-                counts: counts.clone(),
-            });
+            q.atomic().push(Tracked::armed(id, &counts, armed));
         }
         let mut panics = Vec::new();
         let mut note = |r: std::thread::Result<()>| {
@@ -437,10 +415,7 @@ fn a_panicking_drop_of_a_drained_item_drops_every_other_item_once() {
         };
         note(catch_unwind(AssertUnwindSafe(|| {
             let drained = atomically(|tx| q.drain(tx));
-            assert_eq!(
-                drained.iter().map(|b| b.id).collect::<Vec<_>>(),
-                (0..N).collect::<Vec<_>>()
-            );
+            assert_eq!(ids(&drained), (0..N).collect::<Vec<_>>());
         })));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while counts.total() != 0 && std::time::Instant::now() < deadline {
@@ -453,15 +428,8 @@ fn a_panicking_drop_of_a_drained_item_drops_every_other_item_once() {
             "a panic other than the items': {panics:?}"
         );
         assert_eq!(q.atomic().len(), 0);
-        q.atomic().push(Bomb {
-            id: 0,
-            armed: false,
-            counts: {
-                counts.0[0].fetch_add(1, Ordering::SeqCst);
-                counts.clone()
-            },
-        });
-        assert_eq!(q.atomic().pop().map(|b| b.id), Some(0));
+        q.atomic().push(Tracked::new(0, &counts));
+        assert_eq!(q.atomic().pop().map(|t| t.id()), Some(0));
         drop(q);
         assert_all_dropped(&counts, "after the last pop");
     });
