@@ -1074,9 +1074,9 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// what `values` retired values would (a marker for a run of nodes a structure unlinked in
     /// this attempt): the thread's reclamation passes, which run after every so many
     /// retirements, count it as `values`, so that what it holds comes back as soon as that
-    /// many separate values' memory would. Only when passes run depends on `values`, never
-    /// what is freed or when freeing is safe; it counts when called, so an attempt that rolls
-    /// back only makes the thread's next pass come early.
+    /// many separate values' memory would (0 counts as 1). Only when passes run depends on
+    /// `values`, never what is freed or when freeing is safe; it counts when called, so an
+    /// attempt that rolls back only makes the thread's next pass come early.
     ///
     /// # Safety
     ///
