@@ -118,6 +118,58 @@ fn rolled_back_writes_are_freed_and_own_writes_are_read_back() {
     });
 }
 
+/// A branch that writes each box once (no value overwritten) and retries: its values leave the
+/// write set with the rollback, and the commit of the other branch must still free them.
+#[test]
+fn values_of_a_rolled_back_branch_that_wrote_each_box_once_are_freed() {
+    with_watchdog(20, || {
+        let live = Arc::new(AtomicUsize::new(0));
+        let (a, b) = (
+            TBox::new(Tracked::new(&live, 1)),
+            TBox::new(Tracked::new(&live, 10)),
+        );
+        for round in 0..3u64 {
+            atomically(|tx| {
+                tx.or_else(
+                    |tx| {
+                        a.write(tx, Tracked::new(&live, 100 + round));
+                        tx.retry()
+                    },
+                    |tx| {
+                        b.write(tx, Tracked::new(&live, 11 + round));
+                        Ok(())
+                    },
+                )
+            });
+        }
+        // `a`'s value, `b`'s latest: the three rolled-back values and `b`'s replaced ones freed.
+        reclaim_until(&live, 2);
+        assert_eq!(a.into_inner().payload(), 1);
+        assert_eq!(b.into_inner().payload(), 13);
+        assert_eq!(live.load(Ordering::SeqCst), 0);
+    });
+}
+
+/// An attempt that writes a box twice commits only the second value: the first, its own
+/// allocation that nothing ever saw, is freed once.
+#[test]
+fn a_value_overwritten_in_the_same_attempt_is_freed() {
+    with_watchdog(20, || {
+        let live = Arc::new(AtomicUsize::new(0));
+        let b = TBox::new(Tracked::new(&live, 1));
+        for round in 0..3u64 {
+            atomically(|tx| {
+                b.write(tx, Tracked::new(&live, 100 + round));
+                b.write(tx, Tracked::new(&live, 2 + round));
+                Ok(())
+            });
+        }
+        reclaim_until(&live, 1);
+        assert_eq!(b.into_inner().payload(), 4);
+        assert_eq!(live.load(Ordering::SeqCst), 0);
+    });
+}
+
 #[test]
 fn get_mut_and_load_work_outside_transactions() {
     let mut b = TBox::new(vec![1, 2]);

@@ -36,6 +36,11 @@ pub(crate) struct TxState {
     pub(crate) on_abort: Vec<Hook>,
     /// Heap values allocated by this attempt (for `TBox`), with their drop functions.
     pub(crate) allocs: Vec<(u64, DropFn)>,
+    /// Set when `allocs` may hold a value that no write-set entry holds as its pending write
+    /// (a value overwritten, rolled back by `or_else`, dropped, or a publishing operation's
+    /// node): the commit must then search for the ones it published. Clear, every value in
+    /// `allocs` is the pending write of its own entry, and a commit publishes them all.
+    pub(crate) allocs_unmatched: bool,
     /// Set when the attempt used anything beyond reads, writes and a pin (hooks, heap values,
     /// retirements): the end of the attempt then takes the slow path.
     pub(crate) extras: bool,
@@ -76,6 +81,7 @@ impl TxState {
     /// commits or not: a value dropped inside the closure (a `TBox` dropped there).
     pub(crate) fn free_after_attempt(&mut self, bits: u64, drop_fn: DropFn) {
         self.allocs.push((bits, drop_fn));
+        self.allocs_unmatched = true;
         self.extras = true;
     }
 
@@ -94,6 +100,8 @@ impl TxState {
             let nodes = self.writes.abandon_publish(list);
             self.allocs.extend(nodes);
         }
+        // The entry's value, if the attempt allocated it, stays in `allocs` unpublished.
+        self.allocs_unmatched = true;
         let mut entries = core::mem::take(&mut self.writes.entries);
         entries.remove(i);
         self.writes.restore(entries);

@@ -230,7 +230,8 @@ pub(crate) struct WriteSet {
     pub(crate) publishes: Vec<(u32, PublishOp)>,
     /// How many publish lists have been started.
     publish_lists: u32,
-    /// Some entry is `Commute` or `Add`: the commit computes values (cleared with the set).
+    /// Some entry is `Commute`: the commit computes its value before writing back (cleared
+    /// with the set). An inline `Add` does not count: the write-back adds it.
     pub(crate) has_commutes: bool,
     /// Some element of `ops` or `publishes` owns something (a closure, a list of operations):
     /// clearing them must run their destructors. False for the common adds and queue nodes,
@@ -311,7 +312,6 @@ impl WriteSet {
     /// Adds an inline 64-bit add for a variable not yet in the set.
     #[inline]
     pub(crate) fn push_add(&mut self, var: *const VarCore, delta: u64) {
-        self.has_commutes = true;
         self.push(Entry {
             var,
             pending: Pending::Add(delta),
@@ -325,6 +325,7 @@ impl WriteSet {
         let list = self.ops.len() as u32;
         self.ops.push(OpList::One(Op::Add(delta, wrapping_add_u64)));
         self.entries[i].pending = Pending::Commute(list);
+        self.has_commutes = true;
         list
     }
 

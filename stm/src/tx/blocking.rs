@@ -255,6 +255,8 @@ impl Transaction {
                     Vec::new()
                 };
                 let nodes = st.writes.restore_saved(saved_writes, kept);
+                // Values the branch allocated and wrote are no longer in the write set.
+                st.allocs_unmatched = true;
                 if !nodes.is_empty() {
                     // Freed at the end of the attempt (commit or not), with no state borrow
                     // held: the end of a commit must take the slow path to see them.

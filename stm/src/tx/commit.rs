@@ -281,16 +281,18 @@ fn validate_reads(reads: &[ReadEntry], locked: &[Entry]) -> Result<(), *const Va
     Ok(())
 }
 
-/// Commit phase 3: commuted values from the latest committed values (which our locks freeze).
+/// Commit phase 3: commuted values from the latest committed values (which our locks freeze),
+/// where they come from operations of the program's own, which may panic: all of them before
+/// the first value is written back, so that a panic leaves every variable as it was (the
+/// [`LockGuard`] restores the locks). Inline adds ([`Pending::Add`]) cannot panic: the
+/// write-back computes them as it goes.
 #[inline(always)]
 fn compute_values(entries: &mut [Entry], ops: &[OpList]) {
     for e in entries.iter_mut() {
-        let bits = match e.pending {
-            Pending::Add(d) => e.var().value.load(Ordering::Relaxed).wrapping_add(d),
-            Pending::Commute(i) => ops[i as usize].apply(e.var().value.load(Ordering::Relaxed)),
-            _ => continue,
-        };
-        e.pending = Pending::Write(bits);
+        if let Pending::Commute(i) = e.pending {
+            let bits = ops[i as usize].apply(e.var().value.load(Ordering::Relaxed));
+            e.pending = Pending::Write(bits);
+        }
     }
 }
 
@@ -323,22 +325,12 @@ fn write_back(
     let mut then = false;
     for e in entries {
         let var = e.var();
-        match &e.pending {
-            &Pending::Write(bits) => {
-                let kept = history::involved(var, view)
-                    && history::on_write(var, e.drop_old, wv, view, retired);
-                if let Some(drop_fn) = e.drop_old {
-                    if !kept {
-                        retired.push(Retired {
-                            version: wv,
-                            bits: var.value.load(Ordering::Relaxed),
-                            drop_fn,
-                        });
-                    }
-                }
-                var.value.store(bits, Ordering::Release);
-            }
-            &Pending::Publish(list) => {
+        let bits = match e.pending {
+            Pending::Write(bits) => Some(bits),
+            // A commuted add to a plain word: the latest committed value, frozen by our lock,
+            // plus the sum of the attempt's adds (no heap value to retire: no `drop_old`).
+            Pending::Add(d) => Some(var.value.load(Ordering::Relaxed).wrapping_add(d)),
+            Pending::Publish(list) => {
                 if history::involved(var, view) {
                     history::on_write(var, None, wv, view, retired);
                 }
@@ -349,6 +341,7 @@ fn write_back(
                     then |= op.has_after();
                 }
                 var.value.store(new, Ordering::Release);
+                None
             }
             Pending::Hold => {
                 // Read (and locked) by the irrevocable transaction only: restore the word.
@@ -356,7 +349,21 @@ fn write_back(
                 continue;
             }
             Pending::Local(_) => continue,
-            Pending::Commute(_) | Pending::Add(_) => unreachable!("computed before write-back"),
+            Pending::Commute(_) => unreachable!("computed before write-back"),
+        };
+        if let Some(bits) = bits {
+            let kept = history::involved(var, view)
+                && history::on_write(var, e.drop_old, wv, view, retired);
+            if let Some(drop_fn) = e.drop_old {
+                if !kept {
+                    retired.push(Retired {
+                        version: wv,
+                        bits: var.value.load(Ordering::Relaxed),
+                        drop_fn,
+                    });
+                }
+            }
+            var.value.store(bits, Ordering::Release);
         }
         if let Some(site) = writer {
             var.note_writer(site);
@@ -383,6 +390,11 @@ fn write_back(
 #[inline]
 fn keep_unpublished(st: &mut TxState) {
     let allocs = &mut st.allocs;
+    if !core::mem::take(&mut st.allocs_unmatched) {
+        // Each is the pending write of an entry of its own (the usual update): all published.
+        allocs.clear();
+        return;
+    }
     if allocs.is_empty() {
         return;
     }

@@ -263,6 +263,7 @@ impl Transaction {
         let nodes = st.writes.take_unpublished_nodes();
         if !nodes.is_empty() {
             st.allocs.extend(nodes);
+            st.allocs_unmatched = true;
         }
     }
 
@@ -318,6 +319,7 @@ impl Transaction {
         );
         st.retire_on_commit.clear();
         st.forgotten.clear();
+        st.allocs_unmatched = false;
         st.abort = None;
         st.deadline = None;
         st.extras = false;

@@ -13,7 +13,8 @@
 //! - **Commit** (read-only attempts are already done): lock the write set in address order
 //!   (`lock_write_set`), take `wv` from the clock, validate the read set unless no commit
 //!   intervened (`validate_reads`), compute commuted values on the latest committed values
-//!   (`compute_values`), then write back and unlock with version `wv` (`write_back`).
+//!   where the program's own operations give them (`compute_values`), then write back (adding
+//!   inline adds to the value under the lock) and unlock with version `wv` (`write_back`).
 //! - **Progress**: a committer waits for locks held by other committers (they hold them for a
 //!   bounded time, and the global lock order rules out deadlock), but aborts rather than wait for
 //!   the irrevocable transaction. After `IRREVOCABLE_AFTER` conflict aborts in a row a

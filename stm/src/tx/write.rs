@@ -49,6 +49,8 @@ impl Transaction {
         check_not_publishing(&e.pending);
         e.pending = Pending::Write(bits);
         e.drop_old = e.drop_old.or(drop_old);
+        // The value overwritten may be one the attempt allocated: no longer to be published.
+        st.allocs_unmatched |= e.drop_old.is_some();
     }
 
     /// Buffers a wrapping add of `delta` to a 64-bit integer: a commute kept inline in the
