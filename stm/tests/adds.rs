@@ -22,6 +22,14 @@ fn adds_mix_with_commutes_reads_and_writes() {
         Ok(())
     });
     assert_eq!(v.load(), -2);
+
+    // An add, then a commute, unread: the commit computes both on the committed value.
+    atomically(|tx| {
+        v.add(tx, 3); // 1
+        v.commute(tx, |x| x * 10); // 10
+        Ok(())
+    });
+    assert_eq!(v.load(), 10);
 }
 
 #[test]
