@@ -38,8 +38,10 @@ pub(crate) struct TxState {
     pub(crate) allocs: Vec<(u64, DropFn)>,
     /// Set when `allocs` may hold a value that no write-set entry holds as its pending write
     /// (a value overwritten, rolled back by `or_else`, dropped, or a publishing operation's
-    /// node): the commit must then search for the ones it published. Clear, every value in
-    /// `allocs` is the pending write of its own entry, and a commit publishes them all.
+    /// node handed over by either): the commit must then search for the ones it published.
+    /// Clear, every value in `allocs` is the pending write of its own entry, and a commit
+    /// publishes them all. Only a commit reads it: the nodes a rollback hands over
+    /// (`hand_back_unpublished_nodes`) are freed with everything else.
     pub(crate) allocs_unmatched: bool,
     /// Set when the attempt used anything beyond reads, writes and a pin (hooks, heap values,
     /// retirements): the end of the attempt then takes the slow path.

@@ -263,7 +263,6 @@ impl Transaction {
         let nodes = st.writes.take_unpublished_nodes();
         if !nodes.is_empty() {
             st.allocs.extend(nodes);
-            st.allocs_unmatched = true;
         }
     }
 
