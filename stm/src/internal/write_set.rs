@@ -255,6 +255,16 @@ impl Saved {
 }
 
 impl WriteSet {
+    /// The most entries a set has without its index: searched by a scan, and left in the
+    /// order written by the commit's first try at locking them.
+    pub(crate) const SMALL: usize = INDEX_THRESHOLD;
+
+    /// True if the set has no index ([`SMALL`](Self::SMALL) entries at most).
+    #[inline]
+    pub(crate) fn is_small(&self) -> bool {
+        self.entries.len() <= INDEX_THRESHOLD
+    }
+
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()

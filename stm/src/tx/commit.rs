@@ -5,7 +5,7 @@ use super::{ReadEntry, Transaction, TxState};
 use crate::internal::backoff::Backoff;
 use crate::internal::thread::Retired;
 use crate::internal::var::{IRREVOCABLE, LOCKED, VarCore, WAITERS, unlocked_word, version_of};
-use crate::internal::write_set::{DropFn, Entry, OpList, Pending, PublishOp};
+use crate::internal::write_set::{DropFn, Entry, OpList, Pending, PublishOp, WriteSet};
 use crate::internal::{clock, history, wait};
 use crate::stats::AbortCause;
 use crate::sync::atomic::Ordering;
@@ -41,7 +41,11 @@ impl Transaction {
             // compiler knows, so that their loops fold away.
             self.commit_shared::<true>(st)
         } else {
-            st.writes.sort_for_commit();
+            // A small set is locked as it stands, and sorted only if that meets another
+            // committer (`lock_small_write_set`); a large one is sorted first.
+            if !st.writes.is_small() {
+                st.writes.sort_for_commit();
+            }
             self.commit_shared::<false>(st)
         }
     }
@@ -55,8 +59,14 @@ impl Transaction {
             &mut st.writes.entries[..]
         };
         let mut locks = LockGuard { entries, held: 0 };
-        let newest_locked = match lock_write_set(&mut locks) {
-            Ok(newest) => newest,
+        let locked = if ONE || locks.entries.len() > SCAN_LOCKED {
+            // In lock order already: one entry, or a large set sorted by `commit`.
+            lock_write_set(&mut locks).map(|newest| (newest, true))
+        } else {
+            lock_small_write_set(&mut locks)
+        };
+        let (newest_locked, sorted) = match locked {
+            Ok(locked) => locked,
             Err(var) => {
                 drop(locks);
                 // SAFETY: the variable belongs to this attempt's write set (see `Entry::var`).
@@ -70,7 +80,7 @@ impl Transaction {
         let view = history::writer_view();
         // Always validate: the clock does not count commits, so "nobody committed since we
         // began" cannot be read off it.
-        if let Err(var) = validate_reads(&st.reads, locks.entries) {
+        if let Err(var) = validate_reads(&st.reads, locks.entries, sorted) {
             drop(locks);
             // SAFETY: the variable belongs to this attempt's read set.
             self.conflict(st, AbortCause::ReadValidation, unsafe { &*var });
@@ -216,6 +226,20 @@ struct LockGuard<'a> {
     held: usize,
 }
 
+impl LockGuard<'_> {
+    /// Releases the locks held, restoring the words they replaced.
+    #[inline]
+    fn release(&mut self) {
+        for e in self.entries[..self.held]
+            .iter()
+            .filter(|e| e.pending.is_shared())
+        {
+            e.var().lock.store(e.locked_word, Ordering::Release);
+        }
+        self.held = 0;
+    }
+}
+
 impl Drop for LockGuard<'_> {
     #[inline]
     fn drop(&mut self) {
@@ -229,6 +253,53 @@ impl Drop for LockGuard<'_> {
             e.var().lock.store(e.locked_word, Ordering::Release);
         }
     }
+}
+
+/// Commit phase 1 for a small write set (at most [`SCAN_LOCKED`] entries) in the order the
+/// attempt wrote it: each variable locked without waiting; on meeting another committer's
+/// lock, every lock taken is released and the set is sorted and locked by
+/// [`lock_write_set`]. Deadlock-free: this pass never waits while holding a lock, and the
+/// sorted pass waits only in address order (a committer it waits for either waits in that
+/// order too, or is in this pass and finishes or releases without waiting). Returns the
+/// newest version locked and whether the set is now sorted.
+#[inline(always)]
+fn lock_small_write_set(locks: &mut LockGuard<'_>) -> Result<(u64, bool), *const VarCore> {
+    let mut newest = 0;
+    for (i, e) in locks.entries.iter_mut().enumerate() {
+        if !e.pending.is_shared() {
+            continue;
+        }
+        let word = loop {
+            match e.var().try_lock() {
+                Ok(word) => break word,
+                // Lost a race for an unlocked word: again.
+                Err(word) if word & LOCKED == 0 => {}
+                Err(word) => {
+                    let var = e.var;
+                    locks.held = i;
+                    return if word & IRREVOCABLE != 0 {
+                        Err(var)
+                    } else {
+                        lock_in_order(locks)
+                    };
+                }
+            }
+        };
+        e.locked_word = word;
+        newest = newest.max(version_of(word));
+    }
+    locks.held = locks.entries.len();
+    Ok((newest, false))
+}
+
+/// [`lock_small_write_set`] after it met another committer: releases, sorts, locks in order.
+#[cold]
+#[inline(never)]
+fn lock_in_order(locks: &mut LockGuard<'_>) -> Result<(u64, bool), *const VarCore> {
+    locks.release();
+    // A small set has no index to invalidate (`WriteSet::is_small`).
+    locks.entries.sort_unstable_by_key(|e| e.var().lock_order());
+    lock_write_set(locks).map(|newest| (newest, true))
 }
 
 /// Commit phase 1: lock every written variable, in address order.
@@ -261,16 +332,31 @@ fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<u64, *const VarCore> {
     Ok(newest)
 }
 
+/// Up to this many entries, a write set is locked in the order it was written
+/// ([`lock_small_write_set`]), and [`validate_reads`] finds its own locks by a scan.
+const SCAN_LOCKED: usize = WriteSet::SMALL;
+
 /// Commit phase 2: every read must still show the version it had (our own locks keep the
-/// pre-lock version in the word).
+/// pre-lock version in the word). `locked` is in lock order if `sorted`.
 #[inline(always)]
-fn validate_reads(reads: &[ReadEntry], locked: &[Entry]) -> Result<(), *const VarCore> {
+fn validate_reads(
+    reads: &[ReadEntry],
+    locked: &[Entry],
+    sorted: bool,
+) -> Result<(), *const VarCore> {
     for r in reads {
         let word = r.var().lock.load(clock::SC_LOAD);
         if word & LOCKED != 0 {
-            let ours = locked
-                .binary_search_by_key(&r.var().lock_order(), |e| e.var().lock_order())
-                .is_ok_and(|i| locked[i].pending.is_shared());
+            let ours = if !sorted || locked.len() <= SCAN_LOCKED {
+                // A few entries, or not in order: a scan.
+                locked
+                    .iter()
+                    .any(|e| core::ptr::eq(e.var, r.var) && e.pending.is_shared())
+            } else {
+                locked
+                    .binary_search_by_key(&r.var().lock_order(), |e| e.var().lock_order())
+                    .is_ok_and(|i| locked[i].pending.is_shared())
+            };
             if !ours || version_of(word) != r.version {
                 return Err(r.var);
             }
