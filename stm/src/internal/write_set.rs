@@ -443,6 +443,52 @@ impl WriteSet {
         &mut self.entries[i]
     }
 
+    /// The usual new entry: adds `entry` if the set is small, has room for it, and lacks its
+    /// variable; returns false, and does nothing, otherwise (then [`find`](Self::find) and
+    /// [`push`](Self::push), or an update of the variable's entry, do the rest).
+    #[inline(always)]
+    pub(crate) fn try_push_small(&mut self, entry: Entry) -> bool {
+        let len = self.entries.len();
+        if len >= INDEX_THRESHOLD || self.entries.iter().any(|e| e.var == entry.var) {
+            return false;
+        }
+        // Below the index's threshold: nothing else to update.
+        push_within_capacity(&mut self.entries, entry).is_ok()
+    }
+
+    /// The usual publishing operation ([`new_publish`](Self::new_publish) and a new entry):
+    /// done if the set is small, lacks `var`, and both lists have room; `op` given back, and
+    /// nothing done, otherwise.
+    #[inline(always)]
+    pub(crate) fn try_publish_small(
+        &mut self,
+        var: *const VarCore,
+        op: PublishOp,
+    ) -> Result<(), PublishOp> {
+        let len = self.entries.len();
+        if len >= INDEX_THRESHOLD
+            || len == self.entries.capacity()
+            || self.publishes.len() == self.publishes.capacity()
+            || self.entries.iter().any(|e| e.var == var)
+        {
+            return Err(op);
+        }
+        let list = self.publish_lists;
+        self.publish_lists += 1;
+        self.side_drops |= matches!(op, PublishOp::Closure(_));
+        let entry = Entry {
+            var,
+            pending: Pending::Publish(list),
+            drop_old: None,
+            locked_word: 0,
+        };
+        // Room for both checked above.
+        let pushed = push_within_capacity(&mut self.publishes, (list, op)).is_ok()
+            && push_within_capacity(&mut self.entries, entry).is_ok();
+        debug_assert!(pushed);
+        Ok(())
+    }
+
     /// Adds an entry for a variable not yet in the set.
     #[inline]
     pub(crate) fn push(&mut self, entry: Entry) {
@@ -497,6 +543,24 @@ impl WriteSet {
     }
 }
 
+/// Pushes `value` onto `v` if `v` has room for it without growing; gives it back otherwise.
+/// A push with no call to grow in it: the write set's usual new entry keeps the functions that
+/// record it free of a call (and of the registers a call needs saved).
+#[inline(always)]
+pub(crate) fn push_within_capacity<T>(v: &mut Vec<T>, value: T) -> Result<(), T> {
+    let len = v.len();
+    if len == v.capacity() {
+        return Err(value);
+    }
+    // SAFETY: `len < capacity`, so slot `len` is allocated and unused; it is written before
+    // the length grows to cover it.
+    unsafe {
+        v.as_mut_ptr().add(len).write(value);
+        v.set_len(len + 1);
+    }
+    Ok(())
+}
+
 /// The nodes owned by `ops`.
 fn nodes_of(ops: impl Iterator<Item = (u32, PublishOp)>) -> Vec<(u64, DropFn)> {
     ops.filter_map(|(_, op)| match op {
@@ -504,4 +568,23 @@ fn nodes_of(ops: impl Iterator<Item = (u32, PublishOp)>) -> Vec<(u64, DropFn)> {
         PublishOp::Closure(_) | PublishOp::Gone => None,
     })
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_within_capacity;
+
+    #[test]
+    fn push_within_capacity_fills_but_never_grows() {
+        let mut v: Vec<String> = Vec::with_capacity(3);
+        let capacity = v.capacity();
+        for i in 0..capacity {
+            assert!(push_within_capacity(&mut v, i.to_string()).is_ok());
+        }
+        let back = push_within_capacity(&mut v, "over".to_string());
+        assert_eq!(back.unwrap_err(), "over");
+        assert_eq!(v.capacity(), capacity);
+        let expected: Vec<String> = (0..capacity).map(|i| i.to_string()).collect();
+        assert_eq!(v, expected);
+    }
 }

@@ -5,7 +5,9 @@ use super::{Transaction, TxState};
 use crate::internal::backoff::Backoff;
 use crate::internal::clock;
 use crate::internal::var::{IRREVOCABLE, LOCKED, VarCore};
-use crate::internal::write_set::{DropFn, Entry, Op, OpList, Pending, PublishOp};
+use crate::internal::write_set::{
+    DropFn, Entry, Op, OpList, Pending, PublishOp, push_within_capacity,
+};
 use crate::sync::atomic::Ordering;
 
 impl Transaction {
@@ -20,18 +22,63 @@ impl Transaction {
     /// values are all such heap values (a `TBox`, an owned `TVar`): the value is freed with
     /// `drop_fn` unless a commit publishes it, and the one it replaces is retired by the
     /// commit. One borrow of the attempt's state for both records.
-    #[inline]
+    #[inline(never)]
     pub(crate) fn write_allocated(&self, var: &VarCore, bits: u64, drop_fn: DropFn) {
+        {
+            // The usual case without a call: a new entry, with room in both lists.
+            let st = &mut *self.state();
+            let entry = Entry {
+                var,
+                pending: Pending::Write(bits),
+                drop_old: Some(drop_fn),
+                locked_word: 0,
+            };
+            if !self.irrevocable()
+                && st.allocs.len() < st.allocs.capacity()
+                && st.writes.try_push_small(entry)
+            {
+                st.extras = true;
+                let pushed = push_within_capacity(&mut st.allocs, (bits, drop_fn));
+                debug_assert!(pushed.is_ok(), "room checked above");
+                return;
+            }
+        }
+        self.write_allocated_slow(var, bits, drop_fn);
+    }
+
+    /// [`write_allocated`](Self::write_allocated) in every case.
+    #[inline(never)]
+    fn write_allocated_slow(&self, var: &VarCore, bits: u64, drop_fn: DropFn) {
         let mut st = self.state();
         st.extras = true;
         st.allocs.push((bits, drop_fn));
-        self.buffer_write(&mut st, var, bits, Some(drop_fn));
+        self.buffer_write_slow(&mut st, var, bits, Some(drop_fn));
     }
 
     /// Records the write of `bits` to `var` in the write set (a new entry, or the variable's
     /// entry overwritten); `drop_old` frees the values of a variable that owns heap memory.
     #[inline(always)]
     fn buffer_write(&self, st: &mut TxState, var: &VarCore, bits: u64, drop_old: Option<DropFn>) {
+        let entry = Entry {
+            var,
+            pending: Pending::Write(bits),
+            drop_old,
+            locked_word: 0,
+        };
+        if self.irrevocable() || !st.writes.try_push_small(entry) {
+            self.buffer_write_slow(st, var, bits, drop_old);
+        }
+    }
+
+    /// [`buffer_write`](Self::buffer_write) in every case.
+    #[inline(never)]
+    fn buffer_write_slow(
+        &self,
+        st: &mut TxState,
+        var: &VarCore,
+        bits: u64,
+        drop_old: Option<DropFn>,
+    ) {
         let i = match st.writes.find(var) {
             Some(i) => i,
             None if self.irrevocable() => self.lock_irrevocably(st, var),
@@ -55,18 +102,35 @@ impl Transaction {
 
     /// Buffers a wrapping add of `delta` to a 64-bit integer: a commute kept inline in the
     /// entry ([`Pending::Add`]).
-    #[inline]
+    #[inline(never)]
     pub(crate) fn commute_add64(&self, var: &VarCore, delta: u64) {
-        let mut st = self.state();
+        {
+            let mut st = self.state();
+            let entry = Entry {
+                var,
+                pending: Pending::Add(delta),
+                drop_old: None,
+                locked_word: 0,
+            };
+            if !self.irrevocable() && st.writes.try_push_small(entry) {
+                return;
+            }
+        }
+        self.commute_add64_slow(var, delta);
+    }
+
+    /// [`commute_add64`](Self::commute_add64) in every case.
+    #[inline(never)]
+    fn commute_add64_slow(&self, var: &VarCore, delta: u64) {
+        let st = &mut *self.state();
         let i = match st.writes.find(var) {
             Some(i) => i,
-            None if self.irrevocable() => self.lock_irrevocably(&mut st, var),
+            None if self.irrevocable() => self.lock_irrevocably(st, var),
             None => {
                 st.writes.push_add(var, delta);
                 return;
             }
         };
-        let st = &mut *st;
         let pending = st.writes.entries[i].pending;
         check_not_publishing(&pending);
         let new = match pending {
@@ -199,7 +263,26 @@ impl Transaction {
     }
 
     /// Buffers a commit-time publishing operation.
+    #[inline(never)]
     pub(crate) fn publish_word(&self, var: &VarCore, op: PublishOp) {
+        let op = {
+            // The usual case without a call: a new entry, with room in both lists.
+            let st = &mut *self.state();
+            if self.irrevocable() {
+                op
+            } else {
+                match st.writes.try_publish_small(var, op) {
+                    Ok(()) => return,
+                    Err(op) => op,
+                }
+            }
+        };
+        self.publish_word_slow(var, op);
+    }
+
+    /// [`publish_word`](Self::publish_word) in every case.
+    #[inline(never)]
+    fn publish_word_slow(&self, var: &VarCore, op: PublishOp) {
         let mut st = self.state();
         let i = match st.writes.find(var) {
             Some(i) => i,
