@@ -1,5 +1,6 @@
-//! The commit, in named phases: lock the write set in address order, take the write version,
-//! validate the read set, compute commuted values, write back and unlock.
+//! The commit, in named phases: lock the write set (in address order wherever it meets another
+//! committer), take the write version, validate the read set, compute commuted values, write
+//! back and unlock.
 
 use super::{ReadEntry, Transaction, TxState};
 use crate::internal::backoff::Backoff;

@@ -11,15 +11,18 @@
 //! - **Write / commute**: buffered in the write set; commutes record operations, not values, and
 //!   add no read-set entry.
 //! - **Commit** (read-only attempts are already done): lock the write set in address order
-//!   (`lock_write_set`), take `wv` from the clock, validate the read set unless no commit
-//!   intervened (`validate_reads`), compute commuted values on the latest committed values
-//!   where the program's own operations give them (`compute_values`), then write back (adding
-//!   inline adds to the value under the lock) and unlock with version `wv` (`write_back`).
+//!   (`lock_write_set`; a small set first as written, sorted only if that meets another
+//!   committer: `lock_small_write_set`), take `wv` from the clock, validate the read set unless
+//!   no commit intervened (`validate_reads`), compute commuted values on the latest committed
+//!   values where the program's own operations give them (`compute_values`), then write back
+//!   (adding inline adds to the value under the lock) and unlock with version `wv`
+//!   (`write_back`).
 //! - **Progress**: a committer waits for locks held by other committers (they hold them for a
-//!   bounded time, and the global lock order rules out deadlock), but aborts rather than wait for
-//!   the irrevocable transaction. After `IRREVOCABLE_AFTER` conflict aborts in a row a
-//!   transaction becomes irrevocable: it takes a global token and locks every variable it touches
-//!   as it goes (strict two-phase locking), so it cannot abort and always commits.
+//!   bounded time, and the global lock order rules out deadlock: a committer locking out of
+//!   order never waits), but aborts rather than wait for the irrevocable transaction. After
+//!   `IRREVOCABLE_AFTER` conflict aborts in a row a transaction becomes irrevocable: it takes a
+//!   global token and locks every variable it touches as it goes (strict two-phase locking), so
+//!   it cannot abort and always commits.
 //!
 //! One file per phase: `read` (reads, extension, pins), `write` (the write set: writes,
 //! commutes, publishing operations, locals, heap values), `commit` (the commit phases),
