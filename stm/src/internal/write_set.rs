@@ -204,6 +204,17 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// An entry not yet locked.
+    #[inline(always)]
+    pub(crate) fn new(var: *const VarCore, pending: Pending, drop_old: Option<DropFn>) -> Self {
+        Entry {
+            var,
+            pending,
+            drop_old,
+            locked_word: 0,
+        }
+    }
+
     #[inline]
     pub(crate) fn var(&self) -> &VarCore {
         // SAFETY: entries only live during one attempt, inside `atomically`, while the closure
@@ -322,12 +333,7 @@ impl WriteSet {
     /// Adds an inline 64-bit add for a variable not yet in the set.
     #[inline]
     pub(crate) fn push_add(&mut self, var: *const VarCore, delta: u64) {
-        self.push(Entry {
-            var,
-            pending: Pending::Add(delta),
-            drop_old: None,
-            locked_word: 0,
-        });
+        self.push(Entry::new(var, Pending::Add(delta), None));
     }
 
     /// Turns entry `i`, an inline add of `delta`, into an operation list starting with it.
@@ -354,12 +360,7 @@ impl WriteSet {
         let list = OpList::One(op);
         self.side_drops |= list.owns_anything();
         self.ops.push(list);
-        self.push(Entry {
-            var,
-            pending: Pending::Commute(i),
-            drop_old: None,
-            locked_word: 0,
-        });
+        self.push(Entry::new(var, Pending::Commute(i), None));
     }
 
     /// Starts a publish list; returns its `Pending`.
@@ -448,12 +449,14 @@ impl WriteSet {
     /// [`push`](Self::push), or an update of the variable's entry, do the rest).
     #[inline(always)]
     pub(crate) fn try_push_small(&mut self, entry: Entry) -> bool {
-        let len = self.entries.len();
-        if len >= INDEX_THRESHOLD || self.entries.iter().any(|e| e.var == entry.var) {
-            return false;
-        }
         // Below the index's threshold: nothing else to update.
-        push_within_capacity(&mut self.entries, entry).is_ok()
+        self.small_and_lacks(entry.var) && push_within_capacity(&mut self.entries, entry).is_ok()
+    }
+
+    /// True if a new entry for `var` would leave the set small (no index), and `var` has none.
+    #[inline(always)]
+    fn small_and_lacks(&self, var: *const VarCore) -> bool {
+        self.entries.len() < INDEX_THRESHOLD && !self.entries.iter().any(|e| e.var == var)
     }
 
     /// The usual publishing operation ([`new_publish`](Self::new_publish) and a new entry):
@@ -465,23 +468,16 @@ impl WriteSet {
         var: *const VarCore,
         op: PublishOp,
     ) -> Result<(), PublishOp> {
-        let len = self.entries.len();
-        if len >= INDEX_THRESHOLD
-            || len == self.entries.capacity()
+        if self.entries.len() == self.entries.capacity()
             || self.publishes.len() == self.publishes.capacity()
-            || self.entries.iter().any(|e| e.var == var)
+            || !self.small_and_lacks(var)
         {
             return Err(op);
         }
         let list = self.publish_lists;
         self.publish_lists += 1;
         self.side_drops |= matches!(op, PublishOp::Closure(_));
-        let entry = Entry {
-            var,
-            pending: Pending::Publish(list),
-            drop_old: None,
-            locked_word: 0,
-        };
+        let entry = Entry::new(var, Pending::Publish(list), None);
         // Room for both checked above.
         let pushed = push_within_capacity(&mut self.publishes, (list, op)).is_ok()
             && push_within_capacity(&mut self.entries, entry).is_ok();
@@ -530,16 +526,14 @@ impl WriteSet {
         }
     }
 
-    /// Sorts entries by address, the global lock order that keeps committers deadlock-free.
+    /// Sorts a large set's entries by address, the global lock order that keeps committers
+    /// deadlock-free (a small one is sorted only if its commit meets another committer).
     /// Invalidates the index, so only the commit (which does no more lookups) calls it.
     #[inline]
     pub(crate) fn sort_for_commit(&mut self) {
-        if self.entries.len() > 1 {
-            if self.entries.len() > INDEX_THRESHOLD {
-                self.index.clear();
-            }
-            self.entries.sort_unstable_by_key(|e| e.var().lock_order());
-        }
+        debug_assert!(!self.is_small(), "a small set is locked as written");
+        self.index.clear();
+        self.entries.sort_unstable_by_key(|e| e.var().lock_order());
     }
 }
 

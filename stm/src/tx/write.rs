@@ -27,12 +27,7 @@ impl Transaction {
         {
             // The usual case without a call: a new entry, with room in both lists.
             let st = &mut *self.state();
-            let entry = Entry {
-                var,
-                pending: Pending::Write(bits),
-                drop_old: Some(drop_fn),
-                locked_word: 0,
-            };
+            let entry = Entry::new(var, Pending::Write(bits), Some(drop_fn));
             if !self.irrevocable()
                 && st.allocs.len() < st.allocs.capacity()
                 && st.writes.try_push_small(entry)
@@ -59,12 +54,7 @@ impl Transaction {
     /// entry overwritten); `drop_old` frees the values of a variable that owns heap memory.
     #[inline(always)]
     fn buffer_write(&self, st: &mut TxState, var: &VarCore, bits: u64, drop_old: Option<DropFn>) {
-        let entry = Entry {
-            var,
-            pending: Pending::Write(bits),
-            drop_old,
-            locked_word: 0,
-        };
+        let entry = Entry::new(var, Pending::Write(bits), drop_old);
         if self.irrevocable() || !st.writes.try_push_small(entry) {
             self.buffer_write_slow(st, var, bits, drop_old);
         }
@@ -83,12 +73,8 @@ impl Transaction {
             Some(i) => i,
             None if self.irrevocable() => self.lock_irrevocably(st, var),
             None => {
-                st.writes.push(Entry {
-                    var,
-                    pending: Pending::Write(bits),
-                    drop_old,
-                    locked_word: 0,
-                });
+                st.writes
+                    .push(Entry::new(var, Pending::Write(bits), drop_old));
                 return;
             }
         };
@@ -106,12 +92,7 @@ impl Transaction {
     pub(crate) fn commute_add64(&self, var: &VarCore, delta: u64) {
         {
             let mut st = self.state();
-            let entry = Entry {
-                var,
-                pending: Pending::Add(delta),
-                drop_old: None,
-                locked_word: 0,
-            };
+            let entry = Entry::new(var, Pending::Add(delta), None);
             if !self.irrevocable() && st.writes.try_push_small(entry) {
                 return;
             }
@@ -289,12 +270,7 @@ impl Transaction {
             None if self.irrevocable() => self.lock_irrevocably(&mut st, var),
             None => {
                 let pending = st.writes.new_publish(op);
-                st.writes.push(Entry {
-                    var,
-                    pending,
-                    drop_old: None,
-                    locked_word: 0,
-                });
+                st.writes.push(Entry::new(var, pending, None));
                 return;
             }
         };
@@ -365,12 +341,7 @@ impl Transaction {
                          read as a shared variable; use a TVar of its own as the key"
                     );
                 }
-                st.writes.push(Entry {
-                    var,
-                    pending: Pending::Local(bits),
-                    drop_old: None,
-                    locked_word: 0,
-                })
+                st.writes.push(Entry::new(var, Pending::Local(bits), None))
             }
         }
     }
