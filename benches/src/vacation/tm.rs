@@ -4,12 +4,15 @@
 //! update reads, checks and writes the row in one walk with `alter` (as a user of `entry`
 //! would), which replaces the row's bucket copy-on-write.
 //!
-//! Customers are `TMap<u64, Arc<Vec<ReservationInfo>>>`: the list is an immutable value,
+//! Customers are `TMap<u64, Arc<[ReservationInfo]>>`: the list is an immutable value,
 //! replaced whole when a reservation is added. That is what the map's documentation steers a
 //! new user to ("cheap to clone values (numbers, `Arc`s, short strings) suit it best"): a
 //! bucket is copied on every write to any of its keys, so a plain `Vec` value would be cloned
 //! (allocated) for each neighbour in the bucket, and an `Arc` costs one reference count
-//! instead. The alternative, a `TBox<Vec<..>>` per customer inside the map's value (STAMP's
+//! instead. An immutable list is an `Arc<[T]>`, one allocation, rather than an `Arc<Vec<T>>`,
+//! two: each reservation allocates the longer list and, once no transaction can read it,
+//! frees the list it replaced (one `malloc` and one `free` fewer: about 16% of commute's
+//! instructions per vacation-low action, callgrind). The alternative, a `TBox<Vec<..>>` per customer inside the map's value (STAMP's
 //! customer record pointing at a transactional list), avoids rewriting the customer's bucket
 //! on each reservation, but needs an `Arc` around a `TBox` to be a `Clone` value at all; it is
 //! not what one writes first.
@@ -26,7 +29,7 @@ pub struct TxTables {
     /// Cars, flights, rooms, indexed by [`Kind`].
     pub(crate) rows: [TMap<u64, Reservation>; 3],
     /// Customer id -> its reservations, sorted by (kind, id).
-    pub(crate) customers: TMap<u64, Arc<Vec<ReservationInfo>>>,
+    pub(crate) customers: TMap<u64, Arc<[ReservationInfo]>>,
 }
 
 impl TxTables {
@@ -59,7 +62,7 @@ impl TxTables {
 
     /// Inserts customers with no reservations (population).
     pub(crate) fn load_customers(&self, ids: &[u64]) {
-        let empty = Arc::new(Vec::new());
+        let empty: Arc<[ReservationInfo]> = Arc::new([]);
         for batch in ids.chunks(LOAD_BATCH) {
             atomically(|tx| {
                 for &id in batch {
@@ -108,9 +111,7 @@ impl Manager for TxManager<'_> {
         if self.tables.customers.contains_key(self.tx, &id)? {
             return Ok(false);
         }
-        self.tables
-            .customers
-            .insert(self.tx, id, Arc::new(Vec::new()))?;
+        self.tables.customers.insert(self.tx, id, Arc::new([]))?;
         Ok(true)
     }
 
@@ -138,15 +139,21 @@ impl Manager for TxManager<'_> {
         let Some(row) = made else {
             return Ok(false);
         };
-        let mut longer = Vec::with_capacity(list.len() + 1);
-        longer.extend_from_slice(&list[..at]);
-        longer.push(ReservationInfo {
+        let info = ReservationInfo {
             kind,
             id,
             price: row.price,
-        });
-        longer.extend_from_slice(&list[at..]);
-        customers.insert(tx, customer, Arc::new(longer))?;
+        };
+        // Built in its one allocation by two copies (collecting a chain of iterators into the
+        // `Arc` copies element by element: about 300 instructions per action more).
+        let mut longer = Arc::<[ReservationInfo]>::new_uninit_slice(list.len() + 1);
+        let slots = Arc::get_mut(&mut longer).expect("a new Arc is not shared");
+        slots[..at].write_copy_of_slice(&list[..at]);
+        slots[at].write(info);
+        slots[at + 1..].write_copy_of_slice(&list[at..]);
+        // SAFETY: every element was written just above (`at + 1 + (len - at)` of them).
+        let longer = unsafe { longer.assume_init() };
+        customers.insert(tx, customer, longer)?;
         Ok(true)
     }
 
