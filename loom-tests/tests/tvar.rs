@@ -1,7 +1,7 @@
 //! Loom models of plain `TVar` transactions: read-modify-write, opacity, serialisability.
 #![cfg(loom)]
 
-use commute_loom_tests::{capped_builder, run_model, run_model_with};
+use commute_loom_tests::{capped_builder, model_builder, run_model, run_model_with};
 use commute_stm::{TVar, atomically};
 use loom::sync::Arc;
 use loom::thread;
@@ -176,5 +176,56 @@ fn crossed_writers() {
         });
         other.join().unwrap();
         assert_eq!((a.load(), b.load()), (2, 2));
+    });
+}
+
+/// Write skew where each committer reads a variable last written by its own thread, and the
+/// other commit locks it: each transaction reads one variable and, if it is 0, sets the other
+/// to 1 (with a second write, so that the commit takes the several-entry path, which knows its
+/// own locks by the thread's tag in the lock word). No serial order sets both.
+///
+/// Catches a lock that keeps the tag bits of the version it replaced (a committer that does not
+/// put its own tag in the word it locks, `locked_by`): each commit then takes the other's lock
+/// on the variable it read for its own, both validations pass and both set their variable
+/// (seen to fail with `try_lock` locking `word | LOCKED`). Needs three preemptions: both
+/// commits must hold their locks while both validate.
+#[test]
+fn crossed_readers_of_their_own_writes() {
+    let mut builder = model_builder();
+    builder.preemption_bound = Some(builder.preemption_bound.map_or(3, |bound| bound.max(3)));
+    run_model_with("crossed_readers_of_their_own_writes", builder, || {
+        let x = Arc::new(TVar::new(0u64));
+        let y = Arc::new(TVar::new(0u64));
+        // Rewrites `mine` with its own value (its version now names this thread), then sets
+        // `other` (and `flag`) if `mine` is still 0.
+        fn rewrite_then_set(mine: &TVar<u64>, other: &TVar<u64>, flag: &TVar<u64>) -> bool {
+            atomically(|tx| {
+                let v = mine.read(tx)?;
+                mine.write(tx, v);
+                Ok(())
+            });
+            atomically(|tx| {
+                if mine.read(tx)? == 0 {
+                    other.write(tx, 1);
+                    flag.write(tx, 1);
+                    Ok(true)
+                } else {
+                    Ok(false)
+                }
+            })
+        }
+        let flags = Arc::new([TVar::new(0u64), TVar::new(0u64)]);
+        let other = {
+            let (x, y, flags) = (x.clone(), y.clone(), flags.clone());
+            thread::spawn(move || rewrite_then_set(&x, &y, &flags[0]))
+        };
+        let mine = rewrite_then_set(&y, &x, &flags[1]);
+        let theirs = other.join().unwrap();
+        assert!(mine || theirs, "the first to commit sets its variable");
+        assert!(
+            !(mine && theirs),
+            "both set their variable: not serialisable"
+        );
+        assert_eq!(x.load() + y.load(), 1);
     });
 }

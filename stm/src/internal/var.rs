@@ -9,8 +9,12 @@
 //! +--------------------------------------+-----------+---------+--------+
 //! ```
 //!
-//! - `LOCKED`: a committer (or the irrevocable transaction) owns the variable. The version bits
-//!   keep the pre-lock version so the owner can restore it on abort and check its own reads.
+//! - `LOCKED`: a committer (or the irrevocable transaction) owns the variable. The owner keeps
+//!   the pre-lock word, to restore it on abort. A committer's lock keeps the pre-lock version's
+//!   count and puts its own thread's tag in the tag bits ([`locked_by`]; see "Own writes" in
+//!   `clock.rs`), so that it recognises its own locks when it checks its reads ([`held_by`]):
+//!   the versions of one variable differ in their counts, so the count alone says whether a
+//!   read still holds ([`same_count`]).
 //! - `IRREVOCABLE`: set together with `LOCKED` when the owner is the irrevocable transaction,
 //!   which holds its locks for a whole attempt; committers never wait on such a lock.
 //! - `WAITERS`: some transaction blocked in `retry` is waiting for this variable to change; the
@@ -21,6 +25,7 @@
 
 use core::panic::Location;
 
+use crate::internal::clock::{NO_TAG, TAG_BITS};
 use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 /// Set while a committer or the irrevocable transaction owns the variable.
@@ -42,6 +47,37 @@ pub(crate) fn version_of(lock_word: u64) -> u64 {
 #[inline]
 pub(crate) fn unlocked_word(version: u64) -> u64 {
     version << VERSION_SHIFT
+}
+
+/// The bits of a lock word that hold its version's thread tag: a committer's own tag while it
+/// holds the lock ([`locked_by`]).
+const OWNER_BITS: u64 = ((1 << TAG_BITS) - 1) << VERSION_SHIFT;
+
+/// The unlocked `word` locked by a committer of the thread tagged `tag` (`NO_TAG` for a thread
+/// without a tag): the version's count stays, its tag bits name the committer.
+#[inline(always)]
+pub(crate) fn locked_by(word: u64, tag: u64) -> u64 {
+    debug_assert!(word & LOCKED == 0 && tag < 1 << TAG_BITS);
+    (word & !OWNER_BITS) | (tag << VERSION_SHIFT) | LOCKED
+}
+
+/// True if `word` is a committer's lock ([`locked_by`], not the irrevocable transaction's) of
+/// the thread tagged `tag`, which must not be `NO_TAG` (every thread without a tag locks with
+/// that one). Tags are unique among live threads, and a thread's locks are all released when
+/// its commit ends: such a word is a lock of the caller's commit in progress.
+#[inline(always)]
+pub(crate) fn held_by(word: u64, tag: u64) -> bool {
+    debug_assert!(tag != NO_TAG);
+    word & (OWNER_BITS | IRREVOCABLE | LOCKED) == (tag << VERSION_SHIFT) | LOCKED
+}
+
+/// True if versions `a` and `b` of one variable are the same version: every commit gives the
+/// variable a version of a higher count than the one it replaced (`clock::write_version`), so
+/// the counts alone tell, even when one of them comes from a locked word (whose tag bits are
+/// the locker's).
+#[inline(always)]
+pub(crate) fn same_count(a: u64, b: u64) -> bool {
+    a >> TAG_BITS == b >> TAG_BITS
 }
 
 /// Where a variable came from: its creation site and an optional user label.
@@ -172,19 +208,19 @@ impl VarCore {
         self as *const VarCore as usize
     }
 
-    /// One try to lock the variable from whatever word it holds, as a committer does:
-    /// `Ok(word)` (the word before) if it was unlocked and this CAS locked it; `Err(word)` if it
-    /// is locked (`word` says by whom), or, with an unlocked `word`, if the CAS lost a race
-    /// (try again).
+    /// One try to lock the variable from whatever word it holds, as a committer of the thread
+    /// tagged `tag` does ([`locked_by`]): `Ok(word)` (the word before) if it was unlocked and
+    /// this CAS locked it; `Err(word)` if it is locked (`word` says by whom), or, with an
+    /// unlocked `word`, if the CAS lost a race (try again).
     #[inline(always)]
-    pub(crate) fn try_lock(&self) -> Result<u64, u64> {
+    pub(crate) fn try_lock(&self, tag: u64) -> Result<u64, u64> {
         let word = self.lock.load(Ordering::Relaxed);
         if word & LOCKED == 0
             && self
                 .lock
                 .compare_exchange_weak(
                     word,
-                    word | LOCKED,
+                    locked_by(word, tag),
                     crate::internal::clock::SC,
                     Ordering::Relaxed,
                 )

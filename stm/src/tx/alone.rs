@@ -30,7 +30,9 @@ use core::panic::Location;
 
 use crate::internal::counters::AbortCause;
 use crate::internal::thread::{Retired, ThreadCtx, with_ctx};
-use crate::internal::var::{IRREVOCABLE, LOCKED, VarCore, WAITERS, unlocked_word, version_of};
+use crate::internal::var::{
+    IRREVOCABLE, LOCKED, VarCore, WAITERS, locked_by, unlocked_word, version_of,
+};
 use crate::internal::wait;
 use crate::internal::write_set::DropFn;
 use crate::internal::{clock, history};
@@ -124,7 +126,8 @@ pub(crate) fn publish_alone(
     let mut backoff = crate::internal::backoff::Backoff::new();
     let mut waited = false;
     let word = loop {
-        match var.try_lock() {
+        // Without a tag, as `lock_seen`.
+        match var.try_lock(clock::NO_TAG) {
             Ok(word) => break word,
             Err(word) if word & LOCKED == 0 => {}
             Err(word) => {
@@ -148,12 +151,16 @@ pub(crate) fn publish_alone(
 fn lock_seen(var: &VarCore, seen: u64, site: &'static Location<'static>) -> Option<u64> {
     debug_assert_eq!(seen & LOCKED, 0, "a seen word is unlocked");
     // The word may differ from `seen` by the `WAITERS` bit alone (a transaction went to sleep
-    // on the variable since): the version is what matters.
+    // on the variable since): the version is what matters. Locked as a thread without a tag
+    // (`locked_by`): a commit alone checks no reads, so it need not know its own locks, and no
+    // transaction's commit takes them for its own.
     let mut word = seen;
-    while let Err(now) =
-        var.lock
-            .compare_exchange(word, word | LOCKED, clock::SC, Ordering::Relaxed)
-    {
+    while let Err(now) = var.lock.compare_exchange(
+        word,
+        locked_by(word, clock::NO_TAG),
+        clock::SC,
+        Ordering::Relaxed,
+    ) {
         if now & LOCKED != 0 || (now | WAITERS) != (seen | WAITERS) {
             count_abort(var, now, site);
             return None;

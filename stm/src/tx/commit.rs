@@ -5,7 +5,10 @@
 use super::{ReadEntry, Transaction, TxState};
 use crate::internal::backoff::Backoff;
 use crate::internal::thread::Retired;
-use crate::internal::var::{IRREVOCABLE, LOCKED, VarCore, WAITERS, unlocked_word, version_of};
+use crate::internal::var::{
+    IRREVOCABLE, LOCKED, VarCore, WAITERS, held_by, locked_by, same_count, unlocked_word,
+    version_of,
+};
 use crate::internal::write_set::{DropFn, Entry, OpList, Pending, PublishOp, WriteSet};
 use crate::internal::{clock, history, wait};
 use crate::stats::AbortCause;
@@ -60,11 +63,15 @@ impl Transaction {
             &mut st.writes.entries[..]
         };
         let mut locks = LockGuard { entries, held: 0 };
+        // One entry is locked as a thread without a tag: its validation knows the one lock it
+        // holds without one (the tag, kept live through the commit, cost the one-entry rows
+        // about 15 instructions of register spills, `instructions --measure`).
+        let tag = if ONE { clock::NO_TAG } else { self.ctx().tag };
         let locked = if ONE || locks.entries.len() > SCAN_LOCKED {
             // In lock order already: one entry, or a large set sorted by `commit`.
-            lock_write_set(&mut locks)
+            lock_write_set(&mut locks, tag)
         } else {
-            lock_small_write_set(&mut locks)
+            lock_small_write_set(&mut locks, tag)
         };
         let newest_locked = match locked {
             Ok(newest) => newest,
@@ -81,7 +88,7 @@ impl Transaction {
         let view = history::writer_view();
         // Always validate: the clock does not count commits, so "nobody committed since we
         // began" cannot be read off it.
-        if let Err(var) = validate_reads(&st.reads, locks.entries) {
+        if let Err(var) = validate_reads::<ONE>(&st.reads, locks.entries, tag) {
             drop(locks);
             // SAFETY: the variable belongs to this attempt's read set.
             self.conflict(st, AbortCause::ReadValidation, unsafe { &*var });
@@ -148,8 +155,10 @@ impl Transaction {
         // The locks stop being the irrevocable transaction's before the commit decides which
         // snapshots it is after: a snapshot reader that still sees one reads the value under
         // it, which this commit has not replaced yet and which is the snapshot's (`history.rs`).
+        // Locked as a thread without a tag (`locked_by`): this commit checks no reads.
         for e in locks.entries.iter().filter(|e| e.pending.is_shared()) {
-            e.var().lock.store(e.locked_word | LOCKED, clock::SC_STORE);
+            let word = locked_by(e.locked_word, clock::NO_TAG);
+            e.var().lock.store(word, clock::SC_STORE);
         }
         let view = history::writer_view();
         let writer = self.profiling.then_some(self.site);
@@ -267,14 +276,14 @@ impl Drop for LockGuard<'_> {
 /// order too, or is in this pass and finishes or releases without waiting). Returns the
 /// newest version locked.
 #[inline(always)]
-fn lock_small_write_set(locks: &mut LockGuard<'_>) -> Result<u64, *const VarCore> {
+fn lock_small_write_set(locks: &mut LockGuard<'_>, tag: u64) -> Result<u64, *const VarCore> {
     let mut newest = 0;
     for (i, e) in locks.entries.iter_mut().enumerate() {
         if !e.pending.is_shared() {
             continue;
         }
         let word = loop {
-            match e.var().try_lock() {
+            match e.var().try_lock(tag) {
                 Ok(word) => break word,
                 // Lost a race for an unlocked word: again.
                 Err(word) if word & LOCKED == 0 => {}
@@ -284,7 +293,7 @@ fn lock_small_write_set(locks: &mut LockGuard<'_>) -> Result<u64, *const VarCore
                     return if word & IRREVOCABLE != 0 {
                         Err(var)
                     } else {
-                        lock_in_order(locks)
+                        lock_in_order(locks, tag)
                     };
                 }
             }
@@ -299,16 +308,17 @@ fn lock_small_write_set(locks: &mut LockGuard<'_>) -> Result<u64, *const VarCore
 /// [`lock_small_write_set`] after it met another committer: releases, sorts, locks in order.
 #[cold]
 #[inline(never)]
-fn lock_in_order(locks: &mut LockGuard<'_>) -> Result<u64, *const VarCore> {
+fn lock_in_order(locks: &mut LockGuard<'_>, tag: u64) -> Result<u64, *const VarCore> {
     locks.release();
     // A small set has no index to invalidate (`WriteSet::is_small`).
     locks.entries.sort_unstable_by_key(|e| e.var().lock_order());
-    lock_write_set(locks)
+    lock_write_set(locks, tag)
 }
 
-/// Commit phase 1: lock every written variable, in address order.
+/// Commit phase 1: lock every written variable, in address order, as the thread tagged `tag`
+/// ([`locked_by`]).
 #[inline(always)]
-fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<u64, *const VarCore> {
+fn lock_write_set(locks: &mut LockGuard<'_>, tag: u64) -> Result<u64, *const VarCore> {
     let mut newest = 0;
     for i in 0..locks.entries.len() {
         if !locks.entries[i].pending.is_shared() {
@@ -317,7 +327,7 @@ fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<u64, *const VarCore> {
         let var = locks.entries[i].var();
         let mut backoff = Backoff::new();
         loop {
-            match var.try_lock() {
+            match var.try_lock(tag) {
                 Ok(word) => {
                     locks.entries[i].locked_word = word;
                     newest = newest.max(version_of(word));
@@ -337,28 +347,33 @@ fn lock_write_set(locks: &mut LockGuard<'_>) -> Result<u64, *const VarCore> {
 }
 
 /// Up to this many entries, a write set is locked in the order it was written
-/// ([`lock_small_write_set`]), and [`validate_reads`] finds its own locks by a scan.
+/// ([`lock_small_write_set`]), and [`validate_reads`] of a thread without a tag finds its own
+/// locks by a scan.
 const SCAN_LOCKED: usize = WriteSet::SMALL;
 
-/// Commit phase 2: every read must still show the version it had (our own locks keep the
-/// pre-lock version in the word). `locked` is in lock order if it is larger than
-/// [`SCAN_LOCKED`] (a small set may be as written).
+/// Commit phase 2: every read must still show the version it had. A variable locked by this
+/// commit (as the thread tagged `tag`) still shows its pre-lock version's count ([`locked_by`],
+/// [`same_count`]). The commit knows its own locks by the one entry it locked (`ONE`), by its
+/// tag ([`held_by`]), or, locked without a tag, by a search of `locked`, which is in lock order
+/// if it is larger than [`SCAN_LOCKED`] (a small set may be as written).
 #[inline(always)]
-fn validate_reads(reads: &[ReadEntry], locked: &[Entry]) -> Result<(), *const VarCore> {
+fn validate_reads<const ONE: bool>(
+    reads: &[ReadEntry],
+    locked: &[Entry],
+    tag: u64,
+) -> Result<(), *const VarCore> {
     for r in reads {
         let word = r.var().lock.load(clock::SC_LOAD);
         if word & LOCKED != 0 {
-            let ours = if locked.len() <= SCAN_LOCKED {
-                // A few entries, perhaps not in order: a scan.
-                locked
-                    .iter()
-                    .any(|e| core::ptr::eq(e.var, r.var) && e.pending.is_shared())
+            let ours = if ONE {
+                // The one entry of a commit of one (see `commit`: it is shared).
+                core::ptr::eq(locked[0].var, r.var)
+            } else if tag != clock::NO_TAG {
+                held_by(word, tag)
             } else {
-                locked
-                    .binary_search_by_key(&r.var().lock_order(), |e| e.var().lock_order())
-                    .is_ok_and(|i| locked[i].pending.is_shared())
+                holds_lock_of(locked, r.var())
             };
-            if !ours || version_of(word) != r.version {
+            if !ours || !same_count(version_of(word), r.version) {
                 return Err(r.var);
             }
         } else if version_of(word) != r.version {
@@ -366,6 +381,23 @@ fn validate_reads(reads: &[ReadEntry], locked: &[Entry]) -> Result<(), *const Va
         }
     }
     Ok(())
+}
+
+/// For a thread without a tag, whose locks all carry the same tag: whether `locked` (in lock
+/// order if larger than [`SCAN_LOCKED`]) holds `var`'s lock.
+#[cold]
+#[inline(never)]
+fn holds_lock_of(locked: &[Entry], var: &VarCore) -> bool {
+    if locked.len() <= SCAN_LOCKED {
+        // A few entries, perhaps not in order: a scan.
+        locked
+            .iter()
+            .any(|e| core::ptr::eq(e.var, var) && e.pending.is_shared())
+    } else {
+        locked
+            .binary_search_by_key(&var.lock_order(), |e| e.var().lock_order())
+            .is_ok_and(|i| locked[i].pending.is_shared())
+    }
 }
 
 /// Commit phase 3: commuted values from the latest committed values (which our locks freeze),
