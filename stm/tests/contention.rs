@@ -138,7 +138,8 @@ fn bank_total_is_invariant_inside_every_attempt() {
 /// Two threads increment the same variables, reading each, one thread in ascending and the
 /// other in descending order: every increment lands. With 4 variables the commit locks the set
 /// as written and falls back to address order when the two meet; with 12 (past the write
-/// set's index) it sorts first and finds its own locks by binary search when validating.
+/// set's index) it sorts first. Either way it validates reads of variables it has locked
+/// itself, which it knows by its thread's tag in the lock word.
 #[test]
 fn crossed_read_modify_writes_of_small_and_large_sets_are_exact() {
     with_watchdog(60, || {

@@ -14,13 +14,13 @@
 //! on each reservation, but needs an `Arc` around a `TBox` to be a `Clone` value at all; it is
 //! not what one writes first.
 //!
-//! Two choices an experienced user makes, measured (callgrind, instructions per action inside
-//! `atomically`, `-r16384`, vacation-low / -high): an immutable list as an `Arc<[T]>` (one
-//! allocation, and one `free` once no transaction can read it) rather than an `Arc<Vec<T>>`
-//! (two of each): 3,311 / 4,419 -> 3,091 / 4,129; and a reservation as one `alter` of the
-//! customer's bucket (read the list, reserve the row, write the longer list) rather than a
-//! lookup, then an insert that walks to the bucket again: -> 2,836 / 3,822. (`sequential`:
-//! 585 / 754 in `perform`.)
+//! Two choices an experienced user makes, measured (`scripts/vacation-instructions.sh`:
+//! instructions per action inside `atomically`, `-r16384`, vacation-low / -high): an immutable
+//! list as an `Arc<[T]>` (one allocation, and one `free` once no transaction can read it)
+//! rather than an `Arc<Vec<T>>` (two of each): 3,307 / 4,426 -> 3,084 / 4,130; and a
+//! reservation as one `alter` of the customer's bucket (read the list, reserve the row, write
+//! the longer list) rather than a lookup, then an insert that walks to the bucket again:
+//! -> 2,838 / 3,837. (`sequential`: 585 / 754 in `perform`.)
 
 use std::sync::Arc;
 

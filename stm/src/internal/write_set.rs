@@ -365,16 +365,30 @@ impl WriteSet {
 
     /// Starts a publish list; returns its `Pending`.
     pub(crate) fn new_publish(&mut self, op: PublishOp) -> Pending {
-        let list = self.publish_lists;
-        self.publish_lists += 1;
+        let list = self.start_publish_list();
         self.push_publish(list, op);
         Pending::Publish(list)
     }
 
     /// Adds an operation to a started publish list.
     pub(crate) fn push_publish(&mut self, list: u32, op: PublishOp) {
-        self.side_drops |= matches!(op, PublishOp::Closure(_));
+        self.note_publish(&op);
         self.publishes.push((list, op));
+    }
+
+    /// A new publish list's number.
+    #[inline(always)]
+    fn start_publish_list(&mut self) -> u32 {
+        let list = self.publish_lists;
+        self.publish_lists += 1;
+        list
+    }
+
+    /// What adding `op` to a publish list changes besides the list: a closure may own what
+    /// it captured (`side_drops`).
+    #[inline(always)]
+    fn note_publish(&mut self, op: &PublishOp) {
+        self.side_drops |= matches!(op, PublishOp::Closure(_));
     }
 
     /// A copy of the whole set (for `or_else`).
@@ -474,9 +488,8 @@ impl WriteSet {
         {
             return Err(op);
         }
-        let list = self.publish_lists;
-        self.publish_lists += 1;
-        self.side_drops |= matches!(op, PublishOp::Closure(_));
+        let list = self.start_publish_list();
+        self.note_publish(&op);
         let entry = Entry::new(var, Pending::Publish(list), None);
         // Room for both checked above.
         let pushed = push_within_capacity(&mut self.publishes, (list, op)).is_ok()

@@ -67,7 +67,7 @@ impl Transaction {
         // holds without one (the tag, kept live through the commit, cost the one-entry rows
         // about 15 instructions of register spills, `instructions --measure`).
         let tag = if ONE { clock::NO_TAG } else { self.ctx().tag };
-        let locked = if ONE || locks.entries.len() > SCAN_LOCKED {
+        let locked = if ONE || locks.entries.len() > WriteSet::SMALL {
             // In lock order already: one entry, or a large set sorted by `commit`.
             lock_write_set(&mut locks, tag)
         } else {
@@ -268,7 +268,7 @@ impl Drop for LockGuard<'_> {
     }
 }
 
-/// Commit phase 1 for a small write set (at most [`SCAN_LOCKED`] entries) in the order the
+/// Commit phase 1 for a small write set (at most [`WriteSet::SMALL`] entries) in the order the
 /// attempt wrote it: each variable locked without waiting; on meeting another committer's
 /// lock, every lock taken is released and the set is sorted and locked by
 /// [`lock_write_set`]. Deadlock-free: this pass never waits while holding a lock, and the
@@ -346,16 +346,11 @@ fn lock_write_set(locks: &mut LockGuard<'_>, tag: u64) -> Result<u64, *const Var
     Ok(newest)
 }
 
-/// Up to this many entries, a write set is locked in the order it was written
-/// ([`lock_small_write_set`]), and [`validate_reads`] of a thread without a tag finds its own
-/// locks by a scan.
-const SCAN_LOCKED: usize = WriteSet::SMALL;
-
 /// Commit phase 2: every read must still show the version it had. A variable locked by this
 /// commit (as the thread tagged `tag`) still shows its pre-lock version's count ([`locked_by`],
 /// [`same_count`]). The commit knows its own locks by the one entry it locked (`ONE`), by its
 /// tag ([`held_by`]), or, locked without a tag, by a search of `locked`, which is in lock order
-/// if it is larger than [`SCAN_LOCKED`] (a small set may be as written).
+/// if it is larger than [`WriteSet::SMALL`] (a small set may be as written).
 #[inline(always)]
 fn validate_reads<const ONE: bool>(
     reads: &[ReadEntry],
@@ -384,11 +379,11 @@ fn validate_reads<const ONE: bool>(
 }
 
 /// For a thread without a tag, whose locks all carry the same tag: whether `locked` (in lock
-/// order if larger than [`SCAN_LOCKED`]) holds `var`'s lock.
+/// order if larger than [`WriteSet::SMALL`]) holds `var`'s lock.
 #[cold]
 #[inline(never)]
 fn holds_lock_of(locked: &[Entry], var: &VarCore) -> bool {
-    if locked.len() <= SCAN_LOCKED {
+    if locked.len() <= WriteSet::SMALL {
         // A few entries, perhaps not in order: a scan.
         locked
             .iter()
