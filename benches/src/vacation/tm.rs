@@ -21,6 +21,12 @@
 //! reservation as one `alter` of the customer's bucket (read the list, reserve the row, write
 //! the longer list) rather than a lookup, then an insert that walks to the bucket again:
 //! -> 2,838 / 3,837. (`sequential`: 585 / 754 in `perform`.)
+//!
+//! STAMP itself keeps a row as a record whose fields are transactional words, updated in
+//! place. That layout on commute (`TMap<u64, Arc<Row>>`, `Row` four `TVar<i64>`) measured
+//! slower: 2,886 / 3,999 instructions against 2,700 / 3,600 over the first 32,768 actions, and
+//! 3.6-4.7x sequential's time against 2.8-3.2x, each field access being a read-set or
+//! write-set entry of its own (docs/benchmarks.md, "Sixteenth pass").
 
 use std::sync::Arc;
 
