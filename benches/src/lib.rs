@@ -3,7 +3,9 @@
 //! code and a global lock), the `apps` suite (STAMP's labyrinth and kmeans, PyPy's B-tree and
 //! conflict tests, and vacation, in one table; its programs are in the `apps` module), the
 //! `instructions` counter (instructions per operation under valgrind's callgrind; its cases are
-//! in the `instructions` module) and the criterion benches of the core (`benches/core.rs`).
+//! in the `instructions` module), the `memory` binary (heap bytes per entry of a `TMap` beside
+//! a `HashMap`; the `memory` module) and the criterion benches of the core
+//! (`benches/core.rs`).
 //!
 //! The runner measures, for each workload of an event-driven server (a request counter, a log,
 //! a session map, a queue, an event handler, and bank transfers as a control), how commute's
@@ -22,6 +24,8 @@ pub mod args;
 #[cfg(feature = "collections")]
 pub mod instructions;
 mod long_read;
+#[cfg(feature = "collections")]
+pub mod memory;
 mod naive;
 mod peer;
 pub mod plot;

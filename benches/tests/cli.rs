@@ -1,5 +1,6 @@
 //! The `conflicts` binary end to end: the table, the targets, the JSON file, with each structure
-//! run in a child process (the default) and all in one process (`--in-process`).
+//! run in a child process (the default) and all in one process (`--in-process`); and the
+//! `memory` binary's table and its refusal of bad arguments.
 
 use commute_test_support::output_within;
 use std::process::Command;
@@ -138,4 +139,43 @@ fn a_quick_run_does_not_judge_the_targets() {
         !table.contains("held") && !table.contains("missed"),
         "{table}"
     );
+}
+
+#[test]
+fn memory_prints_a_row_per_key_count_and_value_and_refuses_bad_counts() {
+    let out = output_within(
+        Command::new(env!("CARGO_BIN_EXE_memory")).args(["--keys", "500,2_000"]),
+        60,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|line| line.starts_with("| ") && !line.starts_with("| keys"))
+        .map(|line| line.split('|').map(str::trim).collect())
+        .collect();
+    let keys_and_values: Vec<(&str, &str)> = rows.iter().map(|r| (r[1], r[2])).collect();
+    assert_eq!(
+        keys_and_values,
+        [
+            ("500", "`u64`"),
+            ("500", "`[u64; 4]`"),
+            ("2000", "`u64`"),
+            ("2000", "`[u64; 4]`")
+        ],
+        "{stdout}"
+    );
+    for row in &rows {
+        // Bytes per entry of HashMap, TMap::new and TMap::with_capacity: at least a key and
+        // a value each.
+        for column in [3, 4, 6] {
+            let bytes: f64 = row[column].parse().unwrap_or_else(|_| panic!("{stdout}"));
+            assert!(bytes >= 16.0, "{stdout}");
+        }
+        assert!(["met", "missed"].contains(&row[8]), "{stdout}");
+    }
+    for bad in [&["--keys", "0"][..], &["--keys", "x"], &["--frobnicate"]] {
+        let out = output_within(Command::new(env!("CARGO_BIN_EXE_memory")).args(bad), 60);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
 }
