@@ -174,8 +174,9 @@ where
     ///
     /// The map never needs this (it grows by local splits, without ever rewriting the table),
     /// but a map that will hold many keys walks one or two levels less if its root starts wide:
-    /// the root gets about one slot per two keys (at most 65,536 slots, 32 bytes each: 16 bytes
-    /// per key, less than a `HashMap` of words spends on its table). Small capacities give the
+    /// the root gets about one slot per two keys, rounded up to a power of two (32 bytes each:
+    /// 16 to 32 bytes per key, about what a `HashMap` of words spends on its table; at most
+    /// 16,777,216 slots, 512 MiB, reached past 16,777,216 keys). Small capacities give the
     /// default shape. Asking for more than the keys expected spreads them thinner: fewer keys
     /// share a bucket, so threads that update different keys share fewer cache lines, at 32
     /// bytes per extra root slot.
