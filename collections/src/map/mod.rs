@@ -179,7 +179,9 @@ where
     /// 16,777,216 slots, 512 MiB, reached past 16,777,216 keys). Small capacities give the
     /// default shape. Asking for more than the keys expected spreads them thinner: fewer keys
     /// share a bucket, so threads that update different keys share fewer cache lines, at 32
-    /// bytes per extra root slot.
+    /// bytes per extra root slot. A walk over the whole map ([`for_each`](TMap::for_each),
+    /// [`iter`](TMap::iter), [`retain`](TMap::retain), [`clear`](TMap::clear)) visits every root
+    /// slot, so its cost follows the capacity asked for, as a `HashMap`'s iteration does.
     ///
     /// # Examples
     ///
