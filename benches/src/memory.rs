@@ -4,19 +4,84 @@
 //! Each structure is built by inserting the same keys one at a time, on a thread of its own that
 //! hands the finished map back and exits, so that what the build left behind (the thread's cache
 //! of freed blocks, leaves replaced by the inserts, once reclaimed) is not counted: the figure is
-//! the heap bytes the finished map holds, as a counting global allocator sees them (requested
-//! sizes, without the allocator's own headers and rounding). The caller supplies that count.
+//! the heap bytes the finished map holds, as [`CountingAllocator`] sees them (requested sizes,
+//! without the allocator's own headers and rounding). A program that measures installs it as
+//! its global allocator.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use commute::{TMap, reclaim_retired};
 
+/// The system allocator, counting the bytes requested and not yet freed ([`allocated`]).
+/// [`measure`] needs it as the program's global allocator.
+///
+/// # Examples
+///
+/// ```
+/// use commute_benches::memory::{CountingAllocator, allocated};
+///
+/// #[global_allocator]
+/// static ALLOCATOR: CountingAllocator = CountingAllocator;
+///
+/// fn main() {
+///     let before = allocated();
+///     let block = vec![0u8; 1000];
+///     assert!(allocated() >= before + 1000);
+///     drop(block);
+/// }
+/// ```
+#[derive(Debug)]
+pub struct CountingAllocator;
+
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator, only counting.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's layout.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's pointer and layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+/// The bytes allocated through [`CountingAllocator`] and not yet freed (always 0 if it is not
+/// the global allocator).
+pub fn allocated() -> usize {
+    ALLOCATED.load(Ordering::Relaxed)
+}
+
 /// What the issue "What a transaction costs" asks of a `TMap` entry: at most this many times a
 /// `HashMap`'s.
+///
+/// # Examples
+///
+/// ```
+/// assert!(commute_benches::memory::TARGET_RATIO > 1.0);
+/// ```
 pub const TARGET_RATIO: f64 = 1.2;
 
 /// The values measured: a word, and a 32-byte record (STAMP vacation's row).
+///
+/// # Examples
+///
+/// ```
+/// use commute_benches::memory::ValueKind;
+///
+/// assert_eq!(ValueKind::Record.name(), "[u64; 4]");
+/// assert_eq!(ValueKind::Record.entry_bytes(), 40); // a u64 key and the record
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValueKind {
     /// `u64`.
@@ -46,7 +111,16 @@ impl ValueKind {
     }
 }
 
-/// Heap bytes per entry of each structure, for one key count and value kind.
+/// Heap bytes per entry of each structure, for one key count and value kind ([`measure`]).
+///
+/// # Examples
+///
+/// ```
+/// use commute_benches::memory::{MemoryRow, ValueKind};
+///
+/// let row = MemoryRow { keys: 10, value: ValueKind::Word, hash_map: 20.0, tmap: 30.0, tmap_presized: 24.0 };
+/// assert_eq!((row.ratio(), row.presized_ratio()), (1.5, 1.2));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MemoryRow {
     /// Keys inserted.
@@ -74,42 +148,67 @@ impl MemoryRow {
 }
 
 /// The `n` keys every structure gets: distinct, spread over the whole `u64` range.
+///
+/// # Examples
+///
+/// ```
+/// let keys: Vec<u64> = commute_benches::memory::keys(3).collect();
+/// assert_eq!(keys.len(), 3);
+/// assert!(keys[1] != keys[2]);
+/// ```
 pub fn keys(n: u64) -> impl Iterator<Item = u64> {
     (0..n).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 /// Measures one row: each structure built on a thread of its own, then counted, then dropped.
-/// `live` is the heap bytes allocated now (a counting global allocator's count); nothing else
-/// may allocate meanwhile.
-pub fn measure(keys: u64, value: ValueKind, live: fn() -> usize) -> MemoryRow {
+/// Nothing else may allocate meanwhile.
+///
+/// # Panics
+///
+/// If [`CountingAllocator`] is not the program's global allocator (nothing would be counted).
+///
+/// # Examples
+///
+/// ```
+/// use commute_benches::memory::{CountingAllocator, ValueKind, measure};
+///
+/// #[global_allocator]
+/// static ALLOCATOR: CountingAllocator = CountingAllocator;
+///
+/// fn main() {
+///     let row = measure(200, ValueKind::Word);
+///     // Each structure holds at least its keys and values.
+///     assert!(row.hash_map >= 16.0 && row.tmap >= 16.0 && row.tmap_presized >= 16.0);
+/// }
+/// ```
+pub fn measure(keys: u64, value: ValueKind) -> MemoryRow {
+    let probe = Box::new(0u64);
+    assert!(
+        allocated() >= size_of_val(&*probe),
+        "commute_benches::memory::measure: install CountingAllocator as the #[global_allocator]"
+    );
+    drop(probe);
     match value {
-        ValueKind::Word => measure_with(keys, value, live, |k| k),
-        ValueKind::Record => measure_with(keys, value, live, |k| [k, k ^ 1, k ^ 2, k ^ 3]),
+        ValueKind::Word => measure_with(keys, value, |k| k),
+        ValueKind::Record => measure_with(keys, value, |k| [k, k ^ 1, k ^ 2, k ^ 3]),
     }
 }
 
-fn measure_with<V>(
-    keys: u64,
-    value: ValueKind,
-    live: fn() -> usize,
-    make: fn(u64) -> V,
-) -> MemoryRow
+fn measure_with<V>(n: u64, value: ValueKind, make: fn(u64) -> V) -> MemoryRow
 where
     V: Clone + Send + Sync + 'static,
 {
-    let hash_map = held_by(keys, live, move || {
+    let hash_map = held_by(n, move || {
         let mut map = HashMap::new();
-        for k in self::keys(keys) {
+        for k in keys(n) {
             map.insert(k, make(k));
         }
         map
     });
-    let tmap = held_by(keys, live, move || filled(TMap::new(), keys, make));
-    let tmap_presized = held_by(keys, live, move || {
-        filled(TMap::with_capacity(keys as usize), keys, make)
-    });
+    let tmap = held_by(n, move || filled(TMap::new(), n, make));
+    let tmap_presized = held_by(n, move || filled(TMap::with_capacity(n as usize), n, make));
     MemoryRow {
-        keys,
+        keys: n,
         value,
         hash_map,
         tmap,
@@ -130,16 +229,12 @@ where
 
 /// Bytes per entry that the structure `build` returns holds once built: built on a thread that
 /// exits, then counted here after reclamation passes, then dropped on another thread.
-fn held_by<T: Send + 'static>(
-    entries: u64,
-    live: fn() -> usize,
-    build: impl FnOnce() -> T + Send + 'static,
-) -> f64 {
+fn held_by<T: Send + 'static>(entries: u64, build: impl FnOnce() -> T + Send + 'static) -> f64 {
     settle();
-    let before = live();
+    let before = allocated();
     let built = thread::spawn(build).join().expect("the build panicked");
     settle();
-    let held = live().saturating_sub(before);
+    let held = allocated().saturating_sub(before);
     thread::spawn(move || drop(built))
         .join()
         .expect("the drop panicked");
@@ -157,4 +252,17 @@ fn settle() {
     })
     .join()
     .expect("reclamation panicked");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This test binary counts nothing (its global allocator is the system's): `measure` says
+    /// so instead of printing zeros.
+    #[test]
+    #[should_panic(expected = "install CountingAllocator")]
+    fn measuring_without_the_counting_allocator_panics() {
+        measure(10, ValueKind::Word);
+    }
 }

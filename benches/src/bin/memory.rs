@@ -7,41 +7,12 @@
 //! the binary prints "met" or "missed" and never fails on a miss. docs/benchmarks.md, "Memory
 //! per map entry", has the figures.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use commute_benches::memory::{MemoryRow, TARGET_RATIO, ValueKind, measure};
-
-/// The system allocator, counting the bytes requested and not yet freed.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator, only counting.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's layout.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's pointer and layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use commute_benches::memory::{CountingAllocator, MemoryRow, TARGET_RATIO, ValueKind, measure};
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn live() -> usize {
-    LIVE.load(Ordering::Relaxed)
-}
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 const USAGE: &str = "usage: memory [--keys N,N,...]
   --keys LIST   key counts to measure (default 1000,10000,100000,1000000)
@@ -83,7 +54,7 @@ fn main() -> ExitCode {
     println!("|---:|---|---:|---:|---:|---:|---:|---|");
     for &keys in &counts {
         for value in ValueKind::ALL {
-            print_row(&measure(keys, value, live));
+            print_row(&measure(keys, value));
         }
     }
     ExitCode::SUCCESS
