@@ -161,8 +161,8 @@ impl<K: Clone, V: Stored> Entry<K, V> {
     }
 }
 
-/// The largest root [`Config::for_capacity`] makes: `2^24` slots (512 MiB, for 33,554,432
-/// keys).
+/// The largest root [`Config::for_capacity`] makes: `2^24` slots (512 MiB), reached by
+/// capacities past 16,777,216 keys.
 const MAX_ROOT_BITS: u32 = 24;
 
 /// The low bit of a slot word that marks an inner node.
