@@ -43,9 +43,20 @@ pub(crate) struct Worker {
 impl Worker {
     /// A record for logs and queues: the worker's number and its operation count.
     pub(crate) fn record(&self) -> u64 {
-        (self.index as u64) << 48 | self.seq
+        (self.index as u64) << RECORD_SEQ_BITS | self.seq
+    }
+
+    /// The worker's number and operation count of a [`record`](Self::record).
+    pub(crate) fn parse_record(record: u64) -> (usize, u64) {
+        (
+            (record >> RECORD_SEQ_BITS) as usize,
+            record & ((1 << RECORD_SEQ_BITS) - 1),
+        )
     }
 }
+
+/// The bits of a [`Worker::record`] that hold the operation count.
+const RECORD_SEQ_BITS: u32 = 48;
 
 /// A workload on one structure, as the runner drives it.
 pub(crate) trait Subject: Send + Sync + Sized + 'static {

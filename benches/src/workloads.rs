@@ -204,6 +204,31 @@ impl<Q: Queue> Subject for LogWorkload<Q> {
         self.0.enqueue(worker.record());
         1
     }
+    /// Drains the log: every append once, each worker's in the order it made them (its
+    /// records count 0, 1, 2, ...: each operation is an append).
+    fn check(&self, ops: u64) -> Result<(), String> {
+        let mut due: Vec<u64> = Vec::new();
+        let mut found = 0;
+        while let Some(record) = self.0.dequeue() {
+            let (worker, seq) = Worker::parse_record(record);
+            if due.len() <= worker {
+                due.resize(worker + 1, 0);
+            }
+            if seq != due[worker] {
+                return Err(format!(
+                    "worker {worker}'s append {seq} is in the log where its append {} was due",
+                    due[worker]
+                ));
+            }
+            due[worker] += 1;
+            found += 1;
+        }
+        if found == ops {
+            Ok(())
+        } else {
+            Err(format!("the log holds {found} records after {ops} appends"))
+        }
+    }
 }
 
 /// `queue`: the first half of the threads (rounded up) push, the others pop; one thread
@@ -916,5 +941,99 @@ impl<S: PeerStm> Bank for PeerBank<S> {
     }
     fn total(&self) -> u64 {
         PeerBank::total(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::XorShift;
+
+    /// A `Mutex<VecDeque>` log that can lose, repeat or reorder an append, for the checks.
+    #[derive(Default)]
+    struct Faulty {
+        items: Mutex<VecDeque<u64>>,
+        appends: AtomicU64,
+        fault: Option<Fault>,
+    }
+
+    #[derive(Clone, Copy)]
+    enum Fault {
+        Lose,
+        Repeat,
+        Swap,
+    }
+
+    impl Queue for Faulty {
+        const ACCOUNTING: Accounting = Accounting::Lock;
+        fn create() -> Self {
+            Faulty::default()
+        }
+        fn enqueue(&self, record: u64) {
+            let n = self.appends.fetch_add(1, Ordering::Relaxed);
+            let mut items = self.items.lock().unwrap();
+            match (self.fault, n) {
+                (Some(Fault::Lose), 5) => {}
+                (Some(Fault::Repeat), 5) => items.extend([record, record]),
+                // Before the same worker's previous append (the two workers alternate).
+                (Some(Fault::Swap), 6) => {
+                    let before = items.len() - 2;
+                    items.insert(before, record);
+                }
+                _ => items.push_back(record),
+            }
+        }
+        fn dequeue(&self) -> Option<u64> {
+            self.items.lock().unwrap().pop_front()
+        }
+    }
+
+    /// Runs `ops` appends of each of two workers, interleaved, on a log with `fault`; returns
+    /// the check's verdict.
+    fn log_check(fault: Option<Fault>, ops: u64) -> Result<(), String> {
+        let log = LogWorkload(Faulty {
+            fault,
+            ..Faulty::default()
+        });
+        let mut workers: Vec<Worker> = (0..2)
+            .map(|index| Worker {
+                index,
+                threads: 2,
+                rng: XorShift::new(index as u64),
+                seq: 0,
+            })
+            .collect();
+        let mut done = 0;
+        for _ in 0..ops {
+            for worker in &mut workers {
+                done += log.op(worker);
+                worker.seq += 1;
+            }
+        }
+        log.check(done)
+    }
+
+    #[test]
+    fn the_log_check_passes_every_append_once_in_order() {
+        assert_eq!(log_check(None, 10), Ok(()));
+    }
+
+    #[test]
+    fn the_log_check_finds_a_lost_a_repeated_and_a_reordered_append() {
+        let lost = log_check(Some(Fault::Lose), 10).unwrap_err();
+        assert!(
+            lost.contains("append 3 is in the log where its append 2 was due"),
+            "{lost}"
+        );
+        let repeated = log_check(Some(Fault::Repeat), 10).unwrap_err();
+        assert!(
+            repeated.contains("append 2 is in the log where its append 3"),
+            "{repeated}"
+        );
+        let swapped = log_check(Some(Fault::Swap), 10).unwrap_err();
+        assert!(
+            swapped.contains("worker 0's append 3 is in the log where its append 2"),
+            "{swapped}"
+        );
     }
 }
