@@ -960,6 +960,7 @@ mod tests {
     #[derive(Clone, Copy)]
     enum Fault {
         Lose,
+        LoseLast,
         Repeat,
         Swap,
     }
@@ -974,6 +975,8 @@ mod tests {
             let mut items = self.items.lock().unwrap();
             match (self.fault, n) {
                 (Some(Fault::Lose), 5) => {}
+                // The last of `log_check`'s 20 appends: found by the count alone.
+                (Some(Fault::LoseLast), 19) => {}
                 (Some(Fault::Repeat), 5) => items.extend([record, record]),
                 // Before the same worker's previous append (the two workers alternate).
                 (Some(Fault::Swap), 6) => {
@@ -1025,6 +1028,8 @@ mod tests {
             lost.contains("append 3 is in the log where its append 2 was due"),
             "{lost}"
         );
+        let last = log_check(Some(Fault::LoseLast), 10).unwrap_err();
+        assert_eq!(last, "the log holds 19 records after 20 appends");
         let repeated = log_check(Some(Fault::Repeat), 10).unwrap_err();
         assert!(
             repeated.contains("append 2 is in the log where its append 3"),
