@@ -13,7 +13,7 @@ use commute::TaskPool;
 
 use crate::report::CellResult;
 use crate::rng::XorShift;
-use crate::workloads::{TxEvent, USERS};
+use crate::workloads::{TxEvent, USERS, check_event_totals};
 
 /// Events per pool run.
 const BATCH: u64 = 4_096;
@@ -44,6 +44,9 @@ pub(crate) fn run_cell<E: TxEvent>(
         aborts += report.aborts;
         busy += report.elapsed;
     }
+    if let Err(problem) = check(&*state, ops) {
+        panic!("{workload} on {structure} with {threads} threads: {problem}");
+    }
     CellResult {
         workload,
         structure,
@@ -53,5 +56,58 @@ pub(crate) fn run_cell<E: TxEvent>(
         commits: Some(commits),
         aborts: Some(aborts),
         long_read: None,
+    }
+}
+
+/// Checks the state after `ops` events through pools: the counter and the sessions add up to
+/// `ops`, and the log (drained) holds every event's record, `0..ops`, once (in any order: a
+/// pool's tasks commit in the order its workers finish them).
+fn check<E: TxEvent>(state: &E, ops: u64) -> Result<(), String> {
+    check_event_totals(state, ops)?;
+    check_records(core::iter::from_fn(|| state.pop_log()).collect(), ops)
+}
+
+/// Checks that `records` are `0..ops`, each once, in any order.
+fn check_records(mut records: Vec<u64>, ops: u64) -> Result<(), String> {
+    records.sort_unstable();
+    if let Some((&record, i)) = records.iter().zip(0..).find(|&(&record, i)| record != i) {
+        return Err(format!("the log holds record {record} where {i} was due"));
+    }
+    if records.len() as u64 != ops {
+        return Err(format!(
+            "the log holds {} records after {ops} events",
+            records.len()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_records;
+
+    #[test]
+    fn the_pool_log_check_takes_any_order_and_finds_a_lost_or_repeated_record() {
+        assert_eq!(check_records(vec![2, 0, 3, 1], 4), Ok(()));
+        assert_eq!(
+            check_records(vec![2, 0, 1], 4),
+            Err("the log holds 3 records after 4 events".into())
+        );
+        assert_eq!(
+            check_records(vec![2, 0, 3], 4),
+            Err("the log holds record 2 where 1 was due".into())
+        );
+        assert_eq!(
+            check_records(vec![2, 0, 1, 3], 3),
+            Err("the log holds 4 records after 3 events".into())
+        );
+        assert_eq!(
+            check_records(vec![2, 0, 2, 1], 4),
+            Err("the log holds record 2 where 3 was due".into())
+        );
+        assert_eq!(
+            check_records(vec![0, 1, 3, 4], 4),
+            Err("the log holds record 3 where 2 was due".into())
+        );
     }
 }

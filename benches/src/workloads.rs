@@ -104,6 +104,12 @@ pub(crate) trait Event: Send + Sync + 'static {
     /// One event: count the request, bump `user`'s session, append `record` to the log, all
     /// as one atomic step where the family can do that.
     fn handle(&self, user: u64, record: u64);
+    /// The requests counted (for the check after a run).
+    fn requests(&self) -> u64;
+    /// `user`'s session count (for the check after a run).
+    fn session(&self, user: u64) -> u64;
+    /// Takes the log's first record (for the check after a run).
+    fn pop_log(&self) -> Option<u64>;
 }
 
 /// An event handler that can run inside a caller's transaction (for `pool-event`).
@@ -204,30 +210,35 @@ impl<Q: Queue> Subject for LogWorkload<Q> {
         self.0.enqueue(worker.record());
         1
     }
-    /// Drains the log: every append once, each worker's in the order it made them (its
-    /// records count 0, 1, 2, ...: each operation is an append).
     fn check(&self, ops: u64) -> Result<(), String> {
-        let mut due: Vec<u64> = Vec::new();
-        let mut found = 0;
-        while let Some(record) = self.0.dequeue() {
-            let (worker, seq) = Worker::parse_record(record);
-            if due.len() <= worker {
-                due.resize(worker + 1, 0);
-            }
-            if seq != due[worker] {
-                return Err(format!(
-                    "worker {worker}'s append {seq} is in the log where its append {} was due",
-                    due[worker]
-                ));
-            }
-            due[worker] += 1;
-            found += 1;
+        check_log(core::iter::from_fn(|| self.0.dequeue()), ops)
+    }
+}
+
+/// Checks a log drained after a run of `ops` operations, each of which appended one
+/// [`Worker::record`]: every append once, each worker's in the order it made them (its records
+/// count 0, 1, 2, ...).
+fn check_log(records: impl Iterator<Item = u64>, ops: u64) -> Result<(), String> {
+    let mut due: Vec<u64> = Vec::new();
+    let mut found = 0;
+    for record in records {
+        let (worker, seq) = Worker::parse_record(record);
+        if due.len() <= worker {
+            due.resize(worker + 1, 0);
         }
-        if found == ops {
-            Ok(())
-        } else {
-            Err(format!("the log holds {found} records after {ops} appends"))
+        if seq != due[worker] {
+            return Err(format!(
+                "worker {worker}'s append {seq} is in the log where its append {} was due",
+                due[worker]
+            ));
         }
+        due[worker] += 1;
+        found += 1;
+    }
+    if found == ops {
+        Ok(())
+    } else {
+        Err(format!("the log holds {found} records after {ops} appends"))
     }
 }
 
@@ -320,6 +331,30 @@ impl<E: Event> Subject for EventWorkload<E> {
         self.0.handle(user, worker.record());
         1
     }
+    /// Each event counted once, in the counter, in one session and in the log (drained), each
+    /// worker's records in the order it handled them.
+    fn check(&self, ops: u64) -> Result<(), String> {
+        check_event_totals(&self.0, ops)?;
+        check_log(core::iter::from_fn(|| self.0.pop_log()), ops)
+    }
+}
+
+/// Checks an event state after `ops` events: the counter and the sessions' counts each add up
+/// to `ops`.
+pub(crate) fn check_event_totals<E: Event>(state: &E, ops: u64) -> Result<(), String> {
+    let requests = state.requests();
+    if requests != ops {
+        return Err(format!(
+            "the request counter reads {requests} after {ops} events"
+        ));
+    }
+    let sessions: u64 = (0..USERS).map(|user| state.session(user)).sum();
+    if sessions != ops {
+        return Err(format!(
+            "the sessions count {sessions} visits after {ops} events"
+        ));
+    }
+    Ok(())
 }
 
 /// `bank`: transfers of 1..=10 between two random distinct accounts of `N` ([`ACCOUNTS`];
@@ -474,6 +509,15 @@ mod collections {
         fn handle(&self, user: u64, record: u64) {
             atomically(|tx| self.handle_in(tx, user, record));
         }
+        fn requests(&self) -> u64 {
+            self.requests.total()
+        }
+        fn session(&self, user: u64) -> u64 {
+            self.sessions.lookup(user).unwrap_or(0)
+        }
+        fn pop_log(&self) -> Option<u64> {
+            self.log.dequeue()
+        }
     }
 
     impl TxEvent for CommuteEvent {
@@ -555,6 +599,15 @@ impl Event for NaiveEvent {
     }
     fn handle(&self, user: u64, record: u64) {
         atomically(|tx| self.handle_in(tx, user, record));
+    }
+    fn requests(&self) -> u64 {
+        self.requests.total()
+    }
+    fn session(&self, user: u64) -> u64 {
+        self.sessions.lookup(user).unwrap_or(0)
+    }
+    fn pop_log(&self) -> Option<u64> {
+        self.log.dequeue()
     }
 }
 
@@ -800,6 +853,15 @@ impl Event for MutexEvent {
         *sessions.entry(user).or_insert(0) += 1;
         log.push_back(record);
     }
+    fn requests(&self) -> u64 {
+        lock(&self.0).0
+    }
+    fn session(&self, user: u64) -> u64 {
+        lock(&self.0).1.get(&user).copied().unwrap_or(0)
+    }
+    fn pop_log(&self) -> Option<u64> {
+        lock(&self.0).2.pop_front()
+    }
 }
 
 /// The event state on `AtomicU64`, `DashMap` and `SegQueue`: each step atomic on its own, the
@@ -827,6 +889,15 @@ impl Event for LockFreeEvent {
         self.requests.fetch_add(1, Ordering::Relaxed);
         *self.sessions.entry(user).or_insert(0) += 1;
         self.log.push(record);
+    }
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+    fn session(&self, user: u64) -> u64 {
+        self.sessions.get(&user).map_or(0, |count| *count)
+    }
+    fn pop_log(&self) -> Option<u64> {
+        self.log.pop()
     }
 }
 
@@ -929,6 +1000,15 @@ impl<S: PeerStm> Event for PeerEvent<S> {
             self.log.push(tx, record)
         });
     }
+    fn requests(&self) -> u64 {
+        self.requests.total()
+    }
+    fn session(&self, user: u64) -> u64 {
+        self.sessions.lookup(user).unwrap_or(0)
+    }
+    fn pop_log(&self) -> Option<u64> {
+        self.log.dequeue()
+    }
 }
 
 impl<S: PeerStm> Bank for PeerBank<S> {
@@ -998,14 +1078,7 @@ mod tests {
             fault,
             ..Faulty::default()
         });
-        let mut workers: Vec<Worker> = (0..2)
-            .map(|index| Worker {
-                index,
-                threads: 2,
-                rng: XorShift::new(index as u64),
-                seq: 0,
-            })
-            .collect();
+        let mut workers = two_workers();
         let mut done = 0;
         for _ in 0..ops {
             for worker in &mut workers {
@@ -1014,6 +1087,109 @@ mod tests {
             }
         }
         log.check(done)
+    }
+
+    /// An event state behind one `Mutex` that can drop one step of one event.
+    struct FaultyEvent {
+        state: Mutex<EventState>,
+        events: AtomicU64,
+        skip: Option<Step>,
+    }
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Step {
+        Count,
+        Session,
+        Log,
+    }
+
+    impl Event for FaultyEvent {
+        const ACCOUNTING: Accounting = Accounting::Lock;
+        fn create(_users: u64) -> Self {
+            FaultyEvent {
+                state: Mutex::new(Default::default()),
+                events: AtomicU64::new(0),
+                skip: None,
+            }
+        }
+        fn handle(&self, user: u64, record: u64) {
+            let skip = (self.events.fetch_add(1, Ordering::Relaxed) == 5)
+                .then_some(self.skip)
+                .flatten();
+            let mut state = self.state.lock().unwrap();
+            let (requests, sessions, log) = &mut *state;
+            if skip != Some(Step::Count) {
+                *requests += 1;
+            }
+            if skip != Some(Step::Session) {
+                *sessions.entry(user).or_insert(0) += 1;
+            }
+            if skip != Some(Step::Log) {
+                log.push_back(record);
+            }
+        }
+        fn requests(&self) -> u64 {
+            self.state.lock().unwrap().0
+        }
+        fn session(&self, user: u64) -> u64 {
+            self.state
+                .lock()
+                .unwrap()
+                .1
+                .get(&user)
+                .copied()
+                .unwrap_or(0)
+        }
+        fn pop_log(&self) -> Option<u64> {
+            self.state.lock().unwrap().2.pop_front()
+        }
+    }
+
+    /// Runs 10 events of each of two workers, interleaved, on a state that drops `skip` of the
+    /// sixth event; returns the check's verdict.
+    fn event_check(skip: Option<Step>) -> Result<(), String> {
+        let events = EventWorkload(FaultyEvent {
+            skip,
+            ..FaultyEvent::create(USERS)
+        });
+        let mut workers = two_workers();
+        let mut done = 0;
+        for _ in 0..10 {
+            for worker in &mut workers {
+                done += events.op(worker);
+                worker.seq += 1;
+            }
+        }
+        events.check(done)
+    }
+
+    fn two_workers() -> Vec<Worker> {
+        (0..2)
+            .map(|index| Worker {
+                index,
+                threads: 2,
+                rng: XorShift::new(index as u64),
+                seq: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_event_check_passes_whole_events_and_finds_each_lost_step() {
+        assert_eq!(event_check(None), Ok(()));
+        assert_eq!(
+            event_check(Some(Step::Count)),
+            Err("the request counter reads 19 after 20 events".into())
+        );
+        assert_eq!(
+            event_check(Some(Step::Session)),
+            Err("the sessions count 19 visits after 20 events".into())
+        );
+        let log = event_check(Some(Step::Log)).unwrap_err();
+        assert!(
+            log.contains("worker 1's append 3 is in the log where its append 2 was due"),
+            "{log}"
+        );
     }
 
     #[test]
