@@ -55,7 +55,7 @@ pub(crate) fn run_cell<L: Ledger>(
             problem(format!("a sum read {}, not {money}", wrong.money))
         );
     }
-    if let Err(what) = accounts.check(alone.ops + beside.ops) {
+    if let Err(what) = accounts.check(alone.ops + beside.ops, &[]) {
         panic!("{}", problem(what));
     }
     drop(accounts);

@@ -43,7 +43,14 @@ pub(crate) struct Worker {
 impl Worker {
     /// A record for logs and queues: the worker's number and its operation count.
     pub(crate) fn record(&self) -> u64 {
-        (self.index as u64) << RECORD_SEQ_BITS | self.seq
+        Self::record_of(self.index as u64, self.seq)
+    }
+
+    /// The record of operation `seq` of worker `index` (which may be a number no worker has,
+    /// to mark records of another origin).
+    pub(crate) fn record_of(index: u64, seq: u64) -> u64 {
+        debug_assert!(seq < 1 << RECORD_SEQ_BITS && index < 1 << (64 - RECORD_SEQ_BITS));
+        index << RECORD_SEQ_BITS | seq
     }
 
     /// The worker's number and operation count of a [`record`](Self::record).
@@ -70,8 +77,9 @@ pub(crate) trait Subject: Send + Sync + Sized + 'static {
     /// the queue empty).
     fn op(&self, worker: &mut Worker) -> u64;
 
-    /// Checks the structure after the run, given the operations completed.
-    fn check(&self, _ops: u64) -> Result<(), String> {
+    /// Checks the structure after the run, given the operations completed (in all) and the
+    /// operations each worker started (its final [`Worker::seq`], by worker number).
+    fn check(&self, _ops: u64, _started: &[u64]) -> Result<(), String> {
         Ok(())
     }
 }
@@ -79,6 +87,8 @@ pub(crate) trait Subject: Send + Sync + Sized + 'static {
 #[derive(Default)]
 struct Tally {
     ops: u64,
+    /// The worker's final [`Worker::seq`].
+    started: u64,
     commits: u64,
     aborts: u64,
     end: Option<Instant>,
@@ -126,6 +136,7 @@ fn work<S: Subject>(
     };
     Tally {
         ops,
+        started: worker.seq,
         commits,
         aborts,
         end: Some(end),
@@ -137,6 +148,8 @@ fn work<S: Subject>(
 pub(crate) struct Measured {
     /// Operations completed by all workers.
     pub(crate) ops: u64,
+    /// The operations each worker started, by worker number.
+    pub(crate) started: Vec<u64>,
     /// From the start to the last worker's last operation.
     pub(crate) seconds: f64,
     /// Commits counted as the structure's [`Accounting`] says (0 for locks).
@@ -174,6 +187,7 @@ pub(crate) fn measure<S: Subject>(
     let ended = tallies.iter().filter_map(|t| t.end).max().unwrap_or(began);
     Measured {
         ops: tallies.iter().map(|t| t.ops).sum(),
+        started: tallies.iter().map(|t| t.started).collect(),
         seconds: ended.duration_since(began).as_secs_f64(),
         commits: tallies.iter().map(|t| t.commits).sum(),
         aborts: tallies.iter().map(|t| t.aborts).sum(),
@@ -194,7 +208,7 @@ pub(crate) fn run_cell<S: Subject>(
 ) -> CellResult {
     let subject = S::new(threads);
     let measured = measure(&subject, threads, duration, &AtomicBool::new(false));
-    if let Err(problem) = subject.check(measured.ops) {
+    if let Err(problem) = subject.check(measured.ops, &measured.started) {
         panic!("{workload} on {structure} with {threads} threads: {problem}");
     }
     drop(subject);

@@ -188,7 +188,7 @@ impl<C: Counter> Subject for CounterWorkload<C> {
         self.0.increment();
         1
     }
-    fn check(&self, ops: u64) -> Result<(), String> {
+    fn check(&self, ops: u64, _started: &[u64]) -> Result<(), String> {
         let total = self.0.total();
         if total == ops {
             Ok(())
@@ -210,7 +210,7 @@ impl<Q: Queue> Subject for LogWorkload<Q> {
         self.0.enqueue(worker.record());
         1
     }
-    fn check(&self, ops: u64) -> Result<(), String> {
+    fn check(&self, ops: u64, _started: &[u64]) -> Result<(), String> {
         check_log(core::iter::from_fn(|| self.0.dequeue()), ops)
     }
 }
@@ -246,26 +246,105 @@ fn check_log(records: impl Iterator<Item = u64>, ops: u64) -> Result<(), String>
 /// alternates. Pops that find the queue empty do not count as operations.
 pub(crate) struct QueueWorkload<Q>(Q);
 
+/// The worker number in the records of [`QueueWorkload`]'s prefilled items: no worker's.
+const PREFILL_WORKER: u64 = 0xFFFF;
+
+/// Whether operation `seq` of worker `index` (of `threads`) on `queue` is a push.
+fn pushes(threads: usize, index: usize, seq: u64) -> bool {
+    if threads == 1 {
+        seq.is_multiple_of(2)
+    } else {
+        index < threads.div_ceil(2)
+    }
+}
+
 impl<Q: Queue> Subject for QueueWorkload<Q> {
     const ACCOUNTING: Accounting = Q::ACCOUNTING;
     fn new(_threads: usize) -> Self {
         let queue = Q::create();
         for i in 0..QUEUE_PREFILL {
-            queue.enqueue(i);
+            queue.enqueue(Worker::record_of(PREFILL_WORKER, i));
         }
         QueueWorkload(queue)
     }
     fn op(&self, worker: &mut Worker) -> u64 {
-        let pushes = if worker.threads == 1 {
-            worker.seq.is_multiple_of(2)
-        } else {
-            worker.index < worker.threads.div_ceil(2)
-        };
-        if pushes {
+        if pushes(worker.threads, worker.index, worker.seq) {
             self.0.enqueue(worker.record());
             1
         } else {
             u64::from(self.0.dequeue().is_some())
+        }
+    }
+    /// Drains the queue: it holds as many items as were prefilled and pushed but not popped,
+    /// the prefilled ones first, and of each worker's pushes the last ones, in order (pops take
+    /// from the front).
+    fn check(&self, ops: u64, started: &[u64]) -> Result<(), String> {
+        let threads = started.len();
+        // Each worker's pushes were operations `first, first + step, ...` below its `started`.
+        let step = if threads == 1 { 2 } else { 1 };
+        let pushes_of = |index: usize, n: u64| -> u64 {
+            (0..n.min(step))
+                .find(|&seq| pushes(threads, index, seq))
+                .map_or(0, |first| (n - first).div_ceil(step))
+        };
+        let pushed: u64 = started
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| pushes_of(i, n))
+            .sum();
+        // Every push completed an operation; the rest are pops that found an item.
+        let popped = ops
+            .checked_sub(pushed)
+            .ok_or_else(|| format!("{ops} operations completed, fewer than {pushed} pushes"))?;
+        let mut prefill_due = None;
+        let mut last_seen: Vec<Option<u64>> = vec![None; threads];
+        let mut left = 0;
+        while let Some(record) = self.0.dequeue() {
+            left += 1;
+            let (worker, seq) = Worker::parse_record(record);
+            if worker as u64 == PREFILL_WORKER {
+                if last_seen.iter().any(Option::is_some) || prefill_due.is_some_and(|d| d != seq) {
+                    return Err(format!("prefilled item {seq} is out of order"));
+                }
+                prefill_due = Some(seq + 1);
+                continue;
+            }
+            let Some(last) = last_seen.get_mut(worker) else {
+                return Err(format!(
+                    "the queue holds a record of worker {worker}, of {threads}"
+                ));
+            };
+            if let Some(before) = *last
+                && seq != before + step
+            {
+                return Err(format!(
+                    "worker {worker}'s push {seq} follows its push {before} in the queue"
+                ));
+            }
+            *last = Some(seq);
+        }
+        if prefill_due.is_some_and(|due| due != QUEUE_PREFILL) {
+            return Err("the prefilled items left end before the last".into());
+        }
+        for (index, &seen) in last_seen.iter().enumerate() {
+            let Some(seen) = seen else { continue };
+            let last_push = (0..started[index])
+                .rev()
+                .find(|&seq| pushes(threads, index, seq));
+            if last_push != Some(seen) {
+                return Err(format!(
+                    "worker {index}'s pushes in the queue end at {seen}, its last was {last_push:?}"
+                ));
+            }
+        }
+        let expected = (QUEUE_PREFILL + pushed).checked_sub(popped);
+        if expected == Some(left) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the queue holds {left} items after {QUEUE_PREFILL} prefilled, {pushed} pushed \
+                 and {popped} popped"
+            ))
         }
     }
 }
@@ -274,19 +353,50 @@ impl<Q: Queue> Subject for QueueWorkload<Q> {
 /// passes of updates, a pass of removals, and again.
 pub(crate) struct MapDisjoint<M>(M);
 
+/// The key of `worker`'s `slot` in [`MapDisjoint`].
+fn disjoint_key(worker: usize, slot: u64) -> u64 {
+    (worker as u64) << 32 | slot
+}
+
+/// Whether operation `seq` of a [`MapDisjoint`] worker removes its key (else it sets the key to
+/// `seq`).
+fn disjoint_removes(seq: u64) -> bool {
+    (seq / DISJOINT_KEYS) % 4 == 3
+}
+
 impl<M: Map> Subject for MapDisjoint<M> {
     const ACCOUNTING: Accounting = M::ACCOUNTING;
     fn new(threads: usize) -> Self {
         MapDisjoint(M::with_capacity(threads as u64 * DISJOINT_KEYS))
     }
     fn op(&self, worker: &mut Worker) -> u64 {
-        let slot = worker.seq % DISJOINT_KEYS;
-        let key = (worker.index as u64) << 32 | slot;
-        match (worker.seq / DISJOINT_KEYS) % 4 {
-            3 => self.0.delete(key),
-            _ => self.0.upsert(key, worker.seq),
+        let key = disjoint_key(worker.index, worker.seq % DISJOINT_KEYS);
+        if disjoint_removes(worker.seq) {
+            self.0.delete(key);
+        } else {
+            self.0.upsert(key, worker.seq);
         }
         1
+    }
+    /// Each worker's keys hold what its last operation on each left: absent after a removal
+    /// (or none), else that operation's number.
+    fn check(&self, _ops: u64, started: &[u64]) -> Result<(), String> {
+        for (worker, &n) in started.iter().enumerate() {
+            for slot in 0..DISJOINT_KEYS {
+                // The worker's last operation on this slot: the highest `seq < n` that is
+                // `slot` modulo the keys.
+                let last =
+                    (slot < n).then(|| slot + (n - 1 - slot) / DISJOINT_KEYS * DISJOINT_KEYS);
+                let due = last.filter(|&seq| !disjoint_removes(seq));
+                let found = self.0.lookup(disjoint_key(worker, slot));
+                if found != due {
+                    return Err(format!(
+                        "worker {worker}'s key {slot} holds {found:?} where {due:?} was due"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -333,7 +443,7 @@ impl<E: Event> Subject for EventWorkload<E> {
     }
     /// Each event counted once, in the counter, in one session and in the log (drained), each
     /// worker's records in the order it handled them.
-    fn check(&self, ops: u64) -> Result<(), String> {
+    fn check(&self, ops: u64, _started: &[u64]) -> Result<(), String> {
         check_event_totals(&self.0, ops)?;
         check_log(core::iter::from_fn(|| self.0.pop_log()), ops)
     }
@@ -372,7 +482,7 @@ impl<B: Bank, const N: usize> Subject for BankWorkload<B, N> {
         self.0.transfer(from, to, 1 + worker.rng.below(10));
         1
     }
-    fn check(&self, _ops: u64) -> Result<(), String> {
+    fn check(&self, _ops: u64, _started: &[u64]) -> Result<(), String> {
         let (total, expected) = (self.0.total(), N as u64 * BALANCE);
         if total == expected {
             Ok(())
@@ -1035,12 +1145,13 @@ mod tests {
         items: Mutex<VecDeque<u64>>,
         appends: AtomicU64,
         fault: Option<Fault>,
+        /// The number of the append (from 0) the fault hits.
+        at: u64,
     }
 
     #[derive(Clone, Copy)]
     enum Fault {
         Lose,
-        LoseLast,
         Repeat,
         Swap,
     }
@@ -1053,17 +1164,15 @@ mod tests {
         fn enqueue(&self, record: u64) {
             let n = self.appends.fetch_add(1, Ordering::Relaxed);
             let mut items = self.items.lock().unwrap();
-            match (self.fault, n) {
-                (Some(Fault::Lose), 5) => {}
-                // The last of `log_check`'s 20 appends: found by the count alone.
-                (Some(Fault::LoseLast), 19) => {}
-                (Some(Fault::Repeat), 5) => items.extend([record, record]),
-                // Before the same worker's previous append (the two workers alternate).
-                (Some(Fault::Swap), 6) => {
+            match self.fault.filter(|_| n == self.at) {
+                Some(Fault::Lose) => {}
+                Some(Fault::Repeat) => items.extend([record, record]),
+                // Before the append before the last (the two workers alternate).
+                Some(Fault::Swap) => {
                     let before = items.len() - 2;
                     items.insert(before, record);
                 }
-                _ => items.push_back(record),
+                None => items.push_back(record),
             }
         }
         fn dequeue(&self) -> Option<u64> {
@@ -1071,22 +1180,138 @@ mod tests {
         }
     }
 
-    /// Runs `ops` appends of each of two workers, interleaved, on a log with `fault`; returns
-    /// the check's verdict.
-    fn log_check(fault: Option<Fault>, ops: u64) -> Result<(), String> {
-        let log = LogWorkload(Faulty {
-            fault,
-            ..Faulty::default()
-        });
-        let mut workers = two_workers();
+    /// Runs `rounds` operations of each of `workers`, interleaved as `measure`'s threads might
+    /// run them; returns the check's verdict.
+    fn run_and_check(
+        subject: &impl Subject,
+        mut workers: Vec<Worker>,
+        rounds: u64,
+    ) -> Result<(), String> {
         let mut done = 0;
-        for _ in 0..ops {
+        for _ in 0..rounds {
             for worker in &mut workers {
-                done += log.op(worker);
+                done += subject.op(worker);
                 worker.seq += 1;
             }
         }
-        log.check(done)
+        let started: Vec<u64> = workers.iter().map(|w| w.seq).collect();
+        subject.check(done, &started)
+    }
+
+    /// Runs 10 appends of each of two workers, interleaved, on a log with `fault` at append
+    /// `at`; returns the check's verdict.
+    fn log_check(fault: Option<Fault>, at: u64) -> Result<(), String> {
+        let log = LogWorkload(Faulty {
+            fault,
+            at,
+            ..Faulty::default()
+        });
+        run_and_check(&log, workers(2), 10)
+    }
+
+    /// Runs 10 pushes and 10 pops (two workers) on a queue with `fault` at append `at` (the
+    /// prefill's 1,024 appends come first); returns the check's verdict.
+    fn queue_check(fault: Option<Fault>, at: u64) -> Result<(), String> {
+        let queue = QueueWorkload::<Faulty>::new(2);
+        let queue = QueueWorkload(Faulty {
+            fault,
+            at,
+            ..queue.0
+        });
+        run_and_check(&queue, workers(2), 10)
+    }
+
+    #[test]
+    fn the_queue_check_passes_a_fifo_queue_and_finds_a_lost_or_repeated_item() {
+        assert_eq!(queue_check(None, 0), Ok(()));
+        let one = QueueWorkload::<Faulty>::new(1);
+        assert_eq!(run_and_check(&one, workers(1), 21), Ok(()));
+        // Worker 0's push 3: its pushes left read 0, 1, 2, 4, ... (the pops took prefilled
+        // items only).
+        assert_eq!(
+            queue_check(Some(Fault::Lose), QUEUE_PREFILL + 3),
+            Err("worker 0's push 4 follows its push 2 in the queue".into())
+        );
+        assert_eq!(
+            queue_check(Some(Fault::Repeat), QUEUE_PREFILL + 3),
+            Err("worker 0's push 3 follows its push 3 in the queue".into())
+        );
+        // The last push lost: the queue ends one short of it.
+        assert_eq!(
+            queue_check(Some(Fault::Lose), QUEUE_PREFILL + 9),
+            Err("worker 0's pushes in the queue end at 8, its last was Some(9)".into())
+        );
+        // The first prefilled item lost before the run: the rest are in order, and only the
+        // count can tell.
+        let queue = QueueWorkload::<Faulty>::new(2);
+        queue.0.items.lock().unwrap().pop_front();
+        assert_eq!(
+            run_and_check(&queue, workers(2), 10),
+            Err("the queue holds 1023 items after 1024 prefilled, 10 pushed and 10 popped".into())
+        );
+        // One from the middle: out of order.
+        let queue = QueueWorkload::<Faulty>::new(2);
+        queue.0.items.lock().unwrap().remove(500);
+        assert_eq!(
+            run_and_check(&queue, workers(2), 10),
+            Err("prefilled item 501 is out of order".into())
+        );
+    }
+
+    /// A `Mutex<HashMap>` that ignores operation `at` (from 0).
+    struct ForgetfulMap {
+        entries: Mutex<HashMap<u64, u64>>,
+        ops: AtomicU64,
+        at: u64,
+    }
+
+    impl Map for ForgetfulMap {
+        const ACCOUNTING: Accounting = Accounting::Lock;
+        fn create() -> Self {
+            ForgetfulMap {
+                entries: Mutex::default(),
+                ops: AtomicU64::new(0),
+                at: u64::MAX,
+            }
+        }
+        fn lookup(&self, key: u64) -> Option<u64> {
+            self.entries.lock().unwrap().get(&key).copied()
+        }
+        fn upsert(&self, key: u64, value: u64) {
+            if self.ops.fetch_add(1, Ordering::Relaxed) != self.at {
+                self.entries.lock().unwrap().insert(key, value);
+            }
+        }
+        fn delete(&self, key: u64) {
+            if self.ops.fetch_add(1, Ordering::Relaxed) != self.at {
+                self.entries.lock().unwrap().remove(&key);
+            }
+        }
+    }
+
+    /// Runs 13,000 operations of one worker on a map that ignores operation `at`: the last of
+    /// them are removals (12,288 on), the ones before updates.
+    fn disjoint_check(at: u64) -> Result<(), String> {
+        let map = MapDisjoint(ForgetfulMap {
+            at,
+            ..ForgetfulMap::create()
+        });
+        run_and_check(&map, workers(1), 13_000)
+    }
+
+    #[test]
+    fn the_disjoint_map_check_finds_an_update_or_removal_that_did_not_happen() {
+        assert_eq!(disjoint_check(u64::MAX), Ok(()));
+        // Slot 12's removal at 12,300: its update at 8,204 is still there.
+        assert_eq!(
+            disjoint_check(12_300),
+            Err("worker 0's key 12 holds Some(8204) where None was due".into())
+        );
+        // Slot 1,808's last update (10,000): its update at 5,904 is there instead.
+        assert_eq!(
+            disjoint_check(10_000),
+            Err("worker 0's key 1808 holds Some(5904) where Some(10000) was due".into())
+        );
     }
 
     /// An event state behind one `Mutex` that can drop one step of one event.
@@ -1152,22 +1377,15 @@ mod tests {
             skip,
             ..FaultyEvent::create(USERS)
         });
-        let mut workers = two_workers();
-        let mut done = 0;
-        for _ in 0..10 {
-            for worker in &mut workers {
-                done += events.op(worker);
-                worker.seq += 1;
-            }
-        }
-        events.check(done)
+        run_and_check(&events, workers(2), 10)
     }
 
-    fn two_workers() -> Vec<Worker> {
-        (0..2)
+    /// `threads` fresh workers, as `measure` starts them.
+    fn workers(threads: usize) -> Vec<Worker> {
+        (0..threads)
             .map(|index| Worker {
                 index,
-                threads: 2,
+                threads,
                 rng: XorShift::new(index as u64),
                 seq: 0,
             })
@@ -1194,24 +1412,25 @@ mod tests {
 
     #[test]
     fn the_log_check_passes_every_append_once_in_order() {
-        assert_eq!(log_check(None, 10), Ok(()));
+        assert_eq!(log_check(None, 0), Ok(()));
     }
 
     #[test]
     fn the_log_check_finds_a_lost_a_repeated_and_a_reordered_append() {
-        let lost = log_check(Some(Fault::Lose), 10).unwrap_err();
+        let lost = log_check(Some(Fault::Lose), 5).unwrap_err();
         assert!(
             lost.contains("append 3 is in the log where its append 2 was due"),
             "{lost}"
         );
-        let last = log_check(Some(Fault::LoseLast), 10).unwrap_err();
+        // The last of the 20 appends: found by the count alone.
+        let last = log_check(Some(Fault::Lose), 19).unwrap_err();
         assert_eq!(last, "the log holds 19 records after 20 appends");
-        let repeated = log_check(Some(Fault::Repeat), 10).unwrap_err();
+        let repeated = log_check(Some(Fault::Repeat), 5).unwrap_err();
         assert!(
             repeated.contains("append 2 is in the log where its append 3"),
             "{repeated}"
         );
-        let swapped = log_check(Some(Fault::Swap), 10).unwrap_err();
+        let swapped = log_check(Some(Fault::Swap), 6).unwrap_err();
         assert!(
             swapped.contains("worker 0's append 3 is in the log where its append 2"),
             "{swapped}"
