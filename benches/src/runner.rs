@@ -41,6 +41,17 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    /// Worker `index` of `threads` before its first operation, as a run starts it (its random
+    /// numbers seeded by its index, so that a check can replay its draws).
+    pub(crate) fn new(index: usize, threads: usize) -> Self {
+        Worker {
+            index,
+            threads,
+            rng: XorShift::new(0xC0FF_EE00 + index as u64),
+            seq: 0,
+        }
+    }
+
     /// A record for logs and queues: the worker's number and its operation count.
     pub(crate) fn record(&self) -> u64 {
         Self::record_of(self.index as u64, self.seq)
@@ -101,12 +112,7 @@ fn work<S: Subject>(
     stop: &AtomicBool,
     start: &Barrier,
 ) -> Tally {
-    let mut worker = Worker {
-        index,
-        threads,
-        rng: XorShift::new(0xC0FF_EE00 + index as u64),
-        seq: 0,
-    };
+    let mut worker = Worker::new(index, threads);
     let stm_before = (S::ACCOUNTING == Accounting::Commute).then(commute_stm::stats::thread);
     let peer_before = crate::peer::counters();
     start.wait();

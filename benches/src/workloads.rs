@@ -414,17 +414,57 @@ impl<M: Map, const ZIPF: bool> Subject for MapRandom<M, ZIPF> {
         MapRandom(map)
     }
     fn op(&self, worker: &mut Worker) -> u64 {
-        let key = if ZIPF {
-            zipf().sample(&mut worker.rng) as u64
-        } else {
-            worker.rng.below(MAP_KEYS)
-        };
-        if worker.rng.below(10) == 0 {
+        let (key, sets) = Self::draw(worker);
+        if sets {
             self.0.upsert(key, worker.seq);
         } else {
             std::hint::black_box(self.0.lookup(key));
         }
         1
+    }
+    /// Replays each worker's draws: a key no worker set holds its first value (the key itself),
+    /// any other key the last value one of the workers set it to.
+    fn check(&self, _ops: u64, started: &[u64]) -> Result<(), String> {
+        let mut last_sets: HashMap<u64, Vec<u64>> = HashMap::new();
+        for (index, &n) in started.iter().enumerate() {
+            let mut worker = Worker::new(index, started.len());
+            let mut last = HashMap::new();
+            for seq in 0..n {
+                if let (key, true) = Self::draw(&mut worker) {
+                    last.insert(key, seq);
+                }
+            }
+            for (key, seq) in last {
+                last_sets.entry(key).or_default().push(seq);
+            }
+        }
+        for key in 0..MAP_KEYS {
+            let found = self.0.lookup(key);
+            let ok = match (found, last_sets.get(&key)) {
+                (Some(value), None) => value == key,
+                (Some(value), Some(sets)) => sets.contains(&value),
+                (None, _) => false,
+            };
+            if !ok {
+                return Err(format!(
+                    "key {key} holds {found:?}, where the workers' last values were {:?}",
+                    last_sets.get(&key).map_or(&[key][..], Vec::as_slice)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<M: Map, const ZIPF: bool> MapRandom<M, ZIPF> {
+    /// A worker's next key, and whether it sets it (else looks it up).
+    fn draw(worker: &mut Worker) -> (u64, bool) {
+        let key = if ZIPF {
+            zipf().sample(&mut worker.rng) as u64
+        } else {
+            worker.rng.below(MAP_KEYS)
+        };
+        (key, worker.rng.below(10) == 0)
     }
 }
 
@@ -1137,7 +1177,6 @@ impl<S: PeerStm> Bank for PeerBank<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::XorShift;
 
     /// A `Mutex<VecDeque>` log that can lose, repeat or reorder an append, for the checks.
     #[derive(Default)]
@@ -1300,6 +1339,26 @@ mod tests {
     }
 
     #[test]
+    fn the_random_map_check_replays_the_draws_and_finds_a_forgotten_update() {
+        // Two workers, 5,000 operations each (about 1,000 updates), both key distributions.
+        let uniform = MapRandom::<ForgetfulMap, false>::new(2);
+        assert_eq!(run_and_check(&uniform, workers(2), 5_000), Ok(()));
+        let zipf = MapRandom::<ForgetfulMap, true>::new(2);
+        assert_eq!(run_and_check(&zipf, workers(2), 5_000), Ok(()));
+        // The prefill's 100,000 updates come first; then the run's 10th is forgotten.
+        let forgetful = MapRandom::<ForgetfulMap, false>::new(2);
+        let forgetful = MapRandom::<_, false>(ForgetfulMap {
+            at: MAP_KEYS + 9,
+            ..forgetful.0
+        });
+        let wrong = run_and_check(&forgetful, workers(2), 5_000).unwrap_err();
+        assert!(
+            wrong.contains("where the workers' last values were"),
+            "{wrong}"
+        );
+    }
+
+    #[test]
     fn the_disjoint_map_check_finds_an_update_or_removal_that_did_not_happen() {
         assert_eq!(disjoint_check(u64::MAX), Ok(()));
         // Slot 12's removal at 12,300: its update at 8,204 is still there.
@@ -1383,12 +1442,7 @@ mod tests {
     /// `threads` fresh workers, as `measure` starts them.
     fn workers(threads: usize) -> Vec<Worker> {
         (0..threads)
-            .map(|index| Worker {
-                index,
-                threads,
-                rng: XorShift::new(index as u64),
-                seq: 0,
-            })
+            .map(|index| Worker::new(index, threads))
             .collect()
     }
 
