@@ -55,6 +55,8 @@ pub(crate) fn run_cell<L: Ledger>(
             problem(format!("a sum read {}, not {money}", wrong.money))
         );
     }
+    // Two runs of fresh workers have no one count per worker to give; the bank's check (the
+    // money) needs none.
     if let Err(what) = accounts.check(alone.ops + beside.ops, &[]) {
         panic!("{}", problem(what));
     }

@@ -97,19 +97,43 @@ pub(crate) trait Map: Send + Sync + 'static {
 }
 
 /// The event handler's shared state: a request counter, a session map and a log.
-pub(crate) trait Event: Send + Sync + 'static {
+pub(crate) trait Event: EventTally + Send + Sync + 'static {
     const ACCOUNTING: Accounting;
     /// The state with a session for every user in `0..users`.
     fn create(users: u64) -> Self;
     /// One event: count the request, bump `user`'s session, append `record` to the log, all
     /// as one atomic step where the family can do that.
     fn handle(&self, user: u64, record: u64);
-    /// The requests counted (for the check after a run).
+}
+
+/// What the check after an event run reads of the state.
+pub(crate) trait EventTally {
+    /// The requests counted.
     fn requests(&self) -> u64;
-    /// `user`'s session count (for the check after a run).
+    /// `user`'s session count.
     fn session(&self, user: u64) -> u64;
-    /// Takes the log's first record (for the check after a run).
+    /// Takes the log's first record.
     fn pop_log(&self) -> Option<u64>;
+}
+
+/// An event state of three structures of one family (every family's but the one `Mutex`'s),
+/// read after a run through the workloads' own traits of its parts.
+pub(crate) struct EventParts<C, M, Q> {
+    requests: C,
+    sessions: M,
+    log: Q,
+}
+
+impl<C: Counter, M: Map, Q: Queue> EventTally for EventParts<C, M, Q> {
+    fn requests(&self) -> u64 {
+        self.requests.total()
+    }
+    fn session(&self, user: u64) -> u64 {
+        self.sessions.lookup(user).unwrap_or(0)
+    }
+    fn pop_log(&self) -> Option<u64> {
+        self.log.dequeue()
+    }
 }
 
 /// An event handler that can run inside a caller's transaction (for `pool-event`).
@@ -637,11 +661,7 @@ mod collections {
     }
 
     /// The event state on commute's collections.
-    pub(crate) struct CommuteEvent {
-        requests: TCounter,
-        sessions: TMap<u64, u64>,
-        log: TQueue<u64>,
-    }
+    pub(crate) type CommuteEvent = EventParts<TCounter, TMap<u64, u64>, TQueue<u64>>;
 
     impl Event for CommuteEvent {
         const ACCOUNTING: Accounting = Accounting::Commute;
@@ -658,15 +678,6 @@ mod collections {
         }
         fn handle(&self, user: u64, record: u64) {
             atomically(|tx| self.handle_in(tx, user, record));
-        }
-        fn requests(&self) -> u64 {
-            self.requests.total()
-        }
-        fn session(&self, user: u64) -> u64 {
-            self.sessions.lookup(user).unwrap_or(0)
-        }
-        fn pop_log(&self) -> Option<u64> {
-            self.log.dequeue()
         }
     }
 
@@ -728,11 +739,7 @@ impl Map for NaiveMap {
 }
 
 /// The event state on the naive structures.
-pub(crate) struct NaiveEvent {
-    requests: NaiveCounter,
-    sessions: NaiveMap,
-    log: NaiveQueue,
-}
+pub(crate) type NaiveEvent = EventParts<NaiveCounter, NaiveMap, NaiveQueue>;
 
 impl Event for NaiveEvent {
     const ACCOUNTING: Accounting = Accounting::Commute;
@@ -749,15 +756,6 @@ impl Event for NaiveEvent {
     }
     fn handle(&self, user: u64, record: u64) {
         atomically(|tx| self.handle_in(tx, user, record));
-    }
-    fn requests(&self) -> u64 {
-        self.requests.total()
-    }
-    fn session(&self, user: u64) -> u64 {
-        self.sessions.lookup(user).unwrap_or(0)
-    }
-    fn pop_log(&self) -> Option<u64> {
-        self.log.dequeue()
     }
 }
 
@@ -1003,6 +1001,9 @@ impl Event for MutexEvent {
         *sessions.entry(user).or_insert(0) += 1;
         log.push_back(record);
     }
+}
+
+impl EventTally for MutexEvent {
     fn requests(&self) -> u64 {
         lock(&self.0).0
     }
@@ -1016,11 +1017,7 @@ impl Event for MutexEvent {
 
 /// The event state on `AtomicU64`, `DashMap` and `SegQueue`: each step atomic on its own, the
 /// handler as a whole not (another thread can see the count bumped before the log record).
-pub(crate) struct LockFreeEvent {
-    requests: AtomicU64,
-    sessions: DashMap<u64, u64, Hasher>,
-    log: SegQueue<u64>,
-}
+pub(crate) type LockFreeEvent = EventParts<AtomicU64, DashMap<u64, u64, Hasher>, SegQueue<u64>>;
 
 impl Event for LockFreeEvent {
     const ACCOUNTING: Accounting = Accounting::Lock;
@@ -1039,15 +1036,6 @@ impl Event for LockFreeEvent {
         self.requests.fetch_add(1, Ordering::Relaxed);
         *self.sessions.entry(user).or_insert(0) += 1;
         self.log.push(record);
-    }
-    fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-    fn session(&self, user: u64) -> u64 {
-        self.sessions.get(&user).map_or(0, |count| *count)
-    }
-    fn pop_log(&self) -> Option<u64> {
-        self.log.pop()
     }
 }
 
@@ -1123,11 +1111,7 @@ impl<S: PeerStm> Map for PeerMap<S> {
 }
 
 /// The event state on a peer crate's naive structures.
-pub(crate) struct PeerEvent<S: PeerStm> {
-    requests: PeerCounter<S>,
-    sessions: PeerMap<S>,
-    log: PeerQueue<S>,
-}
+pub(crate) type PeerEvent<S> = EventParts<PeerCounter<S>, PeerMap<S>, PeerQueue<S>>;
 
 impl<S: PeerStm> Event for PeerEvent<S> {
     const ACCOUNTING: Accounting = Accounting::Peer;
@@ -1149,15 +1133,6 @@ impl<S: PeerStm> Event for PeerEvent<S> {
             self.sessions.insert(tx, user, seen.wrapping_add(1))?;
             self.log.push(tx, record)
         });
-    }
-    fn requests(&self) -> u64 {
-        self.requests.total()
-    }
-    fn session(&self, user: u64) -> u64 {
-        self.sessions.lookup(user).unwrap_or(0)
-    }
-    fn pop_log(&self) -> Option<u64> {
-        self.log.dequeue()
     }
 }
 
@@ -1373,9 +1348,9 @@ mod tests {
         );
     }
 
-    /// An event state behind one `Mutex` that can drop one step of one event.
+    /// The one-`Mutex` event state, dropping one step of its sixth event.
     struct FaultyEvent {
-        state: Mutex<EventState>,
+        state: MutexEvent,
         events: AtomicU64,
         skip: Option<Step>,
     }
@@ -1389,9 +1364,9 @@ mod tests {
 
     impl Event for FaultyEvent {
         const ACCOUNTING: Accounting = Accounting::Lock;
-        fn create(_users: u64) -> Self {
+        fn create(users: u64) -> Self {
             FaultyEvent {
-                state: Mutex::new(Default::default()),
+                state: MutexEvent::create(users),
                 events: AtomicU64::new(0),
                 skip: None,
             }
@@ -1400,7 +1375,7 @@ mod tests {
             let skip = (self.events.fetch_add(1, Ordering::Relaxed) == 5)
                 .then_some(self.skip)
                 .flatten();
-            let mut state = self.state.lock().unwrap();
+            let mut state = lock(&self.state.0);
             let (requests, sessions, log) = &mut *state;
             if skip != Some(Step::Count) {
                 *requests += 1;
@@ -1412,20 +1387,17 @@ mod tests {
                 log.push_back(record);
             }
         }
+    }
+
+    impl EventTally for FaultyEvent {
         fn requests(&self) -> u64 {
-            self.state.lock().unwrap().0
+            self.state.requests()
         }
         fn session(&self, user: u64) -> u64 {
-            self.state
-                .lock()
-                .unwrap()
-                .1
-                .get(&user)
-                .copied()
-                .unwrap_or(0)
+            self.state.session(user)
         }
         fn pop_log(&self) -> Option<u64> {
-            self.state.lock().unwrap().2.pop_front()
+            self.state.pop_log()
         }
     }
 
