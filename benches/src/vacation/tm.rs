@@ -26,7 +26,7 @@
 //! place. That layout on commute (`TMap<u64, Arc<Row>>`, `Row` four `TVar<i64>`) measured
 //! slower: 2,886 / 3,999 instructions against 2,700 / 3,600 over the first 32,768 actions, and
 //! 3.6-4.7x sequential's time against 2.8-3.2x, each field access being a read-set or
-//! write-set entry of its own (docs/benchmarks.md, "Sixteenth pass").
+//! write-set entry of its own (docs/hot-path.md, "Sixteenth pass").
 
 use std::sync::Arc;
 
