@@ -515,7 +515,7 @@ impl<E: Event> Subject for EventWorkload<E> {
 
 /// Checks an event state after `ops` events: the counter and the sessions' counts each add up
 /// to `ops`.
-pub(crate) fn check_event_totals<E: Event>(state: &E, ops: u64) -> Result<(), String> {
+pub(crate) fn check_event_totals(state: &impl EventTally, ops: u64) -> Result<(), String> {
     let requests = state.requests();
     if requests != ops {
         return Err(format!(
