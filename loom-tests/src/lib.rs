@@ -73,7 +73,8 @@ mod model {
 
     /// The default configuration with the preemption bound lowered to `max_preemptions` if it
     /// is higher: for the heavier models (three threads), which would take minutes at
-    /// `LOOM_MAX_PREEMPTIONS=3`.
+    /// `LOOM_MAX_PREEMPTIONS=3`, or exceed loom's branch limit there where a thread waits for
+    /// another's store (loom lets a waiting load return a superseded value without end).
     #[must_use]
     pub fn capped_builder(max_preemptions: usize) -> ModelBuilder {
         let mut builder = model_builder();
