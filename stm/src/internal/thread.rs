@@ -37,6 +37,22 @@ const RECLAIM_BATCH: usize = if cfg!(loom) { 1 } else { 16 };
 /// See [`RECLAIM_BATCH`].
 const BATCH_PER_SLOT: usize = if cfg!(loom) { 0 } else { 4 };
 
+/// Room, in values, that a list of retired values keeps once it is empty again: a batch
+/// ([`RECLAIM_BATCH`] and [`BATCH_PER_SLOT`] per slot) of up to 250 threads. A list that grew
+/// past it in a burst (values held back by a long transaction, or left by threads that exited
+/// meanwhile) gives its memory back once the burst is freed; lists pass from one role to another
+/// (`collect_reclaimable` swaps them), and one that kept a burst's room kept it for good (the
+/// soak, `--mode churn` for 600 s: 1.1 MB left; `tests/reclaim_memory.rs`).
+const KEEP_ROOM: usize = 1024;
+
+/// Gives `list`'s memory back if it is empty and has room for more than [`KEEP_ROOM`] values.
+#[inline]
+fn shed<T>(list: &mut Vec<T>) {
+    if list.is_empty() && list.capacity() > KEEP_ROOM {
+        *list = Vec::new();
+    }
+}
+
 /// A value replaced by a commit, waiting until no transaction can still read it.
 pub(crate) struct Retired {
     pub(crate) version: u64,
@@ -530,22 +546,24 @@ impl ThreadCtx {
         {
             let mut retired = self.retired.borrow_mut();
             let mut scan = self.scan.borrow_mut();
+            // A list that grew in a burst changes hands with the scratch list here (`free` is
+            // empty), and the scratch list keeps no more room than `KEEP_ROOM` (below).
+            let slots = collect_reclaimable(&mut retired, &mut scan, &mut free);
             // Scan once per batch of *new* retirements: values still pinned by a long
             // transaction stay in the list, and re-scanning them on every commit would cost
             // more than they do.
-            let slots = collect_reclaimable(&mut retired, &mut scan, &mut free);
             let batch = RECLAIM_BATCH.max(BATCH_PER_SLOT * slots);
             self.reclaim_at.set(retired.len() + batch);
             // Values left by threads that exited are swept by whoever reclaims next (unless
             // another thread is at it): nothing else would ever free them.
             global()
                 .orphans
-                .with_if_filled(|orphans| collect_reclaimable(orphans, &mut scan, &mut free));
+                .with_if_filled(|orphans| sweep_orphans(orphans, &mut scan, &mut free));
         }
         free_each(&mut free);
         drop_deferred(false);
         let mut scratch = self.freeing.borrow_mut();
-        if scratch.capacity() == 0 {
+        if scratch.capacity() == 0 && free.capacity() <= KEEP_ROOM {
             *scratch = free;
         }
     }
@@ -555,10 +573,12 @@ impl ThreadCtx {
         let mut free = Vec::new();
         {
             let mut scan = self.scan.borrow_mut();
-            collect_reclaimable(&mut self.retired.borrow_mut(), &mut scan, &mut free);
+            let mut retired = self.retired.borrow_mut();
+            collect_reclaimable(&mut retired, &mut scan, &mut free);
+            shed(&mut retired);
             global()
                 .orphans
-                .with(|orphans| collect_reclaimable(orphans, &mut scan, &mut free));
+                .with(|orphans| sweep_orphans(orphans, &mut scan, &mut free));
         }
         free_each(&mut free);
         drop_deferred(true);
@@ -870,6 +890,17 @@ fn collect_reclaimable(
             i += 1;
         }
     }
+    slots
+}
+
+/// [`collect_reclaimable`] over the values left by threads that exited, then [`shed`].
+fn sweep_orphans(
+    orphans: &mut Vec<Retired>,
+    scan: &mut Vec<*const Slot>,
+    free: &mut Vec<Retired>,
+) -> usize {
+    let slots = collect_reclaimable(orphans, scan, free);
+    shed(orphans);
     slots
 }
 
