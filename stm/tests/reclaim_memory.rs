@@ -83,16 +83,16 @@ impl Pinner {
 /// Runs `f` on a thread of its own and waits until the thread is gone, its thread-local state
 /// too (a scoped thread's join does not wait for that: the values it leaves could reach the
 /// shared list after the check).
-fn on_thread(b: &Arc<TBox<u64>>, f: impl FnOnce(&TBox<u64>) + Send + 'static) {
-    let b = b.clone();
-    thread::spawn(move || f(&b)).join().unwrap();
+fn on_thread(f: impl FnOnce() + Send + 'static) {
+    thread::spawn(f).join().unwrap();
 }
 
 /// Warms up this thread and thread slots for `threads` more threads, reclaims everything, and
 /// returns the bytes live then.
 fn baseline(b: &Arc<TBox<u64>>, threads: usize) -> usize {
     for _ in 0..threads {
-        on_thread(b, |b| replace(b, 100));
+        let b = b.clone();
+        on_thread(move || replace(&b, 100));
     }
     replace(b, 100);
     reclaim_retired();
@@ -127,8 +127,7 @@ fn a_burst_of_retirements_leaves_no_list_behind() {
 /// the burst's (found by `soak --mode churn`: after 600 s, 1.1 MB left in such lists).
 fn in_a_running_thread() {
     let b = Arc::new(TBox::new(0u64));
-    let outer = b.clone();
-    on_thread(&outer, move |_| {
+    on_thread(move || {
         let before = baseline(&b, 2);
         let pinner = Pinner::start();
         replace(&b, BURST);
@@ -146,7 +145,8 @@ fn left_by_an_exited_thread() {
     let b = Arc::new(TBox::new(0u64));
     let before = baseline(&b, 2);
     let pinner = Pinner::start();
-    on_thread(&b, |b| replace(b, BURST));
+    let burst = b.clone();
+    on_thread(move || replace(&burst, BURST));
     pinner.stop();
     // This thread's passes sweep them, with values of its own in hand.
     replace(&b, 1_000);
