@@ -8,59 +8,14 @@
 //! without the allocator's own headers and rounding). A program that measures installs it as
 //! its global allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use commute::{TMap, reclaim_retired};
 
-/// The system allocator, counting the bytes requested and not yet freed ([`allocated`]).
-/// [`measure`] needs it as the program's global allocator.
-///
-/// # Examples
-///
-/// ```
-/// use commute_benches::memory::{CountingAllocator, allocated};
-///
-/// #[global_allocator]
-/// static ALLOCATOR: CountingAllocator = CountingAllocator;
-///
-/// fn main() {
-///     let before = allocated();
-///     let block = vec![0u8; 1000];
-///     assert!(allocated() >= before + 1000);
-///     drop(block);
-/// }
-/// ```
-#[derive(Debug)]
-pub struct CountingAllocator;
-
-static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator, only counting.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's layout.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's pointer and layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-/// The bytes allocated through [`CountingAllocator`] and not yet freed (always 0 if it is not
-/// the global allocator).
-pub fn allocated() -> usize {
-    ALLOCATED.load(Ordering::Relaxed)
-}
+/// The counting allocator the tests share ([`CountingAllocator`], [`allocated`]): [`measure`]
+/// needs it as the program's global allocator.
+pub use commute_test_support::{CountingAllocator, allocated};
 
 /// What the issue "What a transaction costs" asks of a `TMap` entry: at most this many times a
 /// `HashMap`'s.

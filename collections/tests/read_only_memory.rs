@@ -3,43 +3,13 @@
 //! counting allocator: other tests would allocate meanwhile.
 
 use commute::{TMap, atomically, read_only, reclaim_retired};
-use commute_test_support::with_watchdog;
-use std::alloc::{GlobalAlloc, Layout, System};
+use commute_test_support::{CountingAllocator, allocated, peak, reset_peak, with_watchdog};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 
-/// The system allocator, counting the bytes live now and the most live since the last reset.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: forwarded.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn live() -> usize {
-    LIVE.load(Ordering::Relaxed)
-}
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 /// Runs `updates` random updates of `map` (keys below `keys`) on another thread while `during`
 /// runs on this one; returns the most bytes live meanwhile.
@@ -51,7 +21,7 @@ fn churn_while<T>(
 ) -> (usize, T) {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    PEAK.store(live(), Ordering::Relaxed);
+    reset_peak();
     let writer = {
         let (map, done, stop) = (map.clone(), done.clone(), stop.clone());
         thread::spawn(move || {
@@ -72,7 +42,7 @@ fn churn_while<T>(
     let result = during(&done);
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
-    (PEAK.load(Ordering::Relaxed), result)
+    (peak(), result)
 }
 
 #[test]
@@ -84,18 +54,18 @@ fn an_open_snapshot_keeps_at_most_one_old_bucket_per_bucket() {
 fn keeps_at_most_one_old_bucket_per_bucket() {
     const KEYS: u64 = 20_000;
     const UPDATES: u64 = 200_000;
-    let before = live();
+    let before = allocated();
     let map: Arc<TMap<u64, u64>> = Arc::new((0..KEYS).map(|k| (k, 0)).collect());
     reclaim_retired();
-    let map_bytes = live() - before;
+    let map_bytes = allocated() - before;
 
     // Without a reader: what churn alone keeps alive (reclamation batches).
-    let base = live();
+    let base = allocated();
     let (peak_plain, ()) = churn_while(&map, KEYS, UPDATES / 4, |_| ());
     reclaim_retired();
 
     // A snapshot open for the whole churn, reading the map at its start and at its end.
-    let base_open = live();
+    let base_open = allocated();
     let (peak_open, (first, last)) = churn_while(&map, KEYS, UPDATES, |done| {
         read_only(|tx| {
             let first = map.len(tx)?;

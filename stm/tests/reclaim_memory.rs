@@ -3,42 +3,13 @@
 //! test binary, with a counting allocator: other tests would allocate meanwhile.
 
 use commute_stm::{TBox, atomically, reclaim_retired};
-use commute_test_support::with_watchdog;
-use std::alloc::{GlobalAlloc, Layout, System};
+use commute_test_support::{CountingAllocator, allocated, with_watchdog};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
-/// The system allocator, counting the bytes live.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: forwarded.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn live() -> usize {
-    LIVE.load(Ordering::Relaxed)
-}
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 /// Replaces the value of `b` `n` times, one transaction each.
 fn replace(b: &TBox<u64>, n: u64) {
@@ -96,13 +67,13 @@ fn baseline(b: &Arc<TBox<u64>>, threads: usize) -> usize {
     }
     replace(b, 100);
     reclaim_retired();
-    live()
+    allocated()
 }
 
 /// Checks that at most a few KiB more than `before` are live.
 #[track_caller]
 fn assert_back_to(before: usize, what: &str) {
-    let left = live().saturating_sub(before);
+    let left = allocated().saturating_sub(before);
     // A burst holds its 50,000 values in lists of 24 bytes per value (1.2 MB, 1.5 MB with
     // their growth).
     assert!(

@@ -1,4 +1,5 @@
-//! Helpers shared by the tests of the commute crates (a dev-dependency of each, never published).
+//! Helpers shared by the tests of the commute crates (a dev-dependency of each, and a dependency
+//! of the unpublished `commute-benches` for its counting allocator; never published).
 //!
 //! - [`with_watchdog`]: a test that can block fails after a deadline instead of hanging CI;
 //! - [`output_within`]: a child process that runs past a deadline is killed and the test fails;
@@ -8,11 +9,14 @@
 //!   test waits, at chosen points, until it has made progress (a reader proving that it does
 //!   not hold the writer up);
 //! - [`Counted`]: a value that counts how many of its kind are alive, and panics if it is read
-//!   after its drop or dropped twice.
+//!   after its drop or dropped twice;
+//! - [`CountingAllocator`]: the system allocator, counting the bytes live ([`allocated`]) and the
+//!   most live at once ([`peak`]), for tests (and the `memory` binary) that measure memory.
 //!
 //! Deadlines are multiplied by `COMMUTE_TEST_TIME_SCALE` (an integer, default 1):
 //! `scripts/valgrind.sh` sets it, because programs run some 50 times slower under memcheck.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Read;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -283,4 +287,88 @@ impl Drop for Counted {
         assert!(self.alive.swap(false, Ordering::Relaxed), "dropped twice");
         self.live.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// The system allocator, counting the bytes requested and not yet freed ([`allocated`]) and the
+/// most that were at once since [`reset_peak`] ([`peak`]): sizes as asked for, without the
+/// allocator's own headers and rounding. A test that measures memory installs it as its binary's
+/// global allocator and runs alone in that binary (another test would allocate meanwhile).
+///
+/// # Examples
+///
+/// ```
+/// use commute_test_support::{CountingAllocator, allocated, peak, reset_peak};
+///
+/// #[global_allocator]
+/// static ALLOCATOR: CountingAllocator = CountingAllocator;
+///
+/// fn main() {
+///     let before = allocated();
+///     reset_peak();
+///     let block = vec![0u8; 1000];
+///     assert!(allocated() >= before + 1000);
+///     drop(block);
+///     assert!(peak() >= before + 1000);
+/// }
+/// ```
+#[derive(Debug)]
+pub struct CountingAllocator;
+
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator, only counting.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's layout.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's pointer and layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+/// The bytes allocated through [`CountingAllocator`] and not yet freed (always 0 if it is not
+/// the global allocator).
+///
+/// # Examples
+///
+/// ```
+/// // Doctests run on the system allocator: nothing is counted.
+/// assert_eq!(commute_test_support::allocated(), 0);
+/// ```
+pub fn allocated() -> usize {
+    ALLOCATED.load(Ordering::Relaxed)
+}
+
+/// The most bytes [`allocated`] at once since the last [`reset_peak`] (or the start).
+///
+/// # Examples
+///
+/// ```
+/// commute_test_support::reset_peak();
+/// assert!(commute_test_support::peak() >= commute_test_support::allocated());
+/// ```
+pub fn peak() -> usize {
+    PEAK.load(Ordering::Relaxed)
+}
+
+/// Starts a new [`peak`] from the bytes allocated now.
+///
+/// # Examples
+///
+/// ```
+/// commute_test_support::reset_peak();
+/// assert_eq!(commute_test_support::peak(), commute_test_support::allocated());
+/// ```
+pub fn reset_peak() {
+    PEAK.store(allocated(), Ordering::Relaxed);
 }
