@@ -32,6 +32,7 @@ use commute::{
 use dashmap::DashMap;
 
 use crate::rng::XorShift;
+use crate::tl2_floor;
 
 /// Operations run before the measured ones (a multiple of [`LOG_BATCH`]).
 pub const WARMUP: u64 = 1024;
@@ -378,6 +379,20 @@ pub const CASES: &[Case] = &[
         run: anatomy_write,
     },
     Case {
+        name: "anatomy/floor-empty",
+        row: "anatomy",
+        side: Side::Commute,
+        what: "bare TL2: empty closure",
+        run: floor_empty,
+    },
+    Case {
+        name: "anatomy/floor-rmw",
+        row: "anatomy",
+        side: Side::Commute,
+        what: "bare TL2: read-modify-write",
+        run: floor_rmw,
+    },
+    Case {
         name: "anatomy/mutex",
         row: "anatomy",
         side: Side::Baseline,
@@ -473,6 +488,22 @@ fn anatomy_empty(ops: u64) -> u64 {
     drive(ops, |i| {
         black_box(atomically(|_| Ok(i)));
     })
+}
+
+/// The floor of the protocol: a bare TL2 (`tl2_floor`), none of commute's features.
+fn floor_empty(ops: u64) -> u64 {
+    drive(ops, |i| {
+        black_box(tl2_floor::atomically(|_| Ok(i)));
+    })
+}
+
+fn floor_rmw(ops: u64) -> u64 {
+    let var = tl2_floor::Var::new(0);
+    let total = drive(ops, |_| {
+        black_box(tl2_floor::atomically(|tx| var.modify(tx, |x| x + 1)));
+    });
+    assert_eq!(var.load(), total);
+    total
 }
 
 fn anatomy_mutex(ops: u64) -> u64 {

@@ -39,6 +39,8 @@ mod runner;
 pub mod soak;
 pub mod suite;
 #[cfg(feature = "collections")]
+mod tl2_floor;
+#[cfg(feature = "collections")]
 pub mod vacation;
 mod workloads;
 pub mod zipf;
