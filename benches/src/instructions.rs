@@ -386,6 +386,20 @@ pub const CASES: &[Case] = &[
         run: floor_empty,
     },
     Case {
+        name: "anatomy/floor-read",
+        row: "anatomy",
+        side: Side::Commute,
+        what: "bare TL2: one read",
+        run: floor_read,
+    },
+    Case {
+        name: "anatomy/floor-write",
+        row: "anatomy",
+        side: Side::Commute,
+        what: "bare TL2: one write",
+        run: floor_write,
+    },
+    Case {
         name: "anatomy/floor-rmw",
         row: "anatomy",
         side: Side::Commute,
@@ -495,6 +509,27 @@ fn floor_empty(ops: u64) -> u64 {
     drive(ops, |i| {
         black_box(tl2_floor::atomically(|_| Ok(i)));
     })
+}
+
+fn floor_read(ops: u64) -> u64 {
+    let var = tl2_floor::Var::new(7);
+    let total = drive(ops, |_| {
+        black_box(tl2_floor::atomically(|tx| var.read(tx)));
+    });
+    assert_eq!(var.load(), 7);
+    total
+}
+
+fn floor_write(ops: u64) -> u64 {
+    let var = tl2_floor::Var::new(0);
+    let total = drive(ops, |i| {
+        tl2_floor::atomically(|tx| {
+            var.write(tx, i);
+            Ok(())
+        });
+    });
+    assert_eq!(var.load(), total - 1);
+    total
 }
 
 fn floor_rmw(ops: u64) -> u64 {
