@@ -130,6 +130,8 @@ impl Var {
         // SAFETY: the context is the thread's, borrowed by this attempt alone (`atomically`),
         // and no other reference to it lives across this call.
         let ctx = unsafe { &mut *tx.ctx };
+        // The length test first: without it the search of an empty set costs the read and the
+        // read-modify-write 5-6 instructions more (`instructions --measure --case anatomy`).
         if ctx.writes.len != 0
             && let Some(&mut value) = ctx.writes.find(self)
         {
@@ -213,8 +215,7 @@ pub(crate) fn atomically<'env, T>(mut f: impl FnMut(&Tx<'env>) -> Result<T, Conf
             if let Ok(value) = outcome
                 && commit(sets)
             {
-                sets.reads.len = 0;
-                sets.writes.len = 0;
+                // `_active` empties the sets.
                 return value;
             }
             sets.reads.len = 0;
@@ -308,6 +309,29 @@ mod tests {
             v.read(tx)
         });
         assert_eq!((seen, v.load()), (9, 9));
+    }
+
+    #[test]
+    fn each_transaction_starts_with_empty_sets() {
+        let v = Var::new(0);
+        // Reads left over from earlier commits would fill the read set: a panic at the ninth.
+        for _ in 0..2 * SET_CAPACITY {
+            assert_eq!(atomically(|tx| v.read(tx)), 0);
+        }
+        // A write left over would answer a later read instead of the committed value.
+        atomically(|tx| {
+            v.write(tx, 5);
+            Ok(())
+        });
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                atomically(|tx| {
+                    v.write(tx, 7);
+                    Ok(())
+                })
+            });
+        });
+        assert_eq!(atomically(|tx| v.read(tx)), 7);
     }
 
     #[test]
