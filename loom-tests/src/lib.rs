@@ -24,8 +24,8 @@
 //!   before it, so a thread that waits in a loop of loads for another's store can be shown the
 //!   old value on every turn, which hardware does not do. At higher preemption bounds such
 //!   schedules exceed loom's branch limit ("Model exceeded maximum number of branches") without
-//!   any thread holding what the waiter waits for; the models where that happens at 3 run at
-//!   2 (`capped_builder`, with the reason in the model's doc).
+//!   any thread holding what the waiter waits for; a model where that happens at 3 runs at 2
+//!   (`capped_builder`, with the reason in the model's doc).
 
 #[cfg(loom)]
 pub use model::{ModelBuilder, capped_builder, model_builder, run_model, run_model_with, settle};
@@ -80,8 +80,9 @@ mod model {
 
     /// The default configuration with the preemption bound lowered to `max_preemptions` if it
     /// is higher: for the heavier models (three threads), which would take minutes at
-    /// `LOOM_MAX_PREEMPTIONS=3`, or exceed loom's branch limit there where a thread waits for
-    /// another's store (loom lets a waiting load return a superseded value without end).
+    /// `LOOM_MAX_PREEMPTIONS=3`, or exceed loom's branch limit there (one traced to a waiting
+    /// load that loom lets return a superseded value without end, two not traced: each model's
+    /// doc says which).
     #[must_use]
     pub fn capped_builder(max_preemptions: usize) -> ModelBuilder {
         let mut builder = model_builder();
