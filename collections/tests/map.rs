@@ -292,6 +292,46 @@ fn full_hash_collisions_match_std_hashmap() {
     });
 }
 
+/// Hashes a key to a spread of low bits (the trie's index) under one of two adjacent values of
+/// the top 7 bits (the tag a leaf keeps per entry): most entries of a leaf share their tag with
+/// others, and the two tags differ in their lowest bit, so that a lookup meets several
+/// candidates, false ones included (a borrow out of a matching byte marks the byte above).
+#[derive(Default)]
+struct TwoTags(u64);
+
+impl Hasher for TwoTags {
+    fn finish(&self) -> u64 {
+        let spread = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 8;
+        ((0x3e | (self.0 & 1)) << 57) | spread
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0 << 8 | u64::from(b);
+        }
+    }
+}
+
+#[test]
+fn shared_tags_and_long_leaves_match_std_hashmap() {
+    common::with_watchdog(30, || {
+        // One root slot and leaves of up to 8 or 24: entries past the four with tags in the
+        // header, and leaves whose tags are nearly all alike.
+        quickcheck(|groups| {
+            map_matches_model(
+                TMap::with_config_and_hasher(1, 2, 8, BuildHasherDefault::<TwoTags>::default()),
+                &groups,
+            )
+        });
+        quickcheck(|groups| {
+            map_matches_model(
+                TMap::with_config_and_hasher(1, 2, 24, BuildHasherDefault::<TwoTags>::default()),
+                &groups,
+            )
+        });
+        quickcheck(|groups| map_matches_model(TMap::with_config(1, 2, 24), &groups));
+    });
+}
+
 #[test]
 fn large_map_through_many_splits() {
     let map: TMap<u32, u32> = TMap::new();

@@ -4,14 +4,17 @@
 //! on the slots they really touch. A slot holds one of
 //!
 //! - **empty**: the null word; an empty leaf costs no allocation;
-//! - a **leaf**: one allocation holding its length and its entries (hash, key, value) inline,
-//!   exactly as many as it has, replaced copy-on-write as a whole by every update of one of its
-//!   keys; or
+//! - a **leaf**: one allocation holding its length, a one-byte tag of each of its first four
+//!   entries' hashes, and its entries (hash, key, value) inline, exactly as many as it has,
+//!   replaced copy-on-write as a whole by every update of one of its keys; or
 //! - an **inner node**: one cache-line-aligned allocation of `inner_slots` child slots (a power
 //!   of two) inline, indexed by the next `inner_bits` bits of the key's hash.
 //!
 //! Nodes are laid out by hand so that a walk costs one dependent load per level (the slot, inline
-//! in its parent) plus one for the leaf, whose entries sit right after its length. The slot's
+//! in its parent) plus one for the leaf, whose entries sit right after its header. A lookup in
+//! a leaf compares the four tags at once (one word of the header) and the key of each matching
+//! entry, rather than going through the entries one by one: a loop that stops at its key
+//! mispredicts about once per lookup, since a key's place in its leaf is random. The slot's
 //! word tags the kind: 0 is empty, a set low bit marks an inner node (whose width, as `log2`, sits
 //! in bits 1 to 5: inner nodes are 64-byte aligned), anything else is a leaf.
 //!
@@ -175,7 +178,25 @@ const WIDTH_MASK: usize = 0x1f;
 
 /// The header of a leaf allocation; its entries follow it.
 struct LeafHeader {
-    len: usize,
+    /// The number of entries (at most `u32::MAX`: [`leaf_layout`]).
+    len: u32,
+    /// The tag ([`tag_of`]) of the hash of each of the first [`TAGGED`] entries, one byte
+    /// each (entry `i` in byte `i`, from the low end), 0 in the bytes past the last entry: a
+    /// lookup finds its candidates among them without a branch per entry ([`position`]).
+    tags: u32,
+}
+
+/// How many of a leaf's entries have a tag in its header (the bytes of a `u32`). A presized
+/// map's leaves hold about two entries, a grown map's at most eight by default; entries past
+/// the fourth are compared one by one.
+const TAGGED: usize = 4;
+
+/// The one-byte tag of `hash` kept in a leaf's header: its top 7 bits (the trie indexes by the
+/// low bits, which a leaf's entries share), with the high bit set so that no tag is 0, the
+/// byte of no entry.
+#[inline(always)]
+fn tag_of(hash: u64) -> u32 {
+    (hash >> 57) as u32 | 0x80
 }
 
 /// What a slot holds, as one word: empty (0), a leaf, or a tagged inner node.
@@ -221,7 +242,8 @@ unsafe impl<K: 'static, V: 'static> OwnedWord for NodeRef<K, V> {
 /// A node, borrowed.
 enum Node<'a, K: 'static, V: 'static> {
     Empty,
-    Leaf(&'a [Entry<K, V>]),
+    /// A leaf's entries and the tags of its header.
+    Leaf(&'a [Entry<K, V>], u32),
     Inner(&'a [Slot<K, V>]),
 }
 
@@ -249,7 +271,13 @@ impl<K: 'static, V: 'static> core::ops::DerefMut for Slot<K, V> {
 }
 
 /// The layout of a leaf of `len` entries, and the offset of its entries.
+///
+/// # Panics
+///
+/// If `len` exceeds `u32::MAX` (a leaf's header counts its entries in a `u32`) or the size
+/// overflows.
 fn leaf_layout<K, V>(len: usize) -> (Layout, usize) {
+    assert!(u32::try_from(len).is_ok(), "commute: TMap leaf too large");
     Layout::new::<LeafHeader>()
         .extend(Layout::array::<Entry<K, V>>(len).expect("commute: TMap leaf too large"))
         .expect("commute: TMap leaf too large")
@@ -313,7 +341,7 @@ impl<K, V> NodeRef<K, V> {
         V: 'static,
     {
         // SAFETY: owned exclusively (caller).
-        let Node::Leaf(entries) = (unsafe { self.node() }) else {
+        let Node::Leaf(entries, _) = (unsafe { self.node() }) else {
             unreachable!("into_entry of a leaf")
         };
         let len = entries.len();
@@ -358,9 +386,9 @@ impl<K, V> NodeRef<K, V> {
             // SAFETY: a leaf word points at a header followed by `len` initialised entries
             // (`LeafBuilder::finish`), alive per the caller.
             unsafe {
-                let len = (*header).len;
+                let LeafHeader { len, tags } = header.read();
                 let first = (self.bits as *const u8).add(offset) as *const Entry<K, V>;
-                Node::Leaf(core::slice::from_raw_parts(first, len))
+                Node::Leaf(core::slice::from_raw_parts(first, len as usize), tags)
             }
         }
     }
@@ -381,7 +409,7 @@ impl<K, V> NodeRef<K, V> {
         // SAFETY: owned exclusively (caller).
         match unsafe { self.node() } {
             Node::Empty => {}
-            Node::Leaf(entries) => {
+            Node::Leaf(entries, _) => {
                 // SAFETY: the entries are initialised and ours; the block was allocated for this
                 // layout (`LeafBuilder::new` for `len` entries).
                 unsafe {
@@ -517,13 +545,30 @@ impl<K, V> LeafBuilder<K, V> {
         self.len += 1;
     }
 
-    /// The finished leaf.
+    /// The finished leaf, its tags taken from its entries.
     fn finish(self) -> NodeRef<K, V> {
+        let mut tags = 0;
+        for i in 0..self.len.min(TAGGED) {
+            // SAFETY: the first `len` entries are initialised.
+            let hash = unsafe { (*self.first.add(i)).hash };
+            tags |= tag_of(hash) << (8 * i);
+        }
+        self.finish_tagged(tags)
+    }
+
+    /// The finished leaf, with the tags of its entries given (those of the leaf it copies).
+    #[inline]
+    fn finish_tagged(self, tags: u32) -> NodeRef<K, V> {
         assert_eq!(self.len, self.capacity, "leaf builder underfilled");
         let (base, len) = (self.base, self.len);
         core::mem::forget(self);
+        // `len` fits: the builder's layout was computed for it (`leaf_layout`).
+        let header = LeafHeader {
+            len: len as u32,
+            tags,
+        };
         // SAFETY: the header sits at the start of the allocation.
-        unsafe { (base.as_ptr() as *mut LeafHeader).write(LeafHeader { len }) };
+        unsafe { (base.as_ptr() as *mut LeafHeader).write(header) };
         NodeRef {
             bits: base.as_ptr() as usize,
             _types: PhantomData,
@@ -548,6 +593,8 @@ impl<K, V> Drop for LeafBuilder<K, V> {
 struct LeafRef<'a, K: 'static, V: 'static> {
     slot: &'a Slot<K, V>,
     entries: &'a [Entry<K, V>],
+    /// The leaf's tags (0 for an empty slot).
+    tags: u32,
     shift: u32,
 }
 
@@ -565,19 +612,45 @@ pub(crate) struct RawTrie<K: 'static, V: 'static> {
     _owns: PhantomData<Entry<K, V>>,
 }
 
-/// The index of the entry for `key` in a leaf.
-#[inline]
-fn position<K, V, Q>(entries: &[Entry<K, V>], hash: u64, key: &Q) -> Option<usize>
+/// The index of the entry for `key` in a leaf: `entries`, with its header's `tags` (or no
+/// entries and tags 0).
+///
+/// The tagged entries are found without a branch per entry: a byte of `x` below is 0 where an
+/// entry's tag is the hash's, and the usual test for a zero byte marks it (and, after a borrow
+/// out of a zero byte, at most a byte above it: a false candidate, rejected by the comparison).
+/// Past the last entry a byte of `tags` is 0, so `x` there is the hash's tag, whose high bit
+/// clears the mark: every candidate is an entry. Where a loop over the entries mispredicts the
+/// one it stops at, about one branch per lookup (a key's place in its leaf is random), the
+/// test's one loop turn is predictable.
+#[inline(always)]
+fn position<K, V, Q>(entries: &[Entry<K, V>], tags: u32, hash: u64, key: &Q) -> Option<usize>
 where
     K: Borrow<Q>,
     Q: Eq + ?Sized,
 {
-    entries
-        .iter()
+    const ONES: u32 = 0x0101_0101;
+    const HIGHS: u32 = 0x8080_8080;
+    let x = tags ^ tag_of(hash).wrapping_mul(ONES);
+    let mut candidates = x.wrapping_sub(ONES) & !x & HIGHS;
+    while candidates != 0 {
+        let i = (candidates.trailing_zeros() / 8) as usize;
+        debug_assert!(i < entries.len());
+        // SAFETY: every candidate is an entry (above: a byte past the last entry is never
+        // marked).
+        let e = unsafe { entries.get_unchecked(i) };
+        if e.key.borrow() == key {
+            return Some(i);
+        }
+        candidates &= candidates - 1;
+    }
+    let rest = entries.get(TAGGED..)?;
+    rest.iter()
         .position(|e| e.hash == hash && e.key.borrow() == key)
+        .map(|i| i + TAGGED)
 }
 
-/// A copy of `entries` with entry `i` replaced by `with`.
+/// A copy of `entries` (whose header's tags are `tags`) with entry `i` replaced by `with`, an
+/// entry of the same key (so of the same hash, and tag).
 ///
 /// # Safety
 ///
@@ -586,9 +659,11 @@ where
 #[inline(always)]
 unsafe fn replaced<K: Clone + 'static, V: Stored + 'static>(
     entries: &[Entry<K, V>],
+    tags: u32,
     i: usize,
     with: Entry<K, V>,
 ) -> NodeRef<K, V> {
+    debug_assert_eq!(with.hash, entries[i].hash);
     // SAFETY: the caller's promise.
     let mut leaf = unsafe { LeafBuilder::like(entries) };
     for e in &entries[..i] {
@@ -598,7 +673,8 @@ unsafe fn replaced<K: Clone + 'static, V: Stored + 'static>(
     for e in &entries[i + 1..] {
         leaf.push(e.share());
     }
-    leaf.finish()
+    // The same hashes in the same places.
+    leaf.finish_tagged(tags)
 }
 
 /// A copy of `entries` without entry `i` (empty if it was the only one).
@@ -753,10 +829,11 @@ where
                     slot = &children[config.child_index(hash, shift)];
                     shift += config.inner_bits;
                 }
-                Node::Leaf(entries) => {
+                Node::Leaf(entries, tags) => {
                     return Ok(LeafRef {
                         slot,
                         entries,
+                        tags,
                         shift,
                     });
                 }
@@ -764,6 +841,7 @@ where
                     return Ok(LeafRef {
                         slot,
                         entries: &[],
+                        tags: 0,
                         shift,
                     });
                 }
@@ -823,7 +901,9 @@ where
             let (_, word, _) = self.walk_alone(hash);
             // SAFETY: read while pinned: the node stays alive until the pin ends.
             match unsafe { word.node() } {
-                Node::Leaf(entries) => f(position(entries, hash, key).map(|i| &entries[i])),
+                Node::Leaf(entries, tags) => {
+                    f(position(entries, tags, hash, key).map(|i| &entries[i]))
+                }
                 _ => f(None),
             }
         })
@@ -847,14 +927,14 @@ where
         commute_stm::pinned(|| {
             let (slot, word, seen) = self.walk_alone(hash);
             // SAFETY: read while pinned.
-            let Node::Leaf(entries) = (unsafe { word.node() }) else {
+            let Node::Leaf(entries, tags) = (unsafe { word.node() }) else {
                 return Err((entry.key, entry.value));
             };
-            let Some(i) = position(entries, hash, &entry.key) else {
+            let Some(i) = position(entries, tags, hash, &entry.key) else {
                 return Err((entry.key, entry.value));
             };
             // SAFETY: the entries of the leaf node matched just above.
-            let node = unsafe { replaced(entries, i, entry) };
+            let node = unsafe { replaced(entries, tags, i, entry) };
             // SAFETY: `node` is new and ours; every value a slot holds is a node of this trie
             // owned by the slot alone (see `replace`).
             match unsafe { slot.commit_owned_alone(seen, node) } {
@@ -882,7 +962,7 @@ where
         Q: Eq + ?Sized,
     {
         let leaf = self.find_leaf(tx, hash)?;
-        Ok(position(leaf.entries, hash, key).map(|i| &leaf.entries[i]))
+        Ok(position(leaf.entries, leaf.tags, hash, key).map(|i| &leaf.entries[i]))
     }
 
     /// Sets `key` to `value`; returns the old value, or `None` if the key is new.
@@ -899,10 +979,10 @@ where
     {
         let leaf = self.find_leaf(tx, hash)?;
         let entry = Entry { hash, key, value };
-        if let Some(i) = position(leaf.entries, hash, &entry.key) {
+        if let Some(i) = position(leaf.entries, leaf.tags, hash, &entry.key) {
             let old = leaf.entries[i].value.removed(tx, TOKEN);
             // SAFETY: a walk's entries, with entry `i`: a leaf node's.
-            let node = unsafe { replaced(leaf.entries, i, entry) };
+            let node = unsafe { replaced(leaf.entries, leaf.tags, i, entry) };
             Self::replace(tx, leaf.slot, node);
             return Ok(Some(old));
         }
@@ -924,7 +1004,7 @@ where
         V: Stored,
     {
         let leaf = self.find_leaf(tx, hash)?;
-        if position(leaf.entries, hash, &key).is_some() {
+        if position(leaf.entries, leaf.tags, hash, &key).is_some() {
             return Ok(false);
         }
         self.push(tx, &leaf, Entry { hash, key, value });
@@ -948,14 +1028,14 @@ where
         V: Stored,
     {
         let leaf = self.find_leaf(tx, hash)?;
-        let i = position(leaf.entries, hash, &key);
+        let i = position(leaf.entries, leaf.tags, hash, &key);
         let (change, result) = f(i.map(|i| &leaf.entries[i].value));
         #[cfg(debug_assertions)]
         if !matches!(change, Change::Keep) {
             // SAFETY: read after `tx.pin()` (in `find_leaf`), as there.
             let unchanged = match unsafe { leaf.slot.read(tx)?.node() } {
                 Node::Empty => leaf.entries.is_empty(),
-                Node::Leaf(now) => core::ptr::eq(now, leaf.entries),
+                Node::Leaf(now, _) => core::ptr::eq(now, leaf.entries),
                 Node::Inner(_) => false,
             };
             assert!(
@@ -967,8 +1047,9 @@ where
         let delta = match (change, i) {
             (Change::Keep, _) | (Change::Remove, None) => 0,
             (Change::Set(value), Some(i)) => {
+                let entry = Entry { hash, key, value };
                 // SAFETY: a walk's entries, with entry `i`: a leaf node's.
-                let node = unsafe { replaced(leaf.entries, i, Entry { hash, key, value }) };
+                let node = unsafe { replaced(leaf.entries, leaf.tags, i, entry) };
                 Self::replace(tx, leaf.slot, node);
                 0
             }
@@ -1007,7 +1088,7 @@ where
         Q: Eq + ?Sized,
     {
         let leaf = self.find_leaf(tx, hash)?;
-        let Some(i) = position(leaf.entries, hash, key) else {
+        let Some(i) = position(leaf.entries, leaf.tags, hash, key) else {
             return Ok(None);
         };
         Self::replace(tx, leaf.slot, without(leaf.entries, i));
@@ -1026,7 +1107,7 @@ where
             // SAFETY: read after `tx.pin()`, as in `find_leaf`.
             match unsafe { slot.read(tx)?.node() } {
                 Node::Empty => {}
-                Node::Leaf(entries) => visit(slot, entries)?,
+                Node::Leaf(entries, _) => visit(slot, entries)?,
                 Node::Inner(children) => pending.extend(children.iter().rev()),
             }
         }
@@ -1104,7 +1185,7 @@ where
             // the nodes reached are alive until this function replaces them.
             let current = unsafe { (*slot).load_mut() };
             // SAFETY: as above.
-            let entries = match unsafe { current.node() } {
+            let (entries, tags) = match unsafe { current.node() } {
                 Node::Inner(children) => {
                     let first = children.as_ptr() as *mut Slot<K, V>;
                     // SAFETY: the index is below the node's width.
@@ -1112,13 +1193,13 @@ where
                     shift += config.inner_bits;
                     continue;
                 }
-                Node::Leaf(entries) => entries,
-                Node::Empty => &[],
+                Node::Leaf(entries, tags) => (entries, tags),
+                Node::Empty => (&[][..], 0),
             };
             let entry = Entry { hash, key, value };
-            let (node, new) = match position(entries, hash, &entry.key) {
+            let (node, new) = match position(entries, tags, hash, &entry.key) {
                 // SAFETY: entry `i` is among them: the entries of the leaf node matched above.
-                Some(i) => (unsafe { replaced(entries, i, entry) }, false),
+                Some(i) => (unsafe { replaced(entries, tags, i, entry) }, false),
                 None => (shape.with_new_entry(entries, entry, shift), true),
             };
             // SAFETY: exclusive, as above: the old node is unreachable once its slot is
