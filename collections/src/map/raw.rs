@@ -540,26 +540,45 @@ impl<K, V> LeafBuilder<K, V> {
     #[inline]
     fn push(&mut self, entry: Entry<K, V>) {
         assert!(self.len < self.capacity, "leaf builder overfilled");
-        // SAFETY: in bounds (checked), and not yet initialised.
+        // SAFETY: in bounds (checked just above).
+        unsafe { self.push_unchecked(entry) };
+    }
+
+    /// [`push`](Self::push) without the check that there is room.
+    ///
+    /// # Safety
+    ///
+    /// Fewer than `capacity` entries were pushed.
+    #[inline]
+    unsafe fn push_unchecked(&mut self, entry: Entry<K, V>) {
+        debug_assert!(self.len < self.capacity, "leaf builder overfilled");
+        // SAFETY: in bounds (the caller's promise), and not yet initialised.
         unsafe { self.first.add(self.len).write(entry) };
         self.len += 1;
     }
 
     /// The finished leaf, its tags taken from its entries.
     fn finish(self) -> NodeRef<K, V> {
+        assert_eq!(self.len, self.capacity, "leaf builder underfilled");
         let mut tags = 0;
         for i in 0..self.len.min(TAGGED) {
             // SAFETY: the first `len` entries are initialised.
             let hash = unsafe { (*self.first.add(i)).hash };
             tags |= tag_of(hash) << (8 * i);
         }
-        self.finish_tagged(tags)
+        // SAFETY: full (checked above).
+        unsafe { self.finish_tagged(tags) }
     }
 
     /// The finished leaf, with the tags of its entries given (those of the leaf it copies).
+    ///
+    /// # Safety
+    ///
+    /// `capacity` entries were pushed: the header's length is the one the block was allocated
+    /// for, which frees it ([`NodeRef::free_subtree`]).
     #[inline]
-    fn finish_tagged(self, tags: u32) -> NodeRef<K, V> {
-        assert_eq!(self.len, self.capacity, "leaf builder underfilled");
+    unsafe fn finish_tagged(self, tags: u32) -> NodeRef<K, V> {
+        debug_assert_eq!(self.len, self.capacity, "leaf builder underfilled");
         let (base, len) = (self.base, self.len);
         core::mem::forget(self);
         // `len` fits: the builder's layout was computed for it (`leaf_layout`).
@@ -664,17 +683,25 @@ unsafe fn replaced<K: Clone + 'static, V: Stored + 'static>(
     with: Entry<K, V>,
 ) -> NodeRef<K, V> {
     debug_assert_eq!(with.hash, entries[i].hash);
+    // Split first (a panic if `i` is not an entry's index, before anything is pushed): the
+    // builder has room for exactly `before`, `with` and `after`.
+    let (before, from_i) = entries.split_at(i);
+    let after = &from_i[1..];
     // SAFETY: the caller's promise.
     let mut leaf = unsafe { LeafBuilder::like(entries) };
-    for e in &entries[..i] {
-        leaf.push(e.share());
+    for e in before {
+        // SAFETY: room for `entries.len()` entries, and `before` is the first of three parts.
+        unsafe { leaf.push_unchecked(e.share()) };
     }
-    leaf.push(with);
-    for e in &entries[i + 1..] {
-        leaf.push(e.share());
+    // SAFETY: as above, the second part.
+    unsafe { leaf.push_unchecked(with) };
+    for e in after {
+        // SAFETY: as above, the third part.
+        unsafe { leaf.push_unchecked(e.share()) };
     }
-    // The same hashes in the same places.
-    leaf.finish_tagged(tags)
+    // SAFETY: all `entries.len()` entries pushed. The same hashes in the same places: the same
+    // tags.
+    unsafe { leaf.finish_tagged(tags) }
 }
 
 /// A copy of `entries` without entry `i` (empty if it was the only one).
