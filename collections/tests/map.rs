@@ -268,6 +268,20 @@ fn default_shape_matches_std_hashmap() {
     });
 }
 
+/// An empty map of the given shape whose keys are hashed by `H`.
+fn hashed_by<H: Hasher + Default>(
+    root_slots: usize,
+    inner_slots: usize,
+    leaf_capacity: usize,
+) -> TMap<u8, u16, BuildHasherDefault<H>> {
+    TMap::with_config_and_hasher(
+        root_slots,
+        inner_slots,
+        leaf_capacity,
+        BuildHasherDefault::default(),
+    )
+}
+
 /// Hashes everything to the same value: every key collides on every bit.
 #[derive(Default)]
 struct Collide;
@@ -283,12 +297,7 @@ impl Hasher for Collide {
 fn full_hash_collisions_match_std_hashmap() {
     common::with_watchdog(20, || {
         // Splits go down until the hash bits run out, then the last bucket just grows.
-        quickcheck(|groups| {
-            map_matches_model(
-                TMap::with_config_and_hasher(2, 16, 2, BuildHasherDefault::<Collide>::default()),
-                &groups,
-            )
-        });
+        quickcheck(|groups| map_matches_model(hashed_by::<Collide>(2, 16, 2), &groups));
     });
 }
 
@@ -316,18 +325,8 @@ fn shared_tags_and_long_leaves_match_std_hashmap() {
     common::with_watchdog(30, || {
         // One root slot and leaves of up to 8 or 24: entries past the four with tags in the
         // header, and leaves whose tags are nearly all alike.
-        quickcheck(|groups| {
-            map_matches_model(
-                TMap::with_config_and_hasher(1, 2, 8, BuildHasherDefault::<TwoTags>::default()),
-                &groups,
-            )
-        });
-        quickcheck(|groups| {
-            map_matches_model(
-                TMap::with_config_and_hasher(1, 2, 24, BuildHasherDefault::<TwoTags>::default()),
-                &groups,
-            )
-        });
+        quickcheck(|groups| map_matches_model(hashed_by::<TwoTags>(1, 2, 8), &groups));
+        quickcheck(|groups| map_matches_model(hashed_by::<TwoTags>(1, 2, 24), &groups));
         quickcheck(|groups| map_matches_model(TMap::with_config(1, 2, 24), &groups));
     });
 }
