@@ -671,6 +671,10 @@ where
 /// A copy of `entries` (whose header's tags are `tags`) with entry `i` replaced by `with`, an
 /// entry of the same key (so of the same hash, and tag).
 ///
+/// One loop copies every other entry to its own place (the index skips `i` by arithmetic,
+/// not by a branch), then `with` fills the gap: a loop of a random length ends with a
+/// mispredicted branch, and two loops (the entries before `i`, then those after) took two.
+///
 /// # Safety
 ///
 /// `entries` is the entries of a leaf node ([`Node::Leaf`]; found by a walk, with entry `i`
@@ -683,25 +687,56 @@ unsafe fn replaced<K: Clone + 'static, V: Stored + 'static>(
     with: Entry<K, V>,
 ) -> NodeRef<K, V> {
     debug_assert_eq!(with.hash, entries[i].hash);
-    // Split first (a panic if `i` is not an entry's index, before anything is pushed): the
-    // builder has room for exactly `before`, `with` and `after`.
-    let (before, from_i) = entries.split_at(i);
-    let after = &from_i[1..];
+    // Before anything is copied: the loop below and the gap rest on it.
+    assert!(
+        i < entries.len(),
+        "commute: TMap entry index out of its leaf"
+    );
     // SAFETY: the caller's promise.
     let mut leaf = unsafe { LeafBuilder::like(entries) };
-    for e in before {
-        // SAFETY: room for `entries.len()` entries, and `before` is the first of three parts.
-        unsafe { leaf.push_unchecked(e.share()) };
+    // Declared after the builder, so dropped before it: a panic in a `clone` drops the copies
+    // made so far, then the builder (still empty) releases the block.
+    let mut copied = Copied {
+        first: leaf.first,
+        gap: i,
+        count: 0,
+    };
+    for j in 0..entries.len() - 1 {
+        let at = j + usize::from(j >= i);
+        // SAFETY: `at` < `entries.len()`: `j` < `len - 1`. The builder has room for
+        // `entries.len()` entries, and place `at` is not yet written (each `j` gives another).
+        unsafe {
+            let e = entries.get_unchecked(at).share();
+            copied.first.add(at).write(e);
+        }
+        copied.count += 1;
     }
-    // SAFETY: as above, the second part.
-    unsafe { leaf.push_unchecked(with) };
-    for e in after {
-        // SAFETY: as above, the third part.
-        unsafe { leaf.push_unchecked(e.share()) };
-    }
-    // SAFETY: all `entries.len()` entries pushed. The same hashes in the same places: the same
-    // tags.
+    core::mem::forget(copied);
+    // SAFETY: `i` is in bounds (asserted) and the one place the loop left unwritten; every
+    // place of the builder is now initialised.
+    unsafe { leaf.first.add(i).write(with) };
+    leaf.len = entries.len();
+    // SAFETY: all `entries.len()` entries written. The same hashes in the same places: the
+    // same tags.
     unsafe { leaf.finish_tagged(tags) }
+}
+
+/// The entries that [`replaced`] has copied so far: the first `count` places past `first`
+/// other than `gap`. Dropped only if a `clone` panics (they are the new leaf's otherwise).
+struct Copied<K, V> {
+    first: *mut Entry<K, V>,
+    gap: usize,
+    count: usize,
+}
+
+impl<K, V> Drop for Copied<K, V> {
+    fn drop(&mut self) {
+        for j in 0..self.count {
+            let at = j + usize::from(j >= self.gap);
+            // SAFETY: the places `replaced` wrote, each once, not yet handed to a leaf.
+            unsafe { ptr::drop_in_place(self.first.add(at)) };
+        }
+    }
 }
 
 /// A copy of `entries` without entry `i` (empty if it was the only one).
@@ -709,14 +744,17 @@ fn without<K: Clone + 'static, V: Stored + 'static>(
     entries: &[Entry<K, V>],
     i: usize,
 ) -> NodeRef<K, V> {
+    assert!(
+        i < entries.len(),
+        "commute: TMap entry index out of its leaf"
+    );
     if entries.len() == 1 {
         return NodeRef::EMPTY;
     }
     let mut rest = LeafBuilder::new(entries.len() - 1);
-    for (j, e) in entries.iter().enumerate() {
-        if j != i {
-            rest.push(e.share());
-        }
+    // One loop, skipping `i` by arithmetic (see `replaced`).
+    for j in 0..entries.len() - 1 {
+        rest.push(entries[j + usize::from(j >= i)].share());
     }
     rest.finish()
 }
