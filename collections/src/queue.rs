@@ -938,6 +938,7 @@ impl<T: Send + 'static> TQueue<T> {
     /// });
     /// assert_eq!(q.atomic().len(), 1);
     /// ```
+    #[inline(always)]
     pub fn push(&self, tx: &Transaction, item: T) {
         self.check_open_for_push();
         self.push_open(tx, item);
@@ -1268,6 +1269,7 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     /// assert_eq!(atomically(|tx| q.pop(tx)), Some('a'));
     /// assert_eq!(atomically(|tx| q.pop(tx)), None);
     /// ```
+    #[inline(always)]
     pub fn pop(&self, tx: &Transaction) -> StmResult<Option<T>> {
         tx.pin();
         let head = self.head.read(tx)?;
