@@ -34,18 +34,25 @@ impl Transaction {
         self.read_word_slow(var)
     }
 
-    /// [`read_word`](Self::read_word) off its inlined path. First, on a path short enough to
-    /// keep a small frame, an ordinary attempt's read of a variable it has written (a queue's
-    /// head, popped again in the same attempt: the pending value); everything else goes on to
-    /// [`read_word_general`](Self::read_word_general).
+    /// [`read_word`](Self::read_word) off its inlined path. An ordinary attempt searches its
+    /// write set once: a variable it has written reads as the pending value (a queue's head,
+    /// popped again in the same attempt), one it has not as the committed value (a read after
+    /// more writes than the inlined path scans); the rest (commutes, publishing operations,
+    /// the other modes) goes on to [`read_word_general`](Self::read_word_general).
     #[inline(never)]
     fn read_word_slow(&self, var: &VarCore) -> StmResult<u64> {
         if self.plain() {
-            let st = self.state();
-            if let Some(i) = st.writes.find(var) {
-                if let Pending::Write(bits) = st.writes.entries[i].pending {
-                    return Ok(bits);
+            let mut st = self.state();
+            match st.writes.find(var) {
+                Some(i) => {
+                    if let Pending::Write(bits) = st.writes.entries[i].pending {
+                        return Ok(bits);
+                    }
                 }
+                // Not in the write set (the fast path gave way to a set too large to scan
+                // inline, or to a version newer than the attempt's): the committed value, as
+                // `read_word_general` would read it after searching the set again.
+                None => return self.read_committed(&mut st, var),
             }
         }
         self.read_word_general(var)
