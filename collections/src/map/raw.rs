@@ -540,19 +540,7 @@ impl<K, V> LeafBuilder<K, V> {
     #[inline]
     fn push(&mut self, entry: Entry<K, V>) {
         assert!(self.len < self.capacity, "leaf builder overfilled");
-        // SAFETY: in bounds (checked just above).
-        unsafe { self.push_unchecked(entry) };
-    }
-
-    /// [`push`](Self::push) without the check that there is room.
-    ///
-    /// # Safety
-    ///
-    /// Fewer than `capacity` entries were pushed.
-    #[inline]
-    unsafe fn push_unchecked(&mut self, entry: Entry<K, V>) {
-        debug_assert!(self.len < self.capacity, "leaf builder overfilled");
-        // SAFETY: in bounds (the caller's promise), and not yet initialised.
+        // SAFETY: in bounds (checked), and not yet initialised.
         unsafe { self.first.add(self.len).write(entry) };
         self.len += 1;
     }
