@@ -219,3 +219,90 @@ fn a_panic_in_the_reclamation_pass_a_commit_made_due_comes_out_of_that_call() {
         });
     });
 }
+
+/// Values an attempt writes and then overwrites are dropped as it ends, after its commit and
+/// outside any transaction, every one even if an earlier one's drop panics; the panic then
+/// comes out of `atomically`, whose transaction committed.
+#[test]
+fn a_panic_in_the_drop_of_a_value_overwritten_in_the_attempt_comes_out_after_its_commit() {
+    in_child_process(|| {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let value = |panics| PanicsOnDrop {
+            panics,
+            dropped: dropped.clone(),
+        };
+        let a = TBox::new(value(false));
+        let b = TBox::new(value(false));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            atomically(|tx| {
+                a.write(tx, value(true));
+                a.write(tx, value(false));
+                b.write(tx, value(false));
+                b.write(tx, value(false));
+                Ok(())
+            })
+        }));
+        let payload = result.expect_err("the overwritten value's drop panics");
+        assert_eq!(
+            payload.downcast_ref::<&str>(),
+            Some(&"the drop of a replaced value panics")
+        );
+        assert!(
+            !in_transaction(),
+            "the panic left the thread in a transaction"
+        );
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            2,
+            "both overwritten values are dropped by the time `atomically` returns"
+        );
+        // The attempt committed: the two values it replaced are retired, and go.
+        reclaim_until("the replaced values dropped", || {
+            dropped.load(Ordering::SeqCst) == 4
+        });
+        drop((a, b));
+        reclaim_until("the committed values dropped", || {
+            dropped.load(Ordering::SeqCst) == 6
+        });
+    });
+}
+
+/// A value overwritten in the attempt whose `Drop` runs a transaction of its own: dropped as
+/// the attempt ends, outside it.
+#[test]
+fn overwritten_values_whose_drop_runs_transactions_are_dropped_outside_transactions() {
+    in_child_process(|| {
+        let registered = Arc::new(TVar::new(0u64));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let value = || {
+            atomically(|tx| registered.modify(tx, |n| n + 1));
+            Unregisters {
+                registered: registered.clone(),
+                dropped: dropped.clone(),
+            }
+        };
+        let slot = TBox::new(value());
+        for round in 1..=100 {
+            let (mut first, mut second) = (Some(value()), Some(value()));
+            atomically(|tx| {
+                slot.write(tx, first.take().expect("the attempt runs once"));
+                slot.write(tx, second.take().expect("the attempt runs once"));
+                Ok(())
+            });
+            assert!(
+                dropped.load(Ordering::SeqCst) >= round,
+                "the overwritten value is dropped as the attempt ends"
+            );
+        }
+        reclaim_until("every replaced value dropped", || {
+            dropped.load(Ordering::SeqCst) == 200
+        });
+        assert_eq!(
+            registered.load(),
+            1,
+            "only the value in the box is registered"
+        );
+        drop(slot);
+        assert_eq!(registered.load(), 0);
+    });
+}

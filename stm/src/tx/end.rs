@@ -43,13 +43,7 @@ impl Leftovers {
             crate::internal::thread::set_in_tx(false);
             let _back_in_tx = RestoreInTx;
             let outer_watch = if watch { ctx.watch_drops() } else { None };
-            for (bits, drop_fn) in self.allocs.drain(..) {
-                // SAFETY: allocated by the attempt and never published (no committed variable
-                // holds it), or owned by a value the attempt dropped; the closure that could
-                // borrow it has returned, and nothing else frees it.
-                let freed = catch_unwind(AssertUnwindSafe(|| unsafe { drop_fn(bits) }));
-                note_panic(&mut first_panic, freed);
-            }
+            free_allocs(&mut self.allocs, &mut first_panic);
             // Also with none of its own: a commit's write-back retires into the thread's list,
             // and a pass it made due runs here.
             if !self.retired.is_empty() || ctx.retire_is_due(0) {
@@ -96,6 +90,9 @@ pub(crate) enum AfterCommit {
     /// and the only thing left (no destructor or hook of the attempt's own), so it runs without
     /// the bookkeeping of [`Leftovers`] ([`run_due_pass`]).
     Pass,
+    /// Values to free, and no hook: [`free_after_commit`], which then runs a reclamation
+    /// pass if one is due.
+    Free(Vec<(u64, DropFn)>),
     /// Values to free or retire, hooks to run: [`Leftovers::release`].
     Release(Leftovers),
 }
@@ -110,6 +107,48 @@ pub(super) fn run_due_pass(ctx: &ThreadCtx) {
     crate::internal::thread::set_in_tx(false);
     let _back_in_tx = RestoreInTx;
     ctx.run_due_pass();
+}
+
+/// Frees the values of a committed attempt that has nothing else left to do outside it
+/// ([`AfterCommit::Free`]): its allocations that the commit did not publish (values it wrote,
+/// then overwrote) and values dropped during it, then a reclamation pass that is due. What
+/// [`Leftovers::release`] does with no hook to run, without its bookkeeping.
+#[cold]
+#[inline(never)]
+pub(super) fn free_after_commit(ctx: &ThreadCtx, mut allocs: Vec<(u64, DropFn)>) {
+    let mut first_panic = None;
+    {
+        crate::internal::thread::set_in_tx(false);
+        let _back_in_tx = RestoreInTx;
+        free_allocs(&mut allocs, &mut first_panic);
+        let pass = catch_unwind(AssertUnwindSafe(|| ctx.run_due_pass()));
+        note_panic(&mut first_panic, pass);
+    }
+    if let Ok(mut st) = ctx.state.try_borrow_mut() {
+        if st.allocs.capacity() == 0 {
+            st.allocs = allocs;
+        }
+    }
+    if let Some(payload) = first_panic {
+        if !std::thread::panicking() {
+            resume_unwind(payload);
+        }
+    }
+}
+
+/// Frees `allocs` (emptying the vector), every one even if an earlier destructor panics,
+/// keeping the first panic.
+fn free_allocs(
+    allocs: &mut Vec<(u64, DropFn)>,
+    first_panic: &mut Option<Box<dyn core::any::Any + Send>>,
+) {
+    for (bits, drop_fn) in allocs.drain(..) {
+        // SAFETY: allocated by the attempt and never published (no committed variable holds
+        // it), or owned by a value the attempt dropped; the closure that could borrow it has
+        // returned, and nothing else frees it.
+        let freed = catch_unwind(AssertUnwindSafe(|| unsafe { drop_fn(bits) }));
+        note_panic(first_panic, freed);
+    }
 }
 
 /// True if the attempt leaves no allocation to free and no hook to run or drop.
@@ -245,6 +284,17 @@ impl Transaction {
             } else {
                 AfterCommit::Nothing
             };
+        }
+        if st.on_commit.is_empty() && st.on_abort.is_empty() {
+            // Values to free (written, then overwritten, or dropped in the attempt), no hook:
+            // what the commit retired goes to the thread's list, as above, and the values are
+            // freed outside the transaction, followed by a pass if one is due.
+            let allocs = core::mem::take(&mut st.allocs);
+            if !st.retired_by_commit.is_empty() {
+                self.ctx().queue_retired(&mut st.retired_by_commit);
+            }
+            self.reset(&mut st); // unpins first, so our own retired values can go at once
+            return AfterCommit::Free(allocs);
         }
         let leftovers = Leftovers {
             allocs: core::mem::take(&mut st.allocs),

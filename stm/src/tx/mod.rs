@@ -463,6 +463,7 @@ fn committed<G>(ctx: &ThreadCtx, tx: &Transaction, token: &mut Option<G>) -> boo
     match after {
         AfterCommit::Nothing => {}
         AfterCommit::Pass => end::run_due_pass(ctx),
+        AfterCommit::Free(allocs) => end::free_after_commit(ctx, allocs),
         AfterCommit::Release(leftovers) => leftovers.release(ctx),
     }
     true
