@@ -445,6 +445,7 @@ where
     /// assert!(atomically(|tx| m.contains_key(tx, &1)));
     /// assert!(!atomically(|tx| m.contains_key(tx, &2)));
     /// ```
+    #[inline(always)]
     pub fn contains_key<Q>(&self, tx: &Transaction, key: &Q) -> StmResult<bool>
     where
         K: Borrow<Q>,
