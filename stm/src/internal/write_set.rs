@@ -467,6 +467,15 @@ impl WriteSet {
         self.small_and_lacks(entry.var) && push_within_capacity(&mut self.entries, entry).is_ok()
     }
 
+    /// If a new entry would leave the set small (no index): the index of `var`'s entry, if
+    /// any; `None` if the set is not that small.
+    #[inline(always)]
+    pub(crate) fn find_small(&self, var: &VarCore) -> Option<Option<usize>> {
+        let addr: *const VarCore = var;
+        (self.entries.len() < INDEX_THRESHOLD)
+            .then(|| self.entries.iter().position(|e| e.var == addr))
+    }
+
     /// True if a new entry for `var` would leave the set small (no index), and `var` has none.
     #[inline(always)]
     fn small_and_lacks(&self, var: *const VarCore) -> bool {

@@ -25,17 +25,37 @@ impl Transaction {
     #[inline(never)]
     pub(crate) fn write_allocated(&self, var: &VarCore, bits: u64, drop_fn: DropFn) {
         {
-            // The usual case without a call: a new entry, with room in both lists.
+            // The usual cases without a call, in a small set with room in both lists: a new
+            // entry, or the variable's own pending write overwritten (a map's bucket the
+            // attempt rewrites: `buffer_write_slow`'s update of an entry, without its search).
             let st = &mut *self.state();
-            let entry = Entry::new(var, Pending::Write(bits), Some(drop_fn));
-            if !self.irrevocable()
-                && st.allocs.len() < st.allocs.capacity()
-                && st.writes.try_push_small(entry)
-            {
-                st.extras = true;
-                let pushed = push_within_capacity(&mut st.allocs, (bits, drop_fn));
-                debug_assert!(pushed.is_ok(), "room checked above");
-                return;
+            if !self.irrevocable() && st.allocs.len() < st.allocs.capacity() {
+                let done = match st.writes.find_small(var) {
+                    // Small and without the variable: a push, if the list has room.
+                    Some(None) => push_within_capacity(
+                        &mut st.writes.entries,
+                        Entry::new(var, Pending::Write(bits), Some(drop_fn)),
+                    )
+                    .is_ok(),
+                    Some(Some(i)) => {
+                        let e = st.writes.get_mut(i);
+                        let overwritten = matches!(e.pending, Pending::Write(_));
+                        if overwritten {
+                            e.pending = Pending::Write(bits);
+                            e.drop_old = e.drop_old.or(Some(drop_fn));
+                            // The value overwritten may be one the attempt allocated.
+                            st.allocs_unmatched = true;
+                        }
+                        overwritten
+                    }
+                    None => false,
+                };
+                if done {
+                    st.extras = true;
+                    let pushed = push_within_capacity(&mut st.allocs, (bits, drop_fn));
+                    debug_assert!(pushed.is_ok(), "room checked above");
+                    return;
+                }
             }
         }
         self.write_allocated_slow(var, bits, drop_fn);
