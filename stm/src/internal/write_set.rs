@@ -463,8 +463,7 @@ impl WriteSet {
     /// [`push`](Self::push), or an update of the variable's entry, do the rest).
     #[inline(always)]
     pub(crate) fn try_push_small(&mut self, entry: Entry) -> bool {
-        // Below the index's threshold: nothing else to update.
-        self.small_and_lacks(entry.var) && push_within_capacity(&mut self.entries, entry).is_ok()
+        self.small_and_lacks(entry.var) && self.push_small(entry)
     }
 
     /// If a new entry would leave the set small (no index): the index of `var`'s entry, if
@@ -474,6 +473,16 @@ impl WriteSet {
         let addr: *const VarCore = var;
         (self.entries.len() < INDEX_THRESHOLD)
             .then(|| self.entries.iter().position(|e| e.var == addr))
+    }
+
+    /// Adds `entry`, whose variable the set lacks, to a set that stays small (as
+    /// [`find_small`](Self::find_small) found): true if the list had room, false (nothing
+    /// done) otherwise.
+    #[inline(always)]
+    pub(crate) fn push_small(&mut self, entry: Entry) -> bool {
+        debug_assert!(matches!(self.find_small(entry.var()), Some(None)));
+        // Below the index's threshold: nothing else to update.
+        push_within_capacity(&mut self.entries, entry).is_ok()
     }
 
     /// True if a new entry for `var` would leave the set small (no index), and `var` has none.

@@ -72,11 +72,7 @@ impl Leftovers {
                 st.retired_by_commit = core::mem::take(&mut self.retired);
             }
         }
-        if let Some(payload) = first_panic {
-            if !std::thread::panicking() {
-                resume_unwind(payload);
-            }
-        }
+        pass_on(first_panic);
         dropped
     }
 }
@@ -129,11 +125,7 @@ pub(super) fn free_after_commit(ctx: &ThreadCtx, mut allocs: Vec<(u64, DropFn)>)
             st.allocs = allocs;
         }
     }
-    if let Some(payload) = first_panic {
-        if !std::thread::panicking() {
-            resume_unwind(payload);
-        }
-    }
+    pass_on(first_panic);
 }
 
 /// Frees `allocs` (emptying the vector), every one even if an earlier destructor panics,
@@ -155,6 +147,16 @@ fn free_allocs(
 #[inline]
 fn nothing_to_run(st: &TxState) -> bool {
     st.allocs.is_empty() && st.on_commit.is_empty() && st.on_abort.is_empty()
+}
+
+/// Passes on the first panic of a series of destructors and hooks, unless the thread is
+/// already unwinding (a second panic would abort).
+fn pass_on(first_panic: Option<Box<dyn core::any::Any + Send>>) {
+    if let Some(payload) = first_panic {
+        if !std::thread::panicking() {
+            resume_unwind(payload);
+        }
+    }
 }
 
 /// Keeps the first panic of a series of destructors and hooks.

@@ -31,24 +31,16 @@ impl Transaction {
             let st = &mut *self.state();
             if !self.irrevocable() && st.allocs.len() < st.allocs.capacity() {
                 let done = match st.writes.find_small(var) {
-                    // Small and without the variable: a push, if the list has room.
-                    Some(None) => push_within_capacity(
-                        &mut st.writes.entries,
-                        Entry::new(var, Pending::Write(bits), Some(drop_fn)),
-                    )
-                    .is_ok(),
-                    Some(Some(i)) => {
-                        let e = st.writes.get_mut(i);
-                        let overwritten = matches!(e.pending, Pending::Write(_));
-                        if overwritten {
-                            e.pending = Pending::Write(bits);
-                            e.drop_old = e.drop_old.or(Some(drop_fn));
-                            // The value overwritten may be one the attempt allocated.
-                            st.allocs_unmatched = true;
-                        }
-                        overwritten
+                    Some(None) => {
+                        st.writes
+                            .push_small(Entry::new(var, Pending::Write(bits), Some(drop_fn)))
                     }
-                    None => false,
+                    // Only a pending write: other kinds take the general path's checks.
+                    Some(Some(i)) if matches!(st.writes.entries[i].pending, Pending::Write(_)) => {
+                        overwrite(st, i, bits, Some(drop_fn));
+                        true
+                    }
+                    _ => false,
                 };
                 if done {
                     st.extras = true;
@@ -98,12 +90,8 @@ impl Transaction {
                 return;
             }
         };
-        let e = st.writes.get_mut(i);
-        check_not_publishing(&e.pending);
-        e.pending = Pending::Write(bits);
-        e.drop_old = e.drop_old.or(drop_old);
-        // The value overwritten may be one the attempt allocated: no longer to be published.
-        st.allocs_unmatched |= e.drop_old.is_some();
+        check_not_publishing(&st.writes.entries[i].pending);
+        overwrite(st, i, bits, drop_old);
     }
 
     /// Buffers a wrapping add of `delta` to a 64-bit integer: a commute kept inline in the
@@ -376,6 +364,17 @@ impl Transaction {
                 _ => None,
             })
     }
+}
+
+/// Overwrites the pending value of write-set entry `i` (not a publishing operation nor a local)
+/// with a write of `bits`; `drop_old` frees the values of a variable that owns heap memory.
+#[inline(always)]
+fn overwrite(st: &mut TxState, i: usize, bits: u64, drop_old: Option<DropFn>) {
+    let e = st.writes.get_mut(i);
+    e.pending = Pending::Write(bits);
+    e.drop_old = e.drop_old.or(drop_old);
+    // The value overwritten may be one the attempt allocated: no longer to be published.
+    st.allocs_unmatched |= e.drop_old.is_some();
 }
 
 /// Panics if the entry holds commit-time publishing operations or a local value, which cannot be
