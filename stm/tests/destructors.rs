@@ -176,6 +176,19 @@ impl Drop for PanicsOnDrop {
     }
 }
 
+/// Checks that `payload` is [`PanicsOnDrop`]'s panic, come out of `atomically` with the thread
+/// outside any transaction.
+fn assert_is_the_drop_panic(payload: &(dyn std::any::Any + Send)) {
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"the drop of a replaced value panics")
+    );
+    assert!(
+        !in_transaction(),
+        "the panic left the thread in a transaction"
+    );
+}
+
 #[test]
 fn a_panic_in_the_reclamation_pass_a_commit_made_due_comes_out_of_that_call() {
     in_child_process(|| {
@@ -196,14 +209,7 @@ fn a_panic_in_the_reclamation_pass_a_commit_made_due_comes_out_of_that_call() {
             }));
             if let Err(payload) = written {
                 panicked += 1;
-                assert_eq!(
-                    payload.downcast_ref::<&str>(),
-                    Some(&"the drop of a replaced value panics")
-                );
-                assert!(
-                    !in_transaction(),
-                    "the panic left the thread in a transaction"
-                );
+                assert_is_the_drop_panic(&*payload);
             }
         }
         // The first value's drop panicked once, in a pass that one of the commits made due
@@ -243,14 +249,7 @@ fn a_panic_in_the_drop_of_a_value_overwritten_in_the_attempt_comes_out_after_its
             })
         }));
         let payload = result.expect_err("the overwritten value's drop panics");
-        assert_eq!(
-            payload.downcast_ref::<&str>(),
-            Some(&"the drop of a replaced value panics")
-        );
-        assert!(
-            !in_transaction(),
-            "the panic left the thread in a transaction"
-        );
+        assert_is_the_drop_panic(&*payload);
         assert_eq!(
             dropped.load(Ordering::SeqCst),
             2,
