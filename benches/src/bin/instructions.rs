@@ -3,9 +3,15 @@
 //! options.
 //!
 //! `--measure` runs every case (`commute_benches::instructions`) under callgrind twice, with
-//! `N1` and `N2` operations after the same warm-up, reads each run's instruction total from
-//! callgrind's output file, and reports `(Ir(N2) - Ir(N1)) / (N2 - N1)`: start-up, set-up,
-//! warm-up and teardown are the same in both runs and cancel.
+//! `N1` and `N2` operations after the same warm-up, counting the case alone ([`CASE_ONLY`]:
+//! its set-up, warm-up, operations and teardown, not the process's start and exit), reads each
+//! run's instruction total from callgrind's output file, and reports `(Ir(N2) - Ir(N1)) / (N2
+//! - N1)`: the set-up, warm-up and teardown are the same in both runs and cancel, while work
+//! the operations leave for later (the old versions a snapshot keeps, freed when it closes)
+//! still counts. The process's exit is left out because it is not always the same to the
+//! instruction: the thread's teardown frees what it still holds, and `malloc` may consolidate
+//! its free lists then in one run and during the operations in the other (the `vacation`
+//! case's whole-run counts differed by 1.2 million instructions that way, 108 per operation).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -27,7 +33,8 @@ usage:
   instructions --list | --help
 
   --measure       run each case under `valgrind --tool=callgrind` with N1 and N2 operations
-                  (after the same warm-up) and print (Ir(N2) - Ir(N1)) / (N2 - N1) per case,
+                  (after the same warm-up), count the case alone (--toggle-collect: not the
+                  process's start and exit), and print (Ir(N2) - Ir(N1)) / (N2 - N1) per case,
                   with the targets; never fails on a missed target
   --case NAMES    comma-separated cases (`map-get/dashmap`) or rows (`map-get`); default all
   --n1 N, --n2 N  the two operation counts (default 2048 and 12288; multiples of 64 keep the
@@ -245,6 +252,13 @@ fn valgrind_version() -> Result<String, String> {
     }
 }
 
+/// callgrind's option that counts the measured operations alone
+/// ([`commute_benches::instructions::measured`]), for `--annotate`.
+const MEASURED_ONLY: &str = "--toggle-collect=*instructions::measured*";
+
+/// callgrind's option that counts a case alone ([`Case::run`]), for `--measure`.
+const CASE_ONLY: &str = "--toggle-collect=*instructions::Case::run*";
+
 /// Runs `case` with `ops` operations under callgrind, writing its output to `out`, and returns
 /// the instruction total of the run (of the collected part, with `--toggle-collect`).
 fn callgrind(case: &Case, ops: u64, out: &Path, extra: &[&str]) -> Result<u64, String> {
@@ -347,7 +361,8 @@ fn measure(opts: &Options) -> Result<(), String> {
                     let Some(&(i, ops)) = runs.get(j) else { break };
                     let case = opts.cases[i];
                     let t = Instant::now();
-                    let result = callgrind(case, ops, &out_file(&dir, case, ops, ""), &[]);
+                    let file = out_file(&dir, case, ops, "");
+                    let result = callgrind(case, ops, &file, &[CASE_ONLY]);
                     if let Ok(ir) = &result {
                         eprintln!(
                             "  {:<20} {ops:>6} ops: {ir:>13} Ir ({:.1} s)",
@@ -449,7 +464,7 @@ fn table(opts: &Options, version: &str, lines: &[Line<'_>]) -> String {
     let _ = writeln!(
         out,
         "instructions per operation, callgrind, deterministic: (Ir({n2} ops) - Ir({n1} ops)) / \
-         {d}, after {WARMUP} warm-up ops; {version}",
+         {d}, the case alone, after {WARMUP} warm-up ops; {version}",
         n1 = opts.n1,
         n2 = opts.n2,
         d = opts.n2 - opts.n1
@@ -610,15 +625,7 @@ fn annotate(opts: &Options, case: &'static Case) -> Result<(), String> {
     let version = valgrind_version()?;
     let (dir, temporary) = out_dir(opts.keep.as_deref())?;
     let file = out_file(&dir, case, opts.ops, ".annotate");
-    let ir = callgrind(
-        case,
-        opts.ops,
-        &file,
-        &[
-            "--dump-instr=no",
-            "--toggle-collect=*instructions::measured*",
-        ],
-    )?;
+    let ir = callgrind(case, opts.ops, &file, &["--dump-instr=no", MEASURED_ONLY])?;
     let text = std::fs::read_to_string(&file)
         .map_err(|e| format!("cannot read callgrind's output {}: {e}", file.display()))?;
     if temporary {
