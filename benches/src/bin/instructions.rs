@@ -4,14 +4,15 @@
 //!
 //! `--measure` runs every case (`commute_benches::instructions`) under callgrind twice, with
 //! `N1` and `N2` operations after the same warm-up, counting the case alone ([`CASE_ONLY`]:
-//! its set-up, warm-up, operations and teardown, not the process's start and exit), reads each
-//! run's instruction total from callgrind's output file, and reports `(Ir(N2) - Ir(N1)) / (N2
-//! - N1)`: the set-up, warm-up and teardown are the same in both runs and cancel, while work
-//! the operations leave for later (the old versions a snapshot keeps, freed when it closes)
-//! still counts. The process's exit is left out because it is not always the same to the
-//! instruction: the thread's teardown frees what it still holds, and `malloc` may consolidate
-//! its free lists then in one run and during the operations in the other (the `vacation`
-//! case's whole-run counts differed by 1.2 million instructions that way, 108 per operation).
+//! its set-up, warm-up, operations and teardown, not the process's start and exit), reads
+//! each run's instruction total from callgrind's output file, and reports
+//! `(Ir(N2) - Ir(N1)) / (N2 - N1)`: the set-up, warm-up and teardown are the same in both runs
+//! and cancel, while work the operations leave for later (the old versions a snapshot keeps,
+//! freed when it closes) still counts. The process's exit is left out because it is not always
+//! the same to the instruction: the thread's teardown frees what it still holds, and `malloc`
+//! may consolidate its free lists then in one run and during the operations in the other (the
+//! `vacation` case's whole-run counts differed by 1.2 million instructions that way, 108 per
+//! operation).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
