@@ -3,7 +3,7 @@
 //! map grows, and memory reclamation.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::{Arc, Barrier};
 
@@ -930,6 +930,72 @@ fn a_rolled_back_insert_leaves_nothing_behind() {
         });
         assert_eq!(map.atomic().len(), 1);
         reclaim_until(&LIVE, 1);
+    });
+}
+
+/// Entries do not keep their hashes: a split hashes every key of the bucket again, and so does a
+/// removal for the entry it moves into the last tagged place. A key whose `Hash` panics there
+/// leaves the map as it was, with every value accounted for.
+#[test]
+fn a_key_whose_hash_panics_in_a_split_or_a_removal_leaves_the_map_unchanged() {
+    common::with_watchdog(20, || {
+        static LIVE: AtomicIsize = AtomicIsize::new(0);
+        static ARMED: AtomicBool = AtomicBool::new(false);
+        /// A key whose hash panics for 4 once armed.
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+        struct Touchy(u32);
+        impl Hash for Touchy {
+            fn hash<H: Hasher>(&self, state: &mut H) {
+                let armed = ARMED.load(Ordering::Relaxed);
+                assert!(!armed || self.0 != 4, "hashing key 4");
+                self.0.hash(state);
+            }
+        }
+        // One root slot and buckets of 8: keys 0 to 7 share one bucket, in that order, so key
+        // 4 is its first entry past the four with tags.
+        let map: TMap<Touchy, Tracked> = TMap::with_config(1, 2, 8);
+        for k in 0..8 {
+            map.atomic().insert(Touchy(k), Tracked::new(&LIVE, 10 + k));
+        }
+        let ids = |map: &TMap<Touchy, Tracked>| {
+            let mut ids = Vec::new();
+            atomically(|tx| {
+                ids.clear();
+                map.for_each(tx, |k, v| ids.push((k.0, v.id)))
+            });
+            ids.sort();
+            ids
+        };
+        let before = ids(&map);
+        ARMED.store(true, Ordering::Relaxed);
+        let split = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            map.atomic().insert(Touchy(8), Tracked::new(&LIVE, 99))
+        }));
+        assert!(
+            split.is_err(),
+            "a ninth key splits the bucket, hashing key 4"
+        );
+        for k in [0, 3] {
+            let removal = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                map.atomic().remove(&Touchy(k))
+            }));
+            assert!(
+                removal.is_err(),
+                "removing key {k} moves key 4 into a tagged place"
+            );
+        }
+        assert_eq!(ids(&map), before);
+        // Lookups, updates and removals past the tagged entries hash no neighbour.
+        assert_eq!(map.atomic().get(&Touchy(5)).map(|v| v.id), Some(15));
+        let old = map.atomic().insert(Touchy(6), Tracked::new(&LIVE, 16));
+        assert_eq!(old.map(|v| v.id), Some(16));
+        assert_eq!(map.atomic().remove(&Touchy(7)).map(|v| v.id), Some(17));
+        ARMED.store(false, Ordering::Relaxed);
+        assert_eq!(map.atomic().remove(&Touchy(0)).map(|v| v.id), Some(10));
+        assert_eq!(map.atomic().get(&Touchy(4)).map(|v| v.id), Some(14));
+        reclaim_until(&LIVE, 6);
+        drop(map);
+        reclaim_until(&LIVE, 0);
     });
 }
 

@@ -476,7 +476,9 @@ where
     /// ```
     #[inline]
     pub fn insert(&self, tx: &Transaction, key: K, value: V) -> StmResult<Option<V::Removed>> {
-        let old = self.raw.insert(tx, self.hash(&key), key, value)?;
+        let old = self
+            .raw
+            .insert(tx, self.hash(&key), key, value, &self.hash_builder)?;
         if old.is_none() {
             self.len.incr(tx);
         }
@@ -502,7 +504,9 @@ where
     /// assert_eq!(m.atomic().get("k"), Some(1));
     /// ```
     pub fn insert_if_absent(&self, tx: &Transaction, key: K, value: V) -> StmResult<bool> {
-        let added = self.raw.insert_new(tx, self.hash(&key), key, value)?;
+        let added = self
+            .raw
+            .insert_new(tx, self.hash(&key), key, value, &self.hash_builder)?;
         if added {
             self.len.incr(tx);
         }
@@ -531,7 +535,9 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let old = self.raw.remove(tx, self.hash(key), key)?;
+        let old = self
+            .raw
+            .remove(tx, self.hash(key), key, &self.hash_builder)?;
         if old.is_some() {
             self.len.decr(tx);
         }
@@ -632,7 +638,9 @@ where
         key: K,
         f: impl FnOnce(Option<&V>) -> (Change<V>, R),
     ) -> StmResult<R> {
-        let (result, delta) = self.raw.alter(tx, self.hash(&key), key, f)?;
+        let (result, delta) = self
+            .raw
+            .alter(tx, self.hash(&key), key, &self.hash_builder, f)?;
         if delta != 0 {
             self.len.add(tx, delta);
         }
@@ -892,7 +900,7 @@ where
     /// assert_eq!(m.atomic().get(&3), None);
     /// ```
     pub fn retain(&self, tx: &Transaction, keep: impl FnMut(&K, &V) -> bool) -> StmResult<()> {
-        let removed = self.raw.retain(tx, keep)?;
+        let removed = self.raw.retain(tx, &self.hash_builder, keep)?;
         if removed > 0 {
             self.len.add(tx, -(removed as i64));
         }
@@ -1249,7 +1257,7 @@ where
         let mut raw = RawTrie::new(Config::DEFAULT);
         let mut len = 0i64;
         for (key, value) in iter {
-            if raw.insert_owned(hash_builder.hash_one(&key), key, value) {
+            if raw.insert_owned(hash_builder.hash_one(&key), key, value, &hash_builder) {
                 len += 1;
             }
         }

@@ -5,7 +5,7 @@
 //!
 //! - **empty**: the null word; an empty leaf costs no allocation;
 //! - a **leaf**: one allocation holding its length, a one-byte tag of each of its first four
-//!   entries' hashes, and its entries (hash, key, value) inline, exactly as many as it has,
+//!   entries' hashes, and its entries (key, value) inline, exactly as many as it has,
 //!   replaced copy-on-write as a whole by every update of one of its keys; or
 //! - an **inner node**: one cache-line-aligned allocation of `inner_slots` child slots (a power
 //!   of two) inline, indexed by the next `inner_bits` bits of the key's hash.
@@ -44,6 +44,7 @@
 
 use core::alloc::Layout;
 use core::borrow::Borrow;
+use core::hash::{BuildHasher, Hash};
 use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 use std::alloc::{alloc, dealloc, handle_alloc_error};
@@ -144,9 +145,11 @@ impl Config {
     }
 }
 
-/// One key-value pair with its hash (kept so that splits and lookups need not rehash).
+/// One key-value pair. Its hash is not kept (8 bytes of every entry, a third of a `u64` map's):
+/// a lookup finds its candidates by the leaf's tags and compares keys; the few builds that need
+/// a hash the tags do not give (a split, and a removal or `retain` that moves an entry into a
+/// tagged place) hash the key again with the map's hasher.
 pub(crate) struct Entry<K, V> {
-    pub(crate) hash: u64,
     pub(crate) key: K,
     pub(crate) value: V,
 }
@@ -157,7 +160,6 @@ impl<K: Clone, V: Stored> Entry<K, V> {
     #[inline]
     fn share(&self) -> Self {
         Entry {
-            hash: self.hash,
             key: self.key.clone(),
             value: self.value.share(TOKEN),
         }
@@ -197,6 +199,49 @@ const TAGGED: usize = 4;
 #[inline(always)]
 fn tag_of(hash: u64) -> u32 {
     (hash >> 57) as u32 | 0x80
+}
+
+/// The header's byte for an entry of `hash` at place `i` of its leaf: its tag, shifted to
+/// byte `i`, or 0 past the tagged places.
+#[inline(always)]
+fn tag_at(hash: u64, i: usize) -> u32 {
+    if i < TAGGED {
+        tag_of(hash) << (8 * i)
+    } else {
+        0
+    }
+}
+
+/// `tags` without the byte of entry `i`: the bytes of the entries after it move down one
+/// place, and the top byte is 0 (an entry that moves into the last tagged place needs its tag
+/// added).
+#[inline]
+fn tags_without(tags: u32, i: usize) -> u32 {
+    if i >= TAGGED {
+        return tags;
+    }
+    let tags = u64::from(tags);
+    let below = tags & ((1 << (8 * i)) - 1);
+    let above = (tags >> (8 * (i + 1))) << (8 * i);
+    (below | above) as u32
+}
+
+/// The bytes of a header's tags that a leaf of `len` entries may use: those of its tagged
+/// entries (the others are 0).
+#[inline]
+fn tagged_bytes(len: usize) -> u32 {
+    if len >= TAGGED {
+        u32::MAX
+    } else {
+        (1 << (8 * len)) - 1
+    }
+}
+
+/// The tag byte of entry `i` in `tags` (`i` below [`TAGGED`]).
+#[inline]
+fn tag_byte(tags: u32, i: usize) -> u32 {
+    debug_assert!(i < TAGGED);
+    (tags >> (8 * i)) & 0xff
 }
 
 /// What a slot holds, as one word: empty (0), a leaf, or a tagged inner node.
@@ -476,8 +521,8 @@ impl<K, V> NodeRef<K, V> {
         }
     }
 
-    /// A leaf holding `entries` (empty if there are none).
-    fn leaf_from_vec(entries: Vec<Entry<K, V>>) -> Self
+    /// A leaf holding `entries`, each given with its hash (empty if there are none).
+    fn leaf_from_vec(entries: Vec<(u64, Entry<K, V>)>) -> Self
     where
         K: 'static,
         V: 'static,
@@ -486,10 +531,12 @@ impl<K, V> NodeRef<K, V> {
             return Self::EMPTY;
         }
         let mut leaf = LeafBuilder::new(entries.len());
-        for e in entries {
+        let mut tags = 0;
+        for (i, (hash, e)) in entries.into_iter().enumerate() {
+            tags |= tag_at(hash, i);
             leaf.push(e);
         }
-        leaf.finish()
+        leaf.finish(tags)
     }
 }
 
@@ -545,16 +592,16 @@ impl<K, V> LeafBuilder<K, V> {
         self.len += 1;
     }
 
-    /// The finished leaf, its tags taken from its entries.
-    fn finish(self) -> NodeRef<K, V> {
+    /// The finished leaf, with the tags of its entries given (the caller's: hashes are not
+    /// kept).
+    fn finish(self, tags: u32) -> NodeRef<K, V> {
         assert_eq!(self.len, self.capacity, "leaf builder underfilled");
-        let mut tags = 0;
-        for i in 0..self.len.min(TAGGED) {
-            // SAFETY: the first `len` entries are initialised.
-            let hash = unsafe { (*self.first.add(i)).hash };
-            tags |= tag_of(hash) << (8 * i);
-        }
-        // SAFETY: full (checked above).
+        // A lookup takes a marked byte for an entry without a bounds check (`position`).
+        assert!(
+            tags & !tagged_bytes(self.len) == 0,
+            "commute: TMap leaf tags past its entries"
+        );
+        // SAFETY: full, and no tag past the entries (both checked above).
         unsafe { self.finish_tagged(tags) }
     }
 
@@ -563,10 +610,16 @@ impl<K, V> LeafBuilder<K, V> {
     /// # Safety
     ///
     /// `capacity` entries were pushed: the header's length is the one the block was allocated
-    /// for, which frees it ([`NodeRef::free_subtree`]).
+    /// for, which frees it ([`NodeRef::free_subtree`]); and the bytes of `tags` past the last
+    /// entry are 0 ([`position`] relies on it).
     #[inline]
     unsafe fn finish_tagged(self, tags: u32) -> NodeRef<K, V> {
         debug_assert_eq!(self.len, self.capacity, "leaf builder underfilled");
+        debug_assert!(
+            (0..self.len.min(TAGGED)).all(|i| tag_byte(tags, i) & 0x80 != 0)
+                && tags & !tagged_bytes(self.len) == 0,
+            "a tag for each entry, and none past them"
+        );
         let (base, len) = (self.base, self.len);
         core::mem::forget(self);
         // `len` fits: the builder's layout was computed for it (`leaf_layout`).
@@ -652,7 +705,7 @@ where
     }
     let rest = entries.get(TAGGED..)?;
     rest.iter()
-        .position(|e| e.hash == hash && e.key.borrow() == key)
+        .position(|e| e.key.borrow() == key)
         .map(|i| i + TAGGED)
 }
 
@@ -674,7 +727,6 @@ unsafe fn replaced<K: Clone + 'static, V: Stored + 'static>(
     i: usize,
     with: Entry<K, V>,
 ) -> NodeRef<K, V> {
-    debug_assert_eq!(with.hash, entries[i].hash);
     // Before anything is copied: the loop below and the gap rest on it.
     assert!(
         i < entries.len(),
@@ -727,10 +779,14 @@ impl<K, V> Drop for Copied<K, V> {
     }
 }
 
-/// A copy of `entries` without entry `i` (empty if it was the only one).
-fn without<K: Clone + 'static, V: Stored + 'static>(
+/// A copy of `entries` (whose header's tags are `tags`) without entry `i` (empty if it was the
+/// only one). The entries after `i` move down one place, with their tags; the first untagged
+/// entry, if one moves into the last tagged place, is hashed with `hasher` for its tag.
+fn without<K: Clone + Hash + 'static, V: Stored + 'static, S: BuildHasher>(
     entries: &[Entry<K, V>],
+    tags: u32,
     i: usize,
+    hasher: &S,
 ) -> NodeRef<K, V> {
     assert!(
         i < entries.len(),
@@ -739,12 +795,16 @@ fn without<K: Clone + 'static, V: Stored + 'static>(
     if entries.len() == 1 {
         return NodeRef::EMPTY;
     }
+    let mut tags = tags_without(tags, i);
+    if i < TAGGED && entries.len() > TAGGED {
+        tags |= tag_at(hasher.hash_one(&entries[TAGGED].key), TAGGED - 1);
+    }
     let mut rest = LeafBuilder::new(entries.len() - 1);
     // One loop, skipping `i` by arithmetic (see `replaced`).
     for j in 0..entries.len() - 1 {
         rest.push(entries[j + usize::from(j >= i)].share());
     }
-    rest.finish()
+    rest.finish(tags)
 }
 
 impl Shape {
@@ -759,20 +819,21 @@ impl Shape {
         })
     }
 
-    /// The node for `entries` at the level whose bits start at `shift`: a leaf if they fit (or no
-    /// hash bits remain), else an inner node over new leaves, split as deep as needed.
+    /// The node for `entries` (each with its hash) at the level whose bits start at `shift`: a
+    /// leaf if they fit (or no hash bits remain), else an inner node over new leaves, split as
+    /// deep as needed.
     fn build<K: 'static, V: 'static>(
         &self,
-        entries: Vec<Entry<K, V>>,
+        entries: Vec<(u64, Entry<K, V>)>,
         shift: u32,
     ) -> NodeRef<K, V> {
         if entries.len() <= self.config.leaf_capacity || !self.config.can_split(shift) {
             return NodeRef::leaf_from_vec(entries);
         }
         let width = 1usize << self.config.inner_bits;
-        let mut buckets: Vec<Vec<Entry<K, V>>> = (0..width).map(|_| Vec::new()).collect();
-        for e in entries {
-            buckets[self.config.child_index(e.hash, shift)].push(e);
+        let mut buckets: Vec<Vec<(u64, Entry<K, V>)>> = (0..width).map(|_| Vec::new()).collect();
+        for (hash, e) in entries {
+            buckets[self.config.child_index(hash, shift)].push((hash, e));
         }
         let next = shift + self.config.inner_bits;
         let children: Vec<Slot<K, V>> = buckets
@@ -782,18 +843,22 @@ impl Shape {
         NodeRef::alloc_inner(children)
     }
 
-    /// The node for `entries` plus `entry` (a new key) at level `shift`.
-    fn with_new_entry<K: Clone + 'static, V: Stored + 'static>(
+    /// The node for `entries` (whose header's tags are `tags`) plus `entry`, a new key of
+    /// hash `hash`, at level `shift`. A split hashes the other entries again with `hasher`.
+    fn with_new_entry<K: Clone + Hash + 'static, V: Stored + 'static, S: BuildHasher>(
         &self,
         entries: &[Entry<K, V>],
+        tags: u32,
+        hash: u64,
         entry: Entry<K, V>,
         shift: u32,
+        hasher: &S,
     ) -> NodeRef<K, V> {
         let len = entries.len() + 1;
         if len > self.config.leaf_capacity && self.config.can_split(shift) {
             let mut all = Vec::with_capacity(len);
-            all.extend(entries.iter().map(Entry::share));
-            all.push(entry);
+            all.extend(entries.iter().map(|e| (hasher.hash_one(&e.key), e.share())));
+            all.push((hash, entry));
             return self.build(all, shift);
         }
         let mut leaf = LeafBuilder::new(len);
@@ -801,7 +866,8 @@ impl Shape {
             leaf.push(e.share());
         }
         leaf.push(entry);
-        leaf.finish()
+        // The bytes of `tags` past the last entry are 0: the new entry's tag goes in its own.
+        leaf.finish(tags | tag_at(hash, entries.len()))
     }
 }
 
@@ -976,7 +1042,7 @@ where
         K: Eq + Clone,
         V: MapValue,
     {
-        let entry = Entry { hash, key, value };
+        let entry = Entry { key, value };
         commute_stm::pinned(|| {
             let (slot, word, seen) = self.walk_alone(hash);
             // SAFETY: read while pinned.
@@ -1018,20 +1084,22 @@ where
         Ok(position(leaf.entries, leaf.tags, hash, key).map(|i| &leaf.entries[i]))
     }
 
-    /// Sets `key` to `value`; returns the old value, or `None` if the key is new.
-    pub(crate) fn insert(
+    /// Sets `key` (of hash `hash`: `hasher`'s) to `value`; returns the old value, or `None` if
+    /// the key is new.
+    pub(crate) fn insert<S: BuildHasher>(
         &self,
         tx: &Transaction,
         hash: u64,
         key: K,
         value: V,
+        hasher: &S,
     ) -> StmResult<Option<V::Removed>>
     where
-        K: Eq + Clone,
+        K: Hash + Eq + Clone,
         V: MapValue,
     {
         let leaf = self.find_leaf(tx, hash)?;
-        let entry = Entry { hash, key, value };
+        let entry = Entry { key, value };
         if let Some(i) = position(leaf.entries, leaf.tags, hash, &entry.key) {
             let old = leaf.entries[i].value.removed(tx, TOKEN);
             // SAFETY: a walk's entries, with entry `i`: a leaf node's.
@@ -1039,28 +1107,29 @@ where
             Self::replace(tx, leaf.slot, node);
             return Ok(Some(old));
         }
-        self.push(tx, &leaf, entry);
+        self.push(tx, &leaf, hash, entry, hasher);
         Ok(None)
     }
 
     /// Adds `key` with `value` unless the key is present (then writes nothing); returns whether
     /// it was added.
-    pub(crate) fn insert_new(
+    pub(crate) fn insert_new<S: BuildHasher>(
         &self,
         tx: &Transaction,
         hash: u64,
         key: K,
         value: V,
+        hasher: &S,
     ) -> StmResult<bool>
     where
-        K: Eq + Clone,
+        K: Hash + Eq + Clone,
         V: Stored,
     {
         let leaf = self.find_leaf(tx, hash)?;
         if position(leaf.entries, leaf.tags, hash, &key).is_some() {
             return Ok(false);
         }
-        self.push(tx, &leaf, Entry { hash, key, value });
+        self.push(tx, &leaf, hash, Entry { key, value }, hasher);
         Ok(true)
     }
 
@@ -1069,15 +1138,16 @@ where
     /// the key's leaf is read, and it is written only if the change is not [`Change::Keep`] (or
     /// a removal of an absent key).
     #[inline]
-    pub(crate) fn alter<R>(
+    pub(crate) fn alter<R, S: BuildHasher>(
         &self,
         tx: &Transaction,
         hash: u64,
         key: K,
+        hasher: &S,
         f: impl FnOnce(Option<&V>) -> (Change<V>, R),
     ) -> StmResult<(R, i64)>
     where
-        K: Eq + Clone,
+        K: Hash + Eq + Clone,
         V: Stored,
     {
         let leaf = self.find_leaf(tx, hash)?;
@@ -1100,43 +1170,53 @@ where
         let delta = match (change, i) {
             (Change::Keep, _) | (Change::Remove, None) => 0,
             (Change::Set(value), Some(i)) => {
-                let entry = Entry { hash, key, value };
+                let entry = Entry { key, value };
                 // SAFETY: a walk's entries, with entry `i`: a leaf node's.
                 let node = unsafe { replaced(leaf.entries, leaf.tags, i, entry) };
                 Self::replace(tx, leaf.slot, node);
                 0
             }
             (Change::Set(value), None) => {
-                self.push(tx, &leaf, Entry { hash, key, value });
+                self.push(tx, &leaf, hash, Entry { key, value }, hasher);
                 1
             }
             (Change::Remove, Some(i)) => {
-                Self::replace(tx, leaf.slot, without(leaf.entries, i));
+                let rest = without(leaf.entries, leaf.tags, i, hasher);
+                Self::replace(tx, leaf.slot, rest);
                 -1
             }
         };
         Ok((result, delta))
     }
 
-    /// Writes the leaf plus `entry` (a new key), splitting it if it overflows.
-    fn push(&self, tx: &Transaction, leaf: &LeafRef<'_, K, V>, entry: Entry<K, V>)
-    where
-        K: Clone,
+    /// Writes the leaf plus `entry` (a new key of hash `hash`), splitting it if it overflows.
+    fn push<S: BuildHasher>(
+        &self,
+        tx: &Transaction,
+        leaf: &LeafRef<'_, K, V>,
+        hash: u64,
+        entry: Entry<K, V>,
+        hasher: &S,
+    ) where
+        K: Hash + Clone,
         V: Stored,
     {
-        let node = self.shape.with_new_entry(leaf.entries, entry, leaf.shift);
+        let node =
+            self.shape
+                .with_new_entry(leaf.entries, leaf.tags, hash, entry, leaf.shift, hasher);
         Self::replace(tx, leaf.slot, node);
     }
 
     /// Removes `key`; returns its value if it was present.
-    pub(crate) fn remove<Q>(
+    pub(crate) fn remove<Q, S: BuildHasher>(
         &self,
         tx: &Transaction,
         hash: u64,
         key: &Q,
+        hasher: &S,
     ) -> StmResult<Option<V::Removed>>
     where
-        K: Borrow<Q> + Clone,
+        K: Borrow<Q> + Hash + Clone,
         V: MapValue,
         Q: Eq + ?Sized,
     {
@@ -1144,15 +1224,16 @@ where
         let Some(i) = position(leaf.entries, leaf.tags, hash, key) else {
             return Ok(None);
         };
-        Self::replace(tx, leaf.slot, without(leaf.entries, i));
+        let rest = without(leaf.entries, leaf.tags, i, hasher);
+        Self::replace(tx, leaf.slot, rest);
         Ok(Some(leaf.entries[i].value.removed(tx, TOKEN)))
     }
 
-    /// Calls `visit` with every non-empty leaf (its slot and entries), in trie order.
+    /// Calls `visit` with every non-empty leaf (its slot, entries and tags), in trie order.
     fn for_each_leaf<'a>(
         &'a self,
         tx: &'a Transaction,
-        mut visit: impl FnMut(&'a Slot<K, V>, &'a [Entry<K, V>]) -> StmResult<()>,
+        mut visit: impl FnMut(&'a Slot<K, V>, &'a [Entry<K, V>], u32) -> StmResult<()>,
     ) -> StmResult<()> {
         tx.pin();
         let mut pending: Vec<&'a Slot<K, V>> = self.root.iter().rev().collect();
@@ -1160,7 +1241,7 @@ where
             // SAFETY: read after `tx.pin()`, as in `find_leaf`.
             match unsafe { slot.read(tx)?.node() } {
                 Node::Empty => {}
-                Node::Leaf(entries, _) => visit(slot, entries)?,
+                Node::Leaf(entries, tags) => visit(slot, entries, tags)?,
                 Node::Inner(children) => pending.extend(children.iter().rev()),
             }
         }
@@ -1173,7 +1254,7 @@ where
         tx: &'a Transaction,
         mut f: impl FnMut(&'a K, &'a V),
     ) -> StmResult<()> {
-        self.for_each_leaf(tx, |_, entries| {
+        self.for_each_leaf(tx, |_, entries, _| {
             for e in entries {
                 f(&e.key, &e.value);
             }
@@ -1182,28 +1263,42 @@ where
     }
 
     /// Keeps the entries for which `keep` is true; returns how many were removed. Only leaves
-    /// that lose an entry are written.
-    pub(crate) fn retain(
+    /// that lose an entry are written; a survivor that moves into a tagged place from past them
+    /// is hashed with `hasher` for its tag.
+    pub(crate) fn retain<S: BuildHasher>(
         &self,
         tx: &Transaction,
+        hasher: &S,
         mut keep: impl FnMut(&K, &V) -> bool,
     ) -> StmResult<usize>
     where
-        K: Clone,
+        K: Hash + Clone,
         V: Stored,
     {
         let mut removed = 0;
-        self.for_each_leaf(tx, |slot, entries| {
+        self.for_each_leaf(tx, |slot, entries, tags| {
             let verdicts: Vec<bool> = entries.iter().map(|e| keep(&e.key, &e.value)).collect();
             let kept = verdicts.iter().filter(|&&k| k).count();
-            if kept < entries.len() {
+            if kept == 0 {
+                removed += entries.len();
+                Self::replace(tx, slot, NodeRef::EMPTY);
+            } else if kept < entries.len() {
                 removed += entries.len() - kept;
-                let survivors = entries
-                    .iter()
-                    .zip(&verdicts)
-                    .filter(|&(_, &k)| k)
-                    .map(|(e, _)| e.share());
-                Self::replace(tx, slot, NodeRef::leaf_from_vec(survivors.collect()));
+                let mut leaf = LeafBuilder::new(kept);
+                let mut new_tags = 0;
+                let survivors = entries.iter().enumerate().zip(&verdicts);
+                for (n, (i, e)) in survivors.filter(|&(_, &k)| k).map(|(s, _)| s).enumerate() {
+                    if n < TAGGED {
+                        let tag = if i < TAGGED {
+                            tag_byte(tags, i)
+                        } else {
+                            tag_of(hasher.hash_one(&e.key))
+                        };
+                        new_tags |= tag << (8 * n);
+                    }
+                    leaf.push(e.share());
+                }
+                Self::replace(tx, slot, leaf.finish(new_tags));
             }
             Ok(())
         })?;
@@ -1223,9 +1318,15 @@ where
 
     /// Sets `key` to `value` without a transaction (the caller owns the trie exclusively);
     /// returns whether the key is new.
-    pub(crate) fn insert_owned(&mut self, hash: u64, key: K, value: V) -> bool
+    pub(crate) fn insert_owned<S: BuildHasher>(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        hasher: &S,
+    ) -> bool
     where
-        K: Eq + Clone,
+        K: Hash + Eq + Clone,
         V: Stored,
     {
         let shape = self.shape;
@@ -1249,11 +1350,14 @@ where
                 Node::Leaf(entries, tags) => (entries, tags),
                 Node::Empty => (&[][..], 0),
             };
-            let entry = Entry { hash, key, value };
+            let entry = Entry { key, value };
             let (node, new) = match position(entries, tags, hash, &entry.key) {
                 // SAFETY: entry `i` is among them: the entries of the leaf node matched above.
                 Some(i) => (unsafe { replaced(entries, tags, i, entry) }, false),
-                None => (shape.with_new_entry(entries, entry, shift), true),
+                None => (
+                    shape.with_new_entry(entries, tags, hash, entry, shift, hasher),
+                    true,
+                ),
             };
             // SAFETY: exclusive, as above: the old node is unreachable once its slot is
             // replaced, and nothing else frees it.
@@ -1298,6 +1402,36 @@ impl<K: 'static, V: 'static> Drop for DeadTrie<K, V> {
 mod tests {
     use super::*;
 
+    /// splitmix64 of a `u64` key: well-spread hashes, the same in every run.
+    struct SplitMix;
+
+    struct SplitMixHasher(u64);
+
+    impl core::hash::Hasher for SplitMixHasher {
+        fn finish(&self) -> u64 {
+            let mut h = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            h ^ (h >> 31)
+        }
+
+        fn write(&mut self, _: &[u8]) {
+            unreachable!("SplitMix hashes u64 keys only")
+        }
+
+        fn write_u64(&mut self, key: u64) {
+            self.0 = key;
+        }
+    }
+
+    impl BuildHasher for SplitMix {
+        type Hasher = SplitMixHasher;
+
+        fn build_hasher(&self) -> SplitMixHasher {
+            SplitMixHasher(0)
+        }
+    }
+
     /// The unchecked layout of an existing leaf is the checked one, for entries of several
     /// sizes and alignments.
     fn same_layouts<K, V>() {
@@ -1321,12 +1455,7 @@ mod tests {
         assert_eq!(1u64 << config.root_bits, (keys / 2).next_power_of_two());
         let mut trie: RawTrie<u64, u64> = RawTrie::new(config);
         for key in 0..keys {
-            // splitmix64: well-spread hashes, the same in every run.
-            let mut h = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            h ^= h >> 31;
-            assert!(trie.insert_owned(h, key, key));
+            assert!(trie.insert_owned(SplitMix.hash_one(key), key, key, &SplitMix));
         }
         let mut inner = 0;
         for slot in trie.root.iter_mut() {
