@@ -70,7 +70,10 @@ pub enum Change<V> {
 /// table: two transactions that touch keys in different buckets never abort each other, even
 /// while the map grows from empty to millions of keys. The length is a [`TCounter`], so
 /// inserting or removing different keys does not conflict on it either; reading it
-/// ([`len`](TMap::len)) does conflict with concurrent inserts and removals, as it must.
+/// ([`len`](TMap::len)) does conflict with concurrent inserts and removals, as it must. Buckets
+/// do not store their keys' hashes: as std's map hashes its keys again when it grows, this one
+/// hashes a bucket's keys again when the bucket splits (and one key when a removal moves it up
+/// among the bucket's first four). A key's `Hash` that panics there leaves the map unchanged.
 ///
 /// Buckets are replaced copy-on-write, which is why keys must be `Clone`, and values
 /// [`MapValue`]: either `Clone` (each bucket holds its own clones: cheap to clone values such as
