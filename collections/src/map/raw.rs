@@ -1286,8 +1286,9 @@ where
                 removed += entries.len() - kept;
                 let mut leaf = LeafBuilder::new(kept);
                 let mut new_tags = 0;
-                let survivors = entries.iter().enumerate().zip(&verdicts);
-                for (n, (i, e)) in survivors.filter(|&(_, &k)| k).map(|(s, _)| s).enumerate() {
+                for (i, e) in entries.iter().enumerate().filter(|&(i, _)| verdicts[i]) {
+                    // The survivor's place in the new leaf: the survivors pushed so far.
+                    let n = leaf.len;
                     if n < TAGGED {
                         let tag = if i < TAGGED {
                             tag_byte(tags, i)
