@@ -115,6 +115,87 @@ pub fn keys(n: u64) -> impl Iterator<Item = u64> {
     (0..n).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
+/// Key counts from `from` to `to`: `from` times 1, 1.4, 1.4², ... (rounded down), each once: the
+/// `memory` binary's `--sweep`. A map's bytes per entry move with its key count, in waves (a
+/// `HashMap` doubles its table; a growing `TMap`'s leaves split into inner nodes level by
+/// level), so that a few key counts can each fall on a crest or a trough of either.
+///
+/// # Panics
+///
+/// If `from` is 0 or greater than `to`.
+///
+/// # Examples
+///
+/// ```
+/// use commute_benches::memory::sweep_counts;
+///
+/// assert_eq!(sweep_counts(1_000, 3_000), [1_000, 1_400, 1_959, 2_743]);
+/// assert_eq!(sweep_counts(5, 5), [5]);
+/// ```
+pub fn sweep_counts(from: u64, to: u64) -> Vec<u64> {
+    assert!(
+        from > 0 && from <= to,
+        "commute_benches::memory::sweep_counts: need 0 < from <= to, got {from} and {to}"
+    );
+    let mut counts = Vec::new();
+    let mut step = 0;
+    loop {
+        let n = (from as f64 * 1.4f64.powi(step)) as u64;
+        if n > to {
+            return counts;
+        }
+        if counts.last() != Some(&n) {
+            counts.push(n);
+        }
+        step += 1;
+    }
+}
+
+/// The spread of one structure's ratios to `HashMap` over several key counts ([`spread`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    /// The lowest ratio.
+    pub min: f64,
+    /// The highest ratio.
+    pub max: f64,
+    /// The geometric mean of the ratios.
+    pub geometric_mean: f64,
+}
+
+/// The spread of `ratios` (positive numbers); `None` if there are none.
+///
+/// # Panics
+///
+/// If a ratio is not a positive finite number.
+///
+/// # Examples
+///
+/// ```
+/// use commute_benches::memory::spread;
+///
+/// let s = spread([0.5, 2.0]).unwrap();
+/// assert_eq!((s.min, s.max, s.geometric_mean), (0.5, 2.0, 1.0));
+/// assert!(spread([]).is_none());
+/// ```
+pub fn spread(ratios: impl IntoIterator<Item = f64>) -> Option<Spread> {
+    let (mut min, mut max, mut log_sum, mut n) = (f64::INFINITY, 0.0f64, 0.0, 0u32);
+    for r in ratios {
+        assert!(
+            r.is_finite() && r > 0.0,
+            "commute_benches::memory::spread: a ratio must be positive and finite, got {r}"
+        );
+        min = min.min(r);
+        max = max.max(r);
+        log_sum += r.ln();
+        n += 1;
+    }
+    (n > 0).then(|| Spread {
+        min,
+        max,
+        geometric_mean: (log_sum / f64::from(n)).exp(),
+    })
+}
+
 /// Measures one row: each structure built on a thread of its own, then counted, then dropped.
 /// Nothing else may allocate meanwhile.
 ///
@@ -219,5 +300,31 @@ mod tests {
     #[should_panic(expected = "install CountingAllocator")]
     fn measuring_without_the_counting_allocator_panics() {
         measure(10, ValueKind::Word);
+    }
+
+    #[test]
+    fn a_sweep_grows_by_two_fifths_and_stops_at_its_end() {
+        let counts = sweep_counts(1_000, 1_000_000);
+        assert_eq!((counts.len(), counts[0], counts[20]), (21, 1_000, 836_682));
+        // Each about 1.4 times the last (`from * 1.4^k`, rounded down: within 2 of it).
+        assert!(
+            counts
+                .windows(2)
+                .all(|w| w[1] > w[0] && w[1] <= w[0] * 14 / 10 + 2)
+        );
+        // Small starts round down to the same count more than once: each is kept once.
+        assert_eq!(sweep_counts(1, 3), [1, 2, 3]);
+    }
+
+    #[test]
+    #[should_panic(expected = "need 0 < from <= to")]
+    fn a_sweep_from_zero_panics() {
+        sweep_counts(0, 10);
+    }
+
+    #[test]
+    #[should_panic(expected = "positive and finite")]
+    fn a_ratio_of_zero_panics() {
+        spread([1.0, 0.0]);
     }
 }
