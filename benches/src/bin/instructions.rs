@@ -718,6 +718,7 @@ mod tests {
                 "rmw/mutex",
                 "map-get/commute",
                 "map-get/atomic",
+                "map-get/grown",
                 "map-get/dashmap"
             ]
         );
