@@ -614,20 +614,21 @@ fn counter_mutex(ops: u64) -> u64 {
 
 // ----- map lookup and update, 100k keys --------------------------------------------------------
 
+/// The map rows' map: `MAP_KEYS` keys, presized (its root has a slot per two keys, so its walks
+/// stop at the root).
 fn filled_tmap() -> TMap<u64, u64> {
-    let map = TMap::with_capacity_and_hasher(MAP_KEYS as usize, hasher());
-    for key in 0..MAP_KEYS {
-        map.atomic().insert(key, value_of(key));
-    }
-    map
+    filled(TMap::with_capacity_and_hasher(MAP_KEYS as usize, hasher()))
 }
 
 /// The same keys and values in a map grown by its inserts (`TMap::new`'s shape: a root of 64
 /// slots, and inner nodes of 16 under the slots that overflowed: at 100,000 keys a walk passes
-/// 2.3 inner nodes on average), where [`filled_tmap`]'s root has a slot per two keys and its
-/// walks stop at the root.
+/// 2.3 inner nodes on average).
 fn grown_tmap() -> TMap<u64, u64> {
-    let map = TMap::with_hasher(hasher());
+    filled(TMap::with_hasher(hasher()))
+}
+
+/// `map` with the keys `0..MAP_KEYS` inserted, each with the value [`value_of`] gives it.
+fn filled(map: TMap<u64, u64>) -> TMap<u64, u64> {
     for key in 0..MAP_KEYS {
         map.atomic().insert(key, value_of(key));
     }

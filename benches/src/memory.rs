@@ -152,6 +152,15 @@ pub fn sweep_counts(from: u64, to: u64) -> Vec<u64> {
 }
 
 /// The spread of one structure's ratios to `HashMap` over several key counts ([`spread`]).
+///
+/// # Examples
+///
+/// ```
+/// use commute_benches::memory::{Spread, spread};
+///
+/// let s: Spread = spread([1.2, 0.8, 1.5]).unwrap();
+/// assert!(s.min <= s.geometric_mean && s.geometric_mean <= s.max);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Spread {
     /// The lowest ratio.
