@@ -318,3 +318,54 @@ fn owned_words_follow_the_rules_of_boxes() {
         reclaim_until(&live, 0);
     });
 }
+
+/// Zero-sized values of two types, each counting its drops in its own counter.
+static FIRST_DROPS: AtomicUsize = AtomicUsize::new(0);
+static SECOND_DROPS: AtomicUsize = AtomicUsize::new(0);
+
+struct First;
+impl Drop for First {
+    fn drop(&mut self) {
+        FIRST_DROPS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct Second;
+impl Drop for Second {
+    fn drop(&mut self) {
+        SECOND_DROPS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Boxes of zero-sized values all have the same address (their alignment): the commit must not
+/// take one type's value for another's when it tells the values it published from those it
+/// overwrote. Here the value overwritten is a `First`, allocated before the `Second` that
+/// another box publishes: in all, three `First`s and two `Second`s are made each round, and
+/// each is dropped once (a commit that took the `Second` for the overwritten value dropped it
+/// twice, and never the `First`). The second round writes 20 more boxes in the attempt, past
+/// the number of values the commit matches by a scan.
+#[test]
+fn zero_sized_values_of_two_types_overwritten_and_published_in_one_attempt() {
+    with_watchdog(30, || {
+        for (round, others) in [0, 20].into_iter().enumerate() {
+            let first = TBox::new(First);
+            let second = TBox::new(Second);
+            let more: Vec<TBox<u64>> = (0..others).map(TBox::new).collect();
+            atomically(|tx| {
+                first.write(tx, First);
+                second.write(tx, Second);
+                for b in &more {
+                    b.write(tx, 7);
+                }
+                first.write(tx, First); // overwrites the attempt's first `First`
+                Ok(())
+            });
+            assert!(more.iter().all(|b| b.load() == 7));
+            drop((first, second, more));
+            // Values replaced by the commit and those of dropped boxes go once no reader
+            // remains.
+            reclaim_until(&FIRST_DROPS, 3 * (round + 1));
+            reclaim_until(&SECOND_DROPS, 2 * (round + 1));
+        }
+    });
+}

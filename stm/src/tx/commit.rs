@@ -9,7 +9,9 @@ use crate::internal::var::{
     IRREVOCABLE, LOCKED, VarCore, WAITERS, held_by, locked_by, same_count, unlocked_word,
     version_of,
 };
-use crate::internal::write_set::{DropFn, Entry, OpList, Pending, PublishOp, WriteSet};
+use crate::internal::write_set::{
+    DropFn, Entry, OpList, Pending, PublishOp, WriteSet, remove_published,
+};
 use crate::internal::{clock, history, wait};
 use crate::stats::AbortCause;
 use crate::sync::atomic::Ordering;
@@ -500,7 +502,8 @@ fn write_back(
 }
 
 /// Leaves in the attempt's allocations only those the commit did not publish (one per
-/// published write, matched by address): the rest are freed when the attempt ends.
+/// published write, matched by address and free function, see [`remove_published`]): the rest
+/// are freed when the attempt ends.
 #[inline]
 fn keep_unpublished(st: &mut TxState) {
     let allocs = &mut st.allocs;
@@ -512,14 +515,13 @@ fn keep_unpublished(st: &mut TxState) {
     if allocs.is_empty() {
         return;
     }
-    for e in &st.writes.entries {
-        if let (Some(_), Pending::Write(bits)) = (e.drop_old, &e.pending) {
-            if let Some(j) = allocs.iter().position(|(b, _)| b == bits) {
-                allocs.swap_remove(j);
-                if allocs.is_empty() {
-                    return;
-                }
-            }
-        }
-    }
+    let published = st
+        .writes
+        .entries
+        .iter()
+        .filter_map(|e| match (e.drop_old, e.pending) {
+            (Some(drop_fn), Pending::Write(bits)) => Some((bits, drop_fn)),
+            _ => None,
+        });
+    remove_published(allocs, published);
 }

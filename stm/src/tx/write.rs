@@ -372,7 +372,9 @@ impl Transaction {
 fn overwrite(st: &mut TxState, i: usize, bits: u64, drop_old: Option<DropFn>) {
     let e = st.writes.get_mut(i);
     e.pending = Pending::Write(bits);
-    e.drop_old = e.drop_old.or(drop_old);
+    // The new value's own free function, if it has one: the commit tells the value it
+    // publishes from the attempt's other allocations by it (`remove_published`).
+    e.drop_old = drop_old.or(e.drop_old);
     // The value overwritten may be one the attempt allocated: no longer to be published.
     st.allocs_unmatched |= e.drop_old.is_some();
 }
