@@ -607,8 +607,16 @@ pub(crate) fn remove_published(
 ) {
     if allocs.len() > SCAN_ALLOCS {
         remove_published_sorted(allocs, published.collect());
-        return;
+    } else {
+        remove_published_scan(allocs, published);
     }
+}
+
+/// [`remove_published`] for a few allocations: a scan of them per published value.
+fn remove_published_scan(
+    allocs: &mut Vec<(u64, DropFn)>,
+    published: impl Iterator<Item = (u64, DropFn)>,
+) {
     for (bits, drop_fn) in published {
         if allocs.is_empty() {
             return;
@@ -630,12 +638,14 @@ pub(crate) fn remove_published(
     }
 }
 
-/// [`remove_published`] for many allocations: both lists sorted by address and function, then
-/// walked together, one address at a time.
+/// [`remove_published`] for many allocations: both lists sorted by address, then walked
+/// together, one address at a time. An address of one allocation (any allocation of a sized
+/// value) is kept unless a value published there; the allocations at an address that several
+/// share (zero-sized values) go through [`remove_published_scan`] with the values published
+/// there.
 fn remove_published_sorted(allocs: &mut Vec<(u64, DropFn)>, mut published: Vec<(u64, DropFn)>) {
-    let key = |&(bits, f): &(u64, DropFn)| (bits, f as usize);
-    allocs.sort_unstable_by_key(key);
-    published.sort_unstable_by_key(key);
+    allocs.sort_unstable_by_key(|a| a.0);
+    published.sort_unstable_by_key(|q| q.0);
     let (mut i, mut p, mut kept) = (0, 0, 0);
     while i < allocs.len() {
         let bits = allocs[i].0;
@@ -644,27 +654,21 @@ fn remove_published_sorted(allocs: &mut Vec<(u64, DropFn)>, mut published: Vec<(
             p += 1;
         }
         let p_end = p + published[p..].iter().take_while(|q| q.0 == bits).count();
-        // The allocations at `bits` that no published value takes by its function are kept,
-        // less one for each published value that found none of its function (the last ones
-        // kept: any of them will do).
-        let first_kept = kept;
-        let mut unmatched = 0;
-        while i < end {
-            if p < p_end && key(&published[p]) < key(&allocs[i]) {
-                unmatched += 1;
-                p += 1;
-            } else if p < p_end && key(&published[p]) == key(&allocs[i]) {
-                i += 1;
-                p += 1;
-            } else {
+        if end - i == 1 {
+            if p == p_end {
                 allocs[kept] = allocs[i];
                 kept += 1;
-                i += 1;
+            }
+        } else {
+            let mut shared = allocs[i..end].to_vec();
+            remove_published_scan(&mut shared, published[p..p_end].iter().copied());
+            for a in shared {
+                allocs[kept] = a;
+                kept += 1;
             }
         }
-        unmatched += p_end - p;
+        i = end;
         p = p_end;
-        kept -= unmatched.min(kept - first_kept);
     }
     allocs.truncate(kept);
 }
