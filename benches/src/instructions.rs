@@ -42,6 +42,8 @@ pub const MAP_KEYS: u64 = 100_000;
 pub const USERS: u64 = 10_000;
 /// Rows of each of the vacation case's three tables.
 pub const ROWS: u64 = 10_000;
+/// Keys a transaction (or a lock) of the bulk cases writes; [`WARMUP`] is a multiple of it.
+pub const BULK: u64 = 1024;
 /// Items in the queue before the queue case starts, so that a pop takes an item pushed earlier.
 pub const QUEUE_PREFILL: u64 = 16;
 /// The event case's consumer drains the log after every this many events.
@@ -197,6 +199,12 @@ pub const ROWS_TABLE: &[Row] = &[
         atomic_max_ratio: None,
     },
     Row {
+        name: "map-bulk",
+        max: None,
+        max_ratio: None,
+        atomic_max_ratio: None,
+    },
+    Row {
         name: "queue",
         max: Some(700.0),
         max_ratio: None,
@@ -321,6 +329,20 @@ pub const CASES: &[Case] = &[
         side: Side::Baseline,
         what: "Mutex<HashMap>::insert",
         run: map_update_mutex,
+    },
+    Case {
+        name: "map-bulk/commute",
+        row: "map-bulk",
+        side: Side::Commute,
+        what: "TMap::insert, 1,024 per atomically",
+        run: map_bulk_commute,
+    },
+    Case {
+        name: "map-bulk/mutex",
+        row: "map-bulk",
+        side: Side::Baseline,
+        what: "Mutex<HashMap>::insert, 1,024 a lock",
+        run: map_bulk_mutex,
     },
     Case {
         name: "queue/commute",
@@ -450,6 +472,23 @@ fn drive<F: FnMut(u64)>(ops: u64, mut op: F) -> u64 {
     warm_up(&mut op);
     measured(WARMUP, ops, op);
     WARMUP + ops
+}
+
+/// [`drive`] for operations run [`BULK`] at a time: `batch(first, len)` runs operations
+/// `first..first + len` (`len` is `BULK` but for the last batch, if `ops` is not a multiple).
+/// [`measured`]'s operations are the batches.
+fn drive_bulk<F: FnMut(u64, u64)>(ops: u64, mut batch: F) -> u64 {
+    const { assert!(WARMUP.is_multiple_of(BULK)) };
+    let end = WARMUP + ops;
+    let mut run = |b: u64| {
+        let first = b * BULK;
+        batch(first, BULK.min(end - first));
+    };
+    for b in 0..WARMUP / BULK {
+        run(b);
+    }
+    measured(WARMUP / BULK, ops.div_ceil(BULK), run);
+    end
 }
 
 #[inline(never)]
@@ -750,6 +789,48 @@ fn map_update_mutex(ops: u64) -> u64 {
     let mut sum = 0;
     drive(ops, |i| {
         sum += black_box(map.lock().unwrap().insert(at(&keys, i), i)).unwrap();
+    });
+    let map = map.into_inner().unwrap();
+    assert_eq!(map.len(), MAP_KEYS as usize);
+    sum + map.values().sum::<u64>()
+}
+
+// ----- map updates in bulk --------------------------------------------------------------------
+
+/// Updates of present keys, [`BULK`] to a transaction, in the presized map of the map cases: a
+/// bulk load's transactions. Each holds a thousand writes, some of them to one bucket (two
+/// keys of one root slot), so that its commit tells the buckets it publishes from the copies
+/// it overwrote among a thousand allocations (quadratic in the writes before `2c48bd6`).
+fn map_bulk_commute(ops: u64) -> u64 {
+    let map = filled_tmap();
+    let keys = map_keys();
+    let mut sum = 0;
+    drive_bulk(ops, |first, len| {
+        sum += atomically(|tx| {
+            let mut old = 0;
+            for i in first..first + len {
+                old += map.insert(tx, at(&keys, i), i)?.unwrap();
+            }
+            Ok(old)
+        });
+    });
+    assert_eq!(map.atomic().len(), MAP_KEYS as usize);
+    sum + (0..MAP_KEYS)
+        .map(|k| map.atomic().get(&k).unwrap())
+        .sum::<u64>()
+}
+
+fn map_bulk_mutex(ops: u64) -> u64 {
+    let mut filled = HashMap::with_capacity_and_hasher(MAP_KEYS as usize, hasher());
+    filled.extend((0..MAP_KEYS).map(|key| (key, value_of(key))));
+    let map = Mutex::new(filled);
+    let keys = map_keys();
+    let mut sum = 0;
+    drive_bulk(ops, |first, len| {
+        let mut map = map.lock().unwrap();
+        for i in first..first + len {
+            sum += map.insert(at(&keys, i), i).unwrap();
+        }
     });
     let map = map.into_inner().unwrap();
     assert_eq!(map.len(), MAP_KEYS as usize);
