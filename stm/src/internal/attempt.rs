@@ -36,13 +36,19 @@ pub(crate) struct TxState {
     pub(crate) on_abort: Vec<Hook>,
     /// Heap values allocated by this attempt (for `TBox`), with their drop functions.
     pub(crate) allocs: Vec<(u64, DropFn)>,
-    /// Set when `allocs` may hold a value that no write-set entry holds as its pending write
-    /// (a value overwritten, rolled back by `or_else`, dropped, or a publishing operation's
-    /// node handed over by either): the commit must then search for the ones it published.
-    /// Clear, every value in `allocs` is the pending write of its own entry, and a commit
-    /// publishes them all. Only a commit reads it: the nodes a rollback hands over
+    /// Set when `allocs` may hold a value that neither a write-set entry holds as its pending
+    /// write nor `overwritten` holds (a value rolled back by `or_else`, dropped, or a
+    /// publishing operation's node handed over by either): the commit must then search for the
+    /// ones it published (`write_set::remove_published`). Clear, every value in `allocs` is
+    /// the pending write of its own entry or one of `overwritten`, and a commit publishes all
+    /// but those. Only a commit reads it: the nodes a rollback hands over
     /// (`hand_back_unpublished_nodes`) are freed with everything else.
     pub(crate) allocs_unmatched: bool,
+    /// Values of `allocs` that a later write of the same variable in this attempt replaced as
+    /// its pending write (a map's bucket copied twice), with their drop functions: unless
+    /// `allocs_unmatched` is set, what a commit leaves to free. Never freed from this list
+    /// itself (`allocs` holds them too): an abort frees `allocs`.
+    pub(crate) overwritten: Vec<(u64, DropFn)>,
     /// Set when the attempt used anything beyond reads, writes and a pin (hooks, heap values,
     /// retirements): the end of the attempt then takes the slow path.
     pub(crate) extras: bool,

@@ -501,27 +501,31 @@ fn write_back(
     }
 }
 
-/// Leaves in the attempt's allocations only those the commit did not publish (one per
-/// published write, matched by address and free function, see [`remove_published`]): the rest
-/// are freed when the attempt ends.
+/// Leaves in the attempt's allocations only those the commit did not publish: the values its
+/// writes overwrote, or, where the attempt lost track of some (`allocs_unmatched`), those left
+/// once one per published write is taken out ([`remove_published`]). They are freed when the
+/// attempt ends.
 #[inline]
 fn keep_unpublished(st: &mut TxState) {
-    let allocs = &mut st.allocs;
-    if !core::mem::take(&mut st.allocs_unmatched) {
-        // Each is the pending write of an entry of its own (the usual update): all published.
-        allocs.clear();
+    if core::mem::take(&mut st.allocs_unmatched) {
+        st.overwritten.clear();
+        if st.allocs.is_empty() {
+            return;
+        }
+        let published = st
+            .writes
+            .entries
+            .iter()
+            .filter_map(|e| match (e.drop_old, e.pending) {
+                (Some(drop_fn), Pending::Write(bits)) => Some((bits, drop_fn)),
+                _ => None,
+            });
+        remove_published(&mut st.allocs, published);
         return;
     }
-    if allocs.is_empty() {
-        return;
+    // Each is the pending write of an entry of its own (published), or one it overwrote.
+    st.allocs.clear();
+    if !st.overwritten.is_empty() {
+        core::mem::swap(&mut st.allocs, &mut st.overwritten);
     }
-    let published = st
-        .writes
-        .entries
-        .iter()
-        .filter_map(|e| match (e.drop_old, e.pending) {
-            (Some(drop_fn), Pending::Write(bits)) => Some((bits, drop_fn)),
-            _ => None,
-        });
-    remove_published(allocs, published);
 }

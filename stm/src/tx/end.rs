@@ -371,6 +371,7 @@ impl Transaction {
         st.retire_on_commit.clear();
         st.forgotten.clear();
         st.allocs_unmatched = false;
+        st.overwritten.clear();
         st.abort = None;
         st.deadline = None;
         st.extras = false;

@@ -37,8 +37,7 @@ impl Transaction {
                     }
                     // Only a pending write: other kinds take the general path's checks.
                     Some(Some(i)) if matches!(st.writes.entries[i].pending, Pending::Write(_)) => {
-                        overwrite(st, i, bits, Some(drop_fn));
-                        true
+                        overwrite_within_capacity(st, i, bits, Some(drop_fn))
                     }
                     _ => false,
                 };
@@ -370,13 +369,38 @@ impl Transaction {
 /// with a write of `bits`; `drop_old` frees the values of a variable that owns heap memory.
 #[inline(always)]
 fn overwrite(st: &mut TxState, i: usize, bits: u64, drop_old: Option<DropFn>) {
+    if !overwrite_within_capacity(st, i, bits, drop_old) {
+        let overwritten = &mut st.overwritten;
+        overwritten.reserve(overwritten.capacity().max(8));
+        let done = overwrite_within_capacity(st, i, bits, drop_old);
+        debug_assert!(done, "room reserved above");
+    }
+}
+
+/// [`overwrite`] where the value overwritten, if the attempt must free it, fits in the
+/// attempt's list of overwritten values without growing it; otherwise changes nothing and
+/// returns false. No call in it: the inlined paths of [`Transaction::write_allocated`] use it.
+#[inline(always)]
+fn overwrite_within_capacity(
+    st: &mut TxState,
+    i: usize,
+    bits: u64,
+    drop_old: Option<DropFn>,
+) -> bool {
     let e = st.writes.get_mut(i);
+    if let (Pending::Write(old), Some(old_drop)) = (e.pending, e.drop_old) {
+        // A pending write of a variable that owns heap values is one of the attempt's
+        // allocations (`write_allocated` records both): no longer to be published, so freed
+        // when the attempt ends.
+        if push_within_capacity(&mut st.overwritten, (old, old_drop)).is_err() {
+            return false;
+        }
+    }
     e.pending = Pending::Write(bits);
     // The new value's own free function, if it has one: the commit tells the value it
     // publishes from the attempt's other allocations by it (`remove_published`).
     e.drop_old = drop_old.or(e.drop_old);
-    // The value overwritten may be one the attempt allocated: no longer to be published.
-    st.allocs_unmatched |= e.drop_old.is_some();
+    true
 }
 
 /// Panics if the entry holds commit-time publishing operations or a local value, which cannot be
