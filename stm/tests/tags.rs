@@ -74,6 +74,54 @@ fn tagless_threads_validate_each_others_commits() {
         });
         writer.join().unwrap();
         let (seen, attempts) = reader.join().unwrap();
+
+        // 3. Tag-less threads commit large write sets (past the write set's index threshold),
+        //    each variable read and written: a large set of a tag-less thread is sorted before
+        //    it is locked, and its validation finds its own locks by searching the sorted set.
+        //    Alone, such a thread never aborts (a search that missed its own lock would fail
+        //    the validation); two of them, in opposite orders, lose no update.
+        const VARS: usize = 12;
+        const ROUNDS: u64 = 200;
+        let vars: Arc<Vec<TVar<u64>>> = Arc::new((0..VARS).map(|_| TVar::new(0)).collect());
+        let alone_aborts = {
+            let vars = vars.clone();
+            std::thread::spawn(move || {
+                let before = commute_stm::stats::thread();
+                for _ in 0..ROUNDS {
+                    atomically(|tx| {
+                        // Written in an order other than the addresses', so that the sort
+                        // matters.
+                        for i in (0..VARS).map(|i| (i * 5) % VARS) {
+                            vars[i].modify(tx, |x| x + 1)?;
+                        }
+                        Ok(())
+                    });
+                }
+                commute_stm::stats::thread().aborts() - before.aborts()
+            })
+            .join()
+            .unwrap()
+        };
+        let movers: Vec<_> = [false, true]
+            .into_iter()
+            .map(|reversed| {
+                let vars = vars.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..ROUNDS {
+                        atomically(|tx| {
+                            for i in 0..VARS {
+                                let v = &vars[if reversed { VARS - 1 - i } else { i }];
+                                v.modify(tx, |x| x + 1)?;
+                            }
+                            Ok(())
+                        });
+                    }
+                })
+            })
+            .collect();
+        for m in movers {
+            m.join().unwrap();
+        }
         release.wait();
         for p in parked {
             p.join().unwrap();
@@ -89,6 +137,12 @@ fn tagless_threads_validate_each_others_commits() {
         assert_eq!(
             attempts, 2,
             "the reader's first attempt meets the writer's commit and runs again"
+        );
+        assert_eq!(alone_aborts, 0, "a tag-less thread alone aborted its large commits");
+        assert!(
+            vars.iter().all(|v| v.load() == 3 * ROUNDS),
+            "a tag-less thread's large commit lost an update: {:?}",
+            vars.iter().map(TVar::load).collect::<Vec<_>>()
         );
     });
 }

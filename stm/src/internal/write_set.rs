@@ -10,8 +10,10 @@ use hashbrown::HashMap;
 
 use crate::internal::var::VarCore;
 
-/// Above this many entries lookups go through the index map.
-const INDEX_THRESHOLD: usize = 8;
+/// Above this many entries lookups go through the index map, and a commit drops the index
+/// and may sort the entries. Under loom, 2: its models of large sets then stay small enough
+/// to explore (as its maps' inner nodes have 2 slots).
+const INDEX_THRESHOLD: usize = if cfg!(loom) { 2 } else { 8 };
 
 /// A commutative operation recorded without reading the variable.
 #[derive(Clone)]
@@ -224,9 +226,9 @@ impl Entry {
     }
 }
 
-/// How many entries [`WriteSet::lacks_few`] scans at most (below [`INDEX_THRESHOLD`]: a scan,
-/// not the index).
-const FEW: usize = 4;
+/// How many entries [`WriteSet::lacks_few`] scans at most (at most [`INDEX_THRESHOLD`]: a
+/// scan, not the index).
+const FEW: usize = if cfg!(loom) { 2 } else { 4 };
 const _: () = assert!(FEW <= INDEX_THRESHOLD);
 
 /// The write set of one attempt.
@@ -558,13 +560,27 @@ impl WriteSet {
     }
 
     /// Sorts a large set's entries by address, the global lock order that keeps committers
-    /// deadlock-free (a small one is sorted only if its commit meets another committer).
-    /// Invalidates the index, so only the commit (which does no more lookups) calls it.
+    /// deadlock-free, for a thread without a tag (whose commit's validation searches the
+    /// locked set by address; others lock as written, and sort only if that meets another
+    /// committer). Invalidates the index, so only the commit (which does no more lookups)
+    /// calls it.
     #[inline]
     pub(crate) fn sort_for_commit(&mut self) {
-        debug_assert!(!self.is_small(), "a small set is locked as written");
+        debug_assert!(
+            !self.is_small(),
+            "a small set has no index, and no search by address"
+        );
         self.index.clear();
         self.entries.sort_unstable_by_key(|e| e.var().lock_order());
+    }
+
+    /// Drops a large set's index before its commit locks the entries as written, which may
+    /// sort them (on meeting another committer): only the commit (which does no more lookups)
+    /// calls it.
+    #[inline]
+    pub(crate) fn unindex_for_commit(&mut self) {
+        debug_assert!(!self.is_small(), "a small set has no index");
+        self.index.clear();
     }
 }
 

@@ -11,8 +11,9 @@
 //! - **Write / commute**: buffered in the write set; commutes record operations, not values, and
 //!   add no read-set entry.
 //! - **Commit** (read-only attempts are already done): lock the write set in address order
-//!   (`lock_write_set`; a small set first as written, sorted only if that meets another
-//!   committer: `lock_small_write_set`; each lock carries the committing thread's tag), take
+//!   (`lock_write_set`; a set of more than one entry first as written, sorted only if that
+//!   meets another committer: `lock_as_written`; each lock carries the committing thread's
+//!   tag), take
 //!   `wv` from the clock, validate the read set (`validate_reads`: a variable this commit
 //!   locked is known by its lock's tag and checked by its version's count), compute commuted
 //!   values on the latest committed values where the program's own operations give them
