@@ -138,7 +138,10 @@ fn tagless_threads_validate_each_others_commits() {
             attempts, 2,
             "the reader's first attempt meets the writer's commit and runs again"
         );
-        assert_eq!(alone_aborts, 0, "a tag-less thread alone aborted its large commits");
+        assert_eq!(
+            alone_aborts, 0,
+            "a tag-less thread alone aborted its large commits"
+        );
         assert!(
             vars.iter().all(|v| v.load() == 3 * ROUNDS),
             "a tag-less thread's large commit lost an update: {:?}",
