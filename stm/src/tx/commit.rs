@@ -58,8 +58,8 @@ impl Transaction {
 
     /// Before a large set (past [`WriteSet::SMALL`] entries) is locked: its index dropped
     /// (sorting would leave it stale), or, for a thread without a tag, whose validation searches
-    /// a large set by address, the set sorted. Out of line: inlined, it cost the small sets'
-    /// commits 7 instructions of register traffic (`instructions --measure`, the event row).
+    /// a large set by address, the set sorted. Out of line: inlined, it cost STAMP vacation's
+    /// actions about 20 instructions of register traffic (`scripts/vacation-instructions.sh`).
     #[cold]
     #[inline(never)]
     fn prepare_large_commit(&self, st: &mut TxState) {
@@ -287,9 +287,8 @@ impl Drop for LockGuard<'_> {
 
 /// Commit phase 1 for a write set of more than one entry, in the order the attempt wrote it
 /// (or sorted, for a large set of a thread without a tag): each variable locked without
-/// waiting; on meeting another
-/// committer's lock, every lock taken is released and the set is sorted and locked by
-/// [`lock_write_set`]. Deadlock-free: this pass never waits while holding a lock, and the
+/// waiting; on meeting another committer's lock, every lock taken is released and the set is
+/// sorted and locked by [`lock_write_set`]. Deadlock-free: this pass never waits while holding a lock, and the
 /// sorted pass waits only in address order (a committer it waits for either waits in that
 /// order too, or is in this pass and finishes or releases without waiting). Returns the
 /// newest version locked.
