@@ -1118,9 +1118,10 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// # Safety
     ///
     /// `value` must be owned by nothing else (freshly allocated by this attempt, or an "empty"
-    /// value that owns nothing), and every value this variable holds must be one written with
-    /// `write_owned` or given to [`new`](TVar::new): the commit frees the value it replaces, so
-    /// nothing else may free it or keep a pointer into it.
+    /// value that owns nothing), and every value this variable holds, or any attempt writes to
+    /// it, must be one written with `write_owned` or given to [`new`](TVar::new): the commit
+    /// frees the value it replaces, and the end of an attempt the values it wrote and then
+    /// overwrote, so nothing else may free them or keep a pointer into them.
     ///
     /// # Examples
     ///
