@@ -674,6 +674,29 @@ fn filled(map: TMap<u64, u64>) -> TMap<u64, u64> {
     map
 }
 
+/// The update rows' checksum part of a map after its updates: still `MAP_KEYS` keys, and the
+/// sum of their values.
+fn updated_sum(map: &TMap<u64, u64>) -> u64 {
+    assert_eq!(map.atomic().len(), MAP_KEYS as usize);
+    (0..MAP_KEYS)
+        .map(|k| map.atomic().get(&k).unwrap())
+        .sum::<u64>()
+}
+
+/// The baselines' map: the keys and values of [`filled_tmap`] in a presized `HashMap`.
+fn filled_hashmap() -> HashMap<u64, u64, ahash::RandomState> {
+    let mut map = HashMap::with_capacity_and_hasher(MAP_KEYS as usize, hasher());
+    map.extend((0..MAP_KEYS).map(|key| (key, value_of(key))));
+    map
+}
+
+/// [`updated_sum`] of a baseline's map.
+fn updated_hashmap_sum(map: Mutex<HashMap<u64, u64, ahash::RandomState>>) -> u64 {
+    let map = map.into_inner().unwrap();
+    assert_eq!(map.len(), MAP_KEYS as usize);
+    map.values().sum()
+}
+
 fn map_keys() -> Vec<u64> {
     sequence(1, MAP_KEYS)
 }
@@ -737,10 +760,7 @@ fn map_update_in(map: &TMap<u64, u64>, ops: u64) -> u64 {
     drive(ops, |i| {
         sum += black_box(atomically(|tx| map.insert(tx, at(&keys, i), i))).unwrap();
     });
-    assert_eq!(map.atomic().len(), MAP_KEYS as usize);
-    sum + (0..MAP_KEYS)
-        .map(|k| map.atomic().get(&k).unwrap())
-        .sum::<u64>()
+    sum + updated_sum(map)
 }
 
 /// `map_update_commute` while another thread holds a `read_only` snapshot open (blocked in a
@@ -775,24 +795,17 @@ fn map_update_atomic(ops: u64) -> u64 {
     drive(ops, |i| {
         sum += black_box(map.atomic().insert(at(&keys, i), i)).unwrap();
     });
-    assert_eq!(map.atomic().len(), MAP_KEYS as usize);
-    sum + (0..MAP_KEYS)
-        .map(|k| map.atomic().get(&k).unwrap())
-        .sum::<u64>()
+    sum + updated_sum(&map)
 }
 
 fn map_update_mutex(ops: u64) -> u64 {
-    let mut filled = HashMap::with_capacity_and_hasher(MAP_KEYS as usize, hasher());
-    filled.extend((0..MAP_KEYS).map(|key| (key, value_of(key))));
-    let map = Mutex::new(filled);
+    let map = Mutex::new(filled_hashmap());
     let keys = map_keys();
     let mut sum = 0;
     drive(ops, |i| {
         sum += black_box(map.lock().unwrap().insert(at(&keys, i), i)).unwrap();
     });
-    let map = map.into_inner().unwrap();
-    assert_eq!(map.len(), MAP_KEYS as usize);
-    sum + map.values().sum::<u64>()
+    sum + updated_hashmap_sum(map)
 }
 
 // ----- map updates in bulk --------------------------------------------------------------------
@@ -814,16 +827,11 @@ fn map_bulk_commute(ops: u64) -> u64 {
             Ok(old)
         });
     });
-    assert_eq!(map.atomic().len(), MAP_KEYS as usize);
-    sum + (0..MAP_KEYS)
-        .map(|k| map.atomic().get(&k).unwrap())
-        .sum::<u64>()
+    sum + updated_sum(&map)
 }
 
 fn map_bulk_mutex(ops: u64) -> u64 {
-    let mut filled = HashMap::with_capacity_and_hasher(MAP_KEYS as usize, hasher());
-    filled.extend((0..MAP_KEYS).map(|key| (key, value_of(key))));
-    let map = Mutex::new(filled);
+    let map = Mutex::new(filled_hashmap());
     let keys = map_keys();
     let mut sum = 0;
     drive_bulk(ops, |first, len| {
@@ -832,9 +840,7 @@ fn map_bulk_mutex(ops: u64) -> u64 {
             sum += map.insert(at(&keys, i), i).unwrap();
         }
     });
-    let map = map.into_inner().unwrap();
-    assert_eq!(map.len(), MAP_KEYS as usize);
-    sum + map.values().sum::<u64>()
+    sum + updated_hashmap_sum(map)
 }
 
 // ----- queue push then pop ---------------------------------------------------------------------
