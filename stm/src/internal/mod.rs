@@ -1,6 +1,7 @@
 //! The private machinery behind the public types. Each module opens with the protocol it
 //! implements.
 
+pub(crate) mod addr_index;
 pub(crate) mod async_wait;
 pub(crate) mod attempt;
 pub(crate) mod backoff;

@@ -1,13 +1,12 @@
 //! The write set: every variable the attempt writes or commutes, with its pending value.
 //!
-//! A small vector searched linearly; once it grows past `INDEX_THRESHOLD` entries a hashbrown
-//! map (ahash) from variable address to entry index takes over the lookups. Entries are unique
+//! A small vector searched linearly; once it grows past `INDEX_THRESHOLD` entries an index from
+//! variable address to entry position (`addr_index.rs`) takes over the lookups. Entries are unique
 //! per variable and updated in place; `or_else` takes a snapshot (see `tx/blocking.rs`).
 
 use std::rc::Rc;
 
-use hashbrown::HashMap;
-
+use crate::internal::addr_index::AddrIndex;
 use crate::internal::var::VarCore;
 
 /// Above this many entries lookups go through the index map, and a commit drops the index
@@ -235,7 +234,7 @@ const _: () = assert!(FEW <= INDEX_THRESHOLD);
 #[derive(Default)]
 pub(crate) struct WriteSet {
     pub(crate) entries: Vec<Entry>,
-    index: HashMap<usize, usize, ahash::RandomState>,
+    index: AddrIndex,
     /// Operations of commuted variables (`Pending::Commute`).
     pub(crate) ops: Vec<OpList>,
     /// Publishing operations, flat and in registration order, each tagged with the list
@@ -451,7 +450,7 @@ impl WriteSet {
         if self.entries.len() <= INDEX_THRESHOLD {
             self.entries.iter().position(|e| e.var as usize == addr)
         } else {
-            self.index.get(&addr).copied()
+            self.index.get(addr)
         }
     }
 
