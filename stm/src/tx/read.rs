@@ -50,9 +50,19 @@ impl Transaction {
                     }
                 }
                 // Not in the write set (the fast path gave way to a set too large to scan
-                // inline, or to a version newer than the attempt's): the committed value, as
-                // `read_word_general` would read it after searching the set again.
-                None => return self.read_committed(&mut st, var),
+                // inline, or to a version newer than the attempt's): the committed value, its
+                // usual case here as on the inlined path; the rest (a lock, a newer version)
+                // as `read_word_general` reads it after searching the set again.
+                None => {
+                    if let Snapshot::Value { bits, version } = var.snapshot() {
+                        if version <= self.rv.get()
+                            || clock::written_by(version, self.ctx().own_mark)
+                        {
+                            st.reads.push(ReadEntry { var, version });
+                            return Ok(bits);
+                        }
+                    }
+                }
             }
         }
         self.read_word_general(var)
