@@ -288,10 +288,10 @@ impl Drop for LockGuard<'_> {
 /// Commit phase 1 for a write set of more than one entry, in the order the attempt wrote it
 /// (or sorted, for a large set of a thread without a tag): each variable locked without
 /// waiting; on meeting another committer's lock, every lock taken is released and the set is
-/// sorted and locked by [`lock_write_set`]. Deadlock-free: this pass never waits while holding a lock, and the
-/// sorted pass waits only in address order (a committer it waits for either waits in that
-/// order too, or is in this pass and finishes or releases without waiting). Returns the
-/// newest version locked.
+/// sorted and locked by [`lock_write_set`]. Deadlock-free: this pass never waits while holding
+/// a lock, and the sorted pass waits only in address order (a committer it waits for either
+/// waits in that order too, or is in this pass and finishes or releases without waiting).
+/// Returns the newest version locked.
 #[inline(always)]
 fn lock_as_written(locks: &mut LockGuard<'_>, tag: u64) -> Result<u64, *const VarCore> {
     let mut newest = 0;

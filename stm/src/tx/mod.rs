@@ -13,12 +13,11 @@
 //! - **Commit** (read-only attempts are already done): lock the write set in address order
 //!   (`lock_write_set`; a set of more than one entry first as written, sorted only if that
 //!   meets another committer: `lock_as_written`; each lock carries the committing thread's
-//!   tag), take
-//!   `wv` from the clock, validate the read set (`validate_reads`: a variable this commit
-//!   locked is known by its lock's tag and checked by its version's count), compute commuted
-//!   values on the latest committed values where the program's own operations give them
-//!   (`compute_values`), then write back (adding inline adds to the value under the lock) and
-//!   unlock with version `wv` (`write_back`).
+//!   tag), take `wv` from the clock, validate the read set (`validate_reads`: a variable this
+//!   commit locked is known by its lock's tag and checked by its version's count), compute
+//!   commuted values on the latest committed values where the program's own operations give
+//!   them (`compute_values`), then write back (adding inline adds to the value under the lock)
+//!   and unlock with version `wv` (`write_back`).
 //! - **Progress**: a committer waits for locks held by other committers (they hold them for a
 //!   bounded time, and the global lock order rules out deadlock: a committer locking out of
 //!   order never waits), but aborts rather than wait for the irrevocable transaction. After

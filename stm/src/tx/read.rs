@@ -23,15 +23,27 @@ impl Transaction {
         if self.plain() {
             let mut st = self.state();
             if st.writes.is_empty() || st.writes.lacks_few(var) {
-                if let Snapshot::Value { bits, version } = var.snapshot() {
-                    if version <= self.rv.get() || clock::written_by(version, self.ctx().own_mark) {
-                        st.reads.push(ReadEntry { var, version });
-                        return Ok(bits);
-                    }
+                if let Some(bits) = self.read_current(&mut st, var) {
+                    return Ok(bits);
                 }
             }
         }
         self.read_word_slow(var)
+    }
+
+    /// The committed value of `var`, which the attempt has not written, in the usual case:
+    /// unlocked, and no newer than the attempt's read version or last written by this thread
+    /// (the first loop turn of [`read_committed`](Self::read_committed)); recorded in the read
+    /// set. `None` otherwise: the caller reads it the general way.
+    #[inline(always)]
+    fn read_current(&self, st: &mut TxState, var: &VarCore) -> Option<u64> {
+        if let Snapshot::Value { bits, version } = var.snapshot() {
+            if version <= self.rv.get() || clock::written_by(version, self.ctx().own_mark) {
+                st.reads.push(ReadEntry { var, version });
+                return Some(bits);
+            }
+        }
+        None
     }
 
     /// [`read_word`](Self::read_word) off its inlined path. An ordinary attempt searches its
@@ -54,13 +66,8 @@ impl Transaction {
                 // usual case here as on the inlined path; the rest (a lock, a newer version)
                 // as `read_word_general` reads it after searching the set again.
                 None => {
-                    if let Snapshot::Value { bits, version } = var.snapshot() {
-                        if version <= self.rv.get()
-                            || clock::written_by(version, self.ctx().own_mark)
-                        {
-                            st.reads.push(ReadEntry { var, version });
-                            return Ok(bits);
-                        }
+                    if let Some(bits) = self.read_current(&mut st, var) {
+                        return Ok(bits);
                     }
                 }
             }
