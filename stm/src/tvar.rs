@@ -677,7 +677,8 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// `f` must be a pure function whose applications commute with each other (and with every
     /// other update that concurrent transactions only commute); it may be called more than once
     /// per transaction attempt, and runs while commit locks are held, so keep it short. A closure
-    /// that captures nothing is stored without allocating.
+    /// that captures nothing is stored without allocating. `f` and what it captures are dropped
+    /// once the attempt has ended (committed or rolled back), outside the transaction.
     ///
     /// # Aborts
     ///
@@ -749,7 +750,7 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// assert!(last_commit.load() > 0);
     /// ```
     pub unsafe fn publish_on_commit(&self, tx: &Transaction, op: impl Fn(T, u64) -> T + 'static) {
-        tx.publish_word(
+        tx.publish_closure(
             self.core(),
             PublishOp::Closure(std::rc::Rc::new(move |bits, version| {
                 op(T::from_bits(bits), version).into_bits()

@@ -6,7 +6,7 @@ use crate::internal::counters::AbortCause;
 use crate::internal::thread::Retired;
 use crate::internal::var::Origin;
 use crate::internal::var::VarCore;
-use crate::internal::write_set::{DropFn, Pending, WriteSet};
+use crate::internal::write_set::{DropFn, LetGo, Pending, WriteSet};
 use core::panic::Location;
 
 /// One entry of the read set: a variable and the version this attempt read.
@@ -34,6 +34,14 @@ pub(crate) struct TxState {
     pub(crate) writes: WriteSet,
     pub(crate) on_commit: Vec<Hook>,
     pub(crate) on_abort: Vec<Hook>,
+    /// Hooks of `or_else` branches rolled back, not dropped yet: they may own transactional
+    /// variables, whose drop needs this state. Dropped once the attempt has ended, outside the
+    /// transaction, with what the write set let go of ([`take_let_go`](Self::take_let_go)).
+    pub(crate) let_go: Vec<LetGo>,
+    /// Set when the attempt keeps a closure that may own transactional variables (a
+    /// commutative or publishing operation) or let go of hooks: its end must drop what it let
+    /// go of outside the transaction ([`take_let_go`](Self::take_let_go)). With `extras`.
+    pub(crate) closures: bool,
     /// Heap values allocated by this attempt (for `TBox`), with their drop functions.
     pub(crate) allocs: Vec<(u64, DropFn)>,
     /// Set when `allocs` may hold a value that neither a write-set entry holds as its pending
@@ -71,6 +79,21 @@ pub(crate) struct TxState {
 }
 
 impl TxState {
+    /// Notes a closure that may own transactional variables (see `closures`).
+    #[inline]
+    pub(crate) fn note_closures(&mut self) {
+        self.closures = true;
+        self.extras = true;
+    }
+
+    /// Everything the attempt let go of, to drop outside the transaction: taken after the
+    /// write set is cleared.
+    pub(crate) fn take_let_go(&mut self) -> Vec<LetGo> {
+        let mut all = core::mem::take(&mut self.let_go);
+        all.append(&mut self.writes.take_let_go());
+        all
+    }
+
     /// Drops every trace of `var`: it is being dropped during the attempt, so the attempt must
     /// never touch it again. What the attempt meant to do to it goes with it: a pending write
     /// or commute is discarded (a value the attempt allocated for it is freed with the

@@ -249,7 +249,15 @@ pub(crate) struct WriteSet {
     /// clearing them must run their destructors. False for the common adds and queue nodes,
     /// whose clearing is then free.
     side_drops: bool,
+    /// Closures the set let go of (operations and publishing closures cleared or rolled back),
+    /// not dropped yet: they may own transactional variables, whose drop needs the attempt's
+    /// state, which is borrowed wherever the set is changed. The end of the attempt takes them
+    /// ([`take_let_go`](Self::take_let_go)) and drops them outside the transaction.
+    let_go: Vec<LetGo>,
 }
+
+/// Something the attempt let go of while its state was borrowed, to drop once it has ended.
+pub(crate) type LetGo = Box<dyn core::any::Any>;
 
 /// A copy of a write set, for rolling an `or_else` branch back.
 pub(crate) struct Saved {
@@ -258,12 +266,6 @@ pub(crate) struct Saved {
     /// Publishing operations are only ever added during a branch: rolling back truncates.
     publishes: usize,
     publish_lists: u32,
-}
-
-impl Saved {
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
 }
 
 impl WriteSet {
@@ -318,17 +320,30 @@ impl WriteSet {
     }
 
     /// [`clear_side_tables`](Self::clear_side_tables)'s rare work: the index of a large set,
-    /// and side tables whose entries own something (a closure) and must be dropped.
+    /// and side tables whose entries own something (a closure), let go of (`let_go`).
     #[cold]
     fn drop_side_tables(&mut self) {
         if self.entries.len() > INDEX_THRESHOLD {
             self.index.clear();
         }
         if self.side_drops {
-            self.ops.clear();
-            self.publishes.clear();
+            let ops: Vec<OpList> = self.ops.drain(..).collect();
+            let publishes: Vec<(u32, PublishOp)> = self.publishes.drain(..).collect();
+            self.let_go.push(Box::new((ops, publishes)));
             self.side_drops = false;
         }
+    }
+
+    /// True if clearing the set leaves closures to drop outside the transaction, or it left
+    /// some already ([`take_let_go`](Self::take_let_go)).
+    #[inline]
+    pub(crate) fn lets_go_of_closures(&self) -> bool {
+        self.side_drops || !self.let_go.is_empty()
+    }
+
+    /// What the set let go of (see `let_go`), to drop once the attempt has ended.
+    pub(crate) fn take_let_go(&mut self) -> Vec<LetGo> {
+        core::mem::take(&mut self.let_go)
     }
 
     /// Adds an inline 64-bit add for a variable not yet in the set.
@@ -402,18 +417,49 @@ impl WriteSet {
         }
     }
 
-    /// Rolls back to a copy, keeping `extra` entries (irrevocable locks taken since); returns
-    /// the nodes of the publishing operations rolled back, to be freed.
+    /// Rolls back to a copy taken before an `or_else` branch, less the entries of variables
+    /// dropped during the branch (`dropped`: their addresses; such a variable's entry has
+    /// already left this set, and a variable made since may have the same address). With
+    /// `keep_locks` (the irrevocable mode, which locks what it writes), the locks the branch
+    /// took stay held, as entries with nothing to store. Returns the nodes of the publishing
+    /// operations rolled back, to be freed.
     pub(crate) fn restore_saved(
         &mut self,
         saved: Saved,
-        extra: impl IntoIterator<Item = Entry>,
+        dropped: &[usize],
+        keep_locks: bool,
     ) -> Vec<(u64, DropFn)> {
         let mut entries = saved.entries;
-        entries.extend(extra);
-        self.side_drops |= saved.ops.iter().any(OpList::owns_anything);
-        self.ops = saved.ops;
-        let nodes = nodes_of(self.publishes.drain(saved.publishes..));
+        if !dropped.is_empty() {
+            entries.retain(|e| !dropped.contains(&(e.var as usize)));
+        }
+        if keep_locks {
+            // Every entry of the set is a live variable (a dropped one left it), and so is
+            // every entry of the copy now: the same address is the same variable.
+            let before: std::collections::HashSet<usize> =
+                entries.iter().map(|e| e.var as usize).collect();
+            let taken = self
+                .entries
+                .iter()
+                .filter(|e| e.pending.is_shared() && !before.contains(&(e.var as usize)))
+                .map(|e| Entry {
+                    pending: Pending::Hold,
+                    drop_old: None,
+                    ..*e
+                });
+            let taken: Vec<Entry> = taken.collect();
+            entries.extend(taken);
+        }
+        let branch_ops = core::mem::replace(&mut self.ops, saved.ops);
+        if branch_ops.iter().any(OpList::owns_anything) {
+            self.let_go.push(Box::new(branch_ops));
+        }
+        self.side_drops = self.ops.iter().any(OpList::owns_anything);
+        let nodes = nodes_of(self.publishes.drain(saved.publishes..), &mut self.let_go);
+        self.side_drops |= self
+            .publishes
+            .iter()
+            .any(|(_, op)| matches!(op, PublishOp::Closure(_)));
         self.publish_lists = saved.publish_lists;
         self.restore(entries);
         nodes
@@ -424,7 +470,8 @@ impl WriteSet {
     /// copies; returns their nodes, to be freed with the attempt.
     pub(crate) fn abandon_publish(&mut self, list: u32) -> Vec<(u64, DropFn)> {
         let ops = self.publishes.iter_mut().filter(|(l, _)| *l == list);
-        nodes_of(ops.map(|(_, op)| (list, core::mem::replace(op, PublishOp::Gone))))
+        let gone = ops.map(|(_, op)| (list, core::mem::replace(op, PublishOp::Gone)));
+        nodes_of(gone, &mut self.let_go)
     }
 
     /// Takes the nodes of publishing operations that did not run (the attempt is being rolled
@@ -433,7 +480,7 @@ impl WriteSet {
         if self.publishes.is_empty() {
             return Vec::new();
         }
-        nodes_of(self.publishes.drain(..))
+        nodes_of(self.publishes.drain(..), &mut self.let_go)
     }
 
     /// True if the set holds at most a few entries (no index) and none for `var`: a read of
@@ -688,13 +735,27 @@ fn remove_published_sorted(allocs: &mut Vec<(u64, DropFn)>, mut published: Vec<(
     allocs.truncate(kept);
 }
 
-/// The nodes owned by `ops`.
-fn nodes_of(ops: impl Iterator<Item = (u32, PublishOp)>) -> Vec<(u64, DropFn)> {
-    ops.filter_map(|(_, op)| match op {
-        PublishOp::Node { node, free, .. } => Some((node, free)),
-        PublishOp::Closure(_) | PublishOp::Gone => None,
-    })
-    .collect()
+/// The nodes owned by `ops`; their closures go to `let_go`, to be dropped once the attempt has
+/// ended.
+fn nodes_of(
+    ops: impl Iterator<Item = (u32, PublishOp)>,
+    let_go: &mut Vec<LetGo>,
+) -> Vec<(u64, DropFn)> {
+    let mut closures = Vec::new();
+    let nodes = ops
+        .filter_map(|(_, op)| match op {
+            PublishOp::Node { node, free, .. } => Some((node, free)),
+            PublishOp::Closure(f) => {
+                closures.push(f);
+                None
+            }
+            PublishOp::Gone => None,
+        })
+        .collect();
+    if !closures.is_empty() {
+        let_go.push(Box::new(closures));
+    }
+    nodes
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use super::{StmError, StmResult, Transaction, TxError, TxResult};
 use crate::internal::var::{VarCore, version_of};
-use crate::internal::write_set::{Entry, Pending};
 
 impl Transaction {
     /// Abandons the attempt and blocks until a variable it read changes, then runs it again.
@@ -225,36 +224,28 @@ impl Transaction {
         second: impl FnOnce(&Transaction) -> Result<T, X>,
         is_retry: impl FnOnce(&X) -> bool,
     ) -> Result<T, X> {
-        let (saved_writes, commit_hooks, abort_hooks, retirements, forgotten) = {
+        let (saved_writes, commit_hooks, abort_hooks, saved_retirements, forgotten) = {
             let st = self.state();
-            let saved = st.writes.save();
             (
-                saved,
+                st.writes.save(),
                 st.on_commit.len(),
                 st.on_abort.len(),
-                st.retire_on_commit.len(),
+                st.retire_on_commit.clone(),
                 st.forgotten.len(),
             )
         };
         match first(self) {
             Err(e) if is_retry(&e) => {
-                let mut st = self.state();
-                // Locks that an irrevocable branch took stay held (as reads); only its values
-                // roll back.
-                let kept: Vec<Entry> = if self.irrevocable() {
-                    st.writes.entries[saved_writes.len()..]
-                        .iter()
-                        .filter(|e| e.pending.is_shared())
-                        .map(|e| Entry {
-                            pending: Pending::Hold,
-                            drop_old: None,
-                            ..*e
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let nodes = st.writes.restore_saved(saved_writes, kept);
+                let mut guard = self.state();
+                let st = &mut *guard;
+                // Variables dropped during the branch (`TxState::forget` took them out of
+                // the sets as they went) must not come back with the copies. Their addresses
+                // may belong to variables made in the branch since, which the copies never
+                // held.
+                let dropped = &st.forgotten[forgotten..];
+                let nodes = st
+                    .writes
+                    .restore_saved(saved_writes, dropped, self.irrevocable());
                 // Values the branch allocated and wrote are no longer in the write set.
                 st.allocs_unmatched = true;
                 if !nodes.is_empty() {
@@ -263,18 +254,23 @@ impl Transaction {
                     st.extras = true;
                     st.allocs.extend(nodes);
                 }
-                st.on_commit.truncate(commit_hooks);
-                st.on_abort.truncate(abort_hooks);
-                // Retirements of variables dropped in the branch are already gone, and none
-                // of those left were added by it, unless fewer remain than were saved.
-                let kept_retirements = retirements.min(st.retire_on_commit.len());
-                st.retire_on_commit.truncate(kept_retirements);
-                // Variables dropped during the branch must not come back with the copy.
-                for i in forgotten..st.forgotten.len() {
-                    let addr = st.forgotten[i];
-                    st.forget_written(addr);
+                // The branch's hooks are dropped with the attempt, outside the transaction:
+                // they may own transactional variables, whose drop needs this state.
+                let hooks: Vec<_> = st.on_commit.drain(commit_hooks..).collect();
+                let abort_hooks: Vec<_> = st.on_abort.drain(abort_hooks..).collect();
+                if !hooks.is_empty() || !abort_hooks.is_empty() {
+                    st.let_go.push(Box::new((hooks, abort_hooks)));
+                    st.closures = true;
+                    st.extras = true;
                 }
-                drop(st);
+                // The retirements made before the branch, less those of variables dropped in
+                // it (cancelled with them); the branch's own are rolled back.
+                st.retire_on_commit = saved_retirements;
+                if !dropped.is_empty() {
+                    st.retire_on_commit
+                        .retain(|&(_, _, owner)| !dropped.contains(&owner));
+                }
+                drop(guard);
                 second(self)
             }
             other => other,

@@ -5,6 +5,7 @@
 use super::{Hook, RestoreInTx, Transaction, TxState};
 use crate::internal::thread::{Retired, ThreadCtx};
 use crate::internal::write_set::DropFn;
+use crate::internal::write_set::LetGo;
 use crate::sync::atomic::Ordering;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
@@ -20,6 +21,8 @@ pub(crate) struct Leftovers {
     hooks: Vec<Hook>,
     /// Hooks not to run (abort hooks after a commit, commit hooks after a rollback): dropped.
     unrun: Vec<Hook>,
+    /// Closures the attempt let go of (`TxState::take_let_go`): dropped.
+    let_go: Vec<LetGo>,
 }
 
 impl Leftovers {
@@ -54,6 +57,11 @@ impl Leftovers {
             note_panic(
                 &mut first_panic,
                 catch_unwind(AssertUnwindSafe(|| drop(unrun))),
+            );
+            let let_go = core::mem::take(&mut self.let_go);
+            note_panic(
+                &mut first_panic,
+                catch_unwind(AssertUnwindSafe(|| drop(let_go))),
             );
             for hook in self.hooks.drain(..) {
                 note_panic(&mut first_panic, catch_unwind(AssertUnwindSafe(hook)));
@@ -146,7 +154,7 @@ fn free_allocs(
 /// True if the attempt leaves no allocation to free and no hook to run or drop.
 #[inline]
 fn nothing_to_run(st: &TxState) -> bool {
-    st.allocs.is_empty() && st.on_commit.is_empty() && st.on_abort.is_empty()
+    st.allocs.is_empty() && st.on_commit.is_empty() && st.on_abort.is_empty() && !st.closures
 }
 
 /// Passes on the first panic of a series of destructors and hooks, unless the thread is
@@ -237,7 +245,7 @@ impl Transaction {
     /// [`finish_commit_slow`](Self::finish_commit_slow) instead.
     #[inline]
     pub(super) fn finish_commit(&self, st: &mut TxState) {
-        debug_assert!(!st.extras);
+        debug_assert!(!st.extras && !st.writes.lets_go_of_closures());
         st.reads.clear();
         self.unpin_at_end();
     }
@@ -287,7 +295,7 @@ impl Transaction {
                 AfterCommit::Nothing
             };
         }
-        if st.on_commit.is_empty() && st.on_abort.is_empty() {
+        if st.on_commit.is_empty() && st.on_abort.is_empty() && !st.closures {
             // Values to free (written, then overwritten, or dropped in the attempt), no hook:
             // what the commit retired goes to the thread's list, as above, and the values are
             // freed outside the transaction, followed by a pass if one is due.
@@ -298,13 +306,15 @@ impl Transaction {
             self.reset(&mut st); // unpins first, so our own retired values can go at once
             return AfterCommit::Free(allocs);
         }
-        let leftovers = Leftovers {
+        let mut leftovers = Leftovers {
             allocs: core::mem::take(&mut st.allocs),
             retired: core::mem::take(&mut st.retired_by_commit),
             hooks: core::mem::take(&mut st.on_commit),
             unrun: core::mem::take(&mut st.on_abort),
+            let_go: Vec::new(),
         };
         self.reset(&mut st); // unpins first, so our own retired values can go at once
+        leftovers.let_go = st.take_let_go();
         AfterCommit::Release(leftovers)
     }
 
@@ -327,13 +337,15 @@ impl Transaction {
             self.reset(&mut st);
             return None;
         }
-        let leftovers = Leftovers {
+        let mut leftovers = Leftovers {
             allocs: core::mem::take(&mut st.allocs),
             retired: Vec::new(),
             hooks: core::mem::take(&mut st.on_abort),
             unrun: core::mem::take(&mut st.on_commit),
+            let_go: Vec::new(),
         };
         self.reset(&mut st);
+        leftovers.let_go = st.take_let_go();
         Some(leftovers)
     }
 
@@ -374,6 +386,7 @@ impl Transaction {
         st.overwritten.clear();
         st.abort = None;
         st.deadline = None;
+        st.closures = false; // what they let go of is taken after the reset
         st.extras = false;
     }
 }

@@ -140,19 +140,24 @@ impl Transaction {
     /// Buffers a commutative operation.
     #[inline]
     pub(crate) fn commute_word(&self, var: &VarCore, op: Op) {
-        let mut st = self.state();
+        let mut guard = self.state();
+        let st = &mut *guard;
+        if matches!(op, Op::Apply(_)) {
+            // A closure, which may own transactional variables: the end of the attempt drops
+            // it, outside the transaction (`TxState::take_let_go`).
+            st.note_closures();
+        }
         let i = match st.writes.find(var) {
             Some(i) => i,
-            None if self.irrevocable() => self.lock_irrevocably(&mut st, var),
+            None if self.irrevocable() => self.lock_irrevocably(st, var),
             None => {
                 st.writes.push_commute(var, op);
                 return;
             }
         };
-        let st = &mut *st;
         let pending = st.writes.entries[i].pending;
         check_not_publishing(&pending);
-        let new = match pending {
+        let old = match pending {
             Pending::Commute(ops) => {
                 st.writes.push_op(ops, op);
                 return;
@@ -162,11 +167,16 @@ impl Transaction {
                 st.writes.push_op(ops, op);
                 return;
             }
-            Pending::Write(bits) => OpList::One(op).apply(bits),
-            Pending::Hold => OpList::One(op).apply(var.value.load(Ordering::Acquire)),
+            Pending::Write(bits) => bits,
+            Pending::Hold => var.value.load(Ordering::Acquire),
             Pending::Publish(_) | Pending::Local(_) => unreachable!("checked above"),
         };
-        st.writes.get_mut(i).pending = Pending::Write(new);
+        let list = OpList::One(op);
+        st.writes.get_mut(i).pending = Pending::Write(list.apply(old));
+        // The operation is spent: dropped once the state is no longer borrowed, as the drop
+        // of a transactional variable it owns needs it.
+        drop(guard);
+        drop(list);
     }
 
     /// Irrevocable mode: locks `var` for the rest of the attempt; returns its write-set index.
@@ -248,6 +258,14 @@ impl Transaction {
     ) {
         self.retire_on_commit_of(var, ptr);
         self.ctx().bring_pass_closer(values.saturating_sub(1));
+    }
+
+    /// Buffers a commit-time publishing closure ([`PublishOp::Closure`]).
+    pub(crate) fn publish_closure(&self, var: &VarCore, op: PublishOp) {
+        // It may own transactional variables: the end of the attempt drops it, outside the
+        // transaction (`TxState::take_let_go`).
+        self.state().note_closures();
+        self.publish_word(var, op);
     }
 
     /// Buffers a commit-time publishing operation.
