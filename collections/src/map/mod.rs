@@ -562,9 +562,8 @@ where
     /// reading it) only when the key appears or disappears.
     ///
     /// `f` runs once per attempt, inside the transaction: keep it free of side effects outside
-    /// it, and do not write this map from it: the change applies to the bucket as it was read
-    /// before `f` ran, so it would overwrite a write of `f` to the same bucket (debug builds
-    /// panic then). Other variables and collections are fine.
+    /// it. It may read and write this map too (it can capture the transaction): its change then
+    /// applies to the key as the map stands after `f` ran.
     ///
     /// # Errors
     ///
@@ -886,6 +885,8 @@ where
     ///
     /// Unlike std's, `keep` gets `&V`, not `&mut V`: updating every value would write every
     /// bucket and so conflict with everything. Only buckets that lose an entry are written.
+    /// `keep` may write this map too (it can capture the transaction): the entries it rejected
+    /// are then removed from the map as it stands after it ran.
     ///
     /// # Errors
     ///

@@ -677,6 +677,25 @@ struct LeafRef<'a, K: 'static, V: 'static> {
     shift: u32,
 }
 
+#[cfg(not(loom))]
+std::thread_local! {
+    static WRITES_MADE: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static WRITES_MADE: core::cell::Cell<u32> = core::cell::Cell::new(0);
+}
+
+/// How many trie slots this thread has written (wrapping; any map's, in any transaction). An
+/// operation that runs user code between reading a leaf and writing it (`alter`'s closure,
+/// `retain`'s `keep`) compares it before and after: user code that wrote a map (it can reach
+/// one through the transaction) changes it, and the operation then walks to its leaf again
+/// instead of writing over a copy of the one it read.
+#[inline]
+fn writes_made() -> u32 {
+    WRITES_MADE.with(core::cell::Cell::get)
+}
+
 /// How the trie makes new nodes: its configuration and the label of every slot it creates.
 #[derive(Clone, Copy, Debug)]
 struct Shape {
@@ -997,6 +1016,7 @@ where
         // is a node of this trie, written with `write_owned` (or empty), which only its slot
         // refers to.
         unsafe { slot.write_owned(tx, node) };
+        WRITES_MADE.with(|w| w.set(w.get().wrapping_add(1)));
     }
 
     /// Outside transactions, pinned ([`commute_stm::pinned`]): the slot that holds (or would
@@ -1155,7 +1175,7 @@ where
     /// Calls `f` with the value of `key` (if present) and applies the change it returns, in one
     /// walk; returns `f`'s result and the change in the number of entries (-1, 0 or 1). Only
     /// the key's leaf is read, and it is written only if the change is not [`Change::Keep`] (or
-    /// a removal of an absent key).
+    /// a removal of an absent key); if `f` wrote a map, the leaf is found again first.
     #[inline]
     pub(crate) fn alter<R, S: BuildHasher>(
         &self,
@@ -1169,23 +1189,22 @@ where
         K: Hash + Eq + Clone,
         V: Stored,
     {
-        let leaf = self.find_leaf(tx, hash)?;
-        let i = position(leaf.entries, leaf.tags, hash, &key);
-        let (change, result) = f(i.map(|i| &leaf.entries[i].value));
-        #[cfg(debug_assertions)]
-        if !matches!(change, Change::Keep) {
-            // SAFETY: read after `tx.pin()` (in `find_leaf`), as there.
-            let unchanged = match unsafe { leaf.slot.read(tx)?.node() } {
-                Node::Empty => leaf.entries.is_empty(),
-                Node::Leaf(now, _) => core::ptr::eq(now, leaf.entries),
-                Node::Inner(_) => false,
-            };
-            assert!(
-                unchanged,
-                "commute: TMap::alter's closure wrote the bucket of its own key; its change would \
-                 overwrite that write"
-            );
+        let read = self.find_leaf(tx, hash)?;
+        let i = position(read.entries, read.tags, hash, &key);
+        let writes = writes_made();
+        let (change, result) = f(i.map(|i| &read.entries[i].value));
+        if matches!(change, Change::Keep) {
+            return Ok((result, 0));
         }
+        // `f` may have written the map (it can reach it through the transaction): the change
+        // applies to the key's leaf as it is now, never to a copy of the one read before.
+        let (leaf, i) = if writes_made() == writes {
+            (read, i)
+        } else {
+            let leaf = self.find_leaf(tx, hash)?;
+            let i = position(leaf.entries, leaf.tags, hash, &key);
+            (leaf, i)
+        };
         let delta = match (change, i) {
             (Change::Keep, _) | (Change::Remove, None) => 0,
             (Change::Set(value), Some(i)) => {
@@ -1291,13 +1310,26 @@ where
         mut keep: impl FnMut(&K, &V) -> bool,
     ) -> StmResult<usize>
     where
-        K: Hash + Clone,
+        K: Hash + Eq + Clone,
         V: Stored,
     {
         let mut removed = 0;
         self.for_each_leaf(tx, |slot, entries, tags| {
+            let writes = writes_made();
             let verdicts: Vec<bool> = entries.iter().map(|e| keep(&e.key, &e.value)).collect();
             let kept = verdicts.iter().filter(|&&k| k).count();
+            if kept < entries.len()
+                && writes_made() != writes
+                && !self.still_holds(tx, hasher, slot, entries)?
+            {
+                // `keep` wrote the map (it can reach it through the transaction), and this
+                // leaf is no longer where its keys live: remove the rejected keys one by one
+                // from the map as it is now.
+                for (e, _) in entries.iter().zip(&verdicts).filter(|(_, k)| !**k) {
+                    removed += usize::from(self.remove_entry(tx, hasher, &e.key)?);
+                }
+                return Ok(());
+            }
             if kept == 0 {
                 removed += entries.len();
                 Self::replace(tx, slot, NodeRef::EMPTY);
@@ -1323,6 +1355,42 @@ where
             Ok(())
         })?;
         Ok(removed)
+    }
+
+    /// True if the walk to the first of `entries` (a leaf read from `slot` earlier in this
+    /// attempt) still ends at `slot` holding them.
+    fn still_holds<S: BuildHasher>(
+        &self,
+        tx: &Transaction,
+        hasher: &S,
+        slot: &Slot<K, V>,
+        entries: &[Entry<K, V>],
+    ) -> StmResult<bool>
+    where
+        K: Hash,
+    {
+        let Some(first) = entries.first() else {
+            return Ok(true);
+        };
+        let now = self.find_leaf(tx, hasher.hash_one(&first.key))?;
+        Ok(core::ptr::eq(now.slot, slot) && core::ptr::eq(now.entries, entries))
+    }
+
+    /// Removes `key`'s entry, if present (its value goes with the leaf it was in); returns
+    /// whether it was.
+    fn remove_entry<S: BuildHasher>(&self, tx: &Transaction, hasher: &S, key: &K) -> StmResult<bool>
+    where
+        K: Hash + Eq + Clone,
+        V: Stored,
+    {
+        let hash = hasher.hash_one(key);
+        let leaf = self.find_leaf(tx, hash)?;
+        let Some(i) = position(leaf.entries, leaf.tags, hash, key) else {
+            return Ok(false);
+        };
+        let rest = without(leaf.entries, leaf.tags, i, hasher);
+        Self::replace(tx, leaf.slot, rest);
+        Ok(true)
     }
 
     /// Empties the trie: every root slot that is not empty becomes empty (the subtrees are
