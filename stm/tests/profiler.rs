@@ -67,7 +67,35 @@ fn the_profiler_names_the_hot_variable_and_loses_no_record() {
         assert!(json.contains("\"label\":\"hot\""), "{json}");
         assert!(json.contains("\"kind\":\"read-write\""), "{json}");
 
-        // 2. Under concurrency the profiler's counts equal the core's statistics.
+        // 2. A read-modify-write that fails its commit's validation is a write-write conflict,
+        // whatever the size of the write set (past 8 entries, a commit drops the set's index).
+        for (label, more) in [("rmw-small", 3), ("rmw-large", 12)] {
+            conflicts::reset();
+            let x = Arc::new(TVar::new(0u64).with_label(label));
+            let others: Vec<TVar<u64>> = (0..more).map(|_| TVar::new(0)).collect();
+            let mut first = true;
+            atomically(|tx| {
+                let v = x.read(tx)?;
+                if std::mem::take(&mut first) {
+                    write_from_another_thread(&x);
+                }
+                x.write(tx, v + 1);
+                for o in &others {
+                    o.write(tx, 1);
+                }
+                Ok(())
+            });
+            assert_eq!(x.load(), 2);
+            let kinds: Vec<ConflictKind> = conflicts::report()
+                .entries()
+                .iter()
+                .filter(|(k, _)| k.var_label == Some(label))
+                .map(|(k, _)| k.kind)
+                .collect();
+            assert_eq!(kinds, [ConflictKind::WriteWrite], "{label}");
+        }
+
+        // 3. Under concurrency the profiler's counts equal the core's statistics.
         conflicts::reset();
         assert_eq!(conflicts::report().aborts, 0);
         let counter = Arc::new(TVar::new(0u64).with_label("counter"));
@@ -105,7 +133,7 @@ fn the_profiler_names_the_hot_variable_and_loses_no_record() {
         }
         assert_eq!(counter.load(), 60_000);
 
-        // 3. Off: nothing is recorded.
+        // 4. Off: nothing is recorded.
         conflicts::disable();
         conflicts::reset();
         atomically(|tx| counter.modify(tx, |x| x + 1));

@@ -20,7 +20,10 @@ impl Transaction {
 
     pub(super) fn involved(&self, st: &TxState, var: &VarCore) -> Involved {
         let (written_by, also_written) = if self.profiling {
-            (var.last_writer(), st.writes.find(var).is_some())
+            // A scan, not `find`: a failed commit of a large set has dropped its index.
+            let addr = var.addr();
+            let written = st.writes.entries.iter().any(|e| e.var as usize == addr);
+            (var.last_writer(), written)
         } else {
             (None, false)
         };
