@@ -1314,26 +1314,28 @@ where
         V: Stored,
     {
         let mut removed = 0;
+        // The thread's trie writes expected by now: retain's own. More means that `keep` wrote
+        // a map (it can reach one through the transaction), perhaps this one: from then on, a
+        // leaf read before is written only if it is still where its keys live (a `clear` may
+        // have retired the subtree the walk is in).
+        let mut expected = writes_made();
+        let mut foreign = false;
         self.for_each_leaf(tx, |slot, entries, tags| {
-            let writes = writes_made();
             let verdicts: Vec<bool> = entries.iter().map(|e| keep(&e.key, &e.value)).collect();
+            foreign |= writes_made() != expected;
             let kept = verdicts.iter().filter(|&&k| k).count();
-            if kept < entries.len()
-                && writes_made() != writes
-                && !self.still_holds(tx, hasher, slot, entries)?
-            {
-                // `keep` wrote the map (it can reach it through the transaction), and this
-                // leaf is no longer where its keys live: remove the rejected keys one by one
-                // from the map as it is now.
+            if kept == entries.len() {
+                return Ok(());
+            }
+            if foreign && !self.still_holds(tx, hasher, slot, entries)? {
+                // Remove the rejected keys one by one from the map as it is now.
                 for (e, _) in entries.iter().zip(&verdicts).filter(|(_, k)| !**k) {
                     removed += usize::from(self.remove_entry(tx, hasher, &e.key)?);
                 }
-                return Ok(());
-            }
-            if kept == 0 {
+            } else if kept == 0 {
                 removed += entries.len();
                 Self::replace(tx, slot, NodeRef::EMPTY);
-            } else if kept < entries.len() {
+            } else {
                 removed += entries.len() - kept;
                 let mut leaf = LeafBuilder::new(kept);
                 let mut new_tags = 0;
@@ -1352,6 +1354,7 @@ where
                 }
                 Self::replace(tx, slot, leaf.finish(new_tags));
             }
+            expected = writes_made();
             Ok(())
         })?;
         Ok(removed)
