@@ -2175,17 +2175,38 @@ impl<T: 'static> Drop for DeadQueue<T> {
         // SAFETY: the sentinel is alive: its unlinking owner is the queue (no pop replaced it),
         // and we let go of it last thing (if the marker of the pop that made it the sentinel
         // has not dropped its item yet, that marker frees it).
-        let mut node = unsafe { (*head).next.load(Ordering::Relaxed) };
+        let node = unsafe { (*head).next.load(Ordering::Relaxed) };
         // SAFETY: as above; nothing but the sentinel's item drop still owns it.
         unsafe { Node::release(head) };
-        while !node.is_null() {
-            // SAFETY: the nodes after the sentinel hold items no pop took, and belong to the
-            // queue alone: each item is dropped once and each node freed once (its `Drop`
-            // leaves the item of a published node alone).
-            let mut boxed = unsafe { Box::from_raw(node) };
-            node = boxed.next.load(Ordering::Relaxed);
-            // SAFETY: as above.
-            unsafe { boxed.item.assume_init_drop() };
+        // SAFETY: the nodes after the sentinel hold items no pop took, and belong to the queue
+        // alone.
+        unsafe { drop_items_from(node) };
+    }
+}
+
+/// Frees `node` and the nodes after it, dropping their items; if an item's drop panics, the
+/// rest are still dropped (as a `Vec` drops the rest of its elements), then the panic goes on.
+///
+/// # Safety
+///
+/// The nodes from `node` on hold items, and belong to the caller alone.
+unsafe fn drop_items_from<T: 'static>(mut node: *mut Node<T>) {
+    /// The nodes left when an item's drop panicked.
+    struct Rest<T: 'static>(*mut Node<T>);
+    impl<T: 'static> Drop for Rest<T> {
+        fn drop(&mut self) {
+            // SAFETY: the rest of the caller's nodes, none of them freed yet.
+            unsafe { drop_items_from(self.0) };
         }
+    }
+    while !node.is_null() {
+        // SAFETY: each node is freed once and its item dropped once (the node's `Drop` leaves
+        // the item of a published node alone).
+        let mut boxed = unsafe { Box::from_raw(node) };
+        node = boxed.next.load(Ordering::Relaxed);
+        let rest = Rest(node);
+        // SAFETY: as above.
+        unsafe { boxed.item.assume_init_drop() };
+        core::mem::forget(rest);
     }
 }

@@ -567,12 +567,15 @@ impl<T: Word, H: Home> TVar<T, H> {
         then: fn(T, *mut N),
     ) {
         check_alone();
-        let old = crate::tx::alone::publish_alone(
+        let (old, wake) = crate::tx::alone::publish_alone(
             self.core(),
             |old, version| op(T::from_bits(old), version, node).into_bits(),
             Location::caller(),
         );
         then(T::from_bits(old), node);
+        // Pending futures woken by the commit hear of it now that the second step is done (a
+        // queue's node is linked): their wakers are foreign code, which may poll them at once.
+        drop(wake);
     }
 
     #[track_caller]

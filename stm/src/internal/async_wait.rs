@@ -26,7 +26,9 @@
 //! drop a task holding variables. Wakers found inside a transaction are therefore handed to the
 //! thread's context, which calls them once the thread leaves `atomically` (or before it blocks
 //! in a `retry`); outside a transaction (a variable dropped by a destructor) they are called at
-//! once, after the stripe mutex is released.
+//! once, after the stripe mutex is released. A commit of its own (`tx/alone.rs`) wakes only
+//! once it has done all its work (a queue's push links its node after its commit, a pop
+//! retires its marker): a waker may poll its task on the spot, which must find the queue whole.
 
 use core::task::Waker;
 

@@ -101,28 +101,22 @@ fn commit_seen(
 ) -> Option<u64> {
     let word = lock_seen(var, seen, site)?;
     let newest = version_of(seen).max(after);
-    Some(write_locked(
-        var,
-        word,
-        newest,
-        |_, _| bits,
-        drop_old,
-        retired,
-        site,
-    ))
+    let (old, _wake) = write_locked(var, word, newest, |_, _| bits, drop_old, retired, site);
+    Some(old)
 }
 
 /// A commit of its own that publishes to `var`: locks it from whatever word it holds (waiting
 /// while a committer or the irrevocable transaction holds it; a wait for the irrevocable one
 /// counts as one lock-busy abort, as a transaction's commit would abort there), stores
-/// `publish(old bits, commit version)` and unlocks; returns the bits replaced. `publish` runs
-/// with the variable locked: it must not panic or block.
+/// `publish(old bits, commit version)` and unlocks; returns the bits replaced, and the wake of
+/// the variable's waiters, to drop once the caller's work after the commit is done. `publish`
+/// runs with the variable locked: it must not panic or block.
 #[inline]
-pub(crate) fn publish_alone(
-    var: &VarCore,
+pub(crate) fn publish_alone<'v>(
+    var: &'v VarCore,
     publish: impl FnOnce(u64, u64) -> u64,
     site: &'static Location<'static>,
-) -> u64 {
+) -> (u64, WakeWhenDone<'v>) {
     let mut backoff = crate::internal::backoff::Backoff::new();
     let mut waited = false;
     let word = loop {
@@ -171,18 +165,21 @@ fn lock_seen(var: &VarCore, seen: u64, site: &'static Location<'static>) -> Opti
 }
 
 /// The rest of a commit alone, with `var` locked from `word`: takes a write version above
-/// `newest` (and the clock), stores `new(old bits, version)`, unlocks, wakes waiters, then
-/// retires the value replaced (with `drop_old`) and `retired`. Returns the bits replaced.
+/// `newest` (and the clock), stores `new(old bits, version)`, unlocks, wakes blocked waiters,
+/// then retires the value replaced (with `drop_old`) and `retired`. Returns the bits replaced
+/// and the wake of the variable's waiters, which happens when it is dropped: after all of
+/// that and whatever the caller still has to do, or while a panic of a destructor that the
+/// retirement ran unwinds.
 #[inline(always)]
-fn write_locked(
-    var: &VarCore,
+fn write_locked<'v>(
+    var: &'v VarCore,
     word: u64,
     newest: u64,
     new: impl FnOnce(u64, u64) -> u64,
     drop_old: Option<DropFn>,
     retired: Option<(u64, DropFn)>,
     site: &'static Location<'static>,
-) -> u64 {
+) -> (u64, WakeWhenDone<'v>) {
     let old = var.value.load(Ordering::Relaxed);
     // A plain reference rather than a closure around the commit: the closure's size decided
     // whether `LocalKey::with` was inlined (60 instructions a commit alone when it was not).
@@ -198,9 +195,7 @@ fn write_locked(
         var.note_writer(site);
     }
     var.lock.store(unlocked_word(wv), Ordering::Release);
-    if word & WAITERS != 0 {
-        wait::wake(var);
-    }
+    let wake = WakeWhenDone((word & WAITERS != 0).then_some(var));
     ctx.slot.stats.commit();
     // Retired once the variable is unlocked: a reclamation pass may start, which runs
     // destructors.
@@ -223,7 +218,28 @@ fn write_locked(
             ctx.retire_one(value);
         }
     }
-    old
+    (old, wake)
+}
+
+/// The wake of a variable's waiters (blocked `retry`s and pending futures) after a commit of its
+/// own, when dropped: a waker is foreign code, which may panic or poll its task on the spot, so
+/// it runs once the commit's work is done.
+#[must_use = "the waiters are woken when this is dropped"]
+pub(crate) struct WakeWhenDone<'v>(Option<&'v VarCore>);
+
+impl Drop for WakeWhenDone<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(var) = self.0 {
+            wake_waiters(var);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn wake_waiters(var: &VarCore) {
+    wait::wake(var);
 }
 
 /// Retires `value`, unless a snapshot reader registered before its commit (`view`) holds it.
