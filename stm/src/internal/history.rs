@@ -36,7 +36,7 @@
 //! registered epoch (every registered reader has its value): a variable keeps at most one
 //! version per snapshot taken while the oldest registered reader runs. Versions stamped below
 //! the oldest registered reader's epoch (`OLDEST`) are cut off by the next committer of the
-//! variable; with no reader registered, it drops the whole list. A version that owns the value
+//! variable; with no reader registered, it cuts the whole list off. A version that owns the value
 //! it keeps (a `TBox`'s or a `TMap` leaf's block) takes it over from the commit's retirement,
 //! so that snapshot readers need not pin: while they run, reclamation goes on, and they hold
 //! back only the values they can still read.
@@ -54,7 +54,9 @@
 //! commit that unlocked it before they locked it, so its count shows in their load.
 //!
 //! **Freeing versions.** Ordinary transactions never read versions, but a snapshot reader may
-//! be reading one when a committer cuts it off (it loaded the list before the cut). A cut list
+//! be reading one when a committer cuts it off (it loaded the list before the cut; that
+//! includes a reader that registered after a committer saw none and before it cut the whole
+//! list off). A cut list
 //! is buried with the epoch loaded after the cut ([`bury`]): readers registered later see the
 //! cut (the cut's store and their load of the list are SC too) and stop before it; those
 //! registered before deregister in time, and the last of them hands the buried versions to the
@@ -323,11 +325,14 @@ unsafe fn keep(
 ) -> bool {
     if !view.readers() {
         // No reader registered (one registering now sees this commit as before it): no one
-        // can need the list.
+        // needs the list. But one registering now may still load it before the store below,
+        // and snapshot readers do not pin: the list is buried as a cut one is, kept until
+        // every reader registered before the cut has deregistered (freed at once if none is).
         var.set_history_head(core::ptr::null_mut());
-        // SAFETY: unlinked by the store above; readers registered before have deregistered,
-        // and ordinary transactions never read versions.
-        unsafe { retire_list(head, wv, retired) };
+        if !head.is_null() {
+            // SAFETY: unlinked by the store above (SC), handed over once.
+            unsafe { bury(head, retired) };
+        }
         return false;
     }
     // Loaded after `SNAPSHOTS` (`writer_view`): at most the epoch of every reader registered
