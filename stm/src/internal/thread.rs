@@ -233,8 +233,12 @@ pub(crate) struct ThreadCtx {
     /// Wakers of pending futures (`atomically_async`) that a commit of this thread woke while
     /// inside a transaction: called once the thread is outside it (see `async_wait.rs`).
     due_wakers: RefCell<Vec<core::task::Waker>>,
-    /// `due_wakers` is not empty: one load on the way out of `atomically`.
+    /// `due_wakers` or `after_unwind` is not empty: one load on the way out of `atomically`.
     pub(crate) wakes_due: Cell<bool>,
+    /// What an attempt that panicked while irrevocable left to run (its destructors and hooks):
+    /// run once the thread has left `atomically`, which gives the irrevocable token back first,
+    /// since their own transactions may need it ([`run_after_unwind`](Self::run_after_unwind)).
+    after_unwind: RefCell<Vec<Box<dyn FnOnce()>>>,
     rng: Cell<u64>,
 }
 
@@ -325,6 +329,7 @@ impl ThreadCtx {
             dropped_vars: RefCell::new(None),
             due_wakers: RefCell::new(Vec::new()),
             wakes_due: Cell::new(false),
+            after_unwind: RefCell::new(Vec::new()),
             rng: Cell::new(seed | 1),
         }
     }
@@ -356,12 +361,31 @@ impl ThreadCtx {
 
     /// Calls the wakers that commits of this thread woke inside a transaction. Call it outside
     /// any transaction: wakers are foreign code.
+    ///
+    /// First runs what [`run_after_unwind`](Self::run_after_unwind) kept.
     #[cold]
     #[inline(never)]
     pub(crate) fn wake_due(&self) {
+        let left = core::mem::take(&mut *self.after_unwind.borrow_mut());
+        if !left.is_empty() {
+            let inside = in_tx();
+            for run in left {
+                run();
+            }
+            set_in_tx(inside);
+        }
         let due = core::mem::take(&mut *self.due_wakers.borrow_mut());
         self.wakes_due.set(false);
         crate::internal::async_wait::wake_all(due);
+    }
+
+    /// Keeps `run` (the release of what an attempt that panicked while irrevocable left) until
+    /// the thread leaves `atomically` ([`wake_due`](Self::wake_due)), when the unwinding has
+    /// given the irrevocable token back.
+    #[cold]
+    pub(crate) fn run_after_unwind(&self, run: Box<dyn FnOnce()>) {
+        self.after_unwind.borrow_mut().push(run);
+        self.wakes_due.set(true);
     }
 
     /// A cheap pseudo-random number (xorshift) for backoff jitter.

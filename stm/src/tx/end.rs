@@ -3,7 +3,7 @@
 //! transactions of their own.
 
 use super::{Hook, RestoreInTx, Transaction, TxState};
-use crate::internal::thread::{Retired, ThreadCtx};
+use crate::internal::thread::{Retired, ThreadCtx, with_ctx};
 use crate::internal::write_set::DropFn;
 use crate::internal::write_set::LetGo;
 use crate::sync::atomic::Ordering;
@@ -99,6 +99,19 @@ pub(crate) enum AfterCommit {
     Free(Vec<(u64, DropFn)>),
     /// Values to free or retire, hooks to run: [`Leftovers::release`].
     Release(Leftovers),
+}
+
+impl AfterCommit {
+    /// Does what the committed attempt left, outside the transaction.
+    #[inline(always)]
+    pub(crate) fn run(self, ctx: &ThreadCtx) {
+        match self {
+            AfterCommit::Nothing => {}
+            AfterCommit::Pass => run_due_pass(ctx),
+            AfterCommit::Free(allocs) => free_after_commit(ctx, allocs),
+            AfterCommit::Release(leftovers) => leftovers.release(ctx),
+        }
+    }
 }
 
 /// The reclamation pass a commit left due ([`AfterCommit::Pass`]), outside the transaction:
@@ -405,10 +418,19 @@ impl Transaction {
     /// not run; they and the commit hooks are dropped, outside the transaction.
     #[cold]
     pub(super) fn roll_back_after_panic(&self) {
+        let irrevocable = self.irrevocable();
         if let Some(mut leftovers) = self.finish_abort() {
             let abort_hooks = core::mem::take(&mut leftovers.hooks);
             leftovers.unrun.extend(abort_hooks);
-            leftovers.release(self.ctx());
+            if irrevocable {
+                // The caller still holds the irrevocable token (given back as the panic
+                // unwinds on), which the destructors' own transactions may need: they run once
+                // the thread has left `atomically`.
+                let release = move || with_ctx(|ctx| leftovers.release(ctx));
+                self.ctx().run_after_unwind(Box::new(release));
+            } else {
+                leftovers.release(self.ctx());
+            }
         }
     }
 }

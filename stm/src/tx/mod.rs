@@ -460,13 +460,26 @@ fn committed<G>(ctx: &ThreadCtx, tx: &Transaction, token: &mut Option<G>) -> boo
     let after = tx.finish_commit_slow();
     // The token first: a destructor or hook released below may itself become irrevocable.
     give_token_back(ctx, token);
-    match after {
-        AfterCommit::Nothing => {}
-        AfterCommit::Pass => end::run_due_pass(ctx),
-        AfterCommit::Free(allocs) => end::free_after_commit(ctx, allocs),
-        AfterCommit::Release(leftovers) => leftovers.release(ctx),
-    }
+    after.run(ctx);
     true
+}
+
+/// [`committed`] for a clean snapshot attempt (read-only: its commit cannot fail), which leaves
+/// what is left to run outside the transaction to the caller, who deregisters the reader first.
+pub(super) fn commit_read_only(ctx: &ThreadCtx, tx: &Transaction) -> AfterCommit {
+    let mut st = tx.state();
+    let done = tx.commit(&mut st);
+    debug_assert!(done.is_ok(), "a read-only commit cannot fail");
+    ctx.slot.stats.commit();
+    if tx.profiling {
+        ctx.slot.profile.commit(tx.attempt_time());
+    }
+    if !st.extras {
+        tx.finish_commit(&mut st);
+        return AfterCommit::Nothing;
+    }
+    drop(st);
+    tx.finish_commit_slow()
 }
 
 /// After a commit: an irrevocable attempt (the one kind that holds the token) counts as an

@@ -5,7 +5,7 @@
 
 use core::panic::Location;
 
-use super::{Mode, StmError, StmResult, Transaction, abort_with, committed, enter, run};
+use super::{Mode, StmError, StmResult, Transaction, commit_read_only, end, ended, enter, run};
 use crate::internal::backoff::Backoff;
 use crate::internal::thread::{ThreadCtx, with_ctx};
 use crate::internal::var::{IRREVOCABLE, Snapshot, VarCore};
@@ -109,30 +109,61 @@ fn snapshot_attempt<T>(
     f: &mut impl FnMut(&Transaction) -> StmResult<T>,
 ) -> Option<T> {
     let in_tx = enter(ctx);
-    // Deregisters after the attempt is over (dropped before `in_tx`), even if `f` panics.
-    let registered = Registered {
-        epoch: history::register(),
-        ctx,
-    };
     let profiling = crate::conflicts::profiling();
-    let tx = Transaction::begin(ctx, site, false, profiling);
-    tx.snapshot.set(registered.epoch);
-    tx.mode.set(Mode::Snapshot);
-    if let Ok(value) = f(&tx) {
-        let clean = tx.snapshot.get() & LEFT == 0
-            && !tx.told_to_roll_back()
-            && !tx.state().writes.has_shared();
+    let a = SnapshotAttempt {
+        registered: Registered {
+            epoch: history::register(),
+            ctx,
+        },
+        tx: Transaction::begin(ctx, site, false, profiling),
+    };
+    a.tx.snapshot.set(a.registered.epoch);
+    a.tx.mode.set(Mode::Snapshot);
+    // What the attempt leaves (hooks, values to free) runs once the reader has deregistered:
+    // it may wait for snapshot readers (`wait_for_readers`, a queue's `Taken::into_inner`).
+    let mut value = None;
+    let after = match f(&a.tx) {
         // A clean snapshot attempt is read-only: its commit cannot fail.
-        if clean && committed(ctx, &tx, &mut None::<()>) {
-            return Some(value);
+        Ok(v)
+            if a.tx.snapshot.get() & LEFT == 0
+                && !a.tx.told_to_roll_back()
+                && !a.tx.state().writes.has_shared() =>
+        {
+            value = Some(v);
+            let after = commit_read_only(ctx, &a.tx);
+            ended(a.tx);
+            drop(a.registered);
+            after.run(ctx);
+            None
         }
+        // It wrote, retried or left its snapshot: no conflict (a snapshot meets none), so
+        // nothing to count or wait for; the ordinary run that follows counts what it meets.
+        _ => {
+            let leftovers = a.tx.finish_abort();
+            drop(a.tx);
+            drop(a.registered);
+            leftovers
+        }
+    };
+    if let Some(leftovers) = after {
+        leftovers.release(ctx);
     }
-    // It wrote, retried or left its snapshot: no conflict (a snapshot meets none), so nothing
-    // to count or wait for; the ordinary run that follows counts what it meets.
-    abort_with(ctx, tx, None::<()>, ());
-    drop(registered);
+    // The versions that deregistering let go of went to this thread's retired values, without
+    // a pass (no destructor runs inside the transaction): a thread that only reads snapshots
+    // would keep them for good.
+    if ctx.retire_is_due(0) {
+        end::run_due_pass(ctx);
+    }
     drop(in_tx);
-    None
+    value
+}
+
+/// A snapshot attempt and its reader's registration. A struct for the order its fields drop in
+/// when a panic unwinds out of the attempt: the registration first, then the attempt, whose
+/// rollback runs destructors that may wait for snapshot readers.
+struct SnapshotAttempt<'a> {
+    registered: Registered<'a>,
+    tx: Transaction,
 }
 
 /// A registered snapshot reader: deregisters when dropped, and queues the old versions that
