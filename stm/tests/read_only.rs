@@ -223,3 +223,42 @@ fn a_snapshot_reads_past_the_irrevocable_transaction() {
         assert_eq!(v.load(), 999);
     });
 }
+
+/// A snapshot attempt that commutes a variable and then reads it sees the variable's value in
+/// its snapshot, with its own operation applied: never a newer committed value beside the
+/// snapshot's values of the others (the attempt then runs again as an ordinary transaction,
+/// having written, but what its closure saw must be one state).
+#[test]
+fn a_snapshot_reads_a_variable_it_commuted_in_its_snapshot() {
+    with_watchdog(30, || {
+        for commute in [false, true] {
+            let x = Arc::new(TVar::new(0i64));
+            let y = Arc::new(TVar::new(0i64));
+            let mut sums = Vec::new();
+            read_only(|tx| {
+                let yv = y.read(tx)?;
+                if tx.is_snapshot() {
+                    // A transfer keeps x + y at 0.
+                    let (x2, y2) = (x.clone(), y.clone());
+                    thread::spawn(move || {
+                        atomically(|tx| {
+                            x2.modify(tx, |v| v + 1)?;
+                            y2.modify(tx, |v| v - 1)
+                        })
+                    })
+                    .join()
+                    .unwrap();
+                }
+                if commute {
+                    x.commute(tx, |v| v + 10);
+                } else {
+                    x.add(tx, 10);
+                }
+                let xv = x.read(tx)?;
+                sums.push((tx.is_snapshot(), xv + yv));
+                Ok(())
+            });
+            assert_eq!(sums, [(true, 10), (false, 10)], "commute: {commute}");
+        }
+    });
+}

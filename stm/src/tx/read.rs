@@ -98,11 +98,15 @@ impl Transaction {
                     Pending::Publish(_) if self.irrevocable() => {
                         Ok(var.value.load(Ordering::Acquire))
                     }
+                    // A snapshot attempt reads its snapshot's value, never a newer one.
+                    Pending::Publish(_) if self.is_snapshot() => self.read_snapshot(var),
                     Pending::Publish(_) => self.read_committed(&mut st, var),
                     Pending::Commute(_) | Pending::Add(_) => {
                         // Reading a commuted variable turns it into an ordinary read and write.
                         let base = if self.irrevocable() {
                             var.value.load(Ordering::Acquire)
+                        } else if self.is_snapshot() {
+                            self.read_snapshot(var)?
                         } else {
                             self.read_committed(&mut st, var)?
                         };
