@@ -176,7 +176,7 @@ crate::sync::global! {
 ///
 /// # Panics
 ///
-/// If 65,535 readers are registered already.
+/// If 32,767 readers are registered already.
 pub(crate) fn register() -> u64 {
     let mut reg = lock(registry());
     // Only changed under this lock.

@@ -54,7 +54,7 @@ pub(super) const LEFT: u64 = 1 << 63;
 ///
 /// # Panics
 ///
-/// As [`atomically`](crate::atomically); and if 65,535 read-only transactions run at once.
+/// As [`atomically`](crate::atomically); and if 32,767 read-only transactions run at once.
 ///
 /// # Examples
 ///
