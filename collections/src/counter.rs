@@ -145,7 +145,8 @@ impl TCounter {
     ///
     /// # Panics
     ///
-    /// If `shards` is 0.
+    /// If `shards` is 0, or has no power of two at least as large in a `usize` (above
+    /// `usize::MAX / 2 + 1`).
     ///
     /// # Examples
     ///
@@ -162,7 +163,9 @@ impl TCounter {
     #[track_caller]
     pub(crate) fn with_value(shards: usize, value: i64) -> Self {
         assert!(shards > 0, "commute: a TCounter needs at least one shard");
-        let shards = shards.next_power_of_two();
+        let shards = shards
+            .checked_next_power_of_two()
+            .unwrap_or_else(|| panic!("commute: a TCounter of {shards} shards is too many"));
         let mut vars = Vec::with_capacity(shards);
         // A loop, not a closure, so that `#[track_caller]` gives every shard the user's site.
         for i in 0..shards {

@@ -112,6 +112,13 @@ fn overflow_wraps() {
     assert_eq!(c.load(), i64::MIN);
 }
 
+#[test]
+#[should_panic(expected = "too many")]
+fn a_shard_count_with_no_power_of_two_above_it_panics() {
+    // Rounded up, it would wrap to 0 shards: a counter that reads 0 and cannot be added to.
+    let _ = TCounter::with_shards(usize::MAX / 2 + 2);
+}
+
 // ----- concurrency -------------------------------------------------------------------------
 
 #[test]
