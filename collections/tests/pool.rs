@@ -814,24 +814,28 @@ fn a_task_waiting_for_a_later_task_does_not_block_its_worker() {
 
 #[test]
 fn put_aside_tasks_wait_for_each_other() {
-    common::with_watchdog(20, || {
-        // A chain where each task waits for the previous one's flag, added in reverse.
-        let flags: Arc<Vec<TVar<bool>>> = Arc::new((0..20).map(|_| TVar::new(false)).collect());
-        let mut pool = TaskPool::new().with_threads(1);
-        for i in (0..20usize).rev() {
-            let flags = flags.clone();
-            pool.add(move |tx, _| {
-                if i > 0 && !flags[i - 1].read(tx)? {
-                    return tx.retry();
-                }
-                flags[i].write(tx, true);
-                Ok(())
-            });
+    common::with_watchdog(60, || {
+        // A chain where each task waits for the previous one's flag, added in reverse: the one
+        // task that can go on is the last put aside. Chains longer than a worker's old limit of
+        // 64 alternatives at a time (which hung) included.
+        for (n, threads) in [(20, 1), (70, 1), (140, 2), (300, 2)] {
+            let flags: Arc<Vec<TVar<bool>>> = Arc::new((0..n).map(|_| TVar::new(false)).collect());
+            let mut pool = TaskPool::new().with_threads(threads);
+            for i in (0..n).rev() {
+                let flags = flags.clone();
+                pool.add(move |tx, _| {
+                    if i > 0 && !flags[i - 1].read(tx)? {
+                        return tx.retry();
+                    }
+                    flags[i].write(tx, true);
+                    Ok(())
+                });
+            }
+            let report = pool.run().unwrap();
+            assert_eq!(report.tasks, n as u64, "{n} tasks on {threads} workers");
+            assert!(report.retried > 0);
+            assert!(flags.iter().all(TVar::load));
         }
-        let report = pool.run().unwrap();
-        assert_eq!(report.tasks, 20);
-        assert!(report.retried > 0);
-        assert!(flags.iter().all(TVar::load));
     });
 }
 

@@ -87,9 +87,9 @@ type Body = dyn FnMut(&Transaction, &TaskCtx) -> StmResult<()> + Send + 'static;
 /// # `retry`
 ///
 /// In unordered mode a task that calls [`Transaction::retry`] is rolled back and put aside
-/// without blocking its worker, so the tasks that can unblock it still run. Idle workers run the
-/// put-aside tasks as alternatives of one transaction: the first that can proceed commits; if
-/// none can, the worker blocks until something they read changes. If every remaining task
+/// without blocking its worker, so the tasks that can unblock it still run. An idle worker runs
+/// all the put-aside tasks as alternatives of one transaction: the first that can proceed
+/// commits; if none can, the worker blocks until something they read changes. If every remaining task
 /// retries and nothing outside the pool changes what they read, `run` waits forever, as every
 /// serial order would.
 ///

@@ -25,10 +25,11 @@
 //!   `SeqCst` read follows its push under the same lock: one of the two sees the other.)
 //! - **`retry` (unordered mode).** Each task runs inside `tx.or_else(task, |_| Ok(Retried))`, so
 //!   a task that retries is rolled back without blocking its worker and put aside in `waiting`.
-//!   A worker with nothing else to do takes the tasks put aside and runs them as alternatives of
-//!   *one* transaction (an `or_else` chain): the first that can proceed commits; if none can,
-//!   the transaction blocks until something any of them read changes. The others go back to the
-//!   queue. So a task waiting for another task's effect never starves it of a worker.
+//!   A worker with nothing else to do takes all the tasks put aside and runs them as
+//!   alternatives of *one* transaction (`or_else`s nested as a balanced tree, in their order):
+//!   the first that can proceed commits; if none can, the transaction blocks until something
+//!   any of them read changes. The others go back to the queue. So a task waiting for another
+//!   task's effect never starves it of a worker.
 
 use core::any::Any;
 use core::panic::AssertUnwindSafe;
@@ -44,10 +45,6 @@ use crate::stats::{self, StatsSnapshot};
 use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::{StmResult, Transaction, atomically};
-
-/// At most this many put-aside tasks are tried together in one transaction (each is one level
-/// of `or_else` nesting).
-const MAX_ALTERNATIVES: usize = 64;
 
 /// A task in a queue: its id and its closure.
 pub(super) struct Task {
@@ -355,14 +352,14 @@ impl Run {
         self.wake_one();
     }
 
-    /// Up to `MAX_ALTERNATIVES` put-aside tasks, oldest first.
+    /// Every put-aside task, oldest first. All of them: a worker that took only some would block
+    /// on what those read while one it left could go on (and, alone, never try it).
     fn take_waiting(&self) -> Option<Vec<Task>> {
         let mut waiting = lock(&self.waiting);
         if waiting.is_empty() {
             return None;
         }
-        let n = waiting.len().min(MAX_ALTERNATIVES);
-        Some(waiting.drain(..n).collect())
+        Some(core::mem::take(&mut *waiting))
     }
 
     fn record_panic(&self, id: u64, payload: Box<dyn Any + Send>) {
@@ -416,19 +413,22 @@ impl Run {
 
 /// Tries `tasks` in turn as `or_else` alternatives; returns the index of the one that committed.
 /// If all retry, so does the transaction (it waits for a change to anything any of them read).
+/// The alternatives nest as a balanced tree (the first half, or else the second), so that the
+/// nesting, and the stack, grow with the logarithm of the number of tasks.
 fn first_that_proceeds(tx: &Transaction, tasks: &mut [Task], ctx: &TaskCtx) -> StmResult<usize> {
-    let Some((first, rest)) = tasks.split_first_mut() else {
-        return tx.retry();
-    };
-    if rest.is_empty() {
-        ctx.current.set(first.id);
-        return (first.body)(tx, ctx).map(|()| 0);
+    match tasks {
+        [] => tx.retry(),
+        [only] => {
+            ctx.current.set(only.id);
+            (only.body)(tx, ctx).map(|()| 0)
+        }
+        _ => {
+            let (first, second) = tasks.split_at_mut(tasks.len() / 2);
+            let skipped = first.len();
+            tx.or_else(
+                |tx| first_that_proceeds(tx, first, ctx),
+                |tx| first_that_proceeds(tx, second, ctx).map(|i| i + skipped),
+            )
+        }
     }
-    tx.or_else(
-        |tx| {
-            ctx.current.set(first.id);
-            (first.body)(tx, ctx).map(|()| 0)
-        },
-        |tx| first_that_proceeds(tx, rest, ctx).map(|i| i + 1),
-    )
 }
