@@ -677,23 +677,30 @@ struct LeafRef<'a, K: 'static, V: 'static> {
     shift: u32,
 }
 
+/// How many counts of trie writes a thread keeps ([`RawTrie::writes_made`]).
+const WRITE_COUNTS: usize = 64;
+
 #[cfg(not(loom))]
 std::thread_local! {
-    static WRITES_MADE: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+    static WRITES_MADE: [core::cell::Cell<u64>; WRITE_COUNTS] =
+        const { [const { core::cell::Cell::new(0) }; WRITE_COUNTS] };
 }
 #[cfg(loom)]
 loom::thread_local! {
-    static WRITES_MADE: core::cell::Cell<u32> = core::cell::Cell::new(0);
+    static WRITES_MADE: [core::cell::Cell<u64>; WRITE_COUNTS] =
+        core::array::from_fn(|_| core::cell::Cell::new(0));
 }
 
-/// How many trie slots this thread has written (wrapping; any map's, in any transaction). An
-/// operation that runs user code between reading a leaf and writing it (`alter`'s closure,
-/// `retain`'s `keep`) compares it before and after: user code that wrote a map (it can reach
-/// one through the transaction) changes it, and the operation then walks to its leaf again
-/// instead of writing over a copy of the one it read.
-#[inline]
-fn writes_made() -> u32 {
-    WRITES_MADE.with(core::cell::Cell::get)
+/// This thread's count of trie writes number `count` (see `RawTrie::writes_made`).
+#[inline(always)]
+fn writes_made_at(count: usize) -> u64 {
+    WRITES_MADE.with(|counts| counts[count].get())
+}
+
+/// Counts a trie write in this thread's count number `count`.
+#[inline(always)]
+fn count_write(count: usize) {
+    WRITES_MADE.with(|counts| counts[count].set(counts[count].get().wrapping_add(1)));
 }
 
 /// How the trie makes new nodes: its configuration and the label of every slot it creates.
@@ -706,6 +713,9 @@ struct Shape {
 /// The trie: a fixed root array of slots, and its shape. It owns every node below the root.
 pub(crate) struct RawTrie<K: 'static, V: 'static> {
     root: Box<[Slot<K, V>]>,
+    /// Which of this thread's counts of trie writes this trie's writes go to
+    /// ([`writes_made`](Self::writes_made)).
+    write_count: u8,
     shape: Shape,
     _owns: PhantomData<Entry<K, V>>,
 }
@@ -924,8 +934,12 @@ where
             // SAFETY: the slots go into the boxed slice below before any transaction sees them.
             root.push(Slot(unsafe { TVar::new_inline(NodeRef::EMPTY) }));
         }
+        // The tries of a program take the counts in turn: the first `WRITE_COUNTS` share none.
+        static NEXT_COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let count = NEXT_COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % WRITE_COUNTS;
         RawTrie {
             root: root.into_boxed_slice(),
+            write_count: count as u8,
             shape: Shape {
                 config,
                 label: None,
@@ -1009,14 +1023,32 @@ where
         }
     }
 
+    /// How many slots of this trie (or of another whose count it shares: one of
+    /// [`WRITE_COUNTS`], taken in turn by the tries of the program) this thread has written. An operation
+    /// that runs user code between reading a leaf and writing it (`alter`'s closure, `retain`'s
+    /// `keep`) compares it before and after: user code that wrote this trie (it can reach it
+    /// through the transaction) changes it, and the operation then walks to its leaf again
+    /// instead of writing over a copy of the one it read. (A write of another map sharing the
+    /// count costs that walk and nothing else.)
+    #[inline]
+    fn writes_made(&self) -> u64 {
+        writes_made_at(self.write_count())
+    }
+
+    /// This trie's count of [`writes_made`](Self::writes_made).
+    #[inline(always)]
+    fn write_count(&self) -> usize {
+        usize::from(self.write_count) % WRITE_COUNTS
+    }
+
     /// Replaces the node in `slot` by `node`, a new one.
     #[inline]
-    fn replace(tx: &Transaction, slot: &Slot<K, V>, node: NodeRef<K, V>) {
+    fn replace(&self, tx: &Transaction, slot: &Slot<K, V>, node: NodeRef<K, V>) {
         // SAFETY: `node` was just built and is owned by nothing else; every value a slot holds
         // is a node of this trie, written with `write_owned` (or empty), which only its slot
         // refers to.
         unsafe { slot.write_owned(tx, node) };
-        WRITES_MADE.with(|w| w.set(w.get().wrapping_add(1)));
+        count_write(self.write_count());
     }
 
     /// Outside transactions, pinned ([`commute_stm::pinned`]): the slot that holds (or would
@@ -1143,7 +1175,7 @@ where
             let old = leaf.entries[i].value.removed(tx, TOKEN);
             // SAFETY: a walk's entries, with entry `i`: a leaf node's.
             let node = unsafe { replaced(leaf.entries, leaf.tags, i, entry) };
-            Self::replace(tx, leaf.slot, node);
+            self.replace(tx, leaf.slot, node);
             return Ok(Some(old));
         }
         self.push(tx, &leaf, hash, entry, hasher);
@@ -1191,14 +1223,14 @@ where
     {
         let read = self.find_leaf(tx, hash)?;
         let i = position(read.entries, read.tags, hash, &key);
-        let writes = writes_made();
+        let writes = self.writes_made();
         let (change, result) = f(i.map(|i| &read.entries[i].value));
         if matches!(change, Change::Keep) {
             return Ok((result, 0));
         }
         // `f` may have written the map (it can reach it through the transaction): the change
         // applies to the key's leaf as it is now, never to a copy of the one read before.
-        let (leaf, i) = if writes_made() == writes {
+        let (leaf, i) = if self.writes_made() == writes {
             (read, i)
         } else {
             let leaf = self.find_leaf(tx, hash)?;
@@ -1211,7 +1243,7 @@ where
                 let entry = Entry { key, value };
                 // SAFETY: a walk's entries, with entry `i`: a leaf node's.
                 let node = unsafe { replaced(leaf.entries, leaf.tags, i, entry) };
-                Self::replace(tx, leaf.slot, node);
+                self.replace(tx, leaf.slot, node);
                 0
             }
             (Change::Set(value), None) => {
@@ -1220,7 +1252,7 @@ where
             }
             (Change::Remove, Some(i)) => {
                 let rest = without(leaf.entries, leaf.tags, i, hasher);
-                Self::replace(tx, leaf.slot, rest);
+                self.replace(tx, leaf.slot, rest);
                 -1
             }
         };
@@ -1242,7 +1274,7 @@ where
         let node =
             self.shape
                 .with_new_entry(leaf.entries, leaf.tags, hash, entry, leaf.shift, hasher);
-        Self::replace(tx, leaf.slot, node);
+        self.replace(tx, leaf.slot, node);
     }
 
     /// Removes `key`; returns its value if it was present.
@@ -1263,7 +1295,7 @@ where
             return Ok(None);
         };
         let rest = without(leaf.entries, leaf.tags, i, hasher);
-        Self::replace(tx, leaf.slot, rest);
+        self.replace(tx, leaf.slot, rest);
         Ok(Some(leaf.entries[i].value.removed(tx, TOKEN)))
     }
 
@@ -1318,11 +1350,11 @@ where
         // a map (it can reach one through the transaction), perhaps this one: from then on, a
         // leaf read before is written only if it is still where its keys live (a `clear` may
         // have retired the subtree the walk is in).
-        let mut expected = writes_made();
+        let mut expected = self.writes_made();
         let mut foreign = false;
         self.for_each_leaf(tx, |slot, entries, tags| {
             let verdicts: Vec<bool> = entries.iter().map(|e| keep(&e.key, &e.value)).collect();
-            foreign |= writes_made() != expected;
+            foreign |= self.writes_made() != expected;
             let kept = verdicts.iter().filter(|&&k| k).count();
             if kept == entries.len() {
                 return Ok(());
@@ -1334,7 +1366,7 @@ where
                 }
             } else if kept == 0 {
                 removed += entries.len();
-                Self::replace(tx, slot, NodeRef::EMPTY);
+                self.replace(tx, slot, NodeRef::EMPTY);
             } else {
                 removed += entries.len() - kept;
                 let mut leaf = LeafBuilder::new(kept);
@@ -1352,9 +1384,9 @@ where
                     }
                     leaf.push(e.share());
                 }
-                Self::replace(tx, slot, leaf.finish(new_tags));
+                self.replace(tx, slot, leaf.finish(new_tags));
             }
-            expected = writes_made();
+            expected = self.writes_made();
             Ok(())
         })?;
         Ok(removed)
@@ -1392,7 +1424,7 @@ where
             return Ok(false);
         };
         let rest = without(leaf.entries, leaf.tags, i, hasher);
-        Self::replace(tx, leaf.slot, rest);
+        self.replace(tx, leaf.slot, rest);
         Ok(true)
     }
 
@@ -1401,7 +1433,7 @@ where
     pub(crate) fn clear(&self, tx: &Transaction) -> StmResult<()> {
         for slot in self.root.iter() {
             if !matches!(slot.read(tx)?.into_bits(), 0) {
-                Self::replace(tx, slot, NodeRef::EMPTY);
+                self.replace(tx, slot, NodeRef::EMPTY);
             }
         }
         Ok(())
