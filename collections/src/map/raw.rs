@@ -1207,7 +1207,7 @@ where
     /// Calls `f` with the value of `key` (if present) and applies the change it returns, in one
     /// walk; returns `f`'s result and the change in the number of entries (-1, 0 or 1). Only
     /// the key's leaf is read, and it is written only if the change is not [`Change::Keep`] (or
-    /// a removal of an absent key); if `f` wrote a map, the leaf is found again first.
+    /// a removal of an absent key); if `f` wrote this trie, the leaf is found again first.
     #[inline]
     pub(crate) fn alter<R, S: BuildHasher>(
         &self,
@@ -1228,7 +1228,7 @@ where
         if matches!(change, Change::Keep) {
             return Ok((result, 0));
         }
-        // `f` may have written the map (it can reach it through the transaction): the change
+        // `f` may have written this trie (it can reach it through the transaction): the change
         // applies to the key's leaf as it is now, never to a copy of the one read before.
         let (leaf, i) = if self.writes_made() == writes {
             (read, i)
@@ -1346,8 +1346,8 @@ where
         V: Stored,
     {
         let mut removed = 0;
-        // The thread's trie writes expected by now: retain's own. More means that `keep` wrote
-        // a map (it can reach one through the transaction), perhaps this one: from then on, a
+        // This trie's count of the thread's writes expected by now: retain's own. More means
+        // that `keep` wrote this trie (it can reach it through the transaction): from then on, a
         // leaf read before is written only if it is still where its keys live (a `clear` may
         // have retired the subtree the walk is in).
         let mut expected = self.writes_made();
