@@ -7,6 +7,26 @@
 
 use commute::{Change, Owned, TMap, atomically};
 
+/// A map of one leaf holding keys 1 to 3, each with the `Owned` value "value {key}".
+fn owned_map() -> TMap<u32, Owned<String>> {
+    let map = TMap::with_config(1, 2, 64);
+    for k in 1..=3 {
+        map.atomic().insert(k, Owned::new(format!("value {k}")));
+    }
+    map
+}
+
+/// The values the map lends for keys 1 to 3.
+fn owned_values(map: &TMap<u32, Owned<String>>) -> Vec<Option<String>> {
+    atomically(|tx| {
+        let mut values = Vec::new();
+        for k in 1..=3 {
+            values.push(map.get_ref(tx, &k)?.map(|v| v.to_string()));
+        }
+        Ok(values)
+    })
+}
+
 /// Every entry, sorted, and the length the map's counter gives.
 fn contents(map: &TMap<u32, u32>) -> (Vec<(u32, u32)>, usize) {
     let mut entries = map.atomic().iter();
@@ -99,10 +119,7 @@ fn a_retain_whose_keep_clears_the_map_leaves_it_empty() {
 
 #[test]
 fn an_owned_value_removed_by_retains_keep_leaves_the_map() {
-    let map: TMap<u32, Owned<String>> = TMap::with_config(1, 2, 64); // one leaf
-    for k in 1..=3 {
-        map.atomic().insert(k, Owned::new(format!("value {k}")));
-    }
+    let map = owned_map();
     let taken = atomically(|tx| {
         let mut taken = None;
         map.retain(tx, |&k, _| {
@@ -115,23 +132,14 @@ fn an_owned_value_removed_by_retains_keep_leaves_the_map() {
     });
     let moved: String = taken.expect("key 2 was present").into_inner();
     assert_eq!(moved, "value 2");
-    let left = atomically(|tx| {
-        let mut left = Vec::new();
-        for k in 1..=3 {
-            left.push(map.get_ref(tx, &k)?.map(|v| v.to_string()));
-        }
-        Ok(left)
-    });
+    let left = owned_values(&map);
     assert_eq!(left, [Some("value 1".to_string()), None, None]);
     assert_eq!(map.atomic().len(), 1);
 }
 
 #[test]
 fn an_owned_neighbour_removed_by_alters_closure_leaves_the_map() {
-    let map: TMap<u32, Owned<String>> = TMap::with_config(1, 2, 64); // one leaf
-    for k in 1..=3 {
-        map.atomic().insert(k, Owned::new(format!("value {k}")));
-    }
+    let map = owned_map();
     let taken = atomically(|tx| {
         let mut taken = None;
         map.alter(tx, 1, |_| {
@@ -142,13 +150,7 @@ fn an_owned_neighbour_removed_by_alters_closure_leaves_the_map() {
     });
     let moved: String = taken.expect("key 2 was present").into_inner();
     assert_eq!(moved, "value 2");
-    let left = atomically(|tx| {
-        let mut left = Vec::new();
-        for k in 1..=3 {
-            left.push(map.get_ref(tx, &k)?.map(|v| v.to_string()));
-        }
-        Ok(left)
-    });
+    let left = owned_values(&map);
     assert_eq!(
         left,
         [Some("one".to_string()), None, Some("value 3".to_string())]

@@ -3,25 +3,21 @@
 //! snapshot reader's registration. Each test hung (caught by its watchdog) before, or, for the
 //! last, let old values pile up.
 
+#[path = "common/irrevocable.rs"]
+mod irrevocable;
+
 use commute_stm::{TBox, TVar, atomically, read_only};
 use commute_test_support::{Counted, in_child_process, with_watchdog};
+use irrevocable::conflict_unless_irrevocable;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 
-/// Runs a transaction on `v` that conflicts until it runs irrevocably (another thread changes
-/// `v` after each optimistic attempt read it).
+/// Adds 1 to `v` in a transaction that conflicts until it runs irrevocably.
 fn irrevocable_update(v: &Arc<TVar<u64>>) {
     atomically(|tx| {
-        let now = v.read(tx)?;
-        if !tx.is_irrevocable() {
-            let v2 = v.clone();
-            thread::spawn(move || atomically(|tx| v2.modify(tx, |x| x + 1)))
-                .join()
-                .unwrap();
-        }
-        v.write(tx, now + 1);
-        Ok(())
+        conflict_unless_irrevocable(tx, v)?;
+        v.modify(tx, |x| x + 1)
     });
 }
 
@@ -44,15 +40,7 @@ fn a_destructor_run_by_a_panicking_irrevocable_attempt_may_run_irrevocably() {
             let mut b = Some(TBox::new(RunsIrrevocably(inner.clone())));
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 atomically(|tx| -> commute_stm::StmResult<()> {
-                    let now = v.read(tx)?;
-                    if !tx.is_irrevocable() {
-                        let v2 = v.clone();
-                        thread::spawn(move || atomically(|tx| v2.modify(tx, |x| x + 1)))
-                            .join()
-                            .unwrap();
-                        v.write(tx, now + 1);
-                        return Ok(());
-                    }
+                    conflict_unless_irrevocable(tx, &v)?;
                     drop(b.take()); // freed by the rollback of the panic below
                     panic!("the irrevocable attempt panics")
                 })

@@ -2,24 +2,13 @@
 //! write set, the retirements and, in irrevocable mode, the locks, whatever the branch dropped
 //! and whatever address a variable made afterwards takes.
 
-use commute_stm::{StmResult, TVar, Transaction, atomically, reclaim_retired};
+#[path = "common/irrevocable.rs"]
+mod irrevocable;
+
+use commute_stm::{TVar, atomically, reclaim_retired};
+use irrevocable::conflict_unless_irrevocable;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// Makes every optimistic attempt conflict (another thread changes `y` after this one read it),
-/// so that the transaction ends up running irrevocably; returns once `tx` is irrevocable.
-fn conflict_unless_irrevocable(tx: &Transaction, y: &Arc<TVar<u64>>) -> StmResult<()> {
-    y.read(tx)?;
-    if tx.is_irrevocable() {
-        return Ok(());
-    }
-    let y2 = y.clone();
-    std::thread::spawn(move || atomically(|tx| y2.modify(tx, |v| v + 1)))
-        .join()
-        .unwrap();
-    y.read(tx)?; // a newer version than the attempt's: it conflicts here
-    unreachable!("the second read conflicts");
-}
 
 /// `x`'s value if an ordinary transaction can read it within a few attempts; `None` if it stays
 /// locked (a lock the irrevocable transaction never released).

@@ -30,16 +30,26 @@ fn owned(drops: &Arc<AtomicUsize>) -> Owned {
     }
 }
 
+/// Adds `delta` to `v` through a commutative operation whose closure owns an [`Owned`].
+fn commute_owning(
+    tx: &commute_stm::Transaction,
+    v: &TVar<u64>,
+    drops: &Arc<AtomicUsize>,
+    delta: u64,
+) {
+    let o = owned(drops);
+    v.commute(tx, move |x| {
+        let _ = &o;
+        x + delta
+    });
+}
+
 #[test]
 fn a_committed_commute_drops_its_closure_and_what_it_owns() {
     let v = TVar::new(0u64);
     let drops = Arc::new(AtomicUsize::new(0));
     atomically(|tx| {
-        let o = owned(&drops);
-        v.commute(tx, move |x| {
-            let _ = &o;
-            x + 1
-        });
+        commute_owning(tx, &v, &drops, 1);
         Ok(())
     });
     assert_eq!(v.load(), 1);
@@ -52,11 +62,7 @@ fn a_commute_on_a_variable_the_attempt_wrote_drops_its_closure_after_the_attempt
     let drops = Arc::new(AtomicUsize::new(0));
     atomically(|tx| {
         v.write(tx, 5);
-        let o = owned(&drops);
-        v.commute(tx, move |x| {
-            let _ = &o;
-            x + 1
-        });
+        commute_owning(tx, &v, &drops, 1);
         assert_eq!(v.read(tx)?, 6);
         Ok(())
     });
@@ -75,11 +81,7 @@ fn a_commute_of_an_or_else_branch_that_retries_is_dropped_unapplied() {
         let d = d.clone();
         tx.or_else(
             |tx| {
-                let o = owned(&d);
-                v.commute(tx, move |x| {
-                    let _ = &o;
-                    x + 100
-                });
+                commute_owning(tx, &v, &d, 100);
                 tx.retry()
             },
             |tx| {
@@ -126,11 +128,7 @@ fn a_commute_of_an_attempt_that_fails_is_dropped_unapplied() {
     let v = TVar::new(0u64);
     let drops = Arc::new(AtomicUsize::new(0));
     let r: Result<(), &str> = try_atomically(|tx| {
-        let o = owned(&drops);
-        v.commute(tx, move |x| {
-            let _ = &o;
-            x + 1
-        });
+        commute_owning(tx, &v, &drops, 1);
         Err(TxError::Abort("refused"))
     });
     assert_eq!(r, Err("refused"));
