@@ -92,7 +92,8 @@ pub unsafe fn drop_after_running_transactions<T>(value: Box<T>) {
 /// Low-level, outside transactions: runs `f` with the thread pinned, so that heap values that
 /// commits replace from now on (a `TBox`'s, a collection's nodes retired by
 /// [`TVar::commit_owned_alone`] or [`TVar::write_owned`]) stay alive until `f` returns: `f` may
-/// follow pointers it reads with [`TVar::load_seen`]. Nests.
+/// follow pointers it reads with [`TVar::load_seen`]. Nests. `f` may run transactions, but not
+/// wait for readers ([`wait_for_readers`] panics inside a pin).
 ///
 /// # Panics
 ///
@@ -131,7 +132,9 @@ pub use blocked::{BlockedTx, BlockedVar, blocked_transactions};
 ///
 /// # Panics
 ///
-/// If called inside a transaction (an attempt must not wait for others).
+/// If called inside a transaction (an attempt must not wait for others), or inside a pin
+/// ([`pinned`], [`TBox::load_with`]'s closure): the pin holds back the very reclamation it
+/// would wait for, and two pinned threads waiting so would wait for each other for ever.
 ///
 /// # Examples
 ///
@@ -198,7 +201,7 @@ pub fn snapshot_mark() -> u64 {
 ///
 /// # Panics
 ///
-/// If called inside a transaction.
+/// If called inside a transaction or inside a pin, as [`wait_for_readers`].
 ///
 /// # Examples
 ///
@@ -221,6 +224,12 @@ pub fn wait_for_readers_up_to(version: u64, mark: u64) {
     assert!(
         !in_transaction(),
         "commute: wait_for_readers called inside a transaction; call it after the transaction"
+    );
+    assert!(
+        !internal::thread::in_load_pin(),
+        "commute: waiting for readers (wait_for_readers, Taken::into_inner) inside a pin \
+         (pinned, TBox::load_with's closure); two pinned threads waiting so would wait for each \
+         other for ever: wait once the pin has ended"
     );
     internal::thread::wait_for_pins_below(version);
     // Snapshot readers do not pin: those registered before the commit may read what it

@@ -174,7 +174,8 @@ impl<T: Send + Sync + 'static> TBox<T> {
         Ok(())
     }
 
-    /// Calls `f` with the latest committed value, outside any transaction.
+    /// Calls `f` with the latest committed value, outside any transaction. `f` runs pinned
+    /// ([`pinned`](crate::pinned)): it may run transactions, but not wait for readers.
     ///
     /// # Panics
     ///

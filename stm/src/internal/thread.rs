@@ -264,6 +264,12 @@ pub(crate) fn in_tx() -> bool {
     IN_TX.with(Cell::get)
 }
 
+/// True if the calling thread is inside a pin outside transactions ([`crate::pinned`],
+/// `TBox::load_with`'s closure, a collection's one-call operation).
+pub(crate) fn in_load_pin() -> bool {
+    CTX.try_with(|ctx| ctx.load_pins.get() > 0).unwrap_or(false)
+}
+
 /// Marks the calling thread as inside a transaction or not.
 #[inline]
 pub(crate) fn set_in_tx(inside: bool) {
