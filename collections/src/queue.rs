@@ -603,7 +603,8 @@ impl<T: 'static> Taken<T> {
     ///
     /// # Panics
     ///
-    /// If called inside a transaction, or if the take that made this handle did not commit
+    /// If called inside a transaction or inside a pin ([`commute_stm::pinned`]; see
+    /// [`commute_stm::wait_for_readers`]), or if the take that made this handle did not commit
     /// (a handle kept out of an attempt that was rolled back: the item is still in the queue,
     /// and a later pop or take gets it).
     ///
@@ -1550,10 +1551,12 @@ impl<T: Send + 'static> TQueue<T> {
     }
 
     /// One try of [`Atomic::pop`]: a pop as a commit of its own to `head` (it reads `head`, and
-    /// `tail` if the queue looks empty, and writes `head`), or `None` if a commit changed
-    /// `head` meanwhile (try again). The caller pins the thread.
+    /// `tail` if the queue looks empty, and writes `head`), or, if a commit changed `head`
+    /// meanwhile, `Err` with the copy of the item made for the pop: the caller drops it once it
+    /// has unpinned (its destructor may wait for readers, as a pinned thread must not), and
+    /// tries again. The caller pins the thread.
     #[inline]
-    fn pop_alone(&self) -> Option<Option<T>>
+    fn pop_alone(&self) -> Result<Option<T>, T>
     where
         T: Clone,
     {
@@ -1567,7 +1570,7 @@ impl<T: Send + 'static> TQueue<T> {
             // `tail` can tell. A `tail` that is our `head` means an empty queue when we read it
             // (`head` never passes `tail`, and it was here before).
             if self.tail.load() == head {
-                return Some(None);
+                return Ok(None);
             }
             next = wait_for_link(sentinel);
         }
@@ -1582,13 +1585,13 @@ impl<T: Send + 'static> TQueue<T> {
         // SAFETY: as in `pop`: if this commit succeeds, it unlinks the old sentinel and pops
         // `next`'s item, and the marker is the only retirement of either; it comes after the
         // push that published `next` (its version), as a transactional pop's snapshot does
-        // (`observe_version`). If it is refused, nothing is retired and the clone is dropped.
+        // (`observe_version`). If it is refused, nothing is retired.
         match unsafe {
             self.head
                 .commit_alone_retiring(seen, next, version, Popped::of(head))
         } {
-            Ok(()) => Some(Some(item)),
-            Err(_) => None,
+            Ok(()) => Ok(Some(item)),
+            Err(_) => Err(item),
         }
     }
 
@@ -1902,8 +1905,9 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     pub fn pop(self) -> Option<T> {
         crate::atomic::assert_outside_transaction();
         loop {
-            if let Some(popped) = commute_stm::pinned(|| self.0.pop_alone()) {
-                return popped;
+            match commute_stm::pinned(|| self.0.pop_alone()) {
+                Ok(popped) => return popped,
+                Err(copy) => drop(copy),
             }
         }
     }

@@ -211,3 +211,60 @@ fn a_panic_after_an_update_alone_runs_no_destructor_while_unwinding() {
         assert_eq!(dropped_unwinding.load(Ordering::Relaxed), 0);
     });
 }
+
+/// The map of [`WaitsWhenDropped`]'s test: its values' `clone` writes it.
+static WAITING_MAP: std::sync::OnceLock<TMap<u64, WaitsWhenDropped, OneBucket>> =
+    std::sync::OnceLock::new();
+/// Set: the next clone of a [`WaitsWhenDropped`] inserts a key into [`WAITING_MAP`], and the
+/// clone waits for readers when dropped.
+static CLONE_WRITES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// How many values that wait for readers were dropped.
+static WAITED: AtomicUsize = AtomicUsize::new(0);
+
+/// A value whose destructor may wait for readers (as a queue's `Taken::into_inner` does),
+/// which a thread may do once it is outside transactions and pins.
+struct WaitsWhenDropped {
+    waits: bool,
+}
+
+impl Clone for WaitsWhenDropped {
+    fn clone(&self) -> Self {
+        let writes = CLONE_WRITES.swap(false, Ordering::SeqCst);
+        if writes {
+            let map = WAITING_MAP.get().expect("the test's map");
+            map.atomic().insert(3, WaitsWhenDropped { waits: false });
+        }
+        WaitsWhenDropped { waits: writes }
+    }
+}
+
+impl Drop for WaitsWhenDropped {
+    fn drop(&mut self) {
+        if self.waits {
+            commute::wait_for_readers(commute::version_bound());
+            WAITED.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn an_update_alone_that_finds_its_leaf_changed_drops_its_copies_after_its_pin() {
+    let m = WAITING_MAP.get_or_init(|| TMap::with_hasher(OneBucket));
+    for k in 1..=2 {
+        m.atomic().insert(k, WaitsWhenDropped { waits: false });
+    }
+    // The update copies key 2's value into its new leaf; the copy writes the map, so the
+    // update's commit fails, and its leaf, with the copy, is dropped: outside the pin, where
+    // the copy may wait for readers. A transaction then updates the key.
+    CLONE_WRITES.store(true, Ordering::SeqCst);
+    assert!(
+        m.atomic()
+            .insert(1, WaitsWhenDropped { waits: false })
+            .is_some()
+    );
+    assert_eq!(WAITED.load(Ordering::SeqCst), 1);
+    assert_eq!(m.atomic().len(), 3);
+    let mut keys = m.atomic().keys();
+    keys.sort_unstable();
+    assert_eq!(keys, [1, 2, 3]);
+}

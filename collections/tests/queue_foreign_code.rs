@@ -127,3 +127,56 @@ fn a_panicking_waker_does_not_leak_the_popped_item() {
         );
     });
 }
+
+/// The queue of [`WaitsWhenDropped`]'s test: its items' `clone` pops it.
+static WAITING_QUEUE: std::sync::OnceLock<TQueue<WaitsWhenDropped>> = std::sync::OnceLock::new();
+/// Set: the next clone of a [`WaitsWhenDropped`] pops [`WAITING_QUEUE`], and the clone waits for
+/// readers when dropped.
+static CLONE_POPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// How many items that wait for readers were dropped.
+static WAITED: AtomicUsize = AtomicUsize::new(0);
+
+/// An item whose destructor may wait for readers (as a queue's `Taken::into_inner` does), which
+/// a thread may do once it is outside transactions and pins.
+struct WaitsWhenDropped {
+    id: u32,
+    waits: bool,
+}
+
+impl Clone for WaitsWhenDropped {
+    fn clone(&self) -> Self {
+        let pops = CLONE_POPS.swap(false, Ordering::SeqCst);
+        if pops {
+            let q = WAITING_QUEUE.get().expect("the test's queue");
+            assert_eq!(q.atomic().pop().map(|item| item.id), Some(self.id));
+        }
+        WaitsWhenDropped {
+            id: self.id,
+            waits: pops,
+        }
+    }
+}
+
+impl Drop for WaitsWhenDropped {
+    fn drop(&mut self) {
+        if self.waits {
+            commute::wait_for_readers(commute::version_bound());
+            WAITED.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A pop of its own whose commit finds the head moved drops its copy of the item outside its
+/// pin, where the copy may wait for readers, then pops the next item.
+#[test]
+fn a_refused_pop_alone_drops_its_copy_after_its_pin() {
+    let q = WAITING_QUEUE.get_or_init(TQueue::new);
+    for id in 0..3 {
+        q.atomic().push(WaitsWhenDropped { id, waits: false });
+    }
+    CLONE_POPS.store(true, Ordering::SeqCst);
+    assert_eq!(q.atomic().pop().map(|item| item.id), Some(1));
+    assert_eq!(WAITED.load(Ordering::SeqCst), 1);
+    assert_eq!(q.atomic().pop().map(|item| item.id), Some(2));
+    assert!(q.atomic().pop().is_none());
+}

@@ -667,6 +667,15 @@ impl<K, V> Drop for LeafBuilder<K, V> {
     }
 }
 
+/// Why an update alone ([`RawTrie::update_alone`]) gave its entry back.
+enum Refused<K, V> {
+    /// Before building a leaf: the key is absent.
+    Before(Entry<K, V>),
+    /// After: the commit found the slot changed; the leaf built, never published, holds the
+    /// entry at the index.
+    Built(NodeRef<K, V>, usize),
+}
+
 /// A leaf found by a walk: its slot, its entries (none for an empty slot) and the shift of its
 /// level.
 struct LeafRef<'a, K: 'static, V: 'static> {
@@ -1114,14 +1123,14 @@ where
         V: MapValue,
     {
         let entry = Entry { key, value };
-        commute_stm::pinned(|| {
+        let refused = commute_stm::pinned(|| {
             let (slot, word, seen) = self.walk_alone(hash);
             // SAFETY: read while pinned.
             let Node::Leaf(entries, tags) = (unsafe { word.node() }) else {
-                return Err((entry.key, entry.value));
+                return Err(Refused::Before(entry));
             };
             let Some(i) = position(entries, tags, hash, &entry.key) else {
-                return Err((entry.key, entry.value));
+                return Err(Refused::Before(entry));
             };
             // SAFETY: the entries of the leaf node matched just above.
             let node = unsafe { replaced(entries, tags, i, entry) };
@@ -1130,13 +1139,21 @@ where
             match unsafe { slot.commit_owned_alone(seen, node) } {
                 // The old leaf is retired, and alive while we are pinned.
                 Ok(()) => Ok(entries[i].value.removed_alone(TOKEN)),
-                Err(node) => {
-                    // SAFETY: our own leaf, never published, with the entry at `i`.
-                    let entry = unsafe { node.into_entry(i) };
-                    Err((entry.key, entry.value))
-                }
+                Err(node) => Err(Refused::Built(node, i)),
             }
-        })
+        });
+        match refused {
+            Ok(old) => Ok(old),
+            Err(Refused::Before(entry)) => Err((entry.key, entry.value)),
+            Err(Refused::Built(node, i)) => {
+                // Out of the pin: the copies dropped here run their owners' destructors, which
+                // may wait for readers (a queue's `Taken::into_inner`), as a pinned thread
+                // must not.
+                // SAFETY: our own leaf, never published, with the entry at `i`.
+                let entry = unsafe { node.into_entry(i) };
+                Err((entry.key, entry.value))
+            }
+        }
     }
 
     /// The entry for `key`, borrowed for the transaction.
