@@ -21,7 +21,7 @@ use core::task::{Context, Poll, Waker};
 use super::TxError;
 use super::{
     IRREVOCABLE_AFTER, IrrevocableToken, StmResult, Transaction, TxResult, abort_with, backoff,
-    committed, enter, nothing_to_wait_on, roll_back,
+    committed, drop_outside, enter, nothing_to_wait_on, roll_back,
 };
 use crate::internal::async_wait::Registration;
 use crate::internal::thread::{ThreadCtx, with_ctx};
@@ -283,21 +283,27 @@ impl Driver {
             let tx = Transaction::begin(ctx, self.site, irrevocable, profiling);
             let outcome = attempt(&tx);
             let is_retry = matches!(outcome, Outcome::Stop { retry: true });
-            match outcome {
+            let refused = match outcome {
                 Outcome::Commit(value) => {
                     if committed(ctx, &tx, &mut token) {
                         return Ok(value);
                     }
+                    Some(value)
                 }
                 Outcome::Fail(value) => {
                     if !tx.told_to_roll_back() {
                         abort_with(ctx, tx, token, ());
                         return Ok(value);
                     }
+                    Some(value)
                 }
-                Outcome::Stop { .. } => {}
+                Outcome::Stop { .. } => None,
+            };
+            let wait = self.rolled_back(ctx, tx, token, is_retry, waker);
+            if let Some(value) = refused {
+                drop_outside(value);
             }
-            if let Some(wait) = self.rolled_back(ctx, tx, token, is_retry, waker) {
+            if let Some(wait) = wait {
                 return Err(wait);
             }
         }

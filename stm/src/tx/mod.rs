@@ -260,7 +260,8 @@ impl fmt::Debug for Transaction {
 /// The closure appears to run alone: every transaction is serialisable with every other, and
 /// every attempt (even one that is later rolled back) sees a consistent state. The closure may
 /// run several times; effects outside transactional variables belong in
-/// [`Transaction::on_commit`].
+/// [`Transaction::on_commit`]. What an attempt that does not commit returned is dropped once the
+/// attempt has ended, outside the transaction (its `Drop` may use commute).
 ///
 /// Whatever the closure returns is committed, `Ok(Err(e))` included; for a transaction that
 /// fails with an error of its own and rolls back, see [`try_atomically`].
@@ -380,6 +381,9 @@ fn run<T>(
                 ended(tx);
                 return value;
             }
+            after_rollback(ctx, site, tx, token, false, &mut conflicts);
+            drop_outside(value);
+            continue;
         }
         after_rollback(ctx, site, tx, token, is_retry, &mut conflicts);
     }
@@ -405,16 +409,30 @@ fn run_try<T, E>(
                     ended(tx);
                     return Ok(value);
                 }
+                after_rollback(ctx, site, tx, token, false, &mut conflicts);
+                drop_outside(value);
             }
             Err(TxError::Abort(e)) => {
                 if !tx.told_to_roll_back() {
                     return Err(abort_with(ctx, tx, token, e));
                 }
+                after_rollback(ctx, site, tx, token, false, &mut conflicts);
+                drop_outside(e);
             }
-            Err(TxError::Stm(_)) => {}
+            Err(TxError::Stm(_)) => after_rollback(ctx, site, tx, token, is_retry, &mut conflicts),
         }
-        after_rollback(ctx, site, tx, token, is_retry, &mut conflicts);
     }
+}
+
+/// Drops `value`, what the closure of an attempt that was rolled back returned, once the
+/// attempt has ended: outside the transaction, where every value the library drops is dropped
+/// (its destructor may run transactions or wait for readers).
+#[cold]
+#[inline(never)]
+pub(super) fn drop_outside<T>(value: T) {
+    thread::set_in_tx(false);
+    let _back_in_tx = RestoreInTx;
+    drop(value);
 }
 
 /// Marks the thread as inside a transaction (and inside `atomically`) until the guard drops.

@@ -122,6 +122,7 @@ fn snapshot_attempt<T>(
     // What the attempt leaves (hooks, values to free) runs once the reader has deregistered:
     // it may wait for snapshot readers (`wait_for_readers`, a queue's `Taken::into_inner`).
     let mut value = None;
+    let mut refused = None;
     let after = match f(&a.tx) {
         // A clean snapshot attempt is read-only: its commit cannot fail.
         Ok(v)
@@ -138,7 +139,9 @@ fn snapshot_attempt<T>(
         }
         // It wrote, retried or left its snapshot: no conflict (a snapshot meets none), so
         // nothing to count or wait for; the ordinary run that follows counts what it meets.
-        _ => {
+        // What the closure returned is dropped once outside the transaction, below.
+        outcome => {
+            refused = outcome.ok();
             let leftovers = a.tx.finish_abort();
             drop(a.tx);
             drop(a.registered);
@@ -155,6 +158,7 @@ fn snapshot_attempt<T>(
         end::run_due_pass(ctx);
     }
     drop(in_tx);
+    drop(refused);
     value
 }
 
