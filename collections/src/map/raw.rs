@@ -1250,9 +1250,7 @@ where
         let (leaf, i) = if self.writes_made() == writes {
             (read, i)
         } else {
-            let leaf = self.find_leaf(tx, hash)?;
-            let i = position(leaf.entries, leaf.tags, hash, &key);
-            (leaf, i)
+            self.find_again(tx, hash, &key)?
         };
         let delta = match (change, i) {
             (Change::Keep, _) | (Change::Remove, None) => 0,
@@ -1274,6 +1272,25 @@ where
             }
         };
         Ok((result, delta))
+    }
+
+    /// [`alter`](Self::alter)'s walk to `key`'s leaf again, after its closure wrote the trie:
+    /// the leaf and the key's place in it. Out of line: rare, and a second walk inlined into
+    /// every `alter` costs the callers' code around it.
+    #[cold]
+    #[inline(never)]
+    fn find_again<'a>(
+        &'a self,
+        tx: &'a Transaction,
+        hash: u64,
+        key: &K,
+    ) -> StmResult<(LeafRef<'a, K, V>, Option<usize>)>
+    where
+        K: Eq,
+    {
+        let leaf = self.find_leaf(tx, hash)?;
+        let i = position(leaf.entries, leaf.tags, hash, key);
+        Ok((leaf, i))
     }
 
     /// Writes the leaf plus `entry` (a new key of hash `hash`), splitting it if it overflows.
