@@ -376,19 +376,22 @@ fn run<T>(
         let tx = Transaction::begin(ctx, site, irrevocable, profiling);
         let outcome = f(&tx);
         let is_retry = matches!(&outcome, Err(e) if e.is_retry());
-        if let Ok(value) = outcome {
-            if committed(ctx, &tx, &mut token) {
-                ended(tx);
-                return value;
+        let refused = match outcome {
+            Ok(value) => {
+                if committed(ctx, &tx, &mut token) {
+                    ended(tx);
+                    return value;
+                }
+                Some(value)
             }
-            after_rollback(ctx, site, tx, token, false, &mut conflicts);
-            drop_outside(value);
-            continue;
-        }
+            Err(_) => None,
+        };
         after_rollback(ctx, site, tx, token, is_retry, &mut conflicts);
+        if let Some(value) = refused {
+            drop_outside(value);
+        }
     }
 }
-
 fn run_try<T, E>(
     ctx: &ThreadCtx,
     site: &'static Location<'static>,
