@@ -89,6 +89,38 @@ pub unsafe fn drop_after_running_transactions<T>(value: Box<T>) {
     // SAFETY: `drop_boxed::<T>` drops the box once; the caller vouches for the thread.
     unsafe { internal::thread::drop_after_all_running_attempts(bits, tx::write_drop_boxed::<T>) }
 }
+/// Low-level: drops `value` where commute drops values, so that its `Drop` may use commute (run
+/// transactions, wait for readers): at once outside transactions and pins; inside a
+/// transaction, once the running attempt has ended (committed or rolled back), outside it;
+/// inside a pin ([`pinned`], [`TBox::load_with`]'s closure), once the outermost pin has ended
+/// (if that pin ends in a panic, at the end of the thread's next pin).
+///
+/// For a collection's code that lets go of a value of its user's inside a transaction or a
+/// pin: a copy it made and no longer needs, an argument it did not keep, the copies a panic
+/// leaves. Free for a type without drop glue; a box when the drop waits.
+///
+/// # Examples
+///
+/// ```
+/// use commute_stm::{atomically, drop_outside, in_transaction};
+///
+/// struct Checks;
+/// impl Drop for Checks {
+///     fn drop(&mut self) {
+///         assert!(!in_transaction());
+///     }
+/// }
+///
+/// atomically(|_| {
+///     drop_outside(Checks); // dropped once the attempt has ended
+///     Ok(())
+/// });
+/// ```
+#[inline]
+pub fn drop_outside<T: 'static>(value: T) {
+    internal::thread::drop_outside(value);
+}
+
 /// Low-level, outside transactions: runs `f` with the thread pinned, so that heap values that
 /// commits replace from now on (a `TBox`'s, a collection's nodes retired by
 /// [`TVar::commit_owned_alone`] or [`TVar::write_owned`]) stay alive until `f` returns: `f` may

@@ -21,7 +21,7 @@ use std::cell::{Cell, RefCell};
 use crate::internal::attempt::TxState;
 use crate::internal::counters::{StatsCell, StatsSnapshot};
 use crate::internal::profile::ProfileCell;
-use crate::internal::write_set::DropFn;
+use crate::internal::write_set::{DropFn, LetGo};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{Arc, Mutex};
 
@@ -219,6 +219,9 @@ pub(crate) struct ThreadCtx {
     /// A retirement inside a pinned load found a reclamation pass due:
     /// the pass runs when the outermost pinned load ends (see [`Self::retire`]).
     pass_after_pin: Cell<bool>,
+    /// Values dropped inside a pinned load ([`drop_outside`]): dropped when the outermost load
+    /// ends (with `pass_after_pin` set, so that its end looks).
+    after_pin: RefCell<Vec<LetGo>>,
     pub(crate) state: RefCell<TxState>,
     retired: RefCell<Vec<Retired>>,
     /// The length of `retired` at which the next reclamation pass runs.
@@ -262,6 +265,38 @@ loom::thread_local! {
 #[inline]
 pub(crate) fn in_tx() -> bool {
     IN_TX.with(Cell::get)
+}
+
+/// Drops `value` where the library drops values (see [`crate::drop_outside`]): at once outside
+/// transactions and pins, else when the attempt or the outermost pin ends.
+#[inline]
+pub(crate) fn drop_outside<T: 'static>(value: T) {
+    if !core::mem::needs_drop::<T>() {
+        return;
+    }
+    if in_tx() || in_load_pin() {
+        defer_drop_outside(Box::new(value));
+    }
+}
+
+/// [`drop_outside`] of a value that must wait: to the running attempt's values let go of, or
+/// to the pinned load's; dropped here where neither can take it (the attempt's state in use,
+/// the thread's context gone).
+#[cold]
+#[inline(never)]
+fn defer_drop_outside(value: LetGo) {
+    let mut value = Some(value);
+    let _ = CTX.try_with(|ctx| {
+        if in_tx() {
+            if let Ok(mut st) = ctx.state.try_borrow_mut() {
+                st.let_go.extend(value.take());
+                st.note_closures();
+            }
+        } else if let Some(value) = value.take() {
+            ctx.drop_after_pin(value);
+        }
+    });
+    drop(value);
 }
 
 /// True if the calling thread is inside a pin outside transactions ([`crate::pinned`],
@@ -327,6 +362,7 @@ impl ThreadCtx {
             atomically_depth: Cell::new(0),
             load_pins: Cell::new(0),
             pass_after_pin: Cell::new(false),
+            after_pin: RefCell::new(Vec::new()),
             state: RefCell::new(TxState::default()),
             retired: RefCell::new(Vec::new()),
             reclaim_at: Cell::new(RECLAIM_BATCH),
@@ -515,7 +551,29 @@ impl ThreadCtx {
         if std::thread::panicking() {
             return;
         }
-        self.reclaim_pass();
+        if self.retire_is_due(0) {
+            self.reclaim_pass();
+        } else {
+            self.pass_after_pin.set(false);
+            self.drop_after_pin_values();
+        }
+    }
+
+    /// Drops the values let go of inside pinned loads ([`drop_outside`]), outside transactions
+    /// and pins: where the outermost load ends, or, for those of a load that ended in a panic,
+    /// at the next reclamation pass.
+    fn drop_after_pin_values(&self) {
+        if self.load_pins.get() == 0 && !self.after_pin.borrow().is_empty() {
+            let values = core::mem::take(&mut *self.after_pin.borrow_mut());
+            drop(values);
+        }
+    }
+
+    /// Keeps `value` to drop when the outermost pinned load ends ([`drop_outside`]).
+    #[cold]
+    fn drop_after_pin(&self, value: LetGo) {
+        self.after_pin.borrow_mut().push(value);
+        self.pass_after_pin.set(true);
     }
 
     /// True if retiring `more` values now would start a reclamation pass (which runs
@@ -596,6 +654,8 @@ impl ThreadCtx {
         if scratch.capacity() == 0 && free.capacity() <= KEEP_ROOM {
             *scratch = free;
         }
+        drop(scratch);
+        self.drop_after_pin_values();
     }
 
     /// Reclaims what can be reclaimed now, this thread's retired values and orphans alike.
@@ -612,6 +672,7 @@ impl ThreadCtx {
         }
         free_each(&mut free);
         drop_deferred(true);
+        self.drop_after_pin_values();
     }
 
     /// Starts recording the variables dropped on this thread (outside transactions); returns

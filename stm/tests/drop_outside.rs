@@ -1,0 +1,91 @@
+//! `drop_outside`: a value let go of inside a transaction or a pin is dropped once the thread is
+//! outside both, where its `Drop` may use commute.
+
+use commute_stm::{TVar, atomically, drop_outside, pinned, try_atomically};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Counts its drops, which run a transaction and wait for readers (as a queue's
+/// `Taken::into_inner` does): either panics inside a transaction or a pin.
+struct UsesCommute {
+    drops: Arc<AtomicUsize>,
+    log: Arc<TVar<u64>>,
+}
+
+impl UsesCommute {
+    fn new(drops: &Arc<AtomicUsize>, log: &Arc<TVar<u64>>) -> Self {
+        UsesCommute {
+            drops: drops.clone(),
+            log: log.clone(),
+        }
+    }
+}
+
+impl Drop for UsesCommute {
+    fn drop(&mut self) {
+        atomically(|tx| self.log.modify(tx, |n| n + 1));
+        commute_stm::wait_for_readers(commute_stm::version_bound());
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counters() -> (Arc<AtomicUsize>, Arc<TVar<u64>>) {
+    (Arc::new(AtomicUsize::new(0)), Arc::new(TVar::new(0)))
+}
+
+#[test]
+fn outside_transactions_and_pins_a_value_is_dropped_at_once() {
+    let (drops, log) = counters();
+    drop_outside(UsesCommute::new(&drops, &log));
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert_eq!(log.load(), 1);
+}
+
+#[test]
+fn inside_a_transaction_a_value_is_dropped_once_the_attempt_has_ended() {
+    let (drops, log) = counters();
+    let v = TVar::new(0u64);
+    atomically(|tx| {
+        drop_outside(UsesCommute::new(&drops, &log));
+        assert_eq!(drops.load(Ordering::SeqCst), 0, "not yet");
+        v.write(tx, 1);
+        Ok(())
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    // Rolled back: its values too are dropped once it has ended.
+    let failed: Result<(), ()> = try_atomically(|tx| {
+        drop_outside(UsesCommute::new(&drops, &log));
+        v.write(tx, 2);
+        tx.abort(())
+    });
+    assert!(failed.is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+    assert_eq!((v.load(), log.load()), (1, 2));
+}
+
+#[test]
+fn inside_a_pin_a_value_is_dropped_once_the_outermost_pin_has_ended() {
+    let (drops, log) = counters();
+    pinned(|| {
+        pinned(|| drop_outside(UsesCommute::new(&drops, &log)));
+        assert_eq!(drops.load(Ordering::SeqCst), 0, "still pinned");
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert_eq!(log.load(), 1);
+}
+
+#[test]
+fn a_value_let_go_of_in_a_pin_that_panics_is_dropped_when_the_next_pin_ends() {
+    let (drops, log) = counters();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        pinned(|| {
+            drop_outside(UsesCommute::new(&drops, &log));
+            panic!("the pinned code panics");
+        })
+    }));
+    assert!(r.is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), 0, "not while unwinding");
+    pinned(|| ());
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
