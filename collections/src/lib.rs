@@ -183,6 +183,7 @@ mod pool;
 mod queue;
 mod set;
 mod sync;
+mod unkept;
 
 pub use atomic::Atomic;
 pub use bounded::TBoundedQueue;

@@ -1327,7 +1327,10 @@ where
         let map = &*self;
         atomically(|tx| {
             for (key, value) in &pairs {
-                map.insert(tx, key.clone(), value.share(TOKEN))?;
+                if let Some(old) = map.insert(tx, key.clone(), value.share(TOKEN))? {
+                    // A value it replaced: the user's, whose `Drop` may use commute.
+                    crate::drop_outside(old);
+                }
             }
             Ok(())
         });

@@ -53,6 +53,7 @@ use super::Change;
 use super::owned::MapValue;
 use super::owned::sealed::{Stored, TOKEN};
 use crate::blocks;
+use crate::unkept::Unkept;
 use crate::{Inline, OwnedWord, Seen, StmResult, TVar, Transaction, Word};
 
 /// The shape of a trie: root width, inner node width, and when leaves split.
@@ -559,15 +560,16 @@ impl<K, V> NodeRef<K, V> {
     }
 }
 
-/// A leaf being filled: frees what it holds if dropped before `finish` (a `Clone` panicked).
-struct LeafBuilder<K, V> {
+/// A leaf being filled: frees what it holds if dropped before `finish` (a `Clone` panicked),
+/// its entries through [`commute_stm::drop_outside`] (a panic inside a transaction or a pin).
+struct LeafBuilder<K: 'static, V: 'static> {
     base: NonNull<u8>,
     first: *mut Entry<K, V>,
     len: usize,
     capacity: usize,
 }
 
-impl<K, V> LeafBuilder<K, V> {
+impl<K: 'static, V: 'static> LeafBuilder<K, V> {
     /// Room for exactly `capacity` (at least 1) entries.
     #[inline]
     fn new(capacity: usize) -> Self {
@@ -655,16 +657,34 @@ impl<K, V> LeafBuilder<K, V> {
     }
 }
 
-impl<K, V> Drop for LeafBuilder<K, V> {
+impl<K: 'static, V: 'static> Drop for LeafBuilder<K, V> {
     fn drop(&mut self) {
         let (layout, _) = leaf_layout::<K, V>(self.capacity);
-        // SAFETY: the first `len` entries are initialised and ours; the block was allocated
-        // for this layout in `new`.
-        unsafe {
-            ptr::drop_in_place(ptr::slice_from_raw_parts_mut(self.first, self.len));
-            blocks::release(self.base, layout);
-        }
+        // SAFETY: the first `len` entries are initialised and ours, each moved out once; the
+        // block was allocated for this layout in `new`.
+        let entries = unsafe { moved_out(self.first, 0..self.len) };
+        // SAFETY: as above; nothing uses the block after.
+        unsafe { blocks::release(self.base, layout) };
+        commute_stm::drop_outside(entries);
     }
+}
+
+/// The entries at `first` plus each of `places`, moved into a vector (to drop them with
+/// [`commute_stm::drop_outside`]: their `Drop` is the user's). For the guards that a panic of
+/// user code drops.
+///
+/// # Safety
+///
+/// Each place is initialised, given once, and not used after.
+#[cold]
+unsafe fn moved_out<K, V>(
+    first: *mut Entry<K, V>,
+    places: impl Iterator<Item = usize>,
+) -> Vec<Entry<K, V>> {
+    // SAFETY: the caller's promise.
+    places
+        .map(|at| unsafe { ptr::read(first.add(at)) })
+        .collect()
 }
 
 /// Why an update alone ([`RawTrie::update_alone`]) gave its entry back.
@@ -784,6 +804,8 @@ unsafe fn replaced<K: Clone + 'static, V: Stored + 'static>(
     i: usize,
     with: Entry<K, V>,
 ) -> NodeRef<K, V> {
+    // Kept only once every copy is made: a `clone` that panics lets it go.
+    let with = Unkept::new(with);
     // Before anything is copied: the loop below and the gap rest on it.
     assert!(
         i < entries.len(),
@@ -811,7 +833,7 @@ unsafe fn replaced<K: Clone + 'static, V: Stored + 'static>(
     core::mem::forget(copied);
     // SAFETY: `i` is in bounds (asserted) and the one place the loop left unwritten; every
     // place of the builder is now initialised.
-    unsafe { leaf.first.add(i).write(with) };
+    unsafe { leaf.first.add(i).write(with.take()) };
     leaf.len = entries.len();
     // SAFETY: all `entries.len()` entries written. The same hashes in the same places: the
     // same tags.
@@ -820,19 +842,23 @@ unsafe fn replaced<K: Clone + 'static, V: Stored + 'static>(
 
 /// The entries that [`replaced`] has copied so far: the first `count` places past `first`
 /// other than `gap`. Dropped only if a `clone` panics (they are the new leaf's otherwise).
-struct Copied<K, V> {
+struct Copied<K: 'static, V: 'static> {
     first: *mut Entry<K, V>,
     gap: usize,
     count: usize,
 }
 
-impl<K, V> Drop for Copied<K, V> {
+impl<K: 'static, V: 'static> Drop for Copied<K, V> {
     fn drop(&mut self) {
-        for j in 0..self.count {
-            let at = j + usize::from(j >= self.gap);
-            // SAFETY: the places `replaced` wrote, each once, not yet handed to a leaf.
-            unsafe { ptr::drop_in_place(self.first.add(at)) };
-        }
+        let gap = self.gap;
+        // SAFETY: the places `replaced` wrote, each once, not yet handed to a leaf.
+        let entries = unsafe {
+            moved_out(
+                self.first,
+                (0..self.count).map(|j| j + usize::from(j >= gap)),
+            )
+        };
+        commute_stm::drop_outside(entries);
     }
 }
 
@@ -911,18 +937,20 @@ impl Shape {
         shift: u32,
         hasher: &S,
     ) -> NodeRef<K, V> {
+        // Kept only once every copy is made: a `clone` or `hash` that panics lets it go.
+        let entry = Unkept::new(entry);
         let len = entries.len() + 1;
         if len > self.config.leaf_capacity && self.config.can_split(shift) {
-            let mut all = Vec::with_capacity(len);
+            let mut all = Unkept::new(Vec::with_capacity(len));
             all.extend(entries.iter().map(|e| (hasher.hash_one(&e.key), e.share())));
-            all.push((hash, entry));
-            return self.build(all, shift);
+            all.push((hash, entry.take()));
+            return self.build(all.take(), shift);
         }
         let mut leaf = LeafBuilder::new(len);
         for e in entries {
             leaf.push(e.share());
         }
-        leaf.push(entry);
+        leaf.push(entry.take());
         // The bytes of `tags` past the last entry are 0: the new entry's tag goes in its own.
         leaf.finish(tags | tag_at(hash, entries.len()))
     }
@@ -1186,16 +1214,17 @@ where
         K: Hash + Eq + Clone,
         V: MapValue,
     {
+        // Let go of (outside the transaction) if the walk meets a conflict.
+        let entry = Unkept::new(Entry { key, value });
         let leaf = self.find_leaf(tx, hash)?;
-        let entry = Entry { key, value };
         if let Some(i) = position(leaf.entries, leaf.tags, hash, &entry.key) {
-            let old = leaf.entries[i].value.removed(tx, TOKEN);
+            let old = Unkept::new(leaf.entries[i].value.removed(tx, TOKEN));
             // SAFETY: a walk's entries, with entry `i`: a leaf node's.
-            let node = unsafe { replaced(leaf.entries, leaf.tags, i, entry) };
+            let node = unsafe { replaced(leaf.entries, leaf.tags, i, entry.take()) };
             self.replace(tx, leaf.slot, node);
-            return Ok(Some(old));
+            return Ok(Some(old.take()));
         }
-        self.push(tx, &leaf, hash, entry, hasher);
+        self.push(tx, &leaf, hash, entry.take(), hasher);
         Ok(None)
     }
 
@@ -1213,11 +1242,14 @@ where
         K: Hash + Eq + Clone,
         V: Stored,
     {
+        // Let go of (outside the transaction) if the key is present or the walk meets a
+        // conflict.
+        let entry = Unkept::new(Entry { key, value });
         let leaf = self.find_leaf(tx, hash)?;
-        if position(leaf.entries, leaf.tags, hash, &key).is_some() {
+        if position(leaf.entries, leaf.tags, hash, &entry.key).is_some() {
             return Ok(false);
         }
-        self.push(tx, &leaf, hash, Entry { key, value }, hasher);
+        self.push(tx, &leaf, hash, entry.take(), hasher);
         Ok(true)
     }
 
@@ -1238,13 +1270,16 @@ where
         K: Hash + Eq + Clone,
         V: Stored,
     {
+        // Let go of (outside the transaction) unless a new entry keeps it.
+        let key = Unkept::new(key);
         let read = self.find_leaf(tx, hash)?;
-        let i = position(read.entries, read.tags, hash, &key);
+        let i = position(read.entries, read.tags, hash, &*key);
         let writes = self.writes_made();
         let (change, result) = f(i.map(|i| &read.entries[i].value));
         if matches!(change, Change::Keep) {
             return Ok((result, 0));
         }
+        let change = Unkept::new(change);
         // `f` may have written this trie (it can reach it through the transaction): the change
         // applies to the key's leaf as it is now, never to a copy of the one read before.
         let (leaf, i) = if self.writes_made() == writes {
@@ -1252,17 +1287,24 @@ where
         } else {
             self.find_again(tx, hash, &key)?
         };
-        let delta = match (change, i) {
+        let delta = match (change.take(), i) {
             (Change::Keep, _) | (Change::Remove, None) => 0,
             (Change::Set(value), Some(i)) => {
-                let entry = Entry { key, value };
+                let entry = Entry {
+                    key: key.take(),
+                    value,
+                };
                 // SAFETY: a walk's entries, with entry `i`: a leaf node's.
                 let node = unsafe { replaced(leaf.entries, leaf.tags, i, entry) };
                 self.replace(tx, leaf.slot, node);
                 0
             }
             (Change::Set(value), None) => {
-                self.push(tx, &leaf, hash, Entry { key, value }, hasher);
+                let entry = Entry {
+                    key: key.take(),
+                    value,
+                };
+                self.push(tx, &leaf, hash, entry, hasher);
                 1
             }
             (Change::Remove, Some(i)) => {
