@@ -18,6 +18,7 @@ use crate::atomic::Atomic;
 use crate::closed::{Closed, RecvTimeoutError};
 use crate::counter::thread_shard_index;
 use crate::queue::{TQueue, Taken};
+use crate::unkept::Unkept;
 use crate::{Inline, StmResult, TVar, Transaction, atomically, try_atomically};
 use std::time::{Duration, Instant};
 
@@ -147,17 +148,22 @@ impl<T: Send + 'static> TBoundedQueue<T> {
     /// assert_eq!(atomically(|tx| q.try_push(tx, 2)), Err(2));
     /// ```
     pub fn try_push(&self, tx: &Transaction, item: T) -> StmResult<Result<(), T>> {
+        let item = Unkept::new(item);
         if self.queue.is_closed(tx)? {
-            return Ok(Err(item));
+            return Ok(Err(item.take()));
         }
-        self.push_open(tx, item)
+        Ok(self.push_open(tx, item)?.map_err(Unkept::take))
     }
 
     /// Appends `item` if there is room, without looking at `closed` (the caller has).
-    fn push_open(&self, tx: &Transaction, item: T) -> StmResult<Result<(), T>> {
+    ///
+    /// The item is let go of outside the transaction ([`Unkept`]) if a conflict stops this
+    /// attempt, or if the caller does not keep it when it is given back (a push that waits for
+    /// room): it may be a one-call form's copy, whose `Drop` is the user's.
+    fn push_open(&self, tx: &Transaction, item: Unkept<T>) -> StmResult<Result<(), Unkept<T>>> {
         match self.take_credit(tx)? {
             Some(shard) => {
-                self.queue.push_open(tx, (item, shard as u32));
+                self.queue.push_open(tx, (item.take(), shard as u32));
                 Ok(Ok(()))
             }
             None => Ok(Err(item)),
@@ -194,6 +200,7 @@ impl<T: Send + 'static> TBoundedQueue<T> {
     /// back instead.
     #[track_caller]
     pub fn push(&self, tx: &Transaction, item: T) -> StmResult<()> {
+        let item = Unkept::new(item);
         if self.queue.is_closed(tx)? {
             panic!(
                 "TBoundedQueue::push on a closed queue: use `send`, which hands the item back \
@@ -232,8 +239,9 @@ impl<T: Send + 'static> TBoundedQueue<T> {
     /// assert_eq!(q.atomic().recv(), None);
     /// ```
     pub fn send(&self, tx: &Transaction, item: T) -> StmResult<Result<(), Closed<T>>> {
+        let item = Unkept::new(item);
         if self.queue.is_closed(tx)? {
-            return Ok(Err(Closed(item)));
+            return Ok(Err(Closed(item.take())));
         }
         match self.push_open(tx, item)? {
             Ok(()) => Ok(Ok(())),
@@ -564,9 +572,10 @@ impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
     /// assert_eq!(atomically(|tx| q.iter(tx)), ['x']);
     /// ```
     pub fn iter(&self, tx: &Transaction) -> StmResult<Vec<T>> {
-        let mut items = Vec::new();
+        // Copies: let go of outside the transaction if a conflict stops the walk.
+        let mut items = Unkept::new(Vec::new());
         self.for_each(tx, |item| items.push(item.clone()))?;
-        Ok(items)
+        Ok(items.take())
     }
 }
 
@@ -969,8 +978,10 @@ impl<T: Clone + Send + Sync + 'static> Extend<T> for TBoundedQueue<T> {
         let q = &*self;
         let pushed = try_atomically(|tx| {
             for item in &items {
-                if q.try_push(tx, item.clone())?.is_err() {
-                    // Rolls back the pushes of this attempt.
+                if let Err(item) = q.try_push(tx, item.clone())? {
+                    // A copy, dropped outside the transaction; the abort rolls back the pushes
+                    // of this attempt.
+                    crate::drop_outside(item);
                     return tx.abort(());
                 }
             }

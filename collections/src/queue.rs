@@ -112,6 +112,7 @@ use crate::blocks;
 use crate::closed::{Closed, RecvTimeoutError};
 use crate::sync::Arc;
 use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use crate::unkept::Unkept;
 use crate::{Atomic, Inline, StmResult, TVar, Transaction, atomically};
 
 /// The stamp of a node not yet published by a commit.
@@ -1435,7 +1436,8 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
         let head = self.head.read(tx)?;
         let mut sentinel = head;
         // SAFETY: read after `tx.pin()`, in this attempt.
-        let mut items = Vec::with_capacity(unsafe { self.committed_hint(head) });
+        // Copies: let go of outside the transaction if a conflict stops the walk.
+        let mut items = Unkept::new(Vec::with_capacity(unsafe { self.committed_hint(head) }));
         // The pops not yet retired: `run` of them, from the sentinel `run_start` on.
         let (mut run_start, mut run) = (head, 0);
         loop {
@@ -1462,7 +1464,7 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
         if sentinel != head {
             self.head.write(tx, sentinel);
         }
-        Ok(items)
+        Ok(items.take())
     }
 
     /// Retires, if the attempt commits, the marker of `pops` (1 to [`RUN`]) consecutive pops
@@ -1733,9 +1735,10 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     /// assert_eq!(seen, [2, 3, 4]);
     /// ```
     pub fn iter(&self, tx: &Transaction) -> StmResult<Vec<T>> {
-        let mut items = Vec::new();
+        // Copies: let go of outside the transaction if a conflict stops the walk.
+        let mut items = Unkept::new(Vec::new());
         self.for_each(tx, |item| items.push(item.clone()))?;
-        Ok(items)
+        Ok(items.take())
     }
 }
 
