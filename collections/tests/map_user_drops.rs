@@ -248,3 +248,47 @@ fn a_clone_that_panics_in_an_update_alone_drops_the_copies_outside_the_pin() {
         assert!(update.is_err(), "the clone of key 2's value panicked");
     });
 }
+
+/// A value whose `Drop` waits for readers.
+#[derive(Clone)]
+struct WaitsOnDrop;
+
+impl Drop for WaitsOnDrop {
+    fn drop(&mut self) {
+        commute::wait_for_readers(commute::version_bound());
+    }
+}
+
+/// The other map of [`a_transaction_run_by_a_clone_inside_a_lookup_alone_drops_nothing_pinned`].
+static OTHER: OnceLock<TMap<u32, WaitsOnDrop, OneBucket>> = OnceLock::new();
+
+/// A value whose `Clone` records it in another map, with a transaction of its own.
+struct Recorded;
+
+impl Clone for Recorded {
+    fn clone(&self) -> Self {
+        let other = OTHER.get().expect("the test's other map");
+        // Two new keys of one leaf: the second insert replaces the leaf the first wrote in the
+        // same attempt; that leaf, with its values, is freed when the attempt ends.
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let k = NEXT.fetch_add(2, Ordering::SeqCst);
+        atomically(|tx| {
+            assert!(other.insert(tx, k, WaitsOnDrop)?.is_none());
+            assert!(other.insert(tx, k + 1, WaitsOnDrop)?.is_none());
+            Ok(())
+        });
+        Recorded
+    }
+}
+
+/// `atomic().get` clones the value while pinned; what a transaction run by the clone frees
+/// is dropped once the lookup's pin has ended.
+#[test]
+fn a_transaction_run_by_a_clone_inside_a_lookup_alone_drops_nothing_pinned() {
+    let _ = OTHER.get_or_init(|| TMap::with_hasher(OneBucket));
+    let m: TMap<u32, Recorded> = TMap::new();
+    let mut v = Some(Recorded);
+    atomically(|tx| m.insert(tx, 1, v.take().expect("one attempt")).map(|_| ()));
+    assert!(m.atomic().get(&1).is_some());
+    assert_eq!(OTHER.get().expect("the other map").atomic().len(), 2);
+}

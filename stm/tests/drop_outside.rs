@@ -89,3 +89,23 @@ fn a_value_let_go_of_in_a_pin_that_panics_is_dropped_when_the_next_pin_ends() {
     pinned(|| ());
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 }
+
+/// A transaction run inside a pin (here by `pinned`'s closure; as by a value's `Clone` in a
+/// collection's one-call lookup): the value it wrote and then replaced, which its end frees,
+/// is dropped once the pin has ended. It was dropped inside the pin before, where its `Drop`
+/// could not wait for readers (it panicked).
+#[test]
+fn what_a_transaction_inside_a_pin_frees_is_dropped_once_the_pin_has_ended() {
+    let (drops, log) = counters();
+    let b = commute_stm::TBox::new(None::<UsesCommute>);
+    pinned(|| {
+        atomically(|tx| {
+            b.write(tx, Some(UsesCommute::new(&drops, &log)));
+            b.write(tx, None);
+            Ok(())
+        });
+        assert_eq!(drops.load(Ordering::SeqCst), 0, "still pinned");
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert_eq!(log.load(), 1);
+}

@@ -569,9 +569,15 @@ impl ThreadCtx {
         }
     }
 
+    /// True inside a pinned load.
+    #[inline]
+    pub(crate) fn in_load_pin(&self) -> bool {
+        self.load_pins.get() > 0
+    }
+
     /// Keeps `value` to drop when the outermost pinned load ends ([`drop_outside`]).
     #[cold]
-    fn drop_after_pin(&self, value: LetGo) {
+    pub(crate) fn drop_after_pin(&self, value: LetGo) {
         self.after_pin.borrow_mut().push(value);
         self.pass_after_pin.set(true);
     }

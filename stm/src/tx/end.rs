@@ -41,6 +41,17 @@ impl Leftovers {
     /// dropped meanwhile.
     #[cold]
     pub(super) fn release_watching(mut self, ctx: &ThreadCtx, watch: bool) -> Vec<usize> {
+        if ctx.in_load_pin() {
+            // What it drops waits for the outermost load's end (see `free_after_pin`); its
+            // hooks run now, as the caller expects once its transaction has returned.
+            free_after_pin(ctx, &mut self.allocs);
+            if !self.unrun.is_empty() {
+                ctx.drop_after_pin(Box::new(core::mem::take(&mut self.unrun)));
+            }
+            if !self.let_go.is_empty() {
+                ctx.drop_after_pin(Box::new(core::mem::take(&mut self.let_go)));
+            }
+        }
         let mut first_panic = None;
         let dropped = {
             crate::internal::thread::set_in_tx(false);
@@ -133,6 +144,7 @@ pub(super) fn run_due_pass(ctx: &ThreadCtx) {
 #[cold]
 #[inline(never)]
 pub(super) fn free_after_commit(ctx: &ThreadCtx, mut allocs: Vec<(u64, DropFn)>) {
+    free_after_pin(ctx, &mut allocs);
     let mut first_panic = None;
     {
         crate::internal::thread::set_in_tx(false);
@@ -147,6 +159,28 @@ pub(super) fn free_after_commit(ctx: &ThreadCtx, mut allocs: Vec<(u64, DropFn)>)
         }
     }
     pass_on(first_panic);
+}
+
+/// Inside a pinned load (a transaction run by the closure of `pinned` or `TBox::load_with`, or
+/// by a value's `Clone` in a collection's one-call operation), the values an attempt leaves to
+/// free wait for the outermost load's end: their `Drop` may wait for readers, which a pinned
+/// thread may not. Takes them out of `allocs`.
+fn free_after_pin(ctx: &ThreadCtx, allocs: &mut Vec<(u64, DropFn)>) {
+    if ctx.in_load_pin() && !allocs.is_empty() {
+        ctx.drop_after_pin(Box::new(FreeAfterPin(core::mem::take(allocs))));
+    }
+}
+
+/// Values of an attempt that ended inside a pinned load ([`free_after_pin`]): freed when
+/// dropped, outside transactions and pins.
+struct FreeAfterPin(Vec<(u64, DropFn)>);
+
+impl Drop for FreeAfterPin {
+    fn drop(&mut self) {
+        let mut first_panic = None;
+        free_allocs(&mut self.0, &mut first_panic);
+        pass_on(first_panic);
+    }
 }
 
 /// Frees `allocs` (emptying the vector), every one even if an earlier destructor panics,
