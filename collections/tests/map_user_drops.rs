@@ -4,6 +4,8 @@
 //! before (a panic from the `Drop`, or a process abort where it panicked while unwinding); the
 //! refused commit's, before the core dropped what a refused attempt returned outside it.
 
+mod common;
+
 use commute::{Change, TCounter, TMap, TSet, atomically, in_transaction};
 use commute_test_support::in_child_process;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -291,4 +293,31 @@ fn a_transaction_run_by_a_clone_inside_a_lookup_alone_drops_nothing_pinned() {
     atomically(|tx| m.insert(tx, 1, v.take().expect("one attempt")).map(|_| ()));
     assert!(m.atomic().get(&1).is_some());
     assert_eq!(OTHER.get().expect("the other map").atomic().len(), 2);
+}
+
+/// How many [`CountsWaiting`] values were dropped.
+static WAITED_DROPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A value whose `Drop` waits for readers, then counts itself.
+#[derive(Clone)]
+struct CountsWaiting;
+
+impl Drop for CountsWaiting {
+    fn drop(&mut self) {
+        commute::wait_for_readers(commute::version_bound());
+        WAITED_DROPS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A map dropped inside a pin (here `pinned`'s closure; as by a value's `Clone` in a one-call
+/// lookup) drops its values once the pin has ended (or, while other threads run transactions,
+/// by a later pass); they were dropped inside the pin before, where their `Drop` panicked.
+#[test]
+fn a_map_dropped_inside_a_pin_drops_its_values_outside_it() {
+    let m: TMap<u32, CountsWaiting> = TMap::new();
+    m.atomic().insert(1, CountsWaiting);
+    let before = WAITED_DROPS.load(Ordering::SeqCst);
+    commute::pinned(move || drop(m));
+    let dropped = common::reclaim_until(|| WAITED_DROPS.load(Ordering::SeqCst) == before + 1);
+    assert!(dropped, "the map's value was dropped");
 }

@@ -2,6 +2,7 @@
 //! this module with `mod common;`, and uses some of them).
 #![allow(dead_code)]
 
+#[allow(unused_imports)] // a file may use none of the re-exports
 pub(crate) use commute_test_support::with_watchdog;
 
 use std::sync::{Arc, Barrier};

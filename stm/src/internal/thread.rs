@@ -811,13 +811,19 @@ unsafe fn defer_drop(bits: u64, drop_fn: DropFn, waits: Vec<(*const Slot, u64)>)
         drop_fn,
         waits,
     };
+    // Inside a pin, nothing is dropped: a value's `Drop` may wait for readers.
+    let pinned = in_load_pin();
     if deferred.waits.is_empty() {
-        drop(deferred);
+        if pinned {
+            drop_outside(deferred);
+        } else {
+            drop(deferred);
+        }
         return;
     }
     global().deferred.with(|list| list.push(deferred));
     let outside_transactions = IN_TX.try_with(|f| !f.get()).unwrap_or(false);
-    if outside_transactions {
+    if outside_transactions && !pinned {
         drop_deferred(false);
     }
 }
