@@ -109,3 +109,30 @@ fn what_a_transaction_inside_a_pin_frees_is_dropped_once_the_pin_has_ended() {
     assert_eq!(drops.load(Ordering::SeqCst), 1);
     assert_eq!(log.load(), 1);
 }
+
+/// Panics in its `Drop`.
+struct PanicsWhenDropped;
+
+impl Drop for PanicsWhenDropped {
+    fn drop(&mut self) {
+        panic!("the value's drop panics");
+    }
+}
+
+/// Values let go of in a pin are each dropped when it ends, even past two whose `Drop`
+/// panics (dropped together, the second panic aborted the process); the first panic passes on.
+#[test]
+fn values_let_go_of_in_a_pin_are_all_dropped_past_panics() {
+    commute_test_support::in_child_process(|| {
+        let (drops, log) = counters();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            pinned(|| {
+                drop_outside(PanicsWhenDropped);
+                drop_outside(PanicsWhenDropped);
+                drop_outside(UsesCommute::new(&drops, &log));
+            })
+        }));
+        assert!(r.is_err(), "the first panic passes on");
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}

@@ -562,10 +562,22 @@ impl ThreadCtx {
     /// Drops the values let go of inside pinned loads ([`drop_outside`]), outside transactions
     /// and pins: where the outermost load ends, or, for those of a load that ended in a panic,
     /// at the next reclamation pass.
+    /// Every value is dropped even if an earlier one's `Drop` panics; the first panic then
+    /// passes on.
     fn drop_after_pin_values(&self) {
         if self.load_pins.get() == 0 && !self.after_pin.borrow().is_empty() {
             let values = core::mem::take(&mut *self.after_pin.borrow_mut());
-            drop(values);
+            let mut first_panic = None;
+            for value in values {
+                let dropped =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(value)));
+                if let Err(payload) = dropped {
+                    first_panic.get_or_insert(payload);
+                }
+            }
+            if let Some(payload) = first_panic {
+                std::panic::resume_unwind(payload);
+            }
         }
     }
 
