@@ -195,7 +195,8 @@ impl<T: Send + Sync + 'static> TBox<T> {
         crate::tx::alone::pinned(|| f(Self::deref_bits(self.core.load_committed())))
     }
 
-    /// A clone of the latest committed value, outside any transaction.
+    /// A clone of the latest committed value, outside any transaction. The clone is made
+    /// pinned, as [`load_with`](TBox::load_with)'s closure runs.
     ///
     /// # Panics
     ///
