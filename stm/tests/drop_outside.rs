@@ -136,3 +136,43 @@ fn values_let_go_of_in_a_pin_are_all_dropped_past_panics() {
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     });
 }
+
+/// A value let go of in a pin that ended in a panic is dropped on the way out of the thread's
+/// next `atomically`.
+#[test]
+fn a_value_left_by_a_panicking_pin_is_dropped_after_the_next_transaction() {
+    let (drops, log) = counters();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        pinned(|| {
+            drop_outside(UsesCommute::new(&drops, &log));
+            panic!("the pinned code panics");
+        })
+    }));
+    assert!(r.is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), 0, "not while unwinding");
+    atomically(|_| Ok(()));
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+/// A thread that exits after such a pin, with no pin, pass or transaction since, leaks the
+/// value: its `Drop` may use commute, whose thread-local state is going (dropped there, it
+/// aborted the process).
+#[test]
+fn a_value_left_by_a_panicking_pin_on_an_exiting_thread_is_leaked_not_dropped_in_teardown() {
+    commute_test_support::in_child_process(|| {
+        let (drops, log) = counters();
+        let value = UsesCommute::new(&drops, &log);
+        std::thread::spawn(move || {
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                pinned(|| {
+                    drop_outside(value);
+                    panic!("the pinned code panics");
+                })
+            }));
+            assert!(r.is_err());
+        })
+        .join()
+        .expect("the thread exits cleanly");
+        assert_eq!(drops.load(Ordering::SeqCst), 0, "leaked");
+    });
+}

@@ -419,6 +419,10 @@ impl ThreadCtx {
         let due = core::mem::take(&mut *self.due_wakers.borrow_mut());
         self.wakes_due.set(false);
         crate::internal::async_wait::wake_all(due);
+        // Values a pin that unwound left (`drop_after_pin`): on the way out of `atomically`.
+        if !in_tx() && !std::thread::panicking() {
+            self.drop_after_pin_values();
+        }
     }
 
     /// Keeps `run` (the release of what an attempt that panicked while irrevocable left) until
@@ -549,6 +553,11 @@ impl ThreadCtx {
     #[inline(never)]
     fn pass_after_unpin(&self) {
         if std::thread::panicking() {
+            if !self.after_pin.borrow().is_empty() {
+                // Not dropped while unwinding: by the thread's next pin, reclamation pass or
+                // way out of `atomically` (`wake_due`).
+                self.wakes_due.set(true);
+            }
             return;
         }
         if self.retire_is_due(0) {
@@ -1021,6 +1030,10 @@ fn sweep_orphans(
 
 impl Drop for ThreadCtx {
     fn drop(&mut self) {
+        // Values a pin that unwound left, which no later pin, pass or transaction of the
+        // thread dropped: leaked, as their `Drop` may use commute, whose thread-local state is
+        // going (dropped here, such a `Drop` aborted the process).
+        core::mem::forget(core::mem::take(self.after_pin.get_mut()));
         let g = global();
         // Nothing is freed here: a value's `Drop` may use commute, whose thread-local state is
         // being destroyed. Another thread's next reclamation pass (or `reclaim_retired`) frees

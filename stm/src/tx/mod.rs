@@ -261,7 +261,9 @@ impl fmt::Debug for Transaction {
 /// every attempt (even one that is later rolled back) sees a consistent state. The closure may
 /// run several times; effects outside transactional variables belong in
 /// [`Transaction::on_commit`]. What an attempt that does not commit returned is dropped once the
-/// attempt has ended, outside the transaction (its `Drop` may use commute).
+/// attempt has ended, outside the transaction (its `Drop` may use commute; inside a pin, such
+/// as [`pinned`](crate::pinned)'s closure, it is dropped there: it may borrow what the pin's
+/// scope owns, so it cannot wait for the pin's end).
 ///
 /// Whatever the closure returns is committed, `Ok(Err(e))` included; for a transaction that
 /// fails with an error of its own and rolls back, see [`try_atomically`].
