@@ -150,7 +150,7 @@
 //!   one-call form's copy of your value, a key or value an operation did not keep, the copies
 //!   a panicking `Clone` or `Hash` leaves), and what an attempt that does not commit returned,
 //!   are dropped once the attempt, or the one-call operation, has ended
-//!   ([`drop_outside`](crate::drop_outside));
+//!   ([`drop_outside`]);
 //! - a variable or collection dropped while other threads are inside [`atomically`] keeps its
 //!   values until those calls have returned (an attempt may still hold it), and a reclamation
 //!   pass drops them; with no such call, at once.
