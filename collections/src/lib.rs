@@ -147,10 +147,11 @@
 //!   dropped unused, it goes with the last bucket that held it);
 //! - a value written by an attempt that is rolled back is dropped when the attempt ends;
 //! - what the collections make and let go of inside a transaction or a one-call operation (a
-//!   one-call form's copy of your value, a key or value an operation did not keep, the copies
-//!   a panicking `Clone` or `Hash` leaves), and what an attempt that does not commit returned,
-//!   are dropped once the attempt, or the one-call operation, has ended
-//!   ([`drop_outside`]);
+//!   one-call form's copy of your value that it did not keep, the copies a panicking `Clone` or
+//!   `Hash` leaves), and what an attempt that does not commit returned, are dropped once the
+//!   attempt, or the one-call operation, has ended ([`drop_outside`]); a key or value that you
+//!   pass to an operation in your own transaction and that it does not keep (`insert_if_absent`
+//!   of a present key) is dropped there, as any argument;
 //! - a variable or collection dropped while other threads are inside [`atomically`] keeps its
 //!   values until those calls have returned (an attempt may still hold it), and a reclamation
 //!   pass drops them; with no such call, at once.

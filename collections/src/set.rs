@@ -247,10 +247,18 @@ where
     /// assert!(selected.atomic().is_empty());
     /// ```
     pub fn toggle(&self, tx: &Transaction, value: T) -> StmResult<bool> {
-        self.map.alter(tx, value, |present| match present {
-            Some(()) => (Change::Remove, false),
-            None => (Change::Set(()), true),
-        })
+        // An element it removes is dropped here, as arguments are.
+        Ok(self.toggle_giving_back(tx, value)?.0)
+    }
+
+    /// [`toggle`](TSet::toggle), giving the value back if it removed the element: a one-call
+    /// form drops its copy once its transaction has returned.
+    fn toggle_giving_back(&self, tx: &Transaction, value: T) -> StmResult<(bool, Option<T>)> {
+        self.map
+            .alter_giving_back(tx, value, |present| match present {
+                Some(()) => (Change::Remove, false),
+                None => (Change::Set(()), true),
+            })
     }
 
     /// True if the set holds `value`.
@@ -421,7 +429,9 @@ where
     /// assert!(!s.atomic().insert(1));
     /// ```
     pub fn insert(self, value: T) -> bool {
-        atomically(|tx| self.0.insert(tx, value.clone()))
+        // A copy it does not keep comes back out, dropped here, outside the transaction.
+        let back = atomically(|tx| self.0.map.insert_new(tx, value.clone(), ()));
+        back.is_none()
     }
 
     /// [`TSet::remove`] in its own transaction.
@@ -459,7 +469,8 @@ where
     /// assert!(!s.atomic().toggle('x'));
     /// ```
     pub fn toggle(self, value: T) -> bool {
-        atomically(|tx| self.0.toggle(tx, value.clone()))
+        // A copy it does not keep comes back out, dropped here, outside the transaction.
+        atomically(|tx| self.0.toggle_giving_back(tx, value.clone())).0
     }
 
     /// [`TSet::contains`] in its own transaction.
@@ -657,11 +668,15 @@ where
     fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
         let values: Vec<T> = iter.into_iter().collect();
         let set = &*self;
-        atomically(|tx| {
+        // The copies it does not keep come back out, dropped here, outside the transaction
+        // (a conflict lets go of those of its attempt there too).
+        let present = atomically(|tx| {
+            let mut present = crate::unkept::Unkept::new(Vec::new());
             for value in &values {
-                set.insert(tx, value.clone())?;
+                present.extend(set.map.insert_new(tx, value.clone(), ())?);
             }
-            Ok(())
+            Ok(present.take())
         });
+        drop(present);
     }
 }

@@ -507,13 +507,29 @@ where
     /// assert_eq!(m.atomic().get("k"), Some(1));
     /// ```
     pub fn insert_if_absent(&self, tx: &Transaction, key: K, value: V) -> StmResult<bool> {
-        let added = self
+        // A present key: `key` and `value` are dropped here, as arguments are.
+        Ok(self.insert_new(tx, key, value)?.is_none())
+    }
+
+    /// [`insert_if_absent`](TMap::insert_if_absent), giving `key` and `value` back if the key
+    /// is present: a one-call form drops its copies once its transaction has returned.
+    pub(crate) fn insert_new(
+        &self,
+        tx: &Transaction,
+        key: K,
+        value: V,
+    ) -> StmResult<Option<(K, V)>> {
+        let hash = self.hash(&key);
+        match self
             .raw
-            .insert_new(tx, self.hash(&key), key, value, &self.hash_builder)?;
-        if added {
-            self.len.incr(tx);
+            .insert_new(tx, hash, key, value, &self.hash_builder)?
+        {
+            None => {
+                self.len.incr(tx);
+                Ok(None)
+            }
+            Some(entry) => Ok(Some((entry.key, entry.value))),
         }
-        Ok(added)
     }
 
     /// Removes `key`; returns its value if it was present.
@@ -640,13 +656,26 @@ where
         key: K,
         f: impl FnOnce(Option<&V>) -> (Change<V>, R),
     ) -> StmResult<R> {
-        let (result, delta) = self
-            .raw
-            .alter(tx, self.hash(&key), key, &self.hash_builder, f)?;
+        // A key no entry keeps is dropped here, as arguments are.
+        Ok(self.alter_giving_back(tx, key, f)?.0)
+    }
+
+    /// [`alter`](TMap::alter), giving the key back if no entry keeps it: a one-call form drops
+    /// its copy once its transaction has returned.
+    #[inline]
+    pub(crate) fn alter_giving_back<R>(
+        &self,
+        tx: &Transaction,
+        key: K,
+        f: impl FnOnce(Option<&V>) -> (Change<V>, R),
+    ) -> StmResult<(R, Option<K>)> {
+        let (result, delta, unkept) =
+            self.raw
+                .alter(tx, self.hash(&key), key, &self.hash_builder, f)?;
         if delta != 0 {
             self.len.add(tx, delta);
         }
-        Ok(result)
+        Ok((result, unkept))
     }
 
     /// Updates the value of `key` in place with `update`, first inserting `default()` if the key
@@ -1012,7 +1041,9 @@ where
     /// assert!(!m.atomic().insert_if_absent(1, 'b'));
     /// ```
     pub fn insert_if_absent(self, key: K, value: V) -> bool {
-        atomically(|tx| self.0.insert_if_absent(tx, key.clone(), value.share(TOKEN)))
+        // What it does not keep comes back out, dropped here, outside the transaction.
+        let back = atomically(|tx| self.0.insert_new(tx, key.clone(), value.share(TOKEN)));
+        back.is_none()
     }
 
     /// [`TMap::remove`] in its own transaction.
@@ -1085,7 +1116,8 @@ where
     /// assert!(stock.atomic().is_empty());
     /// ```
     pub fn alter<R>(self, key: K, mut f: impl FnMut(Option<&V>) -> (Change<V>, R)) -> R {
-        atomically(|tx| self.0.alter(tx, key.clone(), &mut f))
+        // A key copy no entry keeps comes back out, dropped here, outside the transaction.
+        atomically(|tx| self.0.alter_giving_back(tx, key.clone(), &mut f)).0
     }
 
     /// [`TMap::len`] in its own transaction.
@@ -1325,14 +1357,15 @@ where
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
         let pairs: Vec<(K, V)> = iter.into_iter().collect();
         let map = &*self;
-        atomically(|tx| {
+        // The values it replaces come back out, dropped here, outside the transaction (a
+        // conflict lets go of those of its attempt there too).
+        let replaced = atomically(|tx| {
+            let mut replaced = crate::unkept::Unkept::new(Vec::new());
             for (key, value) in &pairs {
-                if let Some(old) = map.insert(tx, key.clone(), value.share(TOKEN))? {
-                    // A value it replaced: the user's, whose `Drop` may use commute.
-                    crate::drop_outside(old);
-                }
+                replaced.extend(map.insert(tx, key.clone(), value.share(TOKEN))?);
             }
-            Ok(())
+            Ok(replaced.take())
         });
+        drop(replaced);
     }
 }

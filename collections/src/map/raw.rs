@@ -1228,8 +1228,8 @@ where
         Ok(None)
     }
 
-    /// Adds `key` with `value` unless the key is present (then writes nothing); returns whether
-    /// it was added.
+    /// Adds `key` with `value` unless the key is present (then writes nothing and gives them
+    /// back, for the caller to drop where it should).
     pub(crate) fn insert_new<S: BuildHasher>(
         &self,
         tx: &Transaction,
@@ -1237,24 +1237,24 @@ where
         key: K,
         value: V,
         hasher: &S,
-    ) -> StmResult<bool>
+    ) -> StmResult<Option<Entry<K, V>>>
     where
         K: Hash + Eq + Clone,
         V: Stored,
     {
-        // Let go of (outside the transaction) if the key is present or the walk meets a
-        // conflict.
+        // Let go of (outside the transaction) if the walk meets a conflict.
         let entry = Unkept::new(Entry { key, value });
         let leaf = self.find_leaf(tx, hash)?;
         if position(leaf.entries, leaf.tags, hash, &entry.key).is_some() {
-            return Ok(false);
+            return Ok(Some(entry.take()));
         }
         self.push(tx, &leaf, hash, entry.take(), hasher);
-        Ok(true)
+        Ok(None)
     }
 
     /// Calls `f` with the value of `key` (if present) and applies the change it returns, in one
-    /// walk; returns `f`'s result and the change in the number of entries (-1, 0 or 1). Only
+    /// walk; returns `f`'s result, the change in the number of entries (-1, 0 or 1), and the
+    /// key if no entry keeps it (for the caller to drop where it should). Only
     /// the key's leaf is read, and it is written only if the change is not [`Change::Keep`] (or
     /// a removal of an absent key); if `f` wrote this trie, the leaf is found again first.
     #[inline]
@@ -1265,19 +1265,19 @@ where
         key: K,
         hasher: &S,
         f: impl FnOnce(Option<&V>) -> (Change<V>, R),
-    ) -> StmResult<(R, i64)>
+    ) -> StmResult<(R, i64, Option<K>)>
     where
         K: Hash + Eq + Clone,
         V: Stored,
     {
-        // Let go of (outside the transaction) unless a new entry keeps it.
+        // Let go of (outside the transaction) if a conflict stops the walks.
         let key = Unkept::new(key);
         let read = self.find_leaf(tx, hash)?;
         let i = position(read.entries, read.tags, hash, &*key);
         let writes = self.writes_made();
         let (change, result) = f(i.map(|i| &read.entries[i].value));
         if matches!(change, Change::Keep) {
-            return Ok((result, 0));
+            return Ok((result, 0, Some(key.take())));
         }
         let change = Unkept::new(change);
         // `f` may have written this trie (it can reach it through the transaction): the change
@@ -1287,8 +1287,8 @@ where
         } else {
             self.find_again(tx, hash, &key)?
         };
-        let delta = match (change.take(), i) {
-            (Change::Keep, _) | (Change::Remove, None) => 0,
+        let (delta, unkept) = match (change.take(), i) {
+            (Change::Keep, _) | (Change::Remove, None) => (0, Some(key.take())),
             (Change::Set(value), Some(i)) => {
                 let entry = Entry {
                     key: key.take(),
@@ -1297,7 +1297,7 @@ where
                 // SAFETY: a walk's entries, with entry `i`: a leaf node's.
                 let node = unsafe { replaced(leaf.entries, leaf.tags, i, entry) };
                 self.replace(tx, leaf.slot, node);
-                0
+                (0, None)
             }
             (Change::Set(value), None) => {
                 let entry = Entry {
@@ -1305,15 +1305,15 @@ where
                     value,
                 };
                 self.push(tx, &leaf, hash, entry, hasher);
-                1
+                (1, None)
             }
             (Change::Remove, Some(i)) => {
                 let rest = without(leaf.entries, leaf.tags, i, hasher);
                 self.replace(tx, leaf.slot, rest);
-                -1
+                (-1, Some(key.take()))
             }
         };
-        Ok((result, delta))
+        Ok((result, delta, unkept))
     }
 
     /// [`alter`](Self::alter)'s walk to `key`'s leaf again, after its closure wrote the trie:
