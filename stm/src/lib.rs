@@ -94,7 +94,8 @@ pub unsafe fn drop_after_running_transactions<T>(value: Box<T>) {
 /// transaction, once the running attempt has ended (committed or rolled back), outside it;
 /// inside a pin ([`pinned`], [`TBox::load_with`]'s closure), once the outermost pin has ended
 /// (if that pin ends in a panic, by the thread's next pin, reclamation pass or [`atomically`]
-/// call; leaked if the thread exits first, as its `Drop` could not use commute then).
+/// call; if the thread exits first, kept undropped for the process's life, as its `Drop` could
+/// not use commute then).
 ///
 /// For a collection's code that lets go of a value of its user's inside a transaction or a
 /// pin: a copy it made and no longer needs, an argument it did not keep, the copies a panic

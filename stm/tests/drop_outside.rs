@@ -154,11 +154,11 @@ fn a_value_left_by_a_panicking_pin_is_dropped_after_the_next_transaction() {
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 }
 
-/// A thread that exits after such a pin, with no pin, pass or transaction since, leaks the
-/// value: its `Drop` may use commute, whose thread-local state is going (dropped there, it
-/// aborted the process).
+/// A thread that exits after such a pin, with no pin, pass or transaction since, keeps the
+/// value undropped for the process's life: its `Drop` may use commute, whose thread-local
+/// state is going (dropped there, it aborted the process).
 #[test]
-fn a_value_left_by_a_panicking_pin_on_an_exiting_thread_is_leaked_not_dropped_in_teardown() {
+fn a_value_left_by_a_panicking_pin_on_an_exiting_thread_is_kept_not_dropped_in_teardown() {
     commute_test_support::in_child_process(|| {
         let (drops, log) = counters();
         let value = UsesCommute::new(&drops, &log);
@@ -173,6 +173,6 @@ fn a_value_left_by_a_panicking_pin_on_an_exiting_thread_is_leaked_not_dropped_in
         })
         .join()
         .expect("the thread exits cleanly");
-        assert_eq!(drops.load(Ordering::SeqCst), 0, "leaked");
+        assert_eq!(drops.load(Ordering::SeqCst), 0, "kept, not dropped");
     });
 }

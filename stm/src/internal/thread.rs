@@ -1028,12 +1028,24 @@ fn sweep_orphans(
     slots
 }
 
+/// The values that exiting threads left in their after-pin lists ([`ThreadCtx::drop_after_pin`]),
+/// never dropped (see `ThreadCtx`'s `Drop`): each a `Box<Vec<LetGo>>`'s address, kept so that
+/// they stay reachable, as parked rather than lost.
+static PARKED: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
 impl Drop for ThreadCtx {
     fn drop(&mut self) {
         // Values a pin that unwound left, which no later pin, pass or transaction of the
-        // thread dropped: leaked, as their `Drop` may use commute, whose thread-local state is
-        // going (dropped here, such a `Drop` aborted the process).
-        core::mem::forget(core::mem::take(self.after_pin.get_mut()));
+        // thread dropped: parked for the process's life, as their `Drop` may use commute,
+        // whose thread-local state is going (dropped here, such a `Drop` aborted the process).
+        let left = core::mem::take(self.after_pin.get_mut());
+        if !left.is_empty() {
+            let parked = Box::into_raw(Box::new(left)) as usize;
+            PARKED
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(parked);
+        }
         let g = global();
         // Nothing is freed here: a value's `Drop` may use commute, whose thread-local state is
         // being destroyed. Another thread's next reclamation pass (or `reclaim_retired`) frees
