@@ -570,7 +570,8 @@ impl ThreadCtx {
 
     /// Drops the values let go of inside pinned loads ([`drop_outside`]), outside transactions
     /// and pins: where the outermost load ends, or, for those of a load that ended in a panic,
-    /// at the next reclamation pass.
+    /// at the next reclamation pass or way out of `atomically`.
+    ///
     /// Every value is dropped even if an earlier one's `Drop` panics; the first panic then
     /// passes on.
     fn drop_after_pin_values(&self) {

@@ -21,7 +21,7 @@ use core::task::{Context, Poll, Waker};
 use super::TxError;
 use super::{
     IRREVOCABLE_AFTER, IrrevocableToken, StmResult, Transaction, TxResult, abort_with, backoff,
-    committed, drop_outside, enter, nothing_to_wait_on, roll_back,
+    committed, drop_refused, enter, nothing_to_wait_on, roll_back,
 };
 use crate::internal::async_wait::Registration;
 use crate::internal::thread::{ThreadCtx, with_ctx};
@@ -301,7 +301,7 @@ impl Driver {
             };
             let wait = self.rolled_back(ctx, tx, token, is_retry, waker);
             if let Some(value) = refused {
-                drop_outside(value);
+                drop_refused(value);
             }
             if let Some(wait) = wait {
                 return Err(wait);

@@ -390,7 +390,7 @@ fn run<T>(
         };
         after_rollback(ctx, site, tx, token, is_retry, &mut conflicts);
         if let Some(value) = refused {
-            drop_outside(value);
+            drop_refused(value);
         }
     }
 }
@@ -415,14 +415,14 @@ fn run_try<T, E>(
                     return Ok(value);
                 }
                 after_rollback(ctx, site, tx, token, false, &mut conflicts);
-                drop_outside(value);
+                drop_refused(value);
             }
             Err(TxError::Abort(e)) => {
                 if !tx.told_to_roll_back() {
                     return Err(abort_with(ctx, tx, token, e));
                 }
                 after_rollback(ctx, site, tx, token, false, &mut conflicts);
-                drop_outside(e);
+                drop_refused(e);
             }
             Err(TxError::Stm(_)) => after_rollback(ctx, site, tx, token, is_retry, &mut conflicts),
         }
@@ -431,10 +431,12 @@ fn run_try<T, E>(
 
 /// Drops `value`, what the closure of an attempt that was rolled back returned, once the
 /// attempt has ended: outside the transaction, where every value the library drops is dropped
-/// (its destructor may run transactions or wait for readers).
+/// (its destructor may run transactions or wait for readers). At once, not through
+/// [`crate::drop_outside`]: the value need not be `'static`, and may borrow from the caller's
+/// scope (inside a pin, it is dropped there).
 #[cold]
 #[inline(never)]
-pub(super) fn drop_outside<T>(value: T) {
+pub(super) fn drop_refused<T>(value: T) {
     thread::set_in_tx(false);
     let _back_in_tx = RestoreInTx;
     drop(value);
