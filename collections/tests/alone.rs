@@ -2,34 +2,15 @@
 //! `.atomic()` adds, `TMap`'s `.atomic()` lookups and updates of present keys) against
 //! transactions on the same variables: no update is lost, and what they return is exact.
 
+mod common;
+
+use common::OneBucket;
 use commute::{TCounter, TMap, atomically};
 use commute_test_support::{Counted, in_child_process};
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const ROUNDS: u64 = 20_000;
-
-/// Every key hashes alike: all keys share one leaf, so an update of one key alone rewrites
-/// the leaf that transactions on the other keys write too.
-#[derive(Clone, Default)]
-struct OneBucket;
-
-impl BuildHasher for OneBucket {
-    type Hasher = Constant;
-    fn build_hasher(&self) -> Constant {
-        Constant
-    }
-}
-
-struct Constant;
-
-impl Hasher for Constant {
-    fn finish(&self) -> u64 {
-        42
-    }
-    fn write(&mut self, _: &[u8]) {}
-}
 
 #[test]
 fn map_updates_alone_and_transactions_on_one_leaf_lose_nothing() {

@@ -6,9 +6,10 @@
 
 mod common;
 
+use common::OneBucket;
 use commute::{Change, TCounter, TMap, TSet, atomically, in_transaction};
 use commute_test_support::in_child_process;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -136,26 +137,6 @@ fn a_removed_value_handed_back_by_a_refused_commit_is_dropped_outside() {
     let removed = m.atomic().remove(&1);
     assert_eq!(removed.map(|v| v.id), Some(1));
     assert_eq!(m.atomic().len(), 1);
-}
-
-/// Every key hashes alike: all keys share one leaf.
-#[derive(Clone, Default)]
-struct OneBucket;
-
-impl BuildHasher for OneBucket {
-    type Hasher = Constant;
-    fn build_hasher(&self) -> Constant {
-        Constant
-    }
-}
-
-struct Constant;
-
-impl Hasher for Constant {
-    fn finish(&self) -> u64 {
-        42
-    }
-    fn write(&mut self, _: &[u8]) {}
 }
 
 /// The key whose `Hash` panics, once armed (0: none).

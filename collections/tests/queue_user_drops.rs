@@ -54,9 +54,15 @@ impl Drop for Waits {
     }
 }
 
-/// Runs `f` on another thread, to its end.
-fn elsewhere(f: impl FnOnce() + Send + 'static) {
-    std::thread::spawn(f).join().expect("the other thread");
+/// Sets [`HOOK`]: the next clone of a [`Waits`] item has another thread pop item 0 from the
+/// queue `pop_first` pops (one call), so that the cloning attempt's commit is refused.
+fn next_clone_pops_elsewhere(pop_first: fn() -> Option<u32>) {
+    *HOOK.lock().expect("the hook") = Some(Box::new(move || {
+        let got = std::thread::spawn(pop_first)
+            .join()
+            .expect("the other thread");
+        assert_eq!(got, Some(0));
+    }));
 }
 
 #[test]
@@ -69,12 +75,7 @@ fn a_refused_bounded_pop_alone_drops_its_copy_outside_the_transaction() {
     }
     let before = WAITED.load(Ordering::SeqCst);
     // The pop's copy of item 0 lets another thread pop item 0 first: its commit is refused.
-    *HOOK.lock().expect("the hook") = Some(Box::new(|| {
-        elsewhere(|| {
-            let got = Q.get().expect("the queue").atomic().pop().map(|w| w.id);
-            assert_eq!(got, Some(0));
-        })
-    }));
+    next_clone_pops_elsewhere(|| Q.get().expect("the queue").atomic().pop().map(|w| w.id));
     let got = with_watchdog(20, || {
         Q.get().expect("the queue").atomic().pop().map(|w| w.id)
     });
@@ -93,12 +94,7 @@ fn a_refused_drain_alone_drops_its_copies_outside_the_transaction() {
         q.atomic().push(Waits::new(id));
     }
     let before = WAITED.load(Ordering::SeqCst);
-    *HOOK.lock().expect("the hook") = Some(Box::new(|| {
-        elsewhere(|| {
-            let got = Q.get().expect("the queue").atomic().pop().map(|w| w.id);
-            assert_eq!(got, Some(0));
-        })
-    }));
+    next_clone_pops_elsewhere(|| Q.get().expect("the queue").atomic().pop().map(|w| w.id));
     let got: Vec<u32> = with_watchdog(20, || {
         let drained = Q.get().expect("the queue").atomic().drain();
         drained.into_iter().map(|w| w.id).collect()
@@ -173,27 +169,24 @@ fn a_snapshot_attempts_pop_drops_its_copy_outside_the_transaction() {
 #[test]
 fn a_push_alone_into_a_full_bounded_queue_drops_its_copy_outside() {
     let _s = serial();
-    let live = Arc::new(TCounter::new());
-    let q = Arc::new(TBoundedQueue::with_capacity(1));
-    live.atomic().add(1);
-    q.atomic().push(Lease(live.clone()));
-    let pusher = {
-        let (q, live) = (q.clone(), live.clone());
-        std::thread::spawn(move || {
-            live.atomic().add(1);
-            q.atomic().push(Lease(live.clone())); // full: waits for the pop below
-        })
-    };
-    // Once the pusher is waiting (its attempt found the queue full), make room.
-    with_watchdog(20, {
-        let q = q.clone();
-        move || {
-            while commute::blocked_transactions().is_empty() {
-                std::thread::yield_now();
-            }
-            drop(q.atomic().pop_wait());
+    with_watchdog(20, || {
+        let live = Arc::new(TCounter::new());
+        let q = Arc::new(TBoundedQueue::with_capacity(1));
+        live.atomic().add(1);
+        q.atomic().push(Lease(live.clone()));
+        let pusher = {
+            let (q, live) = (q.clone(), live.clone());
+            std::thread::spawn(move || {
+                live.atomic().add(1);
+                q.atomic().push(Lease(live.clone())); // full: waits for the pop below
+            })
+        };
+        // Once the pusher is waiting (its attempt found the queue full), make room.
+        while commute::blocked_transactions().is_empty() {
+            std::thread::yield_now();
         }
+        drop(q.atomic().pop_wait());
+        pusher.join().expect("the push does not panic");
+        assert_eq!(q.atomic().len(), 1);
     });
-    pusher.join().expect("the push does not panic");
-    assert_eq!(q.atomic().len(), 1);
 }

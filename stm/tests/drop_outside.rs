@@ -30,6 +30,17 @@ impl Drop for UsesCommute {
     }
 }
 
+/// Lets go of `value` in a pin whose code then panics; catches the panic.
+fn let_go_of_in_a_pin_that_panics(value: UsesCommute) {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        pinned(|| {
+            drop_outside(value);
+            panic!("the pinned code panics");
+        })
+    }));
+    assert!(r.is_err());
+}
+
 fn counters() -> (Arc<AtomicUsize>, Arc<TVar<u64>>) {
     (Arc::new(AtomicUsize::new(0)), Arc::new(TVar::new(0)))
 }
@@ -78,13 +89,7 @@ fn inside_a_pin_a_value_is_dropped_once_the_outermost_pin_has_ended() {
 #[test]
 fn a_value_let_go_of_in_a_pin_that_panics_is_dropped_when_the_next_pin_ends() {
     let (drops, log) = counters();
-    let r = catch_unwind(AssertUnwindSafe(|| {
-        pinned(|| {
-            drop_outside(UsesCommute::new(&drops, &log));
-            panic!("the pinned code panics");
-        })
-    }));
-    assert!(r.is_err());
+    let_go_of_in_a_pin_that_panics(UsesCommute::new(&drops, &log));
     assert_eq!(drops.load(Ordering::SeqCst), 0, "not while unwinding");
     pinned(|| ());
     assert_eq!(drops.load(Ordering::SeqCst), 1);
@@ -142,13 +147,7 @@ fn values_let_go_of_in_a_pin_are_all_dropped_past_panics() {
 #[test]
 fn a_value_left_by_a_panicking_pin_is_dropped_after_the_next_transaction() {
     let (drops, log) = counters();
-    let r = catch_unwind(AssertUnwindSafe(|| {
-        pinned(|| {
-            drop_outside(UsesCommute::new(&drops, &log));
-            panic!("the pinned code panics");
-        })
-    }));
-    assert!(r.is_err());
+    let_go_of_in_a_pin_that_panics(UsesCommute::new(&drops, &log));
     assert_eq!(drops.load(Ordering::SeqCst), 0, "not while unwinding");
     atomically(|_| Ok(()));
     assert_eq!(drops.load(Ordering::SeqCst), 1);
@@ -163,13 +162,7 @@ fn a_value_left_by_a_panicking_pin_on_an_exiting_thread_is_kept_not_dropped_in_t
         let (drops, log) = counters();
         let value = UsesCommute::new(&drops, &log);
         std::thread::spawn(move || {
-            let r = catch_unwind(AssertUnwindSafe(|| {
-                pinned(|| {
-                    drop_outside(value);
-                    panic!("the pinned code panics");
-                })
-            }));
-            assert!(r.is_err());
+            let_go_of_in_a_pin_that_panics(value);
         })
         .join()
         .expect("the thread exits cleanly");
