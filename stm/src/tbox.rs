@@ -175,7 +175,8 @@ impl<T: Send + Sync + 'static> TBox<T> {
     }
 
     /// Calls `f` with the latest committed value, outside any transaction. `f` runs pinned
-    /// ([`pinned`](crate::pinned)): it may run transactions, but not wait for readers.
+    /// ([`pinned`](crate::pinned)): it may run transactions, but not wait for readers, nor block
+    /// in [`retry`](crate::Transaction::retry) (both panic there).
     ///
     /// # Panics
     ///

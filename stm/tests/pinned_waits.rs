@@ -2,12 +2,18 @@
 //! `Taken::into_inner`) inside a pin ([`commute_stm::pinned`], `TBox::load_with`'s closure) is
 //! a documented panic: two pinned threads that each wait for the other's pin to move would wait
 //! for ever (the test below hung, caught by its watchdog, before the panic).
+//!
+//! So is a retry that would block inside a pin: it held the pin while asleep (other threads'
+//! waits for readers waited for it), and the values its attempt wrote, dropped only once the pin
+//! ends, could own the only variable it read: it then slept for ever (the first retry test hung,
+//! caught by its watchdog, before the panic).
 
-use commute_stm::{TVar, atomically, pinned, wait_for_readers};
+use commute_stm::{TBox, TVar, atomically, pinned, wait_for_readers};
 use commute_test_support::{in_child_process, with_watchdog};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Weak};
 use std::thread;
+use std::time::{Duration, Instant};
 
 /// The text of a panic's payload.
 fn message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -69,4 +75,101 @@ fn waiting_for_readers_after_the_pin_ends_returns() {
     pinned(|| commit_version(&v));
     wait_for_readers(v.load());
     assert!(v.load() > 0);
+}
+
+/// Writes a new variable into `outer`, reads only that variable and retries: the variable can
+/// never change (nothing else holds it), and it is freed with the rolled-back write. Hands out
+/// the variable of the last attempt.
+fn retry_on_a_variable_of_its_own(
+    outer: &TBox<Option<Arc<TVar<u64>>>>,
+    last: &mut Weak<TVar<u64>>,
+) {
+    atomically(|tx| {
+        let inner = Arc::new(TVar::new(0u64));
+        *last = Arc::downgrade(&inner);
+        outer.write(tx, Some(inner.clone()));
+        if inner.read(tx)? == 0 {
+            return tx.retry();
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn a_retry_on_variables_its_own_rollback_frees_panics_as_one_that_read_nothing() {
+    let outer = TBox::new(None);
+    let mut last = Weak::new();
+    let text = catch_unwind(AssertUnwindSafe(|| {
+        retry_on_a_variable_of_its_own(&outer, &mut last)
+    }))
+    .map_err(|payload| message(&*payload))
+    .expect_err("nothing to wait on");
+    assert!(text.contains("has read no TVar"), "{text}");
+    assert!(last.upgrade().is_none(), "freed with the rollback");
+}
+
+#[test]
+fn a_retry_on_variables_its_own_rollback_frees_inside_a_pin_panics_instead_of_sleeping_for_ever() {
+    // In a child process: a hang would leave the thread pinned for good.
+    in_child_process(|| {
+        with_watchdog(20, || {
+            let outer = TBox::new(None);
+            let mut last = Weak::new();
+            let text = catch_unwind(AssertUnwindSafe(|| {
+                pinned(|| retry_on_a_variable_of_its_own(&outer, &mut last))
+            }))
+            .map_err(|payload| message(&*payload))
+            .expect_err("a retry that would block inside a pin panics");
+            assert!(text.contains("inside a pin"), "{text}");
+            // The rolled-back value, kept past the pin that unwound, is dropped on the way out of
+            // the thread's next transaction.
+            atomically(|_| Ok(()));
+            assert!(
+                last.upgrade().is_none(),
+                "the rolled-back value was dropped"
+            );
+            assert!(outer.load().is_none());
+        });
+    });
+}
+
+#[test]
+fn a_retry_that_would_block_inside_a_pin_panics() {
+    // In a child process: a hang would leave the thread pinned for good.
+    in_child_process(|| {
+        with_watchdog(20, || {
+            let ready = TVar::new(false);
+            let text = catch_unwind(AssertUnwindSafe(|| {
+                pinned(|| atomically(|tx| if ready.read(tx)? { Ok(()) } else { tx.retry() }))
+            }))
+            .map_err(|payload| message(&*payload))
+            .expect_err("a retry that would block inside a pin panics");
+            assert!(text.contains("inside a pin"), "{text}");
+            // Outside the pin the same transaction runs (and blocks, were `ready` false).
+            atomically(|tx| {
+                ready.write(tx, true);
+                Ok(())
+            });
+            atomically(|tx| if ready.read(tx)? { Ok(()) } else { tx.retry() });
+        });
+    });
+}
+
+#[test]
+fn a_retry_with_a_deadline_inside_a_pin_waits_out_its_deadline() {
+    with_watchdog(20, || {
+        let ready = TVar::new(false);
+        let deadline = Instant::now() + Duration::from_millis(20);
+        let timed_out = pinned(|| {
+            atomically(|tx| {
+                if ready.read(tx)? {
+                    return Ok(false);
+                }
+                tx.retry_until(deadline)?;
+                Ok(true)
+            })
+        });
+        assert!(timed_out);
+        assert!(Instant::now() >= deadline);
+    });
 }

@@ -18,7 +18,12 @@ impl Transaction {
     ///
     /// # Panics
     ///
-    /// [`atomically`](crate::atomically) panics if the attempt retries without having read any variable.
+    /// [`atomically`](crate::atomically) panics if the attempt retries without having read any
+    /// variable (variables its own rollback frees count as unread: they can no longer change),
+    /// or if it would block inside a pin ([`pinned`](crate::pinned), [`TBox::load_with`]'s
+    /// closure, code a collection's one-call operation runs pinned, such as a `Clone`).
+    ///
+    /// [`TBox::load_with`]: crate::TBox::load_with
     ///
     /// # Examples
     ///

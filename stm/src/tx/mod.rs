@@ -541,8 +541,13 @@ fn after_rollback<G>(
         backoff(ctx, *conflicts);
         return;
     };
-    if wait.vars.is_empty() && wait.deadline.is_none() {
-        nothing_to_wait_on();
+    if wait.deadline.is_none() {
+        if wait.vars.is_empty() {
+            nothing_to_wait_on();
+        }
+        if ctx.in_load_pin() {
+            retry_in_pin();
+        }
     }
     // SAFETY: the variables are alive: the closure that read them is still borrowed by this
     // call, variables dropped during the attempt purged themselves from its read set, and
@@ -626,6 +631,21 @@ fn nothing_to_wait_on() -> ! {
     panic!(
         "commute: retry() called in a transaction that has read no TVar; it would block \
          forever. Read the variables whose change should wake it first"
+    )
+}
+
+/// A retry without a deadline inside a pin would block with the pin held: other threads'
+/// [`wait_for_readers`](crate::wait_for_readers) (a queue's `Taken::into_inner`) would wait for
+/// it, possibly the very thread whose commit it waits for, and the values the attempt wrote,
+/// dropped once the pin ends, could own the only variables it read (the wait would never end).
+#[cold]
+#[track_caller]
+fn retry_in_pin() -> ! {
+    panic!(
+        "commute: retry() would block inside a pin (pinned, TBox::load_with's closure, or code \
+         such as a Clone that a collection's one-call operation runs pinned); a pinned thread \
+         must not wait for other threads' commits. Block once the pin has ended, or bound the \
+         wait with retry_until"
     )
 }
 
