@@ -3,8 +3,14 @@
 //! attempt already told to roll back), is dropped outside the transaction, as every other value
 //! the library drops: its destructor may use commute. Each test failed before ("atomically()
 //! called inside a transaction", from the destructor).
+//!
+//! So is what the closure returned when a panic passes on from the end of its attempt (a hook,
+//! a commutative operation's closure at commit): the panics tests below aborted the process
+//! before (the destructor's panic while the hook's unwound).
 
 use commute_stm::{TVar, TxError, atomically, try_atomically};
+use commute_test_support::in_child_process;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -124,4 +130,112 @@ fn an_async_refused_attempts_result_is_dropped_outside_the_transaction() {
     assert_eq!(got.0, 10);
     drop(got);
     assert_eq!(log.load(), 2);
+}
+
+/// Runs `body`, which must panic with `expected` (a hook's or an operation's panic passed on
+/// by the driver), then checks that the result it dropped on the way ran its destructor's
+/// transaction once: outside the transaction, where its `Drop` may use commute.
+fn panics_dropping_the_result_outside(expected: &str, body: impl FnOnce(Arc<TVar<u64>>)) {
+    in_child_process(|| {
+        let log = Arc::new(TVar::new(0u64));
+        let payload =
+            catch_unwind(AssertUnwindSafe(|| body(log.clone()))).expect_err("the panic passes on");
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .expect("a text panic");
+        assert_eq!(text, expected);
+        assert_eq!(
+            log.load(),
+            1,
+            "the result was dropped once, outside the transaction"
+        );
+    });
+}
+
+#[test]
+fn the_result_of_a_commit_whose_hook_panics_is_dropped_outside_the_transaction() {
+    panics_dropping_the_result_outside("commit hook", |log| {
+        let v = TVar::new(0u64);
+        atomically(|tx| {
+            v.write(tx, 1);
+            tx.on_commit(|| panic!("commit hook"));
+            Ok(Logs(log.clone()))
+        });
+    });
+}
+
+#[test]
+fn the_result_of_a_commit_whose_commutative_operation_panics_is_dropped_outside_the_transaction() {
+    panics_dropping_the_result_outside("commute", |log| {
+        let v = TVar::new(0u64);
+        atomically(|tx| {
+            v.commute(tx, |_| panic!("commute"));
+            Ok(Logs(log.clone()))
+        });
+        unreachable!("the commit panics");
+    });
+}
+
+#[test]
+fn the_result_of_a_try_commit_whose_hook_panics_is_dropped_outside_the_transaction() {
+    panics_dropping_the_result_outside("commit hook", |log| {
+        let v = TVar::new(0u64);
+        let _ = try_atomically(|tx| -> Result<Logs, TxError<()>> {
+            v.write(tx, 1);
+            tx.on_commit(|| panic!("commit hook"));
+            Ok(Logs(log.clone()))
+        });
+    });
+}
+
+#[test]
+fn the_error_of_a_try_attempt_whose_abort_hook_panics_is_dropped_outside_the_transaction() {
+    panics_dropping_the_result_outside("abort hook", |log| {
+        let v = TVar::new(0u64);
+        let _ = try_atomically(|tx| -> Result<(), TxError<Logs>> {
+            v.write(tx, 1);
+            tx.on_abort(|| panic!("abort hook"));
+            tx.abort(Logs(log.clone()))
+        });
+    });
+}
+
+#[test]
+fn the_result_of_a_snapshot_whose_hook_panics_is_dropped_outside_the_transaction() {
+    panics_dropping_the_result_outside("commit hook", |log| {
+        let v = TVar::new(0u64);
+        commute_stm::read_only(|tx| {
+            v.read(tx)?;
+            tx.on_commit(|| panic!("commit hook"));
+            Ok(Logs(log.clone()))
+        });
+    });
+}
+
+#[test]
+fn the_result_of_an_async_commit_whose_hook_panics_is_dropped_outside_the_transaction() {
+    panics_dropping_the_result_outside("commit hook", |log| {
+        let v = TVar::new(0u64);
+        commute_stm::__block_on(commute_stm::atomically_async(|tx| {
+            v.write(tx, 1);
+            tx.on_commit(|| panic!("commit hook"));
+            Ok(Logs(log.clone()))
+        }));
+    });
+}
+
+#[test]
+fn the_error_of_an_async_try_attempt_whose_abort_hook_panics_is_dropped_outside_the_transaction() {
+    panics_dropping_the_result_outside("abort hook", |log| {
+        let v = TVar::new(0u64);
+        let _ = commute_stm::__block_on(commute_stm::try_atomically_async(
+            |tx| -> Result<(), TxError<Logs>> {
+                v.write(tx, 1);
+                tx.on_abort(|| panic!("abort hook"));
+                tx.abort(Logs(log.clone()))
+            },
+        ));
+    });
 }

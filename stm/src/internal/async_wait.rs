@@ -109,14 +109,19 @@ impl Registration {
     /// True if a committer has woken this registration; otherwise stores `waker` for the next
     /// wake (unless it would wake the same task as the stored one).
     pub(crate) fn woken_or_update(&self, waker: &Waker) -> bool {
-        let mut state = crate::sync::lock(&self.waiter.state);
-        if state.woken {
-            return true;
-        }
-        match &mut state.waker {
-            Some(stored) if stored.will_wake(waker) => {}
-            slot => *slot = Some(waker.clone()),
-        }
+        let replaced = {
+            let mut state = crate::sync::lock(&self.waiter.state);
+            if state.woken {
+                return true;
+            }
+            match &mut state.waker {
+                Some(stored) if stored.will_wake(waker) => return false,
+                slot => slot.replace(waker.clone()),
+            }
+        };
+        // Dropped once the waiter's mutex is released: a waker's `Drop` may commit to a
+        // variable this future waits on, whose wake locks that mutex.
+        drop(replaced);
         false
     }
 }

@@ -20,8 +20,9 @@ use core::task::{Context, Poll, Waker};
 
 use super::TxError;
 use super::{
-    IRREVOCABLE_AFTER, IrrevocableToken, StmResult, Transaction, TxResult, abort_with, backoff,
-    committed, drop_refused, enter, nothing_to_wait_on, roll_back,
+    IRREVOCABLE_AFTER, IrrevocableToken, OutsideWhenUnwinding, StmResult, Transaction, TxResult,
+    backoff, committed, drop_refused, ended, enter, nothing_to_wait_on, roll_back,
+    roll_back_uncounted,
 };
 use crate::internal::async_wait::Registration;
 use crate::internal::thread::{ThreadCtx, with_ctx};
@@ -246,6 +247,11 @@ impl Driver {
             !self.done,
             "commute: transaction future polled after completion"
         );
+        assert!(
+            !crate::internal::thread::in_tx(),
+            "commute: a transaction future polled inside a transaction; transactions do not \
+             nest. Await it outside the transaction"
+        );
         if let Some(wait) = &self.wait {
             if !wait.woken_or_update(waker) {
                 return Poll::Pending;
@@ -254,10 +260,7 @@ impl Driver {
         // Woken: the registration goes before the attempts, which may register anew.
         self.wait = None;
         match with_ctx(|ctx| self.attempts(ctx, waker, attempt)) {
-            Ok(value) => {
-                self.done = true;
-                Poll::Ready(value)
-            }
+            Ok(value) => Poll::Ready(value),
             Err(wait) => {
                 self.wait = Some(wait);
                 Poll::Pending
@@ -278,29 +281,37 @@ impl Driver {
         let _in_tx = enter(ctx);
         let profiling = crate::conflicts::profiling();
         loop {
+            // Before the attempt: see `OutsideWhenUnwinding`.
+            let outcome: Outcome<R>;
+            let outside = OutsideWhenUnwinding;
             let irrevocable = self.conflicts >= IRREVOCABLE_AFTER;
             let mut token = irrevocable.then(|| IrrevocableToken::take(ctx));
             let tx = Transaction::begin(ctx, self.site, irrevocable, profiling);
-            let outcome = attempt(&tx);
+            outcome = attempt(&tx);
             let is_retry = matches!(outcome, Outcome::Stop { retry: true });
-            let refused = match outcome {
-                Outcome::Commit(value) => {
-                    if committed(ctx, &tx, &mut token) {
-                        return Ok(value);
-                    }
-                    Some(value)
-                }
-                Outcome::Fail(value) => {
-                    if !tx.told_to_roll_back() {
-                        abort_with(ctx, tx, token, ());
-                        return Ok(value);
-                    }
-                    Some(value)
-                }
-                Outcome::Stop { .. } => None,
+            let done = match &outcome {
+                Outcome::Commit(_) => committed(ctx, &tx, &mut token),
+                Outcome::Fail(_) => !tx.told_to_roll_back(),
+                Outcome::Stop { .. } => false,
             };
+            if done {
+                if matches!(outcome, Outcome::Fail(_)) {
+                    roll_back_uncounted(ctx, tx, token);
+                } else {
+                    ended(tx);
+                }
+                core::mem::forget(outside);
+                // Done before `_in_tx` calls the wakers this commit woke: if one panics, the
+                // future is still complete (polled again, it panics instead of running again).
+                self.done = true;
+                let (Outcome::Commit(value) | Outcome::Fail(value)) = outcome else {
+                    unreachable!()
+                };
+                return Ok(value);
+            }
             let wait = self.rolled_back(ctx, tx, token, is_retry, waker);
-            if let Some(value) = refused {
+            core::mem::forget(outside);
+            if let Outcome::Commit(value) | Outcome::Fail(value) = outcome {
                 drop_refused(value);
             }
             if let Some(wait) = wait {

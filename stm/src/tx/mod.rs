@@ -373,23 +373,23 @@ fn run<T>(
     let mut conflicts: u32 = 0;
     let profiling = crate::conflicts::profiling();
     loop {
+        // Before the attempt: see `OutsideWhenUnwinding`.
+        let outcome: StmResult<T>;
+        let outside = OutsideWhenUnwinding;
         let irrevocable = conflicts >= IRREVOCABLE_AFTER;
         let mut token = irrevocable.then(|| IrrevocableToken::take(ctx));
         let tx = Transaction::begin(ctx, site, irrevocable, profiling);
-        let outcome = f(&tx);
+        outcome = f(&tx);
         let is_retry = matches!(&outcome, Err(e) if e.is_retry());
-        let refused = match outcome {
-            Ok(value) => {
-                if committed(ctx, &tx, &mut token) {
-                    ended(tx);
-                    return value;
-                }
-                Some(value)
-            }
-            Err(_) => None,
-        };
+        if outcome.is_ok() && committed(ctx, &tx, &mut token) {
+            ended(tx);
+            core::mem::forget(outside);
+            let Ok(value) = outcome else { unreachable!() };
+            return value;
+        }
         after_rollback(ctx, site, tx, token, is_retry, &mut conflicts);
-        if let Some(value) = refused {
+        core::mem::forget(outside);
+        if let Ok(value) = outcome {
             drop_refused(value);
         }
     }
@@ -403,29 +403,59 @@ fn run_try<T, E>(
     let mut conflicts: u32 = 0;
     let profiling = crate::conflicts::profiling();
     loop {
+        // Before the attempt: see `OutsideWhenUnwinding`.
+        let outcome: TxResult<T, E>;
+        let outside = OutsideWhenUnwinding;
         let irrevocable = conflicts >= IRREVOCABLE_AFTER;
         let mut token = irrevocable.then(|| IrrevocableToken::take(ctx));
         let tx = Transaction::begin(ctx, site, irrevocable, profiling);
-        let outcome = f(&tx);
+        outcome = f(&tx);
         let is_retry = matches!(&outcome, Err(TxError::Stm(e)) if e.is_retry());
-        match outcome {
-            Ok(value) => {
+        match &outcome {
+            Ok(_) => {
                 if committed(ctx, &tx, &mut token) {
                     ended(tx);
+                    core::mem::forget(outside);
+                    let Ok(value) = outcome else { unreachable!() };
                     return Ok(value);
                 }
                 after_rollback(ctx, site, tx, token, false, &mut conflicts);
-                drop_refused(value);
             }
-            Err(TxError::Abort(e)) => {
+            Err(TxError::Abort(_)) => {
                 if !tx.told_to_roll_back() {
-                    return Err(abort_with(ctx, tx, token, e));
+                    roll_back_uncounted(ctx, tx, token);
+                    core::mem::forget(outside);
+                    let Err(TxError::Abort(e)) = outcome else {
+                        unreachable!()
+                    };
+                    return Err(e);
                 }
                 after_rollback(ctx, site, tx, token, false, &mut conflicts);
-                drop_refused(e);
             }
             Err(TxError::Stm(_)) => after_rollback(ctx, site, tx, token, is_retry, &mut conflicts),
         }
+        core::mem::forget(outside);
+        match outcome {
+            Ok(value) => drop_refused(value),
+            Err(TxError::Abort(e)) => drop_refused(e),
+            Err(TxError::Stm(_)) => {}
+        }
+    }
+}
+
+/// Marks the thread outside the transaction when dropped, which happens only while a panic
+/// unwinds out of an attempt's end (a commit hook, a commutative operation's closure at
+/// commit, an abort hook, a destructor run after the attempt): the drivers forget it on every
+/// other way out. Declared after what the closure returned and before the attempt and its
+/// irrevocable token, it drops after them and before that value: the attempt is rolled back
+/// (or has ended), and the value is dropped outside the transaction, as every value the
+/// library drops (its destructor may run transactions).
+pub(super) struct OutsideWhenUnwinding;
+
+impl Drop for OutsideWhenUnwinding {
+    #[cold]
+    fn drop(&mut self) {
+        thread::set_in_tx(false);
     }
 }
 
@@ -660,18 +690,16 @@ fn wake_due_before_waiting(ctx: &ThreadCtx) {
 }
 
 /// Rolls an attempt back without counting it as an abort (its abort hooks run, outside the
-/// transaction) and hands `e` back: the closure of [`try_atomically`] failed with `e` in a
-/// consistent attempt, or a [`read_only`] snapshot attempt ends to run again as an ordinary
-/// transaction (neither met a conflict).
+/// transaction): the closure of [`try_atomically`] failed in a consistent attempt, whose error
+/// the caller returns (neither met a conflict).
 #[cold]
-fn abort_with<E, G>(ctx: &ThreadCtx, tx: Transaction, token: Option<G>, e: E) -> E {
+fn roll_back_uncounted<G>(ctx: &ThreadCtx, tx: Transaction, token: Option<G>) {
     let leftovers = tx.finish_abort();
     drop(tx);
     drop(token);
     if let Some(leftovers) = leftovers {
         leftovers.release(ctx);
     }
-    e
 }
 
 /// The profiler's keys for an aborted attempt: one per variable involved (one key without a

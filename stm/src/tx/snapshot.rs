@@ -5,7 +5,10 @@
 
 use core::panic::Location;
 
-use super::{Mode, StmError, StmResult, Transaction, commit_read_only, end, ended, enter, run};
+use super::{
+    Mode, OutsideWhenUnwinding, StmError, StmResult, Transaction, commit_read_only, end, ended,
+    enter, run,
+};
 use crate::internal::backoff::Backoff;
 use crate::internal::thread::{ThreadCtx, with_ctx};
 use crate::internal::var::{IRREVOCABLE, Snapshot, VarCore};
@@ -110,6 +113,12 @@ fn snapshot_attempt<T>(
 ) -> Option<T> {
     let in_tx = enter(ctx);
     let profiling = crate::conflicts::profiling();
+    // What the attempt leaves (hooks, values to free) runs once the reader has deregistered:
+    // it may wait for snapshot readers (`wait_for_readers`, a queue's `Taken::into_inner`).
+    // What the closure returned is declared before the attempt: see `OutsideWhenUnwinding`.
+    let mut value = None;
+    let mut refused = None;
+    let outside = OutsideWhenUnwinding;
     let a = SnapshotAttempt {
         registered: Registered {
             epoch: history::register(),
@@ -119,10 +128,6 @@ fn snapshot_attempt<T>(
     };
     a.tx.snapshot.set(a.registered.epoch);
     a.tx.mode.set(Mode::Snapshot);
-    // What the attempt leaves (hooks, values to free) runs once the reader has deregistered:
-    // it may wait for snapshot readers (`wait_for_readers`, a queue's `Taken::into_inner`).
-    let mut value = None;
-    let mut refused = None;
     let after = match f(&a.tx) {
         // A clean snapshot attempt is read-only: its commit cannot fail.
         Ok(v)
@@ -157,6 +162,7 @@ fn snapshot_attempt<T>(
     if ctx.retire_is_due(0) {
         end::run_due_pass(ctx);
     }
+    core::mem::forget(outside);
     drop(in_tx);
     drop(refused);
     value

@@ -1,0 +1,115 @@
+//! The async driver and the code of its users that it runs: wakers (their `wake` and their
+//! `Drop`), and a future polled where it must not be. Each test failed before its fix: the first
+//! hung (caught by its watchdog), the second committed a transaction twice, the third returned
+//! `Pending` instead of its documented panic.
+
+use commute_stm::{TVar, atomically, atomically_async};
+use commute_test_support::{in_child_process, with_watchdog};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+/// A waker whose last handle's drop commits to `v`.
+struct CommitsOnDrop {
+    v: Arc<TVar<u64>>,
+}
+
+impl Wake for CommitsOnDrop {
+    fn wake(self: Arc<Self>) {}
+}
+
+impl Drop for CommitsOnDrop {
+    fn drop(&mut self) {
+        atomically(|tx| {
+            self.v.write(tx, 1);
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn a_replaced_waker_whose_drop_commits_to_the_variable_waited_on_wakes_the_future() {
+    // In a child process: a hang would leave a stripe's mutex locked for good.
+    in_child_process(|| {
+        let got = with_watchdog(20, || {
+            let v = Arc::new(TVar::new(0u64));
+            let inner = v.clone();
+            let mut future = pin!(atomically_async(move |tx| match inner.read(tx)? {
+                0 => tx.retry(),
+                n => Ok(n),
+            }));
+            {
+                let first = Waker::from(Arc::new(CommitsOnDrop { v: v.clone() }));
+                assert!(
+                    future
+                        .as_mut()
+                        .poll(&mut Context::from_waker(&first))
+                        .is_pending()
+                );
+            } // the registration's clone is now the waker's last handle
+            let mut cx = Context::from_waker(Waker::noop());
+            // Replaces the stored waker, whose drop commits 1 and wakes the future.
+            let replaced = future.as_mut().poll(&mut cx);
+            assert!(replaced.is_pending());
+            future.as_mut().poll(&mut cx)
+        });
+        assert_eq!(got, Poll::Ready(1));
+    });
+}
+
+/// A waker that panics when woken.
+struct PanicsWhenWoken;
+
+impl Wake for PanicsWhenWoken {
+    fn wake(self: Arc<Self>) {
+        panic!("waker");
+    }
+}
+
+#[test]
+fn a_committed_future_whose_commit_woke_a_panicking_waker_does_not_run_again() {
+    let (v, commits) = (TVar::new(0u64), TVar::new(0u64));
+    let panicking = Waker::from(Arc::new(PanicsWhenWoken));
+    let mut waiting = pin!(atomically_async(|tx| match v.read(tx)? {
+        0 => tx.retry(),
+        n => Ok(n),
+    }));
+    assert!(
+        waiting
+            .as_mut()
+            .poll(&mut Context::from_waker(&panicking))
+            .is_pending()
+    );
+    let mut writer = pin!(atomically_async(|tx| {
+        v.write(tx, 1);
+        commits.modify(tx, |n| n + 1)
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    let first = catch_unwind(AssertUnwindSafe(|| writer.as_mut().poll(&mut cx)));
+    assert!(
+        first.is_err(),
+        "the waker's panic passes on from the poll that woke it"
+    );
+    assert_eq!(commits.load(), 1);
+    let again = catch_unwind(AssertUnwindSafe(|| writer.as_mut().poll(&mut cx)));
+    assert!(again.is_err(), "a complete future polled again panics");
+    assert_eq!(commits.load(), 1, "the transaction committed once");
+}
+
+#[test]
+#[should_panic(expected = "polled inside a transaction")]
+fn a_pending_future_polled_inside_a_transaction_panics() {
+    let (v, other) = (TVar::new(0u64), TVar::new(0u64));
+    let mut future = pin!(atomically_async(|tx| match v.read(tx)? {
+        0 => tx.retry(),
+        n => Ok(n),
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(future.as_mut().poll(&mut cx).is_pending());
+    atomically(|tx| {
+        other.read(tx)?;
+        let _ = future.as_mut().poll(&mut cx);
+        Ok(())
+    });
+}
