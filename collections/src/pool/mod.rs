@@ -102,9 +102,12 @@ type Body = dyn FnMut(&Transaction, &TaskCtx) -> StmResult<()> + Send + 'static;
 /// A task that panics is rolled back (nothing of the panicking attempt is visible, and none of
 /// its children is added), the pool goes on with every other task, and `run` returns the first
 /// panic as a [`TaskPanic`] naming the task (see [`run`](TaskPool::run)). In ordered mode the
-/// panicking task gives up its turn, so the order goes on. (A panic in one of a task's commit
-/// hooks comes after its commit: the commit stands, with the children added before that hook
-/// was registered; the hooks after it do not run. It is reported all the same.)
+/// panicking task gives up its turn, so the order goes on; a task whose first attempt panics
+/// before its turn, on a state the tasks before it may not have committed to yet, runs again
+/// at its turn, where a panic is its own (as a conflict would). (A panic in one of a task's
+/// commit hooks, or in its closure's drop, comes after its commit: the commit stands, every
+/// other hook still runs, and every child the task added is added. It is reported all the
+/// same, and the task counts as panicked.)
 ///
 /// # Errors in tasks
 ///
@@ -774,9 +777,10 @@ impl fmt::Display for TaskId {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct PoolReport {
-    /// Tasks that committed (panicked tasks are not counted).
+    /// Tasks that committed without a panic (each task counts once, here or in `panicked`).
     pub tasks: u64,
-    /// Tasks that panicked (their attempts were rolled back).
+    /// Tasks that panicked: in an attempt (rolled back), or after their commit, in a commit
+    /// hook or in their closure's drop (the commit stands).
     pub panicked: u64,
     /// Unordered mode: times a task's attempt retried and was put aside.
     pub retried: u64,

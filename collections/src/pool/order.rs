@@ -72,6 +72,12 @@ impl Order {
         let _ = self.threads[worker].set(std::thread::current());
     }
 
+    /// True if the task with sequence number `seq` may commit now: every task before it has
+    /// committed or given up its turn.
+    pub(super) fn is_turn(&self, seq: u64) -> bool {
+        self.turn.load(Ordering::Acquire) == seq
+    }
+
     /// Blocks until the task with sequence number `seq` may commit.
     pub(super) fn wait_turn(&self, seq: u64, worker: usize) {
         if self.turn.load(Ordering::Acquire) == seq {

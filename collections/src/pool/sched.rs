@@ -218,31 +218,51 @@ impl Run {
         let Task { id, mut body } = task;
         let worker = ctx.worker;
         let mut attempts = 0u32;
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            atomically(|tx| {
-                attempts += 1;
-                if attempts > 1 {
-                    // Re-runs start at the turn: nothing earlier can invalidate them again.
+        let at_turn = core::cell::Cell::new(false);
+        let mut run = || {
+            catch_unwind(AssertUnwindSafe(|| {
+                atomically(|tx| {
+                    attempts += 1;
+                    if attempts > 1 {
+                        // Re-runs start at the turn: nothing earlier can invalidate them again.
+                        order.wait_turn(id, worker);
+                        at_turn.set(true);
+                    } else if order.is_turn(id) {
+                        // Begun after every task before it ended: a state of the serial run.
+                        at_turn.set(true);
+                    }
+                    body(tx, ctx)?;
                     order.wait_turn(id, worker);
-                }
-                body(tx, ctx)?;
-                order.wait_turn(id, worker);
-                order.join_predecessor(tx)
-            })
-        }));
-        match outcome {
-            Ok(()) => tally.committed += 1,
+                    at_turn.set(true);
+                    order.join_predecessor(tx)
+                })
+            }))
+        };
+        let mut outcome = run();
+        if outcome.is_err() && !at_turn.get() {
+            // The first attempt panicked before the task's turn, on a state that the tasks
+            // before it may not have committed to yet: a panic the serial run in order would
+            // not meet, as a conflict. It runs again at its turn, where a panic is the task's.
+            outcome = run();
+        }
+        let panicked = match outcome {
+            Ok(()) => {
+                tally.committed += 1;
+                false
+            }
             Err(payload) => {
                 // Still in order: the panic is recorded, and the turn passed on, at its turn.
                 order.wait_turn(id, worker);
                 tally.panicked += 1;
                 self.record_panic(id, payload);
+                true
             }
-        }
-        // Children join the queue before the turn moves on: their place in the order is fixed.
+        };
+        // Children join the queue, and the closure's drop counts, before the turn moves on:
+        // their place in the order is fixed.
         self.push_children(ctx);
+        self.drop_task(id, body, panicked, tally);
         order.advance(id);
-        self.drop_task(id, body, tally);
         1
     }
 
@@ -257,10 +277,10 @@ impl Run {
                 )
             })
         }));
-        let finished = match outcome {
+        let panicked = match outcome {
             Ok(Outcome::Committed) => {
                 tally.committed += 1;
-                1
+                false
             }
             Ok(Outcome::Retried) => {
                 // The retried branch's commit hooks were dropped: it has no children.
@@ -271,12 +291,12 @@ impl Run {
             Err(payload) => {
                 tally.panicked += 1;
                 self.record_panic(id, payload);
-                1
+                true
             }
         };
         self.push_children(ctx);
-        self.drop_task(id, body, tally);
-        finished
+        self.drop_task(id, body, panicked, tally);
+        1
     }
 
     /// Runs put-aside tasks as alternatives of one transaction (see the module doc); the first
@@ -290,24 +310,25 @@ impl Run {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             atomically(|tx| first_that_proceeds(tx, &mut tasks, ctx))
         }));
-        let done = match outcome {
+        let (done, panicked) = match outcome {
             Ok(i) => {
                 tally.committed += 1;
-                i
+                (i, false)
             }
             Err(payload) => {
                 let id = ctx.current.get();
                 tally.panicked += 1;
                 self.record_panic(id, payload);
-                tasks
+                let i = tasks
                     .iter()
                     .position(|t| t.id == id)
-                    .expect("the panicking task is one of the alternatives")
+                    .expect("the panicking task is one of the alternatives");
+                (i, true)
             }
         };
         self.push_children(ctx);
         let Task { id, body } = tasks.remove(done);
-        self.drop_task(id, body, tally);
+        self.drop_task(id, body, panicked, tally);
         if !tasks.is_empty() {
             // Something changed (a task committed or panicked): let them try again.
             lock(&self.queues[self.home(ctx.worker)]).extend(tasks);
@@ -316,11 +337,16 @@ impl Run {
         1
     }
 
-    /// Drops a finished task's closure; a panic in its `Drop` counts as the task's panic.
-    fn drop_task(&self, id: u64, body: Box<Body>, tally: &mut Tally) {
+    /// Drops a finished task's closure; a panic in its `Drop` counts as the task's panic: a
+    /// task that had `panicked` already counts once, with its first panic; a committed one
+    /// counts as panicked instead (its commit stands).
+    fn drop_task(&self, id: u64, body: Box<Body>, panicked: bool, tally: &mut Tally) {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(body))) {
-            tally.panicked += 1;
-            self.record_panic(id, payload);
+            if !panicked {
+                tally.committed -= 1;
+                tally.panicked += 1;
+                self.record_panic(id, payload);
+            }
         }
     }
 
