@@ -352,6 +352,12 @@ impl<T: Send + 'static> TBoundedQueue<T> {
     ///
     /// As for [`pop`](TBoundedQueue::pop), plus the retry signal while empty.
     ///
+    /// # Panics
+    ///
+    /// If the queue is [closed](TBoundedQueue::close) and empty (it would block forever): a
+    /// consumer of a queue that may be closed uses [`take`](TBoundedQueue::take) and
+    /// [`is_closed`](TBoundedQueue::is_closed).
+    ///
     /// # Examples
     ///
     /// ```
@@ -359,9 +365,14 @@ impl<T: Send + 'static> TBoundedQueue<T> {
     /// q.atomic().push(String::from("x"));
     /// assert_eq!(commute::atomically(|tx| q.take_wait(tx)).into_inner(), "x");
     /// ```
+    #[track_caller]
     pub fn take_wait(&self, tx: &Transaction) -> StmResult<Taken<T>> {
         match self.take(tx)? {
             Some(taken) => Ok(taken),
+            None if self.queue.is_closed(tx)? => panic!(
+                "TBoundedQueue::take_wait on a closed and empty queue would block forever: use \
+                 `take`, which returns None there, and `is_closed`"
+            ),
             None => tx.retry(),
         }
     }
@@ -651,7 +662,8 @@ impl<T: Send + 'static> Atomic<'_, TBoundedQueue<T>> {
     ///
     /// # Panics
     ///
-    /// If called inside a transaction.
+    /// If called inside a transaction, or if the queue is closed and empty (as
+    /// [`TBoundedQueue::take_wait`]).
     ///
     /// # Examples
     ///

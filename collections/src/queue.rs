@@ -1104,6 +1104,12 @@ impl<T: Send + 'static> TQueue<T> {
     ///
     /// As for [`pop`](TQueue::pop), plus the retry signal while empty.
     ///
+    /// # Panics
+    ///
+    /// If the queue is [closed](TQueue::close) and empty: no item can come, so it would block
+    /// forever. A consumer of a queue that may be closed uses [`take`](TQueue::take) and
+    /// [`is_closed`](TQueue::is_closed).
+    ///
     /// # Examples
     ///
     /// ```
@@ -1118,9 +1124,14 @@ impl<T: Send + 'static> TQueue<T> {
     /// q.atomic().push(Box::new(42));
     /// assert_eq!(*consumer.join().unwrap(), 42);
     /// ```
+    #[track_caller]
     pub fn take_wait(&self, tx: &Transaction) -> StmResult<Taken<T>> {
         match self.take(tx)? {
             Some(taken) => Ok(taken),
+            None if self.closed.read(tx)? => panic!(
+                "TQueue::take_wait on a closed and empty queue would block forever: use `take`, \
+                 which returns None there, and `is_closed`"
+            ),
             None => tx.retry(),
         }
     }
@@ -1809,7 +1820,8 @@ impl<T: Send + 'static> Atomic<'_, TQueue<T>> {
     ///
     /// # Panics
     ///
-    /// If called inside a transaction.
+    /// If called inside a transaction, or if the queue is closed and empty (as
+    /// [`TQueue::take_wait`]).
     ///
     /// # Examples
     ///

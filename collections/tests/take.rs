@@ -501,3 +501,36 @@ fn a_queue_of_non_clone_items_collects_and_extends_in_order() {
     }
     assert_eq!(ran, [1, 2, 3, 4]);
 }
+
+/// `take_wait` on a closed, empty queue would block forever: it panics, as `pop_wait` does
+/// (it hung before, caught by the watchdog).
+#[test]
+fn take_wait_on_a_closed_empty_queue_panics_instead_of_blocking_forever() {
+    common::with_watchdog(20, || {
+        let message = |payload: Box<dyn std::any::Any + Send>| {
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .expect("a text panic")
+        };
+        let q: TQueue<String> = TQueue::new();
+        q.atomic().close();
+        let text = message(
+            catch_unwind(AssertUnwindSafe(|| q.atomic().take_wait())).expect_err("it panics"),
+        );
+        assert!(text.contains("closed and empty"), "{text}");
+        let b: TBoundedQueue<String> = TBoundedQueue::with_capacity(1);
+        b.atomic().close();
+        let text = message(
+            catch_unwind(AssertUnwindSafe(|| atomically(|tx| b.take_wait(tx))))
+                .expect_err("it panics"),
+        );
+        assert!(text.contains("closed and empty"), "{text}");
+        // The items sent before the close still come out.
+        let q: TQueue<String> = TQueue::new();
+        q.atomic().push("last".to_string());
+        q.atomic().close();
+        assert_eq!(q.atomic().take_wait(), "last");
+    });
+}

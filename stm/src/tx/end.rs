@@ -228,10 +228,15 @@ impl Transaction {
     /// back. Hooks run in registration order; they may start new transactions. A hook registered
     /// by an attempt that is rolled back (or by an `or_else` branch that retried) never runs.
     ///
+    /// Threads asleep in [`retry`](Transaction::retry) that the commit woke are awake when the
+    /// hooks run; the wakers of pending futures it woke ([`atomically_async`](crate::atomically_async))
+    /// are called later, once `atomically` returns: a hook must not wait for such a task.
+    ///
     /// # Panics
     ///
     /// A hook that panics does not stop the others: every hook of the commit runs, then the
-    /// first panic propagates from [`atomically`](crate::atomically) (whose transaction has committed).
+    /// first panic propagates from [`atomically`](crate::atomically) (whose transaction has
+    /// committed; what its closure returned is dropped).
     ///
     /// # Examples
     ///
