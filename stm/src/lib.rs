@@ -128,10 +128,11 @@ pub fn drop_outside<T: 'static>(value: T) {
 /// [`TVar::commit_owned_alone`] or [`TVar::write_owned`]) stay alive until `f` returns: `f` may
 /// follow pointers it reads with [`TVar::load_seen`]. Nests. `f` may run transactions, but not
 /// wait for readers ([`wait_for_readers`] panics inside a pin), nor block in
-/// [`retry`](Transaction::retry) without a deadline: `atomically` panics there too, rather than
-/// sleep with the pin held (other threads' waits for readers would wait for it, and the values
-/// the attempt wrote, dropped once the pin ends, could own every variable it read).
-/// [`retry_until`](Transaction::retry_until) waits out its deadline.
+/// [`retry`](Transaction::retry) without a deadline: `atomically` (or a transaction future
+/// polled there) panics too, rather than wait with the pin held (other threads' waits for
+/// readers would wait for it, and the values the attempt wrote, dropped once the pin ends,
+/// could own every variable it read). [`retry_until`](Transaction::retry_until) waits out its
+/// deadline.
 ///
 /// # Panics
 ///

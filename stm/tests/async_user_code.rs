@@ -1,9 +1,9 @@
 //! The async driver and the code of its users that it runs: wakers (their `wake` and their
 //! `Drop`), and a future polled where it must not be. Each test failed before its fix: the first
 //! hung (caught by its watchdog), the second committed a transaction twice, the third returned
-//! `Pending` instead of its documented panic.
+//! `Pending` instead of its documented panic, the fourth left its future pending, never woken.
 
-use commute_stm::{TVar, atomically, atomically_async};
+use commute_stm::{TBox, TVar, atomically, atomically_async, pinned};
 use commute_test_support::{in_child_process, with_watchdog};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
@@ -112,4 +112,30 @@ fn a_pending_future_polled_inside_a_transaction_panics() {
         let _ = future.as_mut().poll(&mut cx);
         Ok(())
     });
+}
+
+#[test]
+fn a_future_whose_attempt_retries_inside_a_pin_panics() {
+    // Its only read is a variable of its own, which the values it wrote own: dropped once the
+    // pin ends, it wakes nobody.
+    let outer: TBox<Option<Arc<TVar<u64>>>> = TBox::new(None);
+    let mut future = pin!(atomically_async(|tx| {
+        let inner = Arc::new(TVar::new(0u64));
+        outer.write(tx, Some(inner.clone()));
+        if inner.read(tx)? == 0 {
+            return tx.retry();
+        }
+        Ok(())
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    let polled = catch_unwind(AssertUnwindSafe(|| {
+        pinned(|| future.as_mut().poll(&mut cx))
+    }));
+    let payload = polled.expect_err("a retry that would wait inside a pin panics");
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .expect("a text panic");
+    assert!(text.contains("inside a pin"), "{text}");
 }

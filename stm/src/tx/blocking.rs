@@ -20,8 +20,9 @@ impl Transaction {
     ///
     /// [`atomically`](crate::atomically) panics if the attempt retries without having read any
     /// variable (variables its own rollback frees count as unread: they can no longer change),
-    /// or if it would block inside a pin ([`pinned`](crate::pinned), [`TBox::load_with`]'s
-    /// closure, code a collection's one-call operation runs pinned, such as a `Clone`).
+    /// or if it would wait inside a pin ([`pinned`](crate::pinned), [`TBox::load_with`]'s
+    /// closure, code a collection's one-call operation runs pinned, such as a `Clone`), a
+    /// transaction future's attempt polled there included.
     ///
     /// [`TBox::load_with`]: crate::TBox::load_with
     ///

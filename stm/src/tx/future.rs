@@ -21,7 +21,7 @@ use core::task::{Context, Poll, Waker};
 use super::TxError;
 use super::{
     IRREVOCABLE_AFTER, IrrevocableToken, OutsideWhenUnwinding, StmResult, Transaction, TxResult,
-    backoff, committed, drop_refused, ended, enter, nothing_to_wait_on, roll_back,
+    backoff, committed, drop_refused, ended, enter, nothing_to_wait_on, retry_in_pin, roll_back,
     roll_back_uncounted,
 };
 use crate::internal::async_wait::Registration;
@@ -344,6 +344,9 @@ impl Driver {
         }
         if wait.vars.is_empty() {
             nothing_to_wait_on();
+        }
+        if ctx.in_load_pin() {
+            retry_in_pin();
         }
         // SAFETY: the variables are alive for the rest of this `poll`, which is all the
         // registration needs (it dereferences them only to compute their stripes and to set

@@ -664,17 +664,18 @@ fn nothing_to_wait_on() -> ! {
     )
 }
 
-/// A retry without a deadline inside a pin would block with the pin held: other threads'
+/// A retry without a deadline inside a pin would wait with the pin held: other threads'
 /// [`wait_for_readers`](crate::wait_for_readers) (a queue's `Taken::into_inner`) would wait for
-/// it, possibly the very thread whose commit it waits for, and the values the attempt wrote,
-/// dropped once the pin ends, could own the only variables it read (the wait would never end).
+/// it, possibly the very thread whose commit it waits for; and the values the attempt wrote,
+/// dropped once the pin ends, could own the only variables it read: the wait would never end
+/// (a future's too: a variable that is dropped wakes nobody).
 #[cold]
 #[track_caller]
-fn retry_in_pin() -> ! {
+pub(super) fn retry_in_pin() -> ! {
     panic!(
-        "commute: retry() would block inside a pin (pinned, TBox::load_with's closure, or code \
+        "commute: retry() would wait inside a pin (pinned, TBox::load_with's closure, or code \
          such as a Clone that a collection's one-call operation runs pinned); a pinned thread \
-         must not wait for other threads' commits. Block once the pin has ended, or bound the \
+         must not wait for other threads' commits. Wait once the pin has ended, or bound the \
          wait with retry_until"
     )
 }
