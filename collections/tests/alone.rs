@@ -52,6 +52,60 @@ fn map_updates_alone_and_transactions_on_one_leaf_lose_nothing() {
     assert!(m.atomic().contains_key(&3) && !m.atomic().contains_key(&4));
 }
 
+/// An update alone commits one leaf slot, found through the slots above it. A transaction that
+/// reads the map, clears it (which replaces only the root slots) and writes back what it read
+/// committed between the walk and the commit: the update landed in the cleared subtree, and was
+/// lost though it reported success (a reviewer's test; it failed within a second).
+#[test]
+fn an_update_alone_below_an_inner_node_is_not_lost_to_a_clear_and_rebuild() {
+    common::with_watchdog(120, || {
+        // One root slot, inner nodes of two, leaves of one: every key sits below an inner
+        // node, so `clear` replaces the root slot and never writes a key's own leaf slot.
+        let map: Arc<TMap<u32, u64>> = Arc::new(TMap::with_config(1, 2, 1));
+        for k in 0..8 {
+            map.atomic().insert(k, 0);
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let rebuilds = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let rebuilder = {
+            let (map, stop, rebuilds) = (map.clone(), stop.clone(), rebuilds.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    // Serially, leaves the contents as they were.
+                    atomically(|tx| {
+                        let all = map.iter(tx)?;
+                        map.clear(tx)?;
+                        for (k, v) in all {
+                            map.insert(tx, k, v)?;
+                        }
+                        Ok(())
+                    });
+                    rebuilds.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        // Updates until the rebuilder has run many times among them.
+        let mut lost = None;
+        let mut i = 0;
+        while i < ROUNDS || rebuilds.load(Ordering::Relaxed) < 20_000 {
+            i += 1;
+            // Only this thread writes a new value of key 0: it replaces the previous one.
+            let old = map.atomic().insert(0, i);
+            if old != Some(i - 1) {
+                lost = Some((i, old, map.atomic().get(&0)));
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        rebuilder.join().expect("the rebuilder");
+        let rebuilds = rebuilds.load(Ordering::Relaxed);
+        assert_eq!(
+            lost, None,
+            "(i, insert(0, i), get(0)) after {rebuilds} rebuilds"
+        );
+    });
+}
+
 #[test]
 fn map_insert_of_a_new_key_still_counts_it() {
     let m = TMap::new();

@@ -426,6 +426,61 @@ impl<T: Word, H: Home> TVar<T, H> {
         Ok(())
     }
 
+    /// Low-level, outside transactions: [`commit_owned_alone`](TVar::commit_owned_alone) of a
+    /// variable found through others, each read with [`load_seen`](TVar::load_seen) on the way
+    /// (`path`: each variable with what `load_seen` returned for it), such as the slot of a
+    /// trie's leaf below the slots of its inner nodes. It commits the transaction "read `path`
+    /// and this variable, write this variable": only if, with this variable locked, every
+    /// variable of `path` is unchanged since it was read, as this one must be. A commit that
+    /// replaced a node on the way meanwhile (and made this variable unreachable) thus makes it
+    /// fail, where `commit_owned_alone` would write where no one looks any more.
+    ///
+    /// `path` is iterated once, with this variable locked.
+    ///
+    /// # Safety
+    ///
+    /// As for [`write_owned`](TVar::write_owned): every value this variable holds is owned by
+    /// it alone.
+    ///
+    /// # Errors
+    ///
+    /// `value` back, still owned by the caller, if this variable or one of `path` changed since
+    /// it was read.
+    ///
+    /// # Panics
+    ///
+    /// If called inside a transaction.
+    ///
+    /// # Examples
+    ///
+    /// See [`OwnedWord`] for an owned word type; the path is built as in `commute`'s `TMap`,
+    /// whose one-call update of a present key walks its trie with `load_seen` and commits the
+    /// key's leaf slot this way.
+    #[track_caller]
+    #[inline]
+    pub unsafe fn commit_owned_alone_through<'p>(
+        &self,
+        seen: Seen,
+        value: T,
+        path: impl IntoIterator<Item = (&'p Self, Seen)>,
+    ) -> Result<(), T>
+    where
+        T: OwnedWord,
+        H: 'p,
+    {
+        check_alone();
+        crate::tx::alone::commit_alone_through(
+            self.core(),
+            seen.0,
+            value.into_bits(),
+            Some(free_owned_bits::<T>),
+            path.into_iter().map(|(var, seen)| (var.core(), seen.0)),
+            Location::caller(),
+        )
+        .ok_or(value)?;
+        Ok(())
+    }
+
     /// Low-level, outside transactions: applies `f` to the latest committed value and commits
     /// the result as a transaction of its own touching only this variable (see
     /// [`commit_alone`](TVar::commit_alone)); returns the new value. `f` may run more than once

@@ -18,7 +18,10 @@
 //! inside a transaction (its attempt could not see the write, and would not be serialisable
 //! with it): the callers check.
 //!
-//! Two variants: [`commit_alone_retiring`] also retires a value outside the variable (a queue's
+//! Three variants: [`commit_alone_through`] also validates the variables read on the way to
+//! this one (a map's leaf slot, found through the slots of the inner nodes above it), with this
+//! one locked, as a transaction's commit validates its reads; [`commit_alone_retiring`] also
+//! retires a value outside the variable (a queue's
 //! pop, whose marker frees the sentinel it replaced), as `retire_on_commit` does in a
 //! transaction, and can be told a version its commit must come after; [`publish_alone`] is the
 //! transaction "publish to `var`" (a queue's push), which reads nothing and so cannot fail: it
@@ -70,6 +73,39 @@ pub(crate) fn commit_alone(
     site: &'static Location<'static>,
 ) -> Option<u64> {
     commit_seen(var, seen, bits, 0, drop_old, None, site)
+}
+
+/// [`commit_alone`] of a variable the caller reached through others, each read with
+/// [`load_seen`] on the way (`reads`: each variable and the word it was read under): the
+/// transaction "read `reads` and `var`, write `var`". With `var` locked, every one of `reads`
+/// must still hold its word, unlocked (validated as a transaction's commit validates its reads:
+/// a committer of one of them either committed before, which changed its word, or has it
+/// locked, or will meet `var` locked or moved on when it validates its own reads); else `var` is
+/// restored and the commit gives up (`None`, counted as an abort). The new version comes after
+/// theirs.
+#[inline]
+pub(crate) fn commit_alone_through<'r>(
+    var: &VarCore,
+    seen: u64,
+    bits: u64,
+    drop_old: Option<DropFn>,
+    reads: impl Iterator<Item = (&'r VarCore, u64)>,
+    site: &'static Location<'static>,
+) -> Option<u64> {
+    let word = lock_seen(var, seen, site)?;
+    clock::loom_fence();
+    let mut newest = version_of(seen);
+    for (read, read_seen) in reads {
+        let now = read.lock.load(clock::SC_LOAD);
+        if (now | WAITERS) != (read_seen | WAITERS) {
+            var.lock.store(word, Ordering::Release);
+            count_abort(read, now, site);
+            return None;
+        }
+        newest = newest.max(version_of(read_seen));
+    }
+    let (old, _wake) = write_locked(var, word, newest, |_, _| bits, drop_old, None, site);
+    Some(old)
 }
 
 /// [`commit_alone`] of `bits`, whose commit comes after version `after` (a version the caller
