@@ -1,7 +1,10 @@
 //! `retry` wake-ups, `or_else` rollback and nesting, hooks.
 
+#[path = "common/irrevocable.rs"]
+mod irrevocable;
+
 use commute_stm::{TBox, TVar, atomically};
-use commute_test_support::with_watchdog;
+use commute_test_support::{in_child_process, with_watchdog};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -92,6 +95,73 @@ fn a_producer_consumer_pair_loses_no_wake_up() {
 fn retry_with_nothing_read_panics() {
     with_watchdog(20, || {
         atomically(|tx| tx.retry::<()>());
+    });
+}
+
+/// An irrevocable attempt locks what it reads and writes alike; its retry waited on the
+/// variables it only wrote, so one that read nothing slept for ever instead of panicking (a
+/// reviewer's test, caught by its watchdog).
+#[test]
+fn an_irrevocable_retry_that_read_nothing_panics_as_any_retry_that_read_nothing() {
+    // In a child process: a hang would leave the irrevocable token held.
+    in_child_process(|| {
+        with_watchdog(20, || {
+            let (y, x) = (Arc::new(TVar::new(0u64)), TVar::new(0u64));
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                atomically(|tx| {
+                    if !tx.is_irrevocable() {
+                        irrevocable::conflict_unless_irrevocable(tx, &y)?;
+                    }
+                    x.write(tx, 1); // written, never read
+                    tx.retry::<()>()
+                })
+            }));
+            let payload = panicked.expect_err("a retry that read nothing panics");
+            let text = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .expect("a text panic");
+            assert!(text.contains("has read no TVar"), "{text}");
+            assert_eq!(x.load(), 0, "rolled back");
+        })
+    });
+}
+
+/// And one that read a variable, then wrote it, waits for another thread to change it, as an
+/// optimistic attempt does.
+#[test]
+fn an_irrevocable_retry_waits_on_a_variable_it_read_then_wrote() {
+    with_watchdog(20, || {
+        let (y, x) = (Arc::new(TVar::new(0u64)), Arc::new(TVar::new(0u64)));
+        let waiter = {
+            let (y, x) = (y.clone(), x.clone());
+            std::thread::Builder::new()
+                .name("irrevocable waiter".into())
+                .spawn(move || {
+                    atomically(|tx| {
+                        if !tx.is_irrevocable() {
+                            irrevocable::conflict_unless_irrevocable(tx, &y)?;
+                        }
+                        let seen = x.read(tx)?;
+                        x.write(tx, seen + 10);
+                        if seen == 0 { tx.retry() } else { Ok(seen) }
+                    })
+                })
+                .expect("spawn")
+        };
+        while !commute_stm::blocked_transactions()
+            .iter()
+            .any(|b| b.thread_name() == Some("irrevocable waiter"))
+        {
+            std::thread::yield_now();
+        }
+        atomically(|tx| {
+            x.write(tx, 1);
+            Ok(())
+        });
+        assert_eq!(waiter.join().expect("the waiter"), 1);
+        assert_eq!(x.load(), 11);
     });
 }
 

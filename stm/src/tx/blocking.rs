@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::{StmError, StmResult, Transaction, TxError, TxResult};
-use crate::internal::var::{VarCore, version_of};
+use crate::internal::var::VarCore;
 
 impl Transaction {
     /// Abandons the attempt and blocks until a variable it read changes, then runs it again.
@@ -283,19 +283,11 @@ impl Transaction {
         }
     }
 
-    /// The variables (and versions) whose change should wake a retried attempt.
+    /// The variables (and versions) whose change should wake a retried attempt: those it read
+    /// (an irrevocable attempt records its reads of the variables it locks too; those it only
+    /// wrote are not waited on).
     pub(super) fn wait_list(&self) -> Vec<(*const VarCore, u64)> {
         let st = self.state();
-        let mut list: Vec<_> = st.reads.iter().map(|r| (r.var, r.version)).collect();
-        if self.irrevocable() {
-            list.extend(
-                st.writes
-                    .entries
-                    .iter()
-                    .filter(|e| e.pending.is_shared())
-                    .map(|e| (e.var, version_of(e.locked_word))),
-            );
-        }
-        list
+        st.reads.iter().map(|r| (r.var, r.version)).collect()
     }
 }

@@ -96,6 +96,7 @@ impl Transaction {
                     Pending::Hold => Ok(var.value.load(Ordering::Acquire)),
                     // Publishing operations are invisible to the transaction's own reads.
                     Pending::Publish(_) if self.irrevocable() => {
+                        held_read(&mut st, i);
                         Ok(var.value.load(Ordering::Acquire))
                     }
                     // A snapshot attempt reads its snapshot's value, never a newer one.
@@ -104,6 +105,7 @@ impl Transaction {
                     Pending::Commute(_) | Pending::Add(_) => {
                         // Reading a commuted variable turns it into an ordinary read and write.
                         let base = if self.irrevocable() {
+                            held_read(&mut st, i);
                             var.value.load(Ordering::Acquire)
                         } else if self.is_snapshot() {
                             self.read_snapshot(var)?
@@ -127,6 +129,9 @@ impl Transaction {
         if self.irrevocable() {
             let i = self.lock_irrevocably(&mut st, var);
             debug_assert!(matches!(st.writes.entries[i].pending, Pending::Hold));
+            // Recorded as a read (for the wait of a retry; an irrevocable commit checks none).
+            let version = version_of(st.writes.entries[i].locked_word);
+            st.reads.push(ReadEntry { var, version });
             return Ok(var.value.load(Ordering::Acquire));
         }
         self.read_committed(&mut st, var)
@@ -274,4 +279,16 @@ impl Transaction {
         );
         Ok(())
     }
+}
+
+/// Records the read of write-set entry `i`, a variable the irrevocable attempt holds locked
+/// (for a commute or a publishing operation), as a read: a retry waits for its change.
+#[cold]
+fn held_read(st: &mut TxState, i: usize) {
+    let e = &st.writes.entries[i];
+    let read = ReadEntry {
+        var: e.var,
+        version: version_of(e.locked_word),
+    };
+    st.reads.push(read);
 }
