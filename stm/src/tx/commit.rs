@@ -25,7 +25,12 @@ impl Transaction {
     /// once the borrow has ended.
     #[inline(always)]
     pub(super) fn commit(&self, st: &mut TxState) -> Result<(), ()> {
+        // Told to roll back, its closure swallowed the conflict (against the docs) and returned
+        // `Ok`, perhaps computed from a value it never read: it runs again.
         if !st.writes.has_shared() {
+            if st.abort.is_some() {
+                return Err(());
+            }
             // Read-only: every read was validated against `rv`.
             st.writes.clear();
             if !st.retire_on_commit.is_empty() {
@@ -41,6 +46,9 @@ impl Transaction {
         }
         if self.irrevocable() {
             return self.commit_irrevocable(st);
+        }
+        if st.abort.is_some() {
+            return Err(());
         }
         if st.writes.entries.len() == 1 {
             // The usual write: one variable. The same phases, on a slice whose length the

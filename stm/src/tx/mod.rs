@@ -77,7 +77,9 @@ pub type StmResult<T> = Result<T, StmError>;
 ///
 /// Not an error to handle: return it from the closure (usually with `?`) and
 /// [`atomically`](crate::atomically) rolls the attempt back and runs it again, or blocks first
-/// if it was a [`retry`](Transaction::retry).
+/// if it was a [`retry`](Transaction::retry). A closure that swallows a conflict (replaces the
+/// value it could not read by a default, say) and returns `Ok` all the same does not commit
+/// what it computed: the attempt that met the conflict is rolled back and runs again anyway.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct StmError {
     kind: ErrorKind,
