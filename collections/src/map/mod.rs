@@ -657,7 +657,7 @@ where
         f: impl FnOnce(Option<&V>) -> (Change<V>, R),
     ) -> StmResult<R> {
         // A key no entry keeps is dropped here, as arguments are.
-        Ok(self.alter_giving_back(tx, key, f)?.0)
+        self.alter_handing(tx, key, f, drop)
     }
 
     /// [`alter`](TMap::alter), giving the key back if no entry keeps it: a one-call form drops
@@ -669,13 +669,27 @@ where
         key: K,
         f: impl FnOnce(Option<&V>) -> (Change<V>, R),
     ) -> StmResult<(R, Option<K>)> {
-        let (result, delta, unkept) =
+        let mut back = None;
+        let result = self.alter_handing(tx, key, f, |key| back = Some(key))?;
+        Ok((result, back))
+    }
+
+    /// [`alter`](TMap::alter), handing the key to `unkept` if no entry keeps it.
+    #[inline]
+    fn alter_handing<R>(
+        &self,
+        tx: &Transaction,
+        key: K,
+        f: impl FnOnce(Option<&V>) -> (Change<V>, R),
+        unkept: impl FnOnce(K),
+    ) -> StmResult<R> {
+        let (result, delta) =
             self.raw
-                .alter(tx, self.hash(&key), key, &self.hash_builder, f)?;
+                .alter(tx, self.hash(&key), key, &self.hash_builder, f, unkept)?;
         if delta != 0 {
             self.len.add(tx, delta);
         }
-        Ok((result, unkept))
+        Ok(result)
     }
 
     /// Updates the value of `key` in place with `update`, first inserting `default()` if the key
