@@ -860,12 +860,14 @@ pub struct TQueue<T: 'static> {
     /// (in [`DeadQueue`] after the queue's drop): a take commits exactly when the pop it made
     /// does, even into a queue dropped meanwhile.
     taken: ManuallyDrop<TVar<u64>>,
-    /// Set by [`close`](TQueue::close); read by the channel operations only (never by
-    /// [`push`](TQueue::push) or [`pop`](TQueue::pop), which stay conflict-free).
+    /// Set by [`close`](TQueue::close); read by the channel operations, and by
+    /// [`push`](TQueue::push) only once a close has begun (`close_begun`): pushes and pops of
+    /// a queue never closed stay conflict-free.
     closed: TVar<bool>,
-    /// Set once a close has committed: lets [`push`](TQueue::push), which reads nothing,
-    /// refuse a queue closed before it began.
-    closed_seen: Arc<AtomicBool>,
+    /// Set by [`close`](TQueue::close) in its attempt, before its commit (never unset): while
+    /// false, no close has committed, and [`push`](TQueue::push) reads nothing; once true, a
+    /// push reads `closed` to refuse a queue whose close committed before it began.
+    close_begun: AtomicBool,
     _owns: PhantomData<T>,
 }
 
@@ -896,7 +898,7 @@ impl<T: Send + 'static> TQueue<T> {
             tail: ManuallyDrop::new(End::boxed(sentinel)),
             taken: ManuallyDrop::new(TVar::new(0)),
             closed: TVar::new(false),
-            closed_seen: Arc::new(AtomicBool::new(false)),
+            close_begun: AtomicBool::new(false),
             _owns: PhantomData,
         }
     }
@@ -917,16 +919,17 @@ impl<T: Send + 'static> TQueue<T> {
 
     /// Appends `item` at the back; it becomes visible when the transaction commits.
     ///
-    /// Does not read the queue: concurrent pushes never conflict. For the same reason it does
-    /// not look at [`close`](TQueue::close) transactionally: on a queue that may be closed,
-    /// use [`send`](TQueue::send), which gives the item back instead.
+    /// Does not read the queue: concurrent pushes never conflict. On a queue that may be
+    /// closed, use [`send`](TQueue::send), which gives the item back instead.
     ///
     /// # Panics
     ///
     /// If the queue was closed (the close committed) before this call: the item would land
-    /// after the close, where a receiver that saw the queue closed and drained never looks. A
-    /// push racing with a close (its transaction commits after the close but called `push`
-    /// before) is not caught; that is what `send` is for.
+    /// after the close, where a receiver that saw the queue closed and drained never looks.
+    /// (Once a close has begun, a push reads the closed flag, so its transaction also panics,
+    /// when run again, if a close commits before it does.) A push called before any close
+    /// began is not checked again: racing a close, its transaction may commit after it; that
+    /// is what `send` is for.
     ///
     /// # Examples
     ///
@@ -942,18 +945,29 @@ impl<T: Send + 'static> TQueue<T> {
     /// ```
     #[inline(always)]
     pub fn push(&self, tx: &Transaction, item: T) {
-        self.check_open_for_push();
+        if self.close_begun.load(Ordering::Acquire) {
+            self.check_open_for_push(tx);
+        }
         self.push_open(tx, item);
     }
 
-    /// Panics if a close of the queue has committed (see [`push`](TQueue::push)).
+    /// Panics if a close of the queue has committed (see [`push`](TQueue::push)): once a close
+    /// has begun, a push reads `closed`. Its conflict is not passed on (a push returns nothing),
+    /// but the attempt it met does not commit, and runs again.
+    #[cold]
     #[track_caller]
-    fn check_open_for_push(&self) {
-        if self.closed_seen.load(Ordering::Acquire) {
-            panic!(
-                "TQueue::push on a closed queue: use `send`, which hands the item back as \
-                 `Err(Closed(item))`"
-            );
+    fn check_open_for_push(&self, tx: &Transaction) {
+        if self.closed.read(tx).unwrap_or(false) {
+            closed_push();
+        }
+    }
+
+    /// [`check_open_for_push`](Self::check_open_for_push) for the forms that run transactions
+    /// of their own, before them: a close that committed before the call is seen.
+    #[track_caller]
+    fn check_open_alone(&self) {
+        if self.close_begun.load(Ordering::Acquire) && atomically(|tx| self.closed.read(tx)) {
+            closed_push();
         }
     }
 
@@ -1203,9 +1217,10 @@ impl<T: Send + 'static> TQueue<T> {
     /// assert_eq!(atomically(|tx| q.recv(tx)), None); // then closed
     /// ```
     pub fn close(&self, tx: &Transaction) {
+        // Before the commit, so that whoever sees the close committed (through any variable it
+        // wrote) sees this too, and a push after that reads `closed`.
+        self.close_begun.store(true, Ordering::Release);
         self.closed.write(tx, true);
-        let seen = self.closed_seen.clone();
-        tx.on_commit(move || seen.store(true, Ordering::Release));
     }
 
     /// True if the queue is [closed](TQueue::close).
@@ -1582,7 +1597,9 @@ impl<T: Send + 'static> TQueue<T> {
             // Empty, unless a commit has published a successor and not linked it yet: only
             // `tail` can tell. A `tail` that is our `head` means an empty queue when we read it
             // (`head` never passes `tail`, and it was here before).
-            if self.tail.load() == head {
+            // Read whole (`load_seen` waits out a commit in progress): a commit still writing
+            // back, whose other writes this thread may have seen already, has `tail` locked.
+            if self.tail.load_seen().0 == head {
                 return Ok(None);
             }
             next = wait_for_link(sentinel);
@@ -1784,7 +1801,7 @@ impl<T: Send + 'static> Atomic<'_, TQueue<T>> {
     /// ```
     pub fn push(self, item: T) {
         crate::atomic::assert_outside_transaction();
-        self.0.check_open_for_push();
+        self.0.check_open_alone();
         // A push reads nothing: as a commit of its own it publishes the node to `tail` with
         // the same two steps as a transaction's commit (`push_node`), without the transaction.
         let node = Node::alloc(item);
@@ -2106,7 +2123,7 @@ impl<T: Send + 'static> Extend<T> for TQueue<T> {
     /// [`push`](TQueue::push) in a loop. Panics on a closed queue, as `push` does.
     fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
         crate::atomic::assert_outside_transaction();
-        self.check_open_for_push();
+        self.check_open_alone();
         let items: Vec<T> = iter.into_iter().collect();
         let nodes: Vec<*mut Node<T>> = items.into_iter().map(Node::alloc).collect();
         atomically(|tx| {
@@ -2228,4 +2245,14 @@ unsafe fn drop_items_from<T: 'static>(mut node: *mut Node<T>) {
         unsafe { boxed.item.assume_init_drop() };
         core::mem::forget(rest);
     }
+}
+
+/// The panic of a push to a closed queue.
+#[cold]
+#[track_caller]
+fn closed_push() -> ! {
+    panic!(
+        "TQueue::push on a closed queue: use `send`, which hands the item back as \
+         `Err(Closed(item))`"
+    )
 }
