@@ -880,7 +880,8 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     }
 
     /// [`TBoundedQueue::recv_until`] in a transaction of its own, with the deadline `timeout`
-    /// from now.
+    /// from now (a timeout too long for an `Instant`, such as `Duration::MAX`, sets none:
+    /// [`recv`](TBoundedQueue::recv)).
     ///
     /// # Errors
     ///
@@ -903,7 +904,10 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// );
     /// ```
     pub fn recv_timeout(self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        let deadline = Instant::now() + timeout;
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            // Too long for an `Instant` (`Duration::MAX`): no deadline, as std's channels take it.
+            return atomically(|tx| self.0.recv(tx)).ok_or(RecvTimeoutError::Closed);
+        };
         atomically(|tx| self.0.recv_until(tx, deadline))
     }
 

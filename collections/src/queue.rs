@@ -2017,7 +2017,8 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     }
 
     /// [`TQueue::recv_until`] in a transaction of its own, with the deadline `timeout` from
-    /// now.
+    /// now (a timeout too long for an `Instant`, such as `Duration::MAX`, sets none:
+    /// [`recv`](TQueue::recv)).
     ///
     /// # Errors
     ///
@@ -2042,7 +2043,10 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     /// );
     /// ```
     pub fn recv_timeout(self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        let deadline = Instant::now() + timeout;
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            // Too long for an `Instant` (`Duration::MAX`): no deadline, as std's channels take it.
+            return atomically(|tx| self.0.recv(tx)).ok_or(RecvTimeoutError::Closed);
+        };
         atomically(|tx| self.0.recv_until(tx, deadline))
     }
 

@@ -303,3 +303,25 @@ fn tqueue_channel_delivers_everything_once_then_closes() {
 fn bounded_channel_delivers_everything_once_then_closes() {
     common::with_watchdog(60, || channel_run(true));
 }
+
+/// A timeout too long for an `Instant` (`Duration::MAX`) waits without a deadline, as std's
+/// channels take it (both overflowed computing the deadline before: a reviewer's test).
+#[test]
+fn recv_timeout_of_duration_max_waits_without_a_deadline() {
+    let q: TQueue<u8> = TQueue::new();
+    q.atomic().push(4);
+    assert_eq!(q.atomic().recv_timeout(Duration::MAX), Ok(4));
+    q.atomic().close();
+    assert_eq!(
+        q.atomic().recv_timeout(Duration::MAX),
+        Err(RecvTimeoutError::Closed)
+    );
+    let b: TBoundedQueue<u8> = TBoundedQueue::with_capacity(1);
+    b.atomic().push(5);
+    assert_eq!(b.atomic().recv_timeout(Duration::MAX), Ok(5));
+    b.atomic().close();
+    assert_eq!(
+        b.atomic().recv_timeout(Duration::MAX),
+        Err(RecvTimeoutError::Closed)
+    );
+}
