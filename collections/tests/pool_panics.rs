@@ -117,6 +117,16 @@ fn in_order_a_tasks_closure_is_dropped_before_the_next_task_finishes() {
     });
 }
 
+/// A pool of one worker, ordered or not.
+fn one_worker(ordered: bool) -> TaskPool {
+    if ordered {
+        TaskPool::ordered()
+    } else {
+        TaskPool::new()
+    }
+    .with_threads(1)
+}
+
 /// Panics when dropped, unless the thread is unwinding already.
 struct PanicsWhenDropped;
 
@@ -131,12 +141,7 @@ impl Drop for PanicsWhenDropped {
 #[test]
 fn a_task_that_panics_and_whose_closure_drop_panics_counts_once() {
     for ordered in [false, true] {
-        let mut pool = if ordered {
-            TaskPool::ordered()
-        } else {
-            TaskPool::new()
-        }
-        .with_threads(1);
+        let mut pool = one_worker(ordered);
         let p = PanicsWhenDropped;
         pool.add(move |_, _| {
             let _ = &p;
@@ -152,12 +157,7 @@ fn a_task_that_panics_and_whose_closure_drop_panics_counts_once() {
 #[test]
 fn a_committed_task_whose_closure_drop_panics_counts_once_as_panicked() {
     for ordered in [false, true] {
-        let mut pool = if ordered {
-            TaskPool::ordered()
-        } else {
-            TaskPool::new()
-        }
-        .with_threads(1);
+        let mut pool = one_worker(ordered);
         let v = Arc::new(TVar::new(0u64));
         let (p, v1) = (PanicsWhenDropped, v.clone());
         pool.add(move |tx, _| {
@@ -181,12 +181,7 @@ fn a_committed_task_whose_closure_drop_panics_counts_once_as_panicked() {
 fn the_hooks_after_a_panicking_commit_hook_run_and_add_their_children() {
     for ordered in [false, true] {
         let ran = Arc::new(AtomicUsize::new(0));
-        let mut pool = if ordered {
-            TaskPool::ordered()
-        } else {
-            TaskPool::new()
-        }
-        .with_threads(1);
+        let mut pool = one_worker(ordered);
         let ran1 = ran.clone();
         pool.add(move |tx, ctx| {
             tx.on_commit(|| panic!("the hook"));

@@ -8,6 +8,7 @@ use commute::{
     TBoundedQueue, TQueue, TVar, Taken, atomically, in_transaction, reclaim_retired, stats,
     try_atomically,
 };
+use commute_test_support::panic_message;
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -507,13 +508,7 @@ fn a_queue_of_non_clone_items_collects_and_extends_in_order() {
 #[test]
 fn take_wait_on_a_closed_empty_queue_panics_instead_of_blocking_forever() {
     common::with_watchdog(20, || {
-        let message = |payload: Box<dyn std::any::Any + Send>| {
-            payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .expect("a text panic")
-        };
+        let message = |payload: Box<dyn std::any::Any + Send>| panic_message(&*payload);
         let q: TQueue<String> = TQueue::new();
         q.atomic().close();
         let text = message(

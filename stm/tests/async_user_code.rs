@@ -4,7 +4,7 @@
 //! `Pending` instead of its documented panic, the fourth left its future pending, never woken.
 
 use commute_stm::{TBox, TVar, atomically, atomically_async, pinned};
-use commute_test_support::{in_child_process, with_watchdog};
+use commute_test_support::{in_child_process, panic_message, with_watchdog};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::sync::Arc;
@@ -132,10 +132,6 @@ fn a_future_whose_attempt_retries_inside_a_pin_panics() {
         pinned(|| future.as_mut().poll(&mut cx))
     }));
     let payload = polled.expect_err("a retry that would wait inside a pin panics");
-    let text = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .expect("a text panic");
+    let text = panic_message(&*payload);
     assert!(text.contains("inside a pin"), "{text}");
 }

@@ -4,7 +4,7 @@
 mod irrevocable;
 
 use commute_stm::{TBox, TVar, atomically};
-use commute_test_support::{in_child_process, with_watchdog};
+use commute_test_support::{in_child_process, panic_message, with_watchdog};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -117,11 +117,7 @@ fn an_irrevocable_retry_that_read_nothing_panics_as_any_retry_that_read_nothing(
                 })
             }));
             let payload = panicked.expect_err("a retry that read nothing panics");
-            let text = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .expect("a text panic");
+            let text = panic_message(&*payload);
             assert!(text.contains("has read no TVar"), "{text}");
             assert_eq!(x.load(), 0, "rolled back");
         })

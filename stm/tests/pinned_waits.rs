@@ -9,20 +9,11 @@
 //! caught by its watchdog, before the panic).
 
 use commute_stm::{TBox, TVar, atomically, pinned, wait_for_readers};
-use commute_test_support::{in_child_process, with_watchdog};
+use commute_test_support::{in_child_process, panic_message, with_watchdog};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Barrier, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// The text of a panic's payload.
-fn message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .expect("a text panic")
-}
 
 /// Commits the version of the commit to `v`.
 fn commit_version(v: &TVar<u64>) {
@@ -55,7 +46,7 @@ fn waiting_for_readers_inside_a_pin_panics_instead_of_waiting_for_another_pinned
                             committed.wait();
                             let version = v.load();
                             catch_unwind(AssertUnwindSafe(|| wait_for_readers(version)))
-                                .map_err(|payload| message(&*payload))
+                                .map_err(|payload| panic_message(&*payload))
                         })
                     })
                 })
@@ -102,7 +93,7 @@ fn a_retry_on_variables_its_own_rollback_frees_panics_as_one_that_read_nothing()
     let text = catch_unwind(AssertUnwindSafe(|| {
         retry_on_a_variable_of_its_own(&outer, &mut last)
     }))
-    .map_err(|payload| message(&*payload))
+    .map_err(|payload| panic_message(&*payload))
     .expect_err("nothing to wait on");
     assert!(text.contains("has read no TVar"), "{text}");
     assert!(last.upgrade().is_none(), "freed with the rollback");
@@ -118,7 +109,7 @@ fn a_retry_on_variables_its_own_rollback_frees_inside_a_pin_panics_instead_of_sl
             let text = catch_unwind(AssertUnwindSafe(|| {
                 pinned(|| retry_on_a_variable_of_its_own(&outer, &mut last))
             }))
-            .map_err(|payload| message(&*payload))
+            .map_err(|payload| panic_message(&*payload))
             .expect_err("a retry that would block inside a pin panics");
             assert!(text.contains("inside a pin"), "{text}");
             // The rolled-back value, kept past the pin that unwound, is dropped on the way out of
@@ -142,7 +133,7 @@ fn a_retry_that_would_block_inside_a_pin_panics() {
             let text = catch_unwind(AssertUnwindSafe(|| {
                 pinned(|| atomically(|tx| if ready.read(tx)? { Ok(()) } else { tx.retry() }))
             }))
-            .map_err(|payload| message(&*payload))
+            .map_err(|payload| panic_message(&*payload))
             .expect_err("a retry that would block inside a pin panics");
             assert!(text.contains("inside a pin"), "{text}");
             // Outside the pin the same transaction runs (and blocks, were `ready` false).

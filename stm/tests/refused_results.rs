@@ -9,7 +9,7 @@
 //! before (the destructor's panic while the hook's unwound).
 
 use commute_stm::{TVar, TxError, atomically, try_atomically};
-use commute_test_support::in_child_process;
+use commute_test_support::{in_child_process, panic_message};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -140,12 +140,7 @@ fn panics_dropping_the_result_outside(expected: &str, body: impl FnOnce(Arc<TVar
         let log = Arc::new(TVar::new(0u64));
         let payload =
             catch_unwind(AssertUnwindSafe(|| body(log.clone()))).expect_err("the panic passes on");
-        let text = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .expect("a text panic");
-        assert_eq!(text, expected);
+        assert_eq!(panic_message(&*payload), expected);
         assert_eq!(
             log.load(),
             1,

@@ -195,6 +195,26 @@ pub fn in_child_process(body: impl FnOnce()) {
     );
 }
 
+/// The text of a panic's payload (a `&str` or a `String`, what `panic!` makes).
+///
+/// # Panics
+///
+/// If the payload is neither (a `panic_any` of another type).
+///
+/// # Examples
+///
+/// ```
+/// let payload = std::panic::catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+/// assert_eq!(commute_test_support::panic_message(&*payload), "boom 1");
+/// ```
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .expect("a text panic")
+}
+
 /// A thread that runs `step(0)`, `step(1)`, ... until `stop` is set, adding one to `done` after
 /// each step.
 ///
