@@ -28,7 +28,10 @@
 //!   (`capped_builder`, with the reason in the model's doc).
 
 #[cfg(loom)]
-pub use model::{ModelBuilder, capped_builder, model_builder, run_model, run_model_with, settle};
+pub use model::{
+    ModelBuilder, capped_builder, model_builder, run_model, run_model_with, settle,
+    silence_panics_starting_with,
+};
 
 #[cfg(loom)]
 mod model {
@@ -43,6 +46,23 @@ mod model {
         /// running on this (test) thread. Loom runs every modelled thread on the test's own
         /// thread, so they all see it.
         static SETTLE_YIELDS: Cell<usize> = const { Cell::new(3) };
+    }
+
+    /// Keeps the panics whose message starts with `prefix` (a model's deliberate or expected
+    /// panics, one per explored execution) out of the test output; other panics are printed as
+    /// before.
+    pub fn silence_panics_starting_with(prefix: &'static str) {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied());
+            if !message.is_some_and(|m| m.starts_with(prefix)) {
+                default(info);
+            }
+        }));
     }
 
     /// Lets threads that were joined finish their thread-local destructors.

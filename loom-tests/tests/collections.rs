@@ -6,6 +6,7 @@
 //! so that a bucket splits inside the model.
 #![cfg(loom)]
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc as StdArc;
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
 
@@ -13,7 +14,9 @@ use commute::{
     Owned, StmResult, TBoundedQueue, TCounter, TMap, TQueue, TVar, Transaction, atomically,
     reclaim_retired, stats,
 };
-use commute_loom_tests::{capped_builder, run_model, run_model_with, settle};
+use commute_loom_tests::{
+    capped_builder, run_model, run_model_with, settle, silence_panics_starting_with,
+};
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::thread;
@@ -694,6 +697,55 @@ fn bounded_close_wakes_a_blocked_send() {
         assert_eq!(queue.atomic().recv(), Some(1));
         assert_eq!(queue.atomic().recv(), None);
     });
+}
+
+/// The start of `TQueue::push`'s panic on a closed queue, which the model below expects.
+const CLOSED_PUSH: &str = "TQueue::push on a closed queue";
+
+/// A close commits while another thread looks at the queue and then pushes to it, alone or in a
+/// transaction: once that thread has seen the close (`is_closed`), its push panics and lands
+/// nothing; a push that did not see it either lands its item or panics.
+///
+/// Catches a flag for pushes set after the close's commit (as a hook once did) or published
+/// without ordering: a push after the close was seen would be accepted, and its item land after
+/// the close, where a receiver that saw the queue closed and drained never looks.
+fn push_after_a_seen_close(one_call: bool) {
+    run_model("queue_push_after_a_seen_close_panics", move || {
+        let queue = Arc::new(TQueue::new());
+        let closer = {
+            let queue = queue.clone();
+            thread::spawn(move || queue.atomic().close())
+        };
+        let seen_closed = atomically(|tx| queue.is_closed(tx));
+        let pushed = catch_unwind(AssertUnwindSafe(|| {
+            if one_call {
+                queue.atomic().push(7u64);
+            } else {
+                atomically(|tx| {
+                    queue.push(tx, 7u64);
+                    Ok(())
+                });
+            }
+        }))
+        .is_ok();
+        closer.join().unwrap();
+        if seen_closed {
+            assert!(!pushed, "a push after the close was seen was accepted");
+        }
+        let items = std::iter::from_fn(|| queue.atomic().pop()).count();
+        assert_eq!(
+            items,
+            usize::from(pushed),
+            "what landed is what was accepted"
+        );
+    });
+}
+
+#[test]
+fn queue_push_after_a_seen_close_panics() {
+    silence_panics_starting_with(CLOSED_PUSH);
+    push_after_a_seen_close(true);
+    push_after_a_seen_close(false);
 }
 
 // ---------------------------------------------------------------------------------------------

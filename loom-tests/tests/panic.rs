@@ -3,30 +3,15 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use commute_loom_tests::run_model;
+use commute_loom_tests::{run_model, silence_panics_starting_with};
 use commute_stm::{TVar, atomically};
 use loom::sync::Arc;
 use loom::thread;
 
 /// The value the panicking transactions write: nobody may ever see it.
 const POISON: u64 = 99;
-/// The payload of the deliberate panics, so the hook can keep them quiet.
+/// The payload of the deliberate panics, so that the hook keeps them quiet.
 const DELIBERATE: &str = "commute-loom: deliberate panic";
-
-/// Keeps the deliberate panics (one per explored execution) out of the test output.
-fn silence_deliberate_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied());
-        if message != Some(DELIBERATE) {
-            default(info);
-        }
-    }));
-}
 
 /// One thread panics twice: inside the closure after buffering a write, and inside a
 /// commutative function, which runs at commit while the write set is locked. Another thread
@@ -39,7 +24,7 @@ fn silence_deliberate_panics() {
 /// "in a transaction" flag, the attempt's buffers) left dirty by the unwind.
 #[test]
 fn panic_releases_everything() {
-    silence_deliberate_panics();
+    silence_panics_starting_with(DELIBERATE);
     run_model("panic_releases_everything", || {
         let a = Arc::new(TVar::new(0u64));
         let b = Arc::new(TVar::new(0u64));
