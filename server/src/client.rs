@@ -91,6 +91,10 @@ impl Connection {
 
 /// The user of the `i`-th request of a load run: every user in `0..users` is hit when
 /// `requests >= users`, spread over the connections.
+///
+/// # Panics
+///
+/// If `users` is 0.
 pub fn user_of(i: usize, users: usize) -> usize {
     i % users
 }
@@ -127,37 +131,42 @@ impl LoadReport {
 ///
 /// # Errors
 ///
-/// The first failed request.
+/// The first failed request; the requests still in flight on other connections are
+/// cancelled.
+///
+/// # Panics
+///
+/// If `connections` or `users` is 0.
 pub async fn run_load(
     addr: SocketAddr,
     connections: usize,
     requests: usize,
     users: usize,
 ) -> Result<LoadReport, Error> {
+    assert!(connections > 0, "run_load: connections must be at least 1");
+    assert!(users > 0, "run_load: users must be at least 1");
     let mut opened = Vec::with_capacity(connections);
     for _ in 0..connections {
         opened.push(Connection::open(addr).await?);
     }
     let started = Instant::now();
-    let tasks: Vec<_> = opened
-        .into_iter()
-        .enumerate()
-        .map(|(c, mut conn)| {
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                for i in (c..requests).step_by(connections) {
-                    let path = format!("/hit/u{}", user_of(i, users));
-                    let sent = Instant::now();
-                    conn.get(&path).await?;
-                    latencies.push(sent.elapsed());
-                }
-                Ok::<_, Error>(latencies)
-            })
-        })
-        .collect();
+    // Dropped on the first error: that aborts the other connections' tasks.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (c, mut conn) in opened.into_iter().enumerate() {
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            for i in (c..requests).step_by(connections) {
+                let path = format!("/hit/u{}", user_of(i, users));
+                let sent = Instant::now();
+                conn.get(&path).await?;
+                latencies.push(sent.elapsed());
+            }
+            Ok::<_, Error>(latencies)
+        });
+    }
     let mut latencies = Vec::with_capacity(requests);
-    for task in tasks {
-        latencies.extend(task.await??);
+    while let Some(task) = tasks.join_next().await {
+        latencies.extend(task??);
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();

@@ -2,50 +2,118 @@
 //!
 //! - `GET /hit/{user}`: one transaction counts the request, updates the user's session and
 //!   appends a log record; answers the user's hit count.
-//! - `GET /stats`: one consistent snapshot, as JSON.
-//! - `POST /job` (body: the job): queues a job.
+//! - `GET /stats` (or `HEAD`): one consistent snapshot, as JSON.
+//! - `POST /job` (body: the job, UTF-8, at most [`Limits::max_job_bytes`]): queues a job.
 //! - `GET /next-job`: waits (without holding a thread) until a job is queued, takes it.
+//!
+//! Another method on one of these paths gets `405 Method Not Allowed` with an `Allow` header;
+//! another path, `404 Not Found`; a job over the limit, `413 Payload Too Large`. A connection
+//! that does not send a whole request head within [`Limits::header_read_timeout`] (also while
+//! idle between requests) is closed.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::state::AppState;
 
-/// Accepts connections on `listener` for ever, serving each on a task of its own.
+/// What one client may hold of the server.
 ///
-/// # Errors
+/// # Examples
 ///
-/// If accepting fails.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
+/// ```
+/// use std::time::Duration;
+///
+/// let limits = commute_server::http::Limits {
+///     header_read_timeout: Duration::from_secs(5),
+///     ..Default::default()
+/// };
+/// assert_eq!(limits.max_job_bytes, 1 << 20);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a connection may take to send a request's head, and stay idle between
+    /// requests; it is closed then. Default: 30 s (hyper's).
+    pub header_read_timeout: Duration,
+    /// The largest job `POST /job` takes, in bytes; a larger one gets `413 Payload Too Large`
+    /// (jobs are held in memory until taken). Default: 1 MiB.
+    pub max_job_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(30),
+            max_job_bytes: 1 << 20,
+        }
+    }
+}
+
+/// How long the accept loop waits after an error that is not the connection's own (out of
+/// file descriptors or memory), before it accepts again: the connections that hold them close.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Accepts connections on `listener` for ever, serving each on a task of its own, with the
+/// default [`Limits`]. Returns only when its task is dropped (or its runtime shut down).
+///
+/// A failed `accept` does not end it: an error of the connection itself (reset or aborted
+/// before it was accepted) is skipped; any other (out of file descriptors, of memory) is
+/// printed to stderr and accepting resumes after a short pause.
+pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
+    serve_with(listener, state, Limits::default()).await
+}
+
+/// [`serve`] with the given [`Limits`].
+pub async fn serve_with(listener: TcpListener, state: Arc<AppState>, limits: Limits) {
     loop {
-        let (stream, _) = listener.accept().await?;
-        stream.set_nodelay(true)?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) if connection_error(&e) => continue,
+            Err(e) => {
+                eprintln!("commute-server: accept: {e}; accepting again in {ACCEPT_BACKOFF:?}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        // Latency only: a connection without it is still served.
+        let _ = stream.set_nodelay(true);
         let state = state.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, req).await) }
+                async move { Ok::<_, Infallible>(route(&state, req, limits).await) }
             });
-            // A client that goes away mid-request is not the server's error.
+            // A client that goes away mid-request, or too slowly, is not the server's error.
             let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
     }
 }
 
-/// Binds `127.0.0.1:port` (0: any free port) and serves `state` on the current runtime;
-/// returns the address bound.
+/// True for an `accept` error that concerns only the connection being accepted.
+fn connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    )
+}
+
+/// Binds `127.0.0.1:port` (0: any free port) and serves `state` on the current runtime with
+/// the default [`Limits`]; returns the address bound.
 ///
 /// # Errors
 ///
@@ -63,33 +131,78 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     response
 }
 
-async fn route(state: &AppState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// `405 Method Not Allowed`, naming the methods `path` takes.
+fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    response.headers_mut().insert(
+        hyper::header::ALLOW,
+        hyper::header::HeaderValue::from_static(allow),
+    );
+    response
+}
+
+async fn route(state: &AppState, req: Request<Incoming>, limits: Limits) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
-    match (req.method(), path.as_str()) {
-        (&Method::GET, "/stats") => {
-            let mut response = text(StatusCode::OK, state.stats().to_json(state.mode()));
-            response.headers_mut().insert(
-                hyper::header::CONTENT_TYPE,
-                hyper::header::HeaderValue::from_static("application/json"),
-            );
-            response
-        }
-        (&Method::GET, "/next-job") => text(StatusCode::OK, state.next_job().await),
-        (&Method::POST, "/job") => match req.into_body().collect().await {
-            Ok(body) => match String::from_utf8(body.to_bytes().to_vec()) {
-                Ok(job) => {
-                    state.push_job(job);
-                    text(StatusCode::OK, "queued")
-                }
-                Err(_) => text(StatusCode::BAD_REQUEST, "the job must be UTF-8"),
-            },
-            Err(_) => text(StatusCode::BAD_REQUEST, "unreadable body"),
+    let method = req.method().clone();
+    match path.as_str() {
+        "/stats" => match method {
+            // hyper sends no body in the answer to a HEAD.
+            Method::GET | Method::HEAD => {
+                let mut response = text(StatusCode::OK, state.stats().to_json(state.mode()));
+                response.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("application/json"),
+                );
+                response
+            }
+            _ => not_allowed("GET, HEAD"),
         },
-        (&Method::GET, p) if p.starts_with("/hit/") && p.len() > "/hit/".len() => {
-            let user = &p["/hit/".len()..];
-            let hits = state.hit(user, p);
-            text(StatusCode::OK, hits.to_string())
-        }
+        "/next-job" => match method {
+            Method::GET => text(StatusCode::OK, state.next_job().await),
+            _ => not_allowed("GET"),
+        },
+        "/job" => match method {
+            Method::POST => post_job(state, req, limits.max_job_bytes).await,
+            _ => not_allowed("POST"),
+        },
+        p if p.starts_with("/hit/") && p.len() > "/hit/".len() => match method {
+            Method::GET => {
+                let user = &p["/hit/".len()..];
+                let hits = state.hit(user, p);
+                text(StatusCode::OK, hits.to_string())
+            }
+            _ => not_allowed("GET"),
+        },
         _ => text(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+/// Queues the request's body as a job, if it is UTF-8 and at most `max` bytes.
+async fn post_job(state: &AppState, req: Request<Incoming>, max: usize) -> Response<Full<Bytes>> {
+    let too_large = || {
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a job takes at most {max} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large();
+    }
+    // A body without a declared length (chunked) is cut off at the limit too.
+    match Limited::new(req.into_body(), max).collect().await {
+        Ok(body) => match String::from_utf8(Vec::from(body.to_bytes())) {
+            Ok(job) => {
+                state.push_job(job);
+                text(StatusCode::OK, "queued")
+            }
+            Err(_) => text(StatusCode::BAD_REQUEST, "the job must be UTF-8"),
+        },
+        Err(e) if e.is::<LengthLimitError>() => too_large(),
+        Err(_) => text(StatusCode::BAD_REQUEST, "unreadable body"),
     }
 }

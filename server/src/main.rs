@@ -16,14 +16,23 @@ fn main() {
         };
         match flag.as_str() {
             "--state" => mode = value().parse().unwrap_or_else(|e: String| usage(&e)),
-            "--workers" => workers = value().parse().unwrap_or_else(|_| usage("--workers N")),
+            "--workers" => {
+                workers = value()
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .unwrap_or_else(|| usage("--workers N (at least 1)"))
+            }
             "--port" => port = value().parse().unwrap_or_else(|_| usage("--port P")),
-            "--help" | "-h" => usage(""),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return;
+            }
             other => usage(&format!("unknown flag {other}")),
         }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.max(1))
+        .worker_threads(workers)
         .enable_all()
         .build()
         .expect("a tokio runtime");
@@ -36,17 +45,16 @@ fn main() {
             "listening on http://{addr} (state {}, {workers} worker threads)",
             mode.name()
         );
-        if let Err(e) = http::serve(listener, Arc::new(AppState::new(mode))).await {
-            eprintln!("commute-server: {e}");
-            std::process::exit(1);
-        }
+        http::serve(listener, Arc::new(AppState::new(mode))).await;
     });
 }
 
+const USAGE: &str =
+    "usage: commute-server [--state commute|mutex] [--workers N] [--port P (0: any)]";
+
+/// Says what is wrong with the command line, and how to use it; exits with status 2.
 fn usage(problem: &str) -> ! {
-    if !problem.is_empty() {
-        eprintln!("commute-server: {problem}");
-    }
-    eprintln!("usage: commute-server [--state commute|mutex] [--workers N] [--port P (0: any)]");
+    eprintln!("commute-server: {problem}");
+    eprintln!("{USAGE}");
     std::process::exit(2);
 }

@@ -113,6 +113,9 @@ fn fail(problem: &str) -> ! {
     std::process::exit(1);
 }
 
+/// The flags `load` takes.
+const FLAGS: &str = "--requests N --connections N --users N --workers 1,2 --reps N";
+
 fn parse() -> Options {
     let mut opts = Options {
         requests: 100_000,
@@ -123,6 +126,10 @@ fn parse() -> Options {
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            println!("usage: load {FLAGS}");
+            std::process::exit(0);
+        }
         let value = args
             .next()
             .unwrap_or_else(|| fail(&format!("{flag} needs a value")));
@@ -138,9 +145,7 @@ fn parse() -> Options {
             "--users" => opts.users = number(&value),
             "--reps" => opts.reps = number(&value),
             "--workers" => opts.workers = value.split(',').map(number).collect(),
-            other => fail(&format!(
-                "unknown flag {other}; flags: --requests N --connections N --users N --workers 1,2 --reps N"
-            )),
+            other => fail(&format!("unknown flag {other}; flags: {FLAGS}")),
         }
     }
     opts
