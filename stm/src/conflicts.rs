@@ -166,7 +166,10 @@ pub fn report() -> ConflictReport {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ConflictReport {
-    /// Transactions committed while the profiler was on.
+    /// Transactions committed while the profiler was on. The one-call forms that commit one
+    /// variable without a transaction (such as `.atomic()` increments and updates of the
+    /// collections) are not counted here, nor are their retries aborts; [`stats`](crate::stats)
+    /// counts their commits.
     pub commits: u64,
     /// Attempts rolled back while the profiler was on (retries included). An attempt that
     /// conflicted on several variables counts once here and once in each of their entries.
