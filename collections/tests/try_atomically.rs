@@ -84,11 +84,16 @@ fn an_aborting_first_branch_of_try_or_else_ends_the_transaction() {
     let a = TVar::new(0u32);
     let b = TVar::new(0u32);
     let second_ran = Cell::new(false);
+    let abort_hook_ran = Arc::new(AtomicUsize::new(0));
     let r: Result<(), &str> = try_atomically(|tx| {
         b.write(tx, 1);
         tx.try_or_else(
             |tx| {
                 a.write(tx, 1);
+                let ran = abort_hook_ran.clone();
+                tx.on_abort(move || {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                });
                 tx.abort("first")
             },
             |_| {
@@ -100,6 +105,11 @@ fn an_aborting_first_branch_of_try_or_else_ends_the_transaction() {
     assert_eq!(r, Err("first"));
     assert!(!second_ran.get());
     assert_eq!((a.load(), b.load()), (0, 0));
+    assert_eq!(
+        abort_hook_ran.load(Ordering::SeqCst),
+        1,
+        "the failed branch's abort hook ran when its error ended the transaction"
+    );
 }
 
 #[test]
@@ -130,6 +140,39 @@ fn an_error_handled_inside_the_closure_does_not_abort() {
     });
     assert_eq!(r, Ok(1));
     assert_eq!(a.load(), 1);
+}
+
+/// A failed first branch whose error the caller handles leaves nothing behind: its writes are
+/// rolled back as a retrying branch's are, and the transaction goes on from where it was
+/// before the branch (its writes were kept, and committed with the rest).
+#[test]
+fn a_handled_error_of_the_first_branch_rolls_that_branch_back() {
+    let a = TVar::new(0u32);
+    let b = TVar::new(0u32);
+    let hook_ran = Arc::new(AtomicUsize::new(0));
+    let r: Result<u32, &str> = try_atomically(|tx| {
+        b.write(tx, 1);
+        let inner = tx.try_or_else(
+            |tx| {
+                a.write(tx, 1);
+                let hook_ran = hook_ran.clone();
+                tx.on_commit(move || {
+                    hook_ran.fetch_add(1, Ordering::SeqCst);
+                });
+                tx.abort("refused")
+            },
+            |_| Ok(()),
+        );
+        assert!(matches!(inner, Err(TxError::Abort("refused"))));
+        Ok(a.read(tx)? + b.read(tx)?)
+    });
+    assert_eq!(r, Ok(1), "inside, the branch's write was gone");
+    assert_eq!((a.load(), b.load()), (0, 1));
+    assert_eq!(
+        hook_ran.load(Ordering::SeqCst),
+        0,
+        "the branch's hook was dropped"
+    );
 }
 
 struct Counted(Arc<AtomicUsize>);

@@ -178,15 +178,24 @@ impl Transaction {
         first: impl FnOnce(&Transaction) -> StmResult<T>,
         second: impl FnOnce(&Transaction) -> StmResult<T>,
     ) -> StmResult<T> {
-        self.alternatives(first, second, StmError::is_retry)
+        self.alternatives(first, second, |e| {
+            if e.is_retry() {
+                Branch::Retried
+            } else {
+                Branch::Kept
+            }
+        })
     }
 
     /// [`or_else`](Transaction::or_else) for closures that may fail with an error of their own
     /// (inside [`try_atomically`](crate::try_atomically)): runs `first`; if it calls
     /// [`retry`](Transaction::retry), rolls it back and runs `second` instead.
     ///
-    /// An error of `first` (`Err(TxError::Abort(e))`) does not fall through to `second`: it is
-    /// returned, and ends the whole transaction (rolled back) unless the caller handles it.
+    /// An error of `first` (`Err(TxError::Abort(e))`) does not fall through to `second`: `first`
+    /// is rolled back (its writes and commit hooks, as a retrying branch's), and the error is
+    /// returned. Passed on, it ends the whole transaction (rolled back, its abort hooks run,
+    /// `first`'s included); handled, the transaction goes on from where it stood before
+    /// `first`.
     ///
     /// # Errors
     ///
@@ -217,18 +226,21 @@ impl Transaction {
         first: impl FnOnce(&Transaction) -> TxResult<T, E>,
         second: impl FnOnce(&Transaction) -> TxResult<T, E>,
     ) -> TxResult<T, E> {
-        self.alternatives(
-            first,
-            second,
-            |e| matches!(e, TxError::Stm(e) if e.is_retry()),
-        )
+        self.alternatives(first, second, |e| match e {
+            TxError::Stm(e) if e.is_retry() => Branch::Retried,
+            TxError::Abort(_) => Branch::Failed,
+            TxError::Stm(_) => Branch::Kept,
+        })
     }
 
+    /// Runs `first`; what its error is (`ended`) decides whether `second` runs instead
+    /// ([`Branch::Retried`]), the error is returned with `first` rolled back
+    /// ([`Branch::Failed`]), or as it is ([`Branch::Kept`]: a conflict, which ends the attempt).
     fn alternatives<T, X>(
         &self,
         first: impl FnOnce(&Transaction) -> Result<T, X>,
         second: impl FnOnce(&Transaction) -> Result<T, X>,
-        is_retry: impl FnOnce(&X) -> bool,
+        ended: impl FnOnce(&X) -> Branch,
     ) -> Result<T, X> {
         let (saved_writes, commit_hooks, abort_hooks, saved_retirements, forgotten) = {
             let st = self.state();
@@ -240,46 +252,57 @@ impl Transaction {
                 st.forgotten.len(),
             )
         };
-        match first(self) {
-            Err(e) if is_retry(&e) => {
-                let mut guard = self.state();
-                let st = &mut *guard;
-                // Variables dropped during the branch (`TxState::forget` took them out of
-                // the sets as they went) must not come back with the copies. Their addresses
-                // may belong to variables made in the branch since, which the copies never
-                // held.
-                let dropped = &st.forgotten[forgotten..];
-                let nodes = st
-                    .writes
-                    .restore_saved(saved_writes, dropped, self.irrevocable());
-                // Values the branch allocated and wrote are no longer in the write set.
-                st.allocs_unmatched = true;
-                if !nodes.is_empty() {
-                    // Freed at the end of the attempt (commit or not), with no state borrow
-                    // held: the end of a commit must take the slow path to see them.
-                    st.extras = true;
-                    st.allocs.extend(nodes);
-                }
-                // The branch's hooks are dropped with the attempt, outside the transaction:
-                // they may own transactional variables, whose drop needs this state.
-                let hooks: Vec<_> = st.on_commit.drain(commit_hooks..).collect();
-                let abort_hooks: Vec<_> = st.on_abort.drain(abort_hooks..).collect();
-                if !hooks.is_empty() || !abort_hooks.is_empty() {
-                    st.let_go.push(Box::new((hooks, abort_hooks)));
-                    st.closures = true;
-                    st.extras = true;
-                }
-                // The retirements made before the branch, less those of variables dropped in
-                // it (cancelled with them); the branch's own are rolled back.
-                st.retire_on_commit = saved_retirements;
-                if !dropped.is_empty() {
-                    st.retire_on_commit
-                        .retain(|&(_, _, owner)| !dropped.contains(&owner));
-                }
-                drop(guard);
-                second(self)
-            }
-            other => other,
+        let error = match first(self) {
+            Err(e) => e,
+            done => return done,
+        };
+        let branch = ended(&error);
+        if branch == Branch::Kept {
+            return Err(error);
+        }
+        let mut guard = self.state();
+        let st = &mut *guard;
+        // Variables dropped during the branch (`TxState::forget` took them out of
+        // the sets as they went) must not come back with the copies. Their addresses
+        // may belong to variables made in the branch since, which the copies never
+        // held.
+        let dropped = &st.forgotten[forgotten..];
+        let nodes = st
+            .writes
+            .restore_saved(saved_writes, dropped, self.irrevocable());
+        // Values the branch allocated and wrote are no longer in the write set.
+        st.allocs_unmatched = true;
+        if !nodes.is_empty() {
+            // Freed at the end of the attempt (commit or not), with no state borrow
+            // held: the end of a commit must take the slow path to see them.
+            st.extras = true;
+            st.allocs.extend(nodes);
+        }
+        // The branch's hooks are dropped with the attempt, outside the transaction:
+        // they may own transactional variables, whose drop needs this state. A failed
+        // branch's abort hooks stay: they run if the attempt is rolled back (as it is when
+        // the error is passed on).
+        let hooks: Vec<_> = st.on_commit.drain(commit_hooks..).collect();
+        let abort_hooks: Vec<_> = match branch {
+            Branch::Retried => st.on_abort.drain(abort_hooks..).collect(),
+            _ => Vec::new(),
+        };
+        if !hooks.is_empty() || !abort_hooks.is_empty() {
+            st.let_go.push(Box::new((hooks, abort_hooks)));
+            st.closures = true;
+            st.extras = true;
+        }
+        // The retirements made before the branch, less those of variables dropped in
+        // it (cancelled with them); the branch's own are rolled back.
+        st.retire_on_commit = saved_retirements;
+        if !dropped.is_empty() {
+            st.retire_on_commit
+                .retain(|&(_, _, owner)| !dropped.contains(&owner));
+        }
+        drop(guard);
+        match branch {
+            Branch::Retried => second(self),
+            _ => Err(error),
         }
     }
 
@@ -290,4 +313,15 @@ impl Transaction {
         let st = self.state();
         st.reads.iter().map(|r| (r.var, r.version)).collect()
     }
+}
+
+/// How the first branch of [`Transaction::or_else`] or [`Transaction::try_or_else`] ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Branch {
+    /// It retried: rolled back, and the second branch runs.
+    Retried,
+    /// It failed with an error of its own: rolled back, and the error returned.
+    Failed,
+    /// It conflicted: the error is returned, and ends the attempt.
+    Kept,
 }

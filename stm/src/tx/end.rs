@@ -226,7 +226,8 @@ impl Transaction {
     ///
     /// Use it for I/O and other effects that must not happen in an attempt that may be rolled
     /// back. Hooks run in registration order; they may start new transactions. A hook registered
-    /// by an attempt that is rolled back (or by an `or_else` branch that retried) never runs.
+    /// by an attempt that is rolled back (or by an `or_else` branch that retried, or a
+    /// `try_or_else` branch that failed) never runs.
     ///
     /// Threads asleep in [`retry`](Transaction::retry) that the commit woke are awake when the
     /// hooks run; the wakers of pending futures it woke ([`atomically_async`](crate::atomically_async))
@@ -267,7 +268,8 @@ impl Transaction {
     /// Runs `hook` if this attempt is rolled back (conflict or `retry`), after the rollback.
     ///
     /// Not run when the attempt commits, nor when the closure panics (the hooks are then dropped
-    /// unrun). Hooks of an `or_else` branch that retried are dropped too.
+    /// unrun). Hooks of an `or_else` branch that retried are dropped too; those of a
+    /// `try_or_else` branch that failed stay, and run if the attempt is rolled back.
     ///
     /// # Examples
     ///
