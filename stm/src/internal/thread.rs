@@ -87,8 +87,9 @@ impl Retired {
 #[repr(align(128))]
 pub(crate) struct Slot {
     pub(crate) pin: AtomicU64,
-    /// Odd while the thread is inside `atomically` (its attempts and `retry` waits), even
-    /// otherwise; it moves on at every entry and exit (see [`drop_after_running_attempts`]).
+    /// Odd while the thread is inside `atomically` (its attempts, but not while asleep in
+    /// `retry`), even otherwise; it moves on at every entry and exit (see
+    /// [`drop_after_running_attempts`]).
     attempt: AtomicU64,
     in_use: AtomicBool,
     pub(crate) stats: StatsCell,
@@ -387,6 +388,33 @@ impl ThreadCtx {
             self.slot.attempt.store(mark, Ordering::Release);
         }
         self.atomically_depth.set(depth + 1);
+    }
+
+    /// Runs `sleep` (a `retry` wait) with this thread counted outside `atomically`, if this is
+    /// the outermost call: values dropped meanwhile on other threads do not wait for it (see
+    /// [`drop_after_running_attempts`]). `sleep` must not touch any variable: those the thread
+    /// waits on may be freed while it sleeps (their addresses stay valid keys of the wait
+    /// queues; a commit to a variable made since at the same address wakes it spuriously).
+    /// A nested call (a `Drop` that runs a transaction at the end of an outer one) keeps its
+    /// mark: the outer call may still hold variables.
+    pub(crate) fn asleep_outside_attempts(&self, sleep: impl FnOnce()) {
+        if self.atomically_depth.get() != 1 {
+            return sleep();
+        }
+        // Release: the attempt's accesses to its variables, and the wait's registration on
+        // them, come before a dropper that sees the even mark frees them.
+        let mark = self.slot.attempt.load(Ordering::Relaxed) + 1;
+        self.slot.attempt.store(mark, Ordering::Release);
+        // Back inside before the next attempt, however the sleep ends.
+        struct Wake<'a>(&'a Slot);
+        impl Drop for Wake<'_> {
+            fn drop(&mut self) {
+                let mark = self.0.attempt.load(Ordering::Relaxed) + 1;
+                self.0.attempt.store(mark, Ordering::Release);
+            }
+        }
+        let _wake = Wake(&self.slot);
+        sleep();
     }
 
     /// Ends [`enter_atomically`](Self::enter_atomically). Release: every access of the call to
@@ -780,7 +808,8 @@ impl Deferred {
 /// none runs.
 ///
 /// A running attempt keeps raw addresses of the variables it read or wrote until it ends (and
-/// through a `retry` wait). The calling thread's own attempt has purged them already (see
+/// through a `retry` wait, but only as keys while asleep: a sleeping thread is not waited for,
+/// [`ThreadCtx::asleep_outside_attempts`]). The calling thread's own attempt has purged them already (see
 /// `TxState::forget`); another thread's may still hold them if it reached them through a handle
 /// it let go of in mid-attempt (an `Arc` clone dropped inside its closure), while this thread
 /// dropped the last handle. Whatever made this thread the owner (the `Arc` count, a mutex, a

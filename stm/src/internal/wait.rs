@@ -88,7 +88,17 @@ pub(crate) struct WaitSite {
 
 /// Blocks until one of `reads` (variable, version read) is changed by a commit, or until
 /// `deadline`; returns at once if one already has changed or the deadline has passed.
-pub(crate) fn wait_for_change(reads: &[(&VarCore, u64)], deadline: Option<Instant>, who: WaitSite) {
+///
+/// The sleep itself runs in `asleep` ([`ThreadCtx::asleep_outside_attempts`]), during which,
+/// and after which, `reads` may be freed: nothing below the sleep touches them.
+///
+/// [`ThreadCtx::asleep_outside_attempts`]: crate::internal::thread::ThreadCtx::asleep_outside_attempts
+pub(crate) fn wait_for_change(
+    reads: &[(&VarCore, u64)],
+    deadline: Option<Instant>,
+    who: WaitSite,
+    asleep: impl FnOnce(&dyn Fn()),
+) {
     if watch(reads, deadline) {
         return;
     }
@@ -96,18 +106,20 @@ pub(crate) fn wait_for_change(reads: &[(&VarCore, u64)], deadline: Option<Instan
         woken: Mutex::new(false),
         cond: Condvar::new(),
     });
-    for (var, _) in reads {
-        crate::sync::lock(stripe(var)).push((var.addr(), waiter.clone()));
+    // The stripes, taken now: the variables may be gone once the thread has slept.
+    let stripes: Vec<&Stripe> = reads.iter().map(|(var, _)| stripe(var)).collect();
+    for ((var, _), stripe) in reads.iter().zip(&stripes) {
+        crate::sync::lock(stripe).push((var.addr(), waiter.clone()));
     }
     let unchanged = reads
         .iter()
         .all(|(var, version)| flag_waiting(var, *version));
     if unchanged {
         let _listed = sleepers::list(reads, deadline, who);
-        sleep(&waiter, deadline);
+        asleep(&|| sleep(&waiter, deadline));
     }
-    for (var, _) in reads {
-        crate::sync::lock(stripe(var)).retain(|(_, w)| !Arc::ptr_eq(w, &waiter));
+    for stripe in stripes {
+        crate::sync::lock(stripe).retain(|(_, w)| !Arc::ptr_eq(w, &waiter));
     }
 }
 

@@ -581,14 +581,18 @@ fn after_rollback<G>(
             retry_in_pin();
         }
     }
-    // SAFETY: the variables are alive: the closure that read them is still borrowed by this
-    // call, variables dropped during the attempt purged themselves from its read set, and
-    // those freed with its values since were taken out of the list (`roll_back`).
+    // SAFETY: the variables are alive until the wait sleeps: the closure that read them is
+    // still borrowed by this call, variables dropped during the attempt purged themselves from
+    // its read set, and those freed with its values since were taken out of the list
+    // (`roll_back`). Asleep, the thread counts as outside `atomically`, and other threads may
+    // free them: the wait touches none of them from then on.
     let reads = unsafe { wait.borrowed() };
     if ctx.wakes_due.get() {
         wake_due_before_waiting(ctx);
     }
-    wait::wait_for_change(&reads, wait.deadline, wait::WaitSite { site });
+    wait::wait_for_change(&reads, wait.deadline, wait::WaitSite { site }, |sleep| {
+        ctx.asleep_outside_attempts(sleep)
+    });
 }
 
 /// What a retried attempt waits for: a change of one of these variables (from the version it
