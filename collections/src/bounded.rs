@@ -17,6 +17,7 @@ use crossbeam_utils::CachePadded;
 use crate::atomic::Atomic;
 use crate::closed::{Closed, RecvTimeoutError};
 use crate::counter::thread_shard_index;
+use crate::debug::{self, Place, Placeholder};
 use crate::queue::{TQueue, Taken};
 use crate::unkept::Unkept;
 use crate::{Inline, StmResult, TVar, Transaction, atomically, try_atomically};
@@ -1039,10 +1040,28 @@ impl<T: Clone + Send + Sync + 'static> IntoIterator for TBoundedQueue<T> {
 }
 
 impl<T: Clone + Send + Sync + fmt::Debug + 'static> fmt::Debug for TBoundedQueue<T> {
+    /// Shows the capacity and the items of a snapshot taken in its own transaction, front
+    /// first (inside a [`TMap`](crate::TMap)'s `Debug`, the map's snapshot). Inside a
+    /// transaction, which may not start another, shows `<in a transaction>` for the items:
+    /// there, format `queue.iter(tx)?`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TBoundedQueue")
-            .field("capacity", &self.capacity)
-            .field("items", &self.atomic().iter())
-            .finish()
+        let mut d = f.debug_struct("TBoundedQueue");
+        d.field("capacity", &self.capacity);
+        debug::show(|place| match place {
+            Place::Outside => {
+                d.field("items", &self.atomic().iter());
+                Ok(())
+            }
+            // A snapshot's reads do not fail.
+            Place::Snapshot(tx) => {
+                d.field("items", &self.iter(tx).map_err(|_| fmt::Error)?);
+                Ok(())
+            }
+            Place::InTransaction => {
+                d.field("items", &Placeholder);
+                Ok(())
+            }
+        })?;
+        d.finish()
     }
 }

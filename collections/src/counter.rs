@@ -22,8 +22,9 @@ use core::fmt;
 use crossbeam_utils::CachePadded;
 
 use crate::atomic::Atomic;
+use crate::debug::{self, Place, Placeholder};
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use crate::{Inline, StmResult, TVar, Transaction, atomically, in_transaction};
+use crate::{Inline, StmResult, TVar, Transaction, atomically};
 
 /// How many ids a thread reserves from the global allocator at a time.
 const ID_BLOCK: u64 = if cfg!(loom) { 2 } else { 1024 };
@@ -78,7 +79,8 @@ pub(crate) fn default_shards() -> usize {
 /// replaces, because it can go down: [`decr`](TCounter::decr) and negative
 /// [`add`](TCounter::add)s make it a gauge (items in flight, open sessions), and a transaction
 /// that decrements before another's increment commits may see it below zero. Overflow wraps.
-/// For a count that only goes up, [`load_u64`](TCounter::load_u64) reads it as a `u64`.
+/// For a count that only goes up (and stays below `i64::MAX`, 9.2 x 10^18),
+/// [`load_u64`](TCounter::load_u64) reads it as a `u64`.
 ///
 /// # Examples
 ///
@@ -163,9 +165,10 @@ impl TCounter {
     #[track_caller]
     pub(crate) fn with_value(shards: usize, value: i64) -> Self {
         assert!(shards > 0, "commute: a TCounter needs at least one shard");
-        let shards = shards
-            .checked_next_power_of_two()
-            .unwrap_or_else(|| panic!("commute: a TCounter of {shards} shards is too many"));
+        // A `let else`, not a closure: `#[track_caller]` does not reach into closures.
+        let Some(shards) = shards.checked_next_power_of_two() else {
+            panic!("commute: a TCounter of {shards} shards is too many")
+        };
         let mut vars = Vec::with_capacity(shards);
         // A loop, not a closure, so that `#[track_caller]` gives every shard the user's site.
         for i in 0..shards {
@@ -328,13 +331,14 @@ impl TCounter {
     }
 
     /// [`load`](TCounter::load) as a `u64`, for a count that never goes below zero (what an
-    /// `AtomicU64` counter held).
+    /// `AtomicU64` counter held, up to `i64::MAX`).
     ///
     /// # Panics
     ///
-    /// If the total is negative (more decrements than increments have committed: a bug in a
+    /// If the total is negative: more decrements than increments have committed (a bug in a
     /// count that should never go down, so it is reported rather than hidden by saturating at
-    /// zero or wrapping), or if called inside a transaction (use [`get`](TCounter::get) there).
+    /// zero or wrapping), or the count wrapped past `i64::MAX`. Also if called inside a
+    /// transaction (use [`get`](TCounter::get) there).
     ///
     /// # Examples
     ///
@@ -347,8 +351,14 @@ impl TCounter {
     #[track_caller]
     pub fn load_u64(&self) -> u64 {
         let total = self.load();
-        u64::try_from(total)
-            .unwrap_or_else(|_| panic!("TCounter::load_u64: the count is negative ({total})"))
+        // A `match`, not a closure: `#[track_caller]` does not reach into closures.
+        match u64::try_from(total) {
+            Ok(count) => count,
+            Err(_) => panic!(
+                "TCounter::load_u64: the count is negative ({total}): more decrements than \
+                 increments, or it wrapped past i64::MAX"
+            ),
+        }
     }
 
     /// A process-wide unique id (never 0), without conflicts and without a transaction.
@@ -479,18 +489,32 @@ impl Default for TCounter {
 impl fmt::Debug for TCounter {
     /// Shows the sum of the shards' committed values (each read on its own, so under concurrent
     /// updates it may mix states; use [`TCounter::load`] for an exact total). Inside a
-    /// transaction, which may not read outside itself, shows `<in a transaction>` instead.
+    /// transaction, which may not read outside itself, shows `<in a transaction>` instead;
+    /// inside a [`TMap`](crate::TMap)'s `Debug` (a map of counters), the value in the map's
+    /// snapshot.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("TCounter");
-        if in_transaction() {
-            d.field("value", &format_args!("<in a transaction>"));
-        } else {
-            let total = self
-                .shards
-                .iter()
-                .fold(0i64, |sum, shard| sum.wrapping_add(shard.load()));
-            d.field("value", &total);
-        }
+        debug::show(|place| match place {
+            Place::Outside => {
+                let total = self
+                    .shards
+                    .iter()
+                    .fold(0i64, |sum, shard| sum.wrapping_add(shard.load()));
+                d.field("value", &total);
+            }
+            // A snapshot's reads do not fail.
+            Place::Snapshot(tx) => match self.get(tx) {
+                Ok(total) => {
+                    d.field("value", &total);
+                }
+                Err(_) => {
+                    d.field("value", &Placeholder);
+                }
+            },
+            Place::InTransaction => {
+                d.field("value", &Placeholder);
+            }
+        });
         d.field("shards", &self.shards.len()).finish()
     }
 }

@@ -183,6 +183,7 @@ mod blocks;
 mod bounded;
 mod closed;
 mod counter;
+mod debug;
 mod map;
 #[cfg(not(loom))]
 mod pool;

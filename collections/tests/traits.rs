@@ -1,9 +1,9 @@
-//! std traits on the collections: `IntoIterator` for owned queues, maps and sets, `Extend`, and
-//! `TCounter::load_u64`.
+//! std traits on the collections: `IntoIterator` for owned queues, maps and sets, `Extend`,
+//! `Debug` inside transactions and of nested collections, and `TCounter::load_u64`.
 
 use std::sync::Arc;
 
-use commute::{TBoundedQueue, TCounter, TMap, TQueue, TSet};
+use commute::{TBoundedQueue, TCounter, TMap, TQueue, TSet, atomically};
 
 #[test]
 fn queue_into_iter_yields_items_front_to_back() {
@@ -99,4 +99,72 @@ fn counter_load_u64_panics_on_a_negative_count() {
     let c = TCounter::new();
     c.atomic().decr();
     c.load_u64();
+}
+
+/// A count that only went up, past `i64::MAX`, wrapped: `load_u64` says so (its message blamed
+/// decrements only, and the type's doc promised a `u64` for any count that only goes up).
+#[test]
+#[should_panic(expected = "or it wrapped past i64::MAX")]
+fn counter_load_u64_panics_on_a_count_wrapped_past_i64_max() {
+    let c = TCounter::new();
+    c.atomic().add(i64::MAX);
+    c.atomic().incr();
+    c.load_u64();
+}
+
+/// `Debug` inside a transaction shows a placeholder for every collection, as `TVar`'s does:
+/// the maps, sets and queues panicked ("transactions do not nest"), so a `Debug` of a struct
+/// holding one, logged inside a transaction, took the transaction down.
+#[test]
+fn debug_inside_a_transaction_shows_a_placeholder_and_does_not_panic() {
+    let map: TMap<u32, u32> = [(1, 2)].into_iter().collect();
+    let set: TSet<u32> = [3].into_iter().collect();
+    let queue: TQueue<u32> = [4].into_iter().collect();
+    let bounded = TBoundedQueue::with_capacity(2);
+    bounded.atomic().push(5u32);
+    let counter = TCounter::with_shards(1);
+    let shown = atomically(|_| Ok(format!("{map:?} {set:?} {queue:?} {bounded:?} {counter:?}")));
+    assert_eq!(
+        shown,
+        "TMap(<in a transaction>) TSet(<in a transaction>) TQueue(<in a transaction>) \
+         TBoundedQueue { capacity: 2, items: <in a transaction> } \
+         TCounter { value: <in a transaction>, shards: 1 }"
+    );
+    assert_eq!(
+        format!("{map:?} {set:?} {queue:?} {bounded:?}"),
+        "{1: 2} {3} [4] TBoundedQueue { capacity: 2, items: [5] }"
+    );
+}
+
+/// A map's values are formatted in the map's snapshot, and the collections among them read it:
+/// a map of counters shows the counts (it showed `<in a transaction>`), a map of maps, sets and
+/// queues shows theirs (it panicked: the inner `Debug` started a transaction inside the
+/// outer's). (A reviewer's test, for the first two.)
+#[test]
+fn a_maps_debug_shows_the_collections_among_its_values() {
+    let counters: TMap<u32, Arc<TCounter>> = TMap::new();
+    let hits = Arc::new(TCounter::with_shards(2));
+    hits.atomic().add(42);
+    counters.atomic().insert(1, hits);
+    assert_eq!(
+        format!("{counters:?}"),
+        "{1: TCounter { value: 42, shards: 2 }}"
+    );
+
+    let inner: TMap<u32, u32> = [(7, 8)].into_iter().collect();
+    let maps: TMap<u32, Arc<TMap<u32, u32>>> = [(1, Arc::new(inner))].into_iter().collect();
+    assert_eq!(format!("{maps:?}"), "{1: {7: 8}}");
+
+    let sets: TMap<u32, Arc<TSet<u32>>> = TMap::new();
+    sets.atomic().insert(1, Arc::new([9].into_iter().collect()));
+    let queues: TMap<u32, Arc<TQueue<u32>>> = TMap::new();
+    queues
+        .atomic()
+        .insert(2, Arc::new([10, 11].into_iter().collect()));
+    assert_eq!(format!("{sets:?} {queues:?}"), "{1: {9}} {2: [10, 11]}");
+    // Outside the map's formatting, they take snapshots of their own again.
+    assert_eq!(
+        format!("{:?}", counters.atomic().get(&1).unwrap()),
+        "TCounter { value: 42, shards: 2 }"
+    );
 }

@@ -12,6 +12,7 @@ use core::fmt;
 use core::hash::{BuildHasher, Hash};
 
 use crate::atomic::Atomic;
+use crate::debug::{self, Place, Placeholder};
 use crate::{StmResult, TCounter, Transaction, atomically};
 use owned::sealed::TOKEN;
 pub use owned::{MapValue, Owned};
@@ -1279,16 +1280,24 @@ where
     V: MapValue + fmt::Debug,
     S: BuildHasher,
 {
-    /// Shows the entries of a snapshot taken in its own transaction.
-    ///
-    /// Panics inside a transaction (transactions do not nest): there, format `map.iter(tx)?`.
+    /// Shows the entries of a snapshot taken in its own transaction. The values are formatted
+    /// in that snapshot: collections among them (a map of counters, of maps) show their
+    /// contents in it. Inside a transaction, which may not start another, shows
+    /// `TMap(<in a transaction>)`: there, format `map.iter(tx)?`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::read_only(|tx| {
+        let entries = |f: &mut fmt::Formatter<'_>, tx: &Transaction| {
             let mut map = f.debug_map();
+            // A snapshot's reads do not fail.
             self.for_each(tx, |k, v| {
                 map.entry(k, v);
-            })?;
-            Ok(map.finish())
+            })
+            .map_err(|_| fmt::Error)?;
+            map.finish()
+        };
+        debug::show(|place| match place {
+            Place::Outside => debug::in_snapshot(|tx| entries(f, tx)),
+            Place::Snapshot(tx) => entries(f, tx),
+            Place::InTransaction => f.debug_tuple("TMap").field(&Placeholder).finish(),
         })
     }
 }
