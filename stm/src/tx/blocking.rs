@@ -19,7 +19,9 @@ impl Transaction {
     /// # Panics
     ///
     /// [`atomically`](crate::atomically) panics if the attempt retries without having read any
-    /// variable (variables its own rollback frees count as unread: they can no longer change),
+    /// variable (variables its own rollback frees count as unread: they can no longer change;
+    /// not so those of a collection dropped in the attempt, whose memory is freed later: an
+    /// attempt that read only such variables waits for ever),
     /// or if it would wait inside a pin ([`pinned`](crate::pinned), [`TBox::load_with`]'s
     /// closure, code a collection's one-call operation runs pinned, such as a `Clone`), a
     /// transaction future's attempt polled there included.
