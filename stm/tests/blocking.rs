@@ -124,41 +124,84 @@ fn an_irrevocable_retry_that_read_nothing_panics_as_any_retry_that_read_nothing(
     });
 }
 
-/// And one that read a variable, then wrote it, waits for another thread to change it, as an
-/// optimistic attempt does.
-#[test]
-fn an_irrevocable_retry_waits_on_a_variable_it_read_then_wrote() {
-    with_watchdog(20, || {
+/// Runs, on a thread of its own named `name`, a transaction made irrevocable that runs `body`
+/// on `x` (0 at first), which retries while it sees what it expects of `x` unchanged; then
+/// writes 1 to `x` from this thread. The retry must wait on `x` (a retry whose read of it went
+/// unrecorded panicked "has read no TVar"); returns what the transaction returned, and `x`.
+fn irrevocable_retry_woken_by_a_write_to_x(
+    name: &'static str,
+    body: fn(&commute_stm::Transaction, &TVar<u64>) -> commute_stm::StmResult<u64>,
+) -> (u64, u64) {
+    with_watchdog(20, move || {
         let (y, x) = (Arc::new(TVar::new(0u64)), Arc::new(TVar::new(0u64)));
         let waiter = {
             let (y, x) = (y.clone(), x.clone());
             std::thread::Builder::new()
-                .name("irrevocable waiter".into())
+                .name(name.into())
                 .spawn(move || {
                     atomically(|tx| {
                         if !tx.is_irrevocable() {
                             irrevocable::conflict_unless_irrevocable(tx, &y)?;
                         }
-                        let seen = x.read(tx)?;
-                        x.write(tx, seen + 10);
-                        if seen == 0 { tx.retry() } else { Ok(seen) }
+                        body(tx, &x)
                     })
                 })
                 .expect("spawn")
         };
         while !commute_stm::blocked_transactions()
             .iter()
-            .any(|b| b.thread_name() == Some("irrevocable waiter"))
+            .any(|b| b.thread_name() == Some(name))
         {
+            if waiter.is_finished() {
+                break;
+            }
             std::thread::yield_now();
         }
         atomically(|tx| {
             x.write(tx, 1);
             Ok(())
         });
-        assert_eq!(waiter.join().expect("the waiter"), 1);
-        assert_eq!(x.load(), 11);
+        (waiter.join().expect("the waiter"), x.load())
+    })
+}
+
+/// And one that read a variable, then wrote it, waits for another thread to change it, as an
+/// optimistic attempt does.
+#[test]
+fn an_irrevocable_retry_waits_on_a_variable_it_read_then_wrote() {
+    let got = irrevocable_retry_woken_by_a_write_to_x("irrevocable waiter", |tx, x| {
+        let seen = x.read(tx)?;
+        x.write(tx, seen + 10);
+        if seen == 0 { tx.retry() } else { Ok(seen) }
     });
+    assert_eq!(got, (1, 11));
+}
+
+/// One that added to a variable, then read it, waits on it too: the add locked the variable
+/// and became a plain write at once, so the read that followed read the write and recorded
+/// nothing, and the retry panicked where an optimistic attempt waits (a reviewer's test,
+/// failed before).
+#[test]
+fn an_irrevocable_retry_waits_on_a_variable_it_added_to_then_read() {
+    let got = irrevocable_retry_woken_by_a_write_to_x("irrevocable adder", |tx, x| {
+        x.add(tx, 10);
+        let seen = x.read(tx)?;
+        if seen == 10 { tx.retry() } else { Ok(seen) }
+    });
+    assert_eq!(got, (11, 11));
+}
+
+/// One that published to a variable, then read it (its committed value: publishing is
+/// invisible to the attempt's own reads), waits on it too.
+#[test]
+fn an_irrevocable_retry_waits_on_a_variable_it_published_to_then_read() {
+    let got = irrevocable_retry_woken_by_a_write_to_x("irrevocable publisher", |tx, x| {
+        // SAFETY: the operation neither panics nor touches other memory.
+        unsafe { x.publish_on_commit(tx, |v, _| v + 10) };
+        let seen = x.read(tx)?;
+        if seen == 0 { tx.retry() } else { Ok(seen) }
+    });
+    assert_eq!(got, (1, 11));
 }
 
 #[test]

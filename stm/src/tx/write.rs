@@ -113,7 +113,14 @@ impl Transaction {
         let st = &mut *self.state();
         let i = match st.writes.find(var) {
             Some(i) => i,
-            None if self.irrevocable() => self.lock_irrevocably(st, var),
+            None if self.irrevocable() => {
+                // Locked, its value frozen; the add stays an add (the irrevocable commit adds
+                // it to the value), so that a later read of the variable is recorded as a read,
+                // as an optimistic attempt's is: a retry then waits on it.
+                let i = self.lock_irrevocably(st, var);
+                st.writes.get_mut(i).pending = Pending::Add(delta);
+                return;
+            }
             None => {
                 st.writes.push_add(var, delta);
                 return;
@@ -161,6 +168,10 @@ impl Transaction {
             Pending::Commute(ops) => {
                 st.writes.push_op(ops, op);
                 return;
+            }
+            // Irrevocable: the variable is locked, and its commit computes no commutes.
+            Pending::Add(d) if self.irrevocable() => {
+                var.value.load(Ordering::Acquire).wrapping_add(d)
             }
             Pending::Add(d) => {
                 let ops = st.writes.add_to_list(i, d);
