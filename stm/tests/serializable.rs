@@ -170,3 +170,50 @@ fn the_checker_rejects_a_non_serial_outcome() {
     let b_ok = vec![(Program(vec![Op::Read(0), Op::Write(0, 1)]), vec![1])];
     assert!(serial_witness([0, 1, 2], &a, &b_ok, [2, 1, 2]));
 }
+
+/// Write skew, made to happen: a transaction reads `x` and `y` (both 0), then, inside its
+/// attempt, another transaction reads both and sets `y`; the first then sets `x`. Serially
+/// only one of them writes (each writes only if both are 0), so the first's commit must fail
+/// its read of `y` and run again, and see `y` set. Every read of the read set counts, whatever
+/// its place: with the first, the second or the third read left out of the commit's check,
+/// both committed (the random programs above were this check's only test before).
+#[test]
+fn write_skew_is_refused_whichever_read_was_overwritten() {
+    for overwritten in 0..3 {
+        let vars: Arc<Vec<TVar<u64>>> = Arc::new((0..3).map(|_| TVar::new(0)).collect());
+        let first_attempt = std::cell::Cell::new(true);
+        atomically(|tx| {
+            let mut sum = 0;
+            for v in vars.iter() {
+                sum += v.read(tx)?;
+            }
+            if first_attempt.replace(false) {
+                let others = vars.clone();
+                std::thread::spawn(move || {
+                    atomically(|tx| {
+                        let mut sum = 0;
+                        for v in others.iter() {
+                            sum += v.read(tx)?;
+                        }
+                        if sum == 0 {
+                            others[overwritten].write(tx, 1);
+                        }
+                        Ok(())
+                    })
+                })
+                .join()
+                .expect("the other transaction");
+            }
+            if sum == 0 {
+                vars[(overwritten + 1) % 3].write(tx, 1);
+            }
+            Ok(())
+        });
+        let values: Vec<u64> = vars.iter().map(TVar::load).collect();
+        assert_eq!(
+            values.iter().sum::<u64>(),
+            1,
+            "read {overwritten} overwritten: {values:?}"
+        );
+    }
+}
