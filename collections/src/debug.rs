@@ -15,7 +15,7 @@ use crate::{Transaction, in_transaction, read_only};
 
 crate::sync::thread_local! {
     /// The snapshot a map's `Debug` is formatting its entries in, while it does.
-    static FORMATTING: Cell<*const Transaction> = const { Cell::new(core::ptr::null()) };
+    static FORMATTING: Cell<*const Transaction> = Cell::new(core::ptr::null());
 }
 
 /// Where a collection's `Debug` stands.
