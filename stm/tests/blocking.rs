@@ -3,7 +3,7 @@
 #[path = "common/irrevocable.rs"]
 mod irrevocable;
 
-use commute_stm::{TBox, TVar, atomically};
+use commute_stm::{TBox, TVar, Transaction, TxError, TxResult, atomically, try_atomically};
 use commute_test_support::{in_child_process, panic_message, with_watchdog};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -124,14 +124,15 @@ fn an_irrevocable_retry_that_read_nothing_panics_as_any_retry_that_read_nothing(
     });
 }
 
+/// A transaction's body in these tests.
+type Body = fn(&Transaction, &TVar<u64>) -> TxResult<u64, &'static str>;
+
 /// Runs, on a thread of its own named `name`, a transaction made irrevocable that runs `body`
 /// on `x` (0 at first), which retries while it sees what it expects of `x` unchanged; then
 /// writes 1 to `x` from this thread. The retry must wait on `x` (a retry whose read of it went
-/// unrecorded panicked "has read no TVar"); returns what the transaction returned, and `x`.
-fn irrevocable_retry_woken_by_a_write_to_x(
-    name: &'static str,
-    body: fn(&commute_stm::Transaction, &TVar<u64>) -> commute_stm::StmResult<u64>,
-) -> (u64, u64) {
+/// unrecorded panicked "has read no TVar", or slept on the other variable it read for ever);
+/// returns what the transaction returned, and `x`.
+fn irrevocable_retry_woken_by_a_write_to_x(name: &'static str, body: Body) -> (u64, u64) {
     with_watchdog(20, move || {
         let (y, x) = (Arc::new(TVar::new(0u64)), Arc::new(TVar::new(0u64)));
         let waiter = {
@@ -139,7 +140,7 @@ fn irrevocable_retry_woken_by_a_write_to_x(
             std::thread::Builder::new()
                 .name(name.into())
                 .spawn(move || {
-                    atomically(|tx| {
+                    try_atomically(|tx| {
                         if !tx.is_irrevocable() {
                             irrevocable::conflict_unless_irrevocable(tx, &y)?;
                         }
@@ -161,8 +162,17 @@ fn irrevocable_retry_woken_by_a_write_to_x(
             x.write(tx, 1);
             Ok(())
         });
-        (waiter.join().expect("the waiter"), x.load())
+        let got = waiter.join().expect("the waiter");
+        (got.expect("no error passed on"), x.load())
     })
+}
+
+/// Reads `x`: retries while it is 0, else returns it.
+fn retry_while_zero(tx: &Transaction, x: &TVar<u64>) -> TxResult<u64, &'static str> {
+    match x.read(tx)? {
+        0 => Ok(tx.retry()?),
+        seen => Ok(seen),
+    }
 }
 
 /// And one that read a variable, then wrote it, waits for another thread to change it, as an
@@ -172,7 +182,7 @@ fn an_irrevocable_retry_waits_on_a_variable_it_read_then_wrote() {
     let got = irrevocable_retry_woken_by_a_write_to_x("irrevocable waiter", |tx, x| {
         let seen = x.read(tx)?;
         x.write(tx, seen + 10);
-        if seen == 0 { tx.retry() } else { Ok(seen) }
+        if seen == 0 { Ok(tx.retry()?) } else { Ok(seen) }
     });
     assert_eq!(got, (1, 11));
 }
@@ -186,7 +196,11 @@ fn an_irrevocable_retry_waits_on_a_variable_it_added_to_then_read() {
     let got = irrevocable_retry_woken_by_a_write_to_x("irrevocable adder", |tx, x| {
         x.add(tx, 10);
         let seen = x.read(tx)?;
-        if seen == 10 { tx.retry() } else { Ok(seen) }
+        if seen == 10 {
+            Ok(tx.retry()?)
+        } else {
+            Ok(seen)
+        }
     });
     assert_eq!(got, (11, 11));
 }
@@ -198,10 +212,66 @@ fn an_irrevocable_retry_waits_on_a_variable_it_published_to_then_read() {
     let got = irrevocable_retry_woken_by_a_write_to_x("irrevocable publisher", |tx, x| {
         // SAFETY: the operation neither panics nor touches other memory.
         unsafe { x.publish_on_commit(tx, |v, _| v + 10) };
-        let seen = x.read(tx)?;
-        if seen == 0 { tx.retry() } else { Ok(seen) }
+        retry_while_zero(tx, x)
     });
     assert_eq!(got, (1, 11));
+}
+
+/// One whose rolled-back branch wrote, added to or published to a variable it then read waits
+/// on it too: the branch's lock was kept as an entry that reads took for a recorded read, so
+/// the read recorded nothing and the retry slept on the other variable for ever (written,
+/// added) or panicked (a `try_or_else` branch that failed). A reviewer's tests, each failed
+/// before; a rolled-back branch now lets go of what it locked without reading it.
+#[test]
+fn an_irrevocable_retry_waits_on_a_variable_a_rolled_back_branch_locked() {
+    let branches: [(&str, Body); 4] = [
+        ("irrevocable branch writer", |tx, x| {
+            tx.try_or_else(
+                |tx| {
+                    x.write(tx, 10);
+                    Ok(tx.retry()?)
+                },
+                |tx| retry_while_zero(tx, x),
+            )
+        }),
+        ("irrevocable branch adder", |tx, x| {
+            tx.try_or_else(
+                |tx| {
+                    x.add(tx, 10);
+                    Ok(tx.retry()?)
+                },
+                |tx| retry_while_zero(tx, x),
+            )
+        }),
+        ("irrevocable branch publisher", |tx, x| {
+            tx.try_or_else(
+                |tx| {
+                    // SAFETY: the operation neither panics nor touches other memory.
+                    unsafe { x.publish_on_commit(tx, |v, _| v + 10) };
+                    Ok(tx.retry()?)
+                },
+                |tx| retry_while_zero(tx, x),
+            )
+        }),
+        ("irrevocable failed branch", |tx, x| {
+            let failed = tx.try_or_else(
+                |tx| {
+                    x.add(tx, 10);
+                    tx.abort("refused")
+                },
+                |_| Ok(0),
+            );
+            assert!(matches!(failed, Err(TxError::Abort("refused"))));
+            retry_while_zero(tx, x)
+        }),
+    ];
+    for (name, body) in branches {
+        assert_eq!(
+            irrevocable_retry_woken_by_a_write_to_x(name, body),
+            (1, 1),
+            "{name}"
+        );
+    }
 }
 
 #[test]

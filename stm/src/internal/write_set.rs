@@ -7,6 +7,7 @@
 use std::rc::Rc;
 
 use crate::internal::addr_index::AddrIndex;
+use crate::internal::attempt::ReadEntry;
 use crate::internal::var::VarCore;
 
 /// Above this many entries lookups go through the index map, and a commit drops the index
@@ -420,35 +421,48 @@ impl WriteSet {
     /// Rolls back to a copy taken before an `or_else` branch, less the entries of variables
     /// dropped during the branch (`dropped`: their addresses; such a variable's entry has
     /// already left this set, and a variable made since may have the same address). With
-    /// `keep_locks` (the irrevocable mode, which locks what it writes), the locks the branch
-    /// took stay held, as entries with nothing to store. Returns the nodes of the publishing
-    /// operations rolled back, to be freed.
+    /// `irrevocable_reads` (the irrevocable mode, which locks what it reads and writes: the
+    /// attempt's reads, the branch's included), the locks the branch took on variables it read
+    /// stay held, as entries with nothing to store (a read of such an entry records nothing:
+    /// the read is recorded); those it took only to write, add or publish are let go, as the
+    /// end of the attempt lets go of them. Returns the nodes of the publishing operations
+    /// rolled back, to be freed.
     pub(crate) fn restore_saved(
         &mut self,
         saved: Saved,
         dropped: &[usize],
-        keep_locks: bool,
+        irrevocable_reads: Option<&[ReadEntry]>,
     ) -> Vec<(u64, DropFn)> {
         let mut entries = saved.entries;
         if !dropped.is_empty() {
             entries.retain(|e| !dropped.contains(&(e.var as usize)));
         }
-        if keep_locks {
+        if let Some(reads) = irrevocable_reads {
             // Every entry of the set is a live variable (a dropped one left it), and so is
             // every entry of the copy now: the same address is the same variable.
             let before: std::collections::HashSet<usize> =
                 entries.iter().map(|e| e.var as usize).collect();
+            let read: std::collections::HashSet<usize> =
+                reads.iter().map(|r| r.var as usize).collect();
             let taken = self
                 .entries
                 .iter()
-                .filter(|e| e.pending.is_shared() && !before.contains(&(e.var as usize)))
-                .map(|e| Entry {
-                    pending: Pending::Hold,
-                    drop_old: None,
-                    ..*e
-                });
-            let taken: Vec<Entry> = taken.collect();
-            entries.extend(taken);
+                .filter(|e| e.pending.is_shared() && !before.contains(&(e.var as usize)));
+            for e in taken {
+                if read.contains(&(e.var as usize)) {
+                    entries.push(Entry {
+                        pending: Pending::Hold,
+                        drop_old: None,
+                        ..*e
+                    });
+                } else {
+                    // Nothing of the attempt depends on its value: restore the word exactly
+                    // (WAITERS included), as the end of the attempt does.
+                    e.var()
+                        .lock
+                        .store(e.locked_word, crate::sync::atomic::Ordering::Release);
+                }
+            }
         }
         let branch_ops = core::mem::replace(&mut self.ops, saved.ops);
         if branch_ops.iter().any(OpList::owns_anything) {

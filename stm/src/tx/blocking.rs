@@ -180,7 +180,7 @@ impl Transaction {
         first: impl FnOnce(&Transaction) -> StmResult<T>,
         second: impl FnOnce(&Transaction) -> StmResult<T>,
     ) -> StmResult<T> {
-        self.alternatives(first, second, |e| {
+        self.alternatives(first, second, false, |e| {
             if e.is_retry() {
                 Branch::Retried
             } else {
@@ -197,7 +197,7 @@ impl Transaction {
     /// is rolled back (its writes and commit hooks, as a retrying branch's), and the error is
     /// returned. Passed on, it ends the whole transaction (rolled back, its abort hooks run,
     /// `first`'s included); handled, the transaction goes on from where it stood before
-    /// `first`.
+    /// `first`. An error of `second` is rolled back and returned the same way.
     ///
     /// # Errors
     ///
@@ -228,7 +228,7 @@ impl Transaction {
         first: impl FnOnce(&Transaction) -> TxResult<T, E>,
         second: impl FnOnce(&Transaction) -> TxResult<T, E>,
     ) -> TxResult<T, E> {
-        self.alternatives(first, second, |e| match e {
+        self.alternatives(first, second, true, |e| match e {
             TxError::Stm(e) if e.is_retry() => Branch::Retried,
             TxError::Abort(_) => Branch::Failed,
             TxError::Stm(_) => Branch::Kept,
@@ -238,12 +238,36 @@ impl Transaction {
     /// Runs `first`; what its error is (`ended`) decides whether `second` runs instead
     /// ([`Branch::Retried`]), the error is returned with `first` rolled back
     /// ([`Branch::Failed`]), or as it is ([`Branch::Kept`]: a conflict, which ends the attempt).
+    /// If `second` may fail (`second_may_fail`), it is a branch too: a failure of it is rolled
+    /// back before it is returned.
     fn alternatives<T, X>(
         &self,
         first: impl FnOnce(&Transaction) -> Result<T, X>,
         second: impl FnOnce(&Transaction) -> Result<T, X>,
-        ended: impl FnOnce(&X) -> Branch,
+        second_may_fail: bool,
+        ended: impl Fn(&X) -> Branch,
     ) -> Result<T, X> {
+        let error = match self.branch(first, &ended) {
+            Err((error, Branch::Retried)) => error,
+            Err((error, _)) => return Err(error),
+            done => return done.map_err(|(e, _)| e),
+        };
+        drop(error);
+        if second_may_fail {
+            self.branch(second, &ended).map_err(|(e, _)| e)
+        } else {
+            second(self)
+        }
+    }
+
+    /// Runs `f` as a branch: if it retries or fails with its own error (`ended`), rolls back
+    /// what it did (writes, commit hooks, retirements; a failed branch's abort hooks stay, to
+    /// run if the attempt is rolled back) and returns the error with what it was.
+    fn branch<T, X>(
+        &self,
+        f: impl FnOnce(&Transaction) -> Result<T, X>,
+        ended: &impl Fn(&X) -> Branch,
+    ) -> Result<T, (X, Branch)> {
         let (saved_writes, commit_hooks, abort_hooks, saved_retirements, forgotten) = {
             let st = self.state();
             (
@@ -254,13 +278,13 @@ impl Transaction {
                 st.forgotten.len(),
             )
         };
-        let error = match first(self) {
+        let error = match f(self) {
             Err(e) => e,
-            done => return done,
+            Ok(done) => return Ok(done),
         };
         let branch = ended(&error);
         if branch == Branch::Kept {
-            return Err(error);
+            return Err((error, branch));
         }
         let mut guard = self.state();
         let st = &mut *guard;
@@ -269,9 +293,8 @@ impl Transaction {
         // may belong to variables made in the branch since, which the copies never
         // held.
         let dropped = &st.forgotten[forgotten..];
-        let nodes = st
-            .writes
-            .restore_saved(saved_writes, dropped, self.irrevocable());
+        let reads = self.irrevocable().then_some(st.reads.as_slice());
+        let nodes = st.writes.restore_saved(saved_writes, dropped, reads);
         // Values the branch allocated and wrote are no longer in the write set.
         st.allocs_unmatched = true;
         if !nodes.is_empty() {
@@ -302,10 +325,7 @@ impl Transaction {
                 .retain(|&(_, _, owner)| !dropped.contains(&owner));
         }
         drop(guard);
-        match branch {
-            Branch::Retried => second(self),
-            _ => Err(error),
-        }
+        Err((error, branch))
     }
 
     /// The variables (and versions) whose change should wake a retried attempt: those it read
