@@ -7,9 +7,10 @@
 //! - `GET /next-job`: waits (without holding a thread) until a job is queued, takes it.
 //!
 //! Another method on one of these paths gets `405 Method Not Allowed` with an `Allow` header;
-//! another path, `404 Not Found`; a job over the limit, `413 Payload Too Large`. A connection
-//! that does not send a whole request head within [`Limits::header_read_timeout`] (also while
-//! idle between requests) is closed.
+//! another path, `404 Not Found`; a job over the limit, `413 Payload Too Large`; a job whose
+//! body does not arrive within [`Limits::body_read_timeout`], `408 Request Timeout`. A
+//! connection that does not send a whole request head within [`Limits::header_read_timeout`]
+//! (also while idle between requests) is closed.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -48,6 +49,9 @@ pub struct Limits {
     /// The largest job `POST /job` takes, in bytes; a larger one gets `413 Payload Too Large`
     /// (jobs are held in memory until taken). Default: 1 MiB.
     pub max_job_bytes: usize,
+    /// How long a job's body may take to arrive once its head has; the request gets
+    /// `408 Request Timeout` then, and its connection is closed. Default: 30 s.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -55,6 +59,7 @@ impl Default for Limits {
         Limits {
             header_read_timeout: Duration::from_secs(30),
             max_job_bytes: 1 << 20,
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -162,7 +167,7 @@ async fn route(state: &AppState, req: Request<Incoming>, limits: Limits) -> Resp
             _ => not_allowed("GET"),
         },
         "/job" => match method {
-            Method::POST => post_job(state, req, limits.max_job_bytes).await,
+            Method::POST => post_job(state, req, limits).await,
             _ => not_allowed("POST"),
         },
         p if p.starts_with("/hit/") && p.len() > "/hit/".len() => match method {
@@ -177,8 +182,14 @@ async fn route(state: &AppState, req: Request<Incoming>, limits: Limits) -> Resp
     }
 }
 
-/// Queues the request's body as a job, if it is UTF-8 and at most `max` bytes.
-async fn post_job(state: &AppState, req: Request<Incoming>, max: usize) -> Response<Full<Bytes>> {
+/// Queues the request's body as a job, if it is UTF-8, at most `limits.max_job_bytes` long and
+/// arrives within `limits.body_read_timeout`.
+async fn post_job(
+    state: &AppState,
+    req: Request<Incoming>,
+    limits: Limits,
+) -> Response<Full<Bytes>> {
+    let max = limits.max_job_bytes;
     let too_large = || {
         text(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -194,7 +205,16 @@ async fn post_job(state: &AppState, req: Request<Incoming>, max: usize) -> Respo
         return too_large();
     }
     // A body without a declared length (chunked) is cut off at the limit too.
-    match Limited::new(req.into_body(), max).collect().await {
+    let body = Limited::new(req.into_body(), max).collect();
+    let Ok(body) = tokio::time::timeout(limits.body_read_timeout, body).await else {
+        let mut response = text(StatusCode::REQUEST_TIMEOUT, "the job's body took too long");
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        return response;
+    };
+    match body {
         Ok(body) => match String::from_utf8(Vec::from(body.to_bytes())) {
             Ok(job) => {
                 state.push_job(job);

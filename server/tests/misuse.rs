@@ -121,9 +121,10 @@ fn a_job_over_the_limit_is_413_and_not_queued() {
 
 /// A connection that sends part of a request head and then nothing is closed once
 /// [`Limits::header_read_timeout`] has passed (it was held for ever: hyper's timeout needs a
-/// timer, which the server did not give it).
+/// timer, which the server did not give it); a job whose body stops coming gets `408` once
+/// [`Limits::body_read_timeout`] has passed (it was held for ever too), and is not queued.
 #[test]
-fn a_request_head_that_never_ends_is_closed_after_the_timeout() {
+fn a_request_that_never_ends_is_closed_after_its_timeout() {
     with_watchdog(60, || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -132,6 +133,7 @@ fn a_request_head_that_never_ends_is_closed_after_the_timeout() {
             .unwrap();
         let limits = Limits {
             header_read_timeout: Duration::from_millis(500),
+            body_read_timeout: Duration::from_millis(500),
             ..Limits::default()
         };
         let listener = runtime
@@ -139,7 +141,7 @@ fn a_request_head_that_never_ends_is_closed_after_the_timeout() {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(AppState::new(Mode::Commute));
-        runtime.spawn(serve_with(listener, state, limits));
+        runtime.spawn(serve_with(listener, state.clone(), limits));
 
         let mut slow = TcpStream::connect(addr).unwrap();
         slow.write_all(b"GET /sta").unwrap();
@@ -153,6 +155,14 @@ fn a_request_head_that_never_ends_is_closed_after_the_timeout() {
             !still_open,
             "the server still holds the connection: {read:?}"
         );
+
+        let head = "POST /job HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n";
+        let answer = exchange(addr, head, b"abc");
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "a body that stopped: {answer:?}"
+        );
+        assert_eq!(state.stats().jobs, 0, "nothing was queued");
     });
 }
 
