@@ -218,11 +218,7 @@ fn a_rolled_back_removal_leaves_the_value_and_its_handle_holds_nothing() {
     assert!(!is_committed(&branch));
     for handle in [escaped, branch] {
         let panic = catch_unwind(AssertUnwindSafe(|| handle.into_inner())).unwrap_err();
-        let message = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap();
+        let message = commute_test_support::panic_message(&*panic);
         assert!(message.contains("did not commit"), "{message}");
     }
     assert_eq!(

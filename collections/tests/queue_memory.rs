@@ -406,11 +406,7 @@ fn a_panicking_drop_of_a_drained_item_drops_every_other_item_once() {
         let mut panics = Vec::new();
         let mut note = |r: std::thread::Result<()>| {
             if let Err(payload) = r {
-                let message = payload
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()));
-                panics.push(message.unwrap_or_default());
+                panics.push(commute_test_support::panic_message(&*payload));
             }
         };
         note(catch_unwind(AssertUnwindSafe(|| {

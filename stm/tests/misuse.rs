@@ -14,11 +14,7 @@ fn panic_message(f: impl Fn(&commute_stm::Transaction)) -> String {
         })
     }))
     .expect_err("the transaction must panic");
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .expect("a text panic")
+    commute_test_support::panic_message(&*payload)
 }
 
 /// What the transaction does to the variable first.
