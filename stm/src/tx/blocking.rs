@@ -247,12 +247,12 @@ impl Transaction {
         second_may_fail: bool,
         ended: impl Fn(&X) -> Branch,
     ) -> Result<T, X> {
-        let error = match self.branch(first, &ended) {
-            Err((error, Branch::Retried)) => error,
+        match self.branch(first, &ended) {
+            // The retry signal: `second` runs instead.
+            Err((_, Branch::Retried)) => {}
             Err((error, _)) => return Err(error),
-            done => return done.map_err(|(e, _)| e),
-        };
-        drop(error);
+            Ok(done) => return Ok(done),
+        }
         if second_may_fail {
             self.branch(second, &ended).map_err(|(e, _)| e)
         } else {
