@@ -221,10 +221,11 @@ fn an_irrevocable_retry_waits_on_a_variable_it_published_to_then_read() {
 /// on it too: the branch's lock was kept as an entry that reads took for a recorded read, so
 /// the read recorded nothing and the retry slept on the other variable for ever (written,
 /// added) or panicked (a `try_or_else` branch that failed). A reviewer's tests, each failed
-/// before; a rolled-back branch now lets go of what it locked without reading it.
+/// before; a rolled-back branch now lets go of what it locked without reading it, and keeps
+/// what it read, a commute's result included.
 #[test]
 fn an_irrevocable_retry_waits_on_a_variable_a_rolled_back_branch_locked() {
-    let branches: [(&str, Body); 4] = [
+    let branches: [(&str, Body); 7] = [
         ("irrevocable branch writer", |tx, x| {
             tx.try_or_else(
                 |tx| {
@@ -252,6 +253,40 @@ fn an_irrevocable_retry_waits_on_a_variable_a_rolled_back_branch_locked() {
                 },
                 |tx| retry_while_zero(tx, x),
             )
+        }),
+        // A commute (an add after an add, an add to a narrower integer) runs at once on the
+        // committed value in irrevocable mode: the read of its result is a read of that value.
+        // It recorded nothing, and the rollback let go of the variable although what the
+        // branch read left it (the second reviewer of this stop's changes; with concurrent
+        // writers, a lost update).
+        ("irrevocable failed commute branch", |tx, x| {
+            let failed: TxResult<u64, u64> = tx.try_or_else(
+                |tx| {
+                    x.commute(tx, |v| v);
+                    let seen = x.read(tx)?;
+                    tx.abort(seen)
+                },
+                |_| Ok(0),
+            );
+            match failed {
+                Err(TxError::Abort(0)) => Ok(tx.retry()?),
+                Err(TxError::Abort(seen)) => Ok(seen),
+                other => panic!("the branch fails: {other:?}"),
+            }
+        }),
+        ("irrevocable retried commute branch", |tx, x| {
+            tx.try_or_else(
+                |tx| {
+                    x.add(tx, 0);
+                    x.commute(tx, |v| v);
+                    retry_while_zero(tx, x)
+                },
+                |tx| Ok(tx.retry()?),
+            )
+        }),
+        ("irrevocable commute", |tx, x| {
+            x.commute(tx, |v| v);
+            retry_while_zero(tx, x)
         }),
         ("irrevocable failed branch", |tx, x| {
             let failed = tx.try_or_else(

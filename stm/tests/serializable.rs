@@ -1,10 +1,14 @@
 //! Quickcheck: random transaction programs over a few TVars, run concurrently on two threads,
 //! end in a state, and observe values, that some serial order of the same programs produces.
 
-use commute_stm::{StmResult, TVar, Transaction, atomically};
+#[path = "common/irrevocable.rs"]
+mod irrevocable;
+
+use commute_stm::{StmResult, TVar, Transaction, TxError, TxResult, atomically, try_atomically};
 use commute_test_support::with_watchdog;
 use quickcheck::{Arbitrary, Gen, QuickCheck};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, mpsc};
+use std::time::Duration;
 
 const VARS: usize = 3;
 
@@ -216,4 +220,47 @@ fn write_skew_is_refused_whichever_read_was_overwritten() {
             "read {overwritten} overwritten: {values:?}"
         );
     }
+}
+
+/// An irrevocable transaction reads `x` in a branch that fails (the value leaves it as the
+/// error's payload), then writes `x` from what it read, while another thread increments `x`:
+/// both increments land. The branch's commute ran on the committed value, and the read of its
+/// result recorded nothing, so the rollback let go of `x` and the other thread's increment,
+/// committed in between, was lost (a reviewer's test: `x` ended at 1 in every run). The other
+/// thread is given 300 ms to get in; with the lock kept it cannot, and the outcome does not
+/// depend on that time.
+#[test]
+fn an_irrevocable_branchs_read_keeps_its_variable_until_the_commit() {
+    with_watchdog(30, || {
+        let (y, x) = (Arc::new(TVar::new(0u64)), Arc::new(TVar::new(0u64)));
+        let incrementer = std::sync::Mutex::new(None);
+        let r: Result<(), &str> = try_atomically(|tx| {
+            if !tx.is_irrevocable() {
+                irrevocable::conflict_unless_irrevocable(tx, &y)?;
+            }
+            let failed: TxResult<u64, u64> = tx.try_or_else(
+                |tx| {
+                    x.commute(tx, |v| v);
+                    let seen = x.read(tx)?;
+                    tx.abort(seen)
+                },
+                |_| Ok(0),
+            );
+            let Err(TxError::Abort(seen)) = failed else {
+                panic!("the branch fails: {failed:?}")
+            };
+            let (x2, (done, finished)) = (x.clone(), mpsc::channel());
+            *incrementer.lock().unwrap() = Some(std::thread::spawn(move || {
+                atomically(|tx| x2.modify(tx, |v| v + 1));
+                let _ = done.send(());
+            }));
+            let _ = finished.recv_timeout(Duration::from_millis(300));
+            x.write(tx, seen + 1);
+            Ok(())
+        });
+        r.unwrap();
+        let other = incrementer.lock().unwrap().take().expect("spawned");
+        other.join().expect("the incrementer");
+        assert_eq!(x.load(), 2, "both increments land");
+    });
 }

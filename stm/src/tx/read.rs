@@ -282,9 +282,10 @@ impl Transaction {
 }
 
 /// Records the read of write-set entry `i`, a variable the irrevocable attempt holds locked
-/// (for a commute or a publishing operation), as a read: a retry waits for its change.
+/// (for a commute or a publishing operation), as a read: a retry waits for its change, and a
+/// branch rolled back keeps its lock.
 #[cold]
-fn held_read(st: &mut TxState, i: usize) {
+pub(super) fn held_read(st: &mut TxState, i: usize) {
     let e = &st.writes.entries[i];
     let read = ReadEntry {
         var: e.var,

@@ -154,9 +154,9 @@ impl Transaction {
             // it, outside the transaction (`TxState::take_let_go`).
             st.note_closures();
         }
-        let i = match st.writes.find(var) {
-            Some(i) => i,
-            None if self.irrevocable() => self.lock_irrevocably(st, var),
+        let (i, locked_now) = match st.writes.find(var) {
+            Some(i) => (i, false),
+            None if self.irrevocable() => (self.lock_irrevocably(st, var), true),
             None => {
                 st.writes.push_commute(var, op);
                 return;
@@ -169,8 +169,12 @@ impl Transaction {
                 st.writes.push_op(ops, op);
                 return;
             }
-            // Irrevocable: the variable is locked, and its commit computes no commutes.
+            // Irrevocable: the variable is locked, and its commit computes no commutes: the
+            // operation runs now, on the committed value, which the attempt has then read
+            // (recorded, so that a read of the result is one: a retry waits on the variable,
+            // and a branch rolled back after such a read keeps its lock).
             Pending::Add(d) if self.irrevocable() => {
+                super::read::held_read(st, i);
                 var.value.load(Ordering::Acquire).wrapping_add(d)
             }
             Pending::Add(d) => {
@@ -179,7 +183,13 @@ impl Transaction {
                 return;
             }
             Pending::Write(bits) => bits,
-            Pending::Hold => var.value.load(Ordering::Acquire),
+            // Held for a read (recorded then), or locked just now for this operation.
+            Pending::Hold => {
+                if locked_now {
+                    super::read::held_read(st, i);
+                }
+                var.value.load(Ordering::Acquire)
+            }
             Pending::Publish(_) | Pending::Local(_) => unreachable!("checked above"),
         };
         let list = OpList::One(op);
