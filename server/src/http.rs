@@ -79,6 +79,26 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
 }
 
 /// [`serve`] with the given [`Limits`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use commute_server::http::{Limits, serve_with};
+/// use commute_server::{AppState, Mode};
+///
+/// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// runtime.block_on(async {
+///     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+///     let limits = Limits { max_job_bytes: 4096, ..Limits::default() };
+///     let state = Arc::new(AppState::new(Mode::Commute));
+///     let server = tokio::spawn(serve_with(listener, state, limits));
+///     // It serves until its task is dropped or aborted.
+///     server.abort();
+///     assert!(server.await.unwrap_err().is_cancelled());
+/// });
+/// ```
 pub async fn serve_with(listener: TcpListener, state: Arc<AppState>, limits: Limits) {
     loop {
         let stream = match listener.accept().await {
