@@ -183,6 +183,10 @@ fn the_checker_rejects_a_non_serial_outcome() {
 /// both committed (the random programs above were this check's only test before).
 #[test]
 fn write_skew_is_refused_whichever_read_was_overwritten() {
+    with_watchdog(30, write_skew_refused);
+}
+
+fn write_skew_refused() {
     for overwritten in 0..3 {
         let vars: Arc<Vec<TVar<u64>>> = Arc::new((0..3).map(|_| TVar::new(0)).collect());
         let first_attempt = std::cell::Cell::new(true);
