@@ -1046,3 +1046,54 @@ fn a_panicking_clone_leaves_the_map_unchanged_and_leaks_nothing() {
         reclaim_until(&LIVE, 0);
     });
 }
+
+// ----- which key an update keeps ---------------------------------------------------------------
+
+/// A key whose equality ignores its tag: equal keys that are not identical.
+#[derive(Clone, Debug)]
+struct Tagged {
+    id: u32,
+    tag: &'static str,
+}
+
+impl PartialEq for Tagged {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Tagged {}
+
+impl Hash for Tagged {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+/// Unlike `HashMap::insert`, which keeps the stored key, an update of a present key stores the
+/// key it was given, in every form that sets a value (as documented on `TMap::insert`).
+#[test]
+fn an_update_stores_the_key_it_was_given() {
+    let tags = |map: &TMap<Tagged, u32>| {
+        let mut tags = Vec::new();
+        atomically(|tx| {
+            tags.clear();
+            map.for_each(tx, |k, v| tags.push((k.id, k.tag, *v)))
+        });
+        tags.sort();
+        tags
+    };
+    let key = |tag| Tagged { id: 7, tag };
+    let map = TMap::new();
+    map.atomic().insert(key("first"), 1);
+    assert_eq!(atomically(|tx| map.insert(tx, key("second"), 2)), Some(1));
+    assert_eq!(tags(&map), [(7, "second", 2)]);
+    assert_eq!(map.atomic().insert(key("third"), 3), Some(2));
+    assert_eq!(tags(&map), [(7, "third", 3)]);
+    map.atomic()
+        .alter(key("fourth"), |v| (Change::Set(v.map_or(0, |v| v + 1)), ()));
+    assert_eq!(tags(&map), [(7, "fourth", 4)]);
+    // An insert that finds the key present writes nothing, the key included.
+    assert!(!map.atomic().insert_if_absent(key("fifth"), 5));
+    assert_eq!(tags(&map), [(7, "fourth", 4)]);
+}

@@ -54,7 +54,8 @@ pub enum Change<V> {
     /// Leave the key as it is, present or absent: nothing is written, so the operation is a read
     /// of the key's bucket only.
     Keep,
-    /// Set the key to this value: a replacement if it was present, an insertion if not.
+    /// Set the key to this value: a replacement if it was present, an insertion if not. Either
+    /// way the entry stores the key given to `alter` (see [`TMap::insert`]).
     Set(V),
     /// Remove the key (nothing is written if it was absent).
     Remove,
@@ -462,6 +463,12 @@ where
     ///
     /// Writes only `key`'s bucket (splitting it if it overflows, which touches nothing else) and,
     /// for a new key, adds to the length counter without reading it.
+    ///
+    /// If the key is present, the entry stores `key` too, in place of the equal key it held:
+    /// unlike [`HashMap::insert`](std::collections::HashMap::insert), which keeps its key. The
+    /// bucket is copied with the new entry, and the old one stays, unchanged, for snapshots and
+    /// concurrent readers. This matters only for keys that are equal without being identical;
+    /// [`alter`](Self::alter) does the same when it sets a present key.
     ///
     /// # Errors
     ///
