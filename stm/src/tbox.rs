@@ -219,10 +219,12 @@ impl<T: Send + Sync + 'static> TBox<T> {
     /// The value, mutably: no transaction can be reading or writing it while the box is
     /// borrowed mutably.
     ///
-    /// If other threads are inside [`atomically`](crate::atomically) meanwhile, the box first
-    /// moves its variable to a fresh block (one allocation): an attempt of theirs that still
-    /// holds the old one (it reached the box through a handle it has let go of) then aborts on
-    /// it instead of replacing the value under this borrow. Inside a transaction that has
+    /// If other threads are inside [`atomically`](crate::atomically) meanwhile, or a `retry`
+    /// waits on the box, the box first moves its variable to a fresh block (one allocation): an
+    /// attempt of theirs that still holds the old one (it reached the box through a handle it
+    /// has let go of) then aborts on it instead of replacing the value under this borrow, and a
+    /// thread asleep in `retry` on it, or a pending future, runs again, as after a commit to
+    /// the box. Inside a transaction that has
     /// written the box, this gives the committed value, and the pending write is then either
     /// committed after the borrow (as a write after it) or, if the box had to move, dropped.
     ///
@@ -234,7 +236,10 @@ impl<T: Send + Sync + 'static> TBox<T> {
     /// assert_eq!(b.load(), 2);
     /// ```
     pub fn get_mut(&mut self) -> &mut T {
-        if crate::internal::thread::others_in_atomically() {
+        // In this order: a waiter that counts as outside (asleep in `retry`, or a future
+        // between polls) flagged the box before it left, which the mark seen first makes
+        // visible to the flag's load.
+        if crate::internal::thread::others_in_atomically() || self.core.waited_on() {
             // This thread's own attempt, if any, lets go of the old block too.
             self.core.forget_in_running_tx();
             self.core.kill();

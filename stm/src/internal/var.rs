@@ -281,6 +281,13 @@ impl VarCore {
 }
 
 impl VarCore {
+    /// True if a `retry` waiter (a sleeping thread or a pending future) has asked to hear of
+    /// this variable's next change. Acquire: a waiter that a caller has seen outside
+    /// `atomically` (see [`TBox::get_mut`](crate::TBox::get_mut)) flagged it before it left.
+    pub(crate) fn waited_on(&self) -> bool {
+        self.lock.load(Ordering::Acquire) & WAITERS != 0
+    }
+
     /// Makes the variable dead for every attempt that still holds its address (one of another
     /// thread that reached it through a handle it let go of): locks it for good, marked
     /// `IRREVOCABLE`, so that such an attempt aborts on it (as on the irrevocable transaction's
