@@ -207,3 +207,62 @@ fn the_hooks_after_a_panicking_commit_hook_run_and_add_their_children() {
         );
     }
 }
+
+/// A panic payload whose `Drop` panics (when it is not dropped during an unwinding), counting
+/// its drops.
+struct Bomb(Arc<AtomicUsize>);
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        if !std::thread::panicking() {
+            panic!("a task's payload dropped");
+        }
+    }
+}
+
+/// The pool drops every panic payload but the first; a payload whose `Drop` panics must not
+/// take the worker down. It did (a reviewer's test): with one worker `run` itself panicked, with
+/// two the worker died with its finished tasks uncounted and `run` waited for ever.
+#[test]
+fn a_panic_payload_whose_drop_panics_stays_in_the_pool() {
+    with_watchdog(120, || {
+        for ordered in [false, true] {
+            for threads in [1, 2] {
+                let dropped = Arc::new(AtomicUsize::new(0));
+                let pool = if ordered {
+                    TaskPool::ordered()
+                } else {
+                    TaskPool::new()
+                };
+                let mut pool = pool.with_threads(threads);
+                for i in 0..8u64 {
+                    let dropped = dropped.clone();
+                    pool.add(move |_, _| {
+                        if i % 2 == 0 {
+                            std::panic::panic_any(Bomb(dropped.clone()));
+                        }
+                        Ok(())
+                    });
+                }
+                let case = format!("ordered {ordered}, {threads} workers");
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.run()));
+                let failed = run
+                    .unwrap_or_else(|_| panic!("{case}: run itself panicked"))
+                    .expect_err("four tasks panicked");
+                let report = failed.report();
+                assert_eq!((report.tasks, report.panicked), (4, 4), "{case}");
+                // Each payload but the first, which the error holds, was dropped in the pool.
+                assert_eq!(dropped.load(Ordering::SeqCst), 3, "{case}");
+                let first = failed.into_payload();
+                let dropping =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(first)));
+                assert!(
+                    dropping.is_err(),
+                    "{case}: the first payload's own drop panics"
+                );
+                assert_eq!(dropped.load(Ordering::SeqCst), 4, "{case}");
+            }
+        }
+    });
+}

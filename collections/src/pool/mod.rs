@@ -107,7 +107,8 @@ type Body = dyn FnMut(&Transaction, &TaskCtx) -> StmResult<()> + Send + 'static;
 /// at its turn, where a panic is its own (as a conflict would). (A panic in one of a task's
 /// commit hooks, or in its closure's drop, comes after its commit: the commit stands, every
 /// other hook still runs, and every child the task added is added. It is reported all the
-/// same, and the task counts as panicked.)
+/// same, and the task counts as panicked.) The payloads of the other panics are dropped on the
+/// workers; a panic in a payload's `Drop` is caught there too.
 ///
 /// # Errors in tasks
 ///

@@ -243,7 +243,9 @@ impl Run {
             // The first attempt panicked before the task's turn, on a state that the tasks
             // before it may not have committed to yet: a panic the serial run in order would
             // not meet, as a conflict. It runs again at its turn, where a panic is the task's.
-            outcome = run();
+            if let Err(payload) = core::mem::replace(&mut outcome, run()) {
+                drop_payload(payload);
+            }
         }
         let panicked = match outcome {
             Ok(()) => {
@@ -342,7 +344,9 @@ impl Run {
     /// counts as panicked instead (its commit stands).
     fn drop_task(&self, id: u64, body: Box<Body>, panicked: bool, tally: &mut Tally) {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(body))) {
-            if !panicked {
+            if panicked {
+                drop_payload(payload);
+            } else {
                 tally.committed -= 1;
                 tally.panicked += 1;
                 self.record_panic(id, payload);
@@ -388,11 +392,15 @@ impl Run {
         Some(core::mem::take(&mut *waiting))
     }
 
+    /// Keeps `payload` if it is the run's first panic; drops it otherwise.
     fn record_panic(&self, id: u64, payload: Box<dyn Any + Send>) {
         let mut first = lock(&self.first_panic);
         if first.is_none() {
             *first = Some((id, payload));
+            return;
         }
+        drop(first);
+        drop_payload(payload);
     }
 
     /// Subtracts the tasks this worker finished; wakes everyone if that was the last.
@@ -455,6 +463,18 @@ fn first_that_proceeds(tx: &Transaction, tasks: &mut [Task], ctx: &TaskCtx) -> S
                 |tx| first_that_proceeds(tx, first, ctx),
                 |tx| first_that_proceeds(tx, second, ctx).map(|i| i + skipped),
             )
+        }
+    }
+}
+
+/// Drops a panic payload the run does not keep. The task's code chose its type, so its `Drop`
+/// may panic too: that panic is caught here, and a payload of that panic whose own drop panics
+/// is leaked, so that the worker goes on (a worker that died would leave its finished tasks
+/// uncounted, and the other workers waiting for ever).
+fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        if let Err(last) = catch_unwind(AssertUnwindSafe(move || drop(again))) {
+            core::mem::forget(last);
         }
     }
 }
