@@ -869,6 +869,80 @@ fn ordered_retry_waits_for_an_outside_commit() {
     });
 }
 
+/// Ordered tasks that each take a job and move it out in a commit hook (`Taken::into_inner`,
+/// which waits for the pinned attempts that began before the take). A task's first attempt
+/// used to wait for its turn while pinned by its own take, and its predecessor's hook, which
+/// runs before the turn moves on, waited for that pin: `run` never returned (a reviewer's
+/// test).
+#[test]
+fn ordered_tasks_move_taken_jobs_out_in_commit_hooks() {
+    common::with_watchdog(120, || {
+        for _ in 0..20 {
+            let jobs = Arc::new(TQueue::new());
+            for j in 0..64 {
+                jobs.atomic().push(format!("job{j}"));
+            }
+            let done = Arc::new(Mutex::new(Vec::new()));
+            let mut pool = TaskPool::ordered().with_threads(2);
+            for _ in 0..64 {
+                let (jobs, done) = (jobs.clone(), done.clone());
+                pool.add(move |tx, _| {
+                    // Some work first, so that neighbours' attempts overlap.
+                    spin(2_000);
+                    let taken = jobs.take(tx)?.expect("a job per task");
+                    let done = done.clone();
+                    tx.on_commit(move || done.lock().unwrap().push(taken.into_inner()));
+                    Ok(())
+                });
+            }
+            pool.run().unwrap();
+            let expected: Vec<String> = (0..64).map(|j| format!("job{j}")).collect();
+            assert_eq!(
+                *done.lock().unwrap(),
+                expected,
+                "taken in the order of the tasks"
+            );
+        }
+    });
+}
+
+/// A thread outside an ordered pool moves out a job it took while the task at the turn waits
+/// (in `retry`) for that thread's next commit, and the next task's first attempt, pinned by a
+/// queue read, waits for its turn: each waited for the next (a reviewer's test).
+#[test]
+fn an_outside_thread_moves_out_a_job_while_ordered_tasks_wait() {
+    common::with_watchdog(60, || {
+        for _ in 0..20 {
+            let gate = Arc::new(TVar::new(false));
+            let other = Arc::new(TQueue::<u32>::new());
+            let jobs = Arc::new(TQueue::new());
+            jobs.atomic().push(String::from("job"));
+            let started = Arc::new(AtomicBool::new(false));
+            let mut pool = TaskPool::ordered().with_threads(2);
+            {
+                let gate = gate.clone();
+                pool.add(move |tx, _| if gate.read(tx)? { Ok(()) } else { tx.retry() });
+            }
+            {
+                let (other, started) = (other.clone(), started.clone());
+                pool.add(move |tx, _| {
+                    other.peek(tx)?;
+                    started.store(true, Ordering::Release);
+                    Ok(())
+                });
+            }
+            let runner = std::thread::spawn(move || pool.run().map(|r| r.tasks));
+            while !started.load(Ordering::Acquire) {
+                std::thread::yield_now();
+            }
+            let taken = atomically(|tx| jobs.take(tx)).expect("the job");
+            assert_eq!(taken.into_inner(), "job");
+            gate.atomic_set();
+            assert_eq!(runner.join().unwrap().unwrap(), 2);
+        }
+    });
+}
+
 trait AtomicSet {
     fn atomic_set(&self);
 }

@@ -164,3 +164,47 @@ fn a_retry_with_a_deadline_inside_a_pin_waits_out_its_deadline() {
         assert!(Instant::now() >= deadline);
     });
 }
+
+/// `Transaction::give_way`: an attempt that waits, pinned, for another thread ends with a
+/// conflict once that thread waits for its pin, and runs again; without it both would wait for
+/// ever (the pool's ordered mode hung so, `collections/tests/pool.rs`).
+#[test]
+fn a_pinned_attempt_that_waits_gives_way_to_a_thread_waiting_for_readers() {
+    with_watchdog(60, || {
+        let pinned_now = Arc::new(Barrier::new(2));
+        let waiter = {
+            let pinned_now = pinned_now.clone();
+            thread::spawn(move || {
+                pinned_now.wait();
+                // Waits for the other thread's pin: the version is above its read version.
+                wait_for_readers(commute_stm::version_bound());
+            })
+        };
+        let mut attempts = 0;
+        let mut gave_way = 0;
+        atomically(|tx| {
+            attempts += 1;
+            if attempts > 1 {
+                // Run again, unpinned: nothing to give way to.
+                return tx.give_way();
+            }
+            tx.pin();
+            pinned_now.wait();
+            // Waits (as for a turn) until the other thread waits for this pin.
+            loop {
+                if let Err(e) = tx.give_way() {
+                    gave_way += 1;
+                    return Err(e);
+                }
+                thread::yield_now();
+            }
+        });
+        waiter.join().unwrap();
+        assert_eq!((attempts, gave_way), (2, 1));
+        // Nobody waits now: a pinned attempt goes on.
+        atomically(|tx| {
+            tx.pin();
+            tx.give_way()
+        });
+    });
+}

@@ -58,6 +58,10 @@ type Body = dyn FnMut(&Transaction, &TaskCtx) -> StmResult<()> + Send + 'static;
 ///
 /// Ordered mode wants a free core per worker: while the worker holding the turn is descheduled,
 /// the others finish their attempts and wait (spinning briefly, then yielding, then parked).
+/// An attempt that waits so while another thread waits for it to end (a [`Taken`](crate::Taken)'s
+/// [`into_inner`](crate::Taken::into_inner), in a commit hook or outside the pool, waits for
+/// attempts that have read a collection) gives way: it is rolled back, as after a conflict,
+/// and runs again at its turn.
 ///
 /// # Effects
 ///

@@ -15,7 +15,13 @@
 //! Every attempt after the first waits for the turn before it starts. So an attempt that waits
 //! while holding anything (the core's irrevocable token is taken before the closure runs, and
 //! only from the 17th attempt on) is always already at its turn, and only the task at the turn
-//! can be invalidated by pool tasks: a conflict costs at most one re-run, at the turn.
+//! can be invalidated by pool tasks: a conflict costs at most one re-run, at the turn. The one
+//! thing a first attempt may hold while it waits is its pin (a collection's read takes it),
+//! and a thread may wait for that: `Taken::into_inner`, in a commit hook of the task at the
+//! turn (which runs before the turn moves on) or outside the pool while the task at the turn
+//! waits for that thread. The attempt then gives way with a conflict
+//! ([`Transaction::give_way`], checked while it waits), and its re-run waits for the turn
+//! first, unpinned.
 //!
 //! Waking is a Dekker pair on `SeqCst` atomics: a waiter stores its number into its `parked`
 //! slot and re-checks `turn` before parking; `advance` stores `turn` and then reads the slots.
@@ -41,6 +47,9 @@ const SPINS: u32 = 200;
 /// less than a park and unpark (two system calls and a wake-up), which matters most when the
 /// workers outnumber the free cores and the predecessor needs this core to finish.
 const YIELD_FOR: Duration = Duration::from_micros(200);
+
+/// How often a parked attempt checks whether it must give way (see [`Order::wait_turn`]).
+const GIVE_WAY_EVERY: Duration = Duration::from_millis(1);
 
 /// The commit order of one ordered run.
 pub(super) struct Order {
@@ -79,22 +88,34 @@ impl Order {
     }
 
     /// Blocks until the task with sequence number `seq` may commit.
-    pub(super) fn wait_turn(&self, seq: u64, worker: usize) {
+    ///
+    /// Called inside an attempt (`tx`), it gives way, with a conflict, to a thread that waits
+    /// for the attempt's pin ([`Transaction::give_way`], checked at least every
+    /// `GIVE_WAY_EVERY` while it waits): such a thread (a commit hook of the task at the turn
+    /// that moves a taken item out, say) may hold the turn up until the pin ends.
+    pub(super) fn wait_turn(
+        &self,
+        seq: u64,
+        worker: usize,
+        tx: Option<&Transaction>,
+    ) -> StmResult<()> {
+        let give_way = || tx.map_or(Ok(()), Transaction::give_way);
         if self.turn.load(Ordering::Acquire) == seq {
-            return;
+            return Ok(());
         }
         for _ in 0..SPINS {
             std::hint::spin_loop();
             if self.turn.load(Ordering::Acquire) == seq {
-                return;
+                return Ok(());
             }
         }
         let yielding = Instant::now();
         loop {
             std::thread::yield_now();
             if self.turn.load(Ordering::Acquire) == seq {
-                return;
+                return Ok(());
             }
+            give_way()?;
             if yielding.elapsed() > YIELD_FOR {
                 break;
             }
@@ -102,9 +123,20 @@ impl Order {
         let slot = &self.parked[worker];
         slot.store(seq, Ordering::SeqCst);
         while self.turn.load(Ordering::SeqCst) != seq {
-            std::thread::park();
+            if tx.is_none() {
+                std::thread::park();
+                continue;
+            }
+            std::thread::park_timeout(GIVE_WAY_EVERY);
+            if let Err(e) = give_way() {
+                // An `advance` that saw the slot may still unpark this thread: a later park
+                // then returns at once, and its loop checks again.
+                slot.store(NOT_PARKED, Ordering::Relaxed);
+                return Err(e);
+            }
         }
         slot.store(NOT_PARKED, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Joins the attempt's snapshot to the predecessor's commit (see the module doc). Call it at

@@ -225,14 +225,14 @@ impl Run {
                     attempts += 1;
                     if attempts > 1 {
                         // Re-runs start at the turn: nothing earlier can invalidate them again.
-                        order.wait_turn(id, worker);
+                        order.wait_turn(id, worker, None)?;
                         at_turn.set(true);
                     } else if order.is_turn(id) {
                         // Begun after every task before it ended: a state of the serial run.
                         at_turn.set(true);
                     }
                     body(tx, ctx)?;
-                    order.wait_turn(id, worker);
+                    order.wait_turn(id, worker, Some(tx))?;
                     at_turn.set(true);
                     order.join_predecessor(tx)
                 })
@@ -254,7 +254,9 @@ impl Run {
             }
             Err(payload) => {
                 // Still in order: the panic is recorded, and the turn passed on, at its turn.
-                order.wait_turn(id, worker);
+                // Outside any attempt: nothing to give way to.
+                let waited = order.wait_turn(id, worker, None);
+                debug_assert!(waited.is_ok());
                 tally.panicked += 1;
                 self.record_panic(id, payload);
                 true

@@ -127,6 +127,9 @@ pub(crate) struct Globals {
     pub(crate) profiling: AtomicBool,
     /// Conflict profiles of threads that exited.
     exited_profile: ProfileCell,
+    /// How many threads wait in [`wait_for_pins_below`] for a pinned attempt now (see
+    /// [`pins_awaited`]).
+    pin_waiters: AtomicU64,
 }
 
 crate::sync::global! {
@@ -139,6 +142,7 @@ crate::sync::global! {
         #[cfg(loom)]
         profiling: AtomicBool::new(false),
         exited_profile: ProfileCell::default(),
+        pin_waiters: AtomicU64::new(0),
     };
 }
 
@@ -929,6 +933,8 @@ pub(crate) fn wait_for_pins_below(version: u64) {
         .map(Arc::as_ptr)
         .filter(|&s| s != own)
         .collect();
+    // Counted among the waiters (see `pins_awaited`) from the first pin that holds it up.
+    let mut counted = false;
     for slot in slots {
         let mut backoff = crate::internal::backoff::Backoff::new();
         loop {
@@ -937,9 +943,22 @@ pub(crate) fn wait_for_pins_below(version: u64) {
             if pin == UNPINNED || pin >= version {
                 break;
             }
+            if !counted {
+                counted = true;
+                global().pin_waiters.fetch_add(1, Ordering::SeqCst);
+            }
             backoff.snooze();
         }
     }
+    if counted {
+        global().pin_waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// True while another thread waits in [`wait_for_pins_below`] for pinned attempts to end (some
+/// of which may be the caller's).
+pub(crate) fn pins_awaited() -> bool {
+    global().pin_waiters.load(Ordering::SeqCst) != 0
 }
 
 /// Drops the deferred values that are due, outside any transaction; if `wait_for_lock`, even

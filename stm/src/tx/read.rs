@@ -1,7 +1,7 @@
 //! The read phase: sequence-lock reads validated against the read version, timestamp
 //! extension (LSA) when a newer version shows up, and pinning for heap values.
 
-use super::{READ_LOCK_PATIENCE, ReadEntry, StmResult, Transaction, TxState};
+use super::{READ_LOCK_PATIENCE, ReadEntry, StmError, StmResult, Transaction, TxState};
 use crate::internal::backoff::Backoff;
 use crate::internal::clock;
 use crate::internal::var::{IRREVOCABLE, LOCKED, Snapshot, VarCore, version_of};
@@ -206,6 +206,38 @@ impl Transaction {
         if !self.pinned.get() {
             self.pin_first();
         }
+    }
+
+    /// Low-level: gives way to a thread that waits for this attempt's pin. Returns a conflict
+    /// (the attempt is rolled back and runs again, counted as an abort) if the attempt has
+    /// pinned its thread ([`pin`](Self::pin)) while another thread waits for pinned attempts
+    /// to end, in [`wait_for_readers`](crate::wait_for_readers) (which
+    /// `commute::Taken::into_inner` calls); `Ok` otherwise.
+    ///
+    /// For an attempt that waits for another thread (for its turn in an order of commits,
+    /// say): the waiting thread may be the very one it waits for, and the two would wait for
+    /// ever. Call it, and pass its error on with `?`, before the wait and again while waiting.
+    /// Cheap: two loads.
+    ///
+    /// # Errors
+    ///
+    /// A conflict, as described above.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// commute_stm::atomically(|tx| {
+    ///     tx.pin();
+    ///     // No other thread waits for readers here.
+    ///     tx.give_way()?;
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn give_way(&self) -> StmResult<()> {
+        if self.pinned.get() && crate::internal::thread::pins_awaited() {
+            return Err(StmError::CONFLICT);
+        }
+        Ok(())
     }
 
     /// The first [`pin`](Self::pin) of an ordinary attempt pins the thread at the attempt's read
