@@ -4,10 +4,11 @@
 //! `COMMUTE_CONFLICTS=1` (read when the first transaction runs). While on, every aborted attempt
 //! records its kind, the variable involved (label or creation site), the call site of the aborted
 //! transaction, the call site of the transaction that last committed a write to that variable
-//! (where known), and the time the attempt cost. [`report`] aggregates the records of all threads
+//! while the profiler was on (where known), and the time the attempt cost. What an attempt
+//! records follows the switch as it stood when the attempt began. [`report`] aggregates the records of all threads
 //! by variable and site pair, sorted by time lost.
 //!
-//! When off, the only cost is one relaxed load of a flag per `atomically` call.
+//! When off, the only cost is one relaxed load of a flag per attempt.
 //!
 //! # Examples
 //!
@@ -84,7 +85,8 @@ fn set_profiling(on: bool) {
         .store(on, Ordering::Relaxed);
 }
 
-/// Switches the profiler on (for all threads).
+/// Switches the profiler on (for all threads): attempts that begin from now on are recorded,
+/// in `atomically` calls running now too.
 ///
 /// # Examples
 ///
@@ -96,7 +98,8 @@ pub fn enable() {
     set_profiling(true);
 }
 
-/// Switches the profiler off. Records made so far stay until [`reset`].
+/// Switches the profiler off. Records made so far stay until [`reset`]. Attempts that began
+/// while it was on (in `atomically` calls running now) are still recorded.
 ///
 /// # Examples
 ///
@@ -166,12 +169,12 @@ pub fn report() -> ConflictReport {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ConflictReport {
-    /// Transactions committed while the profiler was on. The one-call forms that commit one
+    /// Transactions committed by an attempt that began while the profiler was on. The one-call forms that commit one
     /// variable without a transaction (such as `.atomic()` increments and updates of the
     /// collections) are not counted here, nor are their retries aborts; [`stats`](crate::stats)
     /// counts their commits.
     pub commits: u64,
-    /// Attempts rolled back while the profiler was on (retries included). An attempt that
+    /// Attempts that began while the profiler was on and were rolled back (retries included). An attempt that
     /// conflicted on several variables counts once here and once in each of their entries.
     pub aborts: u64,
     /// Time spent in attempts that committed.

@@ -70,7 +70,9 @@ pub struct StatsSnapshot {
     pub aborts_lock_busy: u64,
     /// Attempts rolled back by an explicit `retry` (each followed by a wait).
     pub retries: u64,
-    /// Abort counts by variable and transaction site (retries included).
+    /// Conflict abort counts by variable and transaction site. Retries name no single variable:
+    /// they are counted in [`retries`](Self::retries) only (the
+    /// [conflict profiler](crate::conflicts) lists them by site).
     pub conflicts: HashMap<ConflictSite, u64>,
 }
 

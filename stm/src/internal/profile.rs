@@ -44,7 +44,10 @@ pub struct ConflictKey {
     pub var_created_at: Option<&'static Location<'static>>,
     /// Where the aborted transaction's `atomically` was called.
     pub aborted_at: &'static Location<'static>,
-    /// Where the transaction that last committed a write to the variable was called, if known.
+    /// Where the transaction that last committed a write to the variable while the profiler
+    /// was on was called, if known. A commit made with the profiler off does not change it (a
+    /// store on every commit's path, profiler off, would cost every program), so after one it
+    /// may name an earlier writer.
     pub written_by: Option<&'static Location<'static>>,
 }
 

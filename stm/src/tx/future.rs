@@ -279,13 +279,14 @@ impl Driver {
         // Dropped when `poll` returns (`Pending` included): the thread is then outside
         // `atomically` and outside any transaction, and wakers this poll's commits woke run.
         let _in_tx = enter(ctx);
-        let profiling = crate::conflicts::profiling();
         loop {
             // Before the attempt: see `OutsideWhenUnwinding`.
             let outcome: Outcome<R>;
             let outside = OutsideWhenUnwinding;
             let irrevocable = self.conflicts >= IRREVOCABLE_AFTER;
             let mut token = irrevocable.then(|| IrrevocableToken::take(ctx));
+            // Per attempt: the switch may move while the call runs.
+            let profiling = crate::conflicts::profiling();
             let tx = Transaction::begin(ctx, self.site, irrevocable, profiling);
             outcome = attempt(&tx);
             let is_retry = matches!(outcome, Outcome::Stop { retry: true });

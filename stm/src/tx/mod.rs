@@ -373,13 +373,14 @@ fn run<T>(
 ) -> T {
     let _in_tx = enter(ctx);
     let mut conflicts: u32 = 0;
-    let profiling = crate::conflicts::profiling();
     loop {
         // Before the attempt: see `OutsideWhenUnwinding`.
         let outcome: StmResult<T>;
         let outside = OutsideWhenUnwinding;
         let irrevocable = conflicts >= IRREVOCABLE_AFTER;
         let mut token = irrevocable.then(|| IrrevocableToken::take(ctx));
+        // Per attempt: the switch may move while the call runs.
+        let profiling = crate::conflicts::profiling();
         let tx = Transaction::begin(ctx, site, irrevocable, profiling);
         outcome = f(&tx);
         let is_retry = matches!(&outcome, Err(e) if e.is_retry());
@@ -403,13 +404,14 @@ fn run_try<T, E>(
 ) -> Result<T, E> {
     let _in_tx = enter(ctx);
     let mut conflicts: u32 = 0;
-    let profiling = crate::conflicts::profiling();
     loop {
         // Before the attempt: see `OutsideWhenUnwinding`.
         let outcome: TxResult<T, E>;
         let outside = OutsideWhenUnwinding;
         let irrevocable = conflicts >= IRREVOCABLE_AFTER;
         let mut token = irrevocable.then(|| IrrevocableToken::take(ctx));
+        // Per attempt: the switch may move while the call runs.
+        let profiling = crate::conflicts::profiling();
         let tx = Transaction::begin(ctx, site, irrevocable, profiling);
         outcome = f(&tx);
         let is_retry = matches!(&outcome, Err(TxError::Stm(e)) if e.is_retry());
