@@ -42,7 +42,7 @@ pub(crate) fn run_producer(
                 )?;
                 if done {
                     fault.between_writes();
-                    shared.high_water.commute(tx, move |h| h.max(stamp));
+                    shared.pipe_high_water.commute(tx, move |h| h.max(stamp));
                     let pushed = pushed.clone();
                     tx.on_commit(move || pushed.set(pushed.get() + 1));
                 }

@@ -125,9 +125,13 @@ pub struct Shared {
     /// Heap values replaced by the churn: box `b` holds `make_value(stamp, BOX_SPREAD)`, where
     /// `stamp` counts its committed replacements.
     pub boxes: Box<[TBox<Vec<u64>>]>,
-    /// The largest stamp committed by any push (a general `commute`: `max`); also where
+    /// The largest stamp committed by a worker's push (a general `commute`: `max`); also where
     /// injected commute panics are planted.
     pub high_water: TVar<u64>,
+    /// The largest stamp committed by the pipeline producer (a `commute`: `max`). Kept apart
+    /// from `high_water`: the producer's stamps carry its id `u32::MAX` and would dominate
+    /// every worker's, so a lost worker commute could not show in one shared mark.
+    pub pipe_high_water: TVar<u64>,
     /// The variables of the long transactions. Short writers move one unit between two of them;
     /// each long transaction adds one to every one.
     pub long_vars: Box<[TVar<i64>]>,
@@ -157,6 +161,7 @@ impl Shared {
                 .map(|_| TBox::new(make_value(0, BOX_SPREAD)).with_label("box"))
                 .collect(),
             high_water: TVar::new(0).with_label("high water"),
+            pipe_high_water: TVar::new(0).with_label("pipe high water"),
             long_vars: (0..long_vars)
                 .map(|_| TVar::new(LONG_OPENING).with_label("long"))
                 .collect(),

@@ -188,21 +188,22 @@ pub(crate) fn final_checks(shared: &Shared, monitor: &Monitor, main: usize, done
         .pipe_pushed
         .checked_sub(1)
         .map_or(0, |last| (last << 8) | u64::from(u32::MAX));
-    let high = logs
-        .iter()
-        .map(|l| l.high_water)
-        .max()
-        .unwrap_or(0)
-        .max(pipe_stamp);
+    // The workers' mark and the pipeline's are separate variables: the pipeline's stamps
+    // (producer id u32::MAX in the low bits) would otherwise hide every worker's commute.
+    let high = logs.iter().map(|l| l.high_water).max().unwrap_or(0);
     let high_found = shared.high_water.load();
     monitor.check_shared(high_found == high, || {
-        format!("high water: {high_found}, the logs say {high}")
+        format!("high water: {high_found}, the workers' logs say {high}")
     });
+    let pipe_found = shared.pipe_high_water.load();
+    monitor.check_shared(pipe_found == pipe_stamp, || {
+        format!("pipe high water: {pipe_found}, the producer pushed up to {pipe_stamp}")
+    });
+    let high_ok = high_found == high && pipe_found == pipe_stamp;
     println!(
         "soak: heap values: {replacements} replacements of {} boxes, each equal to its log: \
-         {boxes_ok}; commuted high-water mark exact: {}",
+         {boxes_ok}; commuted high-water marks exact (workers', pipeline's): {high_ok}",
         shared.boxes.len(),
-        high_found == high
     );
 
     // Long transactions: every unit conserved, one added per long commit.
