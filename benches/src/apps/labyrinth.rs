@@ -23,7 +23,9 @@
 //! of chasing a pointer per cell).
 //!
 //! The check: every routed path is connected from its source to its destination, every cell
-//! of it holds its id, and no other cell does (so no two paths share a cell).
+//! of it holds its id, and no other cell does (so no two paths share a cell); and every pair
+//! left unrouted has no free path on the final grid (it was not abandoned). At one thread,
+//! the suite also compares each row's routed count with the sequential run's.
 //!
 //! **The `retry` variant** ([`run_blocking`], commute only): every pair is routed several
 //! times (rounds), and a router that finds no free path does not give up: it reads, in a
@@ -298,6 +300,33 @@ pub fn check_grid(
     Ok(paths.iter().filter(|p| p.is_some()).count())
 }
 
+/// Checks that every pair left unrouted has no path on the final `grid`: the router, run on
+/// the final grid, must find none from its source to its destination through free cells (a
+/// router gives up only when its copy has no free path, and cells only ever go from free to
+/// taken in [`run`], so a pair with a free path at the end was wrongly abandoned). Only for
+/// [`run`]: the `retry` variant's ripped-up pairs may have a free path at the end.
+pub fn check_abandoned(
+    params: &LabyrinthParams,
+    grid: &[u32],
+    pairs: &[Pair],
+    paths: &[Option<Vec<u32>>],
+) -> Result<(), String> {
+    let mut router = Router::new(params.cells());
+    for (i, (&pair, path)) in pairs.iter().zip(paths).enumerate() {
+        let id = i as u32 + 1;
+        if path.is_none()
+            && let Some(free) = router.route(params, pair, id, |c| grid[c])
+        {
+            return Err(format!(
+                "path {id} was left unrouted, but the final grid has a free path of {} cells \
+                 for it",
+                free.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A grid with every pair's endpoints reserved.
 fn initial_grid(params: &LabyrinthParams, pairs: &[Pair]) -> Vec<u32> {
     let mut grid = vec![0u32; params.cells()];
@@ -401,12 +430,14 @@ pub fn run(
         }
         other => panic!("labyrinth: no implementation `{other}`"),
     };
-    let check = check_grid(params, &grid, pairs, &paths).map(|routed| {
-        format!(
-            "{routed} of {} paths routed, none sharing a cell",
-            pairs.len()
-        )
-    });
+    let check = check_grid(params, &grid, pairs, &paths)
+        .and_then(|routed| check_abandoned(params, &grid, pairs, &paths).map(|()| routed))
+        .map(|routed| {
+            format!(
+                "{routed} of {} paths routed, none sharing a cell, every unrouted pair blocked",
+                pairs.len()
+            )
+        });
     AppRun {
         benchmark: "labyrinth".into(),
         implementation,
@@ -779,5 +810,28 @@ mod tests {
         grid[2] = 0;
         let err = check_grid(&p, &grid, &[pair], &[Some(gap)]).unwrap_err();
         assert!(err.contains("jumps"), "{err}");
+    }
+
+    #[test]
+    fn the_check_catches_an_abandoned_pair() {
+        let p = LabyrinthParams {
+            x: 6,
+            y: 1,
+            z: 1,
+            paths: 1,
+        };
+        let pair = Pair { src: 0, dst: 5 };
+        let mut grid = vec![1, 0, 0, 0, 0, 1];
+        // Unrouted with a free way between its endpoints: abandoned.
+        assert_eq!(check_grid(&p, &grid, &[pair], &[None]), Ok(0));
+        let err = check_abandoned(&p, &grid, &[pair], &[None]).unwrap_err();
+        assert!(err.contains("left unrouted"), "{err}");
+        // Unrouted behind another path's cell: blocked, accepted.
+        let pairs = [pair, Pair { src: 2, dst: 2 }];
+        grid[2] = 2;
+        assert_eq!(
+            check_abandoned(&p, &grid, &pairs, &[None, Some(vec![2])]),
+            Ok(())
+        );
     }
 }
