@@ -19,6 +19,7 @@
 //! well-formed B-tree (keys in order, no node over [`MAX_KEYS`], all leaves at one depth).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -114,6 +115,58 @@ impl Stream {
             }
         }
         set
+    }
+}
+
+/// The answers a lookup must give whatever the interleaving: a key that no insert or remove of
+/// the stream touches is present throughout exactly when it was pre-inserted. (Lookups of the
+/// other keys may see either answer under concurrency.)
+#[derive(Clone, Debug)]
+pub struct Lookups {
+    /// By key: `Some(present)` for a key the stream never changes, `None` for the others (a
+    /// table, so that checking costs every implementation about one load per lookup).
+    answer: Vec<Option<bool>>,
+    /// How many of the stream's lookups have a fixed answer.
+    pub fixed: u64,
+}
+
+impl Lookups {
+    /// The fixed answers of `stream`'s lookups.
+    pub fn new(stream: &Stream) -> Self {
+        let key = |k: u64| k as usize;
+        let top = stream
+            .pre
+            .iter()
+            .chain(stream.ops.iter().map(|op| match op {
+                Op::Contains(k) | Op::Insert(k) | Op::Remove(k) => k,
+            }))
+            .map(|&k| key(k))
+            .max()
+            .unwrap_or(0);
+        let mut answer = vec![Some(false); top + 1];
+        for &k in &stream.pre {
+            answer[key(k)] = Some(true);
+        }
+        for op in &stream.ops {
+            if let Op::Insert(k) | Op::Remove(k) = *op {
+                answer[key(k)] = None;
+            }
+        }
+        let fixed = stream
+            .ops
+            .iter()
+            .filter(|op| matches!(op, Op::Contains(k) if answer[key(*k)].is_some()))
+            .count() as u64;
+        Lookups { answer, fixed }
+    }
+
+    /// Whether `answer` is wrong for `op`: a lookup of a key the stream never changes that
+    /// does not say whether it was pre-inserted.
+    pub fn wrong(&self, op: Op, answer: bool) -> bool {
+        match op {
+            Op::Contains(k) => self.answer[k as usize].is_some_and(|fixed| fixed != answer),
+            Op::Insert(_) | Op::Remove(_) => false,
+        }
     }
 }
 
@@ -496,20 +549,21 @@ pub fn run(implementation: &'static str, stream: &Stream, threads: usize) -> Btr
     } else {
         threads
     };
-    let (seconds, counts, (keys, shape_check)) = match implementation {
+    let lookups = Arc::new(Lookups::new(stream));
+    let (seconds, counts, wrong, (keys, shape_check)) = match implementation {
         "sequential" => {
             let mut tree = SeqTree::default();
             for &k in &stream.pre {
                 tree.insert(k);
             }
             let began = Instant::now();
-            let mut found = 0u64;
+            let mut wrong = 0u64;
             for &op in &stream.ops {
-                found += u64::from(tree.apply(op));
+                let answer = tree.apply(op);
+                wrong += u64::from(lookups.wrong(op, answer));
             }
             let seconds = began.elapsed().as_secs_f64();
-            std::hint::black_box(found);
-            (seconds, None, tree.walk())
+            (seconds, None, wrong, tree.walk())
         }
         "global-lock" => {
             let mut plain = SeqTree::default();
@@ -522,20 +576,20 @@ pub fn run(implementation: &'static str, stream: &Stream, threads: usize) -> Btr
                 .ops
                 .chunks(per)
                 .map(|share| {
-                    let tree = &tree;
+                    let (tree, lookups) = (&tree, &lookups);
                     move || {
-                        let mut found = 0u64;
+                        let mut wrong = 0u64;
                         for &op in share {
-                            found += u64::from(tree.lock().expect("no thread panics").apply(op));
+                            let answer = tree.lock().expect("no thread panics").apply(op);
+                            wrong += u64::from(lookups.wrong(op, answer));
                         }
-                        found
+                        wrong
                     }
                 })
                 .collect();
-            let (seconds, found) = run_threads(jobs);
-            std::hint::black_box(found);
+            let (seconds, wrong) = run_threads(jobs);
             let tree = tree.into_inner().expect("no thread panicked");
-            (seconds, None, tree.walk())
+            (seconds, None, wrong.into_iter().sum(), tree.walk())
         }
         "commute" => {
             let tree = Arc::new(TxTree::default());
@@ -547,18 +601,37 @@ pub fn run(implementation: &'static str, stream: &Stream, threads: usize) -> Btr
                     Ok(())
                 });
             }
+            let wrong = Arc::new(AtomicU64::new(0));
             let mut pool = TaskPool::new().with_threads(threads);
             for &op in &stream.ops {
-                let tree = tree.clone();
-                pool.add(move |tx, _| tree.apply(tx, op).map(drop));
+                let (tree, lookups, wrong) = (tree.clone(), lookups.clone(), wrong.clone());
+                pool.add(move |tx, _| {
+                    let answer = tree.apply(tx, op)?;
+                    if lookups.wrong(op, answer) {
+                        // Counted once, by the attempt that commits.
+                        let wrong = wrong.clone();
+                        tx.on_commit(move || {
+                            wrong.fetch_add(1, Ordering::Relaxed);
+                        });
+                    }
+                    Ok(())
+                });
             }
             let report = pool.run().expect("no task panics");
             let seconds = report.elapsed.as_secs_f64();
-            (seconds, Some((report.commits, report.aborts)), tree.walk())
+            let wrong = wrong.load(Ordering::Relaxed);
+            (
+                seconds,
+                Some((report.commits, report.aborts)),
+                wrong,
+                tree.walk(),
+            )
         }
         other => panic!("btree: no implementation `{other}`"),
     };
-    let check = shape_check.and_then(|()| check_keys(&keys, stream));
+    let check = shape_check
+        .and_then(|()| check_keys(&keys, stream))
+        .and_then(|keys| check_lookups(keys, wrong, &lookups));
     BtreeRun {
         run: AppRun {
             benchmark: "btree".into(),
@@ -595,10 +668,27 @@ fn check_keys(keys: &[u64], stream: &Stream) -> Result<String, String> {
     ))
 }
 
+/// Adds the lookups' verdict to a passing key check: `wrong` of the `lookups.fixed` lookups
+/// with a fixed answer gave the other one.
+fn check_lookups(keys: String, wrong: u64, lookups: &Lookups) -> Result<String, String> {
+    if wrong == 0 {
+        Ok(format!(
+            "{keys}; all {} lookups of unchanged keys right",
+            lookups.fixed
+        ))
+    } else {
+        Err(format!(
+            "{wrong} of {} lookups of keys the stream never changes answered wrong",
+            lookups.fixed
+        ))
+    }
+}
+
 /// Runs commute's tree on plain threads instead of the pool: each thread one contiguous share
 /// of the stream, each operation one `atomically`. Returns the row (implementation
 /// `commute-threads`).
 pub fn run_on_threads(stream: &Stream, threads: usize) -> AppRun {
+    let lookups = Lookups::new(stream);
     let tree = TxTree::default();
     for &k in &stream.pre {
         atomically(|tx| tree.insert(tx, k));
@@ -608,17 +698,20 @@ pub fn run_on_threads(stream: &Stream, threads: usize) -> AppRun {
         .ops
         .chunks(per)
         .map(|share| {
-            let tree = &tree;
+            let (tree, lookups) = (&tree, &lookups);
             move || {
                 let before = commute::stats::thread();
+                let mut wrong = 0u64;
                 for &op in share {
-                    atomically(|tx| tree.apply(tx, op));
+                    let answer = atomically(|tx| tree.apply(tx, op));
+                    wrong += u64::from(lookups.wrong(op, answer));
                 }
-                counts_since(before)
+                (counts_since(before), wrong)
             }
         })
         .collect();
-    let (seconds, counts) = run_threads(jobs);
+    let (seconds, results) = run_threads(jobs);
+    let (counts, wrong): (Vec<_>, Vec<u64>) = results.into_iter().unzip();
     let (commits, aborts) = sum_counts(counts);
     let (keys, shape_check) = tree.walk();
     AppRun {
@@ -629,7 +722,9 @@ pub fn run_on_threads(stream: &Stream, threads: usize) -> AppRun {
         work: stream.ops.len() as u64,
         commits: Some(commits),
         aborts: Some(aborts),
-        check: shape_check.and_then(|()| check_keys(&keys, stream)),
+        check: shape_check
+            .and_then(|()| check_keys(&keys, stream))
+            .and_then(|keys| check_lookups(keys, wrong.iter().sum(), &lookups)),
     }
 }
 
@@ -692,5 +787,30 @@ mod tests {
         keys.retain(|&k| k != inserted);
         let err = check_keys(&keys, &stream).unwrap_err();
         assert!(err.contains("1 missing"), "{err}");
+    }
+
+    #[test]
+    fn a_skipped_lookup_is_a_wrong_answer() {
+        let stream = Stream::generate(5_000, 2);
+        let lookups = Lookups::new(&stream);
+        assert!(lookups.fixed > 0);
+        // A lookup answered "absent" without looking, for a pre-inserted key nothing removes.
+        let wrong = stream
+            .ops
+            .iter()
+            .filter(|&&op| lookups.wrong(op, false))
+            .count() as u64;
+        assert!(wrong > 0);
+        // The serial run's answers are all right.
+        let mut set: BTreeSet<u64> = stream.pre.iter().copied().collect();
+        for &op in &stream.ops {
+            let answer = match op {
+                Op::Contains(k) => set.contains(&k),
+                Op::Insert(k) => set.insert(k),
+                Op::Remove(k) => set.remove(&k),
+            };
+            assert!(!lookups.wrong(op, answer), "{op:?}");
+        }
+        assert!(check_lookups(String::new(), wrong, &lookups).is_err());
     }
 }
