@@ -336,18 +336,49 @@ pub fn run_suite(opts: &AppsOptions, mut progress: impl FnMut(&AppRun)) -> Vec<A
                     transactions: 4 * p.vacation_relations,
                     clients,
                 };
-                let seq =
-                    vacation::run_once(vacation::Implementation::Sequential, &params(1), opts.seed);
-                push(&mut rows, vacation_row(bench, seq));
+                // The sequential baseline of `t` threads runs the same `t` clients' action
+                // streams (one after another), as the vacation binary does: a row at `t`
+                // threads is divided by the time of the same actions.
+                let sequential = |t: usize| {
+                    let seq = vacation::run_once(
+                        vacation::Implementation::Sequential,
+                        &params(t),
+                        opts.seed,
+                    );
+                    let mut row = vacation_row(bench, &seq);
+                    if t > 1 {
+                        row.threads = t;
+                        row.check = row
+                            .check
+                            .map(|c| format!("{c} (the {t} clients' streams, one after another)"));
+                    }
+                    (seq, row)
+                };
+                let (one, row) = sequential(1);
+                push(&mut rows, row);
                 for &t in &opts.threads {
+                    if t > 1 {
+                        push(&mut rows, sequential(t).1);
+                    }
                     for i in [
                         vacation::Implementation::GlobalLock,
                         vacation::Implementation::Commute,
                     ] {
-                        push(
-                            &mut rows,
-                            vacation_row(bench, vacation::run_once(i, &params(t), opts.seed)),
-                        );
+                        let run = vacation::run_once(i, &params(t), opts.seed);
+                        let mut row = vacation_row(bench, &run);
+                        // One client runs sequential's action stream: the final state is fixed.
+                        if t == 1 && row.check.is_ok() && !run.check.same_state(&one.check) {
+                            row.check = Err(format!(
+                                "at 1 thread, the final state differs from sequential's on the \
+                                 same actions (digest {:016x}, {} reservations; sequential: \
+                                 {:016x}, {})",
+                                run.check.digest,
+                                run.check.reservations,
+                                one.check.digest,
+                                one.check.reservations
+                            ));
+                        }
+                        push(&mut rows, row);
                     }
                 }
             }
@@ -387,7 +418,7 @@ pub fn best_of(runs: Vec<Vec<AppRun>>) -> Vec<AppRun> {
     best
 }
 
-fn vacation_row(bench: &str, run: vacation::RunResult) -> AppRun {
+fn vacation_row(bench: &str, run: &vacation::RunResult) -> AppRun {
     let check = if run.check.ok() {
         Ok(format!(
             "{} customers holding {} reservations, STAMP's checks pass",
@@ -409,10 +440,14 @@ fn vacation_row(bench: &str, run: vacation::RunResult) -> AppRun {
 }
 
 /// `run`'s time over the time of its benchmark's `sequential` row, if there is one: 1.30 means
-/// 30% slower than sequential, 0.50 twice as fast.
+/// 30% slower than sequential, 0.50 twice as fast. The sequential row at `run`'s thread count
+/// where there is one (vacation's: the same clients' actions), else the first.
 pub fn ratio(rows: &[AppRun], run: &AppRun) -> Option<f64> {
+    let sequential = |r: &&AppRun| r.benchmark == run.benchmark && r.implementation == "sequential";
     rows.iter()
-        .find(|r| r.benchmark == run.benchmark && r.implementation == "sequential")
+        .filter(sequential)
+        .find(|r| r.threads == run.threads)
+        .or_else(|| rows.iter().find(sequential))
         .filter(|s| s.seconds > 0.0)
         .map(|s| run.seconds / s.seconds)
 }
