@@ -158,8 +158,12 @@ impl Options {
                     duration = Some(Duration::from_millis(positive(name, &value()?)?));
                 }
                 "--repeat" => repeat = Some(positive(name, &value()?)? as usize),
-                "--workload" | "--workloads" => opts.workloads.extend(parse_list(&value()?)),
-                "--structure" | "--structures" => opts.structures.extend(parse_list(&value()?)),
+                "--workload" | "--workloads" => {
+                    opts.workloads.extend(parse_names(name, &value()?)?)
+                }
+                "--structure" | "--structures" => {
+                    opts.structures.extend(parse_names(name, &value()?)?);
+                }
                 "--json" => opts.json = Some(PathBuf::from(value()?)),
                 "--svg" => opts.svg = Some(PathBuf::from(value()?)),
                 "--quick" => opts.quick = arg.flag()?,
@@ -237,6 +241,16 @@ pub(crate) fn positive(name: &str, value: &str) -> Result<u64, String> {
         .ok()
         .filter(|&n| n > 0)
         .ok_or_else(|| format!("{name}: `{value}` is not a positive number"))
+}
+
+/// The names of a list option (`--only`, `--workload`, ...): an error naming `name` if there
+/// are none (`--only ,` would otherwise mean "all", silently).
+pub(crate) fn parse_names(name: &str, value: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = parse_list(value).collect();
+    if names.is_empty() {
+        return Err(format!("{name} needs at least one name"));
+    }
+    Ok(names)
 }
 
 pub(crate) fn parse_list(value: &str) -> impl Iterator<Item = String> + '_ {
@@ -328,6 +342,14 @@ mod tests {
             (&["--threads", "0"][..], "`0`"),
             (&["--repeat", "0"][..], "`0`"),
             (&["--threads", ","][..], "at least one"),
+            (
+                &["--workload", ""][..],
+                "--workload needs at least one name",
+            ),
+            (
+                &["--structure", " , "][..],
+                "--structure needs at least one name",
+            ),
             (&["--duration-ms", "-5"][..], "`-5`"),
             (&["--json"][..], "needs a value"),
             (&["--frobnicate"][..], "--frobnicate"),

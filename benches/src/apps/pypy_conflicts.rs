@@ -86,11 +86,16 @@ fn timed(threads: usize, seconds: f64, step: impl Fn(usize) + Sync) -> Timed {
                     let before = commute::stats::thread();
                     let cpu_before = thread_cpu_seconds();
                     let mut steps = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
+                    // At least one batch each, however short the run: a run with no steps
+                    // would pass its checks without testing anything.
+                    loop {
                         for _ in 0..64 {
                             step(t);
                         }
                         steps += 64;
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
                     }
                     let cpu = thread_cpu_seconds().zip(cpu_before).map(|(a, b)| a - b);
                     (steps, counts_since(before), cpu)

@@ -8,7 +8,7 @@ use super::btree::{self, Stream};
 use super::kmeans::{self, KmeansParams, Points};
 use super::labyrinth::{self, LabyrinthParams};
 use super::{AppRun, pypy_conflicts};
-use crate::args::{Arg, number, parse_list, parse_threads, positive};
+use crate::args::{Arg, number, parse_names, parse_threads, positive};
 use crate::report::{json_number, json_string};
 use crate::vacation::report::short_ratio;
 use crate::vacation::{self, client::Params};
@@ -43,7 +43,7 @@ OPTIONS:
     --only LIST       benchmarks to run, of: labyrinth, labyrinth-retry, kmeans-low,
                       kmeans-high, btree, vacation-low, vacation-high, pypy-conflicts
                       (kmeans and vacation name both mixes)                (all)
-    --seconds S       seconds per PyPy conflict test                (3; smoke 0.3)
+    --seconds S       seconds per PyPy conflict test (at least 0.01)   (3; smoke 0.3)
     --seed N          seed of every generated input                        (1)
     --reps N          run the suite N times; each row reports its fastest run, and a
                       check failed in any run fails the row                (1)
@@ -194,14 +194,18 @@ impl AppsOptions {
                     }
                 }
                 "--threads" => threads = parse_threads(&value()?)?,
-                "--only" => only.extend(parse_list(&value()?)),
+                "--only" => only.extend(parse_names(&name, &value()?)?),
                 "--seconds" => {
                     let v = value()?;
                     seconds = Some(
                         v.parse::<f64>()
                             .ok()
-                            .filter(|s| s.is_finite() && *s > 0.0)
-                            .ok_or_else(|| format!("--seconds: `{v}` is not a positive number"))?,
+                            .filter(|s| s.is_finite() && *s >= MIN_SECONDS)
+                            .ok_or_else(|| {
+                                format!(
+                                    "--seconds: `{v}` is not a number of at least {MIN_SECONDS}"
+                                )
+                            })?,
                     );
                 }
                 "--seed" => seed = number(&name, &value()?)?,
@@ -239,6 +243,10 @@ impl AppsOptions {
         })
     }
 }
+
+/// The shortest `--seconds` accepted: PyPy's tests scale their abort floor to it, and a
+/// shorter run has too few steps to judge.
+pub const MIN_SECONDS: f64 = 0.01;
 
 /// Runs the chosen benchmarks; `progress` is told each row as it finishes.
 pub fn run_suite(opts: &AppsOptions, mut progress: impl FnMut(&AppRun)) -> Vec<AppRun> {
@@ -628,6 +636,8 @@ mod tests {
         for (args, needle) in [
             (&["--preset", "huge"][..], "huge"),
             (&["--only", "genome"][..], "genome"),
+            (&["--only", ","][..], "--only needs at least one name"),
+            (&["--seconds", "1e-9"][..], "`1e-9`"),
             (&["--threads", "0"][..], "`0`"),
             (&["--seconds", "-1"][..], "`-1`"),
             (&["--reps", "0"][..], "`0`"),

@@ -26,8 +26,8 @@ OPTIONS:
     --mode MODE          `mixed` (default: every workload) or `churn` (heap churn only: map and
                          set inserts/removes, queue pushes/pops, TBox replacements)
     --interval N         seconds between progress lines (default 1)
-    --long-vars N        TVars read and written by each long transaction (default 8000; 0 turns
-                         the long-transaction thread off)
+    --long-vars N        TVars read and written by each long transaction, 0 or at least 2
+                         (default 8000; 0 turns the long-transaction thread off)
     --stall-seconds N    a thread that makes no progress for this long is a violation
                          (default 5)
     --flood-keys N       keys of the hash-flooding check run before the soak (default 1024;
@@ -160,7 +160,17 @@ impl SoakOptions {
                     }
                 }
                 "--interval" => opts.interval = Duration::from_secs(positive(name, &value()?)?),
-                "--long-vars" => opts.long_vars = number(name, &value()?)? as usize,
+                "--long-vars" => {
+                    let v = value()?;
+                    opts.long_vars = number(name, &v)? as usize;
+                    // The long transactions move units between two of their variables.
+                    if opts.long_vars == 1 {
+                        return Err(format!(
+                            "{name}: `{v}` is too few (0 turns the long transactions off, else \
+                             at least 2)"
+                        ));
+                    }
+                }
                 "--stall-seconds" => opts.stall = Duration::from_secs(positive(name, &value()?)?),
                 "--flood-keys" => opts.flood_keys = number(name, &value()?)? as usize,
                 "--no-memory-check" => opts.memory_check = !arg.flag()?,
@@ -219,6 +229,7 @@ mod tests {
     fn bad_input_is_an_error_that_names_it() {
         for (args, needle) in [
             (&["--seconds", "0"][..], "`0`"),
+            (&["--long-vars", "1"][..], "--long-vars: `1`"),
             (&["--threads", "x"][..], "`x`"),
             (&["--fault-rate", "1.5"][..], "`1.5`"),
             (&["--fault-rate", "-0.1"][..], "`-0.1`"),

@@ -320,6 +320,9 @@ mod tests {
             (&["-x"][..], "-x"),
             (&["-c"][..], "needs a value"),
             (&["--canonical=1"][..], "takes no value"),
+            (&["-t1", "-c3"][..], "0 actions"),
+            (&["-n", "99999999999999"][..], "-n99999999999999"),
+            (&["-c", "99999999999"][..], "-c99999999999"),
         ] {
             let err = parse(args).unwrap_err();
             assert!(err.contains(needle), "{args:?}: {err}");

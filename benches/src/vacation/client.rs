@@ -38,6 +38,12 @@ pub struct Params {
     pub clients: usize,
 }
 
+/// The most queries per action (`-n`) accepted: each client holds a buffer of that many.
+pub const MAX_NUMBER: u64 = 1 << 20;
+
+/// The most clients (`-c`, one thread each) accepted.
+pub const MAX_CLIENTS: usize = 4096;
+
 impl Params {
     /// The ids that actions draw from, 1 to this (STAMP's `queryRange`, rounded as it does).
     pub fn query_range(&self) -> u64 {
@@ -68,6 +74,24 @@ impl Params {
         }
         if self.relations == 0 || self.transactions == 0 || self.clients == 0 {
             return Err("-r, -t and -c must be at least 1".into());
+        }
+        if self.number > MAX_NUMBER {
+            return Err(format!(
+                "-n{} is more queries per action than the {MAX_NUMBER} allowed",
+                self.number
+            ));
+        }
+        if self.clients > MAX_CLIENTS {
+            return Err(format!(
+                "-c{} is more clients (one thread each) than the {MAX_CLIENTS} allowed",
+                self.clients
+            ));
+        }
+        if self.actions_per_client() == 0 {
+            return Err(format!(
+                "-t{} over -c{} clients gives each client 0 actions (-t must be at least -c/2)",
+                self.transactions, self.clients
+            ));
         }
         if self.query_range() == 0 {
             return Err(format!(
