@@ -116,6 +116,28 @@ fn timed(threads: usize, seconds: f64, step: impl Fn(usize) + Sync) -> Timed {
     }
 }
 
+/// Checks a `pypy-local` thread's map after its object reached `count`: increment `n` (1 to
+/// `count`) inserted `n` at key `n % 1024`, so the map holds exactly the last
+/// `min(count, 1024)` increments, each at its key.
+fn check_local_map(count: u64, entries: Vec<(u64, u64)>) -> Result<(), String> {
+    let want = count.min(1024);
+    if entries.len() as u64 != want {
+        return Err(format!(
+            "{} keys after {count} increments, not {want}",
+            entries.len()
+        ));
+    }
+    match entries
+        .iter()
+        .find(|&&(k, v)| v == 0 || v % 1024 != k || v > count || v + 1024 <= count)
+    {
+        Some((k, v)) => Err(format!(
+            "key {k} holds {v}, not the last of the {count} increments at that key"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Runs the test `name` (one of [`TESTS`]) for `seconds` on [`THREADS`] threads.
 ///
 /// # Panics
@@ -148,7 +170,18 @@ pub fn run(name: &str, seconds: f64) -> AppRun {
                 });
             });
             let total: u64 = objects.iter().map(TVar::load).sum();
-            let check = if counts.1 >= LOCAL_ABORT_LIMIT {
+            let maps_check =
+                objects
+                    .iter()
+                    .zip(&maps)
+                    .enumerate()
+                    .try_for_each(|(t, (object, map))| {
+                        check_local_map(object.load(), map.atomic().iter())
+                            .map_err(|what| format!("thread {t}'s map: {what}"))
+                    });
+            let check = if let Err(what) = maps_check {
+                Err(what)
+            } else if counts.1 >= LOCAL_ABORT_LIMIT {
                 Err(format!(
                     "{} aborts on thread-local work (the limit is {LOCAL_ABORT_LIMIT})",
                     counts.1
@@ -156,7 +189,10 @@ pub fn run(name: &str, seconds: f64) -> AppRun {
             } else if total != steps {
                 Err(format!("{total} increments of {steps} survived"))
             } else {
-                Ok(format!("{} aborts < {LOCAL_ABORT_LIMIT}", counts.1))
+                Ok(format!(
+                    "{} aborts < {LOCAL_ABORT_LIMIT}, each map holds its last 1024 increments",
+                    counts.1
+                ))
             };
             (wall, steps, counts, check)
         }
@@ -216,5 +252,32 @@ pub fn run(name: &str, seconds: f64) -> AppRun {
         commits: Some(commits),
         aborts: Some(aborts),
         check,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_map_check_wants_the_last_increments() {
+        let last = |count: u64| -> Vec<(u64, u64)> {
+            (count.saturating_sub(1023).max(1)..=count)
+                .map(|n| (n % 1024, n))
+                .collect()
+        };
+        assert_eq!(check_local_map(5, last(5)), Ok(()));
+        assert_eq!(check_local_map(5000, last(5000)), Ok(()));
+        assert!(check_local_map(5000, Vec::new()).is_err());
+        assert!(check_local_map(5000, last(4999)).is_err());
+        let mut stale = last(5000);
+        stale[3].1 -= 1024;
+        assert!(check_local_map(5000, stale).is_err());
+    }
+
+    #[test]
+    fn a_tiny_run_still_steps() {
+        let run = run("pypy-shared-add", 1e-6);
+        assert!(run.work >= 64 * THREADS as u64, "{run:?}");
     }
 }
