@@ -994,6 +994,10 @@ impl<T: Clone + Send + Sync + 'static> Extend<T> for TBoundedQueue<T> {
         let items: Vec<T> = iter.into_iter().collect();
         let q = &*self;
         let pushed = try_atomically(|tx| {
+            // Closed: a panic, no items included (as `TQueue::extend`).
+            if q.is_closed(tx)? {
+                return tx.abort(());
+            }
             for item in &items {
                 if let Err(item) = q.try_push(tx, item.clone())? {
                     // A copy, dropped outside the transaction; the abort rolls back the pushes
@@ -1005,6 +1009,11 @@ impl<T: Clone + Send + Sync + 'static> Extend<T> for TBoundedQueue<T> {
             Ok(())
         });
         if pushed.is_err() {
+            assert!(
+                !q.atomic().is_closed(),
+                "TBoundedQueue::extend on a closed queue ({} items)",
+                items.len()
+            );
             panic!(
                 "TBoundedQueue::extend: {} items do not fit (capacity {}, {} queued, closed: {})",
                 items.len(),

@@ -114,3 +114,20 @@ fn iter_and_debug_show_the_items_front_to_back_and_nothing_else() {
         );
     });
 }
+
+/// `extend` on a closed queue panics, as documented, with no items too (as `TQueue`'s does);
+/// it did not for an empty iterator (a reviewer's test). Nothing is pushed.
+#[test]
+fn extend_on_a_closed_queue_panics_even_with_no_items() {
+    use commute_test_support::panic_message;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let mut q: TBoundedQueue<u32> = TBoundedQueue::with_capacity(2);
+    q.atomic().close();
+    for items in [vec![], vec![1]] {
+        let n = items.len();
+        let extended = catch_unwind(AssertUnwindSafe(|| q.extend(items)));
+        let message = panic_message(&*extended.expect_err("extend of a closed queue panics"));
+        assert!(message.contains("closed"), "{n} items: {message}");
+    }
+    assert_eq!(q.atomic().len(), 0);
+}
