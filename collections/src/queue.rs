@@ -387,7 +387,7 @@ impl<T> Drop for PoppedRun<T> {
             // SAFETY: as above.
             let step = catch_unwind(AssertUnwindSafe(|| unsafe { Node::popped(old) }));
             if let Err(payload) = step {
-                first_panic.get_or_insert(payload);
+                crate::keep_first_panic(&mut first_panic, payload);
             }
             old = next;
         }

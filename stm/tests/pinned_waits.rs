@@ -8,7 +8,7 @@
 //! ends, could own the only variable it read: it then slept for ever (the first retry test hung,
 //! caught by its watchdog, before the panic).
 
-use commute_stm::{TBox, TVar, atomically, pinned, wait_for_readers};
+use commute_stm::{TBox, TVar, atomically, pinned, read_only, wait_for_readers};
 use commute_test_support::{in_child_process, panic_message, with_watchdog};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Barrier, Weak};
@@ -206,5 +206,39 @@ fn a_pinned_attempt_that_waits_gives_way_to_a_thread_waiting_for_readers() {
             tx.pin();
             tx.give_way()
         });
+    });
+}
+
+/// The same for a snapshot attempt (`read_only`), which a thread in `wait_for_readers` waits
+/// for without a pin: it gives way, and runs again as an ordinary attempt. It did not (a
+/// reviewer's test): `give_way` looked at the pin only, and the wait for snapshot readers was
+/// not counted, so both waited for ever.
+#[test]
+fn a_snapshot_attempt_that_waits_gives_way_to_a_thread_waiting_for_readers() {
+    with_watchdog(60, || {
+        let v = TVar::new(1u64);
+        let registered = Arc::new(Barrier::new(2));
+        let waiter = {
+            let registered = registered.clone();
+            thread::spawn(move || {
+                registered.wait();
+                wait_for_readers(commute_stm::version_bound());
+            })
+        };
+        let mut snapshots = 0;
+        let seen = read_only(|tx| {
+            let x = v.read(tx)?;
+            if !tx.is_snapshot() {
+                return Ok(x);
+            }
+            snapshots += 1;
+            registered.wait();
+            loop {
+                tx.give_way()?;
+                thread::yield_now();
+            }
+        });
+        waiter.join().unwrap();
+        assert_eq!((seen, snapshots), (1, 1));
     });
 }

@@ -244,7 +244,7 @@ impl Run {
             // before it may not have committed to yet: a panic the serial run in order would
             // not meet, as a conflict. It runs again at its turn, where a panic is the task's.
             if let Err(payload) = core::mem::replace(&mut outcome, run()) {
-                drop_payload(payload);
+                crate::drop_payload(payload);
             }
         }
         let panicked = match outcome {
@@ -347,7 +347,7 @@ impl Run {
     fn drop_task(&self, id: u64, body: Box<Body>, panicked: bool, tally: &mut Tally) {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(body))) {
             if panicked {
-                drop_payload(payload);
+                crate::drop_payload(payload);
             } else {
                 tally.committed -= 1;
                 tally.panicked += 1;
@@ -402,7 +402,7 @@ impl Run {
             return;
         }
         drop(first);
-        drop_payload(payload);
+        crate::drop_payload(payload);
     }
 
     /// Subtracts the tasks this worker finished; wakes everyone if that was the last.
@@ -465,18 +465,6 @@ fn first_that_proceeds(tx: &Transaction, tasks: &mut [Task], ctx: &TaskCtx) -> S
                 |tx| first_that_proceeds(tx, first, ctx),
                 |tx| first_that_proceeds(tx, second, ctx).map(|i| i + skipped),
             )
-        }
-    }
-}
-
-/// Drops a panic payload the run does not keep. The task's code chose its type, so its `Drop`
-/// may panic too: that panic is caught here, and a payload of that panic whose own drop panics
-/// is leaked, so that the worker goes on (a worker that died would leave its finished tasks
-/// uncounted, and the other workers waiting for ever).
-fn drop_payload(payload: Box<dyn Any + Send>) {
-    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        if let Err(last) = catch_unwind(AssertUnwindSafe(move || drop(again))) {
-            core::mem::forget(last);
         }
     }
 }

@@ -169,7 +169,7 @@ pub(crate) fn wake_all(wakers: Vec<Waker>) {
     for waker in wakers {
         let woke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
         if let Err(payload) = woke {
-            first_panic.get_or_insert(payload);
+            crate::internal::keep_first_panic(&mut first_panic, payload);
         }
     }
     if let Some(payload) = first_panic {

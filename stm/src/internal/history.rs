@@ -433,8 +433,11 @@ pub(crate) fn mark() -> u64 {
 /// place until then ([`crate::wait_for_readers`]). Outside transactions.
 pub(crate) fn wait_for_readers_up_to(mark: u64) {
     let mut backoff = crate::internal::backoff::Backoff::new();
+    // Counted among the waiters from the first check that finds a reader.
+    let mut counted = None;
     // `OLDEST` is `u64::MAX` with no reader registered.
     while oldest().load(SC_LOAD) <= mark {
+        counted.get_or_insert_with(crate::internal::thread::AwaitingReaders::new);
         backoff.snooze();
     }
 }

@@ -127,9 +127,9 @@ pub(crate) struct Globals {
     pub(crate) profiling: AtomicBool,
     /// Conflict profiles of threads that exited.
     exited_profile: ProfileCell,
-    /// How many threads wait in [`wait_for_pins_below`] for a pinned attempt now (see
-    /// [`pins_awaited`]).
-    pin_waiters: AtomicU64,
+    /// How many threads wait for readers now, blocked in [`wait_for_pins_below`] or in
+    /// `history::wait_for_readers_up_to` (see [`readers_awaited`]).
+    reader_waiters: AtomicU64,
 }
 
 crate::sync::global! {
@@ -142,7 +142,7 @@ crate::sync::global! {
         #[cfg(loom)]
         profiling: AtomicBool::new(false),
         exited_profile: ProfileCell::default(),
-        pin_waiters: AtomicU64::new(0),
+        reader_waiters: AtomicU64::new(0),
     };
 }
 
@@ -614,7 +614,7 @@ impl ThreadCtx {
                 let dropped =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(value)));
                 if let Err(payload) = dropped {
-                    first_panic.get_or_insert(payload);
+                    crate::internal::keep_first_panic(&mut first_panic, payload);
                 }
             }
             if let Some(payload) = first_panic {
@@ -766,7 +766,7 @@ fn free_each(values: &mut Vec<Retired>) {
         let freed =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { value.free() }));
         if let Err(payload) = freed {
-            first_panic.get_or_insert(payload);
+            crate::internal::keep_first_panic(&mut first_panic, payload);
         }
     }
     if let Some(payload) = first_panic {
@@ -933,8 +933,8 @@ pub(crate) fn wait_for_pins_below(version: u64) {
         .map(Arc::as_ptr)
         .filter(|&s| s != own)
         .collect();
-    // Counted among the waiters (see `pins_awaited`) from the first pin that holds it up.
-    let mut counted = false;
+    // Counted among the waiters from the first pin that holds it up.
+    let mut counted = None;
     for slot in slots {
         let mut backoff = crate::internal::backoff::Backoff::new();
         loop {
@@ -943,22 +943,32 @@ pub(crate) fn wait_for_pins_below(version: u64) {
             if pin == UNPINNED || pin >= version {
                 break;
             }
-            if !counted {
-                counted = true;
-                global().pin_waiters.fetch_add(1, Ordering::SeqCst);
-            }
+            counted.get_or_insert_with(AwaitingReaders::new);
             backoff.snooze();
         }
     }
-    if counted {
-        global().pin_waiters.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// A thread counted among those that wait for readers (see [`readers_awaited`]) while it lives.
+pub(crate) struct AwaitingReaders(());
+
+impl AwaitingReaders {
+    pub(crate) fn new() -> Self {
+        global().reader_waiters.fetch_add(1, Ordering::SeqCst);
+        AwaitingReaders(())
     }
 }
 
-/// True while another thread waits in [`wait_for_pins_below`] for pinned attempts to end (some
-/// of which may be the caller's).
-pub(crate) fn pins_awaited() -> bool {
-    global().pin_waiters.load(Ordering::SeqCst) != 0
+impl Drop for AwaitingReaders {
+    fn drop(&mut self) {
+        global().reader_waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// True while another thread waits for readers to end (pinned attempts, or snapshot readers),
+/// some of which may be the caller's: see [`Transaction::give_way`](crate::Transaction::give_way).
+pub(crate) fn readers_awaited() -> bool {
+    global().reader_waiters.load(Ordering::SeqCst) != 0
 }
 
 /// Drops the deferred values that are due, outside any transaction; if `wait_for_lock`, even
@@ -995,7 +1005,7 @@ fn drop_due_deferred(wait_for_lock: bool) {
     for deferred in due {
         let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(deferred)));
         if let Err(payload) = dropped {
-            first_panic.get_or_insert(payload);
+            crate::internal::keep_first_panic(&mut first_panic, payload);
         }
     }
     if let Some(payload) = first_panic {

@@ -45,11 +45,12 @@ impl Leftovers {
             // What it drops waits for the outermost load's end (see `free_after_pin`); its
             // hooks run now, as the caller expects once its transaction has returned.
             free_after_pin(ctx, &mut self.allocs);
-            if !self.unrun.is_empty() {
-                ctx.drop_after_pin(Box::new(core::mem::take(&mut self.unrun)));
+            // Each value on its own: a second panic in one drop would abort.
+            for unrun in self.unrun.drain(..) {
+                ctx.drop_after_pin(Box::new(unrun));
             }
-            if !self.let_go.is_empty() {
-                ctx.drop_after_pin(Box::new(core::mem::take(&mut self.let_go)));
+            for let_go in self.let_go.drain(..) {
+                ctx.drop_after_pin(let_go);
             }
         }
         let mut first_panic = None;
@@ -64,16 +65,19 @@ impl Leftovers {
                 let retired = catch_unwind(AssertUnwindSafe(|| ctx.retire(self.retired.drain(..))));
                 note_panic(&mut first_panic, retired);
             }
-            let unrun = core::mem::take(&mut self.unrun);
-            note_panic(
-                &mut first_panic,
-                catch_unwind(AssertUnwindSafe(|| drop(unrun))),
-            );
-            let let_go = core::mem::take(&mut self.let_go);
-            note_panic(
-                &mut first_panic,
-                catch_unwind(AssertUnwindSafe(|| drop(let_go))),
-            );
+            // Each value on its own: a second panic in one drop would abort.
+            for unrun in self.unrun.drain(..) {
+                note_panic(
+                    &mut first_panic,
+                    catch_unwind(AssertUnwindSafe(|| drop(unrun))),
+                );
+            }
+            for let_go in self.let_go.drain(..) {
+                note_panic(
+                    &mut first_panic,
+                    catch_unwind(AssertUnwindSafe(|| drop(let_go))),
+                );
+            }
             for hook in self.hooks.drain(..) {
                 note_panic(&mut first_panic, catch_unwind(AssertUnwindSafe(hook)));
             }
@@ -217,7 +221,7 @@ fn pass_on(first_panic: Option<Box<dyn core::any::Any + Send>>) {
 /// Keeps the first panic of a series of destructors and hooks.
 fn note_panic(first: &mut Option<Box<dyn core::any::Any + Send>>, result: std::thread::Result<()>) {
     if let Err(payload) = result {
-        first.get_or_insert(payload);
+        crate::internal::keep_first_panic(first, payload);
     }
 }
 
