@@ -176,6 +176,8 @@ pub(crate) fn wake_all(wakers: Vec<Waker>) {
         if !std::thread::panicking() {
             std::panic::resume_unwind(payload);
         }
+        // Not passed on: dropped here, where a panic of its `Drop` cannot escape.
+        crate::internal::drop_payload(payload);
     }
 }
 

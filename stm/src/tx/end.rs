@@ -209,12 +209,14 @@ fn nothing_to_run(st: &TxState) -> bool {
 }
 
 /// Passes on the first panic of a series of destructors and hooks, unless the thread is
-/// already unwinding (a second panic would abort).
+/// already unwinding (a second panic would abort): then its payload is dropped, under
+/// `catch_unwind` (see [`drop_payload`](crate::internal::drop_payload)).
 fn pass_on(first_panic: Option<Box<dyn core::any::Any + Send>>) {
     if let Some(payload) = first_panic {
         if !std::thread::panicking() {
             resume_unwind(payload);
         }
+        crate::internal::drop_payload(payload);
     }
 }
 
