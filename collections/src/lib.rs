@@ -207,29 +207,5 @@ pub use set::TSet;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-/// A panic's payload.
-pub(crate) type Payload = Box<dyn core::any::Any + Send>;
-
-/// Keeps `payload` as the first panic of a series of destructors and hooks, or drops it (see
-/// [`drop_payload`]) if there is one already.
-pub(crate) fn keep_first_panic(first: &mut Option<Payload>, payload: Payload) {
-    if first.is_none() {
-        *first = Some(payload);
-    } else {
-        drop_payload(payload);
-    }
-}
-
-/// Drops a panic's payload that is not passed on. Under `catch_unwind`: a payload's type is
-/// the panicking code's, and its `Drop` may panic too, which would otherwise escape (and,
-/// during an unwinding, abort); the payload of that second panic is dropped likewise, and one
-/// of a third leaked.
-pub(crate) fn drop_payload(payload: Payload) {
-    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
-    if let Err(again) = dropped {
-        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(again)));
-        if let Err(last) = dropped {
-            core::mem::forget(last);
-        }
-    }
-}
+/// The core's handling of panic payloads that are not passed on.
+pub(crate) use commute_stm::__private::{drop_payload, keep_first_panic};

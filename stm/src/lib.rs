@@ -280,6 +280,12 @@ pub use tbox::TBox;
 pub use tvar::{Boxed, Home, Inline, Seen, TVar};
 #[doc(hidden)]
 pub use tx::{__block_on, pending_async_registrations};
+
+/// Helpers the collections crate (`commute`) shares with the core; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::internal::{Payload, drop_payload, keep_first_panic};
+}
 pub use tx::{
     Atomically, IRREVOCABLE_AFTER, StmError, StmResult, Transaction, TryAtomically, TxError,
     TxResult, atomically, atomically_async, in_transaction, read_only, try_atomically,

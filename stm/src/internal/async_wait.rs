@@ -172,13 +172,7 @@ pub(crate) fn wake_all(wakers: Vec<Waker>) {
             crate::internal::keep_first_panic(&mut first_panic, payload);
         }
     }
-    if let Some(payload) = first_panic {
-        if !std::thread::panicking() {
-            std::panic::resume_unwind(payload);
-        }
-        // Not passed on: dropped here, where a panic of its `Drop` cannot escape.
-        crate::internal::drop_payload(payload);
-    }
+    crate::internal::pass_on_first_panic(first_panic);
 }
 
 /// The number of (variable, pending future) entries registered now, over all threads.

@@ -15,11 +15,11 @@ pub(crate) mod wait;
 pub(crate) mod write_set;
 
 /// A panic's payload.
-pub(crate) type Payload = Box<dyn core::any::Any + Send>;
+pub type Payload = Box<dyn core::any::Any + Send>;
 
 /// Keeps `payload` as the first panic of a series of destructors and hooks, or drops it (see
 /// [`drop_payload`]) if there is one already.
-pub(crate) fn keep_first_panic(first: &mut Option<Payload>, payload: Payload) {
+pub fn keep_first_panic(first: &mut Option<Payload>, payload: Payload) {
     if first.is_none() {
         *first = Some(payload);
     } else {
@@ -31,12 +31,24 @@ pub(crate) fn keep_first_panic(first: &mut Option<Payload>, payload: Payload) {
 /// the panicking code's, and its `Drop` may panic too, which would otherwise escape (and,
 /// during an unwinding, abort); the payload of that second panic is dropped likewise, and one
 /// of a third leaked.
-pub(crate) fn drop_payload(payload: Payload) {
+pub fn drop_payload(payload: Payload) {
     let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
     if let Err(again) = dropped {
         let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(again)));
         if let Err(last) = dropped {
             core::mem::forget(last);
         }
+    }
+}
+
+/// Passes on the first panic of a series of destructors and hooks, unless the thread is
+/// already unwinding (a second panic would abort): then its payload is dropped (see
+/// [`drop_payload`]).
+pub(crate) fn pass_on_first_panic(first: Option<Payload>) {
+    if let Some(payload) = first {
+        if !std::thread::panicking() {
+            std::panic::resume_unwind(payload);
+        }
+        drop_payload(payload);
     }
 }

@@ -7,7 +7,7 @@ use crate::internal::thread::{Retired, ThreadCtx, with_ctx};
 use crate::internal::write_set::DropFn;
 use crate::internal::write_set::LetGo;
 use crate::sync::atomic::Ordering;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// What an attempt leaves to be done once it has ended, outside the transaction: values to
 /// free (which may run transactions in their `Drop`), values to retire, hooks to run.
@@ -95,7 +95,7 @@ impl Leftovers {
                 st.retired_by_commit = core::mem::take(&mut self.retired);
             }
         }
-        pass_on(first_panic);
+        crate::internal::pass_on_first_panic(first_panic);
         dropped
     }
 }
@@ -162,7 +162,7 @@ pub(super) fn free_after_commit(ctx: &ThreadCtx, mut allocs: Vec<(u64, DropFn)>)
             st.allocs = allocs;
         }
     }
-    pass_on(first_panic);
+    crate::internal::pass_on_first_panic(first_panic);
 }
 
 /// Inside a pinned load (a transaction run by the closure of `pinned` or `TBox::load_with`, or
@@ -183,7 +183,7 @@ impl Drop for FreeAfterPin {
     fn drop(&mut self) {
         let mut first_panic = None;
         free_allocs(&mut self.0, &mut first_panic);
-        pass_on(first_panic);
+        crate::internal::pass_on_first_panic(first_panic);
     }
 }
 
@@ -191,7 +191,7 @@ impl Drop for FreeAfterPin {
 /// keeping the first panic.
 fn free_allocs(
     allocs: &mut Vec<(u64, DropFn)>,
-    first_panic: &mut Option<Box<dyn core::any::Any + Send>>,
+    first_panic: &mut Option<crate::internal::Payload>,
 ) {
     for (bits, drop_fn) in allocs.drain(..) {
         // SAFETY: allocated by the attempt and never published (no committed variable holds
@@ -208,20 +208,8 @@ fn nothing_to_run(st: &TxState) -> bool {
     st.allocs.is_empty() && st.on_commit.is_empty() && st.on_abort.is_empty() && !st.closures
 }
 
-/// Passes on the first panic of a series of destructors and hooks, unless the thread is
-/// already unwinding (a second panic would abort): then its payload is dropped, under
-/// `catch_unwind` (see [`drop_payload`](crate::internal::drop_payload)).
-fn pass_on(first_panic: Option<Box<dyn core::any::Any + Send>>) {
-    if let Some(payload) = first_panic {
-        if !std::thread::panicking() {
-            resume_unwind(payload);
-        }
-        crate::internal::drop_payload(payload);
-    }
-}
-
 /// Keeps the first panic of a series of destructors and hooks.
-fn note_panic(first: &mut Option<Box<dyn core::any::Any + Send>>, result: std::thread::Result<()>) {
+fn note_panic(first: &mut Option<crate::internal::Payload>, result: std::thread::Result<()>) {
     if let Err(payload) = result {
         crate::internal::keep_first_panic(first, payload);
     }
