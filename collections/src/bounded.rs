@@ -965,6 +965,12 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     }
 }
 
+/// Why [`TBoundedQueue`]'s `extend` pushed nothing.
+enum Full {
+    Closed,
+    NoRoom,
+}
+
 impl<T: Clone + Send + Sync + 'static> Extend<T> for TBoundedQueue<T> {
     /// Pushes every item in one transaction, all or none: they appear together, in order. The
     /// iterator is drained first, outside the transaction (an attempt may run more than once).
@@ -993,34 +999,35 @@ impl<T: Clone + Send + Sync + 'static> Extend<T> for TBoundedQueue<T> {
     fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
         let items: Vec<T> = iter.into_iter().collect();
         let q = &*self;
+        // The error says why: closed (a panic with no items too, as `TQueue::extend`'s) or full.
         let pushed = try_atomically(|tx| {
-            // Closed: a panic, no items included (as `TQueue::extend`).
             if q.is_closed(tx)? {
-                return tx.abort(());
+                return tx.abort(Full::Closed);
             }
             for item in &items {
                 if let Err(item) = q.try_push(tx, item.clone())? {
                     // A copy, dropped outside the transaction; the abort rolls back the pushes
                     // of this attempt.
                     crate::drop_outside(item);
-                    return tx.abort(());
+                    return tx.abort(Full::NoRoom);
                 }
             }
             Ok(())
         });
-        if pushed.is_err() {
-            assert!(
-                !q.atomic().is_closed(),
-                "TBoundedQueue::extend on a closed queue ({} items)",
-                items.len()
-            );
-            panic!(
-                "TBoundedQueue::extend: {} items do not fit (capacity {}, {} queued, closed: {})",
+        match pushed {
+            Ok(()) => {}
+            Err(Full::Closed) => {
+                panic!(
+                    "TBoundedQueue::extend on a closed queue ({} items)",
+                    items.len()
+                )
+            }
+            Err(Full::NoRoom) => panic!(
+                "TBoundedQueue::extend: {} items do not fit (capacity {}, {} queued)",
                 items.len(),
                 q.capacity,
-                q.atomic().len(),
-                q.atomic().is_closed()
-            );
+                q.atomic().len()
+            ),
         }
     }
 }

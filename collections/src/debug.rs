@@ -11,7 +11,7 @@
 use core::cell::Cell;
 use core::fmt;
 
-use crate::{Transaction, in_transaction, read_only};
+use crate::{StmResult, Transaction, in_transaction, read_only};
 
 crate::sync::thread_local! {
     /// The snapshot a map's `Debug` is formatting its entries in, while it does.
@@ -58,6 +58,23 @@ pub(crate) fn in_snapshot(mut f: impl FnMut(&Transaction) -> fmt::Result) -> fmt
         FORMATTING.with(|t| t.set(tx as *const Transaction));
         let _clear = Clear;
         Ok(f(tx))
+    })
+}
+
+/// A collection's `Debug` that shows what `read` reads, formatted by `format`: in a snapshot
+/// of its own outside transactions, in the map's inside a map's `Debug`; `name(<in a
+/// transaction>)` inside another transaction.
+pub(crate) fn items<I>(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    read: impl Fn(&Transaction) -> StmResult<I>,
+    format: impl FnOnce(&mut fmt::Formatter<'_>, I) -> fmt::Result,
+) -> fmt::Result {
+    show(|place| match place {
+        Place::Outside => format(f, read_only(&read)),
+        // A snapshot's reads do not fail.
+        Place::Snapshot(tx) => format(f, read(tx).map_err(|_| fmt::Error)?),
+        Place::InTransaction => f.debug_tuple(name).field(&Placeholder).finish(),
     })
 }
 

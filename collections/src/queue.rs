@@ -110,7 +110,7 @@ use std::time::{Duration, Instant};
 
 use crate::blocks;
 use crate::closed::{Closed, RecvTimeoutError};
-use crate::debug::{self, Place, Placeholder};
+use crate::debug;
 use crate::sync::Arc;
 use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use crate::unkept::Unkept;
@@ -2180,15 +2180,12 @@ impl<T: Clone + Send + Sync + fmt::Debug + 'static> fmt::Debug for TQueue<T> {
     /// [`TMap`](crate::TMap)'s `Debug`, the map's snapshot). Inside a transaction, which may
     /// not start another, shows `TQueue(<in a transaction>)`: there, format `queue.iter(tx)?`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        debug::show(|place| match place {
-            Place::Outside => f.debug_list().entries(self.atomic().iter()).finish(),
-            // A snapshot's reads do not fail.
-            Place::Snapshot(tx) => {
-                let items = self.iter(tx).map_err(|_| fmt::Error)?;
-                f.debug_list().entries(items).finish()
-            }
-            Place::InTransaction => f.debug_tuple("TQueue").field(&Placeholder).finish(),
-        })
+        debug::items(
+            f,
+            "TQueue",
+            |tx| self.iter(tx),
+            |f, items| f.debug_list().entries(items).finish(),
+        )
     }
 }
 

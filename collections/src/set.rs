@@ -5,7 +5,7 @@ use core::fmt;
 use core::hash::{BuildHasher, Hash};
 
 use crate::atomic::Atomic;
-use crate::debug::{self, Place, Placeholder};
+use crate::debug;
 use crate::{Change, StmResult, TMap, Transaction, atomically};
 
 /// A transactional hash set whose operations on different elements do not conflict.
@@ -603,15 +603,12 @@ where
     /// [`TMap`]'s `Debug`, the map's snapshot). Inside a transaction, which may not start
     /// another, shows `TSet(<in a transaction>)`: there, format `set.iter(tx)?`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        debug::show(|place| match place {
-            Place::Outside => f.debug_set().entries(self.atomic().iter()).finish(),
-            // A snapshot's reads do not fail.
-            Place::Snapshot(tx) => {
-                let elements = self.iter(tx).map_err(|_| fmt::Error)?;
-                f.debug_set().entries(elements).finish()
-            }
-            Place::InTransaction => f.debug_tuple("TSet").field(&Placeholder).finish(),
-        })
+        debug::items(
+            f,
+            "TSet",
+            |tx| self.iter(tx),
+            |f, elements| f.debug_set().entries(elements).finish(),
+        )
     }
 }
 

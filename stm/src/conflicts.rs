@@ -5,8 +5,8 @@
 //! records its kind, the variable involved (label or creation site), the call site of the aborted
 //! transaction, the call site of the transaction that last committed a write to that variable
 //! while the profiler was on (where known), and the time the attempt cost. What an attempt
-//! records follows the switch as it stood when the attempt began. [`report`] aggregates the records of all threads
-//! by variable and site pair, sorted by time lost.
+//! records follows the switch as it stood when the attempt began. [`report`] aggregates the
+//! records of all threads by variable and site pair, sorted by time lost.
 //!
 //! When off, the only cost is one relaxed load of a flag per attempt.
 //!
@@ -169,13 +169,14 @@ pub fn report() -> ConflictReport {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ConflictReport {
-    /// Transactions committed by an attempt that began while the profiler was on. The one-call forms that commit one
-    /// variable without a transaction (such as `.atomic()` increments and updates of the
-    /// collections) are not counted here, nor are their retries aborts; [`stats`](crate::stats)
-    /// counts their commits.
+    /// Transactions committed by an attempt that began while the profiler was on. The one-call
+    /// forms that commit one variable without a transaction (such as `.atomic()` increments and
+    /// updates of the collections) are not counted here, nor are their retries aborts;
+    /// [`stats`](crate::stats) counts their commits.
     pub commits: u64,
-    /// Attempts that began while the profiler was on and were rolled back (retries included). An attempt that
-    /// conflicted on several variables counts once here and once in each of their entries.
+    /// Attempts that began while the profiler was on and were rolled back (retries included).
+    /// An attempt that conflicted on several variables counts once here and once in each of
+    /// their entries.
     pub aborts: u64,
     /// Time spent in attempts that committed.
     pub time_committed: Duration,

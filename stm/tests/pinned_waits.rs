@@ -165,21 +165,27 @@ fn a_retry_with_a_deadline_inside_a_pin_waits_out_its_deadline() {
     });
 }
 
+/// A thread that, once the returned barrier is passed, waits for the readers running then (an
+/// attempt of the caller's, pinned or a snapshot, whose read version is below the bound).
+fn waiter_for_readers() -> (Arc<Barrier>, thread::JoinHandle<()>) {
+    let barrier = Arc::new(Barrier::new(2));
+    let waiter = {
+        let barrier = barrier.clone();
+        thread::spawn(move || {
+            barrier.wait();
+            wait_for_readers(commute_stm::version_bound());
+        })
+    };
+    (barrier, waiter)
+}
+
 /// `Transaction::give_way`: an attempt that waits, pinned, for another thread ends with a
 /// conflict once that thread waits for its pin, and runs again; without it both would wait for
 /// ever (the pool's ordered mode hung so, `collections/tests/pool.rs`).
 #[test]
 fn a_pinned_attempt_that_waits_gives_way_to_a_thread_waiting_for_readers() {
     with_watchdog(60, || {
-        let pinned_now = Arc::new(Barrier::new(2));
-        let waiter = {
-            let pinned_now = pinned_now.clone();
-            thread::spawn(move || {
-                pinned_now.wait();
-                // Waits for the other thread's pin: the version is above its read version.
-                wait_for_readers(commute_stm::version_bound());
-            })
-        };
+        let (pinned_now, waiter) = waiter_for_readers();
         let mut attempts = 0;
         let mut gave_way = 0;
         atomically(|tx| {
@@ -217,14 +223,7 @@ fn a_pinned_attempt_that_waits_gives_way_to_a_thread_waiting_for_readers() {
 fn a_snapshot_attempt_that_waits_gives_way_to_a_thread_waiting_for_readers() {
     with_watchdog(60, || {
         let v = TVar::new(1u64);
-        let registered = Arc::new(Barrier::new(2));
-        let waiter = {
-            let registered = registered.clone();
-            thread::spawn(move || {
-                registered.wait();
-                wait_for_readers(commute_stm::version_bound());
-            })
-        };
+        let (registered, waiter) = waiter_for_readers();
         let mut snapshots = 0;
         let seen = read_only(|tx| {
             let x = v.read(tx)?;

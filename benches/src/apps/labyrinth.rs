@@ -791,15 +791,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_check_catches_a_shared_cell_and_a_gap() {
+    /// A grid of one row of six cells, and a pair from one end to the other.
+    fn one_row_of_six() -> (LabyrinthParams, Pair) {
         let p = LabyrinthParams {
             x: 6,
             y: 1,
             z: 1,
             paths: 1,
         };
-        let pair = Pair { src: 0, dst: 5 };
+        (p, Pair { src: 0, dst: 5 })
+    }
+
+    #[test]
+    fn the_check_catches_a_shared_cell_and_a_gap() {
+        let (p, pair) = one_row_of_six();
         let path: Vec<u32> = (0..6).collect();
         let mut grid = vec![1u32; 6];
         assert_eq!(check_grid(&p, &grid, &[pair], &[Some(path.clone())]), Ok(1));
@@ -814,13 +819,7 @@ mod tests {
 
     #[test]
     fn the_check_catches_an_abandoned_pair() {
-        let p = LabyrinthParams {
-            x: 6,
-            y: 1,
-            z: 1,
-            paths: 1,
-        };
-        let pair = Pair { src: 0, dst: 5 };
+        let (p, pair) = one_row_of_six();
         let mut grid = vec![1, 0, 0, 0, 0, 1];
         // Unrouted with a free way between its endpoints: abandoned.
         assert_eq!(check_grid(&p, &grid, &[pair], &[None]), Ok(0));

@@ -209,12 +209,11 @@ impl Transaction {
     }
 
     /// Low-level: gives way to a thread that waits for this attempt to end. Returns a conflict
-    /// (the attempt is rolled back and runs again, as after any conflict) if the attempt has
-    /// pinned its thread ([`pin`](Self::pin)), or is a [snapshot](crate::read_only), while
-    /// another thread waits for such attempts to end, in
+    /// (the attempt is rolled back and runs again; a snapshot attempt, as an ordinary one) if
+    /// the attempt has pinned its thread ([`pin`](Self::pin)), or is a
+    /// [snapshot](crate::read_only), while another thread waits for such attempts to end, in
     /// [`wait_for_readers`](crate::wait_for_readers) (which `commute::Taken::into_inner`
-    /// calls); `Ok` otherwise. A snapshot attempt that gives way runs again as an ordinary
-    /// one, as after any conflict.
+    /// calls); `Ok` otherwise.
     ///
     /// For an attempt that waits for another thread (for its turn in an order of commits,
     /// say): the waiting thread may be the very one it waits for, and the two would wait for
