@@ -15,7 +15,9 @@ use core::ptr;
 use crossbeam_utils::CachePadded;
 
 use crate::atomic::Atomic;
-use crate::closed::{Closed, RecvTimeoutError};
+use crate::closed::{
+    Closed, RecvTimeoutError, pop_wait_on_closed, push_on_closed, take_wait_on_closed,
+};
 use crate::counter::thread_shard_index;
 use crate::debug::{self, Place, Placeholder};
 use crate::queue::{TQueue, Taken};
@@ -203,10 +205,7 @@ impl<T: Send + 'static> TBoundedQueue<T> {
     pub fn push(&self, tx: &Transaction, item: T) -> StmResult<()> {
         let item = Unkept::new(item);
         if self.queue.is_closed(tx)? {
-            panic!(
-                "TBoundedQueue::push on a closed queue: use `send`, which hands the item back \
-                 as `Err(Closed(item))`"
-            );
+            push_on_closed("TBoundedQueue");
         }
         match self.push_open(tx, item)? {
             Ok(()) => Ok(()),
@@ -368,12 +367,18 @@ impl<T: Send + 'static> TBoundedQueue<T> {
     /// ```
     #[track_caller]
     pub fn take_wait(&self, tx: &Transaction) -> StmResult<Taken<T>> {
-        match self.take(tx)? {
+        match self.take_unless_closed(tx)? {
             Some(taken) => Ok(taken),
-            None if self.queue.is_closed(tx)? => panic!(
-                "TBoundedQueue::take_wait on a closed and empty queue would block forever: use \
-                 `take`, which returns None there, and `is_closed`"
-            ),
+            None => take_wait_on_closed("TBoundedQueue"),
+        }
+    }
+
+    /// [`take_wait`](TBoundedQueue::take_wait), with `None` for a closed and empty queue: the
+    /// one-call form panics outside its transaction, where `#[track_caller]` names its caller.
+    fn take_unless_closed(&self, tx: &Transaction) -> StmResult<Option<Taken<T>>> {
+        match self.take(tx)? {
+            Some(taken) => Ok(Some(taken)),
+            None if self.queue.is_closed(tx)? => Ok(None),
             None => tx.retry(),
         }
     }
@@ -426,13 +431,9 @@ impl<T: Clone + Send + Sync + 'static> TBoundedQueue<T> {
     /// consumer of a queue that may be closed uses [`recv`](TBoundedQueue::recv).
     #[track_caller]
     pub fn pop_wait(&self, tx: &Transaction) -> StmResult<T> {
-        match self.pop(tx)? {
+        match self.recv(tx)? {
             Some(item) => Ok(item),
-            None if self.queue.is_closed(tx)? => panic!(
-                "TBoundedQueue::pop_wait on a closed and empty queue would block forever: use \
-                 `recv`, which returns None there"
-            ),
-            None => tx.retry(),
+            None => pop_wait_on_closed("TBoundedQueue"),
         }
     }
 
@@ -654,6 +655,7 @@ impl<T: Send + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// q.atomic().push(Box::new(5));
     /// assert_eq!(q.atomic().take(), Some(Box::new(5)));
     /// ```
+    #[track_caller]
     pub fn take(self) -> Option<T> {
         atomically(|tx| self.0.take(tx)).map(Taken::into_inner)
     }
@@ -673,8 +675,12 @@ impl<T: Send + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// q.atomic().push(Box::new(5));
     /// assert_eq!(q.atomic().take_wait(), Box::new(5));
     /// ```
+    #[track_caller]
     pub fn take_wait(self) -> T {
-        atomically(|tx| self.0.take_wait(tx)).into_inner()
+        match atomically(|tx| self.0.take_unless_closed(tx)) {
+            Some(taken) => taken.into_inner(),
+            None => take_wait_on_closed("TBoundedQueue"),
+        }
     }
 
     /// The number of items.
@@ -689,6 +695,7 @@ impl<T: Send + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
     /// assert_eq!(q.atomic().len(), 0);
     /// ```
+    #[track_caller]
     pub fn len(self) -> usize {
         atomically(|tx| self.0.len(tx))
     }
@@ -705,6 +712,7 @@ impl<T: Send + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
     /// assert!(q.atomic().is_empty());
     /// ```
+    #[track_caller]
     pub fn is_empty(self) -> bool {
         atomically(|tx| self.0.is_empty(tx))
     }
@@ -722,6 +730,7 @@ impl<T: Send + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// q.atomic().close();
     /// assert!(q.atomic().is_closed());
     /// ```
+    #[track_caller]
     pub fn close(self) {
         atomically(|tx| {
             self.0.close(tx);
@@ -741,6 +750,7 @@ impl<T: Send + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
     /// assert!(!q.atomic().is_closed());
     /// ```
+    #[track_caller]
     pub fn is_closed(self) -> bool {
         atomically(|tx| self.0.is_closed(tx))
     }
@@ -758,6 +768,7 @@ impl<T: Send + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// q.atomic().push(1);
     /// assert!(q.atomic().is_full());
     /// ```
+    #[track_caller]
     pub fn is_full(self) -> bool {
         atomically(|tx| self.0.is_full(tx))
     }
@@ -776,8 +787,11 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// let q = commute::TBoundedQueue::with_capacity(1);
     /// q.atomic().push(1);
     /// ```
+    #[track_caller]
     pub fn push(self, item: T) {
-        atomically(|tx| self.0.push(tx, item.clone()));
+        if atomically(|tx| self.0.send(tx, item.clone())).is_err() {
+            push_on_closed("TBoundedQueue");
+        }
     }
 
     /// Pushes if there is room, in a transaction of its own; gives the item back if full.
@@ -797,6 +811,7 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// assert_eq!(q.atomic().try_push(1), Ok(()));
     /// assert_eq!(q.atomic().try_push(2), Err(2));
     /// ```
+    #[track_caller]
     pub fn try_push(self, item: T) -> Result<(), T> {
         atomically(|tx| self.0.try_push(tx, item.clone()))
     }
@@ -813,6 +828,7 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// let q = commute::TBoundedQueue::<u8>::with_capacity(1);
     /// assert_eq!(q.atomic().pop(), None);
     /// ```
+    #[track_caller]
     pub fn pop(self) -> Option<T> {
         atomically(|tx| self.0.pop(tx))
     }
@@ -836,7 +852,10 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// Also if the queue is closed and empty (see [`TBoundedQueue::pop_wait`]).
     #[track_caller]
     pub fn pop_wait(self) -> T {
-        atomically(|tx| self.0.pop_wait(tx))
+        match atomically(|tx| self.0.recv(tx)) {
+            Some(item) => item,
+            None => pop_wait_on_closed("TBoundedQueue"),
+        }
     }
 
     /// [`TBoundedQueue::send`] in a transaction of its own: blocks while full and open.
@@ -857,6 +876,7 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// q.atomic().close();
     /// assert_eq!(q.atomic().send(2), Err(commute::Closed(2)));
     /// ```
+    #[track_caller]
     pub fn send(self, item: T) -> Result<(), Closed<T>> {
         atomically(|tx| self.0.send(tx, item.clone()))
     }
@@ -876,6 +896,7 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// assert_eq!(q.atomic().recv(), Some(1));
     /// assert_eq!(q.atomic().recv(), None);
     /// ```
+    #[track_caller]
     pub fn recv(self) -> Option<T> {
         atomically(|tx| self.0.recv(tx))
     }
@@ -904,6 +925,7 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     ///     Err(commute::RecvTimeoutError::Timeout)
     /// );
     /// ```
+    #[track_caller]
     pub fn recv_timeout(self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         let Some(deadline) = Instant::now().checked_add(timeout) else {
             // Too long for an `Instant` (`Duration::MAX`): no deadline, as std's channels take it.
@@ -926,6 +948,7 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// assert_eq!(q.atomic().drain(), [1]);
     /// assert!(!q.atomic().is_full());
     /// ```
+    #[track_caller]
     pub fn drain(self) -> Vec<T> {
         atomically(|tx| self.0.drain(tx))
     }
@@ -943,6 +966,7 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// q.atomic().push(5);
     /// assert_eq!(q.atomic().peek(), Some(5));
     /// ```
+    #[track_caller]
     pub fn peek(self) -> Option<T> {
         atomically(|tx| self.0.peek(tx))
     }
@@ -960,6 +984,7 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// q.atomic().push(1u8);
     /// assert_eq!(q.atomic().iter(), [1]);
     /// ```
+    #[track_caller]
     pub fn iter(self) -> Vec<T> {
         atomically(|tx| self.0.iter(tx))
     }

@@ -78,3 +78,32 @@ impl fmt::Display for RecvTimeoutError {
 }
 
 impl std::error::Error for RecvTimeoutError {}
+
+/// The panic of a push to a closed queue (`queue`: the type's name).
+#[cold]
+#[track_caller]
+pub(crate) fn push_on_closed(queue: &str) -> ! {
+    panic!(
+        "{queue}::push on a closed queue: use `send`, which hands the item back as `Err(Closed(item))`"
+    )
+}
+
+/// The panic of a `take_wait` on a closed and empty queue.
+#[cold]
+#[track_caller]
+pub(crate) fn take_wait_on_closed(queue: &str) -> ! {
+    panic!(
+        "{queue}::take_wait on a closed and empty queue would block forever: use `take`, which \
+         returns None there, and `is_closed`"
+    )
+}
+
+/// The panic of a `pop_wait` on a closed and empty queue.
+#[cold]
+#[track_caller]
+pub(crate) fn pop_wait_on_closed(queue: &str) -> ! {
+    panic!(
+        "{queue}::pop_wait on a closed and empty queue would block forever: use `recv`, which \
+         returns None there"
+    )
+}

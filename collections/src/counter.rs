@@ -326,6 +326,7 @@ impl TCounter {
     /// c.atomic().add(7);
     /// assert_eq!(c.load(), 7);
     /// ```
+    #[track_caller]
     pub fn load(&self) -> i64 {
         atomically(|tx| self.get(tx))
     }
@@ -441,6 +442,7 @@ impl Atomic<'_, TCounter> {
     /// c.atomic().incr();
     /// assert_eq!(c.load(), 1);
     /// ```
+    #[track_caller]
     pub fn incr(self) {
         self.add(1);
     }
@@ -458,6 +460,7 @@ impl Atomic<'_, TCounter> {
     /// c.atomic().decr();
     /// assert_eq!(c.load(), -1);
     /// ```
+    #[track_caller]
     pub fn decr(self) {
         self.add(-1);
     }
@@ -474,6 +477,7 @@ impl Atomic<'_, TCounter> {
     /// let c = commute::TCounter::new();
     /// assert_eq!(c.atomic().get(), 0);
     /// ```
+    #[track_caller]
     pub fn get(self) -> i64 {
         self.0.load()
     }

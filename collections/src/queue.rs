@@ -109,7 +109,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::{Duration, Instant};
 
 use crate::blocks;
-use crate::closed::{Closed, RecvTimeoutError};
+use crate::closed::{
+    Closed, RecvTimeoutError, pop_wait_on_closed, push_on_closed, take_wait_on_closed,
+};
 use crate::debug;
 use crate::sync::Arc;
 use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -959,7 +961,7 @@ impl<T: Send + 'static> TQueue<T> {
     #[track_caller]
     fn check_open_for_push(&self, tx: &Transaction) {
         if self.closed.read(tx).unwrap_or(false) {
-            closed_push();
+            push_on_closed("TQueue");
         }
     }
 
@@ -968,7 +970,7 @@ impl<T: Send + 'static> TQueue<T> {
     #[track_caller]
     fn check_open_alone(&self) {
         if self.close_begun.load(Ordering::Acquire) && atomically(|tx| self.closed.read(tx)) {
-            closed_push();
+            push_on_closed("TQueue");
         }
     }
 
@@ -1141,12 +1143,18 @@ impl<T: Send + 'static> TQueue<T> {
     /// ```
     #[track_caller]
     pub fn take_wait(&self, tx: &Transaction) -> StmResult<Taken<T>> {
-        match self.take(tx)? {
+        match self.take_unless_closed(tx)? {
             Some(taken) => Ok(taken),
-            None if self.closed.read(tx)? => panic!(
-                "TQueue::take_wait on a closed and empty queue would block forever: use `take`, \
-                 which returns None there, and `is_closed`"
-            ),
+            None => take_wait_on_closed("TQueue"),
+        }
+    }
+
+    /// [`take_wait`](TQueue::take_wait), with `None` for a closed and empty queue: the
+    /// one-call form panics outside its transaction, where `#[track_caller]` names its caller.
+    fn take_unless_closed(&self, tx: &Transaction) -> StmResult<Option<Taken<T>>> {
+        match self.take(tx)? {
+            Some(taken) => Ok(Some(taken)),
+            None if self.closed.read(tx)? => Ok(None),
             None => tx.retry(),
         }
     }
@@ -1352,13 +1360,9 @@ impl<T: Clone + Send + Sync + 'static> TQueue<T> {
     /// forever. A consumer of a queue that may be closed uses [`recv`](TQueue::recv).
     #[track_caller]
     pub fn pop_wait(&self, tx: &Transaction) -> StmResult<T> {
-        match self.pop(tx)? {
+        match self.recv(tx)? {
             Some(item) => Ok(item),
-            None if self.closed.read(tx)? => panic!(
-                "TQueue::pop_wait on a closed and empty queue would block forever: use `recv`, \
-                 which returns None there"
-            ),
-            None => tx.retry(),
+            None => pop_wait_on_closed("TQueue"),
         }
     }
 
@@ -1800,6 +1804,7 @@ impl<T: Send + 'static> Atomic<'_, TQueue<T>> {
     /// q.atomic().push("x");
     /// assert_eq!(q.atomic().len(), 1);
     /// ```
+    #[track_caller]
     pub fn push(self, item: T) {
         crate::atomic::assert_outside_transaction();
         self.0.check_open_alone();
@@ -1829,6 +1834,7 @@ impl<T: Send + 'static> Atomic<'_, TQueue<T>> {
     /// assert_eq!(q.atomic().take(), Some(Box::new(1)));
     /// assert_eq!(q.atomic().take(), None);
     /// ```
+    #[track_caller]
     pub fn take(self) -> Option<T> {
         atomically(|tx| self.0.take(tx)).map(Taken::into_inner)
     }
@@ -1848,8 +1854,12 @@ impl<T: Send + 'static> Atomic<'_, TQueue<T>> {
     /// q.atomic().push(String::from("x"));
     /// assert_eq!(q.atomic().take_wait(), "x");
     /// ```
+    #[track_caller]
     pub fn take_wait(self) -> T {
-        atomically(|tx| self.0.take_wait(tx)).into_inner()
+        match atomically(|tx| self.0.take_unless_closed(tx)) {
+            Some(taken) => taken.into_inner(),
+            None => take_wait_on_closed("TQueue"),
+        }
     }
 
     /// The number of items.
@@ -1864,6 +1874,7 @@ impl<T: Send + 'static> Atomic<'_, TQueue<T>> {
     /// let q: commute::TQueue<u8> = commute::TQueue::new();
     /// assert_eq!(q.atomic().len(), 0);
     /// ```
+    #[track_caller]
     pub fn len(self) -> usize {
         atomically(|tx| self.0.len(tx))
     }
@@ -1880,6 +1891,7 @@ impl<T: Send + 'static> Atomic<'_, TQueue<T>> {
     /// let q: commute::TQueue<u8> = commute::TQueue::new();
     /// assert!(q.atomic().is_empty());
     /// ```
+    #[track_caller]
     pub fn is_empty(self) -> bool {
         atomically(|tx| self.0.is_empty(tx))
     }
@@ -1897,6 +1909,7 @@ impl<T: Send + 'static> Atomic<'_, TQueue<T>> {
     /// q.atomic().close();
     /// assert!(q.atomic().is_closed());
     /// ```
+    #[track_caller]
     pub fn close(self) {
         atomically(|tx| {
             self.0.close(tx);
@@ -1916,6 +1929,7 @@ impl<T: Send + 'static> Atomic<'_, TQueue<T>> {
     /// let q: commute::TQueue<u8> = commute::TQueue::new();
     /// assert!(!q.atomic().is_closed());
     /// ```
+    #[track_caller]
     pub fn is_closed(self) -> bool {
         atomically(|tx| self.0.is_closed(tx))
     }
@@ -1935,6 +1949,7 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     /// q.atomic().push(1u8);
     /// assert_eq!(q.atomic().pop(), Some(1));
     /// ```
+    #[track_caller]
     pub fn pop(self) -> Option<T> {
         crate::atomic::assert_outside_transaction();
         loop {
@@ -1968,7 +1983,10 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
         if let Some(item) = self.pop() {
             return item;
         }
-        atomically(|tx| self.0.pop_wait(tx))
+        match atomically(|tx| self.0.recv(tx)) {
+            Some(item) => item,
+            None => pop_wait_on_closed("TQueue"),
+        }
     }
 
     /// [`TQueue::send`] in a transaction of its own.
@@ -1989,6 +2007,7 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     /// q.atomic().close();
     /// assert_eq!(q.atomic().send(2), Err(commute::Closed(2)));
     /// ```
+    #[track_caller]
     pub fn send(self, item: T) -> Result<(), Closed<T>> {
         atomically(|tx| self.0.send(tx, item.clone()))
     }
@@ -2009,6 +2028,7 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     /// assert_eq!(q.atomic().recv(), Some('a'));
     /// assert_eq!(q.atomic().recv(), None);
     /// ```
+    #[track_caller]
     pub fn recv(self) -> Option<T> {
         // As `pop_wait`: a closed queue still hands out what it holds.
         if let Some(item) = self.pop() {
@@ -2043,6 +2063,7 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     ///     Err(commute::RecvTimeoutError::Timeout)
     /// );
     /// ```
+    #[track_caller]
     pub fn recv_timeout(self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         let Some(deadline) = Instant::now().checked_add(timeout) else {
             // Too long for an `Instant` (`Duration::MAX`): no deadline, as std's channels take it.
@@ -2063,6 +2084,7 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     /// let q: commute::TQueue<u8> = (1..=2).collect();
     /// assert_eq!(q.atomic().drain(), [1, 2]);
     /// ```
+    #[track_caller]
     pub fn drain(self) -> Vec<T> {
         atomically(|tx| self.0.drain(tx))
     }
@@ -2080,6 +2102,7 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     /// q.atomic().push(3);
     /// assert_eq!(q.atomic().peek(), Some(3));
     /// ```
+    #[track_caller]
     pub fn peek(self) -> Option<T> {
         atomically(|tx| self.0.peek(tx))
     }
@@ -2098,6 +2121,7 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TQueue<T>> {
     /// q.atomic().push('b');
     /// assert_eq!(q.atomic().iter(), ['a', 'b']);
     /// ```
+    #[track_caller]
     pub fn iter(self) -> Vec<T> {
         atomically(|tx| self.0.iter(tx))
     }
@@ -2126,6 +2150,7 @@ impl<T: Send + 'static> Extend<T> for TQueue<T> {
     ///
     /// Panics inside a transaction (transactions do not nest): there, call
     /// [`push`](TQueue::push) in a loop. Panics on a closed queue, as `push` does.
+    #[track_caller]
     fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
         crate::atomic::assert_outside_transaction();
         self.check_open_alone();
@@ -2258,14 +2283,4 @@ unsafe fn drop_items_from<T: 'static>(mut node: *mut Node<T>) {
         unsafe { boxed.item.assume_init_drop() };
         core::mem::forget(rest);
     }
-}
-
-/// The panic of a push to a closed queue.
-#[cold]
-#[track_caller]
-fn closed_push() -> ! {
-    panic!(
-        "TQueue::push on a closed queue: use `send`, which hands the item back as \
-         `Err(Closed(item))`"
-    )
 }

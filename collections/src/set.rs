@@ -429,6 +429,7 @@ where
     /// assert!(s.atomic().insert(1));
     /// assert!(!s.atomic().insert(1));
     /// ```
+    #[track_caller]
     pub fn insert(self, value: T) -> bool {
         // A copy it does not keep comes back out, dropped here, outside the transaction.
         let back = atomically(|tx| self.0.map.insert_new(tx, value.clone(), ()));
@@ -448,6 +449,7 @@ where
     /// s.atomic().insert(1);
     /// assert!(s.atomic().remove(&1));
     /// ```
+    #[track_caller]
     pub fn remove<Q>(self, value: &Q) -> bool
     where
         T: Borrow<Q>,
@@ -469,6 +471,7 @@ where
     /// assert!(s.atomic().toggle('x'));
     /// assert!(!s.atomic().toggle('x'));
     /// ```
+    #[track_caller]
     pub fn toggle(self, value: T) -> bool {
         // A copy it does not keep comes back out, dropped here, outside the transaction.
         atomically(|tx| self.0.toggle_giving_back(tx, value.clone())).0
@@ -487,6 +490,7 @@ where
     /// s.atomic().insert('x');
     /// assert!(s.atomic().contains(&'x'));
     /// ```
+    #[track_caller]
     pub fn contains<Q>(self, value: &Q) -> bool
     where
         T: Borrow<Q>,
@@ -507,6 +511,7 @@ where
     /// let s: commute::TSet<u8> = (0..5).collect();
     /// assert_eq!(s.atomic().len(), 5);
     /// ```
+    #[track_caller]
     pub fn len(self) -> usize {
         atomically(|tx| self.0.len(tx))
     }
@@ -523,6 +528,7 @@ where
     /// let s: commute::TSet<u8> = commute::TSet::new();
     /// assert!(s.atomic().is_empty());
     /// ```
+    #[track_caller]
     pub fn is_empty(self) -> bool {
         atomically(|tx| self.0.is_empty(tx))
     }
@@ -540,6 +546,7 @@ where
     /// s.atomic().insert(9);
     /// assert_eq!(s.atomic().iter(), [9]);
     /// ```
+    #[track_caller]
     pub fn iter(self) -> Vec<T> {
         atomically(|tx| self.0.iter(tx))
     }
@@ -558,6 +565,7 @@ where
     /// s.atomic().clear();
     /// assert!(s.atomic().is_empty());
     /// ```
+    #[track_caller]
     pub fn clear(self) {
         atomically(|tx| self.0.clear(tx));
     }
@@ -576,6 +584,7 @@ where
     /// s.atomic().retain(|x| *x >= 3);
     /// assert_eq!(s.atomic().len(), 3);
     /// ```
+    #[track_caller]
     pub fn retain(self, mut keep: impl FnMut(&T) -> bool) {
         atomically(|tx| self.0.retain(tx, &mut keep));
     }
@@ -671,6 +680,7 @@ where
     ///
     /// Panics inside a transaction (transactions do not nest): there, call
     /// [`insert`](TSet::insert) in a loop.
+    #[track_caller]
     fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
         let values: Vec<T> = iter.into_iter().collect();
         let set = &*self;

@@ -52,7 +52,10 @@ fn a_closed_tqueue_refuses_push_with_a_panic() {
     let q = TQueue::new();
     q.atomic().close();
     let r = catch_unwind(AssertUnwindSafe(|| q.atomic().push(1)));
-    let message = *r.unwrap_err().downcast::<&str>().unwrap();
+    let payload = r.unwrap_err();
+    let message = (payload.downcast_ref::<String>().map(String::as_str))
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .expect("a message");
     assert!(message.contains("closed queue"), "{message}");
     assert_eq!(q.atomic().len(), 0);
 }

@@ -1062,6 +1062,7 @@ where
     /// assert!(m.atomic().insert_if_absent(1, 'a'));
     /// assert!(!m.atomic().insert_if_absent(1, 'b'));
     /// ```
+    #[track_caller]
     pub fn insert_if_absent(self, key: K, value: V) -> bool {
         // What it does not keep comes back out, dropped here, outside the transaction.
         let back = atomically(|tx| self.0.insert_new(tx, key.clone(), value.share(TOKEN)));
@@ -1081,6 +1082,7 @@ where
     /// m.atomic().insert(1, 'a');
     /// assert_eq!(m.atomic().remove(&1), Some('a'));
     /// ```
+    #[track_caller]
     pub fn remove<Q>(self, key: &Q) -> Option<V::Removed>
     where
         K: Borrow<Q>,
@@ -1104,6 +1106,7 @@ where
     /// hits.atomic().upsert("/", || 0, |n| *n += 1);
     /// assert_eq!(hits.atomic().get("/"), Some(2));
     /// ```
+    #[track_caller]
     pub fn upsert(self, key: K, mut default: impl FnMut() -> V, mut update: impl FnMut(&mut V))
     where
         V: Clone,
@@ -1137,6 +1140,7 @@ where
     /// assert!(!take("apple"));
     /// assert!(stock.atomic().is_empty());
     /// ```
+    #[track_caller]
     pub fn alter<R>(self, key: K, mut f: impl FnMut(Option<&V>) -> (Change<V>, R)) -> R {
         // A key copy no entry keeps comes back out, dropped here, outside the transaction.
         atomically(|tx| self.0.alter_giving_back(tx, key.clone(), &mut f)).0
@@ -1155,6 +1159,7 @@ where
     /// m.atomic().insert(1, 1);
     /// assert_eq!(m.atomic().len(), 1);
     /// ```
+    #[track_caller]
     pub fn len(self) -> usize {
         atomically(|tx| self.0.len(tx))
     }
@@ -1171,6 +1176,7 @@ where
     /// let m: commute::TMap<u8, u8> = commute::TMap::new();
     /// assert!(m.atomic().is_empty());
     /// ```
+    #[track_caller]
     pub fn is_empty(self) -> bool {
         atomically(|tx| self.0.is_empty(tx))
     }
@@ -1188,6 +1194,7 @@ where
     /// m.atomic().insert(1, 'a');
     /// assert_eq!(m.atomic().iter(), [(1, 'a')]);
     /// ```
+    #[track_caller]
     pub fn iter(self) -> Vec<(K, V)>
     where
         V: Clone,
@@ -1208,6 +1215,7 @@ where
     /// m.atomic().insert(1, 'a');
     /// assert_eq!(m.atomic().keys(), [1]);
     /// ```
+    #[track_caller]
     pub fn keys(self) -> Vec<K> {
         atomically(|tx| self.0.keys(tx))
     }
@@ -1225,6 +1233,7 @@ where
     /// m.atomic().insert(1, 'a');
     /// assert_eq!(m.atomic().values(), ['a']);
     /// ```
+    #[track_caller]
     pub fn values(self) -> Vec<V>
     where
         V: Clone,
@@ -1246,6 +1255,7 @@ where
     /// m.atomic().clear();
     /// assert!(m.atomic().is_empty());
     /// ```
+    #[track_caller]
     pub fn clear(self) {
         atomically(|tx| self.0.clear(tx));
     }
@@ -1264,6 +1274,7 @@ where
     /// m.atomic().retain(|k, _| *k < 2);
     /// assert_eq!(m.atomic().len(), 2);
     /// ```
+    #[track_caller]
     pub fn retain(self, mut keep: impl FnMut(&K, &V) -> bool) {
         atomically(|tx| self.0.retain(tx, &mut keep));
     }
@@ -1384,6 +1395,7 @@ where
     ///
     /// Panics inside a transaction (transactions do not nest): there, call
     /// [`insert`](TMap::insert) in a loop.
+    #[track_caller]
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
         let pairs: Vec<(K, V)> = iter.into_iter().collect();
         let map = &*self;

@@ -278,7 +278,7 @@ impl Driver {
     ) -> Result<R, Registration> {
         // Dropped when `poll` returns (`Pending` included): the thread is then outside
         // `atomically` and outside any transaction, and wakers this poll's commits woke run.
-        let _in_tx = enter(ctx);
+        let _in_tx = enter(ctx, self.site);
         loop {
             // Before the attempt: see `OutsideWhenUnwinding`.
             let outcome: Outcome<R>;

@@ -111,7 +111,7 @@ fn snapshot_attempt<T>(
     site: &'static Location<'static>,
     f: &mut impl FnMut(&Transaction) -> StmResult<T>,
 ) -> Option<T> {
-    let in_tx = enter(ctx);
+    let in_tx = enter(ctx, site);
     let profiling = crate::conflicts::profiling();
     // What the attempt leaves (hooks, values to free) runs once the reader has deregistered:
     // it may wait for snapshot readers (`wait_for_readers`, a queue's `Taken::into_inner`).
