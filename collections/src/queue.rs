@@ -1617,6 +1617,9 @@ impl<T: Send + 'static> TQueue<T> {
                 (*next).stamp.load(Ordering::Relaxed) & !LET_GO,
             )
         };
+        // A commit stamps its pushed nodes before it unlocks any variable (`head` among them):
+        // a successor reached from a committed `head` is published.
+        debug_assert_ne!(version, UNPUBLISHED & !LET_GO, "an unpublished successor");
         // SAFETY: as in `pop`: if this commit succeeds, it unlinks the old sentinel and pops
         // `next`'s item, and the marker is the only retirement of either; it comes after the
         // push that published `next` (its version), as a transactional pop's snapshot does

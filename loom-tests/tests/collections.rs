@@ -487,6 +487,40 @@ fn queue_pops_never_read_freed_nodes() {
 /// (the tail's position less the head's) that is not the walk's.
 ///
 /// Preemption bound at most 2: three threads.
+/// A transaction pops the queue's one item, pushes two and pops the first of them, while the
+/// main thread reads the length: every committed state holds one item. The commit stores
+/// `head` pointing at the attempt's own first pending node; it used to unlock `head` before
+/// `tail`'s publishing operation stamped that node, and a reader in between took the node for
+/// one of its own pending pushes (`len` answered 0; a one-call pop took its unpublished
+/// successor's stamp as a version, corrupting the clock: a double free). A reviewer's model.
+#[test]
+fn queue_len_never_sees_a_head_before_its_node_is_stamped() {
+    run_model(
+        "queue_len_never_sees_a_head_before_its_node_is_stamped",
+        || {
+            let live = Live::new();
+            let queue = queue_of(&[1], &live);
+            let writer = {
+                let (queue, live) = (queue.clone(), live.clone());
+                thread::spawn(move || {
+                    atomically(|tx| {
+                        queue.pop(tx)?;
+                        queue.push(tx, Item::new(2, &live));
+                        queue.push(tx, Item::new(3, &live));
+                        queue.pop(tx)?;
+                        Ok(())
+                    });
+                })
+            };
+            let len = atomically(|tx| queue.len(tx));
+            writer.join().unwrap();
+            assert_eq!(len, 1, "every committed state of the queue holds one item");
+            assert_eq!(drain(&queue), [3]);
+            check_queue_freed(queue, &live);
+        },
+    );
+}
+
 #[test]
 fn queue_walk_sees_one_state() {
     run_model_with("queue_walk_sees_one_state", capped_builder(2), || {

@@ -450,9 +450,13 @@ fn write_back_unlocking(
     locks.held = 0; // unlocked by write_back
 }
 
-/// Commit phase 4: store the values, unlock at version `wv`, wake `retry` waiters, run the
-/// second steps of publishing operations. Collects the heap values the commit replaced in
-/// `retired`.
+/// Commit phase 4: run the publishing operations, store the values, unlock at version `wv`,
+/// wake `retry` waiters, run the second steps of publishing operations. Collects the heap
+/// values the commit replaced in `retired`.
+///
+/// No variable is unlocked before every publishing operation has run: a value stored and
+/// unlocked may lead to what they publish (a queue's `head` moved onto the attempt's own
+/// pushes, whose nodes `stamp` makes readable).
 #[inline(always)]
 fn write_back(
     entries: &[Entry],
@@ -463,6 +467,16 @@ fn write_back(
     retired: &mut Vec<Retired>,
 ) {
     let mut then = false;
+    // With other variables in the commit, the publishing operations run first, every lock
+    // still held (see above); alone, in the loop, before their variable is unlocked.
+    let early = entries.len() > 1 && !publishes.is_empty();
+    if early {
+        for e in entries {
+            if let Pending::Publish(list) = e.pending {
+                then |= publish_entry(e.var(), list, publishes, wv, view, retired);
+            }
+        }
+    }
     for e in entries {
         let var = e.var();
         let bits = match e.pending {
@@ -471,16 +485,9 @@ fn write_back(
             // plus the sum of the attempt's adds (no heap value to retire: no `drop_old`).
             Pending::Add(d) => Some(var.value.load(Ordering::Relaxed).wrapping_add(d)),
             Pending::Publish(list) => {
-                if history::involved(var, view) {
-                    history::on_write(var, None, wv, view, retired);
+                if !early {
+                    then |= publish_entry(var, list, publishes, wv, view, retired);
                 }
-                let old = var.value.load(Ordering::Relaxed);
-                let mut new = old;
-                for (_, op) in publishes.iter_mut().filter(|(l, _)| *l == list) {
-                    new = op.run(new, wv);
-                    then |= op.has_after();
-                }
-                var.value.store(new, Ordering::Release);
                 None
             }
             Pending::Hold => {
@@ -523,6 +530,31 @@ fn write_back(
             op.run_after();
         }
     }
+}
+
+/// Runs the publishing operations of the locked `var` (its list `list`) and stores the value
+/// they leave; true if one has a second step.
+#[inline(never)]
+fn publish_entry(
+    var: &VarCore,
+    list: u32,
+    publishes: &mut [(u32, PublishOp)],
+    wv: u64,
+    view: history::WriterView,
+    retired: &mut Vec<Retired>,
+) -> bool {
+    if history::involved(var, view) {
+        history::on_write(var, None, wv, view, retired);
+    }
+    let mut then = false;
+    let old = var.value.load(Ordering::Relaxed);
+    let mut new = old;
+    for (_, op) in publishes.iter_mut().filter(|(l, _)| *l == list) {
+        new = op.run(new, wv);
+        then |= op.has_after();
+    }
+    var.value.store(new, Ordering::Release);
+    then
 }
 
 /// Leaves in the attempt's allocations only those the commit did not publish: the values its
