@@ -467,10 +467,8 @@ fn write_back(
     retired: &mut Vec<Retired>,
 ) {
     let mut then = false;
-    // With other variables in the commit, the publishing operations run first, every lock
-    // still held (see above); alone, in the loop, before their variable is unlocked.
-    let early = entries.len() > 1 && !publishes.is_empty();
-    if early {
+    // The publishing operations first, every lock still held (see above).
+    if !publishes.is_empty() {
         for e in entries {
             if let Pending::Publish(list) = e.pending {
                 then |= publish_entry(e.var(), list, publishes, wv, view, retired);
@@ -484,12 +482,7 @@ fn write_back(
             // A commuted add to a plain word: the latest committed value, frozen by our lock,
             // plus the sum of the attempt's adds (no heap value to retire: no `drop_old`).
             Pending::Add(d) => Some(var.value.load(Ordering::Relaxed).wrapping_add(d)),
-            Pending::Publish(list) => {
-                if !early {
-                    then |= publish_entry(var, list, publishes, wv, view, retired);
-                }
-                None
-            }
+            Pending::Publish(_) => None, // run above
             Pending::Hold => {
                 // Read (and locked) by the irrevocable transaction only: restore the word.
                 var.lock.store(e.locked_word, Ordering::Release);
@@ -534,7 +527,7 @@ fn write_back(
 
 /// Runs the publishing operations of the locked `var` (its list `list`) and stores the value
 /// they leave; true if one has a second step.
-#[inline(never)]
+#[inline(always)]
 fn publish_entry(
     var: &VarCore,
     list: u32,
