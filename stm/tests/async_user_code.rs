@@ -1,10 +1,12 @@
 //! The async driver and the code of its users that it runs: wakers (their `wake` and their
-//! `Drop`), and a future polled where it must not be. Each test failed before its fix: the first
-//! hung (caught by its watchdog), the second committed a transaction twice, the third returned
-//! `Pending` instead of its documented panic, the fourth left its future pending, never woken.
+//! `Drop`), commit and abort hooks, and a future polled where it must not be. Each test failed
+//! before its fix: the first hung (caught by its watchdog), the second committed a transaction
+//! twice, the third returned `Pending` instead of its documented panic, the fourth left its
+//! future pending, never woken; the later ones say what they caught.
 
-use commute_stm::{TBox, TVar, atomically, atomically_async, pinned};
+use commute_stm::{TBox, TVar, atomically, atomically_async, pinned, try_atomically_async};
 use commute_test_support::{in_child_process, panic_message, with_watchdog};
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::sync::Arc;
@@ -134,4 +136,66 @@ fn a_future_whose_attempt_retries_inside_a_pin_panics() {
     let payload = polled.expect_err("a retry that would wait inside a pin panics");
     let text = panic_message(&*payload);
     assert!(text.contains("inside a pin"), "{text}");
+}
+
+/// The second poll of a future whose poll panicked after its commit, as the documented panic of
+/// a complete future polled again (or `None` if it returned).
+fn poll_again<F: Future>(mut future: std::pin::Pin<&mut F>) -> Option<String> {
+    let again = catch_unwind(AssertUnwindSafe(|| {
+        future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+    }));
+    again.err().map(|payload| panic_message(&*payload))
+}
+
+/// Before the fix the future was marked complete only after its commit's hooks had run: the
+/// hook's panic left it runnable, and polled again it committed a second time.
+#[test]
+fn a_future_whose_commit_hook_panicked_does_not_commit_again() {
+    let commits = TVar::new(0u64);
+    let mut future = pin!(atomically_async(|tx| {
+        commits.modify(tx, |n| n + 1)?;
+        tx.on_commit(|| panic!("commit hook"));
+        Ok(())
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    let first = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
+    assert!(first.is_err(), "the hook's panic passes on from the poll");
+    assert_eq!(commits.load(), 1, "the attempt committed");
+    let again = poll_again(future.as_mut());
+    assert_eq!(commits.load(), 1, "the transaction committed twice");
+    let text = again.expect("a complete future polled again panics");
+    assert!(text.contains("polled after completion"), "{text}");
+}
+
+/// Before the fix a future that failed with its closure's error was marked complete only after
+/// the abort hooks had run: the hook's panic left it runnable, and polled again it ran its
+/// closure again, which committed this time.
+#[test]
+fn a_try_future_whose_abort_hook_panicked_does_not_run_again() {
+    let commits = TVar::new(0u64);
+    let calls = Cell::new(0u32);
+    let mut future = pin!(try_atomically_async(|tx| {
+        calls.set(calls.get() + 1);
+        if calls.get() == 1 {
+            // The first attempt refuses; its abort hook panics.
+            tx.on_abort(|| panic!("abort hook"));
+            return tx.abort("refused");
+        }
+        commits.modify(tx, |n| n + 1)?;
+        Ok(())
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    let first = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
+    assert!(first.is_err(), "the hook's panic passes on from the poll");
+    let again = poll_again(future.as_mut());
+    assert_eq!(
+        commits.load(),
+        0,
+        "the future ended with its closure's error, then committed when polled again"
+    );
+    let text = again.expect("a complete future polled again panics");
+    assert!(text.contains("polled after completion"), "{text}");
+    assert_eq!(calls.get(), 1);
 }

@@ -290,21 +290,23 @@ impl Driver {
             let tx = Transaction::begin(ctx, self.site, irrevocable, profiling);
             outcome = attempt(&tx);
             let is_retry = matches!(outcome, Outcome::Stop { retry: true });
+            // The future is complete as soon as its attempt has committed (or failed for good),
+            // before what may panic: commit hooks and destructors (inside `committed`), abort
+            // hooks (`roll_back_uncounted`), the wakers this commit woke (when `_in_tx` drops).
+            // Polled again after such a panic, it panics instead of running again.
             let done = match &outcome {
-                Outcome::Commit(_) => committed(ctx, &tx, &mut token),
+                Outcome::Commit(_) => committed(ctx, &tx, &mut token, || self.done = true),
                 Outcome::Fail(_) => !tx.told_to_roll_back(),
                 Outcome::Stop { .. } => false,
             };
             if done {
                 if matches!(outcome, Outcome::Fail(_)) {
+                    self.done = true;
                     roll_back_uncounted(ctx, tx, token);
                 } else {
                     ended(tx);
                 }
                 core::mem::forget(outside);
-                // Done before `_in_tx` calls the wakers this commit woke: if one panics, the
-                // future is still complete (polled again, it panics instead of running again).
-                self.done = true;
                 let (Outcome::Commit(value) | Outcome::Fail(value)) = outcome else {
                     unreachable!()
                 };

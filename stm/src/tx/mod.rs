@@ -384,7 +384,7 @@ fn run<T>(
         let tx = Transaction::begin(ctx, site, irrevocable, profiling);
         outcome = f(&tx);
         let is_retry = matches!(&outcome, Err(e) if e.is_retry());
-        if outcome.is_ok() && committed(ctx, &tx, &mut token) {
+        if outcome.is_ok() && committed(ctx, &tx, &mut token, || {}) {
             ended(tx);
             core::mem::forget(outside);
             let Ok(value) = outcome else { unreachable!() };
@@ -417,7 +417,7 @@ fn run_try<T, E>(
         let is_retry = matches!(&outcome, Err(TxError::Stm(e)) if e.is_retry());
         match &outcome {
             Ok(_) => {
-                if committed(ctx, &tx, &mut token) {
+                if committed(ctx, &tx, &mut token, || {}) {
                     ended(tx);
                     core::mem::forget(outside);
                     let Ok(value) = outcome else { unreachable!() };
@@ -504,16 +504,27 @@ fn nested(site: &'static Location<'static>) -> ! {
     )
 }
 
-/// Tries to commit the attempt; if it did, records the commit, ends the attempt, gives the
-/// irrevocable token back and releases what the attempt left (outside the transaction), and
-/// returns true.
+/// Tries to commit the attempt; if it did, calls `on_commit`, records the commit, ends the
+/// attempt, gives the irrevocable token back and releases what the attempt left (outside the
+/// transaction), and returns true.
+///
+/// `on_commit` runs as soon as the commit has succeeded, before anything that may panic (commit
+/// hooks, destructors): the async driver marks its future complete there, so that a future
+/// polled again after such a panic does not commit again. The blocking forms pass `|| {}`,
+/// which compiles away.
 #[inline(always)]
-fn committed<G>(ctx: &ThreadCtx, tx: &Transaction, token: &mut Option<G>) -> bool {
+fn committed<G>(
+    ctx: &ThreadCtx,
+    tx: &Transaction,
+    token: &mut Option<G>,
+    on_commit: impl FnOnce(),
+) -> bool {
     // One borrow of the attempt's state from the commit to the end of the attempt.
     let mut st = tx.state();
     if tx.commit(&mut st).is_err() {
         return false;
     }
+    on_commit();
     ctx.slot.stats.commit();
     if tx.profiling {
         ctx.slot.profile.commit(tx.attempt_time());
