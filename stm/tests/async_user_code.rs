@@ -1,4 +1,4 @@
-//! The async driver and the code of its users that it runs: wakers (their `wake` and their
+//! The async driver and the code of its users that it runs: wakers (their `wake`, `clone` and
 //! `Drop`), commit and abort hooks, and a future polled where it must not be. Each test failed
 //! before its fix: the first hung (caught by its watchdog), the second committed a transaction
 //! twice, the third returned `Pending` instead of its documented panic, the fourth left its
@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Wake, Waker};
 
 /// A waker whose last handle's drop commits to `v`.
 struct CommitsOnDrop {
@@ -198,4 +198,71 @@ fn a_try_future_whose_abort_hook_panicked_does_not_run_again() {
     let text = again.expect("a complete future polled again panics");
     assert!(text.contains("polled after completion"), "{text}");
     assert_eq!(calls.get(), 1);
+}
+
+/// What the `clone` of a [`cloned_with`] waker runs: foreign code, as a `RawWakerVTable`
+/// function may run any.
+struct OnClone(Box<dyn Fn() + Send + Sync>);
+
+/// The vtable's `clone`: runs the `OnClone`.
+///
+/// # Safety
+///
+/// `data` is the `&'static OnClone` given to [`cloned_with`].
+unsafe fn clone_running(data: *const ()) -> RawWaker {
+    // SAFETY: `data` is a leaked `OnClone`, alive for the rest of the process.
+    let on_clone = unsafe { &*data.cast::<OnClone>() };
+    (on_clone.0)();
+    RawWaker::new(data, &CLONE_RUNNING)
+}
+
+unsafe fn do_nothing(_: *const ()) {}
+
+static CLONE_RUNNING: RawWakerVTable =
+    RawWakerVTable::new(clone_running, do_nothing, do_nothing, do_nothing);
+
+/// A waker whose `clone` runs `on_clone`; waking or dropping it does nothing.
+fn cloned_with(on_clone: impl Fn() + Send + Sync + 'static) -> Waker {
+    let data: &'static OnClone = Box::leak(Box::new(OnClone(Box::new(on_clone))));
+    // SAFETY: the vtable keeps the `RawWaker` contract: its data lives for ever and is `Send +
+    // Sync`, `clone` returns a waker of the same data and vtable, `wake`, `wake_by_ref` and
+    // `drop` do nothing.
+    unsafe {
+        Waker::from_raw(RawWaker::new(
+            (data as *const OnClone).cast(),
+            &CLONE_RUNNING,
+        ))
+    }
+}
+
+/// Before the fix the new waker of a poll was cloned under the waiter's mutex, and a `clone`
+/// that commits to a variable the future waits on locks that mutex to wake it: the poll
+/// deadlocked (caught by the watchdog).
+#[test]
+fn a_new_waker_whose_clone_commits_to_the_variable_waited_on_wakes_the_future() {
+    // In a child process: a hang would leave a mutex locked for good.
+    in_child_process(|| {
+        let got = with_watchdog(20, || {
+            let v = Arc::new(TVar::new(0u64));
+            let inner = v.clone();
+            let mut future = pin!(atomically_async(move |tx| match inner.read(tx)? {
+                0 => tx.retry(),
+                n => Ok(n),
+            }));
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(future.as_mut().poll(&mut cx).is_pending());
+            let commits = cloned_with(move || {
+                atomically(|tx| {
+                    v.write(tx, 1);
+                    Ok(())
+                });
+            });
+            // Stores a clone of the new waker (another task's): its clone commits 1.
+            match future.as_mut().poll(&mut Context::from_waker(&commits)) {
+                Poll::Ready(n) => Poll::Ready(n),
+                Poll::Pending => future.as_mut().poll(&mut cx),
+            }
+        });
+        assert_eq!(got, Poll::Ready(1));
+    });
 }

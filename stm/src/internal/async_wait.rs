@@ -109,20 +109,31 @@ impl Registration {
     /// True if a committer has woken this registration; otherwise stores `waker` for the next
     /// wake (unless it would wake the same task as the stored one).
     pub(crate) fn woken_or_update(&self, waker: &Waker) -> bool {
-        let replaced = {
-            let mut state = crate::sync::lock(&self.waiter.state);
+        {
+            let state = crate::sync::lock(&self.waiter.state);
             if state.woken {
                 return true;
             }
-            match &mut state.waker {
-                Some(stored) if stored.will_wake(waker) => return false,
-                slot => slot.replace(waker.clone()),
+            if state.waker.as_ref().is_some_and(|s| s.will_wake(waker)) {
+                return false;
+            }
+        }
+        // Cloned with the waiter's mutex released: a waker's `clone` is foreign code, which may
+        // commit to a variable this future waits on, whose wake locks that mutex. A wake in
+        // between is seen below.
+        let new = waker.clone();
+        let (woken, unused) = {
+            let mut state = crate::sync::lock(&self.waiter.state);
+            if state.woken {
+                (true, Some(new))
+            } else {
+                (false, state.waker.replace(new))
             }
         };
-        // Dropped once the waiter's mutex is released: a waker's `Drop` may commit to a
-        // variable this future waits on, whose wake locks that mutex.
-        drop(replaced);
-        false
+        // Dropped once the waiter's mutex is released, as the clone was made: a waker's `Drop`
+        // may commit to a variable this future waits on.
+        drop(unused);
+        woken
     }
 }
 
