@@ -9,7 +9,8 @@ use commute_test_support::{in_child_process, panic_message, with_watchdog};
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Wake, Waker};
 
 /// A waker whose last handle's drop commits to `v`.
@@ -265,4 +266,62 @@ fn a_new_waker_whose_clone_commits_to_the_variable_waited_on_wakes_the_future() 
         });
         assert_eq!(got, Poll::Ready(1));
     });
+}
+
+/// Before the fix the poll's waker was cloned with the thread marked inside the transaction
+/// that retried: a `clone` that runs a transaction of its own (here, one that counts the
+/// clones) panicked as a nested transaction.
+#[test]
+fn a_waker_whose_clone_runs_a_transaction_can_wait() {
+    static CLONES: AtomicU64 = AtomicU64::new(0);
+    let counted = Arc::new(TVar::new(0u64));
+    let waker = {
+        let counted = counted.clone();
+        cloned_with(move || {
+            CLONES.fetch_add(1, Ordering::Relaxed);
+            atomically(|tx| counted.modify(tx, |n| n + 1).map(drop));
+        })
+    };
+    let v = TVar::new(0u64);
+    let mut future = pin!(atomically_async(|tx| match v.read(tx)? {
+        0 => tx.retry(),
+        n => Ok(n),
+    }));
+    let polled = future.as_mut().poll(&mut Context::from_waker(&waker));
+    assert_eq!(polled, Poll::Pending);
+    assert_eq!(counted.load(), CLONES.load(Ordering::Relaxed));
+}
+
+/// Before the fix the waker was cloned while the registration held the attempt's variables
+/// borrowed, between reading them and setting their `WAITERS` bit: a `clone` that lets go of
+/// the last handle of a variable waited on freed it, and the registration then read and
+/// CASed the freed lock word. A memcheck finding (the run itself passed):
+///
+/// `valgrind --error-exitcode=7 <debug async_user_code binary>
+/// a_waker_clone_that_drops_the_variable_waited_on --exact --test-threads=1`
+///
+/// reported invalid reads in `Registration::register`; it is clean since.
+#[test]
+fn a_waker_clone_that_drops_the_variable_waited_on() {
+    // Shared state, as an executor's bookkeeping: the variable's only long-lived handle.
+    let door: &'static Mutex<Option<Arc<TVar<u64>>>> =
+        Box::leak(Box::new(Mutex::new(Some(Arc::new(TVar::new(0u64))))));
+    let mut future = pin!(atomically_async(|tx| {
+        let var = door.lock().unwrap().clone();
+        match var {
+            Some(var) => match var.read(tx)? {
+                0 => tx.retry(),
+                n => Ok(n),
+            },
+            None => Ok(u64::MAX),
+        }
+    }));
+    let waker = cloned_with(|| drop(door.lock().unwrap().take()));
+    let polled = future.as_mut().poll(&mut Context::from_waker(&waker));
+    // Whatever the poll returned, the variable is gone; fresh variables reuse its memory.
+    let fresh: Vec<TVar<u64>> = (0..64).map(TVar::new).collect();
+    for v in &fresh {
+        atomically(|tx| v.modify(tx, |n| n + 1).map(drop));
+    }
+    assert!(matches!(polled, Poll::Pending | Poll::Ready(u64::MAX)));
 }

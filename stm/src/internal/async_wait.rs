@@ -4,7 +4,9 @@
 //!
 //! 1. The waiting future adds itself, under a stripe mutex, to the list of every variable its
 //!    attempt read (keyed by address; the stripe index is computed now, while the variable is
-//!    known to be alive, and kept).
+//!    known to be alive, and kept). It has no waker yet: the driver stores a clone of the task's
+//!    waker once the thread is outside `atomically` (a waker's `clone` is foreign code), and runs
+//!    the transaction again if a committer woke the future in between.
 //! 2. It sets `WAITERS` on each with the CAS of `wait::flag_waiting` (succeeds only while the
 //!    word still shows the version read, unlocked). If any variable moved on, it removes itself
 //!    and the transaction runs again at once; otherwise `poll` returns `Pending`.
@@ -47,7 +49,8 @@ struct AsyncWaiter {
 struct WaiterState {
     /// Set by a committer that changed a variable this waiter is listed on.
     woken: bool,
-    /// The waker of the last poll; taken by the committer that wakes it.
+    /// The waker of the last poll (none until the poll that registered has stored it); taken by
+    /// the committer that wakes it.
     waker: Option<Waker>,
 }
 
@@ -79,16 +82,21 @@ impl core::fmt::Debug for Registration {
 }
 
 impl Registration {
-    /// Registers `waker` on `reads` (variable, version read) and flags them; `None` if one has
-    /// changed already (the caller runs the transaction again at once).
+    /// Registers a waiter, with no waker yet, on `reads` (variable, version read) and flags
+    /// them; `None` if one has changed already (the caller runs the transaction again at once).
+    /// The caller stores the waker with [`woken_or_update`](Self::woken_or_update) once it is
+    /// outside `atomically`: a waker's `clone` is foreign code, which must not run inside the
+    /// transaction, nor while the variables are borrowed here (it could free them). A committer
+    /// that wakes the registration before then finds no waker to call, and leaves it woken.
     ///
     /// The variables must be alive for the duration of this call (the caller is inside the
-    /// attempt's `atomically` mark; see `tx/future.rs`); they need not be afterwards.
-    pub(crate) fn register(reads: &[(&VarCore, u64)], waker: &Waker) -> Option<Registration> {
+    /// attempt's `atomically` mark; see `tx/future.rs`); they need not be afterwards. Runs no
+    /// foreign code: a registration dropped here holds no waker.
+    pub(crate) fn register(reads: &[(&VarCore, u64)]) -> Option<Registration> {
         let waiter = Arc::new(AsyncWaiter {
             state: Mutex::new(WaiterState {
                 woken: false,
-                waker: Some(waker.clone()),
+                waker: None,
             }),
         });
         let all = stripes();

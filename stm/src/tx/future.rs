@@ -4,12 +4,13 @@
 //! Every attempt runs synchronously inside `poll`, exactly as in [`atomically`](super::atomically):
 //! the thread is marked inside `atomically` (and inside a transaction) only for the length of
 //! one `poll`, and everything an attempt holds (read set, pin, irrevocable token, `attempt`
-//! mark) is finished before `poll` returns. When an attempt retries, the future registers its
-//! waker on the variables the attempt read (`internal/async_wait.rs`, the blocking protocol with
-//! a waker for the condition variable) and returns `Pending`; if one of them changed meanwhile,
-//! it runs the transaction again at once instead. A committer that changes one of them wakes
-//! the task, whose next `poll` runs the transaction again. Dropping the pending future removes
-//! its registration. The crate depends on no executor.
+//! mark) is finished before `poll` returns. When an attempt retries, the future registers on
+//! the variables the attempt read (`internal/async_wait.rs`, the blocking protocol with a waker
+//! for the condition variable), stores its waker there once the thread has left `atomically` (a
+//! waker's `clone` is foreign code) and returns `Pending`; if one of them changed meanwhile, it
+//! runs the transaction again at once instead. A committer that changes one of them wakes the
+//! task, whose next `poll` runs the transaction again. Dropping the pending future removes its
+//! registration. The crate depends on no executor.
 
 use core::fmt;
 use core::future::Future;
@@ -241,7 +242,7 @@ impl Driver {
     fn poll<R>(
         &mut self,
         waker: &Waker,
-        attempt: impl FnMut(&Transaction) -> Outcome<R>,
+        mut attempt: impl FnMut(&Transaction) -> Outcome<R>,
     ) -> Poll<R> {
         assert!(
             !self.done,
@@ -252,32 +253,33 @@ impl Driver {
             "commute: a transaction future polled inside a transaction; transactions do not \
              nest. Await it outside the transaction"
         );
-        if let Some(wait) = &self.wait {
-            if !wait.woken_or_update(waker) {
-                return Poll::Pending;
+        loop {
+            if let Some(wait) = &self.wait {
+                if !wait.woken_or_update(waker) {
+                    return Poll::Pending;
+                }
             }
-        }
-        // Woken: the registration goes before the attempts, which may register anew.
-        self.wait = None;
-        match with_ctx(|ctx| self.attempts(ctx, waker, attempt)) {
-            Ok(value) => Poll::Ready(value),
-            Err(wait) => {
-                self.wait = Some(wait);
-                Poll::Pending
+            // Woken: the registration goes before the attempts, which may register anew.
+            self.wait = None;
+            match with_ctx(|ctx| self.attempts(ctx, &mut attempt)) {
+                Ok(value) => return Poll::Ready(value),
+                // Registered without a waker: `woken_or_update` above stores it, here, outside
+                // `atomically` (a waker's `clone` is foreign code), or finds the registration
+                // woken meanwhile and runs the transaction again.
+                Err(wait) => self.wait = Some(wait),
             }
         }
     }
 
     /// Runs attempts until one commits (or fails with the closure's error), or until one
-    /// retries and the waker is registered on what it read.
+    /// retries and a registration (with no waker yet) is made on what it read.
     fn attempts<R>(
         &mut self,
         ctx: &ThreadCtx,
-        waker: &Waker,
         mut attempt: impl FnMut(&Transaction) -> Outcome<R>,
     ) -> Result<R, Registration> {
-        // Dropped when `poll` returns (`Pending` included): the thread is then outside
-        // `atomically` and outside any transaction, and wakers this poll's commits woke run.
+        // Dropped when this returns: the thread is then outside `atomically` and outside any
+        // transaction, and wakers this call's commits woke run.
         let _in_tx = enter(ctx, self.site);
         loop {
             // Before the attempt: see `OutsideWhenUnwinding`.
@@ -312,7 +314,7 @@ impl Driver {
                 };
                 return Ok(value);
             }
-            let wait = self.rolled_back(ctx, tx, token, is_retry, waker);
+            let wait = self.rolled_back(ctx, tx, token, is_retry);
             core::mem::forget(outside);
             if let Outcome::Commit(value) | Outcome::Fail(value) = outcome {
                 drop_refused(value);
@@ -323,15 +325,14 @@ impl Driver {
         }
     }
 
-    /// `after_rollback` of `atomically`, with a registration of `waker` in place of the
-    /// blocking wait: `Some` if the future should return `Pending`, `None` to run again.
+    /// `after_rollback` of `atomically`, with a registration in place of the blocking wait:
+    /// `Some` if the future should wait, `None` to run again.
     fn rolled_back<G>(
         &mut self,
         ctx: &ThreadCtx,
         tx: Transaction,
         token: Option<G>,
         is_retry: bool,
-        waker: &Waker,
     ) -> Option<Registration> {
         let Some(wait) = roll_back(ctx, self.site, tx, token, is_retry) else {
             self.conflicts += 1;
@@ -351,7 +352,7 @@ impl Driver {
         if ctx.in_load_pin() {
             retry_in_pin();
         }
-        // SAFETY: the variables are alive for the rest of this `poll`, which is all the
+        // SAFETY: the variables are alive until `attempts` returns, which is all the
         // registration needs (it dereferences them only to compute their stripes and to set
         // `WAITERS`, here, and keeps addresses only: see `internal/async_wait.rs`). The same
         // argument as the blocking wait's: the closure the future owns is borrowed by this
@@ -359,14 +360,17 @@ impl Driver {
         // those freed with its values since were taken out of the list above; a variable the
         // closure reached through a handle it let go of (an `Arc` clone dropped inside it, or
         // shared state another thread empties) is not freed by the thread that drops its last
-        // handle while this thread is inside `atomically` (`_in_tx` in `attempts`, until
-        // `poll` returns). Between polls the argument "the future owns the closure, so what
+        // handle while this thread is inside `atomically` (`_in_tx` in `attempts`, until it
+        // returns). Between polls the argument "the future owns the closure, so what
         // it borrows lives" holds for what the closure borrows or owns (a `'static` closure's
         // `Arc<TVar>` clones keep their variables alive as long as the future exists), but
         // not for variables it reaches through shared state that others may empty (a
-        // `Mutex<Option<Arc<TVar>>>`): hence addresses only, once `poll` has returned.
+        // `Mutex<Option<Arc<TVar>>>`): hence addresses only, once `attempts` has returned.
+        // Nor does this thread free them before the registration is done: `register` runs no
+        // foreign code (the waker, whose `clone` could let go of a variable's last handle, is
+        // cloned once `attempts` has returned).
         let reads = unsafe { wait.borrowed() };
-        Registration::register(&reads, waker)
+        Registration::register(&reads)
     }
 }
 
