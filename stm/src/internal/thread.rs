@@ -1143,9 +1143,22 @@ pub(crate) fn global_stats() -> StatsSnapshot {
 /// Frees every retired heap value that no running transaction can read any more, including
 /// those left behind by threads that have exited. Called by tests and loom models to check that
 /// nothing leaks; ordinary programs never need it (reclamation runs in batches by itself).
+///
+/// Inside a transaction it does nothing, and inside a pin ([`pinned`](crate::pinned),
+/// `TBox::load_with`'s closure) it leaves the pass to the pin's end: replaced values are never
+/// dropped there (their `Drop` may use commute), and a later pass frees them.
 #[doc(hidden)]
 pub fn reclaim_retired() {
-    with_ctx(|ctx| ctx.reclaim_now());
+    if in_tx() {
+        return;
+    }
+    with_ctx(|ctx| {
+        if ctx.in_load_pin() {
+            ctx.pass_after_pin.set(true);
+        } else {
+            ctx.reclaim_now();
+        }
+    });
 }
 
 /// Purges `var` from the running attempt of this thread (see `VarCore::forget_in_running_tx`).
