@@ -16,7 +16,12 @@ impl<'a, T: Clone + Send + Sync + 'static> Atomic<'a, TQueue<T>> {
     ///
     /// # Panics
     ///
-    /// If polled inside a transaction.
+    /// If polled inside a transaction. Also, as [`pop_wait`](Atomic::pop_wait), if the queue
+    /// is [closed](TQueue::close) and empty, on the first poll or on the poll after the close
+    /// woke the future: on a queue that may be closed, await
+    /// `atomically_async(|tx| queue.recv(tx))` instead, which completes with `None` there (see
+    /// [`TQueue::recv`]). A panic passed on from the poll that popped (another task's waker
+    /// that the pop's commit woke, see [`atomically_async`]) loses the popped item.
     ///
     /// # Examples
     ///
@@ -53,7 +58,11 @@ impl<'a, T: Clone + Send + Sync + 'static> Atomic<'a, TBoundedQueue<T>> {
     ///
     /// # Panics
     ///
-    /// If polled inside a transaction.
+    /// If polled inside a transaction. Also, as [`push`](Atomic::push), if the queue is
+    /// [closed](TBoundedQueue::close), on the first poll or on the poll after the close woke
+    /// the future: on a queue that may be closed, await
+    /// `atomically_async(|tx| queue.send(tx, item.clone()))` instead, which completes with
+    /// `Err(Closed(item))` there (see [`TBoundedQueue::send`]).
     ///
     /// # Examples
     ///
@@ -82,7 +91,13 @@ impl<'a, T: Clone + Send + Sync + 'static> Atomic<'a, TBoundedQueue<T>> {
     ///
     /// # Panics
     ///
-    /// If polled inside a transaction.
+    /// If polled inside a transaction. Also, as [`pop_wait`](Atomic::pop_wait), if the queue
+    /// is [closed](TBoundedQueue::close) and empty, on the first poll or on the poll after the
+    /// close woke the future: on a queue that may be closed, await
+    /// `atomically_async(|tx| queue.recv(tx))` instead, which completes with `None` there (see
+    /// [`TBoundedQueue::recv`]). A panic passed on from the poll that popped (a waiting
+    /// pusher's waker that the pop's commit woke, see [`atomically_async`]) loses the popped
+    /// item.
     ///
     /// # Examples
     ///

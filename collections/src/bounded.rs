@@ -779,7 +779,9 @@ impl<T: Clone + Send + Sync + 'static> Atomic<'_, TBoundedQueue<T>> {
     ///
     /// # Panics
     ///
-    /// If called inside a transaction.
+    /// If called inside a transaction. Also if the queue is [closed](TBoundedQueue::close),
+    /// before or while this push waits for room: on a queue that may be closed, use
+    /// [`send`](Atomic::send), which gives the item back instead.
     ///
     /// # Examples
     ///

@@ -1,7 +1,10 @@
 //! The async waiting forms of the queues (`pop_wait_async`, `push_async`) on tokio runtimes:
-//! every item pushed is popped exactly once, and a full bounded queue holds producers back.
+//! every item pushed is popped exactly once, and a full bounded queue holds producers back. On
+//! a closed queue they panic, as the blocking forms do.
 
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use commute::{TBoundedQueue, TQueue, pending_async_registrations};
 use commute_test_support::with_watchdog;
@@ -122,4 +125,29 @@ fn cancelled_pop_takes_nothing() {
             assert_eq!(q.atomic().pop(), Some(7), "the cancelled pop took nothing");
         });
     });
+}
+
+/// A pending `pop_wait_async` whose queue is closed panics on the poll the close wakes, as
+/// `pop_wait` does; the panic was missing from its documentation (which listed only "polled
+/// inside a transaction"), and this test keeps it documented behaviour.
+#[test]
+#[should_panic(expected = "closed and empty")]
+fn a_pending_pop_wait_async_whose_queue_is_closed_panics() {
+    let q = TQueue::<u32>::new();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut pop = pin!(q.atomic().pop_wait_async());
+    assert_eq!(pop.as_mut().poll(&mut cx), Poll::Pending);
+    q.atomic().close();
+    let _ = pop.as_mut().poll(&mut cx);
+}
+
+/// `push_async` on a closed bounded queue panics, as `push` does; the panic was missing from
+/// both their documentations.
+#[test]
+#[should_panic(expected = "on a closed queue")]
+fn bounded_push_async_on_a_closed_queue_panics() {
+    let q = TBoundedQueue::<u32>::with_capacity(1);
+    q.atomic().close();
+    let mut cx = Context::from_waker(Waker::noop());
+    let _ = pin!(q.atomic().push_async(1)).as_mut().poll(&mut cx);
 }

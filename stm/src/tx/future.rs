@@ -49,6 +49,13 @@ use crate::internal::thread::{ThreadCtx, with_ctx};
 /// closure retries having read no variable; a panic of the closure propagates. Also if polled
 /// again after it completed.
 ///
+/// A panic after the commit passes on from the `poll` that committed, as from `atomically`:
+/// that of a commit hook, of a destructor of a value the attempt let go of, or of a waker of
+/// another task that the commit woke (wakers are called as the `poll` returns). The
+/// transaction has committed and the future is complete (polled again, it panics), but the
+/// value the closure returned is dropped: an item it popped, say, is lost. Likewise for the
+/// abort hooks of a [`try_atomically_async`] whose closure failed.
+///
 /// # Examples
 ///
 /// ```

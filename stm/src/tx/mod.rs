@@ -278,6 +278,10 @@ impl fmt::Debug for Transaction {
 ///   block forever).
 /// - A panic in the closure rolls the attempt back (nothing of it is visible, no lock stays held)
 ///   and then propagates to the caller.
+/// - A panic after the commit, of a [commit hook](Transaction::on_commit), of a destructor of a
+///   value the attempt let go of, or of a pending future's waker that the commit woke (called
+///   as `atomically` returns), passes on to the caller once all of them have run: the
+///   transaction has committed, and the value the closure returned is dropped.
 ///
 /// # Examples
 ///
