@@ -15,7 +15,7 @@ use core::panic::Location;
 use crate::internal::var::{Origin, VarCore};
 use crate::internal::write_set::{After, DropFn, PublishOp};
 use crate::tx::{StmResult, Transaction};
-use crate::word::{Integer, OwnedWord, Word};
+use crate::word::{Integer, OwnedWord, Word, adds_as_u64};
 
 /// A transactional variable holding one machine word (`T: `[`Word`]).
 ///
@@ -1260,7 +1260,7 @@ impl<T: Integer, H: Home> TVar<T, H> {
     /// ```
     #[inline]
     pub fn add(&self, tx: &Transaction, delta: T) {
-        if T::ADDS_AS_U64 {
+        if adds_as_u64::<T>() {
             // A 64-bit integer's wrapping add is the wrapping add of its bits: kept inline.
             tx.commute_add64(self.core(), delta.into_bits());
         } else {

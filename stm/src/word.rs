@@ -175,11 +175,28 @@ pub trait Integer: Word + Eq + core::fmt::Debug {
     const ONE: Self;
     /// The number zero.
     const ZERO: Self;
-    /// True if [`wrapping_add`](Integer::wrapping_add) is the wrapping addition of the 64-bit
-    /// patterns ([`Word::into_bits`]): the 64-bit integers, whose adds the transaction keeps
-    /// inline. False (the default) for any other implementation.
+    /// Ignored, whatever an implementation sets: the crate keeps the adds of its own 64-bit
+    /// integers inline, which it recognises by type, and calls
+    /// [`wrapping_add`](Integer::wrapping_add) for every other type. Kept so that
+    /// implementations that set it still compile.
     #[doc(hidden)]
     const ADDS_AS_U64: bool = false;
+}
+
+/// True if `T` is one of the crate's 64-bit integers, whose wrapping add is the wrapping add of
+/// their bits, so that [`TVar::add`](crate::TVar::add) can add the bits inline. Recognised by
+/// type, never by what an implementation says: `Integer` is a safe trait, and adding another
+/// type's bits could hand [`Word::from_bits`] bits that [`Word::into_bits`] never produced,
+/// which `Word`'s contract promises never happens. Folds to a constant once `T` is known.
+#[inline(always)]
+pub(crate) fn adds_as_u64<T: Integer>() -> bool {
+    use core::any::TypeId;
+    let t = TypeId::of::<T>();
+    size_of::<T>() == 8
+        && (t == TypeId::of::<u64>()
+            || t == TypeId::of::<i64>()
+            || t == TypeId::of::<usize>()
+            || t == TypeId::of::<isize>())
 }
 
 macro_rules! integer_words {
@@ -207,7 +224,6 @@ macro_rules! integer_words {
             }
             const ONE: Self = 1;
             const ZERO: Self = 0;
-            const ADDS_AS_U64: bool = size_of::<$t>() == 8;
         }
     )*};
 }
@@ -353,7 +369,7 @@ option_words!(u8, u16, u32, i8, i16, i32, bool, char);
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::Word;
+    use super::{Word, adds_as_u64};
 
     fn round_trips<T: Word + PartialEq + core::fmt::Debug>(values: &[T]) {
         for &v in values {
@@ -377,6 +393,14 @@ mod tests {
         ]);
         round_trips(&[None, Some(false), Some(true)]);
         round_trips(&[None, Some('\0'), Some('é'), Some(char::MAX)]);
+    }
+
+    #[test]
+    fn only_the_64_bit_integers_add_their_bits() {
+        assert!(adds_as_u64::<u64>() && adds_as_u64::<i64>());
+        assert_eq!(adds_as_u64::<usize>(), size_of::<usize>() == 8);
+        assert_eq!(adds_as_u64::<isize>(), size_of::<isize>() == 8);
+        assert!(!adds_as_u64::<u32>() && !adds_as_u64::<i8>());
     }
 
     #[test]
