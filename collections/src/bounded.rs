@@ -20,7 +20,7 @@ use crate::closed::{
 };
 use crate::counter::thread_shard_index;
 use crate::debug::{self, Place, Placeholder};
-use crate::queue::{TQueue, Taken};
+use crate::queue::{TQueue, Taken, assert_can_take_alone};
 use crate::unkept::Unkept;
 use crate::{Inline, StmResult, TVar, Transaction, atomically, try_atomically};
 use std::time::{Duration, Instant};
@@ -646,7 +646,8 @@ impl<T: Send + 'static> Atomic<'_, TBoundedQueue<T>> {
     ///
     /// # Panics
     ///
-    /// If called inside a transaction.
+    /// If called inside a transaction, or inside a pin ([`commute_stm::pinned`],
+    /// [`TBox::load_with`](crate::TBox::load_with)'s closure), before taking anything.
     ///
     /// # Examples
     ///
@@ -657,6 +658,7 @@ impl<T: Send + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// ```
     #[track_caller]
     pub fn take(self) -> Option<T> {
+        assert_can_take_alone();
         atomically(|tx| self.0.take(tx)).map(Taken::into_inner)
     }
 
@@ -665,7 +667,8 @@ impl<T: Send + 'static> Atomic<'_, TBoundedQueue<T>> {
     ///
     /// # Panics
     ///
-    /// If called inside a transaction, or if the queue is closed and empty (as
+    /// If called inside a transaction or inside a pin (before taking anything, as
+    /// [`take`](Atomic::take)), or if the queue is closed and empty (as
     /// [`TBoundedQueue::take_wait`]).
     ///
     /// # Examples
@@ -677,6 +680,7 @@ impl<T: Send + 'static> Atomic<'_, TBoundedQueue<T>> {
     /// ```
     #[track_caller]
     pub fn take_wait(self) -> T {
+        assert_can_take_alone();
         match atomically(|tx| self.0.take_unless_closed(tx)) {
             Some(taken) => taken.into_inner(),
             None => take_wait_on_closed("TBoundedQueue"),

@@ -654,6 +654,22 @@ impl<T: 'static> Taken<T> {
     }
 }
 
+/// Panics where a one-call take could not move its item out: inside a transaction, or inside
+/// a pin ([`commute_stm::pinned`], [`TBox::load_with`](crate::TBox::load_with)'s closure), where
+/// [`Taken::into_inner`] may not wait for readers. Called before the take's transaction, so that
+/// a refusal leaves the item in the queue.
+#[track_caller]
+#[inline]
+pub(crate) fn assert_can_take_alone() {
+    crate::atomic::assert_outside_transaction();
+    assert!(
+        !commute_stm::__private::in_pin(),
+        "commute: a one-call take (.atomic().take(), take_wait()) moves the item out once no \
+         reader can see it, a wait that a pin (pinned, TBox::load_with's closure) forbids; take \
+         it once the pin has ended"
+    );
+}
+
 impl<T: Sync + 'static> core::ops::Deref for Taken<T> {
     type Target = T;
 
@@ -1827,7 +1843,8 @@ impl<T: Send + 'static> Atomic<'_, TQueue<T>> {
     ///
     /// # Panics
     ///
-    /// If called inside a transaction.
+    /// If called inside a transaction, or inside a pin ([`commute_stm::pinned`],
+    /// [`TBox::load_with`](crate::TBox::load_with)'s closure), before taking anything.
     ///
     /// # Examples
     ///
@@ -1839,6 +1856,7 @@ impl<T: Send + 'static> Atomic<'_, TQueue<T>> {
     /// ```
     #[track_caller]
     pub fn take(self) -> Option<T> {
+        assert_can_take_alone();
         atomically(|tx| self.0.take(tx)).map(Taken::into_inner)
     }
 
@@ -1847,8 +1865,8 @@ impl<T: Send + 'static> Atomic<'_, TQueue<T>> {
     ///
     /// # Panics
     ///
-    /// If called inside a transaction, or if the queue is closed and empty (as
-    /// [`TQueue::take_wait`]).
+    /// If called inside a transaction or inside a pin (before taking anything, as
+    /// [`take`](Atomic::take)), or if the queue is closed and empty (as [`TQueue::take_wait`]).
     ///
     /// # Examples
     ///
@@ -1859,6 +1877,7 @@ impl<T: Send + 'static> Atomic<'_, TQueue<T>> {
     /// ```
     #[track_caller]
     pub fn take_wait(self) -> T {
+        assert_can_take_alone();
         match atomically(|tx| self.0.take_unless_closed(tx)) {
             Some(taken) => taken.into_inner(),
             None => take_wait_on_closed("TQueue"),

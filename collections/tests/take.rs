@@ -5,8 +5,8 @@
 mod common;
 
 use commute::{
-    TBoundedQueue, TQueue, TVar, Taken, atomically, in_transaction, reclaim_retired, stats,
-    try_atomically,
+    TBoundedQueue, TBox, TQueue, TVar, Taken, atomically, in_transaction, pinned, reclaim_retired,
+    stats, try_atomically,
 };
 use commute_test_support::panic_message;
 use std::cell::RefCell;
@@ -281,6 +281,58 @@ fn into_inner_inside_a_transaction_panics() {
         })
     }));
     assert!(inside.is_err());
+}
+
+/// Runs `take` inside each kind of pin (`TBox::load_with`'s closure, `pinned`), where
+/// `Taken::into_inner` may not wait for readers: it must panic, naming the pin, and leave the
+/// queue's `len` as it was.
+fn refused_inside_pins<R>(len: impl Fn() -> usize, take: impl Fn() -> R) {
+    let config = TBox::new(0u8);
+    let before = len();
+    for in_load_with in [true, false] {
+        let refused = catch_unwind(AssertUnwindSafe(|| {
+            if in_load_with {
+                config.load_with(|_| drop(take()));
+            } else {
+                pinned(|| drop(take()));
+            }
+        }))
+        .expect_err("a one-call take inside a pin panics");
+        let message = panic_message(&*refused);
+        assert!(message.contains("pin"), "{message}");
+        assert_eq!(len(), before, "the refused take left the item in the queue");
+    }
+}
+
+/// Before the fix, the one-call takes committed their take inside the pin, then
+/// `Taken::into_inner` panicked (no waiting for readers in a pin), and the handle dropped the
+/// item on the way out: it had left the queue and was never returned. They now refuse before
+/// their transaction.
+#[test]
+fn one_call_takes_inside_a_pin_refuse_before_taking() {
+    let drops = counters(2);
+    let q = TQueue::new();
+    q.atomic().push(Probe {
+        id: 0,
+        drops: drops.clone(),
+    });
+    refused_inside_pins(|| q.atomic().len(), || q.atomic().take());
+    refused_inside_pins(|| q.atomic().len(), || q.atomic().take_wait());
+    let b = TBoundedQueue::with_capacity(1);
+    let pushed = try_push_alone(
+        &b,
+        Probe {
+            id: 1,
+            drops: drops.clone(),
+        },
+    );
+    assert!(pushed.is_ok());
+    refused_inside_pins(|| b.atomic().len(), || b.atomic().take());
+    refused_inside_pins(|| b.atomic().len(), || b.atomic().take_wait());
+    reclaim_retired();
+    assert_eq!(total(&drops), 0, "a refused take dropped its item");
+    assert_eq!(q.atomic().take().map(|p| p.id), Some(0));
+    assert_eq!(b.atomic().take_wait().id, 1);
 }
 
 #[test]

@@ -285,6 +285,14 @@ pub use tx::{__block_on, pending_async_registrations};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::internal::{Payload, drop_payload, keep_first_panic};
+
+    /// True if the calling thread is inside a pin outside transactions
+    /// ([`pinned`](crate::pinned), [`TBox::load_with`](crate::TBox::load_with)'s closure), where
+    /// waiting for readers panics.
+    #[inline]
+    pub fn in_pin() -> bool {
+        crate::internal::thread::in_load_pin()
+    }
 }
 pub use tx::{
     Atomically, IRREVOCABLE_AFTER, StmError, StmResult, Transaction, TryAtomically, TxError,
