@@ -1620,11 +1620,12 @@ where
                 ),
             };
             // SAFETY: exclusive, as above: the old node is unreachable once its slot is
-            // replaced, and nothing else frees it.
-            unsafe {
-                *slot = shape.new_slot(node);
-                current.free_subtree();
-            }
+            // replaced, and nothing else frees it (but the `Unlinked` below).
+            unsafe { *slot = shape.new_slot(node) };
+            // The old node's keys and values are the user's: dropped at once outside
+            // transactions and pins, after them inside one (`FromIterator` builds a map inside
+            // a transaction too).
+            commute_stm::drop_outside(Unlinked(current));
             return new;
         }
     }
@@ -1639,6 +1640,18 @@ impl<K: 'static, V: 'static> Drop for RawTrie<K, V> {
         // SAFETY: a trie exists only with `K, V: Send + Sync` (the bounds of the map's
         // constructors), so its nodes, keys and values may be freed on any thread.
         unsafe { commute_stm::drop_after_running_transactions(Box::new(DeadTrie { root })) };
+    }
+}
+
+/// A node unlinked from a trie owned exclusively ([`RawTrie::insert_owned`]): freed, with its
+/// subtree, when dropped.
+struct Unlinked<K: 'static, V: 'static>(NodeRef<K, V>);
+
+impl<K: 'static, V: 'static> Drop for Unlinked<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: unlinked from a trie owned exclusively: nothing else reaches or frees it, and
+        // the wrapper is dropped once.
+        unsafe { self.0.free_subtree() }
     }
 }
 
