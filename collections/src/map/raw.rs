@@ -1194,21 +1194,22 @@ where
         K: Eq + Clone,
         V: MapValue,
     {
-        let entry = Entry { key, value };
+        // Let go of outside the pin if user code (the key's `Eq`) panics inside it.
+        let entry = Unkept::new(Entry { key, value });
         let refused = commute_stm::pinned(|| {
             let mut path = [const { MaybeUninit::uninit() }; ALONE_PATH];
             let Some((slot, word, seen, depth)) = self.walk_alone_through(hash, &mut path) else {
-                return Err(Refused::Before(entry));
+                return Err(Refused::Before(entry.take()));
             };
             // SAFETY: read while pinned.
             let Node::Leaf(entries, tags) = (unsafe { word.node() }) else {
-                return Err(Refused::Before(entry));
+                return Err(Refused::Before(entry.take()));
             };
             let Some(i) = position(entries, tags, hash, &entry.key) else {
-                return Err(Refused::Before(entry));
+                return Err(Refused::Before(entry.take()));
             };
             // SAFETY: the entries of the leaf node matched just above.
-            let node = unsafe { replaced(entries, tags, i, entry) };
+            let node = unsafe { replaced(entries, tags, i, entry.take()) };
             let through = path[..depth].iter().map(|p| {
                 // SAFETY: the first `depth` places of `path` were written by the walk (and
                 // hold references and versions: `Copy`).
