@@ -899,10 +899,16 @@ where
     }
 
     /// `f` of every entry, in the trie's order (one consistent snapshot).
-    fn collect<R>(&self, tx: &Transaction, mut f: impl FnMut(&K, &V) -> R) -> StmResult<Vec<R>> {
-        let mut out = Vec::new();
+    fn collect<R: 'static>(
+        &self,
+        tx: &Transaction,
+        mut f: impl FnMut(&K, &V) -> R,
+    ) -> StmResult<Vec<R>> {
+        // Copies of the user's keys and values: let go of outside the transaction if the walk
+        // meets a conflict or `f` (a `Clone`) panics.
+        let mut out = crate::unkept::Unkept::new(Vec::new());
         self.raw.for_each(tx, |k, v| out.push(f(k, v)))?;
-        Ok(out)
+        Ok(out.take())
     }
 
     /// Removes every entry.
