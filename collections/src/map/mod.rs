@@ -735,12 +735,13 @@ where
         V: Clone,
     {
         self.alter(tx, key, |old| {
-            let mut value = match old {
+            // Let go of outside the transaction if `update` panics.
+            let mut value = crate::unkept::Unkept::new(match old {
                 Some(old) => old.clone(),
                 None => default(),
-            };
+            });
             update(&mut value);
-            (Change::Set(value), ())
+            (Change::Set(value.take()), ())
         })
     }
 
