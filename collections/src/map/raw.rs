@@ -49,6 +49,7 @@ use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
 use std::alloc::{alloc, dealloc, handle_alloc_error};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 use super::Change;
 use super::owned::MapValue;
@@ -504,16 +505,27 @@ impl<K, V> NodeRef<K, V> {
         K: 'static,
         V: 'static,
     {
+        // Every child is freed, and then the node, even if a `Drop` in an earlier child
+        // panics; the first panic is then passed on.
+        let mut first_panic = None;
         for i in 0..width {
             // SAFETY: each slot is initialised and ours; it is read, then dropped, once.
-            unsafe {
+            let child = unsafe {
                 let child = (*first.add(i)).load_mut();
                 ptr::drop_in_place(first.add(i));
-                child.free_subtree();
+                child
+            };
+            // SAFETY: the child's subtree is ours (caller), and freed once.
+            let freed = catch_unwind(AssertUnwindSafe(|| unsafe { child.free_subtree() }));
+            if let Err(payload) = freed {
+                crate::keep_first_panic(&mut first_panic, payload);
             }
         }
         // SAFETY: allocated by `alloc_inner` with this layout.
         unsafe { dealloc(first as *mut u8, inner_layout::<K, V>(width)) };
+        if let Some(payload) = first_panic {
+            resume_unwind(payload);
+        }
     }
 
     /// A new inner node holding `children` (a power-of-two count, at least 2).
@@ -1663,11 +1675,21 @@ struct DeadTrie<K: 'static, V: 'static> {
 
 impl<K: 'static, V: 'static> Drop for DeadTrie<K, V> {
     fn drop(&mut self) {
+        // Every subtree is freed even if a `Drop` in an earlier one panics; the first panic is
+        // then passed on.
+        let mut first_panic = None;
         for slot in self.root.iter_mut() {
+            let node = slot.load_mut();
             // SAFETY: no attempt can reach the trie any more: its nodes are unreachable, and
             // each root slot's subtree is freed once. (Nodes retired by commits are the core's
             // to free.)
-            unsafe { slot.load_mut().free_subtree() };
+            let freed = catch_unwind(AssertUnwindSafe(|| unsafe { node.free_subtree() }));
+            if let Err(payload) = freed {
+                crate::keep_first_panic(&mut first_panic, payload);
+            }
+        }
+        if let Some(payload) = first_panic {
+            resume_unwind(payload);
         }
     }
 }
