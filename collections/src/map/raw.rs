@@ -478,11 +478,13 @@ impl<K, V> NodeRef<K, V> {
             Node::Empty => {}
             Node::Leaf(entries, _) => {
                 // SAFETY: the entries are initialised and ours; the block was allocated for this
-                // layout (`LeafBuilder::new` for `len` entries).
+                // layout (`LeafBuilder::new` for `len` entries), and is released once, after
+                // them, even if an entry's `Drop` panics (the slice's drop glue still drops the
+                // others).
                 unsafe {
                     let (layout, _) = existing_leaf_layout::<K, V>(entries.len());
+                    let _block = Released(NonNull::new_unchecked(self.bits as *mut u8), layout);
                     ptr::drop_in_place(entries as *const [Entry<K, V>] as *mut [Entry<K, V>]);
-                    blocks::release(NonNull::new_unchecked(self.bits as *mut u8), layout);
                 }
             }
             Node::Inner(children) => {
@@ -570,6 +572,19 @@ impl<K, V> NodeRef<K, V> {
             leaf.push(e);
         }
         leaf.finish(tags)
+    }
+}
+
+/// A freed leaf's block: released to [`blocks`] when dropped, after the leaf's entries, also
+/// while a panic of one's `Drop` unwinds.
+struct Released(NonNull<u8>, Layout);
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        // SAFETY: the block of a leaf being freed, allocated with this layout; its entries are
+        // dropped (or their drop glue is unwinding, done with the block by the time this
+        // guard, declared before it, is dropped); released once.
+        unsafe { blocks::release(self.0, self.1) }
     }
 }
 
