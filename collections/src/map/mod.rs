@@ -562,13 +562,12 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let old = self
-            .raw
-            .remove(tx, self.hash(key), key, &self.hash_builder)?;
-        if old.is_some() {
-            self.len.decr(tx);
-        }
-        Ok(old)
+        // The length is counted as soon as the removal is written: the clone of the value handed
+        // back may panic (and the panic be caught inside the transaction).
+        self.raw
+            .remove(tx, self.hash(key), key, &self.hash_builder, || {
+                self.len.decr(tx)
+            })
     }
 
     /// Reads, inserts, replaces or removes `key` in one walk, as `f` decides; returns `f`'s
@@ -691,11 +690,19 @@ where
         f: impl FnOnce(Option<&V>) -> (Change<V>, R),
         unkept: impl FnOnce(K),
     ) -> StmResult<R> {
+        // The key no entry keeps is handed on only once the length is adjusted: its `Drop` may
+        // panic (and the panic be caught inside the transaction).
+        let mut spare = None;
         let (result, delta) =
             self.raw
-                .alter(tx, self.hash(&key), key, &self.hash_builder, f, unkept)?;
+                .alter(tx, self.hash(&key), key, &self.hash_builder, f, |key| {
+                    spare = Some(key)
+                })?;
         if delta != 0 {
             self.len.add(tx, delta);
+        }
+        if let Some(key) = spare {
+            unkept(key);
         }
         Ok(result)
     }
@@ -962,11 +969,27 @@ where
     /// assert_eq!(m.atomic().get(&3), None);
     /// ```
     pub fn retain(&self, tx: &Transaction, keep: impl FnMut(&K, &V) -> bool) -> StmResult<()> {
-        let removed = self.raw.retain(tx, &self.hash_builder, keep)?;
-        if removed > 0 {
-            self.len.add(tx, -(removed as i64));
+        /// Subtracts what the walk removed from the length, even if a `keep` that panics ends
+        /// the walk (and the panic is caught inside the transaction).
+        struct Counted<'a> {
+            len: &'a TCounter,
+            tx: &'a Transaction,
+            removed: usize,
         }
-        Ok(())
+        impl Drop for Counted<'_> {
+            fn drop(&mut self) {
+                if self.removed > 0 {
+                    self.len.add(self.tx, -(self.removed as i64));
+                }
+            }
+        }
+        let mut counted = Counted {
+            len: &self.len,
+            tx,
+            removed: 0,
+        };
+        self.raw
+            .retain(tx, &self.hash_builder, keep, &mut counted.removed)
     }
 }
 

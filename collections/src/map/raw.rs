@@ -1442,13 +1442,15 @@ where
         self.replace(tx, leaf.slot, node);
     }
 
-    /// Removes `key`; returns its value if it was present.
+    /// Removes `key`; returns its value if it was present. `counted` runs once the removal is
+    /// written, before the value is handed back (through a `Clone` that may panic).
     pub(crate) fn remove<Q, S: BuildHasher>(
         &self,
         tx: &Transaction,
         hash: u64,
         key: &Q,
         hasher: &S,
+        counted: impl FnOnce(),
     ) -> StmResult<Option<V::Removed>>
     where
         K: Borrow<Q> + Hash + Clone,
@@ -1461,6 +1463,7 @@ where
         };
         let rest = without(leaf.entries, leaf.tags, i, hasher);
         self.replace(tx, leaf.slot, rest);
+        counted();
         Ok(Some(leaf.entries[i].value.removed(tx, TOKEN)))
     }
 
@@ -1497,20 +1500,21 @@ where
         })
     }
 
-    /// Keeps the entries for which `keep` is true; returns how many were removed. Only leaves
-    /// that lose an entry are written; a survivor that moves into a tagged place from past them
-    /// is hashed with `hasher` for its tag.
+    /// Keeps the entries for which `keep` is true; adds how many were removed to `removed` as
+    /// it writes each leaf (so that a later `keep` that panics leaves the count of what was
+    /// written). Only leaves that lose an entry are written; a survivor that moves into a
+    /// tagged place from past them is hashed with `hasher` for its tag.
     pub(crate) fn retain<S: BuildHasher>(
         &self,
         tx: &Transaction,
         hasher: &S,
         mut keep: impl FnMut(&K, &V) -> bool,
-    ) -> StmResult<usize>
+        removed: &mut usize,
+    ) -> StmResult<()>
     where
         K: Hash + Eq + Clone,
         V: Stored,
     {
-        let mut removed = 0;
         // This trie's count of the thread's writes expected by now: retain's own. More means
         // that `keep` wrote this trie (it can reach it through the transaction): from then on, a
         // leaf read before is written only if it is still where its keys live (a `clear` may
@@ -1527,13 +1531,12 @@ where
             if foreign && !self.still_holds(tx, hasher, slot, entries)? {
                 // Remove the rejected keys one by one from the map as it is now.
                 for (e, _) in entries.iter().zip(&verdicts).filter(|(_, k)| !**k) {
-                    removed += usize::from(self.remove_entry(tx, hasher, &e.key)?);
+                    *removed += usize::from(self.remove_entry(tx, hasher, &e.key)?);
                 }
             } else if kept == 0 {
-                removed += entries.len();
                 self.replace(tx, slot, NodeRef::EMPTY);
+                *removed += entries.len();
             } else {
-                removed += entries.len() - kept;
                 let mut leaf = LeafBuilder::new(kept);
                 let mut new_tags = 0;
                 for (i, e) in entries.iter().enumerate().filter(|&(i, _)| verdicts[i]) {
@@ -1550,11 +1553,11 @@ where
                     leaf.push(e.share());
                 }
                 self.replace(tx, slot, leaf.finish(new_tags));
+                *removed += entries.len() - kept;
             }
             expected = self.writes_made();
             Ok(())
-        })?;
-        Ok(removed)
+        })
     }
 
     /// True if the walk to the first of `entries` (a leaf read from `slot` earlier in this
