@@ -416,13 +416,13 @@ impl<K, V> NodeRef<K, V> {
         let first = entries.as_ptr() as *mut Entry<K, V>;
         let (layout, _) = leaf_layout::<K, V>(len);
         // SAFETY: the entries are initialised and ours: entry `i` is moved out, the others are
-        // dropped, each once; then the block, allocated for this layout by `LeafBuilder::new`
-        // (`len` entries), is released.
+        // moved out and dropped, each once (all of them even if one's `Drop` panics: a
+        // vector's drop glue goes on); then the block, allocated for this layout by
+        // `LeafBuilder::new` (`len` entries), is released, also while such a panic unwinds.
         unsafe {
             let taken = ptr::read(first.add(i));
-            ptr::drop_in_place(ptr::slice_from_raw_parts_mut(first, i));
-            ptr::drop_in_place(ptr::slice_from_raw_parts_mut(first.add(i + 1), len - i - 1));
-            blocks::release(NonNull::new_unchecked(self.bits as *mut u8), layout);
+            let _block = Released(NonNull::new_unchecked(self.bits as *mut u8), layout);
+            drop(moved_out(first, (0..len).filter(|&j| j != i)));
             taken
         }
     }
@@ -698,8 +698,9 @@ impl<K: 'static, V: 'static> Drop for LeafBuilder<K, V> {
 }
 
 /// The entries at `first` plus each of `places`, moved into a vector (to drop them with
-/// [`commute_stm::drop_outside`]: their `Drop` is the user's). For the guards that a panic of
-/// user code drops.
+/// [`commute_stm::drop_outside`]: their `Drop` is the user's; or, as a vector's drop glue goes
+/// on past a panicking `Drop`, to drop them all). For the guards that a panic of user code
+/// drops, and a refused update alone's leaf ([`NodeRef::into_entry`]).
 ///
 /// # Safety
 ///
