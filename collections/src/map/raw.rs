@@ -580,6 +580,7 @@ impl<K, V> NodeRef<K, V> {
 struct Released(NonNull<u8>, Layout);
 
 impl Drop for Released {
+    #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: the block of a leaf being freed, allocated with this layout; its entries are
         // dropped (or their drop glue is unwinding, done with the block by the time this
