@@ -9,27 +9,11 @@
 //! map_user_drops.rs covers the `Clone` path.)
 
 use commute::TMap;
+use commute_test_support::hashers::OneLeaf;
 use commute_test_support::in_child_process;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Every key in one leaf.
-#[derive(Default, Clone)]
-struct OneLeaf;
-struct Zero;
-impl Hasher for Zero {
-    fn finish(&self) -> u64 {
-        0
-    }
-    fn write(&mut self, _: &[u8]) {}
-}
-impl BuildHasher for OneLeaf {
-    type Hasher = Zero;
-    fn build_hasher(&self) -> Zero {
-        Zero
-    }
-}
 
 static EQ_PANICS: AtomicBool = AtomicBool::new(false);
 

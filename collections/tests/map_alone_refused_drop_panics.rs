@@ -8,28 +8,11 @@
 //! first clone after arming has a helper thread commit a new key into the same leaf.
 
 use commute::{TMap, reclaim_retired};
+use commute_test_support::hashers::OneLeaf;
 use commute_test_support::with_watchdog;
-use std::hash::{BuildHasher, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// Every key in one leaf, in the order of insertion.
-#[derive(Default, Clone)]
-struct OneLeaf;
-struct Zero;
-impl Hasher for Zero {
-    fn finish(&self) -> u64 {
-        0
-    }
-    fn write(&mut self, _: &[u8]) {}
-}
-impl BuildHasher for OneLeaf {
-    type Hasher = Zero;
-    fn build_hasher(&self) -> Zero {
-        Zero
-    }
-}
 
 type Map = TMap<u32, V, OneLeaf>;
 

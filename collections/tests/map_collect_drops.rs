@@ -10,32 +10,12 @@
 //! walk's next read fails validation and the attempt is rolled back.
 
 use commute::{TMap, TSet, atomically, in_transaction};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
+
+use commute_test_support::hashers::KeyAsHash;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-
-/// Key `k` in root slot `k % root_slots`: the walk visits key 0's leaf, then key 1's.
-#[derive(Default, Clone)]
-struct Identity;
-struct IdHasher(u64);
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!()
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = u64::from(v);
-    }
-}
-impl BuildHasher for Identity {
-    type Hasher = IdHasher;
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher(0)
-    }
-}
 
 /// Drops inside a transaction on the tests' own threads (not the helper thread's).
 static DROPPED_INSIDE: AtomicUsize = AtomicUsize::new(0);
@@ -54,8 +34,8 @@ static ARMED: AtomicBool = AtomicBool::new(false);
 /// One test at a time: `ARMED` and `DROPPED_INSIDE` are shared (and a clone on any thread
 /// disarms `ARMED`).
 static SERIAL: Mutex<()> = Mutex::new(());
-static MAP: OnceLock<TMap<u32, Item, Identity>> = OnceLock::new();
-static SET: OnceLock<TSet<Item, Identity>> = OnceLock::new();
+static MAP: OnceLock<TMap<u32, Item, KeyAsHash>> = OnceLock::new();
+static SET: OnceLock<TSet<Item, KeyAsHash>> = OnceLock::new();
 
 /// A key or value: its first clone after arming has another thread update keys 0 and 1.
 #[derive(Debug)]
@@ -102,7 +82,7 @@ impl Drop for Item {
 #[test]
 fn values_whose_walk_meets_a_conflict_drops_its_clones_outside_the_transaction() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let m = MAP.get_or_init(|| TMap::with_config_and_hasher(2, 2, 8, Identity));
+    let m = MAP.get_or_init(|| TMap::with_config_and_hasher(2, 2, 8, KeyAsHash));
     m.atomic().insert(0, Item(0));
     m.atomic().insert(1, Item(1));
     DROPPED_INSIDE.store(0, Ordering::SeqCst);
@@ -125,7 +105,7 @@ fn values_whose_walk_meets_a_conflict_drops_its_clones_outside_the_transaction()
 #[test]
 fn set_iter_whose_walk_meets_a_conflict_drops_its_clones_outside_the_transaction() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let s = SET.get_or_init(|| TSet::with_hasher(Identity));
+    let s = SET.get_or_init(|| TSet::with_hasher(KeyAsHash));
     // Elements 0 and 1 under root slots 0 and 1 (of 64); the other thread adds 64 and 65 there.
     s.atomic().insert(Item(0));
     s.atomic().insert(Item(1));
@@ -162,7 +142,7 @@ impl Drop for Fragile {
 #[test]
 fn iter_whose_clone_panics_drops_its_clones_outside_the_transaction() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let m: TMap<u32, Fragile, Identity> = TMap::with_config_and_hasher(2, 2, 8, Identity);
+    let m: TMap<u32, Fragile, KeyAsHash> = TMap::with_config_and_hasher(2, 2, 8, KeyAsHash);
     m.atomic().insert(0, Fragile(Arc::new(())));
     m.atomic().insert(1, Fragile(Arc::new(())));
     m.atomic().insert(2, Fragile(Arc::new(())));

@@ -9,30 +9,10 @@
 
 use commute::{Change, TMap, TSet, atomically};
 use std::cell::Cell;
-use std::hash::{BuildHasher, Hash, Hasher};
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::hash::{Hash, Hasher};
 
-/// Key `k` in root slot `k % root_slots`: `retain` visits keys in order.
-#[derive(Default, Clone)]
-struct Identity;
-struct IdHasher(u64);
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!()
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = u64::from(v);
-    }
-}
-impl BuildHasher for Identity {
-    type Hasher = IdHasher;
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher(0)
-    }
-}
+use commute_test_support::hashers::KeyAsHash;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 thread_local! {
     /// Set while a test's own thread wants `V::clone` to panic (the test threads share `V`).
@@ -51,7 +31,7 @@ impl Clone for V {
     }
 }
 
-fn in_step(m: &TMap<u32, V, Identity>) -> (usize, usize) {
+fn in_step(m: &TMap<u32, V, KeyAsHash>) -> (usize, usize) {
     atomically(|tx| {
         let mut n = 0;
         m.for_each(tx, |_, _| n += 1)?;
@@ -61,7 +41,7 @@ fn in_step(m: &TMap<u32, V, Identity>) -> (usize, usize) {
 
 #[test]
 fn a_remove_whose_value_clone_panics_keeps_the_length_in_step() {
-    let m: TMap<u32, V, Identity> = TMap::with_config_and_hasher(4, 2, 8, Identity);
+    let m: TMap<u32, V, KeyAsHash> = TMap::with_config_and_hasher(4, 2, 8, KeyAsHash);
     for k in 0..4 {
         m.atomic().insert(k, V(k));
     }
@@ -81,7 +61,7 @@ fn a_remove_whose_value_clone_panics_keeps_the_length_in_step() {
 
 #[test]
 fn a_retain_whose_keep_panics_keeps_the_length_in_step() {
-    let m: TMap<u32, V, Identity> = TMap::with_config_and_hasher(4, 2, 8, Identity);
+    let m: TMap<u32, V, KeyAsHash> = TMap::with_config_and_hasher(4, 2, 8, KeyAsHash);
     for k in 0..4 {
         m.atomic().insert(k, V(k));
     }
@@ -105,7 +85,7 @@ fn a_retain_whose_keep_panics_keeps_the_length_in_step() {
 
 #[test]
 fn a_set_retain_whose_keep_panics_keeps_the_length_in_step() {
-    let s: TSet<u32, Identity> = TSet::with_hasher(Identity);
+    let s: TSet<u32, KeyAsHash> = TSet::with_hasher(KeyAsHash);
     for k in 0..4 {
         s.atomic().insert(k);
     }

@@ -392,3 +392,72 @@ pub fn peak() -> usize {
 pub fn reset_peak() {
     PEAK.store(allocated(), Ordering::Relaxed);
 }
+
+/// Hashers that place a map's keys where a test wants them.
+pub mod hashers {
+    use std::hash::{BuildHasher, Hasher};
+
+    /// Every key hashes to 0: all of a map's keys in one leaf, in the order of insertion.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::hash::BuildHasher;
+    /// assert_eq!(commute_test_support::hashers::OneLeaf.hash_one("a"), 0);
+    /// ```
+    #[derive(Debug, Default, Clone, Copy)]
+    pub struct OneLeaf;
+
+    /// [`OneLeaf`]'s hasher.
+    #[derive(Debug)]
+    pub struct Zero;
+
+    impl Hasher for Zero {
+        fn finish(&self) -> u64 {
+            0
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    impl BuildHasher for OneLeaf {
+        type Hasher = Zero;
+        fn build_hasher(&self) -> Zero {
+            Zero
+        }
+    }
+
+    /// A `u32` key hashes to its own value: key `k` in a map's root slot `k % root_slots`, so a
+    /// walk visits keys in order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::hash::BuildHasher;
+    /// assert_eq!(commute_test_support::hashers::KeyAsHash.hash_one(7u32), 7);
+    /// ```
+    #[derive(Debug, Default, Clone, Copy)]
+    pub struct KeyAsHash;
+
+    /// [`KeyAsHash`]'s hasher; hashes `u32`s only.
+    #[derive(Debug)]
+    pub struct KeyHasher(u64);
+
+    impl Hasher for KeyHasher {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, _: &[u8]) {
+            unreachable!("KeyAsHash hashes u32 keys only")
+        }
+        fn write_u32(&mut self, v: u32) {
+            self.0 = u64::from(v);
+        }
+    }
+
+    impl BuildHasher for KeyAsHash {
+        type Hasher = KeyHasher;
+        fn build_hasher(&self) -> KeyHasher {
+            KeyHasher(0)
+        }
+    }
+}
