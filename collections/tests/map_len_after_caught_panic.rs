@@ -31,12 +31,17 @@ impl Clone for V {
     }
 }
 
-fn in_step(m: &TMap<u32, V, KeyAsHash>) -> (usize, usize) {
-    atomically(|tx| {
+#[track_caller]
+fn assert_in_step(m: &TMap<u32, V, KeyAsHash>) {
+    let (len, entries) = atomically(|tx| {
         let mut n = 0;
         m.for_each(tx, |_, _| n += 1)?;
         Ok((m.len(tx)?, n))
-    })
+    });
+    assert_eq!(
+        len, entries,
+        "len() = {len}, but the map holds {entries} entries"
+    );
 }
 
 #[test]
@@ -52,11 +57,7 @@ fn a_remove_whose_value_clone_panics_keeps_the_length_in_step() {
         assert!(r.is_err(), "the value's Clone panicked");
         Ok(())
     });
-    let (len, entries) = in_step(&m);
-    assert_eq!(
-        len, entries,
-        "len() = {len}, but the map holds {entries} entries"
-    );
+    assert_in_step(&m);
 }
 
 #[test]
@@ -76,11 +77,7 @@ fn a_retain_whose_keep_panics_keeps_the_length_in_step() {
         assert!(r.is_err(), "keep panicked");
         Ok(())
     });
-    let (len, entries) = in_step(&m);
-    assert_eq!(
-        len, entries,
-        "len() = {len}, but the map holds {entries} entries"
-    );
+    assert_in_step(&m);
 }
 
 #[test]

@@ -18,6 +18,40 @@ use std::time::Instant;
 use commute::{TQueue, TVar, atomically};
 use commute_test_support::deadline;
 
+/// A queue of one item, and a thread that runs the pop-push-push-pop transaction on it in a
+/// loop until `stop`, counting its commits.
+struct Churned {
+    q: Arc<TQueue<u64>>,
+    stop: Arc<AtomicBool>,
+    commits: Arc<AtomicU64>,
+    writer: JoinHandle<()>,
+}
+
+impl Churned {
+    fn start() -> Churned {
+        let q = Arc::new(TQueue::new());
+        q.atomic().push(0);
+        let (stop, commits) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let writer = pop_push_push_pop(&q, &stop, &commits);
+        Churned {
+            q,
+            stop,
+            commits,
+            writer,
+        }
+    }
+
+    /// Stops the writer; its commits.
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.writer.join().unwrap();
+        self.commits.load(Ordering::Relaxed)
+    }
+}
+
 /// Runs the pop-push-push-pop transaction on `q` in a loop until `stop`; counts its commits.
 fn pop_push_push_pop(
     q: &Arc<TQueue<u64>>,
@@ -43,13 +77,8 @@ fn pop_push_push_pop(
 
 #[test]
 fn the_length_of_a_queue_kept_at_one_item_is_always_one() {
-    let q = Arc::new(TQueue::new());
-    q.atomic().push(0);
-    let (stop, commits) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    let writer = pop_push_push_pop(&q, &stop, &commits);
+    let churned = Churned::start();
+    let q = churned.q.clone();
     let end = Instant::now() + deadline(3);
     let (mut bad, mut reads) = (Vec::new(), 0u64);
     while Instant::now() < end && bad.len() < 3 {
@@ -59,34 +88,26 @@ fn the_length_of_a_queue_kept_at_one_item_is_always_one() {
             bad.push(len);
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
+    let commits = churned.stop();
     assert!(
         bad.is_empty(),
-        "len() of a queue that every commit leaves at 1 item answered {bad:?} ({reads} reads, {} \
-         commits)",
-        commits.load(Ordering::Relaxed)
+        "len() of a queue that every commit leaves at 1 item answered {bad:?} ({reads} reads, \
+         {commits} commits)"
     );
     assert_eq!(q.atomic().len(), 1);
 }
 
 #[test]
 fn one_call_pops_racing_the_commit_leave_the_clock_intact() {
-    let q = Arc::new(TQueue::new());
-    q.atomic().push(0);
-    let (stop, commits) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    let writer = pop_push_push_pop(&q, &stop, &commits);
+    let churned = Churned::start();
+    let q = churned.q.clone();
     let end = Instant::now() + deadline(2);
     let mut popped = 0u64;
     while Instant::now() < end {
         // Takes the item a commit leaves, now and then: the queue holds 0 or 1 item.
         popped += u64::from(q.atomic().pop().is_some());
     }
-    stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
+    let commits = churned.stop();
     assert!(q.atomic().len() <= 1, "the queue holds 0 or 1 item");
 
     // A corrupted clock shows as lost increments: read validation no longer sees commits.
@@ -112,7 +133,6 @@ fn one_call_pops_racing_the_commit_leave_the_clock_intact() {
     assert_eq!(
         x.load(),
         2 * PER_THREAD,
-        "increments were lost after {popped} one-call pops raced {} commits",
-        commits.load(Ordering::Relaxed)
+        "increments were lost after {popped} one-call pops raced {commits} commits"
     );
 }
