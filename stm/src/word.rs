@@ -175,12 +175,6 @@ pub trait Integer: Word + Eq + core::fmt::Debug {
     const ONE: Self;
     /// The number zero.
     const ZERO: Self;
-    /// Ignored, whatever an implementation sets: the crate keeps the adds of its own 64-bit
-    /// integers inline, which it recognises by type, and calls
-    /// [`wrapping_add`](Integer::wrapping_add) for every other type. Kept so that
-    /// implementations that set it still compile.
-    #[doc(hidden)]
-    const ADDS_AS_U64: bool = false;
 }
 
 /// True if `T` is one of the crate's 64-bit integers, whose wrapping add is the wrapping add of

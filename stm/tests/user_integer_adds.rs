@@ -6,7 +6,9 @@
 //! impl that set it made the add sum the raw 64-bit patterns of `into_bits` instead of calling
 //! `wrapping_add`, and the next load handed `from_bits` that sum (2 for a type whose bits are 0
 //! or 1). A `Word` whose `from_bits` relies on the promise then broke its own invariant: undefined
-//! behaviour reachable from safe code. Both tests failed.
+//! behaviour reachable from safe code. Both tests failed (with the impls below setting that
+//! constant). The crate now recognises its own 64-bit integers by type, and the constant is
+//! gone: these impls check that a user's `Integer` adds through `wrapping_add`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -33,7 +35,7 @@ unsafe impl Word for Parity {
     }
 }
 
-// No `unsafe` here: `Integer` is a safe trait, and the hidden const is public.
+// No `unsafe` here: `Integer` is a safe trait.
 impl Integer for Parity {
     fn wrapping_add(self, rhs: Self) -> Self {
         Parity(self.0 ^ rhs.0)
@@ -43,7 +45,6 @@ impl Integer for Parity {
     }
     const ONE: Self = Parity(true);
     const ZERO: Self = Parity(false);
-    const ADDS_AS_U64: bool = true;
 }
 
 #[test]
@@ -89,7 +90,6 @@ impl Integer for Pick {
     }
     const ONE: Self = Pick(1);
     const ZERO: Self = Pick(0);
-    const ADDS_AS_U64: bool = true;
 }
 
 #[test]
