@@ -208,4 +208,4 @@ pub use set::TSet;
 pub struct ReadmeDoctests;
 
 /// The core's handling of panic payloads that are not passed on.
-pub(crate) use commute_stm::__private::{drop_payload, keep_first_panic};
+pub(crate) use commute_stm::__private::{Payload, drop_payload, keep_first_panic};

@@ -507,22 +507,15 @@ impl<K, V> NodeRef<K, V> {
         K: 'static,
         V: 'static,
     {
-        // Every child is freed, and then the node, even if a `Drop` in an earlier child
-        // panics; the first panic is then passed on.
-        let mut first_panic = None;
-        for i in 0..width {
-            // SAFETY: each slot is initialised and ours; it is read, then dropped, once.
-            let child = unsafe {
+        // SAFETY: each slot is initialised and ours; it is read, then dropped, once, and its
+        // child's subtree is ours (caller) and freed once.
+        let first_panic = unsafe {
+            free_subtrees((0..width).map(|i| {
                 let child = (*first.add(i)).load_mut();
                 ptr::drop_in_place(first.add(i));
                 child
-            };
-            // SAFETY: the child's subtree is ours (caller), and freed once.
-            let freed = catch_unwind(AssertUnwindSafe(|| unsafe { child.free_subtree() }));
-            if let Err(payload) = freed {
-                crate::keep_first_panic(&mut first_panic, payload);
-            }
-        }
+            }))
+        };
         // SAFETY: allocated by `alloc_inner` with this layout.
         unsafe { dealloc(first as *mut u8, inner_layout::<K, V>(width)) };
         if let Some(payload) = first_panic {
@@ -573,6 +566,27 @@ impl<K, V> NodeRef<K, V> {
         }
         leaf.finish(tags)
     }
+}
+
+/// Frees the subtree of each of `nodes`, every one even if a `Drop` in an earlier one panics;
+/// returns the first panic, for the caller to pass on once it has freed what held them.
+///
+/// # Safety
+///
+/// Each node's subtree is owned exclusively, and freed here once; so is whatever the iterator
+/// reads them from.
+unsafe fn free_subtrees<K: 'static, V: 'static>(
+    nodes: impl Iterator<Item = NodeRef<K, V>>,
+) -> Option<crate::Payload> {
+    let mut first_panic = None;
+    for node in nodes {
+        // SAFETY: the caller's.
+        let freed = catch_unwind(AssertUnwindSafe(|| unsafe { node.free_subtree() }));
+        if let Err(payload) = freed {
+            crate::keep_first_panic(&mut first_panic, payload);
+        }
+    }
+    first_panic
 }
 
 /// A freed leaf's block: released to [`blocks`] when dropped, after the leaf's entries, also
@@ -1632,7 +1646,9 @@ where
             // the nodes reached are alive until this function replaces them.
             let current = unsafe { (*slot).load_mut() };
             // SAFETY: as above.
-            let (entries, tags) = match unsafe { current.node() } {
+            let node = unsafe { current.node() };
+            let was_empty = matches!(node, Node::Empty);
+            let (entries, tags) = match node {
                 Node::Inner(children) => {
                     let first = children.as_ptr() as *mut Slot<K, V>;
                     // SAFETY: the index is below the node's width.
@@ -1658,7 +1674,10 @@ where
             // The old node's keys and values are the user's: dropped at once outside
             // transactions and pins, after them inside one (`FromIterator` builds a map inside
             // a transaction too).
-            commute_stm::drop_outside(Unlinked(current));
+            // (An empty slot's node owns nothing: no deferred drop for it.)
+            if !was_empty {
+                commute_stm::drop_outside(Unlinked(current));
+            }
             return new;
         }
     }
@@ -1695,19 +1714,10 @@ struct DeadTrie<K: 'static, V: 'static> {
 
 impl<K: 'static, V: 'static> Drop for DeadTrie<K, V> {
     fn drop(&mut self) {
-        // Every subtree is freed even if a `Drop` in an earlier one panics; the first panic is
-        // then passed on.
-        let mut first_panic = None;
-        for slot in self.root.iter_mut() {
-            let node = slot.load_mut();
-            // SAFETY: no attempt can reach the trie any more: its nodes are unreachable, and
-            // each root slot's subtree is freed once. (Nodes retired by commits are the core's
-            // to free.)
-            let freed = catch_unwind(AssertUnwindSafe(|| unsafe { node.free_subtree() }));
-            if let Err(payload) = freed {
-                crate::keep_first_panic(&mut first_panic, payload);
-            }
-        }
+        // SAFETY: no attempt can reach the trie any more: its nodes are unreachable, and each
+        // root slot's subtree is freed once. (Nodes retired by commits are the core's to free.)
+        let first_panic =
+            unsafe { free_subtrees(self.root.iter_mut().map(|slot| slot.load_mut())) };
         if let Some(payload) = first_panic {
             resume_unwind(payload);
         }
