@@ -31,6 +31,14 @@ impl Drop for CommitsOnDrop {
     }
 }
 
+/// A future that waits until `v` is non-zero, and returns it.
+fn nonzero(v: &TVar<u64>) -> impl Future<Output = u64> + '_ {
+    atomically_async(move |tx| match v.read(tx)? {
+        0 => tx.retry(),
+        n => Ok(n),
+    })
+}
+
 #[test]
 fn a_replaced_waker_whose_drop_commits_to_the_variable_waited_on_wakes_the_future() {
     // In a child process: a hang would leave a stripe's mutex locked for good.
@@ -38,10 +46,7 @@ fn a_replaced_waker_whose_drop_commits_to_the_variable_waited_on_wakes_the_futur
         let got = with_watchdog(20, || {
             let v = Arc::new(TVar::new(0u64));
             let inner = v.clone();
-            let mut future = pin!(atomically_async(move |tx| match inner.read(tx)? {
-                0 => tx.retry(),
-                n => Ok(n),
-            }));
+            let mut future = pin!(nonzero(&inner));
             {
                 let first = Waker::from(Arc::new(CommitsOnDrop { v: v.clone() }));
                 assert!(
@@ -74,10 +79,7 @@ impl Wake for PanicsWhenWoken {
 fn a_committed_future_whose_commit_woke_a_panicking_waker_does_not_run_again() {
     let (v, commits) = (TVar::new(0u64), TVar::new(0u64));
     let panicking = Waker::from(Arc::new(PanicsWhenWoken));
-    let mut waiting = pin!(atomically_async(|tx| match v.read(tx)? {
-        0 => tx.retry(),
-        n => Ok(n),
-    }));
+    let mut waiting = pin!(nonzero(&v));
     assert!(
         waiting
             .as_mut()
@@ -104,10 +106,7 @@ fn a_committed_future_whose_commit_woke_a_panicking_waker_does_not_run_again() {
 #[should_panic(expected = "polled inside a transaction")]
 fn a_pending_future_polled_inside_a_transaction_panics() {
     let (v, other) = (TVar::new(0u64), TVar::new(0u64));
-    let mut future = pin!(atomically_async(|tx| match v.read(tx)? {
-        0 => tx.retry(),
-        n => Ok(n),
-    }));
+    let mut future = pin!(nonzero(&v));
     let mut cx = Context::from_waker(Waker::noop());
     assert!(future.as_mut().poll(&mut cx).is_pending());
     atomically(|tx| {
@@ -250,10 +249,7 @@ fn a_new_waker_whose_clone_commits_to_the_variable_waited_on_wakes_the_future() 
         let got = with_watchdog(20, || {
             let v = Arc::new(TVar::new(0u64));
             let inner = v.clone();
-            let mut future = pin!(atomically_async(move |tx| match inner.read(tx)? {
-                0 => tx.retry(),
-                n => Ok(n),
-            }));
+            let mut future = pin!(nonzero(&inner));
             let mut cx = Context::from_waker(Waker::noop());
             assert!(future.as_mut().poll(&mut cx).is_pending());
             let commits = cloned_with(move || {
@@ -287,10 +283,7 @@ fn a_waker_whose_clone_runs_a_transaction_can_wait() {
         })
     };
     let v = TVar::new(0u64);
-    let mut future = pin!(atomically_async(|tx| match v.read(tx)? {
-        0 => tx.retry(),
-        n => Ok(n),
-    }));
+    let mut future = pin!(nonzero(&v));
     let polled = future.as_mut().poll(&mut Context::from_waker(&waker));
     assert_eq!(polled, Poll::Pending);
     assert_eq!(counted.load(), CLONES.load(Ordering::Relaxed));
