@@ -173,7 +173,8 @@ pub use blocked::{BlockedTx, BlockedVar, blocked_transactions};
 ///
 /// If called inside a transaction (an attempt must not wait for others), or inside a pin
 /// ([`pinned`], [`TBox::load_with`]'s closure): the pin holds back the very reclamation it
-/// would wait for, and two pinned threads waiting so would wait for each other for ever.
+/// would wait for, and two pinned threads waiting so would wait for each other for ever. If
+/// `version` is above 2^60, which no commit hands out.
 ///
 /// # Examples
 ///
@@ -240,7 +241,8 @@ pub fn snapshot_mark() -> u64 {
 ///
 /// # Panics
 ///
-/// If called inside a transaction or inside a pin, as [`wait_for_readers`].
+/// If called inside a transaction or inside a pin, or with a `version` above 2^60, as
+/// [`wait_for_readers`].
 ///
 /// # Examples
 ///
@@ -270,6 +272,9 @@ pub fn wait_for_readers_up_to(version: u64, mark: u64) {
          (pinned, TBox::load_with's closure); two pinned threads waiting so would wait for each \
          other for ever: wait once the pin has ended"
     );
+    if version > internal::clock::MAX_OUTSIDE_VERSION {
+        internal::clock::not_a_version("wait_for_readers", version);
+    }
     internal::thread::wait_for_pins_below(version);
     // Snapshot readers do not pin: those registered before the commit may read what it
     // unlinked (through the old values kept for them) until they end.

@@ -525,7 +525,8 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// As for [`Transaction::retire_on_commit`], with this commit as the transaction's: `retired`
     /// comes from `Box::<R>::into_raw`, the commit makes it unreachable for transactions that
     /// begin after it, and nothing else frees it. (If the commit is refused, nothing is
-    /// retired.)
+    /// retired.) `after` is 0 or a version that a commit handed out: the commit's own version
+    /// must fit a lock word.
     ///
     /// # Errors
     ///

@@ -125,7 +125,27 @@ pub(crate) fn written_by(version: u64, own: u64) -> bool {
 pub(crate) fn write_version(newest_locked: u64, tag: u64) -> u64 {
     loom_fence();
     let c = clock().load(SC_LOAD);
-    (((c.max(newest_locked) >> TAG_BITS) + 1) << TAG_BITS) | tag
+    let wv = (((c.max(newest_locked) >> TAG_BITS) + 1) << TAG_BITS) | tag;
+    debug_assert!(wv < 1 << 61, "a version must fit a lock word");
+    wv
+}
+
+/// The highest version that the public API takes from a caller and moves the clock to
+/// (`Transaction::observe_version`, `wait_for_readers`): far above any version a commit writes
+/// (one count of 2^10 per commit: 2^50 commits), and far enough below the 61 bits of version
+/// that a lock word holds (`var::VERSION_SHIFT`) that every commit after the clock reached it
+/// still fits. A clock moved past those bits would give every later commit the same version,
+/// which read validation cannot tell apart.
+pub(crate) const MAX_OUTSIDE_VERSION: u64 = 1 << 60;
+
+/// Refuses a version above [`MAX_OUTSIDE_VERSION`] handed to `call`.
+#[cold]
+#[inline(never)]
+pub(crate) fn not_a_version(call: &str, version: u64) -> ! {
+    panic!(
+        "commute: {call}({version:#x}): no commit hands out a version above 2^60; pass a \
+         version that a commit handed to a publishing operation"
+    )
 }
 
 /// Moves the clock up to at least `version`; returns the clock's value afterwards.

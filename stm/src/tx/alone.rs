@@ -121,6 +121,10 @@ pub(crate) fn commit_alone_retiring(
     retired: (u64, DropFn),
     site: &'static Location<'static>,
 ) -> Option<u64> {
+    debug_assert!(
+        after <= clock::MAX_OUTSIDE_VERSION,
+        "commit_alone_retiring after a version no commit hands out: {after:#x}"
+    );
     commit_seen(var, seen, bits, after, None, Some(retired), site)
 }
 

@@ -272,11 +272,20 @@ impl Transaction {
     /// [`TVar::publish_on_commit`](crate::TVar::publish_on_commit), which hands publishing code
     /// the commit version): if `version` is newer than the snapshot, every earlier read is
     /// re-validated and the snapshot moves forward, or the attempt aborts. That keeps attempts
-    /// opaque.
+    /// opaque. A [`read_only`](crate::read_only) snapshot cannot move: unless the version is
+    /// one of this thread's own commits (which came before it), it leaves the snapshot and the
+    /// closure runs again as an ordinary transaction. (Versions run ahead of the clock, so
+    /// a commit after the snapshot may carry a version at or below its read version: the
+    /// version alone cannot show a commit to be before a snapshot.)
     ///
     /// # Errors
     ///
     /// Returns an [`StmError`](crate::StmError) when an earlier read has changed; pass it on with `?`.
+    ///
+    /// # Panics
+    ///
+    /// If `version` is above 2^60 and not at or below the attempt's read version: no commit
+    /// hands out such a version (the clock must never be moved past what a lock word holds).
     ///
     /// # Examples
     ///
@@ -286,8 +295,12 @@ impl Transaction {
     #[inline]
     pub fn observe_version(&self, version: u64) -> StmResult<()> {
         // Inline up to the usual answers: a version the attempt's snapshot already includes, or
-        // one this thread's own commit wrote (see `clock::written_by`).
-        if version <= self.rv.get() || clock::written_by(version, self.ctx().own_mark) {
+        // one this thread's own commit wrote (see `clock::written_by`). A `read_only` snapshot
+        // cannot tell a commit before it from one after by its read version (versions run ahead
+        // of the clock): only its thread's own commits are known to be before it.
+        if (version <= self.rv.get() && !self.is_snapshot())
+            || clock::written_by(version, self.ctx().own_mark)
+        {
             return Ok(());
         }
         self.observe_newer_version(version)
@@ -297,6 +310,9 @@ impl Transaction {
     /// written by another thread.
     #[inline(never)]
     fn observe_newer_version(&self, version: u64) -> StmResult<()> {
+        if version > clock::MAX_OUTSIDE_VERSION {
+            clock::not_a_version("Transaction::observe_version", version);
+        }
         if self.irrevocable() {
             return Ok(());
         }
