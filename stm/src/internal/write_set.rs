@@ -494,7 +494,10 @@ impl WriteSet {
         if self.publishes.is_empty() {
             return Vec::new();
         }
-        nodes_of(self.publishes.drain(..), &mut self.let_go)
+        let nodes = nodes_of(self.publishes.drain(..), &mut self.let_go);
+        // Their closures went to `let_go`: only the operation lists may still own something.
+        self.side_drops = self.ops.iter().any(OpList::owns_anything);
+        nodes
     }
 
     /// True if the set holds at most a few entries (no index) and none for `var`: a read of
