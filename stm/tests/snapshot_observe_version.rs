@@ -1,22 +1,20 @@
-//! `Transaction::observe_version` inside a `read_only` snapshot accepts, on its inline fast path,
-//! any version `<= read_version()` (stm/src/tx/read.rs, `observe_version`). For a snapshot that
-//! test says nothing: GV5 versions run ahead of the clock, so a commit *after* the snapshot (its
-//! `writer_view` loaded after the reader registered) can carry a version at or below the clock
-//! value the snapshot attempt read at its begin (ARCHITECTURE.md, "Snapshots": "version <= rv
-//! could not tell a commit before the snapshot from one after"). The snapshot then accepts a link
-//! that a commit after it published (opacity broken: `observe_version` said "your snapshot
-//! includes that commit", yet a variable that commit wrote still reads its old value).
+//! `Transaction::observe_version` inside a `read_only` snapshot accepted, on its inline fast
+//! path, any version at or below the attempt's read version. For a snapshot that says nothing:
+//! versions run ahead of the clock, so a commit after the snapshot (one that loaded the
+//! registered readers after this one registered) may carry a version at or below the clock
+//! value the snapshot began at. The snapshot then accepted a link that a commit after it
+//! published, while a variable that commit wrote still read its old value.
 //!
-//! Structure, exactly as `publish_on_commit`'s contract describes: an append-only list whose
-//! `tail` variable is published at commit; the publishing operation stamps the new node with the
-//! commit version and links it after the old tail; readers check the link with
+//! The structure is the one `publish_on_commit`'s contract describes: an append-only list whose
+//! `tail` is published at commit; the publishing operation stamps the new node with the commit
+//! version and links it after the old tail; readers check the link with
 //! `observe_version(stamp)`. In a snapshot whose `tail` is `t`, a node linked after `t` was
-//! necessarily appended by a commit after the snapshot, so `observe_version` of its stamp must
-//! not return `Ok` (it must leave the snapshot).
+//! appended by a commit after the snapshot, so `observe_version` of its stamp must not return
+//! `Ok` (the attempt leaves the snapshot).
 //!
-//! Other threads: `bumper` commits its own variable `z` over and over (its versions run ahead of
-//! the clock: own writes never advance it), `jumper` reads `z` (advancing the clock to it), so
-//! the clock moves between an appender's clock read and a reader's begin.
+//! Two more threads move the clock between an append's clock read and a reader's begin: one
+//! commits its own variable `z` over and over (its versions run ahead of the clock), the other
+//! reads `z` (which advances the clock to it).
 
 use commute_stm::{TVar, atomically, read_only};
 use std::sync::Arc;
@@ -36,8 +34,9 @@ fn node() -> *mut Node {
 }
 
 struct SendPtr(*mut Node);
-// SAFETY: the nodes are only read through atomics.
+// SAFETY: the nodes are only read and written through atomics.
 unsafe impl Send for SendPtr {}
+// SAFETY: as for `Send`.
 unsafe impl Sync for SendPtr {}
 
 #[test]
@@ -103,6 +102,7 @@ fn a_snapshot_never_observes_a_commit_after_it() {
                 return Ok(());
             }
             links_seen += 1;
+            // SAFETY: as above.
             let stamp = unsafe { (*next).stamp.load(Ordering::Relaxed) };
             let rv = tx.read_version();
             // `next` was linked after this snapshot's tail: by a commit after the snapshot.
