@@ -114,6 +114,19 @@ type Body = dyn FnMut(&Transaction, &TaskCtx) -> StmResult<()> + Send + 'static;
 /// same, and the task counts as panicked.) The payloads of the other panics are dropped on the
 /// workers; a panic in a payload's `Drop` is caught there too.
 ///
+/// A child added by an attempt (or an [`or_else`](Transaction::or_else) branch) that was
+/// rolled back is dropped by the pool once the task's transaction has ended; a panic in its
+/// `Drop` is the panic of the task that added it, which then counts as panicked and leaves the
+/// run (if a later attempt committed, the commit stands, as above). In unordered mode,
+/// put-aside tasks run as alternatives of one transaction (see `retry`), where a panic may also
+/// come from what an alternative that retried left to drop at the end of the attempt (a value
+/// it wrote, a commit hook it registered): a panic there after the transaction committed counts
+/// as the committing task's; one at the end of an attempt that was rolled back belongs to no
+/// task the pool can name. Then no task counts as panicked or leaves the run: every alternative
+/// goes back to the queue and runs alone, where such a panic is its own. The panic itself is
+/// kept aside: `run` reports it only if no task panicked, naming an alternative that retried
+/// in that attempt, and then [`report().panicked`](PoolReport::panicked) may be 0.
+///
 /// # Errors in tasks
 ///
 /// Tasks return [`StmResult<()>`](crate::StmResult), like closures given to
@@ -607,11 +620,54 @@ impl fmt::Debug for PoolWatcher {
 /// assert_eq!(seen.atomic().pop(), Some(1)); // the child got the next id
 /// ```
 pub struct TaskCtx {
-    /// The id of the task being run.
+    /// The id of the task whose closure runs (or ran last): what [`task`](TaskCtx::task) says,
+    /// and the owner of the children it adds. The scheduler does not take it for the task a
+    /// panic belongs to (see `sched.rs`, `execute_alternatives`).
     current: Cell<u64>,
     worker: usize,
-    /// Children of the running transaction, moved here by commit hooks.
-    children: Rc<RefCell<Vec<Box<Body>>>>,
+    /// Children of the worker's transactions, moved here by their commit hooks (or, unrun,
+    /// by their drop: see [`Child`]).
+    spawned: Rc<RefCell<Spawned>>,
+}
+
+/// Where the children of a worker's transactions go (see [`TaskCtx::add`]).
+#[derive(Default)]
+struct Spawned {
+    /// Children of the transaction that committed, for the pool to number and queue.
+    children: Vec<Box<Body>>,
+    /// Children of attempts or `or_else` branches that were rolled back, with the id of the
+    /// task that added them: the worker drops them itself after the transaction, each under
+    /// its own `catch_unwind`, and a panic in one is that task's.
+    discarded: Vec<(u64, Box<Body>)>,
+}
+
+/// A child held by its parent's commit hook. Run, the hook moves the closure to the
+/// children; dropped unrun (the attempt or branch was rolled back), it moves the closure to
+/// the discarded ones. Neither runs user code: the closure's `Drop`, which may panic, runs
+/// later on the worker, outside the transaction, where the panic can be blamed on the task
+/// that added it (the core drops a rolled-back branch's hooks at the end of the whole attempt,
+/// after other tasks' closures ran in it, in `execute_alternatives`).
+struct Child {
+    owner: u64,
+    body: Option<Box<Body>>,
+    spawned: Rc<RefCell<Spawned>>,
+}
+
+impl Child {
+    fn commit(mut self) {
+        if let Some(body) = self.body.take() {
+            self.spawned.borrow_mut().children.push(body);
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Some(body) = self.body.take() {
+            // The pool holds no borrow of `spawned` while a transaction runs or ends.
+            self.spawned.borrow_mut().discarded.push((self.owner, body));
+        }
+    }
 }
 
 impl TaskCtx {
@@ -619,8 +675,22 @@ impl TaskCtx {
         TaskCtx {
             current: Cell::new(0),
             worker,
-            children: Rc::new(RefCell::new(Vec::new())),
+            spawned: Rc::new(RefCell::new(Spawned::default())),
         }
+    }
+
+    /// How many children of rolled-back attempts and branches wait to be dropped.
+    fn discarded_len(&self) -> usize {
+        self.spawned.borrow().discarded.len()
+    }
+
+    /// Takes the children of rolled-back attempts and branches, if any.
+    fn take_discarded(&self) -> Option<Vec<(u64, Box<Body>)>> {
+        let mut spawned = self.spawned.borrow_mut();
+        if spawned.discarded.is_empty() {
+            return None;
+        }
+        Some(core::mem::take(&mut spawned.discarded))
     }
 
     /// Adds a task to the pool if, and when, this transaction commits.
@@ -629,7 +699,9 @@ impl TaskCtx {
     /// attempt if that is rolled back (conflict, `retry`, panic, or an
     /// [`or_else`](Transaction::or_else) branch that retries), and handed to the pool after the
     /// commit otherwise, so it never sees a state from before its parent's commit. In ordered
-    /// mode it goes after every task added before the parent committed.
+    /// mode it goes after every task added before the parent committed. A discarded child is
+    /// dropped by the worker once the transaction has ended; a panic in its `Drop` is the
+    /// panic of the task that added it (see [`TaskPool`], "Panics in tasks").
     ///
     /// # Examples
     ///
@@ -662,9 +734,12 @@ impl TaskCtx {
     where
         F: FnMut(&Transaction, &TaskCtx) -> StmResult<()> + Send + 'static,
     {
-        let children = Rc::clone(&self.children);
-        let task: Box<Body> = Box::new(task);
-        tx.on_commit(move || children.borrow_mut().push(task));
+        let child = Child {
+            owner: self.current.get(),
+            body: Some(Box::new(task)),
+            spawned: Rc::clone(&self.spawned),
+        };
+        tx.on_commit(move || child.commit());
     }
 
     /// The id of the running task.

@@ -13,7 +13,10 @@
 //! - **Children.** `TaskCtx::add` registers an `on_commit` hook that moves the child into the
 //!   worker's child buffer; after `atomically` returns, the worker numbers the children and
 //!   appends them to its queue. So a child exists only if its parent's attempt committed (hooks
-//!   of rolled-back attempts, and of `or_else` branches that retried, never run).
+//!   of rolled-back attempts, and of `or_else` branches that retried, never run). Such a hook,
+//!   dropped unrun, moves its child to the worker's discarded ones instead of dropping it; the
+//!   worker drops those after `atomically` returns, each under its own `catch_unwind`, and a
+//!   panic there is the panic of the task that added the child (`drop_discarded`).
 //! - **Completion.** `unfinished` counts tasks added and not yet finished. It is incremented
 //!   before children become visible, and decremented in batches: a worker counts the tasks it
 //!   finished locally and subtracts them when it runs out of work. So `unfinished` is never below
@@ -29,12 +32,19 @@
 //!   alternatives of *one* transaction (`or_else`s nested as a balanced tree, in their order):
 //!   the first that can proceed commits; if none can, the transaction blocks until something
 //!   any of them read changes. The others go back to the queue. So a task waiting for another
-//!   task's effect never starves it of a worker.
+//!   task's effect never starves it of a worker. A panic out of that transaction is blamed on
+//!   the alternative whose closure was running, or on the one that proceeded if the transaction
+//!   committed; any other (a value a rolled-back alternative wrote, dropped at the end of the
+//!   attempt, after the others ran) belongs to no task the pool can name: no task finishes,
+//!   all go back to the queue, where each runs alone, and the panic is kept aside
+//!   (`unattributed`), reported only if no task's own panic is.
 
 use core::any::Any;
+use core::cell::Cell;
 use core::panic::AssertUnwindSafe;
 use std::collections::VecDeque;
 use std::panic::catch_unwind;
+use std::rc::Rc;
 use std::sync::{Condvar, MutexGuard, PoisonError};
 
 use crossbeam_utils::CachePadded;
@@ -92,6 +102,10 @@ pub(super) struct Run {
     /// Unordered mode: tasks whose last attempt retried.
     waiting: Mutex<Vec<Task>>,
     first_panic: Mutex<FirstPanic>,
+    /// Unordered mode: the first panic out of put-aside alternatives that the pool could not
+    /// blame on one of them (see the module doc), with the id of an alternative that retried
+    /// in that attempt; reported only if no task's own panic is.
+    unattributed: Mutex<FirstPanic>,
 }
 
 impl Run {
@@ -124,6 +138,7 @@ impl Run {
             wake: Condvar::new(),
             waiting: Mutex::new(Vec::new()),
             first_panic: Mutex::new(None),
+            unattributed: Mutex::new(None),
         }
     }
 
@@ -132,11 +147,26 @@ impl Run {
         self.next_id.load(Ordering::Acquire)
     }
 
-    /// The first panic, if any task panicked.
+    /// The first panic, if any task panicked; else the first panic that the pool could not
+    /// blame on a task, if any.
     pub(super) fn into_first_panic(self) -> FirstPanic {
-        self.first_panic
+        let unattributed = self
+            .unattributed
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        match self
+            .first_panic
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner)
+        {
+            None => unattributed,
+            first => {
+                if let Some((_, payload)) = unattributed {
+                    crate::drop_payload(payload);
+                }
+                first
+            }
+        }
     }
 
     /// The queue worker `worker` pops from and pushes children to.
@@ -218,11 +248,19 @@ impl Run {
         let Task { id, mut body } = task;
         let worker = ctx.worker;
         let mut attempts = 0u32;
-        let at_turn = core::cell::Cell::new(false);
+        let at_turn = Cell::new(false);
+        // The first attempt began before the task's turn: children it added and that were
+        // discarded (it was rolled back) rest on a state the serial run may not meet; the
+        // first `excused` discarded children are those.
+        let first_before_turn = Cell::new(false);
+        let excused = Cell::new(0);
         let mut run = || {
             catch_unwind(AssertUnwindSafe(|| {
                 atomically(|tx| {
                     attempts += 1;
+                    if attempts == 2 && first_before_turn.get() {
+                        excused.set(ctx.discarded_len());
+                    }
                     if attempts > 1 {
                         // Re-runs start at the turn: nothing earlier can invalidate them again.
                         order.wait_turn(id, worker, None)?;
@@ -230,6 +268,8 @@ impl Run {
                     } else if order.is_turn(id) {
                         // Begun after every task before it ended: a state of the serial run.
                         at_turn.set(true);
+                    } else {
+                        first_before_turn.set(true);
                     }
                     body(tx, ctx)?;
                     order.wait_turn(id, worker, Some(tx))?;
@@ -245,6 +285,24 @@ impl Run {
             // not meet, as a conflict. It runs again at its turn, where a panic is the task's.
             if let Err(payload) = core::mem::replace(&mut outcome, run()) {
                 crate::drop_payload(payload);
+            }
+        }
+        // The children its rolled-back attempts added: their panics are the task's (but for
+        // those of a first attempt begun before its turn, as above).
+        let mut late = None;
+        let excused = excused.get();
+        drop_discarded(ctx, |index, _, payload| {
+            if index < excused {
+                crate::drop_payload(payload);
+            } else {
+                crate::keep_first_panic(&mut late, payload);
+            }
+        });
+        if let Some(late) = late {
+            match outcome {
+                // After its commit, which stands.
+                Ok(()) => outcome = Err(late),
+                Err(_) => crate::drop_payload(late),
             }
         }
         let panicked = match outcome {
@@ -281,18 +339,32 @@ impl Run {
                 )
             })
         }));
-        let panicked = match outcome {
-            Ok(Outcome::Committed) => {
+        // The children its rolled-back attempts (or its retried branch) added: their panics
+        // are the task's.
+        let mut late = None;
+        drop_discarded(ctx, |_, _, payload| {
+            crate::keep_first_panic(&mut late, payload);
+        });
+        let panicked = match (outcome, late) {
+            (Ok(Outcome::Committed), None) => {
                 tally.committed += 1;
                 false
             }
-            Ok(Outcome::Retried) => {
+            (Ok(Outcome::Retried), None) => {
                 // The retried branch's commit hooks were dropped: it has no children.
                 tally.retried += 1;
                 self.put_aside(Task { id, body });
                 return 0;
             }
-            Err(payload) => {
+            // After a commit (which stands, children included) or a retry, as when the
+            // child's drop came out of `atomically`, the task ends as panicked.
+            (Ok(_), Some(payload)) | (Err(payload), None) => {
+                tally.panicked += 1;
+                self.record_panic(id, payload);
+                true
+            }
+            (Err(payload), Some(late)) => {
+                crate::drop_payload(late);
                 tally.panicked += 1;
                 self.record_panic(id, payload);
                 true
@@ -304,41 +376,99 @@ impl Run {
     }
 
     /// Runs put-aside tasks as alternatives of one transaction (see the module doc); the first
-    /// that can proceed commits, the others go back to the queue. Returns how many finished.
+    /// that can proceed commits, the others go back to the queue. Returns how many finished:
+    /// the one that committed, and every one that panicked.
     fn execute_alternatives(
         &self,
         mut tasks: Vec<Task>,
         ctx: &TaskCtx,
         tally: &mut Tally,
     ) -> usize {
+        let state = Alternatives::default();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            atomically(|tx| first_that_proceeds(tx, &mut tasks, ctx))
+            atomically(|tx| {
+                state.named.set(Named::Nobody);
+                state.first_failed.set(None);
+                let i = first_that_proceeds(tx, &mut tasks, 0, ctx, &state)?;
+                let committed = Rc::clone(&state.committed);
+                tx.on_commit(move || committed.set(true));
+                Ok(i)
+            })
         }));
-        let (done, panicked) = match outcome {
+        // Per alternative: it panicked (and counts so, once).
+        let mut panicked = vec![false; tasks.len()];
+        let mut committed = None;
+        match outcome {
             Ok(i) => {
                 tally.committed += 1;
-                (i, false)
+                committed = Some(i);
             }
-            Err(payload) => {
-                let id = ctx.current.get();
-                tally.panicked += 1;
-                self.record_panic(id, payload);
-                let i = tasks
-                    .iter()
-                    .position(|t| t.id == id)
-                    .expect("the panicking task is one of the alternatives");
-                (i, true)
-            }
-        };
+            Err(payload) => match state.named.get() {
+                // Its closure panicked: rolled back.
+                Named::Running(j) => {
+                    tally.panicked += 1;
+                    panicked[j] = true;
+                    self.record_panic(tasks[j].id, payload);
+                }
+                // After the commit (which stands): in its hooks, or in what the attempt left.
+                Named::Proceeded(j) if state.committed.get() => {
+                    tally.panicked += 1;
+                    panicked[j] = true;
+                    committed = Some(j);
+                    self.record_panic(tasks[j].id, payload);
+                }
+                // At the end of an attempt rolled back (the whole transaction retried, or the
+                // commit of the one that proceeded failed): what a rolled-back alternative
+                // left, whose owner the pool cannot tell.
+                Named::Proceeded(j) => {
+                    let named = state.first_failed.get().unwrap_or(j);
+                    self.keep_unattributed(tasks[named].id, payload);
+                }
+                Named::Nobody => {
+                    let named = state.first_failed.get().unwrap_or(0);
+                    self.keep_unattributed(tasks[named].id, payload);
+                }
+            },
+        }
         self.push_children(ctx);
-        let Task { id, body } = tasks.remove(done);
-        self.drop_task(id, body, panicked, tally);
-        if !tasks.is_empty() {
-            // Something changed (a task committed or panicked): let them try again.
-            lock(&self.queues[self.home(ctx.worker)]).extend(tasks);
+        drop_discarded(ctx, |_, owner, payload| {
+            let Some(k) = tasks.iter().position(|t| t.id == owner) else {
+                debug_assert!(
+                    false,
+                    "a discarded child's owner is one of the alternatives"
+                );
+                crate::drop_payload(payload);
+                return;
+            };
+            if panicked[k] {
+                crate::drop_payload(payload);
+                return;
+            }
+            if committed == Some(k) {
+                // After its commit, which stands.
+                tally.committed -= 1;
+            }
+            tally.panicked += 1;
+            panicked[k] = true;
+            self.record_panic(owner, payload);
+        });
+        let mut finished = 0;
+        let mut back = Vec::with_capacity(tasks.len());
+        for (k, Task { id, body }) in tasks.into_iter().enumerate() {
+            if panicked[k] || committed == Some(k) {
+                self.drop_task(id, body, panicked[k], tally);
+                finished += 1;
+            } else {
+                back.push(Task { id, body });
+            }
+        }
+        if !back.is_empty() {
+            // Something changed (a task committed or panicked, or a panic no task is blamed
+            // for: then each runs alone): let them try again.
+            lock(&self.queues[self.home(ctx.worker)]).extend(back);
             self.wake_one();
         }
-        1
+        finished
     }
 
     /// Drops a finished task's closure; a panic in its `Drop` counts as the task's panic: a
@@ -358,7 +488,7 @@ impl Run {
 
     /// Moves the children that the last transaction committed into the worker's queue.
     fn push_children(&self, ctx: &TaskCtx) {
-        let children: Vec<Box<Body>> = core::mem::take(&mut *ctx.children.borrow_mut());
+        let children: Vec<Box<Body>> = core::mem::take(&mut ctx.spawned.borrow_mut().children);
         if children.is_empty() {
             return;
         }
@@ -392,6 +522,18 @@ impl Run {
             return None;
         }
         Some(core::mem::take(&mut *waiting))
+    }
+
+    /// Keeps `payload` aside if it is the run's first panic that no task is blamed for (see
+    /// `execute_alternatives`); drops it otherwise.
+    fn keep_unattributed(&self, id: u64, payload: Box<dyn Any + Send>) {
+        let mut first = lock(&self.unattributed);
+        if first.is_none() {
+            *first = Some((id, payload));
+            return;
+        }
+        drop(first);
+        crate::drop_payload(payload);
     }
 
     /// Keeps `payload` if it is the run's first panic; drops it otherwise.
@@ -447,23 +589,92 @@ impl Run {
     }
 }
 
-/// Tries `tasks` in turn as `or_else` alternatives; returns the index of the one that committed.
-/// If all retry, so does the transaction (it waits for a change to anything any of them read).
-/// The alternatives nest as a balanced tree (the first half, or else the second), so that the
-/// nesting, and the stack, grow with the logarithm of the number of tasks.
-fn first_that_proceeds(tx: &Transaction, tasks: &mut [Task], ctx: &TaskCtx) -> StmResult<usize> {
+/// The task a panic out of the alternatives' transaction is blamed on, for the attempt in
+/// progress.
+#[derive(Clone, Copy)]
+enum Named {
+    /// None: no closure runs, and none has proceeded.
+    Nobody,
+    /// The alternative (an index) whose closure runs.
+    Running(usize),
+    /// The alternative whose closure returned `Ok`: the transaction commits it, if anything.
+    Proceeded(usize),
+}
+
+/// What the pool knows of the alternatives' transaction when a panic comes out of it.
+struct Alternatives {
+    named: Cell<Named>,
+    /// The first alternative whose closure returned an error (retry or conflict) in the attempt.
+    first_failed: Cell<Option<usize>>,
+    /// Set by a commit hook of the pool's own, registered after every task's: the transaction
+    /// committed (the core runs every hook even if an earlier one, or a destructor, panics).
+    committed: Rc<Cell<bool>>,
+}
+
+impl Default for Alternatives {
+    fn default() -> Self {
+        Alternatives {
+            named: Cell::new(Named::Nobody),
+            first_failed: Cell::new(None),
+            committed: Rc::new(Cell::new(false)),
+        }
+    }
+}
+
+/// Drops the children that rolled-back attempts and branches left on `ctx` (see `Child` in
+/// `mod.rs`), each under its own `catch_unwind`, in the order they were discarded; hands each
+/// panic to `blame` with the child's place in that order and the id of the task that added it.
+fn drop_discarded(ctx: &TaskCtx, mut blame: impl FnMut(usize, u64, Box<dyn Any + Send>)) {
+    let mut index = 0;
+    // A closure's `Drop` cannot add children (it has no `TaskCtx`): one round is all, but a
+    // loop costs nothing.
+    while let Some(discarded) = ctx.take_discarded() {
+        for (owner, body) in discarded {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(body))) {
+                blame(index, owner, payload);
+            }
+            index += 1;
+        }
+    }
+}
+
+/// Tries `tasks` in turn as `or_else` alternatives; returns the index of the one that proceeded
+/// (`base` plus its index in `tasks`). If all retry, so does the transaction (it waits for a
+/// change to anything any of them read). The alternatives nest as a balanced tree (the first
+/// half, or else the second), so that the nesting, and the stack, grow with the logarithm of
+/// the number of tasks.
+fn first_that_proceeds(
+    tx: &Transaction,
+    tasks: &mut [Task],
+    base: usize,
+    ctx: &TaskCtx,
+    state: &Alternatives,
+) -> StmResult<usize> {
     match tasks {
         [] => tx.retry(),
         [only] => {
             ctx.current.set(only.id);
-            (only.body)(tx, ctx).map(|()| 0)
+            state.named.set(Named::Running(base));
+            match (only.body)(tx, ctx) {
+                Ok(()) => {
+                    state.named.set(Named::Proceeded(base));
+                    Ok(base)
+                }
+                Err(e) => {
+                    state.named.set(Named::Nobody);
+                    if state.first_failed.get().is_none() {
+                        state.first_failed.set(Some(base));
+                    }
+                    Err(e)
+                }
+            }
         }
         _ => {
             let (first, second) = tasks.split_at_mut(tasks.len() / 2);
             let skipped = first.len();
             tx.or_else(
-                |tx| first_that_proceeds(tx, first, ctx),
-                |tx| first_that_proceeds(tx, second, ctx).map(|i| i + skipped),
+                |tx| first_that_proceeds(tx, first, base, ctx, state),
+                |tx| first_that_proceeds(tx, second, base + skipped, ctx, state),
             )
         }
     }
