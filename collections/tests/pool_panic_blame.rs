@@ -63,7 +63,10 @@ fn open_when_blocked(
     std::thread::spawn(move || {
         loop {
             if !watcher.blocked_transactions().is_empty() {
-                atomically(|tx| Ok(gate.write(tx, true)));
+                atomically(|tx| {
+                    gate.write(tx, true);
+                    Ok(())
+                });
                 return true;
             }
             if done.load(Ordering::SeqCst) {
