@@ -250,8 +250,99 @@ pub(crate) struct ThreadCtx {
     rng: Cell<u64>,
 }
 
+// This thread's context, made by its first transaction (or commit, or pin): a leaked box, null
+// until then. Constant and without destructor, so that it is readable through the whole teardown
+// of the thread: the context is dropped (the usual way: retired values orphaned, statistics
+// kept, slot freed) by the destructor of a `CtxGuard` key registered when it was made, and a
+// thread-local destructor that runs after that one (one first touched before the thread's first
+// transaction: destructors run in reverse order of registration), or the context's own drop (a
+// waker it calls), makes another, dropped by the next key, which runs right after the destructor
+// that registered it (thread-locals first touched during the teardown are destroyed next).
+#[cfg(not(loom))]
+crate::sync::thread_local! {
+    static CTX: Cell<*const ThreadCtx> = const { Cell::new(core::ptr::null()) };
+}
+#[cfg(loom)]
 crate::sync::thread_local! {
     static CTX: ThreadCtx = ThreadCtx::new();
+}
+
+/// Drops the thread's context (see `CTX`) when its thread-local key is destroyed.
+#[cfg(not(loom))]
+struct CtxGuard;
+
+#[cfg(not(loom))]
+impl Drop for CtxGuard {
+    fn drop(&mut self) {
+        // Taken out first: a transaction run by the context's own drop (a waker) makes another,
+        // for the next key.
+        let ctx = CTX.with(|c| c.replace(core::ptr::null()));
+        if !ctx.is_null() {
+            // SAFETY: `new_ctx` made it with `Box::into_raw`, and only this takes it out of
+            // `CTX`, once. No reference to it is left: a key's destructor runs between other
+            // thread-locals' destructors (or after the thread's code), and every `with_ctx` call
+            // or pin that used the context ended before it.
+            drop(unsafe { Box::from_raw(ctx.cast_mut()) });
+        }
+    }
+}
+
+/// Declares the keys whose destructors drop the thread's contexts, one per context a thread may
+/// make (the first for its life before the teardown, then one per thread-local destructor that
+/// needs one after the previous was dropped), and [`arm_ctx_guard`], which registers the next.
+#[cfg(not(loom))]
+macro_rules! ctx_guards {
+    ($($key:ident)*) => {
+        std::thread_local! {
+            $(static $key: CtxGuard = const { CtxGuard };)*
+        }
+
+        /// Registers the destructor of the first key not yet destroyed; false if every key was.
+        fn arm_ctx_guard() -> bool {
+            $($key.try_with(|_| ()).is_ok())||*
+        }
+
+        /// How many contexts a thread may make.
+        const CTX_GUARDS: usize = [$(stringify!($key)),*].len();
+    };
+}
+#[cfg(not(loom))]
+ctx_guards!(G0 G1 G2 G3 G4 G5 G6 G7 G8 G9 G10 G11 G12 G13 G14 G15);
+
+/// Makes the thread's context (see `CTX`): its first, or one for a thread-local destructor that
+/// runs after the previous one was dropped.
+///
+/// # Panics
+///
+/// If the thread made [`CTX_GUARDS`] contexts already.
+#[cfg(not(loom))]
+#[cold]
+#[inline(never)]
+fn new_ctx() -> *const ThreadCtx {
+    assert!(
+        arm_ctx_guard(),
+        "commute: a transaction (or commit, or pin) ran in a thread-local destructor after \
+         {CTX_GUARDS} thread contexts had been made and dropped by this thread; no more can be made"
+    );
+    let ctx = Box::into_raw(Box::new(ThreadCtx::new()));
+    CTX.with(|c| c.set(ctx));
+    ctx
+}
+
+/// Runs `f` with this thread's context if it has one now: the one [`with_ctx`] would use,
+/// without making one (a query: does the thread hold a pin, the irrevocable token, ...).
+#[cfg(not(loom))]
+#[inline]
+fn try_with_ctx<R>(f: impl FnOnce(&ThreadCtx) -> R) -> Option<R> {
+    let ctx = CTX.with(Cell::get);
+    // SAFETY: a context lives until its key's destructor, which does not run during this call.
+    (!ctx.is_null()).then(|| f(unsafe { &*ctx }))
+}
+
+#[cfg(loom)]
+#[inline]
+fn try_with_ctx<R>(f: impl FnOnce(&ThreadCtx) -> R) -> Option<R> {
+    CTX.try_with(f).ok()
 }
 
 // Whether the thread is inside a transaction (in the closure given to `atomically`), apart from
@@ -291,7 +382,7 @@ pub(crate) fn drop_outside<T: 'static>(value: T) {
 #[inline(never)]
 fn defer_drop_outside(value: LetGo) {
     let mut value = Some(value);
-    let _ = CTX.try_with(|ctx| {
+    try_with_ctx(|ctx| {
         if in_tx() {
             if let Ok(mut st) = ctx.state.try_borrow_mut() {
                 st.let_go.extend(value.take());
@@ -307,7 +398,7 @@ fn defer_drop_outside(value: LetGo) {
 /// True if the calling thread is inside a pin outside transactions ([`crate::pinned`],
 /// `TBox::load_with`'s closure, a collection's one-call operation).
 pub(crate) fn in_load_pin() -> bool {
-    CTX.try_with(|ctx| ctx.load_pins.get() > 0).unwrap_or(false)
+    try_with_ctx(|ctx| ctx.load_pins.get() > 0).unwrap_or(false)
 }
 
 /// Marks the calling thread as inside a transaction or not.
@@ -322,11 +413,37 @@ pub(crate) fn replace_in_tx(inside: bool) -> bool {
     IN_TX.with(|f| f.replace(inside))
 }
 
+/// Runs `f` with this thread's context, made if the thread has none (see `CTX`): its first
+/// transaction's, or, in a thread-local destructor that runs after that one was dropped, one of
+/// its own. A pointer to the context stays valid until the thread's code, or the thread-local
+/// destructor that runs, returns.
+///
+/// # Panics
+///
+/// If the thread's teardown needed more contexts than it can make (see [`new_ctx`]).
+#[cfg(not(loom))]
+#[inline]
+pub(crate) fn with_ctx<R>(f: impl FnOnce(&ThreadCtx) -> R) -> R {
+    // `f` inside `LocalKey::with`, as when the context was the thread-local itself: callers
+    // (`atomically`'s) compiled to the same code then (a closure of the `instructions` event
+    // case was no longer inlined into its loop otherwise, 20 instructions an event).
+    CTX.with(|c| {
+        let mut ctx = c.get();
+        if ctx.is_null() {
+            ctx = new_ctx();
+        }
+        // SAFETY: a context lives until its key's destructor, which does not run during this
+        // call.
+        f(unsafe { &*ctx })
+    })
+}
+
 /// Runs `f` with this thread's context.
 ///
 /// # Panics
 ///
-/// Panics if called while the thread is being torn down (thread-local destructors).
+/// Panics if called while the thread is being torn down (not modelled under loom).
+#[cfg(loom)]
 #[inline]
 pub(crate) fn with_ctx<R>(f: impl FnOnce(&ThreadCtx) -> R) -> R {
     CTX.with(f)
@@ -843,13 +960,11 @@ pub(crate) unsafe fn drop_after_running_attempts(bits: u64, drop_fn: DropFn) {
 /// As for [`drop_after_running_attempts`].
 pub(crate) unsafe fn drop_after_all_running_attempts(bits: u64, drop_fn: DropFn) {
     let mut waits = running_elsewhere();
-    let own = CTX
-        .try_with(|ctx| {
-            let mark = ctx.slot.attempt.load(Ordering::Relaxed);
-            (mark % 2 == 1).then_some((Arc::as_ptr(&ctx.slot), mark))
-        })
-        .ok()
-        .flatten();
+    let own = try_with_ctx(|ctx| {
+        let mark = ctx.slot.attempt.load(Ordering::Relaxed);
+        (mark % 2 == 1).then_some((Arc::as_ptr(&ctx.slot), mark))
+    })
+    .flatten();
     waits.extend(own);
     // SAFETY: forwarded from the caller.
     unsafe { defer_drop(bits, drop_fn, waits) }
@@ -885,7 +1000,7 @@ unsafe fn defer_drop(bits: u64, drop_fn: DropFn, waits: Vec<(*const Slot, u64)>)
 
 /// True if this thread's running attempt is the irrevocable one.
 pub(crate) fn holds_irrevocable_token() -> bool {
-    CTX.try_with(|ctx| ctx.irrevocable.get()).unwrap_or(false)
+    try_with_ctx(|ctx| ctx.irrevocable.get()).unwrap_or(false)
 }
 
 /// True if another thread is inside `atomically` now.
@@ -895,9 +1010,7 @@ pub(crate) fn others_in_atomically() -> bool {
 
 /// The slots of other threads that are inside `atomically` now, with their marks.
 fn running_elsewhere() -> Vec<(*const Slot, u64)> {
-    let own = CTX
-        .try_with(|ctx| Arc::as_ptr(&ctx.slot))
-        .unwrap_or(core::ptr::null());
+    let own = try_with_ctx(|ctx| Arc::as_ptr(&ctx.slot)).unwrap_or(core::ptr::null());
     let slots = crate::sync::lock(&global().slots);
     slots
         .iter()
@@ -925,9 +1038,7 @@ fn running_elsewhere() -> Vec<(*const Slot, u64)> {
 /// the clock is advanced to `version` first, so that attempts beginning from now on pin above.
 pub(crate) fn wait_for_pins_below(version: u64) {
     crate::internal::clock::advance_to(version);
-    let own = CTX
-        .try_with(|ctx| Arc::as_ptr(&ctx.slot))
-        .unwrap_or(core::ptr::null());
+    let own = try_with_ctx(|ctx| Arc::as_ptr(&ctx.slot)).unwrap_or(core::ptr::null());
     let slots: Vec<*const Slot> = crate::sync::lock(&global().slots)
         .iter()
         .map(Arc::as_ptr)
@@ -1169,7 +1280,7 @@ pub fn reclaim_retired() {
 /// commutative operation (`TVar::commute`) that drops a transactional variable while it runs.
 /// The attempt may still hold the variable's address then, and could not be told.
 pub(crate) fn forget_var(var: &crate::internal::var::VarCore) {
-    let _ = CTX.try_with(|ctx| {
+    try_with_ctx(|ctx| {
         if in_tx() {
             match ctx.state.try_borrow_mut() {
                 Ok(mut st) => st.forget(var),
@@ -1194,7 +1305,7 @@ pub(crate) fn forget_var(var: &crate::internal::var::VarCore) {
 /// outside it ([`ThreadCtx::wake_due`]); calls them now if the thread is being torn down.
 pub(crate) fn wake_after_transaction(wakers: Vec<core::task::Waker>) {
     let mut wakers = Some(wakers);
-    let _ = CTX.try_with(|ctx| {
+    try_with_ctx(|ctx| {
         if let Some(w) = wakers.take() {
             ctx.due_wakers.borrow_mut().extend(w);
             ctx.wakes_due.set(true);
@@ -1209,7 +1320,7 @@ pub(crate) fn wake_after_transaction(wakers: Vec<core::task::Waker>) {
 /// running attempt, to be freed when it ends, outside the transaction; returns false, leaving
 /// the value to the caller, anywhere else.
 pub(crate) fn free_after_attempt(bits: u64, drop_fn: DropFn) -> bool {
-    CTX.try_with(|ctx| {
+    try_with_ctx(|ctx| {
         if !in_tx() {
             return false;
         }
