@@ -270,6 +270,10 @@ impl fmt::Debug for Transaction {
 /// Whatever the closure returns is committed, `Ok(Err(e))` included; for a transaction that
 /// fails with an error of its own and rolls back, see [`try_atomically`].
 ///
+/// It may run in a thread-local destructor, also one that runs after commute's own thread
+/// state was destroyed (a thread-local first used before the thread's first transaction): the
+/// thread then gets a fresh context for the destructor, dropped after it as at a thread's exit.
+///
 /// # Panics
 ///
 /// - If called inside a transaction: compose transactional code by passing the `&Transaction`
@@ -282,6 +286,9 @@ impl fmt::Debug for Transaction {
 ///   value the attempt let go of, or of a pending future's waker that the commit woke (called
 ///   as `atomically` returns), passes on to the caller once all of them have run: the
 ///   transaction has committed, and the value the closure returned is dropped.
+/// - In a thread-local destructor, if 16 contexts were made for the thread's teardown already
+///   (each thread-local destructor that runs transactions after the previous context was
+///   dropped makes one).
 ///
 /// # Examples
 ///
