@@ -250,9 +250,9 @@ pub(crate) struct ThreadCtx {
     rng: Cell<u64>,
 }
 
-// This thread's context, made by its first transaction (or commit, or pin): a leaked box, null
-// until then. Constant and without destructor, so that it is readable through the whole teardown
-// of the thread: the context is dropped (the usual way: retired values orphaned, statistics
+// This thread's context, made by its first transaction (or commit, or pin), in place. Constant
+// and without destructor, so that it is readable through the whole teardown of the thread: the
+// context is dropped (the usual way: retired values orphaned, statistics
 // kept, slot freed) by the destructor of a `CtxGuard` key registered when it was made, and a
 // thread-local destructor that runs after that one (one first touched before the thread's first
 // transaction: destructors run in reverse order of registration), or the context's own drop (a
@@ -260,7 +260,30 @@ pub(crate) struct ThreadCtx {
 // that registered it (thread-locals first touched during the teardown are destroyed next).
 #[cfg(not(loom))]
 crate::sync::thread_local! {
-    static CTX: Cell<*const ThreadCtx> = const { Cell::new(core::ptr::null()) };
+    static CTX: CtxCell = const {
+        CtxCell {
+            live: Cell::new(false),
+            ctx: core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()),
+        }
+    };
+}
+
+/// The place of a thread's context (see `CTX`): inline, as a thread-local of its own was (a
+/// pointer to a box cost one more load per access, 3 instructions a `TMap` one-call update).
+#[cfg(not(loom))]
+struct CtxCell {
+    /// True while `ctx` holds a context.
+    live: Cell<bool>,
+    ctx: core::cell::UnsafeCell<core::mem::MaybeUninit<ThreadCtx>>,
+}
+
+#[cfg(not(loom))]
+impl CtxCell {
+    /// The context, if `live`.
+    #[inline(always)]
+    fn ctx(&self) -> *const ThreadCtx {
+        self.ctx.get().cast::<ThreadCtx>().cast_const()
+    }
 }
 #[cfg(loom)]
 crate::sync::thread_local! {
@@ -274,16 +297,18 @@ struct CtxGuard;
 #[cfg(not(loom))]
 impl Drop for CtxGuard {
     fn drop(&mut self) {
-        // Taken out first: a transaction run by the context's own drop (a waker) makes another,
-        // for the next key.
-        let ctx = CTX.with(|c| c.replace(core::ptr::null()));
-        if !ctx.is_null() {
-            // SAFETY: `new_ctx` made it with `Box::into_raw`, and only this takes it out of
-            // `CTX`, once. No reference to it is left: a key's destructor runs between other
-            // thread-locals' destructors (or after the thread's code), and every `with_ctx` call
-            // or pin that used the context ended before it.
-            drop(unsafe { Box::from_raw(ctx.cast_mut()) });
-        }
+        // Moved out first: a transaction run by the context's own drop (a waker) makes another
+        // in its place, for the next key.
+        let ctx = CTX.with(|c| {
+            c.live.replace(false).then(|| {
+                // SAFETY: `live` said that `new_ctx` wrote a context there, and it is read out
+                // once (`live` is now false). No reference to it is left: a key's destructor
+                // runs between other thread-locals' destructors (or after the thread's code),
+                // and every `with_ctx` call or pin that used the context ended before it.
+                unsafe { c.ctx().read() }
+            })
+        });
+        drop(ctx);
     }
 }
 
@@ -324,9 +349,14 @@ fn new_ctx() -> *const ThreadCtx {
         "commute: a transaction (or commit, or pin) ran in a thread-local destructor after \
          {CTX_GUARDS} thread contexts had been made and dropped by this thread; no more can be made"
     );
-    let ctx = Box::into_raw(Box::new(ThreadCtx::new()));
-    CTX.with(|c| c.set(ctx));
-    ctx
+    let ctx = ThreadCtx::new();
+    CTX.with(|c| {
+        // SAFETY: no context is there (`live` is false: never written, or read out by a guard),
+        // so nothing is overwritten and no reference to the place is held.
+        unsafe { c.ctx.get().write(core::mem::MaybeUninit::new(ctx)) };
+        c.live.set(true);
+        c.ctx()
+    })
 }
 
 /// Runs `f` with this thread's context if it has one now: the one [`with_ctx`] would use,
@@ -334,9 +364,11 @@ fn new_ctx() -> *const ThreadCtx {
 #[cfg(not(loom))]
 #[inline]
 fn try_with_ctx<R>(f: impl FnOnce(&ThreadCtx) -> R) -> Option<R> {
-    let ctx = CTX.with(Cell::get);
-    // SAFETY: a context lives until its key's destructor, which does not run during this call.
-    (!ctx.is_null()).then(|| f(unsafe { &*ctx }))
+    CTX.with(|c| {
+        // SAFETY: a live context lives until its key's destructor, which does not run during
+        // this call.
+        c.live.get().then(|| f(unsafe { &*c.ctx() }))
+    })
 }
 
 #[cfg(loom)]
@@ -428,10 +460,7 @@ pub(crate) fn with_ctx<R>(f: impl FnOnce(&ThreadCtx) -> R) -> R {
     // (`atomically`'s) compiled to the same code then (a closure of the `instructions` event
     // case was no longer inlined into its loop otherwise, 20 instructions an event).
     CTX.with(|c| {
-        let mut ctx = c.get();
-        if ctx.is_null() {
-            ctx = new_ctx();
-        }
+        let ctx = if c.live.get() { c.ctx() } else { new_ctx() };
         // SAFETY: a context lives until its key's destructor, which does not run during this
         // call.
         f(unsafe { &*ctx })
