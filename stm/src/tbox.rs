@@ -344,6 +344,21 @@ impl<T: Default + Send + Sync + 'static> Default for TBox<T> {
     }
 }
 
+/// `TBox::new(value)`, as `Box<T>: From<T>`.
+///
+/// # Examples
+///
+/// ```
+/// let name: commute_stm::TBox<String> = String::from("ada").into();
+/// assert_eq!(name.load(), "ada");
+/// ```
+impl<T: Send + Sync + 'static> From<T> for TBox<T> {
+    #[track_caller]
+    fn from(value: T) -> Self {
+        Self::new(value)
+    }
+}
+
 impl<T: fmt::Debug + Send + Sync + 'static> fmt::Debug for TBox<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let in_tx = crate::internal::thread::in_tx();
