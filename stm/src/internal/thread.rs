@@ -1032,16 +1032,24 @@ pub(crate) fn holds_irrevocable_token() -> bool {
     try_with_ctx(|ctx| ctx.irrevocable.get()).unwrap_or(false)
 }
 
-/// True if another thread is inside `atomically` now.
+/// True if another thread is inside `atomically` now (without allocating: `TBox::get_mut`).
 pub(crate) fn others_in_atomically() -> bool {
-    !running_elsewhere().is_empty()
+    with_running_elsewhere(|running| running.next().is_some())
 }
 
 /// The slots of other threads that are inside `atomically` now, with their marks.
 fn running_elsewhere() -> Vec<(*const Slot, u64)> {
+    with_running_elsewhere(|running| running.collect())
+}
+
+/// Runs `f` on the slots of other threads that are inside `atomically` now, with their marks,
+/// under the registry's lock.
+fn with_running_elsewhere<R>(
+    f: impl FnOnce(&mut dyn Iterator<Item = (*const Slot, u64)>) -> R,
+) -> R {
     let own = try_with_ctx(|ctx| Arc::as_ptr(&ctx.slot)).unwrap_or(core::ptr::null());
     let slots = crate::sync::lock(&global().slots);
-    slots
+    let mut running = slots
         .iter()
         .map(Arc::as_ptr)
         .filter(|&s| s != own)
@@ -1049,8 +1057,8 @@ fn running_elsewhere() -> Vec<(*const Slot, u64)> {
             // SAFETY: registry slots are never freed.
             let mark = unsafe { &*s }.attempt.load(Ordering::Acquire);
             (mark % 2 == 1).then_some((s, mark))
-        })
-        .collect()
+        });
+    f(&mut running)
 }
 
 /// Waits until no transaction of another thread that may still read what the commit at
