@@ -27,6 +27,10 @@ ONLY="${VALGRIND_ONLY:-all}"
 PACKAGES="${VALGRIND_PACKAGES:-commute commute-stm}"
 # Optional libtest `--skip` filters, space-separated, for tests too slow under valgrind.
 read -r -a SKIP <<<"${VALGRIND_SKIP:-}"
+# Always skipped: a test whose leak is the documented behaviour (a thread whose teardown needs
+# more thread contexts than it has keys to drop them keeps the rest: ARCHITECTURE.md, "Thread
+# contexts and the thread's teardown").
+SKIP+=(more_late_destructors_than_context_keys_all_commit)
 # Deadlines of tests (watchdogs, child processes) stretch to fit memcheck.
 export COMMUTE_TEST_TIME_SCALE="${COMMUTE_TEST_TIME_SCALE:-20}"
 # Tests that expect panics would otherwise symbolise a backtrace each: slow under valgrind, and

@@ -187,3 +187,48 @@ fn many_threads_run_late_transactions_without_keeping_slots() {
     let highest = highest_tag.load(Ordering::Relaxed);
     assert!(highest > 0 && highest < 64, "highest tag {highest}");
 }
+
+macro_rules! many_keys {
+    ($($key:ident)*) => {
+        thread_local! { $(static $key: RefCell<OnDrop> = const { RefCell::new(OnDrop(None)) };)* }
+        /// Thread-locals destroyed in reverse order (the last first), each after the context
+        /// of the destructor before it was dropped.
+        const MANY: &[&std::thread::LocalKey<RefCell<OnDrop>>] = &[$(&$key),*];
+    };
+}
+many_keys!(K0 K1 K2 K3 K4 K5 K6 K7 K8 K9 K10 K11 K12 K13 K14 K15 K16 K17 K18 K19);
+
+/// More late destructors that transact than a thread has keys to drop contexts with (16): each
+/// gets a context, the last ones one that is never dropped, and none leaves a variable locked.
+/// (They got a panic first, raised from a commit alone's first use of the context after it had
+/// locked its variable: every later access to the variable spun for ever.)
+#[test]
+fn more_late_destructors_than_context_keys_all_commit() {
+    let shared = Arc::new(TVar::new(0u64));
+    let s = shared.clone();
+    std::thread::spawn(move || {
+        for (i, key) in MANY.iter().enumerate() {
+            let v = s.clone();
+            key.with(|d| {
+                d.borrow_mut().0 = Some(Box::new(move || {
+                    // Commits alone lock their variable before they use the context.
+                    if i % 2 == 0 {
+                        v.modify_alone(|x| x + 1);
+                    } else {
+                        atomically(|tx| v.modify(tx, |x| x + 1));
+                    }
+                }));
+            });
+        }
+        atomically(|tx| s.modify(tx, |x| x + 1));
+    })
+    .join()
+    .unwrap();
+    assert_eq!(shared.load(), MANY.len() as u64 + 1);
+    let s = shared.clone();
+    commute_test_support::with_watchdog(10, move || {
+        s.modify_alone(|x| x + 1);
+        atomically(|tx| s.modify(tx, |x| x + 1));
+    });
+    assert_eq!(shared.load(), MANY.len() as u64 + 3);
+}

@@ -273,6 +273,9 @@ impl fmt::Debug for Transaction {
 /// It may run in a thread-local destructor, also one that runs after commute's own thread
 /// state was destroyed (a thread-local first used before the thread's first transaction): the
 /// thread then gets a fresh context for the destructor, dropped after it as at a thread's exit.
+/// (A thread has 16 such drops; past them, the context of a later destructor is kept for the
+/// rest of the thread's teardown and never dropped: its registry slot and what it retired stay
+/// for the process's life.)
 ///
 /// # Panics
 ///
@@ -286,9 +289,6 @@ impl fmt::Debug for Transaction {
 ///   value the attempt let go of, or of a pending future's waker that the commit woke (called
 ///   as `atomically` returns), passes on to the caller once all of them have run: the
 ///   transaction has committed, and the value the closure returned is dropped.
-/// - In a thread-local destructor, if 16 contexts were made for the thread's teardown already
-///   (each thread-local destructor that runs transactions after the previous context was
-///   dropped makes one).
 ///
 /// # Examples
 ///
