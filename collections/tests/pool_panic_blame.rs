@@ -8,6 +8,7 @@ mod common;
 
 use common::with_watchdog;
 use commute::{TBox, TVar, TaskPool, atomically};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
@@ -315,5 +316,47 @@ fn a_value_left_by_a_retried_alternative_removes_no_task() {
         assert_eq!((r.tasks, r.panicked), (1, 1), "{r:?}");
         drop(pool);
         drops.check();
+    })
+}
+
+/// Inside a pin, the core keeps what rolled-back attempts leave (a discarded child among
+/// them) until the pin ends: such a child was neither dropped by the worker nor blamed on its
+/// task (`run` returned `Ok`, and the child's panic came out of the caller's pin afterwards).
+/// `run` refuses to start inside a pin, before it runs anything.
+#[test]
+fn run_refuses_to_start_inside_a_pin() {
+    with_watchdog(30, || {
+        let ran = Arc::new(AtomicU32::new(0));
+        let mut pool = TaskPool::new().with_threads(1);
+        let r = ran.clone();
+        pool.add(move |tx, ctx| {
+            r.fetch_add(1, Ordering::SeqCst);
+            tx.or_else(
+                |tx| {
+                    let bomb = Bomb;
+                    ctx.add(tx, move |_, _| {
+                        let _ = &bomb;
+                        Ok(())
+                    });
+                    tx.retry()
+                },
+                |_| Ok(()),
+            )
+        });
+        let refused = catch_unwind(AssertUnwindSafe(|| commute::pinned(|| pool.run())))
+            .expect_err("run inside a pin is refused");
+        let message = refused
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| refused.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        assert!(message.contains("inside a pin"), "{message}");
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "no task ran");
+        // Outside the pin the same pool runs, and the child's panic is its task's.
+        let err = pool
+            .run()
+            .expect_err("the discarded child's panic is reported");
+        assert_eq!((err.report().tasks, err.report().panicked), (0, 1));
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
     })
 }

@@ -365,7 +365,12 @@ impl TaskPool {
     /// # Panics
     ///
     /// If called inside a transaction (transactions do not nest; start the pool from plain code
-    /// or from a commit hook). A panic in a task is not a panic of `run` (see above).
+    /// or from a commit hook), or inside a pin ([`pinned`](crate::pinned),
+    /// [`TBox::load_with`](crate::TBox::load_with)'s closure), before any task runs: the pin
+    /// would hold back reclamation for the whole run, and keep what the tasks' rolled-back
+    /// attempts leave (their discarded children among them) until it ends, past the run that
+    /// should drop them and blame their panics on their tasks. A panic in a task is not a panic
+    /// of `run` (see above).
     ///
     /// # Examples
     ///
@@ -397,6 +402,11 @@ impl TaskPool {
             !in_transaction(),
             "commute: TaskPool::run called inside a transaction; transactions do not nest. Run \
              the pool from plain code, or from an on_commit hook"
+        );
+        assert!(
+            !commute_stm::__private::in_pin(),
+            "commute: TaskPool::run called inside a pin (pinned, TBox::load_with's closure); run \
+             the pool once the pin has ended"
         );
         let started = Instant::now();
         let tasks = core::mem::take(&mut self.tasks);
