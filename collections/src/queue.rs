@@ -562,7 +562,8 @@ fn commit_claim(_previous: u64, version: u64, claim: *mut Claim) -> u64 {
 ///   holds nothing: `into_inner` panics, and the item is still in the queue (or map).
 /// - A handle dropped without `into_inner`: the item is dropped as a popped item is, by a
 ///   later reclamation pass (see [when items are dropped](TQueue#when-items-are-dropped)); a
-///   map value, with the last bucket that held it.
+///   map value, with the last bucket that held it. If that came first, the handle's drop drops
+///   it: never inside a transaction or a pin (then, once they have ended).
 ///
 /// # Examples
 ///
@@ -712,11 +713,15 @@ impl<T: 'static> Drop for Taken<T> {
             }
         }
         let left = Left(self.ticket.clone());
+        // We may be the second and drop the item, whose `Drop` may use commute (run
+        // transactions, wait for readers): never inside a transaction or a pin.
         if crate::in_transaction() {
-            // We may be the second and drop the item, whose `Drop` may run transactions.
             // SAFETY: the item is `Send` (the ticket's queue holds `Send` items), and nothing
             // but this uses the handle's share any more.
             unsafe { commute_stm::drop_after_running_transactions(Box::new(left)) };
+        } else if commute_stm::__private::in_pin() {
+            // Once the pin has ended.
+            commute_stm::drop_outside(left);
         } else {
             drop(left);
         }
@@ -811,8 +816,9 @@ fn wait_for_link<T>(sentinel: &Node<T>) -> *mut Node<T> {
 fn link<T>(old_tail: *mut Node<T>, node: *mut Node<T>) {
     // SAFETY: `old_tail` is alive: a node is freed only after a pop moved `head` past it, and a
     // pop moves past a node only to its successor, which for `old_tail` is the one this store
-    // sets (or, inside one transaction's pushes, already set: the same pointer again). The
-    // release store makes the node's stamp and item visible to whoever follows the link.
+    // sets (also for a node pushed earlier in the same transaction: `stamp` reset its link to
+    // null, and this store sets it again). The release store makes the node's stamp and item
+    // visible to whoever follows the link.
     unsafe { (*old_tail).next.store(node, Ordering::Release) };
 }
 
