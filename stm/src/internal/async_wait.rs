@@ -175,6 +175,11 @@ pub(crate) fn wake(var: &VarCore) {
     }
     if crate::internal::thread::in_tx() {
         crate::internal::thread::wake_after_transaction(due);
+    } else if crate::internal::thread::in_load_pin() {
+        // A one-call operation commits under a pin of its own (or the user's `pinned`,
+        // `TBox::load_with`'s closure): a waker may poll its task at once, whose transaction
+        // must not run inside a pin it never took (where a `retry` panics).
+        crate::internal::thread::wake_after_pin(due);
     } else {
         wake_all(due);
     }

@@ -584,9 +584,16 @@ impl ThreadCtx {
             }
             set_in_tx(inside);
         }
-        let due = core::mem::take(&mut *self.due_wakers.borrow_mut());
         self.wakes_due.set(false);
-        crate::internal::async_wait::wake_all(due);
+        if self.in_load_pin() {
+            // A transaction inside a pin: once the outermost pin has ended (`wake_after_pin`).
+            if !self.due_wakers.borrow().is_empty() {
+                self.pass_after_pin.set(true);
+            }
+        } else {
+            let due = core::mem::take(&mut *self.due_wakers.borrow_mut());
+            crate::internal::async_wait::wake_all(due);
+        }
         // Values a pin that unwound left (`drop_after_pin`): on the way out of `atomically`.
         if !in_tx() && !std::thread::panicking() {
             self.drop_after_pin_values();
@@ -720,6 +727,12 @@ impl ThreadCtx {
     #[cold]
     #[inline(never)]
     fn pass_after_unpin(&self) {
+        // Wakers woken inside the pin (`wake_after_pin`) first: a panic of one passes on and
+        // leaves the rest of this work to the next pin's end, pass or way out of `atomically`.
+        if !in_tx() && !self.due_wakers.borrow().is_empty() {
+            let due = core::mem::take(&mut *self.due_wakers.borrow_mut());
+            crate::internal::async_wait::wake_all(due);
+        }
         if std::thread::panicking() {
             if !self.after_pin.borrow().is_empty() {
                 // Not dropped while unwinding: by the thread's next pin, reclamation pass or
@@ -824,8 +837,10 @@ impl ThreadCtx {
     /// another thread is at them.
     #[cold]
     fn reclaim_pass(&self) {
-        // Whatever made it due, this pass is the one a pinned load may have left for later.
-        self.pass_after_pin.set(false);
+        // Whatever made it due, this pass is the one a pinned load may have left for later
+        // (but for wakers woken inside a pin that still runs: its end calls them).
+        self.pass_after_pin
+            .set(self.in_load_pin() && !self.due_wakers.borrow().is_empty());
         let mut free = core::mem::take(&mut *self.freeing.borrow_mut());
         {
             let mut retired = self.retired.borrow_mut();
@@ -1336,6 +1351,22 @@ pub(crate) fn wake_after_transaction(wakers: Vec<core::task::Waker>) {
         if let Some(w) = wakers.take() {
             ctx.due_wakers.borrow_mut().extend(w);
             ctx.wakes_due.set(true);
+        }
+    });
+    if let Some(w) = wakers {
+        crate::internal::async_wait::wake_all(w);
+    }
+}
+
+/// Keeps `wakers` (woken inside a pin) to be called once the outermost pin has ended
+/// ([`ThreadCtx::end_load_pin`]): a waker may poll its task at once, and its transaction must not
+/// run inside a pin it never took.
+pub(crate) fn wake_after_pin(wakers: Vec<core::task::Waker>) {
+    let mut wakers = Some(wakers);
+    try_with_ctx(|ctx| {
+        if let Some(w) = wakers.take() {
+            ctx.due_wakers.borrow_mut().extend(w);
+            ctx.pass_after_pin.set(true);
         }
     });
     if let Some(w) = wakers {

@@ -43,6 +43,13 @@ use crate::internal::thread::{ThreadCtx, with_ctx};
 /// runtimes, a hand-written `block_on`). Cancel-safe: dropping the future commits nothing that
 /// has not committed yet, and removes its waker from every variable it was waiting on.
 ///
+/// A commit calls the wakers of the futures it woke once its caller's transaction has ended;
+/// a commit inside a pin ([`pinned`](crate::pinned),
+/// [`TBox::load_with`](crate::TBox::load_with)'s closure, or a collection's one-call
+/// operation, which commits under a pin of its own) calls them once the outermost pin has
+/// ended: a waker may poll its task at once, and the task's transaction must not run inside a
+/// pin it never took.
+///
 /// # Panics
 ///
 /// As [`atomically`](crate::atomically), from `poll`: if polled inside a transaction, or if the

@@ -1,0 +1,133 @@
+//! Wakers were called inside the internal pin of a one-call operation (`TMap`'s
+//! `.atomic().insert` of a present key, `TQueue`'s `.atomic().pop`): such a form commits alone
+//! under a pin of its own, and its commit called the wakers of the pending futures it woke
+//! before the pin ended. A waker that polls its task at once (an inline executor) then polled a
+//! transaction future inside a pin the user never took: an attempt that retried again panicked
+//! ("retry() would wait inside a pin"), and the panic passed on from the unrelated `insert` or
+//! `pop`, whose popped item was lost. Wakers woken inside a pin are now called once it ends.
+use commute::{TMap, TQueue, atomically_async};
+use commute_test_support::with_watchdog;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+type Task = Pin<Box<dyn Future<Output = u32> + Send>>;
+
+/// A waker that polls its task at once (an "inline" executor).
+struct Inline(Mutex<Option<Task>>, Mutex<Option<u32>>);
+impl Wake for Inline {
+    fn wake(self: Arc<Self>) {
+        let w = Waker::from(self.clone());
+        let mut slot = self.0.lock().unwrap();
+        if let Some(task) = slot.as_mut() {
+            if let Poll::Ready(v) = task.as_mut().poll(&mut Context::from_waker(&w)) {
+                *self.1.lock().unwrap() = Some(v);
+                *slot = None;
+            }
+        }
+    }
+}
+
+fn start(task: Task) -> Arc<Inline> {
+    let inline = Arc::new(Inline(Mutex::new(Some(task)), Mutex::new(None)));
+    inline.clone().wake(); // first poll: pending
+    assert!(inline.1.lock().unwrap().is_none());
+    inline
+}
+
+#[test]
+fn a_map_insert_of_a_present_key_does_not_poll_wakers_inside_its_pin() {
+    with_watchdog(20, || {
+        let m: Arc<TMap<u32, u32>> = Arc::new(TMap::new());
+        m.atomic().insert(1, 0);
+        let m2 = m.clone();
+        // Waits until key 1 holds 2.
+        let inline = start(Box::pin(atomically_async(move |tx| {
+            let v = m2.get(tx, &1)?.unwrap();
+            if v < 2 { tx.retry() } else { Ok(v) }
+        })));
+        // A present key: committed alone under the map's pin, which wakes the future there.
+        let r = catch_unwind(AssertUnwindSafe(|| m.atomic().insert(1, 1)));
+        assert!(
+            r.is_ok(),
+            "map.atomic().insert(1, 1) panicked: {}",
+            commute_test_support::panic_message(&*r.unwrap_err())
+        );
+        m.atomic().insert(1, 2);
+        assert_eq!(*inline.1.lock().unwrap(), Some(2));
+    });
+}
+
+#[test]
+fn a_queue_pop_does_not_poll_wakers_inside_its_pin() {
+    with_watchdog(20, || {
+        let q: Arc<TQueue<u32>> = Arc::new(TQueue::new());
+        q.atomic().push(1);
+        q.atomic().push(2);
+        let q2 = q.clone();
+        // Waits until the queue is empty.
+        let inline = start(Box::pin(atomically_async(move |tx| {
+            if q2.is_empty(tx)? { Ok(7) } else { tx.retry() }
+        })));
+        let r = catch_unwind(AssertUnwindSafe(|| q.atomic().pop()));
+        assert!(
+            r.is_ok(),
+            "q.atomic().pop() panicked: {}",
+            commute_test_support::panic_message(&*r.unwrap_err())
+        );
+        assert_eq!(r.unwrap(), Some(1), "the popped item reaches its caller");
+        assert_eq!(q.atomic().pop(), Some(2));
+        assert_eq!(*inline.1.lock().unwrap(), Some(7));
+    });
+}
+
+/// A transaction inside the user's own pin wakes a future: its waker runs once the pin has
+/// ended, not inside it.
+#[test]
+fn a_transaction_inside_a_pin_wakes_once_the_pin_ends() {
+    with_watchdog(20, || {
+        let m: Arc<TMap<u32, u32>> = Arc::new(TMap::new());
+        m.atomic().insert(1, 0);
+        let m2 = m.clone();
+        let inline = start(Box::pin(atomically_async(move |tx| {
+            let v = m2.get(tx, &1)?.unwrap();
+            if v < 1 { tx.retry() } else { Ok(v) }
+        })));
+        commute::pinned(|| {
+            commute::atomically(|tx| m.insert(tx, 1, 1).map(drop));
+            assert_eq!(*inline.1.lock().unwrap(), None, "not woken inside the pin");
+        });
+        assert_eq!(
+            *inline.1.lock().unwrap(),
+            Some(1),
+            "woken once the pin ended"
+        );
+    });
+}
+
+/// A pin that ends in a panic after a one-call commit woke a future still wakes it.
+#[test]
+fn a_pin_that_panics_still_wakes_what_its_commits_woke() {
+    with_watchdog(20, || {
+        let q: Arc<TQueue<u32>> = Arc::new(TQueue::new());
+        q.atomic().push(1);
+        let q2 = q.clone();
+        let inline = start(Box::pin(atomically_async(move |tx| {
+            if q2.is_empty(tx)? { Ok(7) } else { tx.retry() }
+        })));
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            commute::pinned(|| {
+                assert_eq!(q.atomic().pop(), Some(1));
+                panic!("the pin's code fails");
+            })
+        }));
+        assert!(r.is_err());
+        assert_eq!(
+            *inline.1.lock().unwrap(),
+            Some(7),
+            "woken as the pin unwound"
+        );
+    });
+}
