@@ -187,9 +187,12 @@ where
         let f = &mut this.f;
         this.driver.poll(cx.waker(), |tx| match f(tx) {
             Ok(value) => Outcome::Commit(value),
-            Err(e) => Outcome::Stop {
-                retry: e.is_retry(),
-            },
+            Err(e) => {
+                tx.check_error(&e);
+                Outcome::Stop {
+                    retry: e.is_retry(),
+                }
+            }
         })
     }
 }
@@ -206,9 +209,12 @@ where
         this.driver.poll(cx.waker(), |tx| match f(tx) {
             Ok(value) => Outcome::Commit(Ok(value)),
             Err(TxError::Abort(e)) => Outcome::Fail(Err(e)),
-            Err(TxError::Stm(e)) => Outcome::Stop {
-                retry: e.is_retry(),
-            },
+            Err(TxError::Stm(e)) => {
+                tx.check_error(&e);
+                Outcome::Stop {
+                    retry: e.is_retry(),
+                }
+            }
         })
     }
 }

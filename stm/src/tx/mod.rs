@@ -80,6 +80,8 @@ pub type StmResult<T> = Result<T, StmError>;
 /// if it was a [`retry`](Transaction::retry). A closure that swallows a conflict (replaces the
 /// value it could not read by a default, say) and returns `Ok` all the same does not commit
 /// what it computed: the attempt that met the conflict is rolled back and runs again anyway.
+/// An error belongs to the attempt whose operation returned it: a conflict kept and returned by
+/// a later attempt makes `atomically` panic (it would run again for ever).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct StmError {
     kind: ErrorKind,
@@ -283,6 +285,8 @@ impl fmt::Debug for Transaction {
 ///   down instead (functions taking `tx: &Transaction`).
 /// - If the closure calls [`Transaction::retry`] without having read any variable (it would
 ///   block forever).
+/// - If the closure returns a conflict [`StmError`] that no operation of the running attempt
+///   returned (one kept from an earlier attempt): it would run again for ever.
 /// - A panic in the closure rolls the attempt back (nothing of it is visible, no lock stays held)
 ///   and then propagates to the caller.
 /// - A panic after the commit, of a [commit hook](Transaction::on_commit), of a destructor of a
@@ -401,6 +405,9 @@ fn run<T>(
             let Ok(value) = outcome else { unreachable!() };
             return value;
         }
+        if let Err(e) = &outcome {
+            tx.check_error(e);
+        }
         after_rollback(ctx, site, tx, token, is_retry, &mut conflicts);
         core::mem::forget(outside);
         if let Ok(value) = outcome {
@@ -447,7 +454,10 @@ fn run_try<T, E>(
                 }
                 after_rollback(ctx, site, tx, token, false, &mut conflicts);
             }
-            Err(TxError::Stm(_)) => after_rollback(ctx, site, tx, token, is_retry, &mut conflicts),
+            Err(TxError::Stm(e)) => {
+                tx.check_error(e);
+                after_rollback(ctx, site, tx, token, is_retry, &mut conflicts);
+            }
         }
         core::mem::forget(outside);
         match outcome {
@@ -456,6 +466,17 @@ fn run_try<T, E>(
             Err(TxError::Stm(_)) => {}
         }
     }
+}
+
+/// The panic of [`Transaction::check_error`].
+#[cold]
+#[inline(never)]
+fn kept_conflict() -> ! {
+    panic!(
+        "commute: the transaction's closure returned a conflict (StmError) that no operation of \
+         this attempt returned, one kept from an earlier attempt: it would run again for ever; \
+         return only the errors of this attempt's operations (pass them on with `?`)"
+    )
 }
 
 /// Marks the thread outside the transaction when dropped, which happens only while a panic
@@ -961,6 +982,19 @@ impl Transaction {
     /// nor end with the closure's error.
     fn told_to_roll_back(&self) -> bool {
         self.state().abort.is_some()
+    }
+
+    /// The closure returned `error`: if a conflict, panics unless an operation of this attempt
+    /// returned one. A conflict kept from an earlier attempt and returned again would make the
+    /// transaction run again for ever (the irrevocable attempt included).
+    #[inline]
+    fn check_error(&self, error: &StmError) {
+        if !error.is_retry()
+            && !self.told_to_roll_back()
+            && self.snapshot.get() & (snapshot::LEFT | snapshot::GAVE_WAY) == 0
+        {
+            kept_conflict();
+        }
     }
 
     /// Where the running `atomically` was called.

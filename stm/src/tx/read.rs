@@ -236,6 +236,8 @@ impl Transaction {
     /// ```
     pub fn give_way(&self) -> StmResult<()> {
         if (self.pinned.get() || self.is_snapshot()) && crate::internal::thread::readers_awaited() {
+            let word = &self.snapshot;
+            word.set(word.get() | super::snapshot::GAVE_WAY);
             return Err(StmError::CONFLICT);
         }
         Ok(())

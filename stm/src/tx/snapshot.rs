@@ -19,6 +19,12 @@ use crate::sync::atomic::Ordering;
 /// below it).
 pub(super) const LEFT: u64 = 1 << 63;
 
+/// Set in [`Transaction`]'s snapshot word (of any attempt) once
+/// [`give_way`](Transaction::give_way) returned a conflict: with [`LEFT`] and the conflicts
+/// recorded in the attempt's state, what tells a conflict of this attempt from one its closure
+/// kept from an earlier attempt.
+pub(super) const GAVE_WAY: u64 = 1 << 62;
+
 /// Runs `f` as a read-only transaction on a snapshot: the committed state of the moment it
 /// starts, however long it runs and whatever commits meanwhile.
 ///
@@ -239,7 +245,7 @@ impl Transaction {
     /// The epoch of the snapshot this attempt reads (it keeps reading it after leaving it:
     /// still opaque until the closure returns).
     fn epoch(&self) -> u64 {
-        self.snapshot.get() & !LEFT
+        self.snapshot.get() & !(LEFT | GAVE_WAY)
     }
 
     /// True if this attempt reads a snapshot: the first attempt of a [`read_only`]
