@@ -125,6 +125,10 @@ impl Drop for TCounter {
 }
 
 impl TCounter {
+    /// The most shards a counter takes ([`with_shards`](TCounter::with_shards)): each is a
+    /// cache line of its own.
+    pub const MAX_SHARDS: usize = 1 << 16;
+
     /// Creates a counter at zero, with one shard per available core (rounded up to a power of
     /// two, at least 2).
     ///
@@ -147,8 +151,8 @@ impl TCounter {
     ///
     /// # Panics
     ///
-    /// If `shards` is 0, or has no power of two at least as large in a `usize` (above
-    /// `usize::MAX / 2 + 1`).
+    /// If `shards` is 0, or above [`MAX_SHARDS`](TCounter::MAX_SHARDS) once rounded up to a
+    /// power of two.
     ///
     /// # Examples
     ///
@@ -166,8 +170,14 @@ impl TCounter {
     pub(crate) fn with_value(shards: usize, value: i64) -> Self {
         assert!(shards > 0, "commute: a TCounter needs at least one shard");
         // A `let else`, not a closure: `#[track_caller]` does not reach into closures.
-        let Some(shards) = shards.checked_next_power_of_two() else {
-            panic!("commute: a TCounter of {shards} shards is too many")
+        let Some(shards) = shards
+            .checked_next_power_of_two()
+            .filter(|&rounded| rounded <= Self::MAX_SHARDS)
+        else {
+            panic!(
+                "commute: a TCounter of {shards} shards is too many (at most {})",
+                Self::MAX_SHARDS
+            )
         };
         let mut vars = Vec::with_capacity(shards);
         // A loop, not a closure, so that `#[track_caller]` gives every shard the user's site.

@@ -245,13 +245,17 @@ impl TaskPool {
         }
     }
 
+    /// The most worker threads a pool takes ([`with_threads`](TaskPool::with_threads)): a run
+    /// starts them all and keeps a queue for each.
+    pub const MAX_THREADS: usize = 1 << 16;
+
     /// Sets the number of worker threads.
     ///
     /// With one worker, [`run`](TaskPool::run) runs every task on the calling thread.
     ///
     /// # Panics
     ///
-    /// If `threads` is 0.
+    /// If `threads` is 0 or above [`MAX_THREADS`](TaskPool::MAX_THREADS).
     ///
     /// # Examples
     ///
@@ -259,8 +263,14 @@ impl TaskPool {
     /// let pool = commute::TaskPool::new().with_threads(3);
     /// assert_eq!(pool.threads(), 3);
     /// ```
+    #[track_caller]
     pub fn with_threads(mut self, threads: usize) -> Self {
         assert!(threads > 0, "commute: a TaskPool needs at least one thread");
+        assert!(
+            threads <= Self::MAX_THREADS,
+            "commute: a TaskPool of {threads} threads is too many (at most {})",
+            Self::MAX_THREADS
+        );
         self.threads = threads;
         self
     }
