@@ -335,6 +335,10 @@ pub(crate) fn pinned<R>(f: impl FnOnce() -> R) -> R {
         }
     }
     with_ctx(ThreadCtx::begin_load_pin);
-    let _unpin = Unpin;
-    f()
+    let unpin = Unpin;
+    let value = f();
+    // Ended here, not at the return: a panic of what the pin's end runs (wakers, values let go
+    // of inside it) then drops `value`, a local, where after the return it would leak it.
+    drop(unpin);
+    value
 }
