@@ -5,7 +5,9 @@
 //! panicked stopped that: the copies after the caller's entry were never dropped (the test saw
 //! one value left alive) and the leaf's block leaked (memcheck: "definitely lost"), as the block
 //! was released only after both `drop_in_place` calls. The refusal is made deterministic: the
-//! first clone after arming has a helper thread commit a new key into the same leaf.
+//! first clone after arming (the copy of the replaced value that the update hands back, made
+//! before its commit) has a helper thread commit a new key into the same leaf; the second (the
+//! leaf's copy of key 0's value) panics when dropped.
 
 use commute::{TMap, reclaim_retired};
 use commute_test_support::hashers::OneLeaf;
@@ -20,6 +22,8 @@ type Map = TMap<u32, V, OneLeaf>;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 /// Set: the next clone, on any thread, has a helper thread commit key 9 into the map here.
 static ARMED: AtomicBool = AtomicBool::new(false);
+/// Set: the next clone is a bomb.
+static BOMB_NEXT: AtomicBool = AtomicBool::new(false);
 static HELPED: Mutex<Option<Arc<Map>>> = Mutex::new(None);
 /// A value; `bomb`: its drop panics.
 #[derive(Debug)]
@@ -36,13 +40,16 @@ impl V {
 impl Clone for V {
     fn clone(&self) -> Self {
         let mut copy = V::new(self.id);
+        if BOMB_NEXT.swap(false, Ordering::SeqCst) {
+            // The leaf's first copy (of key 0's value, before the caller's entry).
+            copy.bomb = true;
+        }
         if ARMED.swap(false, Ordering::SeqCst) {
             let map = HELPED.lock().unwrap().take().expect("a map to write");
             std::thread::spawn(move || map.atomic().insert(9, V::new(9)))
                 .join()
                 .unwrap();
-            // The update's first copy (of key 0's value, before the caller's entry).
-            copy.bomb = true;
+            BOMB_NEXT.store(true, Ordering::SeqCst);
         }
         copy
     }

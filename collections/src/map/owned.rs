@@ -95,9 +95,18 @@ pub(crate) mod sealed {
         where
             Self: super::MapValue;
 
-        /// The same, outside transactions, after a commit of its own (`commit_owned_alone`)
-        /// removed or replaced the value; the caller is still pinned.
-        fn removed_alone(&self, _: Token) -> <Self as super::MapValue>::Removed
+        /// What a removal or replacement outside transactions (a commit of its own,
+        /// `commit_owned_alone`) will hand back, made before that commit, while pinned: user
+        /// code (a `Clone`) that panics here leaves the map as it was, as in a transaction.
+        /// Dropped (outside the pin) if the commit is refused.
+        type Removing: 'static;
+
+        /// The [`Removing`](Self::Removing) of the value `self`.
+        fn removing_alone(&self, _: Token) -> Self::Removing;
+
+        /// What the removal hands back, once its commit has removed or replaced the value; the
+        /// caller is still pinned. Runs no user code.
+        fn removed_alone(removing: Self::Removing, _: Token) -> <Self as super::MapValue>::Removed
         where
             Self: super::MapValue;
     }
@@ -114,9 +123,16 @@ impl<T: Clone + Send + Sync + 'static> sealed::Stored for T {
         self.clone()
     }
 
+    type Removing = T;
+
     #[inline]
-    fn removed_alone(&self, _: sealed::Token) -> <T as MapValue>::Removed {
+    fn removing_alone(&self, _: sealed::Token) -> T {
         self.clone()
+    }
+
+    #[inline]
+    fn removed_alone(removing: Self::Removing, _: sealed::Token) -> <T as MapValue>::Removed {
+        removing
     }
 }
 
@@ -321,13 +337,24 @@ impl<T: Send + Sync + 'static> sealed::Stored for Owned<T> {
         taken
     }
 
-    fn removed_alone(&self, _: sealed::Token) -> <Self as MapValue>::Removed {
+    /// The handle, and the claim that hands it the value once the commit is done (dropped
+    /// unrun, it gives its share back and leaves the handle pending, as a rolled-back removal).
+    type Removing = (Claim<T>, Taken<T>);
+
+    fn removing_alone(&self, _: sealed::Token) -> Self::Removing {
         let (ticket, taken) = handle_for(self);
-        Claim::<T> {
+        let claim = Claim::<T> {
             ticket: Some(ticket),
             _value: PhantomData,
-        }
-        .commit();
+        };
+        (claim, taken)
+    }
+
+    fn removed_alone(
+        (mut claim, taken): Self::Removing,
+        _: sealed::Token,
+    ) -> <Self as MapValue>::Removed {
+        claim.commit();
         taken
     }
 }
@@ -372,9 +399,17 @@ unsafe fn value_done<T: Send + Sync + 'static>(ticket: &Ticket, left: bool) {
 /// A removal's claim, registered as an `on_commit` hook: it tells the handle that the removal
 /// committed and hands it the share of the cell; dropped without running (the removal rolled
 /// back), it gives the share back.
-struct Claim<T: Send + Sync + 'static> {
+pub struct Claim<T: Send + Sync + 'static> {
     ticket: Option<Arc<Ticket>>,
     _value: PhantomData<fn() -> T>,
+}
+
+impl<T: Send + Sync + 'static> fmt::Debug for Claim<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claim")
+            .field("committed", &self.ticket.is_none())
+            .finish()
+    }
 }
 
 impl<T: Send + Sync + 'static> Claim<T> {

@@ -1239,6 +1239,9 @@ where
     {
         // Let go of outside the pin if user code (the key's `Eq`) panics inside it.
         let entry = Unkept::new(Entry { key, value });
+        // What the insert hands back, made inside the pin (before the commit); dropped out of
+        // it if the commit is refused or user code panics.
+        let mut removing = None;
         let refused = commute_stm::pinned(|| {
             let mut path = [const { MaybeUninit::uninit() }; ALONE_PATH];
             let Some((slot, word, seen, depth)) = self.walk_alone_through(hash, &mut path) else {
@@ -1251,6 +1254,9 @@ where
             let Some(i) = position(entries, tags, hash, &entry.key) else {
                 return Err(Refused::Before(entry.take()));
             };
+            // Made before the commit, as a transaction's insert makes it before its write: a
+            // `Clone` that panics leaves the map as it was.
+            removing = Some(entries[i].value.removing_alone(TOKEN));
             // SAFETY: the entries of the leaf node matched just above.
             let node = unsafe { replaced(entries, tags, i, entry.take()) };
             let through = path[..depth].iter().map(|p| {
@@ -1263,7 +1269,10 @@ where
             // owned by the slot alone (see `replace`).
             match unsafe { slot.commit_owned_alone_through(seen, node, through) } {
                 // The old leaf is retired, and alive while we are pinned.
-                Ok(()) => Ok(entries[i].value.removed_alone(TOKEN)),
+                Ok(()) => {
+                    let removing = removing.take().expect("made before the commit");
+                    Ok(V::removed_alone(removing, TOKEN))
+                }
                 Err(node) => Err(Refused::Built(node, i)),
             }
         });
@@ -1273,9 +1282,13 @@ where
             Err(Refused::Built(node, i)) => {
                 // Out of the pin: the copies dropped here run their owners' destructors, which
                 // may wait for readers (a queue's `Taken::into_inner`), as a pinned thread
-                // must not.
+                // must not. The leaf is taken apart whatever the copy to hand back does.
+                let dropped = catch_unwind(AssertUnwindSafe(move || drop(removing)));
                 // SAFETY: our own leaf, never published, with the entry at `i`.
                 let entry = unsafe { node.into_entry(i) };
+                if let Err(payload) = dropped {
+                    resume_unwind(payload);
+                }
                 Err((entry.key, entry.value))
             }
         }
