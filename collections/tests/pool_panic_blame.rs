@@ -7,7 +7,7 @@
 mod common;
 
 use common::with_watchdog;
-use commute::{TBox, TVar, TaskPool, atomically};
+use commute::{PoolReport, TBox, TVar, TaskPanic, TaskPool, atomically};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -78,6 +78,16 @@ fn open_when_blocked(
     })
 }
 
+/// Runs `pool`, opening `gate` once its worker blocks.
+fn run_opening(pool: &mut TaskPool, gate: Arc<TVar<bool>>) -> Result<PoolReport, TaskPanic> {
+    let done = Arc::new(AtomicBool::new(false));
+    let opener = open_when_blocked(pool, gate, done.clone());
+    let result = pool.run();
+    done.store(true, Ordering::SeqCst);
+    opener.join().unwrap();
+    result
+}
+
 /// The auditor's case: the culprit adds a child holding a bomb in its first run as an
 /// alternative, then retries; the innocent task, tried after it, retries too, so the whole
 /// transaction retries and the child is dropped at the end of that attempt. The culprit later
@@ -130,12 +140,7 @@ fn a_child_left_by_one_alternative_is_not_blamed_on_another() {
             Ok(())
         });
 
-        let done = Arc::new(AtomicBool::new(false));
-        let opener = open_when_blocked(&pool, gate, done.clone());
-        let result = pool.run();
-        done.store(true, Ordering::SeqCst);
-        opener.join().unwrap();
-        let err = result.expect_err("the bomb's panic is reported");
+        let err = run_opening(&mut pool, gate).expect_err("the bomb's panic is reported");
         let r = err.report();
         let commits = [0, 1].map(|i| committed[i].load(Ordering::SeqCst));
         eprintln!("{err} (culprit {culprit}, innocent {innocent}); {r}; commits {commits:?}");
@@ -295,12 +300,7 @@ fn a_value_left_by_a_retried_alternative_removes_no_task() {
             Ok(())
         });
 
-        let done = Arc::new(AtomicBool::new(false));
-        let opener = open_when_blocked(&pool, gate, done.clone());
-        let result = pool.run();
-        done.store(true, Ordering::SeqCst);
-        opener.join().unwrap();
-        let err = result.expect_err("the bomb's panic is reported");
+        let err = run_opening(&mut pool, gate).expect_err("the bomb's panic is reported");
         let r = err.report();
         eprintln!("{err} (culprit {culprit}, innocent {innocent}); {r}");
         assert_eq!(

@@ -37,17 +37,22 @@ fn start(task: Task) -> Arc<Inline> {
     inline
 }
 
+/// A map whose key 1 holds 0, and a started task that waits until it holds `at_least`.
+fn map_and_waiter(at_least: u32) -> (Arc<TMap<u32, u32>>, Arc<Inline>) {
+    let m: Arc<TMap<u32, u32>> = Arc::new(TMap::new());
+    m.atomic().insert(1, 0);
+    let m2 = m.clone();
+    let inline = start(Box::pin(atomically_async(move |tx| {
+        let v = m2.get(tx, &1)?.unwrap();
+        if v < at_least { tx.retry() } else { Ok(v) }
+    })));
+    (m, inline)
+}
+
 #[test]
 fn a_map_insert_of_a_present_key_does_not_poll_wakers_inside_its_pin() {
     with_watchdog(20, || {
-        let m: Arc<TMap<u32, u32>> = Arc::new(TMap::new());
-        m.atomic().insert(1, 0);
-        let m2 = m.clone();
-        // Waits until key 1 holds 2.
-        let inline = start(Box::pin(atomically_async(move |tx| {
-            let v = m2.get(tx, &1)?.unwrap();
-            if v < 2 { tx.retry() } else { Ok(v) }
-        })));
+        let (m, inline) = map_and_waiter(2);
         // A present key: committed alone under the map's pin, which wakes the future there.
         let r = catch_unwind(AssertUnwindSafe(|| m.atomic().insert(1, 1)));
         assert!(
@@ -88,13 +93,7 @@ fn a_queue_pop_does_not_poll_wakers_inside_its_pin() {
 #[test]
 fn a_transaction_inside_a_pin_wakes_once_the_pin_ends() {
     with_watchdog(20, || {
-        let m: Arc<TMap<u32, u32>> = Arc::new(TMap::new());
-        m.atomic().insert(1, 0);
-        let m2 = m.clone();
-        let inline = start(Box::pin(atomically_async(move |tx| {
-            let v = m2.get(tx, &1)?.unwrap();
-            if v < 1 { tx.retry() } else { Ok(v) }
-        })));
+        let (m, inline) = map_and_waiter(1);
         commute::pinned(|| {
             commute::atomically(|tx| m.insert(tx, 1, 1).map(drop));
             assert_eq!(*inline.1.lock().unwrap(), None, "not woken inside the pin");
