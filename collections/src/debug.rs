@@ -6,7 +6,9 @@
 //! there. One exception: a [`TMap`](crate::TMap) formats its values inside its own snapshot,
 //! and the collections among them (per-key counters, maps of maps) read that snapshot too, so
 //! they show their contents, consistent with the map's, where they would otherwise show the
-//! placeholder.
+//! placeholder. A key or value whose own `Debug` starts a transaction therefore panics there
+//! ("transactions do not nest"; documented on the map's `Debug`), where the other collections
+//! copy their items out and format them after their snapshot.
 
 use core::cell::Cell;
 use core::fmt;

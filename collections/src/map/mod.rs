@@ -1332,6 +1332,12 @@ where
     /// in that snapshot: collections among them (a map of counters, of maps) show their
     /// contents in it. Inside a transaction, which may not start another, shows
     /// `TMap(<in a transaction>)`: there, format `map.iter(tx)?`.
+    ///
+    /// # Panics
+    ///
+    /// If a key's or value's `Debug` starts a transaction (`atomically`, a one-call form that
+    /// runs one): it runs inside the map's snapshot, and transactions do not nest. Format
+    /// `map.atomic().iter()`'s copies instead.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let entries = |f: &mut fmt::Formatter<'_>, tx: &Transaction| {
             let mut map = f.debug_map();
