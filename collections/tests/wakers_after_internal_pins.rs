@@ -5,13 +5,14 @@
 //! transaction future inside a pin the user never took: an attempt that retried again panicked
 //! ("retry() would wait inside a pin"), and the panic passed on from the unrelated `insert` or
 //! `pop`, whose popped item was lost. Wakers woken inside a pin are now called once it ends.
-use commute::{TMap, TQueue, atomically_async};
+use commute::{TMap, TQueue, TVar, atomically, atomically_async};
 use commute_test_support::with_watchdog;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
 type Task = Pin<Box<dyn Future<Output = u32> + Send>>;
 
@@ -127,6 +128,57 @@ fn a_pin_that_panics_still_wakes_what_its_commits_woke() {
             *inline.1.lock().unwrap(),
             Some(7),
             "woken as the pin unwound"
+        );
+    });
+}
+
+/// A pin that wakes a future (a one-call `pop`) and then waits, bounded, with `retry_until` for
+/// what that future commits: the wakers the pin holds back are called before the thread blocks
+/// (they were held to the pin's end, and the wait ran out its whole deadline).
+#[test]
+fn a_bounded_wait_inside_a_pin_sees_the_commit_of_a_future_the_pin_woke() {
+    with_watchdog(30, || {
+        let q: Arc<TQueue<u32>> = Arc::new(TQueue::new());
+        q.atomic().push(1);
+        let reply = Arc::new(TVar::new(false));
+        let (q2, reply2) = (q.clone(), reply.clone());
+        let (tx_ready, rx_ready) = std::sync::mpsc::channel();
+        // Thread B: a future that waits for the queue to empty, then answers.
+        let b = std::thread::spawn(move || {
+            let fut = atomically_async(move |tx| {
+                if q2.is_empty(tx)? {
+                    reply2.write(tx, true);
+                    Ok(())
+                } else {
+                    tx.retry()
+                }
+            });
+            let _ = tx_ready.send(());
+            commute_stm::__block_on(fut);
+        });
+        rx_ready.recv().unwrap();
+        // Let B's first poll register (it is pending until the pop).
+        while commute_stm::pending_async_registrations() == 0 {
+            std::thread::yield_now();
+        }
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(5);
+        let got = commute::pinned(|| {
+            assert_eq!(q.atomic().pop(), Some(1)); // wakes B's future
+            atomically(|tx| {
+                if reply.read(tx)? {
+                    return Ok(true);
+                }
+                tx.retry_until(deadline)?;
+                Ok(false)
+            })
+        });
+        let waited = start.elapsed();
+        b.join().unwrap();
+        assert!(
+            got,
+            "the bounded wait in the pin ran out ({waited:?}): the future it woke was never \
+             woken while the pin lasted"
         );
     });
 }

@@ -576,6 +576,25 @@ impl ThreadCtx {
     #[cold]
     #[inline(never)]
     pub(crate) fn wake_due(&self) {
+        self.wake_due_then(false);
+    }
+
+    /// True if wakers wait to be called: at the end of `atomically`, or of a pin
+    /// ([`wake_after_pin`]).
+    pub(crate) fn has_due_wakers(&self) -> bool {
+        self.wakes_due.get() || !self.due_wakers.borrow().is_empty()
+    }
+
+    /// [`wake_due`](Self::wake_due) before the thread blocks in a `retry`: inside a pin too,
+    /// since what the wakers' tasks commit may be what the thread waits for (a bounded wait,
+    /// the one a pin allows).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn wake_due_before_blocking(&self) {
+        self.wake_due_then(true);
+    }
+
+    fn wake_due_then(&self, blocking: bool) {
         let left = core::mem::take(&mut *self.after_unwind.borrow_mut());
         if !left.is_empty() {
             let inside = in_tx();
@@ -585,7 +604,7 @@ impl ThreadCtx {
             set_in_tx(inside);
         }
         self.wakes_due.set(false);
-        if self.in_load_pin() {
+        if self.in_load_pin() && !blocking {
             // A transaction inside a pin: once the outermost pin has ended (`wake_after_pin`).
             if !self.due_wakers.borrow().is_empty() {
                 self.pass_after_pin.set(true);

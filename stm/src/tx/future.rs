@@ -47,8 +47,9 @@ use crate::internal::thread::{ThreadCtx, with_ctx};
 /// a commit inside a pin ([`pinned`](crate::pinned),
 /// [`TBox::load_with`](crate::TBox::load_with)'s closure, or a collection's one-call
 /// operation, which commits under a pin of its own) calls them once the outermost pin has
-/// ended: a waker may poll its task at once, and the task's transaction must not run inside a
-/// pin it never took.
+/// ended, or before the thread blocks inside it (a [`retry_until`](Transaction::retry_until)
+/// in the pin may wait for what those tasks commit): a waker may poll its task at once, and the
+/// task's transaction must not run inside a pin it never took.
 ///
 /// # Panics
 ///

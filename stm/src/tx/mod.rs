@@ -642,7 +642,7 @@ fn after_rollback<G>(
     // (`roll_back`). Asleep, the thread counts as outside `atomically`, and other threads may
     // free them: the wait touches none of them from then on.
     let reads = unsafe { wait.borrowed() };
-    if ctx.wakes_due.get() {
+    if ctx.has_due_wakers() {
         wake_due_before_waiting(ctx);
     }
     wait::wait_for_change(&reads, wait.deadline, wait::WaitSite { site }, |sleep| {
@@ -742,13 +742,14 @@ pub(super) fn retry_in_pin() -> ! {
 }
 
 /// Calls the wakers of pending futures that this attempt woke (a variable killed inside it),
-/// outside the transaction, before the thread blocks: they must not wait for it.
+/// or that a pin the thread is in woke, outside the transaction, before the thread blocks:
+/// they must not wait for it.
 #[cold]
 #[inline(never)]
 fn wake_due_before_waiting(ctx: &ThreadCtx) {
     thread::set_in_tx(false);
     let _back_in_tx = RestoreInTx;
-    ctx.wake_due();
+    ctx.wake_due_before_blocking();
 }
 
 /// Rolls an attempt back without counting it as an abort (its abort hooks run, outside the
