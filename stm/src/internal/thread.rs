@@ -1365,27 +1365,24 @@ pub(crate) fn forget_var(var: &crate::internal::var::VarCore) {
 /// Keeps `wakers` (woken by a commit inside a transaction) to be called once this thread is
 /// outside it ([`ThreadCtx::wake_due`]); calls them now if the thread is being torn down.
 pub(crate) fn wake_after_transaction(wakers: Vec<core::task::Waker>) {
-    let mut wakers = Some(wakers);
-    try_with_ctx(|ctx| {
-        if let Some(w) = wakers.take() {
-            ctx.due_wakers.borrow_mut().extend(w);
-            ctx.wakes_due.set(true);
-        }
-    });
-    if let Some(w) = wakers {
-        crate::internal::async_wait::wake_all(w);
-    }
+    keep_wakers(wakers, |ctx| ctx.wakes_due.set(true));
 }
 
 /// Keeps `wakers` (woken inside a pin) to be called once the outermost pin has ended
 /// ([`ThreadCtx::end_load_pin`]): a waker may poll its task at once, and its transaction must not
 /// run inside a pin it never took.
 pub(crate) fn wake_after_pin(wakers: Vec<core::task::Waker>) {
+    keep_wakers(wakers, |ctx| ctx.pass_after_pin.set(true));
+}
+
+/// Adds `wakers` to the thread's due wakers and sets, with `when`, the flag of the place that
+/// calls them; calls them now if the thread has no context (its teardown).
+fn keep_wakers(wakers: Vec<core::task::Waker>, when: fn(&ThreadCtx)) {
     let mut wakers = Some(wakers);
     try_with_ctx(|ctx| {
         if let Some(w) = wakers.take() {
             ctx.due_wakers.borrow_mut().extend(w);
-            ctx.pass_after_pin.set(true);
+            when(ctx);
         }
     });
     if let Some(w) = wakers {
