@@ -89,16 +89,16 @@ impl<T: Send + 'static> TBoundedQueue<T> {
             "TBoundedQueue::with_capacity: the capacity must be at least 1"
         );
         let shards = crate::counter::default_shards();
-        let credits = (0..shards)
-            .map(|i| {
-                let share = capacity / shards + usize::from(i < capacity % shards);
-                // SAFETY: the shards live in the boxed slice collected here, which never moves them.
-                CachePadded::new(unsafe { TVar::new_inline(share as i64) })
-            })
-            .collect();
+        let mut credits = Vec::with_capacity(shards);
+        // A loop, not a closure, so that `#[track_caller]` gives every shard the user's site.
+        for i in 0..shards {
+            let share = capacity / shards + usize::from(i < capacity % shards);
+            // SAFETY: the shards live in the boxed slice made below, which never moves them.
+            credits.push(CachePadded::new(unsafe { TVar::new_inline(share as i64) }));
+        }
         TBoundedQueue {
             queue: TQueue::new(),
-            credits,
+            credits: credits.into_boxed_slice(),
             capacity,
         }
     }

@@ -750,6 +750,7 @@ struct End<T: 'static> {
 
 impl<T: 'static> End<T> {
     /// An end holding `node`, in a padded box of its own.
+    #[track_caller]
     fn boxed(node: *mut Node<T>) -> Box<CachePadded<End<T>>> {
         Box::new(CachePadded::new(End {
             // SAFETY: the variable goes straight into a box of its own, which never moves it.

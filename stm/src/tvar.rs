@@ -235,6 +235,32 @@ impl<T: Word, H: Home> TVar<T, H> {
         self
     }
 
+    /// Low-level: gives the variable `site` as its creation site, the one
+    /// [`created_at`](TVar::created_at) returns and statistics and conflict reports name (with
+    /// its label, if any). For a collection that makes variables later on behalf of one call of
+    /// its user (a map's slots, made as it grows): it keeps that call's
+    /// [`Location::caller`] and gives it to each.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::panic::Location;
+    ///
+    /// #[track_caller]
+    /// fn made_here() -> &'static Location<'static> {
+    ///     Location::caller()
+    /// }
+    ///
+    /// let site = made_here();
+    /// let v = commute_stm::TVar::new(0u32).with_label("hits").with_created_at(site);
+    /// assert_eq!(v.created_at(), site);
+    /// assert_eq!(v.label(), Some("hits"));
+    /// ```
+    pub fn with_created_at(mut self, site: &'static Location<'static>) -> Self {
+        home::Sealed::core_mut(&mut self.home).set_site(site);
+        self
+    }
+
     /// Sets the label (see [`with_label`](TVar::with_label)) in place.
     ///
     /// # Examples

@@ -47,6 +47,7 @@ use core::borrow::Borrow;
 use core::hash::{BuildHasher, Hash};
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
+use core::panic::Location;
 use core::ptr::{self, NonNull};
 use std::alloc::{alloc, dealloc, handle_alloc_error};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -787,11 +788,15 @@ fn count_write(count: usize) {
     WRITES_MADE.with(|counts| counts[count].set(counts[count].get().wrapping_add(1)));
 }
 
-/// How the trie makes new nodes: its configuration and the label of every slot it creates.
+/// How the trie makes new nodes: its configuration, and the label and creation site of every
+/// slot it creates.
 #[derive(Clone, Copy, Debug)]
 struct Shape {
     config: Config,
     label: Option<&'static str>,
+    /// The user's call that made the trie: every slot's creation site, the root's and those
+    /// that splits make later.
+    site: &'static Location<'static>,
 }
 
 /// The trie: a fixed root array of slots, and its shape. It owns every node below the root.
@@ -950,7 +955,7 @@ impl Shape {
     fn new_slot<K: 'static, V: 'static>(&self, node: NodeRef<K, V>) -> Slot<K, V> {
         // SAFETY: slots live in the root's boxed slice or in an inner node's allocation, and
         // are moved there before any transaction sees them; they never move after.
-        let slot = unsafe { TVar::new_inline(node) };
+        let slot = unsafe { TVar::new_inline(node) }.with_created_at(self.site);
         Slot(match self.label {
             Some(label) => slot.with_label(label),
             None => slot,
@@ -1035,6 +1040,7 @@ where
             shape: Shape {
                 config,
                 label: None,
+                site: Location::caller(),
             },
             _owns: PhantomData,
         }

@@ -365,6 +365,14 @@ impl VarCore {
         });
     }
 
+    /// Gives the variable another creation site, keeping its label.
+    pub(crate) fn set_site(&mut self, site: &'static Location<'static>) {
+        self.origin = OriginWord::new(Origin {
+            site,
+            ..self.origin()
+        });
+    }
+
     /// The call site of the last transaction that committed a write (profiler on), if known.
     pub(crate) fn last_writer(&self) -> Option<&'static Location<'static>> {
         let p = self.extra.load(Ordering::Relaxed);
