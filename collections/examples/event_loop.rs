@@ -19,7 +19,7 @@
 //! and first measures the pool's own cost with empty tasks.
 //!
 //! ```text
-//! cargo run --release -p commute --example event_loop [-- --threads N --requests N --work N]
+//! cargo run --release -p commute --example event_loop [-- --threads N --requests N --users N --work N --repeats N]
 //! ```
 
 use std::collections::HashMap;
@@ -44,7 +44,18 @@ struct Settings {
     repeats: u32,
 }
 
+const USAGE: &str = "usage: event_loop [--threads N] [--requests N] [--users N] [--work N] \
+                     [--repeats N] (each at least 1; --threads at most TaskPool::MAX_THREADS)";
+
+/// Says what is wrong with the command line, and how to use it; exits with status 2.
+fn usage(problem: &str) -> ! {
+    eprintln!("event_loop: {problem}");
+    eprintln!("{USAGE}");
+    std::process::exit(2);
+}
+
 impl Settings {
+    /// The settings from the command line; a bad one exits with a usage message.
     fn from_args() -> Self {
         let mut s = Settings {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -53,23 +64,33 @@ impl Settings {
             work: 1_000,
             repeats: 5,
         };
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        for pair in args.chunks(2) {
-            let value = || -> u64 {
-                pair.get(1)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or_else(|| panic!("{} needs a number", pair[0]))
+        let mut args = std::env::args().skip(1);
+        while let Some(flag) = args.next() {
+            if flag == "--help" || flag == "-h" {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            if !["--threads", "--requests", "--users", "--work", "--repeats"].contains(&&*flag) {
+                usage(&format!("unknown argument {flag}"));
+            }
+            // Every setting is a count of at least 1, within its type.
+            let value = args
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|&n| n > 0)
+                .unwrap_or_else(|| usage(&format!("{flag} needs a number of at least 1")));
+            let fits = |max: u64| {
+                if value > max {
+                    usage(&format!("{flag} {value}: at most {max}"));
+                }
+                value
             };
-            match pair[0].as_str() {
-                "--threads" => s.threads = value() as usize,
-                "--requests" => s.requests = value(),
-                "--users" => s.users = value(),
-                "--work" => s.work = value() as u32,
-                "--repeats" => s.repeats = value() as u32,
-                other => panic!(
-                    "unknown argument {other}; use --threads, --requests, --users, --work, \
-                     --repeats"
-                ),
+            match flag.as_str() {
+                "--threads" => s.threads = fits(TaskPool::MAX_THREADS as u64) as usize,
+                "--requests" => s.requests = value,
+                "--users" => s.users = value,
+                "--work" => s.work = fits(u32::MAX.into()) as u32,
+                _ => s.repeats = fits(u32::MAX.into()) as u32,
             }
         }
         s
