@@ -20,8 +20,8 @@ fn main() {
                 workers = value()
                     .parse()
                     .ok()
-                    .filter(|&n| n > 0)
-                    .unwrap_or_else(|| usage("--workers N (at least 1)"))
+                    .filter(|n| (1..=MAX_WORKERS).contains(n))
+                    .unwrap_or_else(|| usage(&format!("--workers N (1 to {MAX_WORKERS})")))
             }
             "--port" => port = value().parse().unwrap_or_else(|_| usage("--port P")),
             "--help" | "-h" => {
@@ -35,7 +35,7 @@ fn main() {
         .worker_threads(workers)
         .enable_all()
         .build()
-        .expect("a tokio runtime");
+        .unwrap_or_else(|e| usage(&format!("cannot start {workers} worker threads: {e}")));
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
@@ -48,6 +48,10 @@ fn main() {
         http::serve(listener, Arc::new(AppState::new(mode))).await;
     });
 }
+
+/// The most worker threads `--workers` takes: more would not serve faster, and a number past
+/// what the system can start aborted the process.
+const MAX_WORKERS: usize = 1024;
 
 const USAGE: &str =
     "usage: commute-server [--state commute|mutex] [--workers N] [--port P (0: any)]";

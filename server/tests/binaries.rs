@@ -89,3 +89,21 @@ fn help_is_not_an_error() {
         );
     }
 }
+
+/// More worker threads than the server takes is a usage error (status 2, the usage on stderr),
+/// not an abort of the process ("fatal runtime error", status 134, when the system could not
+/// start them all).
+#[test]
+fn too_many_workers_is_a_usage_error() {
+    let bin = env!("CARGO_BIN_EXE_commute-server");
+    let out = output_within(
+        Command::new(bin).args(["--port", "0", "--workers", "100000"]),
+        30,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && stderr.contains("usage:"),
+        "--workers 100000: {}, stderr {stderr:?}",
+        out.status
+    );
+}
