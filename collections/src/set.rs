@@ -626,11 +626,12 @@ where
     T: Hash + Eq + Clone + Send + Sync + 'static,
     S: BuildHasher + Default,
 {
-    /// Builds the set directly, without transactions (so it works inside one too).
+    /// Builds the set directly, without transactions (so it works inside one too). Of several
+    /// equal elements, it keeps the first, as [`extend`](TSet::extend) and std's `HashSet` do.
     #[track_caller]
     fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
         TSet {
-            map: iter.into_iter().map(|value| (value, ())).collect(),
+            map: TMap::build(iter.into_iter().map(|value| (value, ())), true),
         }
     }
 }

@@ -1363,14 +1363,30 @@ where
     S: BuildHasher + Default,
 {
     /// Builds the map directly, without transactions (so it works inside one too); a later
-    /// duplicate key replaces the earlier value, as in std.
+    /// duplicate key replaces the earlier value, as in std, and the earlier key, as
+    /// [`insert`](TMap::insert) does.
     #[track_caller]
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Self::build(iter, false)
+    }
+}
+
+impl<K, V, S> TMap<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: MapValue,
+    S: BuildHasher + Default,
+{
+    /// The map of `iter`'s entries, built without transactions: of several equal keys, the
+    /// last entry, or with `keep_first` the first (a set's elements, as std's `HashSet`).
+    #[track_caller]
+    pub(crate) fn build<I: IntoIterator<Item = (K, V)>>(iter: I, keep_first: bool) -> Self {
         let hash_builder = S::default();
         let mut raw = RawTrie::new(Config::DEFAULT);
         let mut len = 0i64;
         for (key, value) in iter {
-            if raw.insert_owned(hash_builder.hash_one(&key), key, value, &hash_builder) {
+            let hash = hash_builder.hash_one(&key);
+            if raw.insert_owned(hash, key, value, &hash_builder, keep_first) {
                 len += 1;
             }
         }

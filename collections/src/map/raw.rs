@@ -1643,13 +1643,15 @@ where
     }
 
     /// Sets `key` to `value` without a transaction (the caller owns the trie exclusively);
-    /// returns whether the key is new.
+    /// returns whether the key is new. A present key's entry is replaced, key and value, or,
+    /// with `keep_present`, left as it is (and `key` and `value` dropped).
     pub(crate) fn insert_owned<S: BuildHasher>(
         &mut self,
         hash: u64,
         key: K,
         value: V,
         hasher: &S,
+        keep_present: bool,
     ) -> bool
     where
         K: Hash + Eq + Clone,
@@ -1680,6 +1682,11 @@ where
             };
             let entry = Entry { key, value };
             let (node, new) = match position(entries, tags, hash, &entry.key) {
+                Some(_) if keep_present => {
+                    // The user's key and value: dropped where the library drops them.
+                    commute_stm::drop_outside(entry);
+                    return false;
+                }
                 // SAFETY: entry `i` is among them: the entries of the leaf node matched above.
                 Some(i) => (unsafe { replaced(entries, tags, i, entry) }, false),
                 None => (
@@ -1800,7 +1807,7 @@ mod tests {
         assert_eq!(1u64 << config.root_bits, (keys / 2).next_power_of_two());
         let mut trie: RawTrie<u64, u64> = RawTrie::new(config);
         for key in 0..keys {
-            assert!(trie.insert_owned(SplitMix.hash_one(key), key, key, &SplitMix));
+            assert!(trie.insert_owned(SplitMix.hash_one(key), key, key, &SplitMix, false));
         }
         let mut inner = 0;
         for slot in trie.root.iter_mut() {
