@@ -5,8 +5,10 @@
 //! a [`TMap`](commute::TMap) (sessions) and a [`TQueue`](commute::TQueue) (the log);
 //! `GET /stats` reads all of them in one transaction; `GET /next-job` awaits a job through
 //! [`pop_wait_async`](commute::Atomic::pop_wait_async), which waits on the task's waker, not on
-//! a thread; `POST /job` queues one. The binary is `commute-server --state commute|mutex
-//! --workers N --port P`; `load` drives it (see the README's "In a tokio server").
+//! a thread (for at most [`Limits::next_job_max_wait`](http::Limits::next_job_max_wait), and no
+//! longer once its client has gone, see [`http`]); `POST /job` queues one. The binary is
+//! `commute-server --state commute|mutex --workers N --port P [--next-job-max-wait S]`; `load`
+//! drives it (see the README's "In a tokio server").
 //!
 //! # Examples
 //!
@@ -25,6 +27,7 @@
 //! ```
 
 pub mod client;
+mod conn;
 pub mod http;
 pub mod state;
 

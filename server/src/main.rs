@@ -1,6 +1,8 @@
-//! `commute-server --state commute|mutex --workers N --port P`: serves until killed.
+//! `commute-server --state commute|mutex --workers N --port P [--next-job-max-wait S]`:
+//! serves until killed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use commute_server::{AppState, Mode, http};
 
@@ -8,6 +10,7 @@ fn main() {
     let mut mode = Mode::Commute;
     let mut workers = 2usize;
     let mut port = 8080u16;
+    let mut limits = http::Limits::default();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -24,6 +27,7 @@ fn main() {
                     .unwrap_or_else(|| usage(&format!("--workers N (1 to {MAX_WORKERS})")))
             }
             "--port" => port = value().parse().unwrap_or_else(|_| usage("--port P")),
+            "--next-job-max-wait" => limits.next_job_max_wait = seconds(&flag, &value()),
             "--help" | "-h" => {
                 println!("{USAGE}");
                 return;
@@ -45,7 +49,7 @@ fn main() {
             "listening on http://{addr} (state {}, {workers} worker threads)",
             mode.name()
         );
-        http::serve(listener, Arc::new(AppState::new(mode))).await;
+        http::serve_with(listener, Arc::new(AppState::new(mode)), limits).await;
     });
 }
 
@@ -53,8 +57,18 @@ fn main() {
 /// what the system can start aborted the process.
 const MAX_WORKERS: usize = 1024;
 
-const USAGE: &str =
-    "usage: commute-server [--state commute|mutex] [--workers N] [--port P (0: any)]";
+const USAGE: &str = "usage: commute-server [--state commute|mutex] [--workers N] \
+     [--port P (0: any)] [--next-job-max-wait SECONDS (30)]";
+
+/// A whole number of seconds, at least 1 (at most a day), for `flag`.
+fn seconds(flag: &str, value: &str) -> Duration {
+    value
+        .parse()
+        .ok()
+        .filter(|s| (1..=86_400).contains(s))
+        .map(Duration::from_secs)
+        .unwrap_or_else(|| usage(&format!("{flag} SECONDS (1 to 86400)")))
+}
 
 /// Says what is wrong with the command line, and how to use it; exits with status 2.
 fn usage(problem: &str) -> ! {

@@ -71,7 +71,8 @@ pub struct Stats {
     pub hits_sum: u64,
     /// Jobs queued and not taken.
     pub jobs: u64,
-    /// `/next-job` requests waiting for a job now.
+    /// `GET /next-job` requests in progress now: waiting for a job, or still receiving a body
+    /// they declared (which the server reads before it waits, see [`crate::http`]).
     pub waiting: u64,
 }
 
@@ -162,13 +163,29 @@ impl AppState {
         }
     }
 
-    /// `/next-job`: waits for a job and takes it.
+    /// `/next-job`: waits for a job and takes it, counted in [`Stats::waiting`] meanwhile.
+    ///
+    /// Cancel-safe: dropping the future before it completes takes no job (and uncounts it).
     pub async fn next_job(&self) -> String {
-        let waiting = match self {
+        let _counted = self.count_waiting();
+        self.take_job().await
+    }
+
+    /// Counts a `/next-job` request in [`Stats::waiting`] for as long as the guard lives.
+    pub(crate) fn count_waiting(&self) -> Waiting<'_> {
+        Waiting::new(match self {
             AppState::Commute(s) => &s.waiting,
             AppState::Mutex(s) => &s.waiting,
-        };
-        let _counted = Waiting::new(waiting);
+        })
+    }
+
+    /// Waits for a job and takes it, uncounted.
+    ///
+    /// Cancel-safe: the pop happens within the poll that returns the job (on commute,
+    /// `pop_wait_async`'s commit; behind the mutex, a `pop_front` under the lock), so a future
+    /// dropped before it completes has taken nothing; a `notify_one` that a dropped waiter
+    /// received is passed on to the next waiter by tokio's `Notified`.
+    pub(crate) async fn take_job(&self) -> String {
         match self {
             AppState::Commute(s) => s.jobs.atomic().pop_wait_async().await,
             AppState::Mutex(s) => s.next_job().await,
@@ -177,7 +194,7 @@ impl AppState {
 }
 
 /// Counts a waiting `/next-job` request for as long as it lives (cancellation included).
-struct Waiting<'a>(&'a AtomicUsize);
+pub(crate) struct Waiting<'a>(&'a AtomicUsize);
 
 impl<'a> Waiting<'a> {
     fn new(count: &'a AtomicUsize) -> Self {

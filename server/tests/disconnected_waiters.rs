@@ -102,6 +102,18 @@ fn a_waiter_with_an_unsent_body_whose_client_closed_takes_no_job() {
     });
 }
 
+/// More pipelined behind the `/next-job` than hyper reads at once (it reads 8 KiB first): the
+/// client's FIN lies behind bytes that hyper has not read, where a `peek` cannot see it; the
+/// socket's readiness shows it (checked twice a second). (Added with the fix.)
+#[test]
+fn a_waiter_pipelined_past_hypers_buffer_whose_client_closed_takes_no_job() {
+    with_watchdog(60, || {
+        let mut request = b"GET /next-job HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        request.extend_from_slice(&b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000));
+        a_closed_waiter_takes_no_job(Mode::Commute, &request)
+    });
+}
+
 /// The control: a plain `/next-job` whose client closes is cancelled (this holds today).
 #[test]
 fn a_plain_waiter_whose_client_closed_takes_no_job() {

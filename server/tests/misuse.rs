@@ -5,10 +5,10 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use commute_server::client::run_load;
-use commute_server::http::{Limits, serve_with};
+use commute_server::http::{Limits, NEXT_JOB_MAX_BODY, serve_with};
 use commute_server::{AppState, Mode, start_in_process};
 use commute_test_support::{panic_message, with_watchdog};
 
@@ -163,6 +163,69 @@ fn a_request_that_never_ends_is_closed_after_its_timeout() {
             "a body that stopped: {answer:?}"
         );
         assert_eq!(state.stats().jobs, 0, "nothing was queued");
+    });
+}
+
+/// A `GET /next-job` reads its body before it waits: a small one is ignored (the request then
+/// takes a job as any does), one declared over [`NEXT_JOB_MAX_BODY`] gets `413`, one that
+/// stops coming `408` after [`Limits::body_read_timeout`]; and with no job for
+/// [`Limits::next_job_max_wait`], the answer is `204 No Content`. None of them is left
+/// waiting. (Added with the fix for waiters whose clients had gone.)
+#[test]
+fn next_job_reads_its_body_first_and_waits_at_most_its_limit() {
+    with_watchdog(60, || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let limits = Limits {
+            body_read_timeout: Duration::from_millis(500),
+            next_job_max_wait: Duration::from_millis(500),
+            ..Limits::default()
+        };
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", 0)))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(AppState::new(Mode::Mutex));
+        runtime.spawn(serve_with(listener, state.clone(), limits));
+
+        state.push_job("resize".to_owned());
+        let head =
+            "GET /next-job HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n";
+        let answer = exchange(addr, head, b"hello");
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("\r\n\r\nresize"),
+            "a small body: {answer:?}"
+        );
+
+        let over = NEXT_JOB_MAX_BODY + 1;
+        let head = format!(
+            "GET /next-job HTTP/1.1\r\nHost: x\r\nContent-Length: {over}\r\nConnection: close\r\n\r\n"
+        );
+        let answer = exchange(addr, &head, &vec![b'b'; over]);
+        assert!(
+            answer.starts_with("HTTP/1.1 413"),
+            "a long body: {answer:?}"
+        );
+
+        let head = "GET /next-job HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n";
+        let answer = exchange(addr, head, b"abc");
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "a body that stopped: {answer:?}"
+        );
+
+        let started = Instant::now();
+        let answer = ask(addr, "GET", "/next-job");
+        assert!(
+            answer.starts_with("HTTP/1.1 204") && started.elapsed() >= limits.next_job_max_wait,
+            "no job: {answer:?} after {:?}",
+            started.elapsed()
+        );
+        let stats = state.stats();
+        assert_eq!((stats.jobs, stats.waiting), (0, 0), "none waits");
     });
 }
 
