@@ -1,10 +1,13 @@
-//! A connection's socket as hyper sees it, shared with the connection's requests so that a
-//! waiting `/next-job` can see its client go away.
+//! A connection's socket as hyper sees it, with a write timeout, and shared with the
+//! connection's requests so that a waiting `/next-job` can see its client go away.
 //!
-//! hyper notices a client's close while a request is in flight only when it has nothing of
-//! that client's buffered (no pipelined request, no body still to come). [`Peer::gone`]
-//! watches the socket itself for the client's FIN or reset, whatever hyper holds.
+//! hyper stops reading a connection while its writes block, and notices a client's close
+//! while a request is in flight only when it has nothing of that client's buffered (no
+//! pipelined request, no body still to come). [`Conn`] fails a write that has made no
+//! progress for the write timeout (the connection is then closed), and [`Peer::gone`] watches
+//! the socket itself for the client's FIN or reset, whatever hyper holds.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
@@ -13,6 +16,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 /// How often [`Peer::gone`] looks again at a socket whose receive buffer holds bytes hyper
 /// has not read (pipelined past hyper's read buffer): a FIN behind them cannot be waited for,
@@ -20,16 +24,26 @@ use tokio::net::TcpStream;
 const UNREAD_BYTES_RECHECK: Duration = Duration::from_millis(500);
 
 /// The socket of one connection, for hyper (through `TokioIo`): reads and writes as the
-/// `TcpStream` does, and lends it to the connection's requests ([`Conn::peer`]).
+/// `TcpStream` does, but a write that makes no progress for `write_timeout` fails with
+/// [`io::ErrorKind::TimedOut`], so that a client that does not read its answers cannot hold
+/// the connection.
 #[derive(Debug)]
 pub(crate) struct Conn {
     stream: Arc<TcpStream>,
+    write_timeout: Duration,
+    /// Runs from the first write that blocked with no write done since (created at the first).
+    stall: Option<Pin<Box<Sleep>>>,
+    /// Whether `stall` runs: a write blocked and none has made progress since.
+    stalled: bool,
 }
 
 impl Conn {
-    pub(crate) fn new(stream: TcpStream) -> Conn {
+    pub(crate) fn new(stream: TcpStream, write_timeout: Duration) -> Conn {
         Conn {
             stream: Arc::new(stream),
+            write_timeout,
+            stall: None,
+            stalled: false,
         }
     }
 
@@ -38,20 +52,51 @@ impl Conn {
         Peer(Arc::downgrade(&self.stream))
     }
 
-    /// One write with `write` once the socket is writable; `Pending` until it is.
+    /// One write with `write` once the socket is writable; if it is not, `Pending` until it
+    /// is, or an error once no write has made progress for the write timeout.
     fn poll_write_with(
         &mut self,
         cx: &mut Context<'_>,
         mut write: impl FnMut(&TcpStream) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.stream.poll_write_ready(cx))?;
-            match write(&self.stream) {
-                // The readiness was stale (`try_write` cleared it): wait again.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                result => return Poll::Ready(result),
+            match self.stream.poll_write_ready(cx) {
+                Poll::Ready(Ok(())) => match write(&self.stream) {
+                    // The readiness was stale (`try_write` cleared it): wait again.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    result => {
+                        self.stalled = false;
+                        return Poll::Ready(result);
+                    }
+                },
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => break,
             }
         }
+        // Blocked: the client is not reading (or not fast enough to take anything).
+        if !self.stalled {
+            // A timeout too long to reach is none (the socket still wakes the task).
+            let Some(deadline) = Instant::now().checked_add(self.write_timeout) else {
+                return Poll::Pending;
+            };
+            match &mut self.stall {
+                Some(stall) => stall.as_mut().reset(deadline),
+                None => self.stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.stalled = true;
+        }
+        // The task is woken by whichever comes first, the socket or the deadline.
+        match &mut self.stall {
+            Some(stall) => ready!(stall.as_mut().poll(cx)),
+            None => return Poll::Pending,
+        }
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "no write progress in {:?}: the client does not read",
+                self.write_timeout
+            ),
+        )))
     }
 }
 

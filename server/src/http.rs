@@ -12,7 +12,9 @@
 //! another path, `404 Not Found`; a job over the limit, `413 Payload Too Large`; a job whose
 //! body does not arrive within [`Limits::body_read_timeout`], `408 Request Timeout`. A
 //! connection that does not send a whole request head within [`Limits::header_read_timeout`]
-//! (also while idle between requests) is closed.
+//! (also while idle between requests) is closed, and so is one whose client does not take
+//! the answers: a write that makes no progress for [`Limits::write_timeout`] (the client's
+//! receive window and the server's send buffer full) fails, and the connection with it.
 //!
 //! # `/next-job` and clients that go away
 //!
@@ -30,9 +32,9 @@
 //! those bytes is seen from the socket's readiness (Linux's EPOLLRDHUP, the BSDs' EV_EOF),
 //! checked twice a second. A client that vanishes without a FIN or a reset (its host or
 //! network gone) cannot be seen: its request ends after [`Limits::next_job_max_wait`] with a
-//! `204` that no one reads, and the connection with the next header timeout. Delivery is at
-//! most once: a job whose answer is written just as its client goes away is lost (nothing
-//! confirms that an answer arrived).
+//! `204` that no one reads, and the connection with the write timeout or the next header
+//! timeout. Delivery is at most once: a job whose answer is written just as its client goes
+//! away is lost (nothing confirms that an answer arrived).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -82,6 +84,11 @@ pub struct Limits {
     /// once its head has; the request gets `408 Request Timeout` then, and its connection is
     /// closed. Default: 30 s.
     pub body_read_timeout: Duration,
+    /// How long a write to a connection may make no progress (the client reads nothing, so
+    /// the server's send buffer stays full); the connection is closed then. hyper does not
+    /// read a connection while its writes block, so without it a client that pipelines
+    /// requests and reads no answer would hold its connection for ever. Default: 30 s.
+    pub write_timeout: Duration,
     /// How long a `GET /next-job` waits for a job before it answers `204 No Content` (the
     /// client asks again). It bounds how long a client that vanished without closing its
     /// connection holds it. Default: 30 s.
@@ -94,6 +101,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(30),
             max_job_bytes: 1 << 20,
             body_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             next_job_max_wait: Duration::from_secs(30),
         }
     }
@@ -149,14 +157,15 @@ pub async fn serve_with(listener: TcpListener, state: Arc<AppState>, limits: Lim
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         tokio::spawn(async move {
-            let conn = Conn::new(stream);
+            let conn = Conn::new(stream, limits.write_timeout);
             let peer = conn.peer();
             let service = service_fn(move |req| {
                 let state = state.clone();
                 let peer = peer.clone();
                 async move { Ok::<_, Infallible>(route(&state, req, limits, &peer).await) }
             });
-            // A client that goes away mid-request, or too slowly, is not the server's error.
+            // A client that goes away mid-request, too slowly, or does not read its answers,
+            // is not the server's error.
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)

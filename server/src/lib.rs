@@ -7,8 +7,8 @@
 //! [`pop_wait_async`](commute::Atomic::pop_wait_async), which waits on the task's waker, not on
 //! a thread (for at most [`Limits::next_job_max_wait`](http::Limits::next_job_max_wait), and no
 //! longer once its client has gone, see [`http`]); `POST /job` queues one. The binary is
-//! `commute-server --state commute|mutex --workers N --port P [--next-job-max-wait S]`; `load`
-//! drives it (see the README's "In a tokio server").
+//! `commute-server --state commute|mutex --workers N --port P [--write-timeout S]
+//! [--next-job-max-wait S]`; `load` drives it (see the README's "In a tokio server").
 //!
 //! # Examples
 //!

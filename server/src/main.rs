@@ -1,5 +1,5 @@
-//! `commute-server --state commute|mutex --workers N --port P [--next-job-max-wait S]`:
-//! serves until killed.
+//! `commute-server --state commute|mutex --workers N --port P [--write-timeout S]
+//! [--next-job-max-wait S]`: serves until killed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,7 @@ fn main() {
                     .unwrap_or_else(|| usage(&format!("--workers N (1 to {MAX_WORKERS})")))
             }
             "--port" => port = value().parse().unwrap_or_else(|_| usage("--port P")),
+            "--write-timeout" => limits.write_timeout = seconds(&flag, &value()),
             "--next-job-max-wait" => limits.next_job_max_wait = seconds(&flag, &value()),
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -58,7 +59,7 @@ fn main() {
 const MAX_WORKERS: usize = 1024;
 
 const USAGE: &str = "usage: commute-server [--state commute|mutex] [--workers N] \
-     [--port P (0: any)] [--next-job-max-wait SECONDS (30)]";
+     [--port P (0: any)] [--write-timeout SECONDS (30)] [--next-job-max-wait SECONDS (30)]";
 
 /// A whole number of seconds, at least 1 (at most a day), for `flag`.
 fn seconds(flag: &str, value: &str) -> Duration {
