@@ -118,7 +118,8 @@ impl<T: Send + 'static> TBoundedQueue<T> {
         thread_shard_index() & (self.credits.len() - 1)
     }
 
-    /// Takes one credit, own shard first; the shard it came from, or `None` if the queue is full.
+    /// Takes one credit, own shard first; the caller's own shard (where the pop of the item
+    /// gives the credit back, whichever shard it came from), or `None` if the queue is full.
     fn take_credit(&self, tx: &Transaction) -> StmResult<Option<usize>> {
         let n = self.credits.len();
         let own = self.shard();
