@@ -5,7 +5,6 @@
 //! and only the close refuses the item. An item accepted after the close would land where
 //! receivers that saw the queue closed and drained never look.
 
-
 use commute::{TBoundedQueue, atomically};
 
 #[test]
@@ -13,9 +12,16 @@ fn try_push_on_a_closed_queue_with_room_gives_the_item_back() {
     let q: TBoundedQueue<u32> = TBoundedQueue::with_capacity(8);
     assert_eq!(q.atomic().try_push(1), Ok(()));
     q.atomic().close();
-    assert!(!q.atomic().is_full(), "there is room: only the close refuses");
+    assert!(
+        !q.atomic().is_full(),
+        "there is room: only the close refuses"
+    );
     assert_eq!(q.atomic().try_push(2), Err(2), "one call");
-    assert_eq!(atomically(|tx| q.try_push(tx, 3)), Err(3), "in a transaction");
+    assert_eq!(
+        atomically(|tx| q.try_push(tx, 3)),
+        Err(3),
+        "in a transaction"
+    );
     assert_eq!(q.atomic().len(), 1, "nothing was added after the close");
     assert_eq!(q.atomic().iter(), [1]);
     // Receivers drain what was sent before the close, then see it closed.

@@ -47,7 +47,10 @@ fn every_reading_sees_the_adds_of_every_thread() {
                 let c = c.clone();
                 std::thread::spawn(move || c.atomic().get()).join().unwrap()
             };
-            assert_eq!(other, total, "{shards} shards: atomic().get() on another thread");
+            assert_eq!(
+                other, total,
+                "{shards} shards: atomic().get() on another thread"
+            );
             assert_eq!(
                 format!("{c:?}"),
                 format!("TCounter {{ value: {total}, shards: {shards} }}"),
@@ -62,7 +65,7 @@ fn a_counter_in_a_map_shows_its_total_in_the_maps_debug() {
     common::with_watchdog(20, || {
         let c = Arc::new(TCounter::with_shards(4));
         let total = add_from_threads(&c, 12);
-        let c = Arc::try_unwrap(c).ok().expect("the threads are done");
+        let c = Arc::try_unwrap(c).expect("the threads are done");
         let map: TMap<u8, Arc<TCounter>> = TMap::new();
         map.atomic().insert(1, Arc::new(c));
         let shown = format!("{map:?}");

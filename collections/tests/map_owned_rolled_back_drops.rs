@@ -20,7 +20,10 @@ struct Probe {
 
 impl Drop for Probe {
     fn drop(&mut self) {
-        assert!(!in_transaction(), "a value was dropped inside a transaction");
+        assert!(
+            !in_transaction(),
+            "a value was dropped inside a transaction"
+        );
         self.drops.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -93,7 +96,11 @@ fn a_value_whose_later_removal_handle_is_dropped_unused_is_dropped_once() {
     let taken = map.atomic().remove(&1).expect("still there");
     drop(taken);
     assert!(map.atomic().is_empty());
-    assert_eq!(drops_reaching(&drops, 1), 1, "removed and let go of: dropped once");
+    assert_eq!(
+        drops_reaching(&drops, 1),
+        1,
+        "removed and let go of: dropped once"
+    );
     drop(map);
     for _ in 0..16 {
         reclaim_retired();

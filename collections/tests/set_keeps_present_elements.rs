@@ -31,7 +31,12 @@ impl Hash for Tagged {
 }
 
 fn tags(set: &TSet<Tagged>) -> Vec<(u32, &'static str)> {
-    let mut tags: Vec<_> = set.atomic().iter().into_iter().map(|e| (e.id, e.tag)).collect();
+    let mut tags: Vec<_> = set
+        .atomic()
+        .iter()
+        .into_iter()
+        .map(|e| (e.id, e.tag))
+        .collect();
     tags.sort();
     tags
 }
@@ -133,5 +138,8 @@ fn present_elements_are_not_rewritten_so_the_stored_copy_is_never_dropped() {
         "the stored element was replaced (and the old copy dropped) by an insert of an equal one"
     );
     let held: Vec<Counted> = set.atomic().iter();
-    assert!(Arc::ptr_eq(&held[0].drops, &stored), "the set holds the first copy");
+    assert!(
+        Arc::ptr_eq(&held[0].drops, &stored),
+        "the set holds the first copy"
+    );
 }

@@ -32,8 +32,15 @@ fn a_commit_alone_after_a_version_is_seen_only_with_that_version() {
     let (old, seen) = slot.load_seen();
     let second = Box::into_raw(Box::new(2u64));
     // SAFETY: `old` was boxed, is unlinked by this commit, and nothing else frees it.
-    unsafe { slot.commit_alone_retiring(seen, second as usize as u64, after, old as usize as *mut u64) }
-        .unwrap_or_else(|_| panic!("nobody else commits"));
+    unsafe {
+        slot.commit_alone_retiring(
+            seen,
+            second as usize as u64,
+            after,
+            old as usize as *mut u64,
+        )
+    }
+    .unwrap_or_else(|_| panic!("nobody else commits"));
 
     // Another thread (whose own commits it could take on trust) reads the new value: its
     // snapshot must then include the version `after`.

@@ -20,8 +20,16 @@ fn writes_after_a_local_key_set_first_are_committed() {
             assert_eq!(key.local(tx), Some(round));
             Ok(())
         });
-        assert_eq!(x.load(), 1 + round, "round {round}: a write after the local is lost");
-        assert_eq!(y.load(), 10 + 2 * round, "round {round}: an add after the local is lost");
+        assert_eq!(
+            x.load(),
+            1 + round,
+            "round {round}: a write after the local is lost"
+        );
+        assert_eq!(
+            y.load(),
+            10 + 2 * round,
+            "round {round}: an add after the local is lost"
+        );
         assert_eq!(b.load(), format!("round {round}"));
         // Never committed.
         assert_eq!(key.load(), 0);

@@ -69,7 +69,10 @@ fn a_value_retired_by_a_read_only_commit_outlives_pinned_transactions_that_began
         assert_eq!(reader.join().unwrap(), 1);
         let deadline = Instant::now() + Duration::from_secs(10);
         while live.load(Ordering::Relaxed) != 1 {
-            assert!(Instant::now() < deadline, "the retired value was never freed");
+            assert!(
+                Instant::now() < deadline,
+                "the retired value was never freed"
+            );
             reclaim_retired();
             std::thread::yield_now();
         }

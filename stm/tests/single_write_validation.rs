@@ -83,7 +83,6 @@ fn a_commit_of_one_variable_does_not_take_another_committers_lock_for_its_own() 
         }
         u.join().unwrap();
 
-
         let (av, yv) = (a.load(), y.load());
         assert!(
             !(av == 1 && yv == 1),

@@ -19,6 +19,7 @@ struct Slots([Slot; 3]);
 // SAFETY: the boxes behind the pointers hold `Counted` values (Send + Sync), and the test
 // frees each exactly once.
 unsafe impl Send for Slots {}
+// SAFETY: as for `Send`: shared, the slots are read and written only through transactions.
 unsafe impl Sync for Slots {}
 
 fn boxed(value: u64, live: &Arc<AtomicUsize>) -> *mut Counted {
