@@ -107,3 +107,26 @@ fn too_many_workers_is_a_usage_error() {
         out.status
     );
 }
+
+/// review57: a worker count within the documented range (1 to 1,024) that the system cannot
+/// start (here: an address-space limit too small for 1,024 thread stacks) must still be a usage
+/// error, as `main` intends (`cannot start N worker threads`), not a process that panics in
+/// tokio's `Builder::build` ("OS can't spawn worker thread") and then hangs for ever, neither
+/// listening nor exiting.
+#[test]
+fn workers_the_system_cannot_start_are_a_usage_error_not_a_hang() {
+    let bin = env!("CARGO_BIN_EXE_commute-server");
+    let out = output_within(
+        Command::new("sh").arg("-c").arg(format!(
+            "ulimit -v 800000 && exec '{bin}' --port 0 --workers 1024"
+        )),
+        20,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && stderr.contains("usage:"),
+        "--workers 1024 under ulimit -v 800000: {}, stdout {:?}, stderr {stderr:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
