@@ -149,8 +149,9 @@ impl AsyncWrite for Conn {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match Arc::get_mut(&mut self.get_mut().stream) {
             Some(stream) => Pin::new(stream).poll_shutdown(cx),
-            // A request still watches the client: hyper shuts a connection down only once its
-            // requests are done, so this does not happen; the socket closes when both let go.
+            // The requests' `Peer`s hold weak references for as long as the connection is
+            // served, so this is the usual case: the write side is not shut down here, and the
+            // socket's close, when hyper drops the connection right after, sends the FIN.
             None => Poll::Ready(Ok(())),
         }
     }

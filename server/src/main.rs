@@ -36,11 +36,25 @@ fn main() {
             other => usage(&format!("unknown flag {other}")),
         }
     }
+    // tokio panics when the system cannot start a worker thread, and unwinding then waits for
+    // the workers it did start, which are never told to stop: the process hung. The panic is a
+    // usage error, reported before any unwinding.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let why = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a panic");
+        usage(&format!("cannot start {workers} worker threads: {why}"))
+    }));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
         .build()
         .unwrap_or_else(|e| usage(&format!("cannot start {workers} worker threads: {e}")));
+    std::panic::set_hook(default_hook);
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
@@ -54,8 +68,8 @@ fn main() {
     });
 }
 
-/// The most worker threads `--workers` takes: more would not serve faster, and a number past
-/// what the system can start aborted the process.
+/// The most worker threads `--workers` takes: more would not serve faster. A number the
+/// system cannot start (a limit on processes or memory) is a usage error too (see `main`).
 const MAX_WORKERS: usize = 1024;
 
 const USAGE: &str = "usage: commute-server [--state commute|mutex] [--workers N] \

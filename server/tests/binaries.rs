@@ -108,11 +108,11 @@ fn too_many_workers_is_a_usage_error() {
     );
 }
 
-/// review57: a worker count within the documented range (1 to 1,024) that the system cannot
-/// start (here: an address-space limit too small for 1,024 thread stacks) must still be a usage
-/// error, as `main` intends (`cannot start N worker threads`), not a process that panics in
-/// tokio's `Builder::build` ("OS can't spawn worker thread") and then hangs for ever, neither
-/// listening nor exiting.
+/// A worker count within the range (1 to 1,024) that the system cannot start (here: an
+/// address space too small for 1,024 thread stacks) is a usage error too (`cannot start N
+/// worker threads`), not a process that panics in tokio's `Builder::build` ("OS can't spawn
+/// worker thread") and then hangs for ever, neither listening nor exiting (a reviewer's test;
+/// it failed before).
 #[test]
 fn workers_the_system_cannot_start_are_a_usage_error_not_a_hang() {
     let bin = env!("CARGO_BIN_EXE_commute-server");
