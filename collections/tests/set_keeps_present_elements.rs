@@ -3,6 +3,12 @@
 //! stored when an equal one comes again, as std's `HashSet::insert` does, and drops the copy
 //! it does not keep. (The map differs on purpose: an update stores the key it was given.)
 //!
+//!
+//! `TSet::from_iter` agrees: it keeps the first of several equal elements, as `extend` and
+//! std's `HashSet` do. It went through `TMap::from_iter`, where a later duplicate key replaces
+//! the earlier entry, key included, so that `collect()` and `extend()` of one input held
+//! different elements (a reviewer's test; it failed before the fix).
+//!
 //! The elements here compare by `id` only; `tag` tells which copy the set holds.
 
 use commute::{TSet, atomically};
@@ -142,4 +148,53 @@ fn present_elements_are_not_rewritten_so_the_stored_copy_is_never_dropped() {
         Arc::ptr_eq(&held[0].drops, &stored),
         "the set holds the first copy"
     );
+}
+
+/// Two copies of element 1 (the first tagged "first") and one of element 2.
+fn with_duplicates() -> Vec<Tagged> {
+    vec![t(1, "first"), t(2, "first"), t(1, "second")]
+}
+
+#[test]
+fn collect_and_extend_keep_the_first_of_equal_elements_as_std_does() {
+    let std_set: std::collections::HashSet<Tagged> = with_duplicates().into_iter().collect();
+    let mut std_tags: Vec<_> = std_set.into_iter().map(|e| (e.id, e.tag)).collect();
+    std_tags.sort();
+    let collected: TSet<Tagged> = with_duplicates().into_iter().collect();
+    let mut extended = TSet::new();
+    extended.extend(with_duplicates());
+    assert_eq!(std_tags, [(1, "first"), (2, "first")]);
+    assert_eq!(tags(&extended), std_tags, "extend()");
+    assert_eq!(tags(&collected), std_tags, "collect()");
+}
+
+/// The duplicates that `collect` leaves out are dropped, once each, and the map built the same
+/// way keeps the last value (and key) of a key, as `TMap::insert` does.
+#[test]
+fn collect_drops_the_duplicates_it_leaves_out() {
+    use commute::TMap;
+    use commute_test_support::Counted;
+
+    let set: TSet<u64> = [3, 1, 3, 2, 1].into_iter().collect();
+    assert_eq!(set.atomic().len(), 3);
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: TMap<u64, Arc<Counted>> = (0..6u64)
+        .map(|i| (i % 2, Arc::new(Counted::new(i, &live))))
+        .collect();
+    assert_eq!(
+        live.load(Ordering::Relaxed),
+        2,
+        "the replaced values were dropped"
+    );
+    let mut kept: Vec<_> = map
+        .atomic()
+        .iter()
+        .into_iter()
+        .map(|(k, v)| (k, v.value()))
+        .collect();
+    kept.sort();
+    assert_eq!(kept, [(0, 4), (1, 5)]);
+    drop(map);
+    commute::reclaim_retired();
+    assert_eq!(live.load(Ordering::Relaxed), 0);
 }
