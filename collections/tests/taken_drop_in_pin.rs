@@ -6,7 +6,13 @@
 
 use commute::{TQueue, Taken, atomically, pinned, reclaim_retired};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Taken by each test for its whole run: a test counts on its reclamation passes freeing the
+/// take's marker, which a pin of the other test, running on another thread, would hold back
+/// (the handle then came first, and the job was not dropped at the pin's end: a flaky failure).
+static ALONE: Mutex<()> = Mutex::new(());
 
 /// Jobs dropped, per test (`Job::test`).
 static DROPPED: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
@@ -29,6 +35,7 @@ impl Drop for Job {
 
 #[test]
 fn a_taken_item_dropped_in_a_pin_is_dropped_once_the_pin_ends() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     let results: TQueue<u32> = TQueue::new();
     results.atomic().push(5);
     let r = atomically(|tx| results.take(tx)).unwrap();
@@ -59,6 +66,7 @@ fn a_taken_item_dropped_in_a_pin_is_dropped_once_the_pin_ends() {
 /// bucket is reclaimed, and `Owned::release` drops the value inside the pin.
 #[test]
 fn a_taken_map_value_dropped_in_a_pin_is_dropped_once_the_pin_ends() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     use commute::{Owned, TMap};
     let results: TQueue<u32> = TQueue::new();
     results.atomic().push(5);
