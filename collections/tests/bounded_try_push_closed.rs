@@ -5,10 +5,18 @@
 //! and only the close refuses the item. An item accepted after the close would land where
 //! receivers that saw the queue closed and drained never look.
 
+//!
+//! Each test runs under a watchdog: a `recv` that missed the close would block for ever.
+
 use commute::{TBoundedQueue, atomically};
+use commute_test_support::with_watchdog;
 
 #[test]
 fn try_push_on_a_closed_queue_with_room_gives_the_item_back() {
+    with_watchdog(20, try_push_on_a_closed_queue_with_room);
+}
+
+fn try_push_on_a_closed_queue_with_room() {
     let q: TBoundedQueue<u32> = TBoundedQueue::with_capacity(8);
     assert_eq!(q.atomic().try_push(1), Ok(()));
     q.atomic().close();
@@ -33,6 +41,10 @@ fn try_push_on_a_closed_queue_with_room_gives_the_item_back() {
 
 #[test]
 fn a_close_and_a_try_push_in_one_transaction_refuse_the_item() {
+    with_watchdog(20, a_close_and_a_try_push_in_one_transaction);
+}
+
+fn a_close_and_a_try_push_in_one_transaction() {
     let q: TBoundedQueue<u32> = TBoundedQueue::with_capacity(4);
     let refused = atomically(|tx| {
         q.close(tx);
