@@ -1,0 +1,107 @@
+//! A pool's parked workers take the work that appears while they sleep, however many there
+//! are: a task adds three children that can only finish together (each waits, outside any
+//! transactional variable, until the others have started), once the two other workers of a
+//! pool of three are asleep. Each of the three workers must end up with one child.
+//!
+//! Fails on `main` (hangs, caught by the watchdog), in both modes: a batch of children wakes
+//! one parked worker, however many children there are and however many workers sleep.
+//! Unordered, the woken worker steals the back half of the queue (two of the three children),
+//! runs one and keeps the other in its own queue without waking anyone; ordered, it takes one
+//! child from the shared queue and leaves the third there. Either way the third worker sleeps
+//! on while a task waits in a queue, until some later push or the end of the run: a pool of
+//! `n` workers whose tasks are added by one parent runs on two of them.
+//!
+//! Whether a thread is asleep is read from `/proc` (Linux only).
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use commute::{TCounter, TaskPool};
+
+/// The id of the calling thread.
+fn own_tid() -> String {
+    let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+    link.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// The id of this process's thread named `name`, if any.
+fn tid_named(name: &str) -> Option<String> {
+    std::fs::read_dir("/proc/self/task").ok()?.find_map(|e| {
+        let e = e.ok()?;
+        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        (comm.trim_end() == name).then(|| e.file_name().to_string_lossy().into_owned())
+    })
+}
+
+/// True if thread `tid` is asleep (state `S`: blocked in the kernel, not runnable).
+fn asleep(tid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let after = &s[s.rfind(')')? + 1..];
+            after.trim_start().chars().next()
+        })
+        == Some('S')
+}
+
+const WORKERS: usize = 3;
+
+fn children_meet(mut pool: TaskPool) {
+    let done = Arc::new(TCounter::new());
+    let arrived = Arc::new(AtomicUsize::new(0));
+    // The calling thread is worker 0; the others are named.
+    let caller = own_tid();
+    {
+        let (done, arrived) = (done.clone(), arrived.clone());
+        pool.add(move |tx, ctx| {
+            // Every other worker has found nothing to do and sleeps.
+            let me = own_tid();
+            let others: Vec<String> = std::iter::once(caller.clone())
+                .chain((1..WORKERS).map(|w| {
+                    loop {
+                        if let Some(tid) = tid_named(&format!("commute-pool-{w}")) {
+                            break tid;
+                        }
+                        std::thread::yield_now();
+                    }
+                }))
+                .filter(|t| *t != me)
+                .collect();
+            while !others.iter().all(|t| asleep(t)) {
+                std::thread::yield_now();
+            }
+            for _ in 0..WORKERS {
+                let (done, arrived) = (done.clone(), arrived.clone());
+                let mut came = false;
+                ctx.add(tx, move |tx, _| {
+                    if !came {
+                        came = true;
+                        arrived.fetch_add(1, Ordering::SeqCst);
+                    }
+                    while arrived.load(Ordering::SeqCst) < WORKERS {
+                        std::thread::yield_now();
+                    }
+                    done.incr(tx);
+                    Ok(())
+                });
+            }
+            Ok(())
+        });
+    }
+    let report = pool.run().unwrap();
+    assert_eq!(report.tasks, 1 + WORKERS as u64);
+    assert_eq!(done.load(), WORKERS as i64, "each child committed once");
+}
+
+#[test]
+fn three_children_that_wait_for_each_other_run_at_once_on_three_workers() {
+    common::with_watchdog(20, || {
+        for _ in 0..10 {
+            children_meet(TaskPool::new().with_threads(WORKERS));
+            children_meet(TaskPool::ordered().with_threads(WORKERS));
+        }
+    });
+}
