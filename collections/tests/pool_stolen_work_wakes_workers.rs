@@ -16,36 +16,12 @@
 
 mod common;
 
+use common::{asleep, own_tid, tid_named};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use commute::{TCounter, TaskPool};
-
-/// The id of the calling thread.
-fn own_tid() -> String {
-    let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
-    link.file_name().unwrap().to_string_lossy().into_owned()
-}
-
-/// The id of this process's thread named `name`, if any.
-fn tid_named(name: &str) -> Option<String> {
-    std::fs::read_dir("/proc/self/task").ok()?.find_map(|e| {
-        let e = e.ok()?;
-        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-        (comm.trim_end() == name).then(|| e.file_name().to_string_lossy().into_owned())
-    })
-}
-
-/// True if thread `tid` is asleep (state `S`: blocked in the kernel, not runnable).
-fn asleep(tid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let after = &s[s.rfind(')')? + 1..];
-            after.trim_start().chars().next()
-        })
-        == Some('S')
-}
 
 const WORKERS: usize = 3;
 
