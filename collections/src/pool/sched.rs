@@ -23,7 +23,10 @@
 //!   the true number, and reaching zero means every task has finished.
 //! - **Parking.** A worker with no work registers in `sleepers`, re-checks every queue under the
 //!   `idle` lock, and waits on the condition variable. Pushers read `sleepers` after pushing and
-//!   notify if it is non-zero; the worker that brings `unfinished` to zero notifies everyone.
+//!   notify one sleeper per task pushed (all of them for a batch at least as large), and so
+//!   does a thief for the stolen tasks it keeps in its own queue, which a worker woken by the
+//!   same batch may have found empty; the worker that brings `unfinished` to zero notifies
+//!   everyone.
 //!   (The sleeper's `SeqCst` increment precedes its re-check under the queue locks; a pusher's
 //!   `SeqCst` read follows its push under the same lock: one of the two sees the other.)
 //! - **`retry` (unordered mode).** Each task runs inside `tx.or_else(task, |_| Ok(Retried))`, so
@@ -220,7 +223,12 @@ impl Run {
             drop(queue);
             let task = stolen.pop_front();
             if !stolen.is_empty() {
+                let left = stolen.len();
                 lock(&self.queues[home]).append(&mut stolen);
+                // What this worker does not run now is in its queue: another sleeper may steal
+                // it (the pusher woke as many workers as it pushed tasks, but a thief that took
+                // several runs one at a time).
+                self.wake(left);
             }
             return task;
         }
@@ -465,8 +473,9 @@ impl Run {
         if !back.is_empty() {
             // Something changed (a task committed or panicked, or a panic no task is blamed
             // for: then each runs alone): let them try again.
+            let n = back.len();
             lock(&self.queues[self.home(ctx.worker)]).extend(back);
-            self.wake_one();
+            self.wake(n);
         }
         finished
     }
@@ -505,13 +514,13 @@ impl Run {
                 .map(|(body, id)| Task { id, body }),
         );
         drop(queue);
-        self.wake_one();
+        self.wake(n);
     }
 
     /// Unordered mode: a task whose attempt retried waits for a worker with nothing else to do.
     fn put_aside(&self, task: Task) {
         lock(&self.waiting).push(task);
-        self.wake_one();
+        self.wake(1);
     }
 
     /// Every put-aside task, oldest first. All of them: a worker that took only some would block
@@ -559,11 +568,20 @@ impl Run {
         }
     }
 
-    /// Wakes one parked worker, if any (after making work visible).
-    fn wake_one(&self) {
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
-            let _idle = lock(&self.idle);
-            self.wake.notify_one();
+    /// Wakes up to `tasks` parked workers, if any, after making that many tasks visible: one
+    /// per task, so that a batch runs on as many workers as it can use.
+    fn wake(&self, tasks: usize) {
+        let sleepers = self.sleepers.load(Ordering::SeqCst);
+        if sleepers == 0 || tasks == 0 {
+            return;
+        }
+        let _idle = lock(&self.idle);
+        if tasks >= sleepers {
+            self.wake.notify_all();
+        } else {
+            for _ in 0..tasks {
+                self.wake.notify_one();
+            }
         }
     }
 
