@@ -4,9 +4,12 @@
 //! The crash cases run in a child process (`commute_test_support::in_child_process`), so that a
 //! crash fails the test instead of taking the whole test binary down.
 
-use commute_stm::{TBox, TVar, atomically, in_transaction, reclaim_retired};
+use commute_stm::{TBox, TVar, atomically, in_transaction};
 use commute_test_support::in_child_process;
 
+#[path = "common/reclaim.rs"]
+mod reclaim;
+use reclaim::reclaim_until;
 #[path = "common/cross_thread.rs"]
 mod cross_thread;
 use cross_thread::{
@@ -15,18 +18,6 @@ use cross_thread::{
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-
-/// Frees retired values until `done` holds, failing after a generous deadline (other tests'
-/// transactions may hold old pins for a while).
-fn reclaim_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        reclaim_retired();
-        std::thread::yield_now();
-    }
-}
 
 #[test]
 fn a_tbox_created_written_and_dropped_in_one_transaction() {

@@ -5,27 +5,20 @@
 //! `on_commit` hook. The values must be freed by the following reclamation passes, not
 //! lost with the attempt.
 
+#[path = "common/reclaim.rs"]
+mod reclaim;
+use reclaim::reclaim_until;
 #[path = "common/irrevocable.rs"]
 mod irrevocable;
 
-use commute_stm::{TBox, TVar, atomically, reclaim_retired};
+use commute_stm::{TBox, TVar, atomically};
 use commute_test_support::{Counted, with_watchdog};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
-/// Runs reclamation passes until `live` is `want`, for up to five seconds.
+/// Runs reclamation passes until `live` is `want`.
 fn settle(live: &AtomicUsize, want: usize, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while live.load(Ordering::Relaxed) != want {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {} values alive, {want} expected",
-            live.load(Ordering::Relaxed)
-        );
-        reclaim_retired();
-        std::thread::yield_now();
-    }
+    reclaim_until(what, || live.load(Ordering::Relaxed) == want);
 }
 
 #[test]

@@ -3,12 +3,15 @@
 //! value: a pinned transaction that began before may still be reading it, and it stays alive
 //! until that transaction ends.
 
+#[path = "common/reclaim.rs"]
+mod reclaim;
+use reclaim::reclaim_until;
+
 use commute_stm::{TVar, atomically, reclaim_retired};
 use commute_test_support::{Counted, with_watchdog};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 fn boxed(value: u64, live: &Arc<AtomicUsize>) -> u64 {
     Box::into_raw(Box::new(Counted::new(value, live))) as usize as u64
@@ -67,15 +70,9 @@ fn a_value_retired_by_a_read_only_commit_outlives_pinned_transactions_that_began
         go.send(()).unwrap();
         // The reader wrote nothing: it commits at its snapshot, with the value it read there.
         assert_eq!(reader.join().unwrap(), 1);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while live.load(Ordering::Relaxed) != 1 {
-            assert!(
-                Instant::now() < deadline,
-                "the retired value was never freed"
-            );
-            reclaim_retired();
-            std::thread::yield_now();
-        }
+        reclaim_until("the retired value freed", || {
+            live.load(Ordering::Relaxed) == 1
+        });
         // SAFETY: the slot's box, reachable from nothing else now.
         drop(unsafe { Box::from_raw(slot.load() as usize as *mut Counted) });
         assert_eq!(live.load(Ordering::Relaxed), 0);

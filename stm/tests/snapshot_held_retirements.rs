@@ -5,13 +5,16 @@
 //! retiring one value, a transaction retiring several), with one reader open, then with two,
 //! the older of which ends first.
 
+#[path = "common/reclaim.rs"]
+mod reclaim;
+use reclaim::reclaim_until;
+
 use commute_stm::{TVar, atomically, read_only, reclaim_retired};
 use commute_test_support::{Counted, with_watchdog};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 type Slot = TVar<*mut Counted>;
 
@@ -96,15 +99,6 @@ fn replace_all(g: &Slots, base: u64, new_live: &Arc<AtomicUsize>, extra: *mut Co
 
 fn passes() {
     for _ in 0..20 {
-        reclaim_retired();
-        std::thread::yield_now();
-    }
-}
-
-fn reclaim_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
         reclaim_retired();
         std::thread::yield_now();
     }

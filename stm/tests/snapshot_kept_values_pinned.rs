@@ -4,12 +4,15 @@
 //! the value must still wait, as any value the commit replaced would, for the pinned
 //! transactions that began before the commit that replaced it.
 
+#[path = "common/reclaim.rs"]
+mod reclaim;
+use reclaim::reclaim_until;
+
 use commute_stm::{TBox, atomically, read_only, reclaim_retired};
 use commute_test_support::{Counted, with_watchdog};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 #[test]
 fn a_kept_value_let_go_of_outlives_pinned_transactions_that_began_before_it_was_replaced() {
@@ -79,21 +82,10 @@ fn a_kept_value_let_go_of_outlives_pinned_transactions_that_began_before_it_was_
         go.send(()).unwrap();
         // The pinned transaction wrote nothing: it commits with the value it read.
         assert_eq!(pinned.join().unwrap(), 0);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while live.load(Ordering::Relaxed) != 1 {
-            assert!(
-                Instant::now() < deadline,
-                "the replaced values were never freed"
-            );
-            reclaim_retired();
-            std::thread::yield_now();
-        }
+        reclaim_until("the replaced values freed", || {
+            live.load(Ordering::Relaxed) == 1
+        });
         drop(b);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while live.load(Ordering::Relaxed) != 0 {
-            assert!(Instant::now() < deadline, "the last value was never freed");
-            reclaim_retired();
-            std::thread::yield_now();
-        }
+        reclaim_until("the last value freed", || live.load(Ordering::Relaxed) == 0);
     });
 }
