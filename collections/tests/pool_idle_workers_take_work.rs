@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{asleep, own_tid, tid_named};
+use common::{asleep, named_asleep, own_tid};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,16 +34,11 @@ fn siblings_meet(mut pool: TaskPool) {
         // One root: the other worker has nothing to do, and parks.
         pool.add(move |tx, ctx| {
             // The other worker: the calling thread is worker 0.
-            let other = match ctx.worker() {
-                0 => loop {
-                    if let Some(tid) = tid_named("commute-pool-1") {
-                        break tid;
-                    }
-                    std::thread::yield_now();
-                },
-                _ => caller.clone(),
+            let other_asleep = || match ctx.worker() {
+                0 => named_asleep("commute-pool-1"),
+                _ => asleep(&caller),
             };
-            while !asleep(&other) {
+            while !other_asleep() {
                 std::thread::yield_now();
             }
             for i in 0..2 {

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{asleep, own_tid, tid_named};
+use common::{asleep, named_asleep, own_tid};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -66,13 +66,12 @@ fn one_round() -> bool {
             // open all the same.
             loop {
                 let blocked = watcher.blocked_transactions().len();
-                let other = tid_named("commute-pool-1");
                 if blocked == 2 {
                     inconclusive.store(true, Ordering::SeqCst);
                     break;
                 }
                 // Asleep twice, a while apart: not a passing wait for a lock.
-                let both_asleep = || asleep(&caller) && other.as_deref().is_some_and(asleep);
+                let both_asleep = || asleep(&caller) && named_asleep("commute-pool-1");
                 if blocked == 1 && both_asleep() {
                     for _ in 0..100 {
                         std::thread::yield_now();

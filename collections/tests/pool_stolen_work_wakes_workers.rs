@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{asleep, own_tid, tid_named};
+use common::{asleep, named_asleep, own_tid};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,19 +34,15 @@ fn children_meet(mut pool: TaskPool) {
         let (done, arrived) = (done.clone(), arrived.clone());
         pool.add(move |tx, ctx| {
             // Every other worker has found nothing to do and sleeps.
-            let me = own_tid();
-            let others: Vec<String> = std::iter::once(caller.clone())
-                .chain((1..WORKERS).map(|w| {
-                    loop {
-                        if let Some(tid) = tid_named(&format!("commute-pool-{w}")) {
-                            break tid;
-                        }
-                        std::thread::yield_now();
-                    }
-                }))
-                .filter(|t| *t != me)
-                .collect();
-            while !others.iter().all(|t| asleep(t)) {
+            let others_asleep = || {
+                (0..WORKERS)
+                    .filter(|&w| w != ctx.worker())
+                    .all(|w| match w {
+                        0 => asleep(&caller),
+                        _ => named_asleep(&format!("commute-pool-{w}")),
+                    })
+            };
+            while !others_asleep() {
                 std::thread::yield_now();
             }
             for _ in 0..WORKERS {

@@ -148,13 +148,20 @@ pub(crate) fn own_tid() -> String {
     link.file_name().unwrap().to_string_lossy().into_owned()
 }
 
-/// The id of this process's thread named `name`, if any.
+/// True if a thread of this process named `name` is asleep (see [`asleep`]).
+///
+/// Looked up anew at each call, never by a thread id kept from an earlier look: a pool's
+/// worker takes its name only once it runs, and a worker of the pool before, joined but still
+/// exiting, may be listed under the same name for a moment (a test that kept its id waited for
+/// it to fall asleep for ever, once in a few hundred runs).
 #[cfg(target_os = "linux")]
-pub(crate) fn tid_named(name: &str) -> Option<String> {
-    std::fs::read_dir("/proc/self/task").ok()?.find_map(|e| {
-        let e = e.ok()?;
-        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-        (comm.trim_end() == name).then(|| e.file_name().to_string_lossy().into_owned())
+pub(crate) fn named_asleep(name: &str) -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    tasks.filter_map(Result::ok).any(|e| {
+        std::fs::read_to_string(e.path().join("comm")).is_ok_and(|comm| comm.trim_end() == name)
+            && asleep(&e.file_name().to_string_lossy())
     })
 }
 
