@@ -16,7 +16,7 @@
 //!   and never make them wait (old versions kept while they run).
 //! - [`try_atomically`]: transactions that fail with an error of their own
 //!   ([`Transaction::abort`]), rolling back everything they did.
-//! - Progress: backoff, then an irrevocable mode after [`IRREVOCABLE_AFTER`] conflicts in a row.
+//! - Progress: backoff, then an irrevocable mode after [`IRREVOCABLE_AFTER`] conflicts of one call.
 //! - Always-on [statistics](stats): commits, aborts by cause, and the variable and call site of
 //!   each conflict; and a [conflict profiler](conflicts) that adds the time each conflict costs
 //!   and who wrote the variable (`COMMUTE_CONFLICTS=1`).

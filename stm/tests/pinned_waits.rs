@@ -62,10 +62,13 @@ fn waiting_for_readers_inside_a_pin_panics_instead_of_waiting_for_another_pinned
 
 #[test]
 fn waiting_for_readers_after_the_pin_ends_returns() {
-    let v = TVar::new(0u64);
-    pinned(|| commit_version(&v));
-    wait_for_readers(v.load());
-    assert!(v.load() > 0);
+    // A pin that outlived its end would make the wait block for ever.
+    with_watchdog(20, || {
+        let v = TVar::new(0u64);
+        pinned(|| commit_version(&v));
+        wait_for_readers(v.load());
+        assert!(v.load() > 0);
+    });
 }
 
 /// Writes a new variable into `outer`, reads only that variable and retries: the variable can

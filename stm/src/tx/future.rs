@@ -233,7 +233,7 @@ enum Outcome<R> {
 /// The part of the futures that does not depend on the closure.
 struct Driver {
     site: &'static Location<'static>,
-    /// Conflict aborts in a row, over polls (retries do not count, as in `atomically`).
+    /// Conflict aborts of this future, over polls (retries do not count, as in `atomically`).
     conflicts: u32,
     /// Where the future waits after a retry: addresses only (see `async_wait.rs`).
     wait: Option<Registration>,

@@ -21,7 +21,7 @@
 //! - **Progress**: a committer waits for locks held by other committers (they hold them for a
 //!   bounded time, and the global lock order rules out deadlock: a committer locking out of
 //!   order never waits), but aborts rather than wait for the irrevocable transaction. After
-//!   `IRREVOCABLE_AFTER` conflict aborts in a row a transaction becomes irrevocable: it takes a
+//!   `IRREVOCABLE_AFTER` conflict aborts of one call a transaction becomes irrevocable: it takes a
 //!   global token and locks every variable it touches as it goes (strict two-phase locking), so
 //!   it cannot abort and always commits.
 //!
@@ -62,8 +62,9 @@ pub use future::{
 pub use snapshot::read_only;
 pub(crate) use write::drop_boxed as write_drop_boxed;
 
-/// After this many conflict aborts in a row, a transaction runs in irrevocable mode, where it is
-/// guaranteed to commit.
+/// After this many conflict aborts of one call (of `atomically`, `try_atomically` or
+/// `atomically_async`), the transaction runs in irrevocable mode, where it is guaranteed to
+/// commit. Retries are not conflicts: they neither count nor start the count again.
 pub const IRREVOCABLE_AFTER: u32 = 16;
 
 /// How long a reader waits for a committer's lock before giving up on the attempt.
