@@ -8,7 +8,10 @@
 //! - every customer's reservations are sorted by (kind, id) without duplicates, and refer to
 //!   rows that exist;
 //! - each row's `used` equals the number of reservations customers hold on it;
-//! - ids are within 1 to r.
+//! - ids are within 1 to r;
+//! - the reservations customers hold are as many as the run's actions made, less those they
+//!   cancelled ([`CheckReport::account`]; a run that loses whole actions leaves a consistent
+//!   state, which the checks above cannot tell from the right one).
 
 use std::collections::HashMap;
 
@@ -82,6 +85,38 @@ impl CheckReport {
             && self.customers == other.customers
             && self.reservations == other.reservations
             && self.digest == other.digest
+    }
+
+    /// The ledger check: the final state's reservations must be `made_minus_cancelled`, the
+    /// sum of what the run's actions returned ([`perform`](super::client::perform)), since the
+    /// populated tables hold none. A mismatch is a violation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_benches::vacation::check::check;
+    /// use commute_benches::vacation::manager::{Kind, Manager, SeqTables};
+    ///
+    /// let mut m = SeqTables::default();
+    /// let _ = m.add_reservation(Kind::Car, 1, 100, Some(50));
+    /// let _ = m.add_customer(1);
+    /// let _ = m.reserve(Kind::Car, 1, 1);
+    /// let mut report = check(&m, 10);
+    /// report.account(1);
+    /// assert!(report.ok());
+    /// report.account(2); // an action whose reservation the state lost
+    /// assert!(!report.ok());
+    /// ```
+    pub fn account(&mut self, made_minus_cancelled: i64) {
+        let held = self.reservations;
+        if i64::try_from(held) != Ok(made_minus_cancelled) {
+            self.violation(|| {
+                format!(
+                    "customers hold {held} reservations; the actions made \
+                     {made_minus_cancelled} more than they cancelled"
+                )
+            });
+        }
     }
 
     fn violation(&mut self, message: impl FnOnce() -> String) {

@@ -230,12 +230,15 @@ impl Client {
 }
 
 /// Runs `action` against `manager`: the body of one case of `client_run`'s switch, between
-/// `TM_BEGIN` and `TM_END`.
+/// `TM_BEGIN` and `TM_END`. Returns by how much it changed the number of reservations the
+/// customers hold (one more per reservation made, less those of a deleted customer), for the
+/// end-of-run ledger check ([`CheckReport::account`](super::check::CheckReport::account)).
 ///
 /// # Errors
 ///
 /// The manager's error (inside a transaction: roll back and rerun the whole action).
-pub fn perform<M: Manager>(manager: &mut M, action: &Action<'_>) -> Result<(), M::Error> {
+pub fn perform<M: Manager>(manager: &mut M, action: &Action<'_>) -> Result<i64, M::Error> {
+    let mut held = 0i64;
     match *action {
         Action::MakeReservation { customer, queries } => {
             let mut max_price = [-1i64; 3];
@@ -257,14 +260,17 @@ pub fn perform<M: Manager>(manager: &mut M, action: &Action<'_>) -> Result<(), M
                 manager.add_customer(customer)?;
             }
             for kind in Kind::ALL {
-                if max_id[kind as usize] > 0 {
-                    manager.reserve(kind, customer, max_id[kind as usize])?;
+                if max_id[kind as usize] > 0
+                    && manager.reserve(kind, customer, max_id[kind as usize])?
+                {
+                    held += 1;
                 }
             }
         }
         Action::DeleteCustomer { customer } => {
             if manager.query_customer_bill(customer)?.is_some() {
-                manager.delete_customer(customer)?;
+                let cancelled = manager.delete_customer(customer)?.unwrap_or(0);
+                held -= i64::try_from(cancelled).expect("a customer's reservations fit an i64");
             }
         }
         Action::UpdateTables { updates } => {
@@ -283,7 +289,7 @@ pub fn perform<M: Manager>(manager: &mut M, action: &Action<'_>) -> Result<(), M
             }
         }
     }
-    Ok(())
+    Ok(held)
 }
 
 /// What a table starts with.

@@ -211,7 +211,7 @@ pub(crate) fn position(list: &[ReservationInfo], key: (Kind, u64)) -> Result<usi
 /// assert_eq!(m.add_customer(5), Ok(true));
 /// assert_eq!(m.reserve(Kind::Car, 5, 1), Ok(true));
 /// assert_eq!(m.query_customer_bill(5), Ok(Some(50)));
-/// assert_eq!(m.delete_customer(5), Ok(true));
+/// assert_eq!(m.delete_customer(5), Ok(Some(1)));
 /// assert_eq!(m.query_free(Kind::Car, 1), Ok(Some(100)));
 /// ```
 pub trait Manager {
@@ -259,13 +259,14 @@ pub trait Manager {
     /// [`Manager::Error`].
     fn query_customer_bill(&mut self, customer: u64) -> Result<Option<i64>, Self::Error>;
 
-    /// Removes the customer and cancels its reservations; false if there is no such customer
-    /// (`manager_deleteCustomer`).
+    /// Removes the customer and cancels its reservations: how many it cancelled, `None` if
+    /// there is no such customer (`manager_deleteCustomer`, which returns only whether it
+    /// removed one).
     ///
     /// # Errors
     ///
     /// [`Manager::Error`].
-    fn delete_customer(&mut self, customer: u64) -> Result<bool, Self::Error>;
+    fn delete_customer(&mut self, customer: u64) -> Result<Option<u64>, Self::Error>;
 
     /// STAMP's `addReservation`, behind `manager_addCar` (num > 0) and `manager_deleteCar`
     /// (num < 0, price `None`): a missing row is created if `num >= 1` and a price is given;
@@ -377,9 +378,9 @@ impl Manager for SeqTables {
             .map(|list| list.iter().map(|info| info.price).sum()))
     }
 
-    fn delete_customer(&mut self, customer: u64) -> Result<bool, Infallible> {
+    fn delete_customer(&mut self, customer: u64) -> Result<Option<u64>, Infallible> {
         let Some(list) = self.customers.remove(&customer) else {
-            return Ok(false);
+            return Ok(None);
         };
         for info in &list {
             let row = self.rows[info.kind as usize]
@@ -387,7 +388,7 @@ impl Manager for SeqTables {
                 .expect("a reserved row cannot be deleted");
             assert!(row.cancel(), "a reserved row has a used unit");
         }
-        Ok(true)
+        Ok(Some(list.len() as u64))
     }
 
     fn add_reservation(

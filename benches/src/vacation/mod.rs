@@ -142,36 +142,42 @@ pub fn run_once(implementation: Implementation, params: &Params, seed: u64) -> R
     let threads = implementation.threads(params.clients);
     let per_client = params.actions_per_client();
     let relations = params.relations as usize;
-    let (seconds, stats, report) = match implementation {
+    let (seconds, stats, held, report) = match implementation {
         Implementation::Sequential => {
             let mut tables = seq_tables(&start, relations);
             let mut clients = clients;
             let job = || {
+                let mut held = 0;
                 for client in &mut clients {
                     for _ in 0..per_client {
                         let action = client.next_action();
-                        let Ok(()) = perform(&mut tables, &action);
+                        let Ok(n) = perform(&mut tables, &action);
+                        held += n;
                     }
                 }
+                held
             };
-            let (seconds, _) = run_threads(vec![job]);
-            (seconds, None, check(&tables, params.relations))
+            let (seconds, held) = run_threads(vec![job]);
+            (seconds, None, held, check(&tables, params.relations))
         }
         Implementation::GlobalLock => {
             let tables = Mutex::new(seq_tables(&start, relations));
             let jobs = clients.into_iter().map(|mut client| {
                 let tables = &tables;
                 move || {
+                    let mut held = 0;
                     for _ in 0..per_client {
                         let action = client.next_action();
                         let mut guard = tables.lock().expect("no client panics");
-                        let Ok(()) = perform(&mut *guard, &action);
+                        let Ok(n) = perform(&mut *guard, &action);
+                        held += n;
                     }
+                    held
                 }
             });
-            let (seconds, _) = run_threads(jobs.collect());
+            let (seconds, held) = run_threads(jobs.collect());
             let tables = tables.into_inner().expect("no client panicked");
-            (seconds, None, check(&tables, params.relations))
+            (seconds, None, held, check(&tables, params.relations))
         }
         Implementation::Commute => {
             let tables = tx_tables(&start, relations);
@@ -179,21 +185,28 @@ pub fn run_once(implementation: Implementation, params: &Params, seed: u64) -> R
                 let tables = &tables;
                 move || {
                     let before = commute::stats::thread();
+                    let mut held = 0;
                     for _ in 0..per_client {
                         let action = client.next_action();
-                        atomically(|tx| perform(&mut TxManager::new(tables, tx), &action));
+                        // The committed attempt's count: a rolled-back one made no change.
+                        held += atomically(|tx| perform(&mut TxManager::new(tables, tx), &action));
                     }
                     let delta = commute::stats::thread() - before;
-                    (delta.commits, delta.aborts())
+                    (held, (delta.commits, delta.aborts()))
                 }
             });
-            let (seconds, deltas) = run_threads(jobs.collect());
+            let (seconds, results) = run_threads(jobs.collect());
+            let (held, deltas): (Vec<i64>, Vec<(u64, u64)>) = results.into_iter().unzip();
             let stats = deltas
                 .into_iter()
                 .fold((0, 0), |(c, a), (dc, da)| (c + dc, a + da));
-            (seconds, Some(stats), check(&tables, params.relations))
+            (seconds, Some(stats), held, check(&tables, params.relations))
         }
     };
+    // The populated tables hold no reservation: what the customers hold at the end is what
+    // the actions made, less what they cancelled.
+    let mut report = report;
+    report.account(held.iter().sum());
     RunResult {
         implementation,
         threads,

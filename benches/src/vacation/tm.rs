@@ -190,9 +190,9 @@ impl Manager for TxManager<'_> {
             .map(|list| list.iter().map(|info| info.price).sum()))
     }
 
-    fn delete_customer(&mut self, customer: u64) -> Result<bool, StmError> {
+    fn delete_customer(&mut self, customer: u64) -> Result<Option<u64>, StmError> {
         let Some(list) = self.tables.customers.remove(self.tx, &customer)? else {
-            return Ok(false);
+            return Ok(None);
         };
         for info in list.iter() {
             // Every attempt sees a consistent state (opacity), in which a reserved row exists
@@ -203,7 +203,7 @@ impl Manager for TxManager<'_> {
                 (Change::Set(row), ())
             })?;
         }
-        Ok(true)
+        Ok(Some(list.len() as u64))
     }
 
     fn add_reservation(
