@@ -3,126 +3,30 @@
 //! variable it read that another committer holds locked at its validation is not its own: the
 //! commit must fail, or the two commits can each miss the other's write (write skew).
 //!
-//! One test in its own binary: the registry hands out the lowest free slot, and no slot-holding
-//! thread of this process exits before the tag-less threads have registered (see `tags.rs`).
+//! One test in its own binary (see `common/tags.rs`).
 
-use commute_stm::{TVar, atomically};
+#[path = "common/tags.rs"]
+mod tags;
+#[path = "common/write_skew.rs"]
+mod write_skew;
+
+use commute_stm::TVar;
 use commute_test_support::with_watchdog;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Barrier, Mutex};
-
-const PARKED: usize = 1_024;
+use std::sync::Arc;
 
 #[test]
 fn a_tagless_commit_does_not_take_another_committers_lock_for_its_own() {
     with_watchdog(30, || {
-        let a = Arc::new(TVar::new(0u64));
+        let parked = tags::use_up_tags();
+        // T and U register after the parked threads: neither has a tag. T writes `b` too, so
+        // that its write set has two entries.
         let b = Arc::new(TVar::new(0u64));
-        let y = Arc::new(TVar::new(0u64));
-        let z = Arc::new(TVar::new(0u64));
-
-        // Use up every tag.
-        let registered = Arc::new(Barrier::new(PARKED + 1));
-        let release = Arc::new(Barrier::new(PARKED + 1));
-        let parked: Vec<_> = (0..PARKED)
-            .map(|_| {
-                let (a, registered, release) = (a.clone(), registered.clone(), release.clone());
-                std::thread::Builder::new()
-                    .stack_size(64 * 1024)
-                    .spawn(move || {
-                        atomically(|tx| a.read(tx));
-                        registered.wait();
-                        release.wait();
-                    })
-                    .expect("spawn a parked thread")
-            })
-            .collect();
-        registered.wait();
-
-        // T (tag-less): if y == 0 then a := 1 (and b, so that its write set has two entries).
-        // U: if a == 0 then y := 1; its commit holds its locks (on y and z) while a commutative
-        // operation of its own runs, after U has validated its read of `a`.
-        // Serially, at most one of a and y ends up 1.
-        let (t_read_y, main_t_read_y) = mpsc::channel::<()>();
-        let (u_holding, main_u_holding) = mpsc::channel::<()>();
-        let (t_may_commit, t_wait) = mpsc::channel::<()>();
-        let (u_go, u_wait) = mpsc::channel::<()>();
-        let u_go = Arc::new(Mutex::new(Some(u_go)));
-
-        let t = {
-            let (a, b, y, u_go) = (a.clone(), b.clone(), y.clone(), u_go.clone());
-            std::thread::spawn(move || {
-                let mut attempts = 0;
-                atomically(|tx| {
-                    attempts += 1;
-                    if attempts > 1 {
-                        // U may finish now (once).
-                        if let Some(go) = u_go.lock().unwrap().take() {
-                            let _ = go.send(());
-                        }
-                    }
-                    let yv = y.read(tx)?;
-                    if attempts == 1 {
-                        t_read_y.send(()).unwrap();
-                        t_wait.recv().unwrap();
-                    }
-                    if yv == 0 {
-                        a.write(tx, 1);
-                    }
-                    b.write(tx, attempts);
-                    Ok(())
-                });
-                attempts
-            })
-        };
-        main_t_read_y.recv().expect("T read y");
-
-        let u = {
-            let (a, y, z) = (a.clone(), y.clone(), z.clone());
-            let u_wait = Arc::new(Mutex::new(u_wait));
-            let blocked_once = Arc::new(AtomicBool::new(false));
-            std::thread::spawn(move || {
-                atomically(|tx| {
-                    if a.read(tx)? == 0 {
-                        y.write(tx, 1);
-                    }
-                    let (u_holding, u_wait, once) =
-                        (u_holding.clone(), u_wait.clone(), blocked_once.clone());
-                    z.commute(tx, move |v| {
-                        // At U's commit, every lock held and its reads validated.
-                        if !once.swap(true, Ordering::SeqCst) {
-                            let _ = u_holding.send(());
-                            let _ = u_wait.lock().unwrap().recv();
-                        }
-                        v + 1
-                    });
-                    Ok(())
-                });
-            })
-        };
-        main_u_holding.recv().expect("U holds its locks");
-        // T validates its read of y, which U holds locked.
-        t_may_commit.send(()).unwrap();
-        let t_attempts = t.join().unwrap();
-        // If T committed without running again, U is still waiting.
-        if let Some(go) = u_go.lock().unwrap().take() {
-            let _ = go.send(());
-        }
-        u.join().unwrap();
-
-        release.wait();
-        for p in parked {
-            p.join().unwrap();
-        }
-
-        let (av, yv) = (a.load(), y.load());
-        assert!(
-            !(av == 1 && yv == 1),
-            "write skew: T (tag-less) committed a = 1 from y = 0 while U, holding y's lock, \
-             committed y = 1 from a = 0 ({t_attempts} attempts of T)"
-        );
-        assert_eq!((av, yv, z.load()), (0, 1, 1), "U first, then T");
-        assert!(t_attempts >= 2, "T met U's lock and ran again");
+        write_skew::t_meets_a_lock_u_holds("tag-less", move |tx, a, y_was_zero, attempts| {
+            if y_was_zero {
+                a.write(tx, 1);
+            }
+            b.write(tx, attempts);
+        });
+        parked.release();
     });
 }

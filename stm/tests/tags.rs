@@ -3,17 +3,15 @@
 //! own thread wrote it. Threads beyond the 1,023 that get a tag all share `NO_TAG`: they must
 //! never take each other's commits for their own.
 //!
-//! One test in its own binary: the registry hands out the lowest free slot, and no slot-holding
-//! thread of this process exits before the tag-less threads have registered, so once the parked
-//! threads below hold slots, every thread that registers after them has no tag.
+//! One test in its own binary (see `common/tags.rs`).
+
+#[path = "common/tags.rs"]
+mod tags;
 
 use commute_stm::{TVar, atomically};
 use commute_test_support::with_watchdog;
+use std::sync::Arc;
 use std::sync::mpsc;
-use std::sync::{Arc, Barrier};
-
-/// Threads parked holding registry slots: more than the 1,023 tags there are.
-const PARKED: usize = 1_024;
 
 #[test]
 fn tagless_threads_validate_each_others_commits() {
@@ -22,24 +20,8 @@ fn tagless_threads_validate_each_others_commits() {
         let a = Arc::new(TVar::new(0u64));
         let b = Arc::new(TVar::new(0u64));
 
-        // 1. Use up every tag: each parked thread runs a transaction (so takes a slot) and then
-        //    waits, alive, until the end.
-        let registered = Arc::new(Barrier::new(PARKED + 1));
-        let release = Arc::new(Barrier::new(PARKED + 1));
-        let parked: Vec<_> = (0..PARKED)
-            .map(|_| {
-                let (a, registered, release) = (a.clone(), registered.clone(), release.clone());
-                std::thread::Builder::new()
-                    .stack_size(64 * 1024)
-                    .spawn(move || {
-                        atomically(|tx| a.read(tx));
-                        registered.wait();
-                        release.wait();
-                    })
-                    .expect("spawn a parked thread")
-            })
-            .collect();
-        registered.wait();
+        // 1. Use up every tag: the parked threads stay alive until the end.
+        let parked = tags::use_up_tags();
 
         // 2. Two tag-less threads. The reader reads `a`, then lets the writer commit to both
         //    variables, then reads `b`: `b`'s version is newer than the reader's snapshot and
@@ -122,10 +104,7 @@ fn tagless_threads_validate_each_others_commits() {
         for m in movers {
             m.join().unwrap();
         }
-        release.wait();
-        for p in parked {
-            p.join().unwrap();
-        }
+        parked.release();
 
         assert_eq!(
             seen.0, seen.1,
