@@ -142,7 +142,7 @@ pub fn run_once(implementation: Implementation, params: &Params, seed: u64) -> R
     let threads = implementation.threads(params.clients);
     let per_client = params.actions_per_client();
     let relations = params.relations as usize;
-    let (seconds, stats, held, report) = match implementation {
+    let (seconds, stats, held, mut report) = match implementation {
         Implementation::Sequential => {
             let mut tables = seq_tables(&start, relations);
             let mut clients = clients;
@@ -205,7 +205,6 @@ pub fn run_once(implementation: Implementation, params: &Params, seed: u64) -> R
     };
     // The populated tables hold no reservation: what the customers hold at the end is what
     // the actions made, less what they cancelled.
-    let mut report = report;
     report.account(held.iter().sum());
     RunResult {
         implementation,
