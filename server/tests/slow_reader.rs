@@ -1,0 +1,78 @@
+//! A client that reads its answer slowly, pausing for less than the write timeout each time
+//! and then taking megabytes, is served to the end: the write timeout counts from the last
+//! write that made progress, not from the first write that blocked.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use commute_server::http::{Limits, serve_with};
+use commute_server::{AppState, Mode};
+use commute_test_support::with_watchdog;
+
+#[test]
+fn a_slow_reader_that_makes_progress_is_not_cut_off() {
+    with_watchdog(60, || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let write_timeout = Duration::from_secs(2);
+        let limits = Limits {
+            write_timeout,
+            max_job_bytes: 64 << 20,
+            ..Limits::default()
+        };
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", 0)))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(AppState::new(Mode::Mutex));
+        runtime.spawn(serve_with(listener, state.clone(), limits));
+
+        // 24 MiB: more than the server's send buffer (4 MB at most here) several times over.
+        let job = 24 << 20;
+        state.push_job("j".repeat(job));
+        let mut client = runtime.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            socket.connect(addr).await.unwrap().into_std().unwrap()
+        });
+        client.set_nonblocking(false).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        std::io::Write::write_all(
+            &mut client,
+            b"GET /next-job HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut read = |client: &mut std::net::TcpStream, at_least: usize| -> usize {
+            let mut n = 0;
+            while n < at_least {
+                match client.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => n += k,
+                }
+            }
+            n
+        };
+        // Three pauses of half the write timeout (the slow client's behaviour, not a
+        // synchronisation), each followed by more than the server's send buffer holds, so that
+        // the server's writes make progress after each pause; together longer than the
+        // timeout.
+        for _ in 0..3 {
+            std::thread::sleep(write_timeout / 2);
+            got += read(&mut client, 6 << 20);
+        }
+        got += read(&mut client, usize::MAX);
+        // The head (under 200 bytes) and the whole job.
+        assert!(
+            got > job && got < job + 200,
+            "read {got} bytes of a {job}-byte job's answer before the server closed"
+        );
+    });
+}
