@@ -507,4 +507,43 @@ mod tests {
         });
         assert!(check.unwrap_err().contains("round 1"));
     }
+
+    /// An add lost in a later round (round 1 adding up) fails the check too, whether its
+    /// count or only its coordinates were lost.
+    #[test]
+    fn a_lost_add_in_a_later_round_fails_the_check() {
+        let p = KmeansParams {
+            points: 300,
+            dims: 2,
+            clusters: 4,
+        };
+        let points = Points::generate(p.points, p.dims, 2);
+        for lose_count in [true, false] {
+            let mut round = 0;
+            let (clustering, check, _) = cluster(&points, p.clusters, 2, |centres, membership| {
+                round += 1;
+                let mut first = round == 2;
+                let mut sums = vec![0; p.clusters * 2];
+                let mut sizes = vec![0; p.clusters];
+                let changed = assign_chunk(&points, centres, 0, membership, |c, point| {
+                    let lost = std::mem::take(&mut first);
+                    if !lost {
+                        sums[c * 2] += point[0];
+                        sums[c * 2 + 1] += point[1];
+                    }
+                    if !lost || !lose_count {
+                        sizes[c] += 1;
+                    }
+                });
+                Round {
+                    sums,
+                    counts: sizes,
+                    changed,
+                }
+            });
+            assert!(clustering.rounds >= 2, "the run reaches round 2");
+            let err = check.unwrap_err();
+            assert!(err.contains("round 2"), "lose_count {lose_count}: {err}");
+        }
+    }
 }
