@@ -18,7 +18,7 @@ fn a_slow_reader_that_makes_progress_is_not_cut_off() {
             .enable_all()
             .build()
             .unwrap();
-        let write_timeout = Duration::from_secs(2);
+        let write_timeout = Duration::from_secs(4);
         let limits = Limits {
             write_timeout,
             max_job_bytes: 64 << 20,
@@ -60,13 +60,13 @@ fn a_slow_reader_that_makes_progress_is_not_cut_off() {
             }
             n
         };
-        // Three pauses of half the write timeout (the slow client's behaviour, not a
-        // synchronisation), each followed by more than the server's send buffer holds, so that
-        // the server's writes make progress after each pause; together longer than the
-        // timeout.
-        for _ in 0..3 {
-            std::thread::sleep(write_timeout / 2);
-            got += read(&mut client, 6 << 20);
+        // Six pauses of a quarter of the write timeout (the slow client's behaviour, not a
+        // synchronisation; a quarter leaves room for a loaded machine), each followed by a read
+        // of 3 MiB, so that the server's writes make progress after each pause and block again
+        // before the next; together longer than the timeout.
+        for _ in 0..6 {
+            std::thread::sleep(write_timeout / 4);
+            got += read(&mut client, 3 << 20);
         }
         got += read(&mut client, usize::MAX);
         // The head (under 200 bytes) and the whole job.
