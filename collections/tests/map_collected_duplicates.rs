@@ -1,6 +1,6 @@
-//! A map collected from an iterator keeps, of several equal keys, the last entry (as std's
-//! `HashMap` does, and as `insert` does, key included), wherever the key sits in its leaf: the
-//! build replaces that key's entry and no other. Keys that share one leaf put the duplicates at
+//! A map collected from an iterator keeps, of several equal keys, the last entry (its value as
+//! std's `HashMap` does, and its key too, as `TMap::insert` does and the docs say), wherever
+//! the key sits in its leaf: the build replaces that key's entry and no other. Keys that share one leaf put the duplicates at
 //! every place of it.
 
 use commute::TMap;
