@@ -246,3 +246,55 @@ pub(crate) fn pop_up_to(
     }
     Ok(popped)
 }
+
+/// Walks `queue` in one snapshot and checks it against the producers' pop cursors `next` and
+/// the count of items pushed, `pushes` (the check of the workers' scans): each producer's items
+/// are those its cursor has not passed, in order and intact; there are as many as were pushed
+/// and not popped; and the queue's `len` counts as many as the walk found.
+///
+/// # Errors
+///
+/// As for the queue's reads.
+pub fn scan_checked(
+    tx: &Transaction,
+    queue: &TQueue<Item>,
+    next: &[TVar<u64>],
+    pushes: &TVar<u64>,
+    monitor: &Monitor,
+    slot: usize,
+) -> StmResult<()> {
+    let next = next
+        .iter()
+        .map(|v| v.read(tx))
+        .collect::<StmResult<Vec<u64>>>()?;
+    let pushed = pushes.read(tx)?;
+    let mut expected = next.clone();
+    let mut items = 0u64;
+    let mut wrong: Option<String> = None;
+    queue.for_each(tx, |item| {
+        items += 1;
+        match expected.get_mut(item.producer as usize) {
+            Some(seq) if *seq == item.seq && item.is_intact() => *seq += 1,
+            want => {
+                wrong.get_or_insert_with(|| {
+                    format!(
+                        "queue scan: producer {} item {} (intact: {}) where {want:?} was next",
+                        item.producer,
+                        item.seq,
+                        item.is_intact()
+                    )
+                });
+            }
+        }
+    })?;
+    monitor.check(slot, wrong.is_none(), || wrong.clone().unwrap_or_default());
+    let popped: u64 = next.iter().sum();
+    monitor.check(slot, pushed.checked_sub(popped) == Some(items), || {
+        format!("queue scan: {items} items, but {pushed} pushed and {popped} popped")
+    });
+    let len = queue.len(tx)?;
+    monitor.check(slot, len as u64 == items, || {
+        format!("queue scan: the queue's len is {len}, the walk found {items} items")
+    });
+    Ok(())
+}

@@ -12,14 +12,14 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use commute::{StmResult, Transaction};
+use commute::Transaction;
 
 use super::args::Mode;
 use super::fault::{Fault, FaultPoint, atomically_with_fault};
 use super::monitor::Monitor;
 use super::shared::{
     ACCOUNTS, BANK_TOTAL, BOUNDED_CAPACITY, BOX_SPREAD, BOXES, Item, KEYS_PER_WORKER, MAP_SPREAD,
-    Shared, decode_value, make_value, pop_up_to, value_len,
+    Shared, decode_value, make_value, pop_up_to, scan_checked, value_len,
 };
 use crate::rng::XorShift;
 
@@ -264,39 +264,9 @@ impl<'a> Worker<'a> {
             }
             Op::QueueScan => atomically_with_fault(fault, sink, |tx, _| {
                 // In one snapshot: each producer's items are those its pop cursor has not
-                // passed, in order, and there are as many as were pushed and not popped.
-                let next = s
-                    .queue_next
-                    .iter()
-                    .map(|v| v.read(tx))
-                    .collect::<StmResult<Vec<u64>>>()?;
-                let pushed = s.queue_pushes.read(tx)?;
-                let mut expected = next.clone();
-                let mut items = 0u64;
-                let mut wrong: Option<String> = None;
-                s.queue.for_each(tx, |item| {
-                    items += 1;
-                    match expected.get_mut(item.producer as usize) {
-                        Some(seq) if *seq == item.seq && item.is_intact() => *seq += 1,
-                        want => {
-                            wrong.get_or_insert_with(|| {
-                                format!(
-                                    "queue scan: producer {} item {} (intact: {}) where {want:?} \
-                                     was next",
-                                    item.producer,
-                                    item.seq,
-                                    item.is_intact()
-                                )
-                            });
-                        }
-                    }
-                })?;
-                m.check(me, wrong.is_none(), || wrong.clone().unwrap_or_default());
-                let popped: u64 = next.iter().sum();
-                m.check(me, pushed.checked_sub(popped) == Some(items), || {
-                    format!("queue scan: {items} items, but {pushed} pushed and {popped} popped")
-                });
-                Ok(())
+                // passed, in order, as many as were pushed and not popped, and as many as the
+                // queue's length says.
+                scan_checked(tx, &s.queue, &s.queue_next, &s.queue_pushes, m, me)
             }),
             Op::BoundedPush => {
                 let n = 1 + self.rng.below(3);
