@@ -298,3 +298,84 @@ pub fn scan_checked(
     });
     Ok(())
 }
+
+/// A write of one of a worker's own map keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapWrite {
+    /// Insert (or replace) the value of `v`.
+    Insert(u64),
+    /// Remove the key.
+    Remove,
+    /// Add one to the key's `v`, inserting 0 if absent.
+    Bump,
+}
+
+/// Writes `key` of `map` as `write` says, where `logged` is the `v` the writing worker's log
+/// holds for the key: only that worker writes it, and its log is up to date between its
+/// transactions, so what `insert` and `remove` hand back (the value they replaced or removed)
+/// must be the logged value in every attempt.
+///
+/// # Errors
+///
+/// As for the map's writes.
+pub fn write_map_key(
+    tx: &Transaction,
+    map: &TMap<u64, Vec<u64>>,
+    key: u64,
+    write: MapWrite,
+    logged: Option<u64>,
+    monitor: &Monitor,
+    slot: usize,
+) -> StmResult<()> {
+    let returned = match write {
+        MapWrite::Insert(v) => map.insert(tx, key, make_value(v, MAP_SPREAD))?,
+        MapWrite::Remove => map.remove(tx, &key)?,
+        MapWrite::Bump => {
+            map.upsert(
+                tx,
+                key,
+                || make_value(0, MAP_SPREAD),
+                |old| *old = make_value(old[0] + 1, MAP_SPREAD),
+            )?;
+            return Ok(());
+        }
+    };
+    let want = logged.map(|v| make_value(v, MAP_SPREAD));
+    monitor.check(slot, returned == want, || {
+        format!("map key {key}: {write:?} handed back {returned:?}, the log says {want:?}")
+    });
+    Ok(())
+}
+
+/// Inserts `key` into `set` (or removes it, unless `insert`), where `logged` says whether the
+/// writing worker's log holds the key: only that worker writes it, so the key's presence before
+/// the write, and what `insert` or `remove` returns (whether it changed the set), must agree
+/// with the log in every attempt.
+///
+/// # Errors
+///
+/// As for the set's operations.
+pub fn write_set_key(
+    tx: &Transaction,
+    set: &TSet<u64>,
+    key: u64,
+    insert: bool,
+    logged: bool,
+    monitor: &Monitor,
+    slot: usize,
+) -> StmResult<()> {
+    let present = set.contains(tx, &key)?;
+    monitor.check(slot, present == logged, || {
+        format!("set key {key}: present {present}, the log says {logged}")
+    });
+    let (changed, what) = if insert {
+        (set.insert(tx, key)?, "insert")
+    } else {
+        (set.remove(tx, &key)?, "remove")
+    };
+    // An insert changes the set where the key was absent, a removal where it was present.
+    monitor.check(slot, changed == (insert != logged), || {
+        format!("set key {key}: {what} returned {changed}, the log says present {logged}")
+    });
+    Ok(())
+}

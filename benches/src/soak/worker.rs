@@ -19,7 +19,8 @@ use super::fault::{Fault, FaultPoint, atomically_with_fault};
 use super::monitor::Monitor;
 use super::shared::{
     ACCOUNTS, BANK_TOTAL, BOUNDED_CAPACITY, BOX_SPREAD, BOXES, Item, KEYS_PER_WORKER, MAP_SPREAD,
-    Shared, decode_value, make_value, pop_up_to, scan_checked, value_len,
+    MapWrite, Shared, decode_value, make_value, pop_up_to, scan_checked, value_len, write_map_key,
+    write_set_key,
 };
 use crate::rng::XorShift;
 
@@ -307,33 +308,27 @@ impl<'a> Worker<'a> {
                 let key = self.own_key();
                 let kind = self.rng.below(3);
                 let v = self.rng.next_u64() >> 20;
+                let write = match kind {
+                    0 => MapWrite::Insert(v),
+                    1 => MapWrite::Remove,
+                    _ => MapWrite::Bump,
+                };
+                let log = self.log.clone();
                 atomically_with_fault(fault, sink, |tx, fault| {
-                    match kind {
-                        0 => {
-                            s.map.insert(tx, key, make_value(v, MAP_SPREAD))?;
-                        }
-                        1 => {
-                            s.map.remove(tx, &key)?;
-                        }
-                        _ => s.map.upsert(
-                            tx,
-                            key,
-                            || make_value(0, MAP_SPREAD),
-                            |old| *old = make_value(old[0] + 1, MAP_SPREAD),
-                        )?,
-                    }
+                    let logged = log.borrow().map.get(&key).copied();
+                    write_map_key(tx, &s.map, key, write, logged, m, me)?;
                     fault.between_writes();
                     s.map_writes.incr(tx);
                     self.log_on_commit(tx, move |log| {
                         log.map_writes += 1;
-                        match kind {
-                            0 => {
+                        match write {
+                            MapWrite::Insert(v) => {
                                 log.map.insert(key, v);
                             }
-                            1 => {
+                            MapWrite::Remove => {
                                 log.map.remove(&key);
                             }
-                            _ => *log.map.entry(key).or_insert(0) += 1,
+                            MapWrite::Bump => *log.map.entry(key).or_insert(0) += 1,
                         }
                     });
                     Ok(())
@@ -378,16 +373,8 @@ impl<'a> Worker<'a> {
                 let insert = self.rng.below(2) == 0;
                 let log = self.log.clone();
                 atomically_with_fault(fault, sink, |tx, fault| {
-                    let present = s.set.contains(tx, &key)?;
                     let logged = log.borrow().set.contains(&key);
-                    m.check(me, present == logged, || {
-                        format!("set key {key}: present {present}, the log says {logged}")
-                    });
-                    if insert {
-                        s.set.insert(tx, key)?;
-                    } else {
-                        s.set.remove(tx, &key)?;
-                    }
+                    write_set_key(tx, &s.set, key, insert, logged, m, me)?;
                     fault.between_writes();
                     self.log_on_commit(tx, move |log| {
                         if insert {
