@@ -25,7 +25,7 @@ pub mod monitor;
 mod pipeline;
 mod reporter;
 pub mod shared;
-mod verify;
+pub mod verify;
 mod worker;
 
 use std::any::Any;
