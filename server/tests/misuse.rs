@@ -2,14 +2,15 @@
 //! a wrong method, a job too large, a request head that never ends; and the load generator's
 //! refusal of a run that would send nothing. (A reviewer's tests; each failed before its fix.)
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use commute_server::client::run_load;
-use commute_server::http::{Limits, NEXT_JOB_MAX_BODY, serve_with};
-use commute_server::{AppState, Mode, start_in_process};
+use commute_server::http::{Limits, NEXT_JOB_MAX_BODY};
+use commute_server::{Mode, start_in_process};
 use commute_test_support::{panic_message, with_watchdog};
 
 /// Sends `head` (and `body`) on a fresh connection and reads the whole answer; the server may
@@ -126,22 +127,12 @@ fn a_job_over_the_limit_is_413_and_not_queued() {
 #[test]
 fn a_request_that_never_ends_is_closed_after_its_timeout() {
     with_watchdog(60, || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
         let limits = Limits {
             header_read_timeout: Duration::from_millis(500),
             body_read_timeout: Duration::from_millis(500),
             ..Limits::default()
         };
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", 0)))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(AppState::new(Mode::Commute));
-        runtime.spawn(serve_with(listener, state.clone(), limits));
+        let (_runtime, addr, state) = common::serve_limited(Mode::Commute, limits);
 
         let mut slow = TcpStream::connect(addr).unwrap();
         slow.write_all(b"GET /sta").unwrap();
@@ -174,22 +165,12 @@ fn a_request_that_never_ends_is_closed_after_its_timeout() {
 #[test]
 fn next_job_reads_its_body_first_and_waits_at_most_its_limit() {
     with_watchdog(60, || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
         let limits = Limits {
             body_read_timeout: Duration::from_millis(500),
             next_job_max_wait: Duration::from_millis(500),
             ..Limits::default()
         };
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", 0)))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(AppState::new(Mode::Mutex));
-        runtime.spawn(serve_with(listener, state.clone(), limits));
+        let (_runtime, addr, state) = common::serve_limited(Mode::Mutex, limits);
 
         state.push_job("resize".to_owned());
         let head =

@@ -2,34 +2,25 @@
 //! and then taking megabytes, is served to the end: the write timeout counts from the last
 //! write that made progress, not from the first write that blocked.
 
+mod common;
+
 use std::io::Read;
-use std::sync::Arc;
 use std::time::Duration;
 
-use commute_server::http::{Limits, serve_with};
-use commute_server::{AppState, Mode};
+use commute_server::Mode;
+use commute_server::http::Limits;
 use commute_test_support::with_watchdog;
 
 #[test]
 fn a_slow_reader_that_makes_progress_is_not_cut_off() {
     with_watchdog(60, || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
         let write_timeout = Duration::from_secs(4);
         let limits = Limits {
             write_timeout,
             max_job_bytes: 64 << 20,
             ..Limits::default()
         };
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", 0)))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(AppState::new(Mode::Mutex));
-        runtime.spawn(serve_with(listener, state.clone(), limits));
+        let (runtime, addr, state) = common::serve_limited(Mode::Mutex, limits);
 
         // 24 MiB: more than the server's send buffer (4 MB at most here) several times over.
         let job = 24 << 20;
