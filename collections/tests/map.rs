@@ -11,7 +11,7 @@ use commute::{Change, StmResult, TMap, TVar, Transaction, atomically, stats};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
 mod common;
-use common::{Mode, aborts_of, run_group, run_threads};
+use common::{Mode, Tagged, aborts_of, run_group, run_threads};
 
 // ----- model tests -------------------------------------------------------------------------
 
@@ -1048,27 +1048,6 @@ fn a_panicking_clone_leaves_the_map_unchanged_and_leaks_nothing() {
 }
 
 // ----- which key an update keeps ---------------------------------------------------------------
-
-/// A key whose equality ignores its tag: equal keys that are not identical.
-#[derive(Clone, Debug)]
-struct Tagged {
-    id: u32,
-    tag: &'static str,
-}
-
-impl PartialEq for Tagged {
-    fn eq(&self, other: &Self) -> bool {
-        self.id == other.id
-    }
-}
-
-impl Eq for Tagged {}
-
-impl Hash for Tagged {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.id.hash(state);
-    }
-}
 
 /// Unlike `HashMap::insert`, which keeps the stored key, an update of a present key stores the
 /// key it was given, in every form that sets a value (as documented on `TMap::insert`).

@@ -1,41 +1,23 @@
 //! A map collected from an iterator keeps, of several equal keys, the last entry (its value as
 //! std's `HashMap` does, and its key too, as `TMap::insert` does and the docs say), wherever
-//! the key sits in its leaf: the build replaces that key's entry and no other. Keys that share one leaf put the duplicates at
-//! every place of it.
+//! the key sits in its leaf: the build replaces that key's entry and no other. Keys that share
+//! one leaf put the duplicates at every place of it.
 
+mod common;
+
+use common::Tagged;
 use commute::TMap;
 use commute_test_support::hashers::OneLeaf;
-use std::hash::{BuildHasher, Hash, Hasher};
-
-/// A key equal to every key of the same `id`; `tag` tells which of equal keys the map kept.
-#[derive(Clone, Debug)]
-struct Key {
-    id: u32,
-    tag: &'static str,
-}
-
-impl PartialEq for Key {
-    fn eq(&self, other: &Self) -> bool {
-        self.id == other.id
-    }
-}
-
-impl Eq for Key {}
-
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.id.hash(state);
-    }
-}
+use std::hash::BuildHasher;
 
 /// Keys `0..n` tagged "first" with value `id`, then again, in another order, the keys whose
 /// `id % 3 != 1`, tagged "last", with value `id + 1000`.
-fn with_duplicates(n: u32) -> Vec<(Key, u32)> {
-    let first = (0..n).map(|id| (Key { id, tag: "first" }, id));
+fn with_duplicates(n: u32) -> Vec<(Tagged, u32)> {
+    let first = (0..n).map(|id| (Tagged { id, tag: "first" }, id));
     let last = (0..n)
         .rev()
         .filter(|id| id % 3 != 1)
-        .map(|id| (Key { id, tag: "last" }, id + 1000));
+        .map(|id| (Tagged { id, tag: "last" }, id + 1000));
     first.chain(last).collect()
 }
 
@@ -52,7 +34,7 @@ fn expected(n: u32) -> Vec<(u32, &'static str, u32)> {
         .collect()
 }
 
-fn entries<S: BuildHasher>(map: &TMap<Key, u32, S>) -> Vec<(u32, &'static str, u32)> {
+fn entries<S: BuildHasher>(map: &TMap<Tagged, u32, S>) -> Vec<(u32, &'static str, u32)> {
     let mut entries: Vec<_> = map
         .atomic()
         .iter()
@@ -68,12 +50,12 @@ fn a_collected_map_keeps_the_last_of_equal_keys_in_a_shared_leaf() {
     // Every key hashes to 0: one leaf, keys in the order of insertion (past the four tagged
     // places too).
     for n in [2, 4, 6, 12] {
-        let map: TMap<Key, u32, OneLeaf> = with_duplicates(n).into_iter().collect();
+        let map: TMap<Tagged, u32, OneLeaf> = with_duplicates(n).into_iter().collect();
         assert_eq!(entries(&map), expected(n), "{n} keys");
         assert_eq!(map.atomic().len(), n as usize, "{n} keys");
         for id in 0..n {
             let want = if id % 3 != 1 { id + 1000 } else { id };
-            let key = Key { id, tag: "lookup" };
+            let key = Tagged { id, tag: "lookup" };
             assert_eq!(map.atomic().get(&key), Some(want), "key {id} of {n}");
         }
     }

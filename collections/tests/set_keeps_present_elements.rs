@@ -11,30 +11,13 @@
 //!
 //! The elements here compare by `id` only; `tag` tells which copy the set holds.
 
+mod common;
+
+use common::Tagged;
 use commute::{TSet, atomically};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-#[derive(Clone, Debug)]
-struct Tagged {
-    id: u32,
-    tag: &'static str,
-}
-
-impl PartialEq for Tagged {
-    fn eq(&self, other: &Self) -> bool {
-        self.id == other.id
-    }
-}
-
-impl Eq for Tagged {}
-
-impl Hash for Tagged {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.id.hash(state);
-    }
-}
 
 fn tags(set: &TSet<Tagged>) -> Vec<(u32, &'static str)> {
     let mut tags: Vec<_> = set

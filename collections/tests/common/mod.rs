@@ -176,3 +176,25 @@ pub(crate) fn asleep(tid: &str) -> bool {
         })
         == Some('S')
 }
+
+/// A key whose equality and hash ignore its tag: equal keys that are not identical, to tell
+/// which of several equal keys a map or set kept.
+#[derive(Clone, Debug)]
+pub(crate) struct Tagged {
+    pub(crate) id: u32,
+    pub(crate) tag: &'static str,
+}
+
+impl PartialEq for Tagged {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Tagged {}
+
+impl std::hash::Hash for Tagged {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
