@@ -1,0 +1,94 @@
+//! `TVar::commit_owned_alone` and `commit_owned_alone_through` free the owned value they
+//! replace (once no reader remains), exactly once, and never the value of a refused commit,
+//! which goes back to the caller: every value made is dropped once in the end.
+
+use commute_stm::{OwnedWord, TVar, Word, reclaim_retired};
+use commute_test_support::{Counted, with_watchdog};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A boxed counted value, or null.
+#[derive(Clone, Copy)]
+struct Owned(*mut Counted);
+
+// SAFETY: a thin pointer round-trips through `u64`.
+unsafe impl Word for Owned {
+    fn into_bits(self) -> u64 {
+        self.0 as usize as u64
+    }
+    fn from_bits(bits: u64) -> Self {
+        Owned(bits as usize as *mut Counted)
+    }
+}
+
+// SAFETY: frees the box it owns, if any.
+unsafe impl OwnedWord for Owned {
+    unsafe fn free(self) {
+        if !self.0.is_null() {
+            // SAFETY: from `Box::into_raw`, freed once (the caller's promise).
+            drop(unsafe { Box::from_raw(self.0) });
+        }
+    }
+}
+
+/// Reclaims until `live` values remain, failing after a deadline.
+fn settle(live: &AtomicUsize, expected: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while live.load(Ordering::SeqCst) != expected {
+        assert!(
+            Instant::now() < deadline,
+            "{} values live, expected {expected}: a replaced owned value was never freed",
+            live.load(Ordering::SeqCst)
+        );
+        reclaim_retired();
+        std::thread::yield_now();
+    }
+}
+
+fn value(v: &TVar<Owned>) -> u64 {
+    // SAFETY: no transaction runs; the variable's box is alive while it holds it.
+    unsafe { (*v.load().0).value() }
+}
+
+#[test]
+fn values_replaced_by_owned_commits_alone_are_freed_once() {
+    with_watchdog(20, || {
+        let live = Arc::new(AtomicUsize::new(0));
+        let owned = |n| Owned(Box::into_raw(Box::new(Counted::new(n, &live))));
+        let path = TVar::new(owned(0));
+        let v = TVar::new(owned(1));
+        for n in 2..10 {
+            let (_, seen) = v.load_seen();
+            let done = if n % 2 == 0 {
+                // SAFETY: a fresh box; every value of `v` is owned by it alone.
+                unsafe { v.commit_owned_alone(seen, owned(n)) }
+            } else {
+                let through = [(&path, path.load_seen().1)];
+                // SAFETY: as above.
+                unsafe { v.commit_owned_alone_through(seen, owned(n), through) }
+            };
+            assert!(done.is_ok(), "nothing else commits");
+            assert_eq!(value(&v), n);
+            // A refused commit (stale `seen`): the value comes back, not freed.
+            // SAFETY: as above.
+            match unsafe { v.commit_owned_alone(seen, owned(100 + n)) } {
+                Ok(()) => panic!("a commit with a stale seen succeeded"),
+                // SAFETY: given back, owned by us, freed once.
+                Err(back) => unsafe {
+                    assert_eq!((*back.0).value(), 100 + n);
+                    back.free();
+                },
+            }
+        }
+        // `path`'s and `v`'s current values remain; the eight replaced ones are freed.
+        settle(&live, 2);
+        assert_eq!(value(&v), 9);
+        // SAFETY: no transaction runs; each value freed once.
+        unsafe {
+            v.into_inner().free();
+            path.into_inner().free();
+        }
+        assert_eq!(live.load(Ordering::SeqCst), 0);
+    });
+}
