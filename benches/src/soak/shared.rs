@@ -108,8 +108,15 @@ pub struct Shared {
     pub queue: TQueue<Item>,
     /// Per producer, the sequence number the next pop of its items must find.
     pub queue_next: Box<[TVar<u64>]>,
-    /// Items pushed to `queue` (commutative adds on one variable).
+    /// Items pushed to `queue` (commutative adds on one variable, one per item: several in one
+    /// transaction).
     pub queue_pushes: TVar<u64>,
+    /// Items in `queue` as the workers count them: one `incr` per push, one `decr` per item
+    /// popped, taken or drained (several of each in one transaction).
+    pub queue_items: TCounter,
+    /// The wrapping sum of [`push_mix`] over every item pushed to `queue`: one general
+    /// `commute` per item (not idempotent, so a commute lost or applied twice shows).
+    pub push_mix: TVar<u64>,
     /// The bounded queue; producers are the workers.
     pub bounded: TBoundedQueue<Item>,
     /// Per producer, the sequence number the next pop of `bounded` must find.
@@ -151,6 +158,8 @@ impl Shared {
             queue: TQueue::new().with_label("queue"),
             queue_next: (0..producers).map(|_| TVar::new(0)).collect(),
             queue_pushes: TVar::new(0).with_label("queue pushes"),
+            queue_items: TCounter::new().with_label("queue items"),
+            push_mix: TVar::new(0).with_label("push mix"),
             bounded: TBoundedQueue::with_capacity(BOUNDED_CAPACITY),
             bounded_next: (0..producers).map(|_| TVar::new(0)).collect(),
             pipe: TBoundedQueue::with_capacity(PIPE_CAPACITY),
@@ -207,11 +216,28 @@ pub fn pop_checked(
     let Some(item) = pop(tx)? else {
         return Ok(None);
     };
+    check_popped(tx, &item, next, monitor, slot)?;
+    Ok(Some(item))
+}
+
+/// Checks one item popped (or taken, or drained) against its producer's next sequence number,
+/// and moves that number past it: the check of [`pop_checked`].
+///
+/// # Errors
+///
+/// As for the read of the producer's cursor.
+pub fn check_popped(
+    tx: &Transaction,
+    item: &Item,
+    next: &[TVar<u64>],
+    monitor: &Monitor,
+    slot: usize,
+) -> StmResult<()> {
     let Some(want) = next.get(item.producer as usize) else {
         monitor.check(slot, false, || {
             format!("popped an item of no producer: {item:?}")
         });
-        return Ok(Some(item));
+        return Ok(());
     };
     let expected = want.read(tx)?;
     monitor.check(slot, item.seq == expected && item.is_intact(), || {
@@ -223,7 +249,49 @@ pub fn pop_checked(
         )
     });
     want.write(tx, expected.max(item.seq + 1));
-    Ok(Some(item))
+    Ok(())
+}
+
+/// What [`push_mix`](Shared::push_mix) adds for item `seq` of `producer`: never 0, and
+/// different for each item, so that the sum shows a commute lost or applied twice.
+pub fn push_mix(producer: u32, seq: u64) -> u64 {
+    ((u64::from(producer) << 40) ^ seq).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1
+}
+
+/// Drains `queue` in one transaction and checks what the drain returns (the check of the
+/// workers' drains): each item as a pop's is checked ([`check_popped`], moving the producers'
+/// cursors `next`), as many items as were pushed (`pushes`) and not popped, and the queue
+/// empty after the drain. Returns how many items it drained.
+///
+/// # Errors
+///
+/// As for the queue's reads.
+pub fn drain_checked(
+    tx: &Transaction,
+    queue: &TQueue<Item>,
+    next: &[TVar<u64>],
+    pushes: &TVar<u64>,
+    monitor: &Monitor,
+    slot: usize,
+) -> StmResult<u64> {
+    let mut popped = 0u64;
+    for cursor in next {
+        popped += cursor.read(tx)?;
+    }
+    let pushed = pushes.read(tx)?;
+    let items = queue.drain(tx)?;
+    let drained = items.len() as u64;
+    monitor.check(slot, pushed.checked_sub(popped) == Some(drained), || {
+        format!("queue drain: {drained} items drained, but {pushed} pushed and {popped} popped")
+    });
+    for item in &items {
+        check_popped(tx, item, next, monitor, slot)?;
+    }
+    let empty = queue.is_empty(tx)?;
+    monitor.check(slot, empty, || {
+        "queue drain: the queue is not empty after its drain".to_string()
+    });
+    Ok(drained)
 }
 
 /// Pops up to `most` items with [`pop_checked`], stopping early at an empty queue; returns how

@@ -82,9 +82,30 @@ pub(super) fn final_checks(shared: &Shared, monitor: &Monitor, main: usize, done
     monitor.check_shared(adds == pushed, || {
         format!("queue: the push counter reads {adds}, the logs say {pushed} pushed")
     });
+    // The workers' count of the items left: their incrs less their decrs (the final drain
+    // pops without counting).
+    let left = pushed as i64 - (popped - drained) as i64;
+    let counted = shared.queue_items.load();
+    ok &= counted == left;
+    monitor.check_shared(counted == left, || {
+        format!(
+            "queue: the items counter reads {counted}, the logs say {pushed} pushed and {} \
+             popped",
+            popped - drained
+        )
+    });
+    let mix = logs
+        .iter()
+        .fold(0u64, |sum, l| sum.wrapping_add(l.push_mix));
+    let mixed = shared.push_mix.load();
+    ok &= mixed == mix;
+    monitor.check_shared(mixed == mix, || {
+        format!("queue: the commuted push mix is {mixed:#x}, the logs say {mix:#x}")
+    });
     println!(
         "soak: queue: {pushed} items from {} producers, {popped} consumed ({drained} at the \
-         end); every producer's items all consumed, push counter exact: {ok}",
+         end); every producer's items all consumed, push and item counters and push mix exact: \
+         {ok}",
         logs.len(),
     );
 

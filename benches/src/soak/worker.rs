@@ -19,15 +19,16 @@ use super::fault::{Fault, FaultPoint, atomically_with_fault};
 use super::monitor::Monitor;
 use super::shared::{
     ACCOUNTS, BANK_TOTAL, BOUNDED_CAPACITY, BOX_SPREAD, BOXES, Item, KEYS_PER_WORKER, MAP_SPREAD,
-    MapWrite, Shared, decode_value, make_value, pop_up_to, scan_checked, value_len, write_map_key,
-    write_set_key,
+    MapWrite, Shared, decode_value, drain_checked, make_value, pop_up_to, push_mix, scan_checked,
+    value_len, write_map_key, write_set_key,
 };
 use crate::rng::XorShift;
 
 /// The operations of the mix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
-    /// Move money between two accounts (two reads, two writes, a counter add).
+    /// Move money between two accounts (the debit in two writes of one variable, read back
+    /// between them; a counter add).
     Transfer,
     /// Sum every account; the sum must be the bank's total in every attempt.
     Audit,
@@ -35,6 +36,11 @@ enum Op {
     QueuePush,
     /// Pop up to 4 items from the unbounded queue, each checked.
     QueuePop,
+    /// Take up to 3 items from the unbounded queue (`take`), each checked: the front item
+    /// (peeked) in the attempt, the handle's item after the commit.
+    QueueTake,
+    /// Drain the unbounded queue, each item checked, as many as pushed and not popped.
+    QueueDrain,
     /// Walk the unbounded queue in place: it must be what the pops left of the pushes.
     QueueScan,
     /// Try to push 1 to 3 items on the bounded queue.
@@ -62,7 +68,9 @@ const MIXED: &[(Op, u64)] = &[
     (Op::Transfer, 15),
     (Op::Audit, 3),
     (Op::QueuePush, 9),
-    (Op::QueuePop, 10),
+    (Op::QueuePop, 6),
+    (Op::QueueTake, 3),
+    (Op::QueueDrain, 1),
     (Op::QueueScan, 2),
     (Op::BoundedPush, 6),
     (Op::BoundedPop, 7),
@@ -112,6 +120,8 @@ pub struct WorkerLog {
     pub box_writes: Vec<u64>,
     /// The largest stamp it committed to `high_water`.
     pub high_water: u64,
+    /// The wrapping sum of `push_mix` over the items it pushed on the unbounded queue.
+    pub push_mix: u64,
 }
 
 /// One mixed-workload thread.
@@ -214,8 +224,15 @@ impl<'a> Worker<'a> {
                 let to = (from + 1 + self.rng.below(ACCOUNTS as u64 - 1) as usize) % ACCOUNTS;
                 let amount = 1 + self.rng.below(50) as i64;
                 atomically_with_fault(fault, sink, |tx, fault| {
+                    // The debit in two writes of one variable, the first read back.
+                    let half = amount / 2;
                     let a = s.accounts[from].read(tx)?;
-                    s.accounts[from].write(tx, a - amount);
+                    s.accounts[from].write(tx, a - half);
+                    let between = s.accounts[from].read(tx)?;
+                    m.check(me, between == a - half, || {
+                        format!("transfer: read {between} back after writing {}", a - half)
+                    });
+                    s.accounts[from].write(tx, between - (amount - half));
                     fault.between_writes();
                     let b = s.accounts[to].read(tx)?;
                     s.accounts[to].write(tx, b + amount);
@@ -239,17 +256,25 @@ impl<'a> Worker<'a> {
                 let first = self.log.borrow().queue_pushed;
                 let stamp = ((first + n) << 8) | me as u64;
                 atomically_with_fault(fault, sink, |tx, fault| {
+                    // Per item: an add, an incr and a general commute (not idempotent) of one
+                    // variable each, several times in one transaction.
+                    let mut mix = 0u64;
                     for i in 0..n {
                         s.queue.push(tx, Item::new(me as u32, first + i));
+                        s.queue_pushes.add(tx, 1);
+                        s.queue_items.incr(tx);
+                        let x = push_mix(me as u32, first + i);
+                        s.push_mix.commute(tx, move |h| h.wrapping_add(x));
+                        mix = mix.wrapping_add(x);
                         if i == 0 {
                             fault.between_writes();
                         }
                     }
-                    s.queue_pushes.add(tx, n);
                     s.high_water.commute(tx, move |h| h.max(stamp));
                     self.log_on_commit(tx, move |log| {
                         log.queue_pushed += n;
                         log.high_water = log.high_water.max(stamp);
+                        log.push_mix = log.push_mix.wrapping_add(mix);
                     });
                     Ok(())
                 });
@@ -257,12 +282,62 @@ impl<'a> Worker<'a> {
             Op::QueuePop => {
                 let most = 1 + self.rng.below(4);
                 atomically_with_fault(fault, sink, |tx, _| {
-                    let pop = |tx: &Transaction| s.queue.pop(tx);
+                    let pop = |tx: &Transaction| {
+                        let item = s.queue.pop(tx)?;
+                        if item.is_some() {
+                            s.queue_items.decr(tx);
+                        }
+                        Ok(item)
+                    };
                     let popped = pop_up_to(tx, most, pop, &s.queue_next, m, me)?;
                     self.log_on_commit(tx, move |log| log.queue_popped += popped);
                     Ok(())
                 });
             }
+            Op::QueueTake => {
+                let most = 1 + self.rng.below(3);
+                let into_inner = self.rng.below(8) == 0;
+                let taken = atomically_with_fault(fault, sink, |tx, _| {
+                    // The front item, peeked, is what the take must hand over: checked as a
+                    // pop's in the attempt, against the handle's after the commit.
+                    let handles = RefCell::new(Vec::new());
+                    let take = |tx: &Transaction| {
+                        let Some(front) = s.queue.peek(tx)? else {
+                            return Ok(None);
+                        };
+                        let handle = s.queue.take(tx)?;
+                        m.check(me, handle.is_some(), || {
+                            format!("queue take: no item where {front:?} was in front")
+                        });
+                        if let Some(handle) = handle {
+                            handles.borrow_mut().push((front.clone(), handle));
+                        }
+                        s.queue_items.decr(tx);
+                        Ok(Some(front))
+                    };
+                    let popped = pop_up_to(tx, most, take, &s.queue_next, m, me)?;
+                    self.log_on_commit(tx, move |log| log.queue_popped += popped);
+                    Ok(handles.into_inner())
+                });
+                for (front, handle) in taken {
+                    let item = if into_inner {
+                        handle.into_inner()
+                    } else {
+                        (*handle).clone()
+                    };
+                    m.check(me, item == front, || {
+                        format!("queue take: the handle holds {item:?}, {front:?} was taken")
+                    });
+                }
+            }
+            Op::QueueDrain => atomically_with_fault(fault, sink, |tx, _| {
+                let drained = drain_checked(tx, &s.queue, &s.queue_next, &s.queue_pushes, m, me)?;
+                for _ in 0..drained {
+                    s.queue_items.decr(tx);
+                }
+                self.log_on_commit(tx, move |log| log.queue_popped += drained);
+                Ok(())
+            }),
             Op::QueueScan => atomically_with_fault(fault, sink, |tx, _| {
                 // In one snapshot: each producer's items are those its pop cursor has not
                 // passed, in order, as many as were pushed and not popped, and as many as the
