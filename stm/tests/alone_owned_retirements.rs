@@ -2,11 +2,14 @@
 //! replace (once no reader remains), exactly once, and never the value of a refused commit,
 //! which goes back to the caller: every value made is dropped once in the end.
 
-use commute_stm::{OwnedWord, TVar, Word, reclaim_retired};
+#[path = "common/reclaim.rs"]
+mod reclaim;
+use reclaim::reclaim_until;
+
+use commute_stm::{OwnedWord, TVar, Word};
 use commute_test_support::{Counted, with_watchdog};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 /// A boxed counted value, or null.
 #[derive(Clone, Copy)]
@@ -34,16 +37,9 @@ unsafe impl OwnedWord for Owned {
 
 /// Reclaims until `live` values remain, failing after a deadline.
 fn settle(live: &AtomicUsize, expected: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while live.load(Ordering::SeqCst) != expected {
-        assert!(
-            Instant::now() < deadline,
-            "{} values live, expected {expected}: a replaced owned value was never freed",
-            live.load(Ordering::SeqCst)
-        );
-        reclaim_retired();
-        std::thread::yield_now();
-    }
+    reclaim_until(&format!("only {expected} values live"), || {
+        live.load(Ordering::SeqCst) == expected
+    });
 }
 
 fn value(v: &TVar<Owned>) -> u64 {

@@ -4,24 +4,20 @@
 //! fresh block and the pending write is dropped with the old one: the attempt must let go of
 //! that block and commit at once (its other writes included), not abort on the dead block.
 
-use commute_stm::{TBox, TVar, atomically, reclaim_retired};
+#[path = "common/reclaim.rs"]
+mod reclaim;
+use reclaim::reclaim_until;
+
+use commute_stm::{TBox, TVar, atomically};
 use commute_test_support::{Counted, with_watchdog};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
 
 /// Reclaims until `live` values remain, failing after a deadline.
 fn settle(live: &AtomicUsize, expected: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while live.load(Ordering::SeqCst) != expected {
-        assert!(
-            Instant::now() < deadline,
-            "{} values live, expected {expected}",
-            live.load(Ordering::SeqCst)
-        );
-        reclaim_retired();
-        std::thread::yield_now();
-    }
+    reclaim_until(&format!("only {expected} values live"), || {
+        live.load(Ordering::SeqCst) == expected
+    });
 }
 
 /// In one attempt: writes `other` and the box, then changes the box's committed value through

@@ -3,27 +3,23 @@
 //! goes on and commits its other writes at once, in an optimistic attempt and in an
 //! irrevocable one, and every value is dropped exactly once.
 
+#[path = "common/reclaim.rs"]
+mod reclaim;
+use reclaim::reclaim_until;
+
 #[path = "common/irrevocable.rs"]
 mod irrevocable;
 
-use commute_stm::{TBox, TVar, atomically, reclaim_retired};
+use commute_stm::{TBox, TVar, atomically};
 use commute_test_support::{Counted, with_watchdog};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 /// Reclaims until `live` values remain, failing after a deadline.
 fn settle(live: &AtomicUsize, expected: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while live.load(Ordering::SeqCst) != expected {
-        assert!(
-            Instant::now() < deadline,
-            "{} values live, expected {expected}",
-            live.load(Ordering::SeqCst)
-        );
-        reclaim_retired();
-        std::thread::yield_now();
-    }
+    reclaim_until(&format!("only {expected} values live"), || {
+        live.load(Ordering::SeqCst) == expected
+    });
 }
 
 fn into_inner_after_a_write(irrevocable: bool) {
