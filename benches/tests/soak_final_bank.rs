@@ -1,12 +1,13 @@
-//! The soak's final checks (`check_final_state`) pass the structures of a run that did nothing
+//! The soak's final checks (`final_checks`) pass the structures of a run that did nothing
 //! and find a bank whose accounts no longer hold its total (a transfer that lost one of its
 //! writes).
 
 use commute::{TVar, atomically};
+use commute_benches::soak::Finished;
 use commute_benches::soak::WorkerLog;
 use commute_benches::soak::monitor::Monitor;
 use commute_benches::soak::shared::{BANK_TOTAL, BOXES, OPENING_BALANCE, Shared};
-use commute_benches::soak::verify::check_final_state;
+use commute_benches::soak::verify::final_checks;
 use commute_test_support::with_watchdog;
 
 /// The final checks' messages on `shared` after two workers that committed nothing.
@@ -19,7 +20,15 @@ fn final_messages(shared: &Shared) -> Vec<String> {
         2
     ];
     let monitor = Monitor::new(1);
-    check_final_state(shared, &monitor, 0, logs, None, (0, 0));
+    final_checks(
+        shared,
+        &monitor,
+        0,
+        &Finished {
+            logs,
+            ..Finished::default()
+        },
+    );
     assert!(monitor.checks() > 0);
     monitor.messages()
 }

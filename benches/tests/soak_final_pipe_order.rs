@@ -1,11 +1,12 @@
-//! The soak's final checks (`check_final_state`) find the items left in the blocking pipe out
+//! The soak's final checks (`final_checks`) find the items left in the blocking pipe out
 //! of the producer's order, even when none is missing.
 
 use commute::atomically;
+use commute_benches::soak::Finished;
 use commute_benches::soak::WorkerLog;
 use commute_benches::soak::monitor::Monitor;
 use commute_benches::soak::shared::{BOXES, Item, Shared};
-use commute_benches::soak::verify::check_final_state;
+use commute_benches::soak::verify::final_checks;
 use commute_test_support::with_watchdog;
 
 /// The pipeline producer's id in its items.
@@ -32,7 +33,16 @@ fn messages_with_pipe(seqs: &[u64]) -> Vec<String> {
         ..WorkerLog::default()
     }];
     let monitor = Monitor::new(1);
-    check_final_state(&shared, &monitor, 0, logs, None, (pushed, 0));
+    final_checks(
+        &shared,
+        &monitor,
+        0,
+        &Finished {
+            logs,
+            pipe_pushed: pushed,
+            ..Finished::default()
+        },
+    );
     monitor.messages()
 }
 

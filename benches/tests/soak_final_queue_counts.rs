@@ -1,13 +1,14 @@
-//! The soak's final checks (`check_final_state`) add up the pops the workers logged and the
+//! The soak's final checks (`final_checks`) add up the pops the workers logged and the
 //! items the drain found, and find a queue whose items all reached their consumers while a
 //! consumer's log of them did not (a pop that committed without its logging hook): both the
 //! pops' total and the workers' item counter (an `incr` per push, a `decr` per pop) disagree.
 
 use commute::atomically;
+use commute_benches::soak::Finished;
 use commute_benches::soak::WorkerLog;
 use commute_benches::soak::monitor::Monitor;
 use commute_benches::soak::shared::{BOXES, Item, Shared, pop_checked};
-use commute_benches::soak::verify::check_final_state;
+use commute_benches::soak::verify::final_checks;
 use commute_test_support::with_watchdog;
 
 /// Worker 0 pushes two items on the unbounded queue (as its pushes do, counted), then both are
@@ -46,7 +47,15 @@ fn messages_with_logged_pops(logged_pops: u64) -> Vec<String> {
     ];
     logs[0].queue_pushed = 2;
     logs[0].queue_popped = logged_pops;
-    check_final_state(&shared, &monitor, 0, logs, None, (0, 0));
+    final_checks(
+        &shared,
+        &monitor,
+        0,
+        &Finished {
+            logs,
+            ..Finished::default()
+        },
+    );
     monitor.messages()
 }
 

@@ -1,7 +1,7 @@
 //! The soak's checks of the operations that its workers' pushes, takes and drains use: the
 //! drain's check (`drain_checked`, run by the workers' `QueueDrain`) passes a drain of a
 //! queue that matches its producers' cursors and push count and finds one that returned fewer
-//! items; and the final checks (`check_final_state`) pass a queue whose item counter (`incr`
+//! items; and the final checks (`final_checks`) pass a queue whose item counter (`incr`
 //! per push, `decr` per item out) and commuted push mix agree with the logs, and find a `decr`
 //! counted twice and a commute applied twice.
 
@@ -9,10 +9,11 @@ mod common;
 
 use common::consistent;
 use commute::{TQueue, TVar, atomically};
+use commute_benches::soak::Finished;
 use commute_benches::soak::WorkerLog;
 use commute_benches::soak::monitor::Monitor;
 use commute_benches::soak::shared::{BOXES, Item, Shared, drain_checked, pop_checked, push_mix};
-use commute_benches::soak::verify::check_final_state;
+use commute_benches::soak::verify::final_checks;
 use commute_test_support::with_watchdog;
 
 /// The drain's verdict: the count it returned, its checks and its violation messages.
@@ -93,7 +94,15 @@ fn pushed_two_popped_one() -> (Shared, Vec<WorkerLog>) {
 /// The final checks' messages on `shared` with `logs`.
 fn final_messages(shared: &Shared, logs: Vec<WorkerLog>) -> Vec<String> {
     let monitor = Monitor::new(1);
-    check_final_state(shared, &monitor, 0, logs, None, (0, 0));
+    final_checks(
+        shared,
+        &monitor,
+        0,
+        &Finished {
+            logs,
+            ..Finished::default()
+        },
+    );
     assert!(monitor.checks() > 0);
     monitor.messages()
 }

@@ -148,12 +148,18 @@ impl Layout {
     }
 }
 
-/// What the threads hand back when they finish.
-struct Finished {
-    logs: Vec<WorkerLog>,
-    long: Option<LongReport>,
-    pipe_pushed: u64,
-    pipe_popped: u64,
+/// What the threads hand back when they finish: what the final checks
+/// ([`verify::final_checks`]) compare the structures with.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// The workers' logs, by worker.
+    pub logs: Vec<WorkerLog>,
+    /// The long-transaction thread's report, if it ran.
+    pub long: Option<LongReport>,
+    /// Items the pipe's producer pushed.
+    pub pipe_pushed: u64,
+    /// Items the pipe's consumer popped.
+    pub pipe_popped: u64,
 }
 
 /// Runs a soak as `opts` asks, printing progress lines and the summary; returns the figures.

@@ -11,30 +11,11 @@ use super::shared::{
 };
 use super::{Finished, WorkerLog};
 
-/// The checks a run makes once its threads have stopped, on a state and logs the caller hands
-/// over (what a run's threads hand back when they finish): `logs` by worker, the
-/// long-transaction thread's report, and the pipe's counts of items pushed and popped. What they find goes to `monitor`, whose
-/// slot `main` takes the checks made inside transactions (the drains').
-pub fn check_final_state(
-    shared: &Shared,
-    monitor: &Monitor,
-    main: usize,
-    logs: Vec<WorkerLog>,
-    long: Option<super::LongReport>,
-    (pipe_pushed, pipe_popped): (u64, u64),
-) {
-    let done = Finished {
-        logs,
-        long,
-        pipe_pushed,
-        pipe_popped,
-    };
-    final_checks(shared, monitor, main, &done);
-}
-
 /// The checks after every thread has stopped: drain the queues, then compare every structure
-/// with the models rebuilt from the logs.
-pub(super) fn final_checks(shared: &Shared, monitor: &Monitor, main: usize, done: &Finished) {
+/// with the models rebuilt from the logs in `done`. What they find goes to `monitor`, whose
+/// slot `main` takes the checks made inside transactions (the drains'). Tests call it on a
+/// state and logs of their own, to see a check fire.
+pub fn final_checks(shared: &Shared, monitor: &Monitor, main: usize, done: &Finished) {
     let logs = &done.logs;
     let sum = |f: fn(&WorkerLog) -> u64| logs.iter().map(f).sum::<u64>();
 
