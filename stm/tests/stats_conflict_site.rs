@@ -9,27 +9,23 @@
 use commute_stm::stats::AbortCause;
 use commute_stm::{TVar, atomically, stats};
 use commute_test_support::with_watchdog;
+
+#[path = "common/conflict_once.rs"]
+mod conflict_once;
+use conflict_once::conflict_once;
 use std::sync::Arc;
 
 #[test]
 fn a_conflict_site_names_the_line_of_the_aborted_atomically() {
     with_watchdog(20, || {
         let v = Arc::new(TVar::new(0u64).with_label("site-v"));
-        let out = TVar::new(0u64);
         let before = stats::thread();
-        let mut first = true;
+        let v2 = v.clone();
         let tx_line = line!() + 1;
-        atomically(|tx| {
-            let seen = v.read(tx)?;
-            if std::mem::take(&mut first) {
-                let v2 = v.clone();
-                std::thread::spawn(move || atomically(|tx| v2.modify(tx, |x| x + 1)))
-                    .join()
-                    .unwrap();
-            }
-            out.write(tx, seen);
-            Ok(())
-        });
+        conflict_once(
+            |tx| v.read(tx),
+            move || atomically(|tx| v2.modify(tx, |x| x + 1)),
+        );
         let delta = stats::thread() - before;
         assert_eq!(delta.aborts_read_validation, 1, "{delta}");
         let sites = delta.top_conflicts();

@@ -9,25 +9,20 @@
 
 use commute_stm::{TVar, atomically, stats};
 use commute_test_support::with_watchdog;
+
+#[path = "common/conflict_once.rs"]
+mod conflict_once;
+use conflict_once::conflict_once;
 use std::sync::Arc;
 
-/// One transaction that conflicts exactly once, by read validation on `v`: its first attempt
-/// reads `v`, another thread commits a change to `v` and ends, and the attempt's commit then
-/// finds `v` changed. The second attempt commits.
-fn conflict_once(v: &Arc<TVar<u64>>, out: &TVar<u64>) {
-    let mut first = true;
-    atomically(|tx| {
-        let seen = v.read(tx)?;
-        if first {
-            first = false;
-            let v2 = v.clone();
-            std::thread::spawn(move || atomically(|tx| v2.modify(tx, |x| x + 1)))
-                .join()
-                .unwrap();
-        }
-        out.write(tx, seen);
-        Ok(())
-    });
+/// One transaction that conflicts exactly once, by read validation on `v` (every call from
+/// this one line: one transaction site).
+fn conflict_on(v: &Arc<TVar<u64>>) {
+    let v2 = v.clone();
+    conflict_once(
+        |tx| v.read(tx),
+        move || atomically(|tx| v2.modify(tx, |x| x + 1)),
+    );
 }
 
 #[test]
@@ -35,19 +30,18 @@ fn a_delta_counts_only_the_conflicts_made_after_its_earlier_snapshot() {
     with_watchdog(20, || {
         let v = Arc::new(TVar::new(0u64));
         let u = Arc::new(TVar::new(0u64));
-        let out = TVar::new(0u64);
         let start = stats::thread();
         for _ in 0..3 {
-            conflict_once(&v, &out);
+            conflict_on(&v);
         }
-        conflict_once(&u, &out);
+        conflict_on(&u);
         let before = stats::thread();
         let earlier = before.clone() - start;
         assert_eq!(earlier.aborts_read_validation, 4);
         assert_eq!(earlier.conflicts.values().sum::<u64>(), 4, "{earlier}");
 
-        conflict_once(&v, &out);
-        conflict_once(&v, &out);
+        conflict_on(&v);
+        conflict_on(&v);
         let delta = stats::thread() - before;
         assert_eq!(delta.commits, 2);
         assert_eq!(delta.aborts(), 2);

@@ -3,27 +3,23 @@
 //! caller's, not a line inside the library), as for a `TVar`.
 
 use commute_stm::stats::AbortCause;
-use commute_stm::{TBox, TVar, atomically, stats};
+use commute_stm::{TBox, atomically, stats};
 use commute_test_support::with_watchdog;
+
+#[path = "common/conflict_once.rs"]
+mod conflict_once;
+use conflict_once::conflict_once;
 use std::sync::Arc;
 
 /// Reads `b` in a transaction whose first attempt another thread's commit to `b` aborts;
 /// returns the one conflict site that abort recorded.
 fn conflict_on(b: &Arc<TBox<u64>>) -> stats::ConflictSite {
-    let out = TVar::new(0u64);
     let before = stats::thread();
-    let mut first = true;
-    atomically(|tx| {
-        let seen = *b.read(tx)?;
-        if std::mem::take(&mut first) {
-            let b2 = b.clone();
-            std::thread::spawn(move || atomically(|tx| b2.modify(tx, |x| x + 1)))
-                .join()
-                .unwrap();
-        }
-        out.write(tx, seen);
-        Ok(())
-    });
+    let b2 = b.clone();
+    conflict_once(
+        |tx| Ok(*b.read(tx)?),
+        move || atomically(|tx| b2.modify(tx, |x| x + 1)),
+    );
     let delta = stats::thread() - before;
     assert_eq!(delta.aborts_read_validation, 1, "{delta}");
     let sites = delta.top_conflicts();
