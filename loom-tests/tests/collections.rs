@@ -11,14 +11,14 @@ use std::sync::Arc as StdArc;
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
 
 use commute::{
-    Owned, StmResult, TBoundedQueue, TCounter, TMap, TQueue, TVar, Transaction, atomically,
+    Owned, StmResult, TBoundedQueue, TCounter, TMap, TQueue, TVar, Taken, Transaction, atomically,
     reclaim_retired, stats,
 };
 use commute_loom_tests::{
     capped_builder, run_model, run_model_with, settle, silence_panics_starting_with,
 };
 use loom::cell::UnsafeCell;
-use loom::sync::Arc;
+use loom::sync::{Arc, Mutex};
 use loom::thread;
 
 // ---------------------------------------------------------------------------------------------
@@ -684,6 +684,53 @@ fn queue_unused_taken_item_dropped_once() {
     run_model("queue_unused_taken_item_dropped_once", || {
         taken_item_vs_reader(false)
     });
+}
+
+/// Waits for the main thread to put a handle into `slot`, and takes it.
+fn wait_for_handle<H>(slot: &Mutex<Option<H>>) -> H {
+    loop {
+        if let Some(handle) = slot.lock().unwrap().take() {
+            return handle;
+        }
+        thread::yield_now();
+    }
+}
+
+/// The main thread takes the front item while another thread runs a transaction that may
+/// still read it (so the take's marker waits for it), then hands the
+/// [`Taken`] handle over through a mutex to that thread, which reads the item
+/// through it (`Deref`) and drops it unused, while the main thread reclaims, running the
+/// marker: whichever of the two comes second drops the item, after the other's reads (the
+/// handle's, when the marker comes second).
+///
+/// Catches an item's fate (`Ticket::fate`) that does not order what the first of the two did
+/// with the item before the second's drop of it (loom reports the handle's read racing with
+/// the marker's drop). The other models keep the handle on the thread that reclaims.
+#[test]
+fn queue_taken_item_read_elsewhere_dropped_after_the_read() {
+    run_model(
+        "queue_taken_item_read_elsewhere_dropped_after_the_read",
+        || {
+            let live = Live::new();
+            let queue = queue_of(&[1], &live);
+            let slot = Arc::new(Mutex::new(None));
+            let reader = {
+                let (queue, slot) = (queue.clone(), slot.clone());
+                thread::spawn(move || {
+                    let front = atomically(|tx| queue.peek(tx)).map(|item| item.id());
+                    assert!(front.is_none() || front == Some(1));
+                    let taken: Taken<Item> = wait_for_handle(&slot);
+                    assert_eq!(taken.id(), 1);
+                })
+            };
+            let taken = atomically(|tx| queue.take(tx)).expect("the item is queued");
+            *slot.lock().unwrap() = Some(taken);
+            reclaim_retired();
+            reader.join().unwrap();
+            assert_eq!(drain(&queue), []);
+            check_queue_freed(queue, &live);
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
