@@ -1054,3 +1054,51 @@ fn map_owned_value_replaced_alone_moves_after_readers_only() {
         || owned_value_vs_reader(Out::Replace),
     );
 }
+
+/// A map holds one [`Owned`] item. The main thread removes it while another thread runs a
+/// transaction that may still read it (so the old bucket waits for it), then hands the handle
+/// over through a mutex to that thread, which reads the item through it and then drops it
+/// unused (`consume` false) or moves the item out (`into_inner`), while the main thread
+/// reclaims, freeing the old bucket and its share of the item's cell: the last share drops
+/// the item if it was left, after the other's reads, and never drops an item moved out.
+///
+/// Catches a cell count whose last release is not ordered after the other shares' (loom
+/// reports the handle's read racing with the bucket's drop of the item, or the moved item
+/// dropped twice): the other models release every share on one thread.
+fn owned_value_read_elsewhere(consume: bool) {
+    let live = Live::new();
+    let map: Arc<TMap<u64, Owned<Item>>> = Arc::new(TMap::new());
+    map.atomic().insert(1, Owned::new(Item::new(1, &live)));
+    let slot = Arc::new(Mutex::new(None));
+    let reader = {
+        let (map, slot) = (map.clone(), slot.clone());
+        thread::spawn(move || {
+            let seen = atomically(|tx| Ok(map.get_ref(tx, &1)?.map(|item| item.id())));
+            assert!(seen.is_none() || seen == Some(1));
+            let taken: Taken<Item> = wait_for_handle(&slot);
+            assert_eq!(taken.id(), 1);
+            if consume {
+                assert_eq!(taken.into_inner().id(), 1);
+            }
+        })
+    };
+    let taken = map.atomic().remove(&1).expect("key 1 is there");
+    *slot.lock().unwrap() = Some(taken);
+    reclaim_retired();
+    reader.join().unwrap();
+    drop(map);
+    settle();
+    reclaim_retired();
+    assert_eq!(live.count(), 0, "an item was leaked, or dropped twice");
+}
+
+#[test]
+fn map_owned_value_read_elsewhere_dropped_after_the_read() {
+    run_model(
+        "map_owned_value_read_elsewhere_dropped_after_the_read",
+        || owned_value_read_elsewhere(false),
+    );
+    run_model("map_owned_value_read_elsewhere_moved_once", || {
+        owned_value_read_elsewhere(true)
+    });
+}
