@@ -476,17 +476,6 @@ fn queue_pops_never_read_freed_nodes() {
     });
 }
 
-/// The main thread walks the queue (`for_each`, reading every item in place) while one thread
-/// pushes two items in one transaction and another pops the two items there were, one at a
-/// time: the walk sees one of the states a serial order allows, and never reads an item whose
-/// node a pop has freed (the second pop frees the node of the first item).
-///
-/// Catches a walk that does not pin (loom reports the read of a freed item), one that mixes
-/// states (half of a transaction's pushes, or popped items beside items pushed after them in a
-/// snapshot without the pops), and one that runs past the end of its snapshot; and a length
-/// (the tail's position less the head's) that is not the walk's.
-///
-/// Preemption bound at most 2: three threads.
 /// A transaction pops the queue's one item, pushes two and pops the first of them, while the
 /// main thread reads the length: every committed state holds one item. The commit stores
 /// `head` pointing at the attempt's own first pending node; it used to unlock `head` before
@@ -521,6 +510,17 @@ fn queue_len_never_sees_a_head_before_its_node_is_stamped() {
     );
 }
 
+/// The main thread walks the queue (`for_each`, reading every item in place) while one thread
+/// pushes two items in one transaction and another pops the two items there were, one at a
+/// time: the walk sees one of the states a serial order allows, and never reads an item whose
+/// node a pop has freed (the second pop frees the node of the first item).
+///
+/// Catches a walk that does not pin (loom reports the read of a freed item), one that mixes
+/// states (half of a transaction's pushes, or popped items beside items pushed after them in a
+/// snapshot without the pops), and one that runs past the end of its snapshot; and a length
+/// (the tail's position less the head's) that is not the walk's.
+///
+/// Preemption bound at most 2: three threads.
 #[test]
 fn queue_walk_sees_one_state() {
     run_model_with("queue_walk_sees_one_state", capped_builder(2), || {
