@@ -207,5 +207,8 @@ pub use set::TSet;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-/// The core's handling of panic payloads that are not passed on.
-pub(crate) use commute_stm::__private::{Payload, drop_payload, keep_first_panic};
+/// The core's handling of panic payloads that are not passed on (`drop_payload` is the
+/// pool's, which is compiled out under loom).
+#[cfg(not(loom))]
+pub(crate) use commute_stm::__private::drop_payload;
+pub(crate) use commute_stm::__private::{Payload, keep_first_panic};

@@ -219,6 +219,13 @@ mod payload {
         }
     }
 
+    impl core::fmt::Debug for Payload {
+        /// Its number (a read that loom checks, as [`Payload::id`]).
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.debug_tuple("Payload").field(&self.id()).finish()
+        }
+    }
+
     impl Drop for Payload {
         fn drop(&mut self) {
             // SAFETY: loom checks that no read of the cell is concurrent with this write.
