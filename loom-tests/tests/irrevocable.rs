@@ -3,8 +3,8 @@
 
 use std::cell::Cell;
 
-use commute_loom_tests::{model_builder, run_model_with};
-use commute_stm::{IRREVOCABLE_AFTER, TVar, atomically, stats};
+use commute_loom_tests::{model_builder, run_model_with, settle};
+use commute_stm::{IRREVOCABLE_AFTER, TVar, atomically, read_only, stats};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use loom::thread;
@@ -96,6 +96,89 @@ fn irrevocable_vs_committer() {
             assert_eq!((irrevocable_seen, a, b), (1, 1, 11));
         }
     });
+}
+
+/// A snapshot reader reads `x`, then `y`, while the irrevocable transaction commits
+/// `x = y = 1` (it holds both locks from its writes to its commit). Driven into irrevocable
+/// mode as in `irrevocable_vs_committer`; the reader, on the helper's thread, registers once the
+/// race has begun.
+///
+/// Catches a torn snapshot at an irrevocable commit: one that loads `SNAPSHOTS` without the
+/// sequentially consistent order after turning its locks into plain ones (the `loom_fence` of
+/// `history::writer_view`), so that it counts itself before a reader that still sees the
+/// irrevocable lock and reads the old value under it; and a reader whose load of the value under
+/// the irrevocable lock is not acquire, so that it can take a value stored after the lock
+/// changed while its re-check of the lock still finds the irrevocable one.
+#[test]
+fn snapshot_reads_around_an_irrevocable_commit() {
+    let mut builder = model_builder();
+    // Exploration starts inside the victim's irrevocable attempt (`loom::explore`).
+    builder.expect_explicit_explore = true;
+    // The setup rounds are long (every branch point counts, explored or not).
+    builder.max_branches = 20_000;
+    run_model_with(
+        "snapshot_reads_around_an_irrevocable_commit",
+        builder,
+        || {
+            let a = Arc::new(TVar::new(0u64));
+            let x = Arc::new(TVar::new(0u64));
+            let y = Arc::new(TVar::new(0u64));
+            // The setup handshake of `irrevocable_vs_committer`.
+            let read = Arc::new(AtomicU32::new(0));
+            let changed = Arc::new(AtomicU32::new(0));
+            let racing = Arc::new(AtomicBool::new(false));
+
+            let reader = {
+                let (a, x, y) = (a.clone(), x.clone(), y.clone());
+                let (read, changed, racing) = (read.clone(), changed.clone(), racing.clone());
+                thread::spawn(move || {
+                    while let Some(round) = next_round(&read, &changed, &racing) {
+                        atomically(|tx| a.modify(tx, |n| n + 1));
+                        changed.store(round, Ordering::Release);
+                    }
+                    // The race: a snapshot of both variables against the irrevocable commit.
+                    let mut attempts = 0;
+                    let pair = read_only(|tx| {
+                        attempts += 1;
+                        Ok((x.read(tx)?, y.read(tx)?))
+                    });
+                    assert_eq!(attempts, 1);
+                    assert!(pair == (0, 0) || pair == (1, 1), "torn snapshot: {pair:?}");
+                })
+            };
+
+            let rounds = Cell::new(0u32);
+            atomically(|tx| {
+                if tx.is_irrevocable() {
+                    if !racing.load(Ordering::Relaxed) {
+                        loom::explore();
+                        racing.store(true, Ordering::Release);
+                    }
+                    x.write(tx, 1);
+                    y.write(tx, 1);
+                    return Ok(());
+                }
+                // A setup round: read `a`, have the helper change it, then fail validation.
+                let round = rounds.get() + 1;
+                assert!(
+                    round <= IRREVOCABLE_AFTER,
+                    "not irrevocable after {} conflicts",
+                    round - 1
+                );
+                rounds.set(round);
+                a.read(tx)?;
+                x.write(tx, 0);
+                read.store(round, Ordering::Release);
+                while changed.load(Ordering::Acquire) != round {
+                    thread::yield_now();
+                }
+                Ok(())
+            });
+            reader.join().unwrap();
+            settle();
+            assert_eq!((x.load(), y.load()), (1, 1));
+        },
+    );
 }
 
 /// The helper's next setup round (once the victim has read `a` for it), or `None` once the
