@@ -2,9 +2,9 @@
 #![cfg(loom)]
 
 use commute_loom_tests::{Payload, run_model, settle};
-use commute_stm::{TBox, atomically, reclaim_retired};
-use loom::sync::Arc;
+use commute_stm::{TBox, atomically, pinned, reclaim_retired};
 use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::{Arc, Mutex};
 use loom::thread;
 
 /// A writer replaces a box's value twice while a reader borrows it inside a transaction and
@@ -46,5 +46,56 @@ fn tbox_replace_vs_reader() {
             "replaced values not freed"
         );
         assert_eq!(cell.load_with(Payload::id), 2);
+    });
+}
+
+/// A thread writes a box through a clone of a shared handle, which it lets go of inside its
+/// attempt, before the commit; meanwhile the main thread takes the shared handle and drops it.
+/// Whichever handle goes last, the value the commit stores is dropped with the box, and the
+/// value it replaced is freed once.
+///
+/// Catches a drop of the box that does not wait for the `atomically` call that still commits to
+/// it, and one that waits but does not see that call's writes: an exit from `atomically` (the
+/// slot's `attempt` mark) that is not a release, so that the dropper frees the block with the
+/// value it had before the commit (the replaced value freed twice, which crashes the test, and
+/// the new one leaked).
+///
+/// The writer's call runs inside `pinned`, which puts the reclamation pass of its commit off
+/// until the pin ends, after the call has left `atomically`: under loom every retirement starts
+/// a pass, whose lock on the thread registry would otherwise order the commit before the
+/// dropper's scan of the registry, hiding the exit's ordering.
+#[test]
+fn tbox_dropped_while_a_commit_writes_it() {
+    run_model("tbox_dropped_while_a_commit_writes_it", || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        // Payloads made (one per attempt that writes, the box's first), each to be dropped once.
+        let made = Arc::new(AtomicUsize::new(1));
+        let shared = Arc::new(Mutex::new(Some(Arc::new(TBox::new(Payload::new(
+            1, &drops,
+        ))))));
+        let writer = {
+            let (shared, drops, made) = (shared.clone(), drops.clone(), made.clone());
+            thread::spawn(move || {
+                pinned(|| {
+                    atomically(|tx| {
+                        let handle = shared.lock().unwrap().clone();
+                        if let Some(handle) = handle {
+                            made.fetch_add(1, Ordering::Relaxed);
+                            handle.write(tx, Payload::new(2, &drops));
+                        }
+                        Ok(())
+                    })
+                });
+            })
+        };
+        drop(shared.lock().unwrap().take());
+        writer.join().unwrap();
+        settle();
+        reclaim_retired();
+        assert_eq!(
+            drops.fetch_add(0, Ordering::AcqRel),
+            made.load(Ordering::Acquire),
+            "values of the box not dropped once each"
+        );
     });
 }
