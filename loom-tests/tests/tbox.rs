@@ -56,9 +56,9 @@ fn tbox_replace_vs_reader() {
 ///
 /// Catches a drop of the box that does not wait for the `atomically` call that still commits to
 /// it, and one that waits but does not see that call's writes: an exit from `atomically` (the
-/// slot's `attempt` mark) that is not a release, so that the dropper frees the block with the
-/// value it had before the commit (the replaced value freed twice, which crashes the test, and
-/// the new one leaked).
+/// slot's `attempt` mark) that is not a release, or a check of the mark (`Deferred::is_due`)
+/// that is not an acquire, so that the dropper frees the block with the value it had before the
+/// commit (the replaced value freed twice, which crashes the test, and the new one leaked).
 ///
 /// The writer's call runs inside `pinned`, which puts the reclamation pass of its commit off
 /// until the pin ends, after the call has left `atomically`: under loom every retirement starts
