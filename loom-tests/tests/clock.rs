@@ -3,7 +3,7 @@
 //! moved the clock itself.
 #![cfg(loom)]
 
-use commute_loom_tests::run_model;
+use commute_loom_tests::{capped_builder, run_model, run_model_with, settle};
 use commute_stm::{StmResult, TVar, Transaction, atomically};
 use loom::sync::Arc;
 use loom::thread;
@@ -68,6 +68,54 @@ fn an_extended_read_version_covers_the_locks_of_its_commits() {
             });
             committer.join().unwrap();
             assert_eq!((x.load(), y.load(), z.load()), (1, 1, 1));
+        },
+    );
+}
+
+/// One reader meets `z`'s version and moves the clock to it; another then begins, its read
+/// version at that version, and reads `y` and `x`, which a commit that read the clock before
+/// the move writes at the same version. The second reader must see that commit's lock on `y`
+/// (or its value), or it reads the old `y` and then the new `x`, whose version its read version
+/// covers, without any validation.
+///
+/// Catches a missing `SeqCst` fence after the clock read of a transaction's begin
+/// (`clock::begin`, under loom; the `SeqCst` clock load and lock-word loads outside loom): the
+/// clock value reaches the beginner by release/acquire from the first reader's `fetch_max`, which
+/// carries nothing of the commit.
+///
+/// Preemption bound at most 2: three threads, about 58,000 executions at 3 (14 s on a busy
+/// machine), 3,900 at 2; the failing schedule needs two preemptions (the committer after its
+/// clock read, the second reader after reading `y`).
+#[test]
+fn a_read_version_taken_from_a_moved_clock_covers_the_locks_of_its_commits() {
+    run_model_with(
+        "a_read_version_taken_from_a_moved_clock_covers_the_locks_of_its_commits",
+        capped_builder(2),
+        || {
+            let (x, y, z) = (
+                Arc::new(TVar::new(0u64)),
+                Arc::new(TVar::new(0u64)),
+                Arc::new(TVar::new(0u64)),
+            );
+            // The committer is this thread: `z` first, before the readers start.
+            atomically(|tx| {
+                z.write(tx, 1);
+                Ok(())
+            });
+            let mover = {
+                let z = z.clone();
+                thread::spawn(move || atomically(|tx| z.read(tx)))
+            };
+            let reader = {
+                let (x, y) = (x.clone(), y.clone());
+                thread::spawn(move || atomically(|tx| read_y_then_x(tx, &x, &y)))
+            };
+            commit_x_and_y(&x, &y);
+            assert_eq!(mover.join().unwrap(), 1);
+            reader.join().unwrap();
+            // Two thread contexts to drop before the globals go (see `settle`).
+            settle();
+            assert_eq!((x.load(), y.load()), (1, 1));
         },
     );
 }
