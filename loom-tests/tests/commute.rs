@@ -1,7 +1,7 @@
 //! Loom model of commutative updates: adders never conflict with each other.
 #![cfg(loom)]
 
-use commute_loom_tests::{capped_builder, run_model, run_model_with};
+use commute_loom_tests::{capped_builder, run_model, run_model_with, settle};
 use commute_stm::{TVar, atomically, stats};
 use loom::sync::Arc;
 use loom::thread;
@@ -143,4 +143,53 @@ fn crossed_large_write_sets_never_abort() {
         other.join().unwrap();
         assert!(vars.iter().all(|v| v.load() == 2), "an add was lost");
     });
+}
+
+/// A committer that meets another's lock gives back the lock it took first, restoring the
+/// word it replaced, and falls back to lock order; a committer that then takes the given-back
+/// lock must still see the value of the commit before. Here this thread adds to `a` alone
+/// while `first` adds to `a` and then `b`, and `second` to `b` and then `a`: `b` is created
+/// first, so that `first`, having given `a` back on meeting `second`'s lock on `b`, waits for
+/// `b` holding nothing, and `second` locks `a` from the restored word.
+///
+/// Catches a lock given back without release ordering (`LockGuard::release` in `commit.rs`):
+/// a release sequence ends at a plain store, so `second`'s lock then carries nothing of this
+/// thread's commit, whose value `second` may not see: its add lands on the value before, and
+/// this thread's add is lost.
+///
+/// Preemption bound 1, which the failing schedule needs (`second` preempted once it holds
+/// `b`): at 3 the waits on the locks (`first` for `b`, the others for `a`) exceed loom's branch
+/// limit after two minutes (loom lets a waiting load return a superseded lock word, see the
+/// crate doc).
+#[test]
+fn a_lock_given_back_passes_on_the_value_under_it() {
+    run_model_with(
+        "a_lock_given_back_passes_on_the_value_under_it",
+        capped_builder(1),
+        || {
+            let b = Arc::new(TVar::new(0u64));
+            let a = Arc::new(TVar::new(0u64));
+            let add_both = |first: Arc<TVar<u64>>, second: Arc<TVar<u64>>| {
+                thread::spawn(move || {
+                    atomically(|tx| {
+                        first.add(tx, 1);
+                        second.add(tx, 1);
+                        Ok(())
+                    })
+                })
+            };
+            let first = add_both(a.clone(), b.clone());
+            let second = add_both(b.clone(), a.clone());
+            // After the spawns: nothing orders this commit before theirs but the locks.
+            atomically(|tx| {
+                a.add(tx, 1);
+                Ok(())
+            });
+            first.join().unwrap();
+            second.join().unwrap();
+            // Two thread contexts to drop before the globals go (see `settle`).
+            settle();
+            assert_eq!((a.load(), b.load()), (3, 2), "an add was lost");
+        },
+    );
 }
