@@ -4,7 +4,7 @@
 #![cfg(loom)]
 
 use commute_loom_tests::{capped_builder, run_model, run_model_with};
-use commute_stm::{TVar, atomically};
+use commute_stm::{OwnedWord, TVar, Word, atomically};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -94,4 +94,65 @@ fn commit_alone_wakes_retry() {
         assert_eq!(gate.commit_alone(seen, 3), Ok(()));
         assert_eq!(waiter.join().unwrap(), 3);
     });
+}
+
+/// A plain number as an [`OwnedWord`] that owns nothing, for the owned commits alone.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Plain(u64);
+
+// SAFETY: the number is its own bits.
+unsafe impl Word for Plain {
+    fn into_bits(self) -> u64 {
+        self.0
+    }
+    fn from_bits(bits: u64) -> Self {
+        Plain(bits)
+    }
+}
+
+// SAFETY: owns nothing, frees nothing.
+unsafe impl OwnedWord for Plain {
+    unsafe fn free(self) {}
+}
+
+/// Write skew between a commit alone through a path and a transaction: the commit alone reads
+/// `x` on the way and sets `y` if `x` is 0; the transaction reads `y` and sets `x` if `y` is 0.
+/// No serial order sets both.
+///
+/// Catches a commit alone through a path whose check of the path is not ordered after its lock
+/// (the `SeqCst` fence after `lock_seen` in `commit_alone_through`, under loom; its `SeqCst`
+/// lock CAS and path loads outside loom): it can then miss the transaction's lock on `x` while
+/// the transaction's validation misses its lock on `y` (the store-buffering shape), and both
+/// commit.
+#[test]
+fn a_commit_alone_through_a_path_is_serialisable_with_a_transaction() {
+    run_model(
+        "a_commit_alone_through_a_path_is_serialisable_with_a_transaction",
+        || {
+            let x = Arc::new(TVar::new(Plain(0)));
+            let y = Arc::new(TVar::new(Plain(0)));
+            let tx_thread = {
+                let (x, y) = (x.clone(), y.clone());
+                thread::spawn(move || {
+                    atomically(|tx| {
+                        if y.read(tx)? == Plain(0) {
+                            x.write(tx, Plain(1));
+                        }
+                        Ok(())
+                    })
+                })
+            };
+            let (seen_x, x_word) = x.load_seen();
+            let (_, y_word) = y.load_seen();
+            if seen_x == Plain(0) {
+                // SAFETY: `Plain` owns nothing.
+                let _ = unsafe { y.commit_owned_alone_through(y_word, Plain(1), [(&*x, x_word)]) };
+            }
+            tx_thread.join().unwrap();
+            assert!(
+                !(x.load() == Plain(1) && y.load() == Plain(1)),
+                "both set their variable: not serialisable"
+            );
+        },
+    );
 }
