@@ -11,7 +11,7 @@
 //! how many executions loom explored and how long it took. Each model's doc comment names the
 //! bug it exists to catch.
 //!
-//! Two habits of loom 0.7 shape the harness:
+//! Habits of loom 0.7 shape the harness, and what its models can see:
 //!
 //! - Loom drops its `lazy_static`s (the core's globals) before the thread-locals of its main
 //!   thread, and `JoinHandle::join` returns before the joined thread's thread-locals are dropped.
@@ -26,6 +26,16 @@
 //!   schedules exceed loom's branch limit ("Model exceeded maximum number of branches") without
 //!   any thread holding what the waiter waits for; a model where that happens at 3 runs at 2
 //!   (`capped_builder`, with the reason in the model's doc).
+//! - Loom does not model `SeqCst` accesses (it runs them as acquire/release), so the core writes
+//!   them under loom as acquire/release plus a `SeqCst` fence (`clock::loom_fence`). Loom's
+//!   `SeqCst` fence is stronger than C11's: each happens after every earlier one of any thread,
+//!   as if the two had synchronised, and, an acquire and release fence too, it then carries
+//!   what was ordered before the one to what is ordered after the other, with no atomic access
+//!   linking them. An ordering next to such a fence (the
+//!   write-back's value stores after the commit's fence, a lock restored after a failed
+//!   validation, the snapshot registry's counts) can be weakened without any model failing,
+//!   though the build outside loom, which has no fence there, needs it. Those orderings are
+//!   checked by review only (`docs/reliability.md`, "An eleventh audit").
 
 #[cfg(loom)]
 pub use model::{
