@@ -4,7 +4,7 @@
 use std::cell::Cell;
 
 use commute_loom_tests::{model_builder, run_model_with, settle};
-use commute_stm::{IRREVOCABLE_AFTER, TVar, atomically, read_only, stats};
+use commute_stm::{IRREVOCABLE_AFTER, StmResult, TVar, Transaction, atomically, read_only, stats};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use loom::thread;
@@ -58,28 +58,12 @@ fn irrevocable_vs_committer() {
         let rounds = Cell::new(0u32);
         let irrevocable_seen = atomically(|tx| {
             if tx.is_irrevocable() {
-                if !racing.load(Ordering::Relaxed) {
-                    loom::explore();
-                    racing.store(true, Ordering::Release);
-                }
+                start_race(&racing);
                 let seen = a.read(tx)?;
                 b.write(tx, seen + 10);
                 return Ok(seen);
             }
-            // A setup round: read `a`, have the helper change it, then fail validation.
-            let round = rounds.get() + 1;
-            assert!(
-                round <= IRREVOCABLE_AFTER,
-                "not irrevocable after {} conflicts",
-                round - 1
-            );
-            rounds.set(round);
-            a.read(tx)?;
-            b.write(tx, 0);
-            read.store(round, Ordering::Release);
-            while changed.load(Ordering::Acquire) != round {
-                thread::yield_now();
-            }
+            setup_round(tx, &rounds, &a, &b, &read, &changed)?;
             Ok(u64::MAX)
         });
         let after = stats::thread();
@@ -150,35 +134,54 @@ fn snapshot_reads_around_an_irrevocable_commit() {
             let rounds = Cell::new(0u32);
             atomically(|tx| {
                 if tx.is_irrevocable() {
-                    if !racing.load(Ordering::Relaxed) {
-                        loom::explore();
-                        racing.store(true, Ordering::Release);
-                    }
+                    start_race(&racing);
                     x.write(tx, 1);
                     y.write(tx, 1);
                     return Ok(());
                 }
-                // A setup round: read `a`, have the helper change it, then fail validation.
-                let round = rounds.get() + 1;
-                assert!(
-                    round <= IRREVOCABLE_AFTER,
-                    "not irrevocable after {} conflicts",
-                    round - 1
-                );
-                rounds.set(round);
-                a.read(tx)?;
-                x.write(tx, 0);
-                read.store(round, Ordering::Release);
-                while changed.load(Ordering::Acquire) != round {
-                    thread::yield_now();
-                }
-                Ok(())
+                setup_round(tx, &rounds, &a, &x, &read, &changed)
             });
             reader.join().unwrap();
             settle();
             assert_eq!((x.load(), y.load()), (1, 1));
         },
     );
+}
+
+/// Called by the victim's attempt once it is irrevocable: the first time, starts the race
+/// (loom's exploration begins here) and lets the helper go on to it.
+fn start_race(racing: &AtomicBool) {
+    if !racing.load(Ordering::Relaxed) {
+        loom::explore();
+        racing.store(true, Ordering::Release);
+    }
+}
+
+/// A setup round of the victim's attempt, before it is irrevocable: reads `a`, writes `written`
+/// (so that the attempt commits with a read to validate), has the helper change `a`, and
+/// returns, so that the commit fails its validation.
+fn setup_round(
+    tx: &Transaction,
+    rounds: &Cell<u32>,
+    a: &TVar<u64>,
+    written: &TVar<u64>,
+    read: &AtomicU32,
+    changed: &AtomicU32,
+) -> StmResult<()> {
+    let round = rounds.get() + 1;
+    assert!(
+        round <= IRREVOCABLE_AFTER,
+        "not irrevocable after {} conflicts",
+        round - 1
+    );
+    rounds.set(round);
+    a.read(tx)?;
+    written.write(tx, 0);
+    read.store(round, Ordering::Release);
+    while changed.load(Ordering::Acquire) != round {
+        thread::yield_now();
+    }
+    Ok(())
 }
 
 /// The helper's next setup round (once the victim has read `a` for it), or `None` once the
