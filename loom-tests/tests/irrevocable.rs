@@ -3,8 +3,10 @@
 
 use std::cell::Cell;
 
-use commute_loom_tests::{model_builder, run_model_with, settle};
-use commute_stm::{IRREVOCABLE_AFTER, StmResult, TVar, Transaction, atomically, read_only, stats};
+use commute_loom_tests::{capped_builder, model_builder, run_model_with, settle};
+use commute_stm::{
+    IRREVOCABLE_AFTER, StmResult, TVar, Transaction, atomically, read_only, stats, try_atomically,
+};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use loom::thread;
@@ -198,3 +200,103 @@ fn next_round(read: &AtomicU32, changed: &AtomicU32, racing: &AtomicBool) -> Opt
         thread::yield_now();
     }
 }
+
+/// Once the victim is irrevocable, the helper increments `x`; the victim waits for that
+/// commit, locks `x` (an irrevocable write locks at once) and gives the lock back: it fails with
+/// an error of its own (`try_atomically`), which rolls the attempt back, or the write was in
+/// the first branch of an `or_else` that retried, which rolls the branch back. A third thread,
+/// which waited for the race to begin, increments `x` too. Both increments land, and the
+/// victim's write is never seen.
+///
+/// Catches an irrevocable attempt that gives a lock back with a store that is not a release
+/// (`Transaction::reset`, and the branch's rollback in the write set): a plain store starts no
+/// release sequence of its own, so the third thread, whose lock-word read finds the word the
+/// victim restored, is not ordered after the helper's commit that the victim acquired, can read
+/// `x`'s value from before it, and loses the helper's increment.
+///
+/// Preemption bound at most 1: three threads in the race, whose turns the waits give (at 2 the
+/// first version of this model, without the victim's wait, ran for more than ten minutes).
+#[test]
+fn a_lock_an_irrevocable_attempt_gives_back_passes_on_the_value_under_it() {
+    for (name, by_branch) in [
+        (
+            "a_lock_an_irrevocable_attempt_gives_back_passes_on_the_value_under_it",
+            false,
+        ),
+        (
+            "a_lock_an_irrevocable_branch_gives_back_passes_on_the_value_under_it",
+            true,
+        ),
+    ] {
+        let mut builder = capped_builder(1);
+        // Exploration starts inside the victim's irrevocable attempt (`loom::explore`).
+        builder.expect_explicit_explore = true;
+        // The setup rounds are long (every branch point counts, explored or not).
+        builder.max_branches = 20_000;
+        run_model_with(name, builder, move || {
+            irrevocable_lock_given_back(by_branch)
+        });
+    }
+}
+
+fn irrevocable_lock_given_back(by_branch: bool) {
+    let a = Arc::new(TVar::new(0u64));
+    let x = Arc::new(TVar::new(0u64));
+    let (read, changed) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let (racing, helped) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let helper = {
+        let (a, x) = (a.clone(), x.clone());
+        let (read, changed, racing) = (read.clone(), changed.clone(), racing.clone());
+        let helped = helped.clone();
+        thread::spawn(move || {
+            while let Some(round) = next_round(&read, &changed, &racing) {
+                atomically(|tx| a.modify(tx, |n| n + 1));
+                changed.store(round, Ordering::Release);
+            }
+            atomically(|tx| x.modify(tx, |n| n + 1));
+            helped.store(true, Ordering::Release);
+        })
+    };
+    let third = {
+        let (x, racing) = (x.clone(), racing.clone());
+        thread::spawn(move || {
+            while !racing.load(Ordering::Acquire) {
+                thread::yield_now();
+            }
+            atomically(|tx| x.modify(tx, |n| n + 1));
+        })
+    };
+    let rounds = Cell::new(0u32);
+    let victim = try_atomically(|tx| {
+        if tx.is_irrevocable() {
+            start_race(&racing);
+            while !helped.load(Ordering::Acquire) {
+                thread::yield_now();
+            }
+            if by_branch {
+                tx.or_else(
+                    |tx| {
+                        x.write(tx, POISON);
+                        tx.retry()
+                    },
+                    |_| Ok(()),
+                )?;
+                return Ok(());
+            }
+            x.write(tx, POISON);
+            return tx.abort("given up");
+        }
+        Ok(setup_round(tx, &rounds, &a, &x, &read, &changed)?)
+    });
+    assert_eq!(victim, if by_branch { Ok(()) } else { Err("given up") });
+    helper.join().unwrap();
+    third.join().unwrap();
+    settle();
+    assert_eq!(x.load(), 2, "an increment was lost");
+}
+
+/// The value the victim writes before it gives up: nobody may ever see it.
+const POISON: u64 = 99;
