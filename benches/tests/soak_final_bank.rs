@@ -2,41 +2,29 @@
 //! and find a bank whose accounts no longer hold its total (a transfer that lost one of its
 //! writes).
 
+mod common;
+
+use common::{final_messages, idle_logs};
 use commute::{TVar, atomically};
 use commute_benches::soak::Finished;
-use commute_benches::soak::WorkerLog;
-use commute_benches::soak::monitor::Monitor;
-use commute_benches::soak::shared::{BANK_TOTAL, BOXES, OPENING_BALANCE, Shared};
-use commute_benches::soak::verify::final_checks;
+use commute_benches::soak::shared::{BANK_TOTAL, OPENING_BALANCE, Shared};
 use commute_test_support::with_watchdog;
 
-/// The final checks' messages on `shared` after two workers that committed nothing.
-fn final_messages(shared: &Shared) -> Vec<String> {
-    let logs = vec![
-        WorkerLog {
-            box_writes: vec![0; BOXES],
-            ..WorkerLog::default()
-        };
-        2
-    ];
-    let monitor = Monitor::new(1);
-    final_checks(
-        shared,
-        &monitor,
-        0,
-        &Finished {
-            logs,
-            ..Finished::default()
-        },
-    );
-    assert!(monitor.checks() > 0);
-    monitor.messages()
+/// The end of a run of two workers that committed nothing.
+fn untouched() -> Finished {
+    Finished {
+        logs: idle_logs(2),
+        ..Finished::default()
+    }
 }
 
 #[test]
 fn the_final_checks_pass_an_untouched_state_and_find_money_lost_from_the_bank() {
     with_watchdog(20, || {
-        assert_eq!(final_messages(&Shared::new(2, 0)), Vec::<String>::new());
+        assert_eq!(
+            final_messages(&Shared::new(2, 0), &untouched()),
+            Vec::<String>::new()
+        );
 
         // The debit of a transfer of 10 committed without its credit.
         let shared = Shared::new(2, 0);
@@ -47,7 +35,7 @@ fn the_final_checks_pass_an_untouched_state_and_find_money_lost_from_the_bank() 
         });
         let lost = BANK_TOTAL - 10;
         assert_eq!(
-            final_messages(&shared),
+            final_messages(&shared, &untouched()),
             [format!(
                 "bank: the accounts sum to {lost}, not {BANK_TOTAL}"
             )]

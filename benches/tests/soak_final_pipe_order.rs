@@ -1,12 +1,12 @@
 //! The soak's final checks (`final_checks`) find the items left in the blocking pipe out
 //! of the producer's order, even when none is missing.
 
+mod common;
+
+use common::{final_messages, idle_logs};
 use commute::atomically;
 use commute_benches::soak::Finished;
-use commute_benches::soak::WorkerLog;
-use commute_benches::soak::monitor::Monitor;
-use commute_benches::soak::shared::{BOXES, Item, Shared};
-use commute_benches::soak::verify::final_checks;
+use commute_benches::soak::shared::{Item, Shared};
 use commute_test_support::with_watchdog;
 
 /// The pipeline producer's id in its items.
@@ -28,22 +28,14 @@ fn messages_with_pipe(seqs: &[u64]) -> Vec<String> {
         shared.pipe_high_water.write(tx, stamp);
         Ok(())
     });
-    let logs = vec![WorkerLog {
-        box_writes: vec![0; BOXES],
-        ..WorkerLog::default()
-    }];
-    let monitor = Monitor::new(1);
-    final_checks(
+    final_messages(
         &shared,
-        &monitor,
-        0,
         &Finished {
-            logs,
+            logs: idle_logs(1),
             pipe_pushed: pushed,
             ..Finished::default()
         },
-    );
-    monitor.messages()
+    )
 }
 
 #[test]

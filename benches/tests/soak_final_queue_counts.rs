@@ -3,17 +3,18 @@
 //! consumer's log of them did not (a pop that committed without its logging hook): both the
 //! pops' total and the workers' item counter (an `incr` per push, a `decr` per pop) disagree.
 
+mod common;
+
+use common::{final_messages, idle_logs};
 use commute::atomically;
 use commute_benches::soak::Finished;
-use commute_benches::soak::WorkerLog;
 use commute_benches::soak::monitor::Monitor;
-use commute_benches::soak::shared::{BOXES, Item, Shared, pop_checked};
-use commute_benches::soak::verify::final_checks;
+use commute_benches::soak::shared::{Item, Shared, pop_checked};
 use commute_test_support::with_watchdog;
 
 /// Worker 0 pushes two items on the unbounded queue (as its pushes do, counted), then both are
-/// popped through `pop_checked` (each counted down, as the workers' pops are); returns the final checks' messages when the logs say worker 0
-/// popped `logged_pops` of them.
+/// popped through `pop_checked` (each counted down, as the workers' pops are); returns the
+/// final checks' messages when the logs say worker 0 popped `logged_pops` of them.
 fn messages_with_logged_pops(logged_pops: u64) -> Vec<String> {
     let shared = Shared::new(2, 0);
     atomically(|tx| {
@@ -38,25 +39,17 @@ fn messages_with_logged_pops(logged_pops: u64) -> Vec<String> {
         });
         assert!(popped.is_some());
     }
-    let mut logs = vec![
-        WorkerLog {
-            box_writes: vec![0; BOXES],
-            ..WorkerLog::default()
-        };
-        2
-    ];
+    assert_eq!(monitor.messages(), Vec::<String>::new());
+    let mut logs = idle_logs(2);
     logs[0].queue_pushed = 2;
     logs[0].queue_popped = logged_pops;
-    final_checks(
+    final_messages(
         &shared,
-        &monitor,
-        0,
         &Finished {
             logs,
             ..Finished::default()
         },
-    );
-    monitor.messages()
+    )
 }
 
 #[test]

@@ -7,13 +7,11 @@
 
 mod common;
 
-use common::consistent;
+use common::{consistent, final_messages, idle_logs};
 use commute::{TQueue, TVar, atomically};
-use commute_benches::soak::Finished;
-use commute_benches::soak::WorkerLog;
 use commute_benches::soak::monitor::Monitor;
-use commute_benches::soak::shared::{BOXES, Item, Shared, drain_checked, pop_checked, push_mix};
-use commute_benches::soak::verify::final_checks;
+use commute_benches::soak::shared::{Item, Shared, drain_checked, pop_checked, push_mix};
+use commute_benches::soak::{Finished, WorkerLog};
 use commute_test_support::with_watchdog;
 
 /// The drain's verdict: the count it returned, its checks and its violation messages.
@@ -78,13 +76,7 @@ fn pushed_two_popped_one() -> (Shared, Vec<WorkerLog>) {
         Ok(())
     });
     assert_eq!(monitor.messages(), Vec::<String>::new());
-    let mut logs = vec![
-        WorkerLog {
-            box_writes: vec![0; BOXES],
-            ..WorkerLog::default()
-        };
-        2
-    ];
+    let mut logs = idle_logs(2);
     logs[0].queue_pushed = 2;
     logs[0].queue_popped = 1;
     logs[0].push_mix = push_mix(0, 0).wrapping_add(push_mix(0, 1));
@@ -92,32 +84,27 @@ fn pushed_two_popped_one() -> (Shared, Vec<WorkerLog>) {
 }
 
 /// The final checks' messages on `shared` with `logs`.
-fn final_messages(shared: &Shared, logs: Vec<WorkerLog>) -> Vec<String> {
-    let monitor = Monitor::new(1);
-    final_checks(
+fn messages_with(shared: &Shared, logs: Vec<WorkerLog>) -> Vec<String> {
+    final_messages(
         shared,
-        &monitor,
-        0,
         &Finished {
             logs,
             ..Finished::default()
         },
-    );
-    assert!(monitor.checks() > 0);
-    monitor.messages()
+    )
 }
 
 #[test]
 fn the_final_checks_find_a_decr_counted_twice_and_a_commute_applied_twice() {
     with_watchdog(20, || {
         let (shared, logs) = pushed_two_popped_one();
-        assert_eq!(final_messages(&shared, logs), Vec::<String>::new());
+        assert_eq!(messages_with(&shared, logs), Vec::<String>::new());
 
         // The pop's `decr` counted twice.
         let (shared, logs) = pushed_two_popped_one();
         shared.queue_items.atomic().decr();
         assert_eq!(
-            final_messages(&shared, logs),
+            messages_with(&shared, logs),
             ["queue: the items counter reads 0, the logs say 2 pushed and 1 popped"]
         );
 
@@ -130,7 +117,7 @@ fn the_final_checks_find_a_decr_counted_twice_and_a_commute_applied_twice() {
         });
         let want = push_mix(0, 0).wrapping_add(x);
         assert_eq!(
-            final_messages(&shared, logs),
+            messages_with(&shared, logs),
             [format!(
                 "queue: the commuted push mix is {:#x}, the logs say {want:#x}",
                 want.wrapping_add(x)

@@ -1,9 +1,32 @@
-//! Helpers shared by the soak's check tests (each test file is its own crate and includes this
-//! module with `mod common;`).
+//! Helpers shared by the soak's check tests (each test file is its own crate, includes this
+//! module with `mod common;`, and uses some of them).
+#![allow(dead_code)]
 
 use commute::{TQueue, TVar, atomically};
 use commute_benches::soak::monitor::Monitor;
-use commute_benches::soak::shared::{Item, pop_checked};
+use commute_benches::soak::shared::{BOXES, Item, Shared, pop_checked};
+use commute_benches::soak::verify::final_checks;
+use commute_benches::soak::{Finished, WorkerLog};
+
+/// The logs of `workers` workers that committed nothing (a zero write count per box).
+pub(crate) fn idle_logs(workers: usize) -> Vec<WorkerLog> {
+    vec![
+        WorkerLog {
+            box_writes: vec![0; BOXES],
+            ..WorkerLog::default()
+        };
+        workers
+    ]
+}
+
+/// The final checks' (`final_checks`) messages on `shared` at the end of a run that left
+/// `finished`; they must have checked something.
+pub(crate) fn final_messages(shared: &Shared, finished: &Finished) -> Vec<String> {
+    let monitor = Monitor::new(1);
+    final_checks(shared, &monitor, 0, finished);
+    assert!(monitor.checks() > 0);
+    monitor.messages()
+}
 
 /// Two producers' cursors, a push count, and a queue holding producer 0's items 0..3 and
 /// producer 1's items 0..2, interleaved, with producer 0's first item popped through
