@@ -690,6 +690,53 @@ impl<T: Word, H: Home> TVar<T, H> {
         tx.read_word(self.core()).map(T::from_bits)
     }
 
+    /// Low-level: [`read`](TVar::read) for a variable that stops changing, as the inner nodes'
+    /// slots of a trie do once they hold an inner node. A committed value for which
+    /// `settled` returns true is read without recording the read: it is not validated at the
+    /// commit (which can then never fail on it) and a [`retry`](Transaction::retry) does not
+    /// wait for it to change. Every other value (one this attempt wrote, one not yet settled)
+    /// reads as `read` reads it. `settled` may be called with values of other transactions'
+    /// commits that this attempt will not return.
+    ///
+    /// # Errors
+    ///
+    /// As for [`read`](TVar::read).
+    ///
+    /// # Safety
+    ///
+    /// Once the variable holds a value for which `settled` returns true, no transaction writes
+    /// it again, nor does anything else change it while transactions can reach it: a change
+    /// that no commit validates would let transactions that read the old value commit after it,
+    /// out of any serial order (a collection that frees memory through such a variable may then
+    /// free it twice).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use commute_stm::{atomically, TVar};
+    ///
+    /// // 0 until set, then fixed for good: the one writer below writes only an unset variable.
+    /// let fixed = TVar::new(0u64);
+    /// atomically(|tx| {
+    ///     if fixed.read(tx)? == 0 {
+    ///         fixed.write(tx, 42);
+    ///     }
+    ///     Ok(())
+    /// });
+    /// // SAFETY: a non-zero value is never written over (the one writer above checks first).
+    /// let seen = atomically(|tx| unsafe { fixed.read_settled(tx, |v| v != 0) });
+    /// assert_eq!(seen, 42);
+    /// ```
+    #[inline(always)]
+    pub unsafe fn read_settled(
+        &self,
+        tx: &Transaction,
+        settled: impl FnOnce(T) -> bool,
+    ) -> StmResult<T> {
+        tx.read_word_settled(self.core(), |bits| settled(T::from_bits(bits)))
+            .map(T::from_bits)
+    }
+
     /// Sets the variable inside a transaction; the write becomes visible when the transaction
     /// commits.
     ///

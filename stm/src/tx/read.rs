@@ -31,6 +31,57 @@ impl Transaction {
         self.read_word_slow(var)
     }
 
+    /// [`read_word`](Self::read_word) of a variable whose values for which `settled` holds are
+    /// its last: once it holds one, no commit changes it again (a `TMap` slot below the root
+    /// that holds an inner node). Such a value, committed at or before the read version (or by
+    /// this thread), is not recorded in the read set: validating it could never fail, and a
+    /// `retry` has no change of it to wait for. The attempt cannot have written the variable
+    /// either: it writes only what it read unsettled, and a commit that settled it since then
+    /// is newer than the read version (and moving the read version past it validates the
+    /// unsettled read, which then fails). Every other value reads as `read_word` reads it.
+    #[inline(always)]
+    pub(crate) fn read_word_settled(
+        &self,
+        var: &VarCore,
+        settled: impl FnOnce(u64) -> bool,
+    ) -> StmResult<u64> {
+        if self.plain() {
+            if let Snapshot::Value { bits, version } = var.snapshot() {
+                if version <= self.rv.get() || clock::written_by(version, self.ctx().own_mark) {
+                    if settled(bits) {
+                        return Ok(bits);
+                    }
+                    let mut st = self.state();
+                    if st.writes.is_empty() {
+                        st.reads.push(ReadEntry { var, version });
+                        return Ok(bits);
+                    }
+                    drop(st);
+                    return self.read_unsettled(var, bits, version);
+                }
+            }
+        }
+        self.read_word_slow(var)
+    }
+
+    /// [`read_word_settled`](Self::read_word_settled) of a value it found unsettled, committed
+    /// at `version`, no newer than the read version (or by this thread), by an attempt that has
+    /// written: recorded, as `read_current` records it, unless the attempt wrote the variable.
+    /// Out of line: inlined into every `TMap` walk, its scan of the write set cost STAMP
+    /// vacation's actions about 80 instructions each through their registers, though their
+    /// presized maps' walks stop at the root and never come here
+    /// (`scripts/vacation-instructions.sh`).
+    #[inline(never)]
+    fn read_unsettled(&self, var: &VarCore, bits: u64, version: u64) -> StmResult<u64> {
+        let mut st = self.state();
+        if st.writes.is_empty() || st.writes.lacks_few(var) {
+            st.reads.push(ReadEntry { var, version });
+            return Ok(bits);
+        }
+        drop(st);
+        self.read_word_slow(var)
+    }
+
     /// The committed value of `var`, which the attempt has not written, in the usual case:
     /// unlocked, and no newer than the attempt's read version or last written by this thread
     /// (the first loop turn of [`read_committed`](Self::read_committed)); recorded in the read
