@@ -919,6 +919,47 @@ fn map_split_does_not_conflict_with_sibling() {
     });
 }
 
+/// In a map of 2 root slots, inner nodes of 2 and leaves of 1, root slot 0 is an inner node
+/// whose first child holds `a`, and root slot 1 holds `x`. A thread inserts `c`, which shares
+/// bits 0 and 1 with `a` (so the child becomes an inner node over two new leaves), and sets
+/// `x` to 2, in one transaction; the main thread reads `x`, then looks `c` up: `c` is there
+/// exactly when `x` is 2.
+///
+/// Catches a walk that takes a slot below the root that holds an inner node as settled (not
+/// recorded, `TVar::read_settled`) without checking that its version is no newer than the
+/// attempt's read version: the reader then follows the split made after its snapshot and sees
+/// `c` beside the old `x`.
+#[test]
+fn map_walk_through_a_new_inner_node_sees_one_state() {
+    run_model("map_walk_through_a_new_inner_node_sees_one_state", || {
+        let map: Arc<Map> = Arc::new(TMap::with_config(2, 2, 1));
+        let a = key_with_low_bits(&map, 0b000, 3, &[]);
+        let b = key_with_low_bits(&map, 0b10, 2, &[a]);
+        let c = key_with_low_bits(&map, 0b100, 3, &[a]);
+        let x = key_with_low_bits(&map, 0b1, 1, &[]);
+        for (k, v) in [(a, 1), (b, 1), (x, 1)] {
+            map.atomic().insert(k, v);
+        }
+        let writer = {
+            let map = map.clone();
+            thread::spawn(move || {
+                atomically(|tx| {
+                    map.insert(tx, c, 3)?;
+                    map.insert(tx, x, 2)
+                })
+            })
+        };
+        let (x_now, has_c) = atomically(|tx| Ok((map.get(tx, &x)?, map.contains_key(tx, &c)?)));
+        assert_eq!(
+            x_now == Some(2),
+            has_c,
+            "a torn walk: x {x_now:?}, c there: {has_c}"
+        );
+        assert_eq!(writer.join().unwrap(), Some(1));
+        assert_eq!(map.atomic().get(&c), Some(3));
+    });
+}
+
 /// A thread overwrites key `k` while the main thread removes it; another key shares the leaf.
 /// The outcome is one of the two serial orders, with the length (checked inside both
 /// transactions too) matching.

@@ -32,7 +32,9 @@
 //! many entries share hash bits). Nothing else is written: no operation ever rewrites the table,
 //! and operations whose keys live in different leaves never read or write a common slot, so they
 //! never conflict, whatever the map's growth. Once a slot is an inner node it stays one (only
-//! `clear` replaces root slots), so a walk from the root reads inner slots that do not change.
+//! `clear` replaces root slots), so a walk from the root reads inner slots that do not change:
+//! below the root it reads them settled ([`TVar::read_settled`]), not recorded in the
+//! attempt's read set, whose validation could never fail on them.
 //!
 //! When the hash bits are used up (`shift + inner_bits > 64`, only for keys whose whole 64-bit
 //! hashes collide) a leaf just grows past its capacity.
@@ -357,6 +359,20 @@ unsafe fn existing_leaf_layout<K, V>(len: usize) -> (Layout, usize) {
         unsafe { Layout::from_size_align_unchecked(size, align) },
         offset,
     )
+}
+
+/// Reads a slot below the root (a child of an inner node), settled once it holds an inner node
+/// (see the module doc).
+#[inline(always)]
+fn read_below_root<K: 'static, V: 'static>(
+    tx: &Transaction,
+    slot: &Slot<K, V>,
+) -> StmResult<NodeRef<K, V>> {
+    // SAFETY: a slot below the root that holds an inner node is never written again: a split
+    // writes the slot of a leaf, and `clear`, the one operation that replaces inner nodes,
+    // writes root slots only. Slots change only by commits (of transactions, or an update's
+    // commit alone of its leaf's slot), or while the trie is owned whole.
+    unsafe { slot.read_settled(tx, |word| word.is_inner()) }
 }
 
 /// The layout of an inner node of `width` slots.
@@ -1089,8 +1105,8 @@ where
         let config = &self.shape.config;
         let mut slot = self.root_slot(hash);
         let mut shift = config.root_bits;
+        let mut word = slot.read(tx)?;
         loop {
-            let word = slot.read(tx)?;
             // SAFETY: read after `tx.pin()`: a committed node stays alive for the attempt
             // (pinned, or kept in a version for its snapshot), and a node this attempt wrote
             // lives until the attempt ends.
@@ -1100,6 +1116,7 @@ where
                     // SAFETY: as above, and the index is this trie's.
                     slot = unsafe { word.child(config.child_index(hash, shift)) };
                     shift += config.inner_bits;
+                    word = read_below_root(tx, slot)?;
                 }
                 Node::Leaf(entries, tags) => {
                     return Ok(LeafRef {
@@ -1509,13 +1526,20 @@ where
         mut visit: impl FnMut(&'a Slot<K, V>, &'a [Entry<K, V>], u32) -> StmResult<()>,
     ) -> StmResult<()> {
         tx.pin();
-        let mut pending: Vec<&'a Slot<K, V>> = self.root.iter().rev().collect();
-        while let Some(slot) = pending.pop() {
-            // SAFETY: read after `tx.pin()`, as in `find_leaf`.
-            match unsafe { slot.read(tx)?.node() } {
-                Node::Empty => {}
-                Node::Leaf(entries, tags) => visit(slot, entries, tags)?,
-                Node::Inner(children) => pending.extend(children.iter().rev()),
+        let mut below: Vec<&'a Slot<K, V>> = Vec::new();
+        for root_slot in self.root.iter() {
+            let mut slot = root_slot;
+            let mut word = slot.read(tx)?;
+            loop {
+                // SAFETY: read after `tx.pin()`, as in `find_leaf`.
+                match unsafe { word.node() } {
+                    Node::Empty => {}
+                    Node::Leaf(entries, tags) => visit(slot, entries, tags)?,
+                    Node::Inner(children) => below.extend(children.iter().rev()),
+                }
+                let Some(next) = below.pop() else { break };
+                slot = next;
+                word = read_below_root(tx, slot)?;
             }
         }
         Ok(())
