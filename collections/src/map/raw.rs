@@ -48,7 +48,6 @@ use core::alloc::Layout;
 use core::borrow::Borrow;
 use core::hash::{BuildHasher, Hash};
 use core::marker::PhantomData;
-use core::mem::MaybeUninit;
 use core::panic::Location;
 use core::ptr::{self, NonNull};
 use std::alloc::{alloc, dealloc, handle_alloc_error};
@@ -767,16 +766,15 @@ struct LeafRef<'a, K: 'static, V: 'static> {
     shift: u32,
 }
 
-/// How many inner nodes down an update alone finds its leaf at most
-/// ([`RawTrie::walk_alone_through`]); deeper, it runs a transaction.
-const ALONE_PATH: usize = 8;
-
-/// The inner nodes' slots an update alone passed, with what `load_seen` returned for each.
-type AlonePath<'t, K, V> = [MaybeUninit<(&'t Slot<K, V>, Seen)>; ALONE_PATH];
-
 /// What [`RawTrie::walk_alone_through`] found: the leaf's slot, its node, what `load_seen`
-/// returned for it, and how many places of the path it wrote.
-type WalkedThrough<'t, K, V> = (&'t Slot<K, V>, NodeRef<K, V>, Seen, usize);
+/// returned for it, and the root slot it passed with what `load_seen` returned for that, if the
+/// root slot held an inner node.
+type WalkedThrough<'t, K, V> = (
+    &'t Slot<K, V>,
+    NodeRef<K, V>,
+    Seen,
+    Option<(&'t Slot<K, V>, Seen)>,
+);
 
 /// How many counts of trie writes a thread keeps ([`RawTrie::writes_made`]).
 const WRITE_COUNTS: usize = 64;
@@ -1171,7 +1169,7 @@ where
     /// in progress), so the leaf is the key's leaf of one committed state: a walk that went
     /// through a root slot that `clear` replaced meanwhile ends in the state just before that
     /// `clear` (no transaction writes below a replaced root slot any more: every one that would
-    /// has read the root slot; an update alone checks the slots it passed, see
+    /// has read the root slot; an update alone checks the root slot it passed, see
     /// [`walk_alone_through`](Self::walk_alone_through)).
     // Always inlined: a lookup outside transactions walks one or two levels, and a call's
     // prologue and returned triple cost as much as the walk (`instructions`, `map-get/atomic`).
@@ -1192,32 +1190,31 @@ where
     }
 
     /// [`walk_alone`](Self::walk_alone) for an update alone: also what
-    /// [`TVar::commit_owned_alone_through`] needs to replace the leaf, the slots of the inner
-    /// nodes passed on the way (in `path`, their number returned last), whose change since the
-    /// walk must fail the commit: a transaction that read the leaf, replaced a node above it
-    /// (`clear` replaces root slots) and wrote the entries back elsewhere would otherwise commit
-    /// between the walk and the commit, which then wrote where no one looks any more, a lost
-    /// update. `None` if the leaf is more than [`ALONE_PATH`] inner nodes down (the caller runs
-    /// a transaction).
+    /// [`TVar::commit_owned_alone_through`] needs to replace the leaf, the root slot passed on
+    /// the way if it held an inner node, whose change since the walk must fail the commit: a
+    /// transaction that read the leaf, replaced the root slot's subtree (`clear`) and wrote the
+    /// entries back elsewhere would otherwise commit between the walk and the commit, which
+    /// then wrote where no one looks any more, a lost update. The slots of inner nodes below
+    /// the root are not needed: one that holds an inner node holds it for good (see the module
+    /// doc), so the walk's way from the root slot to the leaf stays.
     #[inline(always)]
-    fn walk_alone_through<'t>(
-        &'t self,
-        hash: u64,
-        path: &mut AlonePath<'t, K, V>,
-    ) -> Option<WalkedThrough<'t, K, V>> {
+    fn walk_alone_through(&self, hash: u64) -> WalkedThrough<'_, K, V> {
         let config = &self.shape.config;
-        let mut slot = self.root_slot(hash);
-        let mut shift = config.root_bits;
-        let mut depth = 0;
+        let root = self.root_slot(hash);
+        let (word, seen) = root.load_seen();
+        if !word.is_inner() {
+            return (root, word, seen, None);
+        }
+        // SAFETY: an inner node of this trie, read while pinned: alive until the pin ends.
+        let mut slot = unsafe { word.child(config.child_index(hash, config.root_bits)) };
+        let mut shift = config.root_bits + config.inner_bits;
         loop {
-            let (word, seen) = slot.load_seen();
-            if !word.is_inner() {
-                return Some((slot, word, seen, depth));
+            let (below, below_seen) = slot.load_seen();
+            if !below.is_inner() {
+                return (slot, below, below_seen, Some((root, seen)));
             }
-            path.get_mut(depth)?.write((slot, seen));
-            depth += 1;
-            // SAFETY: an inner node of this trie, read while pinned: alive until the pin ends.
-            slot = unsafe { word.child(config.child_index(hash, shift)) };
+            // SAFETY: as above.
+            slot = unsafe { below.child(config.child_index(hash, shift)) };
             shift += config.inner_bits;
         }
     }
@@ -1266,10 +1263,7 @@ where
         // it if the commit is refused or user code panics.
         let mut removing = None;
         let refused = commute_stm::pinned(|| {
-            let mut path = [const { MaybeUninit::uninit() }; ALONE_PATH];
-            let Some((slot, word, seen, depth)) = self.walk_alone_through(hash, &mut path) else {
-                return Err(Refused::Before(entry.take()));
-            };
+            let (slot, word, seen, through) = self.walk_alone_through(hash);
             // SAFETY: read while pinned.
             let Node::Leaf(entries, tags) = (unsafe { word.node() }) else {
                 return Err(Refused::Before(entry.take()));
@@ -1282,12 +1276,7 @@ where
             removing = Some(entries[i].value.removing_alone(TOKEN));
             // SAFETY: the entries of the leaf node matched just above.
             let node = unsafe { replaced(entries, tags, i, entry.take()) };
-            let through = path[..depth].iter().map(|p| {
-                // SAFETY: the first `depth` places of `path` were written by the walk (and
-                // hold references and versions: `Copy`).
-                let (slot, seen) = unsafe { p.assume_init_read() };
-                (&slot.0, seen)
-            });
+            let through = through.map(|(root, seen)| (&root.0, seen));
             // SAFETY: `node` is new and ours; every value a slot holds is a node of this trie
             // owned by the slot alone (see `replace`).
             match unsafe { slot.commit_owned_alone_through(seen, node, through) } {
