@@ -17,6 +17,12 @@
 //!   thread, and `JoinHandle::join` returns before the joined thread's thread-locals are dropped.
 //!   The core's per-thread context uses the globals when it is dropped, so a model's body runs on
 //!   a spawned thread, and joined threads are given time to finish with `settle`.
+//! - When a model fails, loom drops its globals and its threads' thread-locals after the
+//!   execution has ended, while the failure's panic unwinds; dropping the core's globals and
+//!   thread contexts there (they hold loom objects) panicked again and aborted the test binary,
+//!   so that only the first failing model of a binary was reported. Under loom they are kept
+//!   undropped while a panic unwinds (`KeptOnFailure` in `stm/src/sync.rs`): a failing model
+//!   fails its test, and the binary goes on with the next.
 //! - Loom can order a plain store between the read and the write of another thread's
 //!   read-modify-write (tokio-rs/loom#254), which C11 forbids; code that a model checks must not
 //!   rely on a store being seen by a later read-modify-write of another thread.

@@ -50,12 +50,49 @@ macro_rules! shim_global {
     ($(#[$m:meta])* static $name:ident: $t:ty = $init:expr;) => {
         $(#[$m])*
         fn $name() -> &'static $t {
-            loom::lazy_static! { static ref CELL: $t = $init; }
+            loom::lazy_static! {
+                static ref CELL: crate::sync::KeptOnFailure<$t> =
+                    crate::sync::KeptOnFailure::new($init);
+            }
             &CELL
         }
     };
 }
 pub(crate) use shim_global as global;
+
+/// Under loom, a global or a thread-local value that is not dropped when a failed model's
+/// execution is torn down: loom drops its globals and its threads' thread-locals after the
+/// execution has ended, while the model's panic unwinds, and the drop of a value holding loom
+/// objects (a loom `Arc`, say) panics there, outside any execution. That second panic, in a
+/// destructor during unwinding, aborted the whole test binary, and with it the report of the
+/// model that failed and of every model after it.
+#[cfg(loom)]
+pub(crate) struct KeptOnFailure<T>(core::mem::ManuallyDrop<T>);
+
+#[cfg(loom)]
+impl<T> KeptOnFailure<T> {
+    pub(crate) fn new(value: T) -> Self {
+        KeptOnFailure(core::mem::ManuallyDrop::new(value))
+    }
+}
+
+#[cfg(loom)]
+impl<T> core::ops::Deref for KeptOnFailure<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+#[cfg(loom)]
+impl<T> Drop for KeptOnFailure<T> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            // SAFETY: dropped once, here; the value is not used again.
+            unsafe { core::mem::ManuallyDrop::drop(&mut self.0) };
+        }
+    }
+}
 
 /// Gives the processor (or loom's scheduler) a chance to run another thread while we wait.
 #[inline]

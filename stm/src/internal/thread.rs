@@ -287,7 +287,8 @@ impl CtxCell {
 }
 #[cfg(loom)]
 crate::sync::thread_local! {
-    static CTX: ThreadCtx = ThreadCtx::new();
+    static CTX: crate::sync::KeptOnFailure<ThreadCtx> =
+        crate::sync::KeptOnFailure::new(ThreadCtx::new());
 }
 
 /// Drops the thread's context (see `CTX`) when its thread-local key is destroyed.
@@ -368,7 +369,7 @@ fn try_with_ctx<R>(f: impl FnOnce(&ThreadCtx) -> R) -> Option<R> {
 #[cfg(loom)]
 #[inline]
 fn try_with_ctx<R>(f: impl FnOnce(&ThreadCtx) -> R) -> Option<R> {
-    CTX.try_with(f).ok()
+    CTX.try_with(|c| f(c)).ok()
 }
 
 // Whether the thread is inside a transaction (in the closure given to `atomically`), apart from
@@ -465,7 +466,7 @@ pub(crate) fn with_ctx<R>(f: impl FnOnce(&ThreadCtx) -> R) -> R {
 #[cfg(loom)]
 #[inline]
 pub(crate) fn with_ctx<R>(f: impl FnOnce(&ThreadCtx) -> R) -> R {
-    CTX.with(f)
+    CTX.with(|c| f(c))
 }
 
 impl ThreadCtx {
