@@ -2,38 +2,19 @@
 //! replace (once no reader remains), exactly once, and never the value of a refused commit,
 //! which goes back to the caller: every value made is dropped once in the end.
 
+#[path = "common/owned.rs"]
+mod owned;
 #[path = "common/reclaim.rs"]
 mod reclaim;
 use reclaim::reclaim_until;
 
-use commute_stm::{OwnedWord, TVar, Word};
+use commute_stm::{OwnedWord, TVar};
 use commute_test_support::{Counted, with_watchdog};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A boxed counted value, or null.
-#[derive(Clone, Copy)]
-struct Owned(*mut Counted);
-
-// SAFETY: a thin pointer round-trips through `u64`.
-unsafe impl Word for Owned {
-    fn into_bits(self) -> u64 {
-        self.0 as usize as u64
-    }
-    fn from_bits(bits: u64) -> Self {
-        Owned(bits as usize as *mut Counted)
-    }
-}
-
-// SAFETY: frees the box it owns, if any.
-unsafe impl OwnedWord for Owned {
-    unsafe fn free(self) {
-        if !self.0.is_null() {
-            // SAFETY: from `Box::into_raw`, freed once (the caller's promise).
-            drop(unsafe { Box::from_raw(self.0) });
-        }
-    }
-}
+type Owned = owned::Owned<Counted>;
 
 /// Reclaims until `live` values remain, failing after a deadline.
 fn settle(live: &AtomicUsize, expected: usize) {
@@ -51,7 +32,7 @@ fn value(v: &TVar<Owned>) -> u64 {
 fn values_replaced_by_owned_commits_alone_are_freed_once() {
     with_watchdog(20, || {
         let live = Arc::new(AtomicUsize::new(0));
-        let owned = |n| Owned(Box::into_raw(Box::new(Counted::new(n, &live))));
+        let owned = |n| Owned::new(Counted::new(n, &live));
         let path = TVar::new(owned(0));
         let v = TVar::new(owned(1));
         for n in 2..10 {

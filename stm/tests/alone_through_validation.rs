@@ -2,34 +2,16 @@
 //! variable" succeeds only if every variable of `path` is unchanged since it was read (a commit
 //! that replaced a node on the way made this variable unreachable).
 
-use commute_stm::{OwnedWord, TVar, Word, atomically};
+use commute_stm::{OwnedWord, TVar, atomically};
+
+#[path = "common/owned.rs"]
+mod owned;
 
 /// A boxed `u64`, or null.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Owned(*mut u64);
-
-// SAFETY: a thin pointer round-trips through `u64`.
-unsafe impl Word for Owned {
-    fn into_bits(self) -> u64 {
-        self.0 as usize as u64
-    }
-    fn from_bits(bits: u64) -> Self {
-        Owned(bits as usize as *mut u64)
-    }
-}
-
-// SAFETY: frees the box, if any.
-unsafe impl OwnedWord for Owned {
-    unsafe fn free(self) {
-        if !self.0.is_null() {
-            // SAFETY: the pointer came from `Box::into_raw` and is freed once.
-            drop(unsafe { Box::from_raw(self.0) });
-        }
-    }
-}
+type Owned = owned::Owned<u64>;
 
 fn owned(n: u64) -> Owned {
-    Owned(Box::into_raw(Box::new(n)))
+    Owned::new(n)
 }
 
 fn value(v: &TVar<Owned>) -> Option<u64> {

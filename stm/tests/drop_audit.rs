@@ -5,11 +5,13 @@
 #[macro_use]
 #[path = "common/audit.rs"]
 mod audit;
+#[path = "common/owned.rs"]
+mod owned;
 
 use std::sync::Arc;
 
 use audit::{End, Ledger, Origin, Subject, Tracked, run_case};
-use commute_stm::{OwnedWord, StmResult, TBox, TVar, Transaction, Word, atomically};
+use commute_stm::{OwnedWord, StmResult, TBox, TVar, Transaction, atomically};
 
 /// The value-level view of a variable that the tests need: made with a value, read, written,
 /// and loaded outside any transaction.
@@ -58,12 +60,11 @@ impl Var for TBox<Tracked> {
 }
 
 /// A boxed [`Tracked`] as an [`OwnedWord`].
-#[derive(Clone, Copy)]
-struct OwnedPtr(*mut Tracked);
+type OwnedPtr = owned::Owned<Tracked>;
 
 impl OwnedPtr {
     fn boxed(ledger: &Arc<Ledger>, n: u64) -> Self {
-        OwnedPtr(Box::into_raw(Box::new(Tracked::new(ledger, n))))
+        OwnedPtr::new(Tracked::new(ledger, n))
     }
 
     /// The value's number.
@@ -75,24 +76,6 @@ impl OwnedPtr {
     unsafe fn n(self) -> u64 {
         // SAFETY: forwarded from the caller.
         unsafe { (*self.0).n }
-    }
-}
-
-// SAFETY: a thin pointer round-trips through `u64`; the `Tracked` it points at is Send + Sync.
-unsafe impl Word for OwnedPtr {
-    fn into_bits(self) -> u64 {
-        self.0 as usize as u64
-    }
-    fn from_bits(bits: u64) -> Self {
-        OwnedPtr(bits as usize as *mut Tracked)
-    }
-}
-
-// SAFETY: frees exactly the box; every value written is a fresh box.
-unsafe impl OwnedWord for OwnedPtr {
-    unsafe fn free(self) {
-        // SAFETY: the pointer came from `Box::into_raw` and is freed once (the caller's promise).
-        drop(unsafe { Box::from_raw(self.0) });
     }
 }
 

@@ -1,5 +1,8 @@
 //! Heap values: borrowing reads, deferred reclamation, no leaks and no double frees.
 
+#[path = "common/owned.rs"]
+mod owned;
+
 use commute_stm::{TBox, atomically, reclaim_retired};
 use commute_test_support::with_watchdog;
 use std::sync::Arc;
@@ -229,35 +232,14 @@ fn values_retired_by_unpinned_attempts_are_freed() {
 #[test]
 fn owned_words_follow_the_rules_of_boxes() {
     with_watchdog(20, || {
-        use commute_stm::{OwnedWord, TVar, Word};
+        use commute_stm::TVar;
 
         /// A tracked box, or null: an owned word.
-        #[derive(Clone, Copy)]
-        struct Owned(*mut Tracked);
-
-        // SAFETY: a thin pointer round-trips through `u64`.
-        unsafe impl Word for Owned {
-            fn into_bits(self) -> u64 {
-                self.0 as usize as u64
-            }
-            fn from_bits(bits: u64) -> Self {
-                Owned(bits as usize as *mut Tracked)
-            }
-        }
-
-        // SAFETY: frees the box it owns, if any.
-        unsafe impl OwnedWord for Owned {
-            unsafe fn free(self) {
-                if !self.0.is_null() {
-                    // SAFETY: from `Box::into_raw`, freed once (the caller's promise).
-                    drop(unsafe { Box::from_raw(self.0) });
-                }
-            }
-        }
+        type Owned = owned::Owned<Tracked>;
 
         let live = Arc::new(AtomicUsize::new(0));
-        let owned = |payload| Owned(Box::into_raw(Box::new(Tracked::new(&live, payload))));
-        let var = TVar::new(Owned(std::ptr::null_mut()));
+        let owned = |payload| Owned::new(Tracked::new(&live, payload));
+        let var = TVar::new(Owned::null());
         let payload = |var: &TVar<Owned>| {
             atomically(|tx| {
                 tx.pin();
@@ -312,7 +294,7 @@ fn owned_words_follow_the_rules_of_boxes() {
         // Replaced by a commit: retired, freed by reclamation; the empty word frees nothing.
         atomically(|tx| {
             // SAFETY: the empty word owns nothing.
-            unsafe { var.write_owned(tx, Owned(std::ptr::null_mut())) };
+            unsafe { var.write_owned(tx, Owned::null()) };
             Ok(())
         });
         assert_eq!(payload(&var), None);
