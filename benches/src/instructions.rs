@@ -289,6 +289,13 @@ pub const CASES: &[Case] = &[
         run: map_get_grown,
     },
     Case {
+        name: "map-get/atomic-grown",
+        row: "map-get",
+        side: Side::Commute,
+        what: "TMap .atomic().get, grown",
+        run: map_get_atomic_grown,
+    },
+    Case {
         name: "map-get/dashmap",
         row: "map-get",
         side: Side::Baseline,
@@ -322,6 +329,13 @@ pub const CASES: &[Case] = &[
         side: Side::Commute,
         what: "TMap::insert in atomically, grown",
         run: map_update_grown,
+    },
+    Case {
+        name: "map-update/atomic-grown",
+        row: "map-update",
+        side: Side::Commute,
+        what: "TMap .atomic().insert, grown",
+        run: map_update_atomic_grown,
     },
     Case {
         name: "map-update/mutex",
@@ -721,7 +735,16 @@ fn map_get_in(map: &TMap<u64, u64>, ops: u64) -> u64 {
 }
 
 fn map_get_atomic(ops: u64) -> u64 {
-    let (map, keys) = (filled_tmap(), map_keys());
+    map_get_atomic_in(&filled_tmap(), ops)
+}
+
+fn map_get_atomic_grown(ops: u64) -> u64 {
+    map_get_atomic_in(&grown_tmap(), ops)
+}
+
+/// `ops` one-call lookups of present keys in `map` (filled).
+fn map_get_atomic_in(map: &TMap<u64, u64>, ops: u64) -> u64 {
+    let keys = map_keys();
     let mut sum = 0;
     drive(ops, |i| {
         sum += black_box(map.atomic().get(&at(&keys, i))).unwrap();
@@ -790,12 +813,21 @@ fn map_update_beside_snapshot(ops: u64) -> u64 {
 }
 
 fn map_update_atomic(ops: u64) -> u64 {
-    let (map, keys) = (filled_tmap(), map_keys());
+    map_update_atomic_in(&filled_tmap(), ops)
+}
+
+fn map_update_atomic_grown(ops: u64) -> u64 {
+    map_update_atomic_in(&grown_tmap(), ops)
+}
+
+/// `ops` one-call inserts of present keys into `map` (filled).
+fn map_update_atomic_in(map: &TMap<u64, u64>, ops: u64) -> u64 {
+    let keys = map_keys();
     let mut sum = 0;
     drive(ops, |i| {
         sum += black_box(map.atomic().insert(at(&keys, i), i)).unwrap();
     });
-    sum + updated_sum(&map)
+    sum + updated_sum(map)
 }
 
 fn map_update_mutex(ops: u64) -> u64 {

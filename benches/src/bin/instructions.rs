@@ -719,6 +719,7 @@ mod tests {
                 "map-get/commute",
                 "map-get/atomic",
                 "map-get/grown",
+                "map-get/atomic-grown",
                 "map-get/dashmap"
             ]
         );
