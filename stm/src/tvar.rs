@@ -695,8 +695,7 @@ impl<T: Word, H: Home> TVar<T, H> {
     /// `settled` returns true is read without recording the read: it is not validated at the
     /// commit (which can then never fail on it) and a [`retry`](Transaction::retry) does not
     /// wait for it to change. Every other value (one this attempt wrote, one not yet settled)
-    /// reads as `read` reads it. `settled` may be called with values of other transactions'
-    /// commits that this attempt will not return.
+    /// reads as `read` reads it.
     ///
     /// # Errors
     ///
