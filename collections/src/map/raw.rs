@@ -1175,9 +1175,19 @@ where
     // prologue and returned triple cost as much as the walk (`instructions`, `map-get/atomic`).
     #[inline(always)]
     fn walk_alone(&self, hash: u64) -> (&Slot<K, V>, NodeRef<K, V>, Seen) {
+        self.descend_alone(self.root_slot(hash), hash, self.shape.config.root_bits)
+    }
+
+    /// [`walk_alone`](Self::walk_alone) from `slot`, whose children `hash`'s bits from `shift`
+    /// up index: each slot read with `load_seen`, down to the first that holds no inner node.
+    #[inline(always)]
+    fn descend_alone<'t>(
+        &'t self,
+        mut slot: &'t Slot<K, V>,
+        hash: u64,
+        mut shift: u32,
+    ) -> (&'t Slot<K, V>, NodeRef<K, V>, Seen) {
         let config = &self.shape.config;
-        let mut slot = self.root_slot(hash);
-        let mut shift = config.root_bits;
         loop {
             let (word, seen) = slot.load_seen();
             if !word.is_inner() {
@@ -1206,17 +1216,10 @@ where
             return (root, word, seen, None);
         }
         // SAFETY: an inner node of this trie, read while pinned: alive until the pin ends.
-        let mut slot = unsafe { word.child(config.child_index(hash, config.root_bits)) };
-        let mut shift = config.root_bits + config.inner_bits;
-        loop {
-            let (below, below_seen) = slot.load_seen();
-            if !below.is_inner() {
-                return (slot, below, below_seen, Some((root, seen)));
-            }
-            // SAFETY: as above.
-            slot = unsafe { below.child(config.child_index(hash, shift)) };
-            shift += config.inner_bits;
-        }
+        let child = unsafe { word.child(config.child_index(hash, config.root_bits)) };
+        let (slot, leaf, leaf_seen) =
+            self.descend_alone(child, hash, config.root_bits + config.inner_bits);
+        (slot, leaf, leaf_seen, Some((root, seen)))
     }
 
     /// Outside transactions: calls `f` with the entry for `key` (if any) of the latest

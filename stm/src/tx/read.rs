@@ -66,7 +66,8 @@ impl Transaction {
 
     /// [`read_word_settled`](Self::read_word_settled) of a value it found unsettled, committed
     /// at `version`, no newer than the read version (or by this thread), by an attempt that has
-    /// written: recorded, as `read_current` records it, unless the attempt wrote the variable.
+    /// written: recorded, as `read_current` records it, unless the attempt wrote the variable
+    /// or has more writes than the inline scan looks at (`read_word_slow` then reads it).
     /// Out of line: inlined into every `TMap` walk, its scan of the write set cost STAMP
     /// vacation's actions about 80 instructions each through their registers, though their
     /// presized maps' walks stop at the root and never come here
@@ -74,7 +75,7 @@ impl Transaction {
     #[inline(never)]
     fn read_unsettled(&self, var: &VarCore, bits: u64, version: u64) -> StmResult<u64> {
         let mut st = self.state();
-        if st.writes.is_empty() || st.writes.lacks_few(var) {
+        if st.writes.lacks_few(var) {
             st.reads.push(ReadEntry { var, version });
             return Ok(bits);
         }
