@@ -843,6 +843,17 @@ fn key_with_low_bits(map: &Map, bits: u64, width: u32, taken: &[u64]) -> u64 {
         .unwrap()
 }
 
+/// Three keys of root slot 0 of a map of 2 root slots, inner nodes of 2 and leaves of 1 (the
+/// split models' shape): `b` differs from `a` in hash bit 1, so the two split the root slot
+/// into sibling leaves; `c` shares bits 0 and 1 with `a` and differs in bit 2, so it splits
+/// `a`'s leaf again, one level down.
+fn split_keys(map: &Map) -> (u64, u64, u64) {
+    let a = key_with_low_bits(map, 0b000, 3, &[]);
+    let b = key_with_low_bits(map, 0b10, 2, &[a]);
+    let c = key_with_low_bits(map, 0b100, 3, &[a]);
+    (a, b, c)
+}
+
 /// In a map of 2 root slots, inner nodes of 2 and leaves of 1, one root bucket holds `a`; a
 /// thread inserts `b`, splitting the bucket by hash bit 1, while the main thread inserts `c`,
 /// which shares bits 0 and 1 with `a`, so its insert splits `a`'s new leaf again (or, if it
@@ -856,9 +867,7 @@ fn key_with_low_bits(map: &Map, bits: u64, width: u32, taken: &[u64]) -> u64 {
 fn map_concurrent_splits_keep_every_key() {
     run_model("map_concurrent_splits_keep_every_key", || {
         let map: Arc<Map> = Arc::new(TMap::with_config(2, 2, 1));
-        let a = key_with_low_bits(&map, 0b000, 3, &[]);
-        let b = key_with_low_bits(&map, 0b10, 2, &[a]);
-        let c = key_with_low_bits(&map, 0b100, 3, &[a]);
+        let (a, b, c) = split_keys(&map);
         map.atomic().insert(a, 1);
         let splitter = {
             let map = map.clone();
@@ -892,9 +901,7 @@ fn map_concurrent_splits_keep_every_key() {
 fn map_split_does_not_conflict_with_sibling() {
     run_model("map_split_does_not_conflict_with_sibling", || {
         let map: Arc<Map> = Arc::new(TMap::with_config(2, 2, 1));
-        let a = key_with_low_bits(&map, 0b000, 3, &[]);
-        let b = key_with_low_bits(&map, 0b10, 2, &[a]);
-        let c = key_with_low_bits(&map, 0b100, 3, &[a]);
+        let (a, b, c) = split_keys(&map);
         map.atomic().insert(a, 1);
         map.atomic().insert(b, 2);
         let splitter = {
@@ -933,9 +940,7 @@ fn map_split_does_not_conflict_with_sibling() {
 fn map_walk_through_a_new_inner_node_sees_one_state() {
     run_model("map_walk_through_a_new_inner_node_sees_one_state", || {
         let map: Arc<Map> = Arc::new(TMap::with_config(2, 2, 1));
-        let a = key_with_low_bits(&map, 0b000, 3, &[]);
-        let b = key_with_low_bits(&map, 0b10, 2, &[a]);
-        let c = key_with_low_bits(&map, 0b100, 3, &[a]);
+        let (a, b, c) = split_keys(&map);
         let x = key_with_low_bits(&map, 0b1, 1, &[]);
         for (k, v) in [(a, 1), (b, 1), (x, 1)] {
             map.atomic().insert(k, v);

@@ -33,20 +33,12 @@ fn irrevocable_vs_committer() {
     run_model_with("irrevocable_vs_committer", builder, || {
         let a = Arc::new(TVar::new(0u64));
         let b = Arc::new(TVar::new(0u64));
-        // Setup handshake: the victim has read `a` in round `read`; the helper has committed
-        // its change for round `changed`. `racing`: the victim is irrevocable.
-        let read = Arc::new(AtomicU32::new(0));
-        let changed = Arc::new(AtomicU32::new(0));
-        let racing = Arc::new(AtomicBool::new(false));
+        let setup = Handshake::new();
 
         let helper = {
-            let (a, b) = (a.clone(), b.clone());
-            let (read, changed, racing) = (read.clone(), changed.clone(), racing.clone());
+            let (a, b, setup) = (a.clone(), b.clone(), setup.clone());
             thread::spawn(move || {
-                while let Some(round) = next_round(&read, &changed, &racing) {
-                    atomically(|tx| a.modify(tx, |n| n + 1));
-                    changed.store(round, Ordering::Release);
-                }
+                setup.help(&a);
                 // The race: an ordinary read-write transaction against the irrevocable one.
                 atomically(|tx| {
                     let seen = b.read(tx)?;
@@ -60,12 +52,12 @@ fn irrevocable_vs_committer() {
         let rounds = Cell::new(0u32);
         let irrevocable_seen = atomically(|tx| {
             if tx.is_irrevocable() {
-                start_race(&racing);
+                setup.start_race();
                 let seen = a.read(tx)?;
                 b.write(tx, seen + 10);
                 return Ok(seen);
             }
-            setup_round(tx, &rounds, &a, &b, &read, &changed)?;
+            setup_round(tx, &rounds, &a, &b, &setup)?;
             Ok(u64::MAX)
         });
         let after = stats::thread();
@@ -109,19 +101,12 @@ fn snapshot_reads_around_an_irrevocable_commit() {
             let a = Arc::new(TVar::new(0u64));
             let x = Arc::new(TVar::new(0u64));
             let y = Arc::new(TVar::new(0u64));
-            // The setup handshake of `irrevocable_vs_committer`.
-            let read = Arc::new(AtomicU32::new(0));
-            let changed = Arc::new(AtomicU32::new(0));
-            let racing = Arc::new(AtomicBool::new(false));
+            let setup = Handshake::new();
 
             let reader = {
-                let (a, x, y) = (a.clone(), x.clone(), y.clone());
-                let (read, changed, racing) = (read.clone(), changed.clone(), racing.clone());
+                let (a, x, y, setup) = (a.clone(), x.clone(), y.clone(), setup.clone());
                 thread::spawn(move || {
-                    while let Some(round) = next_round(&read, &changed, &racing) {
-                        atomically(|tx| a.modify(tx, |n| n + 1));
-                        changed.store(round, Ordering::Release);
-                    }
+                    setup.help(&a);
                     // The race: a snapshot of both variables against the irrevocable commit.
                     let mut attempts = 0;
                     let pair = read_only(|tx| {
@@ -136,12 +121,12 @@ fn snapshot_reads_around_an_irrevocable_commit() {
             let rounds = Cell::new(0u32);
             atomically(|tx| {
                 if tx.is_irrevocable() {
-                    start_race(&racing);
+                    setup.start_race();
                     x.write(tx, 1);
                     y.write(tx, 1);
                     return Ok(());
                 }
-                setup_round(tx, &rounds, &a, &x, &read, &changed)
+                setup_round(tx, &rounds, &a, &x, &setup)
             });
             reader.join().unwrap();
             settle();
@@ -150,25 +135,75 @@ fn snapshot_reads_around_an_irrevocable_commit() {
     );
 }
 
-/// Called by the victim's attempt once it is irrevocable: the first time, starts the race
-/// (loom's exploration begins here) and lets the helper go on to it.
-fn start_race(racing: &AtomicBool) {
-    if !racing.load(Ordering::Relaxed) {
-        loom::explore();
-        racing.store(true, Ordering::Release);
+/// The handshake of the setup rounds that drive the victim into irrevocable mode (see
+/// `irrevocable_vs_committer`): the victim has read `a` in round `read`; the helper has
+/// committed its change for round `changed`; `racing`: the victim is irrevocable, and the race
+/// has begun.
+struct Handshake {
+    read: AtomicU32,
+    changed: AtomicU32,
+    racing: AtomicBool,
+}
+
+impl Handshake {
+    fn new() -> Arc<Self> {
+        Arc::new(Handshake {
+            read: AtomicU32::new(0),
+            changed: AtomicU32::new(0),
+            racing: AtomicBool::new(false),
+        })
+    }
+
+    /// The helper's side of the setup rounds: a change to `a` committed for each round the
+    /// victim has read it in; returns once the race has begun.
+    fn help(&self, a: &TVar<u64>) {
+        while let Some(round) = self.next_round() {
+            atomically(|tx| a.modify(tx, |n| n + 1));
+            self.changed.store(round, Ordering::Release);
+        }
+    }
+
+    /// The helper's next setup round (once the victim has read `a` for it), or `None` once the
+    /// race has begun.
+    fn next_round(&self) -> Option<u32> {
+        loop {
+            if self.racing.load(Ordering::Acquire) {
+                return None;
+            }
+            let round = self.read.load(Ordering::Acquire);
+            if round > self.changed.load(Ordering::Relaxed) {
+                return Some(round);
+            }
+            thread::yield_now();
+        }
+    }
+
+    /// Called by the victim's attempt once it is irrevocable: the first time, starts the race
+    /// (loom's exploration begins here) and lets the helper go on to it.
+    fn start_race(&self) {
+        if !self.racing.load(Ordering::Relaxed) {
+            loom::explore();
+            self.racing.store(true, Ordering::Release);
+        }
+    }
+
+    /// Waits until the race has begun.
+    fn wait_for_race(&self) {
+        while !self.racing.load(Ordering::Acquire) {
+            thread::yield_now();
+        }
     }
 }
 
 /// A setup round of the victim's attempt, before it is irrevocable: reads `a`, writes `written`
-/// (so that the attempt commits with a read to validate), has the helper change `a`, and
-/// returns, so that the commit fails its validation.
+/// (so that the attempt commits with a read to validate), has the helper change `a` (`setup`),
+/// and returns, so that the commit fails its validation.
 fn setup_round(
     tx: &Transaction,
     rounds: &Cell<u32>,
     a: &TVar<u64>,
     written: &TVar<u64>,
-    read: &AtomicU32,
-    changed: &AtomicU32,
+    setup: &Handshake,
 ) -> StmResult<()> {
     let round = rounds.get() + 1;
     assert!(
@@ -179,26 +214,11 @@ fn setup_round(
     rounds.set(round);
     a.read(tx)?;
     written.write(tx, 0);
-    read.store(round, Ordering::Release);
-    while changed.load(Ordering::Acquire) != round {
+    setup.read.store(round, Ordering::Release);
+    while setup.changed.load(Ordering::Acquire) != round {
         thread::yield_now();
     }
     Ok(())
-}
-
-/// The helper's next setup round (once the victim has read `a` for it), or `None` once the
-/// race has begun.
-fn next_round(read: &AtomicU32, changed: &AtomicU32, racing: &AtomicBool) -> Option<u32> {
-    loop {
-        if racing.load(Ordering::Acquire) {
-            return None;
-        }
-        let round = read.load(Ordering::Acquire);
-        if round > changed.load(Ordering::Relaxed) {
-            return Some(round);
-        }
-        thread::yield_now();
-    }
 }
 
 /// Once the victim is irrevocable, the helper increments `x`; the victim waits for that
@@ -242,37 +262,27 @@ fn a_lock_an_irrevocable_attempt_gives_back_passes_on_the_value_under_it() {
 fn irrevocable_lock_given_back(by_branch: bool) {
     let a = Arc::new(TVar::new(0u64));
     let x = Arc::new(TVar::new(0u64));
-    let (read, changed) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
-    let (racing, helped) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicBool::new(false)),
-    );
+    let setup = Handshake::new();
+    let helped = Arc::new(AtomicBool::new(false));
     let helper = {
-        let (a, x) = (a.clone(), x.clone());
-        let (read, changed, racing) = (read.clone(), changed.clone(), racing.clone());
-        let helped = helped.clone();
+        let (a, x, setup, helped) = (a.clone(), x.clone(), setup.clone(), helped.clone());
         thread::spawn(move || {
-            while let Some(round) = next_round(&read, &changed, &racing) {
-                atomically(|tx| a.modify(tx, |n| n + 1));
-                changed.store(round, Ordering::Release);
-            }
+            setup.help(&a);
             atomically(|tx| x.modify(tx, |n| n + 1));
             helped.store(true, Ordering::Release);
         })
     };
     let third = {
-        let (x, racing) = (x.clone(), racing.clone());
+        let (x, setup) = (x.clone(), setup.clone());
         thread::spawn(move || {
-            while !racing.load(Ordering::Acquire) {
-                thread::yield_now();
-            }
+            setup.wait_for_race();
             atomically(|tx| x.modify(tx, |n| n + 1));
         })
     };
     let rounds = Cell::new(0u32);
     let victim = try_atomically(|tx| {
         if tx.is_irrevocable() {
-            start_race(&racing);
+            setup.start_race();
             while !helped.load(Ordering::Acquire) {
                 thread::yield_now();
             }
@@ -289,7 +299,7 @@ fn irrevocable_lock_given_back(by_branch: bool) {
             x.write(tx, POISON);
             return tx.abort("given up");
         }
-        Ok(setup_round(tx, &rounds, &a, &x, &read, &changed)?)
+        Ok(setup_round(tx, &rounds, &a, &x, &setup)?)
     });
     assert_eq!(victim, if by_branch { Ok(()) } else { Err("given up") });
     helper.join().unwrap();
