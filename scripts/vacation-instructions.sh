@@ -13,9 +13,11 @@
 # actions themselves are counted (`--collect-atstart=no`, `--toggle-collect`): for commute,
 # everything inside `atomically` (`commute_stm::tx::run`: the action, its commit and the
 # reclamation that ends it; population transactions cancel out); for sequential, the action
-# (`client::perform`). Drawing the actions (`Client::next_action`) is outside both. About a
-# minute per figure on 2 cores. It installs nothing: valgrind comes from the system
-# (Debian/Ubuntu: `apt-get install valgrind`).
+# (`client::perform`). Drawing the actions (`Client::next_action`) is outside both. The
+# tables' hashers are seeded from the run's seed, so that the tables' layout is the same from
+# one run of a binary to the next: a figure moves by an instruction or two between runs (with
+# ahash's random seeds, by about 15). About a minute per figure on 2 cores. It installs
+# nothing: valgrind comes from the system (Debian/Ubuntu: `apt-get install valgrind`).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

@@ -50,7 +50,8 @@ RUNNER'S OPTIONS:
     --canonical            STAMP's sizes: -r1048576 -t4194304 (given -r/-t override them)
     --impl LIST            implementations to run (default sequential,global-lock,commute)
     --reps N               repetitions; each time reported is the best (default 3)
-    --seed N               seed of the population and of the clients' actions (default 1)
+    --seed N               seed of the population, of the clients' actions and of the
+                           tables' hashers (default 1)
     --json FILE            also write the results as a JSON array to FILE (- for stdout)
     --help                 print this text
 

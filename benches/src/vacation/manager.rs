@@ -296,6 +296,15 @@ pub trait Manager {
 /// hashing costs the same in every implementation.
 pub(crate) type Table<V> = HashMap<u64, V, RandomState>;
 
+/// The hasher of table `table` (a [`Kind`] as its index, 3 for the customers) in a run seeded
+/// with `seed`: every implementation's tables hash alike, and a run is the same from one
+/// process to the next (its buckets, and so its instruction counts: where ahash's random
+/// seeds gave the layout of each process its own, `scripts/vacation-instructions.sh` moved by
+/// about 15 instructions per action between runs of one binary).
+pub(crate) fn table_hasher(seed: u64, table: u64) -> RandomState {
+    RandomState::with_seeds(seed, table, 0x243F_6A88_85A3_08D3, 0x1319_8A2E_0370_7344)
+}
+
 /// The manager's tables as plain structures (STAMP's `_seq` functions): what `sequential` runs
 /// with no synchronisation at all and `global-lock` runs under one `Mutex`.
 ///
@@ -320,12 +329,14 @@ pub struct SeqTables {
 }
 
 impl SeqTables {
-    /// Empty tables with room for `relations` rows each.
-    pub(crate) fn with_capacity(relations: usize) -> Self {
-        let table = || Table::with_capacity_and_hasher(relations, RandomState::new());
+    /// Empty tables with room for `relations` rows each, their hashers seeded from `seed`
+    /// ([`table_hasher`]).
+    pub(crate) fn with_capacity(relations: usize, seed: u64) -> Self {
+        let hasher = |i| table_hasher(seed, i);
+        let table = |i| Table::with_capacity_and_hasher(relations, hasher(i));
         SeqTables {
-            rows: [table(), table(), table()],
-            customers: Table::with_capacity_and_hasher(relations, RandomState::new()),
+            rows: [table(0), table(1), table(2)],
+            customers: Table::with_capacity_and_hasher(relations, hasher(3)),
         }
     }
 }

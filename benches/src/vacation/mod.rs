@@ -144,7 +144,7 @@ pub fn run_once(implementation: Implementation, params: &Params, seed: u64) -> R
     let relations = params.relations as usize;
     let (seconds, stats, held, mut report) = match implementation {
         Implementation::Sequential => {
-            let mut tables = seq_tables(&start, relations);
+            let mut tables = seq_tables(&start, relations, seed);
             let mut clients = clients;
             let job = || {
                 let mut held = 0;
@@ -161,7 +161,7 @@ pub fn run_once(implementation: Implementation, params: &Params, seed: u64) -> R
             (seconds, None, held, check(&tables, params.relations))
         }
         Implementation::GlobalLock => {
-            let tables = Mutex::new(seq_tables(&start, relations));
+            let tables = Mutex::new(seq_tables(&start, relations, seed));
             let jobs = clients.into_iter().map(|mut client| {
                 let tables = &tables;
                 move || {
@@ -180,7 +180,7 @@ pub fn run_once(implementation: Implementation, params: &Params, seed: u64) -> R
             (seconds, None, held, check(&tables, params.relations))
         }
         Implementation::Commute => {
-            let tables = tx_tables(&start, relations);
+            let tables = tx_tables(&start, relations, seed);
             let jobs = clients.into_iter().map(|mut client| {
                 let tables = &tables;
                 move || {
@@ -243,8 +243,8 @@ pub(crate) fn run_threads<R: Send, F: FnOnce() -> R + Send>(jobs: Vec<F>) -> (f6
 }
 
 /// The plain tables, populated.
-fn seq_tables(start: &client::Population, relations: usize) -> SeqTables {
-    let mut tables = SeqTables::with_capacity(relations);
+fn seq_tables(start: &client::Population, relations: usize, seed: u64) -> SeqTables {
+    let mut tables = SeqTables::with_capacity(relations, seed);
     for kind in Kind::ALL {
         let table = &mut tables.rows[kind as usize];
         for &(id, units, price) in &start.rows[kind as usize] {
@@ -258,8 +258,8 @@ fn seq_tables(start: &client::Population, relations: usize) -> SeqTables {
 }
 
 /// commute's tables, populated.
-fn tx_tables(start: &client::Population, relations: usize) -> TxTables {
-    let tables = TxTables::with_capacity(relations);
+fn tx_tables(start: &client::Population, relations: usize, seed: u64) -> TxTables {
+    let tables = TxTables::with_capacity(relations, seed);
     for kind in Kind::ALL {
         let rows: Vec<(u64, Reservation)> = start.rows[kind as usize]
             .iter()
@@ -335,5 +335,30 @@ mod tests {
         let a = run_once(Implementation::Sequential, &p, 1);
         let b = run_once(Implementation::Sequential, &p, 2);
         assert!(!a.check.same_state(&b.check));
+    }
+
+    /// The order of a hash table's entries is its buckets' order: equal orders in tables built
+    /// apart (as in two processes) mean the same layout, and so the same instruction counts.
+    #[test]
+    fn the_seed_fixes_every_tables_layout() {
+        let start = client::population(300, 4);
+        let orders = |seed| {
+            let plain = seq_tables(&start, 300, seed);
+            let tx = tx_tables(&start, 300, seed);
+            let plain_rows: Vec<Vec<u64>> = plain
+                .rows
+                .iter()
+                .map(|t| t.keys().copied().collect())
+                .collect();
+            let tx_rows: Vec<Vec<u64>> = tx.rows.iter().map(|t| t.atomic().keys()).collect();
+            let customers = (
+                plain.customers.keys().copied().collect::<Vec<_>>(),
+                tx.customers.atomic().keys(),
+            );
+            (plain_rows, tx_rows, customers)
+        };
+        let first = orders(4);
+        assert_eq!(first, orders(4));
+        assert_ne!(first, orders(5));
     }
 }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use commute::{Change, StmError, TMap, Transaction, atomically};
 
-use super::manager::{Kind, Manager, Reservation, ReservationInfo, position};
+use super::manager::{Kind, Manager, Reservation, ReservationInfo, position, table_hasher};
 
 /// The manager's tables as commute collections.
 #[derive(Debug)]
@@ -44,16 +44,15 @@ pub struct TxTables {
 }
 
 impl TxTables {
-    /// Empty tables sized for `relations` rows each (`TMap::with_capacity`: a wider root, so a
-    /// lookup walks fewer levels; the map would grow without it).
-    pub(crate) fn with_capacity(relations: usize) -> Self {
+    /// Empty tables sized for `relations` rows each (`TMap::with_capacity`'s root: a wider
+    /// root, so a lookup walks fewer levels; the map would grow without it), their hashers
+    /// seeded from `seed` as the plain tables' are ([`table_hasher`]).
+    pub(crate) fn with_capacity(relations: usize, seed: u64) -> Self {
+        let hasher = |i| table_hasher(seed, i);
+        let table = |i| TMap::with_capacity_and_hasher(relations, hasher(i));
         TxTables {
-            rows: [
-                TMap::with_capacity(relations),
-                TMap::with_capacity(relations),
-                TMap::with_capacity(relations),
-            ],
-            customers: TMap::with_capacity(relations),
+            rows: [table(0), table(1), table(2)],
+            customers: TMap::with_capacity_and_hasher(relations, hasher(3)),
         }
     }
 
