@@ -187,6 +187,11 @@ mod debug;
 mod map;
 #[cfg(not(loom))]
 mod pool;
+// Under loom, of the pool only its commit order, for the models of `__loom::Order`.
+#[cfg(loom)]
+#[allow(dead_code)]
+#[path = "pool/order.rs"]
+mod order;
 mod queue;
 mod set;
 mod sync;
@@ -201,6 +206,51 @@ pub use map::{Change, MapValue, Owned, TMap};
 pub use pool::{PoolReport, PoolWatcher, TaskCtx, TaskId, TaskPanic, TaskPool};
 pub use queue::{TQueue, Taken};
 pub use set::TSet;
+
+/// Internals that loom's models check from outside the crate (`loom-tests`); compiled under
+/// `--cfg loom` only, and no API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom {
+    /// The commit order of `TaskPool`'s ordered mode (`pool/order.rs`) without its
+    /// transactions: the turn, and the handshake that parks a worker until its turn comes.
+    pub struct Order(crate::order::Order);
+
+    impl core::fmt::Debug for Order {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.debug_struct("Order").finish_non_exhaustive()
+        }
+    }
+
+    impl Order {
+        /// An order whose first turn is `first`, for `workers` workers.
+        pub fn new(first: u64, workers: usize) -> Self {
+            Order(crate::order::Order::new(first, workers))
+        }
+
+        /// Records the calling thread as worker `worker`.
+        pub fn register(&self, worker: usize) {
+            self.0.register(worker);
+        }
+
+        /// Blocks worker `worker` until the turn is `seq`.
+        pub fn wait_turn(&self, seq: u64, worker: usize) {
+            self.0
+                .wait_turn(seq, worker, None)
+                .expect("outside a transaction nothing gives way");
+        }
+
+        /// True if the turn is `seq`.
+        pub fn is_turn(&self, seq: u64) -> bool {
+            self.0.is_turn(seq)
+        }
+
+        /// Passes the turn from `seq` to `seq + 1`, waking the worker parked for it.
+        pub fn advance(&self, seq: u64) {
+            self.0.advance(seq);
+        }
+    }
+}
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../../README.md")]

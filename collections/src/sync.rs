@@ -27,6 +27,43 @@ pub(crate) mod atomic {
     };
 }
 
+/// The orderings of the accesses of a `SeqCst` handshake (a Dekker pair: each side stores,
+/// then loads what the other stores). Loom models `SeqCst` accesses as acquire and release
+/// only, so under loom they are those, with [`loom_fence`] between each side's store and load
+/// standing in for the total order (the pattern of `commute_stm`'s clock).
+#[allow(dead_code)]
+pub(crate) const SC_LOAD: atomic::Ordering = if cfg!(loom) {
+    atomic::Ordering::Acquire
+} else {
+    atomic::Ordering::SeqCst
+};
+
+/// See [`SC_LOAD`].
+#[allow(dead_code)]
+pub(crate) const SC_STORE: atomic::Ordering = if cfg!(loom) {
+    atomic::Ordering::Release
+} else {
+    atomic::Ordering::SeqCst
+};
+
+/// Under loom, the `SeqCst` fence that stands in for the `SeqCst` accesses it cannot model
+/// (see [`SC_LOAD`]); nothing otherwise.
+#[allow(dead_code)]
+#[inline(always)]
+pub(crate) fn loom_fence() {
+    #[cfg(loom)]
+    atomic::fence(atomic::Ordering::SeqCst);
+}
+
+/// Threads, parking and unparking, through std or loom.
+#[allow(unused_imports)]
+pub(crate) mod thread {
+    #[cfg(loom)]
+    pub(crate) use loom::thread::{Thread, current, park};
+    #[cfg(not(loom))]
+    pub(crate) use std::thread::{Thread, current, park};
+}
+
 /// Declares a thread-local through std or loom.
 #[cfg(not(loom))]
 macro_rules! shim_thread_local {

@@ -26,15 +26,19 @@
 //! Waking is a Dekker pair on `SeqCst` atomics: a waiter stores its number into its `parked`
 //! slot and re-checks `turn` before parking; `advance` stores `turn` and then reads the slots.
 //! Either the waiter sees the new turn or `advance` sees the slot and unparks it (an unpark that
-//! comes before the park makes the park return at once).
+//! comes before the park makes the park return at once). Under loom (where this module is
+//! compiled alone, for the models of `loom-tests/tests/pool_order.rs`) the pair's accesses are
+//! acquire and release with a `SeqCst` fence between each side's store and load
+//! ([`crate::sync::SC_LOAD`]), and a waiter parks at once, without spinning or yielding first.
 
 use std::sync::OnceLock;
-use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
 use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::thread::{self, Thread};
+use crate::sync::{SC_LOAD, SC_STORE, loom_fence};
 use crate::{StmResult, TVar, Transaction};
 
 /// A `parked` slot whose worker is not waiting for a turn.
@@ -78,7 +82,7 @@ impl Order {
 
     /// Records the calling thread as worker `worker`, so that `advance` can unpark it.
     pub(super) fn register(&self, worker: usize) {
-        let _ = self.threads[worker].set(std::thread::current());
+        let _ = self.threads[worker].set(thread::current());
     }
 
     /// True if the task with sequence number `seq` may commit now: every task before it has
@@ -103,31 +107,35 @@ impl Order {
         if self.turn.load(Ordering::Acquire) == seq {
             return Ok(());
         }
-        for _ in 0..SPINS {
-            std::hint::spin_loop();
-            if self.turn.load(Ordering::Acquire) == seq {
-                return Ok(());
+        // Under loom, straight to the handshake: the spins and yields only shorten the wait.
+        if !cfg!(loom) {
+            for _ in 0..SPINS {
+                std::hint::spin_loop();
+                if self.turn.load(Ordering::Acquire) == seq {
+                    return Ok(());
+                }
             }
-        }
-        let yielding = Instant::now();
-        loop {
-            std::thread::yield_now();
-            if self.turn.load(Ordering::Acquire) == seq {
-                return Ok(());
-            }
-            give_way()?;
-            if yielding.elapsed() > YIELD_FOR {
-                break;
+            let yielding = Instant::now();
+            loop {
+                std::thread::yield_now();
+                if self.turn.load(Ordering::Acquire) == seq {
+                    return Ok(());
+                }
+                give_way()?;
+                if yielding.elapsed() > YIELD_FOR {
+                    break;
+                }
             }
         }
         let slot = &self.parked[worker];
-        slot.store(seq, Ordering::SeqCst);
-        while self.turn.load(Ordering::SeqCst) != seq {
+        slot.store(seq, SC_STORE);
+        loom_fence();
+        while self.turn.load(SC_LOAD) != seq {
             if tx.is_none() {
-                std::thread::park();
+                thread::park();
                 continue;
             }
-            std::thread::park_timeout(GIVE_WAY_EVERY);
+            park_timeout(GIVE_WAY_EVERY);
             if let Err(e) = give_way() {
                 // An `advance` that saw the slot may still unpark this thread: a later park
                 // then returns at once, and its loop checks again.
@@ -157,13 +165,26 @@ impl Order {
             "advanced out of turn"
         );
         let next = seq + 1;
-        self.turn.store(next, Ordering::SeqCst);
+        self.turn.store(next, SC_STORE);
+        loom_fence();
         for (slot, thread) in self.parked.iter().zip(self.threads.iter()) {
-            if slot.load(Ordering::SeqCst) == next {
+            if slot.load(SC_LOAD) == next {
                 if let Some(thread) = thread.get() {
                     thread.unpark();
                 }
             }
         }
+    }
+}
+
+/// Parks for at most `timeout` (loom has no timed park: there, a yield, after which the caller
+/// checks again).
+fn park_timeout(timeout: Duration) {
+    #[cfg(not(loom))]
+    std::thread::park_timeout(timeout);
+    #[cfg(loom)]
+    {
+        let _ = timeout;
+        crate::sync::yield_now();
     }
 }
