@@ -187,10 +187,11 @@ mod model {
 }
 
 #[cfg(loom)]
-pub use payload::Payload;
+pub use payload::{Payload, free_kept_payloads, spawn_payload_writer};
 
 #[cfg(loom)]
 mod payload {
+    use commute_stm::{TBox, atomically, reclaim_retired};
     use loom::cell::UnsafeCell;
     use loom::sync::Arc;
     use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -248,5 +249,44 @@ mod payload {
             self.id.with_mut(|p| unsafe { *p = FREED });
             self.drops.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Spawns a writer that replaces `cell`'s payload with new ones numbered `1..=writes`, one
+    /// transaction each.
+    pub fn spawn_payload_writer(
+        cell: &Arc<TBox<Payload>>,
+        drops: &Arc<AtomicUsize>,
+        writes: u64,
+    ) -> loom::thread::JoinHandle<()> {
+        let (cell, drops) = (cell.clone(), drops.clone());
+        loom::thread::spawn(move || {
+            for id in 1..=writes {
+                atomically(|tx| {
+                    cell.write(tx, Payload::new(id, &drops));
+                    Ok(())
+                });
+            }
+        })
+    }
+
+    /// Once every reader and writer of `cell` has finished: commits payload `last`, which lets
+    /// go of the payloads kept for snapshot readers, reclaims, and checks that every payload
+    /// before `last` was dropped.
+    ///
+    /// # Panics
+    ///
+    /// If one was not.
+    pub fn free_kept_payloads(cell: &TBox<Payload>, drops: &Arc<AtomicUsize>, last: u64) {
+        crate::settle();
+        atomically(|tx| {
+            cell.write(tx, Payload::new(last, drops));
+            Ok(())
+        });
+        reclaim_retired();
+        assert_eq!(
+            drops.fetch_add(0, Ordering::AcqRel) as u64,
+            last,
+            "replaced values not freed"
+        );
     }
 }

@@ -4,7 +4,10 @@
 #![cfg(loom)]
 
 use commute::{TBox, TQueue, TVar, atomically, read_only, reclaim_retired};
-use commute_loom_tests::{Payload, capped_builder, run_model, run_model_with, settle};
+use commute_loom_tests::{
+    Payload, capped_builder, free_kept_payloads, run_model, run_model_with, settle,
+    spawn_payload_writer,
+};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
@@ -20,17 +23,7 @@ fn snapshot_reads_a_replaced_box() {
     run_model("snapshot_reads_a_replaced_box", || {
         let drops = Arc::new(AtomicUsize::new(0));
         let cell = Arc::new(TBox::new(Payload::new(0, &drops)));
-        let writer = {
-            let (cell, drops) = (cell.clone(), drops.clone());
-            thread::spawn(move || {
-                for id in 1..=2 {
-                    atomically(|tx| {
-                        cell.write(tx, Payload::new(id, &drops));
-                        Ok(())
-                    });
-                }
-            })
-        };
+        let writer = spawn_payload_writer(&cell, &drops, 2);
         let mut attempts = 0;
         let (first, second) = read_only(|tx| {
             attempts += 1;
@@ -45,18 +38,8 @@ fn snapshot_reads_a_replaced_box() {
         assert_eq!(attempts, 1);
         assert_eq!(first, second, "the snapshot moved");
         writer.join().unwrap();
-        settle();
         // With no reader left, the next commit lets go of what was kept.
-        atomically(|tx| {
-            cell.write(tx, Payload::new(3, &drops));
-            Ok(())
-        });
-        reclaim_retired();
-        assert_eq!(
-            drops.fetch_add(0, Ordering::AcqRel),
-            3,
-            "replaced values not freed"
-        );
+        free_kept_payloads(&cell, &drops, 3);
     });
 }
 
@@ -91,17 +74,7 @@ fn two_snapshots_read_a_box_replaced_under_both() {
                     Ok((first, second))
                 })
             };
-            let writer = {
-                let (cell, drops) = (cell.clone(), drops.clone());
-                thread::spawn(move || {
-                    for id in 1..=3 {
-                        atomically(|tx| {
-                            cell.write(tx, Payload::new(id, &drops));
-                            Ok(())
-                        });
-                    }
-                })
-            };
+            let writer = spawn_payload_writer(&cell, &drops, 3);
             let reader = {
                 let cell = cell.clone();
                 thread::spawn(move || read_twice(&cell))
@@ -111,18 +84,7 @@ fn two_snapshots_read_a_box_replaced_under_both() {
             let (first, second) = reader.join().unwrap();
             assert_eq!(first, second, "the other reader's snapshot moved");
             writer.join().unwrap();
-            settle();
-            // With no reader left, the next commit lets go of what was kept.
-            atomically(|tx| {
-                cell.write(tx, Payload::new(4, &drops));
-                Ok(())
-            });
-            reclaim_retired();
-            assert_eq!(
-                drops.fetch_add(0, Ordering::AcqRel),
-                4,
-                "replaced values not freed"
-            );
+            free_kept_payloads(&cell, &drops, 4);
         },
     );
 }

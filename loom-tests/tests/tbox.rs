@@ -1,7 +1,7 @@
 //! Loom model of heap values (`TBox`): deferred reclamation never frees a value still in use.
 #![cfg(loom)]
 
-use commute_loom_tests::{Payload, run_model, settle};
+use commute_loom_tests::{Payload, run_model, settle, spawn_payload_writer};
 use commute_stm::{TBox, atomically, pinned, reclaim_retired};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
@@ -18,17 +18,7 @@ fn tbox_replace_vs_reader() {
     run_model("tbox_replace_vs_reader", || {
         let drops = Arc::new(AtomicUsize::new(0));
         let cell = Arc::new(TBox::new(Payload::new(0, &drops)));
-        let writer = {
-            let (cell, drops) = (cell.clone(), drops.clone());
-            thread::spawn(move || {
-                for id in 1..=2 {
-                    atomically(|tx| {
-                        cell.write(tx, Payload::new(id, &drops));
-                        Ok(())
-                    });
-                }
-            })
-        };
+        let writer = spawn_payload_writer(&cell, &drops, 2);
         let seen = atomically(|tx| Ok(cell.read(tx)?.id()));
         let seen_later = cell.load_with(Payload::id);
         assert!(
