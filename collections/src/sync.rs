@@ -31,7 +31,6 @@ pub(crate) mod atomic {
 /// then loads what the other stores). Loom models `SeqCst` accesses as acquire and release
 /// only, so under loom they are those, with [`loom_fence`] between each side's store and load
 /// standing in for the total order (the pattern of `commute_stm`'s clock).
-#[allow(dead_code)]
 pub(crate) const SC_LOAD: atomic::Ordering = if cfg!(loom) {
     atomic::Ordering::Acquire
 } else {
@@ -39,7 +38,6 @@ pub(crate) const SC_LOAD: atomic::Ordering = if cfg!(loom) {
 };
 
 /// See [`SC_LOAD`].
-#[allow(dead_code)]
 pub(crate) const SC_STORE: atomic::Ordering = if cfg!(loom) {
     atomic::Ordering::Release
 } else {
@@ -48,7 +46,6 @@ pub(crate) const SC_STORE: atomic::Ordering = if cfg!(loom) {
 
 /// Under loom, the `SeqCst` fence that stands in for the `SeqCst` accesses it cannot model
 /// (see [`SC_LOAD`]); nothing otherwise.
-#[allow(dead_code)]
 #[inline(always)]
 pub(crate) fn loom_fence() {
     #[cfg(loom)]
@@ -56,7 +53,6 @@ pub(crate) fn loom_fence() {
 }
 
 /// Threads, parking and unparking, through std or loom.
-#[allow(unused_imports)]
 pub(crate) mod thread {
     #[cfg(loom)]
     pub(crate) use loom::thread::{Thread, current, park};
