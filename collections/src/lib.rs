@@ -240,11 +240,6 @@ pub mod __loom {
                 .expect("outside a transaction nothing gives way");
         }
 
-        /// True if the turn is `seq`.
-        pub fn is_turn(&self, seq: u64) -> bool {
-            self.0.is_turn(seq)
-        }
-
         /// Passes the turn from `seq` to `seq + 1`, waking the worker parked for it.
         pub fn advance(&self, seq: u64) {
             self.0.advance(seq);
