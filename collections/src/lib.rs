@@ -187,11 +187,15 @@ mod debug;
 mod map;
 #[cfg(not(loom))]
 mod pool;
-// Under loom, of the pool only its commit order, for the models of `__loom::Order`.
+// Under loom, of the pool only its commit order and its parking of idle workers, for the
+// models of `__loom::Order` and `__loom::Sleepers`.
 #[cfg(loom)]
 #[allow(dead_code)]
 #[path = "pool/order.rs"]
 mod order;
+#[cfg(loom)]
+#[path = "pool/park.rs"]
+mod park;
 mod queue;
 mod set;
 mod sync;
@@ -243,6 +247,39 @@ pub mod __loom {
         /// Passes the turn from `seq` to `seq + 1`, waking the worker parked for it.
         pub fn advance(&self, seq: u64) {
             self.0.advance(seq);
+        }
+    }
+
+    /// The parked workers of a `TaskPool` run (`pool/park.rs`), and the handshake that wakes
+    /// them when tasks are pushed or the run's last task finishes.
+    pub struct Sleepers(crate::park::Sleepers);
+
+    impl core::fmt::Debug for Sleepers {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.debug_struct("Sleepers").finish_non_exhaustive()
+        }
+    }
+
+    impl Default for Sleepers {
+        fn default() -> Self {
+            Sleepers(crate::park::Sleepers::new())
+        }
+    }
+
+    impl Sleepers {
+        /// Wakes up to `tasks` parked workers, after the caller pushed that many tasks.
+        pub fn wake(&self, tasks: usize) {
+            self.0.wake(tasks);
+        }
+
+        /// Wakes every parked worker, after the caller finished the run's last task.
+        pub fn wake_all(&self) {
+            self.0.wake_all();
+        }
+
+        /// Parks the caller until `has_work()` (true) or `finished()` (false).
+        pub fn park(&self, finished: impl Fn() -> bool, has_work: impl Fn() -> bool) -> bool {
+            self.0.park(finished, has_work)
         }
     }
 }

@@ -7,7 +7,7 @@
 
 #[cfg(not(loom))]
 #[allow(unused_imports)]
-pub(crate) use std::sync::{Arc, Mutex};
+pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 #[cfg(not(loom))]
 #[allow(unused_imports)]
 pub(crate) mod atomic {
@@ -18,7 +18,7 @@ pub(crate) mod atomic {
 
 #[cfg(loom)]
 #[allow(unused_imports)]
-pub(crate) use loom::sync::{Arc, Mutex};
+pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 #[cfg(loom)]
 #[allow(unused_imports)]
 pub(crate) mod atomic {

@@ -8,6 +8,7 @@
 //! `sched.rs` and `order.rs`).
 
 mod order;
+mod park;
 mod sched;
 
 use core::any::Any;

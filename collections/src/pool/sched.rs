@@ -21,14 +21,11 @@
 //!   before children become visible, and decremented in batches: a worker counts the tasks it
 //!   finished locally and subtracts them when it runs out of work. So `unfinished` is never below
 //!   the true number, and reaching zero means every task has finished.
-//! - **Parking.** A worker with no work registers in `sleepers`, re-checks every queue under the
-//!   `idle` lock, and waits on the condition variable. Pushers read `sleepers` after pushing and
-//!   notify one sleeper per task pushed (all of them for a batch at least as large), and so
-//!   does a thief for the stolen tasks it keeps in its own queue, which a worker woken by the
-//!   same batch may have found empty; the worker that brings `unfinished` to zero notifies
-//!   everyone.
-//!   (The sleeper's `SeqCst` increment precedes its re-check under the queue locks; a pusher's
-//!   `SeqCst` read follows its push under the same lock: one of the two sees the other.)
+//! - **Parking** (`park.rs`). A worker with no work registers as a sleeper, re-checks every
+//!   queue, and waits on a condition variable. Pushers wake one sleeper per task pushed (all of
+//!   them for a batch at least as large), and so does a thief for the stolen tasks it keeps in
+//!   its own queue, which a worker woken by the same batch may have found empty; the worker
+//!   that brings `unfinished` to zero wakes everyone.
 //! - **`retry` (unordered mode).** Each task runs inside `tx.or_else(task, |_| Ok(Retried))`, so
 //!   a task that retries is rolled back without blocking its worker and put aside in `waiting`.
 //!   A worker with nothing else to do takes all the tasks put aside and runs them as
@@ -48,11 +45,12 @@ use core::panic::AssertUnwindSafe;
 use std::collections::VecDeque;
 use std::panic::catch_unwind;
 use std::rc::Rc;
-use std::sync::{Condvar, MutexGuard, PoisonError};
+use std::sync::{MutexGuard, PoisonError};
 
 use crossbeam_utils::CachePadded;
 
 use super::order::Order;
+use super::park::Sleepers;
 use super::{Body, TaskCtx};
 use crate::stats::{self, StatsSnapshot};
 use crate::sync::Mutex;
@@ -98,10 +96,8 @@ pub(super) struct Run {
     unfinished: CachePadded<AtomicUsize>,
     /// The id of the next child.
     next_id: CachePadded<AtomicU64>,
-    /// Workers registered as parked (or about to park).
-    sleepers: CachePadded<AtomicUsize>,
-    idle: Mutex<()>,
-    wake: Condvar,
+    /// Parked workers.
+    sleepers: Sleepers,
     /// Unordered mode: tasks whose last attempt retried.
     waiting: Mutex<Vec<Task>>,
     first_panic: Mutex<FirstPanic>,
@@ -136,9 +132,7 @@ impl Run {
             order,
             unfinished: CachePadded::new(AtomicUsize::new(unfinished)),
             next_id: CachePadded::new(AtomicU64::new(next_id)),
-            sleepers: CachePadded::new(AtomicUsize::new(0)),
-            idle: Mutex::new(()),
-            wake: Condvar::new(),
+            sleepers: Sleepers::new(),
             waiting: Mutex::new(Vec::new()),
             first_panic: Mutex::new(None),
             unattributed: Mutex::new(None),
@@ -563,26 +557,13 @@ impl Run {
         }
         let n = core::mem::take(finished);
         if self.unfinished.fetch_sub(n, Ordering::AcqRel) == n {
-            let _idle = lock(&self.idle);
-            self.wake.notify_all();
+            self.sleepers.wake_all();
         }
     }
 
-    /// Wakes up to `tasks` parked workers, if any, after making that many tasks visible: one
-    /// per task, so that a batch runs on as many workers as it can use.
+    /// Wakes up to `tasks` parked workers, after making that many tasks visible.
     fn wake(&self, tasks: usize) {
-        let sleepers = self.sleepers.load(Ordering::SeqCst);
-        if sleepers == 0 || tasks == 0 {
-            return;
-        }
-        let _idle = lock(&self.idle);
-        if tasks >= sleepers {
-            self.wake.notify_all();
-        } else {
-            for _ in 0..tasks {
-                self.wake.notify_one();
-            }
-        }
+        self.sleepers.wake(tasks);
     }
 
     fn has_work(&self) -> bool {
@@ -591,19 +572,10 @@ impl Run {
 
     /// Waits until there is work (true) or every task has finished (false).
     fn park(&self) -> bool {
-        let mut idle = lock(&self.idle);
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        let more = loop {
-            if self.unfinished.load(Ordering::SeqCst) == 0 {
-                break false;
-            }
-            if self.has_work() {
-                break true;
-            }
-            idle = self.wake.wait(idle).unwrap_or_else(PoisonError::into_inner);
-        };
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
-        more
+        self.sleepers.park(
+            || self.unfinished.load(Ordering::SeqCst) == 0,
+            || self.has_work(),
+        )
     }
 }
 
