@@ -733,6 +733,45 @@ fn queue_taken_item_read_elsewhere_dropped_after_the_read() {
     );
 }
 
+/// The main thread's take hands its [`Taken`] handle to another thread from inside the attempt,
+/// before the commit, and that thread drops it unused while the attempt commits and the main
+/// thread then reclaims: the handle's drop and the commit meet in the ticket's `state` in either
+/// order. A handle dropped first leaves its share of the item to the commit, which gives it to
+/// the take's marker; a handle dropped after the commit gives its share to the marker itself.
+/// Either way the item is dropped once, and nothing of the queue is leaked.
+///
+/// Catches a commit that does not take over the share of a handle dropped before it (the item
+/// is never dropped), and a handle that, dropped before the commit, drops the item itself (it
+/// is dropped twice, or while still in the queue). The other models drop their handles on the
+/// thread whose take committed, after the commit.
+#[test]
+fn queue_taken_handle_sent_out_before_the_commit_dropped_elsewhere() {
+    run_model(
+        "queue_taken_handle_sent_out_before_the_commit_dropped_elsewhere",
+        || {
+            let live = Live::new();
+            let queue = queue_of(&[1], &live);
+            let slot = Arc::new(Mutex::new(None));
+            let dropper = {
+                let slot = slot.clone();
+                thread::spawn(move || {
+                    let taken: Taken<Item> = wait_for_handle(&slot);
+                    drop(taken);
+                })
+            };
+            atomically_without_abort("the take", |tx| {
+                let taken = queue.take(tx)?.expect("the item is queued");
+                *slot.lock().unwrap() = Some(taken);
+                Ok(())
+            });
+            reclaim_retired();
+            dropper.join().unwrap();
+            assert_eq!(drain(&queue), []);
+            check_queue_freed(queue, &live);
+        },
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // TBoundedQueue
 
