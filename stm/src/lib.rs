@@ -59,7 +59,7 @@ mod tvar;
 mod tx;
 mod word;
 
-pub use internal::thread::reclaim_retired;
+pub use internal::reclaim::reclaim_retired;
 
 /// Low-level, for collections that keep transactional variables in memory of their own
 /// ([`TVar::new_inline`]): drops `value` (which owns such memory) once every
@@ -87,7 +87,7 @@ pub use internal::thread::reclaim_retired;
 pub unsafe fn drop_after_running_transactions<T>(value: Box<T>) {
     let bits = Box::into_raw(value) as usize as u64;
     // SAFETY: `drop_boxed::<T>` drops the box once; the caller vouches for the thread.
-    unsafe { internal::thread::drop_after_all_running_attempts(bits, tx::write_drop_boxed::<T>) }
+    unsafe { internal::reclaim::drop_after_all_running_attempts(bits, tx::write_drop_boxed::<T>) }
 }
 /// Low-level: drops `value` where commute drops values, so that its `Drop` may use commute (run
 /// transactions, wait for readers): at once outside transactions and pins; inside a
@@ -275,7 +275,7 @@ pub fn wait_for_readers_up_to(version: u64, mark: u64) {
     if version > internal::clock::MAX_OUTSIDE_VERSION {
         internal::clock::not_a_version("wait_for_readers", version);
     }
-    internal::thread::wait_for_pins_below(version);
+    internal::reclaim::wait_for_pins_below(version);
     // Snapshot readers do not pin: those registered before the commit may read what it
     // unlinked (through the old values kept for them) until they end.
     internal::history::wait_for_readers_up_to(mark);

@@ -248,7 +248,7 @@ impl<T: Send + Sync + 'static> TBox<T> {
             // SAFETY: the old block, dead and no longer this box's, is freed once, after the
             // calls that may still hold it; its value moved to the fresh block.
             unsafe {
-                crate::internal::thread::drop_after_running_attempts(
+                crate::internal::reclaim::drop_after_running_attempts(
                     Box::into_raw(old) as usize as u64,
                     crate::internal::var::drop_block,
                 )
@@ -283,7 +283,7 @@ impl<T: Send + Sync + 'static> TBox<T> {
         let block = unsafe { core::mem::ManuallyDrop::take(&mut this.core) };
         // SAFETY: `drop_block` frees the block once, after the calls that may still hold it.
         unsafe {
-            crate::internal::thread::drop_after_running_attempts(
+            crate::internal::reclaim::drop_after_running_attempts(
                 Box::into_raw(block) as usize as u64,
                 crate::internal::var::drop_block,
             )
@@ -319,7 +319,7 @@ impl<T> Drop for TBox<T> {
 /// the value may be dropped on any thread.)
 unsafe fn drop_dead_box_later<T>(bits: u64) {
     // SAFETY: forwarded from the caller; `drop_dead_box` drops the pair once.
-    unsafe { crate::internal::thread::drop_after_running_attempts(bits, drop_dead_box::<T>) };
+    unsafe { crate::internal::reclaim::drop_after_running_attempts(bits, drop_dead_box::<T>) };
 }
 
 /// Drops a dead box's value (the one in its block now: a late commit of another thread may have

@@ -94,7 +94,7 @@ impl Drop for Boxed {
         let bits = Box::into_raw(block) as usize as u64;
         // SAFETY: `drop_block` frees the block once; nothing else uses it from now on.
         unsafe {
-            crate::internal::thread::drop_after_running_attempts(
+            crate::internal::reclaim::drop_after_running_attempts(
                 bits,
                 crate::internal::var::drop_block,
             )

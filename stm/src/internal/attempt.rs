@@ -3,7 +3,7 @@
 //! (variables dropped during it), and the record of what stopped it.
 
 use crate::internal::counters::AbortCause;
-use crate::internal::thread::Retired;
+use crate::internal::reclaim::Retired;
 use crate::internal::var::Origin;
 use crate::internal::var::VarCore;
 use crate::internal::write_set::{DropFn, LetGo, Pending, WriteSet};

@@ -9,7 +9,7 @@
 //! - A reader that meets a version `v` above its read version `rv` *advances* the clock to `v`
 //!   (`fetch_max`) before it re-validates and extends its snapshot. So the clock moves only when
 //!   some transaction actually reads a fresh value; commutes and blind writes never move it.
-//! - Reclamation advances the clock to the versions it wants to free (see `thread.rs`).
+//! - Reclamation advances the clock to the versions it wants to free (see `reclaim.rs`).
 //!
 //! The TL2 invariant we need: if a transaction begins with (or extends to) `rv >= wv`, it sees
 //! every lock of the commit that wrote `wv`, so it can never read an old value that commit

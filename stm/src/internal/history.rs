@@ -67,7 +67,7 @@
 //! that.
 
 use crate::internal::clock::{self, SC, SC_LOAD};
-use crate::internal::thread::Retired;
+use crate::internal::reclaim::Retired;
 use crate::internal::var::VarCore;
 use crate::internal::write_set::DropFn;
 use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
@@ -437,7 +437,7 @@ pub(crate) fn wait_for_readers_up_to(mark: u64) {
     let mut counted = None;
     // `OLDEST` is `u64::MAX` with no reader registered.
     while oldest().load(SC_LOAD) <= mark {
-        counted.get_or_insert_with(crate::internal::thread::AwaitingReaders::new);
+        counted.get_or_insert_with(crate::internal::reclaim::AwaitingReaders::new);
         backoff.snooze();
     }
 }
@@ -517,7 +517,7 @@ pub(crate) unsafe fn drop_versions(list: *mut Version) {
         // Ordinary transactions that began before a value was replaced may still read it.
         // SAFETY: each version is handed over once.
         unsafe {
-            crate::internal::thread::drop_after_all_running_attempts(r.bits, r.drop_fn);
+            crate::internal::reclaim::drop_after_all_running_attempts(r.bits, r.drop_fn);
         }
     }
 }

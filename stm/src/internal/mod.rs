@@ -9,6 +9,7 @@ pub(crate) mod clock;
 pub(crate) mod counters;
 pub(crate) mod history;
 pub(crate) mod profile;
+pub(crate) mod reclaim;
 pub(crate) mod thread;
 pub(crate) mod var;
 pub(crate) mod wait;

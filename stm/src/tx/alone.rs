@@ -32,7 +32,8 @@
 use core::panic::Location;
 
 use crate::internal::counters::AbortCause;
-use crate::internal::thread::{Retired, ThreadCtx, with_ctx};
+use crate::internal::reclaim::Retired;
+use crate::internal::thread::{ThreadCtx, with_ctx};
 use crate::internal::var::{
     IRREVOCABLE, LOCKED, VarCore, WAITERS, locked_by, unlocked_word, version_of,
 };

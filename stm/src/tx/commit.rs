@@ -4,7 +4,7 @@
 
 use super::{ReadEntry, Transaction, TxState};
 use crate::internal::backoff::Backoff;
-use crate::internal::thread::Retired;
+use crate::internal::reclaim::Retired;
 use crate::internal::var::{
     IRREVOCABLE, LOCKED, VarCore, WAITERS, held_by, locked_by, same_count, unlocked_word,
     version_of,

@@ -3,7 +3,8 @@
 //! transactions of their own.
 
 use super::{Hook, RestoreInTx, Transaction, TxState};
-use crate::internal::thread::{Retired, ThreadCtx, with_ctx};
+use crate::internal::reclaim::Retired;
+use crate::internal::thread::{ThreadCtx, with_ctx};
 use crate::internal::write_set::DropFn;
 use crate::internal::write_set::LetGo;
 use crate::sync::atomic::Ordering;

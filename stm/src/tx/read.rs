@@ -287,7 +287,8 @@ impl Transaction {
     /// });
     /// ```
     pub fn give_way(&self) -> StmResult<()> {
-        if (self.pinned.get() || self.is_snapshot()) && crate::internal::thread::readers_awaited() {
+        if (self.pinned.get() || self.is_snapshot()) && crate::internal::reclaim::readers_awaited()
+        {
             let word = &self.snapshot;
             word.set(word.get() | super::snapshot::GAVE_WAY);
             return Err(StmError::CONFLICT);
