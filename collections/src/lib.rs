@@ -282,6 +282,18 @@ pub mod __loom {
             self.0.park(finished, has_work)
         }
     }
+
+    /// A `TaskPool` worker's next task (`pool/park.rs`): the front of `queues[home]`, else
+    /// half of another queue's back, waking `sleepers` for stolen tasks kept for later.
+    pub fn next_task<T>(
+        queues: &[crate::sync::Mutex<std::collections::VecDeque<T>>],
+        home: usize,
+        sleepers: &Sleepers,
+    ) -> Option<T> {
+        let queues: Vec<&crate::sync::Mutex<std::collections::VecDeque<T>>> =
+            queues.iter().collect();
+        crate::park::next_task(&queues, home, &sleepers.0)
+    }
 }
 
 /// The README's examples, compiled and run as doctests.

@@ -5,12 +5,13 @@
 //! waiting for good, which loom reports as a deadlock.
 //!
 //! The workers run the scheduler's loop (`sched.rs`, `Run::work`) over queues of task numbers:
-//! a worker pops its own queue's front, else steals the back half of another's (with
-//! `try_lock`, waking sleepers for what it keeps), else subtracts the tasks it finished and
-//! parks. Every task must run once, and every worker's loop must end.
+//! a worker takes the scheduler's next task (`park.rs`, `next_task`: its own queue's front,
+//! else the back half of another's, taken with `try_lock`, waking sleepers for what it keeps),
+//! else subtracts the tasks it finished and parks. Every task must run once, and every
+//! worker's loop must end.
 #![cfg(loom)]
 
-use commute::__loom::Sleepers;
+use commute::__loom::{Sleepers, next_task};
 use commute_loom_tests::run_model;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::{Arc, Condvar, Mutex};
@@ -49,32 +50,9 @@ impl Run {
         self.sleepers.wake(tasks.len());
     }
 
-    /// Worker `worker`'s next task: its queue's front, else half of another queue's back
-    /// (`Run::next_task`).
+    /// Worker `worker`'s next task: the scheduler's own (`Run::next_task`).
     fn next_task(&self, worker: usize) -> Option<usize> {
-        if let Some(task) = self.queues[worker].lock().unwrap().pop_front() {
-            return Some(task);
-        }
-        let n = self.queues.len();
-        for victim in (1..n).map(|i| (worker + i) % n) {
-            let Ok(mut queue) = self.queues[victim].try_lock() else {
-                continue;
-            };
-            let len = queue.len();
-            if len == 0 {
-                continue;
-            }
-            let mut stolen = queue.split_off(len - len.div_ceil(2));
-            drop(queue);
-            let task = stolen.pop_front();
-            if !stolen.is_empty() {
-                let left = stolen.len();
-                self.queues[worker].lock().unwrap().append(&mut stolen);
-                self.sleepers.wake(left);
-            }
-            return task;
-        }
-        None
+        next_task(&self.queues, worker, &self.sleepers)
     }
 
     fn has_work(&self) -> bool {

@@ -21,7 +21,9 @@
 //! Under loom (where this module is compiled alone, for the models of
 //! `loom-tests/tests/pool_park.rs`) the lock and the condition variable are loom's.
 
+use core::ops::Deref;
 use crossbeam_utils::CachePadded;
+use std::collections::VecDeque;
 use std::sync::PoisonError;
 
 use crate::sync::atomic::{AtomicUsize, Ordering};
@@ -91,4 +93,44 @@ impl Sleepers {
         self.count.fetch_sub(1, Ordering::SeqCst);
         more
     }
+}
+
+/// The next task for the worker whose queue is `queues[home]`: its front, else half of
+/// another queue's back, taken with `try_lock` (a thief never waits for an owner). A thief that
+/// keeps stolen tasks for later puts them in its own queue and wakes sleepers for them: the
+/// pusher woke as many workers as it pushed tasks, but a thief that took several runs them one
+/// at a time, and another sleeper may steal them.
+pub(super) fn next_task<T, Q>(queues: &[Q], home: usize, sleepers: &Sleepers) -> Option<T>
+where
+    Q: Deref<Target = Mutex<VecDeque<T>>>,
+{
+    if let Some(task) = lock_queue(&queues[home]).pop_front() {
+        return Some(task);
+    }
+    let n = queues.len();
+    for victim in (1..n).map(|i| (home + i) % n) {
+        let Ok(mut queue) = queues[victim].try_lock() else {
+            continue;
+        };
+        let len = queue.len();
+        if len == 0 {
+            continue;
+        }
+        let mut stolen = queue.split_off(len - len.div_ceil(2));
+        drop(queue);
+        let task = stolen.pop_front();
+        if !stolen.is_empty() {
+            let left = stolen.len();
+            lock_queue(&queues[home]).append(&mut stolen);
+            sleepers.wake(left);
+        }
+        return task;
+    }
+    None
+}
+
+fn lock_queue<T>(queue: &Mutex<VecDeque<T>>) -> MutexGuard<'_, VecDeque<T>> {
+    // Nothing panics while holding a queue's lock but allocation failure; its data stays
+    // consistent.
+    queue.lock().unwrap_or_else(PoisonError::into_inner)
 }

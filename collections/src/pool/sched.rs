@@ -200,33 +200,7 @@ impl Run {
 
     /// The next task for `worker`: its own queue's front, else half of another queue's back.
     fn next_task(&self, worker: usize) -> Option<Task> {
-        let home = self.home(worker);
-        if let Some(task) = lock(&self.queues[home]).pop_front() {
-            return Some(task);
-        }
-        let n = self.queues.len();
-        for victim in (1..n).map(|i| (home + i) % n) {
-            let Ok(mut queue) = self.queues[victim].try_lock() else {
-                continue;
-            };
-            let len = queue.len();
-            if len == 0 {
-                continue;
-            }
-            let mut stolen = queue.split_off(len - len.div_ceil(2));
-            drop(queue);
-            let task = stolen.pop_front();
-            if !stolen.is_empty() {
-                let left = stolen.len();
-                lock(&self.queues[home]).append(&mut stolen);
-                // What this worker does not run now is in its queue: another sleeper may steal
-                // it (the pusher woke as many workers as it pushed tasks, but a thief that took
-                // several runs one at a time).
-                self.wake(left);
-            }
-            return task;
-        }
-        None
+        super::park::next_task(&self.queues, self.home(worker), &self.sleepers)
     }
 
     /// Runs one task to its end (commit, panic, or, unordered, a retry that puts it aside).
