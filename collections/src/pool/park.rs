@@ -1,4 +1,5 @@
-//! Parking a `TaskPool` worker that has nothing to do, and waking it when work comes.
+//! Parking a `TaskPool` worker that has nothing to do, and waking it when work comes; and a
+//! worker's next task ([`next_task`]), whose stealing wakes sleepers too.
 //!
 //! A worker with no work registers in `count` while holding the `idle` lock, then checks what
 //! the caller gives it (every task queue and the tasks put aside, each read under its own lock;
