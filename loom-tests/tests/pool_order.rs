@@ -32,9 +32,9 @@ impl Last {
 
 /// Runs the tasks `first..first + tasks.len()` in order on their workers, the model's main
 /// thread as worker 0 and one thread per other worker: worker `tasks[i]` waits for task
-/// `first + i`'s turn, records its number in `last` (a plain write), and advances the turn. Every worker then
-/// waits for the turn past the last task, which the last task gives, so that each one has
-/// parked for a number it did not advance to itself.
+/// `first + i`'s turn, records its number in `last` (a plain write), and advances the turn.
+/// Every worker then waits for the turn past the last task, which the last task gives, so that
+/// each one has parked for a number it did not advance to itself.
 fn run_in_order(workers: usize, first: u64, tasks: &'static [usize]) {
     let order = Arc::new(Order::new(first, workers));
     let last = Arc::new(Last(UnsafeCell::new(first - 1)));

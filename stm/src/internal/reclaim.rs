@@ -342,14 +342,14 @@ impl Deferred {
 ///
 /// A running attempt keeps raw addresses of the variables it read or wrote until it ends (and
 /// through a `retry` wait, but only as keys while asleep: a sleeping thread is not waited for,
-/// [`ThreadCtx::asleep_outside_attempts`]). The calling thread's own attempt has purged them already (see
-/// `TxState::forget`); another thread's may still hold them if it reached them through a handle
-/// it let go of in mid-attempt (an `Arc` clone dropped inside its closure), while this thread
-/// dropped the last handle. Whatever made this thread the owner (the `Arc` count, a mutex, a
-/// channel) synchronised with that handle's release, which came after the other thread marked
-/// itself inside `atomically` ([`ThreadCtx::enter_atomically`]): so the scan below sees that
-/// mark, and the drop waits until the mark moves on. A thread that is not inside `atomically`
-/// holds no such address.
+/// [`ThreadCtx::asleep_outside_attempts`]). The calling thread's own attempt has purged them
+/// already (see `TxState::forget`); another thread's may still hold them if it reached them
+/// through a handle it let go of in mid-attempt (an `Arc` clone dropped inside its closure),
+/// while this thread dropped the last handle. Whatever made this thread the owner (the `Arc`
+/// count, a mutex, a channel) synchronised with that handle's release, which came after the
+/// other thread marked itself inside `atomically` ([`ThreadCtx::enter_atomically`]): so the
+/// scan below sees that mark, and the drop waits until the mark moves on. A thread that is not
+/// inside `atomically` holds no such address.
 ///
 /// Deferred values are dropped by later reclamation passes, outside any transaction, and by
 /// [`reclaim_retired`], or by the next such drop outside a transaction.

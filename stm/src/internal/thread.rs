@@ -32,7 +32,7 @@ pub(crate) struct Slot {
     pub(crate) pin: AtomicU64,
     /// Odd while the thread is inside `atomically` (its attempts, but not while asleep in
     /// `retry`), even otherwise; it moves on at every entry and exit (see
-    /// [`drop_after_running_attempts`](crate::internal::reclaim::drop_after_running_attempts)).
+    /// [`drop_after_running_attempts`](super::reclaim::drop_after_running_attempts)).
     pub(super) attempt: AtomicU64,
     in_use: AtomicBool,
     pub(crate) stats: StatsCell,
@@ -59,7 +59,7 @@ pub(crate) struct Globals {
     /// Retired values left behind by threads that exited.
     pub(super) orphans: SweptList<Retired>,
     /// Variables dropped while other threads were inside `atomically` (see
-    /// [`drop_after_running_attempts`](crate::internal::reclaim::drop_after_running_attempts)).
+    /// [`drop_after_running_attempts`](super::reclaim::drop_after_running_attempts)).
     pub(super) deferred: SweptList<Deferred>,
     /// Statistics of threads that exited.
     pub(crate) exited_stats: Mutex<StatsSnapshot>,
@@ -70,8 +70,11 @@ pub(crate) struct Globals {
     pub(crate) profiling: AtomicBool,
     /// Conflict profiles of threads that exited.
     exited_profile: ProfileCell,
-    /// How many threads wait for readers now, blocked in [`wait_for_pins_below`](crate::internal::reclaim::wait_for_pins_below) or in
-    /// `history::wait_for_readers_up_to` (see [`readers_awaited`](crate::internal::reclaim::readers_awaited)).
+    /// How many threads wait for readers now, blocked in [`wait_for_pins_below`] or in
+    /// `history::wait_for_readers_up_to` (see [`readers_awaited`]).
+    ///
+    /// [`wait_for_pins_below`]: crate::internal::reclaim::wait_for_pins_below
+    /// [`readers_awaited`]: crate::internal::reclaim::readers_awaited
     pub(super) reader_waiters: AtomicU64,
 }
 
@@ -417,7 +420,9 @@ impl ThreadCtx {
 
     /// Marks the thread as inside `atomically` (outermost call only): from here until
     /// [`leave_atomically`](Self::leave_atomically), variables this thread may still refer to are
-    /// not freed by other threads (see [`drop_after_running_attempts`](crate::internal::reclaim::drop_after_running_attempts)).
+    /// not freed by other threads (see [`drop_after_running_attempts`]).
+    ///
+    /// [`drop_after_running_attempts`]: crate::internal::reclaim::drop_after_running_attempts
     #[inline]
     pub(crate) fn enter_atomically(&self) {
         let depth = self.atomically_depth.get();
@@ -430,11 +435,13 @@ impl ThreadCtx {
 
     /// Runs `sleep` (a `retry` wait) with this thread counted outside `atomically`, if this is
     /// the outermost call: values dropped meanwhile on other threads do not wait for it (see
-    /// [`drop_after_running_attempts`](crate::internal::reclaim::drop_after_running_attempts)). `sleep` must not touch any variable: those the thread
-    /// waits on may be freed while it sleeps (their addresses stay valid keys of the wait
-    /// queues; a commit to a variable made since at the same address wakes it spuriously).
+    /// [`drop_after_running_attempts`]). `sleep` must not touch any variable: those the
+    /// thread waits on may be freed while it sleeps (their addresses stay valid keys of the
+    /// wait queues; a commit to a variable made since at the same address wakes it spuriously).
     /// A nested call (a `Drop` that runs a transaction at the end of an outer one) keeps its
     /// mark: the outer call may still hold variables.
+    ///
+    /// [`drop_after_running_attempts`]: crate::internal::reclaim::drop_after_running_attempts
     pub(crate) fn asleep_outside_attempts(&self, sleep: impl FnOnce()) {
         if self.atomically_depth.get() != 1 {
             return sleep();
