@@ -286,13 +286,13 @@ pub mod __loom {
     /// A `TaskPool` worker's next task (`pool/park.rs`): the front of `queues[home]`, else
     /// half of another queue's back, waking `sleepers` for stolen tasks kept for later.
     pub fn next_task<T>(
-        queues: &[crate::sync::Mutex<std::collections::VecDeque<T>>],
+        queues: &[crossbeam_utils::CachePadded<
+            crate::sync::Mutex<std::collections::VecDeque<T>>,
+        >],
         home: usize,
         sleepers: &Sleepers,
     ) -> Option<T> {
-        let queues: Vec<&crate::sync::Mutex<std::collections::VecDeque<T>>> =
-            queues.iter().collect();
-        crate::park::next_task(&queues, home, &sleepers.0)
+        crate::park::next_task(queues, home, &sleepers.0)
     }
 }
 

@@ -13,6 +13,7 @@
 
 use commute::__loom::{Sleepers, next_task};
 use commute_loom_tests::run_model;
+use crossbeam_utils::CachePadded;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
@@ -21,7 +22,7 @@ use std::collections::VecDeque;
 /// The shared state of a modelled run: one queue per worker, the count of unfinished tasks,
 /// the sleepers, and how often each task ran.
 struct Run {
-    queues: Vec<Mutex<VecDeque<usize>>>,
+    queues: Vec<CachePadded<Mutex<VecDeque<usize>>>>,
     unfinished: AtomicUsize,
     sleepers: Sleepers,
     ran: Vec<AtomicUsize>,
@@ -34,7 +35,7 @@ impl Run {
         Run {
             queues: queued
                 .iter()
-                .map(|q| Mutex::new(q.iter().copied().collect()))
+                .map(|q| CachePadded::new(Mutex::new(q.iter().copied().collect())))
                 .collect(),
             unfinished: AtomicUsize::new(initial),
             sleepers: Sleepers::default(),

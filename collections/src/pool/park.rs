@@ -22,7 +22,6 @@
 //! Under loom (where this module is compiled alone, for the models of
 //! `loom-tests/tests/pool_park.rs`) the lock and the condition variable are loom's.
 
-use core::ops::Deref;
 use crossbeam_utils::CachePadded;
 use std::collections::VecDeque;
 use std::sync::PoisonError;
@@ -38,10 +37,14 @@ pub(super) struct Sleepers {
     wake: Condvar,
 }
 
-fn lock(idle: &Mutex<()>) -> MutexGuard<'_, ()> {
-    // Nothing panics while holding it; it guards no data.
-    idle.lock().unwrap_or_else(PoisonError::into_inner)
+/// Locks `m`, a lock of the pool's bookkeeping: nothing panics while holding one but
+/// allocation failure, so a poisoned lock's data is still consistent.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// One run's task queues (one per worker, or one shared), each on a cache line of its own.
+pub(super) type Queues<T> = [CachePadded<Mutex<VecDeque<T>>>];
 
 impl Sleepers {
     pub(super) fn new() -> Self {
@@ -101,11 +104,8 @@ impl Sleepers {
 /// keeps stolen tasks for later puts them in its own queue and wakes sleepers for them: the
 /// pusher woke as many workers as it pushed tasks, but a thief that took several runs them one
 /// at a time, and another sleeper may steal them.
-pub(super) fn next_task<T, Q>(queues: &[Q], home: usize, sleepers: &Sleepers) -> Option<T>
-where
-    Q: Deref<Target = Mutex<VecDeque<T>>>,
-{
-    if let Some(task) = lock_queue(&queues[home]).pop_front() {
+pub(super) fn next_task<T>(queues: &Queues<T>, home: usize, sleepers: &Sleepers) -> Option<T> {
+    if let Some(task) = lock(&queues[home]).pop_front() {
         return Some(task);
     }
     let n = queues.len();
@@ -122,16 +122,10 @@ where
         let task = stolen.pop_front();
         if !stolen.is_empty() {
             let left = stolen.len();
-            lock_queue(&queues[home]).append(&mut stolen);
+            lock(&queues[home]).append(&mut stolen);
             sleepers.wake(left);
         }
         return task;
     }
     None
-}
-
-fn lock_queue<T>(queue: &Mutex<VecDeque<T>>) -> MutexGuard<'_, VecDeque<T>> {
-    // Nothing panics while holding a queue's lock but allocation failure; its data stays
-    // consistent.
-    queue.lock().unwrap_or_else(PoisonError::into_inner)
 }

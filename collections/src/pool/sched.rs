@@ -45,12 +45,12 @@ use core::panic::AssertUnwindSafe;
 use std::collections::VecDeque;
 use std::panic::catch_unwind;
 use std::rc::Rc;
-use std::sync::{MutexGuard, PoisonError};
+use std::sync::PoisonError;
 
 use crossbeam_utils::CachePadded;
 
 use super::order::Order;
-use super::park::Sleepers;
+use super::park::{Queues, Sleepers, lock};
 use super::{Body, TaskCtx};
 use crate::stats::{self, StatsSnapshot};
 use crate::sync::Mutex;
@@ -81,16 +81,10 @@ enum Outcome {
     Retried,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while holding these locks except allocation failure; a poisoned lock's
-    // data is still consistent.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// The shared state of one run.
 pub(super) struct Run {
     /// One queue per worker (unordered) or one shared FIFO (ordered).
-    queues: Box<[CachePadded<Mutex<VecDeque<Task>>>]>,
+    queues: Box<Queues<Task>>,
     order: Option<Order>,
     /// Tasks added and not yet finished (never below the true number; see the module doc).
     unfinished: CachePadded<AtomicUsize>,
@@ -443,7 +437,7 @@ impl Run {
             // for: then each runs alone): let them try again.
             let n = back.len();
             lock(&self.queues[self.home(ctx.worker)]).extend(back);
-            self.wake(n);
+            self.sleepers.wake(n);
         }
         finished
     }
@@ -482,13 +476,13 @@ impl Run {
                 .map(|(body, id)| Task { id, body }),
         );
         drop(queue);
-        self.wake(n);
+        self.sleepers.wake(n);
     }
 
     /// Unordered mode: a task whose attempt retried waits for a worker with nothing else to do.
     fn put_aside(&self, task: Task) {
         lock(&self.waiting).push(task);
-        self.wake(1);
+        self.sleepers.wake(1);
     }
 
     /// Every put-aside task, oldest first. All of them: a worker that took only some would block
@@ -533,11 +527,6 @@ impl Run {
         if self.unfinished.fetch_sub(n, Ordering::AcqRel) == n {
             self.sleepers.wake_all();
         }
-    }
-
-    /// Wakes up to `tasks` parked workers, after making that many tasks visible.
-    fn wake(&self, tasks: usize) {
-        self.sleepers.wake(tasks);
     }
 
     fn has_work(&self) -> bool {
